@@ -1,0 +1,223 @@
+"""Ports: what the engine needs from the outside world, as Protocols and plain records.
+
+Adapters implement these; the engine and ``bot/`` depend only on them. Records are frozen
+dataclasses of JSON-able values (``Mapping[str, Any]`` documents) and aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from engine.tools import ToolResult
+
+JsonDoc = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class StoredJob:
+    """A job as stored: its document (the engine's job as JSON) and its CAS version."""
+
+    job_id: str
+    version: int
+    state: str
+    document: JsonDoc
+
+
+@dataclass(frozen=True)
+class ChainRecord:
+    """One entry of a job's event chain and the signed artifact it witnesses.
+
+    ``seq`` is the 0-based position in the job's chain; (job_id, seq) is unique, so a chain
+    can never fork. ``envelope`` is the signed receipt or record whose payload hash the event
+    carries (None for events that witness nothing signed).
+    """
+
+    job_id: str
+    seq: int
+    event: JsonDoc
+    envelope: JsonDoc | None
+
+
+@dataclass(frozen=True)
+class ApprovalRecord:
+    job_id: str
+    approver: str  # directory principal id
+    chat_identity: str  # e.g. "slack:U123" or "teams:29:abc"
+    decision: str  # approve | deny | withdraw
+    plan_hash_b64u: str
+    at: datetime
+    receipt_id: str
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    jti: str
+    job_id: str
+    kind: str  # agent | rollback
+    claims: JsonDoc
+    issued_at: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class Revocation:
+    jti: str
+    job_id: str
+    revoked_at: datetime
+    record: JsonDoc  # the signed revocation envelope
+
+
+@dataclass(frozen=True)
+class JobUpdate:
+    """Everything one transition writes, in one transaction, or nothing.
+
+    Applied only when the stored version equals ``expected_version``; the new version is
+    ``expected_version + 1``. ``idempotency_key`` (when given) is stored with
+    ``idempotency_result`` in the same transaction and must be new.
+    """
+
+    job_id: str
+    expected_version: int
+    state: str
+    document: JsonDoc
+    chain: Sequence[ChainRecord] = ()
+    approvals: Sequence[ApprovalRecord] = ()
+    tokens: Sequence[TokenRecord] = ()
+    revocations: Sequence[Revocation] = ()
+    idempotency_key: str | None = None
+    idempotency_result: JsonDoc | None = None
+
+
+@dataclass(frozen=True)
+class MessageRef:
+    """Where a card for a job was posted, so it can be updated in place later."""
+
+    job_id: str
+    platform: str  # slack | teams | console
+    kind: str  # status | approval:<principal> | ...
+    ref: JsonDoc  # platform-specific: channel + ts, conversation reference + activity id
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    """A chat delivery not yet confirmed; delivered later when the platform is back."""
+
+    item_id: int
+    platform: str
+    job_id: str
+    payload: JsonDoc
+    attempts: int
+    not_before: datetime
+
+
+@dataclass(frozen=True)
+class ModelExchange:
+    """The exact bytes one model call sent and received, kept for auditors."""
+
+    receipt_id: str
+    job_id: str
+    request_body: bytes
+    response_body: bytes
+    at: datetime
+
+
+class Store(Protocol):
+    """Durable state. Every method is one transaction. Errors are ``StoreError``,
+    ``ConcurrentUpdate`` (CAS lost, duplicate key, duplicate chain seq) or ``JobNotFound``."""
+
+    # policies (the WPC registry)
+    async def put_policy(self, policy_hash_b64u: str, envelope: JsonDoc) -> bool:
+        """Store a signed WPC envelope; True when it was already there (idempotent)."""
+        ...
+
+    async def get_policy(self, policy_hash_b64u: str) -> JsonDoc | None: ...
+
+    # jobs
+    async def create_job(self, update: JobUpdate) -> StoredJob:
+        """Insert a new job at version 1 (``expected_version`` must be 0)."""
+        ...
+
+    async def load_job(self, job_id: str) -> StoredJob: ...
+
+    async def update_job(self, update: JobUpdate) -> StoredJob: ...
+
+    async def list_jobs(self, states: Collection[str] | None = None) -> list[StoredJob]: ...
+
+    async def chain(self, job_id: str) -> list[ChainRecord]: ...
+
+    async def approvals(self, job_id: str) -> list[ApprovalRecord]: ...
+
+    async def tokens(self, job_id: str) -> list[TokenRecord]: ...
+
+    # idempotency
+    async def idempotent_result(self, key: str) -> JsonDoc | None: ...
+
+    async def claim_key(self, key: str, result: JsonDoc, at: datetime) -> bool:
+        """Record an inbound idempotency key; False when it was already claimed."""
+        ...
+
+    # revocation (keyed by jti, never by the token string)
+    async def revoke(self, revocation: Revocation) -> bool:
+        """Revoke outside a job transition (CLI); True when newly revoked."""
+        ...
+
+    async def is_revoked(self, jti: str) -> bool: ...
+
+    async def revocation(self, jti: str) -> Revocation | None: ...
+
+    # chat message references and outbox
+    async def put_message_ref(self, ref: MessageRef) -> None: ...
+
+    async def message_refs(self, job_id: str, platform: str | None = None) -> list[MessageRef]: ...
+
+    async def enqueue(self, platform: str, job_id: str, payload: JsonDoc, at: datetime) -> int: ...
+
+    async def due(self, platform: str, now: datetime, limit: int = 50) -> list[OutboxItem]: ...
+
+    async def delivered(self, item_id: int) -> None: ...
+
+    async def postpone(self, item_id: int, not_before: datetime) -> None: ...
+
+    # tool snapshots (first write wins: a retried snapshot never overwrites the original)
+    async def save_snapshot(self, key: str, snapshot: JsonDoc) -> JsonDoc: ...
+
+    async def load_snapshot(self, key: str) -> JsonDoc | None: ...
+
+    # model exchanges (audit of exact bodies)
+    async def put_exchange(self, exchange: ModelExchange) -> None: ...
+
+    async def exchanges(self, job_id: str) -> list[ModelExchange]: ...
+
+    async def purge_exchanges(self, before: datetime) -> int: ...
+
+
+class SnapshotStore(Protocol):
+    """The part of the store the Conditional Access tools need."""
+
+    async def save_snapshot(self, key: str, snapshot: JsonDoc) -> JsonDoc: ...
+
+    async def load_snapshot(self, key: str) -> JsonDoc | None: ...
+
+
+@dataclass(frozen=True)
+class MarkedGrant:
+    """A grant found in the tenant that carries a breakglass job marker."""
+
+    job_id: str
+    rollback_tool: str
+    arguments: JsonDoc
+    description: str
+
+
+class ToolPort(Protocol):
+    """Executes privileged tools by name. Raises ``GraphError`` (or another ``AdapterError``)
+    when the outside system fails; returns ``ToolResult`` otherwise."""
+
+    async def call(self, tool_name: str, arguments: JsonDoc) -> ToolResult: ...
+
+    async def find_marked_grants(self) -> list[MarkedGrant]:
+        """Every grant in the tenant that carries a breakglass job marker (for reconciliation)."""
+        ...
