@@ -1,0 +1,107 @@
+"""Canonical JSON (RFC 8785) for hashing, and a strict parser for untrusted JSON.
+
+Payloads we produce have keys in sorted order, so the JCS bytes and the reference
+implementation's ``JSON.stringify`` (insertion order) bytes hash the same.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import rfc8785
+
+from engine.encoding import sha256_b64u
+from engine.errors import StrictJsonError, TooLarge
+
+MAX_SAFE_INTEGER = 2**53 - 1
+
+
+def jcs(value: Any) -> bytes:
+    """RFC 8785 canonical bytes of a JSON value."""
+    try:
+        return rfc8785.dumps(value)
+    except rfc8785.CanonicalizationError as exc:
+        raise StrictJsonError(f"cannot canonicalize: {exc}") from exc
+
+
+def insertion_order_json(value: Any) -> bytes:
+    """The bytes ``JSON.stringify(value)`` produces: no spaces, keys in insertion order."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode(
+        "utf-8"
+    )
+
+
+def jcs_hash(value: Any) -> str:
+    return sha256_b64u(jcs(value))
+
+
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, val in pairs:
+        if key in out:
+            raise StrictJsonError(f"duplicate key {key[:64]!r}")
+        out[key] = val
+    return out
+
+
+def _reject_constant(name: str) -> Any:
+    raise StrictJsonError(f"{name} is not JSON")
+
+
+def _checked_int(text: str) -> int:
+    value = int(text)
+    if abs(value) > MAX_SAFE_INTEGER:
+        raise StrictJsonError("integer beyond 2^53")
+    return value
+
+
+def _reject_float(text: str) -> Any:
+    raise StrictJsonError(f"number {text[:32]} is not an integer; floats are not allowed here")
+
+
+def _check_strings(value: Any) -> None:
+    """Lone surrogates parse in Python but cannot be UTF-8: refuse them anywhere."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise StrictJsonError("lone surrogate in string") from exc
+        elif isinstance(item, Mapping):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def strict_loads(data: str | bytes, *, max_bytes: int | None = None, floats: bool = False) -> Any:
+    """Parse untrusted JSON, refusing what could make two parsers disagree.
+
+    Refused with StrictJsonError: duplicate keys, NaN/Infinity, lone surrogates, integers
+    beyond 2^53, invalid UTF-8, and (unless ``floats``) non-integer numbers. Above
+    ``max_bytes`` raises TooLarge before parsing. Does NOT check any schema.
+    """
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+    if max_bytes is not None and len(raw) > max_bytes:
+        raise TooLarge(f"JSON body of {len(raw)} bytes is above the {max_bytes} byte limit")
+    try:
+        text = raw.decode("utf-8")
+        value = json.loads(
+            text,
+            object_pairs_hook=_reject_duplicates,
+            parse_constant=_reject_constant,
+            parse_int=_checked_int,
+            parse_float=float if floats else _reject_float,
+        )
+    except UnicodeDecodeError as exc:
+        raise StrictJsonError("not valid UTF-8") from exc
+    except json.JSONDecodeError as exc:
+        raise StrictJsonError(f"not JSON: {exc.msg} at {exc.pos}") from exc
+    except RecursionError as exc:
+        raise StrictJsonError("JSON nested too deeply") from exc
+    _check_strings(value)
+    return value

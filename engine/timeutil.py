@@ -1,0 +1,36 @@
+"""Timestamps as clawsig writes them (``2026-02-12T00:00:00.000Z``). Time is always passed in."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from engine.errors import InputError
+
+
+def iso_ms(when: datetime) -> str:
+    """RFC 3339 UTC with milliseconds and a Z, like JavaScript's toISOString()."""
+    if when.tzinfo is None:
+        raise ValueError("naive datetime")
+    utc = when.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def parse_iso(text: object) -> datetime:
+    """Parse an RFC 3339 timestamp with an explicit offset; anything else is an InputError."""
+    if not isinstance(text, str) or not text or len(text) > 40:
+        raise InputError("timestamp is not a string")
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise InputError(f"not an RFC 3339 timestamp: {text[:40]!r}") from exc
+    if parsed.tzinfo is None:
+        raise InputError("timestamp has no UTC offset")
+    return parsed.astimezone(UTC)
+
+
+def epoch(when: datetime) -> int:
+    return int(when.timestamp())
+
+
+def from_epoch(seconds: int) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)

@@ -1,0 +1,62 @@
+import pytest
+
+from engine.canonical import insertion_order_json, jcs, strict_loads
+from engine.encoding import b64u_decode, b64u_encode, is_hash_b64u, sha256_b64u
+from engine.errors import InputError, StrictJsonError, TooLarge
+
+
+def test_b64u_round_trip_without_padding() -> None:
+    for data in (b"", b"f", b"fo", b"foo", bytes(range(256))):
+        text = b64u_encode(data)
+        assert "=" not in text
+        assert b64u_decode(text) == data
+
+
+@pytest.mark.parametrize("bad", ["Zg==", "Zm9v+", "Zm9v/", "Z", "Zh", "a b"])
+def test_b64u_refuses_padding_other_alphabets_and_stray_bits(bad: str) -> None:
+    with pytest.raises(InputError):
+        b64u_decode(bad)
+
+
+def test_sha256_b64u_is_43_chars() -> None:
+    digest = sha256_b64u(b"abc")
+    assert digest == "ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0"
+    assert is_hash_b64u(digest)
+
+
+def test_jcs_sorts_keys_and_matches_insertion_order_for_sorted_payloads() -> None:
+    value = {"b": [1, {"d": "é", "c": None}], "a": True}
+    assert jcs(value) == b'{"a":true,"b":[1,{"c":null,"d":"\xc3\xa9"}]}'
+    ordered = {"a": True, "b": [1, {"c": None, "d": "é"}]}
+    assert insertion_order_json(ordered) == jcs(value)
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ('{"a":1,"a":2}', "duplicate"),
+        ('{"a":NaN}', "NaN"),
+        ('{"a":Infinity}', "Infinity"),
+        ('{"a":-Infinity}', "Infinity"),
+        ('{"a":"\\ud800"}', "surrogate"),
+        ('{"\\udfff":1}', "surrogate"),
+        ('{"a":9007199254740992}', "beyond"),
+        ('{"a":-9007199254740992}', "beyond"),
+        ('{"a":1.5}', "float"),
+        ('{"a":', "not JSON"),
+    ],
+)
+def test_strict_loads_refuses_ambiguous_json(text: str, why: str) -> None:
+    with pytest.raises(StrictJsonError, match=why):
+        strict_loads(text)
+
+
+def test_strict_loads_refuses_invalid_utf8_and_oversize() -> None:
+    with pytest.raises(StrictJsonError, match="UTF-8"):
+        strict_loads(b'{"a":"\xff"}')
+    with pytest.raises(TooLarge):
+        strict_loads(b"[" + b"1," * 40_000 + b"1]", max_bytes=64 * 1024)
+
+
+def test_strict_loads_accepts_the_largest_safe_integer() -> None:
+    assert strict_loads('{"a":9007199254740991}') == {"a": 9007199254740991}
