@@ -1,0 +1,160 @@
+"""Receipts: ``tool_receipt.v1``, ``human_approval_receipt.v1`` and ``gateway_receipt.v1``.
+
+A receipt witnesses one chain event. The event is made first: its ``payload_hash_b64u`` is
+the hash of the receipt payload without ``binding`` (:func:`witness_hash`); the receipt is
+then bound to the event (``binding.event_hash_b64u``) and signed. A verifier recomputes the
+witness hash from the receipt, so neither can be swapped for another. Hash-only: arguments
+and results appear only as hashes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from engine.canonical import jcs
+from engine.did import Signer
+from engine.encoding import sha256_b64u
+from engine.envelope import sign_envelope, sorted_json
+from engine.timeutil import iso_ms
+
+TOOL_RECEIPT = "tool_receipt"
+HUMAN_APPROVAL_RECEIPT = "human_approval_receipt"
+GATEWAY_RECEIPT = "gateway_receipt"
+
+
+@dataclass(frozen=True)
+class Binding:
+    run_id: str
+    policy_hash_b64u: str
+    token_scope_hash_b64u: str | None = None
+    nonce: str | None = None
+
+    def to_json(self, event_hash_b64u: str) -> dict[str, str]:
+        out = {
+            "run_id": self.run_id,
+            "event_hash_b64u": event_hash_b64u,
+            "policy_hash": self.policy_hash_b64u,
+        }
+        if self.token_scope_hash_b64u:
+            out["token_scope_hash_b64u"] = self.token_scope_hash_b64u
+        if self.nonce:
+            out["nonce"] = self.nonce
+        return out
+
+
+def content_hash(value: Any) -> str:
+    """SHA-256 of the JCS of a JSON value (arguments, results, claims)."""
+    return sha256_b64u(jcs(value))
+
+
+def witness_hash(payload: Mapping[str, Any]) -> str:
+    """The hash a chain event carries for the receipt ``payload`` (binding excluded)."""
+    return content_hash({k: v for k, v in payload.items() if k != "binding"})
+
+
+def tool_receipt_payload(
+    *,
+    receipt_id: str,
+    tool_name: str,
+    arguments: Mapping[str, Any],
+    result: Mapping[str, Any],
+    status: str,
+    agent_did: str,
+    at: datetime,
+    latency_ms: int,
+) -> dict[str, Any]:
+    """An unbound tool receipt; ``status`` is success, error or timeout."""
+    return {
+        "receipt_version": "1",
+        "receipt_id": receipt_id,
+        "tool_name": tool_name,
+        "args_hash_b64u": content_hash(arguments),
+        "result_hash_b64u": content_hash(result),
+        "result_status": status,
+        "hash_algorithm": "SHA-256",
+        "agent_did": agent_did,
+        "timestamp": iso_ms(at),
+        "latency_ms": max(0, int(latency_ms)),
+    }
+
+
+def human_approval_payload(
+    *,
+    receipt_id: str,
+    approval_type: str,
+    approver_subject: str,
+    agent_did: str,
+    plan_hash_b64u: str,
+    summary: str,
+    at: datetime,
+    minted_capability_id: str | None = None,
+    minted_capability_ttl_seconds: int | None = None,
+) -> dict[str, Any]:
+    """An unbound human approval receipt. The approved scope is the plan (= policy) hash."""
+    payload: dict[str, Any] = {
+        "receipt_version": "1",
+        "receipt_id": receipt_id,
+        "approval_type": approval_type,
+        "approver_subject": approver_subject,
+        "approver_method": "ui_click",
+        "agent_did": agent_did,
+        "scope_hash_b64u": plan_hash_b64u,
+        "scope_summary": summary[:1024],
+        "policy_hash_b64u": plan_hash_b64u,
+        "plan_hash_b64u": plan_hash_b64u,
+        "hash_algorithm": "SHA-256",
+        "timestamp": iso_ms(at),
+    }
+    if minted_capability_id is not None:
+        payload["minted_capability_id"] = minted_capability_id
+        payload["minted_capability_ttl_seconds"] = minted_capability_ttl_seconds or 0
+    return payload
+
+
+def gateway_receipt_payload(
+    *,
+    receipt_id: str,
+    gateway_id: str,
+    provider: str,
+    model: str,
+    request_body: bytes,
+    response_body: bytes,
+    tokens_input: int,
+    tokens_output: int,
+    latency_ms: int,
+    at: datetime,
+    metadata: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """An unbound model-call receipt over the exact forwarded request and response bytes."""
+    payload: dict[str, Any] = {
+        "receipt_version": "1",
+        "receipt_id": receipt_id,
+        "gateway_id": gateway_id,
+        "provider": provider,
+        "model": model,
+        "request_hash_b64u": sha256_b64u(request_body),
+        "response_hash_b64u": sha256_b64u(response_body),
+        "tokens_input": max(0, int(tokens_input)),
+        "tokens_output": max(0, int(tokens_output)),
+        "latency_ms": max(0, int(latency_ms)),
+        "timestamp": iso_ms(at),
+    }
+    if metadata:
+        payload["metadata"] = dict(metadata)
+    return payload
+
+
+def bind_and_sign(
+    envelope_type: str,
+    payload: Mapping[str, Any],
+    binding: Binding,
+    event_hash_b64u: str,
+    signer: Signer,
+    at: datetime,
+) -> dict[str, Any]:
+    bound = dict(sorted_json(payload))
+    bound["binding"] = binding.to_json(event_hash_b64u)
+    return sign_envelope(envelope_type, bound, signer, at)
