@@ -29,7 +29,8 @@ MAX_METADATA_BYTES = 16 * 1024
 def terminal_record(
     *,
     run_id: str,
-    events_before: Sequence[Mapping[str, Any]],
+    event_count: int,
+    head_hash_b64u: str | None,
     outcome: str,
     signer: Signer,
     at: datetime,
@@ -38,8 +39,8 @@ def terminal_record(
     payload = {
         "run_end_version": "1",
         "run_id": run_id,
-        "event_count": len(events_before),
-        "head_hash_b64u": events_before[-1]["event_hash_b64u"] if events_before else None,
+        "event_count": event_count,
+        "head_hash_b64u": head_hash_b64u,
         "outcome": outcome,
         "ended_at": iso_ms(at),
     }
@@ -72,7 +73,7 @@ def build_bundle(
     run_id: str,
     events: Sequence[Mapping[str, Any]],
     artifacts: Sequence[Mapping[str, Any]],
-    wpc_envelope: Mapping[str, Any],
+    policies: Sequence[Mapping[str, Any]],
     token_claims: Sequence[Mapping[str, Any]],
     run: Mapping[str, Any],
     pulse: Mapping[str, Any],
@@ -80,7 +81,8 @@ def build_bundle(
     at: datetime,
 ) -> dict[str, Any]:
     """Sign the bundle of a closed chain. ``artifacts`` are the signed envelopes the chain
-    witnesses (receipts, revocation records, the terminal record), in chain order.
+    witnesses (receipts, revocation records, the terminal record), in chain order;
+    ``policies`` every WPC envelope proposed for the job, the request's first.
 
     Does NOT verify anything it is given: run the verifier on the result.
     """
@@ -91,7 +93,7 @@ def build_bundle(
     metadata = {
         "breakglass": {
             "bundle_profile": "breakglass.v1",
-            "wpc": wpc_envelope,
+            "policies": list(policies),
             "tokens": list(token_claims),
             "revocations": by_type.get(REVOCATION_TYPE, []),
             "terminal": terminal[-1] if terminal else None,

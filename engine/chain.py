@@ -31,7 +31,7 @@ TOKEN_ISSUED = "token_issued"  # CST claims hash
 TOOL_CALL = "tool_call"  # tool_receipt (allowed or refused)
 LLM_CALL = "llm_call"  # gateway_receipt
 REVOCATION = "token_revoked"  # breakglass_revocation record
-NOTE = "note"  # a state change witnessed by no receipt (expiry, kill pressed, ...)
+EXTENSION_REQUEST = "request_extension"  # a longer window was proposed (payload: plan hash)
 RUN_END = "run_end"  # the signed terminal event: count and head hash
 
 

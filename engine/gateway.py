@@ -8,15 +8,18 @@ GatewayRefusal with a stable reason; a target outside the WPC also names the kil
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from engine import catalog
+from engine.canonical import strict_loads
 from engine.cst import VerifiedToken, tool_scope, verify_token
-from engine.errors import GatewayRefusal, InvalidToken
+from engine.encoding import b64u_decode
+from engine.errors import GatewayRefusal, InputError, InvalidToken
+from engine.lifecycle import ToolCallRecorded
 from engine.timeutil import epoch
-from engine.tools import ToolSpec
+from engine.tools import ToolResult, ToolSpec
 from engine.wpc import Policy
 
 UNEXPECTED_TARGET = "unexpected_target_detected"
@@ -37,7 +40,7 @@ class GatewayView:
     policy: Policy  # the pinned WPC, whose envelope was verified when it was loaded
     trusted_issuers: Collection[str]
     is_revoked: Callable[[str], bool]
-    tools: Mapping[str, ToolSpec] = catalog.TOOLS
+    tools: Mapping[str, ToolSpec] = field(default_factory=lambda: catalog.TOOLS)
 
 
 @dataclass(frozen=True)
@@ -129,3 +132,64 @@ def _check_window_bound(
         raise GatewayRefusal(
             "ARGUMENT_BEYOND_WINDOW", f"{spec.window_bound} exceeds the {minutes_left} min left"
         )
+
+
+def token_scope_hash_of(token: object) -> str | None:
+    """The scope hash a presented token claims, for binding a refusal receipt (unverified)."""
+    try:
+        claims = strict_loads(b64u_decode(str(token).split(".")[1]))
+    except (InputError, IndexError):
+        return None
+    value = claims.get("token_scope_hash_b64u") if isinstance(claims, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def recorded_call(
+    call: ToolCall,
+    *,
+    receipt_id: str,
+    latency_ms: int,
+    allowed: Allowed | None = None,
+    result: ToolResult | None = None,
+    refusal: GatewayRefusal | None = None,
+    token: object = None,
+) -> ToolCallRecorded:
+    """The command that receipts one gateway outcome: an allowed call and what it returned,
+    or a refusal (whose receipt hashes the reason and binds the token it presented)."""
+    if allowed is not None and result is not None:
+        verified = result.body.get("verified")
+        ok = result.ok and verified is not False
+        return ToolCallRecorded(
+            receipt_id=receipt_id,
+            tool_name=allowed.spec.name,
+            arguments=dict(call.arguments),
+            result=dict(result.body),
+            # For a verification read, success means "the tenant looks as planned".
+            status="success" if ok else "error",
+            token_scope_hash=allowed.token.token_scope_hash_b64u,
+            latency_ms=latency_ms,
+            role=allowed.spec.role.value,
+            verified=verified if isinstance(verified, bool) else None,
+        )
+    reason = refusal.reason if refusal is not None else "NOT_EXECUTED"
+    arguments = call.arguments if isinstance(call.arguments, Mapping) else {}
+    return ToolCallRecorded(
+        receipt_id=receipt_id,
+        tool_name=call.tool_name if isinstance(call.tool_name, str) else "",
+        arguments=_jsonable(arguments),
+        result={"refused": reason},
+        status="error",
+        token_scope_hash=token_scope_hash_of(token),
+        latency_ms=latency_ms,
+        role="refused",
+        kill_trigger=refusal.kill_trigger if refusal is not None else None,
+    )
+
+
+def _jsonable(arguments: Mapping[Any, Any]) -> dict[str, Any]:
+    """Arguments as hashable JSON: non-string keys and odd values are stringified."""
+    out: dict[str, Any] = {}
+    for key, value in arguments.items():
+        ok = isinstance(value, str | bool | None) or (isinstance(value, int) and abs(value) < 2**53)
+        out[str(key)] = value if ok else repr(value)[:200]
+    return out

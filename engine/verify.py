@@ -204,7 +204,12 @@ class _BreakGlassCheck:
         self.events: Sequence[Mapping[str, Any]] = payload.get("event_chain", [])
 
     def run(self) -> None:
-        self.policy = verify_wpc(self.meta.get("wpc"), self.trust.registry_publisher_dids)
+        envelopes = self.meta.get("policies")
+        if not isinstance(envelopes, list) or not envelopes:
+            raise VerificationError("SCHEMA_VALIDATION_FAILED", "metadata.breakglass.policies")
+        self.policies = [verify_wpc(e, self.trust.registry_publisher_dids) for e in envelopes]
+        self.policy = self.policies[0]
+        self.by_hash = {p.policy_hash_b64u: p for p in self.policies}
         self.run_id = chain.check_chain(self.events)
         self._check_request()
         self.tokens = self._check_tokens()
@@ -218,8 +223,8 @@ class _BreakGlassCheck:
 
     def _check_request(self) -> None:
         first = self.events[0]
-        if self.policy.job_id != self.run_id:
-            self.report.fail("BREAKGLASS_POLICY_MISMATCH", "the WPC belongs to another job")
+        if any(p.job_id != self.run_id for p in self.policies):
+            self.report.fail("BREAKGLASS_POLICY_MISMATCH", "a WPC belongs to another job")
         if first["event_type"] != chain.REQUEST or (
             first["payload_hash_b64u"] != self.policy.policy_hash_b64u
         ):
@@ -231,7 +236,7 @@ class _BreakGlassCheck:
         for claims in self.meta.get("tokens", []):
             if not isinstance(claims, Mapping) or "token_scope_hash_b64u" not in claims:
                 raise VerificationError("SCHEMA_VALIDATION_FAILED", "token claims")
-            if claims.get("policy_hash_b64u") != self.policy.policy_hash_b64u:
+            if claims.get("policy_hash_b64u") not in self.by_hash:
                 self.report.fail("BREAKGLASS_POLICY_MISMATCH", "a token is pinned to another WPC")
             if claims.get("mission_id") != self.run_id:
                 self.report.fail("BREAKGLASS_POLICY_MISMATCH", "a token is for another job")
@@ -265,6 +270,8 @@ class _BreakGlassCheck:
             out.append((chain.TOKEN_ISSUED, content_hash(claims), None))
         for record in self.meta.get("revocations", []):
             out.append((chain.REVOCATION, str(record.get("payload_hash_b64u")), None))
+        for policy in self.policies[1:]:
+            out.append((chain.EXTENSION_REQUEST, policy.policy_hash_b64u, None))
         terminal = self.meta.get("terminal")
         if isinstance(terminal, Mapping):
             out.append((chain.RUN_END, str(terminal.get("payload_hash_b64u")), None))
@@ -303,45 +310,42 @@ class _BreakGlassCheck:
         if body.get("outcome") != self.meta.get("run", {}).get("outcome"):
             self.report.fail("BREAKGLASS_OUTCOME_MISMATCH", "terminal outcome differs from run")
 
-    def _issue_time(self) -> datetime | None:
-        agent = [
-            c for c in self.tokens.values() if str(c.get("sub", "")).startswith("breakglass:agent")
-        ]
-        return from_epoch(min(int(c["iat"]) for c in agent)) if agent else None
-
     def _check_approvals(self) -> None:
-        terms = self.policy.terms
-        issued = self._issue_time()
-        approvals = self.payload.get("human_approval_receipts", [])
-        before = [a for a in approvals if issued is None or _ts(a["timestamp"]) <= issued]
-        if issued is None:
-            return  # no token: nothing was authorised, nothing to justify
-        late = [
-            a
-            for a in approvals
-            if _ts(a["timestamp"]) > issued and a["approval_type"] == "explicit_approve"
-        ]
-        if any(a.get("plan_hash_b64u") != self.policy.policy_hash_b64u for a in before):
-            self.report.fail("BREAKGLASS_APPROVAL_PLAN_MISMATCH", "an approval names another plan")
-        if any(a["approval_type"] != "explicit_approve" for a in before):
-            self.report.fail("BREAKGLASS_APPROVALS_INSUFFICIENT", "a denial preceded the token")
-        approvers = {
-            a["approver_subject"] for a in before if a["approval_type"] == "explicit_approve"
-        }
-        if terms.get("requester") in approvers:
+        """Each agent token was preceded by enough distinct, non-requester approvals of the
+        very plan it is pinned to; a withdrawal or denial before issue cancels an approval."""
+        approvals = sorted(
+            self.payload.get("human_approval_receipts", []), key=lambda a: _ts(a["timestamp"])
+        )
+        for claims in self.tokens.values():
+            if str(claims.get("sub", "")).startswith("breakglass:agent"):
+                self._check_token_approvals(claims, approvals)
+
+    def _check_token_approvals(
+        self, claims: Mapping[str, Any], approvals: Sequence[Mapping[str, Any]]
+    ) -> None:
+        plan_hash = claims["policy_hash_b64u"]
+        policy = self.by_hash.get(plan_hash, self.policy)
+        issued = from_epoch(int(claims["iat"]))
+        on_plan = [a for a in approvals if a.get("plan_hash_b64u") == plan_hash]
+        latest: dict[str, str] = {}
+        for approval in on_plan:
+            if _ts(approval["timestamp"]) <= issued:
+                latest[str(approval.get("approver_subject"))] = approval["approval_type"]
+        approvers = {who for who, kind in latest.items() if kind == "explicit_approve"}
+        requester = policy.terms.get("requester")
+        if requester in approvers:
             self.report.fail("BREAKGLASS_SELF_APPROVAL", "the requester approved their own request")
-        needed = int(terms.get("approvals", {}).get("min_approvers", 2))
-        if len(approvers - {terms.get("requester")}) < needed:
-            detail = f"{len(approvers)} distinct approver(s) before issue, {needed} needed"
-            if late:
-                detail += "; an approval came after the token was issued"
-            self.report.fail(
-                "BREAKGLASS_APPROVAL_AFTER_ISSUE" if late else "BREAKGLASS_APPROVALS_INSUFFICIENT",
-                detail,
-            )
+        needed = int(policy.terms.get("approvals", {}).get("min_approvers", 2))
+        if len(approvers - {requester}) >= needed:
+            return
+        late = any(_ts(a["timestamp"]) > issued for a in on_plan)
+        code = "BREAKGLASS_APPROVAL_AFTER_ISSUE" if late else "BREAKGLASS_APPROVALS_INSUFFICIENT"
+        self.report.fail(
+            code, f"{len(approvers)} approver(s) before token {claims['jti']}, {needed} needed"
+        )
 
     def _check_calls(self) -> list[_Call]:
-        allowed = set(self.policy.tools_with_role(set(ToolRole)))
+        allowed = {t for p in self.policies for t in p.tools_with_role(set(ToolRole))}
         revoked = {
             r["payload"]["jti"]: _ts(r["payload"]["revoked_at"])
             for r in self.meta.get("revocations", [])

@@ -1,0 +1,163 @@
+"""The break-glass job as data: its state, approvals, window, tokens and chain head.
+
+A job is an immutable value; transitions (``engine.lifecycle``) return new ones. It
+round-trips through JSON (``to_json`` / ``from_json``) for the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from engine.errors import StoreError
+from engine.timeutil import iso_ms, parse_iso
+
+# States. The first six are the way through; the last five are outcomes (resolved).
+REQUESTED = "requested"
+PENDING = "pending_approval"
+APPROVED = "approved"
+ACTIVE = "active"
+ROLLING_BACK = "rolling_back"
+CLOSED = "closed"
+DENIED = "denied"
+EXPIRED = "expired_unapproved"
+KILLED = "killed"
+FAILED = "failed"
+RESOLVED = frozenset({CLOSED, DENIED, EXPIRED, KILLED, FAILED})
+OPEN = frozenset({REQUESTED, PENDING, APPROVED, ACTIVE, ROLLING_BACK})
+
+# Why a window ended.
+END_TIMEBOX = "timebox_expired"
+END_DONE = "done"
+END_KILL = "kill"
+END_APPROVAL_REVOKED = "approval_revoked"
+END_UNEXPECTED_TARGET = "unexpected_target_detected"
+KILL_REASONS = frozenset({END_KILL, END_APPROVAL_REVOKED, END_UNEXPECTED_TARGET})
+
+
+@dataclass(frozen=True)
+class Actor:
+    """A person acting through a chat platform, resolved to one directory principal."""
+
+    chat_identity: str  # e.g. "slack:U123", "teams:29:1abc", "console:alice"
+    principal: str | None  # None when the identity maps to zero or several principals
+    display: str = ""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One approval, denial or withdrawal, as recorded."""
+
+    principal: str
+    chat_identity: str
+    decision: str  # approve | deny | withdraw
+    plan_hash: str
+    at: str
+    receipt_id: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A WPC payload proposed for approval; ``revision`` 0 is the request, 1.. extensions."""
+
+    revision: int
+    payload: Mapping[str, Any]
+    plan_hash: str
+    minutes: int
+    decisions: tuple[Decision, ...] = ()
+
+    def approvers(self) -> list[str]:
+        """Principals whose latest decision on this plan is approve, in order."""
+        latest: dict[str, str] = {}
+        for d in self.decisions:
+            latest[d.principal] = d.decision
+        return [p for p, d in latest.items() if d == "approve"]
+
+
+@dataclass(frozen=True)
+class Token:
+    kind: str  # agent | rollback
+    claims: Mapping[str, Any]
+    revoked_at: str | None = None
+
+    @property
+    def jti(self) -> str:
+        return str(self.claims["jti"])
+
+
+@dataclass(frozen=True)
+class Job:
+    job_id: str
+    state: str
+    created_at: str
+    expires_at: str  # when a pending request expires unapproved
+    requester: Actor
+    request: Mapping[str, Any]  # template, targets, minutes, justification, ticket
+    channel: Mapping[str, Any]  # platform and conversation the request came from
+    plan: Plan  # the plan in force (or awaiting approval)
+    simulated: bool = False
+    extension: Plan | None = None  # a proposed extension awaiting fresh approvals
+    policy_envelope: Mapping[str, Any] | None = None  # the signed, published WPC in force
+    policies: tuple[Mapping[str, Any], ...] = ()  # every WPC envelope published, in order
+    window_start: str | None = None
+    window_end: str | None = None
+    next_notice_at: str | None = None
+    tokens: tuple[Token, ...] = ()
+    chain_length: int = 0
+    chain_head: str | None = None
+    end_reason: str | None = None
+    ended_by: str | None = None
+    ended_at: str | None = None
+    write_done: bool = False
+    verified_after_write: bool | None = None
+    rollback_verified: bool | None = None
+    rollback_attempts: int = 0
+    still_privileged: tuple[str, ...] = ()
+    last_tool_call: str | None = None
+    external_refs: Mapping[str, str] = field(default_factory=dict)
+    refusals: tuple[Mapping[str, str], ...] = ()
+
+    @property
+    def resolved(self) -> bool:
+        return self.state in RESOLVED
+
+    def token(self, kind: str) -> Token | None:
+        """The newest token of ``kind`` (extensions replace the agent token)."""
+        matching = [t for t in self.tokens if t.kind == kind]
+        return matching[-1] if matching else None
+
+    def window_end_at(self) -> datetime | None:
+        return parse_iso(self.window_end) if self.window_end else None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> Job:
+        try:
+            data = dict(doc)
+            data["requester"] = Actor(**data["requester"])
+            data["plan"] = _plan(data["plan"])
+            data["extension"] = _plan(data["extension"]) if data.get("extension") else None
+            data["tokens"] = tuple(Token(**t) for t in data.get("tokens", ()))
+            data["still_privileged"] = tuple(data.get("still_privileged", ()))
+            data["refusals"] = tuple(data.get("refusals", ()))
+            data["policies"] = tuple(data.get("policies", ()))
+            return cls(**data)
+        except (KeyError, TypeError) as exc:
+            raise StoreError(f"stored job is not readable: {exc}") from exc
+
+    def but(self, **changes: Any) -> Job:
+        return replace(self, **changes)
+
+
+def _plan(doc: Mapping[str, Any]) -> Plan:
+    data = dict(doc)
+    data["decisions"] = tuple(Decision(**d) for d in data.get("decisions", ()))
+    return Plan(**data)
+
+
+def stamp(when: datetime) -> str:
+    return iso_ms(when)
