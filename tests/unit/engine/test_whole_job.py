@@ -8,7 +8,8 @@ from tests.support.shared import assert_valid
 def test_whole_job_produces_a_bundle_that_verifies() -> None:
     sim = JobSim()
     sim.whole_job()
-    assert sim.job is not None and sim.job.state == states.CLOSED
+    assert sim.job is not None
+    assert sim.job.state == states.CLOSED
     bundle = sim.bundle()
     report = verify_bundle(bundle, trust_for(sim.keys))
     assert report.valid, report.reasons
@@ -34,9 +35,12 @@ def test_every_emitted_artifact_validates_against_the_reference_schemas() -> Non
         }.get(env["envelope_type"])
         if schema:
             assert_valid(schema, env)
-    assert_valid("event_chain.v1.json", {
-        "chain_version": "1",
-        "chain_id": "c",
-        "run_id": sim.job.job_id if sim.job else "",
-        "events": [r.event for r in sim.records],
-    })
+    assert_valid(
+        "event_chain.v1.json",
+        {
+            "chain_version": "1",
+            "chain_id": "c",
+            "run_id": sim.job.job_id if sim.job else "",
+            "events": [r.event for r in sim.records],
+        },
+    )
