@@ -43,7 +43,7 @@ def parse_url(url: str) -> URL:
     if parsed.get_backend_name() not in ("sqlite", "postgresql"):
         raise ConfigError(f"unsupported database {parsed.get_backend_name()!r}")
     if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() != "psycopg":
-        raise ConfigError("PostgreSQL URLs must name the psycopg driver: postgresql+psycopg://")
+        raise ConfigError("PostgreSQL needs the psycopg (3) driver: postgresql+psycopg://")
     if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
         raise ConfigError("SQLite needs a database file, not an in-memory database")
     return parsed

@@ -10,7 +10,7 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, exists, select, update
+from sqlalchemy import Connection, bindparam, exists, select, update
 from sqlalchemy.exc import IntegrityError
 
 from adapters.store import codec
@@ -26,14 +26,38 @@ from engine.ports import (
     TokenRecord,
 )
 
+# Built once: this is the hot path, and building a statement costs more than running it.
+_CAS = (
+    update(JOBS)
+    .where(JOBS.c.job_id == bindparam("b_job_id"), JOBS.c.version == bindparam("b_version"))
+    .values(
+        version=JOBS.c.version + 1,
+        state=bindparam("b_state", type_=JOBS.c.state.type),
+        document=bindparam("b_document", type_=JOBS.c.document.type),
+        updated_at=bindparam("b_updated_at", type_=JOBS.c.updated_at.type),
+    )
+)
+_INSERT_JOB = JOBS.insert()
+_INSERT_CHAIN = CHAIN.insert()
+_INSERT_APPROVAL = APPROVALS.insert()
+_INSERT_TOKEN = TOKENS.insert()
+_INSERT_KEY = IDEMPOTENCY.insert()
+
 
 def create(conn: Connection, up: JobUpdate, now: datetime) -> StoredJob:
     if up.expected_version != 0:
         raise StoreError(f"create_job needs expected_version 0, got {up.expected_version}")
     _check_owner(up)
-    row = {"job_id": up.job_id, "version": 1, "state": up.state, "created_at": now}
+    row = {
+        "job_id": up.job_id,
+        "version": 1,
+        "state": up.state,
+        "document": codec.dump(up.document),
+        "created_at": now,
+        "updated_at": now,
+    }
     try:
-        conn.execute(JOBS.insert(), {**row, "document": codec.dump(up.document), "updated_at": now})
+        conn.execute(_INSERT_JOB, row)
         _write_children(conn, up, now)
     except IntegrityError as exc:
         raise ConcurrentUpdate(f"job {up.job_id} or one of its keys already exists") from exc
@@ -47,17 +71,14 @@ def update_cas(conn: Connection, up: JobUpdate, now: datetime) -> StoredJob:
     PostgreSQL a racing writer blocks on the row lock, then matches no row.
     """
     _check_owner(up)
-    cas = (
-        update(JOBS)
-        .where(JOBS.c.job_id == up.job_id, JOBS.c.version == up.expected_version)
-        .values(
-            version=JOBS.c.version + 1,
-            state=up.state,
-            document=codec.dump(up.document),
-            updated_at=now,
-        )
-    )
-    if conn.execute(cas).rowcount != 1:
+    params = {
+        "b_job_id": up.job_id,
+        "b_version": up.expected_version,
+        "b_state": up.state,
+        "b_document": codec.dump(up.document),
+        "b_updated_at": now,
+    }
+    if conn.execute(_CAS, params).rowcount != 1:
         _raise_lost(conn, up)
     try:
         _write_children(conn, up, now)
@@ -82,20 +103,18 @@ def _check_owner(up: JobUpdate) -> None:
 
 def _write_children(conn: Connection, up: JobUpdate, now: datetime) -> None:
     if up.chain:
-        conn.execute(CHAIN.insert(), [_chain_row(r) for r in up.chain])
+        conn.execute(_INSERT_CHAIN, [_chain_row(r) for r in up.chain])
     if up.approvals:
-        conn.execute(APPROVALS.insert(), [_approval_row(a) for a in up.approvals])
+        conn.execute(_INSERT_APPROVAL, [_approval_row(a) for a in up.approvals])
     if up.tokens:
-        conn.execute(TOKENS.insert(), [_token_row(t) for t in up.tokens])
+        conn.execute(_INSERT_TOKEN, [_token_row(t) for t in up.tokens])
     for rev in up.revocations:
         # Already revoked is success: revoking is the safe direction and may be repeated.
         insert_new(conn, REVOCATIONS, revocation_row(rev))
     if up.idempotency_key is not None:
         result = codec.dump(up.idempotency_result if up.idempotency_result is not None else {})
-        conn.execute(
-            IDEMPOTENCY.insert(),
-            {"key": up.idempotency_key, "result": result, "created_at": now},
-        )
+        row = {"key": up.idempotency_key, "result": result, "created_at": now}
+        conn.execute(_INSERT_KEY, row)
 
 
 def _chain_row(r: ChainRecord) -> dict[str, Any]:
