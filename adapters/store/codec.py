@@ -115,6 +115,8 @@ def exchange(row: Row[Any]) -> ModelExchange:
 
 
 def doc(text: str) -> JsonDoc:
+    """A stored document, which is always a JSON object."""
     loaded = load(text)
-    assert isinstance(loaded, dict)
+    if not isinstance(loaded, dict):
+        raise StoreError(f"stored document is a JSON {type(loaded).__name__}, not an object")
     return loaded

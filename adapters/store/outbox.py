@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, Select, select, update
 
 from adapters.store import codec
 from adapters.store.dialect import upsert
@@ -41,8 +43,10 @@ def enqueue(conn: Connection, platform: str, job_id: str, payload: JsonDoc, at: 
     return item_id
 
 
-def due(conn: Connection, platform: str, now: datetime, limit: int) -> list[OutboxItem]:
-    """Undelivered items of ``platform`` whose time has come, oldest first."""
+def due(
+    conn: Connection, platform: str, now: datetime, limit: int, lease_until: datetime | None
+) -> list[OutboxItem]:
+    """Undelivered items of ``platform`` whose time has come, oldest first; leased if asked."""
     query = (
         select(OUTBOX)
         .where(OUTBOX.c.platform == platform)
@@ -51,7 +55,20 @@ def due(conn: Connection, platform: str, now: datetime, limit: int) -> list[Outb
         .order_by(OUTBOX.c.not_before, OUTBOX.c.item_id)
         .limit(limit)
     )
-    return [codec.outbox_item(row) for row in conn.execute(query)]
+    if lease_until is None:
+        return [codec.outbox_item(row) for row in conn.execute(query)]
+    return _lease(conn, query, lease_until)
+
+
+def _lease(conn: Connection, query: Select[Any], until: datetime) -> list[OutboxItem]:
+    # PostgreSQL: SKIP LOCKED gives replicas polling at the same moment disjoint items.
+    # SQLite ignores FOR UPDATE; its BEGIN IMMEDIATE already serialises the pollers.
+    rows = conn.execute(query.with_for_update(skip_locked=True))
+    items = [codec.outbox_item(row) for row in rows]
+    if items:
+        ids = [item.item_id for item in items]
+        conn.execute(update(OUTBOX).where(OUTBOX.c.item_id.in_(ids)).values(not_before=until))
+    return [replace(item, not_before=until) for item in items]
 
 
 def delivered(conn: Connection, item_id: int) -> None:

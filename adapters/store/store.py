@@ -110,8 +110,10 @@ class SqlStore:
         # The driver's first line says what failed (refused, locked, disk full); the SQL and
         # its parameters stay in the chained exception for the service log.
         orig = getattr(exc, "orig", None) or exc
-        detail = str(orig).strip().splitlines()[0] if str(orig).strip() else ""
-        return f"{fn.__name__} on {self._safe_url} failed: {type(orig).__name__}: {detail}"
+        first = (str(orig).strip().splitlines() or [""])[0]
+        text = f"{fn.__name__} on {self._safe_url} failed: {type(orig).__name__}: {first}"
+        password = self._engine.url.password  # belt and braces: drivers should not echo it
+        return text.replace(password, "***") if password else text
 
     # policies
     async def put_policy(self, policy_hash_b64u: str, envelope: JsonDoc) -> bool:
@@ -169,8 +171,10 @@ class SqlStore:
     async def enqueue(self, platform: str, job_id: str, payload: JsonDoc, at: datetime) -> int:
         return await self._run(outbox.enqueue, platform, job_id, payload, at)
 
-    async def due(self, platform: str, now: datetime, limit: int = 50) -> list[OutboxItem]:
-        return await self._run(outbox.due, platform, now, limit)
+    async def due(
+        self, platform: str, now: datetime, limit: int = 50, lease_until: datetime | None = None
+    ) -> list[OutboxItem]:
+        return await self._run(outbox.due, platform, now, limit, lease_until)
 
     async def delivered(self, item_id: int) -> None:
         await self._run(outbox.delivered, item_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from adapters.store import SqlStore
@@ -58,3 +59,32 @@ async def test_delivered_items_are_never_due_again(store: SqlStore) -> None:
     await store.postpone(item, T0)  # a late failure report must not resurrect it
     assert await store.due("slack", T0 + timedelta(days=1)) == []
     await store.delivered(item)  # delivering twice is harmless
+
+
+async def test_leased_items_are_not_due_until_the_lease_ends(store: SqlStore) -> None:
+    item = await store.enqueue("slack", "job-1", {"n": 1}, T0)
+    lease = T0 + timedelta(seconds=60)
+    [leased] = await store.due("slack", T0, lease_until=lease)
+    assert (leased.item_id, leased.not_before, leased.attempts) == (item, lease, 0)
+    assert await store.due("slack", T0 + timedelta(seconds=59), lease_until=lease) == []
+    # Never confirmed: it comes back once the lease is over.
+    assert [i.item_id for i in await store.due("slack", lease)] == [item]
+
+
+async def test_two_pollers_with_leases_take_disjoint_items(url: str) -> None:
+    """Two replicas (PostgreSQL) or processes (SQLite) draining one outbox at once."""
+    first, second = await SqlStore.open(url), await SqlStore.open(url)
+    try:
+        items = {await first.enqueue("slack", "job-1", {"n": n}, T0) for n in range(40)}
+        lease = T0 + timedelta(minutes=1)
+        taken: list[int] = []
+        for _ in range(10):
+            batches = await asyncio.gather(
+                first.due("slack", T0, limit=3, lease_until=lease),
+                second.due("slack", T0, limit=3, lease_until=lease),
+            )
+            taken += [item.item_id for batch in batches for item in batch]
+        assert sorted(taken) == sorted(items)  # each item exactly once
+    finally:
+        await first.close()
+        await second.close()
