@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import traceback
 from collections.abc import Iterator
@@ -129,3 +130,13 @@ async def test_bad_urls_are_config_errors_without_password(url: str) -> None:
     with pytest.raises(ConfigError) as caught:
         await SqlStore.open(url)
     assert PASSWORD not in chain_text(caught.value)
+
+
+async def test_replicas_starting_together_migrate_once(url: str) -> None:
+    stores = await asyncio.gather(*(SqlStore.open(url) for _ in range(3)))
+    try:
+        await stores[0].create_job(new_job())
+        assert (await stores[2].load_job("job-1")).version == 1
+    finally:
+        for store in stores:
+            await store.close()
