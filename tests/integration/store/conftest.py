@@ -59,7 +59,8 @@ def pg_url(pg_reachable: None) -> Iterator[str]:
     schema = f"bg_test_{secrets.token_hex(6)}"
     pg_admin("CREATE SCHEMA {}", schema)
     try:
-        yield f"{PG_BASE}?options=-csearch_path%3D{schema}"
+        # An odd session time zone proves datetimes come back as UTC whatever the server says.
+        yield f"{PG_BASE}?options=-csearch_path%3D{schema}%20-ctimezone%3DPacific/Chatham"
     finally:
         pg_admin("DROP SCHEMA {} CASCADE", schema)
 

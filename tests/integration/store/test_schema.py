@@ -13,7 +13,7 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, create_engine, inspect, text
+from sqlalchemy import Engine, create_engine, inspect, make_url, text
 
 from adapters.store import SqlStore, migrate, sqlite_url
 from adapters.store.connect import connect
@@ -94,8 +94,12 @@ async def test_sqlite_file_is_left_in_wal_mode(tmp_path: Path) -> None:
         assert raw.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
-def test_sqlite_url_points_into_home(tmp_path: Path) -> None:
-    assert sqlite_url(tmp_path) == f"sqlite+pysqlite:///{tmp_path}/breakglass.db"
+async def test_sqlite_url_points_into_home_whatever_its_name(tmp_path: Path) -> None:
+    home = tmp_path / "odd ?name #1 100%"
+    home.mkdir()
+    assert make_url(sqlite_url(home)).database == str(home / "breakglass.db")
+    await (await SqlStore.open(sqlite_url(home))).close()
+    assert (home / "breakglass.db").is_file()
 
 
 def chain_text(err: BaseException) -> str:
