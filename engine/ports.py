@@ -175,7 +175,16 @@ class Store(Protocol):
 
     async def enqueue(self, platform: str, job_id: str, payload: JsonDoc, at: datetime) -> int: ...
 
-    async def due(self, platform: str, now: datetime, limit: int = 50) -> list[OutboxItem]: ...
+    async def due(
+        self, platform: str, now: datetime, limit: int = 50, lease_until: datetime | None = None
+    ) -> list[OutboxItem]:
+        """Undelivered items whose ``not_before`` has come, oldest first.
+
+        With ``lease_until`` the items are also claimed in the same transaction (their
+        ``not_before`` moves to it), so another replica polling meanwhile skips them; an item
+        whose delivery is never confirmed comes due again when the lease ends.
+        """
+        ...
 
     async def delivered(self, item_id: int) -> None: ...
 

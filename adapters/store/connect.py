@@ -1,0 +1,130 @@
+"""Engines: which databases we accept, how each is tuned, and errors without secrets."""
+
+from __future__ import annotations
+
+import pathlib
+import sqlite3
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import URL, Engine, create_engine, event, make_url
+from sqlalchemy.engine.interfaces import DBAPIConnection, DBAPICursor
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from engine.errors import ConfigError, StoreError
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000  # another process (the CLI) may hold the write lock briefly
+PG_POOL_SIZE = 4  # threads and pooled connections per PostgreSQL store
+PG_CONNECT_TIMEOUT_S = 10
+
+
+@dataclass(frozen=True)
+class Connected:
+    """An engine and the executor its blocking calls run on."""
+
+    engine: Engine
+    executor: ThreadPoolExecutor
+    safe_url: str  # the URL with its password masked, for messages
+
+
+def sqlite_url(home: pathlib.Path) -> str:
+    """The URL of the default database, ``<home>/breakglass.db`` (home is $BREAKGLASS_HOME)."""
+    return URL.create("sqlite+pysqlite", database=str(home / "breakglass.db")).render_as_string()
+
+
+def parse_url(url: str) -> URL:
+    """A SQLAlchemy URL for SQLite or PostgreSQL (psycopg 3); anything else is a ConfigError."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        # ``from None``: SQLAlchemy's message quotes the whole URL, password included.
+        raise ConfigError("database URL is not a valid SQLAlchemy URL") from None
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ConfigError(f"unsupported database {parsed.get_backend_name()!r}")
+    if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() != "psycopg":
+        raise ConfigError("PostgreSQL needs the psycopg (3) driver: postgresql+psycopg://")
+    if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
+        raise ConfigError("SQLite needs a database file, not an in-memory database")
+    return parsed
+
+
+def connect(url: str) -> Connected:
+    parsed = parse_url(url)
+    safe = parsed.render_as_string(hide_password=True)
+    try:
+        if parsed.get_backend_name() == "sqlite":
+            return Connected(_sqlite_engine(parsed), _executor(1, "sqlite"), safe)
+        return Connected(_pg_engine(parsed), _executor(PG_POOL_SIZE, "pg"), safe)
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot set up database {safe}: {type(exc).__name__}") from exc
+
+
+def _executor(threads: int, name: str) -> ThreadPoolExecutor:
+    # One thread for SQLite: writes serialise here instead of queueing on the file lock.
+    return ThreadPoolExecutor(max_workers=threads, thread_name_prefix=f"store-{name}")
+
+
+def _sqlite_engine(url: URL) -> Engine:
+    engine = create_engine(
+        url,
+        connect_args={"check_same_thread": False},
+        pool_size=1,
+        max_overflow=0,
+    )
+    event.listen(engine, "connect", _sqlite_on_connect)
+    event.listen(engine, "begin", _sqlite_begin)
+    return engine
+
+
+def _sqlite_on_connect(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+    # Take BEGIN away from the sqlite3 module (see _sqlite_begin), then tune the connection.
+    dbapi_conn.isolation_level = None
+    cursor = dbapi_conn.cursor()
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    _switch_to_wal(cursor)
+    cursor.execute("PRAGMA synchronous=FULL")  # fsync the WAL at every commit: approvals survive
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _switch_to_wal(cursor: DBAPICursor) -> None:
+    """Put the file in WAL mode (persistent), waiting out other processes doing the same.
+
+    On a new file the switch needs an exclusive lock, and SQLite refuses it at once, without
+    the busy handler, while another connection holds the file: so retry until the timeout.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.005)
+    mode = cursor.fetchone()
+    if mode is None or str(mode[0]).lower() != "wal":
+        raise sqlite3.OperationalError(f"cannot use WAL journal mode here (got {mode!r})")
+
+
+def _sqlite_begin(conn: Any) -> None:
+    # IMMEDIATE takes the write lock up front: a read-then-write transaction can never
+    # fail half-way with SQLITE_BUSY, and SELECTs run inside the transaction too.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _pg_engine(url: URL) -> Engine:
+    # A connect_timeout in the URL's query wins over ours.
+    connect_args = {"connect_timeout": PG_CONNECT_TIMEOUT_S}
+    if "connect_timeout" in url.query:
+        connect_args = {}
+    return create_engine(
+        url,
+        connect_args=connect_args,
+        pool_size=PG_POOL_SIZE,
+        max_overflow=0,
+        pool_pre_ping=True,  # replicas outlive database restarts
+    )

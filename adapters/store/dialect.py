@@ -1,0 +1,33 @@
+"""The two statements SQLite and PostgreSQL spell differently: insert-or-ignore and upsert."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Table
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.dml import Insert
+
+
+def _insert(conn: Connection, table: Table) -> postgresql.Insert | sqlite.Insert:
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+def insert_new(conn: Connection, table: Table, row: Mapping[str, Any]) -> bool:
+    """INSERT ``row`` unless its primary key exists; True when it was inserted.
+
+    RETURNING tells which happened: drivers need not report a rowcount for INSERT.
+    """
+    stmt = _insert(conn, table).on_conflict_do_nothing()
+    return conn.execute(stmt.returning(*table.primary_key.columns), row).first() is not None
+
+
+def upsert(conn: Connection, table: Table, keys: Sequence[str], replace: Sequence[str]) -> Insert:
+    """INSERT, or on a conflict of ``keys`` overwrite the ``replace`` columns."""
+    stmt = _insert(conn, table)
+    return stmt.on_conflict_do_update(
+        index_elements=list(keys), set_={name: stmt.excluded[name] for name in replace}
+    )

@@ -1,0 +1,184 @@
+"""Job transactions: create and compare-and-set update, with everything a transition writes.
+
+Each function runs inside the caller's transaction (``SqlStore`` opens one per call); any
+exception raised here rolls all of it back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, exists, select, update
+from sqlalchemy.exc import IntegrityError
+
+from adapters.store import codec
+from adapters.store.dialect import insert_new
+from adapters.store.models import APPROVALS, CHAIN, IDEMPOTENCY, JOBS, REVOCATIONS, TOKENS
+from engine.errors import ConcurrentUpdate, JobNotFound, StoreError
+from engine.ports import (
+    ApprovalRecord,
+    ChainRecord,
+    JobUpdate,
+    Revocation,
+    StoredJob,
+    TokenRecord,
+)
+
+# Built once: this is the hot path, and building a statement costs more than running it.
+_CAS = (
+    update(JOBS)
+    .where(JOBS.c.job_id == bindparam("b_job_id"), JOBS.c.version == bindparam("b_version"))
+    .values(
+        version=JOBS.c.version + 1,
+        state=bindparam("b_state", type_=JOBS.c.state.type),
+        document=bindparam("b_document", type_=JOBS.c.document.type),
+        updated_at=bindparam("b_updated_at", type_=JOBS.c.updated_at.type),
+    )
+)
+_INSERT_JOB = JOBS.insert()
+_INSERT_CHAIN = CHAIN.insert()
+_INSERT_APPROVAL = APPROVALS.insert()
+_INSERT_TOKEN = TOKENS.insert()
+_INSERT_KEY = IDEMPOTENCY.insert()
+
+
+def create(conn: Connection, up: JobUpdate, now: datetime) -> StoredJob:
+    if up.expected_version != 0:
+        raise StoreError(f"create_job needs expected_version 0, got {up.expected_version}")
+    _check_owner(up)
+    row = {
+        "job_id": up.job_id,
+        "version": 1,
+        "state": up.state,
+        "document": codec.dump(up.document),
+        "created_at": now,
+        "updated_at": now,
+    }
+    try:
+        conn.execute(_INSERT_JOB, row)
+        _write_children(conn, up, now)
+    except IntegrityError as exc:
+        raise ConcurrentUpdate(f"job {up.job_id} or one of its keys already exists") from exc
+    return StoredJob(up.job_id, 1, up.state, up.document)
+
+
+def update_cas(conn: Connection, up: JobUpdate, now: datetime) -> StoredJob:
+    """Apply ``up`` when the stored version is still ``up.expected_version``.
+
+    The version test sits in the UPDATE's WHERE clause, so it holds across processes: on
+    PostgreSQL a racing writer blocks on the row lock, then matches no row.
+    """
+    _check_owner(up)
+    params = {
+        "b_job_id": up.job_id,
+        "b_version": up.expected_version,
+        "b_state": up.state,
+        "b_document": codec.dump(up.document),
+        "b_updated_at": now,
+    }
+    if conn.execute(_CAS, params).rowcount != 1:
+        _raise_lost(conn, up)
+    try:
+        _write_children(conn, up, now)
+    except IntegrityError as exc:
+        raise ConcurrentUpdate(f"job {up.job_id}: a chain seq or key already exists") from exc
+    return StoredJob(up.job_id, up.expected_version + 1, up.state, up.document)
+
+
+def _raise_lost(conn: Connection, up: JobUpdate) -> None:
+    if not conn.scalar(select(exists().where(JOBS.c.job_id == up.job_id))):
+        raise JobNotFound(up.job_id)
+    raise ConcurrentUpdate(f"job {up.job_id} is no longer at version {up.expected_version}")
+
+
+def _check_owner(up: JobUpdate) -> None:
+    # A transition writes for its own job only; anything else is a caller bug.
+    records: list[Any] = [*up.chain, *up.approvals, *up.tokens, *up.revocations]
+    strays = {r.job_id for r in records} - {up.job_id}
+    if strays:
+        raise StoreError(f"update of job {up.job_id} carries records of {sorted(strays)}")
+
+
+def _write_children(conn: Connection, up: JobUpdate, now: datetime) -> None:
+    if up.chain:
+        conn.execute(_INSERT_CHAIN, [_chain_row(r) for r in up.chain])
+    if up.approvals:
+        conn.execute(_INSERT_APPROVAL, [_approval_row(a) for a in up.approvals])
+    if up.tokens:
+        conn.execute(_INSERT_TOKEN, [_token_row(t) for t in up.tokens])
+    for rev in up.revocations:
+        # Already revoked is success: revoking is the safe direction and may be repeated.
+        insert_new(conn, REVOCATIONS, revocation_row(rev))
+    if up.idempotency_key is not None:
+        result = codec.dump(up.idempotency_result if up.idempotency_result is not None else {})
+        row = {"key": up.idempotency_key, "result": result, "created_at": now}
+        conn.execute(_INSERT_KEY, row)
+
+
+def _chain_row(r: ChainRecord) -> dict[str, Any]:
+    envelope = None if r.envelope is None else codec.dump(r.envelope)
+    return {"job_id": r.job_id, "seq": r.seq, "event": codec.dump(r.event), "envelope": envelope}
+
+
+def _approval_row(a: ApprovalRecord) -> dict[str, Any]:
+    return {
+        "job_id": a.job_id,
+        "approver": a.approver,
+        "chat_identity": a.chat_identity,
+        "decision": a.decision,
+        "plan_hash_b64u": a.plan_hash_b64u,
+        "at": a.at,
+        "receipt_id": a.receipt_id,
+    }
+
+
+def _token_row(t: TokenRecord) -> dict[str, Any]:
+    return {
+        "jti": t.jti,
+        "job_id": t.job_id,
+        "kind": t.kind,
+        "claims": codec.dump(t.claims),
+        "issued_at": t.issued_at,
+        "expires_at": t.expires_at,
+    }
+
+
+def revocation_row(rev: Revocation) -> dict[str, Any]:
+    return {
+        "jti": rev.jti,
+        "job_id": rev.job_id,
+        "revoked_at": rev.revoked_at,
+        "record": codec.dump(rev.record),
+    }
+
+
+def load(conn: Connection, job_id: str) -> StoredJob:
+    row = conn.execute(select(JOBS).where(JOBS.c.job_id == job_id)).one_or_none()
+    if row is None:
+        raise JobNotFound(job_id)
+    return codec.job(row)
+
+
+def list_jobs(conn: Connection, states: Collection[str] | None) -> list[StoredJob]:
+    query = select(JOBS).order_by(JOBS.c.created_at, JOBS.c.job_id)
+    if states is not None:
+        query = query.where(JOBS.c.state.in_(list(states)))
+    return [codec.job(row) for row in conn.execute(query)]
+
+
+def chain(conn: Connection, job_id: str) -> list[ChainRecord]:
+    query = select(CHAIN).where(CHAIN.c.job_id == job_id).order_by(CHAIN.c.seq)
+    return [codec.chain(row) for row in conn.execute(query)]
+
+
+def approvals(conn: Connection, job_id: str) -> list[ApprovalRecord]:
+    query = select(APPROVALS).where(APPROVALS.c.job_id == job_id)
+    return [codec.approval(row) for row in conn.execute(query.order_by(APPROVALS.c.approval_id))]
+
+
+def tokens(conn: Connection, job_id: str) -> list[TokenRecord]:
+    query = select(TOKENS).where(TOKENS.c.job_id == job_id)
+    query = query.order_by(TOKENS.c.issued_at, TOKENS.c.jti)
+    return [codec.token(row) for row in conn.execute(query)]

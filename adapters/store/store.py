@@ -1,0 +1,200 @@
+"""``SqlStore``: the engine's ``Store`` port over SQLite or PostgreSQL.
+
+Each method is one transaction, run on the store's executor so the event loop never blocks
+on the database: one thread for SQLite (writes serialise in-process, the file lock is only
+contended by other processes), a small pool for PostgreSQL (the row lock of the compare-and-
+set UPDATE serialises replicas). A cancelled caller does not cancel its transaction: the
+thread finishes it, committed or not, like any write whose answer was lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Collection
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Concatenate, ParamSpec, Self, TypeVar
+
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from adapters.store import exchanges, jobs, migrate, outbox, records
+from adapters.store.connect import Connected, connect
+from engine.errors import StoreError
+from engine.ports import (
+    ApprovalRecord,
+    ChainRecord,
+    JobUpdate,
+    JsonDoc,
+    MessageRef,
+    ModelExchange,
+    OutboxItem,
+    Revocation,
+    StoredJob,
+    TokenRecord,
+)
+
+P = ParamSpec("P")
+T = TypeVar("T")
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class SqlStore:
+    """Durable state in one SQL database. Build it with :meth:`open`, end it with :meth:`close`.
+
+    ``clock`` only stamps bookkeeping columns (``created_at``/``updated_at``); every time the
+    engine decides on is passed in by the engine.
+    """
+
+    def __init__(self, connected: Connected, clock: Clock = utc_now) -> None:
+        self._engine: Engine = connected.engine
+        self._executor: ThreadPoolExecutor = connected.executor
+        self._safe_url = connected.safe_url
+        self._clock = clock
+        self._closed = False
+
+    @classmethod
+    async def open(cls, url: str, *, clock: Clock = utc_now) -> Self:
+        """Connect to ``url`` and migrate the schema to head (a no-op when already there)."""
+        store = cls(connect(url), clock)
+        try:
+            await store._run(migrate.upgrade)
+        except BaseException:
+            await store.close()
+            raise
+        return store
+
+    async def close(self) -> None:
+        """Release connections and the executor thread(s); closing twice is harmless."""
+        if self._closed:
+            return
+        self._closed = True
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self._engine.dispose)
+        self._executor.shutdown(wait=False)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, _t: type[BaseException] | None, _e: BaseException | None, _tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return f"SqlStore({self._safe_url!r})"
+
+    async def _run(
+        self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        if self._closed:
+            raise StoreError("the store is closed")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, lambda: self._tx(fn, *args, **kwargs))
+
+    def _tx(
+        self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        try:
+            with self._engine.begin() as conn:
+                return fn(conn, *args, **kwargs)
+        except SQLAlchemyError as exc:
+            raise StoreError(self._describe(fn, exc)) from exc
+
+    def _describe(self, fn: Callable[..., object], exc: SQLAlchemyError) -> str:
+        # The driver's first line says what failed (refused, locked, disk full); the SQL and
+        # its parameters stay in the chained exception for the service log.
+        orig = getattr(exc, "orig", None) or exc
+        first = (str(orig).strip().splitlines() or [""])[0]
+        text = f"{fn.__name__} on {self._safe_url} failed: {type(orig).__name__}: {first}"
+        password = self._engine.url.password  # belt and braces: drivers should not echo it
+        return text.replace(password, "***") if password else text
+
+    # policies
+    async def put_policy(self, policy_hash_b64u: str, envelope: JsonDoc) -> bool:
+        return await self._run(records.put_policy, policy_hash_b64u, envelope)
+
+    async def get_policy(self, policy_hash_b64u: str) -> JsonDoc | None:
+        return await self._run(records.get_policy, policy_hash_b64u)
+
+    # jobs
+    async def create_job(self, update: JobUpdate) -> StoredJob:
+        return await self._run(jobs.create, update, self._clock())
+
+    async def load_job(self, job_id: str) -> StoredJob:
+        return await self._run(jobs.load, job_id)
+
+    async def update_job(self, update: JobUpdate) -> StoredJob:
+        return await self._run(jobs.update_cas, update, self._clock())
+
+    async def list_jobs(self, states: Collection[str] | None = None) -> list[StoredJob]:
+        return await self._run(jobs.list_jobs, states)
+
+    async def chain(self, job_id: str) -> list[ChainRecord]:
+        return await self._run(jobs.chain, job_id)
+
+    async def approvals(self, job_id: str) -> list[ApprovalRecord]:
+        return await self._run(jobs.approvals, job_id)
+
+    async def tokens(self, job_id: str) -> list[TokenRecord]:
+        return await self._run(jobs.tokens, job_id)
+
+    # idempotency
+    async def idempotent_result(self, key: str) -> JsonDoc | None:
+        return await self._run(records.idempotent_result, key)
+
+    async def claim_key(self, key: str, result: JsonDoc, at: datetime) -> bool:
+        return await self._run(records.claim_key, key, result, at)
+
+    # revocation
+    async def revoke(self, revocation: Revocation) -> bool:
+        return await self._run(records.revoke, revocation)
+
+    async def is_revoked(self, jti: str) -> bool:
+        return await self._run(records.is_revoked, jti)
+
+    async def revocation(self, jti: str) -> Revocation | None:
+        return await self._run(records.revocation, jti)
+
+    # chat message references and outbox
+    async def put_message_ref(self, ref: MessageRef) -> None:
+        await self._run(outbox.put_message_ref, ref)
+
+    async def message_refs(self, job_id: str, platform: str | None = None) -> list[MessageRef]:
+        return await self._run(outbox.message_refs, job_id, platform)
+
+    async def enqueue(self, platform: str, job_id: str, payload: JsonDoc, at: datetime) -> int:
+        return await self._run(outbox.enqueue, platform, job_id, payload, at)
+
+    async def due(
+        self, platform: str, now: datetime, limit: int = 50, lease_until: datetime | None = None
+    ) -> list[OutboxItem]:
+        return await self._run(outbox.due, platform, now, limit, lease_until)
+
+    async def delivered(self, item_id: int) -> None:
+        await self._run(outbox.delivered, item_id)
+
+    async def postpone(self, item_id: int, not_before: datetime) -> None:
+        await self._run(outbox.postpone, item_id, not_before)
+
+    # tool snapshots
+    async def save_snapshot(self, key: str, snapshot: JsonDoc) -> JsonDoc:
+        return await self._run(records.save_snapshot, key, snapshot, self._clock())
+
+    async def load_snapshot(self, key: str) -> JsonDoc | None:
+        return await self._run(records.load_snapshot, key)
+
+    # model exchanges
+    async def put_exchange(self, exchange: ModelExchange) -> None:
+        await self._run(exchanges.put, exchange)
+
+    async def exchanges(self, job_id: str) -> list[ModelExchange]:
+        return await self._run(exchanges.for_job, job_id)
+
+    async def purge_exchanges(self, before: datetime) -> int:
+        return await self._run(exchanges.purge, before)
