@@ -161,3 +161,18 @@ def _plan(doc: Mapping[str, Any]) -> Plan:
 
 def stamp(when: datetime) -> str:
     return iso_ms(when)
+
+
+def describe_grant(job: Job) -> str:
+    """The privilege a job grants, in plain words (for escalations and cards)."""
+    targets = job.request.get("targets", {})
+    tenant = targets.get("tenant_id", "?")
+    if job.request.get("template") == "ca-exclusion":
+        return (
+            f"group {targets.get('group_id')} excluded from Conditional Access policy "
+            f"{targets.get('policy_id')} in tenant {tenant}"
+        )
+    return (
+        f"principal {targets.get('principal_id')} holds role "
+        f"{targets.get('role_definition_id')} in tenant {tenant}"
+    )

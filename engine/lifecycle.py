@@ -163,6 +163,7 @@ class ToolCallRecorded:
     role: str  # write | read | rollback | refused
     verified: bool | None = None  # verification reads: did the tenant look as expected
     kill_trigger: str | None = None
+    started_at: datetime | None = None  # when the gateway allowed it (the receipt's time)
 
 
 @dataclass(frozen=True)
@@ -171,6 +172,11 @@ class ModelCallRecorded:
 
     payload: Mapping[str, Any]
     token_scope_hash: str | None
+
+
+@dataclass(frozen=True)
+class RenewRollback:
+    """The rollback token is about to lapse (a long outage, a slow tenant): replace it."""
 
 
 @dataclass(frozen=True)
@@ -191,6 +197,7 @@ Command = (
     | Tick
     | ToolCallRecorded
     | ModelCallRecorded
+    | RenewRollback
     | RollbackFinished
 )
 
@@ -407,6 +414,8 @@ def apply(job: Job, command: Command, ctx: Ctx) -> Transition:
         return _tick(job, ctx)
     if isinstance(command, RollbackFinished):
         return _rollback_finished(job, command, ctx)
+    if isinstance(command, RenewRollback):
+        return _renew_rollback(job, ctx)
     raise _refuse("UNKNOWN_COMMAND", type(command).__name__)
 
 
@@ -730,6 +739,20 @@ def _rollback_ttl(policy: Policy, ctx: Ctx) -> timedelta:
     return min(ctx.rules.rollback_token_ttl, timedelta(seconds=policy.cst_max_ttl_seconds))
 
 
+def _renew_rollback(job: Job, ctx: Ctx) -> Transition:
+    if job.state != ROLLING_BACK:
+        raise _refuse("NOT_ROLLING_BACK", f"the job is {job.state}")
+    ledger = _Ledger(job, ctx.now)
+    old = job.token(TokenKind.ROLLBACK)
+    if old is not None and old.revoked_at is None:
+        _revoke(ledger, old, "renewed", ctx)
+    policy = Policy.from_payload(job.plan.payload)
+    token = _issue(
+        job, ledger, policy, TokenKind.ROLLBACK, ctx.now + _rollback_ttl(policy, ctx), ctx
+    )
+    return ledger.finish([Effect(UPDATE_CARDS)], {"state": ROLLING_BACK, "jti": token.jti})
+
+
 def _rollback_finished(job: Job, command: RollbackFinished, ctx: Ctx) -> Transition:
     if job.state != ROLLING_BACK:
         raise _refuse("NOT_ROLLING_BACK", f"the job is {job.state}")
@@ -793,7 +816,7 @@ def _tool_call(job: Job, command: ToolCallRecorded, ctx: Ctx) -> Transition:
         result=command.result,
         status=command.status,
         agent_did=ctx.keys.agent.did,
-        at=ctx.now,
+        at=command.started_at or ctx.now,
         latency_ms=command.latency_ms,
     )
     ledger.add_receipt(

@@ -230,3 +230,43 @@ class ToolPort(Protocol):
     async def find_marked_grants(self) -> list[MarkedGrant]:
         """Every grant in the tenant that carries a breakglass job marker (for reconciliation)."""
         ...
+
+
+@dataclass(frozen=True)
+class ChatEvent:
+    """Something people in the incident channel should see about a job.
+
+    ``kind`` is one of the lifecycle effect kinds that concern people (ask_approvers,
+    update_cards, announce, countdown_notice, finish, escalate) or ``receipts`` for new
+    chain records. ``job`` is the job document; adapters render it with ``cards``.
+    """
+
+    kind: str
+    job: JsonDoc
+    detail: JsonDoc
+    records: Sequence[ChainRecord]
+    now: datetime
+    bundle: JsonDoc | None = None
+
+
+class ChatPort(Protocol):
+    """One chat platform (slack, teams, console). Raises ``ChatError`` when it could not
+    deliver; the caller keeps the event and tries again later."""
+
+    platform: str
+
+    async def deliver(self, event: ChatEvent) -> None: ...
+
+
+class ExecutorPort(Protocol):
+    """Runs the privileged step for a job through the gateway, with the job's agent token."""
+
+    async def start(self, job: JsonDoc, token: str) -> None: ...
+
+    async def refresh(self, job: JsonDoc, token: str) -> None:
+        """Continue with a new token (after an approved extension)."""
+        ...
+
+    async def halt(self, job_id: str) -> None:
+        """Stop the agent; return once it has stopped and its in-flight calls settled."""
+        ...

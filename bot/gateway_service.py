@@ -1,0 +1,211 @@
+"""The tool gateway as a service: decide (pure), execute through the tool port, receipt.
+
+Every allowed and every refused call is receipted in the job's chain, in the same
+transaction as the job change it causes. Transport stays out: :meth:`ToolGateway.call` is
+the in-process API; :func:`add_gateway_routes` exposes it over HTTP (``POST
+/v1/jobs/{job_id}/tools/{tool_name}`` with the CST in ``Authorization: Bearer``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from aiohttp import web
+
+from bot.service import JobService
+from engine.canonical import strict_loads
+from engine.errors import AdapterError, BreakGlassError, GatewayRefusal, InputError, JobNotFound
+from engine.gateway import Allowed, GatewayView, ToolCall, decide, recorded_call
+from engine.job import Job
+from engine.lifecycle import ToolCallRecorded
+from engine.tools import ToolResult
+from engine.wpc import Policy, verify_wpc
+
+log = logging.getLogger("breakglass.gateway")
+MAX_BODY_BYTES = 16 * 1024
+
+
+@dataclass(frozen=True)
+class GatewayOutcome:
+    allowed: bool
+    status: str  # success | error | refused
+    receipt_id: str
+    result: Mapping[str, Any] = field(default_factory=dict)
+    reason: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "allowed": self.allowed,
+            "status": self.status,
+            "receipt_id": self.receipt_id,
+        }
+        if self.allowed:
+            body["result"] = dict(self.result)
+        else:
+            body["reason"] = self.reason
+        return body
+
+
+class ToolGateway:
+    def __init__(self, service: JobService) -> None:
+        self.service = service
+        service.gateway = self
+        self._policies: dict[str, Policy] = {}  # verified WPCs by hash
+        self._in_flight: dict[str, set[asyncio.Task[Any]]] = {}
+        self._counter = 0
+
+    def _policy(self, job: Job) -> Policy:
+        """The job's pinned WPC, verified against the publisher key once per hash."""
+        envelope = job.policy_envelope
+        if envelope is None:
+            raise GatewayRefusal("POLICY_MISSING", "the job has no published policy")
+        digest = str(envelope.get("payload_hash_b64u"))
+        if digest not in self._policies:
+            self._policies[digest] = verify_wpc(envelope, {self.service.keys.publisher.did})
+        return self._policies[digest]
+
+    def _is_revoked(self, jti: str) -> bool:
+        return jti in self.service.revoked
+
+    def _receipt_id(self, job_id: str) -> str:
+        self._counter += 1
+        return f"tr_{job_id}_{time.time_ns():x}_{self._counter}"
+
+    async def call(
+        self, job_id: str, token: object, tool_name: object, arguments: object
+    ) -> GatewayOutcome:
+        """Decide, run and receipt one tool call. Refusals are outcomes, not exceptions."""
+        try:
+            job = await self.service.load(job_id)
+        except JobNotFound:
+            log.warning("tool call for unknown job %s refused", job_id[:64])
+            return GatewayOutcome(False, "refused", "", reason="JOB_UNKNOWN")
+        args = arguments if isinstance(arguments, Mapping) else {}
+        call = ToolCall(tool_name if isinstance(tool_name, str) else "", args)
+        receipt_id = self._receipt_id(job_id)
+        started = self.service.clock()
+        try:
+            allowed = await self._decide(job, call, token, arguments)
+        except GatewayRefusal as refusal:
+            command = recorded_call(
+                call, receipt_id=receipt_id, latency_ms=0, refusal=refusal, token=token
+            )
+            await self._record(job_id, command)
+            log.info("refused %s on %s: %s", call.tool_name[:80], job_id, refusal.reason)
+            return GatewayOutcome(
+                False, "refused", receipt_id, reason=public_reason(refusal.reason)
+            )
+        return await self._execute(job_id, call, allowed, receipt_id, started)
+
+    async def _decide(self, job: Job, call: ToolCall, token: object, raw_args: object) -> Allowed:
+        if not isinstance(raw_args, Mapping):
+            raise GatewayRefusal("ARGUMENTS_INVALID", "arguments are not an object")
+        view = GatewayView(
+            job_id=job.job_id,
+            policy=self._policy(job),
+            trusted_issuers={self.service.keys.issuer.did},
+            is_revoked=self._is_revoked,
+        )
+        allowed = decide(call, token, view, self.service.clock())
+        # The durable view too: a jti revoked by another replica or by the CLI.
+        if await self.service.store.is_revoked(allowed.token.jti):
+            raise GatewayRefusal("TOKEN_REVOKED", allowed.token.jti)
+        return allowed
+
+    async def _execute(
+        self, job_id: str, call: ToolCall, allowed: Allowed, receipt_id: str, started: Any
+    ) -> GatewayOutcome:
+        task = asyncio.ensure_future(self._run_tool(call))
+        flights = self._in_flight.setdefault(job_id, set())
+        flights.add(task)
+        t0 = time.perf_counter()
+        try:
+            result = await asyncio.shield(task)
+        except asyncio.CancelledError:
+            task.cancel()
+            result = ToolResult("error", {"cancelled": True})
+            await asyncio.shield(
+                self._record_allowed(job_id, call, allowed, receipt_id, result, t0, started)
+            )
+            raise
+        finally:
+            flights.discard(task)
+        return await self._record_allowed(job_id, call, allowed, receipt_id, result, t0, started)
+
+    async def _record_allowed(
+        self,
+        job_id: str,
+        call: ToolCall,
+        allowed: Allowed,
+        receipt_id: str,
+        result: ToolResult,
+        t0: float,
+        started: Any,
+    ) -> GatewayOutcome:
+        latency = int((time.perf_counter() - t0) * 1000)
+        command = recorded_call(
+            call, receipt_id=receipt_id, latency_ms=latency, allowed=allowed, result=result
+        )
+        command = replace(command, started_at=started)
+        await self._record(job_id, command)
+        return GatewayOutcome(True, command.status, receipt_id, result=result.body)
+
+    async def _run_tool(self, call: ToolCall) -> ToolResult:
+        try:
+            return await self.service.tools.call(call.tool_name, call.arguments)
+        except AdapterError as exc:
+            code = getattr(exc, "code", type(exc).__name__)
+            return ToolResult("error", {"error": str(code), "message": str(exc)[:300]})
+
+    async def _record(self, job_id: str, command: ToolCallRecorded) -> None:
+        outcome = await self.service.command(job_id, command)
+        if not outcome.ok:
+            # A closed chain takes no more receipts; the refusal still goes to the log.
+            log.warning(
+                "receipt for %s on %s not chained: %s",
+                command.tool_name[:80],
+                job_id,
+                outcome.reason,
+            )
+
+    async def settle(self, job_id: str) -> None:
+        """Cancel the job's in-flight tool calls and wait until each is receipted."""
+        flights = list(self._in_flight.get(job_id, ()))
+        for task in flights:
+            task.cancel()
+        if flights:
+            await asyncio.gather(*flights, return_exceptions=True)
+
+
+def public_reason(reason: str) -> str:
+    """What the caller is told: token problems stay opaque (the log has the precise one)."""
+    return "TOKEN_INVALID" if reason.startswith("TOKEN_") else reason
+
+
+def add_gateway_routes(app: web.Application, gateway: ToolGateway) -> None:
+    async def handle(request: web.Request) -> web.Response:
+        auth = request.headers.get("Authorization", "")
+        token = auth[7:] if auth.startswith("Bearer ") else ""
+        try:
+            raw = await request.content.read(MAX_BODY_BYTES + 1)
+            if len(raw) > MAX_BODY_BYTES:
+                raise InputError("body too large")
+            body = strict_loads(raw) if raw else {}
+        except BreakGlassError as exc:
+            return web.json_response(
+                {"ok": False, "error": {"code": "PARSE_ERROR", "message": str(exc)[:200]}},
+                status=400,
+            )
+        arguments = body.get("arguments", {}) if isinstance(body, dict) else None
+        outcome = await gateway.call(
+            request.match_info["job_id"], token, request.match_info["tool_name"], arguments
+        )
+        status = 200 if outcome.allowed else (404 if outcome.reason == "JOB_UNKNOWN" else 403)
+        return web.json_response(outcome.to_json(), status=status)
+
+    app.router.add_post("/v1/jobs/{job_id}/tools/{tool_name}", handle)

@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from adapters.store import SqlStore, sqlite_url
+from bot.executor import RunbookExecutor
+from bot.gateway_service import ToolGateway
+from bot.service import JobService
+from engine.identity import Directory
+from engine.lifecycle import Rules
+from tests.support.engine_sim import T0, fixed_keys
+from tests.support.fakes import Clock, MemoryTenant, RecordingChat
+
+
+@dataclass
+class Env:
+    store: SqlStore
+    service: JobService
+    gateway: ToolGateway
+    executor: RunbookExecutor
+    tenant: MemoryTenant
+    chat: RecordingChat
+    clock: Clock
+
+    async def settle(self) -> None:
+        """Wait until every background task the service started has finished."""
+        for _ in range(50):
+            await self.executor.wait_idle()
+            pending = [t for t in self.service.tasks if not t.done()]
+            if not pending:
+                return
+            await asyncio.gather(*pending, return_exceptions=True)
+
+
+DIRECTORY = Directory(
+    by_chat_identity={
+        "console:alice": ["u-alice"],
+        "console:bob": ["u-bob"],
+        "console:carol": ["u-carol"],
+        "console:dave": ["u-dave"],
+        "slack:UBOB2": ["u-bob"],
+        "console:twin": ["u-bob", "u-carol"],
+    }
+)
+
+
+async def no_sleep(_seconds: float) -> None:
+    return None
+
+
+@pytest.fixture
+async def env(tmp_path: Path) -> AsyncIterator[Env]:
+    store = await SqlStore.open(sqlite_url(tmp_path))
+    clock = Clock(T0)
+    tenant = MemoryTenant()
+    service = JobService(
+        store=store,
+        keys=fixed_keys(),
+        rules=Rules(approvers=frozenset({"u-bob", "u-carol", "u-dave"})),
+        tools=tenant,
+        clock=clock,
+        directory=DIRECTORY,
+        sleep=no_sleep,
+        bundle_dir=tmp_path / "bundles",
+    )
+    gateway = ToolGateway(service)
+    executor = RunbookExecutor(gateway)
+    service.executor = executor
+    chat = RecordingChat()
+    service.notifier.register(chat)
+    environment = Env(store, service, gateway, executor, tenant, chat, clock)
+    yield environment
+    await environment.settle()
+    await store.close()

@@ -1,0 +1,174 @@
+"""Whole jobs through the service: store, gateway, runbook executor, recording tenant/chat."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from engine import catalog
+from engine.cst import TokenKind
+from engine.job import ACTIVE, CLOSED, FAILED, KILLED, PENDING
+from engine.lifecycle import Approve, Kill, Request
+from engine.verify import verify_bundle
+from tests.integration.service.conftest import Env
+from tests.support.engine_sim import ROLE_TARGETS, trust_for
+from tests.support.waiting import eventually
+
+
+def request(job_id: str = "job-s1", **kw: Any) -> Request:
+    args: dict[str, Any] = {
+        "job_id": job_id,
+        "template": "entra-role",
+        "targets": ROLE_TARGETS,
+        "minutes": 30,
+        "justification": "INC-42 MFA outage",
+        "ticket": "INC-42",
+        "channel": {"platform": "console", "conversation": "incident-42"},
+    }
+    return Request(**(args | kw))
+
+
+async def approved(env: Env, job_id: str = "job-s1") -> str:
+    s = env.service
+    out = await s.request(request(job_id, actor=s.actor("console:alice")), key=f"req:{job_id}")
+    assert out.ok, out
+    plan = out.result["plan_hash"]
+    assert (await s.command(job_id, Approve(s.actor("console:bob"), plan), key=f"a1:{job_id}")).ok
+    assert (await s.command(job_id, Approve(s.actor("console:carol"), plan), key=f"a2:{job_id}")).ok
+    await env.settle()
+    return plan
+
+
+def role() -> tuple[str, str, str]:
+    return (
+        ROLE_TARGETS["tenant_id"],
+        ROLE_TARGETS["principal_id"],
+        ROLE_TARGETS["role_definition_id"],
+    )
+
+
+async def test_whole_job_grants_then_rolls_back_at_window_end(env: Env) -> None:
+    await approved(env)
+    assert role() in env.tenant.roles
+    job = await env.service.load("job-s1")
+    assert job.state == ACTIVE and job.write_done and job.verified_after_write
+    env.clock.advance(minutes=31)
+    await env.service.tick()
+    await env.settle()
+    job = await env.service.load("job-s1")
+    assert job.state == CLOSED, job
+    assert env.tenant.roles == set()
+    assert job.rollback_verified is True
+    bundle, _ = await env.service.bundle(job)
+    report = verify_bundle(bundle, trust_for(env.service.keys))
+    assert report.valid, report.reasons
+    assert "finish" in env.chat.kinds()
+    written = json.loads((env.service.bundle_dir / "job-s1.bundle.json").read_text())  # type: ignore[operator]
+    assert written == bundle
+
+
+async def test_replayed_commands_are_no_ops_with_the_same_result(env: Env) -> None:
+    s = env.service
+    first = await s.request(request(actor=s.actor("console:alice")), key="req:1")
+    again = await s.request(request(actor=s.actor("console:alice")), key="req:1")
+    assert again.replayed and again.result == first.result
+    plan = first.result["plan_hash"]
+    one = await s.command("job-s1", Approve(s.actor("console:bob"), plan), key="click:1")
+    dup = await s.command("job-s1", Approve(s.actor("console:bob"), plan), key="click:1")
+    assert dup.replayed and dup.result == one.result
+    assert len(await env.store.approvals("job-s1")) == 1
+
+
+async def test_two_approvals_at_the_same_instant_resolve_to_one_activation(env: Env) -> None:
+    s = env.service
+    out = await s.request(request(actor=s.actor("console:alice")), key="req")
+    plan = out.result["plan_hash"]
+    results = await asyncio.gather(
+        s.command("job-s1", Approve(s.actor("console:bob"), plan), key="b"),
+        s.command("job-s1", Approve(s.actor("console:carol"), plan), key="c"),
+        s.command("job-s1", Approve(s.actor("console:dave"), plan), key="d"),
+    )
+    await env.settle()
+    assert [r.ok for r in results].count(True) == 2  # the third finds the job active
+    job = await s.load("job-s1")
+    assert job.state == ACTIVE
+    assert len([t for t in job.tokens if t.kind == TokenKind.AGENT]) == 1
+    assert env.tenant.calls.count((catalog.WRITE_ROLE, env.tenant.calls[0][1])) == 1
+
+
+async def test_same_person_via_second_identity_and_ambiguous_identity_are_refused(env: Env) -> None:
+    s = env.service
+    out = await s.request(request(actor=s.actor("console:alice")), key="req")
+    plan = out.result["plan_hash"]
+    assert (await s.command("job-s1", Approve(s.actor("console:bob"), plan))).ok
+    before = await env.store.chain("job-s1")
+    second = await s.command("job-s1", Approve(s.actor("slack:UBOB2"), plan))
+    ambiguous = await s.command("job-s1", Approve(s.actor("console:twin"), plan))
+    assert (second.reason, ambiguous.reason) == ("DUPLICATE_APPROVER", "IDENTITY_UNRESOLVED")
+    job = await s.load("job-s1")
+    assert job.state == PENDING and await env.store.chain("job-s1") == before
+    assert [r["reason"] for r in job.refusals] == ["DUPLICATE_APPROVER", "IDENTITY_UNRESOLVED"]
+    assert env.tenant.calls == []
+
+
+async def test_kill_racing_an_in_flight_call(env: Env) -> None:
+    env.tenant.gate = asyncio.Event()  # the write hangs in the tenant
+    s = env.service
+    out = await s.request(request(actor=s.actor("console:alice")), key="req")
+    plan = out.result["plan_hash"]
+    await s.command("job-s1", Approve(s.actor("console:bob"), plan))
+    await s.command("job-s1", Approve(s.actor("console:carol"), plan))
+    await eventually(lambda: bool(env.tenant.calls))
+    assert env.tenant.calls[0][0] == catalog.WRITE_ROLE
+    agent_token = s.token_for(await s.load("job-s1"), TokenKind.AGENT)
+    killed = await s.command("job-s1", Kill(s.actor("console:dave")))
+    assert killed.ok
+    after = await env.gateway.call("job-s1", agent_token, *_planned_write(await s.load("job-s1")))
+    assert not after.allowed and after.reason == "TOKEN_INVALID"
+    env.tenant.gate.set()
+    await env.settle()
+    job = await s.load("job-s1")
+    assert job.state == KILLED
+    assert env.tenant.roles == set()
+    report = verify_bundle((await s.bundle(job))[0], trust_for(s.keys))
+    assert report.valid, report.reasons
+
+
+def _planned_write(job: Any) -> tuple[str, dict[str, Any]]:
+    action = job.plan.payload["metadata"]["breakglass"]["action"]
+    return action["tool"], action["arguments"]
+
+
+async def test_rollback_retries_then_succeeds(env: Env) -> None:
+    await approved(env)
+    env.tenant.fail_removals = 2
+    await env.service.command("job-s1", Kill(env.service.actor("console:bob")))
+    await env.settle()
+    job = await env.service.load("job-s1")
+    assert job.state == KILLED and env.tenant.roles == set()
+    assert job.rollback_attempts == 3
+
+
+async def test_rollback_that_keeps_failing_ends_failed_and_escalates(env: Env) -> None:
+    await approved(env)
+    env.tenant.fail_removals = 99
+    await env.service.command("job-s1", Kill(env.service.actor("console:bob")))
+    await env.settle()
+    job = await env.service.load("job-s1")
+    assert job.state == FAILED
+    assert job.still_privileged and "u-alice" in job.still_privileged[0]
+    escalations = [e for e in env.chat.events if e.kind == "escalate"]
+    assert escalations and escalations[0].detail["still_privileged"] == list(job.still_privileged)
+
+
+async def test_chat_down_does_not_stop_the_job_and_posts_wait_in_the_outbox(env: Env) -> None:
+    env.chat.down = True
+    await approved(env)
+    env.clock.advance(minutes=31)
+    await env.service.tick()
+    await env.settle()
+    assert (await env.service.load("job-s1")).state == CLOSED
+    assert env.tenant.roles == set()
+    queued = await env.store.due("console", env.clock.now)
+    assert queued and {q.payload["kind"] for q in queued} >= {"finish", "receipts"}

@@ -1,0 +1,105 @@
+"""Recording ports for service tests: a clock the test moves, a tenant kept in memory that
+answers the catalog tools honestly, and a chat channel that records what it was shown."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from engine import catalog
+from engine.errors import ChatError, GraphError
+from engine.ports import ChatEvent, MarkedGrant
+from engine.tools import ToolResult
+
+
+@dataclass
+class Clock:
+    now: datetime
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@dataclass
+class MemoryTenant:
+    """Role assignments and CA exclusions as sets; every call recorded."""
+
+    roles: set[tuple[str, str, str]] = field(default_factory=set)
+    excluded: set[tuple[str, str, str]] = field(default_factory=set)
+    calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    gate: asyncio.Event | None = None  # when set up, writes wait for it (in-flight tests)
+    fail_removals: int = 0  # how many removals fail with a 503 before one works
+    markers: dict[tuple[str, str, str], str] = field(default_factory=dict)
+
+    async def call(self, tool_name: str, arguments: Mapping[str, Any]) -> ToolResult:
+        args = dict(arguments)
+        self.calls.append((tool_name, args))
+        if self.gate is not None and tool_name in (catalog.WRITE_ROLE, catalog.EXCLUDE_GROUP):
+            await self.gate.wait()
+        role = (
+            args.get("tenant_id", ""),
+            args.get("principal_id", ""),
+            args.get("role_definition_id", ""),
+        )
+        ca = (args.get("tenant_id", ""), args.get("policy_id", ""), args.get("group_id", ""))
+        if tool_name == catalog.WRITE_ROLE:
+            self.roles.add(role)
+            self.markers[role] = args["job_id"]
+            return ToolResult("success", {"status": "Provisioned"})
+        if tool_name == catalog.REMOVE_ROLE:
+            if self.fail_removals:
+                self.fail_removals -= 1
+                raise GraphError("ServiceUnavailable", "try later", status=503)
+            self.roles.discard(role)
+            return ToolResult("success", {"removed": True})
+        if tool_name == catalog.READ_ROLE:
+            present = role in self.roles
+            return ToolResult("success", {"verified": present == (args["expect"] == "present")})
+        if tool_name == catalog.EXCLUDE_GROUP:
+            self.excluded.add(ca)
+            return ToolResult("success", {"excluded": True})
+        if tool_name == catalog.RESTORE_CA:
+            self.excluded.discard(ca)
+            return ToolResult("success", {"restored": True})
+        if tool_name == catalog.READ_CA:
+            present = ca in self.excluded
+            return ToolResult("success", {"verified": present == (args["expect"] == "excluded")})
+        return ToolResult("error", {"error": "unknown tool"})
+
+    async def find_marked_grants(self) -> list[MarkedGrant]:
+        return [
+            MarkedGrant(
+                self.markers[r],
+                catalog.REMOVE_ROLE,
+                {
+                    "tenant_id": r[0],
+                    "principal_id": r[1],
+                    "role_definition_id": r[2],
+                    "job_id": self.markers[r],
+                },
+                f"{r[1]} holds {r[2]}",
+            )
+            for r in self.roles
+            if r in self.markers
+        ]
+
+
+@dataclass
+class RecordingChat:
+    platform: str = "console"
+    events: list[ChatEvent] = field(default_factory=list)
+    down: bool = False
+
+    async def deliver(self, event: ChatEvent) -> None:
+        if self.down:
+            raise ChatError("chat is unreachable")
+        self.events.append(event)
+
+    def kinds(self) -> list[str]:
+        return [e.kind for e in self.events]
