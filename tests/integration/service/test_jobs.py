@@ -52,7 +52,9 @@ async def test_whole_job_grants_then_rolls_back_at_window_end(env: Env) -> None:
     await approved(env)
     assert role() in env.tenant.roles
     job = await env.service.load("job-s1")
-    assert job.state == ACTIVE and job.write_done and job.verified_after_write
+    assert job.state == ACTIVE
+    assert job.write_done
+    assert job.verified_after_write
     env.clock.advance(minutes=31)
     await env.service.tick()
     await env.settle()
@@ -72,11 +74,13 @@ async def test_replayed_commands_are_no_ops_with_the_same_result(env: Env) -> No
     s = env.service
     first = await s.request(request(actor=s.actor("console:alice")), key="req:1")
     again = await s.request(request(actor=s.actor("console:alice")), key="req:1")
-    assert again.replayed and again.result == first.result
+    assert again.replayed
+    assert again.result == first.result
     plan = first.result["plan_hash"]
     one = await s.command("job-s1", Approve(s.actor("console:bob"), plan), key="click:1")
     dup = await s.command("job-s1", Approve(s.actor("console:bob"), plan), key="click:1")
-    assert dup.replayed and dup.result == one.result
+    assert dup.replayed
+    assert dup.result == one.result
     assert len(await env.store.approvals("job-s1")) == 1
 
 
@@ -107,7 +111,8 @@ async def test_same_person_via_second_identity_and_ambiguous_identity_are_refuse
     ambiguous = await s.command("job-s1", Approve(s.actor("console:twin"), plan))
     assert (second.reason, ambiguous.reason) == ("DUPLICATE_APPROVER", "IDENTITY_UNRESOLVED")
     job = await s.load("job-s1")
-    assert job.state == PENDING and await env.store.chain("job-s1") == before
+    assert job.state == PENDING
+    assert await env.store.chain("job-s1") == before
     assert [r["reason"] for r in job.refusals] == ["DUPLICATE_APPROVER", "IDENTITY_UNRESOLVED"]
     assert env.tenant.calls == []
 
@@ -125,7 +130,8 @@ async def test_kill_racing_an_in_flight_call(env: Env) -> None:
     killed = await s.command("job-s1", Kill(s.actor("console:dave")))
     assert killed.ok
     after = await env.gateway.call("job-s1", agent_token, *_planned_write(await s.load("job-s1")))
-    assert not after.allowed and after.reason == "TOKEN_INVALID"
+    assert not after.allowed
+    assert after.reason == "TOKEN_INVALID"
     env.tenant.gate.set()
     await env.settle()
     job = await s.load("job-s1")
@@ -146,7 +152,8 @@ async def test_rollback_retries_then_succeeds(env: Env) -> None:
     await env.service.command("job-s1", Kill(env.service.actor("console:bob")))
     await env.settle()
     job = await env.service.load("job-s1")
-    assert job.state == KILLED and env.tenant.roles == set()
+    assert job.state == KILLED
+    assert env.tenant.roles == set()
     assert job.rollback_attempts == 3
 
 
@@ -157,9 +164,11 @@ async def test_rollback_that_keeps_failing_ends_failed_and_escalates(env: Env) -
     await env.settle()
     job = await env.service.load("job-s1")
     assert job.state == FAILED
-    assert job.still_privileged and "u-alice" in job.still_privileged[0]
+    assert job.still_privileged
+    assert "u-alice" in job.still_privileged[0]
     escalations = [e for e in env.chat.events if e.kind == "escalate"]
-    assert escalations and escalations[0].detail["still_privileged"] == list(job.still_privileged)
+    assert escalations
+    assert escalations[0].detail["still_privileged"] == list(job.still_privileged)
 
 
 async def test_chat_down_does_not_stop_the_job_and_posts_wait_in_the_outbox(env: Env) -> None:
@@ -171,4 +180,5 @@ async def test_chat_down_does_not_stop_the_job_and_posts_wait_in_the_outbox(env:
     assert (await env.service.load("job-s1")).state == CLOSED
     assert env.tenant.roles == set()
     queued = await env.store.due("console", env.clock.now)
-    assert queued and {q.payload["kind"] for q in queued} >= {"finish", "receipts"}
+    assert queued
+    assert {q.payload["kind"] for q in queued} >= {"finish", "receipts"}
