@@ -224,6 +224,31 @@ class JobService:
                 self._spawn_rollback(job.job_id)
         await self.tick()
 
+    async def sweep(self) -> list[str]:
+        """Reconciliation: remove every grant carrying our job marker whose job is not open.
+
+        The third timebox layer's safety net: whatever a crash, a lost response or a bug left
+        behind is found in the tenant itself. Returns what was removed."""
+        removed = []
+        for grant in await self.tools.find_marked_grants():
+            try:
+                state: str | None = (await self.store.load_job(grant.job_id)).state
+            except JobNotFound:
+                state = None  # our marker but no job of ours: nothing justifies it
+            if state in OPEN:
+                continue
+            result = await self.tools.call(grant.rollback_tool, grant.arguments)
+            log.warning(
+                "reconciliation removed %s (job %s is %s): %s",
+                grant.description,
+                grant.job_id,
+                state or "unknown",
+                result.status,
+            )
+            if result.ok:
+                removed.append(grant.description)
+        return removed
+
     # ------------------------------------------------------------------- helpers
 
     def _ctx(self) -> Ctx:

@@ -182,3 +182,15 @@ async def test_chat_down_does_not_stop_the_job_and_posts_wait_in_the_outbox(env:
     queued = await env.store.due("console", env.clock.now)
     assert queued
     assert {q.payload["kind"] for q in queued} >= {"finish", "receipts"}
+
+
+async def test_reconciliation_sweep_removes_grants_of_closed_jobs_only(env: Env) -> None:
+    await approved(env, "job-open")
+    leftover = ("t-x", "u-eve", "r-ga")
+    env.tenant.roles.add(leftover)  # a grant a crash left behind for a job that has ended
+    env.tenant.markers[leftover] = "job-closed"
+    await env.service.request(request("job-closed", actor=env.service.actor("console:alice")))
+    await env.service.command("job-closed", Kill(env.service.actor("console:dave")))
+    removed = await env.service.sweep()
+    assert removed == ["u-eve holds r-ga"]
+    assert env.tenant.roles == {role()}  # the open job's grant stays until its window ends
