@@ -46,6 +46,11 @@ class TokenSource:
             return token
         raise token_refusal(result, self._config)
 
+    async def forget(self, token: str) -> None:
+        """Drop a token Graph refused (revoked, expired early) so the next call gets a new one."""
+        app = await asyncio.to_thread(_app_for, self._config)
+        await asyncio.to_thread(_forget, app, token)
+
 
 def token_refusal(result: Any, config: GraphConfig) -> GraphError:
     """The error for an MSAL error result: its code and AADSTS number, never the secret."""
@@ -61,6 +66,14 @@ def scrub(text: str, config: GraphConfig) -> str:
     """Defence in depth: remove the secret from any text that might reach a person or a log."""
     secret = config.client_secret
     return text.replace(secret, "[redacted]") if secret else text
+
+
+def _forget(app: Any, token: str) -> None:
+    cache = app.token_cache
+    kind = msal.TokenCache.CredentialType.ACCESS_TOKEN
+    stale = [item for item in cache.search(kind) if item.get("secret") == token]
+    for item in stale:  # removed after the search: search() holds the cache lock
+        cache.remove_at(item)
 
 
 def _app_for(config: GraphConfig) -> Any:

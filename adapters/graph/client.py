@@ -181,6 +181,23 @@ class GraphClient:
         correlation: str,
     ) -> tuple[int, str, Mapping[str, str]]:
         token = await self._tokens.token()
+        answer = await self._request(method, url, params, body, correlation, token)
+        if answer[0] == 401 and _code_of(answer[1]) == "InvalidAuthenticationToken":
+            # Refused at the door, so nothing was applied: renew the token and send once more.
+            await self._tokens.forget(token)
+            token = await self._tokens.token()
+            answer = await self._request(method, url, params, body, correlation, token)
+        return answer
+
+    async def _request(
+        self,
+        method: str,
+        url: str,
+        params: Mapping[str, str] | None,
+        body: Mapping[str, Any] | None,
+        correlation: str,
+        token: str,
+    ) -> tuple[int, str, Mapping[str, str]]:
         headers = {
             "Authorization": f"Bearer {token}",
             "Accept": "application/json",
@@ -206,6 +223,10 @@ def _json_body(text: str) -> Mapping[str, Any]:
     except ValueError as exc:
         raise GraphError("InvalidResponse", "Graph answered with a body that is not JSON") from exc
     return doc if isinstance(doc, dict) else {"value": doc}
+
+
+def _code_of(text: str) -> str:
+    return error_from_response(0, text, {}).code
 
 
 def _unreachable(exc: BaseException) -> GraphError:

@@ -20,6 +20,9 @@ from adapters.graph.simulated.errors import SimError, TokenError
 
 SIM_HEADER = "X-Breakglass-Simulated"
 CORE: web.AppKey[SimCore] = web.AppKey("breakglass_sim_core", SimCore)
+REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id", str)
+CLIENT_REQUEST_ID: web.RequestKey[str] = web.RequestKey("client_request_id", str)
+DROPPED: web.RequestKey[bool] = web.RequestKey("dropped", bool)
 GRAPH_PREFIX = "/v1.0"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -73,18 +76,18 @@ async def json_body(request: web.Request) -> Any:
 def graph_error(request: web.Request, err: SimError) -> web.Response:
     inner = {
         "date": iso(core_of(request).now()),
-        "request-id": request["request_id"],
-        "client-request-id": request["client_request_id"],
+        "request-id": request[REQUEST_ID],
+        "client-request-id": request[CLIENT_REQUEST_ID],
     }
     body = {"error": {"code": err.code, "message": err.message, "innerError": inner}}
     return web.json_response(body, status=err.status, headers=err.headers)
 
 
 def token_error(request: web.Request, err: TokenError) -> web.Response:
-    trace, now = request["request_id"], iso(core_of(request).now())
+    trace, now = request[REQUEST_ID], iso(core_of(request).now())
     description = (
         f"AADSTS{err.aadsts}: {err.description} Trace ID: {trace} "
-        f"Correlation ID: {request['client_request_id']} Timestamp: {now}"
+        f"Correlation ID: {request[CLIENT_REQUEST_ID]} Timestamp: {now}"
     )
     body = {
         "error": err.error,
@@ -92,7 +95,7 @@ def token_error(request: web.Request, err: TokenError) -> web.Response:
         "error_codes": [err.aadsts],
         "timestamp": now,
         "trace_id": trace,
-        "correlation_id": request["client_request_id"],
+        "correlation_id": request[CLIENT_REQUEST_ID],
     }
     return web.json_response(body, status=err.status)
 
@@ -100,8 +103,8 @@ def token_error(request: web.Request, err: TokenError) -> web.Response:
 @web.middleware
 async def stamp(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Ids and the simulated-label header on every answer; errors rendered; request logged."""
-    request["request_id"] = str(uuid.uuid4())
-    request["client_request_id"] = request.headers.get("client-request-id") or str(uuid.uuid4())
+    request[REQUEST_ID] = str(uuid.uuid4())
+    request[CLIENT_REQUEST_ID] = request.headers.get("client-request-id") or str(uuid.uuid4())
     try:
         response = await handler(request)
     except SimError as err:
@@ -112,8 +115,8 @@ async def stamp(request: web.Request, handler: Handler) -> web.StreamResponse:
         code = "NotFound" if exc.status == 404 else "BadRequest"
         response = graph_error(request, SimError(exc.status, code, exc.reason))
     response.headers[SIM_HEADER] = "true"
-    response.headers["request-id"] = request["request_id"]
-    response.headers["client-request-id"] = request["client_request_id"]
-    status = 0 if request.get("dropped") else response.status
+    response.headers["request-id"] = request[REQUEST_ID]
+    response.headers["client-request-id"] = request[CLIENT_REQUEST_ID]
+    status = 0 if request.get(DROPPED) else response.status
     core_of(request).log.append(LogEntry(request.method, request.path, status))
     return response

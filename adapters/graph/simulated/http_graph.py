@@ -15,6 +15,7 @@ from adapters.graph.simulated.clock import iso
 from adapters.graph.simulated.errors import SimError
 from adapters.graph.simulated.faults import Fault
 from adapters.graph.simulated.http_common import (
+    DROPPED,
     GRAPH_PREFIX,
     Handler,
     collection,
@@ -53,7 +54,7 @@ async def _with_fault(request: web.Request, handler: Handler, fault: Fault) -> w
             await handler(request)
     if fault.kind == "gateway_timeout":
         raise SimError(504, "GatewayTimeout", "The gateway timed out waiting for the service.")
-    request["dropped"] = True
+    request[DROPPED] = True
     if request.transport is not None:
         request.transport.close()
     return web.Response(status=204)
