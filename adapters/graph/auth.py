@@ -101,10 +101,11 @@ def _app_key(config: GraphConfig) -> str:
 
 def _build_app(config: GraphConfig) -> Any:
     http = MsalHttpClient(config.authority_base_url, config.retry.request_timeout)
+    credential = _credential(config)
     try:
         return msal.ConfidentialClientApplication(
             config.client_id,
-            client_credential=_credential(config),
+            client_credential=credential,
             authority=f"{http.msal_authority_host}/{config.tenant_id}",
             http_client=http,
             instance_discovery=False,  # no call to a Microsoft host other than the authority

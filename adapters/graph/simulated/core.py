@@ -31,6 +31,7 @@ class LogEntry:
     method: str
     path: str
     status: int  # 0 when the connection was dropped without an answer
+    query: str = ""
 
 
 @dataclass

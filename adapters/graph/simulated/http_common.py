@@ -118,5 +118,6 @@ async def stamp(request: web.Request, handler: Handler) -> web.StreamResponse:
     response.headers["request-id"] = request[REQUEST_ID]
     response.headers["client-request-id"] = request[CLIENT_REQUEST_ID]
     status = 0 if request.get(DROPPED) else response.status
-    core_of(request).log.append(LogEntry(request.method, request.path, status))
+    entry = LogEntry(request.method, request.path, status, request.query_string)
+    core_of(request).log.append(entry)
     return response

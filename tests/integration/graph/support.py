@@ -46,8 +46,15 @@ def read_args(expect: str, principal: str = DAVE, role: str = USER_ADMIN) -> dic
     return pair | {"expect": expect}
 
 
-def remove_args(job: str = "job-1", principal: str = DAVE, role: str = USER_ADMIN) -> dict[str, Any]:
-    return {"tenant_id": TENANT, "principal_id": principal, "role_definition_id": role, "job_id": job}
+def remove_args(
+    job: str = "job-1", principal: str = DAVE, role: str = USER_ADMIN
+) -> dict[str, Any]:
+    return {
+        "tenant_id": TENANT,
+        "principal_id": principal,
+        "role_definition_id": role,
+        "job_id": job,
+    }
 
 
 def write_args(minutes: int = 30, **kw: Any) -> dict[str, Any]:
@@ -58,8 +65,15 @@ def write_args(minutes: int = 30, **kw: Any) -> dict[str, Any]:
     }
 
 
-def ca_args(job: str = "job-ca", policy: str = MFA_POLICY, group: str = EXCLUSION_GROUP) -> dict[str, Any]:
+def ca_args(
+    job: str = "job-ca", policy: str = MFA_POLICY, group: str = EXCLUSION_GROUP
+) -> dict[str, Any]:
     return {"tenant_id": TENANT, "policy_id": policy, "group_id": group, "job_id": job}
+
+
+def has(body: Mapping[str, Any], **expected: Any) -> bool:
+    """True when ``body`` contains every expected key with that value."""
+    return all(body.get(k) == v for k, v in expected.items())
 
 
 def holders(sim: SimulatedTenant, role: str) -> set[str]:
