@@ -152,8 +152,6 @@ class GraphClient:
     ) -> tuple[GraphResponse | GraphError, float]:
         """One send: a response, or the retriable failure and how long to wait before the next."""
         path = url[len(self.config.graph_root) :]
-        if path.startswith(CA_PREFIX):
-            await self._ca_pacer.wait()
         try:
             status, text, headers = await self._send(method, url, params, body, correlation)
         except _NOT_SENT as exc:
@@ -198,6 +196,8 @@ class GraphClient:
         correlation: str,
         token: str,
     ) -> tuple[int, str, Mapping[str, str]]:
+        if url.startswith(self.config.graph_root + CA_PREFIX):
+            await self._ca_pacer.wait()  # right before sending: token fetches take varying time
         headers = {
             "Authorization": f"Bearer {token}",
             "Accept": "application/json",

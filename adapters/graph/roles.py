@@ -41,7 +41,7 @@ def assign_body(args: Mapping[str, Any], now: datetime) -> Doc:
         "roleDefinitionId": args["role_definition_id"],
         "directoryScopeId": ROOT_SCOPE,
         "justification": justification,
-        "ticketInfo": {"ticketNumber": args.get("ticket_number", ""), "ticketSystem": "breakglass"},
+        "ticketInfo": {"ticketNumber": args.get("ticket_number"), "ticketSystem": "breakglass"},
         "scheduleInfo": {
             "startDateTime": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "expiration": {"type": "afterDuration", "duration": f"PT{args['duration_minutes']}M"},
@@ -105,7 +105,9 @@ async def write_role_assignment(ctx: ToolContext, args: Mapping[str, Any]) -> To
         if found is None or not await _is_active(ctx, args, found):
             raise
         request, recovered = found, True
-    return ToolResult("success", _assigned(request, recovered))
+    # Anything but a live state (PendingApproval, Failed, Denied...) means no grant in place.
+    status = "success" if request.get("status") in LIVE_STATES else "error"
+    return ToolResult(status, _assigned(request, recovered))
 
 
 async def read_role_assignment(ctx: ToolContext, args: Mapping[str, Any]) -> ToolResult:
