@@ -64,12 +64,14 @@ async def test_bad_client_secret_is_a_typed_error_without_the_secret(
     assert "\n" not in describe(err)
     assert wrong not in repr(config)
     assert [e.path for e in sim.requests_log if e.path.startswith("/v1.0")] == []
+    assert [e.status for e in sim.requests_log if e.path.endswith("/token")] == [401]
     assert sim.state() == before
 
 
 async def test_unknown_tenant_fails_discovery_with_a_typed_error(
     sim: SimulatedTenant, clock: ManualClock
 ) -> None:
+    before = sim.state()
     config = config_for(sim, tenant_id="00000000-0000-0000-0000-0000000000ff")
     async with GraphTools(config, MemorySnapshots(), clock=clock.now) as tools:
         with pytest.raises(GraphError) as caught:
@@ -78,6 +80,7 @@ async def test_unknown_tenant_fails_discovery_with_a_typed_error(
             )
     assert caught.value.code == "AuthorityUnavailable"
     assert sim.client_secret not in str(caught.value)
+    assert sim.state() == before
 
 
 async def test_certificate_credential(
@@ -95,6 +98,7 @@ async def test_certificate_credential(
 async def test_unregistered_certificate_is_refused(
     sim: SimulatedTenant, clock: ManualClock, tmp_path: Path
 ) -> None:
+    before = sim.state()
     key_path, _, thumbprint = make_certificate(tmp_path)
     config = config_for(
         sim, client_secret=None, certificate=CertificateCredential(key_path, thumbprint)
@@ -104,14 +108,19 @@ async def test_unregistered_certificate_is_refused(
             await tools.call(catalog.READ_ROLE, read_args("absent"))
     assert caught.value.code == "invalid_client"
     assert "AADSTS700027" in caught.value.message
+    assert [e.status for e in sim.requests_log if e.path.endswith("/token")] == [401]
+    assert sim.state() == before
 
 
 async def test_unreadable_key_file_is_a_typed_error(
     sim: SimulatedTenant, clock: ManualClock, tmp_path: Path
 ) -> None:
+    before = sim.state()
     credential = CertificateCredential(tmp_path / "missing.pem", "ab" * 20)
     config = config_for(sim, client_secret=None, certificate=credential)
     async with GraphTools(config, MemorySnapshots(), clock=clock.now) as tools:
         with pytest.raises(GraphError) as caught:
             await tools.call(catalog.READ_ROLE, read_args("absent"))
     assert caught.value.code == "CertificateUnreadable"
+    assert sim.requests_log == []
+    assert sim.state() == before
