@@ -1,0 +1,220 @@
+"""Conditional Access: exclude a group from a policy for the window, then restore exactly.
+
+The policy is snapshotted before the first change, under ``ca:<job_id>:<policy_id>``; the
+store keeps the first write, so a retried exclusion never replaces the original with an
+already-modified policy. Only ``conditions.users`` is ever written (the whole object, as Graph
+requires); a restore reports any other part of the policy that changed meanwhile ("drift")
+instead of overwriting someone else's edit.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, runtime_checkable
+
+from adapters.graph.context import ToolContext
+from engine.catalog import RESTORE_CA
+from engine.errors import InputError
+from engine.ports import MarkedGrant
+from engine.tools import ToolResult
+
+POLICIES = "/identity/conditionalAccess/policies"
+# Changed by Graph on every write, or not part of the policy itself.
+_VOLATILE = frozenset({"modifiedDateTime", "@odata.context"})
+
+Doc = dict[str, Any]
+
+
+@runtime_checkable
+class SnapshotIndex(Protocol):
+    """Optional extra of a snapshot store: list keys, so reconciliation finds our snapshots."""
+
+    async def snapshot_keys(self, prefix: str) -> list[str]: ...
+
+
+def snapshot_key(job_id: str, policy_id: str) -> str:
+    return f"ca:{job_id}:{policy_id}"
+
+
+def users_of(policy: Mapping[str, Any]) -> Doc:
+    conditions = policy.get("conditions") or {}
+    return dict(conditions.get("users") or {})
+
+
+def excluded_groups(policy: Mapping[str, Any]) -> list[str]:
+    return list(users_of(policy).get("excludeGroups") or [])
+
+
+def same_users(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """Equal ``users`` conditions; the order inside id lists carries no meaning."""
+    return bool(_normal(users_of(a)) == _normal(users_of(b)))
+
+
+def drift(snapshot: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+    """Parts of the policy other than ``conditions.users`` that differ from the snapshot."""
+    changed = [
+        k for k in _keys(snapshot, current, {"conditions"}) if snapshot.get(k) != current.get(k)
+    ]
+    old, new = snapshot.get("conditions") or {}, current.get("conditions") or {}
+    changed += [f"conditions.{k}" for k in _keys(old, new, {"users"}) if old.get(k) != new.get(k)]
+    return sorted(changed)
+
+
+async def get_policy(ctx: ToolContext, policy_id: str) -> Doc:
+    body = (await ctx.client.get(f"{POLICIES}/{policy_id}")).body
+    return {k: v for k, v in body.items() if k != "@odata.context"}
+
+
+async def exclude_group(ctx: ToolContext, args: Mapping[str, Any]) -> ToolResult:
+    policy_id, group_id = args["policy_id"], args["group_id"]
+    policy = await get_policy(ctx, policy_id)
+    saved = await ctx.snapshots.save_snapshot(
+        snapshot_key(args["job_id"], policy_id), _snapshot(ctx, args, policy)
+    )
+    if group_id not in excluded_groups(policy):
+        users = users_of(policy)
+        users["excludeGroups"] = [*excluded_groups(policy), group_id]
+        await _patch_users(ctx, policy_id, users, lambda p: group_id in excluded_groups(p))
+    after, reads = await ctx.poll(
+        lambda: get_policy(ctx, policy_id), lambda p: group_id in excluded_groups(p)
+    )
+    verified = group_id in excluded_groups(after)
+    body = {
+        "verified": verified,
+        "policy_id": policy_id,
+        "group_id": group_id,
+        "excluded_before": group_id in excluded_groups(saved["policy"]),
+        "exclude_groups": excluded_groups(after),
+        "reads": reads,
+    }
+    return ToolResult("success" if verified else "error", body)
+
+
+async def restore_policy(ctx: ToolContext, args: Mapping[str, Any]) -> ToolResult:
+    policy_id = args["policy_id"]
+    original = await _load_original(ctx, args)
+    current = await get_policy(ctx, policy_id)
+    if not same_users(current, original):
+        target = copy.deepcopy(users_of(original))
+        await _patch_users(ctx, policy_id, target, lambda p: same_users(p, original))
+    body, restored = await _compare_with_original(ctx, policy_id, original)
+    return ToolResult("success" if restored else "error", body)
+
+
+async def read_policy(ctx: ToolContext, args: Mapping[str, Any]) -> ToolResult:
+    policy_id, group_id = args["policy_id"], args["group_id"]
+    if args["expect"] == "restored":
+        original = await _load_original(ctx, args)
+        body, _ = await _compare_with_original(ctx, policy_id, original)
+        return ToolResult("success", body | {"expect": "restored"})
+    after, reads = await ctx.poll(
+        lambda: get_policy(ctx, policy_id), lambda p: group_id in excluded_groups(p)
+    )
+    body = {
+        "verified": group_id in excluded_groups(after),
+        "expect": "excluded",
+        "policy_id": policy_id,
+        "group_id": group_id,
+        "exclude_groups": excluded_groups(after),
+        "reads": reads,
+    }
+    return ToolResult("success", body)
+
+
+async def marked_ca_grants(ctx: ToolContext) -> list[MarkedGrant]:
+    """Policies we snapshotted that still exclude the job's group (needs a ``SnapshotIndex``)."""
+    if not isinstance(ctx.snapshots, SnapshotIndex):
+        return []
+    grants = []
+    for key in await ctx.snapshots.snapshot_keys("ca:"):
+        snap = await ctx.snapshots.load_snapshot(key)
+        if snap is None or not {"job_id", "policy_id", "group_id", "policy"} <= set(snap):
+            continue
+        group_id = snap["group_id"]
+        if group_id in excluded_groups(snap["policy"]):
+            continue  # excluded before the job: not ours to undo
+        if group_id in excluded_groups(await get_policy(ctx, snap["policy_id"])):
+            grants.append(_marked(ctx, snap))
+    return grants
+
+
+async def _compare_with_original(
+    ctx: ToolContext, policy_id: str, original: Mapping[str, Any]
+) -> tuple[Doc, bool]:
+    after, reads = await ctx.poll(
+        lambda: get_policy(ctx, policy_id), lambda p: same_users(p, original)
+    )
+    restored = same_users(after, original)
+    changed = drift(original, after)
+    body = {
+        "verified": restored and not changed,
+        "restored": restored,
+        "drift": changed,
+        "policy_id": policy_id,
+        "exclude_groups": excluded_groups(after),
+        "reads": reads,
+    }
+    return body, restored
+
+
+async def _patch_users(
+    ctx: ToolContext, policy_id: str, users: Doc, settled: Callable[[Doc], bool]
+) -> None:
+    """PATCH the whole ``users`` condition; after a lost answer, read back before resending."""
+    path = f"{POLICIES}/{policy_id}"
+
+    async def send() -> bool:
+        await ctx.client.patch(path, {"conditions": {"users": users}})
+        return True
+
+    async def read_back() -> bool | None:
+        seen, _ = await ctx.poll(lambda: get_policy(ctx, policy_id), settled)
+        return True if settled(seen) else None
+
+    await ctx.write_once(send, read_back)
+
+
+async def _load_original(ctx: ToolContext, args: Mapping[str, Any]) -> Doc:
+    snap = await ctx.snapshots.load_snapshot(snapshot_key(args["job_id"], args["policy_id"]))
+    if snap is None or not isinstance(snap.get("policy"), Mapping):
+        raise InputError("no Conditional Access snapshot exists for this job and policy")
+    return dict(snap["policy"])
+
+
+def _snapshot(ctx: ToolContext, args: Mapping[str, Any], policy: Doc) -> Doc:
+    return {
+        "job_id": args["job_id"],
+        "tenant_id": ctx.tenant_id,
+        "policy_id": args["policy_id"],
+        "group_id": args["group_id"],
+        "taken_at": ctx.now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "policy": policy,
+    }
+
+
+def _marked(ctx: ToolContext, snap: Mapping[str, Any]) -> MarkedGrant:
+    job_id, policy_id, group_id = snap["job_id"], snap["policy_id"], snap["group_id"]
+    return MarkedGrant(
+        job_id=job_id,
+        rollback_tool=RESTORE_CA,
+        arguments={
+            "tenant_id": ctx.tenant_id,
+            "policy_id": policy_id,
+            "group_id": group_id,
+            "job_id": job_id,
+        },
+        description=f"group {group_id} excluded from CA policy {policy_id} by job {job_id}",
+    )
+
+
+def _keys(a: Mapping[str, Any], b: Mapping[str, Any], skip: set[str]) -> set[str]:
+    return (set(a) | set(b)) - _VOLATILE - skip
+
+
+def _normal(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _normal(v) for k, v in value.items()}
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return sorted(value)
+    return value

@@ -1,0 +1,238 @@
+"""The Microsoft Graph HTTP client: aiohttp, MSAL bearer tokens, bounded retries.
+
+Rules, in order of importance:
+
+1. A write is never resent blindly. When its answer is lost (dropped connection, timeout,
+   502/504) the client raises ``ResponseLost`` and the caller reads back before deciding.
+   A connection that was never established is safe to retry: nothing was sent.
+2. 429 honours ``Retry-After``; 429 without it, 503 (any method) and 502/504 (reads) back off
+   exponentially with jitter. Everything stays inside ``RetryPolicy.total_budget``: a wait
+   that would cross it gives up at once with the last ``GraphError``.
+3. Conditional Access requests are paced (1 request/s per tenant by default).
+4. Paging links are followed only under the configured Graph base URL, so the bearer token
+   is never sent to another host.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from adapters.graph.auth import TokenSource
+from adapters.graph.config import GraphConfig
+from adapters.graph.failures import ResponseLost, error_from_response, request_id_of
+from adapters.graph.pacer import Pacer
+from adapters.graph.retry import backoff, is_lost_outcome, is_retriable, retry_after
+from engine.errors import GraphError
+
+log = logging.getLogger(__name__)
+
+CA_PREFIX = "/identity/conditionalAccess/"
+_MAX_PAGES = 100
+# Failures that happen before a byte of the request left: resending cannot duplicate it.
+_NOT_SENT = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
+
+
+@dataclass(frozen=True)
+class GraphResponse:
+    status: int
+    body: Mapping[str, Any]
+    request_id: str | None
+
+
+class GraphClient:
+    """One per process and tenant; ``async with`` it, or call ``close()``."""
+
+    def __init__(
+        self,
+        config: GraphConfig,
+        *,
+        tokens: TokenSource | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self.config = config
+        self._tokens = tokens or TokenSource(config)
+        self._sleep = sleep
+        self._rand = rand
+        self._ca_pacer = Pacer(config.retry.ca_interval, sleep=sleep)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> GraphClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def get(self, path: str, params: Mapping[str, str] | None = None) -> GraphResponse:
+        return await self._call("GET", self._url(path), params, None, idempotent=True)
+
+    async def get_all(
+        self, path: str, params: Mapping[str, str] | None = None
+    ) -> list[dict[str, Any]]:
+        """Every item of a collection, following ``@odata.nextLink`` under our base URL."""
+        url, items = self._url(path), list[dict[str, Any]]()
+        for _ in range(_MAX_PAGES):
+            page = await self._call("GET", url, params, None, idempotent=True)
+            items.extend(v for v in page.body.get("value", []) if isinstance(v, dict))
+            next_link = page.body.get("@odata.nextLink")
+            if not isinstance(next_link, str):
+                return items
+            url, params = self._checked_next_link(next_link), None
+        raise GraphError("TooManyPages", f"more than {_MAX_PAGES} pages at {path}")
+
+    async def post(
+        self, path: str, body: Mapping[str, Any] | None, *, idempotent: bool = False
+    ) -> GraphResponse:
+        return await self._call("POST", self._url(path), None, body, idempotent=idempotent)
+
+    async def patch(
+        self, path: str, body: Mapping[str, Any], *, idempotent: bool = False
+    ) -> GraphResponse:
+        return await self._call("PATCH", self._url(path), None, body, idempotent=idempotent)
+
+    def _url(self, path: str) -> str:
+        if not path.startswith("/") or ".." in path or "?" in path:
+            raise GraphError("InvalidPath", "refusing a malformed Graph path")
+        return self.config.graph_root + path
+
+    def _checked_next_link(self, link: str) -> str:
+        if not link.startswith(self.config.graph_root + "/"):
+            raise GraphError("UntrustedNextLink", "a paging link left the Graph base URL")
+        return link
+
+    async def _call(
+        self,
+        method: str,
+        url: str,
+        params: Mapping[str, str] | None,
+        body: Mapping[str, Any] | None,
+        *,
+        idempotent: bool,
+    ) -> GraphResponse:
+        path = url[len(self.config.graph_root) :]
+        deadline = time.monotonic() + self.config.retry.total_budget
+        correlation = str(uuid.uuid4())
+        attempt = 0
+        while True:
+            attempt += 1
+            outcome, delay = await self._attempt(
+                method, url, params, body, idempotent, correlation, attempt
+            )
+            if isinstance(outcome, GraphResponse):
+                return outcome
+            if attempt >= self.config.retry.max_attempts or time.monotonic() + delay > deadline:
+                raise _gave_up(outcome, attempt) from outcome
+            log.info("graph %s %s: %s, retrying in %.2fs", method, path, outcome.code, delay)
+            await self._sleep(delay)
+
+    async def _attempt(
+        self,
+        method: str,
+        url: str,
+        params: Mapping[str, str] | None,
+        body: Mapping[str, Any] | None,
+        idempotent: bool,
+        correlation: str,
+        attempt: int,
+    ) -> tuple[GraphResponse | GraphError, float]:
+        """One send: a response, or the retriable failure and how long to wait before the next."""
+        path = url[len(self.config.graph_root) :]
+        try:
+            status, text, headers = await self._send(method, url, params, body, correlation)
+        except _NOT_SENT as exc:
+            return _unreachable(exc), backoff(self.config.retry, attempt, self._rand)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            if not idempotent:
+                raise ResponseLost(method, path) from exc
+            return _unreachable(exc), backoff(self.config.retry, attempt, self._rand)
+        if status < 400:
+            return GraphResponse(status, _json_body(text), request_id_of(headers)), 0.0
+        error = error_from_response(status, text, headers)
+        if is_lost_outcome(status, idempotent):
+            raise ResponseLost(method, path, status) from error
+        if not is_retriable(status, idempotent):
+            raise error
+        wait = retry_after(headers) if status == 429 else None
+        return error, wait if wait is not None else backoff(self.config.retry, attempt, self._rand)
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        params: Mapping[str, str] | None,
+        body: Mapping[str, Any] | None,
+        correlation: str,
+    ) -> tuple[int, str, Mapping[str, str]]:
+        token = await self._tokens.token()
+        answer = await self._request(method, url, params, body, correlation, token)
+        if answer[0] == 401 and _code_of(answer[1]) == "InvalidAuthenticationToken":
+            # Refused at the door, so nothing was applied: renew the token and send once more.
+            await self._tokens.forget(token)
+            token = await self._tokens.token()
+            answer = await self._request(method, url, params, body, correlation, token)
+        return answer
+
+    async def _request(
+        self,
+        method: str,
+        url: str,
+        params: Mapping[str, str] | None,
+        body: Mapping[str, Any] | None,
+        correlation: str,
+        token: str,
+    ) -> tuple[int, str, Mapping[str, str]]:
+        if url.startswith(self.config.graph_root + CA_PREFIX):
+            await self._ca_pacer.wait()  # right before sending: token fetches take varying time
+        headers = {
+            "Authorization": f"Bearer {token}",
+            "Accept": "application/json",
+            "client-request-id": correlation,
+        }
+        async with self._open().request(
+            method, url, params=params, json=body, headers=headers
+        ) as resp:
+            return resp.status, await resp.text(), dict(resp.headers)
+
+    def _open(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            timeout = aiohttp.ClientTimeout(total=self.config.retry.request_timeout)
+            self._session = aiohttp.ClientSession(timeout=timeout)
+        return self._session
+
+
+def _json_body(text: str) -> Mapping[str, Any]:
+    if not text:
+        return {}
+    try:
+        doc = json.loads(text)
+    except ValueError as exc:
+        raise GraphError("InvalidResponse", "Graph answered with a body that is not JSON") from exc
+    return doc if isinstance(doc, dict) else {"value": doc}
+
+
+def _code_of(text: str) -> str:
+    return error_from_response(0, text, {}).code
+
+
+def _unreachable(exc: BaseException) -> GraphError:
+    return GraphError("ServiceUnreachable", f"Graph could not be reached ({type(exc).__name__})")
+
+
+def _gave_up(error: GraphError, attempts: int) -> GraphError:
+    message = f"{error.message} (gave up after {attempts} attempt{'s' * (attempts > 1)})"
+    return GraphError(error.code, message, status=error.status, request_id=error.request_id)

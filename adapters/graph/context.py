@@ -1,0 +1,63 @@
+"""What every tool implementation gets, and the two patterns they share.
+
+``poll``: read until a condition holds, a bounded number of times (Graph replicates writes
+with a delay, so a read right after a write may not see it yet).
+
+``write_once``: send a non-idempotent write; when its answer is lost, read back first and
+resend only when the read-back shows that the write did not take effect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TypeVar
+
+from adapters.graph.client import GraphClient
+from adapters.graph.config import RetryPolicy
+from adapters.graph.failures import ResponseLost
+from engine.ports import SnapshotStore
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ToolContext:
+    client: GraphClient
+    tenant_id: str
+    snapshots: SnapshotStore
+    now: Callable[[], datetime]
+    sleep: Callable[[float], Awaitable[None]]
+
+    @property
+    def retry(self) -> RetryPolicy:
+        return self.client.config.retry
+
+    async def poll(
+        self, read: Callable[[], Awaitable[T]], done: Callable[[T], bool]
+    ) -> tuple[T, int]:
+        """Read until ``done`` holds or the read-back bound is reached: (last value, reads)."""
+        reads = 0
+        while True:
+            value = await read()
+            reads += 1
+            if done(value) or reads >= self.retry.readback_attempts:
+                return value, reads
+            await self.sleep(self.retry.readback_interval)
+
+    async def write_once(
+        self, send: Callable[[], Awaitable[T]], read_back: Callable[[], Awaitable[T | None]]
+    ) -> tuple[T, bool]:
+        """(result, recovered): ``recovered`` when the result came from a read-back."""
+        lost: ResponseLost | None = None
+        for _ in range(self.retry.write_attempts):
+            try:
+                return await send(), False
+            except ResponseLost as exc:
+                lost = exc
+            found = await read_back()
+            if found is not None:
+                return found, True
+        assert lost is not None
+        raise lost

@@ -1,0 +1,235 @@
+"""Entra directory roles through PIM: assign with its own expiry, verify, remove.
+
+Ownership is proved by the job marker in the justification of the ``adminAssign`` request and
+the schedule it created; a rollback never removes an assignment this job did not create.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from adapters.graph.arguments import job_marker, marked_job
+from adapters.graph.context import ToolContext
+from engine.catalog import REMOVE_ROLE
+from engine.errors import GraphError
+from engine.ports import MarkedGrant
+from engine.tools import ToolResult
+
+REQUESTS = "/roleManagement/directory/roleAssignmentScheduleRequests"
+INSTANCES = "/roleManagement/directory/roleAssignmentScheduleInstances"
+ROOT_SCOPE = "/"
+# Request states in which the assignment exists or is on its way.
+LIVE_STATES = frozenset(
+    {"Provisioned", "Granted", "PendingProvisioning", "PendingScheduleCreation"}
+)
+
+Doc = dict[str, Any]
+
+
+def pair_filter(principal_id: str, role_id: str) -> dict[str, str]:
+    # Both ids were checked to be GUIDs, so they cannot break out of the quotes.
+    return {"$filter": f"principalId eq '{principal_id}' and roleDefinitionId eq '{role_id}'"}
+
+
+def assign_body(args: Mapping[str, Any], now: datetime) -> Doc:
+    justification = f"{job_marker(args['job_id'])} {args['justification']}".strip()
+    return {
+        "action": "adminAssign",
+        "principalId": args["principal_id"],
+        "roleDefinitionId": args["role_definition_id"],
+        "directoryScopeId": ROOT_SCOPE,
+        "justification": justification,
+        "ticketInfo": {"ticketNumber": args.get("ticket_number"), "ticketSystem": "breakglass"},
+        "scheduleInfo": {
+            "startDateTime": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "expiration": {"type": "afterDuration", "duration": f"PT{args['duration_minutes']}M"},
+        },
+    }
+
+
+def remove_body(args: Mapping[str, Any]) -> Doc:
+    return {
+        "action": "adminRemove",
+        "principalId": args["principal_id"],
+        "roleDefinitionId": args["role_definition_id"],
+        "directoryScopeId": ROOT_SCOPE,
+        "justification": f"{job_marker(args['job_id'])} rollback",
+    }
+
+
+async def active_instances(ctx: ToolContext, principal_id: str, role_id: str) -> list[Doc]:
+    found = await ctx.client.get_all(INSTANCES, pair_filter(principal_id, role_id))
+    return [i for i in found if i.get("directoryScopeId") == ROOT_SCOPE]
+
+
+async def holders(ctx: ToolContext, role_id: str) -> list[str]:
+    found = await ctx.client.get_all(INSTANCES, {"$filter": f"roleDefinitionId eq '{role_id}'"})
+    return sorted({str(i.get("principalId")) for i in found})
+
+
+async def job_requests(ctx: ToolContext, args: Mapping[str, Any]) -> list[Doc]:
+    """This job's live ``adminAssign`` requests for the principal and role."""
+    found = await ctx.client.get_all(
+        REQUESTS, pair_filter(args["principal_id"], args["role_definition_id"])
+    )
+    job_id = args["job_id"]
+    return [r for r in found if _is_live_assign(r) and marked_job(r.get("justification")) == job_id]
+
+
+async def find_job_request(ctx: ToolContext, args: Mapping[str, Any], patient: bool) -> Doc | None:
+    """This job's request, polling while replication may hide it when ``patient``."""
+    if not patient:
+        found = await job_requests(ctx, args)
+    else:
+        found, _ = await ctx.poll(lambda: job_requests(ctx, args), bool)
+    return found[-1] if found else None
+
+
+async def write_role_assignment(ctx: ToolContext, args: Mapping[str, Any]) -> ToolResult:
+    body = assign_body(args, ctx.now())
+
+    async def send() -> Doc:
+        return dict((await ctx.client.post(REQUESTS, body)).body)
+
+    try:
+        request, recovered = await ctx.write_once(
+            send, lambda: find_job_request(ctx, args, patient=True)
+        )
+    except GraphError as err:
+        if err.code != "RoleAssignmentExists":
+            raise
+        # Ours already (a retried job step, or a resend after a hidden success)? Else refuse.
+        found = await find_job_request(ctx, args, patient=True)
+        if found is None or not await _is_active(ctx, args, found):
+            raise
+        request, recovered = found, True
+    # Anything but a live state (PendingApproval, Failed, Denied...) means no grant in place.
+    status = "success" if request.get("status") in LIVE_STATES else "error"
+    return ToolResult(status, _assigned(request, recovered))
+
+
+async def read_role_assignment(ctx: ToolContext, args: Mapping[str, Any]) -> ToolResult:
+    principal, role = args["principal_id"], args["role_definition_id"]
+    want_present = args["expect"] == "present"
+    found, reads = await ctx.poll(
+        lambda: active_instances(ctx, principal, role), lambda xs: bool(xs) == want_present
+    )
+    body = {
+        "verified": bool(found) == want_present,
+        "expect": args["expect"],
+        "present": bool(found),
+        "principal_id": principal,
+        "role_definition_id": role,
+        "holders": await holders(ctx, role),
+        "assignments": [_instance_view(i) for i in found],
+        "reads": reads,
+    }
+    return ToolResult("success", body)
+
+
+async def remove_role_assignment(ctx: ToolContext, args: Mapping[str, Any]) -> ToolResult:
+    principal, role = args["principal_id"], args["role_definition_id"]
+    ours = await find_job_request(ctx, args, patient=True)
+    active = await active_instances(ctx, principal, role)
+    ours_schedule = ours.get("targetScheduleId") if ours else None
+    foreign = [i for i in active if i.get("roleAssignmentScheduleId") != ours_schedule]
+    if ours is None or foreign:
+        # Nothing of this job's is left to remove; whatever else grants the role stays.
+        return ToolResult("success", _removal(already_gone=True, still_held=bool(active)))
+    already_gone = await _send_remove(ctx, args)
+    remaining, reads = await ctx.poll(lambda: active_instances(ctx, principal, role), _empty)
+    body = _removal(already_gone=already_gone, still_held=bool(remaining)) | {"reads": reads}
+    return ToolResult("success" if not remaining else "error", body)
+
+
+async def marked_role_grants(ctx: ToolContext) -> list[MarkedGrant]:
+    """Live assignments created by a breakglass job (found through their request's marker)."""
+    requests = [r for r in await ctx.client.get_all(REQUESTS) if _is_live_assign(r)]
+    marked = {
+        str(r["targetScheduleId"]): r
+        for r in requests
+        if r.get("targetScheduleId") and marked_job(r.get("justification"))
+    }
+    pairs = {(str(r["principalId"]), str(r["roleDefinitionId"])) for r in marked.values()}
+    grants = []
+    for principal, role in sorted(pairs):
+        for instance in await active_instances(ctx, principal, role):
+            request = marked.get(str(instance.get("roleAssignmentScheduleId")))
+            if request is not None:
+                grants.append(_marked(ctx, request))
+    return grants
+
+
+async def _send_remove(ctx: ToolContext, args: Mapping[str, Any]) -> bool:
+    """Send ``adminRemove``; True when the assignment was already gone."""
+    principal, role = args["principal_id"], args["role_definition_id"]
+
+    async def send() -> bool:
+        await ctx.client.post(REQUESTS, remove_body(args))
+        return False
+
+    async def gone() -> bool | None:
+        found, _ = await ctx.poll(lambda: active_instances(ctx, principal, role), _empty)
+        return None if found else False
+
+    try:
+        await ctx.write_once(send, gone)
+    except GraphError as err:
+        if err.code != "RoleAssignmentDoesNotExist":
+            raise
+        return True
+    return False
+
+
+async def _is_active(ctx: ToolContext, args: Mapping[str, Any], request: Doc) -> bool:
+    active = await active_instances(ctx, args["principal_id"], args["role_definition_id"])
+    schedule = request.get("targetScheduleId")
+    return any(i.get("roleAssignmentScheduleId") == schedule for i in active)
+
+
+def _marked(ctx: ToolContext, request: Doc) -> MarkedGrant:
+    job_id = marked_job(request.get("justification")) or ""
+    principal, role = str(request["principalId"]), str(request["roleDefinitionId"])
+    return MarkedGrant(
+        job_id=job_id,
+        rollback_tool=REMOVE_ROLE,
+        arguments={
+            "tenant_id": ctx.tenant_id,
+            "principal_id": principal,
+            "role_definition_id": role,
+            "job_id": job_id,
+        },
+        description=f"directory role {role} assigned to {principal} by breakglass job {job_id}",
+    )
+
+
+def _is_live_assign(request: Mapping[str, Any]) -> bool:
+    return request.get("action") == "adminAssign" and request.get("status") in LIVE_STATES
+
+
+def _empty(items: list[Doc]) -> bool:
+    return not items
+
+
+def _assigned(request: Mapping[str, Any], recovered: bool) -> Doc:
+    return {
+        "request_id": request.get("id"),
+        "status": request.get("status"),
+        "principal_id": request.get("principalId"),
+        "role_definition_id": request.get("roleDefinitionId"),
+        "directory_scope_id": request.get("directoryScopeId"),
+        "target_schedule_id": request.get("targetScheduleId"),
+        "schedule": request.get("scheduleInfo"),
+        "recovered_by_read_back": recovered,
+    }
+
+
+def _removal(*, already_gone: bool, still_held: bool) -> Doc:
+    return {"removed": True, "already_gone": already_gone, "verified": not still_held}
+
+
+def _instance_view(instance: Mapping[str, Any]) -> Doc:
+    keys = ("id", "startDateTime", "endDateTime", "assignmentType", "memberType")
+    return {k: instance.get(k) for k in keys}

@@ -1,0 +1,120 @@
+"""The simulated tenant's state and rules, independent of HTTP.
+
+Holds the directory (through ``Replication``), the clock, injected faults, issued bearer
+tokens, the app registration's credentials, the Conditional Access rate gate and a log of
+every request received. The HTTP modules translate requests into calls on this object; the
+control API and tests call it directly.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from adapters.graph.simulated.clock import Clock
+from adapters.graph.simulated.directory import Directory
+from adapters.graph.simulated.errors import SimError
+from adapters.graph.simulated.faults import FaultPlan
+from adapters.graph.simulated.replication import Replication
+
+TOKEN_LIFETIME = timedelta(seconds=3599)
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    method: str
+    path: str
+    status: int  # 0 when the connection was dropped without an answer
+    query: str = ""
+
+
+@dataclass
+class AppCredentials:
+    """The simulated app registration: a client secret and/or certificates (by SHA-1)."""
+
+    client_id: str
+    client_secret: str | None = field(default=None, repr=False)
+    certificates: dict[str, Any] = field(default_factory=dict)  # thumbprint hex -> public key
+
+    def secret_matches(self, given: str) -> bool:
+        if self.client_secret is None:
+            return False
+        return hmac.compare_digest(given.encode("utf-8"), self.client_secret.encode("utf-8"))
+
+
+class RateGate:
+    """At most one accepted request per ``interval`` seconds (real time, not the sim clock)."""
+
+    def __init__(self, interval: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval = interval
+        self._clock = clock
+        self._last: float | None = None
+
+    def admit(self) -> None:
+        now = self._clock()
+        if self._last is not None and now - self._last < self.interval:
+            # CA throttling answers 429 without Retry-After: clients must back off themselves.
+            raise SimError(429, "TooManyRequests", "Too many requests to Conditional Access.")
+        self._last = now
+
+
+class SimCore:
+    def __init__(
+        self, directory: Directory, clock: Clock, credentials: AppCredentials, ca_interval: float
+    ) -> None:
+        self.replication = Replication(directory)
+        self.clock = clock
+        self.credentials = credentials
+        self.faults = FaultPlan()
+        self.ca_gate = RateGate(ca_interval)
+        self.page_size = 100
+        self.log: list[LogEntry] = []
+        self._tokens: dict[str, datetime] = {}
+
+    @property
+    def directory(self) -> Directory:
+        """The primary (true) state."""
+        return self.replication.primary
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    def read_view(self) -> Directory:
+        return self.replication.read_view(self.now())
+
+    @contextmanager
+    def write(self) -> Iterator[Directory]:
+        """Mutate the primary; the change reaches readers after the configured lag."""
+        self.replication.before_write()
+        try:
+            yield self.directory
+        finally:
+            self.replication.after_write(self.now())
+
+    def issue_token(self) -> tuple[str, int]:
+        token = secrets.token_urlsafe(32)
+        self._tokens[token] = self.now() + TOKEN_LIFETIME
+        return token, int(TOKEN_LIFETIME.total_seconds())
+
+    def check_bearer(self, header: str | None) -> None:
+        scheme, _, token = (header or "").partition(" ")
+        expires = self._tokens.get(token) if scheme.lower() == "bearer" else None
+        if expires is None:
+            raise _unauthorized("Access token validation failure. Invalid audience.")
+        if self.now() >= expires:
+            raise _unauthorized("Lifetime validation failed, the token is expired.")
+
+
+def _unauthorized(message: str) -> SimError:
+    return SimError(
+        401,
+        "InvalidAuthenticationToken",
+        message,
+        {"WWW-Authenticate": 'Bearer realm="", error="invalid_token"'},
+    )

@@ -1,0 +1,151 @@
+"""``SimulatedTenant``: the simulated Entra + Graph server, and its Python control surface."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+
+from adapters.graph.simulated import http_control, http_graph, http_identity, pim, policies
+from adapters.graph.simulated.clock import Clock, ManualClock, SystemClock, iso
+from adapters.graph.simulated.core import AppCredentials, LogEntry, SimCore
+from adapters.graph.simulated.directory import Assignment, Directory, default_seed, load_directory
+from adapters.graph.simulated.faults import Fault
+from adapters.graph.simulated.http_common import CORE, stamp
+
+
+class SimulatedTenant:
+    """A SIMULATED tenant on ``127.0.0.1`` (random port). ``async with`` it, or start/stop.
+
+    ``client_secret`` defaults to a fresh random value (read it from ``.client_secret``).
+    ``ca_interval`` is the Conditional Access rate limit in seconds (1.0 like Graph).
+    """
+
+    def __init__(
+        self,
+        seed: Mapping[str, Any] | None = None,
+        *,
+        clock: Clock | None = None,
+        client_secret: str | None = None,
+        ca_interval: float = 1.0,
+    ) -> None:
+        self.clock: Clock = clock or SystemClock()
+        directory = load_directory(seed or default_seed(), self.clock.now())
+        self.client_secret = client_secret or secrets.token_urlsafe(24)
+        credentials = AppCredentials(directory.app_id, self.client_secret)
+        self.core = SimCore(directory, self.clock, credentials, ca_interval)
+        self._runner: web.AppRunner | None = None
+        self._base_url: str | None = None
+
+    # lifecycle
+
+    async def __aenter__(self) -> SimulatedTenant:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        app = web.Application(middlewares=[stamp, http_graph.graph_gate])
+        app[CORE] = self.core
+        http_identity.add_routes(app)
+        http_graph.add_routes(app)
+        http_control.add_routes(app)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        bound = self._runner.addresses[0]
+        self._base_url = f"http://{bound[0]}:{bound[1]}"
+        return self._base_url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    # where to point the client
+
+    @property
+    def base_url(self) -> str:
+        if self._base_url is None:
+            raise RuntimeError("the simulated tenant is not started")
+        return self._base_url
+
+    @property
+    def authority_base_url(self) -> str:
+        return self.base_url
+
+    @property
+    def graph_base_url(self) -> str:
+        return f"{self.base_url}/v1.0"
+
+    @property
+    def tenant_id(self) -> str:
+        return self.directory.tenant_id
+
+    @property
+    def client_id(self) -> str:
+        return self.directory.app_id
+
+    # control surface (the same operations as the /_sim HTTP API)
+
+    @property
+    def directory(self) -> Directory:
+        return self.core.directory
+
+    @property
+    def requests_log(self) -> list[LogEntry]:
+        return self.core.log
+
+    @property
+    def page_size(self) -> int:
+        return self.core.page_size
+
+    @page_size.setter
+    def page_size(self, size: int) -> None:
+        self.core.page_size = size
+
+    def add_fault(self, fault: Fault) -> None:
+        self.core.faults.add(fault)
+
+    def set_replication_lag(self, *, reads: int = 0, seconds: float = 0.0) -> None:
+        self.core.replication.lag_reads = reads
+        self.core.replication.lag_seconds = seconds
+
+    def advance(self, delta: timedelta | float) -> None:
+        if not isinstance(self.clock, ManualClock):
+            raise RuntimeError("advance() needs a ManualClock")
+        self.clock.advance(delta)
+
+    def register_certificate(self, certificate_pem: bytes) -> str:
+        """Accept client assertions signed by this certificate's key; returns its SHA-1."""
+        cert = x509.load_pem_x509_certificate(certificate_pem)
+        # Entra names certificates by their SHA-1 thumbprint (the x5t header): an id, not a MAC.
+        thumbprint = cert.fingerprint(hashes.SHA1()).hex().upper()  # noqa: S303
+        self.core.credentials.certificates[thumbprint] = cert.public_key()
+        return thumbprint
+
+    def grant(self, principal_id: str, role_id: str, minutes: int | None = None) -> dict[str, Any]:
+        """Another administrator assigns ``role_id`` to ``principal_id`` (outside breakglass)."""
+        with self.core.write() as directory:
+            return pim.inject(directory, principal_id, role_id, minutes, self.clock.now())
+
+    def edit_policy(self, policy_id: str, change: Mapping[str, Any]) -> None:
+        """Another administrator edits a CA policy (not rate limited, no validation)."""
+        with self.core.write() as directory:
+            policy = policies.policy_or_404(directory, policy_id)
+            policies.merge(policy, change)
+            policy["modifiedDateTime"] = iso(self.clock.now())
+
+    def active_grants(self) -> list[Assignment]:
+        return self.directory.active_assignments(self.clock.now())
+
+    def state(self) -> dict[str, Any]:
+        return self.directory.view(self.clock.now())

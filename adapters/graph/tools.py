@@ -1,0 +1,91 @@
+"""``GraphTools``: the ``ToolPort`` that performs breakglass's privileged actions in Entra.
+
+Each call is checked first (tool known, arguments exactly as the catalog names them, ids are
+GUIDs, tenant is ours) and only then reaches Graph. Outside failures raise ``GraphError``;
+bad arguments raise ``InputError`` before anything is sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from adapters.graph import ca, roles
+from adapters.graph.arguments import parse_arguments
+from adapters.graph.client import GraphClient
+from adapters.graph.config import GraphConfig
+from adapters.graph.context import ToolContext
+from engine import catalog
+from engine.ports import JsonDoc, MarkedGrant, SnapshotStore
+from engine.tools import ToolResult
+
+Handler = Callable[[ToolContext, Mapping[str, Any]], Awaitable[ToolResult]]
+
+
+async def _revoke_sessions(ctx: ToolContext, args: Mapping[str, Any]) -> ToolResult:
+    principal = args["principal_id"]
+    # Revoking twice is harmless, so a lost answer may simply be resent.
+    resp = await ctx.client.post(f"/users/{principal}/revokeSignInSessions", None, idempotent=True)
+    return ToolResult(
+        "success", {"revoked": resp.body.get("value") is True, "principal_id": principal}
+    )
+
+
+HANDLERS: dict[str, Handler] = {
+    catalog.WRITE_ROLE: roles.write_role_assignment,
+    catalog.READ_ROLE: roles.read_role_assignment,
+    catalog.REMOVE_ROLE: roles.remove_role_assignment,
+    catalog.EXCLUDE_GROUP: ca.exclude_group,
+    catalog.RESTORE_CA: ca.restore_policy,
+    catalog.READ_CA: ca.read_policy,
+    catalog.REVOKE_SESSIONS: _revoke_sessions,
+}
+
+TOOL_NAMES: frozenset[str] = frozenset(HANDLERS)
+"""The catalog tools this adapter implements (all of them)."""
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class GraphTools:
+    """Implements ``engine.ports.ToolPort`` against one tenant.
+
+    ``snapshots`` keeps Conditional Access snapshots (first write wins). If it also offers
+    ``snapshot_keys(prefix)`` (see ``ca.SnapshotIndex``), ``find_marked_grants`` covers
+    Conditional Access exclusions too; role grants are always found from Graph itself.
+    """
+
+    def __init__(
+        self,
+        config: GraphConfig,
+        snapshots: SnapshotStore,
+        *,
+        client: GraphClient | None = None,
+        clock: Callable[[], datetime] = _utc_now,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.config = config
+        self.client = client or GraphClient(config, sleep=sleep)
+        self._ctx = ToolContext(self.client, config.tenant_id, snapshots, clock, sleep)
+
+    async def __aenter__(self) -> GraphTools:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    async def call(self, tool_name: str, arguments: JsonDoc) -> ToolResult:
+        args = parse_arguments(tool_name, arguments, self.config.tenant_id)
+        handler = HANDLERS[tool_name]
+        return await handler(self._ctx, args)
+
+    async def find_marked_grants(self) -> list[MarkedGrant]:
+        found = await roles.marked_role_grants(self._ctx)
+        return found + await ca.marked_ca_grants(self._ctx)

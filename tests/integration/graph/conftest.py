@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from adapters.graph import GraphConfig, GraphTools, RetryPolicy
+from adapters.graph.simulated import ManualClock, SimulatedTenant
+from tests.integration.graph.support import MemorySnapshots
+
+# Small bounds so retries and pacing cost milliseconds, never seconds.
+FAST = RetryPolicy(
+    max_attempts=5,
+    base_delay=0.01,
+    max_delay=0.05,
+    total_budget=3.0,
+    request_timeout=5.0,
+    ca_interval=0.04,  # the sim allows one CA request per 0.02 s
+    readback_attempts=6,
+    readback_interval=0.01,
+    write_attempts=3,
+)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+async def sim(clock: ManualClock) -> AsyncIterator[SimulatedTenant]:
+    async with SimulatedTenant(clock=clock, ca_interval=0.02) as tenant:
+        yield tenant
+
+
+def config_for(sim: SimulatedTenant, retry: RetryPolicy = FAST, **kw: object) -> GraphConfig:
+    fields: dict[str, object] = {
+        "tenant_id": sim.tenant_id,
+        "client_id": sim.client_id,
+        "client_secret": sim.client_secret,
+        "authority_base_url": sim.authority_base_url,
+        "graph_base_url": sim.graph_base_url,
+        "retry": retry,
+    }
+    return GraphConfig(**(fields | kw))  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def config(sim: SimulatedTenant) -> GraphConfig:
+    return config_for(sim)
+
+
+@pytest.fixture
+def snapshots() -> MemorySnapshots:
+    return MemorySnapshots()
+
+
+@pytest.fixture
+async def tools(
+    config: GraphConfig, snapshots: MemorySnapshots, clock: ManualClock
+) -> AsyncIterator[GraphTools]:
+    async with GraphTools(config, snapshots, clock=clock.now) as graph_tools:
+        yield graph_tools

@@ -1,0 +1,188 @@
+"""Conditional Access tools: exclude, verify, restore exactly, pace, refuse."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from adapters.graph import GraphTools
+from adapters.graph.simulated import Fault, ManualClock, SimulatedTenant
+from engine import catalog
+from engine.errors import GraphError, InputError
+from tests.integration.graph.conftest import FAST, config_for
+from tests.integration.graph.support import (
+    EMERGENCY_GROUP,
+    EXCLUSION_GROUP,
+    LEGACY_POLICY,
+    MFA_POLICY,
+    MemorySnapshots,
+    ca_args,
+    has,
+)
+
+POLICIES = "conditionalAccess/policies"
+
+
+def policy(sim: SimulatedTenant, policy_id: str = MFA_POLICY) -> dict[str, Any]:
+    return copy.deepcopy(sim.directory.policies[policy_id])
+
+
+def without_modified(doc: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in doc.items() if k != "modifiedDateTime"}
+
+
+def patches(sim: SimulatedTenant) -> list[int]:
+    return [e.status for e in sim.requests_log if e.method == "PATCH" and POLICIES in e.path]
+
+
+async def test_exclude_verify_restore_verify(
+    sim: SimulatedTenant, tools: GraphTools, snapshots: MemorySnapshots
+) -> None:
+    original = policy(sim)
+
+    excluded = await tools.call(catalog.EXCLUDE_GROUP, ca_args())
+    assert excluded.ok
+    assert excluded.body["verified"] is True
+    assert excluded.body["excluded_before"] is False
+    assert policy(sim)["conditions"]["users"]["excludeGroups"] == [EMERGENCY_GROUP, EXCLUSION_GROUP]
+    assert (
+        snapshots.saved[f"ca:job-ca:{MFA_POLICY}"]["policy"]["conditions"] == original["conditions"]
+    )
+
+    check = await tools.call(catalog.READ_CA, ca_args() | {"expect": "excluded"})
+    assert check.body["verified"] is True
+
+    restored = await tools.call(catalog.RESTORE_CA, ca_args())
+    assert restored.ok
+    assert has(restored.body, verified=True, restored=True, drift=[])
+
+    check = await tools.call(catalog.READ_CA, ca_args() | {"expect": "restored"})
+    assert check.body["verified"] is True
+    assert without_modified(policy(sim)) == without_modified(original)
+    assert patches(sim) == [204, 204]
+
+
+async def test_exclusion_changes_only_the_users_condition(
+    sim: SimulatedTenant, tools: GraphTools
+) -> None:
+    original, other = policy(sim), policy(sim, LEGACY_POLICY)
+    await tools.call(catalog.EXCLUDE_GROUP, ca_args())
+    changed = policy(sim)
+    assert policy(sim, LEGACY_POLICY) == other
+    changed["conditions"]["users"]["excludeGroups"].remove(EXCLUSION_GROUP)
+    assert without_modified(changed) == without_modified(original)
+
+
+async def test_retried_exclude_keeps_the_original_snapshot(
+    sim: SimulatedTenant, tools: GraphTools, snapshots: MemorySnapshots
+) -> None:
+    original = policy(sim)
+    await tools.call(catalog.EXCLUDE_GROUP, ca_args())
+    again = await tools.call(catalog.EXCLUDE_GROUP, ca_args())
+    assert again.body["verified"] is True
+    assert snapshots.save_calls == 2
+    kept = snapshots.saved[f"ca:job-ca:{MFA_POLICY}"]["policy"]
+    assert without_modified(kept) == without_modified(original)
+    assert patches(sim) == [204]  # the retry saw the group excluded and sent nothing
+
+    await tools.call(catalog.RESTORE_CA, ca_args())
+    assert without_modified(policy(sim)) == without_modified(original)
+
+
+async def test_group_excluded_before_the_job_stays_excluded_after_restore(
+    sim: SimulatedTenant, tools: GraphTools
+) -> None:
+    original = policy(sim)
+    result = await tools.call(catalog.EXCLUDE_GROUP, ca_args(group=EMERGENCY_GROUP))
+    assert result.body["excluded_before"] is True
+    assert patches(sim) == []
+    await tools.call(catalog.RESTORE_CA, ca_args(group=EMERGENCY_GROUP))
+    assert without_modified(policy(sim)) == without_modified(original)
+
+
+async def test_restore_reports_drift_and_keeps_other_edits(
+    sim: SimulatedTenant, tools: GraphTools
+) -> None:
+    await tools.call(catalog.EXCLUDE_GROUP, ca_args())
+    sim.edit_policy(MFA_POLICY, {"state": "enabledForReportingButNotEnforced"})
+
+    restored = await tools.call(catalog.RESTORE_CA, ca_args())
+    assert has(restored.body, restored=True, verified=False, drift=["state"])
+    after = policy(sim)
+    assert after["state"] == "enabledForReportingButNotEnforced"  # someone else's edit kept
+    assert EXCLUSION_GROUP not in after["conditions"]["users"]["excludeGroups"]
+
+    check = await tools.call(catalog.READ_CA, ca_args() | {"expect": "restored"})
+    assert check.body["verified"] is False
+
+
+async def test_lost_patch_is_read_back_not_resent(sim: SimulatedTenant, tools: GraphTools) -> None:
+    sim.add_fault(Fault("drop", method="PATCH", path=POLICIES, apply=True))
+    result = await tools.call(catalog.EXCLUDE_GROUP, ca_args())
+    assert result.body["verified"] is True
+    assert patches(sim) == [0]
+
+
+async def test_restore_without_snapshot_is_refused_and_changes_nothing(
+    sim: SimulatedTenant, tools: GraphTools
+) -> None:
+    before = sim.state()
+    with pytest.raises(InputError, match="snapshot"):
+        await tools.call(catalog.RESTORE_CA, ca_args(job="never-ran"))
+    assert sim.state() == before
+    assert patches(sim) == []
+
+
+async def test_unknown_group_is_refused_by_graph_and_policy_unchanged(
+    sim: SimulatedTenant, tools: GraphTools
+) -> None:
+    before = sim.state()
+    with pytest.raises(GraphError) as caught:
+        await tools.call(
+            catalog.EXCLUDE_GROUP, ca_args(group="00000000-0000-0000-0000-00000000beef")
+        )
+    assert (caught.value.status, caught.value.code) == (400, "BadRequest")
+    assert sim.state() == before
+
+
+async def test_other_tenant_is_refused_before_any_request(
+    sim: SimulatedTenant, tools: GraphTools
+) -> None:
+    before = sim.state()
+    args = ca_args() | {"tenant_id": "contoso.onmicrosoft.com"}
+    with pytest.raises(InputError, match="tenant"):
+        await tools.call(catalog.EXCLUDE_GROUP, args)
+    assert sim.requests_log == []
+    assert sim.state() == before
+
+
+async def test_paced_client_stays_under_the_ca_rate_limit(
+    sim: SimulatedTenant, tools: GraphTools
+) -> None:
+    await tools.call(catalog.EXCLUDE_GROUP, ca_args())
+    await tools.call(catalog.RESTORE_CA, ca_args())
+    ca_calls = [e.status for e in sim.requests_log if POLICIES in e.path]
+    assert len(ca_calls) >= 5
+    assert 429 not in ca_calls
+
+
+async def test_unpaced_client_is_throttled_without_retry_after_and_recovers(
+    clock: ManualClock,
+) -> None:
+    # The sim allows one CA request per 0.15 s; this client does not pace itself at all.
+    policy_ = replace(FAST, ca_interval=0.0, max_attempts=30, base_delay=0.02, max_delay=0.08)
+    async with SimulatedTenant(clock=clock, ca_interval=0.15) as sim:
+        async with GraphTools(
+            config_for(sim, policy_), MemorySnapshots(), clock=clock.now
+        ) as tools:
+            result = await tools.call(catalog.EXCLUDE_GROUP, ca_args())
+        assert result.body["verified"] is True
+        throttled = [e for e in sim.requests_log if e.status == 429]
+        assert throttled
+        assert (
+            EXCLUSION_GROUP
+            in sim.directory.policies[MFA_POLICY]["conditions"]["users"]["excludeGroups"]
+        )
