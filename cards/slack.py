@@ -32,7 +32,7 @@ from slack_sdk.models.views import View
 from cards import forms, moments
 from cards.actions import Verb, to_slack
 from cards.layout import Banner, Bullets, Button, ButtonStyle, Card, Fact, Facts, Note, Part, Tone
-from cards.text import clean_block, clean_line, slack_code, slack_mrkdwn, truncate
+from cards.text import clean_block, clean_line, strip_hidden, slack_code, slack_mrkdwn, truncate
 from cards.views import (
     ApprovalResultView,
     ApprovalView,
@@ -192,7 +192,7 @@ def audit_summary_message(view: AuditSummaryView) -> Json:
 def _text_input(field: forms.Field, label: str, value: str, multiline: bool = False) -> InputBlock:
     element = PlainTextInputElement(
         action_id=field.value,
-        initial_value=value[: forms.LIMITS[field]] or None,
+        initial_value=strip_hidden(value)[: forms.LIMITS[field]] or None,
         multiline=multiline or None,
         max_length=forms.LIMITS[field],
     )

@@ -16,7 +16,7 @@ from typing import Any
 from cards import forms, moments
 from cards.actions import CardAction, Verb, to_teams
 from cards.layout import Banner, Bullets, Button, ButtonStyle, Card, Facts, Note, Part, Tone
-from cards.text import clean_block, clean_line, teams_markdown, truncate
+from cards.text import clean_block, clean_line, strip_hidden, teams_markdown, truncate
 from cards.views import (
     ApprovalResultView,
     ApprovalView,
@@ -209,11 +209,12 @@ def audit_summary_card(view: AuditSummaryView) -> Json:
 def _input_text(field: forms.Field, label: str, value: str, multiline: bool = False) -> Json:
     element: Json = {"type": "Input.Text", "id": field.value, "label": label}
     element["maxLength"] = forms.LIMITS[field]
-    element["isRequired"] = field is not forms.Field.TICKET
+    if field is not forms.Field.TICKET:
+        element |= {"isRequired": True, "errorMessage": f"{label} is required"}
     if multiline:
         element["isMultiline"] = True
     if value:
-        element["value"] = value[: forms.LIMITS[field]]
+        element["value"] = strip_hidden(value)[: forms.LIMITS[field]]
     return element
 
 
@@ -227,6 +228,7 @@ def _template_input(view: RequestFormView, label: str) -> Json:
         "choices": choices,
         "value": chosen.value,
         "isRequired": True,
+        "errorMessage": "Choose a template",
     }
 
 
@@ -240,6 +242,7 @@ def _duration_input(view: RequestFormView, label: str) -> Json:
         "max": view.max_duration_minutes,
         "value": min(wanted, view.max_duration_minutes),
         "isRequired": True,
+        "errorMessage": f"Enter 1 to {view.max_duration_minutes} minutes",
     }
 
 

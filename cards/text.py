@@ -45,6 +45,13 @@ def reveal_hidden(text: str) -> str:
     return "".join(out)
 
 
+def strip_hidden(text: str) -> str:
+    """``text`` without invisible and control characters (for values put back into inputs)."""
+    return "".join(
+        ch for ch in text if ch in "\n\t" or unicodedata.category(ch) not in _HIDDEN_CATEGORIES
+    )
+
+
 def _marker(ch: str, count: int) -> str:
     code = f"U+{ord(ch):04X}"
     return f"[{code}]" if count == 1 else f"[{code}×{count}]"
@@ -87,7 +94,8 @@ _SLACK_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
 # Look-alikes: the reader sees the same character, Slack sees no formatting marker.
 _SLACK_LOOKALIKES = {"*": "\u2217", "_": "\uff3f", "~": "\u223c", "`": "\u02cb"}
 _SLACK_MARKUP = re.compile(r"[*_~`]")
-_SLACK_EMOJI = re.compile(r":(?=[a-z0-9_+'-]+:)", re.IGNORECASE)
+# ":name:" becomes an emoji (a fake ✅ next to "approved"); "17:30:00" must stay a time.
+_SLACK_EMOJI = re.compile(r"(?<!\d):(?=[a-z0-9_+'-]*[a-z+][a-z0-9_+'-]*:)", re.IGNORECASE)
 _SLACK_QUOTE = re.compile(r"^>", re.MULTILINE)
 
 
