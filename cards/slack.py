@@ -32,7 +32,7 @@ from slack_sdk.models.views import View
 from cards import forms, moments
 from cards.actions import Verb, to_slack
 from cards.layout import Banner, Bullets, Button, ButtonStyle, Card, Fact, Facts, Note, Part, Tone
-from cards.text import clean_block, clean_line, strip_hidden, slack_code, slack_mrkdwn, truncate
+from cards.text import clean_block, clean_line, slack_code, slack_mrkdwn, strip_hidden, truncate
 from cards.views import (
     ApprovalResultView,
     ApprovalView,

@@ -41,7 +41,8 @@ def test_teams_round_trip(action: CardAction) -> None:
 def test_slack_round_trip(action: CardAction) -> None:
     action_id, value = to_slack(action)
     assert from_slack(action_id, value) == action
-    assert len(value) <= 2000 and len(action_id) <= 255
+    assert len(value) <= 2000
+    assert len(action_id) <= 255
 
 
 def test_wire_formats_are_as_documented() -> None:
@@ -78,7 +79,8 @@ def test_every_rendered_button_parses_back() -> None:
     seen = set()
     for platform, _name, wire in rendered_buttons():
         action = from_teams(*wire) if platform == "teams" else from_slack(*wire)
-        assert action.job_id == JOB and action.plan_hash == PLAN
+        assert action.job_id == JOB
+        assert action.plan_hash == PLAN
         seen.add((platform, action.verb))
     for platform in ("teams", "slack"):
         expected = {Verb.APPROVE, Verb.DENY, Verb.WITHDRAW, Verb.KILL, Verb.DONE, Verb.EXTEND}

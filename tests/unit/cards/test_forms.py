@@ -69,7 +69,8 @@ def test_an_empty_optional_ticket_is_fine() -> None:
 def test_prefilled_form_shows_values_and_the_error() -> None:
     card = teams.request_form_card(samples.request_form(prefilled=True))
     values = {e["id"]: e.get("value") for e in card["body"] if e["type"].startswith("Input.")}
-    assert values["principal"] == "alice@contoso.example" and values["duration_minutes"] == 30
+    assert values["principal"] == "alice@contoso.example"
+    assert values["duration_minutes"] == 30
     assert card["body"][1]["style"] == "attention"
 
 

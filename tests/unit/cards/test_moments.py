@@ -102,20 +102,24 @@ def test_failed_rollback_is_loud_and_first() -> None:
     assert blocks[1]["text"]["text"].startswith(":rotating_light: *STILL PRIVILEGED")
     assert "Alice Example still holds Exchange Administrator" in blocks[2]["text"]["text"]
     for text in both("kill_result_failed"):
-        assert "FAILED, NOT VERIFIED" in text and "Graph 503" in text
+        assert "FAILED, NOT VERIFIED" in text
+        assert "Graph 503" in text
 
 
 def test_clean_kill_result_says_verified() -> None:
     for text in both("kill_result"):
-        assert "rolled back and verified" in text and "STILL" not in text
-        assert "Kill pressed by Dave Approver" in text and "agent token" in text
+        assert "rolled back and verified" in text
+        assert "STILL" not in text
+        assert "Kill pressed by Dave Approver" in text
+        assert "agent token" in text
 
 
 def test_audit_summary_tells_how_to_verify_the_bundle() -> None:
     for text in both("audit_summary"):
         assert s.BUNDLE in text  # the full hash, not a prefix
         assert "breakglass verify bundle.json --trust trust.json" in text
-        assert "Bob Requester" in text and "Dave Approver" in text
+        assert "Bob Requester" in text
+        assert "Dave Approver" in text
         assert "Rollback verified" in text
     for text in both("audit_summary_unverified"):
         assert "Rollback NOT verified" in text
@@ -125,7 +129,9 @@ def test_receipt_is_one_line_with_the_chain_head_prefix() -> None:
     message = s.SLACK["receipt"]()
     assert [b["type"] for b in message["blocks"]] == ["context"]
     line = message["blocks"][0]["elements"][0]["text"]
-    assert "\n" not in line and f"chain head {s.HEAD[:12]}…" in line and line.startswith("`#7 ")
+    assert "\n" not in line
+    assert f"chain head {s.HEAD[:12]}…" in line
+    assert line.startswith("`#7 ")
 
 
 def test_long_lists_are_counted_not_silently_dropped() -> None:
@@ -136,7 +142,7 @@ def test_long_lists_are_counted_not_silently_dropped() -> None:
 
 def test_views_refuse_naive_times_and_empty_durations() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
-        ToolCall("t", "ok", datetime(2025, 1, 1))  # noqa: DTZ001
+        ToolCall("t", "ok", datetime(2025, 1, 1))
     with pytest.raises(ValueError, match="duration_minutes"):
         s.ActionSummary(s.Template.ENTRA_ROLE, s.TENANT, s.ALICE, s.ROLE, 0)
 
