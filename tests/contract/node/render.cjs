@@ -16,10 +16,22 @@ for (const name of [...browserNames, "document", "navigator", "getComputedStyle"
   }
 }
 globalThis.window = dom.window;
+// jsdom has no layout, so no innerText; the renderer writes TextRuns through it.
+Object.defineProperty(dom.window.HTMLElement.prototype, "innerText", {
+  get() { return this.textContent; },
+  set(value) { this.textContent = value; },
+  configurable: true,
+});
 
 const warnings = [];
 console.warn = (...args) => warnings.push(args.join(" "));
 const AC = require("adaptivecards/dist/adaptivecards.js");
+// A markdown processor (as in Teams) so escaped headings and literal TextRuns are put to the test.
+const md = require("markdown-it")({ html: false, linkify: true });
+AC.AdaptiveCard.onProcessMarkdown = (text, result) => {
+  result.outputHtml = md.render(text);
+  result.didProcess = true;
+};
 
 function describeEvents(context) {
   const events = [];
@@ -37,6 +49,23 @@ function press(card, action) {
   };
   action.execute();
   return pressed;
+}
+
+// A host that does not know Action.Execute (pre-1.4 clients) must fall back to Action.Submit.
+function legacyContext() {
+  const registry = new AC.CardObjectRegistry();
+  AC.GlobalRegistry.populateWithDefaultActions(registry);
+  registry.unregister("Action.Execute");
+  const context = new AC.SerializationContext();
+  context.setActionRegistry(registry);
+  return context;
+}
+
+function pressLegacy(json) {
+  const card = new AC.AdaptiveCard();
+  card.parse(json, legacyContext());
+  card.render();
+  return card.getAllActions().map((a) => press(card, a));
 }
 
 function renderOne(json) {
@@ -57,15 +86,20 @@ function renderOne(json) {
     };
   }
   const text = element.textContent;
+  const links = element.querySelectorAll("a").length;
+  const markup = element.querySelectorAll("strong,em,code,h1,h2,h3,h4,blockquote,ol,ul,img").length;
   document.body.removeChild(element);
   return {
     version: card.version.toString(),
     events: describeEvents(context),
     failures,
-    warnings: warnings.filter((w) => !w.includes("markdown")),
+    warnings: [...warnings],
     actions,
     refresh,
     text,
+    links,
+    markup,
+    legacy: pressLegacy(json),
   };
 }
 
