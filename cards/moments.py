@@ -67,8 +67,10 @@ def _plan_facts(job_id: str, plan_hash: str) -> tuple[Fact, ...]:
 def _approve_question(view: ApprovalView) -> str:
     action = view.action
     return (
-        f"Approve {w.TEMPLATE_TITLES[action.template]} for "
-        f"{clean_line(action.subject.display_name, 60)} for "
+        f"Approve {clean_line(action.resource.display_name, 60)} for "
+        f"{clean_line(action.subject.display_name, 60)} in "
+        f"{clean_line(action.tenant.display_name, 40)}"
+        f"{' (SIMULATED)' if action.simulated else ''} for "
         f"{action.duration_minutes} min, until {w.at(view.ends_at)}?"
     )
 
@@ -210,7 +212,7 @@ VERIFY_COMMAND = "breakglass verify {bundle} --trust trust.json"
 
 def audit_summary(view: AuditSummaryView) -> Card:
     """Who asked, who approved, what ran, when, the outcome, and how to check the bundle."""
-    approvers = tuple(f"{w.named(a.by)} at {w.at(a.at)}" for a in view.approvals)
+    approvers = w.items(tuple(f"{w.named(a.by)} at {w.at(a.at)}" for a in view.approvals))
     verified = "yes" if view.rollback_verified else "NO"
     loud = () if view.rollback_verified else (Banner("Rollback NOT verified", Tone.DANGER),)
     bundle = clean_line(view.bundle_file, w.NAME_LIMIT)

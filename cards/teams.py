@@ -36,6 +36,7 @@ MAX_CARD_BYTES = 28 * 1024  # Teams refuses bot messages above about 28 KB
 MAX_REFRESH_USERS = 60  # Teams runs an automatic refresh for at most 60 user ids
 HEADING_LIMIT = 200
 RUN_LIMIT = 2000
+SHRINK_LIMITS = (500, 200, 80, 40, 20, 10)
 
 _COLORS = {Tone.GOOD: "good", Tone.WARNING: "warning", Tone.DANGER: "attention"}
 _STYLES = {ButtonStyle.PRIMARY: "positive", ButtonStyle.DANGER: "destructive"}
@@ -136,22 +137,46 @@ def _envelope(body: list[Json], actions: list[Json], summary: str) -> Json:
     return card
 
 
+def size_of(card: Json) -> int:
+    """Bytes as a bot sends it: ASCII-escaped JSON, the worst case for non-Latin text."""
+    return len(json.dumps(card).encode())
+
+
 def check_size(card: Json) -> Json:
     """``card`` itself, or :class:`CardTooLarge` when its JSON is above ``MAX_CARD_BYTES``."""
-    size = len(json.dumps(card).encode())
+    size = size_of(card)
     if size > MAX_CARD_BYTES:
         raise CardTooLarge(f"Adaptive Card is {size} bytes, above {MAX_CARD_BYTES}")
     return card
 
 
+def _shrink_runs(node: Any, limit: int) -> None:
+    if isinstance(node, list):
+        for item in node:
+            _shrink_runs(item, limit)
+    elif isinstance(node, dict):
+        if node.get("type") == "TextRun":
+            node["text"] = truncate(node["text"], limit)
+        for value in node.values():
+            _shrink_runs(value, limit)
+
+
 def render(card: Card, refresh: Json | None = None) -> Json:
-    """Draw a neutral card as an Adaptive Card; ``refresh`` is added as given."""
+    """Draw a neutral card as an Adaptive Card; ``refresh`` is added as given.
+
+    A card too large for Teams (long non-Latin text escapes to 6-12 bytes a character) is
+    sent with shorter texts rather than not at all: a kill result must always get through.
+    """
     body = [_heading(card.title)] if card.title else []
     for part in card.parts:
         body.extend(_part(part))
     out = _envelope(body, [_button(b) for b in card.buttons], card.summary)
     if refresh is not None:
         out["refresh"] = refresh
+    for limit in SHRINK_LIMITS:
+        if size_of(out) <= MAX_CARD_BYTES:
+            break
+        _shrink_runs(out["body"], limit)
     return check_size(out)
 
 

@@ -65,7 +65,12 @@ def hostile_action(h: str, simulated: bool = False) -> ActionSummary:
     return ActionSummary(Template.ENTRA_ROLE, named(h), named(h), named(h), 30, simulated)
 
 
-def hostile_views(h: str) -> dict[str, tuple[dict[str, Any], dict[str, Any] | None]]:
+def hostile_views(
+    h: str, many: tuple[str, ...] | None = None
+) -> dict[str, tuple[dict[str, Any], dict[str, Any] | None]]:
+    """Every moment with ``h`` in every person- or directory-supplied field; ``many`` fills lists."""
+    lines = many or (h, h)
+    people = tuple(Approval(named(x), s.T0) for x in lines)
     action = hostile_action(h, simulated=True)
     approval = s.approval(
         action,
@@ -78,8 +83,8 @@ def hostile_views(h: str) -> dict[str, tuple[dict[str, Any], dict[str, Any] | No
     result = ApprovalResultView(s.JOB, s.PLAN, action, Decision.DENY, named(h), s.T0, 1, reason=h)
     status = StatusView(s.JOB, s.PLAN, action, h, s.T0, True, ToolCall(h, h, s.T0))
     receipt = ReceiptLineView(s.JOB, 1, s.T0, h, h, h, h)
-    step = RollbackStep(h, StepOutcome.FAILED, False, h)
-    kill = KillResultView(s.JOB, action, h, s.T0, (h,), (step,), (h,), named(h))
+    steps = tuple(RollbackStep(x, StepOutcome.FAILED, False, x) for x in lines)
+    kill = KillResultView(s.JOB, action, h, s.T0, lines, steps, lines, named(h))
     audit = AuditSummaryView(
         s.JOB,
         action,

@@ -61,8 +61,9 @@ def test_slack_approval_asks_for_confirmation_before_approving() -> None:
         "breakglass.deny",
         "breakglass.withdraw",
     ]
-    assert "Exchange Administrator? " not in buttons[0]["confirm"]["text"]["text"]
-    assert "for Alice Example for 30 min" in buttons[0]["confirm"]["text"]["text"]
+    question = buttons[0]["confirm"]["text"]["text"]
+    assert question.startswith("Approve Exchange Administrator for Alice Example in Contoso")
+    assert "for 30 min, until 2025-11-25 18:10 UTC?" in question
     first = s.SLACK["approval_first"]()["blocks"][-1]["elements"]
     assert [b["action_id"] for b in first] == ["breakglass.approve", "breakglass.deny"]
 

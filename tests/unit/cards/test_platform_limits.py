@@ -105,3 +105,23 @@ def test_a_block_over_a_slack_limit_is_refused_by_the_sdk() -> None:
     block["text"]["text"] = "x" * 3001
     with pytest.raises(SlackObjectFormationError):
         Block.parse_all([block])[0].validate_json()
+
+
+# Worst cases: every list long, every text at its limit, in characters that JSON escapes to
+# 6 (CJK) or 12 (astral emoji) bytes each. No card may fail to render: a kill result that
+# cannot be posted hides a failed rollback.
+WIDE = "漢字" * 3000
+ASTRAL = "\U0001f600" * 5000
+
+
+@pytest.mark.parametrize("text", [WIDE, ASTRAL, "x" * 20_000], ids=["cjk", "astral", "ascii"])
+def test_worst_case_cards_fit_both_platforms(text: str) -> None:
+    from tests.unit.cards.test_injection import hostile_views
+
+    many = tuple(text for _ in range(100))
+    for name, (card, message) in hostile_views(text, many).items():
+        assert teams.size_of(card) <= teams.MAX_CARD_BYTES, name
+        if message is not None and "blocks" in message and "type" not in message:
+            assert len(message["blocks"]) <= slack.MAX_BLOCKS, name
+            for block in Block.parse_all(message["blocks"]):
+                block.validate_json()
