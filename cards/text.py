@@ -63,14 +63,22 @@ def _defuse(line: str) -> str:
     return _MENTION.sub(_FULLWIDTH_AT, line)
 
 
+def _bounded(text: str, limit: int) -> tuple[str, str]:
+    # Work on a bounded prefix: cleaning a megabyte to show 300 characters wastes the bot's time.
+    keep = limit * 8 + 64
+    return (text[:keep], ELLIPSIS) if len(text) > keep else (text, "")
+
+
 def clean_line(text: str, limit: int) -> str:
     """One line of inert text of at most ``limit`` characters (names, ids, tickets)."""
+    text, more = _bounded(text, limit)
     flat = _SPACES.sub(" ", reveal_hidden(_LINE_BREAKS.sub("\n", text))).strip()
-    return truncate(_defuse(flat), limit)
+    return truncate(_defuse(flat) + more, limit)
 
 
 def clean_block(text: str, limit: int, max_lines: int = MAX_LINES) -> str:
     """Inert multi-line text: blank lines dropped, at most ``max_lines`` lines, ``limit`` chars."""
+    text, more = _bounded(text, limit)
     lines = [
         _SPACES.sub(" ", line).strip()
         for line in reveal_hidden(_LINE_BREAKS.sub("\n", text)).split("\n")
@@ -78,7 +86,7 @@ def clean_block(text: str, limit: int, max_lines: int = MAX_LINES) -> str:
     lines = [line for line in lines if line]
     if len(lines) > max_lines:
         lines = [*lines[: max_lines - 1], " ".join(lines[max_lines - 1 :])]
-    return truncate(_defuse("\n".join(lines)), limit)
+    return truncate(_defuse("\n".join(lines)) + more, limit)
 
 
 def truncate(text: str, limit: int) -> str:

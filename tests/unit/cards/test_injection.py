@@ -68,7 +68,7 @@ def hostile_action(h: str, simulated: bool = False) -> ActionSummary:
 def hostile_views(
     h: str, many: tuple[str, ...] | None = None
 ) -> dict[str, tuple[dict[str, Any], dict[str, Any] | None]]:
-    """Every moment with ``h`` in every person- or directory-supplied field; ``many`` fills lists."""
+    """Every moment with ``h`` in each person- or directory-supplied field; ``many`` fills lists."""
     lines = many or (h, h)
     people = tuple(Approval(named(x), s.T0) for x in lines)
     action = hostile_action(h, simulated=True)
@@ -77,8 +77,8 @@ def hostile_views(
         justification=h,
         ticket=h,
         requester=named(h),
-        rollback=(h, h),
-        approvals=(Approval(named(h), s.T0),),
+        rollback=lines,
+        approvals=people,
     )
     result = ApprovalResultView(s.JOB, s.PLAN, action, Decision.DENY, named(h), s.T0, 1, reason=h)
     status = StatusView(s.JOB, s.PLAN, action, h, s.T0, True, ToolCall(h, h, s.T0))
@@ -89,8 +89,8 @@ def hostile_views(
         s.JOB,
         action,
         named(h),
-        (Approval(named(h), s.T0),),
-        (h,),
+        people,
+        lines,
         s.T0,
         s.T0 + timedelta(minutes=5),
         h,

@@ -70,3 +70,9 @@ def test_slack_code_keeps_hashes_exact() -> None:
 def test_teams_markdown_escapes_markup() -> None:
     assert teams_markdown("[a](b) *c* # d", 100) == r"\[a\]\(b\) \*c\* \# d"
     assert teams_markdown("- item", 100) == r"\- item"
+
+
+def test_huge_input_is_cleaned_from_a_bounded_prefix() -> None:
+    assert clean_line("a" * 1_000_000, 10) == "aaaaaaaaa…"
+    assert clean_line("\u200d" * 1_000_000, 300).startswith("[U+200D×2464]")
+    assert clean_block(" " * 1_000_000, 10) == "…"
