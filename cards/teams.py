@@ -67,9 +67,9 @@ def _heading(title: str) -> Json:
 
 
 def _banner(part: Banner) -> list[Json]:
-    style = {Tone.DANGER: "attention", Tone.WARNING: "warning", Tone.GOOD: "good"}
     run = _run(part.text, weight="Bolder", size="Medium", **_tone(part.tone))
-    return [{"type": "Container", "style": style.get(part.tone, "emphasis"), "items": [_rich(run)]}]
+    style = _COLORS.get(part.tone, "emphasis")  # container styles share the color names
+    return [{"type": "Container", "style": style, "items": [_rich(run)]}]
 
 
 def _facts(part: Facts) -> list[Json]:
