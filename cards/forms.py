@@ -1,0 +1,141 @@
+"""The request form's contract: field ids, labels, limits, and the parsers of a submission.
+
+The same field ids name the Adaptive Card inputs (``id``) and the Slack modal's input blocks
+(``block_id`` = ``action_id``), so both submissions parse into one :class:`RequestValues`.
+Parsers check shape and size only; whether the template allows the target or the duration is
+the engine's decision (``TemplateError``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+
+from cards.views import RequestValues, Template
+from engine.errors import InputError
+
+REQUEST_VERB = "request"  # Teams Action.Execute verb of the form's submit button
+REQUEST_CALLBACK_ID = "breakglass.request"  # Slack modal callback_id
+FORM_MARKER = {"form": "request"}
+MAX_DURATION_MINUTES = 1440
+CONTEXT_LIMIT = 2000
+
+
+class RequestFormError(InputError):
+    """A request form submission is malformed; nothing was requested."""
+
+
+class Field(StrEnum):
+    TEMPLATE = "template"
+    PRINCIPAL = "principal"
+    RESOURCE = "resource"
+    DURATION = "duration_minutes"
+    JUSTIFICATION = "justification"
+    TICKET = "ticket"
+
+
+LIMITS = {Field.PRINCIPAL: 256, Field.RESOURCE: 256, Field.JUSTIFICATION: 500, Field.TICKET: 100}
+
+TEMPLATE_CHOICES = {
+    Template.ENTRA_ROLE: "Entra directory role (entra-role)",
+    Template.CA_EXCLUSION: "Conditional Access exclusion (ca-exclusion)",
+}
+_TARGET_LABELS = {
+    None: (
+        "Who gets access: user (entra-role) or group (ca-exclusion)",
+        "Role (entra-role) or Conditional Access policy (ca-exclusion)",
+    ),
+    Template.ENTRA_ROLE: ("User (UPN or object id)", "Directory role (name or id)"),
+    Template.CA_EXCLUSION: (
+        "Group to exclude (name or id)",
+        "Conditional Access policy (name or id)",
+    ),
+}
+
+
+def labels(template: Template | None) -> dict[Field, str]:
+    """Labels of each field; target labels name the template's targets when it is known."""
+    principal, resource = _TARGET_LABELS[template]
+    return {
+        Field.TEMPLATE: "Template",
+        Field.PRINCIPAL: principal,
+        Field.RESOURCE: resource,
+        Field.DURATION: "Duration (minutes)",
+        Field.JUSTIFICATION: "Justification",
+        Field.TICKET: "Ticket (optional)",
+    }
+
+
+def _text(field: Field, value: object, *, required: bool) -> str:
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        raise RequestFormError(f"{field} must be text")
+    if len(value) > LIMITS[field]:
+        raise RequestFormError(f"{field} is longer than {LIMITS[field]} characters")
+    if required and not value.strip():
+        raise RequestFormError(f"{field} is required")
+    return value.strip()
+
+
+def _duration(value: object) -> int:
+    # Clients send numbers as numbers or as digit strings; booleans and fractions are refused.
+    if isinstance(value, str) and value.strip().isdecimal() and len(value) < 8:
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise RequestFormError("duration_minutes must be a whole number")
+    if not 1 <= value <= MAX_DURATION_MINUTES:
+        raise RequestFormError(f"duration_minutes must be 1 to {MAX_DURATION_MINUTES}")
+    return value
+
+
+def _template(value: object) -> Template:
+    try:
+        return Template(value) if isinstance(value, str) else Template("")
+    except ValueError:
+        raise RequestFormError("unknown template") from None
+
+
+def _values(raw: Mapping[Field, object]) -> RequestValues:
+    return RequestValues(
+        template=_template(raw.get(Field.TEMPLATE)),
+        principal=_text(Field.PRINCIPAL, raw.get(Field.PRINCIPAL), required=True),
+        resource=_text(Field.RESOURCE, raw.get(Field.RESOURCE), required=True),
+        duration_minutes=_duration(raw.get(Field.DURATION)),
+        justification=_text(Field.JUSTIFICATION, raw.get(Field.JUSTIFICATION), required=True),
+        ticket=_text(Field.TICKET, raw.get(Field.TICKET), required=False),
+    )
+
+
+def request_from_teams(data: object) -> tuple[RequestValues, str]:
+    """Parse the ``Action.Execute`` / ``Action.Submit`` data of the request form.
+
+    Returns the values and the form's opaque ``context``.
+    """
+    if not isinstance(data, Mapping) or data.get("form") != FORM_MARKER["form"]:
+        raise RequestFormError("not a request form submission")
+    allowed = {*Field, "form", "context"}
+    if not all(isinstance(key, str) and key in allowed for key in data):
+        raise RequestFormError("request form data has unknown keys")
+    context = data.get("context", "")
+    if not isinstance(context, str) or len(context) > CONTEXT_LIMIT:
+        raise RequestFormError("context must be short text")
+    return _values({field: data.get(field.value) for field in Field}), context
+
+
+def _slack_value(block: object, field: Field) -> object:
+    if not isinstance(block, Mapping) or not isinstance(state := block.get(field.value), Mapping):
+        raise RequestFormError(f"{field} is missing from the submission")
+    if field is Field.TEMPLATE:
+        option = state.get("selected_option")
+        return option.get("value") if isinstance(option, Mapping) else None
+    return state.get("value")
+
+
+def request_from_slack(state_values: object) -> RequestValues:
+    """Parse ``view.state.values`` of the request modal (``block_id`` → ``action_id`` → state)."""
+    if not isinstance(state_values, Mapping):
+        raise RequestFormError("view state must be an object")
+    if not all(isinstance(key, str) and key in set(Field) for key in state_values):
+        raise RequestFormError("view state has unknown blocks")
+    return _values({field: _slack_value(state_values.get(field.value), field) for field in Field})

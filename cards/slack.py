@@ -1,0 +1,255 @@
+"""Cards for Slack: Block Kit built from ``slack_sdk.models`` objects, so every block is
+validated by the SDK when it is turned into JSON.
+
+Every ``mrkdwn`` text is escaped (``cards.text.slack_mrkdwn``) and marked ``verbatim`` so Slack
+neither links URLs nor parses mentions in it; headers and buttons carry only our own words.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ConfirmObject,
+    ContextBlock,
+    HeaderBlock,
+    InputBlock,
+    MarkdownTextObject,
+    NumberInputElement,
+    Option,
+    PlainTextInputElement,
+    PlainTextObject,
+    SectionBlock,
+    StaticSelectElement,
+)
+from slack_sdk.models.views import View
+
+from cards import forms, moments
+from cards.actions import Verb, to_slack
+from cards.layout import Banner, Bullets, Button, ButtonStyle, Card, Fact, Facts, Note, Part, Tone
+from cards.text import clean_block, clean_line, slack_code, slack_mrkdwn, strip_hidden, truncate
+from cards.views import (
+    ApprovalResultView,
+    ApprovalView,
+    AuditSummaryView,
+    KillResultView,
+    ReceiptLineView,
+    RequestFormView,
+    StatusView,
+)
+from engine.errors import TooLarge
+
+Json = dict[str, Any]
+
+MAX_BLOCKS = 50
+SECTION_LIMIT = 3000
+HEADER_LIMIT = 150
+BUTTON_LIMIT = 75
+CONFIRM_LIMIT = 300
+TEXT_LIMIT = 300  # the notification text: our words and ids only
+
+_ICONS = {Tone.DANGER: ":rotating_light: ", Tone.WARNING: ":warning: ", Tone.GOOD: ""}
+_STYLES = {ButtonStyle.PRIMARY: "primary", ButtonStyle.DANGER: "danger"}
+
+
+class MessageTooLarge(TooLarge):
+    """A rendered Slack message is above a Block Kit limit."""
+
+
+def _mrkdwn(text: str) -> MarkdownTextObject:
+    return MarkdownTextObject(text=text, verbatim=True)
+
+
+def _fact_line(fact: Fact) -> str:
+    label = f"*{slack_mrkdwn(fact.label, 80)}:*"
+    limit = SECTION_LIMIT - len(label) - 1
+    if fact.mono:
+        return f"{label} {slack_code(fact.value, limit)}"
+    glue = "\n" if fact.multiline else " "
+    return f"{label}{glue}{slack_mrkdwn(fact.value, limit)}"
+
+
+def _sections(lines: list[str]) -> Iterator[SectionBlock]:
+    """Pack lines into as few sections as fit the section text limit."""
+    chunk = ""
+    for line in lines:
+        if chunk and len(chunk) + 1 + len(line) > SECTION_LIMIT:
+            yield SectionBlock(text=_mrkdwn(chunk))
+            chunk = ""
+        chunk = f"{chunk}\n{line}" if chunk else line
+    if chunk:
+        yield SectionBlock(text=_mrkdwn(chunk))
+
+
+def _banner(part: Banner) -> list[Block]:
+    icon = _ICONS.get(part.tone, "")
+    return [SectionBlock(text=_mrkdwn(f"{icon}*{slack_mrkdwn(part.text, 2900)}*"))]
+
+
+def _bullets(part: Bullets) -> list[Block]:
+    icon = _ICONS.get(part.tone, "")
+    title = f"{icon}*{slack_mrkdwn(part.title, 200)}*"
+    return [*_sections([title, *(f"• {slack_mrkdwn(i, 2900)}" for i in part.items)])]
+
+
+def _note(part: Note) -> list[Block]:
+    text = slack_code(part.text, SECTION_LIMIT) if part.mono else slack_mrkdwn(part.text, 3000)
+    return [ContextBlock(elements=[_mrkdwn(text)])]
+
+
+def _part(part: Part) -> list[Block]:
+    if isinstance(part, Banner):
+        return _banner(part)
+    if isinstance(part, Facts):
+        return [*_sections([_fact_line(f) for f in part.items])]
+    if isinstance(part, Bullets):
+        return _bullets(part)
+    return _note(part)
+
+
+def _button(button: Button) -> ButtonElement:
+    action_id, value = to_slack(button.action)
+    confirm = None
+    if button.confirm:
+        confirm = ConfirmObject(
+            title="Are you sure?",
+            text=_mrkdwn(slack_mrkdwn(button.confirm, CONFIRM_LIMIT)),
+            confirm=truncate(button.label, 30),
+            deny="Cancel",
+            style=_STYLES.get(button.style),
+        )
+    return ButtonElement(
+        text=PlainTextObject(text=truncate(button.label, BUTTON_LIMIT), emoji=False),
+        action_id=action_id,
+        value=value,
+        style=_STYLES.get(button.style),
+        confirm=confirm,
+    )
+
+
+def blocks_of(card: Card) -> list[Block]:
+    """The Block Kit blocks of a neutral card (not yet validated)."""
+    blocks: list[Block] = []
+    if card.title:
+        title = truncate(card.title, HEADER_LIMIT)
+        blocks.append(HeaderBlock(text=PlainTextObject(text=title, emoji=False)))
+    for part in card.parts:
+        blocks.extend(_part(part))
+    if card.buttons:
+        blocks.append(ActionsBlock(elements=[_button(b) for b in card.buttons]))
+    return blocks
+
+
+def render(card: Card) -> Json:
+    """A ``chat.postMessage`` / ``chat.update`` body: ``text`` and validated ``blocks``."""
+    blocks = blocks_of(card)
+    if len(blocks) > MAX_BLOCKS:
+        raise MessageTooLarge(f"{len(blocks)} blocks, above {MAX_BLOCKS}")
+    text = slack_mrkdwn(clean_line(card.summary, TEXT_LIMIT), TEXT_LIMIT)
+    return {"text": text, "blocks": [block.to_dict() for block in blocks]}
+
+
+# --- the moments ----------------------------------------------------------------------------
+
+
+def approval_message(view: ApprovalView) -> Json:
+    """The approval prompt. Slack shows one message to all; the engine decides who may act."""
+    verbs = (Verb.APPROVE, Verb.DENY) + ((Verb.WITHDRAW,) if view.approvals else ())
+    note = "Only designated approvers can approve: two distinct people, neither the requester."
+    return render(moments.approval(view, verbs, note))
+
+
+def approval_result_message(view: ApprovalResultView) -> Json:
+    return render(moments.approval_result(view))
+
+
+def status_message(view: StatusView, now: datetime) -> Json:
+    return render(moments.status(view, now))
+
+
+def receipt_message(view: ReceiptLineView) -> Json:
+    """One context line (no header) for the incident thread."""
+    card = moments.receipt(view)
+    return render(Card(card.summary, card.parts))
+
+
+def kill_result_message(view: KillResultView) -> Json:
+    return render(moments.kill_result(view))
+
+
+def audit_summary_message(view: AuditSummaryView) -> Json:
+    return render(moments.audit_summary(view))
+
+
+# --- the request modal ----------------------------------------------------------------------
+
+
+def _text_input(field: forms.Field, label: str, value: str, multiline: bool = False) -> InputBlock:
+    element = PlainTextInputElement(
+        action_id=field.value,
+        initial_value=strip_hidden(value)[: forms.LIMITS[field]] or None,
+        multiline=multiline or None,
+        max_length=forms.LIMITS[field],
+    )
+    optional = True if field is forms.Field.TICKET else None
+    return InputBlock(block_id=field.value, label=label, element=element, optional=optional)
+
+
+def _template_input(view: RequestFormView, label: str) -> InputBlock:
+    options = [Option(value=t.value, text=forms.TEMPLATE_CHOICES[t]) for t in view.templates]
+    chosen = view.values.template if view.values else view.templates[0]
+    initial = options[view.templates.index(chosen)] if chosen in view.templates else None
+    F = forms.Field
+    element = StaticSelectElement(
+        action_id=F.TEMPLATE.value, options=options, initial_option=initial
+    )
+    return InputBlock(block_id=F.TEMPLATE.value, label=label, element=element)
+
+
+def _duration_input(view: RequestFormView, label: str) -> InputBlock:
+    wanted = view.values.duration_minutes if view.values else 30
+    element = NumberInputElement(
+        action_id=forms.Field.DURATION.value,
+        is_decimal_allowed=False,
+        initial_value=str(min(wanted, view.max_duration_minutes)),
+        min_value="1",
+        max_value=str(view.max_duration_minutes),
+    )
+    return InputBlock(block_id=forms.Field.DURATION.value, label=label, element=element)
+
+
+def _form_blocks(view: RequestFormView) -> list[Block]:
+    v, F = view.values, forms.Field
+    label = forms.labels(v.template if v else None)
+    blocks: list[Block] = []
+    if view.error:
+        blocks.extend(_banner(Banner(clean_block(view.error, 500), Tone.DANGER)))
+    return [
+        *blocks,
+        _template_input(view, label[F.TEMPLATE]),
+        _text_input(F.PRINCIPAL, label[F.PRINCIPAL], v.principal if v else ""),
+        _text_input(F.RESOURCE, label[F.RESOURCE], v.resource if v else ""),
+        _duration_input(view, label[F.DURATION]),
+        _text_input(F.JUSTIFICATION, label[F.JUSTIFICATION], v.justification if v else "", True),
+        _text_input(F.TICKET, label[F.TICKET], v.ticket if v else ""),
+    ]
+
+
+def request_modal(view: RequestFormView) -> Json:
+    """The ``views.open`` body of the request modal (callback ``forms.REQUEST_CALLBACK_ID``)."""
+    modal = View(
+        type="modal",
+        callback_id=forms.REQUEST_CALLBACK_ID,
+        title="Break-glass request",
+        submit="Review request",
+        close="Cancel",
+        private_metadata=view.context[: forms.CONTEXT_LIMIT] or None,
+        blocks=_form_blocks(view),
+    )
+    out: Json = modal.to_dict()
+    return out

@@ -1,0 +1,248 @@
+"""What each card shows, as plain frozen values the bot fills from a job.
+
+One view per moment of a break-glass job. Views hold raw text exactly as people typed it:
+escaping for a platform happens only in the renderers (``cards.teams``, ``cards.slack``), so a
+view can never be "escaped twice" or "escaped for the wrong platform".
+
+Constructors enforce what the renderers rely on (aware datetimes, positive counts); they do NOT
+check that ids exist, that the plan hash matches a plan, or that approvers are eligible: that
+is the engine's job, and buttons carry no authority anyway.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+
+class Template(StrEnum):
+    ENTRA_ROLE = "entra-role"
+    CA_EXCLUSION = "ca-exclusion"
+
+
+class Decision(StrEnum):
+    APPROVE = "approve"
+    DENY = "deny"
+    WITHDRAW = "withdraw"
+
+
+class StepOutcome(StrEnum):
+    OK = "ok"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+def _require_aware(name: str, value: datetime) -> None:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name} must be timezone-aware")
+
+
+def _require_positive(name: str, value: int) -> None:
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1")
+
+
+@dataclass(frozen=True)
+class Named:
+    """A directory object or person shown as display name AND id, so look-alikes differ."""
+
+    display_name: str
+    object_id: str
+
+
+@dataclass(frozen=True)
+class ActionSummary:
+    """Exactly what the privileged step does.
+
+    ``subject`` gets the access (the principal for entra-role, the group for ca-exclusion);
+    ``resource`` is what it gets (the directory role, or the Conditional Access policy the
+    group is excluded from).
+    """
+
+    template: Template
+    tenant: Named
+    subject: Named
+    resource: Named
+    duration_minutes: int
+    simulated: bool = False
+
+    def __post_init__(self) -> None:
+        _require_positive("duration_minutes", self.duration_minutes)
+
+
+@dataclass(frozen=True)
+class Approval:
+    """One recorded approval decision by a person."""
+
+    by: Named
+    at: datetime
+
+    def __post_init__(self) -> None:
+        _require_aware("at", self.at)
+
+
+@dataclass(frozen=True)
+class RequestValues:
+    """What a person typed into the request form (also what a submission parses into)."""
+
+    template: Template
+    principal: str
+    resource: str
+    duration_minutes: int
+    justification: str
+    ticket: str = ""
+
+    def __post_init__(self) -> None:
+        _require_positive("duration_minutes", self.duration_minutes)
+
+
+@dataclass(frozen=True)
+class RequestFormView:
+    """The request form; ``values`` pre-fills it (for example after a refused submission)."""
+
+    templates: tuple[Template, ...] = (Template.ENTRA_ROLE, Template.CA_EXCLUSION)
+    max_duration_minutes: int = 60
+    values: RequestValues | None = None
+    error: str | None = None
+    context: str = ""  # opaque, returned with the submission (Slack private_metadata)
+
+    def __post_init__(self) -> None:
+        _require_positive("max_duration_minutes", self.max_duration_minutes)
+        if not self.templates:
+            raise ValueError("templates must not be empty")
+
+
+@dataclass(frozen=True)
+class ApprovalView:
+    """The approval prompt: everything an approver needs to decide, on one phone screen."""
+
+    job_id: str
+    plan_hash_b64u: str
+    policy_hash_b64u: str
+    action: ActionSummary
+    ends_at: datetime  # the hard end of the window, if approved
+    justification: str
+    ticket: str
+    requester: Named
+    rollback: tuple[str, ...]  # the rollback plan, one plain-words step each
+    approvals: tuple[Approval, ...] = ()
+    approvals_required: int = 2
+    approver_teams_ids: tuple[str, ...] = ()  # Teams user ids of the designated approvers
+
+    def __post_init__(self) -> None:
+        _require_aware("ends_at", self.ends_at)
+        _require_positive("approvals_required", self.approvals_required)
+
+
+@dataclass(frozen=True)
+class ApprovalResultView:
+    """What one approval decision changed."""
+
+    job_id: str
+    plan_hash_b64u: str
+    action: ActionSummary
+    decision: Decision
+    by: Named
+    at: datetime
+    approvals_count: int
+    approvals_required: int = 2
+    reason: str = ""  # optional words from the person who decided
+
+    def __post_init__(self) -> None:
+        _require_aware("at", self.at)
+        _require_positive("approvals_required", self.approvals_required)
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """The last tool call the executor made, as the gateway recorded it."""
+
+    tool: str
+    status: str
+    at: datetime
+
+    def __post_init__(self) -> None:
+        _require_aware("at", self.at)
+
+
+@dataclass(frozen=True)
+class StatusView:
+    """The countdown card. ``active`` decides whether Kill / Done / Extend are offered."""
+
+    job_id: str
+    plan_hash_b64u: str
+    action: ActionSummary
+    state: str
+    ends_at: datetime
+    active: bool = True
+    last_tool_call: ToolCall | None = None
+
+    def __post_init__(self) -> None:
+        _require_aware("ends_at", self.ends_at)
+
+
+@dataclass(frozen=True)
+class ReceiptLineView:
+    """One receipted event, as a single line in the incident thread."""
+
+    job_id: str
+    seq: int
+    at: datetime
+    kind: str  # model_call | tool_call | approval | revocation | run_end | ...
+    summary: str
+    outcome: str
+    chain_head_b64u: str
+
+    def __post_init__(self) -> None:
+        _require_aware("at", self.at)
+        if self.seq < 0:
+            raise ValueError("seq must not be negative")
+
+
+@dataclass(frozen=True)
+class RollbackStep:
+    """One rollback step and the verification read that followed it."""
+
+    description: str
+    outcome: StepOutcome
+    verified: bool
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class KillResultView:
+    """How the job ended: what was revoked, each rollback step, and what is STILL privileged."""
+
+    job_id: str
+    action: ActionSummary
+    trigger: str  # kill | done | timebox_expired | approval_revoked | unexpected_target_detected
+    ended_at: datetime
+    revoked: tuple[str, ...]
+    steps: tuple[RollbackStep, ...]
+    still_privileged: tuple[str, ...] = ()  # non-empty means rollback failed: say it loudly
+    by: Named | None = None
+
+    def __post_init__(self) -> None:
+        _require_aware("ended_at", self.ended_at)
+
+
+@dataclass(frozen=True)
+class AuditSummaryView:
+    """The closing summary with the proof bundle's hash and how to verify it offline."""
+
+    job_id: str
+    action: ActionSummary
+    requester: Named
+    approvals: tuple[Approval, ...]
+    ran: tuple[str, ...]  # what ran, one line per tool call
+    started_at: datetime
+    ended_at: datetime
+    outcome: str
+    rollback_verified: bool
+    bundle_hash_b64u: str
+    bundle_file: str = "bundle.json"
+
+    def __post_init__(self) -> None:
+        _require_aware("started_at", self.started_at)
+        _require_aware("ended_at", self.ended_at)

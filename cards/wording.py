@@ -1,0 +1,99 @@
+"""The words every card uses for the same thing, so Teams and Slack say exactly the same.
+
+Every string that came from a person or a directory passes through ``cards.text.clean_*``
+here, once, with the length limit for its kind.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+
+from cards.layout import Fact
+from cards.text import clean_block, clean_line, truncate
+from cards.views import ActionSummary, Approval, Named, Template
+
+NAME_LIMIT = 120
+ID_LIMIT = 128
+TEXT_LIMIT = 1500
+ITEM_LIMIT = 300
+HASH_PREFIX = 12
+MAX_ITEMS = 20
+
+TEMPLATE_TITLES = {
+    Template.ENTRA_ROLE: "Entra directory role",
+    Template.CA_EXCLUSION: "Conditional Access exclusion",
+}
+_ACTION_WORDS = {
+    Template.ENTRA_ROLE: "Activate an Entra directory role for a user, time-bound (PIM)",
+    Template.CA_EXCLUSION: "Exclude a group from a Conditional Access policy, time-bound",
+}
+_LABELS = {
+    Template.ENTRA_ROLE: ("Role", "For user"),
+    Template.CA_EXCLUSION: ("Policy", "Group excluded"),
+}
+SIMULATED = "SIMULATED TENANT: a practice run, no real directory is changed"
+
+
+def named(who: Named) -> str:
+    """Display name and id together, so two objects with the same name still differ."""
+    name = clean_line(who.display_name, NAME_LIMIT) or "(no display name)"
+    return f"{name} (id {clean_line(who.object_id, ID_LIMIT)})"
+
+
+def text_block(text: str) -> str:
+    return clean_block(text, TEXT_LIMIT) or "(none given)"
+
+
+def item(text: str) -> str:
+    return clean_line(text, ITEM_LIMIT)
+
+
+def items(lines: tuple[str, ...], more: str = "more in the audit log") -> tuple[str, ...]:
+    """At most ``MAX_ITEMS`` cleaned lines; the rest counted, never silently dropped."""
+    shown = tuple(item(line) for line in lines[:MAX_ITEMS])
+    hidden = len(lines) - len(shown)
+    return (*shown, f"… and {hidden} {more}") if hidden else shown
+
+
+def hash_prefix(value: str) -> str:
+    return truncate(clean_line(value, ID_LIMIT), HASH_PREFIX + 1)
+
+
+def at(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def at_seconds(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%H:%M:%S UTC")
+
+
+def minutes_left(ends_at: datetime, now: datetime) -> int:
+    """Whole minutes left, rounded up: 30 s left still reads "1 min", never "0 min"."""
+    return max(math.ceil((ends_at - now).total_seconds() / 60), 0)
+
+
+def countdown(ends_at: datetime, now: datetime) -> str:
+    left = minutes_left(ends_at, now)
+    if left == 0:
+        return f"ended {at(ends_at)} (time is up)"
+    return f"ends {at(ends_at)} (≈ {left} min left)"
+
+
+def action_facts(action: ActionSummary) -> tuple[Fact, ...]:
+    """What is done, to what, for whom, where."""
+    resource_label, subject_label = _LABELS[action.template]
+    tenant = named(action.tenant) + (" [SIMULATED]" if action.simulated else "")
+    return (
+        Fact("Action", _ACTION_WORDS[action.template]),
+        Fact(resource_label, named(action.resource)),
+        Fact(subject_label, named(action.subject)),
+        Fact("Tenant", tenant),
+    )
+
+
+def approvals_line(approvals: tuple[Approval, ...], required: int) -> str:
+    if not approvals:
+        return f"0 of {required} so far"
+    who = "; ".join(f"{named(a.by)} at {at(a.at)}" for a in approvals[:MAX_ITEMS])
+    return f"{len(approvals)} of {required}: {who}"

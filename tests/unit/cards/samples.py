@@ -1,0 +1,204 @@
+"""Sample views of every moment: the inputs of the golden files and the contract test."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from cards import slack, teams
+from cards.views import (
+    ActionSummary,
+    Approval,
+    ApprovalResultView,
+    ApprovalView,
+    AuditSummaryView,
+    Decision,
+    KillResultView,
+    Named,
+    ReceiptLineView,
+    RequestFormView,
+    RequestValues,
+    RollbackStep,
+    StatusView,
+    StepOutcome,
+    Template,
+    ToolCall,
+)
+
+
+def b64u_sha256(data: bytes) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+
+
+JOB = "bg-20251125-7f3a"
+PLAN = b64u_sha256(b"plan")
+POLICY = b64u_sha256(b"policy")
+HEAD = b64u_sha256(b"chain head")
+BUNDLE = b64u_sha256(b"bundle")
+T0 = datetime(2025, 11, 25, 17, 30, tzinfo=UTC)
+NOW = T0 + timedelta(minutes=17, seconds=30)
+
+TENANT = Named("Contoso", "9c0f3b7e-1d2a-4b8e-9f10-2a3b4c5d6e7f")
+ALICE = Named("Alice Example", "0b1c2d3e-aaaa-4bbb-8ccc-111111111111")
+BOB = Named("Bob Requester", "0b1c2d3e-bbbb-4bbb-8ccc-222222222222")
+CAROL = Named("Carol Approver", "0b1c2d3e-cccc-4bbb-8ccc-333333333333")
+DAVE = Named("Dave Approver", "0b1c2d3e-dddd-4bbb-8ccc-444444444444")
+ROLE = Named("Exchange Administrator", "29232cdf-9323-42fd-ade2-1d097af3e4de")
+GROUP = Named("BG Exclusion 01", "5e6f7a8b-0000-4c1d-9e2f-555555555555")
+POLICY_CA = Named("Require MFA for admins", "7a8b9c0d-0000-4e1f-8a2b-666666666666")
+
+ROLE_ACTION = ActionSummary(Template.ENTRA_ROLE, TENANT, ALICE, ROLE, 30)
+CA_ACTION = ActionSummary(Template.CA_EXCLUSION, TENANT, GROUP, POLICY_CA, 45, simulated=True)
+ROLLBACK = (
+    "Remove the Exchange Administrator assignment this job created (PIM adminRemove).",
+    "Read the role's assignments until Alice Example no longer holds it.",
+    "Check that no other principal gained the role during the window.",
+)
+TEAMS_APPROVERS = ("29:1carol-teams-id", "29:1dave-teams-id")
+
+
+def approval(action: ActionSummary = ROLE_ACTION, **over: Any) -> ApprovalView:
+    fields: dict[str, Any] = {
+        "job_id": JOB,
+        "plan_hash_b64u": PLAN,
+        "policy_hash_b64u": POLICY,
+        "action": action,
+        "ends_at": T0 + timedelta(minutes=action.duration_minutes + 10),
+        "justification": "INC-4711: mailbox rules hijacked; need Exchange admin to purge them.",
+        "ticket": "INC-4711",
+        "requester": BOB,
+        "rollback": ROLLBACK,
+        "approvals": (Approval(CAROL, T0 + timedelta(minutes=2)),),
+        "approver_teams_ids": TEAMS_APPROVERS,
+    }
+    fields.update(over)
+    return ApprovalView(**fields)
+
+
+def approval_result(decision: Decision = Decision.APPROVE, count: int = 1) -> ApprovalResultView:
+    reason = "Not enough detail in the ticket." if decision is Decision.DENY else ""
+    return ApprovalResultView(JOB, PLAN, ROLE_ACTION, decision, CAROL, T0, count, reason=reason)
+
+
+def status(active: bool = True, action: ActionSummary = ROLE_ACTION) -> StatusView:
+    call = ToolCall("breakglass.microsoft_graph.write_role_assignment", "success", T0)
+    state = "running" if active else "closed"
+    ends = T0 + timedelta(minutes=30)
+    return StatusView(JOB, PLAN, action, state, ends, active, call)
+
+
+def receipt(**over: Any) -> ReceiptLineView:
+    fields: dict[str, Any] = {
+        "job_id": JOB,
+        "seq": 7,
+        "at": T0 + timedelta(seconds=42),
+        "kind": "tool_call",
+        "summary": "breakglass.microsoft_graph.write_role_assignment",
+        "outcome": "success",
+        "chain_head_b64u": HEAD,
+    }
+    fields.update(over)
+    return ReceiptLineView(**fields)
+
+
+def kill_result(failed: bool = False) -> KillResultView:
+    steps = (
+        RollbackStep("Remove the Exchange Administrator assignment", StepOutcome.OK, True),
+        RollbackStep("Revoke Alice Example's sign-in sessions", StepOutcome.OK, True),
+    )
+    still: tuple[str, ...] = ()
+    if failed:
+        detail = "Graph 503 ServiceUnavailable after 5 tries"
+        steps = (RollbackStep(steps[0].description, StepOutcome.FAILED, False, detail), steps[1])
+        still = ("Alice Example still holds Exchange Administrator in Contoso",)
+    return KillResultView(
+        job_id=JOB,
+        action=ROLE_ACTION,
+        trigger="kill",
+        ended_at=T0 + timedelta(minutes=12),
+        revoked=("agent token (jti 2f1c…)", "executor halted"),
+        steps=steps,
+        still_privileged=still,
+        by=DAVE,
+    )
+
+
+def audit_summary(verified: bool = True) -> AuditSummaryView:
+    return AuditSummaryView(
+        job_id=JOB,
+        action=ROLE_ACTION,
+        requester=BOB,
+        approvals=(Approval(CAROL, T0), Approval(DAVE, T0 + timedelta(minutes=1))),
+        ran=(
+            "17:31:10 UTC breakglass.microsoft_graph.write_role_assignment → success",
+            "17:31:12 UTC breakglass.microsoft_graph.read_role_assignment → verified present",
+            "17:42:00 UTC breakglass.rollback.remove_role_assignment → success",
+        ),
+        started_at=T0,
+        ended_at=T0 + timedelta(minutes=12),
+        outcome="killed, rolled back",
+        rollback_verified=verified,
+        bundle_hash_b64u=BUNDLE,
+    )
+
+
+def request_form(prefilled: bool = False) -> RequestFormView:
+    if not prefilled:
+        return RequestFormView(max_duration_minutes=60, context="C0123ABC")
+    values = RequestValues(
+        Template.ENTRA_ROLE,
+        "alice@contoso.example",
+        ROLE.display_name,
+        30,
+        "INC-4711: purge hijacked mailbox rules",
+        "INC-4711",
+    )
+    error = "Duration above the template maximum of 60 minutes."
+    return RequestFormView(max_duration_minutes=60, values=values, error=error, context="C0123ABC")
+
+
+Render = Callable[[], dict[str, Any]]
+
+# name -> renderer; every golden file and every contract check iterates this one table.
+TEAMS: dict[str, Render] = {
+    "request_form": lambda: teams.request_form_card(request_form()),
+    "request_form_prefilled": lambda: teams.request_form_card(request_form(prefilled=True)),
+    "approval_approver": lambda: teams.approval_card(approval(), for_approver=True),
+    "approval_read_only": lambda: teams.approval_card(approval(), for_approver=False),
+    "approval_withdraw": lambda: teams.approval_card(
+        approval(), for_approver=True, viewer_approved=True
+    ),
+    "approval_simulated_ca": lambda: teams.approval_card(approval(CA_ACTION), for_approver=True),
+    "approval_result_approved": lambda: teams.approval_result_card(approval_result()),
+    "approval_result_complete": lambda: teams.approval_result_card(approval_result(count=2)),
+    "approval_result_denied": lambda: teams.approval_result_card(approval_result(Decision.DENY)),
+    "status_active": lambda: teams.status_card(status(), NOW),
+    "status_closed": lambda: teams.status_card(status(active=False), NOW),
+    "status_simulated": lambda: teams.status_card(status(action=CA_ACTION), NOW),
+    "receipt": lambda: teams.receipt_card(receipt()),
+    "kill_result": lambda: teams.kill_result_card(kill_result()),
+    "kill_result_failed": lambda: teams.kill_result_card(kill_result(failed=True)),
+    "audit_summary": lambda: teams.audit_summary_card(audit_summary()),
+    "audit_summary_unverified": lambda: teams.audit_summary_card(audit_summary(verified=False)),
+}
+SLACK: dict[str, Render] = {
+    "request_form": lambda: slack.request_modal(request_form()),
+    "request_form_prefilled": lambda: slack.request_modal(request_form(prefilled=True)),
+    "approval": lambda: slack.approval_message(approval()),
+    "approval_first": lambda: slack.approval_message(approval(approvals=())),
+    "approval_simulated_ca": lambda: slack.approval_message(approval(CA_ACTION)),
+    "approval_result_approved": lambda: slack.approval_result_message(approval_result()),
+    "approval_result_complete": lambda: slack.approval_result_message(approval_result(count=2)),
+    "approval_result_denied": lambda: slack.approval_result_message(approval_result(Decision.DENY)),
+    "status_active": lambda: slack.status_message(status(), NOW),
+    "status_closed": lambda: slack.status_message(status(active=False), NOW),
+    "status_simulated": lambda: slack.status_message(status(action=CA_ACTION), NOW),
+    "receipt": lambda: slack.receipt_message(receipt()),
+    "kill_result": lambda: slack.kill_result_message(kill_result()),
+    "kill_result_failed": lambda: slack.kill_result_message(kill_result(failed=True)),
+    "audit_summary": lambda: slack.audit_summary_message(audit_summary()),
+    "audit_summary_unverified": lambda: slack.audit_summary_message(audit_summary(verified=False)),
+}

@@ -1,0 +1,118 @@
+"""The request form: what each platform submits parses into the same RequestValues."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from cards import forms, slack, teams
+from cards.forms import RequestFormError, request_from_slack, request_from_teams
+from cards.views import RequestValues, Template
+from tests.unit.cards import samples
+
+VALUES = RequestValues(Template.CA_EXCLUSION, "grp-1", "pol-1", 45, "INC-9 lockout", "INC-9")
+
+
+def teams_submission(card: dict[str, Any], values: RequestValues) -> dict[str, Any]:
+    """What Teams sends: the submit action's data with every input's value merged in."""
+    data = dict(card["actions"][0]["data"])
+    typed = {
+        "template": values.template.value,
+        "principal": values.principal,
+        "resource": values.resource,
+        "duration_minutes": str(values.duration_minutes),
+        "justification": values.justification,
+        "ticket": values.ticket,
+    }
+    inputs = [e["id"] for e in card["body"] if e["type"].startswith("Input.")]
+    assert sorted(inputs) == sorted(typed)
+    return {**data, **typed}
+
+
+def slack_state(modal: dict[str, Any], values: RequestValues) -> dict[str, Any]:
+    """What Slack sends as view.state.values for the modal's input blocks."""
+    state: dict[str, Any] = {}
+    for block in modal["blocks"]:
+        if block["type"] != "input":
+            continue
+        field = block["block_id"]
+        assert block["element"]["action_id"] == field
+        if field == "template":
+            entry = {"type": "static_select", "selected_option": {"value": values.template.value}}
+        else:
+            raw = getattr(values, "duration_minutes" if field == "duration_minutes" else field)
+            entry = {"type": block["element"]["type"], "value": str(raw) if raw != "" else None}
+        state[field] = {field: entry}
+    return state
+
+
+def test_teams_form_round_trip() -> None:
+    card = teams.request_form_card(samples.request_form())
+    assert card["actions"][0]["verb"] == forms.REQUEST_VERB
+    assert request_from_teams(teams_submission(card, VALUES)) == (VALUES, "C0123ABC")
+
+
+def test_slack_form_round_trip() -> None:
+    modal = slack.request_modal(samples.request_form())
+    assert modal["callback_id"] == forms.REQUEST_CALLBACK_ID
+    assert modal["private_metadata"] == "C0123ABC"
+    assert request_from_slack(slack_state(modal, VALUES)) == VALUES
+
+
+def test_an_empty_optional_ticket_is_fine() -> None:
+    values = RequestValues(Template.ENTRA_ROLE, "u", "r", 5, "why", "")
+    modal = slack.request_modal(samples.request_form())
+    assert request_from_slack(slack_state(modal, values)) == values
+
+
+def test_prefilled_form_shows_values_and_the_error() -> None:
+    card = teams.request_form_card(samples.request_form(prefilled=True))
+    values = {e["id"]: e.get("value") for e in card["body"] if e["type"].startswith("Input.")}
+    assert values["principal"] == "alice@contoso.example"
+    assert values["duration_minutes"] == 30
+    assert card["body"][1]["style"] == "attention"
+
+
+GOOD: dict[str, Any] = {
+    "form": "request",
+    "template": "entra-role",
+    "principal": "u",
+    "resource": "r",
+    "duration_minutes": "30",
+    "justification": "why",
+}
+BAD_TEAMS = {
+    "not a form": {**GOOD, "form": "other"},
+    "unknown template": {**GOOD, "template": "global-admin-forever"},
+    "unknown key": {**GOOD, "approver": "me"},
+    "missing principal": {k: v for k, v in GOOD.items() if k != "principal"},
+    "blank justification": {**GOOD, "justification": "   "},
+    "oversized justification": {**GOOD, "justification": "x" * 501},
+    "duration zero": {**GOOD, "duration_minutes": "0"},
+    "duration fraction": {**GOOD, "duration_minutes": "1.5"},
+    "duration boolean": {**GOOD, "duration_minutes": True},
+    "duration huge": {**GOOD, "duration_minutes": "9" * 50},
+    "duration negative": {**GOOD, "duration_minutes": -5},
+    "principal not text": {**GOOD, "principal": ["u"]},
+    "context oversized": {**GOOD, "context": "c" * 5000},
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_TEAMS))
+def test_malformed_teams_submission_is_refused(case: str) -> None:
+    with pytest.raises(RequestFormError):
+        request_from_teams(BAD_TEAMS[case])
+
+
+def test_malformed_slack_state_is_refused() -> None:
+    modal = slack.request_modal(samples.request_form())
+    state = slack_state(modal, VALUES)
+    for broken in (
+        {**state, "extra": {}},
+        {k: v for k, v in state.items() if k != "resource"},
+        {**state, "template": {"template": {"selected_option": None}}},
+        "not a mapping",
+    ):
+        with pytest.raises(RequestFormError):
+            request_from_slack(broken)
