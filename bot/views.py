@@ -1,0 +1,242 @@
+"""From a job (and its chain) to the card views every platform renders.
+
+Names: principals, roles, groups and policies are shown as display name AND id; the
+display names come from a lookup the service is configured with (the directory seed, or
+Graph), falling back to the id itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from cards.views import (
+    ActionSummary,
+    Approval,
+    ApprovalResultView,
+    ApprovalView,
+    AuditSummaryView,
+    Decision,
+    KillResultView,
+    Named,
+    ReceiptLineView,
+    RollbackStep,
+    StatusView,
+    StepOutcome,
+    Template,
+    ToolCall,
+)
+from engine import chain
+from engine.job import ACTIVE, Job, Plan
+from engine.ports import ChainRecord
+from engine.timeutil import parse_iso
+
+_ROLLBACK_WORDS = {
+    "breakglass.rollback.remove_role_assignment": "Remove the role assignment (PIM adminRemove)",
+    "breakglass.microsoft_graph.restore_ca_policy": "Restore the Conditional Access policy "
+    "exactly to its snapshot",
+}
+_VERIFY_WORDS = {
+    "absent": "Check that the principal no longer holds the role",
+    "restored": "Check that the policy equals its snapshot",
+}
+
+
+def named(names: Mapping[str, str], object_id: str) -> Named:
+    return Named(names.get(object_id, object_id), object_id)
+
+
+def action_summary(job: Job, names: Mapping[str, str], minutes: int | None = None) -> ActionSummary:
+    targets = job.request["targets"]
+    template = Template(job.request["template"])
+    if template is Template.CA_EXCLUSION:
+        subject, resource = targets["group_id"], targets["policy_id"]
+    else:
+        subject, resource = targets["principal_id"], targets["role_definition_id"]
+    return ActionSummary(
+        template=template,
+        tenant=named(names, targets["tenant_id"]),
+        subject=named(names, subject),
+        resource=named(names, resource),
+        duration_minutes=minutes or int(job.request["minutes"]),
+        simulated=job.simulated,
+    )
+
+
+def rollback_words(plan: Plan) -> tuple[str, ...]:
+    terms = plan.payload["metadata"]["breakglass"]["rollback"]
+    steps = [_ROLLBACK_WORDS.get(s["tool"], s["tool"]) for s in terms["steps"]]
+    expect = terms["verify"]["arguments"].get("expect", "")
+    return (*steps, _VERIFY_WORDS.get(expect, "Verify the rollback with a read"))
+
+
+def _approvals(plan: Plan, names: Mapping[str, str]) -> tuple[Approval, ...]:
+    latest = {d.principal: d for d in plan.decisions}
+    return tuple(
+        Approval(named(names, d.principal), parse_iso(d.at))
+        for d in latest.values()
+        if d.decision == "approve"
+    )
+
+
+def open_plan(job: Job) -> Plan:
+    return job.extension if job.extension is not None else job.plan
+
+
+def approval_view(
+    job: Job, names: Mapping[str, str], now: datetime, approver_teams_ids: Sequence[str] = ()
+) -> ApprovalView:
+    plan = open_plan(job)
+    start = parse_iso(job.window_start) if job.state == ACTIVE and job.window_start else now
+    ends = job.window_end_at() if plan is job.plan and job.window_end else None
+    return ApprovalView(
+        job_id=job.job_id,
+        plan_hash_b64u=plan.plan_hash,
+        policy_hash_b64u=plan.plan_hash,
+        action=action_summary(job, names, plan.minutes),
+        ends_at=ends or _plus_minutes(max(start, now), plan.minutes),
+        justification=str(job.request["justification"]),
+        ticket=str(job.request["ticket"]),
+        requester=named(names, job.requester.principal or job.requester.chat_identity),
+        rollback=rollback_words(plan),
+        approvals=_approvals(plan, names),
+        approvals_required=_required(plan),
+        approver_teams_ids=tuple(approver_teams_ids),
+    )
+
+
+def _required(plan: Plan) -> int:
+    return int(plan.payload["metadata"]["breakglass"]["approvals"]["min_approvers"])
+
+
+def _plus_minutes(when: datetime, minutes: int) -> datetime:
+    from datetime import timedelta
+
+    return when + timedelta(minutes=minutes)
+
+
+def approval_result_view(
+    job: Job, names: Mapping[str, str], decision: str, principal: str, at: datetime
+) -> ApprovalResultView:
+    plan = open_plan(job) if decision != "approve" or job.extension else job.plan
+    return ApprovalResultView(
+        job_id=job.job_id,
+        plan_hash_b64u=plan.plan_hash,
+        action=action_summary(job, names, plan.minutes),
+        decision=Decision(decision if decision in ("approve", "deny", "withdraw") else "deny"),
+        by=named(names, principal),
+        at=at,
+        approvals_count=len(plan.approvers()),
+        approvals_required=_required(plan),
+    )
+
+
+def status_view(job: Job, names: Mapping[str, str], now: datetime) -> StatusView:
+    last = None
+    if job.last_tool_call:
+        tool, _, status = job.last_tool_call.partition(": ")
+        last = ToolCall(tool, status, now)
+    ends = job.window_end_at() or parse_iso(job.expires_at)
+    return StatusView(
+        job_id=job.job_id,
+        plan_hash_b64u=job.plan.plan_hash,
+        action=action_summary(job, names),
+        state=job.state,
+        ends_at=ends,
+        active=job.state == ACTIVE,
+        last_tool_call=last,
+    )
+
+
+_KINDS = {
+    chain.REQUEST: "request",
+    chain.EXTENSION_REQUEST: "extension_request",
+    chain.APPROVAL: "approval",
+    chain.TOKEN_ISSUED: "token_issued",
+    chain.TOOL_CALL: "tool_call",
+    chain.LLM_CALL: "model_call",
+    chain.REVOCATION: "revocation",
+    chain.RUN_END: "run_end",
+}
+
+
+def receipt_line(record: ChainRecord) -> ReceiptLineView:
+    event = record.event
+    summary, outcome = _describe(record)
+    return ReceiptLineView(
+        job_id=record.job_id,
+        seq=record.seq,
+        at=parse_iso(event["timestamp"]),
+        kind=_KINDS.get(event["event_type"], event["event_type"]),
+        summary=summary,
+        outcome=outcome,
+        chain_head_b64u=event["event_hash_b64u"],
+    )
+
+
+def _describe(record: ChainRecord) -> tuple[str, str]:
+    payload: Mapping[str, Any] = (record.envelope or {}).get("payload", {})
+    kind = record.event["event_type"]
+    if kind == chain.TOOL_CALL:
+        return str(payload.get("tool_name", "")), str(payload.get("result_status", ""))
+    if kind == chain.APPROVAL:
+        return (
+            f"{payload.get('approval_type', '')} by {payload.get('approver_subject', '')}",
+            "recorded",
+        )
+    if kind == chain.LLM_CALL:
+        return f"{payload.get('provider', '')}/{payload.get('model', '')}", "receipted"
+    if kind == chain.REVOCATION:
+        return f"token {payload.get('jti', '')} revoked ({payload.get('reason', '')})", "revoked"
+    if kind == chain.RUN_END:
+        return f"chain closed after {payload.get('event_count', '?')} events", str(
+            payload.get("outcome", "")
+        )
+    return kind, "recorded"
+
+
+def kill_result_view(
+    job: Job, records: Sequence[ChainRecord], names: Mapping[str, str]
+) -> KillResultView:
+    revoked = tuple(f"scoped token {t.jti} ({t.kind})" for t in job.tokens if t.revoked_at)
+    words = rollback_words(job.plan)
+    verified = bool(job.rollback_verified)
+    outcome = StepOutcome.OK if verified else StepOutcome.FAILED
+    steps = tuple(RollbackStep(w, outcome, verified) for w in words)
+    by = named(names, job.ended_by) if job.ended_by and job.ended_by != "gateway" else None
+    return KillResultView(
+        job_id=job.job_id,
+        action=action_summary(job, names),
+        trigger=job.end_reason or job.state,
+        ended_at=parse_iso(job.ended_at) if job.ended_at else parse_iso(job.created_at),
+        revoked=revoked,
+        steps=steps if job.tokens else (),
+        still_privileged=tuple(job.still_privileged),
+        by=by,
+    )
+
+
+def audit_summary_view(
+    job: Job,
+    records: Sequence[ChainRecord],
+    names: Mapping[str, str],
+    bundle_hash: str,
+) -> AuditSummaryView:
+    ran = tuple(
+        f"{line.at:%H:%M:%S} {line.summary}: {line.outcome}"
+        for line in (receipt_line(r) for r in records if r.event["event_type"] == chain.TOOL_CALL)
+    )
+    return AuditSummaryView(
+        job_id=job.job_id,
+        action=action_summary(job, names),
+        requester=named(names, job.requester.principal or job.requester.chat_identity),
+        approvals=_approvals(job.plan, names),
+        ran=ran,
+        started_at=parse_iso(job.created_at),
+        ended_at=parse_iso(job.ended_at) if job.ended_at else parse_iso(job.created_at),
+        outcome=job.state,
+        rollback_verified=bool(job.rollback_verified),
+        bundle_hash_b64u=bundle_hash,
+        bundle_file=f"{job.job_id}.bundle.json",
+    )
