@@ -168,7 +168,7 @@ def receipt_line(record: ChainRecord) -> ReceiptLineView:
         job_id=record.job_id,
         seq=record.seq,
         at=parse_iso(event["timestamp"]),
-        kind=_KINDS.get(event["event_type"], event["event_type"]),
+        kind=_KINDS.get(str(event["event_type"]), str(event["event_type"])),
         summary=summary,
         outcome=outcome,
         chain_head_b64u=event["event_hash_b64u"],
