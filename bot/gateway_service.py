@@ -81,7 +81,7 @@ class ToolGateway:
     ) -> GatewayOutcome:
         """Decide, run and receipt one tool call. Refusals are outcomes, not exceptions."""
         try:
-            job = await self.service.load(job_id)
+            job = await self.service.peek(job_id)
         except JobNotFound:
             log.warning("tool call for unknown job %s refused", job_id[:64])
             return GatewayOutcome(False, "refused", "", reason="JOB_UNKNOWN")

@@ -134,6 +134,9 @@ class JobService:
         self.gateway: ToolGateway | None = None  # set by bot.gateway_service.ToolGateway
         self.revoked: set[str] = set()  # jti revoked by this process: the fast path
         self._locks: dict[str, asyncio.Lock] = {}
+        # Jobs as this process last wrote or read them: saves a read per command. A stale
+        # entry (another replica wrote) only costs one lost compare-and-set and a reload.
+        self._cache: dict[str, tuple[int, Job]] = {}
         self._rollbacks: dict[str, asyncio.Task[None]] = {}
         self.tasks: set[asyncio.Task[Any]] = set()
 
@@ -155,6 +158,7 @@ class JobService:
         update = self._update(None, 0, transition, key, outcome)
         try:
             await self.store.create_job(update)
+            self._cache[command.job_id] = (1, transition.job)
         except ConcurrentUpdate:
             cached = await self.store.idempotent_result(key) if key else None
             if cached:
@@ -172,30 +176,46 @@ class JobService:
                 try:
                     return await self._attempt(job_id, command, key)
                 except ConcurrentUpdate:
+                    self._cache.pop(job_id, None)
                     if key and (cached := await self.store.idempotent_result(key)):
                         return _replayed(cached)
         return Outcome(False, job_id, reason="BUSY", detail="too many concurrent updates")
 
+    async def _current(self, job_id: str) -> tuple[int, Job]:
+        cached = self._cache.get(job_id)
+        if cached is None:
+            stored = await self.store.load_job(job_id)
+            cached = (stored.version, Job.from_json(stored.document))
+            self._cache[job_id] = cached
+        return cached
+
     async def _attempt(self, job_id: str, command: Command, key: str | None) -> Outcome:
-        stored = await self.store.load_job(job_id)
-        job = Job.from_json(stored.document)
+        version, job = await self._current(job_id)
         ctx = self._ctx()
         try:
             transition = lifecycle.apply(job, command, ctx)
         except CommandRefused as err:
             noted = lifecycle.refusal_note(job, command, err, ctx.now)
-            await self.store.update_job(
-                JobUpdate(job_id, stored.version, noted.state, noted.to_json())
-            )
+            await self.store.update_job(JobUpdate(job_id, version, noted.state, noted.to_json()))
+            self._cache[job_id] = (version + 1, noted)
             log.info("refused %s on %s: %s", type(command).__name__, job_id, err.reason)
             return Outcome(False, job_id, reason=err.reason, detail=err.detail)
         outcome = Outcome(True, job_id, transition.result)
-        await self.store.update_job(self._update(job, stored.version, transition, key, outcome))
+        await self.store.update_job(self._update(job, version, transition, key, outcome))
+        self._cache[job_id] = (version + 1, transition.job)
         await self._perform(job, transition)
         return outcome
 
     async def load(self, job_id: str) -> Job:
-        return Job.from_json((await self.store.load_job(job_id)).document)
+        """The job as stored (always read from the store: another replica may have moved it)."""
+        stored = await self.store.load_job(job_id)
+        job = Job.from_json(stored.document)
+        self._cache[job_id] = (stored.version, job)
+        return job
+
+    async def peek(self, job_id: str) -> Job:
+        """The job as this process last saw it; reads the store only when unknown."""
+        return (await self._current(job_id))[1]
 
     async def open_jobs(self) -> list[Job]:
         return [Job.from_json(s.document) for s in await self.store.list_jobs(OPEN)]

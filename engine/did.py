@@ -5,6 +5,7 @@ PyNaCl is the one signing library, for producing and for checking.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -48,12 +49,18 @@ def did_from_public_key(public_key: bytes) -> str:
 
 
 def public_key_from_did(did: object) -> bytes:
-    """The 32-byte Ed25519 key named by ``did``.
+    """The 32-byte Ed25519 key named by ``did``. Cached: a bundle names the same few
+    signers thousands of times."""
+    if not isinstance(did, str):
+        raise VerificationError("INVALID_DID_FORMAT", "not a did:key with a base58btc key")
+    return _parse_did(did)
 
-    Raises VerificationError(INVALID_DID_FORMAT) for anything but a did:key of an Ed25519 key
-    that is a valid point of the prime-order subgroup (small-order keys are refused).
-    """
-    if not isinstance(did, str) or not _DID_KEY.match(did):
+
+@functools.lru_cache(maxsize=256)
+def _parse_did(did: str) -> bytes:
+    """Raises VerificationError(INVALID_DID_FORMAT) for anything but a did:key of an Ed25519
+    key that is a valid point of the prime-order subgroup (small-order keys are refused)."""
+    if not _DID_KEY.match(did):
         raise VerificationError("INVALID_DID_FORMAT", "not a did:key with a base58btc key")
     try:
         raw = base58_decode(did[len("did:key:z") :])

@@ -7,7 +7,7 @@ round-trips through JSON (``to_json`` / ``from_json``) for the store.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any
 
@@ -67,6 +67,15 @@ class Plan:
     plan_hash: str
     minutes: int
     decisions: tuple[Decision, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "revision": self.revision,
+            "payload": self.payload,
+            "plan_hash": self.plan_hash,
+            "minutes": self.minutes,
+            "decisions": [asdict(d) for d in self.decisions],
+        }
 
     def approvers(self) -> list[str]:
         """Principals whose latest decision on this plan is approve, in order."""
@@ -132,7 +141,18 @@ class Job:
         return parse_iso(self.window_end) if self.window_end else None
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """The job as JSON values. Shallow: inner documents (payloads, claims) are shared,
+        never copied, since a job and its documents are never mutated."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["requester"] = asdict(self.requester)
+        out["plan"] = self.plan.to_json()
+        out["extension"] = self.extension.to_json() if self.extension else None
+        out["tokens"] = [
+            {"kind": t.kind, "claims": t.claims, "revoked_at": t.revoked_at} for t in self.tokens
+        ]
+        for name in ("policies", "still_privileged", "refusals"):
+            out[name] = list(out[name])
+        return out
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> Job:

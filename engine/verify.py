@@ -22,7 +22,13 @@ from engine.bundle_schema import check_bundle_payload
 from engine.cst import CLOCK_SKEW_SECONDS, TokenKind, token_scope_hash
 from engine.envelope import verify_envelope
 from engine.errors import InputError, VerificationError
-from engine.receipts import GATEWAY_RECEIPT, TOOL_RECEIPT, content_hash, witness_hash
+from engine.receipts import (
+    GATEWAY_RECEIPT,
+    TOOL_RECEIPT,
+    content_hash,
+    witness_hash,
+    witness_hash_fast,
+)
 from engine.timeutil import from_epoch, parse_iso
 from engine.tools import ToolRole
 from engine.wpc import verify_wpc
@@ -248,24 +254,17 @@ class _BreakGlassCheck:
     def _artifact_hashes(self) -> list[tuple[str, str, str | None]]:
         """(event type, witness hash, bound event hash) of every artifact in the bundle."""
         out: list[tuple[str, str, str | None]] = []
-        for env in self.payload.get("receipts", []):
-            body = env["payload"]
-            out.append(
-                (chain.LLM_CALL, witness_hash(body), body.get("binding", {}).get("event_hash_b64u"))
-            )
-        for item in self.payload.get("tool_receipts", []):
-            body = item.get("payload", item)
-            out.append(
-                (
-                    chain.TOOL_CALL,
-                    witness_hash(body),
-                    body.get("binding", {}).get("event_hash_b64u"),
-                )
-            )
-        for body in self.payload.get("human_approval_receipts", []):
-            out.append(
-                (chain.APPROVAL, witness_hash(body), body.get("binding", {}).get("event_hash_b64u"))
-            )
+        receipts = [
+            *((chain.LLM_CALL, env["payload"]) for env in self.payload.get("receipts", [])),
+            *(
+                (chain.TOOL_CALL, i.get("payload", i))
+                for i in self.payload.get("tool_receipts", [])
+            ),
+            *((chain.APPROVAL, b) for b in self.payload.get("human_approval_receipts", [])),
+        ]
+        for kind, body in receipts:
+            bound = body.get("binding", {}).get("event_hash_b64u")
+            out.append((kind, self._witness(kind, body), bound))
         for claims in self.meta.get("tokens", []):
             out.append((chain.TOKEN_ISSUED, content_hash(claims), None))
         for record in self.meta.get("revocations", []):
@@ -277,9 +276,14 @@ class _BreakGlassCheck:
             out.append((chain.RUN_END, str(terminal.get("payload_hash_b64u")), None))
         return out
 
+    def _witness(self, kind: str, body: Mapping[str, Any]) -> str:
+        fast = witness_hash_fast(body)
+        return fast if (kind, fast) in self.event_keys else witness_hash(body)
+
     def _check_artifacts(self) -> None:
         """Every event (but the request) has exactly its artifact, and every artifact an event."""
         events = {(e["event_type"], e["payload_hash_b64u"]): e for e in self.events[1:]}
+        self.event_keys = set(events)
         seen: set[tuple[str, str]] = set()
         for kind, digest, bound_to in self._artifact_hashes():
             event = events.get((kind, digest))

@@ -7,6 +7,7 @@ hash-bound ``metadata.breakglass``. ``policy_hash_b64u = sha256(JCS(payload))``.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -303,10 +304,17 @@ def _check_policy_payload(payload: Mapping[str, Any]) -> None:
 # ---------------------------------------------------------------- evaluation
 
 
+@functools.lru_cache(maxsize=4096)
+def _compiled(pattern: str) -> re.Pattern[str]:
+    regex = "".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern)
+    return re.compile(regex, flags=re.DOTALL)
+
+
 def _glob(pattern: str, value: str) -> bool:
     """``*`` and ``?`` wildcards; everything else literal and case-sensitive."""
-    regex = "".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern)
-    return re.fullmatch(regex, value, flags=re.DOTALL) is not None
+    if "*" not in pattern and "?" not in pattern:
+        return pattern == value
+    return _compiled(pattern).fullmatch(value) is not None
 
 
 def _number(text: str) -> int | None:
