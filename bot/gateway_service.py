@@ -17,6 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bot import metrics
 from bot.service import JobService
 from engine.canonical import strict_loads
 from engine.errors import AdapterError, BreakGlassError, GatewayRefusal, InputError, JobNotFound
@@ -97,6 +98,7 @@ class ToolGateway:
             )
             await self._record(job_id, command)
             log.info("refused %s on %s: %s", call.tool_name[:80], job_id, refusal.reason)
+            metrics.REFUSALS.labels(refusal.reason).inc()
             return GatewayOutcome(
                 False, "refused", receipt_id, reason=public_reason(refusal.reason)
             )
@@ -147,6 +149,7 @@ class ToolGateway:
         t0: float,
         started: Any,
     ) -> GatewayOutcome:
+        metrics.GATEWAY_SECONDS.observe(time.perf_counter() - t0)
         latency = int((time.perf_counter() - t0) * 1000)
         command = recorded_call(
             call, receipt_id=receipt_id, latency_ms=latency, allowed=allowed, result=result

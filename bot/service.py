@@ -16,13 +16,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bot import metrics
 from bot.rollback import run_rollback
 from engine import lifecycle
 from engine.canonical import jcs
 from engine.cst import TokenKind, sign_token
 from engine.errors import CommandRefused, ConcurrentUpdate, JobNotFound
 from engine.identity import Directory
-from engine.job import ACTIVE, OPEN, ROLLING_BACK, Actor, Job
+from engine.job import ACTIVE, FAILED, KILL_REASONS, OPEN, ROLLING_BACK, Actor, Job
 from engine.lifecycle import Command, Ctx, Effect, Keys, Rules, Transition
 from engine.ports import (
     ApprovalRecord,
@@ -199,6 +200,7 @@ class JobService:
             await self.store.update_job(JobUpdate(job_id, version, noted.state, noted.to_json()))
             self._cache[job_id] = (version + 1, noted)
             log.info("refused %s on %s: %s", type(command).__name__, job_id, err.reason)
+            metrics.COMMAND_REFUSALS.labels(err.reason).inc()
             return Outcome(False, job_id, reason=err.reason, detail=err.detail)
         outcome = Outcome(True, job_id, transition.result)
         await self.store.update_job(self._update(job, version, transition, key, outcome))
@@ -323,6 +325,7 @@ class JobService:
     # ------------------------------------------------------------------- effects
 
     async def _perform(self, before: Job | None, t: Transition) -> None:
+        _count(before, t)
         for tok in t.job.tokens:
             if tok.revoked_at is not None:
                 self.revoked.add(tok.jti)
@@ -394,6 +397,18 @@ class JobService:
             await run_rollback(self, job_id)
         except Exception:
             log.exception("rollback runner for %s crashed; the next tick retries", job_id)
+
+
+def _count(before: Job | None, t: Transition) -> None:
+    for record in t.records:
+        env = record.envelope
+        if env and env["envelope_type"] == "human_approval_receipt":
+            metrics.APPROVALS.labels(env["payload"]["approval_type"]).inc()
+    was = before.state if before else None
+    if t.job.state == ROLLING_BACK and was != ROLLING_BACK and t.job.end_reason in KILL_REASONS:
+        metrics.KILLS.labels(t.job.end_reason).inc()
+    if t.job.state == FAILED and was != FAILED:
+        metrics.ROLLBACK_FAILURES.inc()
 
 
 def _replayed(cached: Mapping[str, Any]) -> Outcome:

@@ -1,0 +1,129 @@
+"""Console channel: keeps a feed of what each job showed, and serves the page and its API.
+
+The page names who is acting (``as``); that is only acceptable because the console binds
+to loopback and runs only against the simulated tenant (see the threat model).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from aiohttp import web
+
+from cards.actions import from_teams
+from engine.canonical import strict_loads
+from engine.errors import BreakGlassError, describe
+from engine.ports import ChatEvent
+
+log = logging.getLogger("breakglass.console")
+MAX_BODY = 16 * 1024
+FEED_SIZE = 500
+
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ConsoleHandlers:
+    """What the page can ask the service to do (wired by bot/, so this adapter stays small)."""
+
+    request: Callable[[str, Mapping[str, Any]], Awaitable[Json]]  # (identity, form) -> outcome
+    act: Callable[[str, Any], Awaitable[Json]]  # (identity, CardAction) -> outcome
+    jobs: Callable[[], Awaitable[list[Json]]]
+    bundle: Callable[[str], Awaitable[Json | None]]
+    trust: Callable[[], Json]
+    identities: Callable[[], list[Json]]
+
+
+class ConsoleChannel:
+    platform = "console"
+
+    def __init__(self) -> None:
+        self.feed: deque[Json] = deque(maxlen=FEED_SIZE)
+        self._seq = 0
+        self.handlers: ConsoleHandlers | None = None
+
+    async def deliver(self, event: ChatEvent) -> None:
+        self._seq += 1
+        self.feed.append(
+            {
+                "seq": self._seq,
+                "kind": event.kind,
+                "job_id": event.job.get("job_id"),
+                "state": event.job.get("state"),
+                "detail": dict(event.detail),
+                "records": [
+                    {"seq": r.seq, "type": r.event["event_type"], "hash": r.event["event_hash_b64u"]}
+                    for r in event.records
+                ],
+                "at": event.now.isoformat(),
+            }
+        )
+
+    def mount(self, app: web.Application, handlers: ConsoleHandlers) -> None:
+        self.handlers = handlers
+        app.router.add_get("/", self._page)
+        app.router.add_get("/console/api/jobs", self._jobs)
+        app.router.add_get("/console/api/feed", self._feed)
+        app.router.add_get("/console/api/identities", self._identities)
+        app.router.add_get("/console/api/trust", self._trust)
+        app.router.add_get("/console/api/jobs/{job_id}/bundle", self._bundle)
+        app.router.add_post("/console/api/request", self._request)
+        app.router.add_post("/console/api/act", self._act)
+
+    async def _page(self, _request: web.Request) -> web.Response:
+        page = resources.files("adapters.console").joinpath("page.html").read_text("utf-8")
+        return web.Response(text=page, content_type="text/html")
+
+    def _h(self) -> ConsoleHandlers:
+        assert self.handlers is not None
+        return self.handlers
+
+    async def _jobs(self, _request: web.Request) -> web.Response:
+        return web.json_response(await self._h().jobs())
+
+    async def _feed(self, request: web.Request) -> web.Response:
+        after = int(request.query.get("after", "0") or 0)
+        return web.json_response([e for e in self.feed if e["seq"] > after])
+
+    async def _identities(self, _request: web.Request) -> web.Response:
+        return web.json_response(self._h().identities())
+
+    async def _trust(self, _request: web.Request) -> web.Response:
+        return web.json_response(self._h().trust())
+
+    async def _bundle(self, request: web.Request) -> web.Response:
+        bundle = await self._h().bundle(request.match_info["job_id"])
+        if bundle is None:
+            return web.json_response({"error": "no bundle yet: the job has not ended"}, status=404)
+        return web.json_response(bundle)
+
+    async def _body(self, request: web.Request) -> Json:
+        raw = await request.content.read(MAX_BODY + 1)
+        if len(raw) > MAX_BODY:
+            raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY, actual_size=len(raw))
+        body = strict_loads(raw)
+        if not isinstance(body, dict) or not isinstance(body.get("as"), str):
+            raise web.HTTPBadRequest(text="body must be a JSON object naming who acts ('as')")
+        return body
+
+    async def _request(self, request: web.Request) -> web.Response:
+        try:
+            body = await self._body(request)
+            outcome = await self._h().request(body["as"], body)
+        except BreakGlassError as exc:
+            return web.json_response({"ok": False, "reason": "INVALID_INPUT", "detail": describe(exc)}, status=400)
+        return web.json_response(outcome, status=200 if outcome.get("ok") else 409)
+
+    async def _act(self, request: web.Request) -> web.Response:
+        try:
+            body = await self._body(request)
+            action = from_teams(body.get("verb"), {k: body.get(k) for k in ("verb", "job_id", "plan_hash") if body.get(k) is not None})
+            outcome = await self._h().act(body["as"], action)
+        except BreakGlassError as exc:
+            return web.json_response({"ok": False, "reason": "INVALID_INPUT", "detail": describe(exc)}, status=400)
+        return web.json_response(outcome, status=200 if outcome.get("ok") else 409)

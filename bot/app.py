@@ -1,0 +1,364 @@
+"""The running service: wires settings to the store, keys, tenant, job service, gateway,
+executor, chat channels and HTTP routes, and runs the timers.
+
+``Runtime.start()`` resumes every open job before it accepts work; ``stop()`` cancels the
+timers and closes connections, leaving every open job resumable by the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import generate_latest
+
+from adapters.console import ConsoleChannel
+from adapters.console.channel import ConsoleHandlers
+from adapters.graph import GraphConfig, GraphTools
+from adapters.graph.config import CertificateCredential
+from adapters.graph.simulated import SimulatedTenant
+from adapters.graph.simulated.directory import default_seed
+from adapters.store import SqlStore, sqlite_url
+from bot import dispatch, metrics
+from bot.clock import ScaledClock, system_clock
+from bot.config import Settings
+from bot.executor import RunbookExecutor
+from bot.gateway_service import ToolGateway, add_gateway_routes
+from bot.keys import init_keys, load_keys, trust_document
+from bot.service import JobService, Outcome
+from bot.views import action_summary
+from cards.views import RequestValues, Template
+from engine.canonical import jcs
+from engine.errors import ConfigError, TemplateError
+from engine.identity import Directory
+from engine.job import OPEN, RESOLVED, Job
+from engine.lifecycle import Keys, Rules
+from engine.timeutil import parse_iso
+
+log = logging.getLogger("breakglass.app")
+SIMULATED_SEED = default_seed()
+
+
+def _seed_ids() -> dict[str, str]:
+    users = {u["displayName"].split()[0].lower(): u["id"] for u in SIMULATED_SEED["users"]}
+    return users
+
+
+def default_directory() -> Directory:
+    """The embedded default's people: console identities of the simulated seed's users."""
+    return Directory({f"console:{name}": [pid] for name, pid in _seed_ids().items()})
+
+
+def seed_names() -> dict[str, str]:
+    names = {SIMULATED_SEED["tenantId"]: f"{SIMULATED_SEED['tenantDomain']} (simulated)"}
+    for kind in ("users", "roles", "groups", "conditionalAccessPolicies"):
+        for item in SIMULATED_SEED.get(kind, []):
+            names[item["id"]] = item["displayName"]
+    return names
+
+
+def make_clock(settings: Settings) -> Callable[[], datetime]:
+    if settings.clock_scale == 1.0:
+        return system_clock
+    anchor = parse_iso(settings.clock_anchor) if settings.clock_anchor else datetime.now(UTC)
+    return ScaledClock(anchor, settings.clock_scale)
+
+
+class Runtime:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.clock = make_clock(settings)
+        self.simulator: SimulatedTenant | None = None
+        self.tools: GraphTools | None = None
+        self.store: SqlStore | None = None
+        self.console: ConsoleChannel | None = None
+        self.app = web.Application()
+        self.runner: web.AppRunner | None = None
+        self.url = ""
+        self._loops: list[asyncio.Task[None]] = []
+
+    # ------------------------------------------------------------------ assembly
+
+    async def start(self) -> str:
+        settings = self.settings
+        await asyncio.to_thread(settings.home.mkdir, parents=True, exist_ok=True)
+        self.keys = await asyncio.to_thread(self._keys)
+        self.store = await SqlStore.open(settings.database_url or sqlite_url(settings.home))
+        self.tools = await self._tools(self.store)
+        self.names = {**(seed_names() if settings.simulated else {}), **settings.names}
+        self.service = JobService(
+            store=self.store,
+            keys=self.keys,
+            rules=self._rules(),
+            tools=self.tools,
+            clock=self.clock,
+            directory=self._directory(),
+            bundle_dir=settings.home / "bundles",
+        )
+        self.gateway = ToolGateway(self.service)
+        self.service.executor = RunbookExecutor(self.gateway)
+        self._routes()
+        await self.service.resume()
+        self.url = await self._listen()
+        self._loops = [
+            asyncio.ensure_future(self._every(settings.tick_seconds, self.service.tick)),
+            asyncio.ensure_future(self._every(settings.sweep_seconds, self.service.sweep)),
+        ]
+        log.info("listening on %s (tenant: %s)", self.url, settings.tenant.mode)
+        return self.url
+
+    def _keys(self) -> Keys:
+        if self.settings.simulated:
+            return init_keys(self.settings.home)[0]
+        return load_keys(self.settings.home)
+
+    def _rules(self) -> Rules:
+        from datetime import timedelta
+
+        s = self.settings
+        approvers = s.approvers or (
+            frozenset({_seed_ids()["bob"], _seed_ids()["carol"]}) if s.simulated else frozenset()
+        )
+        if not approvers:
+            raise ConfigError("policy.approvers is empty: nobody could ever approve")
+        return Rules(
+            approvers=approvers,
+            requesters=s.requesters,
+            pending_ttl=timedelta(minutes=s.pending_minutes),
+            notice_every=timedelta(minutes=s.notice_every_minutes),
+            rollback_token_ttl=timedelta(minutes=s.rollback_token_minutes),
+            max_minutes=s.max_minutes,
+            simulated=s.simulated,
+        )
+
+    def _directory(self) -> Directory:
+        s = self.settings
+        if s.identities:
+            return Directory(s.identities, {}, s.allow_email_match)
+        return default_directory() if s.simulated else Directory()
+
+    async def _tools(self, store: SqlStore) -> GraphTools:
+        tenant = self.settings.tenant
+        if tenant.mode == "graph":
+            certificate = (
+                CertificateCredential(Path(tenant.certificate_path), tenant.certificate_thumbprint)
+                if tenant.certificate_path
+                else None
+            )
+            config = GraphConfig(
+                tenant_id=tenant.tenant_id,
+                client_id=tenant.client_id,
+                client_secret=tenant.client_secret or None,
+                certificate=certificate,
+                authority_base_url=tenant.authority_url,
+                graph_base_url=tenant.graph_url,
+            )
+            return GraphTools(config, snapshots=store, clock=self.clock)
+        if tenant.simulated_url:
+            base, secret = tenant.simulated_url.rstrip("/"), tenant.simulated_secret
+        else:
+            self.simulator = SimulatedTenant(clock=_SimClock(self.clock))
+            base = await self.simulator.start()
+            secret = self.simulator.client_secret
+        config = GraphConfig(
+            tenant_id=SIMULATED_SEED["tenantId"],
+            client_id=SIMULATED_SEED["application"]["appId"],
+            client_secret=secret,
+            authority_base_url=base,
+            graph_base_url=f"{base}/v1.0",
+        )
+        return GraphTools(config, snapshots=store, clock=self.clock)
+
+    # -------------------------------------------------------------------- routes
+
+    def _routes(self) -> None:
+        app = self.app
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/readyz", self._readyz)
+        app.router.add_get("/metrics", self._metrics)
+        add_gateway_routes(app, self.gateway)
+        if self.settings.simulated and self.settings.console:
+            self.console = ConsoleChannel()
+            self.console.mount(app, self._console_handlers())
+            self.service.notifier.register(self.console)
+
+    async def _listen(self) -> str:
+        self.runner = web.AppRunner(self.app, access_log=None)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, self.settings.host, self.settings.port)
+        await site.start()
+        host, port = self.runner.addresses[0][:2]
+        return f"http://{host}:{port}"
+
+    async def _healthz(self, _request: web.Request) -> web.Response:
+        return web.json_response({"ok": True})
+
+    async def _readyz(self, _request: web.Request) -> web.Response:
+        try:
+            assert self.store is not None
+            jobs = await self.store.list_jobs(OPEN)
+        except Exception as exc:  # readiness reports any failure, never raises
+            return web.json_response({"ready": False, "error": type(exc).__name__}, status=503)
+        return web.json_response({"ready": True, "open_jobs": len(jobs)})
+
+    async def _metrics(self, _request: web.Request) -> web.Response:
+        assert self.store is not None
+        counts: dict[str, int] = {}
+        for stored in await self.store.list_jobs():
+            counts[stored.state] = counts.get(stored.state, 0) + 1
+        for state in sorted(OPEN | RESOLVED):
+            metrics.JOBS.labels(state).set(counts.get(state, 0))
+        return web.Response(body=generate_latest(metrics.REGISTRY), content_type="text/plain")
+
+    # ------------------------------------------------------------------- console
+
+    def _console_handlers(self) -> ConsoleHandlers:
+        return ConsoleHandlers(
+            request=self._console_request,
+            act=self._console_act,
+            jobs=self._console_jobs,
+            bundle=self._console_bundle,
+            trust=lambda: trust_document(self.keys),
+            identities=self._console_identities,
+        )
+
+    def _console_identities(self) -> list[dict[str, Any]]:
+        ids = _seed_ids()
+        defaults = {"principal": ids.get("alice", ""), "resource": SIMULATED_SEED["roles"][0]["id"]}
+        out = []
+        for identity, principals in self.service.directory.by_chat_identity.items():
+            name = self.names.get(principals[0], identity) if principals else identity
+            out.append({"identity": identity, "name": f"{name} ({identity})"})
+        if out:
+            out[0]["defaults"] = defaults
+        return out
+
+    async def _console_request(self, identity: str, form: Mapping[str, Any]) -> dict[str, Any]:
+        try:
+            values = RequestValues(
+                template=Template(str(form.get("template"))),
+                principal=str(form.get("principal", "")),
+                resource=str(form.get("resource", "")),
+                duration_minutes=int(form.get("minutes", 0)),
+                justification=str(form.get("justification", "")),
+                ticket=str(form.get("ticket", "")),
+            )
+        except (ValueError, TypeError) as exc:
+            raise TemplateError(f"the form is incomplete: {exc}") from exc
+        actor = self.service.actor(identity)
+        request = dispatch.request_from_values(
+            values, actor, self._tenant_id(), {"platform": "console", "conversation": "console"}
+        )
+        return (await self.service.request(request, key=None)).to_json()
+
+    def _tenant_id(self) -> str:
+        return self.settings.tenant.tenant_id or str(SIMULATED_SEED["tenantId"])
+
+    async def _console_act(self, identity: str, action: Any) -> dict[str, Any]:
+        outcome: Outcome = await dispatch.act(self.service, action, self.service.actor(identity))
+        return outcome.to_json()
+
+    async def _console_jobs(self) -> list[dict[str, Any]]:
+        assert self.store is not None
+        stored = sorted(await self.store.list_jobs(), key=lambda s: s.document["created_at"], reverse=True)
+        out = []
+        for item in stored[:20]:
+            job = Job.from_json(item.document)
+            out.append(await self._job_summary(job))
+        return out
+
+    async def _job_summary(self, job: Job) -> dict[str, Any]:
+        from bot.views import receipt_line
+
+        assert self.store is not None
+        records = await self.store.chain(job.job_id)
+        action = action_summary(job, self.names)
+        return {
+            "job_id": job.job_id,
+            "state": job.state,
+            "resolved": job.resolved,
+            "simulated": job.simulated,
+            "action": f"{action.template.value}: {action.subject.display_name} → "
+            f"{action.resource.display_name} for {action.duration_minutes} min",
+            "requester": self.names.get(job.requester.principal or "", job.requester.chat_identity),
+            "justification": job.request.get("justification"),
+            "ticket": job.request.get("ticket"),
+            "plan_hash": job.plan.plan_hash,
+            "extension_plan": job.extension.plan_hash if job.extension else None,
+            "approvals": [self.names.get(p, p) for p in job.plan.approvers()],
+            "created_at": job.created_at,
+            "expires_at": job.expires_at,
+            "window_start": job.window_start,
+            "window_end": job.window_end,
+            "now": self.clock().isoformat(),
+            "last_tool_call": job.last_tool_call,
+            "end_reason": job.end_reason,
+            "ended_by": self.names.get(job.ended_by or "", job.ended_by),
+            "rollback_verified": job.rollback_verified,
+            "still_privileged": list(job.still_privileged),
+            "refusals": [r["reason"] for r in job.refusals[-5:]],
+            "receipts": [_line(receipt_line(r)) for r in records],
+        }
+
+    async def _console_bundle(self, job_id: str) -> dict[str, Any] | None:
+        job = await self.service.load(job_id)
+        if not job.resolved:
+            return None
+        return (await self.service.bundle(job))[0]
+
+    # -------------------------------------------------------------------- timers
+
+    async def _every(self, seconds: float, work: Callable[[], Any]) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await work()
+            except Exception:  # a failed round must not stop the timer
+                log.exception("periodic %s failed", getattr(work, "__name__", "task"))
+
+    async def stop(self) -> None:
+        for task in self._loops:
+            task.cancel()
+        for task in self._loops:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self.runner is not None:
+            await self.runner.cleanup()
+        if hasattr(self, "service"):
+            for task in list(self.service.tasks):
+                task.cancel()
+            await asyncio.gather(*self.service.tasks, return_exceptions=True)
+        if self.tools is not None:
+            await self.tools.close()
+        if self.simulator is not None:
+            await self.simulator.stop()
+        if self.store is not None:
+            await self.store.close()
+
+
+class _SimClock:
+    """The in-process simulated tenant keeps the service's time (scaled in the demo)."""
+
+    def __init__(self, clock: Callable[[], datetime]) -> None:
+        self._clock = clock
+
+    def now(self) -> datetime:
+        return self._clock()
+
+
+def _line(view: Any) -> str:
+    return f"#{view.seq:03d} {view.at:%H:%M:%S} {view.kind:<14} {view.summary} [{view.outcome}] {view.chain_head_b64u[:10]}"
+
+
+def serve_state(home: Path, url: str, pid: int) -> None:
+    (home / "serve.json").write_bytes(jcs({"url": url, "pid": pid}))
+
+
+__all__ = ["Runtime", "json", "serve_state"]

@@ -1,0 +1,29 @@
+"""Clocks for the service. Real time in production; the demo runs time faster so a
+one-minute window passes in seconds, with both of its processes counting from one anchor
+(so a restarted service agrees with the tenant about what time it is)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+class ScaledClock:
+    def __init__(self, anchor: datetime, scale: float = 1.0) -> None:
+        if anchor.tzinfo is None:
+            raise ValueError("the anchor must be timezone-aware")
+        self.anchor = anchor
+        self.scale = scale
+
+    def __call__(self) -> datetime:
+        return self.now()
+
+    def now(self) -> datetime:
+        real = datetime.now(UTC)
+        return self.anchor + (real - self.anchor) * self.scale
+
+    def real_seconds(self, virtual_seconds: float) -> float:
+        return virtual_seconds / self.scale
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
