@@ -59,18 +59,18 @@ class _Registry:
 
     async def publish(self, request: web.Request) -> web.Response:
         if not self.publishers:
-            return deny(403, "SIGNER_NOT_ALLOWED", "no publisher is configured")
+            return _refuse(403, "SIGNER_NOT_ALLOWED", "no publisher is configured")
         try:
             envelope = strict_loads(await read_bounded(request, MAX_BODY_BYTES))
             policy = verify_wpc(envelope, self.publishers)
             check_size(policy.payload)
             existed = await self.store.put_policy(policy.policy_hash_b64u, envelope)
         except TooLarge as err:
-            return _refused(deny(413, "PAYLOAD_TOO_LARGE", str(err)))
+            return _refuse(413, "PAYLOAD_TOO_LARGE", str(err))
         except StrictJsonError as err:
-            return _refused(deny(400, "INVALID_JSON", str(err)))
+            return _refuse(400, "INVALID_JSON", str(err))
         except VerificationError as err:
-            return _refused(deny(_status_of(err), err.code, err.message))
+            return _refuse(_status_of(err), err.code, err.message)
         except AdapterError as err:
             log.error("registry: store failed while publishing: %s", err)
             return deny(503, "STORE_UNAVAILABLE", "the registry store failed; try again")
@@ -95,9 +95,9 @@ class _Registry:
         return web.json_response(dict(envelope))
 
 
-def _refused(response: web.Response) -> web.Response:
-    log.info("registry: publish refused with %s", response.status)
-    return response
+def _refuse(status: int, code: str, message: str) -> web.Response:
+    log.info("registry: publish refused: %s %s", status, code)
+    return deny(status, code, message)
 
 
 def stored_hash(envelope: Mapping[str, Any]) -> str | None:

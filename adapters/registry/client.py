@@ -23,6 +23,7 @@ from engine.wpc import MAX_POLICY_BYTES, Policy, policy_hash, verify_wpc
 MAX_RESPONSE_BYTES = 2 * MAX_POLICY_BYTES
 MAX_ERROR_BYTES = 4096
 DEFAULT_TIMEOUT_S = 10.0
+MAX_CACHED_POLICIES = 1024  # one per job; the oldest is dropped first
 
 
 class RegistryClient:
@@ -57,6 +58,8 @@ class RegistryClient:
             return cached
         envelope = await self._get(f"{self._base}/v1/wpc/{policy_hash_b64u}")
         policy = check_fetched(envelope, policy_hash_b64u, self._signers)
+        if len(self._cache) >= MAX_CACHED_POLICIES:
+            self._cache.pop(next(iter(self._cache)))
         self._cache[policy_hash_b64u] = policy
         return policy
 
