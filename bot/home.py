@@ -31,10 +31,6 @@ class Home:
         url = environ.get(DATABASE_VAR) or sqlite_url(root)
         return cls(root=root, database_url=url)
 
-    @property
-    def keys_dir(self) -> Path:
-        return self.root / "keys"
-
     def ensure_root(self) -> None:
         """Create the home (owner-only) so the default SQLite file has somewhere to live."""
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -9,7 +9,6 @@ from bot.home import DEFAULT_HOME, Home
 def test_defaults() -> None:
     home = Home.from_environ({})
     assert home == Home(DEFAULT_HOME, sqlite_url(DEFAULT_HOME))
-    assert home.keys_dir == DEFAULT_HOME / "keys"
 
 
 def test_empty_variables_count_as_unset() -> None:
