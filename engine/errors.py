@@ -24,6 +24,7 @@ them into the single line a person sees in chat or on the command line.
     │   ├── GraphError             Microsoft Graph error (``code``, ``request_id``)
     │   ├── ChatError              Slack / Teams / console delivery failed
     │   ├── ModelError             the model upstream failed
+    │   ├── RegistryError          the WPC registry refused or failed (``code``, ``status``)
     │   └── StoreError             the database failed
     └── ConfigError                configuration is missing or wrong
 """
@@ -131,6 +132,20 @@ class ChatError(AdapterError):
 
 class ModelError(AdapterError):
     """The model upstream failed."""
+
+
+class RegistryError(AdapterError):
+    """The WPC registry could not be reached or answered with an error (e.g. NOT_FOUND).
+
+    ``status`` is the HTTP status (0 when there was no answer); ``code`` the registry's code.
+    A registry answer that fails verification is a VerificationError, not this.
+    """
+
+    def __init__(self, code: str, message: str, *, status: int = 0) -> None:
+        super().__init__(f"registry {status or 'unreachable'} {code}: {message}")
+        self.code = code
+        self.message = message
+        self.status = status
 
 
 class StoreError(AdapterError):

@@ -1,0 +1,29 @@
+"""``Home.from_environ``: the two variables, and an empty one counting as unset."""
+
+from pathlib import Path
+
+from adapters.store import sqlite_url
+from bot.home import DEFAULT_HOME, Home
+
+
+def test_defaults() -> None:
+    home = Home.from_environ({})
+    assert home == Home(DEFAULT_HOME, sqlite_url(DEFAULT_HOME))
+
+
+def test_empty_variables_count_as_unset() -> None:
+    assert Home.from_environ({"BREAKGLASS_HOME": "", "BREAKGLASS_DATABASE_URL": ""}) == Home(
+        DEFAULT_HOME, sqlite_url(DEFAULT_HOME)
+    )
+
+
+def test_both_variables() -> None:
+    url = "postgresql+psycopg://bg@db.internal/breakglass"
+    home = Home.from_environ({"BREAKGLASS_HOME": "/srv/bg", "BREAKGLASS_DATABASE_URL": url})
+    assert home == Home(Path("/srv/bg"), url)
+
+
+def test_database_defaults_under_the_home() -> None:
+    assert Home.from_environ({"BREAKGLASS_HOME": "/srv/bg"}).database_url == sqlite_url(
+        Path("/srv/bg")
+    )
