@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -32,6 +31,7 @@ from bot.config import Settings
 from bot.executor import RunbookExecutor
 from bot.gateway_service import ToolGateway, add_gateway_routes
 from bot.keys import init_keys, load_keys, trust_document
+from bot.registry import add_registry_routes
 from bot.service import JobService, Outcome
 from bot.views import action_summary
 from cards.views import RequestValues, Template
@@ -184,6 +184,7 @@ class Runtime:
         app.router.add_get("/readyz", self._readyz)
         app.router.add_get("/metrics", self._metrics)
         add_gateway_routes(app, self.gateway)
+        add_registry_routes(app, self.service.store, {self.keys.publisher.did})
         if self.settings.simulated and self.settings.console:
             self.console = ConsoleChannel()
             self.console.mount(app, self._console_handlers())
@@ -232,7 +233,7 @@ class Runtime:
     def _console_identities(self) -> list[dict[str, Any]]:
         ids = _seed_ids()
         defaults = {"principal": ids.get("alice", ""), "resource": SIMULATED_SEED["roles"][0]["id"]}
-        out = []
+        out: list[dict[str, Any]] = []
         for identity, principals in self.service.directory.by_chat_identity.items():
             name = self.names.get(principals[0], identity) if principals else identity
             out.append({"identity": identity, "name": f"{name} ({identity})"})
@@ -267,7 +268,9 @@ class Runtime:
 
     async def _console_jobs(self) -> list[dict[str, Any]]:
         assert self.store is not None
-        stored = sorted(await self.store.list_jobs(), key=lambda s: s.document["created_at"], reverse=True)
+        stored = sorted(
+            await self.store.list_jobs(), key=lambda s: s.document["created_at"], reverse=True
+        )
         out = []
         for item in stored[:20]:
             job = Job.from_json(item.document)
@@ -354,11 +357,11 @@ class _SimClock:
 
 
 def _line(view: Any) -> str:
-    return f"#{view.seq:03d} {view.at:%H:%M:%S} {view.kind:<14} {view.summary} [{view.outcome}] {view.chain_head_b64u[:10]}"
+    head = view.chain_head_b64u[:10]
+    return (
+        f"#{view.seq:03d} {view.at:%H:%M:%S} {view.kind:<14} {view.summary} [{view.outcome}] {head}"
+    )
 
 
 def serve_state(home: Path, url: str, pid: int) -> None:
     (home / "serve.json").write_bytes(jcs({"url": url, "pid": pid}))
-
-
-__all__ = ["Runtime", "json", "serve_state"]

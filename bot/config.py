@@ -168,6 +168,7 @@ def load_settings(environ: Mapping[str, str], path: Path | None = None) -> Setti
         model=_model(_table(doc, "model"), environ),
         clock_scale=_scale(_table(doc, "clock")),
         clock_anchor=_str(_table(doc, "clock"), "clock", "anchor"),
+        tick_seconds=_seconds(service, "tick_seconds", 2.0),
         environ=dict(environ),
     )
     return settings
@@ -233,6 +234,13 @@ def _model(table: Mapping[str, Any], environ: Mapping[str, str]) -> ModelSetting
     if mode == "openai" and not model.base_url:
         raise ConfigError('model.base_url is required when model.mode = "openai"')
     return model
+
+
+def _seconds(table: Mapping[str, Any], key: str, default: float) -> float:
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.05 <= value <= 60:
+        raise ConfigError(f"service.{key} must be a number of seconds from 0.05 to 60")
+    return float(value)
 
 
 def _scale(table: Mapping[str, Any]) -> float:

@@ -187,6 +187,11 @@ def _ts(text: object) -> datetime:
         raise VerificationError("SCHEMA_VALIDATION_FAILED", "bad timestamp") from exc
 
 
+def _second(text: object) -> datetime:
+    """A timestamp at token granularity: ``iat`` counts whole seconds."""
+    return _ts(text).replace(microsecond=0)
+
+
 @dataclass
 class _Call:
     at: datetime
@@ -333,7 +338,7 @@ class _BreakGlassCheck:
         on_plan = [a for a in approvals if a.get("plan_hash_b64u") == plan_hash]
         latest: dict[str, str] = {}
         for approval in on_plan:
-            if _ts(approval["timestamp"]) <= issued:
+            if _second(approval["timestamp"]) <= issued:
                 latest[str(approval.get("approver_subject"))] = approval["approval_type"]
         approvers = {who for who, kind in latest.items() if kind == "explicit_approve"}
         requester = policy.terms.get("requester")
@@ -342,7 +347,7 @@ class _BreakGlassCheck:
         needed = int(policy.terms.get("approvals", {}).get("min_approvers", 2))
         if len(approvers - {requester}) >= needed:
             return
-        late = any(_ts(a["timestamp"]) > issued for a in on_plan)
+        late = any(_second(a["timestamp"]) > issued for a in on_plan)
         code = "BREAKGLASS_APPROVAL_AFTER_ISSUE" if late else "BREAKGLASS_APPROVALS_INSUFFICIENT"
         self.report.fail(
             code, f"{len(approvers)} approver(s) before token {claims['jti']}, {needed} needed"

@@ -57,7 +57,11 @@ class ConsoleChannel:
                 "state": event.job.get("state"),
                 "detail": dict(event.detail),
                 "records": [
-                    {"seq": r.seq, "type": r.event["event_type"], "hash": r.event["event_hash_b64u"]}
+                    {
+                        "seq": r.seq,
+                        "type": r.event["event_type"],
+                        "hash": r.event["event_hash_b64u"],
+                    }
                     for r in event.records
                 ],
                 "at": event.now.isoformat(),
@@ -116,14 +120,25 @@ class ConsoleChannel:
             body = await self._body(request)
             outcome = await self._h().request(body["as"], body)
         except BreakGlassError as exc:
-            return web.json_response({"ok": False, "reason": "INVALID_INPUT", "detail": describe(exc)}, status=400)
+            return web.json_response(
+                {"ok": False, "reason": "INVALID_INPUT", "detail": describe(exc)}, status=400
+            )
         return web.json_response(outcome, status=200 if outcome.get("ok") else 409)
 
     async def _act(self, request: web.Request) -> web.Response:
         try:
             body = await self._body(request)
-            action = from_teams(body.get("verb"), {k: body.get(k) for k in ("verb", "job_id", "plan_hash") if body.get(k) is not None})
+            action = from_teams(
+                body.get("verb"),
+                {
+                    k: body.get(k)
+                    for k in ("verb", "job_id", "plan_hash")
+                    if body.get(k) is not None
+                },
+            )
             outcome = await self._h().act(body["as"], action)
         except BreakGlassError as exc:
-            return web.json_response({"ok": False, "reason": "INVALID_INPUT", "detail": describe(exc)}, status=400)
+            return web.json_response(
+                {"ok": False, "reason": "INVALID_INPUT", "detail": describe(exc)}, status=400
+            )
         return web.json_response(outcome, status=200 if outcome.get("ok") else 409)

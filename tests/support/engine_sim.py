@@ -32,7 +32,7 @@ from engine.tools import ToolResult
 from engine.verify import Trust
 from engine.wpc import Policy
 
-T0 = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+T0 = datetime(2026, 11, 25, 9, 0, 0, 250_000, tzinfo=UTC)  # not on a second: iat truncates
 TENANT = "11111111-1111-1111-1111-111111111111"
 ALICE = Actor("console:alice", "u-alice", "Alice")
 BOB = Actor("console:bob", "u-bob", "Bob")
