@@ -88,9 +88,9 @@ def test_a_new_command_is_one_registry_entry(
     def arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--strict", action="store_true")
 
-    extra = Command(("config", "check"), "check the configuration", check, arguments)
-    parser = build_parser((*COMMANDS, extra), (*GROUPS, Group(("config",), "configuration")))
-    args = parser.parse_args(["config", "check", "--strict"])
+    extra = Command(("audit", "check"), "check the audit trail", check, arguments)
+    parser = build_parser((*COMMANDS, extra), (*GROUPS, Group(("audit",), "audit")))
+    args = parser.parse_args(["audit", "check", "--strict"])
     assert run(args._command, args, _context(tmp_path)) == 0
     assert capsys.readouterr().out == "checked strict=True\n"
 
