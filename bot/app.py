@@ -302,6 +302,7 @@ class Runtime:
             "window_end": job.window_end,
             "now": self.clock().isoformat(),
             "last_tool_call": job.last_tool_call,
+            "write_done": job.write_done,
             "end_reason": job.end_reason,
             "ended_by": self.names.get(job.ended_by or "", job.ended_by),
             "rollback_verified": job.rollback_verified,

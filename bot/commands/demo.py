@@ -1,0 +1,52 @@
+"""``breakglass demo``: play a whole incident on the embedded default."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from bot.commands.base import EXIT_FAILED, EXIT_OK, Command, Context
+from bot.demo import SCENARIOS, Demo, DemoOptions
+
+
+def _arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--scenario",
+        choices=SCENARIOS,
+        default="normal",
+        help="normal (window expires), kill, injected, crash, denied",
+    )
+    parser.add_argument("--bundle-out", metavar="PATH", help="write the proof bundle here")
+    parser.add_argument("--json", action="store_true", help="print a machine-readable result")
+    parser.add_argument("--minutes", type=int, default=1, help="window length in (fast) minutes")
+    parser.add_argument(
+        "--speed", type=float, default=12.0, help="how much faster time runs (1-600)"
+    )
+
+
+async def run(args: argparse.Namespace, ctx: Context) -> int:
+    options = DemoOptions(
+        scenario=args.scenario,
+        minutes=args.minutes,
+        scale=args.speed,
+        bundle_out=Path(args.bundle_out) if args.bundle_out else None,
+        json_output=args.json,
+    )
+    result = await Demo(options).run()
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2))
+    else:
+        print("DEMO OK" if result.ok else f"DEMO FAILED: {json.dumps(result.to_json())}")
+    return EXIT_OK if result.ok else EXIT_FAILED
+
+
+COMMANDS = (
+    Command(
+        ("demo",),
+        "Play a whole incident on the simulated tenant (under a minute).",
+        run,
+        _arguments,
+    ),
+)
+GROUPS = ()

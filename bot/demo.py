@@ -1,0 +1,342 @@
+"""``breakglass demo``: a whole incident on the embedded default, in under a minute.
+
+The demo runs the simulated tenant in this process and the real service (``breakglass
+serve``) as a child process, and plays the people through the local console channel: the
+same service code the chat adapters drive. Time runs faster (one virtual minute in a few
+seconds), with both processes counting from one anchor, so the ``crash`` scenario can
+SIGKILL the service and restart it and the two still agree about the window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from adapters.graph.simulated import SimulatedTenant
+from bot.app import SIMULATED_SEED, _seed_ids
+from bot.clock import ScaledClock
+from engine.canonical import jcs
+from engine.errors import BreakGlassError
+from engine.verify import Trust, verify_bundle
+
+SCENARIOS = ("normal", "kill", "injected", "crash", "denied")
+EXPECTED = {
+    "normal": "closed",
+    "kill": "killed",
+    "injected": "killed",
+    "crash": "closed",
+    "denied": "denied",
+}
+GLOBAL_ADMIN = "62e90394-69f5-4237-9190-012177145e10"
+
+
+class DemoError(BreakGlassError):
+    """The demo could not run (the service did not start, a step timed out)."""
+
+
+@dataclass
+class DemoOptions:
+    scenario: str = "normal"
+    minutes: int = 1
+    scale: float = 12.0
+    bundle_out: Path | None = None
+    json_output: bool = False
+    home: Path | None = None
+    timeout: float = 90.0
+
+
+@dataclass
+class Result:
+    scenario: str
+    outcome: str = ""
+    rollback_verified: bool = False
+    bundle_path: str = ""
+    bundle_valid: bool = False
+    reason_codes: list[str] = field(default_factory=list)
+    still_privileged: list[str] = field(default_factory=list)
+    job_id: str = ""
+
+    @property
+    def ok(self) -> bool:
+        expected = EXPECTED[self.scenario]
+        verified = self.rollback_verified or self.outcome == "denied"
+        return (
+            self.outcome == expected
+            and self.bundle_valid
+            and verified
+            and not self.still_privileged
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "scenario": self.scenario,
+            "outcome": self.outcome,
+            "rollback_verified": self.rollback_verified,
+            "bundle_path": self.bundle_path,
+            "bundle_valid": self.bundle_valid,
+            "reason_codes": self.reason_codes,
+            "still_privileged": self.still_privileged,
+            "job_id": self.job_id,
+            "ok": self.ok,
+        }
+
+
+class Demo:
+    def __init__(self, options: DemoOptions) -> None:
+        self.options = options
+        self.home = options.home or Path(tempfile.mkdtemp(prefix="breakglass-demo-"))
+        self.anchor = datetime.now(UTC)
+        self.clock = ScaledClock(self.anchor, options.scale)
+        self.started = time.monotonic()
+        self.child: subprocess.Popen[bytes] | None = None
+        self.url = ""
+        self.seen_receipts = 0
+
+    def say(self, text: str) -> None:
+        if not self.options.json_output:
+            print(f"[{time.monotonic() - self.started:5.1f}s] {text}", flush=True)
+
+    # -------------------------------------------------------------- processes
+
+    def _config(self, sim: SimulatedTenant) -> str:
+        agent = self.options.scenario == "injected"
+        return "\n".join(
+            [
+                "[service]",
+                "port = 0",
+                "tick_seconds = 0.2",
+                "[tenant]",
+                'mode = "simulated"',
+                f'simulated_url = "{sim.base_url}"',
+                "[clock]",
+                f"scale = {self.options.scale}",
+                f'anchor = "{self.anchor.isoformat()}"',
+                "[executor]",
+                f'mode = "{"agent" if agent else "runbook"}"',
+                "[model]",
+                f"injected = {'true' if agent else 'false'}",
+                "",
+            ]
+        )
+
+    async def _start_service(self, secret: str) -> None:
+        (self.home / "serve.json").unlink(missing_ok=True)
+        env = {
+            **os.environ,
+            "BREAKGLASS_HOME": str(self.home),
+            "BREAKGLASS_SIMULATED_CLIENT_SECRET": secret,
+        }
+        log = (self.home / "service.log").open("ab")
+        self.child = subprocess.Popen(  # noqa: ASYNC220 - started once, then only polled
+            [sys.executable, "-m", "bot.cli", "serve", "--port", "0"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+        deadline = time.monotonic() + 30
+        while not (self.home / "serve.json").exists():
+            if self.child.poll() is not None or time.monotonic() > deadline:
+                raise DemoError(f"the service did not start; see {self.home / 'service.log'}")
+            await asyncio.sleep(0.05)
+        self.url = json.loads((self.home / "serve.json").read_text())["url"]
+        self.say(f"service up at {self.url} (pid {self.child.pid})")
+
+    def _kill_service(self) -> None:
+        assert self.child is not None
+        self.child.send_signal(signal.SIGKILL)
+        self.child.wait()
+        self.say(f"service SIGKILLed (pid {self.child.pid})")
+
+    def _stop_service(self) -> None:
+        if self.child is not None and self.child.poll() is None:
+            self.child.send_signal(signal.SIGTERM)
+            try:
+                self.child.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.child.kill()
+
+    # ------------------------------------------------------------------ people
+
+    async def _post(
+        self, http: aiohttp.ClientSession, path: str, body: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        async with http.post(f"{self.url}{path}", json=body) as resp:
+            data: dict[str, Any] = await resp.json()
+            return data
+
+    async def _get(self, http: aiohttp.ClientSession, path: str) -> Any:
+        async with http.get(f"{self.url}{path}") as resp:
+            return await resp.json()
+
+    async def _act(
+        self, http: aiohttp.ClientSession, who: str, verb: str, job: str, plan: str = ""
+    ) -> None:
+        body = {"as": f"console:{who}", "verb": verb, "job_id": job}
+        if plan:
+            body["plan_hash"] = plan
+        out = await self._post(http, "/console/api/act", body)
+        result = "ok" if out.get("ok") else f"refused {out.get('reason')}"
+        self.say(
+            f"{who} presses {verb.upper()}: {result} → {out.get('result', {}).get('state', '')}"
+        )
+
+    async def _job(self, http: aiohttp.ClientSession, job_id: str) -> dict[str, Any]:
+        jobs = await self._get(http, "/console/api/jobs")
+        return next(j for j in jobs if j["job_id"] == job_id)
+
+    def _show(self, job: Mapping[str, Any]) -> None:
+        for line in job["receipts"][self.seen_receipts :]:
+            self.say(f"  receipt {line}")
+        self.seen_receipts = len(job["receipts"])
+
+    def _progress(self, job: Mapping[str, Any]) -> None:
+        if job["state"] != "active" or not job.get("window_end"):
+            return
+        now, end = datetime.fromisoformat(job["now"]), datetime.fromisoformat(job["window_end"])
+        start = datetime.fromisoformat(job["window_start"])
+        total = max(1.0, (end - start).total_seconds())
+        left = max(0.0, (end - now).total_seconds())
+        filled = int(24 * (1 - left / total))
+        self.say(f"ACTIVE [{'█' * filled}{'░' * (24 - filled)}] {left / 60:4.1f} min left")
+
+    async def _until(
+        self, http: aiohttp.ClientSession, job_id: str, done: Any, label: str
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + self.options.timeout
+        last_progress = 0.0
+        while True:
+            job = await self._job(http, job_id)
+            self._show(job)
+            if done(job):
+                return job
+            if time.monotonic() - last_progress > 1.0:
+                self._progress(job)
+                last_progress = time.monotonic()
+            if time.monotonic() > deadline:
+                raise DemoError(f"timed out waiting for {label} (job is {job['state']})")
+            await asyncio.sleep(0.1)
+
+    # ------------------------------------------------------------------- script
+
+    async def run(self) -> Result:
+        result = Result(self.options.scenario)
+        async with SimulatedTenant(clock=_Clock(self.clock)) as sim:
+            self.say(f"SIMULATED tenant at {sim.base_url}; home {self.home}")
+            (self.home / "breakglass.toml").write_text(self._config(sim))
+            await self._start_service(sim.client_secret)
+            try:
+                async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+                    await self._play(http, sim, result)
+            finally:
+                self._stop_service()
+        return result
+
+    async def _play(
+        self, http: aiohttp.ClientSession, sim: SimulatedTenant, result: Result
+    ) -> None:
+        ids = _seed_ids()
+        request = {
+            "as": "console:alice",
+            "template": "entra-role",
+            "principal": ids["alice"],
+            "resource": GLOBAL_ADMIN,
+            "minutes": self.options.minutes,
+            "justification": "DEMO: MFA outage, reset the admins' methods",
+            "ticket": "INC-DEMO-1",
+        }
+        out = await self._post(http, "/console/api/request", request)
+        if not out.get("ok"):
+            raise DemoError(f"the request was refused: {out.get('reason')} {out.get('detail')}")
+        job_id, plan = out["job_id"], out["result"]["plan_hash"]
+        result.job_id = job_id
+        self.say(
+            f"alice requests Global Administrator for {self.options.minutes} min: job {job_id}, plan {plan[:12]}…"
+        )
+        await self._act(http, "alice", "approve", job_id, plan)  # refused: self-approval
+        if self.options.scenario == "denied":
+            await self._act(http, "bob", "deny", job_id, plan)
+        else:
+            await self._act(http, "bob", "approve", job_id, plan)
+            await self._act(http, "carol", "approve", job_id, plan)
+            await self._until(
+                http,
+                job_id,
+                lambda j: j["write_done"] or j["resolved"],
+                "the grant",
+            )
+            self.say(f"tenant now: {self._grants(sim) or 'no grant'}")
+            await self._scenario(http, sim, job_id)
+        job = await self._until(http, job_id, lambda j: j["resolved"], "the end of the job")
+        self._progress(job)
+        await self._finish(http, sim, job, result)
+
+    async def _scenario(
+        self, http: aiohttp.ClientSession, sim: SimulatedTenant, job_id: str
+    ) -> None:
+        scenario = self.options.scenario
+        if scenario == "kill":
+            await asyncio.sleep(1.0)
+            await self._act(http, "dave", "kill", job_id)
+        elif scenario == "crash":
+            self._kill_service()
+            self.say(f"while it is down the tenant still shows: {self._grants(sim) or 'no grant'}")
+            await asyncio.sleep(1.0)
+            await self._start_service(sim.client_secret)
+            self.say("restarted: it resumes the open job")
+
+    def _grants(self, sim: SimulatedTenant) -> list[str]:
+        return [
+            f"{a.principal_id} holds {a.role_id}" for a in sim.active_grants() if a.origin == "pim"
+        ]
+
+    async def _finish(
+        self,
+        http: aiohttp.ClientSession,
+        sim: SimulatedTenant,
+        job: Mapping[str, Any],
+        result: Result,
+    ) -> None:
+        result.outcome = job["state"]
+        result.rollback_verified = bool(job["rollback_verified"])
+        bundle = await self._get(http, f"/console/api/jobs/{job['job_id']}/bundle")
+        trust = await self._get(http, "/console/api/trust")
+        path = self.options.bundle_out or (self.home / f"{job['job_id']}.bundle.json")
+        path.write_bytes(jcs(bundle))
+        (self.home / "trust.json").write_bytes(jcs(trust))
+        report = verify_bundle(bundle, Trust.from_json(trust))
+        result.bundle_path, result.bundle_valid = str(path), report.valid
+        result.reason_codes = report.reason_codes
+        result.still_privileged = self._grants(sim)
+        self.say(
+            f"job ended {job['state']} ({job['end_reason']}); rollback verified: {job['rollback_verified']}"
+        )
+        self.say(
+            f"proof bundle: {path} → {'VALID' if report.valid else 'INVALID ' + ', '.join(report.reason_codes)}"
+        )
+        self.say(f"verify it yourself: breakglass verify {path} --trust {self.home / 'trust.json'}")
+        self.say(f"still privileged in the tenant: {result.still_privileged or 'nothing'}")
+
+
+class _Clock:
+    def __init__(self, clock: ScaledClock) -> None:
+        self._clock = clock
+
+    def now(self) -> datetime:
+        return self._clock.now()
+
+
+def tenant_id() -> str:
+    return str(SIMULATED_SEED["tenantId"])
