@@ -304,6 +304,7 @@ class Runtime:
             "last_tool_call": job.last_tool_call,
             "write_done": job.write_done,
             "end_reason": job.end_reason,
+            "ended_at": job.ended_at,
             "ended_by": self.names.get(job.ended_by or "", job.ended_by),
             "rollback_verified": job.rollback_verified,
             "still_privileged": list(job.still_privileged),

@@ -26,6 +26,7 @@ from typing import Any
 import aiohttp
 
 from adapters.graph.simulated import SimulatedTenant
+from adapters.graph.simulated.faults import Fault
 from bot.app import SIMULATED_SEED, _seed_ids
 from bot.clock import ScaledClock
 from engine.canonical import jcs
@@ -40,6 +41,7 @@ EXPECTED = {
     "crash": "closed",
     "denied": "denied",
 }
+CRASH_POINTS = ("after_approval", "after_grant", "during_rollback")
 GLOBAL_ADMIN = "62e90394-69f5-4237-9190-012177145e10"
 
 
@@ -56,6 +58,7 @@ class DemoOptions:
     json_output: bool = False
     home: Path | None = None
     timeout: float = 90.0
+    crash_at: str = "after_grant"  # crash scenario: after_approval | after_grant | during_rollback
 
 
 @dataclass
@@ -69,9 +72,11 @@ class Result:
     still_privileged: list[str] = field(default_factory=list)
     job_id: str = ""
 
+    expected: str = ""
+
     @property
     def ok(self) -> bool:
-        expected = EXPECTED[self.scenario]
+        expected = self.expected or EXPECTED[self.scenario]
         verified = self.rollback_verified or self.outcome == "denied"
         return (
             self.outcome == expected
@@ -139,13 +144,13 @@ class Demo:
             "BREAKGLASS_HOME": str(self.home),
             "BREAKGLASS_SIMULATED_CLIENT_SECRET": secret,
         }
-        log = (self.home / "service.log").open("ab")
-        self.child = subprocess.Popen(  # noqa: ASYNC220 - started once, then only polled
-            [sys.executable, "-m", "bot.cli", "serve", "--port", "0"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-        )
+        with (self.home / "service.log").open("ab") as log:  # the child keeps its own copy
+            self.child = subprocess.Popen(  # noqa: ASYNC220 - started once, then only polled
+                [sys.executable, "-m", "bot.cli", "serve", "--port", "0"],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
         deadline = time.monotonic() + 30
         while not (self.home / "serve.json").exists():
             if self.child.poll() is not None or time.monotonic() > deadline:
@@ -233,6 +238,8 @@ class Demo:
 
     async def run(self) -> Result:
         result = Result(self.options.scenario)
+        if self._crashing("during_rollback"):
+            result.expected = "killed"  # the rollback was started by a kill
         async with SimulatedTenant(clock=_Clock(self.clock)) as sim:
             self.say(f"SIMULATED tenant at {sim.base_url}; home {self.home}")
             (self.home / "breakglass.toml").write_text(self._config(sim))
@@ -263,7 +270,8 @@ class Demo:
         job_id, plan = out["job_id"], out["result"]["plan_hash"]
         result.job_id = job_id
         self.say(
-            f"alice requests Global Administrator for {self.options.minutes} min: job {job_id}, plan {plan[:12]}…"
+            f"alice requests Global Administrator for {self.options.minutes} min: "
+            f"job {job_id}, plan {plan[:12]}…"
         )
         await self._act(http, "alice", "approve", job_id, plan)  # refused: self-approval
         if self.options.scenario == "denied":
@@ -271,6 +279,8 @@ class Demo:
         else:
             await self._act(http, "bob", "approve", job_id, plan)
             await self._act(http, "carol", "approve", job_id, plan)
+            if self._crashing("after_approval"):
+                await self._crash_and_restart(sim)
             await self._until(
                 http,
                 job_id,
@@ -290,12 +300,33 @@ class Demo:
         if scenario == "kill":
             await asyncio.sleep(1.0)
             await self._act(http, "dave", "kill", job_id)
-        elif scenario == "crash":
-            self._kill_service()
-            self.say(f"while it is down the tenant still shows: {self._grants(sim) or 'no grant'}")
-            await asyncio.sleep(1.0)
-            await self._start_service(sim.client_secret)
-            self.say("restarted: it resumes the open job")
+        elif self._crashing("after_grant"):
+            await self._crash_and_restart(sim)
+        elif self._crashing("during_rollback"):
+            # Graph refuses the removal for now, so the rollback is still retrying when we crash.
+            sim.add_fault(
+                Fault(
+                    "unavailable",
+                    method="POST",
+                    path="roleAssignmentScheduleRequests",
+                    times=10_000,
+                )
+            )
+            await self._act(http, "dave", "kill", job_id)
+            await self._until(http, job_id, lambda j: j["state"] == "rolling_back", "the rollback")
+            await asyncio.sleep(0.3)
+            sim.core.faults.clear()
+            await self._crash_and_restart(sim)
+
+    def _crashing(self, point: str) -> bool:
+        return self.options.scenario == "crash" and self.options.crash_at == point
+
+    async def _crash_and_restart(self, sim: SimulatedTenant) -> None:
+        self._kill_service()
+        self.say(f"while it is down the tenant still shows: {self._grants(sim) or 'no grant'}")
+        await asyncio.sleep(1.0)
+        await self._start_service(sim.client_secret)
+        self.say("restarted: it resumes the open job")
 
     def _grants(self, sim: SimulatedTenant) -> list[str]:
         return [
@@ -310,6 +341,7 @@ class Demo:
         result: Result,
     ) -> None:
         result.outcome = job["state"]
+        result.window_end, result.ended_at = job.get("window_end"), job.get("ended_at")
         result.rollback_verified = bool(job["rollback_verified"])
         bundle = await self._get(http, f"/console/api/jobs/{job['job_id']}/bundle")
         trust = await self._get(http, "/console/api/trust")
@@ -321,10 +353,12 @@ class Demo:
         result.reason_codes = report.reason_codes
         result.still_privileged = self._grants(sim)
         self.say(
-            f"job ended {job['state']} ({job['end_reason']}); rollback verified: {job['rollback_verified']}"
+            f"job ended {job['state']} ({job['end_reason']}); "
+            f"rollback verified: {job['rollback_verified']}"
         )
         self.say(
-            f"proof bundle: {path} → {'VALID' if report.valid else 'INVALID ' + ', '.join(report.reason_codes)}"
+            f"proof bundle: {path} → "
+            + ("VALID" if report.valid else "INVALID " + ", ".join(report.reason_codes))
         )
         self.say(f"verify it yourself: breakglass verify {path} --trust {self.home / 'trust.json'}")
         self.say(f"still privileged in the tenant: {result.still_privileged or 'nothing'}")
