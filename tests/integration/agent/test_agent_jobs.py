@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
@@ -64,8 +65,6 @@ async def test_offered_tools_are_the_wpc_write_and_read_only(env: AgentEnv) -> N
     await approve(env)
     await env.settle()
     first = env.scripted.received[0].body
-    import json
-
     offered = [t["function"]["name"] for t in json.loads(first)["tools"]]
     assert offered == [alias(catalog.WRITE_ROLE), alias(catalog.READ_ROLE)]
 
@@ -110,6 +109,8 @@ async def test_kill_during_a_streaming_answer_cuts_the_stream_and_stops_the_run(
     assert len(env.scripted.received) == 1  # no further model call
     assert [c[0] for c in env.tenant.calls] == [catalog.REMOVE_ROLE, catalog.READ_ROLE]
     assert all(r["tool_name"] != catalog.WRITE_ROLE for r in await tool_receipts(env, "job-a1"))
+    (cut,) = await env.store.exchanges("job-a1")  # the bytes that passed before the kill
+    assert cut.response_body.count(b"data: ") == 1
 
 
 async def test_tool_call_in_flight_at_kill_is_receipted_and_never_half_applied(
