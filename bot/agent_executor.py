@@ -109,6 +109,8 @@ class AgentExecutor:
             log.warning("agent for %s stopped: %s", run.job_id, err)
         except TimeoutError:
             log.warning("agent for %s stopped: the window ended", run.job_id)
+        except Exception:  # a background task: say why it stopped, the job goes on
+            log.exception("agent for %s crashed; the job's window and kill still apply", run.job_id)
 
     async def _loop(self, run: _Run, job: Mapping[str, Any]) -> None:
         policy = Policy.from_payload(job["plan"]["payload"])

@@ -164,7 +164,8 @@ class ModelProxy:
             # The client hung up (handler cancelled): the upstream is cut; receipt what passed.
             log.info("the client of %s hung up; the upstream was cut", call.job_id)
             ex.latency_ms = _ms_since(t0)
-            await self._settle(call, ex)
+            if ex.sent:
+                await self._settle(call, ex)
             raise
         ex.latency_ms = _ms_since(t0)
         envelope = await self._settle(call, ex)
