@@ -162,9 +162,9 @@ class ModelProxy:
             log.info("the client of %s hung up; the upstream was cut", call.job_id)
         except asyncio.CancelledError:
             # The client hung up (handler cancelled): the upstream is cut; receipt what passed.
-            log.info("the client of %s hung up; the upstream was cut", call.job_id)
-            ex.latency_ms = _ms_since(t0)
+            log.info("a call of %s was cancelled; the upstream was cut", call.job_id)
             if ex.sent:
+                ex.latency_ms = _ms_since(t0)
                 await self._settle(call, ex)
             raise
         ex.latency_ms = _ms_since(t0)

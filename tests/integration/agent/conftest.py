@@ -74,6 +74,7 @@ class Options:
     injected: bool = False
     in_process: bool = False  # the proxy calls the scripted model in-process, not over HTTP
     model: str = SCRIPTED_MODEL_ID
+    max_steps: int = 8
     allowed: ModelAllowance = ALLOWED_MODEL
     proxy: dict[str, Any] = field(default_factory=dict)  # ProxyConfig fields to change
 
@@ -117,7 +118,13 @@ async def build(tmp_path: Path, options: Options) -> AgentEnv:
     env.sites = sites
     if options.agent:
         env.executor = AgentExecutor(
-            gateway, AgentConfig(env.proxy_url, model=options.model, stream=options.stream)
+            gateway,
+            AgentConfig(
+                env.proxy_url,
+                model=options.model,
+                stream=options.stream,
+                max_steps=options.max_steps,
+            ),
         )
         service.executor = env.executor
     return env

@@ -131,3 +131,25 @@ async def test_tool_call_in_flight_at_kill_is_receipted_and_never_half_applied(
     assert len(env.scripted.received) == 1  # the model was not asked again
     report = verify_bundle((await env.service.bundle(job))[0], trust_for(env.service.keys))
     assert report.valid, report.reasons
+
+
+async def test_the_run_stops_at_the_step_limit(make_env: MakeEnv) -> None:
+    env = await make_env(max_steps=1)
+    await approve(env)
+    await env.settle()
+    assert len(env.scripted.received) == 1
+    assert [c[0] for c in env.tenant.calls] == [catalog.WRITE_ROLE]
+    assert (await env.service.load("job-a1")).verified_after_write is None
+
+
+async def test_a_call_after_the_window_is_refused_and_the_run_ends(env: AgentEnv) -> None:
+    env.scripted.hold = asyncio.Event()
+    await approve(env)
+    await eventually(lambda: env.scripted.streams_started == 1)
+    env.clock.advance(minutes=31)  # the window ends while the model is answering
+    env.scripted.hold.set()
+    await env.settle()
+    assert env.tenant.calls == []
+    (refused,) = await tool_receipts(env, "job-a1")
+    assert (refused["tool_name"], refused["result_status"]) == (catalog.WRITE_ROLE, "error")
+    assert len(env.scripted.received) == 1  # no model call after the window
