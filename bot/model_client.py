@@ -1,0 +1,160 @@
+"""The agent's chat completions client: OpenAI-style tool calling over HTTP to the model
+proxy, with the job's CST in ``X-CST``. Streams are read event by event as they arrive."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from bot.model_proxy import CST_HEADER
+from engine.errors import ModelError
+
+RECEIPT_COMMENT = ": receipt "
+
+
+@dataclass(frozen=True)
+class ToolCallRequest:
+    call_id: str
+    name: str  # the function name as the model wrote it
+    arguments: str  # JSON text as the model wrote it (it may be malformed)
+
+
+@dataclass(frozen=True)
+class ModelReply:
+    message: Mapping[str, Any]  # the assistant message, as it goes back into the history
+    tool_calls: tuple[ToolCallRequest, ...]
+    receipt: Mapping[str, Any] | None  # the proxy's signed gateway receipt
+
+
+@dataclass
+class _Accumulator:
+    """Rebuilds one assistant message from streamed deltas."""
+
+    content: list[str] = field(default_factory=list)
+    calls: dict[int, dict[str, str]] = field(default_factory=dict)
+
+    def add(self, chunk: Mapping[str, Any]) -> None:
+        for choice in chunk.get("choices") or []:
+            delta = choice.get("delta") or {}
+            if isinstance(delta.get("content"), str):
+                self.content.append(delta["content"])
+            for part in delta.get("tool_calls") or []:
+                entry = self.calls.setdefault(
+                    int(part.get("index", 0)), {"id": "", "name": "", "arguments": ""}
+                )
+                function = part.get("function") or {}
+                entry["id"] = part.get("id") or entry["id"]
+                entry["name"] = function.get("name") or entry["name"]
+                entry["arguments"] += function.get("arguments") or ""
+
+    def message(self) -> dict[str, Any]:
+        calls = [
+            {
+                "id": c["id"],
+                "type": "function",
+                "function": {"name": c["name"], "arguments": c["arguments"]},
+            }
+            for _, c in sorted(self.calls.items())
+        ]
+        return _assistant("".join(self.content) or None, calls)
+
+
+def _assistant(content: object, calls: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": content}
+    if calls:
+        message["tool_calls"] = list(calls)
+    return message
+
+
+def _reply(message: Mapping[str, Any], receipt: Any) -> ModelReply:
+    calls = tuple(
+        ToolCallRequest(
+            str(c.get("id", "")),
+            str(c.get("function", {}).get("name", "")),
+            str(c.get("function", {}).get("arguments", "")),
+        )
+        for c in message.get("tool_calls") or []
+    )
+    return ModelReply(message, calls, receipt if isinstance(receipt, Mapping) else None)
+
+
+class ProxyClient:
+    def __init__(
+        self, base_url: str, model: str, *, stream: bool = True, read_timeout: float = 120
+    ) -> None:
+        self.url = base_url.rstrip("/") + "/chat/completions"
+        self.model = model
+        self.stream = stream
+        self._timeout = aiohttp.ClientTimeout(total=None, connect=10, sock_read=read_timeout)
+        self._session: aiohttp.ClientSession | None = None
+
+    def _body(self, messages: Sequence[Mapping[str, Any]], tools: Sequence[Any]) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": list(messages),
+            "stream": self.stream,
+        }
+        if tools:
+            body["tools"] = list(tools)
+        if self.stream:
+            body["stream_options"] = {"include_usage": True}  # so the receipt counts tokens
+        return body
+
+    async def chat(
+        self, token: str, messages: Sequence[Mapping[str, Any]], tools: Sequence[Any]
+    ) -> ModelReply:
+        """One model turn. Raises ModelError when the proxy refuses or the call fails."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        headers = {CST_HEADER: token}
+        try:
+            async with self._session.post(
+                self.url, json=self._body(messages, tools), headers=headers
+            ) as response:
+                if response.status != 200:
+                    raise ModelError(
+                        f"the proxy answered {response.status} {await _code(response)}"
+                    )
+                if response.content_type == "text/event-stream":
+                    return await _read_stream(response)
+                answer = await response.json()
+        except (aiohttp.ClientError, TimeoutError, ValueError, TypeError, AttributeError) as exc:
+            raise ModelError(f"model call failed: {type(exc).__name__}") from exc
+        return _from_completion(answer)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+def _from_completion(answer: Any) -> ModelReply:
+    try:
+        message = answer["choices"][0]["message"]
+        calls = message.get("tool_calls") or []
+        return _reply(_assistant(message.get("content"), calls), answer.get("_receipt_envelope"))
+    except (KeyError, IndexError, TypeError, AttributeError) as exc:
+        raise ModelError("the answer is not a chat completion") from exc
+
+
+async def _code(response: aiohttp.ClientResponse) -> str:
+    try:
+        return str((await response.json()).get("error", {}).get("code", ""))
+    except (aiohttp.ClientError, ValueError, AttributeError):
+        return ""
+
+
+async def _read_stream(response: aiohttp.ClientResponse) -> ModelReply:
+    accumulator = _Accumulator()
+    receipt: Any = None
+    async for raw in response.content:  # one line at a time, as it arrives
+        line = raw.decode("utf-8").rstrip("\r\n")
+        if line.startswith(RECEIPT_COMMENT):
+            receipt = json.loads(line[len(RECEIPT_COMMENT) :])
+        elif line.startswith("data:") and line[5:].strip() != "[DONE]":
+            accumulator.add(json.loads(line[5:]))
+    return _reply(accumulator.message(), receipt)

@@ -1,0 +1,322 @@
+"""The model proxy (the seed's clawproxy): an OpenAI-compatible ``POST /v1/chat/completions``
+that authenticates the job's CST, enforces the WPC's model statements, forwards to the
+configured upstream and receipts every call it forwarded.
+
+A receipt (``gateway_receipt.v1``) hashes the exact bytes sent upstream (after redaction)
+and the exact bytes received (for a stream: every byte of it, as received); those bytes
+are kept in the store for the configured retention, so an auditor can match them to the
+hashes. The signed receipt comes back as ``_receipt_envelope`` in a JSON answer and as a
+trailing ``: receipt <json>`` comment line after a stream's last event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Mapping
+from contextlib import aclosing
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+
+from adapters.llm import HttpUpstream, ModelUpstream, format_comment
+from adapters.llm.usage import usage_of
+from bot.proxy_admission import Admission, Admitted, Route
+from bot.redaction import Redaction
+from bot.scripted_model import SCRIPTED_PROVIDER, ScriptedModel
+from bot.service import JobService
+from engine.canonical import jcs
+from engine.errors import (
+    AdapterError,
+    BreakGlassError,
+    ConfigError,
+    GatewayRefusal,
+    InvalidToken,
+    ModelError,
+    TooLarge,
+)
+from engine.lifecycle import ModelCallRecorded
+from engine.ports import ModelExchange
+from engine.receipts import GATEWAY_RECEIPT, gateway_receipt_payload
+
+log = logging.getLogger("breakglass.model_proxy")
+CST_HEADER = "X-CST"
+RECEIPT_HEADER = "X-Breakglass-Receipt-Id"
+OPENROUTER_PREFIX = "openrouter/"
+
+
+@dataclass(frozen=True)
+class UpstreamConfig:
+    """One OpenAI-compatible upstream. ``provider`` is what the WPC's ``Model:Provider``
+    must name and what receipts record."""
+
+    provider: str
+    base_url: str  # e.g. http://127.0.0.1:8000/v1 ; the proxy posts to {base_url}/chat/completions
+    api_key: str = field(default="", repr=False)
+    auth_scheme: str = "Bearer"  # "Key" for the fal OpenRouter router
+    read_timeout_seconds: float = 120.0
+
+    def __post_init__(self) -> None:
+        if not self.provider:
+            raise ConfigError("an upstream needs a provider name")
+        if not self.base_url.startswith(("http://", "https://")):
+            raise ConfigError(f"upstream {self.provider}: base_url must be http(s)")
+        if self.auth_scheme not in ("Bearer", "Key"):
+            raise ConfigError(f"upstream {self.provider}: auth_scheme is Bearer or Key")
+
+    def build(self) -> HttpUpstream:
+        return HttpUpstream(
+            self.base_url,
+            self.api_key,
+            scheme=self.auth_scheme,
+            read_timeout=self.read_timeout_seconds,
+        )
+
+
+def fal_openrouter(base_url: str, key: str, provider: str = "openrouter") -> UpstreamConfig:
+    """The "OpenRouter via fal" route: the fal OpenRouter router URL and a fal key."""
+    return UpstreamConfig(provider, base_url, key, auth_scheme="Key")
+
+
+@dataclass(frozen=True)
+class ProxyConfig:
+    upstream: UpstreamConfig | None = None  # None: the embedded scripted model, in-process
+    openrouter: UpstreamConfig | None = None  # models named openrouter/<model> go here
+    redact: tuple[str, ...] = field(default=(), repr=False)  # literal secrets
+    retention: timedelta = timedelta(days=30)  # how long exact bodies are kept
+    gateway_id: str = "breakglass-model-proxy"
+    max_request_bytes: int = 1024 * 1024
+    max_response_bytes: int = 8 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        if any(not isinstance(s, str) or not s for s in self.redact):
+            raise ConfigError("redaction secrets must be non-empty strings")
+        if self.retention <= timedelta(0):
+            raise ConfigError("exchange retention must be positive")
+
+
+@dataclass
+class _Exchange:
+    """What passed through one forwarded call so far."""
+
+    sent: bool = False
+    status: int = 0
+    stream: web.StreamResponse | None = None
+    received: bytearray = field(default_factory=bytearray)
+    complete: bool = False
+    client_gone: bool = False
+    latency_ms: int = 0
+
+
+class ModelProxy:
+    def __init__(
+        self, service: JobService, config: ProxyConfig, *, scripted: ScriptedModel | None = None
+    ) -> None:
+        self.service = service
+        self.config = config
+        self._upstreams: list[ModelUpstream] = []
+        default = self._upstream(config.upstream, scripted)
+        routes = {"": Route(default, _provider(config.upstream), "")}
+        if config.openrouter is not None:
+            routes[OPENROUTER_PREFIX] = Route(
+                self._upstream(config.openrouter, None), config.openrouter.provider, ""
+            )
+        self.admission = Admission(service, config.redact, config.max_request_bytes, routes)
+        self._pending: set[asyncio.Task[Any]] = set()
+
+    def _upstream(
+        self, config: UpstreamConfig | None, scripted: ScriptedModel | None
+    ) -> ModelUpstream:
+        upstream: ModelUpstream = (
+            config.build() if config is not None else scripted or ScriptedModel()
+        )
+        self._upstreams.append(upstream)
+        return upstream
+
+    # ------------------------------------------------------------------ handling
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        try:
+            token = request.headers.get(CST_HEADER, "")
+            call = await self.admission.admit(token, request.content.iter_any())
+        except BreakGlassError as err:
+            return _refusal(err)
+        return await self._forward(request, call)
+
+    async def _forward(self, request: web.Request, call: Admitted) -> web.StreamResponse:
+        ex = _Exchange()
+        t0 = time.perf_counter()
+        try:
+            await self._relay(request, call, ex)
+        except ModelError as err:
+            if not ex.sent:
+                log.warning("model call of %s not forwarded: %s", call.job_id, err)
+                return _error(502, "UPSTREAM_UNAVAILABLE", "the model upstream failed")
+            log.warning("upstream broke off a call of %s: %s", call.job_id, err)
+        except ConnectionResetError:
+            ex.client_gone = True
+            log.info("the client of %s hung up; the upstream was cut", call.job_id)
+        except asyncio.CancelledError:
+            # The client hung up (handler cancelled): the upstream is cut; receipt what passed.
+            log.info("a call of %s was cancelled; the upstream was cut", call.job_id)
+            if ex.sent:
+                ex.latency_ms = _ms_since(t0)
+                await self._settle(call, ex)
+            raise
+        ex.latency_ms = _ms_since(t0)
+        envelope = await self._settle(call, ex)
+        return await self._respond(request, call, ex, envelope)
+
+    async def _relay(self, request: web.Request, call: Admitted, ex: _Exchange) -> None:
+        async with call.route.upstream.send(call.body) as reply:
+            ex.sent, ex.status = True, reply.status
+            if reply.is_stream:
+                ex.stream = web.StreamResponse(
+                    headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+                )
+                ex.stream.headers[RECEIPT_HEADER] = call.receipt_id
+                await ex.stream.prepare(request)
+            async with aclosing(reply.chunks) as chunks:
+                async for chunk in chunks:
+                    ex.received += chunk
+                    if len(ex.received) > self.config.max_response_bytes:
+                        raise ModelError("the upstream answer is above the size limit")
+                    if ex.stream is not None:
+                        await ex.stream.write(chunk)  # passed on as it arrives
+            ex.complete = True
+
+    async def _respond(
+        self,
+        request: web.Request,
+        call: Admitted,
+        ex: _Exchange,
+        envelope: Mapping[str, Any] | None,
+    ) -> web.StreamResponse:
+        if ex.stream is not None:
+            if not ex.client_gone:
+                await ex.stream.write(format_comment("receipt " + jcs(envelope).decode()))
+                await ex.stream.write_eof()
+            return ex.stream
+        if not ex.complete:
+            return _error(502, "UPSTREAM_BROKE_OFF", "the model upstream broke off")
+        body = bytes(ex.received)
+        try:
+            answer = json.loads(body)
+        except ValueError:
+            answer = None
+        headers = {RECEIPT_HEADER: call.receipt_id}
+        if not isinstance(answer, dict):
+            return web.Response(body=body, status=ex.status, headers=headers)
+        answer["_receipt_envelope"] = envelope
+        return web.json_response(answer, status=ex.status, headers=headers)
+
+    # ---------------------------------------------------------------- receipting
+
+    async def _settle(self, call: Admitted, ex: _Exchange) -> Mapping[str, Any] | None:
+        """Store and receipt the exchange; a cancelled caller does not cancel the receipt."""
+        task = asyncio.ensure_future(self._receipt(call, ex))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+        return await asyncio.shield(task)
+
+    async def _receipt(self, call: Admitted, ex: _Exchange) -> Mapping[str, Any] | None:
+        response = bytes(ex.received)
+        tokens_in, tokens_out = usage_of(response, ex.stream is not None)
+        payload = gateway_receipt_payload(
+            receipt_id=call.receipt_id,
+            gateway_id=self.config.gateway_id,
+            provider=call.route.provider,
+            model=call.route.model,
+            request_body=call.body,
+            response_body=response,
+            tokens_input=tokens_in,
+            tokens_output=tokens_out,
+            latency_ms=ex.latency_ms,
+            at=call.at,
+            metadata=_metadata(call, ex),
+        )
+        exchange = ModelExchange(call.receipt_id, call.job_id, call.body, response, call.at)
+        await self.service.store.put_exchange(exchange)
+        command = ModelCallRecorded(payload, call.scope_hash)
+        outcome = await self.service.command(call.job_id, command, key=f"model:{call.receipt_id}")
+        if not outcome.ok:
+            log.warning("model receipt for %s not chained: %s", call.job_id, outcome.reason)
+            return None
+        return await self._chained(call.job_id, call.receipt_id)
+
+    async def _chained(self, job_id: str, receipt_id: str) -> Mapping[str, Any] | None:
+        """The signed receipt as the chain holds it (newest record first)."""
+        for record in reversed(await self.service.store.chain(job_id)):
+            envelope = record.envelope
+            if (
+                envelope is not None
+                and envelope.get("envelope_type") == GATEWAY_RECEIPT
+                and envelope["payload"].get("receipt_id") == receipt_id
+            ):
+                return envelope
+        return None
+
+    # ------------------------------------------------------------------ upkeep
+
+    async def purge_expired(self) -> int:
+        """Delete kept bodies older than the retention (receipts keep their hashes).
+        Whoever owns the service's timers calls this periodically."""
+        before: datetime = self.service.clock() - self.config.retention
+        return await self.service.store.purge_exchanges(before)
+
+    async def drain(self) -> None:
+        """Wait until every receipt being written (also of hung-up calls) is written."""
+        while self._pending:
+            await asyncio.gather(*list(self._pending), return_exceptions=True)
+
+    async def close(self) -> None:
+        await self.drain()
+        for upstream in self._upstreams:
+            await upstream.close()
+
+
+def add_proxy_routes(app: web.Application, proxy: ModelProxy) -> None:
+    app.router.add_post("/v1/chat/completions", proxy.handle)
+
+
+def _provider(config: UpstreamConfig | None) -> str:
+    return config.provider if config is not None else SCRIPTED_PROVIDER
+
+
+def _metadata(call: Admitted, ex: _Exchange) -> dict[str, Any]:
+    redaction: Redaction = call.redaction
+    return {
+        "stream": call.stream,
+        "complete": ex.complete,
+        "upstream_status": ex.status,
+        **redaction.metadata(),
+    }
+
+
+def _ms_since(t0: float) -> int:
+    return int((time.perf_counter() - t0) * 1000)
+
+
+def _error(status: int, code: str, message: str) -> web.Response:
+    body = {"error": {"message": message, "type": "breakglass_refusal", "code": code}}
+    return web.json_response(body, status=status)
+
+
+def _refusal(err: BreakGlassError) -> web.Response:
+    """Token problems stay opaque to the caller; the log keeps the precise reason."""
+    if isinstance(err, InvalidToken):
+        log.info("model call refused: %s", err.reason)
+        return _error(401, "TOKEN_INVALID", "the scoped token was refused")
+    if isinstance(err, GatewayRefusal):
+        log.info("model call refused: %s (%s)", err.reason, err.detail)
+        return _error(403, err.reason, err.detail or err.reason)
+    if isinstance(err, TooLarge):
+        return _error(413, "REQUEST_TOO_LARGE", str(err))
+    if isinstance(err, AdapterError):
+        log.warning("model call failed before forwarding: %s", type(err).__name__)
+        return _error(503, "UNAVAILABLE", "try again")
+    return _error(400, "INVALID_REQUEST", str(err)[:200])

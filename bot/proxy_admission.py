@@ -1,0 +1,179 @@
+"""Admission of a model call: who is calling (the CST), for which job, under which WPC,
+to which upstream and model, and the exact bytes that will be forwarded.
+
+Order (fail closed, cheapest refusal first): (1) the token's signature, which makes its
+``mission_id`` trustworthy; (2) the job and its published WPC, verified against the
+publisher key; (3) the full token check for that job and policy with the proxy audience,
+revocation in memory and in the store, and ``model:invoke`` scope; (4) the body: strict
+JSON object with a model and messages; (5) the route; (6) the WPC's model statements;
+(7) redaction and the forwarded bytes. Does NOT contact the upstream.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from adapters.llm import ModelUpstream
+from bot.redaction import Redaction, redact
+from bot.service import JobService
+from engine.canonical import strict_loads
+from engine.cst import PROXY_AUDIENCE, VerifiedToken, parse_token, verify_token
+from engine.errors import (
+    GatewayRefusal,
+    InputError,
+    InvalidToken,
+    JobNotFound,
+    TooLarge,
+    VerificationError,
+)
+from engine.job import Job
+from engine.wpc import Policy, verify_wpc
+
+MODEL_SCOPE = "model:invoke"
+
+
+@dataclass(frozen=True)
+class Route:
+    upstream: ModelUpstream
+    provider: str
+    model: str  # the model name forwarded (and checked against the WPC)
+
+
+@dataclass(frozen=True)
+class Admitted:
+    job_id: str
+    scope_hash: str
+    route: Route
+    body: bytes  # exactly what is sent upstream and hashed
+    stream: bool
+    redaction: Redaction
+    receipt_id: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Caller:
+    job: Job
+    policy: Policy
+    token: VerifiedToken
+
+
+class Admission:
+    def __init__(
+        self,
+        service: JobService,
+        secrets: Sequence[str],
+        max_request_bytes: int,
+        routes: Mapping[str, Route],
+    ) -> None:
+        self.service = service
+        self.secrets = tuple(secrets)
+        self.max_request_bytes = max_request_bytes
+        self.routes = dict(routes)  # model-name prefix -> route ("" is the default)
+        self._policies: dict[str, Policy] = {}
+        self._counter = 0
+
+    async def admit(self, token: str, body: AsyncIterable[bytes]) -> Admitted:
+        caller = await self.authenticate(token)
+        request = parse_request(await read_capped(body, self.max_request_bytes))
+        route = self.route(str(request["model"]))
+        decision = caller.policy.allows_model(route.provider, route.model)
+        if not decision.allowed:
+            detail = f"{route.provider}:{route.model[:80]} ({decision.reason})"
+            raise GatewayRefusal("MODEL_NOT_ALLOWED", detail)
+        forwarded, redaction = redact(request | {"model": route.model}, self.secrets)
+        return Admitted(
+            job_id=caller.job.job_id,
+            scope_hash=caller.token.token_scope_hash_b64u,
+            route=route,
+            body=encode(forwarded),
+            stream=request.get("stream") is True,
+            redaction=redaction,
+            receipt_id=self._receipt_id(caller.job.job_id),
+            at=self.service.clock(),
+        )
+
+    async def authenticate(self, token: str) -> Caller:
+        issuers = {self.service.keys.issuer.did}
+        claims = parse_token(token, issuers)  # signature checked: mission_id is the issuer's
+        job_id = claims.get("mission_id")
+        if not isinstance(job_id, str):
+            raise InvalidToken("TOKEN_MALFORMED", "mission_id")
+        try:
+            job = await self.service.load(job_id)
+        except JobNotFound as exc:
+            raise InvalidToken("TOKEN_WRONG_JOB", "no such job") from exc
+        policy = self._policy(job)
+        verified = verify_token(
+            token,
+            trusted_issuers=issuers,
+            now=self.service.clock(),
+            job_id=job_id,
+            policy_hash_b64u=policy.policy_hash_b64u,
+            is_revoked=self.service.revoked.__contains__,
+            audience=PROXY_AUDIENCE,
+        )
+        # The durable view too: a jti revoked by another replica or by the CLI.
+        if await self.service.store.is_revoked(verified.jti):
+            raise InvalidToken("TOKEN_REVOKED", verified.jti)
+        if MODEL_SCOPE not in verified.scope:
+            raise InvalidToken("TOKEN_INSUFFICIENT_SCOPE", MODEL_SCOPE)
+        return Caller(job, policy, verified)
+
+    def _policy(self, job: Job) -> Policy:
+        """The job's pinned WPC, verified against the publisher key once per hash."""
+        envelope = job.policy_envelope
+        if envelope is None:
+            raise InvalidToken("POLICY_MISSING", "the job has no published policy")
+        digest = str(envelope.get("payload_hash_b64u"))
+        if digest not in self._policies:
+            try:
+                self._policies[digest] = verify_wpc(envelope, {self.service.keys.publisher.did})
+            except VerificationError as exc:
+                raise InvalidToken("POLICY_INVALID", exc.code) from exc
+        return self._policies[digest]
+
+    def route(self, model: str) -> Route:
+        """The longest configured prefix wins; the prefix is stripped from the model."""
+        for prefix in sorted(self.routes, key=len, reverse=True):
+            if model.startswith(prefix) and len(model) > len(prefix):
+                base = self.routes[prefix]
+                return Route(base.upstream, base.provider, model[len(prefix) :])
+        raise InputError("model is empty")
+
+    def _receipt_id(self, job_id: str) -> str:
+        self._counter += 1
+        return f"gr_{job_id}_{time.time_ns():x}_{self._counter}"
+
+
+async def read_capped(body: AsyncIterable[bytes], limit: int) -> bytes:
+    data = bytearray()
+    async for chunk in body:
+        data += chunk
+        if len(data) > limit:
+            raise TooLarge(f"request body above {limit} bytes")
+    return bytes(data)
+
+
+def parse_request(raw: bytes) -> dict[str, Any]:
+    """A chat completions request: a strict JSON object with a model and messages."""
+    request = strict_loads(raw, floats=True)  # temperature and top_p are floats
+    if not isinstance(request, dict):
+        raise InputError("the body is not a JSON object")
+    if not isinstance(request.get("model"), str) or not request["model"]:
+        raise InputError("model is required")
+    if not isinstance(request.get("messages"), list) or not request["messages"]:
+        raise InputError("messages are required")
+    if "stream" in request and not isinstance(request["stream"], bool):
+        raise InputError("stream must be true or false")
+    return request
+
+
+def encode(request: Mapping[str, Any]) -> bytes:
+    """The forwarded bytes: compact UTF-8 JSON (hashed and stored exactly as sent)."""
+    return json.dumps(request, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
