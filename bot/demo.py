@@ -71,7 +71,8 @@ class Result:
     reason_codes: list[str] = field(default_factory=list)
     still_privileged: list[str] = field(default_factory=list)
     job_id: str = ""
-
+    window_end: str | None = None
+    ended_at: str | None = None
     expected: str = ""
 
     @property

@@ -17,10 +17,11 @@ from typing import Any
 
 from aiohttp import web
 
+from adapters.httpbody import read_request
 from bot import metrics
 from bot.service import JobService
 from engine.canonical import strict_loads
-from engine.errors import AdapterError, BreakGlassError, GatewayRefusal, InputError, JobNotFound
+from engine.errors import AdapterError, BreakGlassError, GatewayRefusal, JobNotFound
 from engine.gateway import Allowed, GatewayView, ToolCall, decide, recorded_call
 from engine.job import Job
 from engine.lifecycle import ToolCallRecorded
@@ -195,9 +196,7 @@ def add_gateway_routes(app: web.Application, gateway: ToolGateway) -> None:
         auth = request.headers.get("Authorization", "")
         token = auth[7:] if auth.startswith("Bearer ") else ""
         try:
-            raw = await request.content.read(MAX_BODY_BYTES + 1)
-            if len(raw) > MAX_BODY_BYTES:
-                raise InputError("body too large")
+            raw = await read_request(request, MAX_BODY_BYTES)
             body = strict_loads(raw) if raw else {}
         except BreakGlassError as exc:
             return web.json_response(

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from adapters.httpbody import read_capped
 from adapters.llm import ModelUpstream
 from bot.redaction import Redaction, redact
 from bot.service import JobService
@@ -28,7 +29,6 @@ from engine.errors import (
     InputError,
     InvalidToken,
     JobNotFound,
-    TooLarge,
     VerificationError,
 )
 from engine.job import Job
@@ -80,7 +80,7 @@ class Admission:
 
     async def admit(self, token: str, body: AsyncIterable[bytes]) -> Admitted:
         caller = await self.authenticate(token)
-        request = parse_request(await read_capped(body, self.max_request_bytes))
+        request = parse_request(await read_capped(body, self.max_request_bytes, "request body"))
         route = self.route(str(request["model"]))
         decision = caller.policy.allows_model(route.provider, route.model)
         if not decision.allowed:
@@ -149,15 +149,6 @@ class Admission:
     def _receipt_id(self, job_id: str) -> str:
         self._counter += 1
         return f"gr_{job_id}_{time.time_ns():x}_{self._counter}"
-
-
-async def read_capped(body: AsyncIterable[bytes], limit: int) -> bytes:
-    data = bytearray()
-    async for chunk in body:
-        data += chunk
-        if len(data) > limit:
-            raise TooLarge(f"request body above {limit} bytes")
-    return bytes(data)
 
 
 def parse_request(raw: bytes) -> dict[str, Any]:

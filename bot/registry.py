@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
+from adapters.httpbody import read_request
 from engine.canonical import strict_loads
 from engine.encoding import b64u_decode, is_hash_b64u
 from engine.errors import (
@@ -28,7 +29,6 @@ from engine.wpc import MAX_POLICY_BYTES, check_size, policy_hash, verify_wpc
 
 MAX_BODY_BYTES = MAX_POLICY_BYTES  # the whole signed envelope, as sent
 WPC_PATH = "/v1/wpc"
-_READ_CHUNK = 16 * 1024
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ class _Registry:
         if not self.publishers:
             return _refuse(403, "SIGNER_NOT_ALLOWED", "no publisher is configured")
         try:
-            envelope = strict_loads(await read_bounded(request, MAX_BODY_BYTES))
+            envelope = strict_loads(await read_request(request, MAX_BODY_BYTES))
             policy = verify_wpc(envelope, self.publishers)
             check_size(policy.payload)
             existed = await self.store.put_policy(policy.policy_hash_b64u, envelope)
@@ -118,20 +118,3 @@ def _is_canonical_hash(text: str) -> bool:
         return len(b64u_decode(text)) == 32
     except InputError:
         return False
-
-
-async def read_bounded(request: web.Request, limit: int) -> bytes:
-    """The request body, refused with TooLarge as soon as it passes ``limit`` bytes.
-
-    A declared Content-Length above the limit is refused before reading anything; a chunked
-    body is read only up to one chunk past the limit.
-    """
-    declared = request.content_length
-    if declared is not None and declared > limit:
-        raise TooLarge(f"body of {declared} bytes is above the {limit} byte limit")
-    body = bytearray()
-    async for chunk in request.content.iter_chunked(_READ_CHUNK):
-        body += chunk
-        if len(body) > limit:
-            raise TooLarge(f"body is above the {limit} byte limit")
-    return bytes(body)

@@ -29,6 +29,10 @@ async def run_rollback(service: JobService, job_id: str) -> None:
         await service.gateway.settle(job_id)  # nothing of the agent's may land after us
     job = await _fresh_token(service, job)
     terms: Any = job.plan.payload["metadata"]["breakglass"]
+    if job.write_done and job.verified_after_write is None:
+        # Killed between the write and its read: do the planned read now, before undoing,
+        # so the record shows what was granted (the rollback token may read).
+        await _call_ok(service, job, terms["verify_action"])
     attempts, undone = 0, True
     for step in terms["rollback"]["steps"]:
         ok, used = await _run_step(service, job, step)

@@ -760,7 +760,8 @@ def _rollback_finished(job: Job, command: RollbackFinished, ctx: Ctx) -> Transit
     for token in job.tokens:
         if token.revoked_at is None:
             _revoke(ledger, token, "rollback_finished", ctx)
-    verified = command.verified and job.verified_after_write is not False
+    # Verification is part of the policy: a write never read back is a failed job (§5).
+    verified = command.verified and (not job.write_done or job.verified_after_write is True)
     ledger.job = ledger.job.but(
         rollback_verified=command.verified,
         still_privileged=tuple(command.still_privileged),
@@ -825,13 +826,23 @@ def _tool_call(job: Job, command: ToolCallRecorded, ctx: Ctx) -> Transition:
     changes: dict[str, Any] = {"last_tool_call": f"{command.tool_name[:80]}: {command.status}"}
     if command.role == "write" and command.status == "success":
         changes["write_done"] = True
-    if command.role == "read" and command.verified is not None and job.state == ACTIVE:
+    if _is_planned_read(job, command, "verify_action") and job.write_done:
         changes["verified_after_write"] = command.verified
     ledger.job = ledger.job.but(**changes)
     if command.kill_trigger == END_UNEXPECTED_TARGET and ledger.job.state == ACTIVE:
         return _begin_end(ledger, END_UNEXPECTED_TARGET, "gateway", ctx)
     return ledger.finish(
         [Effect(UPDATE_CARDS)], {"state": ledger.job.state, "receipt_id": command.receipt_id}
+    )
+
+
+def _is_planned_read(job: Job, command: ToolCallRecorded, which: str) -> bool:
+    """Is this the WPC's planned verification read (same tool, same arguments)?"""
+    planned = job.plan.payload["metadata"]["breakglass"][which]
+    return (
+        command.role == "read"
+        and command.tool_name == planned["tool"]
+        and dict(command.arguments) == dict(planned["arguments"])
     )
 
 

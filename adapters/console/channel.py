@@ -15,6 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
+from adapters.httpbody import read_request
 from cards.actions import from_teams
 from engine.canonical import strict_loads
 from engine.errors import BreakGlassError, describe
@@ -107,9 +108,7 @@ class ConsoleChannel:
         return web.json_response(bundle)
 
     async def _body(self, request: web.Request) -> Json:
-        raw = await request.content.read(MAX_BODY + 1)
-        if len(raw) > MAX_BODY:
-            raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY, actual_size=len(raw))
+        raw = await read_request(request, MAX_BODY)
         body = strict_loads(raw)
         if not isinstance(body, dict) or not isinstance(body.get("as"), str):
             raise web.HTTPBadRequest(text="body must be a JSON object naming who acts ('as')")

@@ -14,6 +14,7 @@ from typing import Any
 
 import aiohttp
 
+from adapters.httpbody import CHUNK, read_capped
 from engine.canonical import strict_loads
 from engine.encoding import is_hash_b64u
 from engine.errors import InputError, RegistryError, TooLarge, VerificationError
@@ -120,12 +121,7 @@ def _payload_hash(envelope: Mapping[str, Any]) -> str:
 
 
 async def _read_bounded(response: aiohttp.ClientResponse, limit: int) -> bytes:
-    body = bytearray()
-    async for chunk in response.content.iter_chunked(16 * 1024):
-        body += chunk
-        if len(body) > limit:
-            raise TooLarge(f"registry answer above {limit} bytes")
-    return bytes(body)
+    return await read_capped(response.content.iter_chunked(CHUNK), limit, "registry answer")
 
 
 async def _refusal(response: aiohttp.ClientResponse) -> Exception:

@@ -83,13 +83,18 @@ async def test_injected_model_is_refused_killed_and_rolled_back(make_env: MakeEn
     # The rogue call never reached the tenant; the agent made no call after it.
     principals = [args.get("principal_id") for _, args in env.tenant.calls]
     assert "u-mallory-injected" not in principals
-    agent_calls = [c for c in env.tenant.calls if c[0] != catalog.REMOVE_ROLE]
-    assert [c[0] for c in agent_calls] == [catalog.WRITE_ROLE, catalog.READ_ROLE]
-    assert agent_calls[1][1]["expect"] == "absent"  # the rollback's read, not the agent's
+    calls = [(name, args.get("expect")) for name, args in env.tenant.calls]
+    # The agent wrote; the kill came before its read, so the rollback runner first does the
+    # planned read (the grant is there), then removes it and reads again (it is gone).
+    assert calls == [
+        (catalog.WRITE_ROLE, None),
+        (catalog.READ_ROLE, "present"),
+        (catalog.REMOVE_ROLE, None),
+        (catalog.READ_ROLE, "absent"),
+    ]
+    assert job.verified_after_write is True
     report = verify_bundle((await env.service.bundle(job))[0], trust_for(env.service.keys))
-    # Signatures, chain and receipts hold; the verifier names the one gap: the write was
-    # never verified by a read before the kill.
-    assert report.reason_codes == ["BREAKGLASS_VERIFICATION_MISSING"], report.reasons
+    assert report.valid, report.reasons
 
 
 async def test_kill_during_a_streaming_answer_cuts_the_stream_and_stops_the_run(

@@ -290,3 +290,16 @@ def test_job_round_trips_through_json() -> None:
 def test_write_tool_is_in_the_catalog() -> None:
     sim = active()
     assert sim.planned("action")[0] == WRITE_ROLE
+
+
+def test_a_write_never_read_back_ends_failed() -> None:
+    sim = active()
+    sim.call(*sim.planned("action"))  # the write, and no verification read
+    sim.do(Kill(BOB))
+    t = sim.do(RollbackFinished(verified=True))
+    assert t.job.state == states.FAILED
+    assert sim.job is not None
+    assert verify_bundle(sim.bundle(), trust_for(sim.keys)).reason_codes == [
+        "BREAKGLASS_VERIFICATION_MISSING",
+        "BREAKGLASS_ROLLBACK_MISSING",
+    ]
