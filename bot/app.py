@@ -26,12 +26,15 @@ from adapters.graph.simulated import SimulatedTenant
 from adapters.graph.simulated.directory import default_seed
 from adapters.store import SqlStore, sqlite_url
 from bot import dispatch, metrics
+from bot.agent_executor import AgentConfig, AgentExecutor
 from bot.clock import ScaledClock, system_clock
 from bot.config import Settings
 from bot.executor import RunbookExecutor
 from bot.gateway_service import ToolGateway, add_gateway_routes
 from bot.keys import init_keys, load_keys, trust_document
+from bot.model_proxy import ModelProxy, ProxyConfig, UpstreamConfig, add_proxy_routes
 from bot.registry import add_registry_routes
+from bot.scripted_model import SCRIPTED_MODEL_ID, SCRIPTED_PROVIDER, ScriptedModel
 from bot.service import JobService, Outcome
 from bot.views import action_summary
 from cards.views import RequestValues, Template
@@ -41,6 +44,7 @@ from engine.identity import Directory
 from engine.job import OPEN, RESOLVED, Job
 from engine.lifecycle import Keys, Rules
 from engine.timeutil import parse_iso
+from engine.wpc import ModelAllowance
 
 log = logging.getLogger("breakglass.app")
 SIMULATED_SEED = default_seed()
@@ -103,16 +107,52 @@ class Runtime:
             bundle_dir=settings.home / "bundles",
         )
         self.gateway = ToolGateway(self.service)
-        self.service.executor = RunbookExecutor(self.gateway)
+        self.proxy = self._proxy()
         self._routes()
-        await self.service.resume()
         self.url = await self._listen()
+        self.service.executor = self._executor()
+        await self.service.resume()  # before any timer: open jobs are made whole first
         self._loops = [
             asyncio.ensure_future(self._every(settings.tick_seconds, self.service.tick)),
-            asyncio.ensure_future(self._every(settings.sweep_seconds, self.service.sweep)),
+            asyncio.ensure_future(self._every(settings.sweep_seconds, self._sweep)),
         ]
         log.info("listening on %s (tenant: %s)", self.url, settings.tenant.mode)
         return self.url
+
+    def _proxy(self) -> ModelProxy | None:
+        """The receipting model proxy, for the agent executor (none for the runbook)."""
+        s = self.settings
+        if s.executor != "agent":
+            return None
+        if s.model.mode == "scripted":
+            return ModelProxy(
+                self.service, ProxyConfig(), scripted=ScriptedModel(injected=s.model.injected)
+            )
+        upstream = UpstreamConfig(s.model.provider, s.model.base_url, api_key=s.model.api_key)
+        return ModelProxy(self.service, ProxyConfig(upstream=upstream))
+
+    def _executor(self) -> RunbookExecutor | AgentExecutor:
+        if self.proxy is None:
+            return RunbookExecutor(self.gateway)
+        model = (
+            SCRIPTED_MODEL_ID
+            if self.settings.model.mode == "scripted"
+            else self.settings.model.model
+        )
+        return AgentExecutor(self.gateway, AgentConfig(proxy_url=f"{self.url}/v1", model=model))
+
+    def _model_allowance(self) -> ModelAllowance | None:
+        s = self.settings
+        if s.executor != "agent":
+            return None
+        if s.model.mode == "scripted":
+            return ModelAllowance(SCRIPTED_PROVIDER, SCRIPTED_MODEL_ID)
+        return ModelAllowance(s.model.provider, s.model.model)
+
+    async def _sweep(self) -> None:
+        await self.service.sweep()
+        if self.proxy is not None:
+            await self.proxy.purge_expired()
 
     def _keys(self) -> Keys:
         if self.settings.simulated:
@@ -135,6 +175,7 @@ class Runtime:
             notice_every=timedelta(minutes=s.notice_every_minutes),
             rollback_token_ttl=timedelta(minutes=s.rollback_token_minutes),
             max_minutes=s.max_minutes,
+            model=self._model_allowance(),
             simulated=s.simulated,
         )
 
@@ -184,6 +225,8 @@ class Runtime:
         app.router.add_get("/readyz", self._readyz)
         app.router.add_get("/metrics", self._metrics)
         add_gateway_routes(app, self.gateway)
+        if self.proxy is not None:
+            add_proxy_routes(app, self.proxy)
         add_registry_routes(app, self.service.store, {self.keys.publisher.did})
         if self.settings.simulated and self.settings.console:
             self.console = ConsoleChannel()
@@ -191,7 +234,8 @@ class Runtime:
             self.service.notifier.register(self.console)
 
     async def _listen(self) -> str:
-        self.runner = web.AppRunner(self.app, access_log=None)
+        # handler_cancellation: a client hanging up cuts an upstream model stream at once
+        self.runner = web.AppRunner(self.app, access_log=None, handler_cancellation=True)
         await self.runner.setup()
         site = web.TCPSite(self.runner, self.settings.host, self.settings.port)
         await site.start()
@@ -340,6 +384,8 @@ class Runtime:
             for task in list(self.service.tasks):
                 task.cancel()
             await asyncio.gather(*self.service.tasks, return_exceptions=True)
+        if self.proxy is not None:
+            await self.proxy.close()
         if self.tools is not None:
             await self.tools.close()
         if self.simulator is not None:

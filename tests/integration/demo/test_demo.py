@@ -1,0 +1,91 @@
+"""``breakglass demo`` scenarios and ``breakglass serve`` as a newcomer would run them."""
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from bot.demo import Demo, DemoOptions
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scenario", ["normal", "kill", "injected", "denied"])
+async def test_demo_scenario(scenario: str, tmp_path: Path) -> None:
+    bundle_out = tmp_path / "out.bundle.json"
+    result = await Demo(
+        DemoOptions(scenario=scenario, json_output=True, home=tmp_path, bundle_out=bundle_out)
+    ).run()
+    assert result.ok, result.to_json()
+    assert result.still_privileged == []
+    assert result.bundle_valid
+    assert json.loads(bundle_out.read_text())["envelope_type"] == "proof_bundle"
+
+
+def test_demo_command_prints_a_machine_readable_result(tmp_path: Path) -> None:
+    env = {**os.environ, "BREAKGLASS_HOME": str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "demo", "--scenario", "kill", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout)
+    assert set(result) >= {
+        "scenario",
+        "outcome",
+        "rollback_verified",
+        "bundle_path",
+        "still_privileged",
+    }
+    assert (result["scenario"], result["outcome"], result["still_privileged"]) == (
+        "kill",
+        "killed",
+        [],
+    )
+
+
+@pytest.mark.slow
+async def test_serve_with_no_configuration_then_sigterm(tmp_path: Path) -> None:
+    env = {**os.environ, "BREAKGLASS_HOME": str(tmp_path)}
+    env.pop("BREAKGLASS_DATABASE_URL", None)
+    log = tmp_path / "serve.log"
+    with log.open("wb") as sink:
+        child = subprocess.Popen(  # noqa: ASYNC220 - started once, then polled
+            [sys.executable, "-m", "bot.cli", "serve", "--port", "0"],
+            env=env,
+            stdout=sink,
+            stderr=sink,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while not (tmp_path / "serve.json").exists():
+            assert child.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "serve did not start"
+            await asyncio.sleep(0.05)
+        url = json.loads((tmp_path / "serve.json").read_text())["url"]
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{url}/healthz") as resp:
+                assert resp.status == 200
+            async with http.get(f"{url}/") as resp:
+                assert "breakglass console" in await resp.text()
+            async with http.get(f"{url}/readyz") as resp:
+                assert (await resp.json())["ready"] is True
+            async with http.get(f"{url}/metrics") as resp:
+                assert "breakglass_jobs" in await resp.text()
+        child.send_signal(signal.SIGTERM)
+        assert child.wait(timeout=15) == 0
+        assert "Traceback" not in log.read_text()
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
