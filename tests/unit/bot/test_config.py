@@ -1,0 +1,57 @@
+from pathlib import Path
+
+import pytest
+
+from bot.config import load_settings
+from engine.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def test_the_example_configuration_is_valid(tmp_path: Path) -> None:
+    env = {"BREAKGLASS_HOME": str(tmp_path), "BREAKGLASS_GRAPH_CLIENT_SECRET": "s3cret"}
+    settings = load_settings(env, REPO / "breakglass.example.toml")
+    assert settings.tenant.mode == "graph"
+    assert len(settings.approvers) == 2
+    assert settings.identities["slack:U012AB3CD"] == ("00000000-0000-0000-0000-00000000000b",)
+    assert "s3cret" not in repr(settings)
+
+
+def test_no_file_is_the_embedded_default(tmp_path: Path) -> None:
+    settings = load_settings({"BREAKGLASS_HOME": str(tmp_path)})
+    assert settings.simulated
+    assert settings.executor == "runbook"
+
+
+def test_secret_from_a_file(tmp_path: Path) -> None:
+    (tmp_path / "secret").write_text("from-file\n")
+    env = {
+        "BREAKGLASS_HOME": str(tmp_path),
+        "BREAKGLASS_GRAPH_CLIENT_SECRET_FILE": str(tmp_path / "secret"),
+    }
+    settings = load_settings(env, REPO / "breakglass.example.toml")
+    assert settings.tenant.client_secret == "from-file"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[policy]\nmax_minutes = 0\n", "policy.max_minutes must be a whole number from 1 to 480"),
+        ('[policy]\napprovers = "bob"\n', "policy.approvers must be a list"),
+        ('[tenant]\nmode = "graph"\n', "tenant.tenant_id is required"),
+        ('[tenant]\nmode = "cloud"\n', "tenant.mode must be one of simulated, graph"),
+        ("[wat]\n", "unknown section(s): wat"),
+        ("[policy\n", "is not valid TOML"),
+        ("[clock]\nscale = 0\n", "clock.scale"),
+    ],
+)
+def test_each_mistake_is_named(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "breakglass.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_settings({"BREAKGLASS_HOME": str(tmp_path)}, path)
+
+
+def test_graph_mode_without_a_credential_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="BREAKGLASS_GRAPH_CLIENT_SECRET"):
+        load_settings({"BREAKGLASS_HOME": str(tmp_path)}, REPO / "breakglass.example.toml")
