@@ -6,15 +6,17 @@ from typing import Any
 
 import pytest
 
+from tests.support.shared import shared_dir
+
 REPO = Path(__file__).resolve().parents[3]
 SCHEMA = Path("adaptivecards") / "adaptive-card-1.5.json"
 
 
 def shared_file(relative: Path) -> Path | None:
-    """A file of ``shared/``: beside the repo (main, CI) or two levels up (a worktree)."""
-    for shared in (REPO.parent / "shared", REPO.parent.parent / "shared"):
-        if (shared / relative).is_file():
-            return shared / relative
+    """A file of ``shared/`` (found as tests.support.shared finds it)."""
+    shared = shared_dir()
+    if shared is not None and (shared / relative).is_file():
+        return shared / relative
     return None
 
 
