@@ -50,14 +50,14 @@ log = logging.getLogger("breakglass.app")
 SIMULATED_SEED = default_seed()
 
 
-def _seed_ids() -> dict[str, str]:
+def seed_people() -> dict[str, str]:
     users = {u["displayName"].split()[0].lower(): u["id"] for u in SIMULATED_SEED["users"]}
     return users
 
 
 def default_directory() -> Directory:
     """The embedded default's people: console identities of the simulated seed's users."""
-    return Directory({f"console:{name}": [pid] for name, pid in _seed_ids().items()})
+    return Directory({f"console:{name}": [pid] for name, pid in seed_people().items()})
 
 
 def seed_names() -> dict[str, str]:
@@ -164,7 +164,9 @@ class Runtime:
 
         s = self.settings
         approvers = s.approvers or (
-            frozenset({_seed_ids()["bob"], _seed_ids()["carol"]}) if s.simulated else frozenset()
+            frozenset({seed_people()["bob"], seed_people()["carol"]})
+            if s.simulated
+            else frozenset()
         )
         if not approvers:
             raise ConfigError("policy.approvers is empty: nobody could ever approve")
@@ -275,7 +277,7 @@ class Runtime:
         )
 
     def _console_identities(self) -> list[dict[str, Any]]:
-        ids = _seed_ids()
+        ids = seed_people()
         defaults = {"principal": ids.get("alice", ""), "resource": SIMULATED_SEED["roles"][0]["id"]}
         out: list[dict[str, Any]] = []
         for identity, principals in self.service.directory.by_chat_identity.items():

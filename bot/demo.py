@@ -27,7 +27,7 @@ import aiohttp
 
 from adapters.graph.simulated import SimulatedTenant
 from adapters.graph.simulated.faults import Fault
-from bot.app import SIMULATED_SEED, _seed_ids
+from bot.app import SIMULATED_SEED, seed_people
 from bot.clock import ScaledClock
 from engine.canonical import jcs
 from engine.errors import BreakGlassError
@@ -255,7 +255,7 @@ class Demo:
     async def _play(
         self, http: aiohttp.ClientSession, sim: SimulatedTenant, result: Result
     ) -> None:
-        ids = _seed_ids()
+        ids = seed_people()
         request = {
             "as": "console:alice",
             "template": "entra-role",

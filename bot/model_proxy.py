@@ -246,6 +246,9 @@ class ModelProxy:
         if not outcome.ok:
             log.warning("model receipt for %s not chained: %s", call.job_id, outcome.reason)
             return None
+        envelope = outcome.result.get("envelope")
+        if isinstance(envelope, Mapping):
+            return envelope
         return await self._chained(call.job_id, call.receipt_id)
 
     async def _chained(self, job_id: str, receipt_id: str) -> Mapping[str, Any] | None:

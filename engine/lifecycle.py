@@ -854,7 +854,8 @@ def _model_call(job: Job, command: ModelCallRecorded, ctx: Ctx) -> Transition:
         None,
     )
     ledger = _Ledger(job, ctx.now)
-    ledger.add_receipt(
+    envelope = ledger.add_receipt(
         chain.LLM_CALL, "gateway_receipt", command.payload, _binding(job, token), ctx.keys.gateway
     )
-    return ledger.finish([], {"state": job.state, "receipt_id": command.payload["receipt_id"]})
+    result = {"state": job.state, "receipt_id": command.payload["receipt_id"], "envelope": envelope}
+    return ledger.finish([], result)
