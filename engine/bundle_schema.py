@@ -11,6 +11,8 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from engine.chain import HASHED_FIELDS
+from engine.envelope import REQUIRED_FIELDS
 from engine.errors import InputError, VerificationError
 from engine.timeutil import parse_iso
 
@@ -37,26 +39,8 @@ _TOP_LEVEL = {
     "metadata",
 }
 _ANY_OF = _TOP_LEVEL - {"bundle_version", "bundle_id", "agent_did", "metadata"}
-_EVENT_FIELDS = (
-    "event_id",
-    "run_id",
-    "event_type",
-    "timestamp",
-    "payload_hash_b64u",
-    "prev_hash_b64u",
-    "event_hash_b64u",
-)
-_ENVELOPE_FIELDS = {
-    "envelope_version",
-    "envelope_type",
-    "payload",
-    "payload_hash_b64u",
-    "hash_algorithm",
-    "signature_b64u",
-    "algorithm",
-    "signer_did",
-    "issued_at",
-}
+_EVENT_FIELDS = (*HASHED_FIELDS, "event_hash_b64u")
+_ENVELOPE_FIELDS = set(REQUIRED_FIELDS)
 _GATEWAY_REQUIRED = (
     "receipt_version",
     "receipt_id",

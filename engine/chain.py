@@ -15,7 +15,7 @@ from engine.encoding import sha256_b64u
 from engine.errors import VerificationError
 from engine.timeutil import iso_ms
 
-_FIELDS = (
+HASHED_FIELDS = (
     "event_id",
     "run_id",
     "event_type",
@@ -36,7 +36,7 @@ RUN_END = "run_end"  # the signed terminal event: count and head hash
 
 
 def event_hash(event: Mapping[str, Any]) -> str:
-    ordered = {name: event[name] for name in _FIELDS}
+    ordered = {name: event[name] for name in HASHED_FIELDS}
     return sha256_b64u(insertion_order_json(ordered))
 
 
@@ -74,7 +74,7 @@ def check_chain(events: Sequence[Mapping[str, Any]]) -> str:
     run_id = events[0].get("run_id")
     prev: str | None = None
     for index, event in enumerate(events):
-        if any(name not in event for name in (*_FIELDS, "event_hash_b64u")):
+        if any(name not in event for name in (*HASHED_FIELDS, "event_hash_b64u")):
             raise VerificationError("MISSING_EVENT_FIELD", f"event {index} is incomplete")
         if event["run_id"] != run_id:
             raise VerificationError("INCONSISTENT_RUN_ID", f"event {index} has another run_id")

@@ -21,7 +21,7 @@ from engine.timeutil import iso_ms
 ENVELOPE_VERSION = "1"
 HASH_ALGORITHM = "SHA-256"
 SIGNATURE_ALGORITHM = "Ed25519"
-_REQUIRED = (
+REQUIRED_FIELDS = (
     "envelope_version",
     "envelope_type",
     "payload",
@@ -82,14 +82,14 @@ def check_envelope_shape(envelope: object, expected_types: Collection[str]) -> M
     """Steps (0)-(4): fields present and typed, known version, type and algorithms."""
     if not isinstance(envelope, Mapping):
         raise VerificationError("MALFORMED_ENVELOPE", "envelope is not an object")
-    missing = [name for name in _REQUIRED if name not in envelope]
+    missing = [name for name in REQUIRED_FIELDS if name not in envelope]
     if missing:
         raise VerificationError("MALFORMED_ENVELOPE", f"missing {', '.join(missing)}")
-    extra = set(envelope) - set(_REQUIRED) - set(_OPTIONAL)
+    extra = set(envelope) - set(REQUIRED_FIELDS) - set(_OPTIONAL)
     if extra:
         raise VerificationError("MALFORMED_ENVELOPE", f"unexpected {', '.join(sorted(extra))}")
     if not isinstance(envelope["payload"], Mapping) or not all(
-        isinstance(envelope[name], str) for name in _REQUIRED if name != "payload"
+        isinstance(envelope[name], str) for name in REQUIRED_FIELDS if name != "payload"
     ):
         raise VerificationError("MALFORMED_ENVELOPE", "field of the wrong type")
     if envelope["envelope_version"] != ENVELOPE_VERSION:
