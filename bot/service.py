@@ -135,6 +135,7 @@ class JobService:
         self.gateway: ToolGateway | None = None  # set by bot.gateway_service.ToolGateway
         self.revoked: set[str] = set()  # jti revoked by this process: the fast path
         self._locks: dict[str, asyncio.Lock] = {}
+        self._chat_locks: dict[str, asyncio.Lock] = {}
         # Jobs as this process last wrote or read them: saves a read per command. A stale
         # entry (another replica wrote) only costs one lost compare-and-set and a reload.
         self._cache: dict[str, tuple[int, Job]] = {}
@@ -165,22 +166,28 @@ class JobService:
             if cached:
                 return _replayed(cached)
             return Outcome(False, command.job_id, reason="DUPLICATE_JOB")
-        await self._perform(None, transition)
+        await self._publish(command.job_id, await self._perform(None, transition))
         return outcome
 
     async def command(self, job_id: str, command: Command, key: str | None = None) -> Outcome:
         """Apply ``command``; a re-delivered ``key`` returns the first result and does nothing."""
         if key and (cached := await self.store.idempotent_result(key)):
             return _replayed(cached)
+        outcome = Outcome(False, job_id, reason="BUSY", detail="too many concurrent updates")
+        events: list[ChatEvent] = []
         async with self._lock(job_id):
             for _ in range(MAX_CAS_ATTEMPTS):
                 try:
-                    return await self._attempt(job_id, command, key)
+                    outcome, events = await self._attempt(job_id, command, key)
+                    break
                 except ConcurrentUpdate:
                     self._cache.pop(job_id, None)
                     if key and (cached := await self.store.idempotent_result(key)):
                         return _replayed(cached)
-        return Outcome(False, job_id, reason="BUSY", detail="too many concurrent updates")
+        # Chat is slow and may be down: people are told after the job lock is released,
+        # so a hanging platform never delays the job's next command (a Kill above all).
+        await self._publish(job_id, events)
+        return outcome
 
     async def _current(self, job_id: str) -> tuple[int, Job]:
         cached = self._cache.get(job_id)
@@ -190,7 +197,9 @@ class JobService:
             self._cache[job_id] = cached
         return cached
 
-    async def _attempt(self, job_id: str, command: Command, key: str | None) -> Outcome:
+    async def _attempt(
+        self, job_id: str, command: Command, key: str | None
+    ) -> tuple[Outcome, list[ChatEvent]]:
         version, job = await self._current(job_id)
         ctx = self._ctx()
         try:
@@ -201,12 +210,11 @@ class JobService:
             self._cache[job_id] = (version + 1, noted)
             log.info("refused %s on %s: %s", type(command).__name__, job_id, err.reason)
             metrics.COMMAND_REFUSALS.labels(err.reason).inc()
-            return Outcome(False, job_id, reason=err.reason, detail=err.detail)
+            return Outcome(False, job_id, reason=err.reason, detail=err.detail), []
         outcome = Outcome(True, job_id, transition.result)
         await self.store.update_job(self._update(job, version, transition, key, outcome))
         self._cache[job_id] = (version + 1, transition.job)
-        await self._perform(job, transition)
-        return outcome
+        return outcome, await self._perform(job, transition)
 
     async def load(self, job_id: str) -> Job:
         """The job as stored (always read from the store: another replica may have moved it)."""
@@ -324,21 +332,32 @@ class JobService:
 
     # ------------------------------------------------------------------- effects
 
-    async def _perform(self, before: Job | None, t: Transition) -> None:
+    async def _perform(self, before: Job | None, t: Transition) -> list[ChatEvent]:
+        """Perform the transition's effects on the job's machinery (fast: tasks are spawned,
+        not awaited); return what people should be told, for after the lock."""
         _count(before, t)
         for tok in t.job.tokens:
             if tok.revoked_at is not None:
                 self.revoked.add(tok.jti)
         job_doc = t.job.to_json()
         now = self.clock()
-        if t.records:
-            await self.notifier.publish(ChatEvent("receipts", job_doc, {}, t.records, now))
+        events = [ChatEvent("receipts", job_doc, {}, t.records, now)] if t.records else []
         for effect in t.effects:
-            await self._effect(t.job, job_doc, effect, t, now)
+            event = await self._effect(t.job, job_doc, effect, now)
+            if event is not None:
+                events.append(event)
+        return events
+
+    async def _publish(self, job_id: str, events: list[ChatEvent]) -> None:
+        if not events:
+            return
+        async with self._chat_locks.setdefault(job_id, asyncio.Lock()):  # keeps posts in order
+            for event in events:
+                await self.notifier.publish(event)
 
     async def _effect(
-        self, job: Job, doc: Mapping[str, Any], effect: Effect, t: Transition, now: datetime
-    ) -> None:
+        self, job: Job, doc: Mapping[str, Any], effect: Effect, now: datetime
+    ) -> ChatEvent | None:
         kind = effect.kind
         if kind == lifecycle.PUBLISH_POLICY and job.policy_envelope is not None:
             await self.store.put_policy(job.plan.plan_hash, job.policy_envelope)
@@ -352,9 +371,10 @@ class JobService:
             self._spawn_rollback(job.job_id)
         if kind == lifecycle.FINISH:
             bundle = await self.write_bundle(job)
-            await self.notifier.publish(ChatEvent(kind, doc, effect.detail, (), now, bundle))
-        elif kind in CHAT_EFFECTS:
-            await self.notifier.publish(ChatEvent(kind, doc, effect.detail, (), now))
+            return ChatEvent(kind, doc, effect.detail, (), now, bundle)
+        if kind in CHAT_EFFECTS:
+            return ChatEvent(kind, doc, effect.detail, (), now)
+        return None
 
     def _background(self, work: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(work)

@@ -3,6 +3,7 @@ reaches the tenant, even though the (simulated) tenant would accept it."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,7 @@ async def service(
     )
     ToolGateway(svc)
     yield svc
+    await asyncio.gather(*svc.tasks, return_exceptions=True)  # the rollback the kill started
     await tools.close()
     await store.close()
 
