@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -50,7 +50,7 @@ class SlackAdapter:
             # no auth.test call (which could fail while Slack is down) stands before a Kill.
             client=make_client(config, None),
             signing_secret=config.signing_secret,
-            authorize=self._authorize,
+            authorize=static_authorize(config.bot_token),
             process_before_response=True,  # listeners ack themselves, then spawn the work
             logger=logging.getLogger("breakglass.slack.bolt"),
         )
@@ -102,15 +102,18 @@ class SlackAdapter:
             await self._socket.close_async()  # type: ignore[no-untyped-call]
             self._socket = None
 
-    async def _authorize(
-        self, enterprise_id: str | None, team_id: str | None, user_id: str | None
-    ) -> AuthorizeResult:
-        return AuthorizeResult(
-            enterprise_id=enterprise_id,
-            team_id=team_id,
-            user_id=user_id,
-            bot_token=self.config.bot_token,
-        )
-
     async def _on_error(self, error: Exception, body: dict[str, Any]) -> None:
         log.error("Slack listener failed (%s)", type(error).__name__, exc_info=error)
+
+
+def static_authorize(bot_token: str) -> Callable[..., Awaitable[AuthorizeResult]]:
+    """Bolt's authorize for one workspace: the configured token, no network call."""
+
+    async def authorize(
+        enterprise_id: str | None, team_id: str | None, user_id: str | None
+    ) -> AuthorizeResult:
+        return AuthorizeResult(
+            enterprise_id=enterprise_id, team_id=team_id, user_id=user_id, bot_token=bot_token
+        )
+
+    return authorize
