@@ -36,6 +36,7 @@ from engine.job import Actor
 log = logging.getLogger("breakglass.slack")
 Spawn = Callable[[Awaitable[Any]], None]
 _ANY_ACTION = re.compile(r".*")
+NOT_A_REQUESTER = ":no_entry: You are not in the requester group; nothing was done."
 
 
 def _str(doc: object, *path: str) -> str:
@@ -76,12 +77,13 @@ class Inbound:
         parsed = commands.parse(_str(body, "text"))
         if channel not in self.config.incident_channels:
             log.info("refused %s from %s: not an incident channel", self.config.command, user)
-            await ack(text=commands.NOT_AN_INCIDENT_CHANNEL)
+            await ack(text=commands.NOT_AN_INCIDENT_CHANNEL, response_type="ephemeral")
         elif parsed.verb in (Verb.HELP, Verb.INVALID):
-            await ack(text=commands.help_text(self.config.command, parsed.problem))
+            text = commands.help_text(self.config.command, parsed.problem)
+            await ack(text=text, response_type="ephemeral")
         elif parsed.verb is Verb.REQUEST and not self.config.may_request(user):
             log.info("refused request by %s: not a requester", user)
-            await ack(text=":no_entry: You are not in the requester group; nothing was done.")
+            await ack(text=NOT_A_REQUESTER, response_type="ephemeral")
         else:
             await ack()
             self.spawn(self._run(parsed, channel, user, _str(body, "user_name"), body))
@@ -220,7 +222,7 @@ class Inbound:
         if channel not in self.config.incident_channels:
             return commands.NOT_AN_INCIDENT_CHANNEL
         if not self.config.may_request(user):
-            return "You are not in the requester group."
+            return NOT_A_REQUESTER
         return ""
 
     def _dry_run(self, request: lifecycle.Request) -> str:

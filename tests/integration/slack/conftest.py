@@ -97,7 +97,7 @@ def slack_config(fake: FakeSlack, tenant_id: str, **overrides: Any) -> SlackConf
         "signing_secret": SECRET,
         "incident_channels": frozenset({INCIDENT}),
         "approver_user_ids": APPROVERS,
-        "requesters": {ALICE: "u-alice"},
+        "requesters": {ALICE: "u-alice", BOB: "u-bob"},
         "tenant_id": tenant_id,
         "api_url": fake.api_url,
         "timeout": 5.0,

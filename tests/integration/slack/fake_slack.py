@@ -191,8 +191,13 @@ class FakeSlack:
             return {"ok": False, "error": "message_not_found"}
         message = self.messages[key] | {k: p[k] for k in ("text", "blocks") if k in p}
         self.messages[key] = message
-        return {"ok": True, "channel": key[0], "ts": key[1], "text": message["text"],
-                "message": message}  # fmt: skip
+        return {
+            "ok": True,
+            "channel": key[0],
+            "ts": key[1],
+            "text": message["text"],
+            "message": message,
+        }
 
     def _chat_postEphemeral(self, p: Json) -> Json:
         if str(p.get("channel", "")) not in self.channels:

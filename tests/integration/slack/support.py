@@ -44,6 +44,16 @@ def signed_headers(body: bytes, *, secret: str = SECRET, age: int = 0) -> dict[s
 FORM = "application/x-www-form-urlencoded"
 
 
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: bytes
+
+    def json(self) -> Json:
+        doc: Json = json.loads(self.body) if self.body else {}
+        return doc
+
+
 @dataclass
 class SlackSender:
     """Sends what Slack would send to ``url`` (our mounted ``/slack/events``)."""
@@ -58,12 +68,15 @@ class SlackSender:
 
     async def send(
         self, body: bytes, content_type: str, headers: Mapping[str, str] | None = None
-    ) -> aiohttp.ClientResponse:
+    ) -> Answer:
         all_headers = {"Content-Type": content_type, **signed_headers(body, secret=self.secret)}
         all_headers |= dict(headers or {})
-        async with self.session.post(self.url, data=body, headers=all_headers) as response:
-            await response.read()
-            return response
+        return await self.post(body, all_headers)
+
+    async def post(self, body: bytes, headers: Mapping[str, str]) -> Answer:
+        """Exactly these bytes and headers (attack tests forge them)."""
+        async with self.session.post(self.url, data=body, headers=dict(headers)) as response:
+            return Answer(response.status, await response.read())
 
     def command_body(self, user: str, text: str, channel: str = INCIDENT) -> bytes:
         form = {
@@ -82,19 +95,21 @@ class SlackSender:
         }
         return urlencode(form).encode()
 
-    async def command(
-        self, user: str, text: str, channel: str = INCIDENT
-    ) -> aiohttp.ClientResponse:
+    async def command(self, user: str, text: str, channel: str = INCIDENT) -> Answer:
         return await self.send(self.command_body(user, text, channel), FORM)
 
     def _interaction(self, payload: Json) -> bytes:
         return urlencode({"payload": json.dumps(payload)}).encode()
 
     def _user(self, user: str) -> Json:
-        return {"id": user, "username": NAMES.get(user, user), "name": NAMES.get(user, user),
-                "team_id": TEAM}  # fmt: skip
+        return {
+            "id": user,
+            "username": NAMES.get(user, user),
+            "name": NAMES.get(user, user),
+            "team_id": TEAM,
+        }
 
-    async def submit(self, user: str, view: Json, values: Json) -> aiohttp.ClientResponse:
+    async def submit(self, user: str, view: Json, values: Json) -> Answer:
         """A view_submission of ``view`` (as views.open showed it) with ``values`` typed in."""
         submitted = dict(view) | {"state": {"values": values}}
         payload = {
@@ -109,7 +124,7 @@ class SlackSender:
 
     async def click(
         self, user: str, channel: str, message: Json, action_id: str, value: str | None = None
-    ) -> aiohttp.ClientResponse:
+    ) -> Answer:
         """A block_actions click on the button ``action_id`` of ``message`` (as posted)."""
         button = find_button(message, action_id)
         action = {
@@ -126,8 +141,12 @@ class SlackSender:
             "user": self._user(user),
             "api_app_id": "A0BREAKGLASS",
             "trigger_id": self._id("trig."),
-            "container": {"type": "message", "message_ts": message.get("ts", ""),
-                          "channel_id": channel, "is_ephemeral": False},  # fmt: skip
+            "container": {
+                "type": "message",
+                "message_ts": message.get("ts", ""),
+                "channel_id": channel,
+                "is_ephemeral": False,
+            },
             "channel": {"id": channel, "name": "x"},
             "message": message,
             "response_url": "http://127.0.0.1:9/unused",
@@ -169,8 +188,7 @@ def form_values(**typed: str) -> Json:
     values: Json = {}
     for name, value in typed.items():
         if name == "template":
-            values[name] = {name: {"type": "static_select",
-                                   "selected_option": {"value": value}}}  # fmt: skip
+            values[name] = {name: {"type": "static_select", "selected_option": {"value": value}}}
         else:
             kind = "number_input" if name == "duration_minutes" else "plain_text_input"
             values[name] = {name: {"type": kind, "value": value}}

@@ -11,78 +11,20 @@ from engine.verify import verify_bundle
 from tests.integration.graph.support import DAVE as DAVE_OID
 from tests.integration.graph.support import USER_ADMIN, holders
 from tests.integration.slack.conftest import Env
-from tests.integration.slack.support import (
-    ALICE,
-    BOB,
-    CAROL,
-    DAVE,
-    INCIDENT,
-    MALLORY,
-    Json,
-    form_values,
+from tests.integration.slack.steps import (
+    approve,
+    click,
+    request_job,
+    status_card,
+    thread_texts,
 )
+from tests.integration.slack.support import BOB, CAROL, DAVE, INCIDENT, MALLORY
 from tests.support.engine_sim import trust_for
 from tests.support.waiting import eventually
 
-REQUEST = {
-    "template": "entra-role",
-    "principal": DAVE_OID,
-    "resource": USER_ADMIN,
-    "duration_minutes": "30",
-    "justification": "INC-42: mail flow is down, need User Administrator",
-    "ticket": "INC-42",
-}
-
-
-async def open_form(env: Env, user: str = ALICE) -> Json:
-    """``/breakglass request``: the modal views.open showed."""
-    response = await env.sender.command(user, "request")
-    assert response.status == 200
-    await env.settle()
-    (call,) = env.fake.of("views.open")
-    view: Json = call.params["view"]
-    return view | {"id": "V0000FORM", "hash": "h1"}
-
-
-async def request_job(env: Env, **typed: str) -> str:
-    view = await open_form(env)
-    response = await env.sender.submit(ALICE, view, form_values(**(REQUEST | typed)))
-    assert response.status == 200
-    await env.settle()
-    return (await env.only_job()).job_id
-
-
-def dm_of(env: Env, user: str) -> Json:
-    """The approval prompt as posted in ``user``'s DM."""
-    (post,) = [p for p in env.fake.posts(f"D{user}")]
-    return message_at(env, f"D{user}", post)
-
-
-def message_at(env: Env, channel: str, post: Json) -> Json:
-    for (where, ts), message in env.fake.messages.items():
-        if where == channel and message.get("text") == post.get("text"):
-            return message | {"ts": ts}
-    raise AssertionError("not posted")
-
-
-def status_card(env: Env) -> Json:
-    (ts,) = [ts for (ch, ts), m in env.fake.messages.items() if ch == INCIDENT and
-             "thread_ts" not in m]  # fmt: skip
-    return env.fake.messages[(INCIDENT, ts)] | {"ts": ts}
-
-
-async def approve(env: Env, user: str) -> None:
-    response = await env.sender.click(user, f"D{user}", dm_of(env, user), "breakglass.approve")
-    assert response.status == 200
-    await env.settle()
-
-
-def thread(env: Env) -> list[Json]:
-    return env.fake.posts(INCIDENT, thread_ts=status_card(env)["ts"])
-
 
 async def test_whole_job_from_slash_command_to_bundle(env: Env) -> None:
-    job_id = await request_job(env)
+    job_id = (await request_job(env)).job_id
     job = await env.service.load(job_id)
     assert job.state == PENDING
     assert job.requester.principal == "u-alice"
@@ -109,14 +51,12 @@ async def test_whole_job_from_slash_command_to_bundle(env: Env) -> None:
     updated = env.fake.messages[(INCIDENT, card["ts"])]
     assert "20 min left" in updated["text"] or "20 min left" in json.dumps(updated["blocks"])
 
-    response = await env.sender.click(MALLORY, INCIDENT, status_card(env), "breakglass.kill")
-    assert response.status == 200
-    await env.settle()
+    await click(env, MALLORY, INCIDENT, status_card(env), "kill")  # anyone may stop it
     job = await env.service.load(job_id)
     assert job.state == KILLED, job.refusals
     assert holders(env.sim, USER_ADMIN) == set()
 
-    texts = [p.get("text", "") for p in thread(env)]
+    texts = thread_texts(env)
     assert any("Break-glass ended" in t for t in texts)
     assert any("audit summary" in t for t in texts)
     (upload,) = env.fake.uploads.values()
