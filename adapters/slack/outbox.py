@@ -51,39 +51,43 @@ async def rebuild(service: JobService, item: OutboxItem, now: datetime) -> ChatE
 async def drain(service: JobService, port: ChatPort, now: datetime) -> int:
     """Deliver every due item (oldest first); returns how many went out.
 
-    After a failure the job's later items wait too, so a thread never shows them out of order.
+    After a failure the job's later items wait as long, so a thread never shows them out of
+    order and Slack's ``Retry-After`` holds for all of them.
     """
-    delivered, stalled = 0, set()
+    delivered = 0
+    stalled: dict[str, datetime] = {}  # job id → when its items are tried again
     for item in await service.store.due(PLATFORM, now, BATCH, lease_until=now + LEASE):
         if item.job_id in stalled:
-            await service.store.postpone(item.item_id, now + backoff(item.attempts))
+            await service.store.postpone(item.item_id, stalled[item.job_id])
             continue
-        if await _deliver_one(service, port, item, now):
+        retry_at = await _deliver_one(service, port, item, now)
+        if retry_at is None:
             delivered += 1
         else:
-            stalled.add(item.job_id)
+            stalled[item.job_id] = retry_at
     return delivered
 
 
 async def _deliver_one(
     service: JobService, port: ChatPort, item: OutboxItem, now: datetime
-) -> bool:
+) -> datetime | None:
+    """Deliver one item; None when done (or dropped), else when to try again."""
     try:
         await port.deliver(await rebuild(service, item, now))
     except JobNotFound:
         log.warning("outbox item %s names unknown job %s; dropped", item.item_id, item.job_id)
     except Exception as exc:  # any failure: keep the item, try again later
-        wait = backoff(item.attempts, getattr(exc, "retry_after", None))
+        retry_at = now + backoff(item.attempts, getattr(exc, "retry_after", None))
         quiet = isinstance(exc, BreakGlassError)
         log.warning(
-            "outbox item %s of %s not delivered (%s); again in %s",
+            "outbox item %s of %s not delivered (%s); again at %s",
             item.item_id,
             item.job_id,
             describe(exc),
-            wait,
+            retry_at.isoformat(),
             exc_info=not quiet,
         )
-        await service.store.postpone(item.item_id, now + wait)
-        return False
+        await service.store.postpone(item.item_id, retry_at)
+        return retry_at
     await service.store.delivered(item.item_id)
-    return True
+    return None

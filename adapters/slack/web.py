@@ -76,6 +76,15 @@ class BoundedRateLimitRetry(AsyncRateLimitErrorRetryHandler):
         return wait is not None and wait <= self.max_wait
 
 
+def _mapped(method: str, exc: SlackApiError) -> SlackDeliveryError:
+    """Slack's error code (or the HTTP status when the body was not Slack's JSON)."""
+    answer = exc.response
+    data = answer.data if isinstance(answer.data, dict) else {}
+    code = str(data.get("error") or f"http_{answer.status_code}")[:80]
+    wait = retry_after_of(answer.headers) if answer.status_code == 429 else None
+    return SlackDeliveryError(method, code, wait)
+
+
 def make_client(config: SlackConfig, token: str | None) -> AsyncWebClient:
     handlers: list[AsyncRetryHandler] = [BoundedRateLimitRetry(config.max_retry_after)]
     return AsyncWebClient(
@@ -99,10 +108,7 @@ class SlackApi:
             async with asyncio.timeout(self.per_call * calls):
                 response = await call
         except SlackApiError as exc:
-            answer = exc.response
-            code = str(answer.get("error", "") or f"http_{answer.status_code}")
-            wait = retry_after_of(answer.headers) if answer.status_code == 429 else None
-            raise SlackDeliveryError(method, code, wait) from exc
+            raise _mapped(method, exc) from exc
         except (SlackClientError, aiohttp.ClientError, TimeoutError, ValueError) as exc:
             raise SlackDeliveryError(method, type(exc).__name__) from exc
         return dict(response.data) if isinstance(response.data, dict) else {}

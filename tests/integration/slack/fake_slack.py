@@ -136,7 +136,9 @@ class FakeSlack:
         if limit is not None and limit.times > 0:
             limit.times -= 1
             headers = {"Retry-After": str(limit.retry_after)}
-            return web.json_response({"ok": False, "error": "ratelimited"}, 429, headers=headers)
+            return web.json_response(
+                {"ok": False, "error": "ratelimited"}, status=429, headers=headers
+            )
         if token != self.token:
             return _error("invalid_auth" if token else "not_authed")
         handler = getattr(self, "_" + method.replace(".", "_"), None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 from engine.canonical import strict_loads
@@ -12,14 +13,18 @@ from tests.integration.graph.support import DAVE as DAVE_OID
 from tests.integration.graph.support import USER_ADMIN, holders
 from tests.integration.slack.conftest import Env
 from tests.integration.slack.steps import (
+    REQUEST,
     approve,
     click,
+    dm_of,
+    ephemerals,
     request_job,
     status_card,
+    submit,
     thread_texts,
 )
-from tests.integration.slack.support import BOB, CAROL, DAVE, INCIDENT, MALLORY
-from tests.support.engine_sim import trust_for
+from tests.integration.slack.support import ALICE, BOB, CAROL, DAVE, INCIDENT, MALLORY
+from tests.support.engine_sim import T0, trust_for
 from tests.support.waiting import eventually
 
 
@@ -65,3 +70,112 @@ async def test_whole_job_from_slash_command_to_bundle(env: Env) -> None:
     bundle: Any = strict_loads(upload.content or b"")
     report = verify_bundle(bundle, trust_for(env.service.keys))
     assert report.valid, report.reasons
+
+
+async def test_form_errors_are_shown_in_the_modal_and_nothing_is_requested(env: Env) -> None:
+    status, body = await submit(env, justification="   ")
+    answer = json.loads(body)
+    assert status == 200
+    assert answer["response_action"] == "errors"
+    assert answer["errors"] == {"justification": "justification is required"}
+    assert await env.jobs() == []
+
+
+async def test_engine_refusal_is_shown_in_the_modal_with_the_values_kept(env: Env) -> None:
+    status, body = await submit(env, duration_minutes="600")  # above the policy maximum
+    answer = json.loads(body)
+    assert status == 200
+    assert answer["response_action"] == "update"
+    shown = json.dumps(answer["view"])
+    assert "NOT_ELIGIBLE" in shown
+    assert REQUEST["justification"] in shown  # what was typed is still there
+    assert await env.jobs() == []
+    assert env.fake.of("chat.postMessage") == []
+
+
+async def test_status_lists_open_jobs_with_time_left(env: Env) -> None:
+    job = await request_job(env)
+    await approve(env, BOB)
+    await approve(env, CAROL)
+    env.advance(minutes=12)
+    await env.sender.command(DAVE, "status")
+    await env.settle()
+    (reply,) = ephemerals(env, DAVE)
+    assert job.job_id in reply
+    assert "active" in reply
+    assert "18 min left" in reply
+    assert "(this channel)" in reply
+
+
+async def test_status_and_kill_by_app_mention(env: Env) -> None:
+    job = await request_job(env)
+    body = env.sender.mention_body(CAROL, "status", event_id="Ev0STATUS")
+    assert (await env.sender.send(body, "application/json")).status == 200
+    body = env.sender.mention_body(CAROL, "kill", event_id="Ev0KILL")
+    assert (await env.sender.send(body, "application/json")).status == 200
+    await env.settle()
+    status, killed = ephemerals(env, CAROL)
+    assert job.job_id in status
+    assert "Kill recorded" in killed
+    assert (await env.service.load(job.job_id)).state == KILLED
+
+
+async def test_kill_without_a_job_id_asks_which_when_there_are_two(env: Env) -> None:
+    first = await request_job(env)
+    second = await request_job(env)
+    await env.sender.command(DAVE, "kill")
+    await env.settle()
+    reply = ephemerals(env, DAVE)[-1]
+    assert first.job_id in reply
+    assert second.job_id in reply
+    assert {j.state for j in await env.jobs()} == {PENDING}
+    await env.sender.command(DAVE, f"kill {second.job_id}")
+    await env.settle()
+    assert (await env.service.load(second.job_id)).state == KILLED
+    assert (await env.service.load(first.job_id)).state == PENDING
+
+
+async def test_help_and_malformed_commands_get_a_helpful_reply(env: Env) -> None:
+    for text in ("", "help", "kill a b", "status now", "grant me admin"):
+        answer = await env.sender.command(ALICE, text)
+        reply = answer.json()
+        assert reply["response_type"] == "ephemeral"
+        assert "/breakglass request" in reply["text"], text
+    assert env.fake.calls == []
+
+
+async def test_denial_turns_every_prompt_into_the_result(env: Env) -> None:
+    job = await request_job(env)
+    await click(env, BOB, f"D{BOB}", dm_of(env, BOB), "deny")
+    denied = await env.service.load(job.job_id)
+    assert denied.state == "denied"
+    for user in (BOB, CAROL, DAVE):
+        prompt = dm_of(env, user)
+        assert prompt["text"].startswith("Request denied")
+        assert "actions" not in json.dumps(prompt["blocks"])  # the buttons are gone
+    texts = thread_texts(env)
+    assert any("audit summary" in t for t in texts)
+    assert not any("Break-glass ended" in t for t in texts)  # no window was ever open
+    assert holders(env.sim, USER_ADMIN) == set()
+
+
+async def test_window_end_warns_then_rolls_back_on_time(env: Env) -> None:
+    job = await request_job(env)
+    await approve(env, BOB)
+    await approve(env, CAROL)
+    for minute in (10, 20, 26):
+        env.clock.advance(timedelta(minutes=minute) - (env.clock.now() - T0))
+        await env.service.tick()
+        await env.settle()
+    warnings = [t for t in thread_texts(env) if t.startswith(":warning:")]
+    assert len(warnings) == 1
+    assert f"<@{ALICE}>" in warnings[0]
+    env.advance(minutes=5)  # 31 minutes after approval: the window is over
+    await env.service.tick()
+    await env.settle()
+    closed = await env.service.load(job.job_id)
+    assert closed.state == "closed"
+    assert closed.end_reason == "timebox_expired"
+    assert holders(env.sim, USER_ADMIN) == set()
+    assert "closed" in status_card(env)["text"]
+    assert len(env.fake.uploads) == 1
