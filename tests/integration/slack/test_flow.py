@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
 from datetime import timedelta
 from typing import Any
+
+import pytest
 
 from engine.canonical import strict_loads
 from engine.job import ACTIVE, KILLED, PENDING
@@ -23,7 +26,16 @@ from tests.integration.slack.steps import (
     submit,
     thread_texts,
 )
-from tests.integration.slack.support import ALICE, BOB, CAROL, DAVE, INCIDENT, MALLORY
+from tests.integration.slack.support import (
+    ALICE,
+    BOB,
+    CAROL,
+    DAVE,
+    INCIDENT,
+    MALLORY,
+    SECRET,
+    TOKEN,
+)
 from tests.support.engine_sim import T0, trust_for
 from tests.support.waiting import eventually
 
@@ -179,3 +191,17 @@ async def test_window_end_warns_then_rolls_back_on_time(env: Env) -> None:
     assert holders(env.sim, USER_ADMIN) == set()
     assert "closed" in status_card(env)["text"]
     assert len(env.fake.uploads) == 1
+
+
+async def test_secrets_never_reach_the_log(env: Env, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    env.fake.rate_limit("chat.update", times=1, retry_after=0)
+    await request_job(env)
+    await approve(env, BOB)
+    await approve(env, CAROL)
+    await env.sender.post(b"x=1", {"X-Slack-Signature": "v0=" + "0" * 64})  # a refused one
+    await click(env, DAVE, INCIDENT, status_card(env), "kill")
+    logged = "\n".join(f"{r.getMessage()} {r.exc_text or ''}" for r in caplog.records)
+    assert len(caplog.records) > 20  # the debug logs of Bolt and slack_sdk were captured
+    assert TOKEN not in logged
+    assert SECRET not in logged
