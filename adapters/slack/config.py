@@ -43,9 +43,10 @@ class SlackConfig:
 
     ``approver_user_ids`` and ``requesters`` map Slack user ids to directory principals; an
     empty ``requesters`` lets anyone in an incident channel request (they still need a
-    principal: an approver, or an entry in ``requesters``). ``timeout`` bounds each Web API
-    call and ``max_retry_after`` how long a 429 may hold a delivery before it goes to the
-    outbox instead (seconds).
+    principal: an approver, or an entry in ``requesters``). In seconds: ``timeout`` bounds each
+    Web API call, ``max_retry_after`` how long a 429 may be waited out in place, and
+    ``deliver_budget`` one whole delivery; past them the event goes to the outbox instead, so
+    a slow Slack holds a job's next command (its lock) only that long.
     """
 
     bot_token: str = field(repr=False)
@@ -57,8 +58,9 @@ class SlackConfig:
     api_url: str = DEFAULT_API_URL
     app_token: str | None = field(default=None, repr=False)  # Socket Mode (xapp-...)
     command: str = COMMAND
-    timeout: float = 10.0
+    timeout: float = 5.0
     max_retry_after: float = 2.0
+    deliver_budget: float = 10.0
 
     def __post_init__(self) -> None:
         if not self.bot_token.strip() or not self.signing_secret.strip():
@@ -73,8 +75,8 @@ class SlackConfig:
             _check(USER_ID, user, "Slack user id")
         if not self.command.startswith("/") or len(self.command) < 2:
             raise ConfigError("the slash command must start with /")
-        if self.timeout <= 0 or self.max_retry_after < 0:
-            raise ConfigError("timeout must be positive and max_retry_after not negative")
+        if min(self.timeout, self.deliver_budget) <= 0 or self.max_retry_after < 0:
+            raise ConfigError("timeouts must be positive and max_retry_after not negative")
         _check_api_url(self.api_url)
 
     @property

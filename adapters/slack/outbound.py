@@ -77,6 +77,13 @@ class SlackChat:
         if not isinstance(channel, str):
             log.warning("job %s names no Slack channel; nothing posted", job.job_id)
             return
+        try:
+            async with asyncio.timeout(self.config.deliver_budget):
+                await self._deliver(job, event, channel)
+        except TimeoutError as exc:  # what went out is recorded; the outbox does the rest
+            raise SlackDeliveryError(event.kind, "delivery_budget_exceeded") from exc
+
+    async def _deliver(self, job: Job, event: ChatEvent, channel: str) -> None:
         # One delivery per job at a time: the outbox and live effects never race to post.
         async with self._locks.setdefault(job.job_id, asyncio.Lock()):
             refs = await Refs.load(self.store, job.job_id)

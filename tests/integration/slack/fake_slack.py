@@ -6,11 +6,12 @@ incident channels it is given and the DMs ``conversations.open`` made), which me
 posted (``chat.update`` of an unknown ts is ``message_not_found``) and which files were
 uploaded (the files v2 flow: ``files.getUploadURLExternal`` → POST the bytes to the upload
 URL → ``files.completeUploadExternal``). Faults on demand: 429 ``ratelimited`` with
-``Retry-After``, files refused, and the whole service down (its port closed).
+``Retry-After``, slow answers, files refused, and the whole service down (its port closed).
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 from collections.abc import Iterator, Mapping
@@ -56,6 +57,7 @@ class FakeSlack:
     uploads: dict[str, Upload] = field(default_factory=dict)
     limits: dict[str, RateLimit] = field(default_factory=dict)
     files_allowed: bool = True
+    held: dict[str, asyncio.Event] = field(default_factory=dict)
     team_id: str = "T0FAKE"
     _ts: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     _runner: web.AppRunner | None = None
@@ -79,6 +81,8 @@ class FakeSlack:
         self._port = self._runner.addresses[0][1]
 
     async def stop(self) -> None:
+        for event in self.held.values():
+            event.set()  # let held answers go, so the server can close
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -125,6 +129,11 @@ class FakeSlack:
     def rate_limit(self, method: str, times: int = 1, retry_after: int = 1) -> None:
         self.limits[method] = RateLimit(times, retry_after)
 
+    def hold(self, method: str) -> asyncio.Event:
+        """Calls of ``method`` wait (Slack being slow) until the returned event is set."""
+        self.held[method] = asyncio.Event()
+        return self.held[method]
+
     # ------------------------------------------------------------------- handlers
 
     async def _api(self, request: web.Request) -> web.Response:
@@ -132,6 +141,8 @@ class FakeSlack:
         params = await _params(request)
         token = request.headers.get("Authorization", "").removeprefix("Bearer ")
         self.calls.append(Call(method, params, token))
+        if method in self.held:
+            await self.held[method].wait()
         limit = self.limits.get(method)
         if limit is not None and limit.times > 0:
             limit.times -= 1

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from adapters.graph.simulated import Fault
 from engine.canonical import strict_loads
 from engine.job import ACTIVE, KILLED, PENDING
 from engine.verify import verify_bundle
@@ -24,6 +25,7 @@ from tests.integration.slack.steps import (
     request_job,
     status_card,
     submit,
+    thread,
     thread_texts,
 )
 from tests.integration.slack.support import (
@@ -205,3 +207,32 @@ async def test_secrets_never_reach_the_log(env: Env, caplog: pytest.LogCaptureFi
     assert len(caplog.records) > 20  # the debug logs of Bolt and slack_sdk were captured
     assert TOKEN not in logged
     assert SECRET not in logged
+
+
+async def test_clicks_are_acked_before_slack_answers_and_the_work_follows(env: Env) -> None:
+    job = await request_job(env)
+    await approve(env, BOB)
+    slow = env.fake.hold("chat.update")  # Slack hangs on every card update
+    answer = await env.sender.click(CAROL, f"D{CAROL}", dm_of(env, CAROL), "breakglass.approve")
+    assert answer.status == 200  # acked while the work still waits for Slack
+    await eventually(lambda: bool(holders(env.sim, USER_ADMIN)))
+    assert (await env.service.load(job.job_id)).state == ACTIVE
+    slow.set()
+    await env.settle()
+    assert status_card(env)["text"].startswith("Break-glass active")
+
+
+async def test_failed_rollback_escalates_loudly(env: Env) -> None:
+    job = await request_job(env)
+    await approve(env, BOB)
+    await approve(env, CAROL)
+    outage = Fault("unavailable", "POST", "roleAssignmentScheduleRequests", times=10_000)
+    env.sim.add_fault(outage)  # the tenant refuses every removal
+    await click(env, DAVE, INCIDENT, status_card(env), "kill")
+    failed = await env.service.load(job.job_id)
+    assert failed.state == "failed"
+    (loud,) = [p for p in thread(env) if p.get("reply_broadcast")]
+    assert loud["text"].startswith("<!here> :rotating_light:")
+    assert "STILL granted" in loud["text"]
+    assert DAVE_OID in loud["text"]
+    assert any("ROLLBACK FAILED" in t for t in thread_texts(env))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -148,3 +149,19 @@ async def test_bot_not_in_channel_is_queued_and_logged(
     env.advance(minutes=1)
     assert await env.slack.deliver_queued(env.clock.now()) > 0
     assert json.dumps(status_card(env)["blocks"])
+
+
+async def test_a_hanging_slack_holds_a_kill_no_longer_than_the_budget(
+    env: Env,
+) -> None:
+    job = await request_job(env)
+    await approve(env, BOB)
+    await approve(env, CAROL)
+    env.slack.chat.config = replace(env.slack.config, deliver_budget=0.3)
+    env.fake.hold("chat.update")  # Slack takes every card update and never answers
+    started = time.monotonic()
+    await click(env, DAVE, INCIDENT, status_card(env), "kill")
+    assert (await env.service.load(job.job_id)).state == KILLED
+    assert holders(env.sim, USER_ADMIN) == set()
+    assert time.monotonic() - started < 5
+    assert await queued(env) > 0  # the updates wait in the outbox
