@@ -34,6 +34,20 @@ FILES_REFUSED = frozenset(
 )
 
 
+# The bot scope each Web API method we call needs (slack/manifest.yaml asks for exactly these,
+# plus "commands" for the slash command and "app_mentions:read" for the event).
+METHOD_SCOPES = {
+    "chat.postMessage": "chat:write",
+    "chat.update": "chat:write",
+    "chat.postEphemeral": "chat:write",
+    "conversations.open": "im:write",
+    "views.open": None,  # needs only the trigger of an interaction
+    "files.getUploadURLExternal": "files:write",
+    "files.completeUploadExternal": "files:write",
+}
+INBOUND_SCOPES = frozenset({"commands", "app_mentions:read"})
+
+
 class SlackDeliveryError(ChatError):
     """A Slack Web API call failed; ``code`` is Slack's error (or the transport's)."""
 

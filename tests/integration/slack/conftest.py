@@ -22,6 +22,7 @@ from aiohttp import web
 from adapters.graph import GraphConfig, GraphTools, RetryPolicy
 from adapters.graph.simulated import ManualClock, SimulatedTenant
 from adapters.slack import SlackAdapter, SlackConfig
+from adapters.slack.web import METHOD_SCOPES
 from adapters.store import SqlStore, sqlite_url
 from bot.executor import RunbookExecutor
 from bot.gateway_service import ToolGateway
@@ -154,5 +155,7 @@ async def env(tmp_path: Path, fake: FakeSlack) -> AsyncIterator[Env]:
                 yield environment
                 await environment.settle()
                 await slack.close()
+            # Whatever a test did, the bot called only methods the manifest has scopes for.
+            assert {c.method for c in fake.calls} <= set(METHOD_SCOPES)
             await runner.cleanup()
             await store.close()
