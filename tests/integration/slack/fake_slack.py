@@ -58,6 +58,9 @@ class FakeSlack:
     limits: dict[str, RateLimit] = field(default_factory=dict)
     files_allowed: bool = True
     held: dict[str, asyncio.Event] = field(default_factory=dict)
+    app_token: str = "xapp-test-only-not-a-real-token"
+    socket_out: asyncio.Queue[Json] = field(default_factory=asyncio.Queue)
+    socket_in: list[Json] = field(default_factory=list)
     team_id: str = "T0FAKE"
     _ts: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     _runner: web.AppRunner | None = None
@@ -70,6 +73,7 @@ class FakeSlack:
         app = web.Application()
         app.router.add_post("/api/{method}", self._api)
         app.router.add_post("/upload/{file_id}", self._upload)
+        app.router.add_get("/socket", self._socket)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await self._bind(0)
@@ -150,7 +154,8 @@ class FakeSlack:
             return web.json_response(
                 {"ok": False, "error": "ratelimited"}, status=429, headers=headers
             )
-        if token != self.token:
+        wanted = self.app_token if method == "apps.connections.open" else self.token
+        if token != wanted:
             return _error("invalid_auth" if token else "not_authed")
         handler = getattr(self, "_" + method.replace(".", "_"), None)
         if handler is None:
@@ -165,7 +170,28 @@ class FakeSlack:
         upload.content = await request.read()
         return web.Response(text=f"OK - {len(upload.content)}")
 
+    async def _socket(self, request: web.Request) -> web.WebSocketResponse:
+        """Socket Mode: hello, then each queued envelope; what the app sends back is kept."""
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        await ws.send_json({"type": "hello", "num_connections": 1})
+        sender = asyncio.ensure_future(self._feed(ws))
+        try:
+            async for message in ws:
+                if message.type == web.WSMsgType.TEXT:
+                    self.socket_in.append(json.loads(message.data))
+        finally:
+            sender.cancel()
+        return ws
+
+    async def _feed(self, ws: web.WebSocketResponse) -> None:
+        while True:
+            await ws.send_json(await self.socket_out.get())
+
     # -------------------------------------------------------------------- methods
+
+    def _apps_connections_open(self, p: Json) -> Json:
+        return {"ok": True, "url": f"ws://127.0.0.1:{self._port}/socket"}
 
     def _auth_test(self, p: Json) -> Json:
         return {"ok": True, "team_id": self.team_id, "user_id": "UBOT", "bot_id": "BBOT"}
