@@ -56,7 +56,7 @@ class SlackAdapter:
         )
         self.inbound = Inbound(config, service, self.api, self.spawn)
         self.inbound.register(self.app)
-        self.app.error(self._on_error)
+        self.app.error(log_listener_error)
         self.edge = edge.Edge(self.app, config.signing_secret, service.store, service.clock)
         self._socket: AsyncSocketModeHandler | None = None
 
@@ -102,9 +102,6 @@ class SlackAdapter:
             await self._socket.close_async()  # type: ignore[no-untyped-call]
             self._socket = None
 
-    async def _on_error(self, error: Exception, body: dict[str, Any]) -> None:
-        log.error("Slack listener failed (%s)", type(error).__name__, exc_info=error)
-
 
 def static_authorize(bot_token: str) -> Callable[..., Awaitable[AuthorizeResult]]:
     """Bolt's authorize for one workspace: the configured token, no network call."""
@@ -117,3 +114,8 @@ def static_authorize(bot_token: str) -> Callable[..., Awaitable[AuthorizeResult]
         )
 
     return authorize
+
+
+async def log_listener_error(error: Exception) -> None:
+    """Bolt's error handler: a listener failed (Slack gets Bolt's 500 or nothing more)."""
+    log.error("Slack listener failed (%s)", type(error).__name__, exc_info=error)

@@ -97,10 +97,17 @@ def status_text(jobs: Sequence[Job], now: datetime, channel: str) -> str:
 
 
 def _status_line(job: Job, now: datetime, channel: str) -> str:
-    template = wording.TEMPLATE_TITLES.get(Template(job.request["template"]), "?")
+    template = _template_title(str(job.request.get("template", "")))
     where = " (this channel)" if job.channel.get("channel") == channel else ""
     text = f"{job.job_id}: {job.state}, {template}, {_time_left(job, now)}{where}"
     return "• " + slack_mrkdwn(clean_line(text, 300), 600)
+
+
+def _template_title(value: str) -> str:
+    try:
+        return wording.TEMPLATE_TITLES[Template(value)]
+    except (KeyError, ValueError):
+        return value
 
 
 def _time_left(job: Job, now: datetime) -> str:

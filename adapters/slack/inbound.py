@@ -216,7 +216,10 @@ class Inbound:
             await ack(response_action="update", view=modal)
             return
         await ack()
-        self.spawn(self._submit(request, f"slack:view:{_str(view, 'id')}", channel, user))
+        view_id = _str(view, "id")  # one modal submits once, however often it is re-sent
+        self.spawn(
+            self._submit(request, f"slack:view:{view_id}" if view_id else None, channel, user)
+        )
 
     def _request_problem(self, user: str, channel: str) -> str:
         if channel not in self.config.incident_channels:
@@ -234,7 +237,9 @@ class Inbound:
             return describe(err)
         return ""
 
-    async def _submit(self, request: lifecycle.Request, key: str, channel: str, user: str) -> None:
+    async def _submit(
+        self, request: lifecycle.Request, key: str | None, channel: str, user: str
+    ) -> None:
         outcome = await self.service.request(request, key=key)
         if not outcome.ok:
             log.info("request by %s refused: %s", user, outcome.reason)

@@ -78,6 +78,14 @@ async def test_whole_job_from_slash_command_to_bundle(env: Env) -> None:
     texts = thread_texts(env)
     assert any("Break-glass ended" in t for t in texts)
     assert any("audit summary" in t for t in texts)
+    chain = await env.store.chain(job_id)
+    receipts = [t for t in texts if t.startswith("Receipt #")]
+    assert receipts == [f"Receipt #{r.seq} (job {job_id})" for r in chain]  # each once, in order
+    for user in (BOB, CAROL, DAVE):
+        prompt = dm_of(env, user)
+        assert prompt["text"].startswith("Approval recorded")
+        assert "actions" not in json.dumps(prompt["blocks"])
+    assert status_card(env)["text"].startswith("Break-glass closed")
     (upload,) = env.fake.uploads.values()
     assert upload.thread_ts == card["ts"]
     assert upload.channel == INCIDENT
@@ -236,3 +244,23 @@ async def test_failed_rollback_escalates_loudly(env: Env) -> None:
     assert "STILL granted" in loud["text"]
     assert DAVE_OID in loud["text"]
     assert any("ROLLBACK FAILED" in t for t in thread_texts(env))
+
+
+async def test_extension_asks_again_and_needs_two_fresh_approvals(env: Env) -> None:
+    job = await request_job(env)
+    await approve(env, BOB)
+    await approve(env, CAROL)
+    first_end = (await env.service.load(job.job_id)).window_end
+    env.advance(minutes=20)
+    await click(env, ALICE, INCIDENT, status_card(env), "extend")
+    asked = await env.service.load(job.job_id)
+    assert asked.extension is not None
+    for user in (BOB, CAROL, DAVE):
+        assert len(env.fake.posts(f"D{user}")) == 2  # a fresh prompt for the new plan
+    await approve(env, BOB)
+    assert (await env.service.load(job.job_id)).window_end == first_end  # one is not enough
+    await approve(env, DAVE)
+    extended = await env.service.load(job.job_id)
+    assert extended.extension is None
+    assert extended.window_end == "2026-11-25T09:45:00.000Z"  # 10 min left + 15 more
+    assert dm_of(env, CAROL)["text"].startswith("Approval recorded")
