@@ -8,7 +8,6 @@ call fails with ``retry_after`` set and the outbox tries again after that time.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Mapping
 from typing import Any
 
@@ -25,7 +24,6 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from adapters.slack.config import SlackConfig
 from engine.errors import ChatError
 
-log = logging.getLogger("breakglass.slack")
 RATE_LIMIT_RETRIES = 2
 Json = dict[str, Any]
 # Slack's answers when a workspace forbids files or the token lacks the scope: post inline.
