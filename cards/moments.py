@@ -24,6 +24,7 @@ from cards.views import (
     StatusView,
     StepOutcome,
 )
+from engine.job import PENDING, ROLLING_BACK
 
 _BUTTONS = {
     Verb.APPROVE: ("Approve", ButtonStyle.PRIMARY),
@@ -137,10 +138,18 @@ def _last_call(view: StatusView) -> str:
     return f"{w.item(call.tool)} → {w.item(call.status)} at {w.at_seconds(call.at)}"
 
 
+_PHASES = {PENDING: "awaiting approval", ROLLING_BACK: "ending, rolling back"}
+
+
+def _phase(view: StatusView) -> str:
+    """A pending or rolling-back job is neither "active" nor "closed" yet."""
+    return "active" if view.active else _PHASES.get(view.state, "closed")
+
+
 def status(view: StatusView, now: datetime) -> Card:
     """The countdown: time left from ``now``, state, last tool call, Kill / Done / Extend."""
     template = w.TEMPLATE_TITLES[view.action.template]
-    title = f"Break-glass {'active' if view.active else 'closed'}: {template}"
+    title = f"Break-glass {_phase(view)}: {template}"
     facts = (
         Fact("Time", w.countdown(view.ends_at, now)),
         Fact("State", w.item(view.state)),

@@ -1,0 +1,164 @@
+"""Configuration of the Slack adapter: one frozen object, validated on construction.
+
+``bot/`` builds it (``SlackConfig.from_env(os.environ)``); nothing here reads the process
+environment itself. Secrets are kept out of ``repr`` so a logged config never shows them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from engine.errors import ConfigError
+from engine.identity import Directory
+
+DEFAULT_API_URL = "https://slack.com/api/"
+COMMAND = "/breakglass"
+PLATFORM = "slack"
+
+USER_ID = re.compile(r"[UW][A-Z0-9]{2,31}")
+CHANNEL_ID = re.compile(r"[CG][A-Z0-9]{2,31}")
+
+ENV_BOT_TOKEN = "BREAKGLASS_SLACK_BOT_TOKEN"
+ENV_SIGNING_SECRET = "BREAKGLASS_SLACK_SIGNING_SECRET"
+ENV_API_URL = "BREAKGLASS_SLACK_API_URL"
+ENV_APP_TOKEN = "BREAKGLASS_SLACK_APP_TOKEN"
+ENV_CHANNELS = "BREAKGLASS_SLACK_INCIDENT_CHANNELS"
+ENV_APPROVERS = "BREAKGLASS_SLACK_APPROVERS"
+ENV_REQUESTERS = "BREAKGLASS_SLACK_REQUESTERS"
+ENV_TENANT = "BREAKGLASS_TENANT_ID"
+
+
+def chat_identity(user_id: str) -> str:
+    """The engine's name for a Slack user (``Actor.chat_identity``)."""
+    return f"{PLATFORM}:{user_id}"
+
+
+@dataclass(frozen=True)
+class SlackConfig:
+    """One Slack workspace (or Enterprise Grid org) and who may do what in it.
+
+    ``approver_user_ids`` and ``requesters`` map Slack user ids to directory principals; an
+    empty ``requesters`` lets anyone in an incident channel request (they still need a
+    principal: an approver, or an entry in ``requesters``). In seconds: ``timeout`` bounds each
+    Web API call, ``max_retry_after`` how long a 429 may be waited out in place, and
+    ``deliver_budget`` one whole delivery; past them the event goes to the outbox instead, so
+    a slow Slack holds a job's next command (its lock) only that long.
+    """
+
+    bot_token: str = field(repr=False)
+    signing_secret: str = field(repr=False)
+    incident_channels: frozenset[str]
+    approver_user_ids: Mapping[str, str]
+    tenant_id: str
+    requesters: Mapping[str, str] = field(default_factory=dict)
+    api_url: str = DEFAULT_API_URL
+    app_token: str | None = field(default=None, repr=False)  # Socket Mode (xapp-...)
+    command: str = COMMAND
+    timeout: float = 5.0
+    max_retry_after: float = 2.0
+    deliver_budget: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not self.bot_token.strip() or not self.signing_secret.strip():
+            raise ConfigError("the Slack bot token and signing secret are required")
+        if not self.tenant_id.strip():
+            raise ConfigError("tenant_id is required")
+        if not self.incident_channels:
+            raise ConfigError("name at least one Slack incident channel")
+        for channel in self.incident_channels:
+            _check(CHANNEL_ID, channel, "incident channel id")
+        for user in (*self.approver_user_ids, *self.requesters):
+            _check(USER_ID, user, "Slack user id")
+        if not self.command.startswith("/") or len(self.command) < 2:
+            raise ConfigError("the slash command must start with /")
+        if min(self.timeout, self.deliver_budget) <= 0 or self.max_retry_after < 0:
+            raise ConfigError("timeouts must be positive and max_retry_after not negative")
+        _check_api_url(self.api_url)
+
+    @property
+    def api_base(self) -> str:
+        """``api_url`` with the trailing slash slack_sdk expects."""
+        return self.api_url.rstrip("/") + "/"
+
+    def directory(self) -> Directory:
+        """Slack user → principal, exactly: a user mapped to two principals resolves to none."""
+        merged: dict[str, list[str]] = {}
+        for mapping in (self.approver_user_ids, self.requesters):
+            for user, principal in mapping.items():
+                merged.setdefault(chat_identity(user), []).append(principal)
+        return Directory(by_chat_identity=merged)
+
+    def slack_users_of(self, principal: str) -> list[str]:
+        """The approvers' Slack user ids that act for ``principal`` (whom to ask)."""
+        return sorted(u for u, p in self.approver_user_ids.items() if p == principal)
+
+    def may_request(self, user_id: str) -> bool:
+        return not self.requesters or user_id in self.requesters
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> SlackConfig | None:
+        """The config from ``environ`` (a plain mapping; nothing else is read).
+
+        None when Slack is not enabled, i.e. the bot token or the signing secret is unset.
+        Raises ConfigError when it is enabled but the rest is missing or malformed.
+        """
+        token = environ.get(ENV_BOT_TOKEN, "").strip()
+        secret = environ.get(ENV_SIGNING_SECRET, "").strip()
+        if not token or not secret:
+            return None
+        return cls(
+            bot_token=token,
+            signing_secret=secret,
+            incident_channels=frozenset(_items(environ.get(ENV_CHANNELS, ""))),
+            approver_user_ids=_pairs(ENV_APPROVERS, environ.get(ENV_APPROVERS, "")),
+            requesters=_pairs(ENV_REQUESTERS, environ.get(ENV_REQUESTERS, "")),
+            tenant_id=environ.get(ENV_TENANT, "").strip(),
+            api_url=environ.get(ENV_API_URL, "").strip() or DEFAULT_API_URL,
+            app_token=environ.get(ENV_APP_TOKEN, "").strip() or None,
+        )
+
+
+def _items(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _pairs(name: str, text: str) -> dict[str, str]:
+    """``U1=principal,U2=principal``; a user named twice is an error, not a silent override."""
+    out: dict[str, str] = {}
+    for item in _items(text):
+        user, sep, principal = item.partition("=")
+        if not sep or not user.strip() or not principal.strip():
+            raise ConfigError(f"{name}: expected USER_ID=principal, got {item[:40]!r}")
+        if user.strip() in out:
+            raise ConfigError(f"{name}: {user.strip()[:40]} is named twice")
+        out[user.strip()] = principal.strip()
+    return out
+
+
+def _check(pattern: re.Pattern[str], value: str, what: str) -> None:
+    if not pattern.fullmatch(value):
+        raise ConfigError(f"{what} {value[:40]!r} is malformed")
+
+
+def _check_api_url(url: str) -> None:
+    parts = urlsplit(url)
+    if parts.query or parts.fragment or not parts.hostname:
+        raise ConfigError("api_url must be a plain base URL")
+    # The bot token travels there: cleartext only to a loopback fake.
+    if parts.scheme != "https" and not _loopback_http(parts.scheme, parts.hostname):
+        raise ConfigError("api_url must use https (http is allowed only on loopback)")
+
+
+def _loopback_http(scheme: str, host: str) -> bool:
+    if scheme != "http":
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,291 @@
+"""What people do in Slack: the slash command, app mentions, the request modal, button clicks.
+
+Each listener acks at once (Slack wants an answer within 3 s) and hands the work to a task;
+the only work before the ack is pure (parsing, and a dry run of the request so the modal can
+show why it was refused). Job commands go through ``bot.dispatch`` and the job service, which
+make them durable and idempotent; refusals come back to the person as an ephemeral line.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.ack.async_ack import AsyncAck
+
+from adapters.slack import commands
+from adapters.slack.commands import Parsed, Verb
+from adapters.slack.config import CHANNEL_ID, SlackConfig, chat_identity
+from adapters.slack.web import SlackApi
+from bot import dispatch
+from bot.service import JobService, Outcome
+from cards import forms
+from cards import slack as render
+from cards.actions import CardAction, CardActionError, from_slack
+from cards.actions import Verb as CardVerb
+from cards.views import RequestFormView, RequestValues
+from engine import lifecycle
+from engine.errors import BreakGlassError, CommandRefused, JobNotFound, describe
+from engine.identity import Directory
+from engine.job import Actor
+
+log = logging.getLogger("breakglass.slack")
+Spawn = Callable[[Awaitable[Any]], None]
+_ANY_ACTION = re.compile(r".*")
+NOT_A_REQUESTER = ":no_entry: You are not in the requester group; nothing was done."
+
+
+def _str(doc: object, *path: str) -> str:
+    """``doc[path0][path1]…`` when it is a string, else ""."""
+    for key in path:
+        doc = doc.get(key) if isinstance(doc, Mapping) else None
+    return doc if isinstance(doc, str) else ""
+
+
+def refusal_text(outcome: Outcome) -> str:
+    line = describe(CommandRefused(outcome.reason, outcome.detail))
+    return f":no_entry: Refused, nothing was changed: {commands.echo_line(line)}"
+
+
+class Inbound:
+    def __init__(
+        self, config: SlackConfig, service: JobService, api: SlackApi, spawn: Spawn
+    ) -> None:
+        self.config = config
+        self.service = service
+        self.api = api
+        self.spawn = spawn
+        self.directory: Directory = config.directory()
+
+    def register(self, app: AsyncApp) -> None:
+        app.command(self.config.command)(self.on_command)
+        app.view(forms.REQUEST_CALLBACK_ID)(self.on_request_submitted)
+        app.action(_ANY_ACTION)(self.on_action)
+        app.event("app_mention")(self.on_mention)
+
+    def actor(self, user: str, display: str = "") -> Actor:
+        return self.directory.resolve(chat_identity(user), display)
+
+    # ------------------------------------------------------------- slash command
+
+    async def on_command(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+        user, channel = _str(body, "user_id"), _str(body, "channel_id")
+        parsed = commands.parse(_str(body, "text"))
+        if channel not in self.config.incident_channels:
+            log.info("refused %s from %s: not an incident channel", self.config.command, user)
+            await ack(text=commands.NOT_AN_INCIDENT_CHANNEL, response_type="ephemeral")
+        elif parsed.verb in (Verb.HELP, Verb.INVALID):
+            text = commands.help_text(self.config.command, parsed.problem)
+            await ack(text=text, response_type="ephemeral")
+        elif parsed.verb is Verb.REQUEST and not self.config.may_request(user):
+            log.info("refused request by %s: not a requester", user)
+            await ack(text=NOT_A_REQUESTER, response_type="ephemeral")
+        else:
+            await ack()
+            self.spawn(self._run(parsed, channel, user, _str(body, "user_name"), body))
+
+    async def _run(
+        self, parsed: Parsed, channel: str, user: str, display: str, body: Mapping[str, Any]
+    ) -> None:
+        if parsed.verb is Verb.REQUEST:
+            await self.open_form(_str(body, "trigger_id"), channel, user)
+        elif parsed.verb is Verb.STATUS:
+            await self.status(channel, user)
+        elif parsed.verb is Verb.KILL:
+            await self.kill(channel, user, display, parsed.job_id)
+
+    # --------------------------------------------------------------- app mention
+
+    async def on_mention(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        self.spawn(self._mention(body))
+
+    async def _mention(self, body: Mapping[str, Any]) -> None:
+        event_id = _str(body, "event_id")
+        # Slack re-delivers an event it thinks we missed (X-Slack-Retry-Num): act once.
+        if event_id and not await self._claim(f"slack:event:{event_id}"):
+            log.info("duplicate delivery of event %s ignored", event_id[:40])
+            return
+        user, channel = _str(body, "event", "user"), _str(body, "event", "channel")
+        parsed = commands.parse(commands.strip_mentions(_str(body, "event", "text")))
+        if channel not in self.config.incident_channels:
+            await self.tell(channel, user, commands.NOT_AN_INCIDENT_CHANNEL)
+        elif parsed.verb is Verb.REQUEST:
+            await self.tell(channel, user, f"Use `{self.config.command} request` to open the form.")
+        elif parsed.verb in (Verb.STATUS, Verb.KILL):
+            await self._run(parsed, channel, user, "", body)
+        else:
+            await self.tell(channel, user, commands.help_text(self.config.command, parsed.problem))
+
+    async def _claim(self, key: str) -> bool:
+        return await self.service.store.claim_key(key, {}, self.service.clock())
+
+    # ------------------------------------------------------------ status and kill
+
+    async def status(self, channel: str, user: str) -> None:
+        jobs = await self.service.open_jobs()
+        await self.tell(channel, user, commands.status_text(jobs, self.service.clock(), channel))
+
+    async def kill(self, channel: str, user: str, display: str, job_id: str | None) -> None:
+        if job_id is None:
+            candidates = commands.killable(await self.service.open_jobs(), channel)
+            if len(candidates) != 1:
+                await self.tell(channel, user, commands.kill_which(candidates))
+                return
+            job_id = candidates[0].job_id
+        actor = self.actor(user, display)
+        outcome = await self._act(CardAction(CardVerb.KILL, job_id), actor, channel, user)
+        if outcome is not None and outcome.ok:
+            await self.tell(channel, user, commands.kill_started(job_id))
+
+    # -------------------------------------------------------------- button clicks
+
+    async def on_action(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        self.spawn(self._click(body))
+
+    async def _click(self, body: Mapping[str, Any]) -> None:
+        user = _str(body, "user", "id")
+        channel = _str(body, "container", "channel_id") or _str(body, "channel", "id")
+        actions = body.get("actions")
+        first = actions[0] if isinstance(actions, list) and actions else {}
+        try:
+            action = from_slack(_str(first, "action_id"), _str(first, "value"))
+        except CardActionError as err:
+            log.warning("refused click by %s: %s", user, err)
+            await self.tell(channel, user, ":no_entry: That button is not one breakglass knows.")
+            return
+        await self._act(action, self.actor(user, _str(body, "user", "name")), channel, user)
+
+    async def _act(
+        self, action: CardAction, actor: Actor, channel: str, user: str
+    ) -> Outcome | None:
+        try:
+            outcome = await dispatch.act(self.service, action, actor)
+        except JobNotFound:
+            await self.tell(channel, user, f"No job {commands.echo(action.job_id)}.")
+            return None
+        if not outcome.ok:
+            log.info("refused %s on %s by %s: %s", action.verb, action.job_id, user, outcome.reason)
+            await self.tell(channel, user, refusal_text(outcome))
+        return outcome
+
+    # --------------------------------------------------------------- the request
+
+    async def open_form(self, trigger_id: str, channel: str, user: str) -> None:
+        view = self._form(context=json.dumps({"channel": channel}))
+        try:
+            await self.api.open_view(trigger_id, render.request_modal(view))
+        except BreakGlassError as err:
+            log.warning("request form for %s not opened: %s", user, err)
+            await self.tell(channel, user, "The request form did not open; please try again.")
+
+    def _form(
+        self, context: str, values: RequestValues | None = None, error: str | None = None
+    ) -> RequestFormView:
+        most = self.service.rules.max_minutes
+        return RequestFormView(
+            max_duration_minutes=most, values=values, error=error, context=context
+        )
+
+    async def on_request_submitted(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+        view: Mapping[str, Any] = body["view"] if isinstance(body.get("view"), dict) else {}
+        user, context = _str(body, "user", "id"), _str(view, "private_metadata")
+        channel = _channel_of(context)
+        try:
+            values = forms.request_from_slack(_state(view))
+        except forms.RequestFormError as err:
+            log.info("request form by %s refused: %s", user, err)
+            await ack(**_field_error(err, self._form(context)))
+            return
+        problem = self._request_problem(user, channel)
+        request = dispatch.request_from_values(
+            values,
+            self.actor(user, _str(body, "user", "name")),
+            self.config.tenant_id,
+            {"platform": "slack", "channel": channel, "team": _str(body, "team", "id")},
+        )
+        problem = problem or self._dry_run(request)
+        if problem:
+            log.info("request form by %s refused: %s", user, problem)
+            modal = render.request_modal(self._form(context, values, problem))
+            await ack(response_action="update", view=modal)
+            return
+        await ack()
+        view_id = _str(view, "id")  # one modal submits once, however often it is re-sent
+        self.spawn(
+            self._submit(request, f"slack:view:{view_id}" if view_id else None, channel, user)
+        )
+
+    def _request_problem(self, user: str, channel: str) -> str:
+        if channel not in self.config.incident_channels:
+            return commands.NOT_AN_INCIDENT_CHANNEL
+        if not self.config.may_request(user):
+            return NOT_A_REQUESTER
+        return ""
+
+    def _dry_run(self, request: lifecycle.Request) -> str:
+        """The engine's verdict on the request, without storing anything (pure)."""
+        service = self.service
+        try:
+            lifecycle.start(request, lifecycle.Ctx(service.clock(), service.keys, service.rules))
+        except CommandRefused as err:
+            return describe(err)
+        return ""
+
+    async def _submit(
+        self, request: lifecycle.Request, key: str | None, channel: str, user: str
+    ) -> None:
+        outcome = await self.service.request(request, key=key)
+        if not outcome.ok:
+            log.info("request by %s refused: %s", user, outcome.reason)
+            await self.tell(channel, user, refusal_text(outcome))
+
+    # -------------------------------------------------------------------- replies
+
+    async def tell(self, channel: str, user: str, text: str) -> None:
+        """An ephemeral line to ``user``; a failure is logged (no one else waits for it)."""
+        if not channel or not user:
+            return
+        try:
+            await self.api.ephemeral(channel, user, text)
+        except BreakGlassError as err:
+            log.warning("ephemeral reply to %s not delivered: %s", user, err)
+
+
+def _state(view: Mapping[str, Any]) -> object:
+    state = view.get("state")
+    return state.get("values") if isinstance(state, Mapping) else None
+
+
+def _channel_of(context: str) -> str:
+    """The incident channel the form was opened in (our own private_metadata)."""
+    try:
+        doc = json.loads(context) if context else {}
+    except ValueError:
+        return ""
+    channel = doc.get("channel") if isinstance(doc, dict) else None
+    return channel if isinstance(channel, str) and CHANNEL_ID.fullmatch(channel) else ""
+
+
+def _field_of(message: str) -> str | None:
+    """The modal block a form error is about (its message starts with the field id)."""
+    if message == "unknown template":
+        return forms.Field.TEMPLATE.value
+    return next((f.value for f in forms.Field if message.startswith(f"{f.value} ")), None)
+
+
+def _field_error(err: forms.RequestFormError, form: RequestFormView) -> dict[str, Any]:
+    """``response_action: errors`` on the field the error names, else the form with a banner."""
+    message = str(err)
+    block = _field_of(message)
+    if block is not None:
+        return {"response_action": "errors", "errors": {block: message[:150]}}
+    banner = RequestFormView(
+        max_duration_minutes=form.max_duration_minutes, error=message, context=form.context
+    )
+    return {"response_action": "update", "view": render.request_modal(banner)}

@@ -1,0 +1,317 @@
+"""``SlackChat``: the service's chat effects, shown in Slack (the ChatPort of platform slack).
+
+The status card is posted to the incident channel once and updated in place; its ts is the
+thread every receipt, warning, result and bundle goes to. Approvers are asked in a DM, and
+their DMs turn into the result (buttons gone) once the plan is decided. Every post is
+recorded as a message ref first thing after it succeeds, so a delivery retried from the
+outbox repeats nothing and a failure raises ``ChatError`` (the service queues the event).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from adapters.slack import refs as kinds
+from adapters.slack.config import USER_ID, SlackConfig
+from adapters.slack.refs import Posted, Refs
+from adapters.slack.web import FILES_REFUSED, SlackApi, SlackDeliveryError
+from bot import views
+from cards import slack as render
+from cards.moments import VERIFY_COMMAND as VERIFY
+from cards.text import clean_line, slack_mrkdwn
+from engine.canonical import jcs
+from engine.job import ACTIVE, PENDING, Job
+from engine.ports import ChatEvent, Store
+from engine.timeutil import parse_iso
+
+log = logging.getLogger("breakglass.slack")
+Json = dict[str, Any]
+INLINE_BUNDLE_LIMIT = 35_000  # below Slack's 40k message text limit
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One event being delivered: the job, where its card lives, and what was posted so far."""
+
+    job: Job
+    event: ChatEvent
+    channel: str
+    refs: Refs
+
+    @property
+    def now(self) -> datetime:
+        return self.event.now
+
+
+def digest(message: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(message, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def text_message(text: str) -> Json:
+    """A message of our own words (already escaped where they quote anything)."""
+    return {"text": text}
+
+
+class SlackChat:
+    platform = "slack"
+
+    def __init__(
+        self, api: SlackApi, store: Store, config: SlackConfig, names: Mapping[str, str]
+    ) -> None:
+        self.api = api
+        self.store = store
+        self.config = config
+        self.names = names
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def deliver(self, event: ChatEvent) -> None:
+        job = Job.from_json(event.job)
+        channel = job.channel.get("channel")
+        if not isinstance(channel, str):
+            log.warning("job %s names no Slack channel; nothing posted", job.job_id)
+            return
+        try:
+            async with asyncio.timeout(self.config.deliver_budget):
+                await self._deliver(job, event, channel)
+        except TimeoutError as exc:  # what went out is recorded; the outbox does the rest
+            raise SlackDeliveryError(event.kind, "delivery_budget_exceeded") from exc
+
+    async def _deliver(self, job: Job, event: ChatEvent, channel: str) -> None:
+        # One delivery per job at a time: the outbox and live effects never race to post.
+        async with self._locks.setdefault(job.job_id, asyncio.Lock()):
+            refs = await Refs.load(self.store, job.job_id)
+            await self._dispatch(Delivery(job, event, channel, refs))
+
+    async def _dispatch(self, d: Delivery) -> None:
+        kind = d.event.kind
+        if kind == "receipts":
+            await self._receipts(d)
+        elif kind == "ask_approvers":
+            await self._ask(d)
+        elif kind == "update_cards":
+            await self._update_cards(d)
+        elif kind == "countdown_notice":
+            await self._notice(d)
+        elif kind == "finish":
+            await self._finish(d)
+        elif kind == "escalate":
+            await self._escalate(d)
+        # "announce" adds nothing: the receipt line and the card update already show it.
+
+    # ------------------------------------------------------------------ status card
+
+    def _status_message(self, d: Delivery) -> Json:
+        return render.status_message(views.status_view(d.job, self.names, d.now), d.now)
+
+    async def _card(self, d: Delivery) -> Posted:
+        """The status card, posted now if it is not there yet."""
+        found = d.refs.get(kinds.STATUS)
+        if found is not None:
+            return found
+        message = self._status_message(d)
+        body = await self.api.post(d.channel, message)
+        posted = _posted(body, d.channel)
+        await d.refs.put(kinds.STATUS, posted.channel, posted.ts, digest=digest(message))
+        return posted
+
+    async def _update_status(self, d: Delivery) -> Posted:
+        found = d.refs.get(kinds.STATUS)
+        if found is None:
+            return await self._card(d)
+        message = self._status_message(d)
+        if found.extra.get("digest") != (new := digest(message)):
+            await self.api.update(found.channel, found.ts, message)
+            await d.refs.put(kinds.STATUS, found.channel, found.ts, digest=new)
+        return found
+
+    async def _thread_post(self, d: Delivery, kind: str, message: Mapping[str, Any]) -> None:
+        """Post ``message`` in the card's thread once (``kind`` remembers that it went out)."""
+        if d.refs.has(kind):
+            return
+        card = await self._card(d)
+        body = await self.api.post(card.channel, message, thread_ts=card.ts)
+        await d.refs.put(kind, card.channel, _posted(body, card.channel).ts)
+
+    # -------------------------------------------------------------------- receipts
+
+    async def _receipts(self, d: Delivery) -> None:
+        await self._card(d)
+        for record in sorted(d.event.records, key=lambda r: r.seq):
+            message = render.receipt_message(views.receipt_line(record))
+            await self._thread_post(d, kinds.receipt_kind(record.seq), message)
+
+    # ------------------------------------------------------------------- approvals
+
+    async def _ask(self, d: Delivery) -> None:
+        revision = int(d.event.detail.get("revision", 0))
+        if not awaiting(d.job, revision):
+            return  # delivered late (from the outbox): the plan is already decided
+        for principal in d.event.detail.get("principals", ()):
+            for user in self.config.slack_users_of(str(principal)):
+                await self._ask_one(d, user, revision)
+
+    async def _ask_one(self, d: Delivery, user: str, revision: int) -> None:
+        kind = kinds.approval_kind(user)
+        found = d.refs.get(kind)
+        if found is not None and found.extra.get("revision") == revision:
+            return
+        dm = await self.api.open_dm(user)
+        message = render.approval_message(views.approval_view(d.job, self.names, d.now))
+        posted = _posted(await self.api.post(dm, message), dm)
+        await d.refs.put(kind, posted.channel, posted.ts, revision=revision, digest=digest(message))
+
+    async def _update_cards(self, d: Delivery) -> None:
+        await self._update_status(d)
+        for kind in d.refs.kinds("approval:"):
+            await self._update_dm(d, kind)
+
+    async def _update_dm(self, d: Delivery, kind: str) -> None:
+        found = d.refs.get(kind)
+        if found is None or found.extra.get("closed"):
+            return
+        revision = found.extra.get("revision")
+        still_open = isinstance(revision, int) and awaiting(d.job, revision)
+        if still_open:
+            message = render.approval_message(views.approval_view(d.job, self.names, d.now))
+        else:
+            message = self._decided_message(d, revision)
+        new = digest(message)
+        if still_open and found.extra.get("digest") == new:
+            return
+        await self.api.update(found.channel, found.ts, message)
+        extra = {"revision": revision, "digest": new, "closed": not still_open}
+        await d.refs.put(kind, found.channel, found.ts, **extra)
+
+    def _decided_message(self, d: Delivery, revision: object) -> Json:
+        """What a DM shows once its plan is decided: the decision, or the job's state."""
+        job, plan = d.job, d.job.plan
+        if plan.revision != revision:
+            return self._status_message(d)  # an extension that was refused or dropped
+        denials = [x for x in plan.decisions if x.decision == "deny"]
+        approvals = [x for x in plan.decisions if x.decision == "approve"]
+        if denials:
+            last, decision = denials[-1], "deny"
+        elif job.window_start and approvals:
+            last, decision = approvals[-1], "approve"
+        else:
+            return self._status_message(d)  # expired or killed before it was decided
+        view = views.approval_result_view(
+            job, self.names, decision, last.principal, parse_iso(last.at)
+        )
+        return render.approval_result_message(view)
+
+    # ------------------------------------------------------------------- countdown
+
+    async def _notice(self, d: Delivery) -> None:
+        await self._update_status(d)
+        if d.event.detail.get("warning"):
+            minutes = int(d.event.detail.get("minutes_left", 0))
+            await self._thread_post(d, kinds.WARNING, text_message(warning_text(d.job, minutes)))
+
+    # ---------------------------------------------------------------------- ending
+
+    async def _finish(self, d: Delivery) -> None:
+        await self._update_status(d)
+        records = await self.store.chain(d.job.job_id)
+        if d.job.window_start is not None:  # a window was open: say what was undone
+            view = views.kill_result_view(d.job, records, self.names)
+            await self._thread_post(d, kinds.FINISH_KILL, render.kill_result_message(view))
+        bundle = d.event.bundle
+        bundle_hash = str(bundle["payload_hash_b64u"]) if bundle else "(not built)"
+        summary = views.audit_summary_view(d.job, records, self.names, bundle_hash)
+        await self._thread_post(d, kinds.FINISH_AUDIT, render.audit_summary_message(summary))
+        if bundle is not None:
+            await self._bundle(d, bundle)
+
+    async def _bundle(self, d: Delivery, bundle: Mapping[str, Any]) -> None:
+        if d.refs.has(kinds.FINISH_BUNDLE):
+            return
+        card = await self._card(d)
+        name = f"{d.job.job_id}.bundle.json"
+        content = jcs(bundle)
+        comment = f"Proof bundle of job {d.job.job_id}: `{VERIFY.format(bundle=name)}`"
+        try:
+            answer = await self.api.upload(card.channel, card.ts, name, content, comment)
+        except SlackDeliveryError as exc:
+            if exc.code not in FILES_REFUSED:
+                raise
+            log.warning("files refused in %s (%s); bundle posted inline", card.channel, exc.code)
+            await self._thread_post(d, kinds.FINISH_BUNDLE, inline_bundle(name, content))
+            return
+        file_id = _file_id(answer)
+        await d.refs.put(kinds.FINISH_BUNDLE, card.channel, card.ts, file_id=file_id)
+
+    async def _escalate(self, d: Delivery) -> None:
+        if d.refs.has(kinds.ESCALATE):
+            return
+        still = [str(s) for s in d.event.detail.get("still_privileged", ())]
+        card = await self._card(d)
+        message = text_message(escalation_text(d.job.job_id, still or list(d.job.still_privileged)))
+        body = await self.api.post(card.channel, {**message, "reply_broadcast": True}, card.ts)
+        await d.refs.put(kinds.ESCALATE, card.channel, _posted(body, card.channel).ts)
+
+
+def awaiting(job: Job, revision: int) -> bool:
+    """Whether approvals on plan ``revision`` are still being collected."""
+    if revision == 0:
+        return job.state == PENDING
+    return job.state == ACTIVE and job.extension is not None and job.extension.revision == revision
+
+
+def _posted(body: Mapping[str, Any], channel: str) -> Posted:
+    ts = body.get("ts")
+    if not isinstance(ts, str):
+        raise SlackDeliveryError("chat.postMessage", "no_ts_in_answer")
+    where = body.get("channel")
+    return Posted(where if isinstance(where, str) else channel, ts, {})
+
+
+def _file_id(answer: Mapping[str, Any]) -> str:
+    files = answer.get("files")
+    if isinstance(files, Sequence) and files and isinstance(files[0], Mapping):
+        return str(files[0].get("id", ""))
+    return ""
+
+
+def _inert(text: str, limit: int = 300) -> str:
+    return slack_mrkdwn(clean_line(text, limit), limit * 2)
+
+
+def requester_mention(job: Job) -> str:
+    """``<@U…>`` for the requester: built from the verified id, never from typed text."""
+    platform, _, user = job.requester.chat_identity.partition(":")
+    return f"<@{user}> " if platform == "slack" and USER_ID.fullmatch(user) else ""
+
+
+def warning_text(job: Job, minutes: int) -> str:
+    return (
+        f":warning: {requester_mention(job)}Break-glass job {_inert(job.job_id)} ends in "
+        f"{minutes} min. Then the access is rolled back; press *Kill now* on the card to "
+        "end it sooner."
+    )
+
+
+def escalation_text(job_id: str, still: Sequence[str]) -> str:
+    items = "\n".join(f"• {_inert(s, 500)}" for s in still) or "• (see the audit log)"
+    return (
+        f"<!here> :rotating_light: *ROLLBACK FAILED: access is STILL granted* "
+        f"(job {_inert(job_id)}). Remove it by hand now:\n{items}"
+    )
+
+
+def inline_bundle(name: str, content: bytes) -> Json:
+    text = content.decode()
+    # Inline only when the bytes survive unchanged: no code fence breaker, within limits.
+    if "`" in text or "&" in text or "<" in text or ">" in text or len(text) > INLINE_BUNDLE_LIMIT:
+        return text_message(
+            f"Files are not allowed here, and the bundle {_inert(name)} cannot be shown inline; "
+            "it is kept by the bot (see the audit summary for its hash)."
+        )
+    return text_message(f"Proof bundle {_inert(name)} (files are not allowed here):\n```{text}```")

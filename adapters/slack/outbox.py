@@ -1,0 +1,93 @@
+"""Deliver what Slack missed: drain the store's outbox for platform ``slack``.
+
+The service queued each failed delivery as ``{kind, detail, seqs, at}``; here the event is
+rebuilt from the store as it is now (the job, its chain records, its bundle) and delivered
+again. Posts already made are skipped (message refs), so a retry repeats nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from engine.errors import BreakGlassError, JobNotFound, describe
+from engine.ports import ChainRecord, ChatEvent, ChatPort, OutboxItem
+
+if TYPE_CHECKING:
+    from bot.service import JobService
+
+log = logging.getLogger("breakglass.slack")
+PLATFORM = "slack"
+BATCH = 50
+LEASE = timedelta(minutes=2)  # another replica skips items we are delivering
+FIRST_BACKOFF = timedelta(seconds=5)
+MAX_BACKOFF = timedelta(minutes=10)
+
+
+def backoff(attempts: int, retry_after: float | None = None) -> timedelta:
+    """5 s, 10 s, 20 s … capped at 10 min; never sooner than Slack's ``Retry-After``."""
+    step: timedelta = min(FIRST_BACKOFF * 2 ** min(attempts, 10), MAX_BACKOFF)
+    return max(step, timedelta(seconds=retry_after or 0))
+
+
+def records_by_seq(records: Sequence[ChainRecord], seqs: object) -> list[ChainRecord]:
+    wanted = {s for s in seqs if isinstance(s, int)} if isinstance(seqs, list) else set()
+    return [r for r in records if r.seq in wanted]
+
+
+async def rebuild(service: JobService, item: OutboxItem, now: datetime) -> ChatEvent:
+    """The queued event as it should be shown now."""
+    job = await service.load(item.job_id)
+    payload: Any = item.payload
+    kind = str(payload.get("kind", ""))
+    records = records_by_seq(await service.store.chain(item.job_id), payload.get("seqs"))
+    bundle = (await service.bundle(job))[0] if kind == "finish" and job.resolved else None
+    detail = payload.get("detail") if isinstance(payload.get("detail"), dict) else {}
+    return ChatEvent(kind, job.to_json(), detail, records, now, bundle)
+
+
+async def drain(service: JobService, port: ChatPort, now: datetime) -> int:
+    """Deliver every due item (oldest first); returns how many went out.
+
+    After a failure the job's later items wait as long, so a thread never shows them out of
+    order and Slack's ``Retry-After`` holds for all of them.
+    """
+    delivered = 0
+    stalled: dict[str, datetime] = {}  # job id → when its items are tried again
+    for item in await service.store.due(PLATFORM, now, BATCH, lease_until=now + LEASE):
+        if item.job_id in stalled:
+            await service.store.postpone(item.item_id, stalled[item.job_id])
+            continue
+        retry_at = await _deliver_one(service, port, item, now)
+        if retry_at is None:
+            delivered += 1
+        else:
+            stalled[item.job_id] = retry_at
+    return delivered
+
+
+async def _deliver_one(
+    service: JobService, port: ChatPort, item: OutboxItem, now: datetime
+) -> datetime | None:
+    """Deliver one item; None when done (or dropped), else when to try again."""
+    try:
+        await port.deliver(await rebuild(service, item, now))
+    except JobNotFound:
+        log.warning("outbox item %s names unknown job %s; dropped", item.item_id, item.job_id)
+    except Exception as exc:  # any failure: keep the item, try again later
+        retry_at = now + backoff(item.attempts, getattr(exc, "retry_after", None))
+        quiet = isinstance(exc, BreakGlassError)
+        log.warning(
+            "outbox item %s of %s not delivered (%s); again at %s",
+            item.item_id,
+            item.job_id,
+            describe(exc),
+            retry_at.isoformat(),
+            exc_info=not quiet,
+        )
+        await service.store.postpone(item.item_id, retry_at)
+        return retry_at
+    await service.store.delivered(item.item_id)
+    return None

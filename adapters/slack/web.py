@@ -1,0 +1,174 @@
+"""The Slack Web API calls the adapter makes, each failure mapped to ``SlackDeliveryError``.
+
+A 429 is retried in place by slack_sdk's rate-limit handler when Slack asks for a short wait;
+a longer wait is not sat out here (a job's lock is held while its cards are delivered): the
+call fails with ``retry_after`` set and the outbox tries again after that time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Mapping
+from typing import Any
+
+import aiohttp
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.http_retry.async_handler import AsyncRetryHandler
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
+
+from adapters.slack.config import SlackConfig
+from engine.errors import ChatError
+
+RATE_LIMIT_RETRIES = 2
+Json = dict[str, Any]
+# Slack's answers when a workspace forbids files or the token lacks the scope: post inline.
+FILES_REFUSED = frozenset(
+    {"missing_scope", "not_allowed_token_type", "restricted_action", "file_uploads_disabled"}
+)
+
+
+# The bot scope each Web API method we call needs (slack/manifest.yaml asks for exactly these,
+# plus "commands" for the slash command and "app_mentions:read" for the event).
+METHOD_SCOPES = {
+    "chat.postMessage": "chat:write",
+    "chat.update": "chat:write",
+    "chat.postEphemeral": "chat:write",
+    "conversations.open": "im:write",
+    "views.open": None,  # needs only the trigger of an interaction
+    "files.getUploadURLExternal": "files:write",
+    "files.completeUploadExternal": "files:write",
+}
+INBOUND_SCOPES = frozenset({"commands", "app_mentions:read"})
+
+
+class SlackDeliveryError(ChatError):
+    """A Slack Web API call failed; ``code`` is Slack's error (or the transport's)."""
+
+    def __init__(self, method: str, code: str, retry_after: float | None = None) -> None:
+        super().__init__(f"Slack {method} failed: {code}")
+        self.method = method
+        self.code = code
+        self.retry_after = retry_after
+
+
+def retry_after_of(headers: Mapping[str, Any]) -> float | None:
+    for name, value in headers.items():
+        if name.lower() == "retry-after":
+            raw = value[0] if isinstance(value, list | tuple) else value
+            try:
+                return max(float(raw), 0.0)
+            except (TypeError, ValueError):
+                return None
+    return None
+
+
+class BoundedRateLimitRetry(AsyncRateLimitErrorRetryHandler):
+    """slack_sdk's 429 handler (waits ``Retry-After``), but only for short waits."""
+
+    def __init__(self, max_wait: float, max_retry_count: int = RATE_LIMIT_RETRIES) -> None:
+        super().__init__(max_retry_count=max_retry_count)
+        self.max_wait = max_wait
+
+    async def _can_retry_async(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        if response is None or response.status_code != 429:
+            return False
+        wait = retry_after_of(response.headers)
+        return wait is not None and wait <= self.max_wait
+
+
+def _mapped(method: str, exc: SlackApiError) -> SlackDeliveryError:
+    """Slack's error code (or the HTTP status when the body was not Slack's JSON)."""
+    answer = exc.response
+    data = answer.data if isinstance(answer.data, dict) else {}
+    code = str(data.get("error") or f"http_{answer.status_code}")[:80]
+    wait = retry_after_of(answer.headers) if answer.status_code == 429 else None
+    return SlackDeliveryError(method, code, wait)
+
+
+def make_client(config: SlackConfig, token: str | None) -> AsyncWebClient:
+    handlers: list[AsyncRetryHandler] = [BoundedRateLimitRetry(config.max_retry_after)]
+    return AsyncWebClient(
+        token=token,
+        base_url=config.api_base,
+        timeout=max(int(config.timeout), 1),
+        retry_handlers=handlers,
+    )
+
+
+class SlackApi:
+    """The few Web API methods breakglass uses (and the scopes they need, see the manifest)."""
+
+    def __init__(self, client: AsyncWebClient, config: SlackConfig) -> None:
+        self.client = client
+        # One call's time: the request, plus the short 429 waits the retry handler may take.
+        self.per_call = config.timeout + RATE_LIMIT_RETRIES * (config.max_retry_after + 1.0)
+
+    async def _call(self, method: str, call: Awaitable[AsyncSlackResponse], calls: int = 1) -> Json:
+        try:
+            async with asyncio.timeout(self.per_call * calls):
+                response = await call
+        except SlackApiError as exc:
+            raise _mapped(method, exc) from exc
+        except (SlackClientError, aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise SlackDeliveryError(method, type(exc).__name__) from exc
+        return dict(response.data) if isinstance(response.data, dict) else {}
+
+    async def post(
+        self, channel: str, message: Mapping[str, Any], thread_ts: str | None = None
+    ) -> Json:
+        """chat.postMessage (chat:write); links and media never unfurl."""
+        call = self.client.chat_postMessage(
+            channel=channel,
+            thread_ts=thread_ts,
+            unfurl_links=False,
+            unfurl_media=False,
+            **dict(message),
+        )
+        return await self._call("chat.postMessage", call)
+
+    async def update(self, channel: str, ts: str, message: Mapping[str, Any]) -> Json:
+        call = self.client.chat_update(channel=channel, ts=ts, **dict(message))
+        return await self._call("chat.update", call)
+
+    async def ephemeral(self, channel: str, user: str, text: str) -> Json:
+        call = self.client.chat_postEphemeral(channel=channel, user=user, text=text)
+        return await self._call("chat.postEphemeral", call)
+
+    async def open_dm(self, user: str) -> str:
+        """conversations.open (im:write): the DM channel with ``user``."""
+        call = self.client.conversations_open(users=user)
+        body = await self._call("conversations.open", call)
+        channel = body.get("channel")
+        if not isinstance(channel, Mapping) or not isinstance(channel.get("id"), str):
+            raise SlackDeliveryError("conversations.open", "no_channel_in_answer")
+        return str(channel["id"])
+
+    async def open_view(self, trigger_id: str, view: Mapping[str, Any]) -> Json:
+        call = self.client.views_open(trigger_id=trigger_id, view=dict(view))
+        return await self._call("views.open", call)
+
+    async def upload(
+        self, channel: str, thread_ts: str, filename: str, content: bytes, comment: str
+    ) -> Json:
+        """files.upload v2 (files:write): get an upload URL, send the bytes, complete."""
+        call = self.client.files_upload_v2(
+            channel=channel,
+            thread_ts=thread_ts,
+            filename=filename,
+            title=filename,
+            content=content,
+            initial_comment=comment,
+        )
+        return await self._call("files.upload", call, calls=3)

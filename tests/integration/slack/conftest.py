@@ -1,0 +1,163 @@
+"""A whole break-glass service on loopback, with Slack in front of it.
+
+The real Bolt app (mounted on an aiohttp server on port 0) receives signed requests; the real
+slack_sdk client talks to the fake Slack Web API; the job service runs on SQLite with the real
+gateway and runbook executor, and GraphTools reach the simulated Entra tenant. The tenant's
+manual clock is the service's clock too, so one ``advance`` moves both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from adapters.graph import GraphConfig, GraphTools, RetryPolicy
+from adapters.graph.simulated import ManualClock, SimulatedTenant
+from adapters.slack import SlackAdapter, SlackConfig
+from adapters.slack.web import METHOD_SCOPES
+from adapters.store import SqlStore, sqlite_url
+from bot.executor import RunbookExecutor
+from bot.gateway_service import ToolGateway
+from bot.service import JobService
+from engine.job import Job
+from engine.lifecycle import Rules
+from tests.integration.slack.fake_slack import FakeSlack
+from tests.integration.slack.support import (
+    ALICE,
+    BOB,
+    CAROL,
+    DAVE,
+    INCIDENT,
+    SECRET,
+    TOKEN,
+    SlackSender,
+)
+from tests.support.engine_sim import T0, fixed_keys
+
+FAST = RetryPolicy(
+    max_attempts=5,
+    base_delay=0.01,
+    max_delay=0.05,
+    total_budget=3.0,
+    request_timeout=5.0,
+    ca_interval=0.04,
+    readback_attempts=6,
+    readback_interval=0.01,
+    write_attempts=3,
+)
+APPROVERS = {BOB: "u-bob", CAROL: "u-carol", DAVE: "u-dave"}
+
+
+async def no_sleep(_seconds: float) -> None:
+    return None
+
+
+@dataclass
+class Env:
+    fake: FakeSlack
+    sim: SimulatedTenant
+    clock: ManualClock
+    store: SqlStore
+    service: JobService
+    executor: RunbookExecutor
+    slack: SlackAdapter
+    sender: SlackSender
+
+    def advance(self, **delta: float) -> None:
+        self.clock.advance(timedelta(**delta))
+
+    async def settle(self) -> None:
+        """Wait until the Slack work, the executor and the service's tasks are all done."""
+        for _ in range(100):
+            await self.slack.settle()
+            await self.executor.wait_idle()
+            pending = [t for t in self.service.tasks if not t.done()]
+            if not pending and not self.slack.tasks:
+                return
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    async def jobs(self) -> list[Job]:
+        return [Job.from_json(s.document) for s in await self.store.list_jobs()]
+
+    async def only_job(self) -> Job:
+        (job,) = await self.jobs()
+        return job
+
+
+def slack_config(fake: FakeSlack, tenant_id: str, **overrides: Any) -> SlackConfig:
+    fields: dict[str, Any] = {
+        "bot_token": TOKEN,
+        "signing_secret": SECRET,
+        "incident_channels": frozenset({INCIDENT}),
+        "approver_user_ids": APPROVERS,
+        "requesters": {ALICE: "u-alice", BOB: "u-bob"},
+        "tenant_id": tenant_id,
+        "api_url": fake.api_url,
+        "timeout": 5.0,
+        "max_retry_after": 1.0,
+    }
+    return SlackConfig(**(fields | overrides))
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeSlack]:
+    slack = FakeSlack(TOKEN, {INCIDENT})
+    await slack.start()
+    yield slack
+    await slack.stop()
+
+
+@pytest.fixture
+async def env(tmp_path: Path, fake: FakeSlack) -> AsyncIterator[Env]:
+    clock = ManualClock(T0)
+    async with SimulatedTenant(clock=clock, ca_interval=0.02) as sim:
+        store = await SqlStore.open(sqlite_url(tmp_path))
+        graph = GraphConfig(
+            tenant_id=sim.tenant_id,
+            client_id=sim.client_id,
+            client_secret=sim.client_secret,
+            authority_base_url=sim.authority_base_url,
+            graph_base_url=sim.graph_base_url,
+            retry=FAST,
+        )
+        async with GraphTools(graph, store, clock=clock.now) as tools:
+            service = JobService(
+                store=store,
+                keys=fixed_keys(),
+                rules=Rules(approvers=frozenset(APPROVERS.values()), simulated=True),
+                tools=tools,
+                clock=clock.now,
+                sleep=no_sleep,
+                bundle_dir=tmp_path / "bundles",
+            )
+            executor = RunbookExecutor(ToolGateway(service))
+            service.executor = executor
+            slack = SlackAdapter(slack_config(fake, sim.tenant_id), service)
+            service.notifier.register(slack)
+            app = web.Application()
+            slack.mount(app)
+            runner = web.AppRunner(app, access_log=None)
+            await runner.setup()
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            host, port = runner.addresses[0][:2]
+            async with aiohttp.ClientSession() as session:
+                sender = SlackSender(session, f"http://{host}:{port}/slack/events")
+                environment = Env(fake, sim, clock, store, service, executor, slack, sender)
+                yield environment
+                await environment.settle()
+                await slack.close()
+            # Whatever a test did, the bot called only methods the manifest has scopes for.
+            # (apps.connections.open is Socket Mode's, under the app-level token.)
+            allowed = set(METHOD_SCOPES) | {"apps.connections.open"}
+            assert {c.method for c in fake.calls} <= allowed
+            await runner.cleanup()
+            await store.close()

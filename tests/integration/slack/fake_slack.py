@@ -1,0 +1,301 @@
+"""A fake Slack Web API on 127.0.0.1 (port 0) that records every call.
+
+It answers in the documented shapes (``ok``, ``channel``, ``ts``, ``message``, ``error``) for
+the methods breakglass uses, checks the bearer token, and knows which channels exist (the
+incident channels it is given and the DMs ``conversations.open`` made), which messages were
+posted (``chat.update`` of an unknown ts is ``message_not_found``) and which files were
+uploaded (the files v2 flow: ``files.getUploadURLExternal`` → POST the bytes to the upload
+URL → ``files.completeUploadExternal``). Faults on demand: 429 ``ratelimited`` with
+``Retry-After``, slow answers, files refused, and the whole service down (its port closed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+Json = dict[str, Any]
+_JSON_FIELDS = ("blocks", "view", "files", "attachments")
+
+
+@dataclass
+class Call:
+    method: str
+    params: Json
+    token: str
+
+
+@dataclass
+class Upload:
+    file_id: str
+    filename: str
+    length: int
+    content: bytes | None = None
+    channel: str | None = None
+    thread_ts: str | None = None
+    title: str = ""
+
+
+@dataclass
+class RateLimit:
+    times: int
+    retry_after: int
+
+
+@dataclass
+class FakeSlack:
+    token: str
+    channels: set[str]
+    calls: list[Call] = field(default_factory=list)
+    messages: dict[tuple[str, str], Json] = field(default_factory=dict)
+    uploads: dict[str, Upload] = field(default_factory=dict)
+    limits: dict[str, RateLimit] = field(default_factory=dict)
+    files_allowed: bool = True
+    held: dict[str, asyncio.Event] = field(default_factory=dict)
+    app_token: str = "xapp-test-only-not-a-real-token"
+    socket_out: asyncio.Queue[Json] = field(default_factory=asyncio.Queue)
+    socket_in: list[Json] = field(default_factory=list)
+    team_id: str = "T0FAKE"
+    _ts: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    _runner: web.AppRunner | None = None
+    _site: web.TCPSite | None = None
+    _port: int = 0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/api/{method}", self._api)
+        app.router.add_post("/upload/{file_id}", self._upload)
+        app.router.add_get("/socket", self._socket)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await self._bind(0)
+
+    async def _bind(self, port: int) -> None:
+        assert self._runner is not None
+        self._site = web.TCPSite(self._runner, "127.0.0.1", port)
+        await self._site.start()
+        self._port = self._runner.addresses[0][1]
+
+    async def stop(self) -> None:
+        for event in self.held.values():
+            event.set()  # let held answers go, so the server can close
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def go_down(self) -> None:
+        """Slack unreachable: the port refuses connections."""
+        assert self._site is not None
+        await self._site.stop()
+        self._site = None
+
+    async def come_back(self) -> None:
+        await self._bind(self._port)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self._port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.base}/api/"
+
+    # ----------------------------------------------------------------- inspection
+
+    def of(self, method: str) -> list[Call]:
+        return [c for c in self.calls if c.method == method]
+
+    def posts(self, channel: str | None = None, thread_ts: str | None = None) -> list[Json]:
+        """Messages posted (in call order), optionally in one channel / thread."""
+        out = []
+        for call in self.of("chat.postMessage"):
+            p = call.params
+            if channel is not None and p.get("channel") != channel:
+                continue
+            if thread_ts is not None and p.get("thread_ts") != thread_ts:
+                continue
+            out.append(p)
+        return out
+
+    def texts(self) -> str:
+        """Everything the bot sent to people, as one string (for inertness checks)."""
+        methods = ("chat.postMessage", "chat.update", "chat.postEphemeral")
+        return "\n".join(json.dumps(c.params) for c in self.calls if c.method in methods)
+
+    def rate_limit(self, method: str, times: int = 1, retry_after: int = 1) -> None:
+        self.limits[method] = RateLimit(times, retry_after)
+
+    def hold(self, method: str) -> asyncio.Event:
+        """Calls of ``method`` wait (Slack being slow) until the returned event is set."""
+        self.held[method] = asyncio.Event()
+        return self.held[method]
+
+    # ------------------------------------------------------------------- handlers
+
+    async def _api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        params = await _params(request)
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        self.calls.append(Call(method, params, token))
+        if method in self.held:
+            await self.held[method].wait()
+        limit = self.limits.get(method)
+        if limit is not None and limit.times > 0:
+            limit.times -= 1
+            headers = {"Retry-After": str(limit.retry_after)}
+            return web.json_response(
+                {"ok": False, "error": "ratelimited"}, status=429, headers=headers
+            )
+        wanted = self.app_token if method == "apps.connections.open" else self.token
+        if token != wanted:
+            return _error("invalid_auth" if token else "not_authed")
+        handler = getattr(self, "_" + method.replace(".", "_"), None)
+        if handler is None:
+            return _error("unknown_method")
+        body: Json = handler(params)
+        return web.json_response(body)
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        upload = self.uploads.get(request.match_info["file_id"])
+        if upload is None:
+            return web.Response(status=404, text="not found")
+        upload.content = await request.read()
+        return web.Response(text=f"OK - {len(upload.content)}")
+
+    async def _socket(self, request: web.Request) -> web.WebSocketResponse:
+        """Socket Mode: hello, then each queued envelope; what the app sends back is kept."""
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        await ws.send_json({"type": "hello", "num_connections": 1})
+        sender = asyncio.ensure_future(self._feed(ws))
+        try:
+            async for message in ws:
+                if message.type == web.WSMsgType.TEXT:
+                    self.socket_in.append(json.loads(message.data))
+        finally:
+            sender.cancel()
+        return ws
+
+    async def _feed(self, ws: web.WebSocketResponse) -> None:
+        while True:
+            await ws.send_json(await self.socket_out.get())
+
+    # -------------------------------------------------------------------- methods
+
+    def _apps_connections_open(self, p: Json) -> Json:
+        return {"ok": True, "url": f"ws://127.0.0.1:{self._port}/socket"}
+
+    def _auth_test(self, p: Json) -> Json:
+        return {"ok": True, "team_id": self.team_id, "user_id": "UBOT", "bot_id": "BBOT"}
+
+    def _conversations_open(self, p: Json) -> Json:
+        users = str(p.get("users", ""))
+        if not users or "," in users:
+            return {"ok": False, "error": "users_list_not_supplied"}
+        channel = "D" + users
+        self.channels.add(channel)
+        return {"ok": True, "channel": {"id": channel}}
+
+    def _next_ts(self) -> str:
+        return f"1764061200.{next(self._ts):06d}"
+
+    def _chat_postMessage(self, p: Json) -> Json:
+        channel = str(p.get("channel", ""))
+        if channel not in self.channels:
+            return {"ok": False, "error": "channel_not_found"}
+        if not p.get("text") and not p.get("blocks"):
+            return {"ok": False, "error": "no_text"}
+        thread = p.get("thread_ts")
+        if thread is not None and (channel, thread) not in self.messages:
+            return {"ok": False, "error": "thread_not_found"}
+        ts = self._next_ts()
+        message = {"type": "message", "text": p.get("text", ""), "ts": ts, "bot_id": "BBOT"}
+        message |= {k: p[k] for k in ("blocks", "thread_ts") if k in p}
+        self.messages[(channel, ts)] = message
+        return {"ok": True, "channel": channel, "ts": ts, "message": message}
+
+    def _chat_update(self, p: Json) -> Json:
+        key = (str(p.get("channel", "")), str(p.get("ts", "")))
+        if key[0] not in self.channels:
+            return {"ok": False, "error": "channel_not_found"}
+        if key not in self.messages:
+            return {"ok": False, "error": "message_not_found"}
+        message = self.messages[key] | {k: p[k] for k in ("text", "blocks") if k in p}
+        self.messages[key] = message
+        return {
+            "ok": True,
+            "channel": key[0],
+            "ts": key[1],
+            "text": message["text"],
+            "message": message,
+        }
+
+    def _chat_postEphemeral(self, p: Json) -> Json:
+        if str(p.get("channel", "")) not in self.channels:
+            return {"ok": False, "error": "channel_not_found"}
+        if not p.get("user"):
+            return {"ok": False, "error": "user_not_in_channel"}
+        return {"ok": True, "message_ts": self._next_ts()}
+
+    def _views_open(self, p: Json) -> Json:
+        if not p.get("trigger_id"):
+            return {"ok": False, "error": "invalid_trigger_id"}
+        view = p.get("view")
+        if not isinstance(view, Mapping) or view.get("type") != "modal":
+            return {"ok": False, "error": "invalid_arguments"}
+        opened = dict(view) | {"id": f"V{next(self._ts):08d}", "hash": "h1"}
+        return {"ok": True, "view": opened}
+
+    def _views_update(self, p: Json) -> Json:
+        return {"ok": True, "view": dict(p.get("view") or {})}
+
+    def _files_getUploadURLExternal(self, p: Json) -> Json:
+        if not self.files_allowed:
+            return {"ok": False, "error": "file_uploads_disabled"}
+        try:
+            length = int(p.get("length", ""))
+        except ValueError:
+            return {"ok": False, "error": "invalid_arguments"}
+        file_id = f"F{next(self._ts):08d}"
+        self.uploads[file_id] = Upload(file_id, str(p.get("filename", "")), length)
+        return {"ok": True, "upload_url": f"{self.base}/upload/{file_id}", "file_id": file_id}
+
+    def _files_completeUploadExternal(self, p: Json) -> Json:
+        done = []
+        for item in p.get("files") or []:
+            upload = self.uploads.get(str(item.get("id")))
+            if upload is None or upload.content is None or len(upload.content) != upload.length:
+                return {"ok": False, "error": "file_not_found"}
+            upload.channel = p.get("channel_id")
+            upload.thread_ts = p.get("thread_ts")
+            upload.title = str(item.get("title") or upload.filename)
+            done.append({"id": upload.file_id, "name": upload.filename, "title": upload.title})
+        if not done:
+            return {"ok": False, "error": "invalid_arguments"}
+        return {"ok": True, "files": done}
+
+
+def _error(code: str) -> web.Response:
+    return web.json_response({"ok": False, "error": code})
+
+
+async def _params(request: web.Request) -> Json:
+    """JSON bodies as they are; form bodies with their JSON-valued fields decoded."""
+    params: Json = dict(request.query)
+    if request.content_type == "application/json":
+        body = await request.json()
+        return params | (dict(body) if isinstance(body, dict) else {})
+    form = await request.post()
+    params |= {k: v for k, v in form.items() if isinstance(v, str)}
+    for name in _JSON_FIELDS:
+        if isinstance(params.get(name), str):
+            params[name] = json.loads(params[name])
+    return params
