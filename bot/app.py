@@ -24,6 +24,7 @@ from adapters.graph import GraphConfig, GraphTools
 from adapters.graph.config import CertificateCredential
 from adapters.graph.simulated import SimulatedTenant
 from adapters.graph.simulated.directory import default_seed
+from adapters.slack import SlackAdapter, SlackConfig
 from adapters.store import SqlStore, sqlite_url
 from bot import dispatch, metrics
 from bot.agent_executor import AgentConfig, AgentExecutor
@@ -47,6 +48,7 @@ from engine.timeutil import parse_iso
 from engine.wpc import ModelAllowance
 
 log = logging.getLogger("breakglass.app")
+OUTBOX_SECONDS = 15.0
 SIMULATED_SEED = default_seed()
 
 
@@ -87,6 +89,7 @@ class Runtime:
         self.runner: web.AppRunner | None = None
         self.url = ""
         self._loops: list[asyncio.Task[None]] = []
+        self.chats: list[Any] = []  # Slack / Teams adapters (deliver_queued, close)
 
     # ------------------------------------------------------------------ assembly
 
@@ -110,11 +113,14 @@ class Runtime:
         self.proxy = self._proxy()
         self._routes()
         self.url = await self._listen()
+        for chat in self.chats:
+            await _maybe(chat, "start_socket_mode")
         self.service.executor = self._executor()
         await self.service.resume()  # before any timer: open jobs are made whole first
         self._loops = [
             asyncio.ensure_future(self._every(settings.tick_seconds, self.service.tick)),
             asyncio.ensure_future(self._every(settings.sweep_seconds, self._sweep)),
+            asyncio.ensure_future(self._every(OUTBOX_SECONDS, self._drain_outbox)),
         ]
         log.info("listening on %s (tenant: %s)", self.url, settings.tenant.mode)
         return self.url
@@ -148,6 +154,11 @@ class Runtime:
         if s.model.mode == "scripted":
             return ModelAllowance(SCRIPTED_PROVIDER, SCRIPTED_MODEL_ID)
         return ModelAllowance(s.model.provider, s.model.model)
+
+    async def _drain_outbox(self) -> None:
+        """Deliver chat posts missed while a platform was unreachable."""
+        for chat in self.chats:
+            await chat.deliver_queued(self.clock())
 
     async def _sweep(self) -> None:
         await self.service.sweep()
@@ -230,6 +241,12 @@ class Runtime:
         if self.proxy is not None:
             add_proxy_routes(app, self.proxy)
         add_registry_routes(app, self.service.store, {self.keys.publisher.did})
+        slack = SlackConfig.from_env(self.settings.environ)
+        if slack is not None:
+            adapter = SlackAdapter(slack, self.service, names=self.names)
+            adapter.mount(app)
+            self.service.notifier.register(adapter)
+            self.chats.append(adapter)
         if self.settings.simulated and self.settings.console:
             self.console = ConsoleChannel()
             self.console.mount(app, self._console_handlers())
@@ -386,6 +403,8 @@ class Runtime:
             for task in list(self.service.tasks):
                 task.cancel()
             await asyncio.gather(*self.service.tasks, return_exceptions=True)
+        for chat in self.chats:
+            await chat.close()
         if self.proxy is not None:
             await self.proxy.close()
         if self.tools is not None:
@@ -394,6 +413,12 @@ class Runtime:
             await self.simulator.stop()
         if self.store is not None:
             await self.store.close()
+
+
+async def _maybe(obj: Any, method: str) -> None:
+    call = getattr(obj, method, None)
+    if call is not None:
+        await call()
 
 
 class _SimClock:
