@@ -1,0 +1,96 @@
+"""A whole break-glass job from a Teams incident channel, end to end on loopback."""
+
+from __future__ import annotations
+
+import json
+
+from engine.job import ACTIVE, KILLED, PENDING
+from engine.verify import verify_bundle
+from tests.integration.teams.conftest import (
+    ALICE,
+    BOB,
+    CAROL,
+    DAVE,
+    MALLORY,
+    THREAD,
+    USER_ADMIN,
+    TeamsEnv,
+)
+from tests.integration.teams.fakes import OUTBOUND_TOKEN
+from tests.integration.teams.flow import (
+    actions,
+    approval_message,
+    approve,
+    bundle_from,
+    invoke_card,
+    open_form,
+    press,
+    requested,
+)
+from tests.support.engine_sim import trust_for
+
+
+def holders(env: TeamsEnv) -> set[str]:
+    return {a.principal_id for a in env.sim.active_grants() if a.role_id == USER_ADMIN}
+
+
+async def test_request_command_answers_with_the_form_in_the_thread(teams: TeamsEnv) -> None:
+    form = await open_form(teams)
+    assert form.method == "POST"
+    assert form.path.startswith(f"/v3/conversations/{THREAD}/activities/")
+    assert form.card is not None
+    assert actions(form.card)["request"]["data"]["form"] == "request"
+    assert form.authorization == f"Bearer {OUTBOUND_TOKEN}"
+
+
+async def test_submitting_the_form_makes_a_pending_job_and_asks_the_approvers(
+    teams: TeamsEnv,
+) -> None:
+    job, status_id = await requested(teams)
+    assert job.state == PENDING
+    assert job.requester.principal == "u-alice"
+    assert teams.connector.updates(status_id), "the form did not become the status card"
+    _, shared = approval_message(teams)
+    assert shared["refresh"]["userIds"] == ["29:bob", "29:dave"]  # carol is known by aad only
+    assert "actions" in shared
+    assert set(actions(shared)) == {"refresh"}  # read-only: only "Show my options"
+
+
+async def test_whole_job_request_approve_grant_countdown_kill_rollback_bundle(
+    teams: TeamsEnv,
+) -> None:
+    job, status_id = await requested(teams)
+    bob_card = await approve(teams, BOB)
+    assert set(actions(bob_card)) == {"withdraw"}
+    await approve(teams, CAROL)
+    job = await teams.service.load(job.job_id)
+    assert job.state == ACTIVE
+    assert holders(teams) == {DAVE}
+    assert job.verified_after_write is True
+
+    updates_before = len(teams.connector.updates(status_id))
+    teams.advance(minutes=5)
+    await teams.service.tick()
+    await teams.settle()
+    assert len(teams.connector.updates(status_id)) > updates_before
+
+    status_card = teams.connector.updates(status_id)[-1].card
+    assert status_card is not None
+    status, body = await press(teams, MALLORY, status_card, "kill", status_id)
+    assert status == 200, body
+    invoke_card(body)
+    await teams.settle()
+    job = await teams.service.load(job.job_id)
+    assert job.state == KILLED, job.state
+    assert job.rollback_verified is True
+    assert holders(teams) == set()
+    assert teams.connector.titled("Break-glass ended")
+    assert teams.connector.titled("audit summary")
+    report = verify_bundle(bundle_from(teams), trust_for(teams.service.keys))
+    assert report.valid, report.reasons
+    assert all(c.authorization == f"Bearer {OUTBOUND_TOKEN}" for c in teams.connector.calls)
+    receipts = teams.connector.titled("Receipt")
+    assert receipts
+    assert all(c.target == status_id for c in receipts)  # in the status card's thread
+    assert json.dumps([c.body for c in receipts])
+    assert ALICE.user_id
