@@ -9,6 +9,7 @@ The answer is the card as this person may now see it.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from typing import TYPE_CHECKING
 
@@ -98,7 +99,7 @@ class Actions:
         except RequestFormError as exc:
             refused(turn, "request", f"FORM_INVALID: {exc}", "")
             return render.request_form(max_minutes, error=describe(exc))
-        job_id, key = request_ids(turn, actor)
+        job_id, key = request_ids(turn, actor, data)
         await self._claim_status_card(turn, job_id)
         request = request_from_values(values, actor, self.target_tenant_id, turn.channel(), job_id)
         outcome = await self.background.within_budget(self.service.request(request, key))
@@ -121,10 +122,15 @@ class Actions:
         return render.status(job, self.chat.scene(self.service.clock()))
 
 
-def request_ids(turn: Turn, actor: Actor) -> tuple[str, str]:
-    """A job id and idempotency key fixed by (channel, form message, person): Teams may
-    deliver the same submit again with a new activity id; it must not make a second job."""
-    form = turn.reply_to_id or turn.activity_id or ""
-    seed = f"{conversation_base(turn.conversation_id)}|{form}|{actor.chat_identity}"
+def request_ids(turn: Turn, actor: Actor, data: object) -> tuple[str, str]:
+    """A job id and idempotency key fixed by the form message: Teams may deliver the same
+    submit again with a new activity id, and a form already used (by anyone) must not make
+    a second job whose status card would be that same message. Without a form message id,
+    the person and what they typed fix it instead."""
+    if turn.reply_to_id:
+        form = f"form:{turn.reply_to_id}"
+    else:
+        form = f"{actor.chat_identity}|{json.dumps(data, sort_keys=True, default=str)}"
+    seed = f"{conversation_base(turn.conversation_id)}|{form}"
     digest = hashlib.sha256(seed.encode()).hexdigest()
     return f"bg-{digest[:12]}", f"teams:request:{digest[:32]}"

@@ -165,7 +165,7 @@ class TeamsBot:
         self, context: TurnContext, _state: TurnState, data: Any
     ) -> AdaptiveCardInvokeResponse:
         turn = Turn.of(context.activity)
-        verb = (context.activity.value or {}).get("action", {}).get("verb")
+        verb = _verb(context.activity.value)
         reply = await self._guarded(self._execute(turn, verb, data))
         if isinstance(reply, str):
             return AdaptiveCardInvokeResponse(
@@ -222,6 +222,11 @@ class TeamsBot:
             await with_retries(lambda: context.send_activity(message), self.retry, self.sleep)
         except Exception as exc:
             log.warning("teams: reply in turn not delivered: %s", type(exc).__name__)
+
+
+def _verb(value: object) -> object:
+    action = value.get("action") if isinstance(value, Mapping) else None
+    return action.get("verb") if isinstance(action, Mapping) else None
 
 
 def _submitted(reply: Reply) -> Reply:

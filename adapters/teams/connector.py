@@ -112,8 +112,7 @@ class Connector:
     ) -> Any:
         if not probe and self.clock() < self._down_until:
             raise ChatError("Teams was unreachable moments ago; queued for later")
-        activity.apply_conversation_reference(reference)
-        activity.reply_to_id = None  # only a reply names a target (set by its operation)
+        activity.apply_conversation_reference(reference)  # stored references name no message
         try:
             result = await self._continue(reference, activity, op)
         except Exception as exc:
@@ -129,7 +128,7 @@ class Connector:
         outcome: list[Any] = []
 
         async def turn(context: TurnContext) -> None:
-            client = context.services.get(ConnectorClientBase)
+            client = context.services.get(ConnectorClientBase)  # type: ignore[type-abstract]
             if client is None:
                 raise ChatError("the SDK gave this turn no connector client")
             outcome.append(

@@ -92,6 +92,7 @@ class Thread:
         wanted = {"digest": fingerprint, **extra}
         if known is not None and all(known.get(k) == v for k, v in wanted.items()):
             return
+        doc: dict[str, Any]
         if known is None:
             activity_id = await self.reply(card)
             doc = {"reference": dict(self._reference_doc()), "activity_id": activity_id}
@@ -264,4 +265,4 @@ class TeamsChat:
 
 def _backoff(attempts: int) -> timedelta:
     first, most = OUTBOX_BACKOFF
-    return min(first * 2 ** min(attempts, 10), most)
+    return min(first * (1 << min(attempts, 10)), most)

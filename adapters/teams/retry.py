@@ -54,7 +54,7 @@ def delay_for(policy: RetryPolicy, attempt: int, exc: BaseException) -> float:
     after = headers.get("Retry-After") if headers is not None else None
     if after is not None and after.strip().isdecimal():
         return min(float(after.strip()), policy.max_delay)
-    return min(policy.base_delay * 2**attempt, policy.max_delay)
+    return min(policy.base_delay * float(1 << min(attempt, 30)), policy.max_delay)
 
 
 async def with_retries(

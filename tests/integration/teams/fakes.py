@@ -3,6 +3,7 @@ and the Bot Connector service (the activities' ``serviceUrl``) that records ever
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -132,6 +133,7 @@ class FakeConnector:
     calls: list[Call] = field(default_factory=list)
     faults: list[tuple[int, dict[str, str]]] = field(default_factory=list)
     refused: int = 0  # calls answered with a fault
+    gate: asyncio.Event | None = None  # when set up, calls wait for it (a slow Teams)
     url: str = ""
     _port: int = 0
     _runner: web.AppRunner | None = None
@@ -154,6 +156,8 @@ class FakeConnector:
 
     async def _handle(self, request: web.Request) -> web.Response:
         body = await request.json() if request.can_read_body else {}
+        if self.gate is not None:
+            await self.gate.wait()
         if self.faults:
             status, headers = self.faults.pop(0)
             self.refused += 1

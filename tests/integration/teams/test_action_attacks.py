@@ -103,6 +103,18 @@ async def test_redelivered_request_submit_makes_one_job(teams: TeamsEnv) -> None
     assert [j.job_id for j in await teams.service.open_jobs()] == [job.job_id]
 
 
+async def test_a_used_form_submitted_by_someone_else_makes_no_second_job(
+    teams: TeamsEnv,
+) -> None:
+    job, form_id = await requested(teams)
+    status, body = await teams.post(teams.invoke(ERIN, "request", form_data(), form_id))
+    await teams.settle()
+    assert status == 200
+    assert job.job_id in invoke_card(body)["fallbackText"]
+    assert [j.job_id for j in await teams.service.open_jobs()] == [job.job_id]
+    assert (await teams.service.load(job.job_id)).requester.principal == "u-alice"
+
+
 async def test_approval_from_a_mobile_client_takes_the_same_path(teams: TeamsEnv) -> None:
     job, _ = await requested(teams)
     mobile = [{"type": "clientInfo", "platform": "Android", "locale": "en-US"}]

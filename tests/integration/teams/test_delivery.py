@@ -3,6 +3,8 @@ regardless, and what Teams missed is posted later from the outbox."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from dataclasses import replace
 from datetime import timedelta
 
@@ -12,8 +14,18 @@ from engine.errors import ChatError
 from engine.job import CLOSED
 from engine.ports import ChatEvent
 from engine.verify import verify_bundle
-from tests.integration.teams.conftest import ALICE, FAST, USER_ADMIN, TeamsEnv
-from tests.integration.teams.flow import active, bundle_from, form_data, open_form, requested
+from tests.integration.teams.conftest import ALICE, BOB, FAST, USER_ADMIN, TeamsEnv
+from tests.integration.teams.flow import (
+    actions,
+    active,
+    approval_message,
+    bundle_from,
+    form_data,
+    invoke_card,
+    open_form,
+    press,
+    requested,
+)
 from tests.support.engine_sim import trust_for
 
 
@@ -124,3 +136,24 @@ async def test_after_a_failure_deliveries_fail_fast_until_the_outbox_probe_succe
     assert await teams.bot.deliver_queued(later) == waiting
     assert teams.connector.titled("audit summary")
     assert (await teams.service.load(job.job_id)).state == "expired_unapproved"
+
+
+async def test_invoke_is_answered_while_the_slow_work_goes_on(teams: TeamsEnv) -> None:
+    """Teams waits only seconds for an invoke; chat deliveries after a decision may not."""
+    job, _ = await requested(teams)
+    message_id, shared = approval_message(teams)
+    _, body = await press(teams, BOB, shared, "refresh", message_id)
+    approver_card = invoke_card(body)
+    teams.bot.background.budget = 0.05
+    teams.connector.gate = asyncio.Event()
+    started = time.monotonic()
+    status, body = await press(teams, BOB, approver_card, "approve", message_id)
+    elapsed = time.monotonic() - started
+    assert status == 200
+    assert set(actions(invoke_card(body))) == {"withdraw"}  # the decision is already in
+    assert elapsed < 2.0
+    assert teams.bot.background.tasks, "the deliveries should still be waiting for Teams"
+    teams.connector.gate.set()
+    await teams.settle()
+    assert (await teams.service.load(job.job_id)).plan.approvers() == ["u-bob"]
+    assert teams.connector.titled("Approval recorded")
