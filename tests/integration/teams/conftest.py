@@ -114,7 +114,8 @@ class TeamsEnv:
     bot: TeamsBot
     url: str
     http: aiohttp.ClientSession
-    sent: list[str] = field(default_factory=list)
+    sent: list[str] = field(default_factory=list)  # tokens minted for requests
+    answered: list[dict[str, Any]] = field(default_factory=list)  # cards in invoke responses
 
     # --- activities as Teams sends them -----------------------------------------------------
 
@@ -167,7 +168,9 @@ class TeamsEnv:
             headers["Authorization"] = f"Bearer {bearer}"
         async with self.http.post(f"{self.url}/api/messages", json=activity, headers=headers) as r:
             body = await r.json() if r.content_type == "application/json" else None
-            return r.status, body
+        if isinstance(body, dict) and body.get("type") == "application/vnd.microsoft.card.adaptive":
+            self.answered.append(body["value"])
+        return r.status, body
 
     # --- waiting ------------------------------------------------------------------------------
 

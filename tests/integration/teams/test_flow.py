@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Any
 
+import pytest
+from jsonschema import Draft6Validator
+
+from adapters.graph.simulated import Fault
 from engine.job import ACTIVE, KILLED, PENDING
 from engine.verify import verify_bundle
 from tests.integration.teams.conftest import (
@@ -19,6 +25,7 @@ from tests.integration.teams.conftest import (
 from tests.integration.teams.fakes import OUTBOUND_TOKEN
 from tests.integration.teams.flow import (
     actions,
+    active,
     approval_message,
     approve,
     bundle_from,
@@ -28,6 +35,8 @@ from tests.integration.teams.flow import (
     requested,
 )
 from tests.support.engine_sim import trust_for
+
+REPO = Path(__file__).resolve().parents[3]
 
 
 def holders(env: TeamsEnv) -> set[str]:
@@ -92,5 +101,49 @@ async def test_whole_job_request_approve_grant_countdown_kill_rollback_bundle(
     receipts = teams.connector.titled("Receipt")
     assert receipts
     assert all(c.target == status_id for c in receipts)  # in the status card's thread
-    assert json.dumps([c.body for c in receipts])
-    assert ALICE.user_id
+    assert len(receipts) == job.chain_length  # every chain event witnessed, once
+
+
+def adaptive_schema() -> dict[str, Any]:
+    for shared in (REPO.parent / "shared", REPO.parent.parent / "shared"):
+        path = shared / "adaptivecards" / "adaptive-card-1.5.json"
+        if path.is_file():
+            return json.loads(path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+    pytest.skip("NO ADAPTIVE CARD SCHEMA CHECK: shared/adaptivecards not found")
+
+
+async def test_every_card_of_a_job_is_valid_adaptive_card_1_5(teams: TeamsEnv) -> None:
+    validator = Draft6Validator(adaptive_schema())
+    job, status_id = await requested(teams)
+    await approve(teams, BOB)
+    await approve(teams, CAROL)
+    status_card = teams.connector.updates(status_id)[-1].card
+    assert status_card is not None
+    await press(teams, ALICE, status_card, "done", status_id)
+    await teams.settle()
+    assert (await teams.service.load(job.job_id)).state == "closed"
+    cards = teams.connector.cards() + teams.answered
+    assert len(cards) > 20
+    for card in cards:
+        assert card["version"] == "1.5"
+        checked = {k: v for k, v in card.items() if k != "msteams"}  # Teams-only extension
+        errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(checked)]
+        assert not errors, (card.get("fallbackText"), errors)
+
+
+async def test_a_failed_rollback_is_escalated_loudly_in_the_thread(teams: TeamsEnv) -> None:
+    job, status_id = await active(teams)
+    teams.sim.add_fault(
+        Fault("unavailable", method="POST", path="roleAssignmentScheduleRequests", times=10_000)
+    )
+    status_card = teams.connector.updates(status_id)[-1].card
+    assert status_card is not None
+    await press(teams, MALLORY, status_card, "kill", status_id)
+    await teams.settle()
+    job = await teams.service.load(job.job_id)
+    assert job.state == "failed"
+    assert teams.connector.titled("ROLLBACK FAILED")
+    escalations = [c for c in teams.connector.calls if "ESCALATION" in str(c.body.get("text"))]
+    assert len(escalations) == 1
+    assert DAVE in str(escalations[0].body["text"])
+    assert escalations[0].target == status_id
