@@ -92,7 +92,7 @@ async def _read_activity(request: web.Request) -> dict[str, Any]:
     if (request.content_length or 0) > MAX_BODY_BYTES:
         raise TooLarge("activity body is too large")
     raw = bytearray()
-    while chunk := await request.content.read(64 * 1024):
+    while chunk := await request.content.read(64 * 1024):  # read(n) may return less than n
         raw += chunk
         if len(raw) > MAX_BODY_BYTES:
             raise TooLarge("activity body is too large")

@@ -16,6 +16,7 @@ Does NOT check who the user in the activity is: that is the job service's busine
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -75,6 +76,7 @@ class OpenIdKeys:
         self._keys: dict[str, SigningKey] = {}
         self._fetched_at: float | None = None
         self._session: aiohttp.ClientSession | None = None
+        self._lock = asyncio.Lock()
 
     async def close(self) -> None:
         if self._session is not None:
@@ -82,21 +84,35 @@ class OpenIdKeys:
             self._session = None
 
     async def get(self, kid: str) -> SigningKey | None:
-        now = self.clock()
-        stale = self._fetched_at is None or now - self._fetched_at > KEYS_TTL_SECONDS
-        may_refetch = self._fetched_at is None or now - self._fetched_at > MIN_REFETCH_SECONDS
-        if stale or (kid not in self._keys and may_refetch):
-            await self._refresh(now)
+        async with self._lock:  # concurrent requests share one refetch
+            if self._due(kid, self.clock()):
+                await self._refresh()
         return self._keys.get(kid)
 
-    async def _refresh(self, now: float) -> None:
+    def _due(self, kid: str, now: float) -> bool:
+        if self._fetched_at is None or now - self._fetched_at > KEYS_TTL_SECONDS:
+            return True
+        return kid not in self._keys and now - self._fetched_at > MIN_REFETCH_SECONDS
+
+    async def _refresh(self) -> None:
+        now = self.clock()
+        try:
+            self._keys = await self._fetch_keys()
+        except KeysUnavailable:
+            if not self._keys:
+                raise
+            # Genuine keys we already hold beat no keys; try again in a minute.
+            log.warning("teams: signing keys not refreshed; the cached ones stay in use")
+            self._fetched_at = now - KEYS_TTL_SECONDS + MIN_REFETCH_SECONDS
+            return
+        self._fetched_at = now
+
+    async def _fetch_keys(self) -> dict[str, SigningKey]:
         metadata = await self._fetch(self.metadata_url)
         jwks_uri = metadata.get("jwks_uri") if isinstance(metadata, Mapping) else None
         if not isinstance(jwks_uri, str) or not _safe_url(jwks_uri):
             raise KeysUnavailable("OpenID metadata has no usable jwks_uri")
-        document = await self._fetch(jwks_uri)
-        self._keys = _parse_keys(document)
-        self._fetched_at = now
+        return _parse_keys(await self._fetch(jwks_uri))
 
     async def _fetch(self, url: str) -> Any:
         if self._session is None:
@@ -106,13 +122,22 @@ class OpenIdKeys:
             async with self._session.get(url, allow_redirects=False) as response:
                 if response.status != 200:
                     raise KeysUnavailable(f"key document answered {response.status}")
-                body = await response.content.read(MAX_METADATA_BYTES + 1)
+                body = await _read_limited(response.content, MAX_METADATA_BYTES)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise KeysUnavailable(f"key document unreachable: {type(exc).__name__}") from exc
         try:
             return strict_loads(body, max_bytes=MAX_METADATA_BYTES, floats=True)
         except InputError as exc:
             raise KeysUnavailable("key document is not JSON") from exc
+
+
+async def _read_limited(stream: aiohttp.StreamReader, limit: int) -> bytes:
+    body = bytearray()
+    while chunk := await stream.read(64 * 1024):
+        body += chunk
+        if len(body) > limit:
+            raise KeysUnavailable("key document is too large")
+    return bytes(body)
 
 
 def _safe_url(url: str) -> bool:

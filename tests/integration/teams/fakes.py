@@ -57,6 +57,7 @@ class FakeOpenId:
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+            self._runner = None
 
     async def _metadata(self, _request: web.Request) -> web.Response:
         self.fetches += 1

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import jwt
 import pytest
 
+from adapters.teams.inbound_auth import KEYS_TTL_SECONDS
 from engine.job import Job
 from tests.integration.teams.conftest import BOB, TeamsEnv
 from tests.integration.teams.fakes import rsa_key
@@ -144,4 +145,42 @@ async def test_oversized_body_is_refused_before_parsing(
     activity = approve_activity(teams, job, message_id) | {"text": "x" * 300_000}
     status, _ = await teams.post(activity)
     assert status == 400
+    assert await snapshot(teams, job) == before
+
+
+class Ticks:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_keys_stay_usable_when_the_metadata_endpoint_is_down(
+    teams: TeamsEnv, pending: tuple[Job, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    job, message_id = pending
+    ticks = Ticks()
+    teams.bot.keys.clock = ticks
+    teams.bot.keys._fetched_at = ticks.now  # as if fetched just now (the fixture's request)
+    await teams.openid.stop()
+    ticks.now += KEYS_TTL_SECONDS + 1  # stale: a refresh is due, and fails
+    status, _ = await teams.post(approve_activity(teams, job, message_id))
+    await teams.settle()
+    assert status == 200
+    assert "cached ones stay in use" in caplog.text
+    assert (await teams.service.load(job.job_id)).plan.approvers() == ["u-bob"]
+
+
+async def test_without_any_keys_nothing_is_authenticated(
+    teams: TeamsEnv, pending: tuple[Job, str]
+) -> None:
+    job, message_id = pending
+    before = await snapshot(teams, job)
+    teams.bot.keys._keys = {}
+    teams.bot.keys._fetched_at = None
+    await teams.openid.stop()
+    status, body = await teams.post(approve_activity(teams, job, message_id))
+    assert status == 503
+    assert body == {"error": "authentication unavailable"}
     assert await snapshot(teams, job) == before
