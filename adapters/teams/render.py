@@ -49,7 +49,8 @@ def card_message(card: Json) -> Activity:
 
 
 def text_message(text: str) -> Activity:
-    return Activity(type=ActivityTypes.message, text=text)
+    # Plain text: nothing in our replies (reasons, ids) is ever read as markdown.
+    return Activity(type=ActivityTypes.message, text=text, text_format="plain")
 
 
 def digest(card: Json) -> str:

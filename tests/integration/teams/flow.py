@@ -91,9 +91,9 @@ def approval_message(env: TeamsEnv, revision: int = 0) -> tuple[str, dict[str, A
     return message_id, latest
 
 
-async def approve(env: TeamsEnv, person: Person, **kw: Any) -> dict[str, Any]:
+async def approve(env: TeamsEnv, person: Person, revision: int = 0, **kw: Any) -> dict[str, Any]:
     """Refresh (as the client does) and press Approve; returns the card ``person`` gets."""
-    message_id, shared = approval_message(env)
+    message_id, shared = approval_message(env, revision)
     status, body = await press(env, person, shared, "refresh", message_id, trigger="automatic")
     assert status == 200, body
     mine = invoke_card(body)

@@ -31,6 +31,7 @@ async def test_help_for_anything_unknown(teams: TeamsEnv) -> None:
     assert status == 202
     assert "request" in last_text(teams)
     assert "kill [job]" in last_text(teams)
+    assert teams.connector.calls[-1].body["textFormat"] == "plain"
 
 
 async def test_status_shows_this_channels_open_jobs(teams: TeamsEnv) -> None:

@@ -144,7 +144,7 @@ async def test_invoke_is_answered_while_the_slow_work_goes_on(teams: TeamsEnv) -
     message_id, shared = approval_message(teams)
     _, body = await press(teams, BOB, shared, "refresh", message_id)
     approver_card = invoke_card(body)
-    teams.bot.background.budget = 0.05
+    teams.bot.background.budget = 0.5
     teams.connector.gate = asyncio.Event()
     started = time.monotonic()
     status, body = await press(teams, BOB, approver_card, "approve", message_id)

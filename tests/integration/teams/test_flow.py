@@ -17,6 +17,7 @@ from tests.integration.teams.conftest import (
     BOB,
     CAROL,
     DAVE,
+    DAVE_P,
     MALLORY,
     THREAD,
     USER_ADMIN,
@@ -147,3 +148,30 @@ async def test_a_failed_rollback_is_escalated_loudly_in_the_thread(teams: TeamsE
     assert len(escalations) == 1
     assert DAVE in str(escalations[0].body["text"])
     assert escalations[0].target == status_id
+
+
+async def test_extension_needs_two_fresh_approvals_on_a_new_prompt(teams: TeamsEnv) -> None:
+    job, status_id = await active(teams)
+    first_end = job.window_end
+    status_card = teams.connector.updates(status_id)[-1].card
+    assert status_card is not None
+    status, body = await press(teams, ALICE, status_card, "extend", status_id)
+    await teams.settle()
+    assert status == 200
+    invoke_card(body)
+    message_id, prompt = approval_message(teams, revision=1)
+    assert prompt["refresh"]["action"]["data"]["plan_hash"] != job.plan.plan_hash
+    await approve(teams, BOB, revision=1)
+    assert (await teams.service.load(job.job_id)).window_end == first_end  # one is not enough
+    await approve(teams, DAVE_P, revision=1)
+    job = await teams.service.load(job.job_id)
+    assert job.state == ACTIVE
+    assert job.window_end is not None
+    assert first_end is not None
+    assert job.window_end > first_end
+    assert job.plan.revision == 1
+    _, closed = approval_message(teams, revision=1)
+    assert "actions" not in closed  # decided: no buttons for anyone
+    _, old = approval_message(teams, revision=0)
+    assert "actions" not in old
+    assert message_id != approval_message(teams, revision=0)[0]
