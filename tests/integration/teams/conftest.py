@@ -31,7 +31,7 @@ from bot.gateway_service import ToolGateway
 from bot.service import JobService
 from engine.identity import Directory
 from engine.lifecycle import Rules
-from tests.integration.teams.fakes import APP_ID, FakeConnector, FakeOpenId, StaticTokens, _serve
+from tests.integration.teams.fakes import APP_ID, FakeConnector, FakeOpenId, StaticTokens, serve
 from tests.support.engine_sim import fixed_keys
 
 APP_PASSWORD = "teams-app-password-never-logged"
@@ -248,7 +248,7 @@ async def teams(
         service.notifier.register(bot)
         app = web.Application()
         bot.mount(app)
-        runner, url = await _serve(app)
+        runner, url = await serve(app)
         async with aiohttp.ClientSession() as http:
             env = TeamsEnv(openid, connector, sim, clock, store, service, executor, bot, url, http)
             yield env

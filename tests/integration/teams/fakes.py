@@ -20,7 +20,7 @@ APP_ID = "00000000-0000-4000-8000-00000000b07a"
 OUTBOUND_TOKEN = "outbound-test-token-not-a-secret-elsewhere"
 
 
-async def _serve(app: web.Application, port: int = 0) -> tuple[web.AppRunner, str]:
+async def serve(app: web.Application, port: int = 0) -> tuple[web.AppRunner, str]:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", port)
@@ -52,7 +52,7 @@ class FakeOpenId:
         app = web.Application()
         app.router.add_get("/v1/.well-known/openidconfiguration", self._metadata)
         app.router.add_get("/v1/.well-known/keys", self._keys)
-        self._runner, self.url = await _serve(app)
+        self._runner, self.url = await serve(app)
 
     async def stop(self) -> None:
         if self._runner is not None:
@@ -143,7 +143,7 @@ class FakeConnector:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_route("*", "/v3/conversations/{tail:.*}", self._handle)
-        self._runner, base = await _serve(app, self._port)
+        self._runner, base = await serve(app, self._port)
         self._port = int(base.rsplit(":", 1)[1])
         self.url = base + "/"
 

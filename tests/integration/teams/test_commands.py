@@ -18,7 +18,7 @@ from tests.integration.teams.conftest import (
     connections,
     teams_config,
 )
-from tests.integration.teams.fakes import OUTBOUND_TOKEN, _serve
+from tests.integration.teams.fakes import OUTBOUND_TOKEN, serve
 from tests.integration.teams.flow import approval_message, requested
 
 
@@ -92,7 +92,7 @@ async def test_development_switch_is_loud_and_explicit(
     assert "INSECURE: Teams inbound authentication is DISABLED" in caplog.text
     app = web.Application()
     bot.mount(app)
-    runner, url = await _serve(app)
+    runner, url = await serve(app)
     try:
         async with teams.http.post(
             f"{url}/api/messages", json=teams.message(MALLORY, "help")

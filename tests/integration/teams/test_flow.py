@@ -30,6 +30,7 @@ from tests.integration.teams.flow import (
     approval_message,
     approve,
     bundle_from,
+    form_data,
     invoke_card,
     open_form,
     press,
@@ -175,3 +176,23 @@ async def test_extension_needs_two_fresh_approvals_on_a_new_prompt(teams: TeamsE
     _, old = approval_message(teams, revision=0)
     assert "actions" not in old
     assert message_id != approval_message(teams, revision=0)[0]
+
+
+async def test_without_a_form_message_the_status_card_is_posted_in_the_thread(
+    teams: TeamsEnv,
+) -> None:
+    activity = teams.invoke(ALICE, "request", form_data(), "")
+    del activity["replyToId"]
+    status, body = await teams.post(activity)
+    await teams.settle()
+    assert status == 200
+    invoke_card(body)
+    posted = teams.connector.calls[0]
+    assert posted.method == "POST"
+    assert posted.path == f"/v3/conversations/{THREAD}/activities"
+    assert posted.card is not None
+    assert "Break-glass" in posted.card["fallbackText"]
+    status_id = teams.connector.id_of(posted)
+    receipts = teams.connector.titled("Receipt")
+    assert receipts
+    assert all(c.target == status_id for c in receipts)
