@@ -1,0 +1,235 @@
+"""``TeamsBot``: the Agents SDK application, its HTTP edge, and the Teams ``ChatPort``.
+
+Wiring from ``bot/``::
+
+    bot = TeamsBot(config, service, names=names, target_tenant_id=graph_config.tenant_id)
+    service.notifier.register(bot)          # job events go to Teams
+    bot.mount(app)                          # POST /api/messages on the aiohttp application
+    ...
+    await bot.deliver_queued(service.clock())   # from a timer: what Teams missed
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+from microsoft_agents.activity import AdaptiveCardInvokeResponse, ContentTypes
+from microsoft_agents.authentication.msal import MsalConnectionManager
+from microsoft_agents.hosting.aiohttp import CloudAdapter
+from microsoft_agents.hosting.core import (
+    AgentApplication,
+    AgentAuthConfiguration,
+    ApplicationOptions,
+    Connections,
+    MemoryStorage,
+    TurnContext,
+    TurnState,
+)
+from microsoft_agents.hosting.core.authorization import AuthTypes
+
+from adapters.teams import render
+from adapters.teams.actions import Actions
+from adapters.teams.commands import Commands
+from adapters.teams.config import TeamsConfig
+from adapters.teams.connector import Connector
+from adapters.teams.delivery import TeamsChat
+from adapters.teams.edge import ROUTE, Edge
+from adapters.teams.inbound_auth import InboundAuth, OpenIdKeys
+from adapters.teams.people import People
+from adapters.teams.retry import RetryPolicy, with_retries
+from adapters.teams.turns import INVOKE_BUDGET_SECONDS, Background, Reply, Turn
+from cards.forms import REQUEST_VERB
+from engine.errors import BreakGlassError, describe
+from engine.ports import ChatEvent
+
+if TYPE_CHECKING:
+    from bot.service import JobService
+
+log = logging.getLogger("breakglass.teams")
+ANY_VERB = re.compile(r"\S")
+
+
+def msal_connections(config: TeamsConfig) -> Connections:
+    """The SDK's MSAL token provider for outbound calls, from our single-tenant config."""
+    if config.certificate_path is not None:
+        auth = AgentAuthConfiguration(
+            auth_type=AuthTypes.certificate,
+            client_id=config.app_id,
+            tenant_id=config.tenant_id,
+            cert_pfx_file=str(config.certificate_path),
+        )
+    else:
+        auth = AgentAuthConfiguration(
+            auth_type=AuthTypes.client_secret,
+            client_id=config.app_id,
+            tenant_id=config.tenant_id,
+            client_secret=config.app_password,
+        )
+    return MsalConnectionManager(connections_configurations={"SERVICE_CONNECTION": auth})
+
+
+async def _raise_turn_error(context: TurnContext, error: Exception) -> None:
+    # The SDK's default posts the exception text into the conversation. Ours reaches the
+    # caller instead: proactive posts turn it into ChatError, inbound turns log it.
+    raise error
+
+
+class TeamsBot:
+    """Implements ``engine.ports.ChatPort`` for Teams and answers ``/api/messages``."""
+
+    platform = "teams"
+
+    def __init__(
+        self,
+        config: TeamsConfig,
+        service: JobService,
+        *,
+        names: Mapping[str, str] | None = None,
+        target_tenant_id: str | None = None,
+        connections: Connections | None = None,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        invoke_budget: float = INVOKE_BUDGET_SECONDS,
+    ) -> None:
+        self.config = config
+        self.service = service
+        self.retry = retry or RetryPolicy()
+        self.sleep = sleep
+        connections = connections or msal_connections(config)
+        self.adapter = CloudAdapter(connection_manager=connections)
+        self.adapter.on_turn_error = _raise_turn_error
+        self.people = People(config, service.actor)
+        self.connector = Connector(self.adapter, config.app_id, self.retry, sleep)
+        self.chat = TeamsChat(service, self.connector, self.people, names or {})
+        self.background = Background(invoke_budget)
+        tenant = target_tenant_id or config.tenant_id
+        self.actions = Actions(config, service, self.people, self.chat, self.background, tenant)
+        self.commands = Commands(config, service, self.people, self.chat, self.background)
+        self.application = self._application(connections)
+        self.keys = OpenIdKeys(config.openid_metadata_url)
+        self.edge = Edge(config, InboundAuth(config, self.keys), self.adapter, self.application)
+        if config.dev_disable_auth:
+            log.warning(
+                "INSECURE: Teams inbound authentication is DISABLED (dev_disable_auth). "
+                "Anyone who can reach %s can act as any Teams user. Never run this in production.",
+                ROUTE,
+            )
+
+    # --- ChatPort -----------------------------------------------------------------------------
+
+    async def deliver(self, event: ChatEvent) -> None:
+        await self.chat.deliver(event)
+
+    async def deliver_queued(self, now: datetime) -> int:
+        """Post what Teams missed (outbox items of platform "teams"); returns how many."""
+        return await self.chat.deliver_queued(now)
+
+    # --- HTTP ---------------------------------------------------------------------------------
+
+    def mount(self, app: web.Application) -> None:
+        app.router.add_post(ROUTE, self.edge.handle)
+        app.on_cleanup.append(self._cleanup)
+
+    async def _cleanup(self, _app: web.Application) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self.background.drain()
+        await self.keys.close()
+
+    async def drain(self) -> None:
+        """Wait for work started by inbound turns (tests, shutdown)."""
+        await self.background.drain()
+
+    # --- the SDK application ------------------------------------------------------------------
+
+    def _application(self, connections: Connections) -> AgentApplication[TurnState]:
+        options = ApplicationOptions(
+            storage=MemoryStorage(), start_typing_timer=False, remove_recipient_mention=True
+        )
+        app = AgentApplication[TurnState](options, connection_manager=connections)
+        app.adaptive_card.action_execute(ANY_VERB)(self._on_execute)
+        app.adaptive_card.action_submit(ANY_VERB, submit_filter="verb")(self._on_submit)
+        app.adaptive_card.action_submit(REQUEST_VERB, submit_filter="form")(self._on_form_submit)
+        app.message()(self._on_message)
+        app.error(self._on_error)
+        return app
+
+    async def _on_execute(
+        self, context: TurnContext, _state: TurnState, data: Any
+    ) -> AdaptiveCardInvokeResponse:
+        turn = Turn.of(context.activity)
+        verb = _verb(context.activity.value)
+        reply = await self._guarded(self._execute(turn, verb, data))
+        if isinstance(reply, str):
+            return AdaptiveCardInvokeResponse(
+                status_code=200, type=ContentTypes.message, value=reply
+            )
+        return AdaptiveCardInvokeResponse(
+            status_code=200, type=ContentTypes.adaptive_card, value=reply
+        )
+
+    async def _execute(self, turn: Turn, verb: object, data: Any) -> Reply:
+        if verb == REQUEST_VERB:
+            return await self.actions.on_form(turn, data)
+        return await self.actions.on_card(turn, verb, data)
+
+    async def _on_submit(self, context: TurnContext, _state: TurnState, data: Any) -> None:
+        turn = Turn.of(context.activity)
+        reply = await self._guarded(self.actions.on_card(turn, None, data))
+        await self._send(context, _submitted(reply))
+
+    async def _on_form_submit(self, context: TurnContext, _state: TurnState, data: Any) -> None:
+        turn = Turn.of(context.activity)
+        await self._send(context, await self._guarded(self.actions.on_form(turn, data)))
+
+    async def _on_message(self, context: TurnContext, _state: TurnState) -> None:
+        turn = Turn.of(context.activity)
+        try:
+            replies = await self.commands.on_text(turn, context.activity.text)
+        except Exception as exc:
+            replies = [self._failure(exc)]
+        for reply in replies:
+            await self._send(context, reply)
+
+    async def _on_error(self, context: TurnContext, error: Exception) -> None:
+        log.error("teams: turn failed: %s", type(error).__name__, exc_info=error)
+
+    async def _guarded(self, work: Awaitable[Reply]) -> Reply:
+        try:
+            return await work
+        except Exception as exc:
+            return self._failure(exc)
+
+    def _failure(self, exc: Exception) -> str:
+        if isinstance(exc, BreakGlassError):
+            log.warning("teams: action failed: %s", describe(exc))
+        else:
+            log.error("teams: action crashed: %s", type(exc).__name__, exc_info=exc)
+        return f"Not done. {describe(exc)}"
+
+    async def _send(self, context: TurnContext, reply: Reply) -> None:
+        message = (
+            render.text_message(reply) if isinstance(reply, str) else render.card_message(reply)
+        )
+        try:
+            await with_retries(lambda: context.send_activity(message), self.retry, self.sleep)
+        except Exception as exc:
+            log.warning("teams: reply in turn not delivered: %s", type(exc).__name__)
+
+
+def _verb(value: object) -> object:
+    action = value.get("action") if isinstance(value, Mapping) else None
+    return action.get("verb") if isinstance(action, Mapping) else None
+
+
+def _submitted(reply: Reply) -> Reply:
+    """An ``Action.Submit`` cannot swap the card for this person only: answer in words (the
+    shared cards are updated through the job's events)."""
+    return reply if isinstance(reply, str) else "Done. The cards above show the new state."

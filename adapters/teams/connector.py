@@ -1,0 +1,150 @@
+"""Posting to Teams outside a turn: through the SDK's ``continue_conversation`` and its
+connector client, with bounded retries, mapping every failure to ``ChatError``.
+
+After a failure the connector fails fast for ``RetryPolicy.cooldown`` seconds: events wait in
+the outbox instead of each one waiting for a Teams that is down, so a job's effects (and
+with them its rollback) are never held up by chat. ``probe=True`` tries anyway (the outbox
+drain uses it to find out whether Teams is back).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import aiohttp
+from microsoft_agents.activity import Activity, ConversationReference
+from microsoft_agents.hosting.aiohttp import CloudAdapter
+from microsoft_agents.hosting.core import ConnectorClientBase, TurnContext
+
+from adapters.teams.retry import RetryPolicy, with_retries
+from engine.errors import ChatError
+
+log = logging.getLogger("breakglass.teams.connector")
+
+Operation = Callable[[ConnectorClientBase, str], Awaitable[Any]]
+
+
+def reference_from(doc: Mapping[str, Any]) -> ConversationReference:
+    return ConversationReference.model_validate(dict(doc))
+
+
+def reference_doc(reference: ConversationReference) -> dict[str, Any]:
+    """A reference as JSON, without the user who happened to start the turn."""
+    doc = reference.model_dump(mode="json", by_alias=True, exclude_none=True)
+    for personal in ("user", "activityId", "locale", "requestId"):
+        doc.pop(personal, None)
+    return doc
+
+
+class Connector:
+    def __init__(
+        self,
+        adapter: CloudAdapter,
+        app_id: str,
+        policy: RetryPolicy,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.adapter = adapter
+        self.app_id = app_id
+        self.policy = policy
+        self.sleep = sleep
+        self.clock = clock
+        self._down_until = 0.0
+
+    async def send(
+        self, reference: ConversationReference, activity: Activity, *, probe: bool = False
+    ) -> str:
+        """Post a new message to the reference's conversation; returns its activity id."""
+
+        async def op(client: ConnectorClientBase, conversation: str) -> Any:
+            return await client.conversations.send_to_conversation(conversation, activity)
+
+        return await self._posted(reference, activity, op, probe)
+
+    async def reply(
+        self,
+        reference: ConversationReference,
+        reply_to: str,
+        activity: Activity,
+        *,
+        probe: bool = False,
+    ) -> str:
+        """Post ``activity`` in the thread of the message ``reply_to``; returns its id."""
+
+        async def op(client: ConnectorClientBase, conversation: str) -> Any:
+            activity.reply_to_id = reply_to
+            return await client.conversations.reply_to_activity(conversation, reply_to, activity)
+
+        return await self._posted(reference, activity, op, probe)
+
+    async def update(
+        self,
+        reference: ConversationReference,
+        activity_id: str,
+        activity: Activity,
+        *,
+        probe: bool = False,
+    ) -> None:
+        """Replace the message ``activity_id`` in place."""
+        activity.id = activity_id
+
+        async def op(client: ConnectorClientBase, conversation: str) -> Any:
+            return await client.conversations.update_activity(conversation, activity_id, activity)
+
+        await self.run(reference, activity, op, probe)
+
+    async def _posted(
+        self, reference: ConversationReference, activity: Activity, op: Operation, probe: bool
+    ) -> str:
+        response = await self.run(reference, activity, op, probe)
+        activity_id = getattr(response, "id", None)
+        if not activity_id:
+            raise ChatError("Teams did not return the new message's id")
+        return str(activity_id)
+
+    async def run(
+        self, reference: ConversationReference, activity: Activity, op: Operation, probe: bool
+    ) -> Any:
+        if not probe and self.clock() < self._down_until:
+            raise ChatError("Teams was unreachable moments ago; queued for later")
+        activity.apply_conversation_reference(reference)  # stored references name no message
+        try:
+            result = await self._continue(reference, activity, op)
+        except Exception as exc:
+            self._down_until = self.clock() + self.policy.cooldown
+            raise ChatError(f"Teams delivery failed: {_describe(exc)}") from exc
+        self._down_until = 0.0
+        return result
+
+    async def _continue(
+        self, reference: ConversationReference, activity: Activity, op: Operation
+    ) -> Any:
+        conversation = reference.conversation.id
+        outcome: list[Any] = []
+
+        async def turn(context: TurnContext) -> None:
+            client = context.services.get(ConnectorClientBase)  # type: ignore[type-abstract]
+            if client is None:
+                raise ChatError("the SDK gave this turn no connector client")
+            outcome.append(
+                await with_retries(lambda: op(client, conversation), self.policy, self.sleep)
+            )
+
+        continuation = reference.get_continuation_activity()
+        continuation.id = None  # the SDK's random id would become a replyToId
+        await self.adapter.continue_conversation(self.app_id, continuation, turn)
+        return outcome[0]
+
+
+def _describe(exc: BaseException) -> str:
+    """Status and type only: bodies and headers may carry tokens or personal data."""
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return f"HTTP {exc.status}"
+    if isinstance(exc, ChatError):
+        return str(exc)
+    return type(exc).__name__

@@ -1,0 +1,268 @@
+"""The Teams ``ChatPort``: what each job event shows in the incident thread.
+
+A job's thread hangs off its status card (the request form the requester filled in, turned
+into the countdown). Receipts, approval prompts, results, the kill result, the audit summary
+and the proof bundle are replies to it; the status and approval cards are updated in place.
+Where each message went is kept as a message ref (conversation reference + activity id), so
+a re-delivered event updates what exists instead of posting it twice.
+
+``deliver`` raises ``ChatError`` when Teams did not take something; the job service then keeps
+the event in the outbox, and :meth:`TeamsChat.deliver_queued` tries again later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from adapters.teams import render
+from adapters.teams.connector import Connector, reference_from
+from adapters.teams.people import People
+from bot.views import approval_result_view, audit_summary_view, kill_result_view, receipt_line
+from cards import teams
+from engine import lifecycle
+from engine.errors import ChatError, JobNotFound
+from engine.job import Job, describe_grant
+from engine.ports import ChatEvent, MessageRef, OutboxItem
+
+if TYPE_CHECKING:
+    from bot.service import JobService
+
+log = logging.getLogger("breakglass.teams.delivery")
+PLATFORM = "teams"
+STATUS = "status"
+RECEIPTS = "receipts"
+APPROVAL = "approval:"
+OUTBOX_LEASE = timedelta(minutes=2)
+OUTBOX_BACKOFF = (timedelta(seconds=30), timedelta(minutes=15))  # first, most
+
+
+@dataclass
+class Thread:
+    """One job's messages in Teams during one delivery."""
+
+    chat: TeamsChat
+    job: Job
+    scene: render.Scene
+    probe: bool
+    refs: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    async def put(self, kind: str, doc: Mapping[str, Any]) -> None:
+        self.refs[kind] = dict(doc)
+        await self.chat.store.put_message_ref(MessageRef(self.job.job_id, PLATFORM, kind, doc))
+
+    def _reference_doc(self) -> Mapping[str, Any]:
+        status = self.refs.get(STATUS)
+        if status is not None and "reference" in status:
+            return status["reference"]  # type: ignore[no-any-return]
+        reference = self.job.channel.get("reference")
+        if not isinstance(reference, Mapping):
+            raise ChatError(f"job {self.job.job_id} has no Teams conversation to post to")
+        return reference
+
+    async def status_id(self) -> str:
+        """The status card's activity id, posting the card first if it is not there yet."""
+        status = self.refs.get(STATUS)
+        if status is not None and status.get("activity_id"):
+            return str(status["activity_id"])
+        reference_doc = self._reference_doc()
+        card = render.status(self.job, self.scene)
+        message = render.card_message(card)
+        activity_id = await self.chat.connector.send(
+            reference_from(reference_doc), message, probe=self.probe
+        )
+        doc = {"reference": dict(reference_doc), "activity_id": activity_id}
+        await self.put(STATUS, doc | {"digest": render.digest(card)})
+        return activity_id
+
+    async def reply(self, card: render.Json | None = None, text: str = "") -> str:
+        parent = await self.status_id()
+        message = render.card_message(card) if card is not None else render.text_message(text)
+        reference = reference_from(self._reference_doc())
+        return await self.chat.connector.reply(reference, parent, message, probe=self.probe)
+
+    async def keep(self, kind: str, card: render.Json, **extra: Any) -> None:
+        """Show ``card`` as the message ``kind``: updated in place if posted, else a reply."""
+        known = self.refs.get(kind)
+        fingerprint = render.digest(card)
+        wanted = {"digest": fingerprint, **extra}
+        if known is not None and all(known.get(k) == v for k, v in wanted.items()):
+            return
+        doc: dict[str, Any]
+        if known is None:
+            activity_id = await self.reply(card)
+            doc = {"reference": dict(self._reference_doc()), "activity_id": activity_id}
+        else:
+            doc = dict(known)
+            reference = reference_from(doc.get("reference") or self._reference_doc())
+            message = render.card_message(card)
+            await self.chat.connector.update(
+                reference, str(doc["activity_id"]), message, probe=self.probe
+            )
+        await self.put(kind, doc | wanted)
+
+
+# --- what each event shows --------------------------------------------------------------------
+
+
+async def _receipts(thread: Thread, event: ChatEvent) -> None:
+    posted = set(thread.refs.get(RECEIPTS, {}).get("posted", []))
+    for record in event.records:
+        if record.seq in posted:
+            continue
+        await thread.reply(teams.receipt_card(receipt_line(record)))
+        posted.add(record.seq)
+        await thread.put(RECEIPTS, {"posted": sorted(posted)})
+
+
+async def _ask_approvers(thread: Thread, event: ChatEvent) -> None:
+    revision = int(event.detail.get("revision", 0))
+    await thread.status_id()
+    card = render.approval_shared(thread.job, revision, thread.scene)
+    await thread.keep(f"{APPROVAL}{revision}", card, revision=revision, closed=False)
+
+
+async def _update_cards(thread: Thread, event: ChatEvent) -> None:
+    await thread.keep(STATUS, render.status(thread.job, thread.scene))
+    for kind, doc in list(thread.refs.items()):
+        if not kind.startswith(APPROVAL) or doc.get("closed"):
+            continue
+        revision = int(doc.get("revision", kind.removeprefix(APPROVAL)))
+        card = render.approval_shared(thread.job, revision, thread.scene)
+        still_open = render.awaiting(thread.job) and revision == _open_revision(thread.job)
+        await thread.keep(kind, card, revision=revision, closed=not still_open)
+
+
+def _open_revision(job: Job) -> int:
+    return job.extension.revision if job.extension is not None else job.plan.revision
+
+
+async def _announce(thread: Thread, event: ChatEvent) -> None:
+    decision = str(event.detail.get("decision", ""))
+    decision = "deny" if decision == "deny_extension" else decision
+    by = str(event.detail.get("by", ""))
+    if decision not in ("approve", "deny", "withdraw") or not by:
+        return
+    view = approval_result_view(thread.job, thread.scene.names, decision, by, event.now)
+    await thread.reply(teams.approval_result_card(view))
+
+
+async def _notice(thread: Thread, event: ChatEvent) -> None:
+    await thread.keep(STATUS, render.status(thread.job, thread.scene))
+
+
+async def _finish(thread: Thread, event: ChatEvent) -> None:
+    await _update_cards(thread, event)
+    job, names = thread.job, thread.scene.names
+    records = await thread.chat.store.chain(job.job_id)
+    await thread.keep("kill_result", teams.kill_result_card(kill_result_view(job, records, names)))
+    bundle = event.bundle or (await thread.chat.service.bundle(job))[0]
+    summary = audit_summary_view(job, records, names, str(bundle.get("payload_hash_b64u", "")))
+    await thread.keep("audit_summary", teams.audit_summary_card(summary))
+    for index, card in enumerate(render.bundle_cards(bundle, summary.bundle_file), 1):
+        await thread.keep(f"bundle:{index}", card)
+
+
+async def _escalate(thread: Thread, event: ChatEvent) -> None:
+    text = (
+        f"ESCALATION: job {thread.job.job_id} could not verify its rollback. "
+        f"Still privileged: {describe_grant(thread.job)}. Remove this access by hand now."
+    )
+    await thread.reply(text=text)
+
+
+Handler = Callable[[Thread, ChatEvent], Awaitable[None]]
+HANDLERS: dict[str, Handler] = {
+    "receipts": _receipts,
+    lifecycle.ASK_APPROVERS: _ask_approvers,
+    lifecycle.UPDATE_CARDS: _update_cards,
+    lifecycle.ANNOUNCE: _announce,
+    lifecycle.NOTICE: _notice,
+    lifecycle.FINISH: _finish,
+    lifecycle.ESCALATE: _escalate,
+}
+
+
+# --- the port ---------------------------------------------------------------------------------
+
+
+class TeamsChat:
+    platform = PLATFORM
+
+    def __init__(
+        self,
+        service: JobService,
+        connector: Connector,
+        people: People,
+        names: Mapping[str, str],
+    ) -> None:
+        self.service = service
+        self.store = service.store
+        self.connector = connector
+        self.people = people
+        self.names = names
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def scene(self, now: datetime) -> render.Scene:
+        return render.Scene(
+            self.names, self.service.rules.approvers, now, self.people.card_user_ids
+        )
+
+    async def deliver(self, event: ChatEvent, *, probe: bool = False) -> None:
+        handler = HANDLERS.get(event.kind)
+        if handler is None:
+            return
+        job = Job.from_json(event.job)
+        async with self._locks.setdefault(job.job_id, asyncio.Lock()):
+            stored = await self.store.message_refs(job.job_id, PLATFORM)
+            refs = {ref.kind: dict(ref.ref) for ref in stored}
+            await handler(Thread(self, job, self.scene(event.now), probe, refs), event)
+
+    async def deliver_queued(self, now: datetime) -> int:
+        """Deliver what Teams missed, oldest first; returns how many events went out.
+
+        The first event probes Teams; if it still fails, everything due waits for the next
+        call (with backoff), in order.
+        """
+        items = await self.store.due(PLATFORM, now, lease_until=now + OUTBOX_LEASE)
+        sent = 0
+        for position, item in enumerate(items):
+            try:
+                await self._redeliver(item, now)
+            except ChatError as exc:
+                log.info("Teams still unreachable (%s); %d events wait", exc, len(items) - sent)
+                for waiting in items[position:]:
+                    await self.store.postpone(waiting.item_id, now + _backoff(waiting.attempts))
+                break
+            await self.store.delivered(item.item_id)
+            sent += 1
+        return sent
+
+    async def _redeliver(self, item: OutboxItem, now: datetime) -> None:
+        try:
+            event = await self._rebuild(item, now)
+        except JobNotFound:
+            log.warning("queued Teams event for unknown job %s dropped", item.job_id)
+            return
+        await self.deliver(event, probe=True)
+
+    async def _rebuild(self, item: OutboxItem, now: datetime) -> ChatEvent:
+        """The event again, with the job as it is now (cards show the latest truth)."""
+        job = await self.service.load(item.job_id)
+        kind = str(item.payload.get("kind", ""))
+        seqs = set(item.payload.get("seqs", ()))
+        records = [r for r in await self.store.chain(job.job_id) if r.seq in seqs] if seqs else []
+        bundle = None
+        if kind == lifecycle.FINISH and job.resolved:
+            bundle = (await self.service.bundle(job))[0]
+        detail = item.payload.get("detail", {})
+        return ChatEvent(kind, job.to_json(), detail, records, now, bundle)
+
+
+def _backoff(attempts: int) -> timedelta:
+    first, most = OUTBOX_BACKOFF
+    return min(first * (1 << min(attempts, 10)), most)

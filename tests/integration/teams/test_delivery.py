@@ -1,0 +1,159 @@
+"""Teams throttling, failing or gone: retries stay bounded, jobs end and roll back on time
+regardless, and what Teams missed is posted later from the outbox."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+
+from engine.errors import ChatError
+from engine.job import CLOSED
+from engine.ports import ChatEvent
+from engine.verify import verify_bundle
+from tests.integration.teams.conftest import ALICE, BOB, FAST, USER_ADMIN, TeamsEnv
+from tests.integration.teams.flow import (
+    actions,
+    active,
+    approval_message,
+    bundle_from,
+    form_data,
+    invoke_card,
+    open_form,
+    press,
+    requested,
+)
+from tests.support.engine_sim import trust_for
+
+
+class Pauses:
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.seconds.append(seconds)
+
+
+def record_pauses(env: TeamsEnv) -> Pauses:
+    pauses = Pauses()
+    env.bot.connector.sleep = pauses
+    env.bot.sleep = pauses
+    return pauses
+
+
+async def queued(env: TeamsEnv) -> int:
+    later = env.clock.now() + timedelta(days=1)
+    return len(await env.store.due("teams", later))
+
+
+@pytest.mark.parametrize("status", [429, 412, 502, 504])
+async def test_throttled_or_failing_connector_is_retried_with_backoff(
+    teams: TeamsEnv, status: int
+) -> None:
+    pauses = record_pauses(teams)
+    teams.connector.faults = [(status, {"Retry-After": "1"}), (status, {})]
+    job, status_id = await requested(teams)
+    assert teams.connector.refused == 2
+    assert pauses.seconds == [FAST.max_delay, FAST.base_delay * 2]  # Retry-After capped
+    assert teams.connector.updates(status_id)
+    assert await queued(teams) == 0
+    assert job.state == "pending_approval"
+
+
+async def test_retries_stop_at_the_bound_and_the_event_waits_in_the_outbox(
+    teams: TeamsEnv,
+) -> None:
+    pauses = record_pauses(teams)
+    await open_form(teams)
+    teams.connector.faults = [(429, {})] * 50
+    form_id = teams.connector.id_of(teams.connector.calls[-1])
+    await teams.post(teams.invoke(ALICE, "request", form_data(), form_id))
+    await teams.settle()
+    assert len(await teams.service.open_jobs()) == 1  # the job does not wait for Teams
+    events = 3  # the receipt, the approval prompt, the status card
+    assert teams.connector.refused == events * FAST.attempts
+    assert len(pauses.seconds) == events * (FAST.attempts - 1)
+    assert max(pauses.seconds) <= FAST.max_delay
+    assert await queued(teams) == events
+
+
+async def test_a_refusal_is_not_retried(teams: TeamsEnv) -> None:
+    job, _ = await requested(teams)
+    teams.connector.faults = [(403, {})]
+    teams.advance(minutes=10)  # the countdown text changes, so the card is sent again
+    event = ChatEvent("update_cards", job.to_json(), {}, (), teams.clock.now())
+    with pytest.raises(ChatError, match="HTTP 403"):
+        await teams.bot.deliver(event)
+    assert teams.connector.refused == 1
+
+
+async def test_teams_down_job_still_rolls_back_and_the_outbox_posts_later(
+    teams: TeamsEnv,
+) -> None:
+    job, status_id = await active(teams)
+    await teams.connector.stop()
+    teams.advance(minutes=31)
+    await teams.service.tick()
+    await teams.settle()
+    job = await teams.service.load(job.job_id)
+    assert job.state == CLOSED
+    assert job.end_reason == "timebox_expired"
+    assert job.rollback_verified is True
+    assert not [a for a in teams.sim.active_grants() if a.role_id == USER_ADMIN]
+    waiting = await queued(teams)
+    assert waiting >= 3
+    assert await teams.bot.deliver_queued(teams.clock.now()) == 0  # still down: postponed
+    calls = len(teams.connector.calls)
+    await teams.connector.restart()
+    later = teams.clock.now() + timedelta(hours=1)
+    assert await teams.bot.deliver_queued(later) == waiting
+    assert await queued(teams) == 0
+    assert len(teams.connector.calls) > calls
+    assert teams.connector.titled("Break-glass ended")
+    assert teams.connector.titled("audit summary")
+    assert verify_bundle(bundle_from(teams), trust_for(teams.service.keys)).valid
+    assert teams.connector.updates(status_id)[-1].card is not None
+
+
+async def test_after_a_failure_deliveries_fail_fast_until_the_outbox_probe_succeeds(
+    teams: TeamsEnv,
+) -> None:
+    job, _ = await requested(teams)
+    teams.bot.connector.policy = replace(FAST, cooldown=3600.0)
+    teams.connector.faults = [(503, {})]
+    teams.advance(minutes=61)  # the pending request expires: finish, update cards
+    await teams.service.tick()
+    await teams.settle()
+    assert teams.connector.refused == 1  # one failure, then no more attempts
+    calls = len(teams.connector.calls)
+    waiting = await queued(teams)
+    assert waiting >= 2
+    assert len(teams.connector.calls) == calls
+    later = teams.clock.now() + timedelta(hours=1)
+    assert await teams.bot.deliver_queued(later) == waiting
+    assert teams.connector.titled("audit summary")
+    assert (await teams.service.load(job.job_id)).state == "expired_unapproved"
+
+
+async def test_invoke_is_answered_while_the_slow_work_goes_on(teams: TeamsEnv) -> None:
+    """Teams waits only seconds for an invoke; chat deliveries after a decision may not."""
+    job, _ = await requested(teams)
+    message_id, shared = approval_message(teams)
+    _, body = await press(teams, BOB, shared, "refresh", message_id)
+    approver_card = invoke_card(body)
+    teams.bot.background.budget = 0.5
+    teams.connector.gate = asyncio.Event()
+    started = time.monotonic()
+    status, body = await press(teams, BOB, approver_card, "approve", message_id)
+    elapsed = time.monotonic() - started
+    assert status == 200
+    assert set(actions(invoke_card(body))) == {"withdraw"}  # the decision is already in
+    assert elapsed < 2.0
+    assert teams.bot.background.tasks, "the deliveries should still be waiting for Teams"
+    teams.connector.gate.set()
+    await teams.settle()
+    assert (await teams.service.load(job.job_id)).plan.approvers() == ["u-bob"]
+    assert teams.connector.titled("Approval recorded")
