@@ -26,6 +26,7 @@ from adapters.graph.simulated import SimulatedTenant
 from adapters.graph.simulated.directory import default_seed
 from adapters.slack import SlackAdapter, SlackConfig
 from adapters.store import SqlStore, sqlite_url
+from adapters.teams import TeamsBot, TeamsConfig
 from bot import dispatch, metrics
 from bot.agent_executor import AgentConfig, AgentExecutor
 from bot.clock import ScaledClock, system_clock
@@ -99,6 +100,7 @@ class Runtime:
         self.keys = await asyncio.to_thread(self._keys)
         self.store = await SqlStore.open(settings.database_url or sqlite_url(settings.home))
         self.tools = await self._tools(self.store)
+        self.teams = TeamsConfig.from_env(settings.environ)
         self.names = {**(seed_names() if settings.simulated else {}), **settings.names}
         self.service = JobService(
             store=self.store,
@@ -195,8 +197,13 @@ class Runtime:
     def _directory(self) -> Directory:
         s = self.settings
         if s.identities:
-            return Directory(s.identities, {}, s.allow_email_match)
-        return default_directory() if s.simulated else Directory()
+            base = Directory(s.identities, {}, s.allow_email_match)
+        else:
+            base = default_directory() if s.simulated else Directory()
+        if self.teams is None:
+            return base
+        merged = {**base.by_chat_identity, **self.teams.directory_entries()}
+        return Directory(merged, base.by_email, base.allow_email_match)
 
     async def _tools(self, store: SqlStore) -> GraphTools:
         tenant = self.settings.tenant
@@ -247,6 +254,13 @@ class Runtime:
             adapter.mount(app)
             self.service.notifier.register(adapter)
             self.chats.append(adapter)
+        if self.teams is not None:
+            bot = TeamsBot(
+                self.teams, self.service, names=self.names, target_tenant_id=self._tenant_id()
+            )
+            bot.mount(app)
+            self.service.notifier.register(bot)
+            self.chats.append(bot)
         if self.settings.simulated and self.settings.console:
             self.console = ConsoleChannel()
             self.console.mount(app, self._console_handlers())
