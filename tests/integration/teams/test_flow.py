@@ -37,6 +37,7 @@ from tests.integration.teams.flow import (
     requested,
 )
 from tests.support.engine_sim import trust_for
+from tests.support.shared import shared_dir
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -107,11 +108,11 @@ async def test_whole_job_request_approve_grant_countdown_kill_rollback_bundle(
 
 
 def adaptive_schema() -> dict[str, Any]:
-    for shared in (REPO.parent / "shared", REPO.parent.parent / "shared"):
-        path = shared / "adaptivecards" / "adaptive-card-1.5.json"
-        if path.is_file():
-            return json.loads(path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
-    pytest.skip("NO ADAPTIVE CARD SCHEMA CHECK: shared/adaptivecards not found")
+    shared = shared_dir()
+    path = shared / "adaptivecards" / "adaptive-card-1.5.json" if shared else None
+    if path is None or not path.is_file():
+        pytest.skip("NO ADAPTIVE CARD SCHEMA CHECK: shared/adaptivecards not found")
+    return json.loads(path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
 
 
 async def test_every_card_of_a_job_is_valid_adaptive_card_1_5(teams: TeamsEnv) -> None:
