@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,7 @@ from bot.model_proxy import ModelProxy, ProxyConfig, UpstreamConfig, add_proxy_r
 from bot.registry import add_registry_routes
 from bot.scripted_model import SCRIPTED_MODEL_ID, SCRIPTED_PROVIDER, ScriptedModel
 from bot.service import JobService, Outcome
-from bot.views import action_summary
+from bot.views import action_summary, receipt_line
 from cards.views import RequestValues, Template
 from engine.canonical import jcs
 from engine.errors import ConfigError, TemplateError
@@ -173,8 +173,6 @@ class Runtime:
         return load_keys(self.settings.home)
 
     def _rules(self) -> Rules:
-        from datetime import timedelta
-
         s = self.settings
         approvers = s.approvers or (
             frozenset({seed_people()["bob"], seed_people()["carol"]})
@@ -355,8 +353,6 @@ class Runtime:
         return out
 
     async def _job_summary(self, job: Job) -> dict[str, Any]:
-        from bot.views import receipt_line
-
         assert self.store is not None
         records = await self.store.chain(job.job_id)
         action = action_summary(job, self.names)

@@ -27,7 +27,7 @@ import aiohttp
 
 from adapters.graph.simulated import SimulatedTenant
 from adapters.graph.simulated.faults import Fault
-from bot.app import SIMULATED_SEED, seed_people
+from bot.app import seed_people
 from bot.clock import ScaledClock
 from engine.canonical import jcs
 from engine.errors import BreakGlassError
@@ -371,7 +371,3 @@ class _Clock:
 
     def now(self) -> datetime:
         return self._clock.now()
-
-
-def tenant_id() -> str:
-    return str(SIMULATED_SEED["tenantId"])

@@ -37,7 +37,7 @@ from engine.ports import (
     ToolPort,
 )
 from engine.proof import bundle_for_job
-from engine.timeutil import parse_iso
+from engine.timeutil import from_epoch, parse_iso
 
 if TYPE_CHECKING:
     from bot.gateway_service import ToolGateway
@@ -443,8 +443,6 @@ def _replayed(cached: Mapping[str, Any]) -> Outcome:
 
 
 def _epoch_dt(value: Any) -> datetime:
-    from engine.timeutil import from_epoch
-
     return from_epoch(int(value))
 
 

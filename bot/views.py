@@ -8,7 +8,7 @@ Graph), falling back to the id itself.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from cards.views import (
@@ -111,8 +111,6 @@ def _required(plan: Plan) -> int:
 
 
 def _plus_minutes(when: datetime, minutes: int) -> datetime:
-    from datetime import timedelta
-
     return when + timedelta(minutes=minutes)
 
 
