@@ -98,7 +98,13 @@ class ToolGateway:
                 call, receipt_id=receipt_id, latency_ms=0, refusal=refusal, token=token
             )
             await self._record(job_id, command)
-            log.info("refused %s on %s: %s", call.tool_name[:80], job_id, refusal.reason)
+            log.info(
+                "refused %s on %s: %s",
+                call.tool_name[:80],
+                job_id,
+                refusal.reason,
+                extra={"job_id": job_id, "reason": refusal.reason},
+            )
             metrics.REFUSALS.labels(refusal.reason).inc()
             return GatewayOutcome(
                 False, "refused", receipt_id, reason=public_reason(refusal.reason)

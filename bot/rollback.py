@@ -42,7 +42,10 @@ async def run_rollback(service: JobService, job_id: str) -> None:
     still = () if verified and undone else (describe_grant(job),)
     if still:
         log.error(
-            "ESCALATION job %s: rollback not verified; still privileged: %s", job_id, still[0]
+            "ESCALATION job %s: rollback not verified; still privileged: %s",
+            job_id,
+            still[0],
+            extra={"job_id": job_id, "escalation": True},
         )
     outcome = await service.command(
         job_id,
@@ -50,7 +53,12 @@ async def run_rollback(service: JobService, job_id: str) -> None:
         key=f"{job_id}:rollback-finished:{job.ended_at}",
     )
     if not outcome.ok:
-        log.warning("rollback result for %s not applied: %s", job_id, outcome.reason)
+        log.warning(
+            "rollback result for %s not applied: %s",
+            job_id,
+            outcome.reason,
+            extra={"job_id": job_id},
+        )
 
 
 async def _fresh_token(service: JobService, job: Job) -> Job:

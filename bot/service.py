@@ -154,7 +154,12 @@ class JobService:
         try:
             transition = lifecycle.start(command, ctx)
         except CommandRefused as err:
-            log.info("refused request by %s: %s", command.actor.chat_identity, err.reason)
+            log.info(
+                "refused request by %s: %s",
+                command.actor.chat_identity,
+                err.reason,
+                extra={"job_id": command.job_id, "reason": err.reason},
+            )
             return Outcome(False, command.job_id, reason=err.reason, detail=err.detail)
         outcome = Outcome(True, command.job_id, transition.result)
         update = self._update(None, 0, transition, key, outcome)
@@ -208,7 +213,13 @@ class JobService:
             noted = lifecycle.refusal_note(job, command, err, ctx.now)
             await self.store.update_job(JobUpdate(job_id, version, noted.state, noted.to_json()))
             self._cache[job_id] = (version + 1, noted)
-            log.info("refused %s on %s: %s", type(command).__name__, job_id, err.reason)
+            log.info(
+                "refused %s on %s: %s",
+                type(command).__name__,
+                job_id,
+                err.reason,
+                extra={"job_id": job_id, "reason": err.reason},
+            )
             metrics.COMMAND_REFUSALS.labels(err.reason).inc()
             return Outcome(False, job_id, reason=err.reason, detail=err.detail), []
         outcome = Outcome(True, job_id, transition.result)
@@ -416,7 +427,11 @@ class JobService:
         try:
             await run_rollback(self, job_id)
         except Exception:
-            log.exception("rollback runner for %s crashed; the next tick retries", job_id)
+            log.exception(
+                "rollback runner for %s crashed; the next tick retries",
+                job_id,
+                extra={"job_id": job_id},
+            )
 
 
 def _count(before: Job | None, t: Transition) -> None:

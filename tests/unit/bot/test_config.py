@@ -55,3 +55,19 @@ def test_each_mistake_is_named(tmp_path: Path, text: str, message: str) -> None:
 def test_graph_mode_without_a_credential_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="BREAKGLASS_GRAPH_CLIENT_SECRET"):
         load_settings({"BREAKGLASS_HOME": str(tmp_path)}, REPO / "breakglass.example.toml")
+
+
+def test_json_logs_carry_the_job_id_and_drop_secretish_fields() -> None:
+    import json
+    import logging
+
+    from bot.logs import JsonFormatter
+
+    record = logging.LogRecord(
+        "breakglass.test", logging.INFO, __file__, 1, "refused %s", ("x",), None
+    )
+    record.job_id = "bg-1"
+    record.client_secret = "hunter2"
+    line = json.loads(JsonFormatter().format(record))
+    assert (line["msg"], line["job_id"]) == ("refused x", "bg-1")
+    assert "hunter2" not in json.dumps(line)
