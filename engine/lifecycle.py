@@ -805,10 +805,7 @@ def _tool_call(job: Job, command: ToolCallRecorded, ctx: Ctx) -> Transition:
     """Receipt a tool call (allowed or refused); a target outside the WPC kills the job."""
     if job.resolved:
         raise _refuse("ALREADY_RESOLVED", "the job has ended; its chain is closed")
-    token = next(
-        (t for t in job.tokens if t.claims["token_scope_hash_b64u"] == command.token_scope_hash),
-        None,
-    )
+    token = _token_with_scope(job, command.token_scope_hash)
     ledger = _Ledger(job, ctx.now)
     payload = tool_receipt_payload(
         receipt_id=command.receipt_id,
@@ -836,6 +833,11 @@ def _tool_call(job: Job, command: ToolCallRecorded, ctx: Ctx) -> Transition:
     )
 
 
+def _token_with_scope(job: Job, scope_hash: str | None) -> Token | None:
+    """The job's token a receipt binds to (None for a refusal that presented no known token)."""
+    return next((t for t in job.tokens if t.claims["token_scope_hash_b64u"] == scope_hash), None)
+
+
 def _is_planned_read(job: Job, command: ToolCallRecorded, which: str) -> bool:
     """Is this the WPC's planned verification read (same tool, same arguments)?"""
     planned = job.plan.payload["metadata"]["breakglass"][which]
@@ -849,10 +851,7 @@ def _is_planned_read(job: Job, command: ToolCallRecorded, which: str) -> bool:
 def _model_call(job: Job, command: ModelCallRecorded, ctx: Ctx) -> Transition:
     if job.resolved:
         raise _refuse("ALREADY_RESOLVED", "the job has ended; its chain is closed")
-    token = next(
-        (t for t in job.tokens if t.claims["token_scope_hash_b64u"] == command.token_scope_hash),
-        None,
-    )
+    token = _token_with_scope(job, command.token_scope_hash)
     ledger = _Ledger(job, ctx.now)
     envelope = ledger.add_receipt(
         chain.LLM_CALL, "gateway_receipt", command.payload, _binding(job, token), ctx.keys.gateway
