@@ -241,7 +241,7 @@ class Demo:
         result = Result(self.options.scenario)
         if self._crashing("during_rollback"):
             result.expected = "killed"  # the rollback was started by a kill
-        async with SimulatedTenant(clock=_Clock(self.clock)) as sim:
+        async with SimulatedTenant(clock=self.clock) as sim:
             self.say(f"SIMULATED tenant at {sim.base_url}; home {self.home}")
             (self.home / "breakglass.toml").write_text(self._config(sim))
             await self._start_service(sim.client_secret)
@@ -363,11 +363,3 @@ class Demo:
         )
         self.say(f"verify it yourself: breakglass verify {path} --trust {self.home / 'trust.json'}")
         self.say(f"still privileged in the tenant: {result.still_privileged or 'nothing'}")
-
-
-class _Clock:
-    def __init__(self, clock: ScaledClock) -> None:
-        self._clock = clock
-
-    def now(self) -> datetime:
-        return self._clock.now()
