@@ -19,6 +19,7 @@ from aiohttp import web
 
 from adapters.httpbody import read_request
 from bot import metrics
+from bot.ids import receipt_id as new_receipt_id
 from bot.service import JobService
 from engine.canonical import strict_loads
 from engine.errors import AdapterError, BreakGlassError, GatewayRefusal, JobNotFound
@@ -59,7 +60,6 @@ class ToolGateway:
         service.gateway = self
         self._policies: dict[str, Policy] = {}  # verified WPCs by hash
         self._in_flight: dict[str, set[asyncio.Task[Any]]] = {}
-        self._counter = 0
 
     def _policy(self, job: Job) -> Policy:
         """The job's pinned WPC, verified against the publisher key once per hash."""
@@ -74,10 +74,6 @@ class ToolGateway:
     def _is_revoked(self, jti: str) -> bool:
         return jti in self.service.revoked
 
-    def _receipt_id(self, job_id: str) -> str:
-        self._counter += 1
-        return f"tr_{job_id}_{time.time_ns():x}_{self._counter}"
-
     async def call(
         self, job_id: str, token: object, tool_name: object, arguments: object
     ) -> GatewayOutcome:
@@ -89,7 +85,7 @@ class ToolGateway:
             return GatewayOutcome(False, "refused", "", reason="JOB_UNKNOWN")
         args = arguments if isinstance(arguments, Mapping) else {}
         call = ToolCall(tool_name if isinstance(tool_name, str) else "", args)
-        receipt_id = self._receipt_id(job_id)
+        receipt_id = new_receipt_id("tr", job_id)
         started = self.service.clock()
         try:
             allowed = await self._decide(job, call, token, arguments)

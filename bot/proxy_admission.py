@@ -12,7 +12,6 @@ JSON object with a model and messages; (5) the route; (6) the WPC's model statem
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import AsyncIterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,6 +19,7 @@ from typing import Any
 
 from adapters.httpbody import read_capped
 from adapters.llm import ModelUpstream
+from bot.ids import receipt_id as new_receipt_id
 from bot.redaction import Redaction, redact
 from bot.service import JobService
 from engine.canonical import strict_loads
@@ -76,7 +76,6 @@ class Admission:
         self.max_request_bytes = max_request_bytes
         self.routes = dict(routes)  # model-name prefix -> route ("" is the default)
         self._policies: dict[str, Policy] = {}
-        self._counter = 0
 
     async def admit(self, token: str, body: AsyncIterable[bytes]) -> Admitted:
         caller = await self.authenticate(token)
@@ -94,7 +93,7 @@ class Admission:
             body=encode(forwarded),
             stream=request.get("stream") is True,
             redaction=redaction,
-            receipt_id=self._receipt_id(caller.job.job_id),
+            receipt_id=new_receipt_id("gr", caller.job.job_id),
             at=self.service.clock(),
         )
 
@@ -145,10 +144,6 @@ class Admission:
                 base = self.routes[prefix]
                 return Route(base.upstream, base.provider, model[len(prefix) :])
         raise InputError("model is empty")
-
-    def _receipt_id(self, job_id: str) -> str:
-        self._counter += 1
-        return f"gr_{job_id}_{time.time_ns():x}_{self._counter}"
 
 
 def parse_request(raw: bytes) -> dict[str, Any]:
