@@ -19,7 +19,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from adapters.graph import GraphConfig, GraphTools, RetryPolicy
+from adapters.graph import GraphConfig, GraphTools
 from adapters.graph.simulated import ManualClock, SimulatedTenant
 from adapters.slack import SlackAdapter, SlackConfig
 from adapters.slack.web import METHOD_SCOPES
@@ -29,6 +29,7 @@ from bot.gateway_service import ToolGateway
 from bot.service import JobService
 from engine.job import Job
 from engine.lifecycle import Rules
+from tests.integration.graph.conftest import FAST
 from tests.integration.slack.fake_slack import FakeSlack
 from tests.integration.slack.support import (
     ALICE,
@@ -42,17 +43,6 @@ from tests.integration.slack.support import (
 )
 from tests.support.engine_sim import T0, fixed_keys
 
-FAST = RetryPolicy(
-    max_attempts=5,
-    base_delay=0.01,
-    max_delay=0.05,
-    total_budget=3.0,
-    request_timeout=5.0,
-    ca_interval=0.04,
-    readback_attempts=6,
-    readback_interval=0.01,
-    write_attempts=3,
-)
 APPROVERS = {BOB: "u-bob", CAROL: "u-carol", DAVE: "u-dave"}
 
 

@@ -22,7 +22,6 @@ from aiohttp import web
 from microsoft_agents.hosting.core import AgentAuthConfiguration, ConnectionManager
 
 from adapters.graph import GraphConfig, GraphTools
-from adapters.graph import RetryPolicy as GraphRetry
 from adapters.graph.simulated import ManualClock, SimulatedTenant
 from adapters.store import SqlStore, sqlite_url
 from adapters.teams import RetryPolicy, TeamsBot, TeamsConfig
@@ -31,6 +30,7 @@ from bot.gateway_service import ToolGateway
 from bot.service import JobService
 from engine.identity import Directory
 from engine.lifecycle import Rules
+from tests.integration.graph.conftest import FAST as GRAPH_FAST
 from tests.integration.teams.fakes import APP_ID, FakeConnector, FakeOpenId, StaticTokens, serve
 from tests.support.engine_sim import fixed_keys
 
@@ -68,17 +68,6 @@ FAST = RetryPolicy(
     total_budget=1.0,
     request_timeout=5.0,
     cooldown=0.0,
-)
-GRAPH_FAST = GraphRetry(
-    max_attempts=5,
-    base_delay=0.01,
-    max_delay=0.05,
-    total_budget=3.0,
-    request_timeout=5.0,
-    ca_interval=0.04,
-    readback_attempts=6,
-    readback_interval=0.01,
-    write_attempts=3,
 )
 
 
