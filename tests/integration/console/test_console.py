@@ -1,0 +1,63 @@
+"""The local console's API: refusals are answered, change nothing, and are recorded."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from bot.app import SIMULATED_SEED, Runtime, seed_people
+from bot.config import load_settings
+
+
+@pytest.fixture
+async def console(tmp_path: Path) -> AsyncIterator[tuple[aiohttp.ClientSession, str, Runtime]]:
+    runtime = Runtime(replace(load_settings({"BREAKGLASS_HOME": str(tmp_path)}), port=0))
+    url = await runtime.start()
+    async with aiohttp.ClientSession() as session:
+        yield session, url, runtime
+    await runtime.stop()
+
+
+async def post(session: aiohttp.ClientSession, url: str, body: Any) -> tuple[int, Any]:
+    async with session.post(url, json=body) as response:
+        return response.status, await response.json()
+
+
+async def test_refusals_change_nothing_and_are_recorded(
+    console: tuple[aiohttp.ClientSession, str, Runtime],
+) -> None:
+    session, url, runtime = console
+    request = {
+        "as": "console:alice",
+        "template": "entra-role",
+        "principal": seed_people()["alice"],
+        "resource": SIMULATED_SEED["roles"][0]["id"],
+        "minutes": 5,
+        "justification": "console test",
+        "ticket": "T-1",
+    }
+    status, created = await post(session, f"{url}/console/api/request", request)
+    assert status == 200
+    job_id, plan = created["job_id"], created["result"]["plan_hash"]
+    before = await runtime.service.store.chain(job_id)
+
+    act = {"as": "console:alice", "verb": "approve", "job_id": job_id, "plan_hash": plan}
+    status, refused = await post(session, f"{url}/console/api/act", act)
+    assert (status, refused["reason"]) == (409, "SELF_APPROVAL")
+    status, malformed = await post(session, f"{url}/console/api/act", act | {"plan_hash": "x"})
+    assert (status, malformed["reason"]) == (400, "INVALID_INPUT")
+    status, bad_form = await post(
+        session, f"{url}/console/api/request", request | {"minutes": "ten"}
+    )
+    assert (status, bad_form["reason"]) == (400, "INVALID_INPUT")
+
+    job = await runtime.service.load(job_id)
+    assert job.state == "pending_approval"
+    assert await runtime.service.store.chain(job_id) == before
+    assert [r["reason"] for r in job.refusals] == ["SELF_APPROVAL"]
+    assert len(await runtime.service.store.list_jobs()) == 1
