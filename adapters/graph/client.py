@@ -19,10 +19,10 @@ import asyncio
 import json
 import logging
 import random
-import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -31,7 +31,8 @@ from adapters.graph.auth import TokenSource
 from adapters.graph.config import GraphConfig
 from adapters.graph.failures import ResponseLost, error_from_response, request_id_of
 from adapters.graph.pacer import Pacer
-from adapters.graph.retry import backoff, is_lost_outcome, is_retriable, retry_after
+from adapters.graph.retry import is_lost_outcome, is_retriable
+from adapters.retry import RetryLater, retry_after_of, retry_call
 from engine.errors import GraphError
 
 log = logging.getLogger(__name__)
@@ -125,20 +126,28 @@ class GraphClient:
         idempotent: bool,
     ) -> GraphResponse:
         path = url[len(self.config.graph_root) :]
-        deadline = time.monotonic() + self.config.retry.total_budget
         correlation = str(uuid.uuid4())
-        attempt = 0
-        while True:
-            attempt += 1
-            outcome, delay = await self._attempt(
-                method, url, params, body, idempotent, correlation, attempt
+        attempts = 0
+
+        async def attempt() -> GraphResponse:
+            nonlocal attempts
+            attempts += 1
+            return await self._attempt(method, url, params, body, idempotent, correlation)
+
+        def announce(exc: BaseException, delay: float) -> None:
+            code = exc.error.code if isinstance(exc, RetryLater) else type(exc).__name__
+            log.info("graph %s %s: %s, retrying in %.2fs", method, path, code, delay)
+
+        try:
+            return await retry_call(
+                attempt,
+                self.config.retry.backoff,
+                sleep=self._sleep,
+                rand=self._rand,
+                before_sleep=announce,
             )
-            if isinstance(outcome, GraphResponse):
-                return outcome
-            if attempt >= self.config.retry.max_attempts or time.monotonic() + delay > deadline:
-                raise _gave_up(outcome, attempt) from outcome
-            log.info("graph %s %s: %s, retrying in %.2fs", method, path, outcome.code, delay)
-            await self._sleep(delay)
+        except RetryLater as exc:
+            raise _gave_up(exc.error, attempts) from exc.error
 
     async def _attempt(
         self,
@@ -148,27 +157,26 @@ class GraphClient:
         body: Mapping[str, Any] | None,
         idempotent: bool,
         correlation: str,
-        attempt: int,
-    ) -> tuple[GraphResponse | GraphError, float]:
-        """One send: a response, or the retriable failure and how long to wait before the next."""
+    ) -> GraphResponse:
+        """One send: a response, or ``RetryLater`` with the failure and the server's wait."""
         path = url[len(self.config.graph_root) :]
         try:
             status, text, headers = await self._send(method, url, params, body, correlation)
         except _NOT_SENT as exc:
-            return _unreachable(exc), backoff(self.config.retry, attempt, self._rand)
+            raise RetryLater(_unreachable(exc)) from exc
         except (aiohttp.ClientError, TimeoutError) as exc:
             if not idempotent:
                 raise ResponseLost(method, path) from exc
-            return _unreachable(exc), backoff(self.config.retry, attempt, self._rand)
+            raise RetryLater(_unreachable(exc)) from exc
         if status < 400:
-            return GraphResponse(status, _json_body(text), request_id_of(headers)), 0.0
+            return GraphResponse(status, _json_body(text), request_id_of(headers))
         error = error_from_response(status, text, headers)
         if is_lost_outcome(status, idempotent):
             raise ResponseLost(method, path, status) from error
         if not is_retriable(status, idempotent):
             raise error
-        wait = retry_after(headers) if status == 429 else None
-        return error, wait if wait is not None else backoff(self.config.retry, attempt, self._rand)
+        asked = retry_after_of(headers, datetime.now(UTC)) if status == 429 else None
+        raise RetryLater(error, asked)
 
     async def _send(
         self,

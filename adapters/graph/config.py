@@ -6,11 +6,11 @@ out of ``repr`` so a logged config never shows it.
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
+from adapters.loopback import check_base_url
+from adapters.retry import Backoff
 from engine.errors import ConfigError
 
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
@@ -37,6 +37,16 @@ class RetryPolicy:
             raise ConfigError("retry delays must not be negative")
         if self.total_budget <= 0 or self.request_timeout <= 0:
             raise ConfigError("retry budget and request timeout must be positive")
+
+    @property
+    def backoff(self) -> Backoff:
+        """The shared retry rule: jittered doubling, ``Retry-After`` honoured in full."""
+        return Backoff(
+            base_delay=self.base_delay,
+            max_delay=self.max_delay,
+            attempts=self.max_attempts,
+            total_budget=self.total_budget,
+        )
 
 
 @dataclass(frozen=True)
@@ -70,31 +80,9 @@ class GraphConfig:
             raise ConfigError("tenant_id and client_id are required")
         if (self.client_secret is None) == (self.certificate is None):
             raise ConfigError("give exactly one credential: client_secret or certificate")
-        _check_base_url("authority_base_url", self.authority_base_url)
-        _check_base_url("graph_base_url", self.graph_base_url)
+        check_base_url("authority_base_url", self.authority_base_url)
+        check_base_url("graph_base_url", self.graph_base_url)
 
     @property
     def graph_root(self) -> str:
         return self.graph_base_url.rstrip("/")
-
-
-def is_loopback_http(url: str) -> bool:
-    """True for ``http://`` to a loopback address: the only place cleartext is allowed."""
-    parts = urlsplit(url)
-    if parts.scheme != "http" or not parts.hostname:
-        return False
-    if parts.hostname == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(parts.hostname).is_loopback
-    except ValueError:
-        return False
-
-
-def _check_base_url(name: str, url: str) -> None:
-    parts = urlsplit(url)
-    if parts.query or parts.fragment or not parts.hostname:
-        raise ConfigError(f"{name} must be a plain base URL")
-    # Credentials and bearer tokens travel to these hosts: cleartext only on loopback.
-    if parts.scheme != "https" and not is_loopback_http(url):
-        raise ConfigError(f"{name} must use https (http is allowed only on loopback)")

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from adapters.graph.config import is_loopback_http
+from adapters.loopback import is_loopback_http
 
 
 class AuthorityHTTPError(OSError):

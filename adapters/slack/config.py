@@ -6,12 +6,11 @@ environment itself. Secrets are kept out of ``repr`` so a logged config never sh
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
+from adapters.loopback import check_base_url
 from engine.errors import ConfigError
 from engine.identity import Directory
 
@@ -77,7 +76,7 @@ class SlackConfig:
             raise ConfigError("the slash command must start with /")
         if min(self.timeout, self.deliver_budget) <= 0 or self.max_retry_after < 0:
             raise ConfigError("timeouts must be positive and max_retry_after not negative")
-        _check_api_url(self.api_url)
+        check_base_url("api_url", self.api_url)
 
     @property
     def api_base(self) -> str:
@@ -142,23 +141,3 @@ def _pairs(name: str, text: str) -> dict[str, str]:
 def _check(pattern: re.Pattern[str], value: str, what: str) -> None:
     if not pattern.fullmatch(value):
         raise ConfigError(f"{what} {value[:40]!r} is malformed")
-
-
-def _check_api_url(url: str) -> None:
-    parts = urlsplit(url)
-    if parts.query or parts.fragment or not parts.hostname:
-        raise ConfigError("api_url must be a plain base URL")
-    # The bot token travels there: cleartext only to a loopback fake.
-    if parts.scheme != "https" and not _loopback_http(parts.scheme, parts.hostname):
-        raise ConfigError("api_url must use https (http is allowed only on loopback)")
-
-
-def _loopback_http(scheme: str, host: str) -> bool:
-    if scheme != "http":
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from adapters.retry import Backoff, outbox_delay
 from engine.errors import BreakGlassError, JobNotFound, describe
 from engine.ports import ChainRecord, ChatEvent, ChatPort, OutboxItem
 
@@ -22,14 +23,8 @@ log = logging.getLogger("breakglass.slack")
 PLATFORM = "slack"
 BATCH = 50
 LEASE = timedelta(minutes=2)  # another replica skips items we are delivering
-FIRST_BACKOFF = timedelta(seconds=5)
-MAX_BACKOFF = timedelta(minutes=10)
-
-
-def backoff(attempts: int, retry_after: float | None = None) -> timedelta:
-    """5 s, 10 s, 20 s … capped at 10 min; never sooner than Slack's ``Retry-After``."""
-    step: timedelta = min(FIRST_BACKOFF * 2 ** min(attempts, 10), MAX_BACKOFF)
-    return max(step, timedelta(seconds=retry_after or 0))
+# 5 s, 10 s, 20 s … capped at 10 min; never sooner than Slack's ``Retry-After``.
+BACKOFF = Backoff(base_delay=5.0, max_delay=600.0, jitter=False)
 
 
 def records_by_seq(records: Sequence[ChainRecord], seqs: object) -> list[ChainRecord]:
@@ -77,7 +72,7 @@ async def _deliver_one(
     except JobNotFound:
         log.warning("outbox item %s names unknown job %s; dropped", item.item_id, item.job_id)
     except Exception as exc:  # any failure: keep the item, try again later
-        retry_at = now + backoff(item.attempts, getattr(exc, "retry_after", None))
+        retry_at = now + outbox_delay(BACKOFF, item.attempts, getattr(exc, "retry_after", None))
         quiet = isinstance(exc, BreakGlassError)
         log.warning(
             "outbox item %s of %s not delivered (%s); again at %s",

@@ -1,6 +1,6 @@
 """The Slack Web API calls the adapter makes, each failure mapped to ``SlackDeliveryError``.
 
-A 429 is retried in place by slack_sdk's rate-limit handler when Slack asks for a short wait;
+A 429 is retried in place (``adapters.retry``) when Slack asks for a short wait;
 a longer wait is not sat out here (a job's lock is held while its cards are delivered): the
 call fails with ``retry_after`` set and the outbox tries again after that time.
 """
@@ -8,19 +8,17 @@ call fails with ``retry_after`` set and the outbox tries again after that time.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import aiohttp
 from slack_sdk.errors import SlackApiError, SlackClientError
-from slack_sdk.http_retry.async_handler import AsyncRetryHandler
-from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
-from slack_sdk.http_retry.request import HttpRequest
-from slack_sdk.http_retry.response import HttpResponse
-from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
+from adapters.retry import Backoff, Sleep, retry_after_of, retry_call
 from adapters.slack.config import SlackConfig
 from engine.errors import ChatError
 
@@ -56,36 +54,11 @@ class SlackDeliveryError(ChatError):
         self.retry_after = retry_after
 
 
-def retry_after_of(headers: Mapping[str, Any]) -> float | None:
-    for name, value in headers.items():
-        if name.lower() == "retry-after":
-            raw = value[0] if isinstance(value, list | tuple) else value
-            try:
-                return max(float(raw), 0.0)
-            except (TypeError, ValueError):
-                return None
-    return None
-
-
-class BoundedRateLimitRetry(AsyncRateLimitErrorRetryHandler):
-    """slack_sdk's 429 handler (waits ``Retry-After``), but only for short waits."""
-
-    def __init__(self, max_wait: float, max_retry_count: int = RATE_LIMIT_RETRIES) -> None:
-        super().__init__(max_retry_count=max_retry_count)
-        self.max_wait = max_wait
-
-    async def _can_retry_async(
-        self,
-        *,
-        state: RetryState,
-        request: HttpRequest,
-        response: HttpResponse | None = None,
-        error: Exception | None = None,
-    ) -> bool:
-        if response is None or response.status_code != 429:
-            return False
-        wait = retry_after_of(response.headers)
-        return wait is not None and wait <= self.max_wait
+def _asked(exc: BaseException) -> float | None:
+    """Seconds a 429 asked us to wait (delta or HTTP-date), or None for any other failure."""
+    if not isinstance(exc, SlackApiError) or exc.response.status_code != 429:
+        return None
+    return retry_after_of(exc.response.headers, datetime.now(UTC))
 
 
 def _mapped(method: str, exc: SlackApiError) -> SlackDeliveryError:
@@ -93,32 +66,45 @@ def _mapped(method: str, exc: SlackApiError) -> SlackDeliveryError:
     answer = exc.response
     data = answer.data if isinstance(answer.data, dict) else {}
     code = str(data.get("error") or f"http_{answer.status_code}")[:80]
-    wait = retry_after_of(answer.headers) if answer.status_code == 429 else None
-    return SlackDeliveryError(method, code, wait)
+    return SlackDeliveryError(method, code, _asked(exc))
 
 
 def make_client(config: SlackConfig, token: str | None) -> AsyncWebClient:
-    handlers: list[AsyncRetryHandler] = [BoundedRateLimitRetry(config.max_retry_after)]
+    """slack_sdk's client without its own retry handlers: ``SlackApi`` retries 429s itself."""
     return AsyncWebClient(
         token=token,
         base_url=config.api_base,
         timeout=max(int(config.timeout), 1),
-        retry_handlers=handlers,
+        retry_handlers=[],
     )
 
 
 class SlackApi:
     """The few Web API methods breakglass uses (and the scopes they need, see the manifest)."""
 
-    def __init__(self, client: AsyncWebClient, config: SlackConfig) -> None:
+    def __init__(
+        self, client: AsyncWebClient, config: SlackConfig, sleep: Sleep = asyncio.sleep
+    ) -> None:
         self.client = client
-        # One call's time: the request, plus the short 429 waits the retry handler may take.
+        self.sleep = sleep
+        self.max_retry_after = config.max_retry_after
+        # A 429 is waited out in place only when Slack asks for a short wait.
+        self.backoff = Backoff(base_delay=0.0, max_delay=0.0, attempts=RATE_LIMIT_RETRIES + 1)
+        # One call's time: the request, plus the short 429 waits it may take.
         self.per_call = config.timeout + RATE_LIMIT_RETRIES * (config.max_retry_after + 1.0)
 
-    async def _call(self, method: str, call: Awaitable[AsyncSlackResponse], calls: int = 1) -> Json:
+    def _short_wait(self, exc: BaseException) -> bool:
+        asked = _asked(exc)
+        return asked is not None and asked <= self.max_retry_after
+
+    async def _call(
+        self, method: str, call: Callable[[], Awaitable[AsyncSlackResponse]], calls: int = 1
+    ) -> Json:
         try:
             async with asyncio.timeout(self.per_call * calls):
-                response = await call
+                response = await retry_call(
+                    call, self.backoff, retryable=self._short_wait, asked=_asked, sleep=self.sleep
+                )
         except SlackApiError as exc:
             raise _mapped(method, exc) from exc
         except (SlackClientError, aiohttp.ClientError, TimeoutError, ValueError) as exc:
@@ -129,7 +115,8 @@ class SlackApi:
         self, channel: str, message: Mapping[str, Any], thread_ts: str | None = None
     ) -> Json:
         """chat.postMessage (chat:write); links and media never unfurl."""
-        call = self.client.chat_postMessage(
+        call = partial(
+            self.client.chat_postMessage,
             channel=channel,
             thread_ts=thread_ts,
             unfurl_links=False,
@@ -139,16 +126,16 @@ class SlackApi:
         return await self._call("chat.postMessage", call)
 
     async def update(self, channel: str, ts: str, message: Mapping[str, Any]) -> Json:
-        call = self.client.chat_update(channel=channel, ts=ts, **dict(message))
+        call = partial(self.client.chat_update, channel=channel, ts=ts, **dict(message))
         return await self._call("chat.update", call)
 
     async def ephemeral(self, channel: str, user: str, text: str) -> Json:
-        call = self.client.chat_postEphemeral(channel=channel, user=user, text=text)
+        call = partial(self.client.chat_postEphemeral, channel=channel, user=user, text=text)
         return await self._call("chat.postEphemeral", call)
 
     async def open_dm(self, user: str) -> str:
         """conversations.open (im:write): the DM channel with ``user``."""
-        call = self.client.conversations_open(users=user)
+        call = partial(self.client.conversations_open, users=user)
         body = await self._call("conversations.open", call)
         channel = body.get("channel")
         if not isinstance(channel, Mapping) or not isinstance(channel.get("id"), str):
@@ -156,14 +143,15 @@ class SlackApi:
         return str(channel["id"])
 
     async def open_view(self, trigger_id: str, view: Mapping[str, Any]) -> Json:
-        call = self.client.views_open(trigger_id=trigger_id, view=dict(view))
+        call = partial(self.client.views_open, trigger_id=trigger_id, view=dict(view))
         return await self._call("views.open", call)
 
     async def upload(
         self, channel: str, thread_ts: str, filename: str, content: bytes, comment: str
     ) -> Json:
         """files.upload v2 (files:write): get an upload URL, send the bytes, complete."""
-        call = self.client.files_upload_v2(
+        call = partial(
+            self.client.files_upload_v2,
             channel=channel,
             thread_ts=thread_ts,
             filename=filename,

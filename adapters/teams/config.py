@@ -7,13 +7,12 @@ config without an app id cannot be built at all. Secrets stay out of ``repr``.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from urllib.parse import urlsplit
 
+from adapters.loopback import check_base_url
 from engine.errors import ConfigError
 
 BOT_FRAMEWORK_OPENID_URL = "https://login.botframework.com/v1/.well-known/openidconfiguration"
@@ -51,7 +50,7 @@ class TeamsConfig:
             raise ConfigError("give one Teams credential: app_password or certificate_path")
         if not (has_password or has_cert or self.dev_disable_auth):
             raise ConfigError("Teams needs app_password or certificate_path")
-        _check_url("openid_metadata_url", self.openid_metadata_url)
+        check_base_url("openid_metadata_url", self.openid_metadata_url)
         if not self.allowed_issuers or not all(i.strip() for i in self.allowed_issuers):
             raise ConfigError("allowed_issuers must name at least one issuer")
         object.__setattr__(
@@ -110,27 +109,6 @@ def _people(name: str, mapping: Mapping[str, str]) -> Mapping[str, str]:
             raise ConfigError(f"{name}: Teams user {user[:64]} maps to no principal")
         cleaned[user.strip()] = principal.strip()
     return MappingProxyType(cleaned)
-
-
-def _check_url(name: str, url: str) -> None:
-    parts = urlsplit(url)
-    if not parts.hostname or parts.query or parts.fragment:
-        raise ConfigError(f"{name} must be a plain URL")
-    if parts.scheme != "https" and not is_loopback_http(url):
-        raise ConfigError(f"{name} must use https (http is allowed only on loopback)")
-
-
-def is_loopback_http(url: str) -> bool:
-    """True for ``http://`` to a loopback address: the only place cleartext is allowed."""
-    parts = urlsplit(url)
-    if parts.scheme != "http" or not parts.hostname:
-        return False
-    if parts.hostname == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(parts.hostname).is_loopback
-    except ValueError:
-        return False
 
 
 def _get(environ: Mapping[str, str], name: str) -> str:

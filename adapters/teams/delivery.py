@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from adapters.retry import Backoff, outbox_delay
 from adapters.teams import render
 from adapters.teams.connector import Connector, reference_from
 from adapters.teams.people import People
@@ -38,7 +39,7 @@ STATUS = "status"
 RECEIPTS = "receipts"
 APPROVAL = "approval:"
 OUTBOX_LEASE = timedelta(minutes=2)
-OUTBOX_BACKOFF = (timedelta(seconds=30), timedelta(minutes=15))  # first, most
+OUTBOX_BACKOFF = Backoff(base_delay=30.0, max_delay=900.0, jitter=False)
 
 
 @dataclass
@@ -236,7 +237,8 @@ class TeamsChat:
             except ChatError as exc:
                 log.info("Teams still unreachable (%s); %d events wait", exc, len(items) - sent)
                 for waiting in items[position:]:
-                    await self.store.postpone(waiting.item_id, now + _backoff(waiting.attempts))
+                    later = now + outbox_delay(OUTBOX_BACKOFF, waiting.attempts)
+                    await self.store.postpone(waiting.item_id, later)
                 break
             await self.store.delivered(item.item_id)
             sent += 1
@@ -261,8 +263,3 @@ class TeamsChat:
             bundle = (await self.service.bundle(job))[0]
         detail = item.payload.get("detail", {})
         return ChatEvent(kind, job.to_json(), detail, records, now, bundle)
-
-
-def _backoff(attempts: int) -> timedelta:
-    first, most = OUTBOX_BACKOFF
-    return min(first * (1 << min(attempts, 10)), most)

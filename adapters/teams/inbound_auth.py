@@ -27,7 +27,8 @@ from urllib.parse import urlsplit
 import aiohttp
 import jwt
 
-from adapters.teams.config import TeamsConfig, is_loopback_http
+from adapters.loopback import is_loopback_http
+from adapters.teams.config import TeamsConfig
 from engine.canonical import strict_loads
 from engine.errors import BreakGlassError, InputError
 

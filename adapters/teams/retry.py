@@ -2,8 +2,9 @@
 
 Teams throttles bots per conversation and answers 429 (sometimes with ``Retry-After``); 412,
 502 and 504 are the other answers Microsoft asks bots to retry with backoff. Anything else
-fails at once. Every attempt has its own timeout, and all waits together stay within
-``total_budget``, so a slow Teams cannot hold a job's effects for long.
+fails at once (the waiting is ``adapters.retry``'s). Every attempt has its own timeout, and
+all waits together stay within ``total_budget``, so a slow Teams cannot hold a job's effects
+for long.
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TypeVar
 
 import aiohttp
 
+from adapters.retry import Backoff, retry_after_of, retry_call
 from engine.errors import ConfigError
 
 T = TypeVar("T")
@@ -40,6 +43,18 @@ class RetryPolicy:
         if self.request_timeout <= 0:
             raise ConfigError("request_timeout must be positive")
 
+    @property
+    def backoff(self) -> Backoff:
+        """The shared retry rule, without jitter, and no wait longer than ``max_delay``."""
+        return Backoff(
+            base_delay=self.base_delay,
+            max_delay=self.max_delay,
+            attempts=self.attempts,
+            total_budget=self.total_budget,
+            retry_after_cap=self.max_delay,
+            jitter=False,
+        )
+
 
 def retryable(exc: BaseException) -> bool:
     if isinstance(exc, aiohttp.ClientResponseError):
@@ -48,13 +63,14 @@ def retryable(exc: BaseException) -> bool:
     return isinstance(exc, aiohttp.ClientConnectorError)
 
 
+def asked_wait(exc: BaseException) -> float | None:
+    """The ``Retry-After`` of a connector answer, in seconds (delta or HTTP-date), or None."""
+    return retry_after_of(getattr(exc, "headers", None), datetime.now(UTC))
+
+
 def delay_for(policy: RetryPolicy, attempt: int, exc: BaseException) -> float:
-    """Honour ``Retry-After`` (seconds) when given, else exponential backoff; capped."""
-    headers = getattr(exc, "headers", None)
-    after = headers.get("Retry-After") if headers is not None else None
-    if after is not None and after.strip().isdecimal():
-        return min(float(after.strip()), policy.max_delay)
-    return min(policy.base_delay * float(1 << min(attempt, 30)), policy.max_delay)
+    """Wait after the 0-based ``attempt``: doubling backoff, never below ``Retry-After``; capped."""
+    return policy.backoff.wait(attempt + 1, asked_wait(exc))
 
 
 async def with_retries(
@@ -63,16 +79,11 @@ async def with_retries(
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> T:
     """``call()`` until it succeeds, a failure is not retryable, or the bounds are reached."""
-    waited = 0.0
-    for attempt in range(policy.attempts):
-        try:
-            async with asyncio.timeout(policy.request_timeout):
-                return await call()
-        except Exception as exc:
-            pause = delay_for(policy, attempt, exc)
-            last = attempt == policy.attempts - 1
-            if not retryable(exc) or last or waited + pause > policy.total_budget:
-                raise
-            waited += pause
-            await sleep(pause)
-    raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def attempt() -> T:
+        async with asyncio.timeout(policy.request_timeout):
+            return await call()
+
+    return await retry_call(
+        attempt, policy.backoff, retryable=retryable, asked=asked_wait, sleep=sleep
+    )

@@ -2,7 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from adapters.graph.config import CertificateCredential, GraphConfig, RetryPolicy, is_loopback_http
+from adapters.graph.config import CertificateCredential, GraphConfig, RetryPolicy
+from adapters.loopback import is_loopback_http
 from engine.errors import ConfigError
 
 
