@@ -14,7 +14,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, Generic, TypeVar
 
@@ -34,8 +34,9 @@ def parse_retry_after(header: str | None, now: datetime) -> float | None:
     """Seconds a ``Retry-After`` value asks for (RFC 9110 §10.2.3), or None when unreadable.
 
     Accepts delta-seconds (``"120"``) and an HTTP-date (``"Wed, 21 Oct 2015 07:28:00 GMT"``,
-    measured from ``now``, which must be timezone-aware). A date in the past is 0; every answer
-    is clamped to ``MAX_RETRY_AFTER``. Negative, fractional or zone-less values are None.
+    or its obsolete RFC 850 and asctime forms, measured from ``now``, which must be
+    timezone-aware). A date in the past is 0; every answer is clamped to ``MAX_RETRY_AFTER``.
+    Negative or fractional seconds and anything unreadable are None.
     """
     value = (header or "").strip()
     if not value:
@@ -46,8 +47,8 @@ def parse_retry_after(header: str | None, now: datetime) -> float | None:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
         return None
-    if when.tzinfo is None:
-        return None
+    if when.tzinfo is None:  # the asctime form names no zone: HTTP-dates are always UTC
+        when = when.replace(tzinfo=UTC)
     return min(max(0.0, (when - now).total_seconds()), MAX_RETRY_AFTER)
 
 

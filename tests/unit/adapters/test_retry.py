@@ -36,7 +36,7 @@ def test_http_date_in_the_past_means_now() -> None:
 def test_obsolete_http_date_forms_are_read_too() -> None:
     # RFC 9110 §5.6.7: recipients accept the RFC 850 and asctime forms as well.
     assert parse_retry_after("Wednesday, 01-Jan-25 12:01:00 GMT", NOW) == 60.0
-    assert parse_retry_after("Wed Jan  1 12:02:00 2025", NOW) is None  # no zone: unknowable
+    assert parse_retry_after("Wed Jan  1 12:02:00 2025", NOW) == 120.0  # asctime: always UTC
 
 
 @pytest.mark.parametrize(
