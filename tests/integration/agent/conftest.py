@@ -3,7 +3,6 @@ talking HTTP on loopback (ports picked by the OS). The tenant is the in-memory o
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -25,6 +24,7 @@ from engine.wpc import ModelAllowance
 from tests.integration.service.conftest import DIRECTORY, no_sleep
 from tests.support.engine_sim import ROLE_TARGETS, T0, fixed_keys
 from tests.support.fakes import Clock, MemoryTenant, RecordingChat
+from tests.support.waiting import settle
 
 ALLOWED_MODEL = ModelAllowance(SCRIPTED_PROVIDER, SCRIPTED_MODEL_ID)
 
@@ -45,14 +45,8 @@ class AgentEnv:
 
     async def settle(self) -> None:
         """Wait until the agent, the service's background work and the proxy are idle."""
-        for _ in range(50):
-            if self.executor is not None:
-                await self.executor.wait_idle()
-            await self.proxy.drain()
-            pending = [t for t in self.service.tasks if not t.done()]
-            if not pending:
-                return
-            await asyncio.gather(*pending, return_exceptions=True)
+        drains = [self.executor.wait_idle] if self.executor is not None else []
+        await settle(*drains, self.proxy.drain, pending=lambda: self.service.tasks)
 
     async def close(self) -> None:
         if self.executor is not None:

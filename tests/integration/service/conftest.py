@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ from engine.identity import Directory
 from engine.lifecycle import Rules
 from tests.support.engine_sim import T0, fixed_keys
 from tests.support.fakes import Clock, MemoryTenant, RecordingChat
+from tests.support.waiting import settle
 
 
 @dataclass
@@ -29,12 +29,7 @@ class Env:
 
     async def settle(self) -> None:
         """Wait until every background task the service started has finished."""
-        for _ in range(50):
-            await self.executor.wait_idle()
-            pending = [t for t in self.service.tasks if not t.done()]
-            if not pending:
-                return
-            await asyncio.gather(*pending, return_exceptions=True)
+        await settle(self.executor.wait_idle, pending=lambda: self.service.tasks)
 
 
 DIRECTORY = Directory(

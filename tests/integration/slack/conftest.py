@@ -8,7 +8,6 @@ manual clock is the service's clock too, so one ``advance`` moves both.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -42,6 +41,7 @@ from tests.integration.slack.support import (
     SlackSender,
 )
 from tests.support.engine_sim import T0, fixed_keys
+from tests.support.waiting import settle
 
 APPROVERS = {BOB: "u-bob", CAROL: "u-carol", DAVE: "u-dave"}
 
@@ -66,13 +66,11 @@ class Env:
 
     async def settle(self) -> None:
         """Wait until the Slack work, the executor and the service's tasks are all done."""
-        for _ in range(100):
-            await self.slack.settle()
-            await self.executor.wait_idle()
-            pending = [t for t in self.service.tasks if not t.done()]
-            if not pending and not self.slack.tasks:
-                return
-            await asyncio.gather(*pending, return_exceptions=True)
+        await settle(
+            self.slack.settle,
+            self.executor.wait_idle,
+            pending=lambda: [*self.service.tasks, *self.slack.tasks],
+        )
 
     async def jobs(self) -> list[Job]:
         return [Job.from_json(s.document) for s in await self.store.list_jobs()]

@@ -8,7 +8,6 @@ show) and the outbound token provider.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from engine.lifecycle import Rules
 from tests.integration.graph.conftest import FAST as GRAPH_FAST
 from tests.integration.teams.fakes import APP_ID, FakeConnector, FakeOpenId, StaticTokens, serve
 from tests.support.engine_sim import fixed_keys
+from tests.support.waiting import settle
 
 APP_PASSWORD = "teams-app-password-never-logged"
 TEAMS_TENANT = "72f988bf-0000-4000-8000-00000000aaaa"
@@ -165,13 +165,11 @@ class TeamsEnv:
 
     async def settle(self) -> None:
         """Wait until the bot, the executor and the service have no work left."""
-        for _ in range(100):
-            await self.bot.drain()
-            await self.executor.wait_idle()
-            pending = [t for t in self.service.tasks if not t.done()]
-            if not pending and not self.bot.background.tasks:
-                return
-            await asyncio.gather(*pending, return_exceptions=True)
+        await settle(
+            self.bot.drain,
+            self.executor.wait_idle,
+            pending=lambda: [*self.service.tasks, *self.bot.background.tasks],
+        )
 
     def advance(self, minutes: float) -> None:
         self.clock.advance(timedelta(minutes=minutes))
