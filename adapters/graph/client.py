@@ -50,6 +50,19 @@ class GraphResponse:
     request_id: str | None
 
 
+@dataclass(frozen=True)
+class _Request:
+    """One logical call, the same for each of its attempts."""
+
+    method: str
+    url: str
+    path: str  # the part after the Graph base URL
+    params: Mapping[str, str] | None
+    body: Mapping[str, Any] | None
+    idempotent: bool
+    correlation: str  # client-request-id, shared by the attempts
+
+
 class GraphClient:
     """One per process and tenant; ``async with`` it, or call ``close()``."""
 
@@ -126,13 +139,13 @@ class GraphClient:
         idempotent: bool,
     ) -> GraphResponse:
         path = url[len(self.config.graph_root) :]
-        correlation = str(uuid.uuid4())
+        request = _Request(method, url, path, params, body, idempotent, str(uuid.uuid4()))
         attempts = 0
 
         async def attempt() -> GraphResponse:
             nonlocal attempts
             attempts += 1
-            return await self._attempt(method, url, params, body, idempotent, correlation)
+            return await self._attempt(request)
 
         def announce(exc: BaseException, delay: float) -> None:
             code = exc.error.code if isinstance(exc, RetryLater) else type(exc).__name__
@@ -149,19 +162,11 @@ class GraphClient:
         except RetryLater as exc:
             raise _gave_up(exc.error, attempts) from exc.error
 
-    async def _attempt(
-        self,
-        method: str,
-        url: str,
-        params: Mapping[str, str] | None,
-        body: Mapping[str, Any] | None,
-        idempotent: bool,
-        correlation: str,
-    ) -> GraphResponse:
+    async def _attempt(self, request: _Request) -> GraphResponse:
         """One send: a response, or ``RetryLater`` with the failure and the server's wait."""
-        path = url[len(self.config.graph_root) :]
+        method, path, idempotent = request.method, request.path, request.idempotent
         try:
-            status, text, headers = await self._send(method, url, params, body, correlation)
+            status, text, headers = await self._send(request)
         except _NOT_SENT as exc:
             raise RetryLater(_unreachable(exc)) from exc
         except (aiohttp.ClientError, TimeoutError) as exc:
@@ -178,41 +183,26 @@ class GraphClient:
         asked = retry_after_of(headers, datetime.now(UTC)) if status == 429 else None
         raise RetryLater(error, asked)
 
-    async def _send(
-        self,
-        method: str,
-        url: str,
-        params: Mapping[str, str] | None,
-        body: Mapping[str, Any] | None,
-        correlation: str,
-    ) -> tuple[int, str, Mapping[str, str]]:
+    async def _send(self, request: _Request) -> tuple[int, str, Mapping[str, str]]:
         token = await self._tokens.token()
-        answer = await self._request(method, url, params, body, correlation, token)
+        answer = await self._request(request, token)
         if answer[0] == 401 and _code_of(answer[1]) == "InvalidAuthenticationToken":
             # Refused at the door, so nothing was applied: renew the token and send once more.
             await self._tokens.forget(token)
             token = await self._tokens.token()
-            answer = await self._request(method, url, params, body, correlation, token)
+            answer = await self._request(request, token)
         return answer
 
-    async def _request(
-        self,
-        method: str,
-        url: str,
-        params: Mapping[str, str] | None,
-        body: Mapping[str, Any] | None,
-        correlation: str,
-        token: str,
-    ) -> tuple[int, str, Mapping[str, str]]:
-        if url.startswith(self.config.graph_root + CA_PREFIX):
+    async def _request(self, request: _Request, token: str) -> tuple[int, str, Mapping[str, str]]:
+        if request.path.startswith(CA_PREFIX):
             await self._ca_pacer.wait()  # right before sending: token fetches take varying time
         headers = {
             "Authorization": f"Bearer {token}",
             "Accept": "application/json",
-            "client-request-id": correlation,
+            "client-request-id": request.correlation,
         }
         async with self._open().request(
-            method, url, params=params, json=body, headers=headers
+            request.method, request.url, params=request.params, json=request.body, headers=headers
         ) as resp:
             return resp.status, await resp.text(), dict(resp.headers)
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import fields
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Row
+from sqlalchemy import Row, RowMapping
 
 from engine.errors import StoreError
 from engine.ports import (
@@ -20,6 +21,11 @@ from engine.ports import (
     StoredJob,
     TokenRecord,
 )
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+R = TypeVar("R", bound="DataclassInstance")
 
 
 def _plain(value: object) -> object:
@@ -45,73 +51,40 @@ def load(text: str) -> Any:
     return json.loads(text)
 
 
-def job(row: Row[Any]) -> StoredJob:
-    m = row._mapping
-    return StoredJob(m["job_id"], m["version"], m["state"], load(m["document"]))
+def reader(
+    kind: type[R], *, json: Collection[str] = (), binary: Collection[str] = ()
+) -> Callable[[Row[Any]], R]:
+    """Rows to the engine's record ``kind``, whose fields are named like the columns.
+
+    ``json`` columns hold JSON text (NULL stays None); ``binary`` ones come back as ``bytes``.
+    """
+
+    def value(row: RowMapping, name: str) -> Any:
+        raw = row[name]
+        if name in json:
+            return None if raw is None else load(raw)
+        return bytes(raw) if name in binary else raw
+
+    def read(row: Row[Any]) -> R:
+        return kind(**{f.name: value(row._mapping, f.name) for f in fields(kind)})
+
+    return read
 
 
-def chain(row: Row[Any]) -> ChainRecord:
-    m = row._mapping
-    envelope = None if m["envelope"] is None else load(m["envelope"])
-    return ChainRecord(m["job_id"], m["seq"], load(m["event"]), envelope)
+def row_of(record: DataclassInstance, *, json: Collection[str] = ()) -> dict[str, Any]:
+    """A record as column values: the inverse of ``reader`` (NULL stays NULL)."""
+    values = {f.name: getattr(record, f.name) for f in fields(record)}
+    return {k: dump(v) if k in json and v is not None else v for k, v in values.items()}
 
 
-def approval(row: Row[Any]) -> ApprovalRecord:
-    m = row._mapping
-    return ApprovalRecord(
-        job_id=m["job_id"],
-        approver=m["approver"],
-        chat_identity=m["chat_identity"],
-        decision=m["decision"],
-        plan_hash_b64u=m["plan_hash_b64u"],
-        at=m["at"],
-        receipt_id=m["receipt_id"],
-    )
-
-
-def token(row: Row[Any]) -> TokenRecord:
-    m = row._mapping
-    return TokenRecord(
-        jti=m["jti"],
-        job_id=m["job_id"],
-        kind=m["kind"],
-        claims=load(m["claims"]),
-        issued_at=m["issued_at"],
-        expires_at=m["expires_at"],
-    )
-
-
-def revocation(row: Row[Any]) -> Revocation:
-    m = row._mapping
-    return Revocation(m["jti"], m["job_id"], m["revoked_at"], load(m["record"]))
-
-
-def message_ref(row: Row[Any]) -> MessageRef:
-    m = row._mapping
-    return MessageRef(m["job_id"], m["platform"], m["kind"], load(m["ref"]))
-
-
-def outbox_item(row: Row[Any]) -> OutboxItem:
-    m = row._mapping
-    return OutboxItem(
-        item_id=m["item_id"],
-        platform=m["platform"],
-        job_id=m["job_id"],
-        payload=load(m["payload"]),
-        attempts=m["attempts"],
-        not_before=m["not_before"],
-    )
-
-
-def exchange(row: Row[Any]) -> ModelExchange:
-    m = row._mapping
-    return ModelExchange(
-        receipt_id=m["receipt_id"],
-        job_id=m["job_id"],
-        request_body=bytes(m["request_body"]),
-        response_body=bytes(m["response_body"]),
-        at=m["at"],
-    )
+job = reader(StoredJob, json={"document"})
+chain = reader(ChainRecord, json={"event", "envelope"})
+approval = reader(ApprovalRecord)
+token = reader(TokenRecord, json={"claims"})
+revocation = reader(Revocation, json={"record"})
+message_ref = reader(MessageRef, json={"ref"})
+outbox_item = reader(OutboxItem, json={"payload"})
+exchange = reader(ModelExchange, binary={"request_body", "response_body"})
 
 
 def doc(text: str) -> JsonDoc:

@@ -118,40 +118,19 @@ def _write_children(conn: Connection, up: JobUpdate, now: datetime) -> None:
 
 
 def _chain_row(r: ChainRecord) -> dict[str, Any]:
-    envelope = None if r.envelope is None else codec.dump(r.envelope)
-    return {"job_id": r.job_id, "seq": r.seq, "event": codec.dump(r.event), "envelope": envelope}
+    return codec.row_of(r, json={"event", "envelope"})
 
 
 def _approval_row(a: ApprovalRecord) -> dict[str, Any]:
-    return {
-        "job_id": a.job_id,
-        "approver": a.approver,
-        "chat_identity": a.chat_identity,
-        "decision": a.decision,
-        "plan_hash_b64u": a.plan_hash_b64u,
-        "at": a.at,
-        "receipt_id": a.receipt_id,
-    }
+    return codec.row_of(a)
 
 
 def _token_row(t: TokenRecord) -> dict[str, Any]:
-    return {
-        "jti": t.jti,
-        "job_id": t.job_id,
-        "kind": t.kind,
-        "claims": codec.dump(t.claims),
-        "issued_at": t.issued_at,
-        "expires_at": t.expires_at,
-    }
+    return codec.row_of(t, json={"claims"})
 
 
 def revocation_row(rev: Revocation) -> dict[str, Any]:
-    return {
-        "jti": rev.jti,
-        "job_id": rev.job_id,
-        "revoked_at": rev.revoked_at,
-        "record": codec.dump(rev.record),
-    }
+    return codec.row_of(rev, json={"record"})
 
 
 def load(conn: Connection, job_id: str) -> StoredJob:
