@@ -13,7 +13,7 @@ import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, Generic, TypeVar
@@ -61,7 +61,7 @@ def retry_after_of(headers: Mapping[str, Any] | None, now: datetime) -> float | 
     return None
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True)
 class Backoff:
     """How often and how long to wait between attempts (seconds unless named otherwise)."""
 
@@ -70,6 +70,7 @@ class Backoff:
     attempts: int = 1  # for ``retry_call``; an outbox retries until delivered
     total_budget: float = math.inf  # all attempts and waits of one call together
     retry_after_cap: float = MAX_RETRY_AFTER  # the most of a server's Retry-After we honour
+    _: KW_ONLY
     jitter: bool = True  # "equal jitter": half of each step fixed, half random
 
     def __post_init__(self) -> None:

@@ -31,9 +31,10 @@ class RetryPolicy:
     write_attempts: int = 3  # resends allowed after a read-back proved a write absent
 
     def __post_init__(self) -> None:
-        if min(self.max_attempts, self.readback_attempts, self.write_attempts) < 1:
+        self.backoff  # noqa: B018  (building the shared rule checks attempts and delays)
+        if min(self.readback_attempts, self.write_attempts) < 1:
             raise ConfigError("retry attempts must be at least 1")
-        if min(self.base_delay, self.max_delay, self.ca_interval, self.readback_interval) < 0:
+        if min(self.ca_interval, self.readback_interval) < 0:
             raise ConfigError("retry delays must not be negative")
         if self.total_budget <= 0 or self.request_timeout <= 0:
             raise ConfigError("retry budget and request timeout must be positive")
@@ -41,12 +42,7 @@ class RetryPolicy:
     @property
     def backoff(self) -> Backoff:
         """The shared retry rule: jittered doubling, ``Retry-After`` honoured in full."""
-        return Backoff(
-            base_delay=self.base_delay,
-            max_delay=self.max_delay,
-            attempts=self.max_attempts,
-            total_budget=self.total_budget,
-        )
+        return Backoff(self.base_delay, self.max_delay, self.max_attempts, self.total_budget)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -40,21 +41,14 @@ def reference_doc(reference: ConversationReference) -> dict[str, Any]:
     return doc
 
 
+@dataclass(eq=False)
 class Connector:
-    def __init__(
-        self,
-        adapter: CloudAdapter,
-        app_id: str,
-        policy: RetryPolicy,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.adapter = adapter
-        self.app_id = app_id
-        self.policy = policy
-        self.sleep = sleep
-        self.clock = clock
-        self._down_until = 0.0
+    adapter: CloudAdapter
+    app_id: str
+    policy: RetryPolicy
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    clock: Callable[[], float] = time.monotonic
+    _down_until: float = field(default=0.0, init=False)
 
     async def send(
         self, reference: ConversationReference, activity: Activity, *, probe: bool = False

@@ -36,9 +36,8 @@ class RetryPolicy:
     cooldown: float = 30.0  # after Teams failed, fail fast this long (the outbox catches up)
 
     def __post_init__(self) -> None:
-        if self.attempts < 1:
-            raise ConfigError("retry attempts must be at least 1")
-        if min(self.base_delay, self.max_delay, self.total_budget, self.cooldown) < 0:
+        self.backoff  # noqa: B018  (building the shared rule checks attempts and delays)
+        if self.cooldown < 0:
             raise ConfigError("retry delays must not be negative")
         if self.request_timeout <= 0:
             raise ConfigError("request_timeout must be positive")
@@ -46,14 +45,8 @@ class RetryPolicy:
     @property
     def backoff(self) -> Backoff:
         """The shared retry rule, without jitter, and no wait longer than ``max_delay``."""
-        return Backoff(
-            base_delay=self.base_delay,
-            max_delay=self.max_delay,
-            attempts=self.attempts,
-            total_budget=self.total_budget,
-            retry_after_cap=self.max_delay,
-            jitter=False,
-        )
+        cap = self.max_delay
+        return Backoff(self.base_delay, cap, self.attempts, self.total_budget, cap, jitter=False)
 
 
 def retryable(exc: BaseException) -> bool:

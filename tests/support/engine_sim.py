@@ -41,6 +41,20 @@ DAVE = Actor("console:dave", "u-dave", "Dave")
 ROLE_TARGETS = {"tenant_id": TENANT, "principal_id": "u-alice", "role_definition_id": "r-ga"}
 
 
+def console_request(job_id: str, **changes: Any) -> Request:
+    """A 30-minute role request from the console's incident channel; ``actor`` in ``changes``."""
+    args: dict[str, Any] = {
+        "job_id": job_id,
+        "template": "entra-role",
+        "targets": ROLE_TARGETS,
+        "minutes": 30,
+        "justification": "INC-42 MFA outage",
+        "ticket": "INC-42",
+        "channel": {"platform": "console", "conversation": "incident-42"},
+    }
+    return Request(**(args | changes))
+
+
 def fixed_keys(tag: bytes = b"") -> Keys:
     def key(role: bytes) -> Signer:
         return Signer.from_seed((role + tag + b"." * 32)[:32])

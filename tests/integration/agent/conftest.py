@@ -22,7 +22,7 @@ from engine.cst import TokenKind
 from engine.lifecycle import Approve, Request, Rules
 from engine.wpc import ModelAllowance
 from tests.integration.service.conftest import DIRECTORY, no_sleep
-from tests.support.engine_sim import ROLE_TARGETS, T0, fixed_keys
+from tests.support.engine_sim import T0, console_request, fixed_keys
 from tests.support.fakes import Clock, MemoryTenant, RecordingChat
 from tests.support.waiting import settle
 
@@ -146,17 +146,7 @@ async def env(make_env: MakeEnv) -> AgentEnv:
 
 
 def request(job_id: str, actor: Any, **changes: Any) -> Request:
-    args: dict[str, Any] = {
-        "job_id": job_id,
-        "actor": actor,
-        "template": "entra-role",
-        "targets": ROLE_TARGETS,
-        "minutes": 30,
-        "justification": "INC-42 MFA outage",
-        "ticket": "INC-42",
-        "channel": {"platform": "console", "conversation": "incident-42"},
-    }
-    return Request(**(args | changes))
+    return console_request(job_id, actor=actor, **changes)
 
 
 async def approve(env: AgentEnv, job_id: str = "job-a1", **changes: Any) -> str:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
@@ -56,8 +57,17 @@ def snapshots() -> MemorySnapshots:
 
 
 @pytest.fixture
+def sleep() -> Callable[[float], Awaitable[None]]:
+    """How the client waits between retries; a test module may record the waits instead."""
+    return asyncio.sleep
+
+
+@pytest.fixture
 async def tools(
-    config: GraphConfig, snapshots: MemorySnapshots, clock: ManualClock
+    config: GraphConfig,
+    snapshots: MemorySnapshots,
+    clock: ManualClock,
+    sleep: Callable[[float], Awaitable[None]],
 ) -> AsyncIterator[GraphTools]:
-    async with GraphTools(config, snapshots, clock=clock.now) as graph_tools:
+    async with GraphTools(config, snapshots, clock=clock.now, sleep=sleep) as graph_tools:
         yield graph_tools

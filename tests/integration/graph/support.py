@@ -6,7 +6,11 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
+import pytest
+
+from adapters.graph import GraphTools
 from adapters.graph.simulated import SimulatedTenant
+from engine.errors import InputError
 
 TENANT = "dc1c6a57-17ae-540c-a63e-f9140a3f5e5b"
 ALICE = "92c37b1a-3449-5aff-9fd1-00ab297ec470"
@@ -87,3 +91,18 @@ def posts(sim: SimulatedTenant, fragment: str) -> int:
 def state_without_log(sim: SimulatedTenant) -> dict[str, Any]:
     """The directory as the control API shows it (what negative tests compare)."""
     return sim.state()
+
+
+async def refused_before_any_request(
+    sim: SimulatedTenant,
+    tools: GraphTools,
+    tool: str,
+    args: Mapping[str, Any],
+    match: str | None = None,
+) -> None:
+    """The call fails with ``InputError`` before a request leaves, and nothing changed."""
+    before = sim.state()
+    with pytest.raises(InputError, match=match):
+        await tools.call(tool, dict(args))
+    assert sim.requests_log == []
+    assert sim.state() == before

@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import pytest
@@ -47,13 +46,8 @@ def sleeps() -> Sleeps:
 
 
 @pytest.fixture
-async def tools(
-    sim: SimulatedTenant, clock: ManualClock, sleeps: Sleeps
-) -> AsyncIterator[GraphTools]:
-    async with GraphTools(
-        config_for(sim), MemorySnapshots(), clock=clock.now, sleep=sleeps
-    ) as graph_tools:
-        yield graph_tools
+def sleep(sleeps: Sleeps) -> Sleeps:
+    return sleeps
 
 
 def statuses(sim: SimulatedTenant, method: str, fragment: str) -> list[int]:

@@ -9,7 +9,7 @@ import pytest
 from adapters.graph import GraphTools
 from adapters.graph.simulated import ManualClock, SimulatedTenant
 from engine import catalog
-from engine.errors import GraphError, InputError
+from engine.errors import GraphError
 from tests.integration.graph.support import (
     ALICE,
     DAVE,
@@ -20,6 +20,7 @@ from tests.integration.graph.support import (
     holders,
     posts,
     read_args,
+    refused_before_any_request,
     remove_args,
     write_args,
 )
@@ -157,12 +158,8 @@ async def test_rollback_leaves_an_assignment_it_did_not_create(
 async def test_other_tenant_is_refused_before_any_request(
     sim: SimulatedTenant, tools: GraphTools
 ) -> None:
-    before = sim.state()
     args = write_args() | {"tenant_id": "00000000-0000-0000-0000-000000000001"}
-    with pytest.raises(InputError, match="tenant"):
-        await tools.call(catalog.WRITE_ROLE, args)
-    assert sim.requests_log == []
-    assert sim.state() == before
+    await refused_before_any_request(sim, tools, catalog.WRITE_ROLE, args, match="tenant")
 
 
 @pytest.mark.parametrize(
@@ -179,11 +176,7 @@ async def test_other_tenant_is_refused_before_any_request(
 async def test_malformed_arguments_are_refused_before_any_request(
     sim: SimulatedTenant, tools: GraphTools, override: dict[str, object]
 ) -> None:
-    before = sim.state()
-    with pytest.raises(InputError):
-        await tools.call(catalog.WRITE_ROLE, write_args() | override)
-    assert sim.requests_log == []
-    assert sim.state() == before
+    await refused_before_any_request(sim, tools, catalog.WRITE_ROLE, write_args() | override)
 
 
 async def test_revoke_sign_in_sessions(sim: SimulatedTenant, tools: GraphTools) -> None:

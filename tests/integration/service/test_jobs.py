@@ -12,21 +12,12 @@ from engine.job import ACTIVE, CLOSED, FAILED, KILLED, PENDING
 from engine.lifecycle import Approve, Kill, Request
 from engine.verify import verify_bundle
 from tests.integration.service.conftest import Env
-from tests.support.engine_sim import ROLE_TARGETS, trust_for
+from tests.support.engine_sim import ROLE_TARGETS, console_request, trust_for
 from tests.support.waiting import eventually
 
 
 def request(job_id: str = "job-s1", **kw: Any) -> Request:
-    args: dict[str, Any] = {
-        "job_id": job_id,
-        "template": "entra-role",
-        "targets": ROLE_TARGETS,
-        "minutes": 30,
-        "justification": "INC-42 MFA outage",
-        "ticket": "INC-42",
-        "channel": {"platform": "console", "conversation": "incident-42"},
-    }
-    return Request(**(args | kw))
+    return console_request(job_id, **kw)
 
 
 async def approved(env: Env, job_id: str = "job-s1") -> str:

@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from adapters.graph import GraphConfig, GraphTools
+from adapters.graph import GraphTools
 from adapters.graph.simulated import ManualClock, SimulatedTenant
 from adapters.slack import SlackAdapter, SlackConfig
 from adapters.slack.web import METHOD_SCOPES
@@ -28,7 +28,7 @@ from bot.gateway_service import ToolGateway
 from bot.service import JobService
 from engine.job import Job
 from engine.lifecycle import Rules
-from tests.integration.graph.conftest import FAST
+from tests.integration.graph.conftest import config_for
 from tests.integration.slack.fake_slack import FakeSlack
 from tests.integration.slack.support import (
     ALICE,
@@ -108,14 +108,7 @@ async def env(tmp_path: Path, fake: FakeSlack) -> AsyncIterator[Env]:
     clock = ManualClock(T0)
     async with SimulatedTenant(clock=clock, ca_interval=0.02) as sim:
         store = await SqlStore.open(sqlite_url(tmp_path))
-        graph = GraphConfig(
-            tenant_id=sim.tenant_id,
-            client_id=sim.client_id,
-            client_secret=sim.client_secret,
-            authority_base_url=sim.authority_base_url,
-            graph_base_url=sim.graph_base_url,
-            retry=FAST,
-        )
+        graph = config_for(sim)
         async with GraphTools(graph, store, clock=clock.now) as tools:
             service = JobService(
                 store=store,

@@ -20,7 +20,7 @@ import pytest
 from aiohttp import web
 from microsoft_agents.hosting.core import AgentAuthConfiguration, ConnectionManager
 
-from adapters.graph import GraphConfig, GraphTools
+from adapters.graph import GraphTools
 from adapters.graph.simulated import ManualClock, SimulatedTenant
 from adapters.store import SqlStore, sqlite_url
 from adapters.teams import RetryPolicy, TeamsBot, TeamsConfig
@@ -29,7 +29,7 @@ from bot.gateway_service import ToolGateway
 from bot.service import JobService
 from engine.identity import Directory
 from engine.lifecycle import Rules
-from tests.integration.graph.conftest import FAST as GRAPH_FAST
+from tests.integration.graph.conftest import config_for
 from tests.integration.teams.fakes import APP_ID, FakeConnector, FakeOpenId, StaticTokens, serve
 from tests.support.engine_sim import fixed_keys
 from tests.support.waiting import settle
@@ -203,14 +203,7 @@ async def teams(
     config = teams_config(openid)
     async with SimulatedTenant(clock=clock, ca_interval=0.02) as sim:
         store = await SqlStore.open(sqlite_url(tmp_path))
-        graph = GraphConfig(
-            tenant_id=sim.tenant_id,
-            client_id=sim.client_id,
-            client_secret=sim.client_secret,
-            authority_base_url=sim.authority_base_url,
-            graph_base_url=sim.graph_base_url,
-            retry=GRAPH_FAST,
-        )
+        graph = config_for(sim)
         tools = GraphTools(graph, store, clock=clock.now)
         service = JobService(
             store=store,
