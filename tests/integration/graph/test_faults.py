@@ -7,7 +7,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -52,6 +54,17 @@ def sleep(sleeps: Sleeps) -> Sleeps:
 
 def statuses(sim: SimulatedTenant, method: str, fragment: str) -> list[int]:
     return [e.status for e in sim.requests_log if e.method == method and fragment in e.path]
+
+
+async def write_once_despite(
+    sim: SimulatedTenant, tools: GraphTools, fault: Fault
+) -> Mapping[str, Any]:
+    """Write a role under ``fault``: the write succeeds and the tenant holds one request."""
+    sim.add_fault(fault)
+    result = await tools.call(catalog.WRITE_ROLE, write_args())
+    assert result.ok
+    assert len(sim.directory.requests) == 1
+    return result.body
 
 
 async def test_429_retry_after_is_honoured(
@@ -128,13 +141,10 @@ async def test_total_time_budget_bounds_the_retries(
 async def test_write_whose_answer_was_lost_is_not_applied_twice(
     sim: SimulatedTenant, tools: GraphTools
 ) -> None:
-    sim.add_fault(Fault("drop", method="POST", path=REQUESTS, apply=True))
-    result = await tools.call(catalog.WRITE_ROLE, write_args())
-    assert result.ok
-    assert result.body["recovered_by_read_back"] is True
-    assert result.body["status"] == "Provisioned"
+    body = await write_once_despite(sim, tools, Fault("drop", method="POST", path=REQUESTS))
+    assert body["recovered_by_read_back"] is True
+    assert body["status"] == "Provisioned"
     assert statuses(sim, "POST", REQUESTS) == [0]  # sent once, its answer dropped
-    assert len(sim.directory.requests) == 1
     assert holders(sim, USER_ADMIN) == {DAVE}
 
 
@@ -144,34 +154,28 @@ async def test_lost_write_hidden_by_replication_lag_is_still_not_applied_twice(
     # The read-back cannot see the applied write within its bound; the resend is refused
     # with RoleAssignmentExists and a patient read then finds the job's own request.
     sim.set_replication_lag(reads=FAST.readback_attempts + 2)
-    sim.add_fault(Fault("drop", method="POST", path=REQUESTS, apply=True))
-    result = await tools.call(catalog.WRITE_ROLE, write_args())
-    assert result.ok
-    assert result.body["recovered_by_read_back"] is True
+    body = await write_once_despite(sim, tools, Fault("drop", method="POST", path=REQUESTS))
+    assert body["recovered_by_read_back"] is True
     assert statuses(sim, "POST", REQUESTS) == [0, 400]
-    assert len(sim.directory.requests) == 1
     assert holders(sim, USER_ADMIN) == {DAVE}
 
 
 async def test_write_lost_before_it_was_applied_is_resent_after_reading_back(
     sim: SimulatedTenant, tools: GraphTools
 ) -> None:
-    sim.add_fault(Fault("drop", method="POST", path=REQUESTS, apply=False))
-    result = await tools.call(catalog.WRITE_ROLE, write_args())
-    assert result.ok
-    assert result.body["recovered_by_read_back"] is False
+    fault = Fault("drop", method="POST", path=REQUESTS, apply=False)
+    body = await write_once_despite(sim, tools, fault)
+    assert body["recovered_by_read_back"] is False
     assert statuses(sim, "POST", REQUESTS) == [0, 201]
-    assert len(sim.directory.requests) == 1
 
 
 async def test_gateway_timeout_on_a_write_is_treated_as_a_lost_answer(
     sim: SimulatedTenant, tools: GraphTools
 ) -> None:
-    sim.add_fault(Fault("gateway_timeout", method="POST", path=REQUESTS, apply=True))
-    result = await tools.call(catalog.WRITE_ROLE, write_args())
-    assert result.body["recovered_by_read_back"] is True
+    fault = Fault("gateway_timeout", method="POST", path=REQUESTS)
+    body = await write_once_despite(sim, tools, fault)
+    assert body["recovered_by_read_back"] is True
     assert statuses(sim, "POST", REQUESTS) == [504]
-    assert len(sim.directory.requests) == 1
 
 
 async def test_lost_remove_is_confirmed_by_reading_back(
