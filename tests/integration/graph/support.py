@@ -10,7 +10,7 @@ import pytest
 
 from adapters.graph import GraphTools
 from adapters.graph.simulated import SimulatedTenant
-from engine.errors import InputError
+from engine.errors import GraphError, InputError
 
 TENANT = "dc1c6a57-17ae-540c-a63e-f9140a3f5e5b"
 ALICE = "92c37b1a-3449-5aff-9fd1-00ab297ec470"
@@ -106,3 +106,14 @@ async def refused_before_any_request(
         await tools.call(tool, dict(args))
     assert sim.requests_log == []
     assert sim.state() == before
+
+
+async def refused_by_graph(
+    sim: SimulatedTenant, tools: GraphTools, tool: str, args: Mapping[str, Any]
+) -> GraphError:
+    """The call fails with the tenant's ``GraphError``, and nothing changed; that error."""
+    before = sim.state()
+    with pytest.raises(GraphError) as caught:
+        await tools.call(tool, dict(args))
+    assert sim.state() == before
+    return caught.value

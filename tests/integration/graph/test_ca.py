@@ -11,7 +11,7 @@ import pytest
 from adapters.graph import GraphTools
 from adapters.graph.simulated import Fault, ManualClock, SimulatedTenant
 from engine import catalog
-from engine.errors import GraphError, InputError
+from engine.errors import InputError
 from tests.integration.graph.conftest import FAST, config_for
 from tests.integration.graph.support import (
     EMERGENCY_GROUP,
@@ -22,6 +22,7 @@ from tests.integration.graph.support import (
     ca_args,
     has,
     refused_before_any_request,
+    refused_by_graph,
 )
 
 POLICIES = "conditionalAccess/policies"
@@ -140,13 +141,9 @@ async def test_restore_without_snapshot_is_refused_and_changes_nothing(
 async def test_unknown_group_is_refused_by_graph_and_policy_unchanged(
     sim: SimulatedTenant, tools: GraphTools
 ) -> None:
-    before = sim.state()
-    with pytest.raises(GraphError) as caught:
-        await tools.call(
-            catalog.EXCLUDE_GROUP, ca_args(group="00000000-0000-0000-0000-00000000beef")
-        )
-    assert (caught.value.status, caught.value.code) == (400, "BadRequest")
-    assert sim.state() == before
+    args = ca_args(group="00000000-0000-0000-0000-00000000beef")
+    err = await refused_by_graph(sim, tools, catalog.EXCLUDE_GROUP, args)
+    assert (err.status, err.code) == (400, "BadRequest")
 
 
 async def test_other_tenant_is_refused_before_any_request(

@@ -189,24 +189,29 @@ async def test_lost_remove_is_confirmed_by_reading_back(
     assert holders(sim, USER_ADMIN) == set()
 
 
+async def verify_write_under_lag(
+    sim: SimulatedTenant, tools: GraphTools, reads: int
+) -> Mapping[str, Any]:
+    """Write a role, then verify it while the tenant hides it from the next ``reads`` reads."""
+    sim.set_replication_lag(reads=reads)
+    await tools.call(catalog.WRITE_ROLE, write_args())
+    return (await tools.call(catalog.READ_ROLE, read_args("present"))).body
+
+
 async def test_verification_read_waits_out_replication_lag(
     sim: SimulatedTenant, tools: GraphTools
 ) -> None:
-    sim.set_replication_lag(reads=3)
-    await tools.call(catalog.WRITE_ROLE, write_args())
-    present = await tools.call(catalog.READ_ROLE, read_args("present"))
-    assert present.body["verified"] is True
-    assert present.body["reads"] > 1
+    present = await verify_write_under_lag(sim, tools, reads=3)
+    assert present["verified"] is True
+    assert present["reads"] > 1
 
 
 async def test_verification_read_reports_false_when_lag_outlasts_the_bound(
     sim: SimulatedTenant, tools: GraphTools
 ) -> None:
-    sim.set_replication_lag(reads=100)
-    await tools.call(catalog.WRITE_ROLE, write_args())
-    present = await tools.call(catalog.READ_ROLE, read_args("present"))
-    assert present.body["verified"] is False
-    assert present.body["reads"] == FAST.readback_attempts
+    present = await verify_write_under_lag(sim, tools, reads=100)
+    assert present["verified"] is False
+    assert present["reads"] == FAST.readback_attempts
 
 
 async def test_unreachable_graph_is_a_typed_error(sim: SimulatedTenant, tools: GraphTools) -> None:

@@ -9,7 +9,6 @@ import pytest
 from adapters.graph import GraphTools
 from adapters.graph.simulated import ManualClock, SimulatedTenant
 from engine import catalog
-from engine.errors import GraphError
 from tests.integration.graph.support import (
     ALICE,
     DAVE,
@@ -21,6 +20,7 @@ from tests.integration.graph.support import (
     posts,
     read_args,
     refused_before_any_request,
+    refused_by_graph,
     remove_args,
     write_args,
 )
@@ -91,29 +91,22 @@ async def test_bearer_token_expiry_on_the_sim_clock_is_renewed(
 async def test_duration_above_role_maximum_is_refused_and_nothing_granted(
     sim: SimulatedTenant, tools: GraphTools
 ) -> None:
-    before = sim.state()
-    with pytest.raises(GraphError) as caught:
-        await tools.call(catalog.WRITE_ROLE, write_args(minutes=120, role=GLOBAL_ADMIN))
-    err = caught.value
+    args = write_args(minutes=120, role=GLOBAL_ADMIN)
+    err = await refused_by_graph(sim, tools, catalog.WRITE_ROLE, args)
     assert err.code == "RoleAssignmentRequestPolicyValidationFailed"
     assert err.status == 400
     assert "ExpirationRule" in err.message
     assert err.request_id
     assert [e.status for e in sim.requests_log if REQUESTS in e.path] == [400]  # refusal seen
-    assert sim.state() == before
     assert holders(sim, GLOBAL_ADMIN) == {ERIN}
 
 
 async def test_existing_assignment_that_is_not_ours_is_refused(
     sim: SimulatedTenant, tools: GraphTools
 ) -> None:
-    before = sim.state()
-    with pytest.raises(GraphError) as caught:
-        await tools.call(
-            catalog.WRITE_ROLE, write_args(minutes=30, principal=ERIN, role=GLOBAL_ADMIN)
-        )
-    assert caught.value.code == "RoleAssignmentExists"
-    assert sim.state() == before
+    args = write_args(minutes=30, principal=ERIN, role=GLOBAL_ADMIN)
+    err = await refused_by_graph(sim, tools, catalog.WRITE_ROLE, args)
+    assert err.code == "RoleAssignmentExists"
 
 
 async def test_retried_write_of_the_same_job_is_not_applied_twice(
@@ -189,9 +182,6 @@ async def test_revoke_sign_in_sessions(sim: SimulatedTenant, tools: GraphTools) 
 async def test_revoke_for_unknown_user_is_a_graph_error(
     sim: SimulatedTenant, tools: GraphTools
 ) -> None:
-    before = sim.state()
     args = {"tenant_id": sim.tenant_id, "principal_id": "00000000-0000-0000-0000-0000000000aa"}
-    with pytest.raises(GraphError) as caught:
-        await tools.call(catalog.REVOKE_SESSIONS, args)
-    assert (caught.value.status, caught.value.code) == (404, "Request_ResourceNotFound")
-    assert sim.state() == before
+    err = await refused_by_graph(sim, tools, catalog.REVOKE_SESSIONS, args)
+    assert (err.status, err.code) == (404, "Request_ResourceNotFound")
