@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -93,27 +93,20 @@ def state_without_log(sim: SimulatedTenant) -> dict[str, Any]:
     return sim.state()
 
 
-async def refused_before_any_request(
-    sim: SimulatedTenant,
-    tools: GraphTools,
-    tool: str,
-    args: Mapping[str, Any],
-    match: str | None = None,
-) -> None:
-    """The call fails with ``InputError`` before a request leaves, and nothing changed."""
-    before = sim.state()
-    with pytest.raises(InputError, match=match):
-        await tools.call(tool, dict(args))
-    assert sim.requests_log == []
-    assert sim.state() == before
+E = TypeVar("E", GraphError, InputError)
 
 
-async def refused_by_graph(
-    sim: SimulatedTenant, tools: GraphTools, tool: str, args: Mapping[str, Any]
-) -> GraphError:
-    """The call fails with the tenant's ``GraphError``, and nothing changed; that error."""
+async def refused(
+    sim: SimulatedTenant, tools: GraphTools, tool: str, args: Mapping[str, Any], kind: type[E]
+) -> E:
+    """The call fails with ``kind`` and nothing changed; the error.
+
+    An ``InputError`` is our own refusal, so it must come before any request leaves.
+    """
     before = sim.state()
-    with pytest.raises(GraphError) as caught:
+    with pytest.raises(kind) as caught:
         await tools.call(tool, dict(args))
+    if kind is InputError:
+        assert sim.requests_log == []
     assert sim.state() == before
     return caught.value
