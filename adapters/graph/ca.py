@@ -195,16 +195,11 @@ def _snapshot(ctx: ToolContext, args: Mapping[str, Any], policy: Doc) -> Doc:
 
 def _marked(ctx: ToolContext, snap: Mapping[str, Any]) -> MarkedGrant:
     job_id, policy_id, group_id = snap["job_id"], snap["policy_id"], snap["group_id"]
-    return MarkedGrant(
-        job_id=job_id,
-        rollback_tool=RESTORE_CA,
-        arguments={
-            "tenant_id": ctx.tenant_id,
-            "policy_id": policy_id,
-            "group_id": group_id,
-            "job_id": job_id,
-        },
-        description=f"group {group_id} excluded from CA policy {policy_id} by job {job_id}",
+    return ctx.marked_grant(
+        job_id,
+        RESTORE_CA,
+        {"policy_id": policy_id, "group_id": group_id},
+        f"group {group_id} excluded from CA policy {policy_id} by job {job_id}",
     )
 
 
