@@ -15,6 +15,7 @@ from typing import Any
 
 from adapters.graph.simulated.clock import parse_iso
 from adapters.graph.simulated.directory import Assignment, Directory, RoleDefinition
+from engine.errors import ConfigError
 
 Doc = dict[str, Any]
 FORMAT = "breakglass-simulated-tenant/1"
@@ -35,9 +36,16 @@ def dump(directory: Directory) -> Doc:
     }
 
 
-def load(doc: Doc) -> Directory:
-    if doc.get("format") != FORMAT:
-        raise ValueError(f"not a simulated tenant state file ({FORMAT} expected)")
+def load(doc: Any) -> Directory:
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise ConfigError(f"not a simulated tenant state file ({FORMAT} expected)")
+    try:
+        return _directory(doc)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"the simulated tenant state file is damaged ({exc!r:.80})") from exc
+
+
+def _directory(doc: Doc) -> Directory:
     return Directory(
         tenant_id=doc["tenantId"],
         app_id=doc["appId"],
@@ -73,7 +81,11 @@ def read(path: Path) -> Directory | None:
         text = path.read_text("utf-8")
     except FileNotFoundError:
         return None
-    return load(json.loads(text))
+    try:
+        doc = json.loads(text)
+    except ValueError as exc:
+        raise ConfigError(f"the simulated tenant state file {path.name} is not JSON") from exc
+    return load(doc)
 
 
 def _role(role: RoleDefinition) -> Doc:
