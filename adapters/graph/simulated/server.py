@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ class SimulatedTenant:
     5 minutes, last-admin protection, ``ScheduleCreated``); off by default for now.
     ``state_path``: keep the directory in this JSON file (loaded if present, rewritten
     atomically after every change), so a restarted tenant resumes its state.
+    ``rate_clock``: the monotonic clock of the CA rate gate (see ``core.RateGate``).
     """
 
     def __init__(
@@ -47,6 +49,7 @@ class SimulatedTenant:
         ca_interval: float = 1.0,
         strict: bool = False,
         state_path: Path | str | None = None,
+        rate_clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.clock: Clock = clock or SystemClock()
         self.state_path = Path(state_path) if state_path is not None else None
@@ -55,7 +58,13 @@ class SimulatedTenant:
         credentials = AppCredentials(directory.app_id, self.client_secret)
         on_change = self._save if self.state_path is not None else None
         self.core = SimCore(
-            directory, self.clock, credentials, ca_interval, strict=strict, on_change=on_change
+            directory,
+            self.clock,
+            credentials,
+            ca_interval,
+            strict=strict,
+            on_change=on_change,
+            rate_clock=rate_clock,
         )
         self._runner: web.AppRunner | None = None
         self._base_url: str | None = None

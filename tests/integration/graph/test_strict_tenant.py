@@ -9,6 +9,7 @@ kept no record of session revocations; our tool turned an early removal into a b
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -18,12 +19,14 @@ from adapters.graph.simulated import ManualClock, SimulatedTenant
 from adapters.graph.simulated.clock import iso
 from engine import catalog
 from engine.errors import GraphError
+from tests.integration.graph.conftest import FAST, config_for
 from tests.integration.graph.support import (
     DAVE,
     ERIN,
     GLOBAL_ADMIN,
     USER_ADMIN,
     MemorySnapshots,
+    ca_args,
     has,
     holders,
     read_args,
@@ -163,3 +166,26 @@ async def test_unknown_directory_objects_answer_like_graph(tools: GraphTools, pa
         await tools.client.get(path)
     assert (caught.value.status, caught.value.code) == (404, "Request_ResourceNotFound")
     assert caught.value.message.startswith("Resource '00000000-0000-0000-0000-00000000f00d'")
+
+
+async def test_ca_throttling_without_retry_after_is_backed_off(
+    clock: ManualClock, snapshots: MemorySnapshots
+) -> None:
+    """Deterministic: the rate gate's clock moves only when the client sleeps."""
+    elapsed, waits = [0.0], list[float]()
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        elapsed[0] += seconds
+
+    unpaced = replace(FAST, ca_interval=0.0, max_attempts=8, base_delay=0.5, max_delay=2.0)
+    async with SimulatedTenant(
+        clock=clock, ca_interval=1.0, strict=True, rate_clock=lambda: elapsed[0]
+    ) as sim:
+        config = config_for(sim, unpaced)
+        async with GraphTools(config, snapshots, clock=clock.now, sleep=sleep) as tools:
+            result = await tools.call(catalog.EXCLUDE_GROUP, ca_args())
+        throttled = [e for e in sim.requests_log if e.status == 429]
+    assert result.body["verified"] is True
+    assert throttled  # the tenant said 429, without Retry-After ...
+    assert any(w >= 0.25 for w in waits)  # ... and the client backed off by itself
