@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -97,30 +98,14 @@ def _role(role: RoleDefinition) -> Doc:
     }
 
 
+_TIMES = ("start", "end", "removed_at")
+
+
 def _assignment(a: Assignment) -> Doc:
-    return {
-        "principal_id": a.principal_id,
-        "role_id": a.role_id,
-        "start": a.start.isoformat(),  # full precision: iso() would cut microseconds
-        "end": a.end.isoformat() if a.end else None,
-        "origin": a.origin,
-        "scope": a.scope,
-        "schedule_id": a.schedule_id,
-        "instance_id": a.instance_id,
-        "removed_at": a.removed_at.isoformat() if a.removed_at else None,
-    }
+    doc = asdict(a)
+    # Full precision: iso() would cut the microseconds a system clock has.
+    return doc | {k: doc[k].isoformat() if doc[k] else None for k in _TIMES}
 
 
 def _parse_assignment(doc: Doc) -> Assignment:
-    times = {k: parse_iso(doc[k]) if doc[k] else None for k in ("end", "removed_at")}
-    return Assignment(
-        principal_id=doc["principal_id"],
-        role_id=doc["role_id"],
-        start=parse_iso(doc["start"]),
-        end=times["end"],
-        origin=doc["origin"],
-        scope=doc["scope"],
-        schedule_id=doc["schedule_id"],
-        instance_id=doc["instance_id"],
-        removed_at=times["removed_at"],
-    )
+    return Assignment(**(doc | {k: parse_iso(doc[k]) if doc[k] else None for k in _TIMES}))

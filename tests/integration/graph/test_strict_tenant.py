@@ -37,6 +37,16 @@ from tests.integration.graph.support import (
 REQUESTS = "/roleManagement/directory/roleAssignmentScheduleRequests"
 
 
+def admin_remove(principal: str, role: str) -> dict[str, str]:
+    """A raw ``adminRemove`` body, sent without our tool's ownership checks."""
+    return {
+        "action": "adminRemove",
+        "principalId": principal,
+        "roleDefinitionId": role,
+        "directoryScopeId": "/",
+    }
+
+
 def statuses(sim: SimulatedTenant) -> list[int]:
     return [e.status for e in sim.requests_log if e.method == "POST" and REQUESTS in e.path]
 
@@ -88,14 +98,8 @@ async def test_the_tenant_answers_early_removal_with_a_graph_error(
     sim: SimulatedTenant, tools: GraphTools
 ) -> None:
     await tools.call(catalog.WRITE_ROLE, write_args())
-    body = {
-        "action": "adminRemove",
-        "principalId": DAVE,
-        "roleDefinitionId": USER_ADMIN,
-        "directoryScopeId": "/",
-    }
     with pytest.raises(GraphError) as caught:
-        await tools.client.post(REQUESTS, body)
+        await tools.client.post(REQUESTS, admin_remove(DAVE, USER_ADMIN))
     assert (caught.value.status, caught.value.code) == (400, "ActiveDurationTooShort")
     assert caught.value.request_id  # a real Graph error body, with its innerError ids
 
@@ -103,12 +107,7 @@ async def test_the_tenant_answers_early_removal_with_a_graph_error(
 async def test_the_last_global_administrator_cannot_be_removed(
     sim: SimulatedTenant, tools: GraphTools, clock: ManualClock
 ) -> None:
-    body = {
-        "action": "adminRemove",
-        "principalId": ERIN,
-        "roleDefinitionId": GLOBAL_ADMIN,
-        "directoryScopeId": "/",
-    }
+    body = admin_remove(ERIN, GLOBAL_ADMIN)
     with pytest.raises(GraphError) as caught:
         await tools.client.post(REQUESTS, body)
     assert caught.value.status == 400
