@@ -172,11 +172,9 @@ def _other_changes(principal: str, before: list[str] | None, after: list[str]) -
 async def _holders_before(ctx: ToolContext, principal: str, role: str) -> list[str] | None:
     """The baseline saved by the newest breakglass write for this principal and role."""
     found = await ctx.client.get_all(REQUESTS, pair_filter(principal, role))
-    jobs = [
-        marked_job(r.get("justification"))
-        for r in found
-        if r.get("action") == "adminAssign" and marked_job(r.get("justification"))
-    ]
+    ours = [r for r in found if r.get("action") == "adminAssign"]
+    ours.sort(key=lambda r: str(r.get("createdDateTime") or ""))  # Graph promises no order
+    jobs = [marked_job(r.get("justification")) for r in ours if marked_job(r.get("justification"))]
     if not jobs:
         return None
     snap = await ctx.snapshots.load_snapshot(holders_key(str(jobs[-1]), principal, role))
