@@ -24,11 +24,12 @@ from bot.console_room import ConsoleRoom
 from bot.model_proxy import add_proxy_routes
 from bot.registry import add_registry_routes
 from engine.job import OPEN, RESOLVED
+from engine.ports import JobStore
 
 
 def mount_routes(app: web.Application, parts: Assembly) -> list[Any]:
     """Mount every route on ``app``; return the chat adapters (deliver_queued, close)."""
-    health = _Health(parts)
+    health = _Health(parts.store)
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/readyz", health.readyz)
     app.router.add_get("/metrics", health.metrics)
@@ -60,8 +61,8 @@ def _mount_chats(app: web.Application, parts: Assembly) -> list[Any]:
 
 
 class _Health:
-    def __init__(self, parts: Assembly) -> None:
-        self.store = parts.store
+    def __init__(self, store: JobStore) -> None:
+        self.store = store
 
     async def healthz(self, _request: web.Request) -> web.Response:
         return web.json_response({"ok": True})
