@@ -134,18 +134,11 @@ async def assemble(settings: Settings, clock: Clock) -> Assembly:
         directory=directory,
         bundle_dir=settings.home / "bundles",
     )
+    names = {**(seed_names() if settings.simulated else {}), **settings.names}
+    gateway, proxy = ToolGateway(service), _proxy(settings, service)
+    # In field order (each field has its own type, so mypy catches a swap).
     return Assembly(
-        settings=settings,
-        clock=clock,
-        keys=keys,
-        store=store,
-        tools=tools,
-        simulator=simulator,
-        teams=teams,
-        names={**(seed_names() if settings.simulated else {}), **settings.names},
-        service=service,
-        gateway=ToolGateway(service),
-        proxy=_proxy(settings, service),
+        settings, clock, keys, store, tools, simulator, teams, names, service, gateway, proxy
     )
 
 
