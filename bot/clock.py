@@ -1,10 +1,15 @@
 """Clocks for the service. Real time in production; the demo runs time faster so a
 one-minute window passes in seconds, with both of its processes counting from one anchor
-(so a restarted service agrees with the tenant about what time it is)."""
+(so a restarted service agrees with the tenant about what time it is). Tests that must not
+depend on the machine's speed use a :class:`FileClock`, which only the test moves."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from engine.timeutil import parse_iso
 
 
 class ScaledClock:
@@ -23,6 +28,31 @@ class ScaledClock:
 
     def real_seconds(self, virtual_seconds: float) -> float:
         return virtual_seconds / self.scale
+
+
+class FileClock:
+    """Time read from a file holding one ISO instant: it stands still until someone calls
+    :meth:`set` or :meth:`advance`, in this process or another one (a restarted service
+    and the test driving it share the file)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __call__(self) -> datetime:
+        return self.now()
+
+    def now(self) -> datetime:
+        return parse_iso(self.path.read_text().strip())
+
+    def set(self, when: datetime) -> None:
+        temporary = self.path.with_name(self.path.name + ".tmp")
+        temporary.write_text(when.isoformat())
+        os.replace(temporary, self.path)  # readers see the old instant or the new, never half
+
+    def advance(self, delta: timedelta) -> datetime:
+        when = self.now() + delta
+        self.set(when)
+        return when
 
 
 def system_clock() -> datetime:

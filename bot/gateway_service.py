@@ -2,8 +2,7 @@
 
 Every allowed and every refused call is receipted in the job's chain, in the same
 transaction as the job change it causes. Transport stays out: :meth:`ToolGateway.call` is
-the in-process API; :func:`add_gateway_routes` exposes it over HTTP (``POST
-/v1/jobs/{job_id}/tools/{tool_name}`` with the CST in ``Authorization: Bearer``).
+the in-process API its callers (the executors) use; it has no HTTP route.
 """
 
 from __future__ import annotations
@@ -15,14 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from aiohttp import web
-
-from adapters.httpbody import read_request
 from bot import metrics
 from bot.ids import receipt_id as new_receipt_id
 from bot.service import JobService
-from engine.canonical import strict_loads
-from engine.errors import AdapterError, BreakGlassError, GatewayRefusal, JobNotFound
+from engine.errors import AdapterError, GatewayRefusal, JobNotFound
 from engine.gateway import Allowed, GatewayView, ToolCall, decide, recorded_call
 from engine.job import Job
 from engine.lifecycle import ToolCallRecorded
@@ -30,7 +25,6 @@ from engine.tools import ToolResult
 from engine.wpc import Policy, verify_wpc
 
 log = logging.getLogger("breakglass.gateway")
-MAX_BODY_BYTES = 16 * 1024
 
 
 @dataclass(frozen=True)
@@ -191,25 +185,3 @@ class ToolGateway:
 def public_reason(reason: str) -> str:
     """What the caller is told: token problems stay opaque (the log has the precise one)."""
     return "TOKEN_INVALID" if reason.startswith("TOKEN_") else reason
-
-
-def add_gateway_routes(app: web.Application, gateway: ToolGateway) -> None:
-    async def handle(request: web.Request) -> web.Response:
-        auth = request.headers.get("Authorization", "")
-        token = auth[7:] if auth.startswith("Bearer ") else ""
-        try:
-            raw = await read_request(request, MAX_BODY_BYTES)
-            body = strict_loads(raw) if raw else {}
-        except BreakGlassError as exc:
-            return web.json_response(
-                {"ok": False, "error": {"code": "PARSE_ERROR", "message": str(exc)[:200]}},
-                status=400,
-            )
-        arguments = body.get("arguments", {}) if isinstance(body, dict) else None
-        outcome = await gateway.call(
-            request.match_info["job_id"], token, request.match_info["tool_name"], arguments
-        )
-        status = 200 if outcome.allowed else (404 if outcome.reason == "JOB_UNKNOWN" else 403)
-        return web.json_response(outcome.to_json(), status=status)
-
-    app.router.add_post("/v1/jobs/{job_id}/tools/{tool_name}", handle)

@@ -24,7 +24,7 @@ from engine.errors import (
     TooLarge,
     VerificationError,
 )
-from engine.ports import Store
+from engine.ports import PolicyStore
 from engine.wpc import MAX_POLICY_BYTES, check_size, policy_hash, verify_wpc
 
 MAX_BODY_BYTES = MAX_POLICY_BYTES  # the whole signed envelope, as sent
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 
 def add_registry_routes(
-    app: web.Application, store: Store, publisher_dids: Collection[str]
+    app: web.Application, store: PolicyStore, publisher_dids: Collection[str]
 ) -> None:
     """Mount the registry on ``app``; ``publisher_dids`` are the only keys that may publish."""
     registry = _Registry(store, frozenset(publisher_dids))
@@ -53,7 +53,7 @@ def _status_of(err: VerificationError) -> int:
 
 
 class _Registry:
-    def __init__(self, store: Store, publishers: frozenset[str]) -> None:
+    def __init__(self, store: PolicyStore, publishers: frozenset[str]) -> None:
         self.store = store
         self.publishers = publishers
 

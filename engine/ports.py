@@ -124,18 +124,24 @@ class ModelExchange:
     at: datetime
 
 
-class Store(Protocol):
-    """Durable state. Every method is one transaction. Errors are ``StoreError``,
-    ``ConcurrentUpdate`` (CAS lost, duplicate key, duplicate chain seq) or ``JobNotFound``."""
+# The store, one port per concern: each caller asks for only the part it uses. Every
+# method is one transaction. Errors are ``StoreError``, ``ConcurrentUpdate`` (CAS lost,
+# duplicate key, duplicate chain seq) or ``JobNotFound``.
 
-    # policies (the WPC registry)
+
+class PolicyStore(Protocol):
+    """Signed WPC envelopes by hash (the WPC registry)."""
+
     async def put_policy(self, policy_hash_b64u: str, envelope: JsonDoc) -> bool:
         """Store a signed WPC envelope; True when it was already there (idempotent)."""
         ...
 
     async def get_policy(self, policy_hash_b64u: str) -> JsonDoc | None: ...
 
-    # jobs
+
+class JobStore(Protocol):
+    """Job documents, changed only by compare-and-set transitions (:class:`JobUpdate`)."""
+
     async def create_job(self, update: JobUpdate) -> StoredJob:
         """Insert a new job at version 1 (``expected_version`` must be 0)."""
         ...
@@ -146,20 +152,34 @@ class Store(Protocol):
 
     async def list_jobs(self, states: Collection[str] | None = None) -> list[StoredJob]: ...
 
+
+class ChainStore(Protocol):
+    """What a job's transitions wrote beside the document: its chain, approvals, tokens."""
+
     async def chain(self, job_id: str) -> list[ChainRecord]: ...
 
     async def approvals(self, job_id: str) -> list[ApprovalRecord]: ...
 
     async def tokens(self, job_id: str) -> list[TokenRecord]: ...
 
-    # idempotency
-    async def idempotent_result(self, key: str) -> JsonDoc | None: ...
+
+class ReplayGuard(Protocol):
+    """Inbound deliveries seen before (signatures, event ids): claimed once, durably."""
 
     async def claim_key(self, key: str, result: JsonDoc, at: datetime) -> bool:
         """Record an inbound idempotency key; False when it was already claimed."""
         ...
 
-    # revocation (keyed by jti, never by the token string)
+
+class IdempotencyStore(ReplayGuard, Protocol):
+    """Idempotency keys and the result first answered for each."""
+
+    async def idempotent_result(self, key: str) -> JsonDoc | None: ...
+
+
+class RevocationStore(Protocol):
+    """Revoked tokens, keyed by jti, never by the token string."""
+
     async def revoke(self, revocation: Revocation) -> bool:
         """Revoke outside a job transition (CLI); True when newly revoked."""
         ...
@@ -168,12 +188,23 @@ class Store(Protocol):
 
     async def revocation(self, jti: str) -> Revocation | None: ...
 
-    # chat message references and outbox
+
+class MessageRefs(Protocol):
+    """Where cards were posted, so they are updated in place instead of posted twice."""
+
     async def put_message_ref(self, ref: MessageRef) -> None: ...
 
     async def message_refs(self, job_id: str, platform: str | None = None) -> list[MessageRef]: ...
 
+
+class OutboxWriter(Protocol):
+    """Queues a chat delivery that could not be confirmed, to be retried later."""
+
     async def enqueue(self, platform: str, job_id: str, payload: JsonDoc, at: datetime) -> int: ...
+
+
+class Outbox(Protocol):
+    """Deliveries a platform missed, claimed with a lease and confirmed or postponed."""
 
     async def due(
         self, platform: str, now: datetime, limit: int = 50, lease_until: datetime | None = None
@@ -190,12 +221,19 @@ class Store(Protocol):
 
     async def postpone(self, item_id: int, not_before: datetime) -> None: ...
 
-    # tool snapshots (first write wins: a retried snapshot never overwrites the original)
+
+class SnapshotStore(Protocol):
+    """Tool snapshots (the Conditional Access tools): the first write wins, so a retried
+    snapshot never overwrites the original."""
+
     async def save_snapshot(self, key: str, snapshot: JsonDoc) -> JsonDoc: ...
 
     async def load_snapshot(self, key: str) -> JsonDoc | None: ...
 
-    # model exchanges (audit of exact bodies)
+
+class ExchangeStore(Protocol):
+    """The exact bodies of model calls, kept for auditors for the retention period."""
+
     async def put_exchange(self, exchange: ModelExchange) -> None: ...
 
     async def exchanges(self, job_id: str) -> list[ModelExchange]: ...
@@ -203,12 +241,20 @@ class Store(Protocol):
     async def purge_exchanges(self, before: datetime) -> int: ...
 
 
-class SnapshotStore(Protocol):
-    """The part of the store the Conditional Access tools need."""
-
-    async def save_snapshot(self, key: str, snapshot: JsonDoc) -> JsonDoc: ...
-
-    async def load_snapshot(self, key: str) -> JsonDoc | None: ...
+class Store(
+    PolicyStore,
+    JobStore,
+    ChainStore,
+    IdempotencyStore,
+    RevocationStore,
+    MessageRefs,
+    OutboxWriter,
+    Outbox,
+    SnapshotStore,
+    ExchangeStore,
+    Protocol,
+):
+    """Durable state: every port above, as the SQL store implements them."""
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from engine.cst import (
 )
 from engine.errors import InputError, InvalidToken
 from engine.lifecycle import Keys
-from engine.ports import Revocation, Store
+from engine.ports import ChainStore, Revocation, RevocationStore
 from engine.timeutil import from_epoch, iso_ms
 from engine.wpc import Policy, verify_wpc
 
@@ -70,7 +70,7 @@ def _token_text(value: str) -> str:
     return text.strip()
 
 
-async def _revoked_jtis(store: Store, token: str, issuer_did: str) -> set[str]:
+async def _revoked_jtis(store: RevocationStore, token: str, issuer_did: str) -> set[str]:
     """The token's jti when the store has it revoked; nothing for a token that won't parse
     (verify_token then refuses it for that reason)."""
     try:
@@ -103,7 +103,7 @@ async def verify(args: argparse.Namespace, ctx: Context) -> int:
     return EXIT_OK
 
 
-async def _claims_for(store: Store, jti: str, job: str | None) -> Mapping[str, Any]:
+async def _claims_for(store: ChainStore, jti: str, job: str | None) -> Mapping[str, Any]:
     """The stored token's claims when the store knows it, else the minimal claims a
     revocation record needs: revoking must work for any jti an operator is handed."""
     if job is not None:

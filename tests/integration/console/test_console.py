@@ -12,6 +12,7 @@ import pytest
 
 from bot.app import SIMULATED_SEED, Runtime, seed_people
 from bot.config import load_settings
+from engine import catalog
 
 
 @pytest.fixture
@@ -23,6 +24,18 @@ async def console(tmp_path: Path) -> AsyncIterator[tuple[aiohttp.ClientSession, 
     await runtime.stop()
 
 
+def role_request() -> dict[str, Any]:
+    return {
+        "as": "console:alice",
+        "template": "entra-role",
+        "principal": seed_people()["alice"],
+        "resource": SIMULATED_SEED["roles"][0]["id"],
+        "minutes": 5,
+        "justification": "console test",
+        "ticket": "T-1",
+    }
+
+
 async def post(session: aiohttp.ClientSession, url: str, body: Any) -> tuple[int, Any]:
     async with session.post(url, json=body) as response:
         return response.status, await response.json()
@@ -32,15 +45,7 @@ async def test_refusals_change_nothing_and_are_recorded(
     console: tuple[aiohttp.ClientSession, str, Runtime],
 ) -> None:
     session, url, runtime = console
-    request = {
-        "as": "console:alice",
-        "template": "entra-role",
-        "principal": seed_people()["alice"],
-        "resource": SIMULATED_SEED["roles"][0]["id"],
-        "minutes": 5,
-        "justification": "console test",
-        "ticket": "T-1",
-    }
+    request = role_request()
     status, created = await post(session, f"{url}/console/api/request", request)
     assert status == 200
     job_id, plan = created["job_id"], created["result"]["plan_hash"]
@@ -61,3 +66,30 @@ async def test_refusals_change_nothing_and_are_recorded(
     assert await runtime.service.store.chain(job_id) == before
     assert [r["reason"] for r in job.refusals] == ["SELF_APPROVAL"]
     assert len(await runtime.service.store.list_jobs()) == 1
+
+
+async def test_the_tool_gateway_has_no_http_route(
+    console: tuple[aiohttp.ClientSession, str, Runtime],
+) -> None:
+    """Tool calls are made in-process by the executors; nothing on the listener runs them."""
+    session, url, runtime = console
+    _, created = await post(session, f"{url}/console/api/request", role_request())
+    job_id = created["job_id"]
+    before = await runtime.service.store.chain(job_id)
+    tool = f"{url}/v1/jobs/{job_id}/tools/{catalog.WRITE_ROLE}"
+    async with session.post(tool, json={"arguments": {}}) as response:
+        assert response.status == 404
+    assert await runtime.service.store.chain(job_id) == before
+
+
+async def test_health_readiness_and_metrics_answer(
+    console: tuple[aiohttp.ClientSession, str, Runtime],
+) -> None:
+    session, url, _ = console
+    async with session.get(f"{url}/healthz") as health:
+        assert (health.status, await health.json()) == (200, {"ok": True})
+    async with session.get(f"{url}/readyz") as ready:
+        assert (ready.status, await ready.json()) == (200, {"ready": True, "open_jobs": 0})
+    async with session.get(f"{url}/metrics") as metrics:
+        assert metrics.status == 200
+        assert 'breakglass_jobs{state="pending_approval"} 0.0' in await metrics.text()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from typing import Any, Literal
 
 from engine import catalog
 from engine.cst import TokenKind
@@ -13,7 +13,8 @@ from engine.lifecycle import Approve, Kill, Request
 from engine.verify import verify_bundle
 from tests.integration.service.conftest import Env
 from tests.support.engine_sim import ROLE_TARGETS, console_request, trust_for
-from tests.support.waiting import eventually
+
+HANG_GUARD_SECONDS = 120.0
 
 
 def request(job_id: str = "job-s1", **kw: Any) -> Request:
@@ -108,14 +109,28 @@ async def test_same_person_via_second_identity_and_ambiguous_identity_are_refuse
     assert env.tenant.calls == []
 
 
+class Gate(asyncio.Event):
+    """Holds writes in the tenant and says when the first one has reached it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reached = asyncio.Event()
+
+    async def wait(self) -> Literal[True]:
+        self.reached.set()
+        return await super().wait()
+
+
 async def test_kill_racing_an_in_flight_call(env: Env) -> None:
-    env.tenant.gate = asyncio.Event()  # the write hangs in the tenant
+    env.tenant.gate = gate = Gate()  # the write hangs in the tenant
     s = env.service
     out = await s.request(request(actor=s.actor("console:alice")), key="req")
     plan = out.result["plan_hash"]
     await s.command("job-s1", Approve(s.actor("console:bob"), plan))
     await s.command("job-s1", Approve(s.actor("console:carol"), plan))
-    await eventually(lambda: bool(env.tenant.calls))
+    # Wait for the work itself (the write is in flight), not for an amount of time; the
+    # bound only turns a hang into a failure.
+    await asyncio.wait_for(gate.reached.wait(), HANG_GUARD_SECONDS)
     assert env.tenant.calls[0][0] == catalog.WRITE_ROLE
     agent_token = s.token_for(await s.load("job-s1"), TokenKind.AGENT)
     killed = await s.command("job-s1", Kill(s.actor("console:dave")))

@@ -1,0 +1,249 @@
+"""Assembly: the parts of the running service built from ``Settings`` (store, keys, tenant
+tools, job service, gateway, model proxy), and the embedded default's people and names.
+
+:func:`assemble` opens what must be opened (the store, an in-process simulated tenant) and
+returns them as one frozen :class:`Assembly`; :meth:`Assembly.close` closes them again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from adapters.graph import GraphConfig, GraphTools
+from adapters.graph.config import CertificateCredential
+from adapters.graph.simulated import SimulatedTenant
+from adapters.graph.simulated.directory import default_seed
+from adapters.store import SqlStore, sqlite_url
+from adapters.teams import TeamsConfig
+from bot.agent_executor import AgentConfig, AgentExecutor
+from bot.clock import FileClock, ScaledClock, system_clock
+from bot.config import Settings
+from bot.executor import RunbookExecutor
+from bot.gateway_service import ToolGateway
+from bot.keys import init_keys, load_keys
+from bot.model_proxy import ModelProxy, ProxyConfig, UpstreamConfig
+from bot.scripted_model import SCRIPTED_MODEL_ID, SCRIPTED_PROVIDER, ScriptedModel
+from bot.service import JobService
+from engine.errors import ConfigError
+from engine.identity import Directory
+from engine.lifecycle import Keys, Rules
+from engine.timeutil import parse_iso
+from engine.wpc import ModelAllowance
+
+SIMULATED_SEED = default_seed()
+# Test mode only: the service reads the time from this file, which the test advances.
+CLOCK_FILE_VAR = "BREAKGLASS_TEST_CLOCK_FILE"
+
+Clock = Callable[[], datetime]
+
+
+def seed_people() -> dict[str, str]:
+    users = {u["displayName"].split()[0].lower(): u["id"] for u in SIMULATED_SEED["users"]}
+    return users
+
+
+def default_directory() -> Directory:
+    """The embedded default's people: console identities of the simulated seed's users."""
+    return Directory({f"console:{name}": [pid] for name, pid in seed_people().items()})
+
+
+def seed_names() -> dict[str, str]:
+    names = {SIMULATED_SEED["tenantId"]: f"{SIMULATED_SEED['tenantDomain']} (simulated)"}
+    for kind in ("users", "roles", "groups", "conditionalAccessPolicies"):
+        for item in SIMULATED_SEED.get(kind, []):
+            names[item["id"]] = item["displayName"]
+    return names
+
+
+def make_clock(settings: Settings) -> Clock:
+    clock_file = settings.environ.get(CLOCK_FILE_VAR)
+    if clock_file:
+        if not settings.simulated:
+            raise ConfigError(f"{CLOCK_FILE_VAR} is for tests against the simulated tenant only")
+        return FileClock(Path(clock_file))
+    if settings.clock_scale == 1.0:
+        return system_clock
+    anchor = parse_iso(settings.clock_anchor) if settings.clock_anchor else datetime.now(UTC)
+    return ScaledClock(anchor, settings.clock_scale)
+
+
+@dataclass(frozen=True)
+class Assembly:
+    """Everything the running service is made of, built once at start."""
+
+    settings: Settings
+    clock: Clock
+    keys: Keys
+    store: SqlStore
+    tools: GraphTools
+    simulator: SimulatedTenant | None  # the in-process tenant of the embedded default
+    teams: TeamsConfig | None
+    names: dict[str, str]  # ids to display names, for cards and the console
+    service: JobService
+    gateway: ToolGateway
+    proxy: ModelProxy | None  # the receipting model proxy (agent executor only)
+
+    @property
+    def tenant_id(self) -> str:
+        return self.settings.tenant.tenant_id or str(SIMULATED_SEED["tenantId"])
+
+    def executor(self, url: str) -> RunbookExecutor | AgentExecutor:
+        """The executor; the agent's model calls go through the proxy at ``url``."""
+        if self.proxy is None:
+            return RunbookExecutor(self.gateway)
+        model = (
+            SCRIPTED_MODEL_ID
+            if self.settings.model.mode == "scripted"
+            else self.settings.model.model
+        )
+        return AgentExecutor(self.gateway, AgentConfig(proxy_url=f"{url}/v1", model=model))
+
+    async def close(self) -> None:
+        if self.proxy is not None:
+            await self.proxy.close()
+        await self.tools.close()
+        if self.simulator is not None:
+            await self.simulator.stop()
+        await self.store.close()
+
+
+async def assemble(settings: Settings, clock: Clock) -> Assembly:
+    # Everything that can only be refused by the settings first, before opening anything.
+    rules = _rules(settings)
+    teams = TeamsConfig.from_env(settings.environ)
+    directory = _directory(settings, teams)
+    await asyncio.to_thread(settings.home.mkdir, parents=True, exist_ok=True)
+    keys = await asyncio.to_thread(_keys, settings)
+    store = await SqlStore.open(settings.database_url or sqlite_url(settings.home))
+    simulator = _simulator(settings, clock)
+    try:
+        tools = await _tools(settings, store, clock, simulator)
+    except BaseException:
+        await store.close()
+        raise
+    service = JobService(
+        store=store,
+        keys=keys,
+        rules=rules,
+        tools=tools,
+        clock=clock,
+        directory=directory,
+        bundle_dir=settings.home / "bundles",
+    )
+    names = {**(seed_names() if settings.simulated else {}), **settings.names}
+    gateway, proxy = ToolGateway(service), _proxy(settings, service)
+    # In field order (each field has its own type, so mypy catches a swap).
+    return Assembly(
+        settings, clock, keys, store, tools, simulator, teams, names, service, gateway, proxy
+    )
+
+
+def _proxy(settings: Settings, service: JobService) -> ModelProxy | None:
+    """The receipting model proxy, for the agent executor (none for the runbook)."""
+    if settings.executor != "agent":
+        return None
+    model = settings.model
+    if model.mode == "scripted":
+        return ModelProxy(service, ProxyConfig(), scripted=ScriptedModel(injected=model.injected))
+    upstream = UpstreamConfig(model.provider, model.base_url, api_key=model.api_key)
+    return ModelProxy(service, ProxyConfig(upstream=upstream))
+
+
+def _model_allowance(settings: Settings) -> ModelAllowance | None:
+    if settings.executor != "agent":
+        return None
+    if settings.model.mode == "scripted":
+        return ModelAllowance(SCRIPTED_PROVIDER, SCRIPTED_MODEL_ID)
+    return ModelAllowance(settings.model.provider, settings.model.model)
+
+
+def _keys(settings: Settings) -> Keys:
+    if settings.simulated:
+        return init_keys(settings.home)[0]
+    return load_keys(settings.home)
+
+
+def _rules(settings: Settings) -> Rules:
+    s = settings
+    approvers = s.approvers or (
+        frozenset({seed_people()["bob"], seed_people()["carol"]}) if s.simulated else frozenset()
+    )
+    if not approvers:
+        raise ConfigError("policy.approvers is empty: nobody could ever approve")
+    return Rules(
+        approvers=approvers,
+        requesters=s.requesters,
+        pending_ttl=timedelta(minutes=s.pending_minutes),
+        notice_every=timedelta(minutes=s.notice_every_minutes),
+        rollback_token_ttl=timedelta(minutes=s.rollback_token_minutes),
+        max_minutes=s.max_minutes,
+        model=_model_allowance(s),
+        simulated=s.simulated,
+    )
+
+
+def _directory(settings: Settings, teams: TeamsConfig | None) -> Directory:
+    s = settings
+    if s.identities:
+        base = Directory(s.identities, {}, s.allow_email_match)
+    else:
+        base = default_directory() if s.simulated else Directory()
+    if teams is None:
+        return base
+    merged = {**base.by_chat_identity, **teams.directory_entries()}
+    return Directory(merged, base.by_email, base.allow_email_match)
+
+
+def _simulator(settings: Settings, clock: Clock) -> SimulatedTenant | None:
+    """The in-process simulated tenant (embedded default), sharing the service's clock."""
+    tenant = settings.tenant
+    if tenant.mode == "graph" or tenant.simulated_url:
+        return None
+    return SimulatedTenant(clock=_SimClock(clock))
+
+
+async def _tools(
+    settings: Settings, store: SqlStore, clock: Clock, simulator: SimulatedTenant | None
+) -> GraphTools:
+    tenant = settings.tenant
+    if tenant.mode == "graph":
+        certificate = (
+            CertificateCredential(Path(tenant.certificate_path), tenant.certificate_thumbprint)
+            if tenant.certificate_path
+            else None
+        )
+        config = GraphConfig(
+            tenant_id=tenant.tenant_id,
+            client_id=tenant.client_id,
+            client_secret=tenant.client_secret or None,
+            certificate=certificate,
+            authority_base_url=tenant.authority_url,
+            graph_base_url=tenant.graph_url,
+        )
+        return GraphTools(config, snapshots=store, clock=clock)
+    if simulator is None:
+        base, secret = tenant.simulated_url.rstrip("/"), tenant.simulated_secret
+    else:
+        base, secret = await simulator.start(), simulator.client_secret
+    config = GraphConfig(
+        tenant_id=SIMULATED_SEED["tenantId"],
+        client_id=SIMULATED_SEED["application"]["appId"],
+        client_secret=secret,
+        authority_base_url=base,
+        graph_base_url=f"{base}/v1.0",
+    )
+    return GraphTools(config, snapshots=store, clock=clock)
+
+
+class _SimClock:
+    """The in-process simulated tenant keeps the service's time (scaled in the demo)."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+
+    def now(self) -> datetime:
+        return self._clock()

@@ -1,0 +1,127 @@
+"""The local console's handlers (embedded default only): the people of the simulated seed
+request, approve and kill through the same job service the chat adapters drive."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from adapters.console.channel import ConsoleHandlers
+from bot import dispatch
+from bot.assembly import SIMULATED_SEED, Assembly, seed_people
+from bot.keys import trust_document
+from bot.service import Outcome
+from bot.views import action_summary, receipt_line
+from cards.views import RequestValues, Template
+from engine.errors import TemplateError
+from engine.job import Job
+
+RECENT_JOBS = 20
+
+
+class ConsoleRoom:
+    def __init__(self, parts: Assembly) -> None:
+        self.parts = parts
+
+    def handlers(self) -> ConsoleHandlers:
+        return ConsoleHandlers(
+            request=self.request,
+            act=self.act,
+            jobs=self.jobs,
+            bundle=self.bundle,
+            trust=lambda: trust_document(self.parts.keys),
+            identities=self.identities,
+        )
+
+    def identities(self) -> list[dict[str, Any]]:
+        ids = seed_people()
+        defaults = {"principal": ids.get("alice", ""), "resource": SIMULATED_SEED["roles"][0]["id"]}
+        names = self.parts.names
+        out: list[dict[str, Any]] = []
+        for identity, principals in self.parts.service.directory.by_chat_identity.items():
+            name = names.get(principals[0], identity) if principals else identity
+            out.append({"identity": identity, "name": f"{name} ({identity})"})
+        if out:
+            out[0]["defaults"] = defaults
+        return out
+
+    async def request(self, identity: str, form: Mapping[str, Any]) -> dict[str, Any]:
+        try:
+            values = RequestValues(
+                template=Template(str(form.get("template"))),
+                principal=str(form.get("principal", "")),
+                resource=str(form.get("resource", "")),
+                duration_minutes=int(form.get("minutes", 0)),
+                justification=str(form.get("justification", "")),
+                ticket=str(form.get("ticket", "")),
+            )
+        except (ValueError, TypeError) as exc:
+            raise TemplateError(f"the form is incomplete: {exc}") from exc
+        service = self.parts.service
+        request = dispatch.request_from_values(
+            values,
+            service.actor(identity),
+            self.parts.tenant_id,
+            {"platform": "console", "conversation": "console"},
+        )
+        return (await service.request(request, key=None)).to_json()
+
+    async def act(self, identity: str, action: Any) -> dict[str, Any]:
+        service = self.parts.service
+        outcome: Outcome = await dispatch.act(service, action, service.actor(identity))
+        return outcome.to_json()
+
+    async def jobs(self) -> list[dict[str, Any]]:
+        stored = sorted(
+            await self.parts.store.list_jobs(),
+            key=lambda s: s.document["created_at"],
+            reverse=True,
+        )
+        return [await self.summary(Job.from_json(item.document)) for item in stored[:RECENT_JOBS]]
+
+    async def summary(self, job: Job) -> dict[str, Any]:
+        records = await self.parts.store.chain(job.job_id)
+        names = self.parts.names
+        action = action_summary(job, names)
+        return {
+            "job_id": job.job_id,
+            "state": job.state,
+            "resolved": job.resolved,
+            "simulated": job.simulated,
+            "action": f"{action.template.value}: {action.subject.display_name} → "
+            f"{action.resource.display_name} for {action.duration_minutes} min",
+            "requester": names.get(job.requester.principal or "", job.requester.chat_identity),
+            "justification": job.request.get("justification"),
+            "ticket": job.request.get("ticket"),
+            "plan_hash": job.plan.plan_hash,
+            "extension_plan": job.extension.plan_hash if job.extension else None,
+            "approvals": [names.get(p, p) for p in job.plan.approvers()],
+            "created_at": job.created_at,
+            "expires_at": job.expires_at,
+            "window_start": job.window_start,
+            "window_end": job.window_end,
+            "now": self.parts.clock().isoformat(),
+            "last_tool_call": job.last_tool_call,
+            "write_done": job.write_done,
+            "end_reason": job.end_reason,
+            "ended_at": job.ended_at,
+            "ended_by": names.get(job.ended_by or "", job.ended_by),
+            "rollback_verified": job.rollback_verified,
+            "still_privileged": list(job.still_privileged),
+            "refusals": [r["reason"] for r in job.refusals[-5:]],
+            "receipts": [_line(receipt_line(r)) for r in records],
+        }
+
+    async def bundle(self, job_id: str) -> dict[str, Any] | None:
+        service = self.parts.service
+        job = await service.load(job_id)
+        if not job.resolved:
+            return None
+        return (await service.bundle(job))[0]
+
+
+def _line(view: Any) -> str:
+    head = view.chain_head_b64u[:10]
+    return (
+        f"#{view.seq:03d} {view.at:%H:%M:%S} {view.kind:<14} {view.summary} [{view.outcome}] {head}"
+    )
