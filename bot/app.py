@@ -18,6 +18,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import generate_latest
 
+from adapters import chat_actions
 from adapters.console import ConsoleChannel
 from adapters.console.channel import ConsoleHandlers
 from adapters.graph import GraphConfig, GraphTools
@@ -27,24 +28,26 @@ from adapters.graph.simulated.directory import default_seed
 from adapters.slack import SlackAdapter, SlackConfig
 from adapters.store import SqlStore, sqlite_url
 from adapters.teams import TeamsBot, TeamsConfig
-from bot import dispatch, metrics
+from bot import metrics
 from bot.agent_executor import AgentConfig, AgentExecutor
 from bot.clock import ScaledClock, system_clock
 from bot.config import Settings
 from bot.executor import RunbookExecutor
 from bot.gateway_service import ToolGateway, add_gateway_routes
+from bot.job_commands import ServiceJobs, chat_ports
 from bot.keys import init_keys, load_keys, trust_document
 from bot.model_proxy import ModelProxy, ProxyConfig, UpstreamConfig, add_proxy_routes
 from bot.registry import add_registry_routes
 from bot.scripted_model import SCRIPTED_MODEL_ID, SCRIPTED_PROVIDER, ScriptedModel
-from bot.service import JobService, Outcome
-from bot.views import action_summary, receipt_line
+from bot.service import JobService
+from cards.job_views import action_summary, receipt_line
 from cards.views import RequestValues, Template
 from engine.canonical import jcs
 from engine.errors import ConfigError, TemplateError
 from engine.identity import Directory
 from engine.job import OPEN, RESOLVED, Job
 from engine.lifecycle import Keys, Rules
+from engine.outcome import Outcome
 from engine.timeutil import parse_iso
 from engine.wpc import ModelAllowance
 
@@ -248,13 +251,16 @@ class Runtime:
         add_registry_routes(app, self.service.store, {self.keys.publisher.did})
         slack = SlackConfig.from_env(self.settings.environ)
         if slack is not None:
-            adapter = SlackAdapter(slack, self.service, names=self.names)
+            adapter = SlackAdapter(slack, chat_ports(self.service), names=self.names)
             adapter.mount(app)
             self.service.notifier.register(adapter)
             self.chats.append(adapter)
         if self.teams is not None:
             bot = TeamsBot(
-                self.teams, self.service, names=self.names, target_tenant_id=self._tenant_id()
+                self.teams,
+                chat_ports(self.service),
+                names=self.names,
+                target_tenant_id=self._tenant_id(),
             )
             bot.mount(app)
             self.service.notifier.register(bot)
@@ -329,7 +335,7 @@ class Runtime:
         except (ValueError, TypeError) as exc:
             raise TemplateError(f"the form is incomplete: {exc}") from exc
         actor = self.service.actor(identity)
-        request = dispatch.request_from_values(
+        request = chat_actions.request_from_values(
             values, actor, self._tenant_id(), {"platform": "console", "conversation": "console"}
         )
         return (await self.service.request(request, key=None)).to_json()
@@ -338,7 +344,8 @@ class Runtime:
         return self.settings.tenant.tenant_id or str(SIMULATED_SEED["tenantId"])
 
     async def _console_act(self, identity: str, action: Any) -> dict[str, Any]:
-        outcome: Outcome = await dispatch.act(self.service, action, self.service.actor(identity))
+        jobs, actor = ServiceJobs(self.service), self.service.actor(identity)
+        outcome: Outcome = await chat_actions.act(jobs, action, actor)
         return outcome.to_json()
 
     async def _console_jobs(self) -> list[dict[str, Any]]:

@@ -1,8 +1,8 @@
 """Card buttons and the request form: ``Action.Execute`` (and its ``Action.Submit`` fallback).
 
 Each press becomes a ``CardAction`` (which carries no authority) and the presser's resolved
-identity; ``bot.dispatch.act`` decides, deduplicating on (job, person, decision, plan), so a
-re-delivered invoke, even with a new activity id, counts once and gets the same card back.
+identity; ``adapters.chat_actions.act`` decides, deduplicating on (job, person, decision,
+plan), so a re-delivered invoke, even with a new activity id, counts once and gets the same card back.
 The answer is the card as this person may now see it.
 """
 
@@ -11,22 +11,20 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from typing import TYPE_CHECKING
 
+from adapters.chat_actions import act, request_from_values
 from adapters.teams import render
 from adapters.teams.config import TeamsConfig, conversation_base
 from adapters.teams.delivery import PLATFORM, STATUS, TeamsChat
 from adapters.teams.people import People
 from adapters.teams.turns import Background, Reply, Turn, refused
-from bot.dispatch import act, request_from_values
 from cards.actions import CardAction, CardActionError, Verb, from_teams
 from cards.forms import RequestFormError, request_from_teams
+from engine.chat_ports import ChatPorts
 from engine.errors import CommandRefused, JobNotFound, describe
 from engine.job import Actor
+from engine.outcome import Outcome
 from engine.ports import MessageRef
-
-if TYPE_CHECKING:
-    from bot.service import JobService, Outcome
 
 log = logging.getLogger("breakglass.teams.actions")
 APPROVAL_VERBS = frozenset({Verb.APPROVE, Verb.DENY, Verb.WITHDRAW, Verb.REFRESH})
@@ -42,14 +40,17 @@ class Actions:
     def __init__(
         self,
         config: TeamsConfig,
-        service: JobService,
+        ports: ChatPorts,
         people: People,
         chat: TeamsChat,
         background: Background,
         target_tenant_id: str,
     ) -> None:
         self.config = config
-        self.service = service
+        self.jobs = ports.jobs
+        self.store = ports.store
+        self.limits = ports.limits
+        self.clock = ports.clock
         self.people = people
         self.chat = chat
         self.background = background
@@ -75,13 +76,13 @@ class Actions:
 
     async def _decide(self, turn: Turn, action: CardAction, actor: Actor) -> Reply:
         try:
-            outcome = await self.background.within_budget(act(self.service, action, actor))
-            job = await self.service.load(action.job_id)
+            outcome = await self.background.within_budget(act(self.jobs, action, actor))
+            job = await self.jobs.load(action.job_id)
         except JobNotFound:
             return refused(turn, action.verb.value, "UNKNOWN_JOB", "There is no such job.")
         if outcome is not None and not outcome.ok:
             return refusal_text(outcome)
-        scene = self.chat.scene(self.service.clock())
+        scene = self.chat.scene(self.clock())
         if action.verb in APPROVAL_VERBS:
             return render.approval_for(job, actor, scene)
         return render.status(job, scene)
@@ -93,7 +94,7 @@ class Actions:
         actor = self._actor(turn)
         if actor is None:
             return refused(turn, "request", "NO_USER", NO_USER)
-        max_minutes = self.service.rules.max_minutes
+        max_minutes = self.limits.max_minutes
         try:
             values, _ = request_from_teams(data)
         except RequestFormError as exc:
@@ -102,7 +103,7 @@ class Actions:
         job_id, key = request_ids(turn, actor, data)
         await self._claim_status_card(turn, job_id)
         request = request_from_values(values, actor, self.target_tenant_id, turn.channel(), job_id)
-        outcome = await self.background.within_budget(self.service.request(request, key))
+        outcome = await self.background.within_budget(self.jobs.request(request, key))
         if outcome is not None and not outcome.ok:
             return render.request_form(max_minutes, values, refusal_text(outcome))
         return await self._status_or_wait(job_id)
@@ -112,14 +113,14 @@ class Actions:
         if not turn.reply_to_id:
             return
         doc = {"reference": turn.channel()["reference"], "activity_id": turn.reply_to_id}
-        await self.service.store.put_message_ref(MessageRef(job_id, PLATFORM, STATUS, doc))
+        await self.store.put_message_ref(MessageRef(job_id, PLATFORM, STATUS, doc))
 
     async def _status_or_wait(self, job_id: str) -> Reply:
         try:
-            job = await self.service.load(job_id)
+            job = await self.jobs.load(job_id)
         except JobNotFound:
             return f"Recording your request as job {job_id}; this card updates when it is in."
-        return render.status(job, self.chat.scene(self.service.clock()))
+        return render.status(job, self.chat.scene(self.clock()))
 
 
 def request_ids(turn: Turn, actor: Actor, data: object) -> tuple[str, str]:
