@@ -2,8 +2,8 @@
 
 Each press becomes a ``CardAction`` (which carries no authority) and the presser's resolved
 identity; ``adapters.chat_actions.act`` decides, deduplicating on (job, person, decision,
-plan), so a re-delivered invoke, even with a new activity id, counts once and gets the same card back.
-The answer is the card as this person may now see it.
+plan), so a re-delivered invoke, even with a new activity id, counts once and gets the same
+card back. The answer is the card as this person may now see it.
 """
 
 from __future__ import annotations
