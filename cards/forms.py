@@ -9,9 +9,10 @@ the engine's decision (``TemplateError``).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 
-from cards.views import RequestValues, Template
+from cards.views import RequestFormView, RequestValues, Template
 from engine.errors import InputError
 
 REQUEST_VERB = "request"  # Teams Action.Execute verb of the form's submit button
@@ -64,6 +65,32 @@ def labels(template: Template | None) -> dict[Field, str]:
         Field.JUSTIFICATION: "Justification",
         Field.TICKET: "Ticket (optional)",
     }
+
+
+@dataclass(frozen=True)
+class FormInput:
+    """One input of the request form, in order: what both renderers draw."""
+
+    field: Field
+    label: str
+    value: str = ""  # pre-filled text (text inputs only)
+    multiline: bool = False
+
+
+def form_inputs(view: RequestFormView) -> list[FormInput]:
+    """The request form's inputs in the order both platforms show them."""
+    v = view.values
+    label = labels(v.template if v else None)
+    return [
+        FormInput(Field.TEMPLATE, label[Field.TEMPLATE]),
+        FormInput(Field.PRINCIPAL, label[Field.PRINCIPAL], v.principal if v else ""),
+        FormInput(Field.RESOURCE, label[Field.RESOURCE], v.resource if v else ""),
+        FormInput(Field.DURATION, label[Field.DURATION]),
+        FormInput(
+            Field.JUSTIFICATION, label[Field.JUSTIFICATION], v.justification if v else "", True
+        ),
+        FormInput(Field.TICKET, label[Field.TICKET], v.ticket if v else ""),
+    ]
 
 
 def _text(field: Field, value: object, *, required: bool) -> str:

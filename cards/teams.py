@@ -271,17 +271,13 @@ def _duration_input(view: RequestFormView, label: str) -> Json:
     }
 
 
-def _form_inputs(view: RequestFormView) -> list[Json]:
-    v, F = view.values, forms.Field
-    label = forms.labels(v.template if v else None)
-    return [
-        _template_input(view, label[F.TEMPLATE]),
-        _input_text(F.PRINCIPAL, label[F.PRINCIPAL], v.principal if v else ""),
-        _input_text(F.RESOURCE, label[F.RESOURCE], v.resource if v else ""),
-        _duration_input(view, label[F.DURATION]),
-        _input_text(F.JUSTIFICATION, label[F.JUSTIFICATION], v.justification if v else "", True),
-        _input_text(F.TICKET, label[F.TICKET], v.ticket if v else ""),
-    ]
+def _input(view: RequestFormView, item: forms.FormInput) -> Json:
+    if item.field is forms.Field.TEMPLATE:
+        return _template_input(view, item.label)
+    if item.field is forms.Field.DURATION:
+        return _duration_input(view, item.label)
+    return _input_text(item.field, item.label, item.value, item.multiline)
+
 
 
 def request_form_card(view: RequestFormView) -> Json:
@@ -289,7 +285,7 @@ def request_form_card(view: RequestFormView) -> Json:
     body = [_heading("Break-glass request")]
     if view.error:
         body.extend(_banner(Banner(clean_block(view.error, 500), Tone.DANGER)))
-    body.extend(_form_inputs(view))
+    body.extend(_input(view, item) for item in forms.form_inputs(view))
     data: Json = {**forms.FORM_MARKER, "context": view.context[: forms.CONTEXT_LIMIT]}
     title = "Review request"
     submit: Json = {"type": "Action.Submit", "title": title, "data": data, "style": "positive"}
