@@ -8,9 +8,10 @@ the engine's decision (``TemplateError``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TypeVar
 
 from cards.views import RequestFormView, RequestValues, Template
 from engine.errors import InputError
@@ -91,6 +92,29 @@ def form_inputs(view: RequestFormView) -> list[FormInput]:
         ),
         FormInput(Field.TICKET, label[Field.TICKET], v.ticket if v else ""),
     ]
+
+
+Drawn = TypeVar("Drawn")
+
+
+def draw_form(
+    view: RequestFormView,
+    choice: Callable[[RequestFormView, str], Drawn],
+    number: Callable[[RequestFormView, str], Drawn],
+    text: Callable[[Field, str, str, bool], Drawn],
+) -> list[Drawn]:
+    """Each input of :func:`form_inputs`, drawn by a renderer's element builders: ``choice``
+    for the template, ``number`` for the duration, ``text`` (field, label, value, multiline)
+    for the rest."""
+    drawn: list[Drawn] = []
+    for item in form_inputs(view):
+        if item.field is Field.TEMPLATE:
+            drawn.append(choice(view, item.label))
+        elif item.field is Field.DURATION:
+            drawn.append(number(view, item.label))
+        else:
+            drawn.append(text(item.field, item.label, item.value, item.multiline))
+    return drawn
 
 
 def _text(field: Field, value: object, *, required: bool) -> str:

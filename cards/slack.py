@@ -223,19 +223,11 @@ def _duration_input(view: RequestFormView, label: str) -> InputBlock:
     return InputBlock(block_id=forms.Field.DURATION.value, label=label, element=element)
 
 
-def _input(view: RequestFormView, item: forms.FormInput) -> InputBlock:
-    if item.field is forms.Field.TEMPLATE:
-        return _template_input(view, item.label)
-    if item.field is forms.Field.DURATION:
-        return _duration_input(view, item.label)
-    return _text_input(item.field, item.label, item.value, item.multiline)
-
-
 def _form_blocks(view: RequestFormView) -> list[Block]:
     blocks: list[Block] = []
     if view.error:
         blocks.extend(_banner(Banner(clean_block(view.error, 500), Tone.DANGER)))
-    return [*blocks, *(_input(view, item) for item in forms.form_inputs(view))]
+    return [*blocks, *forms.draw_form(view, _template_input, _duration_input, _text_input)]
 
 
 def request_modal(view: RequestFormView) -> Json:

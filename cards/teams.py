@@ -271,21 +271,12 @@ def _duration_input(view: RequestFormView, label: str) -> Json:
     }
 
 
-def _input(view: RequestFormView, item: forms.FormInput) -> Json:
-    if item.field is forms.Field.TEMPLATE:
-        return _template_input(view, item.label)
-    if item.field is forms.Field.DURATION:
-        return _duration_input(view, item.label)
-    return _input_text(item.field, item.label, item.value, item.multiline)
-
-
-
 def request_form_card(view: RequestFormView) -> Json:
     """The request form; its submit sends ``forms.REQUEST_VERB`` with the inputs merged in."""
     body = [_heading("Break-glass request")]
     if view.error:
         body.extend(_banner(Banner(clean_block(view.error, 500), Tone.DANGER)))
-    body.extend(_input(view, item) for item in forms.form_inputs(view))
+    body.extend(forms.draw_form(view, _template_input, _duration_input, _input_text))
     data: Json = {**forms.FORM_MARKER, "context": view.context[: forms.CONTEXT_LIMIT]}
     title = "Review request"
     submit: Json = {"type": "Action.Submit", "title": title, "data": data, "style": "positive"}
