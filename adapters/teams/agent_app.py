@@ -98,7 +98,6 @@ class TeamsBot:
         invoke_budget: float = INVOKE_BUDGET_SECONDS,
     ) -> None:
         self.config = config
-        self.ports = ports
         self.retry = retry or RetryPolicy()
         self.sleep = sleep
         connections = connections or msal_connections(config)
