@@ -6,15 +6,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from adapters import chat_actions
 from adapters.console.channel import ConsoleHandlers
-from bot import dispatch
 from bot.assembly import SIMULATED_SEED, Assembly, seed_people
+from bot.job_commands import ServiceJobs
 from bot.keys import trust_document
-from bot.service import Outcome
-from bot.views import action_summary, receipt_line
+from cards.job_views import action_summary, receipt_line
 from cards.views import RequestValues, Template
 from engine.errors import TemplateError
 from engine.job import Job
+from engine.outcome import Outcome
 
 RECENT_JOBS = 20
 
@@ -58,7 +59,7 @@ class ConsoleRoom:
         except (ValueError, TypeError) as exc:
             raise TemplateError(f"the form is incomplete: {exc}") from exc
         service = self.parts.service
-        request = dispatch.request_from_values(
+        request = chat_actions.request_from_values(
             values,
             service.actor(identity),
             self.parts.tenant_id,
@@ -68,7 +69,8 @@ class ConsoleRoom:
 
     async def act(self, identity: str, action: Any) -> dict[str, Any]:
         service = self.parts.service
-        outcome: Outcome = await dispatch.act(service, action, service.actor(identity))
+        jobs, actor = ServiceJobs(service), service.actor(identity)
+        outcome: Outcome = await chat_actions.act(jobs, action, actor)
         return outcome.to_json()
 
     async def jobs(self) -> list[dict[str, Any]]:

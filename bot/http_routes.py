@@ -21,6 +21,7 @@ from adapters.teams import TeamsBot
 from bot import metrics
 from bot.assembly import Assembly
 from bot.console_room import ConsoleRoom
+from bot.job_commands import chat_ports
 from bot.model_proxy import add_proxy_routes
 from bot.registry import add_registry_routes
 from engine.job import OPEN, RESOLVED
@@ -44,12 +45,14 @@ def _mount_chats(app: web.Application, parts: Assembly) -> list[Any]:
     chats: list[Any] = []
     slack = SlackConfig.from_env(parts.settings.environ)
     if slack is not None:
-        adapter = SlackAdapter(slack, service, names=parts.names)
+        adapter = SlackAdapter(slack, chat_ports(service), names=parts.names)
         adapter.mount(app)
         service.notifier.register(adapter)
         chats.append(adapter)
     if parts.teams is not None:
-        bot = TeamsBot(parts.teams, service, names=parts.names, target_tenant_id=parts.tenant_id)
+        bot = TeamsBot(
+            parts.teams, chat_ports(service), names=parts.names, target_tenant_id=parts.tenant_id
+        )
         bot.mount(app)
         service.notifier.register(bot)
         chats.append(bot)

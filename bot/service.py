@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +24,7 @@ from engine.errors import CommandRefused, ConcurrentUpdate, JobNotFound
 from engine.identity import Directory
 from engine.job import ACTIVE, FAILED, KILL_REASONS, OPEN, ROLLING_BACK, Actor, Job
 from engine.lifecycle import Command, Ctx, Effect, Keys, Rules, Transition
+from engine.outcome import Outcome
 from engine.ports import (
     ApprovalRecord,
     ChatEvent,
@@ -52,27 +52,6 @@ CHAT_EFFECTS = {
     lifecycle.FINISH,
     lifecycle.ESCALATE,
 }
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What a command did: ``ok`` with the transition's result, or refused with a reason."""
-
-    ok: bool
-    job_id: str
-    result: Mapping[str, Any] = field(default_factory=dict)
-    reason: str = ""
-    detail: str = ""
-    replayed: bool = False
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "job_id": self.job_id,
-            "result": dict(self.result),
-            "reason": self.reason,
-            "detail": self.detail,
-        }
 
 
 class Notifier:

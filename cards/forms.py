@@ -8,10 +8,12 @@ the engine's decision (``TemplateError``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from enum import StrEnum
+from typing import TypeVar
 
-from cards.views import RequestValues, Template
+from cards.views import RequestFormView, RequestValues, Template
 from engine.errors import InputError
 
 REQUEST_VERB = "request"  # Teams Action.Execute verb of the form's submit button
@@ -64,6 +66,55 @@ def labels(template: Template | None) -> dict[Field, str]:
         Field.JUSTIFICATION: "Justification",
         Field.TICKET: "Ticket (optional)",
     }
+
+
+@dataclass(frozen=True)
+class FormInput:
+    """One input of the request form, in order: what both renderers draw."""
+
+    field: Field
+    label: str
+    value: str = ""  # pre-filled text (text inputs only)
+    multiline: bool = False
+
+
+def form_inputs(view: RequestFormView) -> list[FormInput]:
+    """The request form's inputs in the order both platforms show them."""
+    v = view.values
+    label = labels(v.template if v else None)
+    return [
+        FormInput(Field.TEMPLATE, label[Field.TEMPLATE]),
+        FormInput(Field.PRINCIPAL, label[Field.PRINCIPAL], v.principal if v else ""),
+        FormInput(Field.RESOURCE, label[Field.RESOURCE], v.resource if v else ""),
+        FormInput(Field.DURATION, label[Field.DURATION]),
+        FormInput(
+            Field.JUSTIFICATION, label[Field.JUSTIFICATION], v.justification if v else "", True
+        ),
+        FormInput(Field.TICKET, label[Field.TICKET], v.ticket if v else ""),
+    ]
+
+
+Drawn = TypeVar("Drawn")
+
+
+def draw_form(
+    view: RequestFormView,
+    choice: Callable[[RequestFormView, str], Drawn],
+    number: Callable[[RequestFormView, str], Drawn],
+    text: Callable[[Field, str, str, bool], Drawn],
+) -> list[Drawn]:
+    """Each input of :func:`form_inputs`, drawn by a renderer's element builders: ``choice``
+    for the template, ``number`` for the duration, ``text`` (field, label, value, multiline)
+    for the rest."""
+    drawn: list[Drawn] = []
+    for item in form_inputs(view):
+        if item.field is Field.TEMPLATE:
+            drawn.append(choice(view, item.label))
+        elif item.field is Field.DURATION:
+            drawn.append(number(view, item.label))
+        else:
+            drawn.append(text(item.field, item.label, item.value, item.multiline))
+    return drawn
 
 
 def _text(field: Field, value: object, *, required: bool) -> str:

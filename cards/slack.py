@@ -224,20 +224,10 @@ def _duration_input(view: RequestFormView, label: str) -> InputBlock:
 
 
 def _form_blocks(view: RequestFormView) -> list[Block]:
-    v, F = view.values, forms.Field
-    label = forms.labels(v.template if v else None)
     blocks: list[Block] = []
     if view.error:
         blocks.extend(_banner(Banner(clean_block(view.error, 500), Tone.DANGER)))
-    return [
-        *blocks,
-        _template_input(view, label[F.TEMPLATE]),
-        _text_input(F.PRINCIPAL, label[F.PRINCIPAL], v.principal if v else ""),
-        _text_input(F.RESOURCE, label[F.RESOURCE], v.resource if v else ""),
-        _duration_input(view, label[F.DURATION]),
-        _text_input(F.JUSTIFICATION, label[F.JUSTIFICATION], v.justification if v else "", True),
-        _text_input(F.TICKET, label[F.TICKET], v.ticket if v else ""),
-    ]
+    return [*blocks, *forms.draw_form(view, _template_input, _duration_input, _text_input)]
 
 
 def request_modal(view: RequestFormView) -> Json:

@@ -271,25 +271,12 @@ def _duration_input(view: RequestFormView, label: str) -> Json:
     }
 
 
-def _form_inputs(view: RequestFormView) -> list[Json]:
-    v, F = view.values, forms.Field
-    label = forms.labels(v.template if v else None)
-    return [
-        _template_input(view, label[F.TEMPLATE]),
-        _input_text(F.PRINCIPAL, label[F.PRINCIPAL], v.principal if v else ""),
-        _input_text(F.RESOURCE, label[F.RESOURCE], v.resource if v else ""),
-        _duration_input(view, label[F.DURATION]),
-        _input_text(F.JUSTIFICATION, label[F.JUSTIFICATION], v.justification if v else "", True),
-        _input_text(F.TICKET, label[F.TICKET], v.ticket if v else ""),
-    ]
-
-
 def request_form_card(view: RequestFormView) -> Json:
     """The request form; its submit sends ``forms.REQUEST_VERB`` with the inputs merged in."""
     body = [_heading("Break-glass request")]
     if view.error:
         body.extend(_banner(Banner(clean_block(view.error, 500), Tone.DANGER)))
-    body.extend(_form_inputs(view))
+    body.extend(forms.draw_form(view, _template_input, _duration_input, _input_text))
     data: Json = {**forms.FORM_MARKER, "context": view.context[: forms.CONTEXT_LIMIT]}
     title = "Review request"
     submit: Json = {"type": "Action.Submit", "title": title, "data": data, "style": "positive"}

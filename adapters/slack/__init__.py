@@ -3,7 +3,7 @@
 Wiring from ``bot/``::
 
     config = SlackConfig.from_env(os.environ)       # None when Slack is not enabled
-    slack = SlackAdapter(config, service)
+    slack = SlackAdapter(config, chat_ports(service))  # from bot.job_commands
     service.notifier.register(slack)                 # ChatPort, platform "slack"
     slack.mount(web_app)                             # POST /slack/events
     await slack.start_socket_mode()                  # with an app-level token only

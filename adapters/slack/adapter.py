@@ -18,7 +18,7 @@ from adapters.slack.config import PLATFORM, SlackConfig
 from adapters.slack.inbound import Inbound
 from adapters.slack.outbound import SlackChat
 from adapters.slack.web import SlackApi, make_client
-from bot.service import JobService
+from engine.chat_ports import ChatPorts
 from engine.ports import ChatEvent
 
 log = logging.getLogger("breakglass.slack")
@@ -27,7 +27,7 @@ log = logging.getLogger("breakglass.slack")
 class SlackAdapter:
     """Slack for one job service. Wire it with::
 
-    slack = SlackAdapter(config, service)
+    slack = SlackAdapter(config, chat_ports(service))   # bot.job_commands.chat_ports
     service.notifier.register(slack)    # the service's chat effects reach Slack
     slack.mount(web_app)                # POST /slack/events
     await slack.start_socket_mode()     # only does something with an app-level token
@@ -38,12 +38,12 @@ class SlackAdapter:
     platform = PLATFORM
 
     def __init__(
-        self, config: SlackConfig, service: JobService, *, names: Mapping[str, str] | None = None
+        self, config: SlackConfig, ports: ChatPorts, *, names: Mapping[str, str] | None = None
     ) -> None:
         self.config = config
-        self.service = service
+        self.ports = ports
         self.api = SlackApi(make_client(config, config.bot_token), config)
-        self.chat = SlackChat(self.api, service.store, config, names or {})
+        self.chat = SlackChat(self.api, ports.store, ports.records, config, names or {})
         self.tasks: set[asyncio.Task[Any]] = set()
         self.app = AsyncApp(
             # Bolt's own client carries no token: our authorize hands it one per request, so
@@ -54,10 +54,10 @@ class SlackAdapter:
             process_before_response=True,  # listeners ack themselves, then spawn the work
             logger=logging.getLogger("breakglass.slack.bolt"),
         )
-        self.inbound = Inbound(config, service, self.api, self.spawn)
+        self.inbound = Inbound(config, ports, self.api, self.spawn)
         self.inbound.register(self.app)
         self.app.error(log_listener_error)
-        self.edge = edge.Edge(self.app, config.signing_secret, service.store, service.clock)
+        self.edge = edge.Edge(self.app, config.signing_secret, ports.store, ports.clock)
         self._socket: AsyncSocketModeHandler | None = None
 
     def mount(self, app: web.Application) -> None:
@@ -70,7 +70,7 @@ class SlackAdapter:
 
     async def deliver_queued(self, now: datetime) -> int:
         """Deliver what failed before (the store's outbox for ``slack``); returns the count."""
-        return await outbox.drain(self.service, self, now)
+        return await outbox.drain(self.ports, self, now)
 
     async def start_socket_mode(self) -> bool:
         """Connect over Socket Mode when an app-level token is configured (no inbound HTTP)."""

@@ -21,7 +21,7 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.signature import SignatureVerifier
 
-from engine.ports import Store
+from engine.ports import ReplayGuard
 
 log = logging.getLogger("breakglass.slack.edge")
 PATH = "/slack/events"
@@ -39,7 +39,7 @@ class Edge:
         self,
         app: AsyncApp,
         signing_secret: str,
-        store: Store,
+        store: ReplayGuard,
         clock: Callable[[], datetime],
     ) -> None:
         self.app = app

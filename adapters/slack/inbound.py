@@ -2,8 +2,9 @@
 
 Each listener acks at once (Slack wants an answer within 3 s) and hands the work to a task;
 the only work before the ack is pure (parsing, and a dry run of the request so the modal can
-show why it was refused). Job commands go through ``bot.dispatch`` and the job service, which
-make them durable and idempotent; refusals come back to the person as an ephemeral line.
+show why it was refused). Job commands go through ``adapters.chat_actions`` and the
+``JobCommands`` port, which make them durable and idempotent; refusals come back to the person
+as an ephemeral line.
 """
 
 from __future__ import annotations
@@ -17,21 +18,22 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 
+from adapters import chat_actions
 from adapters.slack import commands
 from adapters.slack.commands import Parsed, Verb
 from adapters.slack.config import CHANNEL_ID, SlackConfig, chat_identity
 from adapters.slack.web import SlackApi
-from bot import dispatch
-from bot.service import JobService, Outcome
 from cards import forms
 from cards import slack as render
 from cards.actions import CardAction, CardActionError, from_slack
 from cards.actions import Verb as CardVerb
 from cards.views import RequestFormView, RequestValues
 from engine import lifecycle
+from engine.chat_ports import ChatPorts
 from engine.errors import BreakGlassError, CommandRefused, JobNotFound, describe
 from engine.identity import Directory
 from engine.job import Actor
+from engine.outcome import Outcome
 
 log = logging.getLogger("breakglass.slack")
 Spawn = Callable[[Awaitable[Any]], None]
@@ -52,11 +54,12 @@ def refusal_text(outcome: Outcome) -> str:
 
 
 class Inbound:
-    def __init__(
-        self, config: SlackConfig, service: JobService, api: SlackApi, spawn: Spawn
-    ) -> None:
+    def __init__(self, config: SlackConfig, ports: ChatPorts, api: SlackApi, spawn: Spawn) -> None:
         self.config = config
-        self.service = service
+        self.jobs = ports.jobs
+        self.store = ports.store
+        self.limits = ports.limits
+        self.clock = ports.clock
         self.api = api
         self.spawn = spawn
         self.directory: Directory = config.directory()
@@ -122,17 +125,17 @@ class Inbound:
             await self.tell(channel, user, commands.help_text(self.config.command, parsed.problem))
 
     async def _claim(self, key: str) -> bool:
-        return await self.service.store.claim_key(key, {}, self.service.clock())
+        return await self.store.claim_key(key, {}, self.clock())
 
     # ------------------------------------------------------------ status and kill
 
     async def status(self, channel: str, user: str) -> None:
-        jobs = await self.service.open_jobs()
-        await self.tell(channel, user, commands.status_text(jobs, self.service.clock(), channel))
+        jobs = await self.jobs.open_jobs()
+        await self.tell(channel, user, commands.status_text(jobs, self.clock(), channel))
 
     async def kill(self, channel: str, user: str, display: str, job_id: str | None) -> None:
         if job_id is None:
-            candidates = commands.killable(await self.service.open_jobs(), channel)
+            candidates = commands.killable(await self.jobs.open_jobs(), channel)
             if len(candidates) != 1:
                 await self.tell(channel, user, commands.kill_which(candidates))
                 return
@@ -165,7 +168,7 @@ class Inbound:
         self, action: CardAction, actor: Actor, channel: str, user: str
     ) -> Outcome | None:
         try:
-            outcome = await dispatch.act(self.service, action, actor)
+            outcome = await chat_actions.act(self.jobs, action, actor)
         except JobNotFound:
             await self.tell(channel, user, f"No job {commands.echo(action.job_id)}.")
             return None
@@ -187,7 +190,7 @@ class Inbound:
     def _form(
         self, context: str, values: RequestValues | None = None, error: str | None = None
     ) -> RequestFormView:
-        most = self.service.rules.max_minutes
+        most = self.limits.max_minutes
         return RequestFormView(
             max_duration_minutes=most, values=values, error=error, context=context
         )
@@ -203,7 +206,7 @@ class Inbound:
             await ack(**_field_error(err, self._form(context)))
             return
         problem = self._request_problem(user, channel)
-        request = dispatch.request_from_values(
+        request = chat_actions.request_from_values(
             values,
             self.actor(user, _str(body, "user", "name")),
             self.config.tenant_id,
@@ -229,10 +232,9 @@ class Inbound:
         return ""
 
     def _dry_run(self, request: lifecycle.Request) -> str:
-        """The engine's verdict on the request, without storing anything (pure)."""
-        service = self.service
+        """The engine's verdict on the request, without storing anything."""
         try:
-            lifecycle.start(request, lifecycle.Ctx(service.clock(), service.keys, service.rules))
+            self.jobs.check_request(request)
         except CommandRefused as err:
             return describe(err)
         return ""
@@ -240,7 +242,7 @@ class Inbound:
     async def _submit(
         self, request: lifecycle.Request, key: str | None, channel: str, user: str
     ) -> None:
-        outcome = await self.service.request(request, key=key)
+        outcome = await self.jobs.request(request, key=key)
         if not outcome.ok:
             log.info("request by %s refused: %s", user, outcome.reason)
             await self.tell(channel, user, refusal_text(outcome))

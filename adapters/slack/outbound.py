@@ -22,13 +22,14 @@ from adapters.slack import refs as kinds
 from adapters.slack.config import USER_ID, SlackConfig
 from adapters.slack.refs import Posted, Refs
 from adapters.slack.web import FILES_REFUSED, SlackApi, SlackDeliveryError
-from bot import views
+from cards import job_views as views
 from cards import slack as render
 from cards.moments import VERIFY_COMMAND as VERIFY
 from cards.text import clean_line, slack_mrkdwn
 from engine.canonical import jcs
+from engine.chat_ports import JobRecords
 from engine.job import ACTIVE, PENDING, Job
-from engine.ports import ChatEvent, Store
+from engine.ports import ChatEvent, MessageRefs
 from engine.timeutil import parse_iso
 
 log = logging.getLogger("breakglass.slack")
@@ -63,10 +64,16 @@ class SlackChat:
     platform = "slack"
 
     def __init__(
-        self, api: SlackApi, store: Store, config: SlackConfig, names: Mapping[str, str]
+        self,
+        api: SlackApi,
+        refs: MessageRefs,
+        records: JobRecords,
+        config: SlackConfig,
+        names: Mapping[str, str],
     ) -> None:
         self.api = api
-        self.store = store
+        self.message_refs = refs
+        self.records = records
         self.config = config
         self.names = names
         self._locks: dict[str, asyncio.Lock] = {}
@@ -86,7 +93,7 @@ class SlackChat:
     async def _deliver(self, job: Job, event: ChatEvent, channel: str) -> None:
         # One delivery per job at a time: the outbox and live effects never race to post.
         async with self._locks.setdefault(job.job_id, asyncio.Lock()):
-            refs = await Refs.load(self.store, job.job_id)
+            refs = await Refs.load(self.message_refs, job.job_id)
             await self._dispatch(Delivery(job, event, channel, refs))
 
     async def _dispatch(self, d: Delivery) -> None:
@@ -219,7 +226,7 @@ class SlackChat:
 
     async def _finish(self, d: Delivery) -> None:
         await self._update_status(d)
-        records = await self.store.chain(d.job.job_id)
+        records = await self.records.chain(d.job.job_id)
         if d.job.window_start is not None:  # a window was open: say what was undone
             view = views.kill_result_view(d.job, records, self.names)
             await self._thread_post(d, kinds.FINISH_KILL, render.kill_result_message(view))

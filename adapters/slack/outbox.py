@@ -10,14 +10,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from adapters.retry import Backoff, outbox_delay
+from engine.chat_ports import ChatPorts
 from engine.errors import BreakGlassError, JobNotFound, describe
 from engine.ports import ChainRecord, ChatEvent, ChatPort, OutboxItem
-
-if TYPE_CHECKING:
-    from bot.service import JobService
 
 log = logging.getLogger("breakglass.slack")
 PLATFORM = "slack"
@@ -32,18 +30,18 @@ def records_by_seq(records: Sequence[ChainRecord], seqs: object) -> list[ChainRe
     return [r for r in records if r.seq in wanted]
 
 
-async def rebuild(service: JobService, item: OutboxItem, now: datetime) -> ChatEvent:
+async def rebuild(ports: ChatPorts, item: OutboxItem, now: datetime) -> ChatEvent:
     """The queued event as it should be shown now."""
-    job = await service.load(item.job_id)
+    job = await ports.jobs.load(item.job_id)
     payload: Any = item.payload
     kind = str(payload.get("kind", ""))
-    records = records_by_seq(await service.store.chain(item.job_id), payload.get("seqs"))
-    bundle = (await service.bundle(job))[0] if kind == "finish" and job.resolved else None
+    records = records_by_seq(await ports.records.chain(item.job_id), payload.get("seqs"))
+    bundle = await ports.records.bundle(job) if kind == "finish" and job.resolved else None
     detail = payload.get("detail") if isinstance(payload.get("detail"), dict) else {}
     return ChatEvent(kind, job.to_json(), detail, records, now, bundle)
 
 
-async def drain(service: JobService, port: ChatPort, now: datetime) -> int:
+async def drain(ports: ChatPorts, port: ChatPort, now: datetime) -> int:
     """Deliver every due item (oldest first); returns how many went out.
 
     After a failure the job's later items wait as long, so a thread never shows them out of
@@ -51,11 +49,11 @@ async def drain(service: JobService, port: ChatPort, now: datetime) -> int:
     """
     delivered = 0
     stalled: dict[str, datetime] = {}  # job id → when its items are tried again
-    for item in await service.store.due(PLATFORM, now, BATCH, lease_until=now + LEASE):
+    for item in await ports.store.due(PLATFORM, now, BATCH, lease_until=now + LEASE):
         if item.job_id in stalled:
-            await service.store.postpone(item.item_id, stalled[item.job_id])
+            await ports.store.postpone(item.item_id, stalled[item.job_id])
             continue
-        retry_at = await _deliver_one(service, port, item, now)
+        retry_at = await _deliver_one(ports, port, item, now)
         if retry_at is None:
             delivered += 1
         else:
@@ -64,11 +62,11 @@ async def drain(service: JobService, port: ChatPort, now: datetime) -> int:
 
 
 async def _deliver_one(
-    service: JobService, port: ChatPort, item: OutboxItem, now: datetime
+    ports: ChatPorts, port: ChatPort, item: OutboxItem, now: datetime
 ) -> datetime | None:
     """Deliver one item; None when done (or dropped), else when to try again."""
     try:
-        await port.deliver(await rebuild(service, item, now))
+        await port.deliver(await rebuild(ports, item, now))
     except JobNotFound:
         log.warning("outbox item %s names unknown job %s; dropped", item.item_id, item.job_id)
     except Exception as exc:  # any failure: keep the item, try again later
@@ -82,7 +80,7 @@ async def _deliver_one(
             retry_at.isoformat(),
             exc_info=not quiet,
         )
-        await service.store.postpone(item.item_id, retry_at)
+        await ports.store.postpone(item.item_id, retry_at)
         return retry_at
-    await service.store.delivered(item.item_id)
+    await ports.store.delivered(item.item_id)
     return None

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from engine.ports import MessageRef, Store
+from engine.ports import MessageRef, MessageRefs
 
 PLATFORM = "slack"
 STATUS = "status"
@@ -54,13 +54,13 @@ class Posted:
 class Refs:
     """The message refs of one job, read once per delivery and written as posts happen."""
 
-    def __init__(self, store: Store, job_id: str, found: Mapping[str, MessageRef]) -> None:
+    def __init__(self, store: MessageRefs, job_id: str, found: Mapping[str, MessageRef]) -> None:
         self.store = store
         self.job_id = job_id
         self.found = dict(found)
 
     @classmethod
-    async def load(cls, store: Store, job_id: str) -> Refs:
+    async def load(cls, store: MessageRefs, job_id: str) -> Refs:
         refs = await store.message_refs(job_id, PLATFORM)
         return cls(store, job_id, {r.kind: r for r in refs})
 

@@ -7,7 +7,7 @@ Built on the Microsoft 365 Agents SDK for Python (``microsoft-agents-hosting-aio
 See docs/teams.md.
 """
 
-from adapters.teams.bot import TeamsBot, msal_connections
+from adapters.teams.agent_app import TeamsBot, msal_connections
 from adapters.teams.config import TeamsConfig
 from adapters.teams.retry import RetryPolicy
 

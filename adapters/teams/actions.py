@@ -1,9 +1,9 @@
 """Card buttons and the request form: ``Action.Execute`` (and its ``Action.Submit`` fallback).
 
 Each press becomes a ``CardAction`` (which carries no authority) and the presser's resolved
-identity; ``bot.dispatch.act`` decides, deduplicating on (job, person, decision, plan), so a
-re-delivered invoke, even with a new activity id, counts once and gets the same card back.
-The answer is the card as this person may now see it.
+identity; ``adapters.chat_actions.act`` decides, deduplicating on (job, person, decision,
+plan), so a re-delivered invoke, even with a new activity id, counts once and gets the same
+card back. The answer is the card as this person may now see it.
 """
 
 from __future__ import annotations
@@ -11,22 +11,19 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
+from adapters.chat_actions import act, request_from_values
 from adapters.teams import render
-from adapters.teams.config import TeamsConfig, conversation_base
-from adapters.teams.delivery import PLATFORM, STATUS, TeamsChat
-from adapters.teams.people import People
-from adapters.teams.turns import Background, Reply, Turn, refused
-from bot.dispatch import act, request_from_values
+from adapters.teams.config import conversation_base
+from adapters.teams.delivery import PLATFORM, STATUS
+from adapters.teams.turns import Handler, Reply, Turn, refused
 from cards.actions import CardAction, CardActionError, Verb, from_teams
 from cards.forms import RequestFormError, request_from_teams
 from engine.errors import CommandRefused, JobNotFound, describe
 from engine.job import Actor
+from engine.outcome import Outcome
 from engine.ports import MessageRef
-
-if TYPE_CHECKING:
-    from bot.service import JobService, Outcome
 
 log = logging.getLogger("breakglass.teams.actions")
 APPROVAL_VERBS = frozenset({Verb.APPROVE, Verb.DENY, Verb.WITHDRAW, Verb.REFRESH})
@@ -38,25 +35,9 @@ def refusal_text(outcome: Outcome) -> str:
     return f"Not done. {describe(CommandRefused(outcome.reason, outcome.detail))}"
 
 
-class Actions:
-    def __init__(
-        self,
-        config: TeamsConfig,
-        service: JobService,
-        people: People,
-        chat: TeamsChat,
-        background: Background,
-        target_tenant_id: str,
-    ) -> None:
-        self.config = config
-        self.service = service
-        self.people = people
-        self.chat = chat
-        self.background = background
-        self.target_tenant_id = target_tenant_id
-
-    def _actor(self, turn: Turn) -> Actor | None:
-        return self.people.actor(turn.user) if turn.user is not None else None
+@dataclass
+class Actions(Handler):
+    target_tenant_id: str  # where the requested access is granted
 
     async def on_card(self, turn: Turn, verb: object, data: object) -> Reply:
         """A job card's button: approve, deny, withdraw, refresh, kill, done, extend."""
@@ -68,20 +49,20 @@ class Actions:
             )
         if not self.config.is_incident(turn.conversation_id):
             return refused(turn, action.verb.value, "NOT_AN_INCIDENT_CHANNEL", NOT_INCIDENT)
-        actor = self._actor(turn)
+        actor = self.actor(turn)
         if actor is None:
             return refused(turn, action.verb.value, "NO_USER", NO_USER)
         return await self._decide(turn, action, actor)
 
     async def _decide(self, turn: Turn, action: CardAction, actor: Actor) -> Reply:
         try:
-            outcome = await self.background.within_budget(act(self.service, action, actor))
-            job = await self.service.load(action.job_id)
+            outcome = await self.background.within_budget(act(self.ports.jobs, action, actor))
+            job = await self.ports.jobs.load(action.job_id)
         except JobNotFound:
             return refused(turn, action.verb.value, "UNKNOWN_JOB", "There is no such job.")
         if outcome is not None and not outcome.ok:
             return refusal_text(outcome)
-        scene = self.chat.scene(self.service.clock())
+        scene = self.chat.scene(self.ports.clock())
         if action.verb in APPROVAL_VERBS:
             return render.approval_for(job, actor, scene)
         return render.status(job, scene)
@@ -90,10 +71,10 @@ class Actions:
         """The request form's submit: a new job, or the form again with what was wrong."""
         if not self.config.is_incident(turn.conversation_id):
             return refused(turn, "request", "NOT_AN_INCIDENT_CHANNEL", NOT_INCIDENT)
-        actor = self._actor(turn)
+        actor = self.actor(turn)
         if actor is None:
             return refused(turn, "request", "NO_USER", NO_USER)
-        max_minutes = self.service.rules.max_minutes
+        max_minutes = self.ports.limits.max_minutes
         try:
             values, _ = request_from_teams(data)
         except RequestFormError as exc:
@@ -102,7 +83,7 @@ class Actions:
         job_id, key = request_ids(turn, actor, data)
         await self._claim_status_card(turn, job_id)
         request = request_from_values(values, actor, self.target_tenant_id, turn.channel(), job_id)
-        outcome = await self.background.within_budget(self.service.request(request, key))
+        outcome = await self.background.within_budget(self.ports.jobs.request(request, key))
         if outcome is not None and not outcome.ok:
             return render.request_form(max_minutes, values, refusal_text(outcome))
         return await self._status_or_wait(job_id)
@@ -112,14 +93,14 @@ class Actions:
         if not turn.reply_to_id:
             return
         doc = {"reference": turn.channel()["reference"], "activity_id": turn.reply_to_id}
-        await self.service.store.put_message_ref(MessageRef(job_id, PLATFORM, STATUS, doc))
+        await self.ports.store.put_message_ref(MessageRef(job_id, PLATFORM, STATUS, doc))
 
     async def _status_or_wait(self, job_id: str) -> Reply:
         try:
-            job = await self.service.load(job_id)
+            job = await self.ports.jobs.load(job_id)
         except JobNotFound:
             return f"Recording your request as job {job_id}; this card updates when it is in."
-        return render.status(job, self.chat.scene(self.service.clock()))
+        return render.status(job, self.chat.scene(self.ports.clock()))
 
 
 def request_ids(turn: Turn, actor: Actor, data: object) -> tuple[str, str]:

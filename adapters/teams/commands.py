@@ -5,21 +5,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from adapters.chat_actions import act
 from adapters.teams import render
 from adapters.teams.actions import NO_USER, NOT_INCIDENT, refusal_text
-from adapters.teams.config import TeamsConfig, conversation_base
-from adapters.teams.delivery import TeamsChat
-from adapters.teams.people import People
-from adapters.teams.turns import Background, Reply, Turn, refused
-from bot.dispatch import act
+from adapters.teams.config import conversation_base
+from adapters.teams.turns import Handler, Reply, Turn, refused
 from cards.actions import CardAction, CardActionError, Verb
 from engine.errors import JobNotFound
 from engine.job import Job
-
-if TYPE_CHECKING:
-    from bot.service import JobService
 
 MENTION = re.compile(r"<at\b[^>]*>.*?</at>", re.IGNORECASE | re.DOTALL)
 MAX_TEXT = 500
@@ -48,21 +42,7 @@ def parse(text: str | None) -> TextCommand:
     return TextCommand(words[0].lower(), words[1] if len(words) > 1 else "")
 
 
-class Commands:
-    def __init__(
-        self,
-        config: TeamsConfig,
-        service: JobService,
-        people: People,
-        chat: TeamsChat,
-        background: Background,
-    ) -> None:
-        self.config = config
-        self.service = service
-        self.people = people
-        self.chat = chat
-        self.background = background
-
+class Commands(Handler):
     async def on_text(self, turn: Turn, text: str | None) -> list[Reply]:
         command = parse(text)
         if command.name not in ("request", "status", "kill"):
@@ -70,7 +50,7 @@ class Commands:
         if not self.config.is_incident(turn.conversation_id):
             return [refused(turn, command.name, "NOT_AN_INCIDENT_CHANNEL", NOT_INCIDENT)]
         if command.name == "request":
-            return [render.request_form(self.service.rules.max_minutes)]
+            return [render.request_form(self.ports.limits.max_minutes)]
         if command.name == "status":
             return await self._status(turn)
         return [await self._kill(turn, command.argument)]
@@ -79,7 +59,7 @@ class Commands:
         here = conversation_base(turn.conversation_id)
         return [
             job
-            for job in await self.service.open_jobs()
+            for job in await self.ports.jobs.open_jobs()
             if job.channel.get("platform") == "teams"
             and conversation_base(str(job.channel.get("conversation_id", ""))) == here
         ]
@@ -88,7 +68,7 @@ class Commands:
         jobs = await self._open_here(turn)
         if not jobs:
             return ["No break-glass job is open in this channel."]
-        scene = self.chat.scene(self.service.clock())
+        scene = self.chat.scene(self.ports.clock())
         return [render.status(job, scene) for job in jobs[:MAX_STATUS_CARDS]]
 
     async def _kill(self, turn: Turn, job_id: str) -> Reply:
@@ -106,7 +86,7 @@ class Commands:
             return refused(turn, "kill", "INVALID_JOB_ID", "That is not a job id.")
         actor = self.people.actor(turn.user)
         try:
-            outcome = await self.background.within_budget(act(self.service, action, actor))
+            outcome = await self.background.within_budget(act(self.ports.jobs, action, actor))
         except JobNotFound:
             return refused(turn, "kill", "UNKNOWN_JOB", "There is no such job.")
         if outcome is not None and not outcome.ok:

@@ -17,21 +17,24 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from adapters.retry import Backoff, outbox_delay
 from adapters.teams import render
 from adapters.teams.connector import Connector, reference_from
 from adapters.teams.people import People
-from bot.views import approval_result_view, audit_summary_view, kill_result_view, receipt_line
 from cards import teams
+from cards.job_views import (
+    approval_result_view,
+    audit_summary_view,
+    kill_result_view,
+    receipt_line,
+)
 from engine import lifecycle
+from engine.chat_ports import ChatPorts
 from engine.errors import ChatError, JobNotFound
 from engine.job import Job, describe_grant
 from engine.ports import ChatEvent, MessageRef, OutboxItem
-
-if TYPE_CHECKING:
-    from bot.service import JobService
 
 log = logging.getLogger("breakglass.teams.delivery")
 PLATFORM = "teams"
@@ -159,9 +162,9 @@ async def _notice(thread: Thread, event: ChatEvent) -> None:
 async def _finish(thread: Thread, event: ChatEvent) -> None:
     await _update_cards(thread, event)
     job, names = thread.job, thread.scene.names
-    records = await thread.chat.store.chain(job.job_id)
+    records = await thread.chat.records.chain(job.job_id)
     await thread.keep("kill_result", teams.kill_result_card(kill_result_view(job, records, names)))
-    bundle = event.bundle or (await thread.chat.service.bundle(job))[0]
+    bundle = event.bundle or await thread.chat.records.bundle(job)
     summary = audit_summary_view(job, records, names, str(bundle.get("payload_hash_b64u", "")))
     await thread.keep("audit_summary", teams.audit_summary_card(summary))
     for index, card in enumerate(render.bundle_cards(bundle, summary.bundle_file), 1):
@@ -196,22 +199,22 @@ class TeamsChat:
 
     def __init__(
         self,
-        service: JobService,
+        ports: ChatPorts,
         connector: Connector,
         people: People,
         names: Mapping[str, str],
     ) -> None:
-        self.service = service
-        self.store = service.store
+        self.jobs = ports.jobs
+        self.records = ports.records
+        self.limits = ports.limits
+        self.store = ports.store
         self.connector = connector
         self.people = people
         self.names = names
         self._locks: dict[str, asyncio.Lock] = {}
 
     def scene(self, now: datetime) -> render.Scene:
-        return render.Scene(
-            self.names, self.service.rules.approvers, now, self.people.card_user_ids
-        )
+        return render.Scene(self.names, self.limits.approvers, now, self.people.card_user_ids)
 
     async def deliver(self, event: ChatEvent, *, probe: bool = False) -> None:
         handler = HANDLERS.get(event.kind)
@@ -254,12 +257,12 @@ class TeamsChat:
 
     async def _rebuild(self, item: OutboxItem, now: datetime) -> ChatEvent:
         """The event again, with the job as it is now (cards show the latest truth)."""
-        job = await self.service.load(item.job_id)
+        job = await self.jobs.load(item.job_id)
         kind = str(item.payload.get("kind", ""))
         seqs = set(item.payload.get("seqs", ()))
-        records = [r for r in await self.store.chain(job.job_id) if r.seq in seqs] if seqs else []
+        records = [r for r in await self.records.chain(job.job_id) if r.seq in seqs] if seqs else []
         bundle = None
         if kind == lifecycle.FINISH and job.resolved:
-            bundle = (await self.service.bundle(job))[0]
+            bundle = await self.records.bundle(job)
         detail = item.payload.get("detail", {})
         return ChatEvent(kind, job.to_json(), detail, records, now, bundle)

@@ -1,7 +1,7 @@
 """A job as the Adaptive Cards a Teams user sees: per viewer, per moment, and the proof bundle.
 
 Everything here is pure (the time is the scene's ``now``); the card JSON comes from
-``cards.teams`` and the views from ``bot.views``, so Teams shows exactly what Slack shows.
+``cards.teams`` and the views from ``cards.job_views``, so Teams shows exactly what Slack shows.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from typing import Any
 
 from microsoft_agents.activity import Activity, ActivityTypes, Attachment
 
-from bot.views import approval_result_view, approval_view, open_plan, status_view
 from cards import teams
 from cards.actions import CardAction, Verb
+from cards.job_views import approval_result_view, approval_view, open_plan, status_view
 from cards.layout import Card, Note
 from cards.text import teams_markdown
 from cards.views import RequestFormView, RequestValues

@@ -10,9 +10,13 @@ from typing import Any, TypeVar
 
 from microsoft_agents.activity import Activity, ConversationReference
 
+from adapters.teams.config import TeamsConfig
 from adapters.teams.connector import reference_doc
-from adapters.teams.people import TeamsUser, user_of
+from adapters.teams.delivery import TeamsChat
+from adapters.teams.people import People, TeamsUser, user_of
 from adapters.teams.render import Json
+from engine.chat_ports import ChatPorts
+from engine.job import Actor
 
 log = logging.getLogger("breakglass.teams.turns")
 T = TypeVar("T")
@@ -85,3 +89,18 @@ class Background:
     async def drain(self) -> None:
         while self.tasks:
             await asyncio.gather(*list(self.tasks), return_exceptions=True)
+
+
+@dataclass
+class Handler:
+    """What the inbound handlers (card actions, typed commands) are built from."""
+
+    config: TeamsConfig
+    ports: ChatPorts
+    people: People
+    chat: TeamsChat
+    background: Background
+
+    def actor(self, turn: Turn) -> Actor | None:
+        """Who pressed or typed (None when Teams did not say)."""
+        return self.people.actor(turn.user) if turn.user is not None else None

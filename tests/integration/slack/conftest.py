@@ -25,6 +25,7 @@ from adapters.slack.web import METHOD_SCOPES
 from adapters.store import SqlStore, sqlite_url
 from bot.executor import RunbookExecutor
 from bot.gateway_service import ToolGateway
+from bot.job_commands import chat_ports
 from bot.service import JobService
 from engine.job import Job
 from engine.lifecycle import Rules
@@ -121,7 +122,7 @@ async def env(tmp_path: Path, fake: FakeSlack) -> AsyncIterator[Env]:
             )
             executor = RunbookExecutor(ToolGateway(service))
             service.executor = executor
-            slack = SlackAdapter(slack_config(fake, sim.tenant_id), service)
+            slack = SlackAdapter(slack_config(fake, sim.tenant_id), chat_ports(service))
             service.notifier.register(slack)
             app = web.Application()
             slack.mount(app)

@@ -26,6 +26,7 @@ from adapters.store import SqlStore, sqlite_url
 from adapters.teams import RetryPolicy, TeamsBot, TeamsConfig
 from bot.executor import RunbookExecutor
 from bot.gateway_service import ToolGateway
+from bot.job_commands import chat_ports
 from bot.service import JobService
 from engine.identity import Directory
 from engine.lifecycle import Rules
@@ -219,7 +220,7 @@ async def teams(
         service.executor = executor
         bot = TeamsBot(
             config,
-            service,
+            chat_ports(service),
             names={DAVE: "Dave Operator", USER_ADMIN: "User Administrator"},
             target_tenant_id=sim.tenant_id,
             connections=connections(),

@@ -8,6 +8,7 @@ import pytest
 from aiohttp import web
 
 from adapters.teams import TeamsBot
+from bot.job_commands import chat_ports
 from engine.job import KILLED, PENDING
 from tests.integration.teams.conftest import (
     ALICE,
@@ -88,7 +89,7 @@ async def test_development_switch_is_loud_and_explicit(
     teams: TeamsEnv, caplog: pytest.LogCaptureFixture
 ) -> None:
     config = teams_config(teams.openid, dev_disable_auth=True, app_password=None)
-    bot = TeamsBot(config, teams.service, connections=connections())
+    bot = TeamsBot(config, chat_ports(teams.service), connections=connections())
     assert "INSECURE: Teams inbound authentication is DISABLED" in caplog.text
     app = web.Application()
     bot.mount(app)

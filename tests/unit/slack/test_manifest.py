@@ -7,7 +7,7 @@ from pathlib import Path
 from adapters.slack.edge import PATH
 from adapters.slack.web import INBOUND_SCOPES, METHOD_SCOPES
 
-MANIFEST = Path(__file__).resolve().parents[3] / "slack" / "manifest.yaml"
+MANIFEST = Path(__file__).resolve().parents[3] / "deploy" / "slack" / "manifest.yaml"
 
 
 def bot_scopes(text: str) -> set[str]:

@@ -1,4 +1,4 @@
-"""The Teams app package shipped in teams/: manifest and icons as Teams requires them."""
+"""The Teams app package shipped in deploy/teams/: manifest and icons as Teams requires them."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 from adapters.teams.commands import parse
 
-PACKAGE = Path(__file__).resolve().parents[3] / "teams"
+PACKAGE = Path(__file__).resolve().parents[3] / "deploy" / "teams"
 
 
 def manifest() -> dict[str, Any]:

@@ -2,11 +2,13 @@
 
 Wiring from ``bot/``::
 
-    bot = TeamsBot(config, service, names=names, target_tenant_id=graph_config.tenant_id)
-    service.notifier.register(bot)          # job events go to Teams
-    bot.mount(app)                          # POST /api/messages on the aiohttp application
+    teams = TeamsBot(config, chat_ports(service), names=names, target_tenant_id=tenant_id)
+    service.notifier.register(teams)          # job events go to Teams
+    teams.mount(app)                          # POST /api/messages on the aiohttp application
     ...
-    await bot.deliver_queued(service.clock())   # from a timer: what Teams missed
+    await teams.deliver_queued(service.clock())   # from a timer: what Teams missed
+
+(``chat_ports`` is ``bot.job_commands.chat_ports``: the narrow ports, never the service.)
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 from microsoft_agents.activity import AdaptiveCardInvokeResponse, ContentTypes
@@ -45,11 +47,9 @@ from adapters.teams.people import People
 from adapters.teams.retry import RetryPolicy, with_retries
 from adapters.teams.turns import INVOKE_BUDGET_SECONDS, Background, Reply, Turn
 from cards.forms import REQUEST_VERB
+from engine.chat_ports import ChatPorts
 from engine.errors import BreakGlassError, describe
 from engine.ports import ChatEvent
-
-if TYPE_CHECKING:
-    from bot.service import JobService
 
 log = logging.getLogger("breakglass.teams")
 ANY_VERB = re.compile(r"\S")
@@ -88,7 +88,7 @@ class TeamsBot:
     def __init__(
         self,
         config: TeamsConfig,
-        service: JobService,
+        ports: ChatPorts,
         *,
         names: Mapping[str, str] | None = None,
         target_tenant_id: str | None = None,
@@ -98,19 +98,18 @@ class TeamsBot:
         invoke_budget: float = INVOKE_BUDGET_SECONDS,
     ) -> None:
         self.config = config
-        self.service = service
         self.retry = retry or RetryPolicy()
         self.sleep = sleep
         connections = connections or msal_connections(config)
         self.adapter = CloudAdapter(connection_manager=connections)
         self.adapter.on_turn_error = _raise_turn_error
-        self.people = People(config, service.actor)
+        self.people = People(config, ports.people.actor)
         self.connector = Connector(self.adapter, config.app_id, self.retry, sleep)
-        self.chat = TeamsChat(service, self.connector, self.people, names or {})
+        self.chat = TeamsChat(ports, self.connector, self.people, names or {})
         self.background = Background(invoke_budget)
         tenant = target_tenant_id or config.tenant_id
-        self.actions = Actions(config, service, self.people, self.chat, self.background, tenant)
-        self.commands = Commands(config, service, self.people, self.chat, self.background)
+        self.actions = Actions(config, ports, self.people, self.chat, self.background, tenant)
+        self.commands = Commands(config, ports, self.people, self.chat, self.background)
         self.application = self._application(connections)
         self.keys = OpenIdKeys(config.openid_metadata_url)
         self.edge = Edge(config, InboundAuth(config, self.keys), self.adapter, self.application)

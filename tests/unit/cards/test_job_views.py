@@ -1,8 +1,8 @@
-"""Every moment of a real job renders on both platforms from the bot's views."""
+"""Every moment of a real job renders on both platforms from the job views (cards.job_views)."""
 
 import json
 
-from bot import views
+from cards import job_views as views
 from cards import slack, teams
 from engine.lifecycle import Approve, Tick
 from tests.support.engine_sim import BOB, CAROL, JobSim

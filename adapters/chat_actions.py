@@ -1,8 +1,8 @@
 """Platform-neutral handling of what people do on cards and forms.
 
 Slack, Teams and the console all turn a click into a ``CardAction`` (which carries no
-authority) and a chat identity; this module resolves the identity, picks the command and
-the idempotency key, and asks the job service. Keys are (job, person, decision, plan) so a
+authority) and a chat identity; this module picks the command and the idempotency key and
+asks the job service through the ``JobCommands`` port. Keys are (job, person, decision, plan) so a
 re-delivered click, even with a new platform event id, counts once.
 """
 
@@ -12,11 +12,12 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
-from bot.service import JobService, Outcome
 from cards.actions import CardAction, Verb
 from cards.views import RequestValues, Template
+from engine.chat_ports import JobCommands
 from engine.job import Actor
 from engine.lifecycle import Approve, Command, Deny, Done, Extend, Kill, Request, Withdraw
+from engine.outcome import Outcome
 
 EXTEND_MINUTES = 15
 
@@ -43,13 +44,13 @@ def action_key(action: CardAction, actor: Actor) -> str:
     return f"act:{action.job_id}:{who}:{action.verb}:{action.plan_hash or ''}"
 
 
-async def act(service: JobService, action: CardAction, actor: Actor) -> Outcome:
+async def act(jobs: JobCommands, action: CardAction, actor: Actor) -> Outcome:
     """Apply a card action for ``actor``. ``refresh`` changes nothing and reports the state."""
     command = command_for(action, actor)
     if command is None:
-        job = await service.load(action.job_id)
+        job = await jobs.load(action.job_id)
         return Outcome(True, job.job_id, {"state": job.state})
-    return await service.command(action.job_id, command, key=action_key(action, actor))
+    return await jobs.command(action.job_id, command, key=action_key(action, actor))
 
 
 def request_from_values(

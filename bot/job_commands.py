@@ -1,0 +1,78 @@
+"""The job service seen through the chat ports (``engine.chat_ports``).
+
+Adapters get a :class:`ServiceJobs` instead of the ``JobService``: it can ask for commands,
+read jobs and their records, resolve people and tell the form's limits, but it hands out no
+signing key, no rules object to change and no whole store.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from bot.service import JobService
+from engine import lifecycle
+from engine.chat_ports import ChatPorts
+from engine.job import Actor, Job
+from engine.lifecycle import Command
+from engine.outcome import Outcome
+from engine.ports import ChainRecord, JsonDoc
+
+
+class ServiceJobs:
+    """Implements ``JobCommands``, ``JobRecords``, ``Identities`` and ``RequestLimits``."""
+
+    def __init__(self, service: JobService) -> None:
+        self._service = service
+
+    # JobCommands
+    async def request(self, command: lifecycle.Request, key: str | None = None) -> Outcome:
+        return await self._service.request(command, key)
+
+    async def command(self, job_id: str, command: Command, key: str | None = None) -> Outcome:
+        return await self._service.command(job_id, command, key)
+
+    async def load(self, job_id: str) -> Job:
+        return await self._service.load(job_id)
+
+    async def peek(self, job_id: str) -> Job:
+        return await self._service.peek(job_id)
+
+    async def open_jobs(self) -> list[Job]:
+        return await self._service.open_jobs()
+
+    def check_request(self, command: lifecycle.Request) -> None:
+        """The engine's verdict on a request with the service's own keys and rules; the
+        transition it would make is thrown away (nothing is stored or published)."""
+        service = self._service
+        lifecycle.start(command, lifecycle.Ctx(service.clock(), service.keys, service.rules))
+
+    # JobRecords
+    async def chain(self, job_id: str) -> list[ChainRecord]:
+        return await self._service.store.chain(job_id)
+
+    async def bundle(self, job: Job) -> JsonDoc:
+        return (await self._service.bundle(job))[0]
+
+    # Identities
+    def actor(self, chat_identity: str, display: str = "", email: str | None = None) -> Actor:
+        return self._service.actor(chat_identity, display, email)
+
+    # RequestLimits (read each time: the rules are the service's, not a copy)
+    @property
+    def max_minutes(self) -> int:
+        return self._service.rules.max_minutes
+
+    @property
+    def approvers(self) -> frozenset[str]:
+        return self._service.rules.approvers
+
+    def now(self) -> datetime:
+        return self._service.clock()
+
+
+def chat_ports(service: JobService) -> ChatPorts:
+    """What a chat adapter gets from ``service``."""
+    jobs = ServiceJobs(service)
+    return ChatPorts(
+        jobs=jobs, records=jobs, people=jobs, limits=jobs, store=service.store, clock=jobs.now
+    )
