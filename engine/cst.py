@@ -9,7 +9,6 @@ iat/exp/jti/nonce, with aud and scope sorted and de-duplicated). Revocation is k
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -100,9 +99,12 @@ def issue_token(
     agent_did: str,
     now: datetime,
     window_end: datetime,
+    jti: str,
+    nonce: str,
     ttl_seconds: int | None = None,
 ) -> IssuedToken:
-    """Issue a CST for ``job_id`` pinned to ``policy``.
+    """Issue a CST for ``job_id`` pinned to ``policy``, with the caller's ``jti`` and ``nonce``
+    (the engine derives them from the job's chain, so issuing stays deterministic).
 
     TTL is at most the policy's ``cst_max_ttl_minutes`` and at most the time left in the
     window; asking for more raises TemplateError rather than silently shortening.
@@ -125,9 +127,9 @@ def issue_token(
         "aud": _audience(kind),
         "exp": epoch(now) + ttl,
         "iat": epoch(now),
-        "jti": f"cst_{secrets.token_urlsafe(18)}",
+        "jti": jti,
         "mission_id": job_id,
-        "nonce": secrets.token_urlsafe(12),
+        "nonce": nonce,
         "policy_hash_b64u": policy.policy_hash_b64u,
         "scope": scope_for(policy, kind),
         "sub": f"breakglass:{kind}:{job_id}",
