@@ -1,0 +1,37 @@
+"""Offline verification of a proof bundle: clawsig core checks (``core``), then the
+break-glass profile (``breakglass``: artifacts, approvals, calls, rollback).
+
+Never raises for a bad bundle: the report says why.
+"""
+
+from __future__ import annotations
+
+from engine.errors import VerificationError
+from engine.verify.breakglass import check_breakglass
+from engine.verify.core import verify_core
+from engine.verify.trust import Report, Trust
+
+PROFILE_CORE = "core"
+PROFILE_BREAKGLASS = "breakglass"
+
+__all__ = ["PROFILE_BREAKGLASS", "PROFILE_CORE", "Report", "Trust", "verify_bundle"]
+
+
+def verify_bundle(envelope: object, trust: Trust, *, profile: str | None = None) -> Report:
+    """Verify a proof bundle envelope. Never raises for bad bundles: the report says why.
+
+    ``profile`` defaults to break-glass when ``trust`` is our own trust file, else core.
+    """
+    chosen = profile or (PROFILE_BREAKGLASS if trust.declares_breakglass else PROFILE_CORE)
+    report = Report(valid=True, profile=chosen)
+    try:
+        payload = verify_core(envelope, trust)
+    except VerificationError as err:
+        report.fail(err.code, err.message)
+        return report
+    if chosen == PROFILE_BREAKGLASS:
+        try:
+            check_breakglass(payload, trust, report)
+        except VerificationError as err:
+            report.fail(err.code, err.message)
+    return report
