@@ -46,6 +46,9 @@ class Template:
     expect_after_action: str
     expect_after_rollback: str
     max_minutes: int = 60
+    min_minutes: int = 1
+    min_reason: str = ""  # why the minimum is what it is, shown with a refusal
+    containment: tuple[str, ...] = ()  # kill steps that stop use of the grant at once
 
 
 TEMPLATES: dict[str, Template] = {
@@ -57,6 +60,12 @@ TEMPLATES: dict[str, Template] = {
         read_tool=catalog.READ_ROLE,
         expect_after_action="present",
         expect_after_rollback="absent",
+        # PIM refuses active assignments shorter than 5 minutes (ActiveDurationTooShort).
+        min_minutes=5,
+        min_reason="Entra PIM refuses active role assignments shorter than 5 minutes",
+        # A removal may be refused in the first minutes after activation: revoking the
+        # principal's sessions contains the grant until the removal can run.
+        containment=(catalog.REVOKE_SESSIONS,),
     ),
     "ca-exclusion": Template(
         name="ca-exclusion",
@@ -105,8 +114,11 @@ def _check_request(request: PlanRequest, template: Template, max_minutes: int) -
         raise TemplateError(f"unexpected targets: {', '.join(sorted(extra))}")
     if isinstance(request.minutes, bool) or not isinstance(request.minutes, int):
         raise TemplateError("duration must be a whole number of minutes")
-    if not 1 <= request.minutes <= max_minutes:
-        raise TemplateError(f"duration must be between 1 and {max_minutes} minutes")
+    if not template.min_minutes <= request.minutes <= max_minutes:
+        why = f" ({template.min_reason})" if template.min_reason else ""
+        raise TemplateError(
+            f"duration must be between {template.min_minutes} and {max_minutes} minutes{why}"
+        )
     for name, limit in (("justification", 500), ("ticket", 100), ("requester", 128)):
         text = getattr(request, name)
         if not isinstance(text, str) or not text.strip() or len(text) > limit:
@@ -167,20 +179,29 @@ def plan_calls(template: Template, request: PlanRequest) -> dict[str, Any]:
         if "job_id" in catalog.TOOLS[template.read_tool].parameters.get("properties", {})
         else targets
     )
+    rollback: dict[str, Any] = {
+        "steps": [{"tool": rollback_tool, "arguments": marked}],
+        "verify": {
+            "tool": template.read_tool,
+            "arguments": {**read_args, "expect": template.expect_after_rollback},
+        },
+    }
+    if template.containment:
+        rollback["containment"] = [_containment(tool, targets) for tool in template.containment]
     return {
         "action": {"tool": template.write_tool, "arguments": action_args},
         "verify_action": {
             "tool": template.read_tool,
             "arguments": {**read_args, "expect": template.expect_after_action},
         },
-        "rollback": {
-            "steps": [{"tool": rollback_tool, "arguments": marked}],
-            "verify": {
-                "tool": template.read_tool,
-                "arguments": {**read_args, "expect": template.expect_after_rollback},
-            },
-        },
+        "rollback": rollback,
     }
+
+
+def _containment(tool: str, targets: Mapping[str, str]) -> dict[str, Any]:
+    """A kill step on the job's own targets: exactly the arguments the tool names as targets."""
+    spec = catalog.TOOLS[tool]
+    return {"tool": tool, "arguments": {arg: targets[arg] for arg in spec.targets}}
 
 
 def build_wpc(
@@ -205,6 +226,10 @@ def build_wpc(
         _allow("AllowPrivilegedAction", calls["action"]),
         _allow("AllowVerificationRead", calls["verify_action"]),
         *(_allow(f"AllowRollback{i}", s) for i, s in enumerate(calls["rollback"]["steps"], 1)),
+        *(
+            _allow(f"AllowContainment{i}", s)
+            for i, s in enumerate(calls["rollback"].get("containment", []), 1)
+        ),
     ]
     if model is not None:
         statements.append(

@@ -100,7 +100,8 @@ def test_unknown_tool_is_refused() -> None:
 
 def test_tool_in_the_catalog_but_outside_the_token_scope_is_refused() -> None:
     sim = active()
-    reason = refused(sim, catalog.REVOKE_SESSIONS, {"tenant_id": "t", "principal_id": "p"}).reason
+    arguments = {"tenant_id": "t", "policy_id": "p", "group_id": "g", "job_id": "job-0001"}
+    reason = refused(sim, catalog.EXCLUDE_GROUP, arguments).reason
     assert reason == "TOKEN_INSUFFICIENT_SCOPE"
 
 
@@ -116,10 +117,10 @@ def test_rollback_token_may_not_write() -> None:
 def test_tool_the_token_names_but_the_policy_does_not_allow_is_refused() -> None:
     # A trusted issuer's token whose scope is wider than the pinned WPC: the WPC decides.
     sim = active()
-    scope = [*claims(sim)["scope"], f"tool:execute:{catalog.REVOKE_SESSIONS}"]
+    scope = [*claims(sim)["scope"], f"tool:execute:{catalog.EXCLUDE_GROUP}"]
     token = resigned(sim, scope=sorted(scope))
-    arguments = {"tenant_id": "t", "principal_id": "u-alice"}
-    refusal = refused(sim, catalog.REVOKE_SESSIONS, arguments, token=token)
+    arguments = {"tenant_id": "t", "policy_id": "p", "group_id": "g", "job_id": "job-0001"}
+    refusal = refused(sim, catalog.EXCLUDE_GROUP, arguments, token=token)
     assert refusal.reason == "TOOL_NOT_ALLOWED"
     assert "NO_ALLOW" in refusal.detail
 
