@@ -34,10 +34,11 @@ from engine.canonical import jcs
 from engine.errors import BreakGlassError
 from engine.verify import Trust, verify_bundle
 
-SCENARIOS = ("normal", "kill", "injected", "crash", "denied")
+SCENARIOS = ("normal", "kill", "early-kill", "injected", "crash", "denied")
 EXPECTED = {
     "normal": "closed",
     "kill": "killed",
+    "early-kill": "killed",  # inside PIM's first 5 minutes; containment is wired elsewhere
     "injected": "killed",
     "crash": "closed",
     "denied": "denied",
@@ -307,6 +308,8 @@ class Demo:
         scenario = self.options.scenario
         if scenario == "kill":
             await asyncio.sleep(1.0)
+            await self._act(http, "dave", "kill", job_id)
+        elif scenario == "early-kill":  # at once: the removal may have to wait
             await self._act(http, "dave", "kill", job_id)
         elif self._crashing("after_grant"):
             await self._crash_and_restart(sim)

@@ -15,7 +15,7 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
         "--scenario",
         choices=SCENARIOS,
         default="normal",
-        help="normal (window expires), kill, injected, crash, denied",
+        help="normal (window expires), kill, early-kill, injected, crash, denied",
     )
     parser.add_argument("--bundle-out", metavar="PATH", help="write the proof bundle here")
     parser.add_argument("--json", action="store_true", help="print a machine-readable result")

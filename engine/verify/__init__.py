@@ -6,6 +6,7 @@ Never raises for a bad bundle: the report says why.
 
 from __future__ import annotations
 
+from engine.bundle import MAX_METADATA_BYTES, metadata_size
 from engine.errors import VerificationError
 from engine.verify.breakglass import check_breakglass
 from engine.verify.core import verify_core
@@ -29,6 +30,9 @@ def verify_bundle(envelope: object, trust: Trust, *, profile: str | None = None)
     except VerificationError as err:
         report.fail(err.code, err.message)
         return report
+    size = metadata_size(payload)
+    if size > MAX_METADATA_BYTES:  # the reference rejects it: say so, and check the rest
+        report.fail("PROOF_BUNDLE_METADATA_TOO_LARGE", f"{size} bytes, cap {MAX_METADATA_BYTES}")
     if chosen == PROFILE_BREAKGLASS:
         try:
             check_breakglass(payload, trust, report)

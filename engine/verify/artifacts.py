@@ -31,8 +31,8 @@ def check_tokens(ev: Evidence) -> dict[str, Mapping[str, Any]]:
     """Token claims by scope hash; each pinned to this WPC and job and self-consistent."""
     tokens: dict[str, Mapping[str, Any]] = {}
     by_hash = ev.by_hash
-    for claims in ev.meta.get("tokens", []):
-        if not isinstance(claims, Mapping) or "token_scope_hash_b64u" not in claims:
+    for claims in ev.token_claims:
+        if "token_scope_hash_b64u" not in claims:
             raise VerificationError("SCHEMA_VALIDATION_FAILED", "token claims")
         if claims.get("policy_hash_b64u") not in by_hash:
             ev.report.fail("BREAKGLASS_POLICY_MISMATCH", "a token is pinned to another WPC")
@@ -58,9 +58,9 @@ def _artifact_hashes(ev: Evidence, event_keys: set[EventKey]) -> list[tuple[str,
     for kind, body in _receipt_bodies(ev):
         bound = body.get("binding", {}).get("event_hash_b64u")
         out.append((kind, _witness(kind, body, event_keys), bound))
-    for claims in ev.meta.get("tokens", []):
+    for claims in ev.token_claims:
         out.append((chain.TOKEN_ISSUED, content_hash(claims), None))
-    for record in ev.meta.get("revocations", []):
+    for record in ev.revocations:
         out.append((chain.REVOCATION, str(record.get("payload_hash_b64u")), None))
     for policy in ev.policies[1:]:
         out.append((chain.EXTENSION_REQUEST, policy.policy_hash_b64u, None))
@@ -112,7 +112,7 @@ def check_terminal(ev: Evidence) -> None:
 
 def check_revocations(ev: Evidence) -> None:
     revoked = set()
-    for record in ev.meta.get("revocations", []):
+    for record in ev.revocations:
         body = verify_envelope(
             record, expected_types={REVOCATION_TYPE}, allowed_signers=ev.trust.token_issuer_dids
         ).payload

@@ -16,10 +16,7 @@ from engine.verify.evidence import Call, Evidence, timestamp
 def check_calls(ev: Evidence) -> list[Call]:
     """The tool calls in time order; each successful one checked against policy and token."""
     allowed = {t for p in ev.policies for t in p.tools_with_role(set(ToolRole))}
-    revoked = {
-        r["payload"]["jti"]: timestamp(r["payload"]["revoked_at"])
-        for r in ev.meta.get("revocations", [])
-    }
+    revoked = {r["payload"]["jti"]: timestamp(r["payload"]["revoked_at"]) for r in ev.revocations}
     calls = []
     for item in ev.payload.get("tool_receipts", []):
         body = item.get("payload", item)

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from engine import chain
+from engine.compact import expand
 from engine.errors import InputError, VerificationError
 from engine.receipts import content_hash
 from engine.timeutil import parse_iso
@@ -47,7 +48,9 @@ class Evidence:
     events: Sequence[Mapping[str, Any]]
     policies: list[Policy]
     run_id: str
-    tokens: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+    token_claims: list[Mapping[str, Any]]
+    revocations: list[Mapping[str, Any]]
+    tokens: dict[str, Mapping[str, Any]] = field(default_factory=dict)  # by scope hash
 
     @property
     def policy(self) -> Policy:
@@ -71,10 +74,12 @@ def load_evidence(payload: Mapping[str, Any], trust: Trust, report: Report) -> E
     meta = payload.get("metadata", {}).get("breakglass")
     if not isinstance(meta, Mapping):
         raise VerificationError("SCHEMA_VALIDATION_FAILED", "metadata.breakglass missing")
-    envelopes = meta.get("policies")
-    if not isinstance(envelopes, list) or not envelopes:
+    envelopes = expand(meta.get("policies"), "metadata.breakglass.policies")
+    if not envelopes:
         raise VerificationError("SCHEMA_VALIDATION_FAILED", "metadata.breakglass.policies")
     policies = [verify_wpc(e, trust.registry_publisher_dids) for e in envelopes]
     events: Sequence[Mapping[str, Any]] = payload.get("event_chain", [])
     run_id = chain.check_chain(events)
-    return Evidence(payload, trust, report, meta, events, policies, run_id)
+    tokens = expand(meta.get("tokens", []), "metadata.breakglass.tokens")
+    revocations = expand(meta.get("revocations", []), "metadata.breakglass.revocations")
+    return Evidence(payload, trust, report, meta, events, policies, run_id, tokens, revocations)
