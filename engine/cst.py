@@ -205,7 +205,8 @@ def parse_token(token: object, trusted_issuers: Collection[str]) -> Mapping[str,
     return claims
 
 
-def _check_claim_types(claims: Mapping[str, Any]) -> None:
+def check_claim_types(claims: Mapping[str, Any]) -> None:
+    """Every claim present with its type, nothing else; InvalidToken(TOKEN_MALFORMED) if not."""
     for name, kind in _CLAIM_TYPES.items():
         value = claims.get(name)
         if not isinstance(value, kind) or isinstance(value, bool):
@@ -234,7 +235,7 @@ def verify_token(
     (10) audience. Does NOT check which tool is called: that is the gateway's next step.
     """
     claims = parse_token(token, trusted_issuers)
-    _check_claim_types(claims)
+    check_claim_types(claims)
     at = epoch(now)
     if at > claims["exp"] + CLOCK_SKEW_SECONDS:
         raise InvalidToken("TOKEN_EXPIRED", f"expired at {claims['exp']}")

@@ -38,4 +38,7 @@ def verify_bundle(envelope: object, trust: Trust, *, profile: str | None = None)
             check_breakglass(payload, trust, report)
         except VerificationError as err:
             report.fail(err.code, err.message)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as err:
+            # Evidence of the wrong shape that no schema rule caught yet: still an answer.
+            report.fail("SCHEMA_VALIDATION_FAILED", f"malformed evidence ({type(err).__name__})")
     return report

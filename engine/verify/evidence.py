@@ -8,8 +8,11 @@ from datetime import datetime
 from typing import Any
 
 from engine import chain
+from engine.bundle import REVOCATION_TYPE
 from engine.compact import expand
-from engine.errors import InputError, VerificationError
+from engine.cst import check_claim_types
+from engine.envelope import verify_envelope
+from engine.errors import InputError, InvalidToken, VerificationError
 from engine.receipts import content_hash
 from engine.timeutil import parse_iso
 from engine.verify.trust import Report, Trust
@@ -81,5 +84,28 @@ def load_evidence(payload: Mapping[str, Any], trust: Trust, report: Report) -> E
     events: Sequence[Mapping[str, Any]] = payload.get("event_chain", [])
     run_id = chain.check_chain(events)
     tokens = expand(meta.get("tokens", []), "metadata.breakglass.tokens")
+    for claims in tokens:
+        _check_claims(claims)
     revocations = expand(meta.get("revocations", []), "metadata.breakglass.revocations")
+    for record in revocations:
+        _check_revocation(record, trust)
+    if not isinstance(meta.get("run", {}), Mapping):
+        raise VerificationError("SCHEMA_VALIDATION_FAILED", "metadata.breakglass.run")
     return Evidence(payload, trust, report, meta, events, policies, run_id, tokens, revocations)
+
+
+def _check_claims(claims: Mapping[str, Any]) -> None:
+    try:
+        check_claim_types(claims)
+    except InvalidToken as exc:
+        raise VerificationError("SCHEMA_VALIDATION_FAILED", "token claims are malformed") from exc
+
+
+def _check_revocation(record: Mapping[str, Any], trust: Trust) -> None:
+    """A signed revocation of one jti at one time, by a token issuer."""
+    body = verify_envelope(
+        record, expected_types={REVOCATION_TYPE}, allowed_signers=trust.token_issuer_dids
+    ).payload
+    if not isinstance(body.get("jti"), str):
+        raise VerificationError("SCHEMA_VALIDATION_FAILED", "revocation names no jti")
+    timestamp(body.get("revoked_at"))
