@@ -15,7 +15,7 @@ def check_approvals(ev: Evidence) -> None:
     approvals = sorted(
         ev.payload.get("human_approval_receipts", []), key=lambda a: timestamp(a["timestamp"])
     )
-    for claims in ev.tokens.values():
+    for claims in ev.token_claims:
         if str(claims.get("sub", "")).startswith("breakglass:agent"):
             _check_token_approvals(ev, claims, approvals)
 

@@ -27,9 +27,10 @@ def check_request(ev: Evidence) -> None:
         ev.report.fail("BREAKGLASS_POLICY_MISMATCH", "the chain does not start at this WPC")
 
 
-def check_tokens(ev: Evidence) -> dict[str, Mapping[str, Any]]:
-    """Token claims by scope hash; each pinned to this WPC and job and self-consistent."""
-    tokens: dict[str, Mapping[str, Any]] = {}
+def check_tokens(ev: Evidence) -> dict[str, list[Mapping[str, Any]]]:
+    """Token claims by scope hash (renewals share one); each pinned to this WPC and job and
+    self-consistent."""
+    tokens: dict[str, list[Mapping[str, Any]]] = {}
     by_hash = ev.by_hash
     for claims in ev.token_claims:
         if "token_scope_hash_b64u" not in claims:
@@ -40,7 +41,7 @@ def check_tokens(ev: Evidence) -> dict[str, Mapping[str, Any]]:
             ev.report.fail("BREAKGLASS_POLICY_MISMATCH", "a token is for another job")
         if token_scope_hash(claims) != claims["token_scope_hash_b64u"]:
             ev.report.fail("TOKEN_SCOPE_HASH_MISMATCH", "token scope hash")
-        tokens[claims["token_scope_hash_b64u"]] = claims
+        tokens.setdefault(claims["token_scope_hash_b64u"], []).append(claims)
     return tokens
 
 
@@ -112,6 +113,6 @@ def check_terminal(ev: Evidence) -> None:
 
 def check_revocations(ev: Evidence) -> None:
     revoked = {record["payload"]["jti"] for record in ev.revocations}  # verified when loaded
-    for claims in ev.tokens.values():
+    for claims in ev.token_claims:
         if claims["jti"] not in revoked:
             ev.report.fail("BREAKGLASS_REVOCATION_MISSING", f"token {claims['jti']} never revoked")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime, timedelta
+from typing import Any
 
 from engine.cst import CLOCK_SKEW_SECONDS
 from engine.receipts import content_hash
@@ -39,19 +40,26 @@ def _check_success_call(
 ) -> None:
     if call.tool not in allowed:
         ev.report.fail("BREAKGLASS_CALL_OUTSIDE_POLICY", f"{call.tool} is not in the WPC")
-    claims = ev.tokens.get(call.token_scope_hash or "")
-    if claims is None:
+    candidates = ev.tokens.get(call.token_scope_hash or "")
+    if not candidates:
         ev.report.fail("BREAKGLASS_CALL_WITHOUT_TOKEN", f"{call.tool} names no token")
         return
-    skew = timedelta(seconds=CLOCK_SKEW_SECONDS)
-    start, end = from_epoch(int(claims["iat"])), from_epoch(int(claims["exp"]))
-    if not start - skew <= call.at <= end + skew:
+    # The call binds to a token that was live when it ran (a renewal shares the scope hash).
+    live = [claims for claims in candidates if _within_lifetime(claims, call.at)]
+    if not live:
         ev.report.fail(
             "BREAKGLASS_CALL_OUTSIDE_WINDOW", f"{call.tool} ran outside its token window"
         )
-    cut = revoked.get(str(claims["jti"]))
-    if cut is not None and call.at > cut:
+        return
+    cuts = [revoked.get(str(claims["jti"])) for claims in live]
+    if all(cut is not None and call.at > cut for cut in cuts):
         ev.report.fail("BREAKGLASS_CALL_AFTER_REVOCATION", f"{call.tool} ran after revocation")
+
+
+def _within_lifetime(claims: Mapping[str, Any], at: datetime) -> bool:
+    skew = timedelta(seconds=CLOCK_SKEW_SECONDS)
+    start, end = from_epoch(int(claims["iat"])), from_epoch(int(claims["exp"]))
+    return start - skew <= at <= end + skew
 
 
 def check_rollback(ev: Evidence, calls: list[Call]) -> bool:

@@ -53,7 +53,8 @@ class Evidence:
     run_id: str
     token_claims: list[Mapping[str, Any]]
     revocations: list[Mapping[str, Any]]
-    tokens: dict[str, Mapping[str, Any]] = field(default_factory=dict)  # by scope hash
+    # Claims by scope hash: renewals of a token share one, so each hash may name several.
+    tokens: dict[str, list[Mapping[str, Any]]] = field(default_factory=dict)
 
     @property
     def policy(self) -> Policy:

@@ -25,7 +25,7 @@ def summarise(ev: Evidence, calls: list[Call], rollback_verified: bool) -> dict[
             }
             for a in ev.payload.get("human_approval_receipts", [])
         ],
-        "tokens": [_token(c) for c in ev.tokens.values()],
+        "tokens": [_token(c) for c in ev.token_claims],
         "timeline": [{"at": c.at.isoformat(), "tool": c.tool, "status": c.status} for c in calls],
         "model_calls": len(ev.payload.get("receipts", [])),
         "outcome": run.get("outcome"),

@@ -8,7 +8,7 @@ from engine import catalog, chain
 from engine.cst import TokenKind
 from engine.errors import CommandRefused
 from engine.job import KILLED
-from engine.lifecycle import Extend, Kill, RollbackFinished
+from engine.lifecycle import Extend, Kill, RenewRollback, RollbackFinished
 from engine.verify import verify_bundle
 from tests.support.engine_sim import ALICE, DAVE, JobSim, trust_for
 
@@ -71,3 +71,19 @@ def test_containment_on_another_principal_is_refused() -> None:
     assert receipt.envelope is not None
     assert receipt.envelope["payload"]["result_status"] == "error"
     assert refused.job.last_tool_call == f"{catalog.REVOKE_SESSIONS}: error"
+
+
+def test_calls_under_a_renewed_rollback_token_each_bind_to_the_token_live_then() -> None:
+    # Renewals share a scope hash; a removal finished before the renewal stays in its window.
+    sim = killed_early()
+    first = sim.token_string(TokenKind.ROLLBACK)
+    sim.advance(seconds=1)
+    sim.call(*sim.planned("rollback", "steps", "0"), token=first)
+    sim.advance(minutes=1)
+    sim.do(RenewRollback())
+    sim.advance(seconds=1)
+    sim.call(*sim.planned("rollback", "verify"), token=sim.token_string(TokenKind.ROLLBACK))
+    sim.advance(minutes=4, seconds=30)  # past the first token's expiry
+    sim.do(RollbackFinished(verified=True))
+    report = verify_bundle(sim.bundle(), trust_for(sim.keys))
+    assert report.valid, report.reasons
