@@ -1,0 +1,336 @@
+"""Transitions that open or change a plan: request, approve, deny, withdraw, extend."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from engine import chain
+from engine.cst import TokenKind
+from engine.errors import TemplateError
+from engine.job import (
+    ACTIVE,
+    DENIED,
+    END_APPROVAL_REVOKED,
+    PENDING,
+    Actor,
+    Decision,
+    Job,
+    Plan,
+    Token,
+    stamp,
+)
+from engine.lifecycle.commands import (
+    ANNOUNCE,
+    ASK_APPROVERS,
+    MAX_EXTENSIONS,
+    PUBLISH_POLICY,
+    REFRESH_EXECUTOR,
+    START_EXECUTOR,
+    UPDATE_CARDS,
+    Approve,
+    Ctx,
+    Deny,
+    Effect,
+    Extend,
+    Request,
+    Transition,
+    Withdraw,
+    refuse,
+    require_principal,
+)
+from engine.lifecycle.ending import begin_end, close, next_notice
+from engine.lifecycle.ledger import (
+    Ledger,
+    add_token,
+    binding_for,
+    issue,
+    mint,
+    next_receipt_id,
+    revoke,
+)
+from engine.receipts import (
+    HUMAN_APPROVAL_RECEIPT,
+    human_approval_payload,
+)
+from engine.timeutil import parse_iso
+from engine.wpc import PlanRequest, Policy, build_wpc, sign_wpc
+
+
+def start(command: Request, ctx: Ctx) -> Transition:
+    """Plan a new job from a request (it starts pending approval)."""
+    actor = command.actor
+    requester = require_principal(actor)
+    if ctx.rules.requesters is not None and requester not in ctx.rules.requesters:
+        raise refuse("NOT_ALLOWED_TO_REQUEST", "you are not in the requester group")
+    request = {
+        "template": command.template,
+        "targets": dict(command.targets),
+        "minutes": command.minutes,
+        "justification": command.justification,
+        "ticket": command.ticket,
+    }
+    try:
+        plan = _make_plan(
+            ctx, _plan_request(command.job_id, request, requester, command.minutes), 0
+        )
+    except TemplateError as exc:
+        raise refuse("NOT_ELIGIBLE", str(exc)) from exc
+    job = Job(
+        job_id=command.job_id,
+        state=PENDING,
+        created_at=stamp(ctx.now),
+        expires_at=stamp(ctx.now + ctx.rules.pending_ttl),
+        requester=actor,
+        request=request,
+        channel=dict(command.channel),
+        plan=plan,
+        simulated=ctx.rules.simulated,
+        policies=(sign_wpc(plan.payload, ctx.keys.publisher, ctx.now),),
+    )
+    ledger = Ledger(job, ctx.now)
+    ledger.add(chain.REQUEST, plan.plan_hash, None)
+    approvers = sorted(ctx.rules.approvers - {requester})
+    effects = [
+        Effect(ASK_APPROVERS, {"principals": approvers, "revision": 0}),
+        Effect(UPDATE_CARDS),
+    ]
+    return ledger.finish(effects, {"state": PENDING, "plan_hash": plan.plan_hash})
+
+
+def _plan_request(job_id: str, req: Mapping[str, Any], requester: str, minutes: int) -> PlanRequest:
+    return PlanRequest(
+        template=str(req["template"]),
+        targets=dict(req["targets"]),
+        minutes=minutes,
+        requester=requester,
+        justification=str(req["justification"]),
+        ticket=str(req["ticket"]),
+        job_id=job_id,
+    )
+
+
+def _make_plan(ctx: Ctx, request: PlanRequest, revision: int) -> Plan:
+    payload = build_wpc(
+        request,
+        ctx.keys.publisher.did,
+        model=ctx.rules.model,
+        max_minutes=ctx.rules.max_minutes,
+        revision=revision,
+    )
+    policy = Policy.from_payload(payload)
+    return Plan(revision, payload, policy.policy_hash_b64u, request.minutes)
+
+
+def _open_plan(job: Job) -> Plan:
+    """The plan approvals currently apply to: the request, or a pending extension."""
+    if job.state == PENDING:
+        return job.plan
+    if job.state == ACTIVE and job.extension is not None:
+        return job.extension
+    raise refuse("NOT_AWAITING_APPROVAL", f"the job is {job.state}")
+
+
+def _check_approver(job: Job, actor: Actor, ctx: Ctx) -> str:
+    principal = require_principal(actor)
+    if principal == job.requester.principal:
+        raise refuse("SELF_APPROVAL", "the requester cannot approve their own request")
+    if principal not in ctx.rules.approvers:
+        raise refuse("NOT_AN_APPROVER", "you are not in the approver group")
+    return principal
+
+
+def _record_decision(
+    job: Job,
+    ledger: Ledger,
+    plan: Plan,
+    actor: Actor,
+    principal: str,
+    decision: str,
+    ctx: Ctx,
+    minted: Token | None = None,
+) -> Plan:
+    approval_type = "explicit_approve" if decision == "approve" else "explicit_deny"
+    receipt_id = next_receipt_id(ledger.job, "har")
+    payload = human_approval_payload(
+        receipt_id=receipt_id,
+        approval_type=approval_type,
+        approver_subject=principal,
+        agent_did=ctx.keys.agent.did,
+        plan_hash_b64u=plan.plan_hash,
+        summary=f"{decision} plan r{plan.revision} of {job.job_id}",
+        at=ctx.now,
+        minted_capability_id=minted.jti if minted else None,
+        minted_capability_ttl_seconds=(
+            int(minted.claims["exp"]) - int(minted.claims["iat"]) if minted else None
+        ),
+    )
+    ledger.add_receipt(
+        chain.APPROVAL, HUMAN_APPROVAL_RECEIPT, payload, binding_for(ledger.job), ctx.keys.agent
+    )
+    entry = Decision(
+        principal, actor.chat_identity, decision, plan.plan_hash, stamp(ctx.now), receipt_id
+    )
+    return Plan(plan.revision, plan.payload, plan.plan_hash, plan.minutes, (*plan.decisions, entry))
+
+
+def approve(job: Job, command: Approve, ctx: Ctx) -> Transition:
+    plan = _open_plan(job)
+    if job.state == PENDING and ctx.now >= parse_iso(job.expires_at):
+        raise refuse("REQUEST_EXPIRED", "the request expired before it was approved")
+    principal = _check_approver(job, command.actor, ctx)
+    if command.plan_hash != plan.plan_hash:
+        raise refuse("OUTDATED_PLAN", "you approved a plan that is no longer the current one")
+    if principal in plan.approvers():
+        raise refuse("DUPLICATE_APPROVER", "you have already approved this plan")
+    needed = int(plan.payload["metadata"]["breakglass"]["approvals"]["min_approvers"])
+    refs = dict(job.external_refs)
+    if command.external_ref:
+        refs[f"approval:{principal}"] = command.external_ref[:200]
+    ledger = Ledger(job.but(external_refs=refs), ctx.now)
+    if len(plan.approvers()) + 1 < needed:
+        updated = _record_decision(job, ledger, plan, command.actor, principal, "approve", ctx)
+        ledger.job = _with_plan(ledger.job, updated)
+        return ledger.finish(
+            [Effect(UPDATE_CARDS), Effect(ANNOUNCE, {"decision": "approve", "by": principal})]
+        )
+    if plan.revision == 0:
+        return _activate(job, ledger, plan, command, principal, ctx)
+    return _extend_approved(job, ledger, plan, command, principal, ctx)
+
+
+def _with_plan(job: Job, plan: Plan) -> Job:
+    if job.extension is not None and job.extension.revision == plan.revision:
+        return job.but(extension=plan)
+    return job.but(plan=plan)
+
+
+def _proposed(job: Job, plan: Plan) -> Mapping[str, Any]:
+    """The signed envelope of ``plan``, made when it was proposed."""
+    return next(e for e in job.policies if e["payload_hash_b64u"] == plan.plan_hash)
+
+
+def _activate(
+    job: Job, ledger: Ledger, plan: Plan, command: Approve, principal: str, ctx: Ctx
+) -> Transition:
+    """Second approval: publish the WPC, issue the CST, open the window, start the executor."""
+    window_end = ctx.now + timedelta(minutes=plan.minutes)
+    policy = Policy.from_payload(plan.payload)
+    # Mint first (its event follows the approval's), so the receipt names the capability.
+    token = mint(job, policy, TokenKind.AGENT, window_end, ledger.job.chain_length + 1, ctx)
+    updated = _record_decision(job, ledger, plan, command.actor, principal, "approve", ctx, token)
+    add_token(ledger, token)
+    ledger.job = ledger.job.but(
+        plan=updated,
+        state=ACTIVE,
+        policy_envelope=_proposed(job, plan),
+        window_start=stamp(ctx.now),
+        window_end=stamp(window_end),
+        next_notice_at=stamp(next_notice(ctx.now, window_end, ctx.rules)),
+    )
+    effects = [
+        Effect(PUBLISH_POLICY, {"policy_hash": plan.plan_hash}),
+        Effect(ANNOUNCE, {"decision": "approve", "by": principal, "activated": True}),
+        Effect(START_EXECUTOR),
+        Effect(UPDATE_CARDS),
+    ]
+    return ledger.finish(effects, {"state": ACTIVE, "jti": token.jti})
+
+
+def _extend_approved(
+    job: Job, ledger: Ledger, plan: Plan, command: Approve, principal: str, ctx: Ctx
+) -> Transition:
+    """Second approval of an extension: new WPC in force, old token revoked, new token."""
+    window_end = ctx.now + timedelta(minutes=plan.minutes)
+    old = job.token(TokenKind.AGENT)
+    updated = _record_decision(job, ledger, plan, command.actor, principal, "approve", ctx)
+    if old is not None and old.revoked_at is None:
+        revoke(ledger, old, "extended", ctx)
+    ledger.job = ledger.job.but(
+        plan=updated,
+        extension=None,
+        policy_envelope=_proposed(job, plan),
+        window_end=stamp(window_end),
+        next_notice_at=stamp(next_notice(ctx.now, window_end, ctx.rules)),
+    )
+    token = issue(job, ledger, Policy.from_payload(plan.payload), TokenKind.AGENT, window_end, ctx)
+    effects = [
+        Effect(PUBLISH_POLICY, {"policy_hash": plan.plan_hash}),
+        Effect(REFRESH_EXECUTOR),
+        Effect(ANNOUNCE, {"decision": "approve", "by": principal, "extended": True}),
+        Effect(UPDATE_CARDS),
+    ]
+    return ledger.finish(
+        effects, {"state": ACTIVE, "jti": token.jti, "window_end": stamp(window_end)}
+    )
+
+
+def deny(job: Job, command: Deny, ctx: Ctx) -> Transition:
+    plan = _open_plan(job)
+    principal = require_principal(command.actor)
+    if principal != job.requester.principal:
+        _check_approver(job, command.actor, ctx)
+    if command.plan_hash != plan.plan_hash:
+        raise refuse("OUTDATED_PLAN", "you answered a plan that is no longer the current one")
+    ledger = Ledger(job, ctx.now)
+    updated = _record_decision(job, ledger, plan, command.actor, principal, "deny", ctx)
+    if plan.revision > 0:  # an extension was refused: the window goes on as approved
+        ledger.job = ledger.job.but(extension=None)
+        return ledger.finish(
+            [
+                Effect(UPDATE_CARDS),
+                Effect(ANNOUNCE, {"decision": "deny_extension", "by": principal}),
+            ]
+        )
+    ledger.job = ledger.job.but(plan=updated)
+    return close(ledger, DENIED, "denied", principal, ctx)
+
+
+def withdraw(job: Job, command: Withdraw, ctx: Ctx) -> Transition:
+    principal = require_principal(command.actor)
+    plan = job.extension if job.extension is not None else job.plan
+    if principal not in plan.approvers() and principal not in job.plan.approvers():
+        raise refuse("NOTHING_TO_WITHDRAW", "you have not approved this job")
+    ledger = Ledger(job, ctx.now)
+    target = plan if principal in plan.approvers() else job.plan
+    updated = _record_decision(job, ledger, target, command.actor, principal, "withdraw", ctx)
+    ledger.job = _with_plan(ledger.job, updated)
+    if job.state == PENDING:
+        return ledger.finish(
+            [Effect(UPDATE_CARDS), Effect(ANNOUNCE, {"decision": "withdraw", "by": principal})]
+        )
+    if job.state == ACTIVE:
+        return begin_end(ledger, END_APPROVAL_REVOKED, principal, ctx)
+    raise refuse("TOO_LATE_TO_WITHDRAW", f"the job is {job.state}")
+
+
+def extend(job: Job, command: Extend, ctx: Ctx) -> Transition:
+    """Propose a longer window: a new plan that needs two fresh approvals."""
+    principal = require_principal(command.actor)
+    if job.state != ACTIVE:
+        raise refuse("NOT_ACTIVE", f"the job is {job.state}")
+    if principal != job.requester.principal:
+        raise refuse("NOT_THE_REQUESTER", "only the requester can ask for more time")
+    if len(job.policies) > MAX_EXTENSIONS:
+        raise refuse("EXTENSION_LIMIT", f"at most {MAX_EXTENSIONS} extension requests per job")
+    end = job.window_end_at()
+    assert end is not None
+    total = math.ceil((end - ctx.now).total_seconds() / 60) + command.minutes
+    request = _plan_request(job.job_id, job.request, principal, total)
+    try:
+        # Every proposal gets its own revision (and so its own plan hash), even after a
+        # refused one: an approval of one plan can never count for another.
+        plan = _make_plan(ctx, request, len(job.policies))
+    except TemplateError as exc:
+        raise refuse("NOT_ELIGIBLE", str(exc)) from exc
+    proposed = (*job.policies, sign_wpc(plan.payload, ctx.keys.publisher, ctx.now))
+    ledger = Ledger(job.but(extension=plan, policies=proposed), ctx.now)
+    ledger.add(chain.EXTENSION_REQUEST, plan.plan_hash, None)
+    approvers = sorted(ctx.rules.approvers - {principal})
+    effects = [
+        Effect(ASK_APPROVERS, {"principals": approvers, "revision": plan.revision}),
+        Effect(UPDATE_CARDS),
+    ]
+    return ledger.finish(effects, {"state": ACTIVE, "plan_hash": plan.plan_hash})

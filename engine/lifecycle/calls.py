@@ -1,0 +1,91 @@
+"""Receipts for the tool and model calls the gateway and the model proxy report."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine import chain
+from engine.job import (
+    ACTIVE,
+    END_UNEXPECTED_TARGET,
+    Job,
+    Token,
+)
+from engine.lifecycle.commands import (
+    UPDATE_CARDS,
+    Ctx,
+    Effect,
+    ModelCallRecorded,
+    ToolCallRecorded,
+    Transition,
+    refuse,
+)
+from engine.lifecycle.ending import begin_end
+from engine.lifecycle.ledger import Ledger, binding_for
+from engine.receipts import (
+    TOOL_RECEIPT,
+    tool_receipt_payload,
+)
+
+
+def tool_call(job: Job, command: ToolCallRecorded, ctx: Ctx) -> Transition:
+    """Receipt a tool call (allowed or refused); a target outside the WPC kills the job."""
+    if job.resolved:
+        raise refuse("ALREADY_RESOLVED", "the job has ended; its chain is closed")
+    token = _token_with_scope(job, command.token_scope_hash)
+    ledger = Ledger(job, ctx.now)
+    payload = tool_receipt_payload(
+        receipt_id=command.receipt_id,
+        tool_name=command.tool_name[:200] or "(none)",
+        arguments=command.arguments,
+        result=command.result,
+        status=command.status,
+        agent_did=ctx.keys.agent.did,
+        at=command.started_at or ctx.now,
+        latency_ms=command.latency_ms,
+    )
+    ledger.add_receipt(
+        chain.TOOL_CALL, TOOL_RECEIPT, payload, binding_for(job, token), ctx.keys.gateway
+    )
+    changes: dict[str, Any] = {"last_tool_call": f"{command.tool_name[:80]}: {command.status}"}
+    if command.role == "write" and command.status == "success":
+        changes["write_done"] = True
+    if _is_planned_read(job, command, "verify_action") and job.write_done:
+        changes["verified_after_write"] = command.verified
+    ledger.job = ledger.job.but(**changes)
+    if command.kill_trigger == END_UNEXPECTED_TARGET and ledger.job.state == ACTIVE:
+        return begin_end(ledger, END_UNEXPECTED_TARGET, "gateway", ctx)
+    return ledger.finish(
+        [Effect(UPDATE_CARDS)], {"state": ledger.job.state, "receipt_id": command.receipt_id}
+    )
+
+
+def _token_with_scope(job: Job, scope_hash: str | None) -> Token | None:
+    """The job's token a receipt binds to (None for a refusal that presented no known token)."""
+    return next((t for t in job.tokens if t.claims["token_scope_hash_b64u"] == scope_hash), None)
+
+
+def _is_planned_read(job: Job, command: ToolCallRecorded, which: str) -> bool:
+    """Is this the WPC's planned verification read (same tool, same arguments)?"""
+    planned = job.plan.payload["metadata"]["breakglass"][which]
+    return (
+        command.role == "read"
+        and command.tool_name == planned["tool"]
+        and dict(command.arguments) == dict(planned["arguments"])
+    )
+
+
+def model_call(job: Job, command: ModelCallRecorded, ctx: Ctx) -> Transition:
+    if job.resolved:
+        raise refuse("ALREADY_RESOLVED", "the job has ended; its chain is closed")
+    token = _token_with_scope(job, command.token_scope_hash)
+    ledger = Ledger(job, ctx.now)
+    envelope = ledger.add_receipt(
+        chain.LLM_CALL,
+        "gateway_receipt",
+        command.payload,
+        binding_for(job, token),
+        ctx.keys.gateway,
+    )
+    result = {"state": job.state, "receipt_id": command.payload["receipt_id"], "envelope": envelope}
+    return ledger.finish([], result)

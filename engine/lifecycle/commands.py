@@ -1,0 +1,229 @@
+"""Commands a job accepts, the effects a transition asks ``bot/`` to perform, and the
+context (time, keys, rules) every transition runs in."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from engine.did import Signer
+from engine.errors import CommandRefused
+from engine.job import (
+    Actor,
+    Job,
+    stamp,
+)
+from engine.ports import ChainRecord
+from engine.wpc import ModelAllowance
+
+MAX_REFUSALS_KEPT = 100
+MAX_EXTENSIONS = 5  # extension requests per job: keeps its bundle under the metadata cap
+
+
+@dataclass(frozen=True)
+class Keys:
+    """The service's signing keys, one per role (see ``breakglass keys init``)."""
+
+    publisher: Signer  # signs WPCs
+    issuer: Signer  # signs CSTs and revocation records
+    agent: Signer  # signs approval receipts, terminal records and proof bundles
+    gateway: Signer  # signs tool and model-call receipts
+
+
+@dataclass(frozen=True)
+class Rules:
+    """Configured policy of the service; what a request and an approval must satisfy."""
+
+    approvers: frozenset[str]  # directory principals in the approver group
+    requesters: frozenset[str] | None = None  # None: anyone in an incident channel
+    pending_ttl: timedelta = timedelta(minutes=60)
+    notice_every: timedelta = timedelta(minutes=5)
+    notice_final_every: timedelta = timedelta(minutes=1)
+    notice_final_stretch: timedelta = timedelta(minutes=5)
+    rollback_token_ttl: timedelta = timedelta(minutes=10)
+    rollback_max_attempts: int = 5
+    max_minutes: int = 60
+    model: ModelAllowance | None = None
+    simulated: bool = False
+
+
+@dataclass(frozen=True)
+class Ctx:
+    now: datetime
+    keys: Keys
+    rules: Rules
+
+
+@dataclass(frozen=True)
+class Request:
+    job_id: str
+    actor: Actor
+    template: str
+    targets: Mapping[str, str]
+    minutes: int
+    justification: str
+    ticket: str
+    channel: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Approve:
+    actor: Actor
+    plan_hash: str
+    external_ref: str | None = None  # e.g. an Entra PIM request id or a change ticket
+
+
+@dataclass(frozen=True)
+class Deny:
+    actor: Actor
+    plan_hash: str
+
+
+@dataclass(frozen=True)
+class Withdraw:
+    actor: Actor
+
+
+@dataclass(frozen=True)
+class Kill:
+    actor: Actor
+
+
+@dataclass(frozen=True)
+class Done:
+    actor: Actor
+
+
+@dataclass(frozen=True)
+class Extend:
+    actor: Actor
+    minutes: int
+
+
+@dataclass(frozen=True)
+class Tick:
+    """Time passed: expire pending requests, end windows, send countdown notices."""
+
+
+@dataclass(frozen=True)
+class ToolCallRecorded:
+    """The gateway allowed and ran, or refused, a tool call."""
+
+    receipt_id: str
+    tool_name: str
+    arguments: Mapping[str, Any]
+    result: Mapping[str, Any]
+    status: str  # success | error | timeout
+    token_scope_hash: str | None
+    latency_ms: int
+    role: str  # write | read | rollback | refused
+    verified: bool | None = None  # verification reads: did the tenant look as expected
+    kill_trigger: str | None = None
+    started_at: datetime | None = None  # when the gateway allowed it (the receipt's time)
+
+
+@dataclass(frozen=True)
+class ModelCallRecorded:
+    """The model proxy forwarded a call; ``payload`` is its unbound gateway receipt."""
+
+    payload: Mapping[str, Any]
+    token_scope_hash: str | None
+
+
+@dataclass(frozen=True)
+class RenewRollback:
+    """The rollback token is about to lapse (a long outage, a slow tenant): replace it."""
+
+
+@dataclass(frozen=True)
+class RollbackFinished:
+    verified: bool
+    still_privileged: tuple[str, ...] = ()
+    attempts: int = 1
+
+
+Command = (
+    Request
+    | Approve
+    | Deny
+    | Withdraw
+    | Kill
+    | Done
+    | Extend
+    | Tick
+    | ToolCallRecorded
+    | ModelCallRecorded
+    | RenewRollback
+    | RollbackFinished
+)
+
+
+@dataclass(frozen=True)
+class Effect:
+    kind: str
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+ASK_APPROVERS = "ask_approvers"  # detail: principals, plan revision
+
+
+UPDATE_CARDS = "update_cards"  # re-render status and approval cards
+
+
+ANNOUNCE = "announce"  # detail: text-less facts (decision, actor, ...)
+
+
+PUBLISH_POLICY = "publish_policy"  # detail: envelope
+
+
+START_EXECUTOR = "start_executor"
+
+
+REFRESH_EXECUTOR = "refresh_executor"  # a new agent token after an extension
+
+
+HALT_EXECUTOR = "halt_executor"
+
+
+RUN_ROLLBACK = "run_rollback"
+
+
+NOTICE = "countdown_notice"  # detail: minutes_left, warning
+
+
+FINISH = "finish"  # build the bundle, post kill result and audit summary
+
+
+ESCALATE = "escalate"  # detail: still_privileged
+
+
+@dataclass(frozen=True)
+class Transition:
+    job: Job
+    records: tuple[ChainRecord, ...] = ()
+    effects: tuple[Effect, ...] = ()
+    result: Mapping[str, Any] = field(default_factory=dict)
+
+
+def refuse(reason: str, detail: str = "") -> CommandRefused:
+    return CommandRefused(reason, detail)
+
+
+def refusal_note(job: Job, command: Command, err: CommandRefused, now: datetime) -> Job:
+    """The job with one more entry in its refusal log (bounded); nothing else changes."""
+    actor = getattr(command, "actor", None)
+    note = {
+        "at": stamp(now),
+        "command": type(command).__name__,
+        "reason": err.reason,
+        "actor": actor.chat_identity if isinstance(actor, Actor) else "",
+    }
+    return job.but(refusals=(*job.refusals, note)[-MAX_REFUSALS_KEPT:])
+
+
+def require_principal(actor: Actor) -> str:
+    if actor.principal is None:
+        raise refuse("IDENTITY_UNRESOLVED", "your chat identity maps to no single directory user")
+    return actor.principal

@@ -1,0 +1,181 @@
+"""Transitions that end a window and close a job: kill, done, time passing, the rollback
+and the terminal record."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+
+from engine import chain
+from engine.bundle import terminal_record
+from engine.cst import TokenKind
+from engine.job import (
+    ACTIVE,
+    CLOSED,
+    END_DONE,
+    END_KILL,
+    END_TIMEBOX,
+    EXPIRED,
+    FAILED,
+    KILL_REASONS,
+    KILLED,
+    PENDING,
+    ROLLING_BACK,
+    Job,
+    stamp,
+)
+from engine.lifecycle.commands import (
+    ESCALATE,
+    FINISH,
+    HALT_EXECUTOR,
+    NOTICE,
+    RUN_ROLLBACK,
+    UPDATE_CARDS,
+    Ctx,
+    Done,
+    Effect,
+    Kill,
+    RollbackFinished,
+    Rules,
+    Transition,
+    refuse,
+    require_principal,
+)
+from engine.lifecycle.ledger import Ledger, issue, revoke
+from engine.timeutil import parse_iso
+from engine.wpc import Policy
+
+
+def kill(job: Job, command: Kill, ctx: Ctx) -> Transition:
+    """Anyone in the incident channel may kill: stopping is always the safe direction."""
+    who = command.actor.principal or command.actor.chat_identity
+    ledger = Ledger(job, ctx.now)
+    if job.state == PENDING:
+        return close(ledger, KILLED, END_KILL, who, ctx)
+    if job.state == ACTIVE:
+        return begin_end(ledger, END_KILL, who, ctx)
+    raise refuse("ALREADY_ENDING", "the job is already rolling back")
+
+
+def done(job: Job, command: Done, ctx: Ctx) -> Transition:
+    principal = require_principal(command.actor)
+    if job.state != ACTIVE:
+        raise refuse("NOT_ACTIVE", f"the job is {job.state}")
+    if principal != job.requester.principal and principal not in job.plan.approvers():
+        raise refuse("NOT_A_PARTICIPANT", "only the requester or an approver can end early")
+    return begin_end(Ledger(job, ctx.now), END_DONE, principal, ctx)
+
+
+def next_notice(now: datetime, end: datetime, rules: Rules) -> datetime:
+    """The next countdown notice: every ``notice_every``, every minute in the final stretch."""
+    left = end - now
+    if left <= rules.notice_final_stretch:
+        step = rules.notice_final_every
+    else:
+        step = min(rules.notice_every, left - rules.notice_final_stretch)
+    return min(now + step, end)
+
+
+def tick(job: Job, ctx: Ctx) -> Transition:
+    ledger = Ledger(job, ctx.now)
+    if job.state == PENDING and ctx.now >= parse_iso(job.expires_at):
+        return close(ledger, EXPIRED, "expired_unapproved", None, ctx)
+    end = job.window_end_at()
+    if job.state == ACTIVE and end is not None:
+        if ctx.now >= end:
+            return begin_end(ledger, END_TIMEBOX, None, ctx)
+        if job.next_notice_at and ctx.now >= parse_iso(job.next_notice_at):
+            left = end - ctx.now
+            warning = left <= ctx.rules.notice_final_stretch
+            ledger.job = job.but(next_notice_at=stamp(next_notice(ctx.now, end, ctx.rules)))
+            minutes = math.ceil(left.total_seconds() / 60)
+            return ledger.finish(
+                [
+                    Effect(NOTICE, {"minutes_left": minutes, "warning": warning}),
+                    Effect(UPDATE_CARDS),
+                ]
+            )
+    if job.state == ROLLING_BACK:
+        return ledger.finish([Effect(RUN_ROLLBACK, {"resume": True})], {"state": ROLLING_BACK})
+    return ledger.finish([], {"state": job.state, "idle": True})
+
+
+def begin_end(ledger: Ledger, reason: str, by: str | None, ctx: Ctx) -> Transition:
+    """Revoke the agent token first (in this very transaction), then hand over to rollback."""
+    job = ledger.job
+    agent = job.token(TokenKind.AGENT)
+    if agent is not None and agent.revoked_at is None:
+        revoke(ledger, agent, reason, ctx)
+    policy = Policy.from_payload(job.plan.payload)
+    issue(job, ledger, policy, TokenKind.ROLLBACK, ctx.now + _rollback_ttl(policy, ctx), ctx)
+    ledger.job = ledger.job.but(
+        state=ROLLING_BACK, end_reason=reason, ended_by=by, ended_at=stamp(ctx.now), extension=None
+    )
+    effects = [Effect(HALT_EXECUTOR), Effect(RUN_ROLLBACK), Effect(UPDATE_CARDS)]
+    return ledger.finish(effects, {"state": ROLLING_BACK, "reason": reason})
+
+
+def _rollback_ttl(policy: Policy, ctx: Ctx) -> timedelta:
+    return min(ctx.rules.rollback_token_ttl, timedelta(seconds=policy.cst_max_ttl_seconds))
+
+
+def renew_rollback(job: Job, ctx: Ctx) -> Transition:
+    if job.state != ROLLING_BACK:
+        raise refuse("NOT_ROLLING_BACK", f"the job is {job.state}")
+    ledger = Ledger(job, ctx.now)
+    old = job.token(TokenKind.ROLLBACK)
+    if old is not None and old.revoked_at is None:
+        revoke(ledger, old, "renewed", ctx)
+    policy = Policy.from_payload(job.plan.payload)
+    token = issue(
+        job, ledger, policy, TokenKind.ROLLBACK, ctx.now + _rollback_ttl(policy, ctx), ctx
+    )
+    return ledger.finish([Effect(UPDATE_CARDS)], {"state": ROLLING_BACK, "jti": token.jti})
+
+
+def rollback_finished(job: Job, command: RollbackFinished, ctx: Ctx) -> Transition:
+    if job.state != ROLLING_BACK:
+        raise refuse("NOT_ROLLING_BACK", f"the job is {job.state}")
+    ledger = Ledger(job, ctx.now)
+    for token in job.tokens:
+        if token.revoked_at is None:
+            revoke(ledger, token, "rollback_finished", ctx)
+    # Verification is part of the policy: a write never read back is a failed job (§5).
+    verified = command.verified and (not job.write_done or job.verified_after_write is True)
+    ledger.job = ledger.job.but(
+        rollback_verified=command.verified,
+        still_privileged=tuple(command.still_privileged),
+        rollback_attempts=command.attempts,
+    )
+    if not verified or command.still_privileged:
+        outcome = FAILED
+    else:
+        outcome = KILLED if job.end_reason in KILL_REASONS else CLOSED
+    return close(ledger, outcome, job.end_reason or "", job.ended_by, ctx)
+
+
+def close(ledger: Ledger, outcome: str, reason: str, by: str | None, ctx: Ctx) -> Transition:
+    """Resolve the job: revoke any live token, append the signed terminal record."""
+    for token in ledger.job.tokens:
+        if token.revoked_at is None:
+            revoke(ledger, token, reason or outcome, ctx)
+    job = ledger.job
+    record = terminal_record(
+        run_id=job.job_id,
+        event_count=job.chain_length,
+        head_hash_b64u=job.chain_head,
+        outcome=outcome,
+        signer=ctx.keys.agent,
+        at=ctx.now,
+    )
+    ledger.add(chain.RUN_END, record["payload_hash_b64u"], record)
+    ledger.job = ledger.job.but(
+        state=outcome,
+        end_reason=job.end_reason or reason,
+        ended_by=job.ended_by or by,
+        ended_at=job.ended_at or stamp(ctx.now),
+    )
+    effects = [Effect(HALT_EXECUTOR), Effect(FINISH, {"outcome": outcome}), Effect(UPDATE_CARDS)]
+    if outcome == FAILED:
+        effects.append(Effect(ESCALATE, {"still_privileged": list(ledger.job.still_privileged)}))
+    return ledger.finish(effects, {"state": outcome})

@@ -1,0 +1,56 @@
+"""The entry point: route a command to its transition."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from engine.job import Job
+from engine.lifecycle.approvals import approve, deny, extend, withdraw
+from engine.lifecycle.calls import model_call, tool_call
+from engine.lifecycle.commands import (
+    Approve,
+    Command,
+    Ctx,
+    Deny,
+    Done,
+    Extend,
+    Kill,
+    ModelCallRecorded,
+    RenewRollback,
+    RollbackFinished,
+    Tick,
+    ToolCallRecorded,
+    Transition,
+    Withdraw,
+    refuse,
+)
+from engine.lifecycle.ending import done, kill, renew_rollback, rollback_finished, tick
+
+Handler = Callable[[Job, Any, Ctx], Transition]
+
+# Receipts of calls are recorded in any state (a refusal after the end is still witnessed).
+_ANY_STATE: dict[type, Handler] = {ToolCallRecorded: tool_call, ModelCallRecorded: model_call}
+_OPEN_JOB: dict[type, Handler] = {
+    Approve: approve,
+    Deny: deny,
+    Withdraw: withdraw,
+    Kill: kill,
+    Done: done,
+    Extend: extend,
+    Tick: lambda job, _command, ctx: tick(job, ctx),
+    RollbackFinished: rollback_finished,
+    RenewRollback: lambda job, _command, ctx: renew_rollback(job, ctx),
+}
+
+
+def apply(job: Job, command: Command, ctx: Ctx) -> Transition:
+    """Apply ``command`` to ``job`` at ``ctx.now``. Raises CommandRefused when not allowed."""
+    handler = _ANY_STATE.get(type(command))
+    if handler is None:
+        if job.resolved:
+            raise refuse("ALREADY_RESOLVED", f"the job ended {job.state}")
+        handler = _OPEN_JOB.get(type(command))
+    if handler is None:
+        raise refuse("UNKNOWN_COMMAND", type(command).__name__)
+    return handler(job, command, ctx)
