@@ -13,9 +13,11 @@ from engine.lifecycle.commands import (
     Ctx,
     Deny,
     Done,
+    ExecutorFailed,
     Extend,
     Kill,
     ModelCallRecorded,
+    RemovalDelayed,
     RenewRollback,
     RollbackFinished,
     Tick,
@@ -24,7 +26,15 @@ from engine.lifecycle.commands import (
     Withdraw,
     refuse,
 )
-from engine.lifecycle.ending import done, kill, renew_rollback, rollback_finished, tick
+from engine.lifecycle.ending import (
+    done,
+    executor_failed,
+    kill,
+    removal_delayed,
+    renew_rollback,
+    rollback_finished,
+    tick,
+)
 
 
 def apply(job: Job, command: Command, ctx: Ctx) -> Transition:
@@ -53,4 +63,8 @@ def apply(job: Job, command: Command, ctx: Ctx) -> Transition:
         return rollback_finished(job, command, ctx)
     if isinstance(command, RenewRollback):
         return renew_rollback(job, ctx)
+    if isinstance(command, ExecutorFailed):
+        return executor_failed(job, command, ctx)
+    if isinstance(command, RemovalDelayed):
+        return removal_delayed(job, command, ctx)
     raise refuse("UNKNOWN_COMMAND", type(command).__name__)

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,12 +29,8 @@ class Env:
 
     async def settle(self) -> None:
         """Wait until every background task the service started has finished."""
-        for _ in range(50):
-            await self.executor.wait_idle()
-            pending = [t for t in self.service.tasks if not t.done()]
-            if not pending:
-                return
-            await asyncio.gather(*pending, return_exceptions=True)
+        await self.executor.wait_idle()
+        await self.service.tasks.settle()
 
 
 DIRECTORY = Directory(
@@ -53,6 +49,16 @@ async def no_sleep(_seconds: float) -> None:
     return None
 
 
+def sleeper(clock: Clock) -> Callable[[float], Awaitable[None]]:
+    """The service's sleep on the test clock: time passes at once, and only when waited for."""
+
+    async def sleep(seconds: float) -> None:
+        clock.advance(seconds=seconds)
+        await asyncio.sleep(0)
+
+    return sleep
+
+
 @pytest.fixture
 async def env(tmp_path: Path) -> AsyncIterator[Env]:
     store = await SqlStore.open(sqlite_url(tmp_path))
@@ -65,7 +71,7 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
         tools=tenant,
         clock=clock,
         directory=DIRECTORY,
-        sleep=no_sleep,
+        sleep=sleeper(clock),
         bundle_dir=tmp_path / "bundles",
     )
     gateway = ToolGateway(service)
