@@ -184,11 +184,10 @@ class _Run:
         return True
 
     async def contain(self) -> tuple[str, ...]:
-        """The WPC's containment steps (e.g. revoke the principal's sessions), each once."""
-        done = []
-        for step in self.terms["rollback"].get("containment", ()):
-            if await self.until_done(step):
-                done.append(str(step["tool"]))
+        """The WPC's containment steps (e.g. revoke the principal's sessions), each tried
+        once: the removal is what the budget is for."""
+        steps = self.terms["rollback"].get("containment", ())
+        done = [str(step["tool"]) for step in steps if await self.once(step)]
         return tuple(done)
 
     async def pause(self, seconds: float) -> bool:
