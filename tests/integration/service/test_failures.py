@@ -145,7 +145,8 @@ async def test_d_a_removal_failing_for_minutes_is_retried_within_the_time_budget
     assert job.state == KILLED, job
     assert job.rollback_verified is True
     assert env.tenant.roles == set()
-    assert tools.removals_done and tools.removals_done[0] >= tools.removal_fails_until
+    assert tools.removals_done
+    assert tools.removals_done[0] >= tools.removal_fails_until
     assert job.rollback_attempts > 5  # not a count of attempts: the budget is time
     await assert_bundle_valid(env, job)
 

@@ -119,7 +119,8 @@ def test_failed_and_rollback_verified_never_contradict(finished: RollbackFinishe
 def test_a_cancelled_read_never_overwrites_what_a_read_learned() -> None:
     sim = active()
     sim.run_write_and_verify()
-    assert sim.job is not None and sim.job.verified_after_write is True
+    assert sim.job is not None
+    assert sim.job.verified_after_write is True
     cancelled = recorded(sim, "verify_action", {"error": "CANCELLED", "cancelled": True}, "error")
     t = sim.do(cancelled)
     assert t.job.verified_after_write is True
