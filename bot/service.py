@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,11 +27,12 @@ from bot.sweep import sweep
 from bot.tasks import TaskSet
 from engine import lifecycle
 from engine.cst import TokenKind, sign_token
-from engine.errors import CommandRefused, ConcurrentUpdate, JobNotFound
+from engine.errors import AdapterError, CommandRefused, ConcurrentUpdate, JobNotFound
 from engine.identity import Directory
 from engine.job import ACTIVE, OPEN, ROLLING_BACK, Actor, Job
 from engine.lifecycle import Command, Ctx, Keys, Rules
 from engine.ports import ChatEvent, ExecutorPort, JobUpdate, Store, ToolPort
+from engine.targets import TENANT_UNAVAILABLE, TargetRejected, TargetResolver
 
 if TYPE_CHECKING:
     from bot.gateway_service import ToolGateway
@@ -74,6 +75,7 @@ class JobService:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         bundle_dir: Path | None = None,
         receipts_every: timedelta = RECEIPTS_EVERY,
+        resolver: TargetResolver | None = None,
     ) -> None:
         self.store = store
         self.keys = keys
@@ -83,6 +85,7 @@ class JobService:
         self.directory = directory or Directory()
         self.sleep = sleep
         self.bundle_dir = bundle_dir
+        self.resolver = resolver  # preflight: targets checked before anyone is asked
         self.executor: ExecutorPort | None = None
         self.gateway: ToolGateway | None = None  # set by bot.gateway_service.ToolGateway
         self.revoked: set[str] = set()  # jti revoked by this process: the fast path
@@ -104,10 +107,10 @@ class JobService:
     async def request(self, command: lifecycle.Request, key: str | None = None) -> Outcome:
         if key and (cached := await self.store.idempotent_result(key)):
             return _replayed(cached)
-        ctx = self._ctx()
         try:
-            transition = lifecycle.start(command, ctx)
-        except CommandRefused as err:
+            command = await self._resolved(command)
+            transition = lifecycle.start(command, self._ctx())
+        except CommandRefused as err:  # before anyone is asked: nothing stored, nobody told
             log.info(
                 "refused request by %s: %s",
                 command.actor.chat_identity,
@@ -127,6 +130,22 @@ class JobService:
             return Outcome(False, command.job_id, reason="DUPLICATE_JOB")
         await self.chat.publish(command.job_id, await self.effects.perform(None, transition))
         return outcome
+
+    async def _resolved(self, command: lifecycle.Request) -> lifecycle.Request:
+        """The request with its targets resolved to object ids (names kept for the cards);
+        raises TargetRejected when the tenant does not know them or cannot be asked."""
+        if self.resolver is None:
+            return command
+        try:
+            found = await self.resolver.resolve_targets(command.template, command.targets)
+        except AdapterError as exc:
+            raise TargetRejected(TENANT_UNAVAILABLE, str(exc)[:200]) from exc
+        targets = {k: found[k].object_id if k in found else v for k, v in command.targets.items()}
+        resolved = {
+            k: {"given": t.given, "object_id": t.object_id, "display_name": t.display_name}
+            for k, t in found.items()
+        }
+        return replace(command, targets=targets, resolved=resolved)
 
     async def command(self, job_id: str, command: Command, key: str | None = None) -> Outcome:
         """Apply ``command``; a re-delivered ``key`` returns the first result and does nothing."""

@@ -67,6 +67,9 @@ class Request:
     justification: str
     ticket: str
     channel: Mapping[str, Any] = field(default_factory=dict)
+    # What a preflight read found for each target (key -> given, object_id, display_name):
+    # kept in the request so the cards show approvers the names and ids they approve.
+    resolved: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
