@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import pytest
 
 from bot.agent_prompt import alias
 from engine import catalog
 from engine.job import ACTIVE, CLOSED, KILLED
-from engine.lifecycle import Kill
+from engine.lifecycle import END_WRITE_FAILED, Kill
 from engine.verify import verify_bundle
 from tests.integration.agent.conftest import AgentEnv, MakeEnv, approve
 from tests.integration.agent.receipts import model_receipts, tool_receipts
@@ -160,3 +161,34 @@ async def test_a_call_after_the_window_is_refused_and_the_run_ends(env: AgentEnv
     (refused,) = await tool_receipts(env, "job-a1")
     assert (refused["tool_name"], refused["result_status"]) == (catalog.WRITE_ROLE, "error")
     assert len(env.scripted.received) == 1  # no model call after the window
+
+
+class WriteRaises:
+    """The memory tenant, whose write raises what no adapter should let out."""
+
+    def __init__(self, env: AgentEnv) -> None:
+        self.tenant = env.tenant
+
+    async def call(self, tool_name: str, arguments: Any) -> Any:
+        if tool_name == catalog.WRITE_ROLE:
+            self.tenant.calls.append((tool_name, dict(arguments)))
+            raise RuntimeError("adapter bug")
+        return await self.tenant.call(tool_name, arguments)
+
+    async def find_marked_grants(self) -> Any:
+        return await self.tenant.find_marked_grants()
+
+
+async def test_a_failed_agent_write_ends_the_window_and_the_job_closes(env: AgentEnv) -> None:
+    env.service.tools = WriteRaises(env)
+    await approve(env)
+    await env.settle()
+    job = await env.service.load("job-a1")
+    assert job.state == CLOSED, job
+    assert job.end_reason == END_WRITE_FAILED
+    writes = [r for r in await tool_receipts(env, "job-a1") if r["tool_name"] == catalog.WRITE_ROLE]
+    assert [w["result_status"] for w in writes] == ["error"]
+    # The write may have landed, so the rollback read the tenant: nothing there to undo.
+    assert [c[0] for c in env.tenant.calls] == [catalog.WRITE_ROLE, catalog.READ_ROLE]
+    report = verify_bundle((await env.service.bundle(job))[0], trust_for(env.service.keys))
+    assert report.valid, report.reasons
