@@ -2,9 +2,10 @@
 
 The demo runs the simulated tenant in this process and the real service (``breakglass
 serve``) as a child process, and plays the people through the local console channel: the
-same service code the chat adapters drive. Time runs faster (one virtual minute in a few
-seconds), with both processes counting from one anchor, so the ``crash`` scenario can
-SIGKILL the service and restart it and the two still agree about the window.
+same service code the chat adapters drive. Time runs faster (five virtual minutes, the
+shortest role window, in about five seconds), with both processes counting from one anchor,
+so the ``crash`` scenario can SIGKILL the service and restart it and the two still agree
+about the window.
 """
 
 from __future__ import annotations
@@ -33,15 +34,21 @@ from engine.canonical import jcs
 from engine.errors import BreakGlassError
 from engine.verify import Trust, verify_bundle
 
-SCENARIOS = ("normal", "kill", "injected", "crash", "denied")
+SCENARIOS = ("normal", "kill", "early-kill", "injected", "crash", "denied")
 EXPECTED = {
     "normal": "closed",
     "kill": "killed",
+    "early-kill": "killed",  # inside PIM's first 5 minutes; containment is wired elsewhere
     "injected": "killed",
     "crash": "closed",
     "denied": "denied",
 }
 CRASH_POINTS = ("after_approval", "after_grant", "during_rollback")
+MINUTES = 5  # the shortest role window Entra PIM allows (ActiveDurationTooShort below it)
+SCALE = 60.0  # so those five virtual minutes pass in about five seconds
+# A crash scenario restarts the service, which takes real seconds: a slower clock keeps the
+# restart inside the window's first virtual minute, as with the 1-minute window before.
+CRASH_SCALE = 6.0
 GLOBAL_ADMIN = "62e90394-69f5-4237-9190-012177145e10"
 
 
@@ -52,8 +59,8 @@ class DemoError(BreakGlassError):
 @dataclass
 class DemoOptions:
     scenario: str = "normal"
-    minutes: int = 1
-    scale: float = 12.0
+    minutes: int = MINUTES
+    scale: float | None = None  # None: SCALE, or CRASH_SCALE for the crash scenario
     bundle_out: Path | None = None
     json_output: bool = False
     home: Path | None = None
@@ -105,7 +112,8 @@ class Demo:
         self.options = options
         self.home = options.home or Path(tempfile.mkdtemp(prefix="breakglass-demo-"))
         self.anchor = datetime.now(UTC)
-        self.clock = ScaledClock(self.anchor, options.scale)
+        self.scale = options.scale or (CRASH_SCALE if options.scenario == "crash" else SCALE)
+        self.clock = ScaledClock(self.anchor, self.scale)
         self.started = time.monotonic()
         self.child: subprocess.Popen[bytes] | None = None
         self.url = ""
@@ -128,7 +136,7 @@ class Demo:
                 'mode = "simulated"',
                 f'simulated_url = "{sim.base_url}"',
                 "[clock]",
-                f"scale = {self.options.scale}",
+                f"scale = {self.scale}",
                 f'anchor = "{self.anchor.isoformat()}"',
                 "[executor]",
                 f'mode = "{"agent" if agent else "runbook"}"',
@@ -300,6 +308,8 @@ class Demo:
         scenario = self.options.scenario
         if scenario == "kill":
             await asyncio.sleep(1.0)
+            await self._act(http, "dave", "kill", job_id)
+        elif scenario == "early-kill":  # at once: the removal may have to wait
             await self._act(http, "dave", "kill", job_id)
         elif self._crashing("after_grant"):
             await self._crash_and_restart(sim)

@@ -4,7 +4,9 @@ The reference payload admits no extra top-level fields: the terminal event is th
 ``event_chain`` entry (type ``run_end``), and the break-glass additions (WPC envelope, CST
 claims, revocation records, the signed terminal record, run metadata, the trust pulse
 reference) go under ``metadata.breakglass``, kept compact (the reference caps metadata at
-16 KB).
+16 KiB, ``MAX_METADATA_BYTES``): the WPCs, token claims and revocation records are each a
+list whose later items are merge patches against the first (see ``engine.compact``), so an
+extension costs only what it changed.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from engine.canonical import jcs
+from engine.compact import compact
 from engine.did import Signer
 from engine.envelope import sign_envelope
 from engine.receipts import GATEWAY_RECEIPT, HUMAN_APPROVAL_RECEIPT, TOOL_RECEIPT, content_hash
@@ -92,10 +95,10 @@ def build_bundle(
     terminal = by_type.get(RUN_END_TYPE, [])
     metadata = {
         "breakglass": {
-            "bundle_profile": "breakglass.v1",
-            "policies": list(policies),
-            "tokens": list(token_claims),
-            "revocations": by_type.get(REVOCATION_TYPE, []),
+            "bundle_profile": "breakglass.v2",
+            "policies": compact(policies),
+            "tokens": compact(token_claims),
+            "revocations": compact(by_type.get(REVOCATION_TYPE, [])),
             "terminal": terminal[-1] if terminal else None,
             "run": dict(run),
             "trust_pulse_hash_b64u": content_hash(pulse),

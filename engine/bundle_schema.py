@@ -8,7 +8,7 @@ it relies on are restated here. Any violation raises VerificationError
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from engine.chain import HASHED_FIELDS
@@ -80,6 +80,10 @@ def fail(message: str) -> VerificationError:
 def _require(condition: bool, message: str) -> None:
     if not condition:
         raise fail(message)
+
+
+def _one_of(value: object, choices: Collection[str], message: str) -> None:
+    _require(isinstance(value, str) and value in choices, message)
 
 
 def _string(obj: Mapping[str, Any], key: str, *, pattern: re.Pattern[str] | None = None) -> None:
@@ -155,16 +159,27 @@ def check_tool_receipt(item: Mapping[str, Any]) -> None:
         _require(key in item, f"tool receipt is missing {key}")
     _require(item["receipt_version"] == "1", "tool receipt_version must be 1")
     _require(item["hash_algorithm"] == "SHA-256", "tool receipt hash_algorithm")
-    _require(item.get("result_status", "success") in {"success", "error", "timeout"}, "status")
+    _one_of(item.get("result_status", "success"), ("success", "error", "timeout"), "status")
+    for key in ("receipt_id", "tool_name", "args_hash_b64u", "result_hash_b64u", "agent_did"):
+        _string(item, key)
+    _binding(item)
     _number(item, "latency_ms")
     _timestamp(item, "timestamp")
+
+
+def _binding(item: Mapping[str, Any]) -> None:
+    """A receipt's binding, when present, is an object of strings."""
+    binding = item.get("binding", {})
+    _require(isinstance(binding, Mapping), "binding must be an object")
+    _require(all(isinstance(v, str) for v in binding.values()), "binding values must be strings")
 
 
 def check_human_approval(item: Mapping[str, Any]) -> None:
     for key in ("receipt_version", "receipt_id", "approval_type", "agent_did", "timestamp"):
         _require(key in item, f"human approval receipt is missing {key}")
     _require(item["receipt_version"] == "1", "human approval receipt_version must be 1")
-    _require(item["approval_type"] in _APPROVAL_TYPES, "unknown approval_type")
+    _one_of(item["approval_type"], _APPROVAL_TYPES, "unknown approval_type")
+    _binding(item)
     _string(item, "agent_did")
     _timestamp(item, "timestamp")
 
@@ -173,7 +188,7 @@ def check_side_effect(item: Mapping[str, Any]) -> None:
     required = ("receipt_version", "receipt_id", "effect_class", "hash_algorithm", "agent_did")
     for key in (*required, "timestamp"):
         _require(key in item, f"side effect receipt is missing {key}")
-    _require(item["effect_class"] in _EFFECT_CLASSES, "unknown effect_class")
+    _one_of(item["effect_class"], _EFFECT_CLASSES, "unknown effect_class")
     _timestamp(item, "timestamp")
 
 

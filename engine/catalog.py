@@ -53,7 +53,7 @@ TOOLS: dict[str, ToolSpec] = {
             parameters=_schema(
                 {
                     **_ROLE_PROPS,
-                    "duration_minutes": {"type": "integer", "minimum": 1, "maximum": 480},
+                    "duration_minutes": {"type": "integer", "minimum": 5, "maximum": 480},
                     "justification": {"type": "string", "maxLength": 500},
                     "ticket_number": {"type": "string", "maxLength": 100},
                     "job_id": _ID,
@@ -110,7 +110,8 @@ TOOLS: dict[str, ToolSpec] = {
         ToolSpec(
             name=REVOKE_SESSIONS,
             role=ToolRole.ROLLBACK,
-            description="Revoke the principal's sign-in sessions (optional kill step).",
+            description="Revoke the principal's sign-in sessions (the role templates' "
+            "containment kill step: it stops use of the grant while its removal must wait).",
             targets={"tenant_id": _T.TENANT, "principal_id": _T.PRINCIPAL},
             parameters=_schema(
                 {"tenant_id": _ID, "principal_id": _ID}, ["tenant_id", "principal_id"]

@@ -9,7 +9,6 @@ iat/exp/jti/nonce, with aud and scope sorted and de-duplicated). Revocation is k
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -100,9 +99,12 @@ def issue_token(
     agent_did: str,
     now: datetime,
     window_end: datetime,
+    jti: str,
+    nonce: str,
     ttl_seconds: int | None = None,
 ) -> IssuedToken:
-    """Issue a CST for ``job_id`` pinned to ``policy``.
+    """Issue a CST for ``job_id`` pinned to ``policy``, with the caller's ``jti`` and ``nonce``
+    (the engine derives them from the job's chain, so issuing stays deterministic).
 
     TTL is at most the policy's ``cst_max_ttl_minutes`` and at most the time left in the
     window; asking for more raises TemplateError rather than silently shortening.
@@ -125,9 +127,9 @@ def issue_token(
         "aud": _audience(kind),
         "exp": epoch(now) + ttl,
         "iat": epoch(now),
-        "jti": f"cst_{secrets.token_urlsafe(18)}",
+        "jti": jti,
         "mission_id": job_id,
-        "nonce": secrets.token_urlsafe(12),
+        "nonce": nonce,
         "policy_hash_b64u": policy.policy_hash_b64u,
         "scope": scope_for(policy, kind),
         "sub": f"breakglass:{kind}:{job_id}",
@@ -203,7 +205,8 @@ def parse_token(token: object, trusted_issuers: Collection[str]) -> Mapping[str,
     return claims
 
 
-def _check_claim_types(claims: Mapping[str, Any]) -> None:
+def check_claim_types(claims: Mapping[str, Any]) -> None:
+    """Every claim present with its type, nothing else; InvalidToken(TOKEN_MALFORMED) if not."""
     for name, kind in _CLAIM_TYPES.items():
         value = claims.get(name)
         if not isinstance(value, kind) or isinstance(value, bool):
@@ -232,7 +235,7 @@ def verify_token(
     (10) audience. Does NOT check which tool is called: that is the gateway's next step.
     """
     claims = parse_token(token, trusted_issuers)
-    _check_claim_types(claims)
+    check_claim_types(claims)
     at = epoch(now)
     if at > claims["exp"] + CLOCK_SKEW_SECONDS:
         raise InvalidToken("TOKEN_EXPIRED", f"expired at {claims['exp']}")

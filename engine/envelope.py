@@ -16,7 +16,7 @@ from engine.canonical import insertion_order_json, jcs
 from engine.did import Signer, public_key_from_did, verify_signature
 from engine.encoding import b64u_decode, b64u_encode, sha256_b64u
 from engine.errors import InputError, VerificationError
-from engine.timeutil import iso_ms
+from engine.timeutil import iso_ms, parse_iso
 
 ENVELOPE_VERSION = "1"
 HASH_ALGORITHM = "SHA-256"
@@ -92,6 +92,7 @@ def check_envelope_shape(envelope: object, expected_types: Collection[str]) -> M
         isinstance(envelope[name], str) for name in REQUIRED_FIELDS if name != "payload"
     ):
         raise VerificationError("MALFORMED_ENVELOPE", "field of the wrong type")
+    _check_times(envelope)
     if envelope["envelope_version"] != ENVELOPE_VERSION:
         raise VerificationError("UNKNOWN_ENVELOPE_VERSION", "envelope_version is not 1")
     if envelope["envelope_type"] not in expected_types:
@@ -101,6 +102,15 @@ def check_envelope_shape(envelope: object, expected_types: Collection[str]) -> M
     if envelope["algorithm"] != SIGNATURE_ALGORITHM:
         raise VerificationError("UNKNOWN_ALGORITHM", "algorithm is not Ed25519")
     return envelope
+
+
+def _check_times(envelope: Mapping[str, Any]) -> None:
+    """``issued_at`` (and ``expires_at`` if present) are not signed: check them instead."""
+    for name in ("issued_at", *(n for n in _OPTIONAL if n in envelope)):
+        try:
+            parse_iso(envelope[name])
+        except InputError as exc:
+            raise VerificationError("MALFORMED_ENVELOPE", f"{name} is not RFC 3339") from exc
 
 
 def check_payload_hash(envelope: Mapping[str, Any]) -> None:

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from bot.commands.base import EXIT_FAILED, EXIT_OK, Command, Context
-from bot.demo import SCENARIOS, Demo, DemoOptions
+from bot.demo import CRASH_SCALE, MINUTES, SCALE, SCENARIOS, Demo, DemoOptions
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,13 +15,18 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
         "--scenario",
         choices=SCENARIOS,
         default="normal",
-        help="normal (window expires), kill, injected, crash, denied",
+        help="normal (window expires), kill, early-kill, injected, crash, denied",
     )
     parser.add_argument("--bundle-out", metavar="PATH", help="write the proof bundle here")
     parser.add_argument("--json", action="store_true", help="print a machine-readable result")
-    parser.add_argument("--minutes", type=int, default=1, help="window length in (fast) minutes")
     parser.add_argument(
-        "--speed", type=float, default=12.0, help="how much faster time runs (1-600)"
+        "--minutes", type=int, default=MINUTES, help="window length in (fast) minutes, 5 or more"
+    )
+    parser.add_argument(
+        "--speed",
+        type=float,
+        default=None,
+        help=f"how much faster time runs (1-600; default {SCALE:g}, {CRASH_SCALE:g} for crash)",
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import secrets
 import sys
 from collections.abc import Mapping
 from datetime import timedelta
@@ -59,6 +60,8 @@ async def issue(args: argparse.Namespace, ctx: Context) -> int:
         agent_did=keys.agent.did,
         now=now,
         window_end=now + timedelta(seconds=policy.cst_max_ttl_seconds),
+        jti=f"cst_{secrets.token_urlsafe(18)}",  # an operator's token: no chain to derive from
+        nonce=secrets.token_urlsafe(12),
         ttl_seconds=args.ttl_seconds,
     )
     print(issued.token)

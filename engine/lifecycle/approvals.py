@@ -25,6 +25,7 @@ from engine.job import (
 from engine.lifecycle.commands import (
     ANNOUNCE,
     ASK_APPROVERS,
+    MAX_EXTENSIONS,
     PUBLISH_POLICY,
     REFRESH_EXECUTOR,
     START_EXECUTOR,
@@ -314,12 +315,16 @@ def extend(job: Job, command: Extend, ctx: Ctx) -> Transition:
         raise refuse("NOT_ACTIVE", f"the job is {job.state}")
     if principal != job.requester.principal:
         raise refuse("NOT_THE_REQUESTER", "only the requester can ask for more time")
+    if len(job.policies) > MAX_EXTENSIONS:
+        raise refuse("EXTENSION_LIMIT", f"at most {MAX_EXTENSIONS} extension requests per job")
     end = job.window_end_at()
     assert end is not None
     total = math.ceil((end - ctx.now).total_seconds() / 60) + command.minutes
     request = _plan_request(job.job_id, job.request, principal, total)
     try:
-        plan = _make_plan(ctx, request, job.plan.revision + 1)
+        # Every proposal gets its own revision (and so its own plan hash), even after a
+        # refused one: an approval of one plan can never count for another.
+        plan = _make_plan(ctx, request, len(job.policies))
     except TemplateError as exc:
         raise refuse("NOT_ELIGIBLE", str(exc)) from exc
     proposed = (*job.policies, sign_wpc(plan.payload, ctx.keys.publisher, ctx.now))

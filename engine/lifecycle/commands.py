@@ -19,6 +19,7 @@ from engine.ports import ChainRecord
 from engine.wpc import ModelAllowance
 
 MAX_REFUSALS_KEPT = 100
+MAX_EXTENSIONS = 5  # extension requests per job: keeps its bundle under the metadata cap
 
 
 @dataclass(frozen=True)

@@ -92,6 +92,7 @@ def next_receipt_id(job: Job, kind: str) -> str:
 def mint(job: Job, policy: Policy, kind: str, window_end: datetime, seq: int, ctx: Ctx) -> Token:
     """A token whose jti and nonce derive from its chain position: unique per job, and a
     transition stays a pure function of its inputs."""
+    seed = sha256_b64u(f"{job.job_id}|{kind}|{seq}".encode())
     issued = issue_token(
         policy,
         job_id=job.job_id,
@@ -100,10 +101,10 @@ def mint(job: Job, policy: Policy, kind: str, window_end: datetime, seq: int, ct
         agent_did=ctx.keys.agent.did,
         now=ctx.now,
         window_end=window_end,
+        jti=f"cst_{seed[:22]}",
+        nonce=seed[22:],
     )
-    seed = sha256_b64u(f"{job.job_id}|{kind}|{seq}".encode())
-    claims = dict(issued.claims) | {"jti": f"cst_{seed[:22]}", "nonce": seed[22:]}
-    return Token(kind, claims)
+    return Token(kind, dict(issued.claims))
 
 
 def add_token(ledger: Ledger, token: Token) -> None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from engine.job import (
-    Job,
-)
+from collections.abc import Callable
+from typing import Any
+
+from engine.job import Job
 from engine.lifecycle.approvals import approve, deny, extend, withdraw
 from engine.lifecycle.calls import model_call, tool_call
 from engine.lifecycle.commands import (
@@ -36,35 +37,32 @@ from engine.lifecycle.ending import (
     tick,
 )
 
+Handler = Callable[[Job, Any, Ctx], Transition]
+
+# Receipts of calls are recorded in any state (a refusal after the end is still witnessed).
+_ANY_STATE: dict[type, Handler] = {ToolCallRecorded: tool_call, ModelCallRecorded: model_call}
+_OPEN_JOB: dict[type, Handler] = {
+    Approve: approve,
+    Deny: deny,
+    Withdraw: withdraw,
+    Kill: kill,
+    Done: done,
+    Extend: extend,
+    Tick: lambda job, _command, ctx: tick(job, ctx),
+    RollbackFinished: rollback_finished,
+    RenewRollback: lambda job, _command, ctx: renew_rollback(job, ctx),
+    ExecutorFailed: executor_failed,
+    RemovalDelayed: removal_delayed,
+}
+
 
 def apply(job: Job, command: Command, ctx: Ctx) -> Transition:
     """Apply ``command`` to ``job`` at ``ctx.now``. Raises CommandRefused when not allowed."""
-    if isinstance(command, ToolCallRecorded):
-        return tool_call(job, command, ctx)
-    if isinstance(command, ModelCallRecorded):
-        return model_call(job, command, ctx)
-    if job.resolved:
-        raise refuse("ALREADY_RESOLVED", f"the job ended {job.state}")
-    if isinstance(command, Approve):
-        return approve(job, command, ctx)
-    if isinstance(command, Deny):
-        return deny(job, command, ctx)
-    if isinstance(command, Withdraw):
-        return withdraw(job, command, ctx)
-    if isinstance(command, Kill):
-        return kill(job, command, ctx)
-    if isinstance(command, Done):
-        return done(job, command, ctx)
-    if isinstance(command, Extend):
-        return extend(job, command, ctx)
-    if isinstance(command, Tick):
-        return tick(job, ctx)
-    if isinstance(command, RollbackFinished):
-        return rollback_finished(job, command, ctx)
-    if isinstance(command, RenewRollback):
-        return renew_rollback(job, ctx)
-    if isinstance(command, ExecutorFailed):
-        return executor_failed(job, command, ctx)
-    if isinstance(command, RemovalDelayed):
-        return removal_delayed(job, command, ctx)
-    raise refuse("UNKNOWN_COMMAND", type(command).__name__)
+    handler = _ANY_STATE.get(type(command))
+    if handler is None:
+        if job.resolved:
+            raise refuse("ALREADY_RESOLVED", f"the job ended {job.state}")
+        handler = _OPEN_JOB.get(type(command))
+    if handler is None:
+        raise refuse("UNKNOWN_COMMAND", type(command).__name__)
+    return handler(job, command, ctx)

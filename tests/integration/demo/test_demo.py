@@ -16,7 +16,7 @@ from bot.demo import Demo, DemoOptions
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("scenario", ["normal", "kill", "injected", "denied"])
+@pytest.mark.parametrize("scenario", ["normal", "kill", "early-kill", "injected", "denied"])
 async def test_demo_scenario(scenario: str, tmp_path: Path) -> None:
     bundle_out = tmp_path / "out.bundle.json"
     result = await Demo(

@@ -38,6 +38,8 @@ def issue(kind: str = TokenKind.AGENT, **kw: Any) -> Any:
         "agent_did": AGENT.did,
         "now": NOW,
         "window_end": WINDOW_END,
+        "jti": "cst_test_jti",
+        "nonce": "test-nonce",
     }
     return issue_token(POLICY, **(args | kw))
 
@@ -190,3 +192,12 @@ def test_revocation_record_is_signed_and_names_the_jti() -> None:
     )
     assert verified.payload["jti"] == issued.jti
     assert issued.token not in str(record)
+
+
+def test_issuing_is_deterministic_and_uses_the_given_jti_and_nonce() -> None:
+    first, second = issue(), issue()
+    assert first.token == second.token  # same inputs, same signed token (ADR 0004)
+    assert (first.claims["jti"], first.claims["nonce"]) == ("cst_test_jti", "test-nonce")
+    other = issue(jti="cst_other", nonce="n2")
+    assert verify(other.token).jti == "cst_other"
+    assert other.claims["token_scope_hash_b64u"] == first.claims["token_scope_hash_b64u"]

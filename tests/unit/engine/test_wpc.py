@@ -100,15 +100,46 @@ def test_unknown_context_key_makes_the_condition_false() -> None:
 
 def test_rollback_token_tools_are_read_and_rollback_only() -> None:
     tools = policy().tools_with_role({ToolRole.READ, ToolRole.ROLLBACK})
-    assert sorted(tools) == sorted([catalog.READ_ROLE, catalog.REMOVE_ROLE])
+    assert sorted(tools) == sorted(
+        [catalog.READ_ROLE, catalog.REMOVE_ROLE, catalog.REVOKE_SESSIONS]
+    )
+
+
+def test_role_template_plans_a_containment_step_on_exactly_its_principal() -> None:
+    pol = policy()
+    containment = pol.terms["rollback"]["containment"]
+    assert containment == [
+        {
+            "tool": catalog.REVOKE_SESSIONS,
+            "arguments": {"tenant_id": "t-1", "principal_id": "u-alice"},
+        }
+    ]
+    revoke = catalog.TOOLS[catalog.REVOKE_SESSIONS]
+    assert pol.tool_call_decision(revoke, containment[0]["arguments"]).allowed
+    other = {"tenant_id": "t-1", "principal_id": "u-mallory"}
+    assert pol.tool_call_decision(revoke, other).reason == "TARGET_OUT_OF_SCOPE"
+
+
+def test_ca_template_has_no_containment_and_allows_one_minute() -> None:
+    pol = Policy.from_payload(build_wpc(replace(CA, minutes=1), PUBLISHER.did))
+    assert "containment" not in pol.terms["rollback"]
+    assert catalog.REVOKE_SESSIONS not in pol.tools_with_role(set(ToolRole))
+
+
+@pytest.mark.parametrize("minutes", [1, 4])
+def test_role_window_shorter_than_pim_allows_is_refused_with_the_reason(minutes: int) -> None:
+    with pytest.raises(TemplateError, match="between 5 and 60 minutes") as err:
+        build_wpc(replace(ROLE, minutes=minutes), PUBLISHER.did)
+    assert "shorter than 5 minutes" in str(err.value)
+    assert Policy.from_payload(build_wpc(replace(ROLE, minutes=5), PUBLISHER.did))
 
 
 @pytest.mark.parametrize(
     ("change", "match"),
     [
         ({"template": "delete-tenant"}, "unknown template"),
-        ({"minutes": 0}, "between 1 and 60"),
-        ({"minutes": 61}, "between 1 and 60"),
+        ({"minutes": 0}, "between 5 and 60"),
+        ({"minutes": 61}, "between 5 and 60"),
         ({"minutes": True}, "whole number"),
         ({"justification": "  "}, "justification"),
         ({"ticket": ""}, "ticket"),
