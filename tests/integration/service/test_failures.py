@@ -214,7 +214,8 @@ async def test_f_an_early_removal_is_contained_announced_then_done_when_allowed(
     (delayed,) = [e for e in env.chat.events if e.detail.get("event") == "removal_delayed"]
     assert parse_iso(delayed.detail["not_before"]) == allowed_at
     terms = job.plan.payload["metadata"]["breakglass"]["rollback"]
-    containment = [step["tool"] for step in terms.get("containment", ())]
+    containment = [step["tool"] for step in terms["containment"]]
+    assert containment == [catalog.REVOKE_SESSIONS]  # role WPCs plan it as a kill step
     assert delayed.detail["contained"] == containment
     calls = [c[0] for c in env.tenant.calls]
     first_removal = calls.index(catalog.REMOVE_ROLE)
