@@ -13,12 +13,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
-from aiohttp import web
 
-from bot.gateway_service import add_gateway_routes
-from bot.loopback import serve
 from engine import catalog
 from engine.cst import TokenKind
 from engine.job import CLOSED, FAILED, KILLED, Job
@@ -223,34 +219,27 @@ async def test_f_an_early_removal_is_contained_announced_then_done_when_allowed(
     await assert_bundle_valid(env, job)
 
 
-async def test_g_a_kill_racing_an_in_flight_read_over_http_ends_killed(
+async def test_g_a_kill_racing_an_in_flight_read_ends_killed_and_the_caller_is_answered(
     faulty: tuple[Env, Faulty],
 ) -> None:
     env, tools = faulty
     await approved(env)
-    app = web.Application()
-    add_gateway_routes(app, env.gateway)
-    site = await serve(app)
     job = await env.service.load("job-s1")
     assert job.verified_after_write is True
     check = job.plan.payload["metadata"]["breakglass"]["verify_action"]
     token = env.service.token_for(job, TokenKind.AGENT)
     tools.hold_next_read = True
-    try:
-        async with aiohttp.ClientSession() as http:
-            url = f"{site.url}/v1/jobs/job-s1/tools/{check['tool']}"
-            headers = {"Authorization": f"Bearer {token}"}
-            reading = asyncio.ensure_future(
-                http.post(url, json={"arguments": check["arguments"]}, headers=headers)
-            )
-            await eventually(tools.read_held.is_set)
-            job = await kill(env)
-            async with await reading as response:
-                body = await response.json()
-    finally:
-        await site.close()
-    assert response.status == 200
-    assert body["status"] == "error"  # receipted as cancelled, answered, not disconnected
+    # A caller the service does not own (an agent over the wire, say) has a read in flight.
+    reading = asyncio.ensure_future(
+        env.gateway.call("job-s1", token, check["tool"], check["arguments"])
+    )
+    await eventually(tools.read_held.is_set)
+    job = await kill(env)
+    outcome = await reading  # answered, not cancelled under the caller's feet
+    assert (outcome.allowed, outcome.status) == (True, "error")
+    assert outcome.result == {"error": "CANCELLED", "cancelled": True}
     assert job.state == KILLED, job
     assert job.verified_after_write is True  # the cancelled read did not overwrite it
+    reads = [r for r in await tool_receipts(env) if r["tool_name"] == check["tool"]]
+    assert content_hash(outcome.result) in {r["result_hash_b64u"] for r in reads}
     await assert_bundle_valid(env, job)
