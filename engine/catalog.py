@@ -91,8 +91,8 @@ TOOLS: dict[str, ToolSpec] = {
         ToolSpec(
             name=RESTORE_CA,
             role=ToolRole.ROLLBACK,
-            description="Restore the Conditional Access policy's users condition exactly to "
-            "the snapshot taken before the exclusion.",
+            description="Remove this job's exclusion from the current Conditional Access "
+            "policy (never writing the snapshot back); report other changes as drift.",
             targets=_CA_TARGETS,
             parameters=_schema({**_CA_PROPS, "job_id": _ID}, [*_CA_PROPS, "job_id"]),
         ),
@@ -100,7 +100,7 @@ TOOLS: dict[str, ToolSpec] = {
             name=READ_CA,
             role=ToolRole.READ,
             description="Read the Conditional Access policy and check that the group is "
-            "excluded (expect excluded) or that the policy equals its snapshot (expect restored).",
+            "excluded (expect excluded) or that this job's exclusion is gone (expect restored).",
             targets=_CA_TARGETS,
             parameters=_schema(
                 {**_CA_PROPS, "job_id": _ID, "expect": {"enum": ["excluded", "restored"]}},

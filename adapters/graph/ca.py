@@ -1,10 +1,13 @@
-"""Conditional Access: exclude a group from a policy for the window, then restore exactly.
+"""Conditional Access: exclude a group from a policy for the window, then remove only that.
 
 The policy is snapshotted before the first change, under ``ca:<job_id>:<policy_id>``; the
 store keeps the first write, so a retried exclusion never replaces the original with an
 already-modified policy. Only ``conditions.users`` is ever written (the whole object, as Graph
-requires); a restore reports any other part of the policy that changed meanwhile ("drift")
-instead of overwriting someone else's edit.
+requires). The rollback re-reads the *current* policy and removes only our exclusion: writing
+the stale snapshot back would silently undo other administrators' edits made during the
+window. Every difference between the snapshot and the current policy other than ours is
+reported as drift; verification checks the effective state (our group no longer excluded,
+everything else as it currently is).
 """
 
 from __future__ import annotations
@@ -46,19 +49,29 @@ def excluded_groups(policy: Mapping[str, Any]) -> list[str]:
     return list(users_of(policy).get("excludeGroups") or [])
 
 
-def same_users(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
-    """Equal ``users`` conditions; the order inside id lists carries no meaning."""
-    return bool(_normal(users_of(a)) == _normal(users_of(b)))
-
-
-def drift(snapshot: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
-    """Parts of the policy other than ``conditions.users`` that differ from the snapshot."""
+def drift(snapshot: Mapping[str, Any], current: Mapping[str, Any], ours: str) -> list[str]:
+    """Every part of the policy that changed since the snapshot, other than group ``ours``
+    entering or leaving ``conditions.users.excludeGroups``."""
     changed = [
         k for k in _keys(snapshot, current, {"conditions"}) if snapshot.get(k) != current.get(k)
     ]
     old, new = snapshot.get("conditions") or {}, current.get("conditions") or {}
     changed += [f"conditions.{k}" for k in _keys(old, new, {"users"}) if old.get(k) != new.get(k)]
+    old_users, new_users = _normal(users_of(snapshot)), _normal(users_of(current))
+    for key in (set(old_users) | set(new_users)) - _VOLATILE:
+        was, now = old_users.get(key), new_users.get(key)
+        if key == "excludeGroups":
+            was, now = _without(was, ours), _without(now, ours)
+        if was != now:
+            changed.append(f"conditions.users.{key}")
     return sorted(changed)
+
+
+def without_group(policy: Mapping[str, Any], group_id: str) -> Doc:
+    """The policy's ``users`` condition with ``group_id`` taken out of ``excludeGroups``."""
+    users = users_of(policy)
+    users["excludeGroups"] = [g for g in excluded_groups(policy) if g != group_id]
+    return users
 
 
 async def get_policy(ctx: ToolContext, policy_id: str) -> Doc:
@@ -92,21 +105,23 @@ async def exclude_group(ctx: ToolContext, args: Mapping[str, Any]) -> ToolResult
 
 
 async def restore_policy(ctx: ToolContext, args: Mapping[str, Any]) -> ToolResult:
-    policy_id = args["policy_id"]
+    policy_id, group_id = args["policy_id"], args["group_id"]
     original = await _load_original(ctx, args)
     current = await get_policy(ctx, policy_id)
-    if not same_users(current, original):
-        target = copy.deepcopy(users_of(original))
-        await _patch_users(ctx, policy_id, target, lambda p: same_users(p, original))
-    body, restored = await _compare_with_original(ctx, policy_id, original)
-    return ToolResult("success" if restored else "error", body)
+    ours = group_id not in excluded_groups(original)
+    expected = without_group(current, group_id) if ours else users_of(current)
+    if ours and group_id in excluded_groups(current):
+        target = copy.deepcopy(expected)
+        await _patch_users(ctx, policy_id, target, lambda p: group_id not in excluded_groups(p))
+    body, settled = await _effective_state(ctx, args, original, expected)
+    return ToolResult("success" if settled else "error", body)
 
 
 async def read_policy(ctx: ToolContext, args: Mapping[str, Any]) -> ToolResult:
     policy_id, group_id = args["policy_id"], args["group_id"]
     if args["expect"] == "restored":
         original = await _load_original(ctx, args)
-        body, _ = await _compare_with_original(ctx, policy_id, original)
+        body, _ = await _effective_state(ctx, args, original, None)
         return ToolResult("success", body | {"expect": "restored"})
     after, reads = await ctx.poll(
         lambda: get_policy(ctx, policy_id), lambda p: group_id in excluded_groups(p)
@@ -139,23 +154,39 @@ async def marked_ca_grants(ctx: ToolContext) -> list[MarkedGrant]:
     return grants
 
 
-async def _compare_with_original(
-    ctx: ToolContext, policy_id: str, original: Mapping[str, Any]
+async def _effective_state(
+    ctx: ToolContext,
+    args: Mapping[str, Any],
+    original: Mapping[str, Any],
+    expected_users: Doc | None,
 ) -> tuple[Doc, bool]:
-    after, reads = await ctx.poll(
-        lambda: get_policy(ctx, policy_id), lambda p: same_users(p, original)
-    )
-    restored = same_users(after, original)
-    changed = drift(original, after)
+    """Read until our exclusion is undone: (evidence, whether it is).
+
+    ``expected_users``: the ``users`` condition the restore aimed at (the current one minus
+    our group); when given, it must also hold, so a restore that dropped anyone else's
+    change is never verified. Drift is reported, and is not ours to undo.
+    """
+    policy_id, group_id = args["policy_id"], args["group_id"]
+    ours = group_id not in excluded_groups(original)
+
+    def settled(policy: Doc) -> bool:
+        if ours == (group_id in excluded_groups(policy)):
+            return False  # ours still there, or a pre-existing exclusion gone
+        return expected_users is None or _normal(users_of(policy)) == _normal(expected_users)
+
+    after, reads = await ctx.poll(lambda: get_policy(ctx, policy_id), settled)
+    done = settled(after)
     body = {
-        "verified": restored and not changed,
-        "restored": restored,
-        "drift": changed,
+        "verified": done,
+        "restored": done,
+        "drift": drift(original, after, group_id),
         "policy_id": policy_id,
+        "group_id": group_id,
+        "excluded_before": not ours,
         "exclude_groups": excluded_groups(after),
         "reads": reads,
     }
-    return body, restored
+    return body, done
 
 
 async def _patch_users(
@@ -195,21 +226,20 @@ def _snapshot(ctx: ToolContext, args: Mapping[str, Any], policy: Doc) -> Doc:
 
 def _marked(ctx: ToolContext, snap: Mapping[str, Any]) -> MarkedGrant:
     job_id, policy_id, group_id = snap["job_id"], snap["policy_id"], snap["group_id"]
-    return MarkedGrant(
-        job_id=job_id,
-        rollback_tool=RESTORE_CA,
-        arguments={
-            "tenant_id": ctx.tenant_id,
-            "policy_id": policy_id,
-            "group_id": group_id,
-            "job_id": job_id,
-        },
-        description=f"group {group_id} excluded from CA policy {policy_id} by job {job_id}",
+    return ctx.marked_grant(
+        job_id,
+        RESTORE_CA,
+        {"policy_id": policy_id, "group_id": group_id},
+        f"group {group_id} excluded from CA policy {policy_id} by job {job_id}",
     )
 
 
 def _keys(a: Mapping[str, Any], b: Mapping[str, Any], skip: set[str]) -> set[str]:
     return (set(a) | set(b)) - _VOLATILE - skip
+
+
+def _without(ids: Any, group_id: str) -> Any:
+    return [i for i in ids if i != group_id] if isinstance(ids, list) else ids
 
 
 def _normal(value: Any) -> Any:

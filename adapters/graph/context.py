@@ -17,7 +17,7 @@ from typing import TypeVar
 from adapters.graph.client import GraphClient
 from adapters.graph.config import RetryPolicy
 from adapters.graph.failures import ResponseLost
-from engine.ports import SnapshotStore
+from engine.ports import MarkedGrant, SnapshotStore
 
 T = TypeVar("T")
 
@@ -29,6 +29,13 @@ class ToolContext:
     snapshots: SnapshotStore
     now: Callable[[], datetime]
     sleep: Callable[[float], Awaitable[None]]
+
+    def marked_grant(
+        self, job_id: str, rollback_tool: str, targets: dict[str, str], description: str
+    ) -> MarkedGrant:
+        """A grant of job ``job_id`` that ``rollback_tool`` undoes with these target arguments."""
+        arguments = {"tenant_id": self.tenant_id, **targets, "job_id": job_id}
+        return MarkedGrant(job_id, rollback_tool, arguments, description)
 
     @property
     def retry(self) -> RetryPolicy:

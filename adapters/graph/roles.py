@@ -2,12 +2,16 @@
 
 Ownership is proved by the job marker in the justification of the ``adminAssign`` request and
 the schedule it created; a rollback never removes an assignment this job did not create.
+
+Verification means "exactly our principal gained exactly this role, nothing else changed": the
+role's holders are read before the write (kept as evidence under ``holders_key``) and compared
+with the holders at each verification read; any other difference is flagged, never verified.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from adapters.graph.arguments import job_marker, marked_job
@@ -20,12 +24,17 @@ from engine.tools import ToolResult
 REQUESTS = "/roleManagement/directory/roleAssignmentScheduleRequests"
 INSTANCES = "/roleManagement/directory/roleAssignmentScheduleInstances"
 ROOT_SCOPE = "/"
-# Request states in which the assignment exists or is on its way.
+# Request states in which the assignment exists or is on its way ("ScheduleCreated" is one).
 LIVE_STATES = frozenset(
-    {"Provisioned", "Granted", "PendingProvisioning", "PendingScheduleCreation"}
+    {"Provisioned", "Granted", "PendingProvisioning", "PendingScheduleCreation", "ScheduleCreated"}
 )
+# PIM refuses to remove an assignment during its first minutes (see docs/graph.md).
+MIN_ACTIVE_BEFORE_REMOVAL = timedelta(minutes=5)
+TOO_EARLY = "ActiveDurationTooShort"
+REMOVAL_NOT_YET_ALLOWED = "REMOVAL_NOT_YET_ALLOWED"
 
 Doc = dict[str, Any]
+_ISO = "%Y-%m-%dT%H:%M:%SZ"
 
 
 def pair_filter(principal_id: str, role_id: str) -> dict[str, str]:
@@ -43,7 +52,7 @@ def assign_body(args: Mapping[str, Any], now: datetime) -> Doc:
         "justification": justification,
         "ticketInfo": {"ticketNumber": args.get("ticket_number"), "ticketSystem": "breakglass"},
         "scheduleInfo": {
-            "startDateTime": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "startDateTime": now.strftime(_ISO),
             "expiration": {"type": "afterDuration", "duration": f"PT{args['duration_minutes']}M"},
         },
     }
@@ -87,7 +96,20 @@ async def find_job_request(ctx: ToolContext, args: Mapping[str, Any], patient: b
     return found[-1] if found else None
 
 
+def holders_key(job_id: str, principal_id: str, role_id: str) -> str:
+    return f"role:{job_id}:{principal_id}:{role_id}"
+
+
+async def save_holders_before(ctx: ToolContext, args: Mapping[str, Any]) -> list[str]:
+    """The role's holders before this job's write (the first saved set wins on a retry)."""
+    key = holders_key(args["job_id"], args["principal_id"], args["role_definition_id"])
+    current = await holders(ctx, args["role_definition_id"])
+    saved = await ctx.snapshots.save_snapshot(key, {"holders_before": current})
+    return sorted(str(h) for h in saved.get("holders_before", current))
+
+
 async def write_role_assignment(ctx: ToolContext, args: Mapping[str, Any]) -> ToolResult:
+    before = await save_holders_before(ctx, args)
     body = assign_body(args, ctx.now())
 
     async def send() -> Doc:
@@ -107,7 +129,7 @@ async def write_role_assignment(ctx: ToolContext, args: Mapping[str, Any]) -> To
         request, recovered = found, True
     # Anything but a live state (PendingApproval, Failed, Denied...) means no grant in place.
     status = "success" if request.get("status") in LIVE_STATES else "error"
-    return ToolResult(status, _assigned(request, recovered))
+    return ToolResult(status, _assigned(request, recovered) | {"holders_before": before})
 
 
 async def read_role_assignment(ctx: ToolContext, args: Mapping[str, Any]) -> ToolResult:
@@ -116,17 +138,48 @@ async def read_role_assignment(ctx: ToolContext, args: Mapping[str, Any]) -> Too
     found, reads = await ctx.poll(
         lambda: active_instances(ctx, principal, role), lambda xs: bool(xs) == want_present
     )
+    after = await holders(ctx, role)
+    before = await _holders_before(ctx, principal, role)
+    changes = _other_changes(principal, before, after)
+    # Without a baseline, "present" cannot be shown to be our change alone.
+    baseline_ok = before is not None or not want_present
     body = {
-        "verified": bool(found) == want_present,
+        "verified": bool(found) == want_present and baseline_ok and not any(changes.values()),
         "expect": args["expect"],
         "present": bool(found),
         "principal_id": principal,
         "role_definition_id": role,
-        "holders": await holders(ctx, role),
+        "holders_before": before,
+        "holders": after,
+        **changes,
         "assignments": [_instance_view(i) for i in found],
         "reads": reads,
     }
     return ToolResult("success", body)
+
+
+def _other_changes(principal: str, before: list[str] | None, after: list[str]) -> Doc:
+    """Holders other than ``principal`` that appeared or disappeared since the baseline."""
+    if before is None:
+        return {"unexpected_holders": [], "lost_holders": []}
+    others_before, others_after = set(before) - {principal}, set(after) - {principal}
+    return {
+        "unexpected_holders": sorted(others_after - others_before),
+        "lost_holders": sorted(others_before - others_after),
+    }
+
+
+async def _holders_before(ctx: ToolContext, principal: str, role: str) -> list[str] | None:
+    """The baseline saved by the newest breakglass write for this principal and role."""
+    found = await ctx.client.get_all(REQUESTS, pair_filter(principal, role))
+    ours = [r for r in found if r.get("action") == "adminAssign"]
+    ours.sort(key=lambda r: str(r.get("createdDateTime") or ""))  # Graph promises no order
+    jobs = [marked_job(r.get("justification")) for r in ours if marked_job(r.get("justification"))]
+    if not jobs:
+        return None
+    snap = await ctx.snapshots.load_snapshot(holders_key(str(jobs[-1]), principal, role))
+    saved = snap.get("holders_before") if snap is not None else None
+    return sorted(str(h) for h in saved) if isinstance(saved, list) else None
 
 
 async def remove_role_assignment(ctx: ToolContext, args: Mapping[str, Any]) -> ToolResult:
@@ -138,7 +191,12 @@ async def remove_role_assignment(ctx: ToolContext, args: Mapping[str, Any]) -> T
     if ours is None or foreign:
         # Nothing of this job's is left to remove; whatever else grants the role stays.
         return ToolResult("success", _removal(already_gone=True, still_held=bool(active)))
-    already_gone = await _send_remove(ctx, args)
+    try:
+        already_gone = await _send_remove(ctx, args)
+    except GraphError as err:
+        if err.code != TOO_EARLY:
+            raise
+        return ToolResult("error", _not_yet(ctx, active))
     remaining, reads = await ctx.poll(lambda: active_instances(ctx, principal, role), _empty)
     body = _removal(already_gone=already_gone, still_held=bool(remaining)) | {"reads": reads}
     return ToolResult("success" if not remaining else "error", body)
@@ -160,6 +218,25 @@ async def marked_role_grants(ctx: ToolContext) -> list[MarkedGrant]:
             if request is not None:
                 grants.append(_marked(ctx, request))
     return grants
+
+
+def _not_yet(ctx: ToolContext, active: list[Doc]) -> Doc:
+    """PIM refused an early removal: when it becomes possible (UTC, ISO 8601)."""
+    starts = [_parse_time(i.get("startDateTime")) for i in active]
+    known = [s for s in starts if s is not None]
+    start = max(known) if known else ctx.now()
+    not_before = start + MIN_ACTIVE_BEFORE_REMOVAL
+    return {"error": REMOVAL_NOT_YET_ALLOWED, "not_before": not_before.strftime(_ISO)}
+
+
+def _parse_time(text: object) -> datetime | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
 
 
 async def _send_remove(ctx: ToolContext, args: Mapping[str, Any]) -> bool:
@@ -192,16 +269,11 @@ async def _is_active(ctx: ToolContext, args: Mapping[str, Any], request: Doc) ->
 def _marked(ctx: ToolContext, request: Doc) -> MarkedGrant:
     job_id = marked_job(request.get("justification")) or ""
     principal, role = str(request["principalId"]), str(request["roleDefinitionId"])
-    return MarkedGrant(
-        job_id=job_id,
-        rollback_tool=REMOVE_ROLE,
-        arguments={
-            "tenant_id": ctx.tenant_id,
-            "principal_id": principal,
-            "role_definition_id": role,
-            "job_id": job_id,
-        },
-        description=f"directory role {role} assigned to {principal} by breakglass job {job_id}",
+    return ctx.marked_grant(
+        job_id,
+        REMOVE_ROLE,
+        {"principal_id": principal, "role_definition_id": role},
+        f"directory role {role} assigned to {principal} by breakglass job {job_id}",
     )
 
 

@@ -12,13 +12,14 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from adapters.graph import ca, roles
+from adapters.graph import ca, resolve, roles
 from adapters.graph.arguments import parse_arguments
 from adapters.graph.client import GraphClient
 from adapters.graph.config import GraphConfig
 from adapters.graph.context import ToolContext
 from engine import catalog
 from engine.ports import JsonDoc, MarkedGrant, SnapshotStore
+from engine.targets import ResolvedTarget
 from engine.tools import ToolResult
 
 Handler = Callable[[ToolContext, Mapping[str, Any]], Awaitable[ToolResult]]
@@ -52,7 +53,8 @@ def _utc_now() -> datetime:
 
 
 class GraphTools:
-    """Implements ``engine.ports.ToolPort`` against one tenant.
+    """Implements ``engine.ports.ToolPort`` and ``engine.targets.TargetResolver`` against one
+    tenant.
 
     ``snapshots`` keeps Conditional Access snapshots (first write wins). If it also offers
     ``snapshot_keys(prefix)`` (see ``ca.SnapshotIndex``), ``find_marked_grants`` covers
@@ -85,6 +87,13 @@ class GraphTools:
         args = parse_arguments(tool_name, arguments, self.config.tenant_id)
         handler = HANDLERS[tool_name]
         return await handler(self._ctx, args)
+
+    async def resolve_targets(
+        self, template: str, targets: Mapping[str, str]
+    ) -> Mapping[str, ResolvedTarget]:
+        """Preflight before approval (see ``resolve``); ``template`` names the request's policy
+        template and does not change how a target is resolved."""
+        return await resolve.resolve_targets(self._ctx, targets)
 
     async def find_marked_grants(self) -> list[MarkedGrant]:
         found = await roles.marked_role_grants(self._ctx)

@@ -49,7 +49,12 @@ class AppCredentials:
 
 
 class RateGate:
-    """At most one accepted request per ``interval`` seconds (real time, not the sim clock)."""
+    """At most one accepted request per ``interval`` seconds.
+
+    Measured on ``clock`` (monotonic seconds, injectable): a request rate is a property of
+    elapsed time between requests, which clients pace on their own monotonic clock, so a
+    manual sim clock that stands still must not turn every second request into a 429.
+    """
 
     def __init__(self, interval: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.interval = interval
@@ -65,14 +70,27 @@ class RateGate:
 
 
 class SimCore:
+    """``strict`` turns on the real tenant's PIM rules (see ``pim``); ``on_change`` is called
+    with the primary directory after every write (persistence)."""
+
     def __init__(
-        self, directory: Directory, clock: Clock, credentials: AppCredentials, ca_interval: float
+        self,
+        directory: Directory,
+        clock: Clock,
+        credentials: AppCredentials,
+        ca_interval: float,
+        *,
+        strict: bool = False,
+        on_change: Callable[[Directory], None] | None = None,
+        rate_clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.replication = Replication(directory)
         self.clock = clock
         self.credentials = credentials
+        self.strict = strict
+        self.on_change = on_change
         self.faults = FaultPlan()
-        self.ca_gate = RateGate(ca_interval)
+        self.ca_gate = RateGate(ca_interval, rate_clock)
         self.page_size = 100
         self.log: list[LogEntry] = []
         self._tokens: dict[str, datetime] = {}
@@ -96,6 +114,8 @@ class SimCore:
             yield self.directory
         finally:
             self.replication.after_write(self.now())
+            if self.on_change is not None:
+                self.on_change(self.directory)
 
     def issue_token(self) -> tuple[str, int]:
         token = secrets.token_urlsafe(32)

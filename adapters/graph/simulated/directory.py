@@ -87,6 +87,22 @@ class Directory:
     policies: dict[str, Doc]
     assignments: list[Assignment] = field(default_factory=list)
     requests: list[Doc] = field(default_factory=list)
+    revocations: list[Doc] = field(default_factory=list)  # revokeSignInSessions, in order
+
+    def user(self, key: str) -> Doc | None:
+        """A user by object id or by userPrincipalName (case-insensitive, as Graph matches)."""
+        found = self.users.get(key)
+        if found is not None:
+            return found
+        wanted = key.casefold()
+        return next(
+            (
+                u
+                for u in self.users.values()
+                if str(u.get("userPrincipalName")).casefold() == wanted
+            ),
+            None,
+        )
 
     def active_assignments(self, now: datetime) -> list[Assignment]:
         return [a for a in self.assignments if a.active(now)]
@@ -121,6 +137,7 @@ class Directory:
                 for a in self.assignments
             ],
             "roleAssignmentScheduleRequests": list(self.requests),
+            "signInSessionRevocations": list(self.revocations),
         }
 
 

@@ -7,6 +7,7 @@ Conditional Access rate limit (429 without Retry-After) and fires injected fault
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
 from aiohttp import web
 
@@ -73,7 +74,7 @@ async def create_request(request: web.Request) -> web.Response:
     core = core_of(request)
     body = await json_body(request)
     with core.write() as directory:
-        created = pim.submit(directory, body, core.now())
+        created = pim.submit(directory, body, core.now(), strict=core.strict)
     return entity(request, f"{REQUESTS_CTX}/$entity", created, status=201)
 
 
@@ -96,10 +97,54 @@ async def list_instances(request: web.Request) -> web.Response:
 
 
 async def list_role_definitions(request: web.Request) -> web.Response:
+    views = [r.view() for r in core_of(request).directory.roles.values()]
+    items = _matching(views, request.query.get("$filter"), ("displayName", "templateId", "id"))
+    return collection(request, "roleManagement/directory/roleDefinitions", items)
+
+
+async def get_role_definition(request: web.Request) -> web.Response:
+    wanted = request.match_info["id"]
     roles = core_of(request).directory.roles.values()
-    return collection(
-        request, "roleManagement/directory/roleDefinitions", [r.view() for r in roles]
+    # Built-in roles answer to their id and to their template id alike.
+    found = next((r for r in roles if wanted in (r.id, r.view()["templateId"])), None)
+    if found is None:
+        raise not_found(wanted)
+    return entity(request, "roleManagement/directory/roleDefinitions/$entity", found.view())
+
+
+async def list_groups(request: web.Request) -> web.Response:
+    groups = list(core_of(request).read_view().groups.values())
+    items = _matching(groups, request.query.get("$filter"), ("displayName", "id"))
+    return collection(request, "groups", items)
+
+
+async def get_group(request: web.Request) -> web.Response:
+    group = core_of(request).read_view().groups.get(request.match_info["id"])
+    if group is None:
+        raise not_found(request.match_info["id"])
+    return entity(request, "groups/$entity", group)
+
+
+def not_found(key: str) -> SimError:
+    """Graph's answer for a directory object that does not exist."""
+    return SimError(
+        404,
+        "Request_ResourceNotFound",
+        f"Resource '{key[:64]}' does not exist or one of its queried reference-property "
+        "objects are not present.",
     )
+
+
+def _matching(
+    items: list[dict[str, Any]], text: str | None, fields: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    # Graph compares strings in $filter eq without regard to case.
+    wanted = parse_filter(text, fields)
+    return [
+        i
+        for i in items
+        if all(str(i.get(k) or "").casefold() == v.casefold() for k, v in wanted.items())
+    ]
 
 
 async def list_policies(request: web.Request) -> web.Response:
@@ -121,21 +166,23 @@ async def patch_policy(request: web.Request) -> web.Response:
 
 
 async def get_user(request: web.Request) -> web.Response:
-    user = core_of(request).directory.users.get(request.match_info["id"])
+    key = request.match_info["id"]
+    user = core_of(request).directory.user(key)  # object id or userPrincipalName
     if user is None:
-        raise SimError(404, "Request_ResourceNotFound", "Resource does not exist.")
+        raise not_found(key)
     return entity(request, "users/$entity", user)
 
 
 async def revoke_sessions(request: web.Request) -> web.Response:
     core = core_of(request)
-    user_id = request.match_info["id"]
-    if user_id not in core.directory.users:
-        raise SimError(
-            404, "Request_ResourceNotFound", f"Resource '{user_id[:64]}' does not exist."
-        )
+    key = request.match_info["id"]
+    user = core.directory.user(key)
+    if user is None:
+        raise not_found(key)
     with core.write() as directory:
-        directory.users[user_id]["signInSessionsValidFromDateTime"] = iso(core.now())
+        now = iso(core.now())
+        directory.users[user["id"]]["signInSessionsValidFromDateTime"] = now
+        directory.revocations.append({"userId": user["id"], "at": now})
     return entity(request, "Edm.Boolean", {"value": True})
 
 
@@ -146,6 +193,9 @@ def add_routes(app: web.Application) -> None:
     add("GET", f"{ROLE_MGMT}/roleAssignmentScheduleRequests/{{id}}", get_request)
     add("GET", f"{ROLE_MGMT}/roleAssignmentScheduleInstances", list_instances)
     add("GET", f"{ROLE_MGMT}/roleDefinitions", list_role_definitions)
+    add("GET", f"{ROLE_MGMT}/roleDefinitions/{{id}}", get_role_definition)
+    add("GET", f"{GRAPH_PREFIX}/groups", list_groups)
+    add("GET", f"{GRAPH_PREFIX}/groups/{{id}}", get_group)
     add("GET", f"{CA}/policies", list_policies)
     add("GET", f"{CA}/policies/{{id}}", get_policy)
     add("PATCH", f"{CA}/policies/{{id}}", patch_policy)

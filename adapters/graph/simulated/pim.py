@@ -5,6 +5,12 @@ Supported actions: ``adminAssign`` (with ``afterDuration``, ``afterDateTime`` or
 ``RoleAssignmentExists``, ``RoleAssignmentDoesNotExist`` and
 ``RoleAssignmentRequestPolicyValidationFailed`` (duration above the role's maximum, missing
 justification).
+
+With ``strict`` (the real tenant's rules, see docs/graph.md): active durations under
+``MIN_ACTIVE`` are refused (``ActiveDurationTooShort``); an assignment cannot be removed in its
+first ``MIN_ACTIVE`` (``ActiveDurationTooShort`` again, as PIM answers early deactivations); the
+last holder of Global Administrator or Privileged Role Administrator cannot be removed; an
+assignment whose start lies ahead is answered ``ScheduleCreated`` instead of ``Provisioned``.
 """
 
 from __future__ import annotations
@@ -20,6 +26,11 @@ from adapters.graph.simulated.directory import Assignment, Directory, RoleDefini
 from adapters.graph.simulated.errors import SimError
 
 Doc = dict[str, Any]
+MIN_ACTIVE = timedelta(minutes=5)
+# Built-in role template ids whose last holder the tenant protects.
+PROTECTED_ROLES = frozenset(
+    {"62e90394-69f5-4237-9190-012177145e10", "e8611ab8-c189-46e8-94e1-60213ab1f814"}
+)
 _DURATION = re.compile(r"P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?")
 
 
@@ -32,7 +43,7 @@ def parse_duration(text: object) -> timedelta:
     return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
 
 
-def submit(directory: Directory, body: Any, now: datetime) -> Doc:
+def submit(directory: Directory, body: Any, now: datetime, *, strict: bool = False) -> Doc:
     """Process one request; returns the stored request object or raises ``SimError``."""
     if not isinstance(body, dict):
         raise SimError(400, "BadRequest", "The request body must be a JSON object.")
@@ -42,12 +53,15 @@ def submit(directory: Directory, body: Any, now: datetime) -> Doc:
     if scope != "/":
         raise SimError(400, "BadRequest", "Only directoryScopeId '/' is supported here.")
     if action == "adminAssign":
-        assignment = _assign(directory, body, principal_id, role, now)
-        return _record(directory, body, assignment, "Provisioned", now)
+        assignment = _assign(directory, body, principal_id, role, now, strict)
+        live = "ScheduleCreated" if strict and assignment.start > now else "Provisioned"
+        return _record(directory, body, assignment, live, now)
     if action == "adminRemove":
         existing = directory.active_for(principal_id, role.id, scope, now)
         if existing is None:
             raise SimError(400, "RoleAssignmentDoesNotExist", "The Role assignment does not exist.")
+        if strict:
+            _check_removable(directory, existing, now)
         existing.removed_at = now
         return _record(directory, body, existing, "Revoked", now)
     raise SimError(400, "BadRequest", "action must be adminAssign or adminRemove here.")
@@ -69,10 +83,17 @@ def _assign(
     principal_id: str,
     role: RoleDefinition,
     now: datetime,
+    strict: bool,
 ) -> Assignment:
     if directory.active_for(principal_id, role.id, "/", now) is not None:
         raise SimError(400, "RoleAssignmentExists", "The Role assignment already exists.")
     start, end = _window(body.get("scheduleInfo"), now)
+    if strict and end is not None and end - start < MIN_ACTIVE:
+        raise SimError(
+            400,
+            "ActiveDurationTooShort",
+            "The role assignment's active duration is too short. The minimum is 5 minutes.",
+        )
     failed = _policy_failures(role, body, start, end)
     if failed:
         rules = ", ".join(f'"{r}"' for r in failed)
@@ -84,6 +105,27 @@ def _assign(
     assignment = Assignment(principal_id, role.id, start, end, "pim")
     directory.assignments.append(assignment)
     return assignment
+
+
+def _check_removable(directory: Directory, assignment: Assignment, now: datetime) -> None:
+    if now < assignment.start + MIN_ACTIVE:
+        raise SimError(
+            400,
+            "ActiveDurationTooShort",
+            "The role assignment cannot be removed within 5 minutes of its activation.",
+        )
+    if assignment.role_id in PROTECTED_ROLES:
+        holders = {
+            a.principal_id
+            for a in directory.active_assignments(now)
+            if a.role_id == assignment.role_id
+        }
+        if holders <= {assignment.principal_id}:
+            raise SimError(
+                400,
+                "BadRequest",
+                "The last active holder of this role cannot be removed from the tenant.",
+            )
 
 
 def _window(info: Any, now: datetime) -> tuple[datetime, datetime | None]:

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
-from adapters.graph.simulated import http_control, http_graph, http_identity, pim, policies
+from adapters.graph.simulated import (
+    http_control,
+    http_graph,
+    http_identity,
+    persist,
+    pim,
+    policies,
+)
 from adapters.graph.simulated.clock import Clock, ManualClock, SystemClock, iso
 from adapters.graph.simulated.core import AppCredentials, LogEntry, SimCore
 from adapters.graph.simulated.directory import Assignment, Directory, default_seed, load_directory
@@ -24,6 +33,11 @@ class SimulatedTenant:
 
     ``client_secret`` defaults to a fresh random value (read it from ``.client_secret``).
     ``ca_interval`` is the Conditional Access rate limit in seconds (1.0 like Graph).
+    ``strict`` applies the real tenant's PIM rules (minimum duration, no removal in the first
+    5 minutes, last-admin protection, ``ScheduleCreated``); off by default for now.
+    ``state_path``: keep the directory in this JSON file (loaded if present, rewritten
+    atomically after every change), so a restarted tenant resumes its state.
+    ``rate_clock``: the monotonic clock of the CA rate gate (see ``core.RateGate``).
     """
 
     def __init__(
@@ -33,14 +47,37 @@ class SimulatedTenant:
         clock: Clock | None = None,
         client_secret: str | None = None,
         ca_interval: float = 1.0,
+        strict: bool = False,
+        state_path: Path | str | None = None,
+        rate_clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.clock: Clock = clock or SystemClock()
-        directory = load_directory(seed or default_seed(), self.clock.now())
+        self.state_path = Path(state_path) if state_path is not None else None
+        directory = self._initial_directory(seed)
         self.client_secret = client_secret or secrets.token_urlsafe(24)
         credentials = AppCredentials(directory.app_id, self.client_secret)
-        self.core = SimCore(directory, self.clock, credentials, ca_interval)
+        on_change = self._save if self.state_path is not None else None
+        self.core = SimCore(
+            directory,
+            self.clock,
+            credentials,
+            ca_interval,
+            strict=strict,
+            on_change=on_change,
+            rate_clock=rate_clock,
+        )
         self._runner: web.AppRunner | None = None
         self._base_url: str | None = None
+        if on_change is not None:
+            on_change(directory)
+
+    def _initial_directory(self, seed: Mapping[str, Any] | None) -> Directory:
+        saved = persist.read(self.state_path) if self.state_path is not None else None
+        return saved or load_directory(seed or default_seed(), self.clock.now())
+
+    def _save(self, directory: Directory) -> None:
+        if self.state_path is not None:
+            persist.save(self.state_path, directory)
 
     # lifecycle
 
@@ -143,6 +180,14 @@ class SimulatedTenant:
             policy = policies.policy_or_404(directory, policy_id)
             policies.merge(policy, change)
             policy["modifiedDateTime"] = iso(self.clock.now())
+
+    @property
+    def strict(self) -> bool:
+        return self.core.strict
+
+    @strict.setter
+    def strict(self, value: bool) -> None:
+        self.core.strict = value
 
     def active_grants(self) -> list[Assignment]:
         return self.directory.active_assignments(self.clock.now())

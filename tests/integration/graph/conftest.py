@@ -29,7 +29,8 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 async def sim(clock: ManualClock) -> AsyncIterator[SimulatedTenant]:
-    async with SimulatedTenant(clock=clock, ca_interval=0.02) as tenant:
+    # As strict as the real tenant: minimum durations, no removal in the first 5 minutes...
+    async with SimulatedTenant(clock=clock, ca_interval=0.02, strict=True) as tenant:
         yield tenant
 
 

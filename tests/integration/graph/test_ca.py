@@ -110,13 +110,14 @@ async def test_restore_reports_drift_and_keeps_other_edits(
     sim.edit_policy(MFA_POLICY, {"state": "enabledForReportingButNotEnforced"})
 
     restored = await tools.call(catalog.RESTORE_CA, ca_args())
-    assert has(restored.body, restored=True, verified=False, drift=["state"])
+    # Our exclusion is gone (verified); someone else's edit is kept and reported as drift.
+    assert has(restored.body, restored=True, verified=True, drift=["state"])
     after = policy(sim)
     assert after["state"] == "enabledForReportingButNotEnforced"  # someone else's edit kept
     assert EXCLUSION_GROUP not in after["conditions"]["users"]["excludeGroups"]
 
     check = await tools.call(catalog.READ_CA, ca_args() | {"expect": "restored"})
-    assert check.body["verified"] is False
+    assert has(check.body, verified=True, drift=["state"])
 
 
 async def test_lost_patch_is_read_back_not_resent(sim: SimulatedTenant, tools: GraphTools) -> None:

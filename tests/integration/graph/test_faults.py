@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from datetime import timedelta
 
 import pytest
 
@@ -184,6 +185,7 @@ async def test_lost_remove_is_confirmed_by_reading_back(
     sim: SimulatedTenant, tools: GraphTools
 ) -> None:
     await tools.call(catalog.WRITE_ROLE, write_args())
+    sim.advance(timedelta(minutes=5))  # PIM allows removal only after 5 minutes
     sim.add_fault(Fault("drop", method="POST", path=REQUESTS, apply=True))
     removed = await tools.call(catalog.REMOVE_ROLE, remove_args())
     assert has(removed.body, removed=True, verified=True)

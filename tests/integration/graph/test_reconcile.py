@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from adapters.graph import GraphTools
 from adapters.graph.simulated import ManualClock, SimulatedTenant
 from engine import catalog
@@ -37,6 +39,7 @@ async def test_marked_grants_are_found_and_their_rollbacks_clear_them(
     await tools.call(catalog.WRITE_ROLE, write_args(job="job-r"))
     await tools.call(catalog.EXCLUDE_GROUP, ca_args(job="job-c"))
     sim.grant(ALICE, USER_ADMIN)  # not ours either
+    sim.advance(timedelta(minutes=5))  # PIM allows removal only after 5 minutes
 
     found = sorted(await tools.find_marked_grants(), key=lambda g: g.job_id)
     assert [(g.job_id, g.rollback_tool) for g in found] == [

@@ -37,7 +37,9 @@ async def test_grant_verify_rollback_verify(sim: SimulatedTenant, tools: GraphTo
     present = await tools.call(catalog.READ_ROLE, read_args("present"))
     assert present.body["verified"] is True
     assert present.body["holders"] == [DAVE]
+    assert has(present.body, holders_before=[], unexpected_holders=[], lost_holders=[])
 
+    sim.advance(timedelta(minutes=5))  # PIM allows removal only after 5 minutes
     removed = await tools.call(catalog.REMOVE_ROLE, remove_args())
     assert removed.ok
     assert has(removed.body, removed=True, already_gone=False, verified=True)
@@ -127,20 +129,23 @@ async def test_retried_write_of_the_same_job_is_not_applied_twice(
     assert len(sim.directory.requests) == 1
 
 
-async def test_principal_gaining_the_role_during_the_window_is_reported(
-    sim: SimulatedTenant, tools: GraphTools
+async def test_principal_gaining_the_role_during_the_window_is_flagged_not_verified(
+    sim: SimulatedTenant, tools: GraphTools, clock: ManualClock
 ) -> None:
-    await tools.call(catalog.WRITE_ROLE, write_args())
+    written = await tools.call(catalog.WRITE_ROLE, write_args())
+    assert written.body["holders_before"] == []
     sim.grant(ALICE, USER_ADMIN)  # another administrator, outside breakglass
 
     during = await tools.call(catalog.READ_ROLE, read_args("present"))
-    assert during.body["verified"] is True
+    assert has(during.body, verified=False, present=True, unexpected_holders=[ALICE])
     assert during.body["holders"] == sorted([ALICE, DAVE])
+    assert during.body["holders_before"] == []
 
+    clock.advance(timedelta(minutes=5))
     await tools.call(catalog.REMOVE_ROLE, remove_args())
     after = await tools.call(catalog.READ_ROLE, read_args("absent"))
-    assert after.body["verified"] is True  # dave is clean ...
-    assert after.body["holders"] == [ALICE]  # ... but someone else still holds the role
+    assert has(after.body, verified=False, present=False, unexpected_holders=[ALICE])
+    assert after.body["holders"] == [ALICE]  # dave is clean, but the role did not go back
 
 
 async def test_rollback_leaves_an_assignment_it_did_not_create(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
@@ -114,6 +115,7 @@ async def test_assign_and_remove_bodies(sim: SimulatedTenant, http: aiohttp.Clie
         assert (resp.status, (await resp.json())["error"]["code"]) == (400, "RoleAssignmentExists")
 
     remove = {k: assign[k] for k in ("principalId", "roleDefinitionId", "directoryScopeId")}
+    sim.advance(timedelta(minutes=5))  # PIM allows removal only after 5 minutes
     async with http.post(url, json=remove | {"action": "adminRemove"}, headers=headers) as resp:
         assert (resp.status, (await resp.json())["status"]) == (201, "Revoked")
     async with http.post(url, json=remove | {"action": "adminRemove"}, headers=headers) as resp:

@@ -1,0 +1,88 @@
+"""Conditional Access rollback removes only our exclusion from the CURRENT policy.
+
+Each of these failed before: the restore wrote the snapshot's whole ``users`` block back,
+silently undoing other administrators' edits made during the window, and said
+``verified: true, drift: []``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from adapters.graph import GraphTools
+from adapters.graph.simulated import SimulatedTenant
+from engine import catalog
+from tests.integration.graph.support import (
+    ALICE,
+    EMERGENCY_GROUP,
+    EXCLUSION_GROUP,
+    MFA_POLICY,
+    ca_args,
+    has,
+)
+
+RESPONDERS = "92834d79-48cc-5a9e-9744-15121128f4a9"
+
+
+def users(sim: SimulatedTenant) -> dict[str, Any]:
+    return dict(sim.directory.policies[MFA_POLICY]["conditions"]["users"])
+
+
+def ca_patches(sim: SimulatedTenant) -> int:
+    return sum(1 for e in sim.requests_log if e.method == "PATCH" and "policies" in e.path)
+
+
+async def test_exclusion_added_by_another_admin_during_the_window_is_kept_and_reported(
+    sim: SimulatedTenant, tools: GraphTools
+) -> None:
+    await tools.call(catalog.EXCLUDE_GROUP, ca_args())
+    theirs = [EMERGENCY_GROUP, EXCLUSION_GROUP, RESPONDERS]
+    sim.edit_policy(MFA_POLICY, {"conditions": {"users": users(sim) | {"excludeGroups": theirs}}})
+
+    restored = await tools.call(catalog.RESTORE_CA, ca_args())
+
+    assert restored.ok
+    assert has(restored.body, verified=True, drift=["conditions.users.excludeGroups"])
+    assert sorted(users(sim)["excludeGroups"]) == sorted([EMERGENCY_GROUP, RESPONDERS])
+    check = await tools.call(catalog.READ_CA, ca_args() | {"expect": "restored"})
+    assert has(check.body, verified=True, drift=["conditions.users.excludeGroups"])
+
+
+async def test_every_concurrent_change_is_drift_and_none_is_undone(
+    sim: SimulatedTenant, tools: GraphTools
+) -> None:
+    await tools.call(catalog.EXCLUDE_GROUP, ca_args())
+    changed = users(sim) | {"excludeUsers": [ALICE]}
+    sim.edit_policy(MFA_POLICY, {"state": "disabled", "conditions": {"users": changed}})
+
+    restored = await tools.call(catalog.RESTORE_CA, ca_args())
+
+    assert restored.body["drift"] == ["conditions.users.excludeUsers", "state"]
+    assert restored.body["verified"] is True
+    assert users(sim)["excludeUsers"] == [ALICE]
+    assert sim.directory.policies[MFA_POLICY]["state"] == "disabled"
+    assert EXCLUSION_GROUP not in users(sim)["excludeGroups"]
+
+
+async def test_our_exclusion_already_removed_by_someone_else_needs_no_write(
+    sim: SimulatedTenant, tools: GraphTools
+) -> None:
+    await tools.call(catalog.EXCLUDE_GROUP, ca_args())
+    sim.edit_policy(
+        MFA_POLICY, {"conditions": {"users": users(sim) | {"excludeGroups": [EMERGENCY_GROUP]}}}
+    )
+    written = ca_patches(sim)
+
+    restored = await tools.call(catalog.RESTORE_CA, ca_args())
+
+    assert has(restored.body, verified=True, drift=[])
+    assert ca_patches(sim) == written  # nothing was left to undo, so nothing was written
+
+
+async def test_unchanged_policy_restores_with_no_drift(
+    sim: SimulatedTenant, tools: GraphTools
+) -> None:
+    await tools.call(catalog.EXCLUDE_GROUP, ca_args())
+    restored = await tools.call(catalog.RESTORE_CA, ca_args())
+    assert has(restored.body, verified=True, restored=True, drift=[], excluded_before=False)
+    assert users(sim)["excludeGroups"] == [EMERGENCY_GROUP]
