@@ -23,9 +23,10 @@ from bot.executor import RunbookExecutor
 from bot.gateway_service import ToolGateway
 from bot.service import JobService
 from engine import catalog, chain
-from engine.job import CLOSED, Job
-from engine.lifecycle import END_WRITE_FAILED, Approve, Request, Rules
+from engine.job import ACTIVE, CLOSED, KILLED, Job
+from engine.lifecycle import END_WRITE_FAILED, Approve, Kill, Request, Rules
 from engine.receipts import TOOL_RECEIPT, content_hash
+from engine.timeutil import parse_iso
 from engine.verify import verify_bundle
 from tests.integration.graph.conftest import config_for
 from tests.support.engine_sim import fixed_keys, trust_for
@@ -61,7 +62,7 @@ def advancing(clock: ManualClock) -> Callable[[float], Awaitable[None]]:
 @pytest.fixture
 async def sim_env(tmp_path: Path) -> AsyncIterator[SimEnv]:
     clock = ManualClock()
-    async with SimulatedTenant(clock=clock, ca_interval=0.02) as sim:
+    async with SimulatedTenant(clock=clock, ca_interval=0.02, strict=True) as sim:
         store = await SqlStore.open(sqlite_url(tmp_path))
         tools = GraphTools(config_for(sim), snapshots=store, clock=clock.now)
         service = JobService(
@@ -160,3 +161,29 @@ async def test_b_a_ca_exclusion_with_a_wrong_policy_id_ends_the_same_way(
         sim_env, "ca-exclusion", {"policy_id": "not-a-guid", "group_id": GROUP}
     )
     await assert_ended_by_the_facts(sim_env, job, catalog.EXCLUDE_GROUP)
+
+
+async def test_an_early_kill_contains_announces_and_removes_when_pim_allows(
+    sim_env: SimEnv,
+) -> None:
+    s = sim_env.service
+    job = await approved_job(
+        sim_env, "entra-role", {"principal_id": IDS["dave"], "role_definition_id": ROLE}
+    )
+    assert (job.state, job.write_done, job.verified_after_write) == (ACTIVE, True, True)
+    assert (await s.command("job-input", Kill(s.actor("console:erin")))).ok
+    await sim_env.settle()
+    job = await s.load("job-input")
+    assert job.state == KILLED, job
+    assert job.rollback_verified is True
+    (delayed,) = [e for e in sim_env.chat.events if e.detail.get("event") == "removal_delayed"]
+    assert delayed.detail["contained"] == [catalog.REVOKE_SESSIONS]
+    not_before = parse_iso(delayed.detail["not_before"])
+    assert sim_env.clock.now() >= not_before  # removed only once PIM allowed it
+    calls = [(r["tool_name"], r["result_status"]) for r in await tool_receipts(sim_env)]
+    revoked = calls.index((catalog.REVOKE_SESSIONS, "success"))
+    removed = calls.index((catalog.REMOVE_ROLE, "success"))
+    assert calls.index((catalog.REMOVE_ROLE, "error")) < revoked < removed
+    bundle, _ = await s.bundle(job)
+    report = verify_bundle(bundle, trust_for(s.keys))
+    assert report.valid, report.reasons
