@@ -122,14 +122,12 @@ class _Run:
 
     async def undo_and_verify(self) -> bool:
         job, terms = self.job, self.terms
-        if not (job.write_sent or job.write_done):
-            return True  # no write of ours ever reached the tenant: nothing to undo
+        if not job.write_done and await self.nothing_granted():
+            return True
         if job.write_done and job.verified_after_write is None:
             # Ended between the write and its read: do the planned read now, before undoing,
             # so the record shows what was granted (the rollback token may read).
             await self.once(terms["verify_action"])
-        if not job.write_done and await self.once(terms["rollback"]["verify"]):
-            return True  # the write failed and the tenant shows nothing granted
         undone = True
         for step in terms["rollback"]["steps"]:
             undone = await self.until_done(step, removal=True) and undone
@@ -137,6 +135,18 @@ class _Run:
         if verified and not undone:
             log.warning("rollback step failed for %s, but the read shows it undone", job.job_id)
         return verified
+
+    async def nothing_granted(self) -> bool:
+        """The write never succeeded: is the rollback trivially done? One read decides (no
+        removal, which would poll for a request that may never have been sent). A crash may
+        have lost a write's receipt, so "no receipt" alone never proves "never sent"."""
+        outcome = await self.call(self.terms["rollback"]["verify"])
+        if outcome.allowed and outcome.status == "success":
+            return True  # the tenant shows nothing granted
+        # The read's own targets were refused before sending, like every write of ours:
+        # they name nothing in the tenant, so nothing of ours can be there.
+        unsent = outcome.allowed and outcome.result.get("sent") is False
+        return unsent and not self.job.write_sent
 
     async def once(self, step: Mapping[str, Any]) -> bool:
         outcome = await self.call(step)

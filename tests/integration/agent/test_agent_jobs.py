@@ -113,8 +113,8 @@ async def test_kill_during_a_streaming_answer_cuts_the_stream_and_stops_the_run(
     assert job.state == KILLED
     assert env.scripted.streams_finished == 0
     assert len(env.scripted.received) == 1  # no further model call
-    # No write was ever sent, so there is nothing to undo: the tenant is not even asked.
-    assert env.tenant.calls == []
+    # No write succeeded: one read shows nothing granted, so there is nothing to remove.
+    assert [c[0] for c in env.tenant.calls] == [catalog.READ_ROLE]
     assert job.rollback_verified is True
     assert all(r["tool_name"] != catalog.WRITE_ROLE for r in await tool_receipts(env, "job-a1"))
     (cut,) = await env.store.exchanges("job-a1")  # the bytes that passed before the kill
@@ -157,10 +157,14 @@ async def test_a_call_after_the_window_is_refused_and_the_run_ends(env: AgentEnv
     env.clock.advance(minutes=31)  # the window ends while the model is answering
     env.scripted.hold.set()
     await env.settle()
-    assert env.tenant.calls == []
-    (refused,) = await tool_receipts(env, "job-a1")
+    # The refused write ends the job at once; the rollback's one read finds nothing granted.
+    assert [(c[0], c[1]["expect"]) for c in env.tenant.calls] == [(catalog.READ_ROLE, "absent")]
+    refused, read = await tool_receipts(env, "job-a1")
     assert (refused["tool_name"], refused["result_status"]) == (catalog.WRITE_ROLE, "error")
+    assert (read["tool_name"], read["result_status"]) == (catalog.READ_ROLE, "success")
     assert len(env.scripted.received) == 1  # no model call after the window
+    job = await env.service.load("job-a1")
+    assert (job.state, job.end_reason) == (CLOSED, END_WRITE_FAILED)
 
 
 class WriteRaises:
