@@ -22,6 +22,7 @@ from bot import metrics
 from bot.ids import receipt_id as new_receipt_id
 from bot.service import JobService
 from engine.canonical import strict_loads
+from engine.cst import TokenKind
 from engine.errors import AdapterError, BreakGlassError, GatewayRefusal, InputError, JobNotFound
 from engine.gateway import Allowed, GatewayView, ToolCall, decide, recorded_call
 from engine.job import Job
@@ -131,14 +132,16 @@ class ToolGateway:
         task = self.service.tasks.spawn(
             self._run_and_record(job_id, call, allowed, receipt_id, started), f"tool:{job_id}"
         )
-        _track(self._calls, job_id, task)
+        if _settled(allowed):
+            _track(self._calls, job_id, task)
         return await asyncio.shield(task)
 
     async def _run_and_record(
         self, job_id: str, call: ToolCall, allowed: Allowed, receipt_id: str, started: Any
     ) -> GatewayOutcome:
         tool = asyncio.ensure_future(self._run_tool(call))
-        _track(self._tools, job_id, tool)
+        if _settled(allowed):
+            _track(self._tools, job_id, tool)
         t0 = time.perf_counter()
         try:
             result = await tool
@@ -193,12 +196,18 @@ class ToolGateway:
             )
 
     async def settle(self, job_id: str) -> None:
-        """Cancel the job's in-flight tool calls and wait until each is receipted."""
+        """Cancel the job's in-flight agent calls and wait until each is receipted."""
         for tool in list(self._tools.get(job_id, ())):
             tool.cancel()
         calls = list(self._calls.get(job_id, ()))
         if calls:
             await asyncio.gather(*calls, return_exceptions=True)
+
+
+def _settled(allowed: Allowed) -> bool:
+    """Does settle() stop this call? The agent's, yes; never the rollback's own calls (a
+    halt that runs late must not cancel the removal it made way for)."""
+    return allowed.token.kind != TokenKind.ROLLBACK
 
 
 def _track(index: dict[str, set[Any]], job_id: str, task: asyncio.Task[Any]) -> None:
