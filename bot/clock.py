@@ -4,6 +4,8 @@ one-minute window passes in seconds, with both of its processes counting from on
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 
@@ -23,6 +25,15 @@ class ScaledClock:
 
     def real_seconds(self, virtual_seconds: float) -> float:
         return virtual_seconds / self.scale
+
+    async def sleep(self, virtual_seconds: float) -> None:
+        """Wait ``virtual_seconds`` of this clock's time."""
+        await asyncio.sleep(self.real_seconds(virtual_seconds))
+
+
+def sleep_for(clock: Callable[[], datetime]) -> Callable[[float], Awaitable[None]]:
+    """The sleep that agrees with ``clock``: seconds of its time, not of the wall's."""
+    return clock.sleep if isinstance(clock, ScaledClock) else asyncio.sleep
 
 
 def system_clock() -> datetime:

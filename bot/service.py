@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot import metrics
+from bot.clock import sleep_for
 from bot.effects import Effects
 from bot.job_update import job_update
 from bot.notifier import RECEIPTS_EVERY, Notifier, PacedChat
@@ -72,7 +73,7 @@ class JobService:
         tools: ToolPort,
         clock: Callable[[], datetime],
         directory: Directory | None = None,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        sleep: Callable[[float], Awaitable[None]] | None = None,  # default: the clock's
         bundle_dir: Path | None = None,
         receipts_every: timedelta = RECEIPTS_EVERY,
         resolver: TargetResolver | None = None,
@@ -83,7 +84,7 @@ class JobService:
         self.tools = tools
         self.clock = clock
         self.directory = directory or Directory()
-        self.sleep = sleep
+        self.sleep = sleep or sleep_for(clock)  # waits in the clock's time (demo: faster)
         self.bundle_dir = bundle_dir
         self.resolver = resolver  # preflight: targets checked before anyone is asked
         self.executor: ExecutorPort | None = None
@@ -91,7 +92,7 @@ class JobService:
         self.revoked: set[str] = set()  # jti revoked by this process: the fast path
         self.tasks = TaskSet()  # every background task of the service, its gateway and executors
         self.notifier = Notifier(store, clock)
-        self.chat = PacedChat(self.notifier, clock, sleep, self.tasks, receipts_every)
+        self.chat = PacedChat(self.notifier, clock, self.sleep, self.tasks, receipts_every)
         self.effects = Effects(self, bundle_dir)
         self.rollbacks = RollbackRunner(self)
         self._locks: dict[str, asyncio.Lock] = {}
