@@ -78,17 +78,16 @@ def outcome_of(exit_code: int | None, stdout: str, *, halted: bool = False) -> R
 
 
 def _envelope(stdout: str) -> dict[str, Any] | None:
-    for line in reversed(stdout.strip().splitlines()):
+    """The envelope: all of stdout (it is pretty-printed), else its last JSON object line."""
+    candidates = [stdout, *reversed(stdout.strip().splitlines())]
+    for text in candidates:
         try:
-            doc = json.loads(line)
+            doc = json.loads(text)
         except ValueError:
             continue
-        return doc if isinstance(doc, dict) else None
-    try:  # a pretty-printed envelope
-        doc = json.loads(stdout)
-    except ValueError:
-        return None
-    return doc if isinstance(doc, dict) else None
+        if isinstance(doc, dict):
+            return doc
+    return None
 
 
 def _count(value: object) -> int:

@@ -1,0 +1,68 @@
+"""A job service whose executor is OpenClaw: the real pinned OpenClaw process, driven by the
+scripted model through our receipting proxy, calling tools through our MCP gateway.
+
+Every test here needs the pinned OpenClaw under .openclaw/ (``make openclaw``); without it
+the whole folder skips with one line saying so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters.openclaw.install import Installation, find_installation
+from bot.openclaw_executor import OpenClawConfig, OpenClawExecutor
+from engine.errors import ConfigError
+from tests.integration.agent.conftest import AgentEnv, Options, build
+
+
+def _installation() -> Installation | None:
+    try:
+        return find_installation()
+    except ConfigError:
+        return None
+
+
+INSTALLATION = _installation()
+if INSTALLATION is None:
+    pytest.skip(
+        "OpenClaw is not installed (run `make openclaw`): skipping the OpenClaw tests",
+        allow_module_level=True,
+    )
+
+
+@pytest.fixture
+def installation() -> Installation:
+    assert INSTALLATION is not None
+    return INSTALLATION
+
+
+class OpenClawEnv(AgentEnv):
+    openclaw: OpenClawExecutor
+
+
+MakeEnv = Callable[..., Awaitable[AgentEnv]]
+
+
+@pytest.fixture
+async def make_env(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Any]]]:
+    made: list[tuple[AgentEnv, OpenClawExecutor]] = []
+
+    async def make(**changes: Any) -> tuple[AgentEnv, OpenClawExecutor]:
+        home = tmp_path / f"env{len(made)}"
+        home.mkdir()
+        env = await build(home, Options(agent=False, **changes))
+        executor = OpenClawExecutor(
+            env.gateway, OpenClawConfig(proxy_url=env.proxy_url, home=home / "service")
+        )
+        env.service.executor = executor
+        made.append((env, executor))
+        return env, executor
+
+    yield make
+    for env, executor in made:
+        await executor.close()
+        await env.close()
