@@ -75,6 +75,7 @@ class McpGateway:
         self._bindings: dict[str, Binding] = {}  # by secret
         self._server: _Server | None = None
         self._task: asyncio.Task[None] | None = None
+        self._socket: socket.socket | None = None
         self.url = ""
 
     # ------------------------------------------------------------------ bindings
@@ -107,6 +108,7 @@ class McpGateway:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.bind((host, 0))
         sock.listen(64)  # connections wait in the backlog until uvicorn accepts them
+        self._socket = sock
         app = self._mcp_server().streamable_http_app(
             streamable_http_path=MCP_PATH, json_response=True, stateless_http=True, host=host
         )
@@ -120,7 +122,9 @@ class McpGateway:
         if self._server is not None and self._task is not None:
             self._server.should_exit = True
             await self._task
-        self._server = self._task = None
+        if self._socket is not None:
+            self._socket.close()
+        self._server = self._task = self._socket = None
 
     def _mcp_server(self) -> Server[Any]:
         return Server(

@@ -1,8 +1,8 @@
 """A job service whose executor is OpenClaw: the real pinned OpenClaw process, driven by the
 scripted model through our receipting proxy, calling tools through our MCP gateway.
 
-Every test here needs the pinned OpenClaw under .openclaw/ (``make openclaw``); without it
-the whole folder skips with one line saying so.
+The tests marked ``needs_openclaw`` need the pinned OpenClaw under .openclaw/ (``make
+openclaw``); without it they skip, saying so. The MCP gateway tests need only Python.
 """
 
 from __future__ import annotations
@@ -27,11 +27,10 @@ def _installation() -> Installation | None:
 
 
 INSTALLATION = _installation()
-if INSTALLATION is None:
-    pytest.skip(
-        "OpenClaw is not installed (run `make openclaw`): skipping the OpenClaw tests",
-        allow_module_level=True,
-    )
+needs_openclaw = pytest.mark.skipif(
+    INSTALLATION is None,
+    reason="OpenClaw is not installed (run `make openclaw`): skipping the OpenClaw tests",
+)
 
 
 @pytest.fixture
@@ -40,15 +39,11 @@ def installation() -> Installation:
     return INSTALLATION
 
 
-class OpenClawEnv(AgentEnv):
-    openclaw: OpenClawExecutor
-
-
-MakeEnv = Callable[..., Awaitable[AgentEnv]]
+MakeEnv = Callable[..., Awaitable[tuple[AgentEnv, OpenClawExecutor]]]
 
 
 @pytest.fixture
-async def make_env(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Any]]]:
+async def make_env(tmp_path: Path) -> AsyncIterator[MakeEnv]:
     made: list[tuple[AgentEnv, OpenClawExecutor]] = []
 
     async def make(**changes: Any) -> tuple[AgentEnv, OpenClawExecutor]:
