@@ -143,7 +143,7 @@ class OpenClawExecutor:
         return _Run(job_id, secret, files, process)
 
     def _prepare(self, job_id: str, run: RunConfig) -> RunFiles:
-        base = self.config.home / "openclaw"
+        base = self.config.home.resolve() / "openclaw"
         base.mkdir(parents=True, exist_ok=True, mode=0o700)
         home = Path(tempfile.mkdtemp(prefix=_PATH_SAFE.sub("_", job_id)[:64] + "-", dir=base))
         workdir = home / "work"

