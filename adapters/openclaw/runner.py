@@ -56,9 +56,10 @@ class RunOutcome:
 def outcome_of(exit_code: int | None, stdout: str, *, halted: bool = False) -> RunOutcome:
     """Map the exit code and the ``--json`` envelope (the last JSON line) to an outcome."""
     envelope = _envelope(stdout)
-    by_exit = EXIT_STATUS.get(exit_code or 0, "killed") if exit_code is not None else "killed"
+    by_exit = _status_by_exit(exit_code)
     if envelope is None:
-        return RunOutcome(False, by_exit if exit_code else "unreadable", exit_code, halted=halted)
+        status = "unreadable" if exit_code == 0 else by_exit
+        return RunOutcome(False, status, exit_code, halted=halted)
     raw_summary = envelope.get("toolSummary")
     summary: dict[str, Any] = raw_summary if isinstance(raw_summary, dict) else {}
     failures = _count(summary.get("failures"))
@@ -75,6 +76,12 @@ def outcome_of(exit_code: int | None, stdout: str, *, halted: bool = False) -> R
         error=str(error.get("message", ""))[:300] if isinstance(error, dict) else "",
         halted=halted,
     )
+
+
+def _status_by_exit(code: int | None) -> str:
+    if code is None:
+        return "killed"
+    return EXIT_STATUS.get(code, "killed" if code < 0 else "error")
 
 
 def _envelope(stdout: str) -> dict[str, Any] | None:
