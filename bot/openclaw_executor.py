@@ -28,6 +28,7 @@ from adapters.openclaw.runner import HALT_GRACE_SECONDS, OpenClawProcess, RunFil
 from bot.agent_prompt import SYSTEM_PROMPT, objective, offer_for, plan_steps, render_plan
 from bot.gateway_service import ToolGateway
 from bot.scripted_model import SCRIPTED_MODEL_ID
+from engine.errors import BreakGlassError
 from engine.timeutil import parse_iso
 from engine.tools import ToolRole
 from engine.wpc import Policy
@@ -86,10 +87,11 @@ class OpenClawExecutor:
         if seconds <= 0:
             log.warning("openclaw for %s not started: the window has ended", job_id)
             return
-        self._install = self._install or find_installation(self.config.install_root)
-        if not self.mcp.url:
-            await self.mcp.start()
-        run = await self._launch(job, token, seconds)
+        try:
+            run = await self._launch(job, token, seconds)
+        except (BreakGlassError, OSError) as err:  # the job's window and kill still apply
+            log.error("openclaw for %s could not start: %s", job_id, err)
+            return
         run.watch = asyncio.ensure_future(self._watch(run))
         self._state.runs[job_id] = run
 
@@ -123,7 +125,9 @@ class OpenClawExecutor:
     # ------------------------------------------------------------------ one run
 
     async def _launch(self, job: Mapping[str, Any], token: str, seconds: int) -> _Run:
-        assert self._install is not None
+        self._install = self._install or find_installation(self.config.install_root)
+        if not self.mcp.url:
+            await self.mcp.start()
         job_id = str(job["job_id"])
         policy = Policy.from_payload(job["plan"]["payload"])
         tools = policy.tools_with_role({ToolRole.WRITE, ToolRole.READ})

@@ -105,7 +105,7 @@ async def openclaw_version(inst: Installation, home: Path) -> str:
 
 async def validate_config(inst: Installation, home: Path, config: Path) -> dict[str, Any]:
     """``openclaw config validate --json`` on a generated config; invalid raises."""
-    env = {"OPENCLAW_CONFIG_PATH": str(config.resolve())}
+    env = {"OPENCLAW_CONFIG_PATH": str(await asyncio.to_thread(config.resolve))}
     code, out, err = await run_cli(inst, home, "config", "validate", "--json", env=env)
     try:
         report = json.loads(out)

@@ -138,3 +138,14 @@ async def test_an_unknown_secret_reaches_no_job(
     assert answer.content[0].text == "refused: JOB_UNKNOWN"  # type: ignore[union-attr]
     assert env.tenant.calls == []
     assert await tool_receipts(env, "job-a1") == []
+
+
+async def test_after_a_refresh_calls_carry_the_new_token(served: Served) -> None:
+    env, gateway, secret = served.env, served.gateway, served.secret
+    gateway.refresh("job-a1", "not.a.token")  # what the next call will present
+    async with session(gateway.url, secret) as client:
+        answer = await client.call_tool(mcp_name(catalog.WRITE_ROLE), served.args())
+    assert answer.content[0].text == "refused: TOKEN_INVALID"  # type: ignore[union-attr]
+    assert env.tenant.calls == []
+    (receipt,) = await tool_receipts(env, "job-a1")
+    assert receipt["result_status"] == "error"
