@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
+import mcp.types as types
 import pytest
 from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
@@ -34,6 +35,14 @@ class Served:
 
     def args(self, **changes: Any) -> dict[str, Any]:
         return dict(self.planned) | changes
+
+    async def call(self, tool: str, arguments: dict[str, Any], secret: str = "") -> str:
+        """One tool call in a fresh MCP session: its text, prefixed "error: " if is_error."""
+        async with session(self.gateway.url, secret or self.secret) as client:
+            answer = await client.call_tool(tool, arguments)
+        (content,) = answer.content
+        assert isinstance(content, types.TextContent)
+        return f"error: {content.text}" if answer.is_error else content.text
 
 
 @pytest.fixture
@@ -82,70 +91,47 @@ async def test_lists_exactly_the_jobs_write_and_read_tools(
         assert (await client.list_tools()).tools == []
 
 
-async def test_a_call_is_forwarded_checked_and_receipted(
-    served: Served,
-) -> None:
-    env, gateway, secret = served.env, served.gateway, served.secret
-    async with session(gateway.url, secret) as client:
-        answer = await client.call_tool(mcp_name(catalog.WRITE_ROLE), served.args())
-    assert not answer.is_error
-    assert json.loads(answer.content[0].text)["status"] == "success"  # type: ignore[union-attr]
-    assert [c[0] for c in env.tenant.calls] == [catalog.WRITE_ROLE]
-    (receipt,) = await tool_receipts(env, "job-a1")
+async def test_a_call_is_forwarded_checked_and_receipted(served: Served) -> None:
+    answer = await served.call(mcp_name(catalog.WRITE_ROLE), served.args())
+    assert json.loads(answer)["status"] == "success"
+    assert [c[0] for c in served.env.tenant.calls] == [catalog.WRITE_ROLE]
+    (receipt,) = await tool_receipts(served.env, "job-a1")
     assert (receipt["tool_name"], receipt["result_status"]) == (catalog.WRITE_ROLE, "success")
 
 
-async def test_an_unlisted_tool_is_refused_by_the_gateway_and_receipted(
-    served: Served,
-) -> None:
-    env, gateway, secret = served.env, served.gateway, served.secret
-    async with session(gateway.url, secret) as client:
-        answer = await client.call_tool(mcp_name(catalog.REMOVE_ROLE), served.args())
-        shell = await client.call_tool("exec", {"command": "id"})
-    assert answer.is_error
-    assert shell.is_error
-    assert answer.content[0].text.startswith("refused: ")  # type: ignore[union-attr]
-    assert env.tenant.calls == []  # nothing ran
-    receipts = await tool_receipts(env, "job-a1")
+async def test_an_unlisted_tool_is_refused_by_the_gateway_and_receipted(served: Served) -> None:
+    rollback = await served.call(mcp_name(catalog.REMOVE_ROLE), served.args())
+    shell = await served.call("exec", {"command": "id"})
+    assert rollback.startswith("error: refused: ")
+    assert shell == "error: refused: TOOL_DENIED"
+    assert served.env.tenant.calls == []  # nothing ran
+    receipts = await tool_receipts(served.env, "job-a1")
     assert [(r["tool_name"], r["result_status"]) for r in receipts] == [
         (catalog.REMOVE_ROLE, "error"),
         ("exec", "error"),
     ]
 
 
-async def test_an_out_of_scope_target_is_refused_and_kills_the_job(
-    served: Served,
-) -> None:
-    env, gateway, secret = served.env, served.gateway, served.secret
-    rogue = served.args(principal_id="u-mallory")
-    async with session(gateway.url, secret) as client:
-        answer = await client.call_tool(mcp_name(catalog.WRITE_ROLE), rogue)
-    await env.settle()
-    assert answer.is_error
-    assert answer.content[0].text == "refused: TARGET_OUT_OF_SCOPE"  # type: ignore[union-attr]
-    job = await env.service.load("job-a1")
+async def test_an_out_of_scope_target_is_refused_and_kills_the_job(served: Served) -> None:
+    answer = await served.call(mcp_name(catalog.WRITE_ROLE), served.args(principal_id="u-mallory"))
+    await served.env.settle()
+    assert answer == "error: refused: TARGET_OUT_OF_SCOPE"
+    job = await served.env.service.load("job-a1")
     assert (job.state, job.end_reason) == (KILLED, "unexpected_target_detected")
-    assert catalog.WRITE_ROLE not in [c[0] for c in env.tenant.calls]
+    assert catalog.WRITE_ROLE not in [c[0] for c in served.env.tenant.calls]
 
 
-async def test_an_unknown_secret_reaches_no_job(
-    served: Served,
-) -> None:
-    env, gateway = served.env, served.gateway
-    async with session(gateway.url, "guessed") as client:
-        answer = await client.call_tool(mcp_name(catalog.WRITE_ROLE), served.args())
-    assert answer.is_error
-    assert answer.content[0].text == "refused: JOB_UNKNOWN"  # type: ignore[union-attr]
-    assert env.tenant.calls == []
-    assert await tool_receipts(env, "job-a1") == []
+async def test_an_unknown_secret_reaches_no_job(served: Served) -> None:
+    answer = await served.call(mcp_name(catalog.WRITE_ROLE), served.args(), secret="guessed")
+    assert answer == "error: refused: JOB_UNKNOWN"
+    assert served.env.tenant.calls == []
+    assert await tool_receipts(served.env, "job-a1") == []
 
 
 async def test_after_a_refresh_calls_carry_the_new_token(served: Served) -> None:
-    env, gateway, secret = served.env, served.gateway, served.secret
-    gateway.refresh("job-a1", "not.a.token")  # what the next call will present
-    async with session(gateway.url, secret) as client:
-        answer = await client.call_tool(mcp_name(catalog.WRITE_ROLE), served.args())
-    assert answer.content[0].text == "refused: TOKEN_INVALID"  # type: ignore[union-attr]
-    assert env.tenant.calls == []
-    (receipt,) = await tool_receipts(env, "job-a1")
+    served.gateway.refresh("job-a1", "not.a.token")  # what the next call will present
+    answer = await served.call(mcp_name(catalog.WRITE_ROLE), served.args())
+    assert answer == "error: refused: TOKEN_INVALID"
+    assert served.env.tenant.calls == []
+    (receipt,) = await tool_receipts(served.env, "job-a1")
     assert receipt["result_status"] == "error"
