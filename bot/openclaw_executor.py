@@ -105,8 +105,9 @@ class OpenClawExecutor:
         gateway settle the tool call in flight. The CST is already revoked by the service."""
         run = self._state.runs.get(job_id)
         if run is not None:
-            outcome = await run.process.stop(self.config.halt_grace_seconds)
-            log.info("openclaw for %s halted: %s", job_id, outcome.summary())
+            if run.process.running:
+                outcome = await run.process.stop(self.config.halt_grace_seconds)
+                log.info("openclaw for %s halted: %s", job_id, outcome.summary())
             if run.watch is not None:
                 await asyncio.wait({run.watch})
         await self.gateway.settle(job_id)

@@ -150,16 +150,18 @@ class OpenClawProcess:
         return outcome_of(self.proc.returncode, out.decode(errors="replace"), halted=self._halted)
 
     async def stop(self, grace: float = HALT_GRACE_SECONDS) -> RunOutcome:
-        """SIGTERM the process group, SIGKILL it after ``grace`` seconds; the outcome."""
+        """SIGTERM the process group, SIGKILL it after ``grace`` seconds; the outcome.
+        A run that has already ended is never signalled (its group id may be reused)."""
+        if not self.running:
+            return await self.wait()
         self._halted = True
-        if self.running:
-            self._signal(signal.SIGTERM)
-            try:
-                async with asyncio.timeout(grace):
-                    await asyncio.shield(self._io)
-            except TimeoutError:
-                log.warning("openclaw (pid %s) ignored SIGTERM; killing it", self.proc.pid)
-        self._signal(signal.SIGKILL)  # whatever is left of the group, leader or not
+        self._signal(signal.SIGTERM)
+        try:
+            async with asyncio.timeout(grace):
+                await asyncio.shield(self._io)
+        except TimeoutError:
+            log.warning("openclaw (pid %s) ignored SIGTERM; killing it", self.proc.pid)
+        self._signal(signal.SIGKILL)  # what is left of the group, now that the leader is done
         return await self.wait()
 
     def _signal(self, sig: signal.Signals) -> None:
