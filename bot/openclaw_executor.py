@@ -60,6 +60,8 @@ class _Run:
 class _State:
     runs: dict[str, _Run] = field(default_factory=dict)
     outcomes: dict[str, RunOutcome] = field(default_factory=dict)  # the last, by job
+    starting: set[str] = field(default_factory=set)
+    halted_while_starting: set[str] = field(default_factory=set)
 
 
 class OpenClawExecutor:
@@ -81,19 +83,26 @@ class OpenClawExecutor:
     async def start(self, job: Mapping[str, Any], token: str) -> None:
         job_id = str(job["job_id"])
         running = self._state.runs.get(job_id)
-        if running is not None and running.process.running:
+        if job_id in self._state.starting or (running is not None and running.process.running):
             return
         seconds = self._seconds_left(job)
         if seconds <= 0:
             log.warning("openclaw for %s not started: the window has ended", job_id)
             return
+        self._state.starting.add(job_id)  # a second start while this one awaits is a no-op
         try:
             run = await self._launch(job, token, seconds)
         except (BreakGlassError, OSError) as err:  # the job's window and kill still apply
             log.error("openclaw for %s could not start: %s", job_id, err)
+            self._state.halted_while_starting.discard(job_id)
             return
+        finally:
+            self._state.starting.discard(job_id)
         run.watch = asyncio.ensure_future(self._watch(run))
         self._state.runs[job_id] = run
+        if job_id in self._state.halted_while_starting:  # a Kill came in while we launched
+            self._state.halted_while_starting.discard(job_id)
+            await self.halt(job_id)
 
     async def refresh(self, job: Mapping[str, Any], token: str) -> None:
         """An extension: tool calls carry the new token. Model calls keep the CST written
@@ -103,6 +112,8 @@ class OpenClawExecutor:
     async def halt(self, job_id: str) -> None:
         """Stop the process group (SIGTERM, then SIGKILL after the grace), then let the
         gateway settle the tool call in flight. The CST is already revoked by the service."""
+        if job_id in self._state.starting:
+            self._state.halted_while_starting.add(job_id)  # start() stops what it launches
         run = self._state.runs.get(job_id)
         if run is not None:
             if run.process.running:
