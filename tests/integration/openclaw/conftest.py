@@ -27,16 +27,23 @@ def _installation() -> Installation | None:
 
 
 INSTALLATION = _installation()
-needs_openclaw = pytest.mark.skipif(
-    INSTALLATION is None,
-    reason="OpenClaw is not installed (run `make openclaw`): skipping the OpenClaw tests",
-)
+NOT_INSTALLED = "OpenClaw is not installed (run `make openclaw`): skipping the OpenClaw tests"
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Skip every test that needs OpenClaw from this one place, so the report folds the
+    skips into one line (a skip raised in a fixture is reported at each test instead)."""
+    if INSTALLATION is None and "installation" in getattr(item, "fixturenames", ()):
+        pytest.skip(NOT_INSTALLED)
 
 
 @pytest.fixture
 def installation() -> Installation:
-    assert INSTALLATION is not None
+    assert INSTALLATION is not None  # pytest_runtest_setup skipped the test otherwise
     return INSTALLATION
+
+
+needs_openclaw = pytest.mark.usefixtures("installation")
 
 
 MakeEnv = Callable[..., Awaitable[tuple[AgentEnv, OpenClawExecutor]]]
