@@ -26,7 +26,7 @@ from engine.did import Signer
 from engine.envelope import sign_envelope
 from engine.job import Actor
 from engine.lifecycle import Kill, ModelCallRecorded, Tick
-from engine.ports import ChainRecord
+from engine.ports import ChainRecord, ModelExchange
 from engine.proof import bundle_for_job
 from engine.receipts import content_hash, gateway_receipt_payload, witness_hash
 from engine.timeutil import iso_ms, parse_iso
@@ -58,15 +58,17 @@ def killed_sim() -> JobSim:
 AGENT_MODEL = ModelAllowance("scripted", "breakglass-agent")
 
 
-def model_call(sim: JobSim, n: int, prompt: str) -> None:
-    """A model call as the proxy receipts it (the agent's conversation, under its token)."""
+def model_call(sim: JobSim, n: int, prompt: str, answer: str = "") -> ModelExchange:
+    """A model call as the proxy receipts it (the agent's conversation, under its token);
+    returns the exchange the proxy would keep."""
     assert sim.job is not None
     token = sim.job.token(TokenKind.AGENT)
     assert token is not None
     request = {"model": AGENT_MODEL.name, "messages": [{"role": "user", "content": prompt}]}
-    reply = {"choices": [{"message": {"role": "assistant", "content": f"step {n}"}}]}
+    reply = {"choices": [{"message": {"role": "assistant", "content": answer or f"step {n}"}}]}
+    receipt_id = f"gw_{sim.job.job_id}_{n:03d}"
     payload = gateway_receipt_payload(
-        receipt_id=f"gw_{sim.job.job_id}_{n:03d}",
+        receipt_id=receipt_id,
         gateway_id="breakglass-model-proxy",
         provider=AGENT_MODEL.provider,
         model=AGENT_MODEL.name,
@@ -78,6 +80,7 @@ def model_call(sim: JobSim, n: int, prompt: str) -> None:
         at=sim.now,
     )
     sim.do(ModelCallRecorded(payload, str(token.claims["token_scope_hash_b64u"])))
+    return ModelExchange(receipt_id, sim.job.job_id, jcs(request), jcs(reply), sim.now)
 
 
 def agent_sim() -> JobSim:
