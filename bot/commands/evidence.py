@@ -60,6 +60,8 @@ async def secret(args: argparse.Namespace, ctx: Context) -> int:
     async with open_store(ctx) as store:
         records = await store.chain(args.job)
         kept = await store.exchanges(args.job)
+    if not records:
+        raise InputError(f"no job {args.job} in this store: nothing to answer from")
     receipts = [
         r.envelope
         for r in records
@@ -69,13 +71,11 @@ async def secret(args: argparse.Namespace, ctx: Context) -> int:
     if args.json:
         print_json(result.to_json())
     else:
-        print(render_secret(result, found_job=bool(records)))
+        print(render_secret(result))
     return EXIT_OK if result.verdict == "not_seen" else EXIT_FAILED
 
 
-def render_secret(result: SecretAnswer, *, found_job: bool) -> str:
-    if not found_job:
-        return f"job {result.job_id}: no such job in this store; nothing to answer from"
+def render_secret(result: SecretAnswer) -> str:
     lines = [f"job {result.job_id}: {len(result.calls)} model call(s) receipted"]
     for call in result.calls:
         where = f" ({' and '.join(call.where)})" if call.where else ""

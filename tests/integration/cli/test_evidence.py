@@ -160,3 +160,17 @@ def test_a_presented_token_is_matched_to_its_issue_event(cli: Cli, tmp_path: Pat
     assert row["checks"]["presented_token_matches"] is True
     assert row["jti"] == sim.job.tokens[0].jti
     assert row["kind"] == TokenKind.AGENT
+
+
+def test_an_unknown_job_is_not_answered_no(cli: Cli, stdin_secret: None) -> None:
+    assert_one_line_error(cli("evidence", "secret", "--job", "job-none"), 2)
+
+
+def test_verify_lists_each_model_route_and_flags_one_outside_the_wpc(cli: Cli) -> None:
+    good = cli("verify", str(CORPUS / "good_agent.bundle.json"), "--trust", TRUST)
+    assert good.code == 0
+    assert good.out.count("scripted:breakglass-agent  allowed  receipt ") == 2
+    bad = cli("verify", str(CORPUS / "model_outside_route.bundle.json"), "--trust", TRUST)
+    assert bad.code == 1
+    assert "scripted:gpt-unapproved  OUTSIDE THE WPC" in bad.out
+    assert bad.last_line == "INVALID: BREAKGLASS_MODEL_OUTSIDE_POLICY"
