@@ -29,8 +29,10 @@ from bot.commands.base import (
     load_trust,
     open_store,
     print_json,
+    read_bytes,
     read_object,
 )
+from bot.commands.verify import bundle_arguments
 from engine.cst import MAX_TOKEN_BYTES, parse_token
 from engine.errors import InputError, InvalidToken
 from engine.receipts import GATEWAY_RECEIPT, content_hash
@@ -42,14 +44,7 @@ MAX_SECRET_BYTES = 64 * 1024
 
 
 def _read_secret(name: str) -> bytes:
-    try:
-        if name == STDIN:
-            raw = sys.stdin.buffer.read(MAX_SECRET_BYTES + 1)
-        else:
-            with Path(name).open("rb") as handle:
-                raw = handle.read(MAX_SECRET_BYTES + 1)
-    except OSError as exc:
-        raise InputError(f"cannot read the secret: {exc.strerror or type(exc).__name__}") from None
+    raw = read_bytes(name, MAX_SECRET_BYTES)
     if len(raw) > MAX_SECRET_BYTES:
         raise InputError(f"the secret is over {MAX_SECRET_BYTES} bytes")
     return raw
@@ -173,8 +168,7 @@ def _secret_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _token_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("bundle", metavar="BUNDLE", help="proof bundle envelope (- for stdin)")
-    parser.add_argument("--trust", metavar="FILE", help="trust file (default: the local keys')")
+    bundle_arguments(parser)
     parser.add_argument(
         "--token-file",
         metavar="FILE",

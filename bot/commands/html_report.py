@@ -26,8 +26,9 @@ from bot.commands.base import (
     load_trust,
     read_object,
 )
+from bot.commands.verify import bundle_arguments, profile_argument
 from engine.errors import InputError
-from engine.verify import PROFILE_BREAKGLASS, PROFILE_CORE, Report, verify_bundle
+from engine.verify import Report, verify_bundle
 
 STYLE = """
 body{font:15px/1.45 system-ui,sans-serif;margin:2em auto;max-width:70em;color:#111;padding:0 1em}
@@ -91,12 +92,11 @@ def _write(path: Path, page: str) -> None:
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("bundle", metavar="BUNDLE", help="proof bundle envelope (- for stdin)")
-    parser.add_argument("--trust", metavar="FILE", help="trust file (default: the local keys')")
+    bundle_arguments(parser)
     parser.add_argument(
         "-o", "--output", required=True, metavar="FILE", help="where to write the HTML page"
     )
-    parser.add_argument("--profile", choices=(PROFILE_CORE, PROFILE_BREAKGLASS))
+    profile_argument(parser)
 
 
 GROUPS = ()

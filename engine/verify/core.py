@@ -1,5 +1,5 @@
 """The clawsig core checks (the reference verifier's verdicts): envelope, shape, hash,
-signature, agent, chain, receipt signatures and bindings."""
+signature, agent, chain, receipt signatures and bindings, causal spans."""
 
 from __future__ import annotations
 
