@@ -50,13 +50,7 @@ def render(report: Report, bundle: Mapping[str, Any]) -> str:
     parts = [s.verdict(report, payload.get("bundle_id"))]
     summary = report.summary
     if summary:
-        parts += [
-            s.timeline(summary, payload),
-            s.policy_words(s.first_policy(payload)),
-            s.approvals(payload),
-            s.calls(summary),
-            s.rollback(summary, payload),
-        ]
+        parts += _details(summary, payload)
     elif report.valid:
         parts.append(s.core_counts(payload))
     else:
@@ -70,6 +64,20 @@ def render(report: Report, bundle: Mapping[str, Any]) -> str:
         + "".join(parts)
         + "</body></html>\n"
     )
+
+
+def _details(summary: Mapping[str, Any], payload: Mapping[str, Any]) -> list[str]:
+    try:
+        return [
+            s.timeline(summary, payload),
+            s.policy_words(s.first_policy(payload)),
+            s.approvals(payload),
+            s.calls(summary),
+            s.rollback(summary, payload),
+        ]
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError):
+        # Evidence of a shape no check caught: the verdict above still stands.
+        return [s.section("contents", "Contents", "<p>The details could not be read.</p>")]
 
 
 async def run(args: argparse.Namespace, ctx: Context) -> int:

@@ -13,7 +13,7 @@ from typing import Any
 from engine import chain
 from engine.compact import expand
 from engine.cst import token_scope_hash
-from engine.errors import VerificationError
+from engine.errors import BreakGlassError
 from engine.receipts import content_hash
 from engine.timeutil import from_epoch, iso_ms
 from engine.verify.trust import Report, Trust
@@ -21,18 +21,23 @@ from engine.wpc import verify_wpc
 
 
 def token_bindings(bundle: Mapping[str, Any], report: Report, trust: Trust) -> list[dict[str, Any]]:
-    """One row per token in a verified bundle (``report`` is its verification)."""
+    """One row per token in a verified bundle (``report`` is its verification); none when
+    the bundle is too malformed to read (then nothing is proven)."""
+    try:
+        return _bindings(bundle, report, trust)
+    except (BreakGlassError, KeyError, TypeError, ValueError, AttributeError, IndexError):
+        return []
+
+
+def _bindings(bundle: Mapping[str, Any], report: Report, trust: Trust) -> list[dict[str, Any]]:
     payload = bundle.get("payload", {})
     meta = payload.get("metadata", {}).get("breakglass", {})
-    try:
-        policies = [
-            verify_wpc(e, trust.registry_publisher_dids)
-            for e in expand(meta.get("policies"), "policies")
-        ]
-        tokens = expand(meta.get("tokens", []), "tokens")
-        revocations = expand(meta.get("revocations", []), "revocations")
-    except VerificationError:
-        return []
+    policies = [
+        verify_wpc(e, trust.registry_publisher_dids)
+        for e in expand(meta.get("policies"), "policies")
+    ]
+    tokens = expand(meta.get("tokens", []), "tokens")
+    revocations = expand(meta.get("revocations", []), "revocations")
     wpcs = {p.policy_hash_b64u: p for p in policies}
     events = payload.get("event_chain", [])
     run_id = events[0]["run_id"] if events else None

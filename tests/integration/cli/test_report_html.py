@@ -8,6 +8,9 @@ import json
 from html.parser import HTMLParser
 from pathlib import Path
 
+import pytest
+
+from bot.commands.html_report import render
 from engine.verify import Trust, verify_bundle
 from engine.verify.reasons import meaning
 from tests.corpus.generate import HERE as CORPUS
@@ -135,3 +138,14 @@ def test_bundle_text_is_escaped_never_markup(cli: Cli, tmp_path: Path) -> None:
 
 def test_the_report_needs_an_output_file(cli: Cli) -> None:
     assert_one_line_error(cli("report", str(CORPUS / "good.bundle.json"), "--trust", TRUST), 2)
+
+
+@pytest.mark.parametrize("name", sorted(json.loads((CORPUS / "expected.json").read_text())))
+def test_every_corpus_bundle_renders_with_its_verdict_first(name: str) -> None:
+    bundle = json.loads((CORPUS / f"{name}.bundle.json").read_text())
+    verdict = verify_bundle(bundle, Trust.from_json(json.loads(Path(TRUST).read_text())))
+    page = Page(render(verdict, bundle))
+    assert page.sections[0] == "verdict"
+    assert page.text["verdict"].strip().startswith("VALID" if verdict.valid else "INVALID")
+    for code in verdict.reason_codes:
+        assert code in page.text["verdict"]
