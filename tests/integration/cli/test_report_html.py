@@ -149,3 +149,23 @@ def test_every_corpus_bundle_renders_with_its_verdict_first(name: str) -> None:
     assert page.text["verdict"].strip().startswith("VALID" if verdict.valid else "INVALID")
     for code in verdict.reason_codes:
         assert code in page.text["verdict"]
+
+
+def test_with_a_reference_allowlist_the_core_contents_are_shown(cli: Cli, tmp_path: Path) -> None:
+    ours = json.loads(Path(TRUST).read_text())
+    allowlist = tmp_path / "allowlists.json"
+    allowlist.write_text(
+        json.dumps(
+            {
+                "agent_did": ours["agent_dids"][0],
+                "gateway_receipt_signer_dids": ours["gateway_receipt_signer_dids"],
+            }
+        )
+    )
+    out = tmp_path / "core.html"
+    bundle = str(CORPUS / "good_agent.bundle.json")
+    assert cli("report", bundle, "--trust", str(allowlist), "-o", str(out)).code == 0
+    page = Page(out.read_text(encoding="utf-8"))
+    assert page.sections == ["verdict", "contents"]
+    assert "core" in page.text["verdict"]
+    assert ["model calls", "2"] in page.rows["counts"]
