@@ -8,6 +8,7 @@ Seeds are fixed (``derandomize``) and the number of examples bounded, so a run i
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -96,3 +97,12 @@ async def check_property(
         asyncio.run_coroutine_threadsafe(check(drawn), loop).result(ANSWER_WITHIN)
 
     await asyncio.to_thread(each)
+
+
+def our_errors(records: list[logging.LogRecord]) -> list[str]:
+    """What our code logged at ERROR (a failed listener or turn); third-party loggers aside."""
+    return [
+        f"{r.name}: {r.getMessage()}"
+        for r in records
+        if r.levelno >= logging.ERROR and r.name.startswith("breakglass")
+    ]
