@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: dev lint test demo bench corpus clean browser
+.PHONY: dev lint test demo bench corpus clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,10 +28,11 @@ test: $(STAMP)
 CHROMIUM := /usr/bin/chromium
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
+.PHONY: browser
 browser:  ## install Debian's chromium for the browser tests when it is missing
 	@if [ -x $(CHROMIUM) ]; then echo "chromium: $(CHROMIUM)"; else \
 	  $(SUDO) apt-get update && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends chromium; fi
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y chromium; fi
 
 demo: $(STAMP)
 	$(BIN)/breakglass demo $(ARGS)

@@ -35,15 +35,11 @@ class ConsoleRoom:
         )
 
     def identities(self) -> list[dict[str, Any]]:
-        ids = seed_people()
-        defaults = {"principal": ids.get("alice", ""), "resource": SIMULATED_SEED["roles"][0]["id"]}
         names = self.parts.names
         out: list[dict[str, Any]] = []
         for identity, principals in self.parts.service.directory.by_chat_identity.items():
             name = names.get(principals[0], identity) if principals else identity
             out.append({"identity": identity, "name": f"{name} ({identity})"})
-        if out:
-            out[0]["defaults"] = defaults
         return out
 
     def examples(self) -> dict[str, Any]:

@@ -7,8 +7,6 @@ screenshots of each step go to ``tests/artifacts/browser/<width>/``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,21 +14,11 @@ from playwright.async_api import Locator, Page, expect
 
 from adapters.graph.simulated.faults import Fault
 from bot.app import Runtime, seed_people
-from bot.config import load_settings
 from engine.verify import Trust, verify_bundle
-from tests.support.browser import ARTIFACTS, WAIT_MS, chromium, require_chromium
+from tests.support.browser import ARTIFACTS, WAIT_MS, chromium
 
 SIZES = {"desktop": (1280, 900), "phone": (390, 844)}
 ROLE_REMOVAL = "roleAssignmentScheduleRequests"
-
-
-@pytest.fixture
-async def runtime(tmp_path: Path) -> AsyncIterator[Runtime]:
-    require_chromium()
-    runtime = Runtime(replace(load_settings({"BREAKGLASS_HOME": str(tmp_path)}), port=0))
-    await runtime.start()
-    yield runtime
-    await runtime.stop()
 
 
 class Steps:

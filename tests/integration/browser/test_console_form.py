@@ -5,30 +5,21 @@ scroll position and the reader's text selection."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import replace
-from pathlib import Path
 
 import pytest
 from playwright.async_api import Page, expect
 
 from bot.app import SIMULATED_SEED, Runtime
-from bot.config import load_settings
-from tests.support.browser import WAIT_MS, chromium, require_chromium
+from tests.support.browser import WAIT_MS, chromium
 
 
 @pytest.fixture
-async def page(tmp_path: Path) -> AsyncIterator[tuple[Page, Runtime]]:
-    require_chromium()
-    runtime = Runtime(replace(load_settings({"BREAKGLASS_HOME": str(tmp_path)}), port=0))
-    await runtime.start()
-    try:
-        async with chromium() as browser:
-            tab = await browser.new_page(viewport={"width": 390, "height": 844})
-            await tab.goto(runtime.url)
-            await expect(tab.locator("#resource")).not_to_have_value("", timeout=WAIT_MS)
-            yield tab, runtime
-    finally:
-        await runtime.stop()
+async def page(runtime: Runtime) -> AsyncIterator[tuple[Page, Runtime]]:
+    async with chromium() as browser:
+        tab = await browser.new_page(viewport={"width": 390, "height": 844})
+        await tab.goto(runtime.url)
+        await expect(tab.locator("#resource")).not_to_have_value("", timeout=WAIT_MS)
+        yield tab, runtime
 
 
 async def test_examples_per_template_and_a_role_id_is_no_policy_id(
