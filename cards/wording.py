@@ -146,5 +146,6 @@ def _contained(view: RemovalDelayedView) -> str:
     others = [item(tool) for tool in view.contained if tool != REVOKE_SESSIONS]
     said = f"Sessions of {who} revoked" if REVOKE_SESSIONS in view.contained else ""
     if others:
-        said = "; ".join(filter(None, (said, "contained by " + ", ".join(others[:MAX_ITEMS]))))
+        by = "contained by " if said else "Contained by "
+        said = "; ".join(filter(None, (said, by + ", ".join(others[:MAX_ITEMS]))))
     return said or f"Nothing contained {who} meanwhile (sign-in sessions NOT revoked)"
