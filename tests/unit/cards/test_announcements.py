@@ -48,7 +48,8 @@ def test_the_removal_time_is_never_shown_earlier_than_allowed() -> None:
     assert wording.removal_delayed_line(view) == (
         "Contained by other.tool; the exclusion of BG Exclusion 01 (id "
         "5e6f7a8b-0000-4c1d-9e2f-555555555555) from Require MFA for admins (id "
-        "7a8b9c0d-0000-4e1f-8a2b-666666666666) can be removed from 17:30 UTC; removal will run then."
+        "7a8b9c0d-0000-4e1f-8a2b-666666666666) can be removed from 17:30 UTC; "
+        "removal will run then."
     )
 
 
