@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-from cards.wording import at_minute
+from adapters.graph.simulated import Fault
+from cards.wording import END_REASONS, ENDED_EARLY_NEXT, ENDED_EARLY_TITLES, at_minute
 from engine.job import CLOSED, KILLED, Job
 from engine.ports import ChatEvent
 from engine.timeutil import iso_ms, parse_iso
@@ -89,3 +90,20 @@ async def test_a_kill_in_the_first_minutes_tells_the_thread_when_removal_runs(en
     event = ChatEvent("announce", killed.to_json(), detail, (), env.clock.now())
     await env.slack.deliver(event)
     assert len(env.fake.of("chat.postMessage")) == posts
+
+
+async def test_a_failed_write_is_announced_once_in_the_thread(env: Env) -> None:
+    job = await request_job(env)
+    await click(env, BOB, f"D{BOB}", dm_of(env, BOB), "approve")
+    env.sim.add_fault(
+        Fault("unavailable", method="POST", path="roleAssignmentScheduleRequests", times=10_000)
+    )
+    await click(env, CAROL, f"D{CAROL}", dm_of(env, CAROL), "approve")
+    ended = await env.service.load(job.job_id)
+    assert ended.end_reason == "write_failed", ended
+    title = ENDED_EARLY_TITLES["write_failed"]
+    said = [p for p in thread(env) if str(p.get("text", "")).startswith(title)]
+    assert len(said) == 1, thread_texts(env)
+    shown = json.dumps(said[0]["blocks"])
+    assert END_REASONS["write_failed"] in shown
+    assert ENDED_EARLY_NEXT in shown
