@@ -38,12 +38,13 @@ from engine.timeutil import parse_iso
 
 _ROLLBACK_WORDS = {
     "breakglass.rollback.remove_role_assignment": "Remove the role assignment (PIM adminRemove)",
-    "breakglass.microsoft_graph.restore_ca_policy": "Restore the Conditional Access policy "
-    "exactly to its snapshot",
+    # DESIGN §6: only our exclusion is removed; a stale snapshot is never written back.
+    "breakglass.microsoft_graph.restore_ca_policy": "Remove this job's group exclusion from "
+    "the Conditional Access policy (changes by others are kept and reported as drift)",
 }
 _VERIFY_WORDS = {
     "absent": "Check that the principal no longer holds the role",
-    "restored": "Check that the policy equals its snapshot",
+    "restored": "Check that the group is no longer excluded from the policy",
 }
 
 
