@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -17,10 +17,13 @@ from aiohttp import web
 
 from adapters.console.inputs import FieldError, parse_act, parse_after, parse_request
 from adapters.httpbody import read_request
+from cards import moments, plain
 from cards.actions import from_teams
+from cards.job_views import announcement_view
 from cards.views import RequestValues
 from engine.canonical import strict_loads
-from engine.errors import BreakGlassError, JobNotFound, describe
+from engine.errors import BreakGlassError, InputError, JobNotFound, describe
+from engine.job import Job
 from engine.ports import ChatEvent
 
 log = logging.getLogger("breakglass.console")
@@ -46,7 +49,8 @@ class ConsoleHandlers:
 class ConsoleChannel:
     platform = "console"
 
-    def __init__(self) -> None:
+    def __init__(self, names: Mapping[str, str] | None = None) -> None:
+        self.names: Mapping[str, str] = names or {}
         self.feed: deque[Json] = deque(maxlen=FEED_SIZE)
         self._seq = 0
         self.handlers: ConsoleHandlers | None = None
@@ -69,8 +73,19 @@ class ConsoleChannel:
                     for r in event.records
                 ],
                 "at": event.now.isoformat(),
+                "text": self._text(event),
             }
         )
+
+    def _text(self, event: ChatEvent) -> str | None:
+        """What Slack and Teams show for an announcement (a failure, a delayed removal)."""
+        if event.kind != "announce":
+            return None
+        try:
+            said = announcement_view(Job.from_json(event.job), self.names, event.detail)
+        except (InputError, KeyError):
+            return None
+        return plain.render(moments.announcement(said)) if said is not None else None
 
     def mount(self, app: web.Application, handlers: ConsoleHandlers) -> None:
         self.handlers = handlers
