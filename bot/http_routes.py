@@ -16,7 +16,7 @@ from aiohttp import web
 from prometheus_client import generate_latest
 
 from adapters.console import ConsoleChannel
-from adapters.slack import SlackAdapter, SlackConfig
+from adapters.slack import SlackAdapter
 from adapters.teams import TeamsBot
 from bot import metrics
 from bot.assembly import Assembly
@@ -43,7 +43,7 @@ def mount_routes(app: web.Application, parts: Assembly) -> list[Any]:
 def _mount_chats(app: web.Application, parts: Assembly) -> list[Any]:
     service = parts.service
     chats: list[Any] = []
-    slack = SlackConfig.from_env(parts.settings.environ)
+    slack = parts.settings.slack
     if slack is not None:
         adapter = SlackAdapter(slack, chat_ports(service), names=parts.names)
         adapter.mount(app)
