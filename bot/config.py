@@ -64,7 +64,7 @@ class Settings:
     host: str = "127.0.0.1"  # public listener: chat webhooks, /healthz, /readyz
     port: int = 8080
     internal_host: str = "127.0.0.1"  # internal listener: proxy, registry, metrics, console
-    internal_port: int = 8081
+    internal_port: int | None = None  # None: port + 1 (0, a free port, when port is 0)
     allow_remote_console: bool = False
     public_url: str = ""
     approvers: frozenset[str] = frozenset()
@@ -95,6 +95,12 @@ class Settings:
     @property
     def simulated(self) -> bool:
         return self.tenant.mode == SIMULATED
+
+    @property
+    def internal_bind_port(self) -> int:
+        if self.internal_port is not None:
+            return self.internal_port
+        return self.port + 1 if self.port else 0
 
 
 def load_settings(environ: Mapping[str, str], path: Path | None = None) -> Settings:

@@ -26,7 +26,7 @@ class ServiceSection(Section):
     host: str = "127.0.0.1"  # the public listener: chat webhooks, /healthz, /readyz
     port: int = Field(default=8080, ge=0, le=65535, strict=True)
     internal_host: str = "127.0.0.1"  # model proxy, registry write, /metrics, console
-    internal_port: int = Field(default=8081, ge=0, le=65535, strict=True)
+    internal_port: int | None = Field(default=None, ge=0, le=65535, strict=True)  # port + 1
     allow_remote_console: bool = False  # the console names who acts and has no login
     public_url: str = ""
     tick_seconds: float = Field(default=2.0, ge=0.05, le=60)

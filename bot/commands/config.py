@@ -58,7 +58,7 @@ def summary(settings: Settings) -> str:
     return (
         f"store {preflight.safe_database(settings)}, {tenant}, executor {settings.executor}, "
         f"chat {'+'.join(chats) or 'none'}, public {settings.host}:{settings.port}, "
-        f"internal {settings.internal_host}:{settings.internal_port}"
+        f"internal {settings.internal_host}:{settings.internal_bind_port}"
     )
 
 

@@ -1,0 +1,78 @@
+"""Readiness: ``/readyz`` is ready only while the store answers AND accepts writes.
+
+A full disk (or a database refusing writes) shows first as a failed write: a tick that could
+not save, a request whose handler hit the store. Any such failure turns readiness off until a
+tick succeeds again; every failure a handler meets becomes a 503 ``STORE_UNAVAILABLE`` that
+names neither the database nor its path.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+
+from engine.errors import StoreError
+from engine.job import OPEN
+from engine.ports import JobStore
+
+log = logging.getLogger("breakglass.app")
+STORE_UNAVAILABLE = "STORE_UNAVAILABLE"
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def unavailable() -> web.Response:
+    body = {"error": STORE_UNAVAILABLE, "detail": "the store cannot be used right now; retry"}
+    return web.json_response(body, status=503, headers={"Retry-After": "5"})
+
+
+class Readiness:
+    def __init__(self, store: JobStore, clock: Callable[[], datetime]) -> None:
+        self.store = store
+        self.clock = clock
+        self.failed_since: datetime | None = None
+
+    def store_failed(self) -> None:
+        if self.failed_since is None:
+            self.failed_since = self.clock()
+            log.error("the store refused a write: not ready until it accepts one again")
+
+    def store_worked(self) -> None:
+        if self.failed_since is not None:
+            log.info("the store accepts writes again: ready")
+        self.failed_since = None
+
+    async def check(self) -> dict[str, Any]:
+        try:
+            jobs = await self.store.list_jobs(OPEN)
+        except Exception:  # readiness reports any failure, never raises
+            return {"ready": False, "error": STORE_UNAVAILABLE}
+        if self.failed_since is not None:
+            return {
+                "ready": False,
+                "error": STORE_UNAVAILABLE,
+                "since": self.failed_since.isoformat(),
+            }
+        return {"ready": True, "open_jobs": len(jobs)}
+
+    async def watch(self, work: Callable[[], Awaitable[Any]]) -> None:
+        """Run a periodic round that writes (the tick): its outcome sets readiness."""
+        try:
+            await work()
+        except StoreError:
+            self.store_failed()
+            raise
+        self.store_worked()
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """A handler meeting a store failure answers 503 STORE_UNAVAILABLE (no paths)."""
+        try:
+            return await handler(request)
+        except StoreError:
+            log.warning("%s %s: the store failed", request.method, request.path, exc_info=True)
+            self.store_failed()
+            return unavailable()
