@@ -172,7 +172,9 @@ async def _maybe(obj: Any, method: str) -> None:
 def serve_state(home: Path, url: str, pid: int, public_url: str = "") -> None:
     """Where a running service listens (``url``: the internal one, with the console)."""
     doc = {"url": url, "internal_url": url, "public_url": public_url or url, "pid": pid}
-    (home / SERVE_STATE).write_bytes(jcs(doc))
+    partial = home / f".{SERVE_STATE}.partial"
+    partial.write_bytes(jcs(doc))
+    partial.replace(home / SERVE_STATE)  # atomic: a reader never sees half a file
 
 
 def clear_serve_state(home: Path) -> None:

@@ -21,6 +21,7 @@ _SECRET_SUFFIXES = ("_secret", "_password", "_token", "_api_key", "_private_key"
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
 LEVELS["error"] = logging.ERROR
+QUIET = ("alembic", "aiohttp.access", "msal")
 
 
 def is_secret_field(name: str) -> bool:
@@ -51,3 +52,5 @@ def configure(level: str | int = logging.INFO) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(LEVELS.get(level, logging.INFO) if isinstance(level, str) else level)
+    for chatty in QUIET:  # their info lines say nothing an operator needs
+        logging.getLogger(chatty).setLevel(max(root.level, logging.WARNING))

@@ -1,9 +1,10 @@
 """Readiness: ``/readyz`` is ready only while the store answers AND accepts writes.
 
 A full disk (or a database refusing writes) shows first as a failed write: a tick that could
-not save, a request whose handler hit the store. Any such failure turns readiness off until a
-tick succeeds again; every failure a handler meets becomes a 503 ``STORE_UNAVAILABLE`` that
-names neither the database nor its path.
+not save, a request whose handler hit the store. Any such failure turns readiness off; while
+it is off, each ``/readyz`` tries one small real write (a unique idempotency key, so only
+outages leave rows behind) and turns ready again when it lands. Every store failure a handler
+meets becomes a 503 ``STORE_UNAVAILABLE`` that names neither the database nor its path.
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
+from uuid import uuid4
 
 from aiohttp import web
 
 from engine.errors import StoreError
 from engine.job import OPEN
-from engine.ports import JobStore
+from engine.ports import JsonDoc, StoredJob
 
 log = logging.getLogger("breakglass.app")
 STORE_UNAVAILABLE = "STORE_UNAVAILABLE"
@@ -29,8 +31,14 @@ def unavailable() -> web.Response:
     return web.json_response(body, status=503, headers={"Retry-After": "5"})
 
 
+class ProbedStore(Protocol):
+    async def list_jobs(self, states: Any = None) -> list[StoredJob]: ...
+
+    async def claim_key(self, key: str, result: JsonDoc, at: datetime) -> bool: ...
+
+
 class Readiness:
-    def __init__(self, store: JobStore, clock: Callable[[], datetime]) -> None:
+    def __init__(self, store: ProbedStore, clock: Callable[[], datetime]) -> None:
         self.store = store
         self.clock = clock
         self.failed_since: datetime | None = None
@@ -50,7 +58,7 @@ class Readiness:
             jobs = await self.store.list_jobs(OPEN)
         except Exception:  # readiness reports any failure, never raises
             return {"ready": False, "error": STORE_UNAVAILABLE}
-        if self.failed_since is not None:
+        if self.failed_since is not None and not await self._probe_write():
             return {
                 "ready": False,
                 "error": STORE_UNAVAILABLE,
@@ -58,14 +66,21 @@ class Readiness:
             }
         return {"ready": True, "open_jobs": len(jobs)}
 
+    async def _probe_write(self) -> bool:
+        try:
+            await self.store.claim_key(f"readyz-probe:{uuid4()}", {"probe": True}, self.clock())
+        except Exception:  # still refusing writes
+            return False
+        self.store_worked()
+        return True
+
     async def watch(self, work: Callable[[], Awaitable[Any]]) -> None:
-        """Run a periodic round that writes (the tick): its outcome sets readiness."""
+        """Run a periodic round that writes (the tick); a store failure turns readiness off."""
         try:
             await work()
         except StoreError:
             self.store_failed()
             raise
-        self.store_worked()
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
