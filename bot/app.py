@@ -102,7 +102,8 @@ class Runtime:
             chats.append("console")
         return (
             f"store {safe_database(s)}; {tenant}; executor {s.executor}; "
-            f"chat {', '.join(chats) or 'none'}; public {self.url}; "
+            f"chat {', '.join(chats) or 'none'}; public {self.url}"
+            f"{f' (reached as {s.public_url})' if s.public_url else ''}; "
             f"internal {self.internal_url} (model proxy, registry, metrics, console)"
         )
 
