@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from adapters.teams import msal_connections
 from bot.config import check_settings, load_settings
 from engine.errors import ConfigError
 
@@ -128,6 +129,9 @@ def test_teams_outbound_token_authority_is_configurable(tmp_path: Path) -> None:
     teams = load_settings(env(tmp_path, **more)).teams
     assert teams is not None
     assert teams.token_authority == sovereign
+    connection = msal_connections(teams).get_default_connection_configuration()
+    authority = connection.AUTHORITY
+    assert authority == sovereign  # what the SDK's MSAL provider asks
     cleartext = TEAMS | {"BREAKGLASS_TEAMS_TOKEN_AUTHORITY": "http://login.example.us/x"}
     with pytest.raises(ConfigError, match="token_authority must use https"):
         load_settings(env(tmp_path, **cleartext))
