@@ -16,12 +16,13 @@ import aiohttp
 import pytest
 
 from adapters.store import SqlStore, sqlite_url
-from bot.app import SIMULATED_SEED, Runtime, seed_people
+from bot.app import Runtime
 from bot.config import load_settings
 from bot.lifecycle_log import LoggingNotifier
 from bot.registry import WPC_PATH
 from engine.errors import ConfigError
 from engine.ports import ChatEvent
+from tests.integration.console.test_console import role_request
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -86,16 +87,8 @@ async def test_each_lifecycle_event_is_one_log_line_with_the_job_id(
     runtime: Runtime, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="breakglass.lifecycle")
-    people, api = seed_people(), f"{runtime.internal_url}/console/api"
-    request = {
-        "as": "console:alice",
-        "template": "entra-role",
-        "principal": people["alice"],
-        "resource": SIMULATED_SEED["roles"][0]["id"],
-        "minutes": 5,
-        "justification": "ops test",
-        "ticket": "T-1",
-    }
+    api = f"{runtime.internal_url}/console/api"
+    request = role_request()
     async with aiohttp.ClientSession() as session:
         created = await post(session, f"{api}/request", request)
         job_id, plan = created["job_id"], created["result"]["plan_hash"]

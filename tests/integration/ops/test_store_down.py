@@ -18,10 +18,11 @@ import aiohttp
 import psycopg
 import pytest
 
-from bot.app import SIMULATED_SEED, Runtime, seed_people
+from bot.app import Runtime
 from bot.clock import FileClock
 from bot.config import load_settings
 from engine.errors import StoreError
+from tests.integration.console.test_console import role_request
 from tests.integration.store.conftest import PG_HOST, PG_PORT
 
 pytestmark = pytest.mark.postgres
@@ -89,15 +90,7 @@ async def test_a_full_disk_makes_readyz_not_ready_and_it_recovers(
     runtime: tuple[Runtime, FileClock, Disk],
 ) -> None:
     service_runtime, clock, disk = runtime
-    request = {
-        "as": "console:alice",
-        "template": "entra-role",
-        "principal": seed_people()["alice"],
-        "resource": SIMULATED_SEED["roles"][0]["id"],
-        "minutes": 5,
-        "justification": "disk test",
-        "ticket": "T-1",
-    }
+    request = role_request()
     async with aiohttp.ClientSession() as session:
         api = f"{service_runtime.internal_url}/console/api/request"
         async with session.post(api, json=request) as response:
