@@ -11,7 +11,6 @@ load the keys raises ``ConfigError`` naming what to fix.
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import logging
 from pathlib import Path
@@ -143,9 +142,7 @@ class Runtime:
         self._runners.clear()
         parts = self._parts
         if parts is not None:
-            for task in list(parts.service.tasks):
-                task.cancel()
-            await asyncio.gather(*parts.service.tasks, return_exceptions=True)
+            await parts.service.tasks.cancel()
         for chat in self.chats:
             await chat.close()
         if parts is not None:

@@ -25,7 +25,7 @@ from bot.config_parts import simulated_people
 from bot.executor import RunbookExecutor
 from bot.gateway_service import ToolGateway
 from bot.keys import init_keys, load_keys
-from bot.lifecycle_log import LoggingNotifier
+from bot.lifecycle_log import LoggingPacedChat
 from bot.model_proxy import ModelProxy, ProxyConfig, UpstreamConfig
 from bot.scripted_model import SCRIPTED_MODEL_ID, SCRIPTED_PROVIDER, ScriptedModel
 from bot.service import JobService
@@ -133,7 +133,10 @@ async def assemble(settings: Settings, clock: Clock) -> Assembly:
         directory=directory,
         bundle_dir=settings.home / "bundles",
     )
-    service.notifier = LoggingNotifier(store, clock)  # one log line per lifecycle event
+    chat = service.chat  # the same pacing, plus one log line per lifecycle event
+    service.chat = LoggingPacedChat(
+        chat.notifier, chat.clock, chat.sleep, chat.tasks, chat.receipts_every
+    )
     names = {**(seed_names() if settings.simulated else {}), **settings.names}
     gateway, proxy = ToolGateway(service), _proxy(settings, service)
     # In field order (each field has its own type, so mypy catches a swap).

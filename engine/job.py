@@ -120,6 +120,7 @@ class Job:
     ended_by: str | None = None
     ended_at: str | None = None
     write_done: bool = False
+    write_sent: bool = False  # a write may have reached the tenant (sent, whatever came back)
     verified_after_write: bool | None = None
     rollback_verified: bool | None = None
     rollback_attempts: int = 0
@@ -127,6 +128,8 @@ class Job:
     last_tool_call: str | None = None
     external_refs: Mapping[str, str] = field(default_factory=dict)
     refusals: tuple[Mapping[str, str], ...] = ()
+    # The causal spans of the model calls so far: root/last span ids and their timestamps.
+    model_spans: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def resolved(self) -> bool:

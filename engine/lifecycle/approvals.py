@@ -72,6 +72,8 @@ def start(command: Request, ctx: Ctx) -> Transition:
         "justification": command.justification,
         "ticket": command.ticket,
     }
+    if command.resolved:
+        request["resolved"] = {key: dict(found) for key, found in command.resolved.items()}
     try:
         plan = _make_plan(
             ctx, _plan_request(command.job_id, request, requester, command.minutes), 0

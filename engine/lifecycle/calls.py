@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from engine import chain
@@ -24,8 +26,11 @@ from engine.lifecycle.ending import begin_end
 from engine.lifecycle.ledger import Ledger, binding_for
 from engine.receipts import (
     TOOL_RECEIPT,
+    Span,
+    span_id_for,
     tool_receipt_payload,
 )
+from engine.timeutil import parse_iso
 
 
 def tool_call(job: Job, command: ToolCallRecorded, ctx: Ctx) -> Transition:
@@ -48,9 +53,13 @@ def tool_call(job: Job, command: ToolCallRecorded, ctx: Ctx) -> Transition:
         chain.TOOL_CALL, TOOL_RECEIPT, payload, binding_for(job, token), ctx.keys.gateway
     )
     changes: dict[str, Any] = {"last_tool_call": f"{command.tool_name[:80]}: {command.status}"}
-    if command.role == "write" and command.status == "success":
-        changes["write_done"] = True
-    if _is_planned_read(job, command, "verify_action") and job.write_done:
+    if command.role == "write":
+        changes["write_done"] = job.write_done or command.status == "success"
+        # Only a write refused before it left us (bad arguments) is known not to have landed.
+        changes["write_sent"] = job.write_sent or command.result.get("sent") is not False
+    # A cancelled or failed read learned nothing: it never overwrites what one did learn.
+    learned = command.verified is not None and job.write_done
+    if learned and _is_planned_read(job, command, "verify_action"):
         changes["verified_after_write"] = command.verified
     ledger.job = ledger.job.but(**changes)
     if command.kill_trigger == END_UNEXPECTED_TARGET and ledger.job.state == ACTIVE:
@@ -80,12 +89,32 @@ def model_call(job: Job, command: ModelCallRecorded, ctx: Ctx) -> Transition:
         raise refuse("ALREADY_RESOLVED", "the job has ended; its chain is closed")
     token = _token_with_scope(job, command.token_scope_hash)
     ledger = Ledger(job, ctx.now)
+    span, spans = _next_span(job, command.payload)
+    binding = replace(binding_for(job, token), span=span)
     envelope = ledger.add_receipt(
-        chain.LLM_CALL,
-        "gateway_receipt",
-        command.payload,
-        binding_for(job, token),
-        ctx.keys.gateway,
+        chain.LLM_CALL, "gateway_receipt", command.payload, binding, ctx.keys.gateway
     )
+    ledger.job = ledger.job.but(model_spans=spans)
     result = {"state": job.state, "receipt_id": command.payload["receipt_id"], "envelope": envelope}
     return ledger.finish([], result)
+
+
+def _next_span(job: Job, payload: Mapping[str, Any]) -> tuple[Span, dict[str, str]]:
+    """The span a model call declares, and the job's spans after it. A call follows the
+    latest earlier call (the conversation goes on); the reference's clock rule wants a
+    span no earlier than its parent, so a call that overlapped it hangs off the root."""
+    at = str(payload["timestamp"])
+    span_id = span_id_for(str(payload["receipt_id"]))
+    spans = dict(job.model_spans)
+    parent = next(
+        (
+            spans[name]
+            for name in ("last", "root")
+            if name in spans and parse_iso(spans[f"{name}_at"]) <= parse_iso(at)
+        ),
+        None,
+    )
+    if "root" not in spans:
+        spans |= {"root": span_id, "root_at": at}
+    spans |= {"last": span_id, "last_at": at}
+    return Span(span_id, parent), spans

@@ -4,7 +4,6 @@ Every lifecycle event is one log line carrying the job id."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -15,14 +14,13 @@ from typing import Any
 import aiohttp
 import pytest
 
-from adapters.store import SqlStore, sqlite_url
 from bot.app import Runtime
 from bot.config import load_settings
-from bot.lifecycle_log import LoggingNotifier
+from bot.lifecycle_log import log_event
 from bot.registry import WPC_PATH
 from engine.errors import ConfigError
 from engine.ports import ChatEvent
-from tests.integration.console.test_console import role_request
+from tests.integration.console.conftest import role_request
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -79,8 +77,7 @@ async def post(session: aiohttp.ClientSession, url: str, body: Any) -> Any:
 
 async def settle(runtime: Runtime) -> None:
     """Wait for the service's background work (the write, the rollback) to finish."""
-    while runtime.service.tasks:
-        await asyncio.gather(*list(runtime.service.tasks), return_exceptions=True)
+    await runtime.service.tasks.settle()
 
 
 async def test_each_lifecycle_event_is_one_log_line_with_the_job_id(
@@ -109,17 +106,10 @@ async def test_each_lifecycle_event_is_one_log_line_with_the_job_id(
         assert kind in events, events
 
 
-async def test_the_close_is_one_line_with_the_job_id(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_the_close_is_one_line_with_the_job_id(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="breakglass.lifecycle")
-    store = await SqlStore.open(sqlite_url(tmp_path))
-    try:
-        notifier = LoggingNotifier(store, lambda: NOW)
-        job = {"job_id": "bg-0123456789", "state": "closed", "channel": {"platform": "none"}}
-        await notifier.publish(ChatEvent("finish", job, {}, (), NOW))
-    finally:
-        await store.close()
+    job = {"job_id": "bg-0123456789", "state": "closed", "channel": {"platform": "none"}}
+    log_event("bg-0123456789", ChatEvent("finish", job, {}, (), NOW))
     [line] = [r for r in caplog.records if r.name == "breakglass.lifecycle"]
     assert line.getMessage() == "job bg-0123456789: closed (closed)"
     assert getattr(line, "job_id", None) == "bg-0123456789"

@@ -22,7 +22,7 @@ from bot.app import Runtime
 from bot.clock import FileClock
 from bot.config import load_settings
 from engine.errors import StoreError
-from tests.integration.console.test_console import role_request
+from tests.integration.console.conftest import role_request
 from tests.integration.store.conftest import PG_HOST, PG_PORT
 
 pytestmark = pytest.mark.postgres
