@@ -20,7 +20,7 @@ from adapters.httpbody import read_request
 from cards.actions import from_teams
 from cards.views import RequestValues
 from engine.canonical import strict_loads
-from engine.errors import BreakGlassError, JobNotFound, describe
+from engine.errors import BreakGlassError, JobNotFound, StoreError, describe
 from engine.ports import ChatEvent
 
 log = logging.getLogger("breakglass.console")
@@ -125,6 +125,8 @@ class ConsoleChannel:
         try:
             identity, values = parse_request(await _json_body(request))
             outcome = await self._h().request(identity, values)
+        except StoreError:
+            raise  # the service's middleware answers 503 STORE_UNAVAILABLE (no paths)
         except BreakGlassError as exc:
             return _invalid(exc)
         return _answer(outcome)
@@ -139,6 +141,8 @@ class ConsoleChannel:
             outcome = await self._h().act(press.identity, action)
         except JobNotFound:
             return _not_found(press.job_id)
+        except StoreError:
+            raise  # the service's middleware answers 503 STORE_UNAVAILABLE (no paths)
         except BreakGlassError as exc:
             return _invalid(exc)
         return _answer(outcome)

@@ -95,10 +95,21 @@ async def test_a_full_disk_makes_readyz_not_ready_and_it_recovers(
         api = f"{service_runtime.internal_url}/console/api/request"
         async with session.post(api, json=request) as response:
             assert response.status == 200
-            job_id = (await response.json())["job_id"]
+            created = await response.json()
+            job_id, plan = created["job_id"], created["result"]["plan_hash"]
         ready = f"{service_runtime.url}/readyz"
         assert (await get(session, ready))[0] == 200
 
+        disk.fill()
+        kill = {"as": "console:bob", "verb": "kill", "job_id": job_id, "plan_hash": plan}
+        act = f"{service_runtime.internal_url}/console/api/act"
+        async with session.post(act, json=kill) as response:
+            answer = await response.json()
+            assert (response.status, answer["error"]) == (503, "STORE_UNAVAILABLE")
+            assert "base/" not in str(answer)
+        assert (await get(session, ready))[0] == 503  # the refused write turned readiness off
+        disk.free()
+        assert (await get(session, ready))[0] == 200  # a probe write landed: ready again
         disk.fill()
         clock.advance(timedelta(minutes=61))  # the pending request expires: the tick writes
         assert service_runtime.readiness is not None
