@@ -13,6 +13,7 @@ from bot.job_commands import ServiceJobs
 from bot.keys import trust_document
 from cards.job_views import action_summary, receipt_line
 from cards.views import RequestValues
+from cards.wording import named
 from engine.job import Job
 from engine.outcome import Outcome
 
@@ -96,8 +97,8 @@ class ConsoleRoom:
             "state": job.state,
             "resolved": job.resolved,
             "simulated": job.simulated,
-            "action": f"{action.template.value}: {action.subject.display_name} → "
-            f"{action.resource.display_name} for {action.duration_minutes} min",
+            "action": f"{action.template.value}: {named(action.subject)} → "
+            f"{named(action.resource)} for {action.duration_minutes} min",
             "requester": names.get(job.requester.principal or "", job.requester.chat_identity),
             "justification": job.request.get("justification"),
             "ticket": job.request.get("ticket"),

@@ -22,7 +22,7 @@ from cards.actions import from_teams
 from cards.job_views import announcement_view
 from cards.views import RequestValues
 from engine.canonical import strict_loads
-from engine.errors import BreakGlassError, InputError, JobNotFound, describe
+from engine.errors import BreakGlassError, InputError, JobNotFound, StoreError, describe
 from engine.job import Job
 from engine.ports import ChatEvent
 
@@ -140,6 +140,8 @@ class ConsoleChannel:
         try:
             identity, values = parse_request(await _json_body(request))
             outcome = await self._h().request(identity, values)
+        except StoreError:
+            raise  # the service's middleware answers 503 STORE_UNAVAILABLE (no paths)
         except BreakGlassError as exc:
             return _invalid(exc)
         return _answer(outcome)
@@ -154,6 +156,8 @@ class ConsoleChannel:
             outcome = await self._h().act(press.identity, action)
         except JobNotFound:
             return _not_found(press.job_id)
+        except StoreError:
+            raise  # the service's middleware answers 503 STORE_UNAVAILABLE (no paths)
         except BreakGlassError as exc:
             return _invalid(exc)
         return _answer(outcome)

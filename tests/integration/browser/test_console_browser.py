@@ -64,7 +64,7 @@ async def test_a_whole_job_in_the_console(runtime: Runtime, size: str) -> None:
     async with chromium() as browser:
         page = await browser.new_page(viewport={"width": width, "height": height})
         steps = Steps(page, folder)
-        await page.goto(runtime.url)
+        await page.goto(runtime.internal_url)
         await expect(page.locator("#resource")).not_to_have_value("", timeout=WAIT_MS)
         await steps.shot("empty")
 
@@ -109,8 +109,8 @@ async def test_a_whole_job_in_the_console(runtime: Runtime, size: str) -> None:
         await steps.shot("killed-bundle")
 
         bundle = await (
-            await page.request.get(runtime.url + await link.get_attribute("href"))
+            await page.request.get(runtime.internal_url + await link.get_attribute("href"))
         ).json()
-        trust = await (await page.request.get(runtime.url + "/console/api/trust")).json()
+        trust = await (await page.request.get(runtime.internal_url + "/console/api/trust")).json()
         report = verify_bundle(bundle, Trust.from_json(trust))
         assert report.valid, report.reason_codes

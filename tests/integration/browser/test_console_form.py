@@ -17,7 +17,7 @@ from tests.support.browser import WAIT_MS, chromium
 async def page(runtime: Runtime) -> AsyncIterator[tuple[Page, Runtime]]:
     async with chromium() as browser:
         tab = await browser.new_page(viewport={"width": 390, "height": 844})
-        await tab.goto(runtime.url)
+        await tab.goto(runtime.internal_url)
         await expect(tab.locator("#resource")).not_to_have_value("", timeout=WAIT_MS)
         yield tab, runtime
 

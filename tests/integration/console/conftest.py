@@ -19,7 +19,8 @@ Console = tuple[aiohttp.ClientSession, str, Runtime]
 @pytest.fixture
 async def console(tmp_path: Path) -> AsyncIterator[Console]:
     runtime = Runtime(replace(load_settings({"BREAKGLASS_HOME": str(tmp_path)}), port=0))
-    url = await runtime.start()
+    await runtime.start()
+    url = runtime.internal_url  # the console is on the internal (loopback) listener
     async with aiohttp.ClientSession() as session:
         yield session, url, runtime
     await runtime.stop()
