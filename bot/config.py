@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.access import AccessRules, access_from_config
 from engine.errors import ConfigError
 
 SIMULATED = "simulated"
@@ -69,6 +70,9 @@ class Settings:
     sweep_seconds: float = 60.0
     console: bool = True
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)
+    # --- access rules (issue 17): [templates.*] and [step_up], parsed by engine.access
+    access: AccessRules | None = None
+    step_up: Mapping[str, Any] = field(default_factory=dict)  # raw [step_up] (sign-in client)
 
     @property
     def simulated(self) -> bool:
@@ -140,6 +144,8 @@ def load_settings(environ: Mapping[str, str], path: Path | None = None) -> Setti
         "executor",
         "model",
         "clock",
+        "templates",  # issue 17: target limits, step-up, prerequisites
+        "step_up",
     }
     if unknown:
         raise ConfigError(f"unknown section(s): {', '.join(sorted(unknown))}")
@@ -170,6 +176,8 @@ def load_settings(environ: Mapping[str, str], path: Path | None = None) -> Setti
         clock_anchor=_str(_table(doc, "clock"), "clock", "anchor"),
         tick_seconds=_seconds(service, "tick_seconds", 2.0),
         environ=dict(environ),
+        access=access_from_config(_table(doc, "templates"), _table(doc, "step_up")),
+        step_up=dict(_table(doc, "step_up")),
     )
     return settings
 

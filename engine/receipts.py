@@ -31,9 +31,10 @@ class Binding:
     policy_hash_b64u: str
     token_scope_hash_b64u: str | None = None
     nonce: str | None = None
+    step_up: Mapping[str, Any] | None = None  # approval receipts: the fresh sign-in's evidence
 
-    def to_json(self, event_hash_b64u: str) -> dict[str, str]:
-        out = {
+    def to_json(self, event_hash_b64u: str) -> dict[str, Any]:
+        out: dict[str, Any] = {
             "run_id": self.run_id,
             "event_hash_b64u": event_hash_b64u,
             "policy_hash": self.policy_hash_b64u,
@@ -42,6 +43,8 @@ class Binding:
             out["token_scope_hash_b64u"] = self.token_scope_hash_b64u
         if self.nonce:
             out["nonce"] = self.nonce
+        if self.step_up is not None:
+            out["step_up"] = dict(self.step_up)
         return out
 
 
