@@ -33,8 +33,8 @@ class Binding:
     nonce: str | None = None
     step_up: Mapping[str, Any] | None = None  # approval receipts: the fresh sign-in's evidence
 
-    def to_json(self, event_hash_b64u: str) -> dict[str, Any]:
-        out: dict[str, Any] = {
+    def to_json(self, event_hash_b64u: str) -> dict[str, str]:
+        out = {
             "run_id": self.run_id,
             "event_hash_b64u": event_hash_b64u,
             "policy_hash": self.policy_hash_b64u,
@@ -43,8 +43,8 @@ class Binding:
             out["token_scope_hash_b64u"] = self.token_scope_hash_b64u
         if self.nonce:
             out["nonce"] = self.nonce
-        if self.step_up is not None:
-            out["step_up"] = dict(self.step_up)
+        if self.step_up is not None:  # binding values are strings (the reference's schema)
+            out["step_up"] = jcs(self.step_up).decode()
         return out
 
 
