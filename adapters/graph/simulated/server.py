@@ -17,6 +17,7 @@ from adapters.graph.simulated import (
     http_control,
     http_graph,
     http_identity,
+    http_signin,
     persist,
     pim,
     policies,
@@ -66,6 +67,7 @@ class SimulatedTenant:
             on_change=on_change,
             rate_clock=rate_clock,
         )
+        self.signin = http_signin.SignInService()
         self._runner: web.AppRunner | None = None
         self._base_url: str | None = None
         if on_change is not None:
@@ -92,6 +94,7 @@ class SimulatedTenant:
         app = web.Application(middlewares=[stamp, http_graph.graph_gate])
         app[CORE] = self.core
         http_identity.add_routes(app)
+        http_signin.add_routes(app, self.signin)
         http_graph.add_routes(app)
         http_control.add_routes(app)
         self._runner = web.AppRunner(app, access_log=None)
@@ -122,6 +125,16 @@ class SimulatedTenant:
     @property
     def graph_base_url(self) -> str:
         return f"{self.base_url}/v1.0"
+
+    @property
+    def signin_issuer(self) -> str:
+        """The ``iss`` of the ID tokens this tenant's sign-in issues (https, like Entra's)."""
+        host = self.base_url.removeprefix("http://")
+        return f"https://{host}/{self.tenant_id}/v2.0"
+
+    def register_redirect_uri(self, uri: str) -> None:
+        """Register a sign-in redirect URI (the step-up callback) on the app."""
+        self.signin.redirect_uris.add(uri)
 
     @property
     def tenant_id(self) -> str:

@@ -1,0 +1,32 @@
+"""The step-up callback on the public listener: Entra sends the approver's browser here."""
+
+from __future__ import annotations
+
+import html
+
+from aiohttp import web
+
+from adapters.entra_signin.config import CALLBACK_PATH
+from adapters.entra_signin.flow import StepUpFlow
+
+FLOW: web.AppKey[StepUpFlow] = web.AppKey("breakglass_stepup_flow", StepUpFlow)
+_PAGE = "<!doctype html><title>breakglass step-up</title><h1>{title}</h1><p>{text}</p>"
+
+
+async def callback(request: web.Request) -> web.Response:
+    query = request.query
+    outcome = await request.app[FLOW].complete(
+        query.get("state", "")[:256], query.get("code", "")[:4096], query.get("error", "")[:80]
+    )
+    if outcome.ok:
+        page = _PAGE.format(title="Approval recorded", text="You can close this tab.")
+        return web.Response(text=page, content_type="text/html")
+    text = html.escape(f"{outcome.reason}: {outcome.detail}"[:300])
+    page = _PAGE.format(title="Approval refused", text=text)
+    return web.Response(text=page, content_type="text/html", status=403)
+
+
+def add_callback_route(app: web.Application, flow: StepUpFlow) -> None:
+    """Mount ``GET /v1/stepup/callback`` (the redirect URI registered for the app)."""
+    app[FLOW] = flow
+    app.router.add_get(CALLBACK_PATH, callback)
