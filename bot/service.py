@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot import metrics
+from bot.prerequisites import confirm_prerequisite
 from bot.rollback import run_rollback
 from engine import lifecycle
 from engine.canonical import jcs
@@ -131,6 +132,7 @@ class JobService:
             return _replayed(cached)
         ctx = self._ctx()
         try:
+            command = await confirm_prerequisite(command, self.rules, self.tools)  # issue 17
             transition = lifecycle.start(command, ctx)
         except CommandRefused as err:
             log.info(

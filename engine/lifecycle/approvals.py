@@ -85,6 +85,11 @@ def start(command: Request, ctx: Ctx) -> Transition:
         )
     except TemplateError as exc:
         raise refuse("NOT_ELIGIBLE", str(exc)) from exc
+    refs = (
+        {"prerequisite": str(access["prerequisite"]["id"])}
+        if access and "prerequisite" in access
+        else {}
+    )
     job = Job(
         job_id=command.job_id,
         state=PENDING,
@@ -96,6 +101,7 @@ def start(command: Request, ctx: Ctx) -> Transition:
         plan=plan,
         simulated=ctx.rules.simulated,
         policies=(sign_wpc(plan.payload, ctx.keys.publisher, ctx.now),),
+        external_refs=refs,
     )
     ledger = Ledger(job, ctx.now)
     ledger.add(chain.REQUEST, plan.plan_hash, None)

@@ -21,7 +21,8 @@ def access_terms(command: Request, ctx: Ctx) -> dict[str, Any] | None:
     """The access record of this request for its WPC, or CommandRefused (nothing asked yet).
 
     Does NOT check a PIM request live: ``bot/`` does that before submitting and passes
-    what it found in ``command.prerequisite``; this only insists it was done.
+    what it found in ``command.prerequisite``; this only insists it was done. The id is
+    ``command.prerequisite["id"]``, or else the request's ticket field.
     """
     rules = ctx.rules.access
     if rules is None:
@@ -53,8 +54,8 @@ def _step_up_terms(rules: AccessRules) -> dict[str, Any]:
 def _prerequisite(access: TemplateAccess, command: Request) -> dict[str, Any] | None:
     if access.prerequisite == PREREQ_NONE:
         return None
-    given = command.prerequisite
-    if given is None or not given.get("id"):
+    given = command.prerequisite or {"id": command.ticket}  # the ticket field carries the id
+    if not given.get("id"):
         raise refuse(PREREQUISITE_MISSING, f"this template needs a {access.prerequisite} id")
     ref = str(given["id"])[:128]
     if access.prerequisite == PREREQ_TICKET:

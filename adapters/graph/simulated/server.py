@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -186,6 +187,23 @@ class SimulatedTenant:
         """Another administrator assigns ``role_id`` to ``principal_id`` (outside breakglass)."""
         with self.core.write() as directory:
             return pim.inject(directory, principal_id, role_id, minutes, self.clock.now())
+
+    def file_pim_request(self, principal_id: str, role_id: str, status: str) -> str:
+        """A PIM activation request someone filed (``PendingApproval``, ``Denied``,
+        ``Provisioned``...), as a template's prerequisite would name it; returns its id."""
+        request = {
+            "id": str(uuid.uuid4()),
+            "status": status,
+            "action": "selfActivate",
+            "principalId": principal_id,
+            "roleDefinitionId": role_id,
+            "directoryScopeId": "/",
+            "createdDateTime": iso(self.clock.now()),
+            "justification": "filed in PIM",
+        }
+        with self.core.write() as directory:
+            directory.requests.append(request)
+        return str(request["id"])
 
     def edit_policy(self, policy_id: str, change: Mapping[str, Any]) -> None:
         """Another administrator edits a CA policy (not rate limited, no validation)."""
