@@ -26,6 +26,7 @@ from bot.assembly import (
 from bot.config import Settings
 from bot.http_routes import mount_routes
 from bot.service import JobService
+from bot.stepup import listening
 from bot.timers import Timers
 from engine.canonical import jcs
 
@@ -63,6 +64,7 @@ class Runtime:
         parts = self._parts = await assemble(self.settings, self.clock)
         self.chats = mount_routes(self.app, parts)
         self.url = await self._listen()
+        listening(parts.service, self.url)  # issue 17: the step-up redirect URI, if not public
         for chat in self.chats:
             await _maybe(chat, "start_socket_mode")
         parts.service.executor = parts.executor(self.url)

@@ -24,6 +24,7 @@ from bot.console_room import ConsoleRoom
 from bot.job_commands import chat_ports
 from bot.model_proxy import add_proxy_routes
 from bot.registry import add_registry_routes
+from bot.stepup import install_step_up
 from engine.job import OPEN, RESOLVED
 from engine.ports import JobStore
 
@@ -37,6 +38,7 @@ def mount_routes(app: web.Application, parts: Assembly) -> list[Any]:
     if parts.proxy is not None:
         add_proxy_routes(app, parts.proxy)
     add_registry_routes(app, parts.store, {parts.keys.publisher.did})
+    install_step_up(app, parts)  # issue 17: the step-up callback, before the chats use it
     return _mount_chats(app, parts)
 
 

@@ -99,6 +99,8 @@ class StepUpFlow:
     async def begin(self, job_id: str, plan_hash: str, actor: Actor) -> str:
         """The sign-in URL for ``actor`` approving ``plan_hash``; CommandRefused when that
         plan is not the job's or needs no step-up."""
+        if not self.config.redirect_uri:
+            raise CommandRefused("STEP_UP_UNAVAILABLE", "the sign-in callback is not known yet")
         job = await self._jobs.peek(job_id)
         plan = job.extension if job.extension is not None else job.plan
         if plan.plan_hash != plan_hash:
