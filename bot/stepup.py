@@ -86,6 +86,18 @@ def _register(simulator: SimulatedTenant | None, redirect: str) -> None:
         simulator.register_redirect_uri(redirect)
 
 
+def simulated_config(sim: SimulatedTenant, redirect: str) -> SignInConfig:
+    """Approvers sign in at the simulated tenant (its app registration and keys)."""
+    return SignInConfig(
+        authority_url=sim.base_url,
+        tenant_id=sim.tenant_id,
+        client_id=sim.client_id,
+        client_secret=sim.client_secret,
+        redirect_uri=redirect,
+        issuer=sim.signin_issuer,
+    )
+
+
 def _config(parts: Assembly) -> SignInConfig | None:
     settings = parts.settings
     if settings.access is None:
@@ -93,15 +105,7 @@ def _config(parts: Assembly) -> SignInConfig | None:
     public = settings.public_url.rstrip("/")
     redirect = f"{public}{CALLBACK_PATH}" if public else ""
     if parts.simulator is not None:
-        sim = parts.simulator
-        return SignInConfig(
-            authority_url=sim.base_url,
-            tenant_id=sim.tenant_id,
-            client_id=sim.client_id,
-            client_secret=sim.client_secret,
-            redirect_uri=redirect,
-            issuer=sim.signin_issuer,
-        )
+        return simulated_config(parts.simulator, redirect)
     tenant = settings.tenant
     if tenant.mode != "graph":
         log.warning(

@@ -16,17 +16,17 @@ import pytest
 from aiohttp import web
 from yarl import URL
 
-from adapters.entra_signin import CALLBACK_PATH, SignInConfig, StepUpFlow
+from adapters.entra_signin import CALLBACK_PATH, StepUpFlow
 from adapters.entra_signin.routes import add_callback_route
 from adapters.graph.simulated import SimulatedTenant
 from adapters.store import SqlStore, sqlite_url
 from bot.job_commands import chat_ports
 from bot.service import JobService
+from bot.stepup import simulated_config
 from engine.access import access_from_config
 from engine.identity import Directory
 from engine.job import Actor, Job
 from engine.lifecycle import Request, Rules
-from engine.outcome import Outcome
 from tests.support.engine_sim import T0, fixed_keys
 from tests.support.fakes import Clock, MemoryTenant
 
@@ -65,19 +65,7 @@ class StepUpEnv:
         return self.service.actor(f"console:{name}")
 
     async def request(self, job_id: str = "job-stepup") -> Job:
-        command = Request(
-            job_id=job_id,
-            actor=self.actor("alice"),
-            template="entra-role",
-            targets={
-                "tenant_id": self.tenant.tenant_id,
-                "principal_id": ALICE,
-                "role_definition_id": USER_ADMIN,
-            },
-            minutes=30,
-            justification="INC-7 locked out of the helpdesk",
-            ticket="INC-7",
-        )
+        command = role_request(self.service, self.tenant, ALICE, "INC-7", job_id)
         outcome = await self.service.request(command)
         assert outcome.ok, outcome
         return await self.service.load(job_id)
@@ -105,8 +93,23 @@ class StepUpEnv:
         return await self.callback(await self.sign_in(await self.sign_in_url(job, approver), user))
 
 
-def outcome_of(outcome: Outcome) -> str:
-    return outcome.reason or "OK"
+def role_request(
+    service: JobService, tenant: SimulatedTenant, principal: str, ticket: str, job_id: str
+) -> Request:
+    """Alice asks for User Administrator for ``principal`` for 30 minutes."""
+    return Request(
+        job_id=job_id,
+        actor=service.actor("console:alice"),
+        template="entra-role",
+        targets={
+            "tenant_id": tenant.tenant_id,
+            "principal_id": principal,
+            "role_definition_id": USER_ADMIN,
+        },
+        minutes=30,
+        justification="INC-7 locked out of the helpdesk",
+        ticket=ticket,
+    )
 
 
 @pytest.fixture
@@ -135,14 +138,7 @@ async def stepup(tmp_path: Path) -> AsyncIterator[StepUpEnv]:
         aiohttp.ClientSession() as browser,
     ):
         tenant.register_redirect_uri(redirect)
-        config = SignInConfig(
-            authority_url=tenant.base_url,
-            tenant_id=tenant.tenant_id,
-            client_id=tenant.client_id,
-            client_secret=tenant.client_secret,
-            redirect_uri=redirect,
-            issuer=tenant.signin_issuer,
-        )
+        config = simulated_config(tenant, redirect)
         flow = StepUpFlow(config, chat_ports(service).jobs, session, clock)
         app = web.Application()
         add_callback_route(app, flow)

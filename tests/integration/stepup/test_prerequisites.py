@@ -15,13 +15,13 @@ from adapters.graph.simulated import ManualClock, SimulatedTenant
 from adapters.store import SqlStore, sqlite_url
 from bot.service import JobService
 from engine.access import access_from_config
-from engine.lifecycle import Request, Rules
+from engine.lifecycle import Rules
 from engine.lifecycle.gatekeeping import PREREQUISITE_MISSING
 from engine.outcome import Outcome
 from engine.prerequisites import PREREQUISITE_INVALID
 from tests.integration.graph.conftest import config_for
 from tests.integration.graph.support import ALICE, BOB, DAVE, USER_ADMIN, MemorySnapshots
-from tests.integration.stepup.conftest import DIRECTORY
+from tests.integration.stepup.conftest import DIRECTORY, role_request
 from tests.support.engine_sim import T0, fixed_keys
 
 HELPDESK_ADMIN = "729827e3-9c14-49f7-bb1b-9608f156bbb8"
@@ -33,19 +33,7 @@ class Env:
     tenant: SimulatedTenant
 
     async def request(self, ticket: str, principal: str = DAVE, job_id: str = "job-pim") -> Outcome:
-        command = Request(
-            job_id=job_id,
-            actor=self.service.actor("console:alice"),
-            template="entra-role",
-            targets={
-                "tenant_id": self.tenant.tenant_id,
-                "principal_id": principal,
-                "role_definition_id": USER_ADMIN,
-            },
-            minutes=30,
-            justification="INC-9 helpdesk queue",
-            ticket=ticket,
-        )
+        command = role_request(self.service, self.tenant, principal, ticket, job_id)
         return await self.service.request(command)
 
 

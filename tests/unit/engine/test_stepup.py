@@ -14,8 +14,7 @@ import pytest
 from engine.access import GLOBAL_ADMINISTRATOR, access_from_config
 from engine.bundle import BUNDLE_TYPE
 from engine.envelope import sign_envelope
-from engine.errors import CommandRefused
-from engine.lifecycle import Approve, StepUpFailed, Tick, refusal_note
+from engine.lifecycle import Approve, StepUpFailed, Tick
 from engine.stepup import (
     STEP_UP_CONTEXT_MISSING,
     STEP_UP_FAILED,
@@ -29,6 +28,7 @@ from engine.stepup import (
 from engine.verify import verify_bundle
 from engine.verify.stepup import STEP_UP_MISSING
 from tests.support.engine_sim import BOB, CAROL, TENANT, JobSim, trust_for
+from tests.unit.engine.test_lifecycle import refused
 
 TARGETS = {"tenant_id": TENANT, "principal_id": "u-alice", "role_definition_id": "r-helpdesk"}
 HIGH_RISK = {
@@ -67,18 +67,6 @@ def evidence(sim: JobSim, who: str, **changes: object) -> StepUpEvidence:
 def approve(sim: JobSim, actor: object, step_up: StepUpEvidence | None) -> None:
     assert sim.job is not None
     sim.do(Approve(actor, sim.job.plan.plan_hash, step_up=step_up))  # type: ignore[arg-type]
-
-
-def refused(sim: JobSim, command: object) -> str:
-    before, length = sim.job, len(sim.records)
-    with pytest.raises(CommandRefused) as err:
-        sim.do(command)  # type: ignore[arg-type]
-    assert sim.job == before
-    assert len(sim.records) == length
-    assert sim.job is not None
-    noted = refusal_note(sim.job, command, err.value, sim.now)  # type: ignore[arg-type]
-    assert noted.refusals[-1]["reason"] == err.value.reason
-    return err.value.reason
 
 
 def pending(step_up: str | None = "required", targets: dict[str, str] = TARGETS) -> JobSim:
