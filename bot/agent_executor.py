@@ -19,11 +19,13 @@ from datetime import datetime
 from typing import Any
 
 from bot.agent_prompt import Offer, offer_for, opening_messages
+from bot.executor import report_failure
 from bot.gateway_service import GatewayOutcome, ToolGateway
 from bot.model_client import ProxyClient, ToolCallRequest
 from bot.scripted_model import SCRIPTED_MODEL_ID
 from engine.canonical import strict_loads
 from engine.errors import InputError, ModelError
+from engine.lifecycle import END_EXECUTOR_FAILED, END_WRITE_FAILED
 from engine.timeutil import parse_iso
 from engine.wpc import Policy
 
@@ -44,6 +46,7 @@ class _Run:
     job_id: str
     token: str
     window_end: datetime | None
+    write_tool: str = ""  # the WPC's planned write: its failure ends the window
     task: asyncio.Task[None] | None = None
     calls: set[asyncio.Task[GatewayOutcome]] = field(default_factory=set)
 
@@ -65,8 +68,9 @@ class AgentExecutor:
         running = self._runs.get(job_id)
         if running is not None and running.task is not None and not running.task.done():
             return
-        run = _Run(job_id, token, _window_end(job))
-        run.task = asyncio.ensure_future(self._drive(run, job))
+        write_tool = str(job["plan"]["payload"]["metadata"]["breakglass"]["action"]["tool"])
+        run = _Run(job_id, token, _window_end(job), write_tool)
+        run.task = self.gateway.service.tasks.spawn(self._drive(run, job), f"agent:{job_id}")
         self._runs[job_id] = run
 
     async def refresh(self, job: Mapping[str, Any], token: str) -> None:
@@ -109,8 +113,9 @@ class AgentExecutor:
             log.warning("agent for %s stopped: %s", run.job_id, err)
         except TimeoutError:
             log.warning("agent for %s stopped: the window ended", run.job_id)
-        except Exception:  # a background task: say why it stopped, the job goes on
-            log.exception("agent for %s crashed; the job's window and kill still apply", run.job_id)
+        except Exception as exc:  # the agent cannot go on: end the window, roll back
+            log.exception("agent for %s crashed; ending its window", run.job_id)
+            report_failure(self.gateway, run.job_id, END_EXECUTOR_FAILED, type(exc).__name__)
 
     async def _loop(self, run: _Run, job: Mapping[str, Any]) -> None:
         policy = Policy.from_payload(job["plan"]["payload"])
@@ -136,7 +141,12 @@ class AgentExecutor:
         return left
 
     async def _tool_message(self, run: _Run, offer: Offer, call: ToolCallRequest) -> dict[str, Any]:
-        outcome = await self._gateway_call(run, offer.real_name(call.name), _arguments(call))
+        name = offer.real_name(call.name)
+        outcome = await self._gateway_call(run, name, _arguments(call))
+        if name == run.write_tool and (not outcome.allowed or outcome.status != "success"):
+            why = outcome.reason or str(outcome.result.get("error", outcome.status))
+            log.warning("agent write for %s did not succeed: %s", run.job_id, why)
+            report_failure(self.gateway, run.job_id, END_WRITE_FAILED, why)
         if outcome.allowed:
             content = json.dumps({"status": outcome.status, "result": dict(outcome.result)})
         else:
@@ -146,7 +156,8 @@ class AgentExecutor:
     async def _gateway_call(self, run: _Run, name: str, arguments: object) -> GatewayOutcome:
         """Halting cancels the loop, not the receipting of a call: the call runs as its own
         task, so the job's transition it causes (a kill, say) is never cut in half."""
-        task = asyncio.ensure_future(self.gateway.call(run.job_id, run.token, name, arguments))
+        work = self.gateway.call(run.job_id, run.token, name, arguments)
+        task = self.gateway.service.tasks.spawn(work, f"agent-call:{run.job_id}")
         run.calls.add(task)
         task.add_done_callback(run.calls.discard)
         return await asyncio.shield(task)

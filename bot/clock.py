@@ -5,7 +5,9 @@ depend on the machine's speed use a :class:`FileClock`, which only the test move
 
 from __future__ import annotations
 
+import asyncio
 import os
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -28,6 +30,15 @@ class ScaledClock:
 
     def real_seconds(self, virtual_seconds: float) -> float:
         return virtual_seconds / self.scale
+
+    async def sleep(self, virtual_seconds: float) -> None:
+        """Wait ``virtual_seconds`` of this clock's time."""
+        await asyncio.sleep(self.real_seconds(virtual_seconds))
+
+
+def sleep_for(clock: Callable[[], datetime]) -> Callable[[float], Awaitable[None]]:
+    """The sleep that agrees with ``clock``: seconds of its time, not of the wall's."""
+    return clock.sleep if isinstance(clock, ScaledClock) else asyncio.sleep
 
 
 class FileClock:

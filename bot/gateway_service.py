@@ -17,7 +17,8 @@ from typing import Any
 from bot import metrics
 from bot.ids import receipt_id as new_receipt_id
 from bot.service import JobService
-from engine.errors import AdapterError, GatewayRefusal, JobNotFound
+from engine.cst import TokenKind
+from engine.errors import AdapterError, GatewayRefusal, InputError, JobNotFound
 from engine.gateway import Allowed, GatewayView, ToolCall, decide, recorded_call
 from engine.job import Job
 from engine.lifecycle import ToolCallRecorded
@@ -53,7 +54,8 @@ class ToolGateway:
         self.service = service
         service.gateway = self
         self._policies: dict[str, Policy] = {}  # verified WPCs by hash
-        self._in_flight: dict[str, set[asyncio.Task[Any]]] = {}
+        self._tools: dict[str, set[asyncio.Task[ToolResult]]] = {}  # tool runs in flight
+        self._calls: dict[str, set[asyncio.Task[GatewayOutcome]]] = {}  # run + receipt
 
     def _policy(self, job: Job) -> Policy:
         """The job's pinned WPC, verified against the publisher key once per hash."""
@@ -119,21 +121,27 @@ class ToolGateway:
     async def _execute(
         self, job_id: str, call: ToolCall, allowed: Allowed, receipt_id: str, started: Any
     ) -> GatewayOutcome:
-        task = asyncio.ensure_future(self._run_tool(call))
-        flights = self._in_flight.setdefault(job_id, set())
-        flights.add(task)
+        """Run the tool and receipt it as one tracked task: a caller that goes away (a halted
+        agent, a dropped HTTP request) never leaves a call unreceipted."""
+        task = self.service.tasks.spawn(
+            self._run_and_record(job_id, call, allowed, receipt_id, started), f"tool:{job_id}"
+        )
+        if _settled(allowed):
+            _track(self._calls, job_id, task)
+        return await asyncio.shield(task)
+
+    async def _run_and_record(
+        self, job_id: str, call: ToolCall, allowed: Allowed, receipt_id: str, started: Any
+    ) -> GatewayOutcome:
+        tool = asyncio.ensure_future(self._run_tool(call))
+        if _settled(allowed):
+            _track(self._tools, job_id, tool)
         t0 = time.perf_counter()
         try:
-            result = await asyncio.shield(task)
-        except asyncio.CancelledError:
-            task.cancel()
-            result = ToolResult("error", {"cancelled": True})
-            await asyncio.shield(
-                self._record_allowed(job_id, call, allowed, receipt_id, result, t0, started)
-            )
-            raise
-        finally:
-            flights.discard(task)
+            result = await tool
+        except asyncio.CancelledError:  # settle() or shutdown: the call is receipted as such
+            tool.cancel()
+            result = ToolResult("error", {"error": "CANCELLED", "cancelled": True})
         return await self._record_allowed(job_id, call, allowed, receipt_id, result, t0, started)
 
     async def _record_allowed(
@@ -156,11 +164,19 @@ class ToolGateway:
         return GatewayOutcome(True, command.status, receipt_id, result=result.body)
 
     async def _run_tool(self, call: ToolCall) -> ToolResult:
+        """The tool's answer; any exception becomes an error result, so it is receipted."""
         try:
             return await self.service.tools.call(call.tool_name, call.arguments)
+        except InputError as exc:  # refused by the adapter's own checks: nothing was sent
+            return ToolResult(
+                "error", {"error": "INVALID_ARGUMENT", "message": str(exc)[:300], "sent": False}
+            )
         except AdapterError as exc:
             code = getattr(exc, "code", type(exc).__name__)
             return ToolResult("error", {"error": str(code), "message": str(exc)[:300]})
+        except Exception as exc:  # a bug or a foreign error: its text may hold anything
+            log.error("tool %s raised %s", call.tool_name[:80], type(exc).__name__, exc_info=True)
+            return ToolResult("error", {"error": "TOOL_FAILED", "exception": type(exc).__name__})
 
     async def _record(self, job_id: str, command: ToolCallRecorded) -> None:
         outcome = await self.service.command(job_id, command)
@@ -174,12 +190,31 @@ class ToolGateway:
             )
 
     async def settle(self, job_id: str) -> None:
-        """Cancel the job's in-flight tool calls and wait until each is receipted."""
-        flights = list(self._in_flight.get(job_id, ()))
-        for task in flights:
-            task.cancel()
-        if flights:
-            await asyncio.gather(*flights, return_exceptions=True)
+        """Cancel the job's in-flight agent calls and wait until each is receipted."""
+        for tool in list(self._tools.get(job_id, ())):
+            tool.cancel()
+        calls = list(self._calls.get(job_id, ()))
+        if calls:
+            await asyncio.gather(*calls, return_exceptions=True)
+
+
+def _settled(allowed: Allowed) -> bool:
+    """Does settle() stop this call? The agent's, yes; never the rollback's own calls (a
+    halt that runs late must not cancel the removal it made way for)."""
+    return allowed.token.kind != TokenKind.ROLLBACK
+
+
+def _track(index: dict[str, set[Any]], job_id: str, task: asyncio.Task[Any]) -> None:
+    """Keep ``task`` under ``job_id`` while it runs."""
+    tasks = index.setdefault(job_id, set())
+    tasks.add(task)
+
+    def forget(done: asyncio.Task[Any]) -> None:
+        tasks.discard(done)
+        if not tasks and index.get(job_id) is tasks:
+            del index[job_id]
+
+    task.add_done_callback(forget)
 
 
 def public_reason(reason: str) -> str:

@@ -1,25 +1,76 @@
 """The rollback runner: after the agent's token is revoked, undo the privileged step under
-the engine's own rollback-only token, verify, and report the result to the job."""
+the engine's own rollback-only token, verify, and report the result to the job.
+
+It keeps trying for a budget of time (``Rules.rollback_budget``), not a number of attempts,
+and keeps one rollback token until it nears expiry. A write that never left us needs no
+undoing; one that failed but may have landed is read first. When the tenant refuses an early
+removal (``REMOVAL_NOT_YET_ALLOWED`` with ``not_before``), the runner contains the principal
+with the WPC's containment steps, tells the channel when removal becomes possible, waits on
+the service's clock and removes then, all inside the job. A budget spent ends the job
+``failed`` with an escalation naming what is still privileged."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from engine.cst import TokenKind
+from engine.errors import InputError
 from engine.job import ROLLING_BACK, Job, describe_grant
-from engine.lifecycle import RenewRollback, RollbackFinished
-from engine.timeutil import epoch
+from engine.lifecycle import RemovalDelayed, RenewRollback, RollbackFinished
+from engine.timeutil import epoch, parse_iso
 
 if TYPE_CHECKING:
+    from bot.gateway_service import GatewayOutcome
     from bot.service import JobService
 
 log = logging.getLogger("breakglass.rollback")
 RENEW_MARGIN_SECONDS = 60
-BACKOFF_SECONDS = (1.0, 2.0, 4.0, 8.0, 16.0)
+BACKOFF_SECONDS = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)  # then every 30 s until the budget is spent
+MAX_ATTEMPTS_PER_STEP = 64  # a backstop for a clock that never moves
+REMOVAL_NOT_YET_ALLOWED = "REMOVAL_NOT_YET_ALLOWED"
+
+
+class RollbackRunner:
+    """At most one rollback task per job, tracked with the service's other tasks."""
+
+    def __init__(self, service: JobService) -> None:
+        self.service = service
+        self._running: dict[str, asyncio.Task[None]] = {}
+
+    def running(self, job_id: str) -> bool:
+        task = self._running.get(job_id)
+        return task is not None and not task.done()
+
+    def spawn(self, job_id: str) -> None:
+        if self.running(job_id):
+            return
+        task = self.service.tasks.spawn(self._guarded(job_id), f"rollback:{job_id}")
+        self._running[job_id] = task
+
+        def forget(done: asyncio.Task[None]) -> None:
+            if self._running.get(job_id) is done:
+                del self._running[job_id]
+
+        task.add_done_callback(forget)
+
+    async def _guarded(self, job_id: str) -> None:
+        try:
+            await run_rollback(self.service, job_id)
+        except Exception:  # the store or the process failed us: the next tick retries
+            log.exception(
+                "rollback runner for %s crashed; the next tick retries",
+                job_id,
+                extra={"job_id": job_id},
+            )
 
 
 async def run_rollback(service: JobService, job_id: str) -> None:
+    """Halt the agent, undo (or find nothing to undo), verify, report as a command."""
     job = await service.load(job_id)
     if job.state != ROLLING_BACK:
         return
@@ -27,19 +78,12 @@ async def run_rollback(service: JobService, job_id: str) -> None:
         await service.executor.halt(job_id)
     if service.gateway is not None:
         await service.gateway.settle(job_id)  # nothing of the agent's may land after us
-    job = await _fresh_token(service, job)
-    terms: Any = job.plan.payload["metadata"]["breakglass"]
-    if job.write_done and job.verified_after_write is None:
-        # Killed between the write and its read: do the planned read now, before undoing,
-        # so the record shows what was granted (the rollback token may read).
-        await _call_ok(service, job, terms["verify_action"])
-    attempts, undone = 0, True
-    for step in terms["rollback"]["steps"]:
-        ok, used = await _run_step(service, job, step)
-        attempts += used
-        undone = undone and ok
-    verified = await _call_ok(service, job, terms["rollback"]["verify"])
-    still = () if verified and undone else (describe_grant(job),)
+    job = await service.load(job_id)
+    run = _Run(
+        service, job, parse_iso(job.ended_at or job.created_at) + service.rules.rollback_budget
+    )
+    verified = await run.undo_and_verify()
+    still = () if verified else (describe_grant(run.job),)
     if still:
         log.error(
             "ESCALATION job %s: rollback not verified; still privileged: %s",
@@ -49,7 +93,7 @@ async def run_rollback(service: JobService, job_id: str) -> None:
         )
     outcome = await service.command(
         job_id,
-        RollbackFinished(verified=verified and undone, still_privileged=still, attempts=attempts),
+        RollbackFinished(verified=verified, still_privileged=still, attempts=run.attempts),
         key=f"{job_id}:rollback-finished:{job.ended_at}",
     )
     if not outcome.ok:
@@ -61,34 +105,133 @@ async def run_rollback(service: JobService, job_id: str) -> None:
         )
 
 
-async def _fresh_token(service: JobService, job: Job) -> Job:
-    token = job.token(TokenKind.ROLLBACK)
-    now = epoch(service.clock())
-    if token is None or token.revoked_at or int(token.claims["exp"]) - now < RENEW_MARGIN_SECONDS:
-        await service.command(job.job_id, RenewRollback())
-        job = await service.load(job.job_id)
-    return job
+@dataclass
+class _Run:
+    """One rollback: the job as last seen, the deadline, the calls made so far."""
 
+    service: JobService
+    job: Job
+    deadline: datetime
+    attempts: int = 0  # calls of the rollback steps proper
+    announced: datetime | None = None  # the not_before already told to the channel
+    contained: tuple[str, ...] | None = None  # containment done (the tools that succeeded)
 
-async def _run_step(service: JobService, job: Job, step: Any) -> tuple[bool, int]:
-    """One rollback step, retried with backoff; refusals are final (retrying cannot help)."""
-    for attempt, pause in enumerate(BACKOFF_SECONDS[: service.rules.rollback_max_attempts], 1):
-        job = await _fresh_token(service, job)
-        assert service.gateway is not None
-        outcome = await service.gateway.call(
-            job.job_id, service.token_for(job, TokenKind.ROLLBACK), step["tool"], step["arguments"]
-        )
+    @property
+    def terms(self) -> Any:
+        return self.job.plan.payload["metadata"]["breakglass"]
+
+    async def undo_and_verify(self) -> bool:
+        job, terms = self.job, self.terms
+        if not job.write_done and await self.nothing_granted():
+            return True
+        if job.write_done and job.verified_after_write is None:
+            # Ended between the write and its read: do the planned read now, before undoing,
+            # so the record shows what was granted (the rollback token may read).
+            await self.once(terms["verify_action"])
+        undone = True
+        for step in terms["rollback"]["steps"]:
+            undone = await self.until_done(step, removal=True) and undone
+        verified = await self.until_done(terms["rollback"]["verify"])
+        if verified and not undone:
+            log.warning("rollback step failed for %s, but the read shows it undone", job.job_id)
+        return verified
+
+    async def nothing_granted(self) -> bool:
+        """The write never succeeded: is the rollback trivially done? One read decides (no
+        removal, which would poll for a request that may never have been sent). A crash may
+        have lost a write's receipt, so "no receipt" alone never proves "never sent"."""
+        outcome = await self.call(self.terms["rollback"]["verify"])
         if outcome.allowed and outcome.status == "success":
-            return True, attempt
-        if not outcome.allowed:
-            log.error(
-                "rollback step %s for %s refused: %s", step["tool"], job.job_id, outcome.reason
-            )
-            return False, attempt
-        await service.sleep(pause)
-    return False, service.rules.rollback_max_attempts
+            return True  # the tenant shows nothing granted
+        # The read's own targets were refused before sending, like every write of ours:
+        # they name nothing in the tenant, so nothing of ours can be there.
+        unsent = outcome.allowed and outcome.result.get("sent") is False
+        return unsent and not self.job.write_sent
+
+    async def once(self, step: Mapping[str, Any]) -> bool:
+        outcome = await self.call(step)
+        return outcome.allowed and outcome.status == "success"
+
+    async def until_done(self, step: Mapping[str, Any], removal: bool = False) -> bool:
+        """A step, retried with backoff until it succeeds, is refused (retrying cannot
+        help), a read answers definitively, or the budget is spent."""
+        for tries in range(MAX_ATTEMPTS_PER_STEP):
+            self.attempts += removal
+            outcome = await self.call(step)
+            if outcome.allowed and outcome.status == "success":
+                return True
+            if not outcome.allowed:
+                log.error(
+                    "rollback step %s for %s refused: %s",
+                    step["tool"],
+                    self.job.job_id,
+                    outcome.reason,
+                )
+                return False
+            if outcome.result.get("verified") is False and "error" not in outcome.result:
+                return False  # the tenant answered: it does not look as planned
+            not_before = _not_before(outcome.result)
+            if not_before is not None:
+                if not await self.wait_for_removal(not_before):
+                    return False
+                continue
+            if not await self.pause(BACKOFF_SECONDS[min(tries, len(BACKOFF_SECONDS) - 1)]):
+                return False
+        return False
+
+    async def wait_for_removal(self, not_before: datetime) -> bool:
+        """Contain first, tell the channel, wait until ``not_before`` (if the budget allows)."""
+        if self.contained is None:
+            self.contained = await self.contain()
+        if self.announced != not_before:
+            self.announced = not_before
+            delayed = RemovalDelayed(not_before=not_before, contained=self.contained)
+            await self.service.command(self.job.job_id, delayed)
+        if not_before > self.deadline:
+            log.error("removal for %s not allowed before the rollback budget ends", self.job.job_id)
+            return False
+        await self.service.sleep(max((not_before - self.service.clock()).total_seconds(), 0.0))
+        return True
+
+    async def contain(self) -> tuple[str, ...]:
+        """The WPC's containment steps (e.g. revoke the principal's sessions), each tried
+        once: the removal is what the budget is for."""
+        steps = self.terms["rollback"].get("containment", ())
+        done = [str(step["tool"]) for step in steps if await self.once(step)]
+        return tuple(done)
+
+    async def pause(self, seconds: float) -> bool:
+        """Back off before the next try; False when the budget is spent."""
+        left = (self.deadline - self.service.clock()).total_seconds()
+        if left <= 0:
+            return False
+        await self.service.sleep(min(seconds, left))
+        return True
+
+    async def call(self, step: Mapping[str, Any]) -> GatewayOutcome:
+        gateway = self.service.gateway
+        assert gateway is not None
+        token = await self.token()
+        return await gateway.call(self.job.job_id, token, step["tool"], step["arguments"])
+
+    async def token(self) -> str:
+        """The rollback token, renewed only when missing, revoked or near its expiry."""
+        token = self.job.token(TokenKind.ROLLBACK)
+        now = epoch(self.service.clock())
+        if token is not None and token.revoked_at is None:
+            exp, iat = int(token.claims["exp"]), int(token.claims["iat"])
+            if exp - now >= min(RENEW_MARGIN_SECONDS, (exp - iat) // 4):
+                return self.service.token_for(self.job, TokenKind.ROLLBACK)
+        await self.service.command(self.job.job_id, RenewRollback())
+        self.job = await self.service.load(self.job.job_id)
+        return self.service.token_for(self.job, TokenKind.ROLLBACK)
 
 
-async def _call_ok(service: JobService, job: Job, call: Any) -> bool:
-    ok, _ = await _run_step(service, job, call)
-    return ok
+def _not_before(result: Mapping[str, Any]) -> datetime | None:
+    """When the tenant will allow the removal, if this result is its early-removal refusal."""
+    if result.get("error") != REMOVAL_NOT_YET_ALLOWED:
+        return None
+    try:
+        return parse_iso(str(result.get("not_before", "")))
+    except (InputError, ValueError):
+        return None

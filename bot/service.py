@@ -1,9 +1,11 @@
-"""The job service: runs lifecycle transitions against the store and performs their effects.
+"""The job service's commands: runs lifecycle transitions against the store.
 
 Every command goes: idempotency check → load job → pure transition → one compare-and-set
 write (job, chain records, tokens, revocations, approvals, idempotency key) → effects.
 Effects come after the commit, so a crash between the two is healed by :meth:`resume`,
-which replays what an open job still needs (rollback, revocation, executor).
+which replays what an open job still needs (rollback, revocation, executor). The rooms
+next door: ``bot.effects`` (what a transition does), ``bot.notifier`` (telling people),
+``bot.rollback`` (undoing the grant), ``bot.sweep`` (the tenant-side safety net).
 """
 
 from __future__ import annotations
@@ -11,82 +13,35 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import datetime
+from dataclasses import replace
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot import metrics
+from bot.clock import sleep_for
+from bot.effects import Effects
+from bot.job_update import job_update
+from bot.notifier import RECEIPTS_EVERY, Notifier, PacedChat
 from bot.prerequisites import confirm_prerequisite
-from bot.rollback import run_rollback
+from bot.rollback import RollbackRunner
+from bot.sweep import sweep
+from bot.tasks import TaskSet
 from engine import lifecycle
-from engine.canonical import jcs
 from engine.cst import TokenKind, sign_token
-from engine.errors import CommandRefused, ConcurrentUpdate, JobNotFound
+from engine.errors import AdapterError, CommandRefused, ConcurrentUpdate, JobNotFound
 from engine.identity import Directory
-from engine.job import ACTIVE, FAILED, KILL_REASONS, OPEN, ROLLING_BACK, Actor, Job
-from engine.lifecycle import Command, Ctx, Effect, Keys, Rules, Transition
+from engine.job import ACTIVE, OPEN, ROLLING_BACK, Actor, Job
+from engine.lifecycle import Command, Ctx, Keys, Rules
 from engine.outcome import Outcome
-from engine.ports import (
-    ApprovalRecord,
-    ChatEvent,
-    ChatPort,
-    ExecutorPort,
-    JobUpdate,
-    Revocation,
-    Store,
-    TokenRecord,
-    ToolPort,
-)
-from engine.proof import bundle_for_job
-from engine.timeutil import from_epoch, parse_iso
+from engine.ports import ChatEvent, ExecutorPort, JobUpdate, Store, ToolPort
+from engine.targets import TENANT_UNAVAILABLE, TargetRejected, TargetResolver
 
 if TYPE_CHECKING:
     from bot.gateway_service import ToolGateway
 
 log = logging.getLogger("breakglass.service")
 MAX_CAS_ATTEMPTS = 20
-CHAT_EFFECTS = {
-    lifecycle.ASK_APPROVERS,
-    lifecycle.UPDATE_CARDS,
-    lifecycle.ANNOUNCE,
-    lifecycle.NOTICE,
-    lifecycle.FINISH,
-    lifecycle.ESCALATE,
-}
-
-
-class Notifier:
-    """Fans chat events out to the job's platform; failures wait in the outbox."""
-
-    def __init__(self, store: Store, clock: Callable[[], datetime]) -> None:
-        self.store = store
-        self.clock = clock
-        self.platforms: dict[str, ChatPort] = {}
-
-    def register(self, port: ChatPort) -> None:
-        self.platforms[port.platform] = port
-
-    async def publish(self, event: ChatEvent) -> None:
-        platform = str(event.job.get("channel", {}).get("platform", "console"))
-        port = self.platforms.get(platform)
-        if port is None:
-            return
-        try:
-            await port.deliver(event)
-        except Exception:  # any delivery failure: keep the event, never block the job
-            log.warning("chat delivery to %s failed; queued", platform, exc_info=True)
-            await self.store.enqueue(
-                platform, str(event.job["job_id"]), _outbox_payload(event), self.clock()
-            )
-
-
-def _outbox_payload(event: ChatEvent) -> dict[str, Any]:
-    return {
-        "kind": event.kind,
-        "detail": dict(event.detail),
-        "seqs": [r.seq for r in event.records],
-        "at": event.now.isoformat(),
-    }
 
 
 class JobService:
@@ -99,8 +54,10 @@ class JobService:
         tools: ToolPort,
         clock: Callable[[], datetime],
         directory: Directory | None = None,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        sleep: Callable[[float], Awaitable[None]] | None = None,  # default: the clock's
         bundle_dir: Path | None = None,
+        receipts_every: timedelta = RECEIPTS_EVERY,
+        resolver: TargetResolver | None = None,
     ) -> None:
         self.store = store
         self.keys = keys
@@ -108,19 +65,21 @@ class JobService:
         self.tools = tools
         self.clock = clock
         self.directory = directory or Directory()
-        self.sleep = sleep
+        self.sleep = sleep or sleep_for(clock)  # waits in the clock's time (demo: faster)
         self.bundle_dir = bundle_dir
-        self.notifier = Notifier(store, clock)
+        self.resolver = resolver  # preflight: targets checked before anyone is asked
         self.executor: ExecutorPort | None = None
         self.gateway: ToolGateway | None = None  # set by bot.gateway_service.ToolGateway
         self.revoked: set[str] = set()  # jti revoked by this process: the fast path
+        self.tasks = TaskSet()  # every background task of the service, its gateway and executors
+        self.notifier = Notifier(store, clock)
+        self.chat = PacedChat(self.notifier, clock, self.sleep, self.tasks, receipts_every)
+        self.effects = Effects(self, bundle_dir)
+        self.rollbacks = RollbackRunner(self)
         self._locks: dict[str, asyncio.Lock] = {}
-        self._chat_locks: dict[str, asyncio.Lock] = {}
         # Jobs as this process last wrote or read them: saves a read per command. A stale
         # entry (another replica wrote) only costs one lost compare-and-set and a reload.
         self._cache: dict[str, tuple[int, Job]] = {}
-        self._rollbacks: dict[str, asyncio.Task[None]] = {}
-        self.tasks: set[asyncio.Task[Any]] = set()
 
     # ----------------------------------------------------------------- entry points
 
@@ -130,11 +89,11 @@ class JobService:
     async def request(self, command: lifecycle.Request, key: str | None = None) -> Outcome:
         if key and (cached := await self.store.idempotent_result(key)):
             return _replayed(cached)
-        ctx = self._ctx()
         try:
+            command = await self._resolved(command)
             command = await confirm_prerequisite(command, self.rules, self.tools)  # issue 17
-            transition = lifecycle.start(command, ctx)
-        except CommandRefused as err:
+            transition = lifecycle.start(command, self._ctx())
+        except CommandRefused as err:  # before anyone is asked: nothing stored, nobody told
             log.info(
                 "refused request by %s: %s",
                 command.actor.chat_identity,
@@ -143,7 +102,7 @@ class JobService:
             )
             return Outcome(False, command.job_id, reason=err.reason, detail=err.detail)
         outcome = Outcome(True, command.job_id, transition.result)
-        update = self._update(None, 0, transition, key, outcome)
+        update = job_update(None, 0, transition, key, outcome.to_json())
         try:
             await self.store.create_job(update)
             self._cache[command.job_id] = (1, transition.job)
@@ -152,8 +111,24 @@ class JobService:
             if cached:
                 return _replayed(cached)
             return Outcome(False, command.job_id, reason="DUPLICATE_JOB")
-        await self._publish(command.job_id, await self._perform(None, transition))
+        await self.chat.publish(command.job_id, await self.effects.perform(None, transition))
         return outcome
+
+    async def _resolved(self, command: lifecycle.Request) -> lifecycle.Request:
+        """The request with its targets resolved to object ids (names kept for the cards);
+        raises TargetRejected when the tenant does not know them or cannot be asked."""
+        if self.resolver is None:
+            return command
+        try:
+            found = await self.resolver.resolve_targets(command.template, command.targets)
+        except AdapterError as exc:
+            raise TargetRejected(TENANT_UNAVAILABLE, str(exc)[:200]) from exc
+        targets = {k: found[k].object_id if k in found else v for k, v in command.targets.items()}
+        resolved = {
+            k: {"given": t.given, "object_id": t.object_id, "display_name": t.display_name}
+            for k, t in found.items()
+        }
+        return replace(command, targets=targets, resolved=resolved)
 
     async def command(self, job_id: str, command: Command, key: str | None = None) -> Outcome:
         """Apply ``command``; a re-delivered ``key`` returns the first result and does nothing."""
@@ -172,7 +147,7 @@ class JobService:
                         return _replayed(cached)
         # Chat is slow and may be down: people are told after the job lock is released,
         # so a hanging platform never delays the job's next command (a Kill above all).
-        await self._publish(job_id, events)
+        await self.chat.publish(job_id, events)
         return outcome
 
     async def _current(self, job_id: str) -> tuple[int, Job]:
@@ -204,9 +179,9 @@ class JobService:
             metrics.COMMAND_REFUSALS.labels(err.reason).inc()
             return Outcome(False, job_id, reason=err.reason, detail=err.detail), []
         outcome = Outcome(True, job_id, transition.result)
-        await self.store.update_job(self._update(job, version, transition, key, outcome))
+        await self.store.update_job(job_update(job, version, transition, key, outcome.to_json()))
         self._cache[job_id] = (version + 1, transition.job)
-        return outcome, await self._perform(job, transition)
+        return outcome, await self.effects.perform(job, transition)
 
     async def load(self, job_id: str) -> Job:
         """The job as stored (always read from the store: another replica may have moved it)."""
@@ -222,12 +197,18 @@ class JobService:
     async def open_jobs(self) -> list[Job]:
         return [Job.from_json(s.document) for s in await self.store.list_jobs(OPEN)]
 
+    def token_for(self, job: Job, kind: str) -> str:
+        token = job.token(kind)
+        if token is None:
+            raise JobNotFound(f"job {job.job_id} has no {kind} token")
+        return sign_token(token.claims, self.keys.issuer)
+
     # -------------------------------------------------------------------- timers
 
     async def tick(self) -> None:
         """Advance every open job's clock: expiry, window end, notices, stalled rollbacks."""
         for job in await self.open_jobs():
-            if job.state == ROLLING_BACK and job.job_id in self._rollbacks:
+            if job.state == ROLLING_BACK and self.rollbacks.running(job.job_id):
                 continue
             await self.command(job.job_id, lifecycle.Tick())
 
@@ -243,33 +224,24 @@ class JobService:
                 if end is not None and self.clock() < end and self.executor is not None:
                     await self.executor.start(job.to_json(), self.token_for(job, TokenKind.AGENT))
             if job.state == ROLLING_BACK:
-                self._spawn_rollback(job.job_id)
+                self.rollbacks.spawn(job.job_id)
         await self.tick()
 
     async def sweep(self) -> list[str]:
-        """Reconciliation: remove every grant carrying our job marker whose job is not open.
+        """Reconciliation (see :mod:`bot.sweep`); returns what was removed."""
+        return await sweep(self.store, self.tools)
 
-        The third timebox layer's safety net: whatever a crash, a lost response or a bug left
-        behind is found in the tenant itself. Returns what was removed."""
-        removed = []
-        for grant in await self.tools.find_marked_grants():
-            try:
-                state: str | None = (await self.store.load_job(grant.job_id)).state
-            except JobNotFound:
-                state = None  # our marker but no job of ours: nothing justifies it
-            if state in OPEN:
-                continue
-            result = await self.tools.call(grant.rollback_tool, grant.arguments)
-            log.warning(
-                "reconciliation removed %s (job %s is %s): %s",
-                grant.description,
-                grant.job_id,
-                state or "unknown",
-                result.status,
-            )
-            if result.ok:
-                removed.append(grant.description)
-        return removed
+    async def close(self) -> None:
+        """Shutdown: cancel and await every background task (in-flight calls are receipted)."""
+        await self.tasks.cancel()
+
+    # ------------------------------------------------------------------- bundles
+
+    async def bundle(self, job: Job) -> tuple[dict[str, Any], dict[str, Any]]:
+        return await self.effects.bundle(job)
+
+    async def write_bundle(self, job: Job) -> dict[str, Any]:
+        return await self.effects.write_bundle(job)
 
     # ------------------------------------------------------------------- helpers
 
@@ -278,153 +250,6 @@ class JobService:
 
     def _lock(self, job_id: str) -> asyncio.Lock:
         return self._locks.setdefault(job_id, asyncio.Lock())
-
-    def token_for(self, job: Job, kind: str) -> str:
-        token = job.token(kind)
-        if token is None:
-            raise JobNotFound(f"job {job.job_id} has no {kind} token")
-        return sign_token(token.claims, self.keys.issuer)
-
-    def _update(
-        self, before: Job | None, version: int, t: Transition, key: str | None, outcome: Outcome
-    ) -> JobUpdate:
-        job = t.job
-        known = {tok.jti: tok for tok in (before.tokens if before else ())}
-        tokens = [
-            TokenRecord(
-                tok.jti,
-                job.job_id,
-                tok.kind,
-                tok.claims,
-                _epoch_dt(tok.claims["iat"]),
-                _epoch_dt(tok.claims["exp"]),
-            )
-            for tok in job.tokens
-            if tok.jti not in known
-        ]
-        revocations = [
-            Revocation(
-                tok.jti, job.job_id, parse_iso(tok.revoked_at), _revocation_record(t, tok.jti)
-            )
-            for tok in job.tokens
-            if tok.revoked_at and not (known.get(tok.jti) and known[tok.jti].revoked_at)
-        ]
-        return JobUpdate(
-            job_id=job.job_id,
-            expected_version=version,
-            state=job.state,
-            document=job.to_json(),
-            chain=t.records,
-            approvals=_new_approvals(before, job),
-            tokens=tokens,
-            revocations=revocations,
-            idempotency_key=key,
-            idempotency_result=outcome.to_json() if key else None,
-        )
-
-    # ------------------------------------------------------------------- effects
-
-    async def _perform(self, before: Job | None, t: Transition) -> list[ChatEvent]:
-        """Perform the transition's effects on the job's machinery (fast: tasks are spawned,
-        not awaited); return what people should be told, for after the lock."""
-        _count(before, t)
-        for tok in t.job.tokens:
-            if tok.revoked_at is not None:
-                self.revoked.add(tok.jti)
-        job_doc = t.job.to_json()
-        now = self.clock()
-        events = [ChatEvent("receipts", job_doc, {}, t.records, now)] if t.records else []
-        for effect in t.effects:
-            event = await self._effect(t.job, job_doc, effect, now)
-            if event is not None:
-                events.append(event)
-        return events
-
-    async def _publish(self, job_id: str, events: list[ChatEvent]) -> None:
-        if not events:
-            return
-        async with self._chat_locks.setdefault(job_id, asyncio.Lock()):  # keeps posts in order
-            for event in events:
-                await self.notifier.publish(event)
-
-    async def _effect(
-        self, job: Job, doc: Mapping[str, Any], effect: Effect, now: datetime
-    ) -> ChatEvent | None:
-        kind = effect.kind
-        if kind == lifecycle.PUBLISH_POLICY and job.policy_envelope is not None:
-            await self.store.put_policy(job.plan.plan_hash, job.policy_envelope)
-        elif kind == lifecycle.START_EXECUTOR and self.executor is not None:
-            await self.executor.start(doc, self.token_for(job, TokenKind.AGENT))
-        elif kind == lifecycle.REFRESH_EXECUTOR and self.executor is not None:
-            await self.executor.refresh(doc, self.token_for(job, TokenKind.AGENT))
-        elif kind == lifecycle.HALT_EXECUTOR and self.executor is not None:
-            self._background(self.executor.halt(job.job_id))
-        elif kind == lifecycle.RUN_ROLLBACK:
-            self._spawn_rollback(job.job_id)
-        if kind == lifecycle.FINISH:
-            bundle = await self.write_bundle(job)
-            return ChatEvent(kind, doc, effect.detail, (), now, bundle)
-        if kind in CHAT_EFFECTS:
-            return ChatEvent(kind, doc, effect.detail, (), now)
-        return None
-
-    def _background(self, work: Awaitable[Any]) -> None:
-        task = asyncio.ensure_future(work)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-
-    async def bundle(self, job: Job) -> tuple[dict[str, Any], dict[str, Any]]:
-        records = await self.store.chain(job.job_id)
-        return bundle_for_job(job, records, self.keys, parse_iso(job.ended_at or job.created_at))
-
-    async def write_bundle(self, job: Job) -> dict[str, Any]:
-        bundle, pulse = await self.bundle(job)
-        if self.bundle_dir is not None:
-            self.bundle_dir.mkdir(parents=True, exist_ok=True)
-            (self.bundle_dir / f"{job.job_id}.bundle.json").write_bytes(jcs(bundle))
-            (self.bundle_dir / f"{job.job_id}.trust_pulse.json").write_bytes(jcs(pulse))
-        return bundle
-
-    # ------------------------------------------------------------------ rollback
-
-    def _spawn_rollback(self, job_id: str) -> None:
-        running = self._rollbacks.get(job_id)
-        if running is not None and not running.done():
-            return
-        task = asyncio.ensure_future(self._rollback(job_id))
-        self._rollbacks[job_id] = task
-        self.tasks.add(task)
-
-        def forget(done: asyncio.Task[None]) -> None:
-            self.tasks.discard(done)
-            if self._rollbacks.get(job_id) is done:
-                del self._rollbacks[job_id]
-
-        task.add_done_callback(forget)
-
-    async def _rollback(self, job_id: str) -> None:
-        """Halt the agent, run each planned rollback step (retrying with backoff), then the
-        planned verification read, and report the result as a command."""
-        try:
-            await run_rollback(self, job_id)
-        except Exception:
-            log.exception(
-                "rollback runner for %s crashed; the next tick retries",
-                job_id,
-                extra={"job_id": job_id},
-            )
-
-
-def _count(before: Job | None, t: Transition) -> None:
-    for record in t.records:
-        env = record.envelope
-        if env and env["envelope_type"] == "human_approval_receipt":
-            metrics.APPROVALS.labels(env["payload"]["approval_type"]).inc()
-    was = before.state if before else None
-    if t.job.state == ROLLING_BACK and was != ROLLING_BACK and t.job.end_reason in KILL_REASONS:
-        metrics.KILLS.labels(t.job.end_reason).inc()
-    if t.job.state == FAILED and was != FAILED:
-        metrics.ROLLBACK_FAILURES.inc()
 
 
 def _replayed(cached: Mapping[str, Any]) -> Outcome:
@@ -436,42 +261,3 @@ def _replayed(cached: Mapping[str, Any]) -> Outcome:
         detail=str(cached.get("detail", "")),
         replayed=True,
     )
-
-
-def _epoch_dt(value: Any) -> datetime:
-    return from_epoch(int(value))
-
-
-def _revocation_record(t: Transition, jti: str) -> Mapping[str, Any]:
-    for record in t.records:
-        env = record.envelope
-        if env and env["envelope_type"] == "breakglass_revocation" and env["payload"]["jti"] == jti:
-            return env
-    return {}
-
-
-def _new_approvals(before: Job | None, job: Job) -> list[ApprovalRecord]:
-    seen = set()
-    if before is not None:
-        for plan in (before.plan, before.extension):
-            if plan is not None:
-                seen |= {d.receipt_id for d in plan.decisions}
-    out = []
-    for plan in (job.plan, job.extension):
-        if plan is None:
-            continue
-        for d in plan.decisions:
-            if d.receipt_id not in seen:
-                seen.add(d.receipt_id)
-                out.append(
-                    ApprovalRecord(
-                        job.job_id,
-                        d.principal,
-                        d.chat_identity,
-                        d.decision,
-                        d.plan_hash,
-                        parse_iso(d.at),
-                        d.receipt_id,
-                    )
-                )
-    return out

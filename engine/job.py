@@ -121,6 +121,7 @@ class Job:
     ended_by: str | None = None
     ended_at: str | None = None
     write_done: bool = False
+    write_sent: bool = False  # a write may have reached the tenant (sent, whatever came back)
     verified_after_write: bool | None = None
     rollback_verified: bool | None = None
     rollback_attempts: int = 0

@@ -76,6 +76,8 @@ def start(command: Request, ctx: Ctx) -> Transition:
         "justification": command.justification,
         "ticket": command.ticket,
     }
+    if command.resolved:
+        request["resolved"] = {key: dict(found) for key, found in command.resolved.items()}
     access = access_terms(command, ctx)  # limits refuse here, before anyone is asked
     if access is not None:
         request["access"] = access

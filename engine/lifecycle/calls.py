@@ -48,9 +48,13 @@ def tool_call(job: Job, command: ToolCallRecorded, ctx: Ctx) -> Transition:
         chain.TOOL_CALL, TOOL_RECEIPT, payload, binding_for(job, token), ctx.keys.gateway
     )
     changes: dict[str, Any] = {"last_tool_call": f"{command.tool_name[:80]}: {command.status}"}
-    if command.role == "write" and command.status == "success":
-        changes["write_done"] = True
-    if _is_planned_read(job, command, "verify_action") and job.write_done:
+    if command.role == "write":
+        changes["write_done"] = job.write_done or command.status == "success"
+        # Only a write refused before it left us (bad arguments) is known not to have landed.
+        changes["write_sent"] = job.write_sent or command.result.get("sent") is not False
+    # A cancelled or failed read learned nothing: it never overwrites what one did learn.
+    learned = command.verified is not None and job.write_done
+    if learned and _is_planned_read(job, command, "verify_action"):
         changes["verified_after_write"] = command.verified
     ledger.job = ledger.job.but(**changes)
     if command.kill_trigger == END_UNEXPECTED_TARGET and ledger.job.state == ACTIVE:

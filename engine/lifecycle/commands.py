@@ -45,7 +45,9 @@ class Rules:
     notice_final_every: timedelta = timedelta(minutes=1)
     notice_final_stretch: timedelta = timedelta(minutes=5)
     rollback_token_ttl: timedelta = timedelta(minutes=10)
-    rollback_max_attempts: int = 5
+    # How long the rollback keeps trying before the job ends failed: PIM refuses to remove
+    # an assignment in its first 5 minutes, so the default covers that rule plus margin.
+    rollback_budget: timedelta = timedelta(minutes=8)
     max_minutes: int = 60
     model: ModelAllowance | None = None
     simulated: bool = False
@@ -69,6 +71,9 @@ class Request:
     justification: str
     ticket: str
     channel: Mapping[str, Any] = field(default_factory=dict)
+    # What a preflight read found for each target (key -> given, object_id, display_name):
+    # kept in the request so the cards show approvers the names and ids they approve.
+    resolved: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     # Groups the target principal is a member of (read from the tenant by the caller).
     memberships: tuple[str, ...] = ()
     # The external approval the template requires: {"id": ..., "verified": bool, and what
@@ -164,6 +169,29 @@ class RollbackFinished:
     attempts: int = 1
 
 
+END_WRITE_FAILED = "write_failed"  # the planned write was refused, failed or raised
+END_EXECUTOR_FAILED = "executor_failed"  # the executor stopped on an error of its own
+EXECUTOR_FAILURES = frozenset({END_WRITE_FAILED, END_EXECUTOR_FAILED})
+
+
+@dataclass(frozen=True)
+class ExecutorFailed:
+    """The executor cannot do the job's work: end the window now (rollback of whatever
+    may have happened), rather than leave the job active until its window ends."""
+
+    reason: str  # one of EXECUTOR_FAILURES
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class RemovalDelayed:
+    """The tenant refuses the removal until ``not_before``; the rollback has contained the
+    principal meanwhile (``contained``: the containment tools that succeeded)."""
+
+    not_before: datetime
+    contained: tuple[str, ...] = ()
+
+
 Command = (
     Request
     | Approve
@@ -178,6 +206,8 @@ Command = (
     | ModelCallRecorded
     | RenewRollback
     | RollbackFinished
+    | ExecutorFailed
+    | RemovalDelayed
 )
 
 

@@ -4,7 +4,9 @@ and the terminal record."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from engine import chain
 from engine.bundle import terminal_record
@@ -22,10 +24,13 @@ from engine.job import (
     PENDING,
     ROLLING_BACK,
     Job,
+    describe_grant,
     stamp,
 )
 from engine.lifecycle.commands import (
+    ANNOUNCE,
     ESCALATE,
+    EXECUTOR_FAILURES,
     FINISH,
     HALT_EXECUTOR,
     NOTICE,
@@ -34,7 +39,9 @@ from engine.lifecycle.commands import (
     Ctx,
     Done,
     Effect,
+    ExecutorFailed,
     Kill,
+    RemovalDelayed,
     RollbackFinished,
     Rules,
     Transition,
@@ -133,23 +140,49 @@ def renew_rollback(job: Job, ctx: Ctx) -> Transition:
     return ledger.finish([Effect(UPDATE_CARDS)], {"state": ROLLING_BACK, "jti": token.jti})
 
 
+def executor_failed(job: Job, command: ExecutorFailed, ctx: Ctx) -> Transition:
+    """The executor cannot do the work (its write failed, or it crashed): end the window
+    now, so the rollback undoes whatever may have happened and the job ends by the facts."""
+    if command.reason not in EXECUTOR_FAILURES:
+        raise refuse("INVALID_REASON", f"not an executor failure: {command.reason[:40]}")
+    if job.state != ACTIVE:
+        raise refuse("NOT_ACTIVE", f"the job is {job.state}")
+    t = begin_end(Ledger(job, ctx.now), command.reason, "executor", ctx)
+    said = Effect(ANNOUNCE, {"event": command.reason, "detail": command.detail[:300]})
+    return replace(t, effects=(*t.effects, said))
+
+
+def removal_delayed(job: Job, command: RemovalDelayed, ctx: Ctx) -> Transition:
+    """The tenant refuses the removal until ``not_before``: tell the channel when it will
+    happen and what contained the principal meanwhile. The rollback goes on waiting."""
+    if job.state != ROLLING_BACK:
+        raise refuse("NOT_ROLLING_BACK", f"the job is {job.state}")
+    when = stamp(command.not_before)
+    detail = {"event": "removal_delayed", "not_before": when, "contained": list(command.contained)}
+    effects = [Effect(ANNOUNCE, detail), Effect(UPDATE_CARDS)]
+    return Ledger(job, ctx.now).finish(effects, {"state": ROLLING_BACK, "not_before": when})
+
+
 def rollback_finished(job: Job, command: RollbackFinished, ctx: Ctx) -> Transition:
+    """The rollback's verdict. An unverified rollback always names what is still
+    privileged, so ``failed`` and "rollback verified" never contradict each other."""
     if job.state != ROLLING_BACK:
         raise refuse("NOT_ROLLING_BACK", f"the job is {job.state}")
     ledger = Ledger(job, ctx.now)
     for token in job.tokens:
         if token.revoked_at is None:
             revoke(ledger, token, "rollback_finished", ctx)
+    rolled_back = command.verified and not command.still_privileged
+    still = tuple(command.still_privileged) or (() if rolled_back else (describe_grant(job),))
     # Verification is part of the policy: a write never read back is a failed job (§5).
-    verified = command.verified and (not job.write_done or job.verified_after_write is True)
+    verified = rolled_back and (not job.write_done or job.verified_after_write is True)
     ledger.job = ledger.job.but(
-        rollback_verified=command.verified,
-        still_privileged=tuple(command.still_privileged),
+        rollback_verified=rolled_back,
+        still_privileged=still,
         rollback_attempts=command.attempts,
     )
-    if not verified or command.still_privileged:
-        outcome = FAILED
-    else:
+    outcome = FAILED
+    if verified:
         outcome = KILLED if job.end_reason in KILL_REASONS else CLOSED
     return close(ledger, outcome, job.end_reason or "", job.ended_by, ctx)
 
@@ -177,5 +210,8 @@ def close(ledger: Ledger, outcome: str, reason: str, by: str | None, ctx: Ctx) -
     )
     effects = [Effect(HALT_EXECUTOR), Effect(FINISH, {"outcome": outcome}), Effect(UPDATE_CARDS)]
     if outcome == FAILED:
-        effects.append(Effect(ESCALATE, {"still_privileged": list(ledger.job.still_privileged)}))
+        escalation: dict[str, Any] = {"still_privileged": list(ledger.job.still_privileged)}
+        if ledger.job.write_done and ledger.job.verified_after_write is not True:
+            escalation["unverified"] = "the read that must follow the write"
+        effects.append(Effect(ESCALATE, escalation))
     return ledger.finish(effects, {"state": outcome})

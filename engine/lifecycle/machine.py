@@ -14,9 +14,11 @@ from engine.lifecycle.commands import (
     Ctx,
     Deny,
     Done,
+    ExecutorFailed,
     Extend,
     Kill,
     ModelCallRecorded,
+    RemovalDelayed,
     RenewRollback,
     RollbackFinished,
     StepUpFailed,
@@ -26,7 +28,15 @@ from engine.lifecycle.commands import (
     Withdraw,
     refuse,
 )
-from engine.lifecycle.ending import done, kill, renew_rollback, rollback_finished, tick
+from engine.lifecycle.ending import (
+    done,
+    executor_failed,
+    kill,
+    removal_delayed,
+    renew_rollback,
+    rollback_finished,
+    tick,
+)
 
 Handler = Callable[[Job, Any, Ctx], Transition]
 
@@ -43,6 +53,8 @@ _OPEN_JOB: dict[type, Handler] = {
     Tick: lambda job, _command, ctx: tick(job, ctx),
     RollbackFinished: rollback_finished,
     RenewRollback: lambda job, _command, ctx: renew_rollback(job, ctx),
+    ExecutorFailed: executor_failed,
+    RemovalDelayed: removal_delayed,
 }
 
 

@@ -21,7 +21,7 @@ from bot.service import JobService
 from engine.cst import TokenKind
 from engine.lifecycle import Approve, Request, Rules
 from engine.wpc import ModelAllowance
-from tests.integration.service.conftest import DIRECTORY, no_sleep
+from tests.integration.service.conftest import DIRECTORY, sleeper
 from tests.support.engine_sim import T0, console_request, fixed_keys
 from tests.support.fakes import Clock, MemoryTenant, RecordingChat
 from tests.support.waiting import settle
@@ -91,7 +91,7 @@ async def build(tmp_path: Path, options: Options) -> AgentEnv:
         tools=tenant,
         clock=clock,
         directory=DIRECTORY,
-        sleep=no_sleep,
+        sleep=sleeper(clock),
     )
     gateway = ToolGateway(service)
     scripted = ScriptedModel(injected=options.injected)

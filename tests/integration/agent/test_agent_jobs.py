@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import pytest
 
 from bot.agent_prompt import alias
 from engine import catalog
 from engine.job import ACTIVE, CLOSED, KILLED
-from engine.lifecycle import Kill
+from engine.lifecycle import END_WRITE_FAILED, Kill
 from engine.verify import verify_bundle
 from tests.integration.agent.conftest import AgentEnv, MakeEnv, approve
 from tests.integration.agent.receipts import model_receipts, tool_receipts
@@ -112,7 +113,9 @@ async def test_kill_during_a_streaming_answer_cuts_the_stream_and_stops_the_run(
     assert job.state == KILLED
     assert env.scripted.streams_finished == 0
     assert len(env.scripted.received) == 1  # no further model call
-    assert [c[0] for c in env.tenant.calls] == [catalog.REMOVE_ROLE, catalog.READ_ROLE]
+    # No write succeeded: one read shows nothing granted, so there is nothing to remove.
+    assert [c[0] for c in env.tenant.calls] == [catalog.READ_ROLE]
+    assert job.rollback_verified is True
     assert all(r["tool_name"] != catalog.WRITE_ROLE for r in await tool_receipts(env, "job-a1"))
     (cut,) = await env.store.exchanges("job-a1")  # the bytes that passed before the kill
     assert cut.response_body.count(b"data: ") == 1
@@ -154,7 +157,42 @@ async def test_a_call_after_the_window_is_refused_and_the_run_ends(env: AgentEnv
     env.clock.advance(minutes=31)  # the window ends while the model is answering
     env.scripted.hold.set()
     await env.settle()
-    assert env.tenant.calls == []
-    (refused,) = await tool_receipts(env, "job-a1")
+    # The refused write ends the job at once; the rollback's one read finds nothing granted.
+    assert [(c[0], c[1]["expect"]) for c in env.tenant.calls] == [(catalog.READ_ROLE, "absent")]
+    refused, read = await tool_receipts(env, "job-a1")
     assert (refused["tool_name"], refused["result_status"]) == (catalog.WRITE_ROLE, "error")
+    assert (read["tool_name"], read["result_status"]) == (catalog.READ_ROLE, "success")
     assert len(env.scripted.received) == 1  # no model call after the window
+    job = await env.service.load("job-a1")
+    assert (job.state, job.end_reason) == (CLOSED, END_WRITE_FAILED)
+
+
+class WriteRaises:
+    """The memory tenant, whose write raises what no adapter should let out."""
+
+    def __init__(self, env: AgentEnv) -> None:
+        self.tenant = env.tenant
+
+    async def call(self, tool_name: str, arguments: Any) -> Any:
+        if tool_name == catalog.WRITE_ROLE:
+            self.tenant.calls.append((tool_name, dict(arguments)))
+            raise RuntimeError("adapter bug")
+        return await self.tenant.call(tool_name, arguments)
+
+    async def find_marked_grants(self) -> Any:
+        return await self.tenant.find_marked_grants()
+
+
+async def test_a_failed_agent_write_ends_the_window_and_the_job_closes(env: AgentEnv) -> None:
+    env.service.tools = WriteRaises(env)
+    await approve(env)
+    await env.settle()
+    job = await env.service.load("job-a1")
+    assert job.state == CLOSED, job
+    assert job.end_reason == END_WRITE_FAILED
+    writes = [r for r in await tool_receipts(env, "job-a1") if r["tool_name"] == catalog.WRITE_ROLE]
+    assert [w["result_status"] for w in writes] == ["error"]
+    # The write may have landed, so the rollback read the tenant: nothing there to undo.
+    assert [c[0] for c in env.tenant.calls] == [catalog.WRITE_ROLE, catalog.READ_ROLE]
+    report = verify_bundle((await env.service.bundle(job))[0], trust_for(env.service.keys))
+    assert report.valid, report.reasons

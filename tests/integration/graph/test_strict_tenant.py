@@ -18,7 +18,7 @@ from adapters.graph import GraphConfig, GraphTools
 from adapters.graph.simulated import ManualClock, SimulatedTenant
 from adapters.graph.simulated.clock import iso
 from engine import catalog
-from engine.errors import GraphError
+from engine.errors import GraphError, InputError
 from tests.integration.graph.conftest import FAST, config_for
 from tests.integration.graph.support import (
     DAVE,
@@ -59,11 +59,29 @@ async def test_active_duration_under_five_minutes_is_refused(
     sim: SimulatedTenant, tools: GraphTools
 ) -> None:
     before = sim.state()
+    raw = {
+        "action": "adminAssign",
+        "principalId": DAVE,
+        "roleDefinitionId": USER_ADMIN,
+        "directoryScopeId": "/",
+        "justification": "raw request, past our own argument check",
+        "scheduleInfo": {"expiration": {"type": "afterDuration", "duration": "PT4M"}},
+    }
     with pytest.raises(GraphError) as caught:
-        await tools.call(catalog.WRITE_ROLE, write_args(minutes=4))
+        await tools.client.post(REQUESTS, raw)
     assert (caught.value.status, caught.value.code) == (400, "ActiveDurationTooShort")
     assert holders(sim, USER_ADMIN) == set()
     assert sim.state()["assignments"] == before["assignments"]
+
+
+async def test_our_tool_refuses_under_five_minutes_before_sending(
+    sim: SimulatedTenant, tools: GraphTools
+) -> None:
+    sent = len(sim.requests_log)
+    with pytest.raises(InputError):
+        await tools.call(catalog.WRITE_ROLE, write_args(minutes=4))
+    assert len(sim.requests_log) == sent
+    assert holders(sim, USER_ADMIN) == set()
 
 
 async def test_five_minutes_is_accepted(sim: SimulatedTenant, tools: GraphTools) -> None:

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,6 +14,7 @@ from bot.gateway_service import ToolGateway
 from bot.service import JobService
 from engine.identity import Directory
 from engine.lifecycle import Rules
+from engine.ports import ToolPort
 from tests.support.engine_sim import T0, fixed_keys
 from tests.support.fakes import Clock, MemoryTenant, RecordingChat
 from tests.support.waiting import settle
@@ -48,27 +51,49 @@ async def no_sleep(_seconds: float) -> None:
     return None
 
 
-@pytest.fixture
-async def env(tmp_path: Path) -> AsyncIterator[Env]:
-    store = await SqlStore.open(sqlite_url(tmp_path))
+def sleeper(clock: Clock) -> Callable[[float], Awaitable[None]]:
+    """The service's sleep on the test clock: time passes at once, and only when waited for."""
+
+    async def sleep(seconds: float) -> None:
+        clock.advance(seconds=seconds)
+        await asyncio.sleep(0)
+
+    return sleep
+
+
+Wrap = Callable[[MemoryTenant, Clock], ToolPort]
+
+
+async def build_env(
+    home: Path, tools: Wrap | None = None, rules: Rules | None = None, **service: Any
+) -> Env:
+    """A job service on SQLite under ``home``; ``tools`` wraps the memory tenant (a fake of
+    the outside system's misbehaviour)."""
+    store = await SqlStore.open(sqlite_url(home))
     clock = Clock(T0)
     tenant = MemoryTenant()
-    service = JobService(
+    svc = JobService(
         store=store,
         keys=fixed_keys(),
-        rules=Rules(approvers=frozenset({"u-bob", "u-carol", "u-dave"})),
-        tools=tenant,
+        rules=rules or Rules(approvers=frozenset({"u-bob", "u-carol", "u-dave"})),
+        tools=tools(tenant, clock) if tools else tenant,
         clock=clock,
         directory=DIRECTORY,
-        sleep=no_sleep,
-        bundle_dir=tmp_path / "bundles",
+        sleep=sleeper(clock),
+        bundle_dir=home / "bundles",
+        **service,
     )
-    gateway = ToolGateway(service)
+    gateway = ToolGateway(svc)
     executor = RunbookExecutor(gateway)
-    service.executor = executor
+    svc.executor = executor
     chat = RecordingChat()
-    service.notifier.register(chat)
-    environment = Env(store, service, gateway, executor, tenant, chat, clock)
+    svc.notifier.register(chat)
+    return Env(store, svc, gateway, executor, tenant, chat, clock)
+
+
+@pytest.fixture
+async def env(tmp_path: Path) -> AsyncIterator[Env]:
+    environment = await build_env(tmp_path)
     yield environment
     await environment.settle()
-    await store.close()
+    await environment.store.close()

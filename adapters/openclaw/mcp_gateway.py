@@ -1,0 +1,179 @@
+"""The MCP tool gateway: OpenClaw's only tool server, in front of our tool gateway.
+
+A streamable HTTP MCP server (the official ``mcp`` SDK, stateless, JSON answers) on a
+loopback port picked by the OS. Each job's run is bound to a random secret that OpenClaw
+sends as a static ``Authorization`` header; the secret names the job, never grants
+anything by itself. ``tools/list`` shows exactly the job's WPC tools under their MCP names
+(adapters/openclaw/names.py); ``tools/call`` forwards in-process to the tool gateway with
+the job's current CST, so every call is checked, receipted and refused there exactly as
+for any other executor. A refusal comes back to the model as an error result
+``refused: <reason>``. Calls that race a halt still reach the gateway (the binding is
+dropped only after the process has exited), so the revoked token refuses them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import socket
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import mcp.types as types
+import uvicorn
+from mcp.server.context import ServerRequestContext
+from mcp.server.lowlevel import Server
+
+from adapters.openclaw.names import SERVER_NAME, catalog_name, mcp_name
+from engine import catalog
+
+log = logging.getLogger("breakglass.openclaw.mcp")
+MCP_PATH = "/mcp"
+
+
+class CallOutcome(Protocol):
+    """What the tool gateway answers (bot.gateway_service.GatewayOutcome fits)."""
+
+    @property
+    def allowed(self) -> bool: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def result(self) -> Mapping[str, Any]: ...
+    @property
+    def reason(self) -> str: ...
+
+
+class ToolCaller(Protocol):
+    """The in-process tool gateway (bot.gateway_service.ToolGateway fits)."""
+
+    async def call(
+        self, job_id: str, token: object, tool_name: object, arguments: object
+    ) -> CallOutcome: ...
+
+
+@dataclass
+class Binding:
+    job_id: str
+    token: str
+    tools: tuple[str, ...]  # catalog names shown to this job's run
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield  # the service owns SIGTERM/SIGINT, not this embedded server
+
+
+class McpGateway:
+    def __init__(self, caller: ToolCaller) -> None:
+        self.caller = caller
+        self._bindings: dict[str, Binding] = {}  # by secret
+        self._server: _Server | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._socket: socket.socket | None = None
+        self.url = ""
+
+    # ------------------------------------------------------------------ bindings
+
+    def bind(self, job_id: str, token: str, tools: Sequence[str]) -> str:
+        """A fresh secret for one run of ``job_id``; every tool must have an MCP name."""
+        names = tuple(tools)
+        for name in names:
+            mcp_name(name)
+        secret = secrets.token_urlsafe(32)
+        self._bindings[secret] = Binding(job_id, token, names)
+        return secret
+
+    def refresh(self, job_id: str, token: str) -> None:
+        """After an extension: later calls of the job's runs carry the new token."""
+        for binding in self._bindings.values():
+            if binding.job_id == job_id:
+                binding.token = token
+
+    def unbind(self, secret: str) -> None:
+        self._bindings.pop(secret, None)
+
+    def bound_jobs(self) -> set[str]:
+        return {b.job_id for b in self._bindings.values()}
+
+    # ------------------------------------------------------------------ serving
+
+    async def start(self, host: str = "127.0.0.1") -> str:
+        """Listen on ``host`` at a port the OS picks; the endpoint URL."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind((host, 0))
+        sock.listen(64)  # connections wait in the backlog until uvicorn accepts them
+        self._socket = sock
+        app = self._mcp_server().streamable_http_app(
+            streamable_http_path=MCP_PATH, json_response=True, stateless_http=True, host=host
+        )
+        config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
+        self._server = _Server(config)
+        self._task = asyncio.ensure_future(self._server.serve(sockets=[sock]))
+        self.url = f"http://{host}:{sock.getsockname()[1]}{MCP_PATH}"
+        return self.url
+
+    async def close(self) -> None:
+        if self._server is not None and self._task is not None:
+            self._server.should_exit = True
+            await self._task
+        if self._socket is not None:
+            self._socket.close()
+        self._server = self._task = self._socket = None
+
+    def _mcp_server(self) -> Server[Any]:
+        return Server(
+            SERVER_NAME,
+            version="1",
+            instructions="Break-glass tools; every call is checked against a signed policy.",
+            on_list_tools=self._list_tools,
+            on_call_tool=self._call_tool,
+        )
+
+    def _binding(self, ctx: ServerRequestContext[Any, Any]) -> Binding | None:
+        request = ctx.request
+        headers = getattr(request, "headers", None)
+        auth = str(headers.get("authorization", "")) if headers is not None else ""
+        secret = auth[7:] if auth.startswith("Bearer ") else ""
+        return self._bindings.get(secret) if secret else None
+
+    async def _list_tools(
+        self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListToolsResult:
+        binding = self._binding(ctx)
+        tools = binding.tools if binding is not None else ()
+        return types.ListToolsResult(tools=[_tool(name) for name in tools])
+
+    async def _call_tool(
+        self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
+    ) -> types.CallToolResult:
+        binding = self._binding(ctx)
+        if binding is None:
+            log.warning("MCP call %s with no bound job refused", params.name[:80])
+            return _refused("JOB_UNKNOWN")
+        name = catalog_name(params.name)
+        outcome = await self.caller.call(binding.job_id, binding.token, name, params.arguments)
+        if not outcome.allowed:
+            return _refused(outcome.reason)
+        body = {"status": outcome.status, "result": dict(outcome.result)}
+        return types.CallToolResult(
+            content=[types.TextContent(type="text", text=json.dumps(body, sort_keys=True))],
+            is_error=outcome.status != "success",
+        )
+
+
+def _tool(name: str) -> types.Tool:
+    spec = catalog.TOOLS[name]
+    return types.Tool(
+        name=mcp_name(name), description=spec.description, input_schema=dict(spec.parameters)
+    )
+
+
+def _refused(reason: str) -> types.CallToolResult:
+    text = f"refused: {reason}"
+    return types.CallToolResult(content=[types.TextContent(type="text", text=text)], is_error=True)

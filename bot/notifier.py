@@ -1,0 +1,137 @@
+"""Telling people: chat events go to the job's platform, in order, at a bounded rate.
+
+A job's new chain records ("receipts") are posted at most once per ``receipts_every`` per
+job; records that arrive sooner wait and go out together in one event, so a job that
+misbehaves cannot flood its thread. Every other kind goes out at once (after any receipts
+still waiting, so the thread reads in order)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from bot.tasks import TaskSet
+from engine import lifecycle
+from engine.ports import ChatEvent, ChatPort, Store
+
+log = logging.getLogger("breakglass.service")
+RECEIPTS = "receipts"
+RECEIPTS_EVERY = timedelta(seconds=10)
+
+
+class Notifier:
+    """Fans chat events out to the job's platform; failures wait in the outbox."""
+
+    def __init__(self, store: Store, clock: Callable[[], datetime]) -> None:
+        self.store = store
+        self.clock = clock
+        self.platforms: dict[str, ChatPort] = {}
+
+    def register(self, port: ChatPort) -> None:
+        self.platforms[port.platform] = port
+
+    async def publish(self, event: ChatEvent) -> None:
+        platform = str(event.job.get("channel", {}).get("platform", "console"))
+        port = self.platforms.get(platform)
+        if port is None:
+            return
+        try:
+            await port.deliver(event)
+        except Exception:  # any delivery failure: keep the event, never block the job
+            log.warning("chat delivery to %s failed; queued", platform, exc_info=True)
+            await self.store.enqueue(
+                platform, str(event.job["job_id"]), _outbox_payload(event), self.clock()
+            )
+
+
+def _outbox_payload(event: ChatEvent) -> dict[str, Any]:
+    return {
+        "kind": event.kind,
+        "detail": dict(event.detail),
+        "seqs": [r.seq for r in event.records],
+        "at": event.now.isoformat(),
+    }
+
+
+@dataclass
+class _Held:
+    """Receipts of one job waiting for their turn, and when the last post went out."""
+
+    last_post: datetime | None = None
+    waiting: list[ChatEvent] = field(default_factory=list)
+    flush: asyncio.Task[None] | None = None
+
+
+class PacedChat:
+    """Publishes a job's events in order; "receipts" at most once per interval per job."""
+
+    def __init__(
+        self,
+        notifier: Notifier,
+        clock: Callable[[], datetime],
+        sleep: Callable[[float], Awaitable[None]],
+        tasks: TaskSet,
+        receipts_every: timedelta = RECEIPTS_EVERY,
+    ) -> None:
+        self.notifier = notifier
+        self.clock = clock
+        self.sleep = sleep
+        self.tasks = tasks
+        self.receipts_every = receipts_every
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._held: dict[str, _Held] = {}
+
+    async def publish(self, job_id: str, events: list[ChatEvent]) -> None:
+        if not events:
+            return
+        async with self._locks.setdefault(job_id, asyncio.Lock()):  # keeps posts in order
+            held = self._held.setdefault(job_id, _Held())
+            for event in events:
+                if event.kind == RECEIPTS:
+                    await self._receipts(job_id, held, event)
+                    continue
+                if event.kind != lifecycle.UPDATE_CARDS:  # a post: what waited goes first
+                    await self._send_waiting(held)
+                await self.notifier.publish(event)
+                if event.kind == lifecycle.FINISH and held.flush is None:
+                    self._held.pop(job_id, None)  # the chain is closed: nothing more to pace
+
+    async def _receipts(self, job_id: str, held: _Held, event: ChatEvent) -> None:
+        now = self.clock()
+        if held.last_post is None or now - held.last_post >= self.receipts_every:
+            held.waiting.append(event)
+            await self._send_waiting(held)
+            return
+        held.waiting.append(event)
+        if held.flush is None or held.flush.done():
+            due = (held.last_post + self.receipts_every - now).total_seconds()
+            held.flush = self.tasks.spawn(self._flush_later(job_id, due), f"chat-flush:{job_id}")
+
+    async def _flush_later(self, job_id: str, seconds: float) -> None:
+        await self.sleep(max(seconds, 0.0))
+        async with self._locks.setdefault(job_id, asyncio.Lock()):
+            held = self._held.get(job_id)
+            if held is not None:
+                held.flush = None
+                await self._send_waiting(held)
+
+    async def _send_waiting(self, held: _Held) -> None:
+        if not held.waiting:
+            return
+        merged = _merge(held.waiting)
+        held.waiting = []
+        held.last_post = self.clock()
+        await self.notifier.publish(merged)
+
+
+def _merge(events: list[ChatEvent]) -> ChatEvent:
+    """One receipts event: every record in order, shown against the newest job document."""
+    if len(events) == 1:
+        return events[0]
+    records = tuple(r for e in events for r in e.records)
+    last = events[-1]
+    return ChatEvent(RECEIPTS, last.job, {}, records, last.now)

@@ -1,0 +1,51 @@
+"""Background work the service can find again: every spawned task is kept until it ends,
+its failure is logged (never "Task exception was never retrieved"), and shutdown cancels
+and awaits what is left."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine, Iterator
+from typing import Any, TypeVar
+
+log = logging.getLogger("breakglass.tasks")
+T = TypeVar("T")
+
+
+class TaskSet:
+    """A set of tasks; iterate it to see the live ones."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def spawn(self, work: Coroutine[Any, Any, T], name: str = "") -> asyncio.Task[T]:
+        task = asyncio.ensure_future(work)
+        if name:
+            task.set_name(name)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+        return task
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task %s failed", task.get_name(), exc_info=task.exception())
+
+    def __iter__(self) -> Iterator[asyncio.Task[Any]]:
+        return iter(list(self._tasks))
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    async def settle(self) -> None:
+        """Wait until the work spawned so far, and what it spawned in turn, has ended."""
+        while pending := [t for t in self._tasks if not t.done()]:
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    async def cancel(self) -> None:
+        """Shutdown: cancel every task and wait until each has ended (receipts included)."""
+        while pending := [t for t in self._tasks if not t.done()]:
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)

@@ -1,0 +1,137 @@
+"""The MCP gateway with the official MCP Python client: it shows exactly the job's WPC
+tools and forwards every call to the tool gateway, which checks, receipts and refuses."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import mcp.types as types
+import pytest
+from mcp.client.session import ClientSession
+from mcp.client.streamable_http import streamable_http_client
+
+from adapters.openclaw.mcp_gateway import McpGateway
+from adapters.openclaw.names import MCP_NAMES, check_table, mcp_name
+from engine import catalog
+from engine.job import KILLED
+from engine.tools import ToolRole
+from engine.wpc import Policy
+from tests.integration.agent.conftest import AgentEnv, Options, approve, build
+from tests.integration.agent.receipts import tool_receipts
+
+
+@dataclass(frozen=True)
+class Served:
+    env: AgentEnv
+    gateway: McpGateway
+    secret: str
+    planned: Mapping[str, Any]  # the approved write's arguments
+
+    def args(self, **changes: Any) -> dict[str, Any]:
+        return dict(self.planned) | changes
+
+    async def call(self, tool: str, arguments: dict[str, Any], secret: str = "") -> str:
+        """One tool call in a fresh MCP session: its text, prefixed "error: " if is_error."""
+        async with session(self.gateway.url, secret or self.secret) as client:
+            answer = await client.call_tool(tool, arguments)
+        (content,) = answer.content
+        assert isinstance(content, types.TextContent)
+        return f"error: {content.text}" if answer.is_error else content.text
+
+
+@pytest.fixture
+async def served(tmp_path: Path) -> AsyncIterator[Served]:
+    env = await build(tmp_path, Options(agent=False))
+    await approve(env)  # no executor: the job is active and nothing has been called
+    job = await env.service.load("job-a1")
+    policy = Policy.from_payload(job.to_json()["plan"]["payload"])
+    tools = policy.tools_with_role({ToolRole.WRITE, ToolRole.READ})
+    gateway = McpGateway(env.gateway)
+    await gateway.start()
+    secret = gateway.bind("job-a1", env.agent_token(job), tools)
+    yield Served(env, gateway, secret, policy.terms["action"]["arguments"])
+    await gateway.close()
+    await env.close()
+
+
+@asynccontextmanager
+async def session(url: str, secret: str) -> AsyncIterator[ClientSession]:
+    headers = {"Authorization": f"Bearer {secret}"}
+    async with (
+        httpx2.AsyncClient(headers=headers) as http,
+        streamable_http_client(url, http_client=http) as (read, write),
+        ClientSession(read, write) as client,
+    ):
+        await client.initialize()
+        yield client
+
+
+def test_every_catalog_tool_has_one_distinct_mcp_safe_name() -> None:
+    check_table()
+    assert set(MCP_NAMES) == set(catalog.TOOLS)
+
+
+async def test_lists_exactly_the_jobs_write_and_read_tools(
+    served: Served,
+) -> None:
+    _env, gateway, secret = served.env, served.gateway, served.secret
+    async with session(gateway.url, secret) as client:
+        listed = await client.list_tools()
+    assert [t.name for t in listed.tools] == [
+        mcp_name(catalog.WRITE_ROLE),
+        mcp_name(catalog.READ_ROLE),
+    ]
+    async with session(gateway.url, "not-a-bound-secret") as client:
+        assert (await client.list_tools()).tools == []
+
+
+async def test_a_call_is_forwarded_checked_and_receipted(served: Served) -> None:
+    answer = await served.call(mcp_name(catalog.WRITE_ROLE), served.args())
+    assert json.loads(answer)["status"] == "success"
+    assert [c[0] for c in served.env.tenant.calls] == [catalog.WRITE_ROLE]
+    (receipt,) = await tool_receipts(served.env, "job-a1")
+    assert (receipt["tool_name"], receipt["result_status"]) == (catalog.WRITE_ROLE, "success")
+
+
+async def test_an_unlisted_tool_is_refused_by_the_gateway_and_receipted(served: Served) -> None:
+    rollback = await served.call(mcp_name(catalog.REMOVE_ROLE), served.args())
+    shell = await served.call("exec", {"command": "id"})
+    assert rollback.startswith("error: refused: ")
+    assert shell == "error: refused: TOOL_DENIED"
+    assert served.env.tenant.calls == []  # nothing ran
+    receipts = await tool_receipts(served.env, "job-a1")
+    assert [(r["tool_name"], r["result_status"]) for r in receipts] == [
+        (catalog.REMOVE_ROLE, "error"),
+        ("exec", "error"),
+    ]
+
+
+async def test_an_out_of_scope_target_is_refused_and_kills_the_job(served: Served) -> None:
+    answer = await served.call(mcp_name(catalog.WRITE_ROLE), served.args(principal_id="u-mallory"))
+    await served.env.settle()
+    assert answer == "error: refused: TARGET_OUT_OF_SCOPE"
+    job = await served.env.service.load("job-a1")
+    assert (job.state, job.end_reason) == (KILLED, "unexpected_target_detected")
+    assert catalog.WRITE_ROLE not in [c[0] for c in served.env.tenant.calls]
+
+
+async def test_an_unknown_secret_reaches_no_job(served: Served) -> None:
+    answer = await served.call(mcp_name(catalog.WRITE_ROLE), served.args(), secret="guessed")
+    assert answer == "error: refused: JOB_UNKNOWN"
+    assert served.env.tenant.calls == []
+    assert await tool_receipts(served.env, "job-a1") == []
+
+
+async def test_after_a_refresh_calls_carry_the_new_token(served: Served) -> None:
+    served.gateway.refresh("job-a1", "not.a.token")  # what the next call will present
+    answer = await served.call(mcp_name(catalog.WRITE_ROLE), served.args())
+    assert answer == "error: refused: TOKEN_INVALID"
+    assert served.env.tenant.calls == []
+    (receipt,) = await tool_receipts(served.env, "job-a1")
+    assert receipt["result_status"] == "error"

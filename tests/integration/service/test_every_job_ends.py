@@ -1,0 +1,189 @@
+"""Every approved job ends: ordinary bad input that the tenant refuses (a UPN where an object
+id belongs, a policy id that is no GUID) ends the window early, with the write's error
+receipted, a signed terminal record, a bundle that verifies and a bounded number of posts.
+
+Runs the real Graph adapter against the simulated tenant on loopback, on a manual clock
+that the service's injected sleep advances (nothing here waits on wall-clock time)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters.graph import GraphTools
+from adapters.graph.simulated import ManualClock, SimulatedTenant
+from adapters.store import SqlStore, sqlite_url
+from bot.app import SIMULATED_SEED, default_directory, seed_people
+from bot.executor import RunbookExecutor
+from bot.gateway_service import ToolGateway
+from bot.service import JobService
+from engine import catalog, chain
+from engine.job import ACTIVE, CLOSED, KILLED, Job
+from engine.lifecycle import END_WRITE_FAILED, Approve, Kill, Request, Rules
+from engine.receipts import TOOL_RECEIPT, content_hash
+from engine.timeutil import parse_iso
+from engine.verify import verify_bundle
+from tests.integration.graph.conftest import config_for
+from tests.support.engine_sim import fixed_keys, trust_for
+from tests.support.fakes import RecordingChat
+
+IDS = seed_people()
+TENANT = SIMULATED_SEED["tenantId"]
+ROLE = SIMULATED_SEED["roles"][0]["id"]
+GROUP = SIMULATED_SEED["groups"][0]["id"]
+RECEIPTS_EVERY = timedelta(seconds=10)
+
+
+@dataclass
+class SimEnv:
+    service: JobService
+    executor: RunbookExecutor
+    chat: RecordingChat
+    clock: ManualClock
+    sim: SimulatedTenant
+
+    async def settle(self) -> None:
+        await self.executor.wait_idle()
+        await self.service.tasks.settle()
+
+
+def advancing(clock: ManualClock) -> Callable[[float], Awaitable[None]]:
+    async def sleep(seconds: float) -> None:
+        clock.advance(max(seconds, 0.0))
+
+    return sleep
+
+
+@pytest.fixture
+async def sim_env(tmp_path: Path) -> AsyncIterator[SimEnv]:
+    clock = ManualClock()
+    async with SimulatedTenant(clock=clock, ca_interval=0.02, strict=True) as sim:
+        store = await SqlStore.open(sqlite_url(tmp_path))
+        tools = GraphTools(config_for(sim), snapshots=store, clock=clock.now)
+        service = JobService(
+            store=store,
+            keys=fixed_keys(),
+            rules=Rules(approvers=frozenset({IDS["bob"], IDS["carol"]}), simulated=True),
+            tools=tools,
+            clock=clock.now,
+            directory=default_directory(),
+            sleep=advancing(clock),
+            bundle_dir=tmp_path / "bundles",
+            receipts_every=RECEIPTS_EVERY,
+        )
+        executor = RunbookExecutor(ToolGateway(service))
+        service.executor = executor
+        chat = RecordingChat()
+        service.notifier.register(chat)
+        env = SimEnv(service, executor, chat, clock, sim)
+        yield env
+        await env.settle()
+        await tools.close()
+        await store.close()
+
+
+async def approved_job(env: SimEnv, template: str, targets: dict[str, str]) -> Job:
+    """Request, two approvals, and whatever follows until the service is idle."""
+    s = env.service
+    request = Request(
+        job_id="job-input",
+        actor=s.actor("console:alice"),
+        template=template,
+        targets={"tenant_id": TENANT, **targets},
+        minutes=30,
+        justification="INC-7 as typed in the form",
+        ticket="INC-7",
+        channel={"platform": "console", "conversation": "incident-7"},
+    )
+    out = await s.request(request)
+    assert out.ok, out
+    for who in ("bob", "carol"):
+        approval = Approve(s.actor(f"console:{who}"), out.result["plan_hash"])
+        assert (await s.command("job-input", approval)).ok
+    await env.settle()
+    return await s.load("job-input")
+
+
+async def tool_receipts(env: SimEnv) -> list[dict[str, Any]]:
+    return [
+        dict(r.envelope["payload"])
+        for r in await env.service.store.chain("job-input")
+        if r.envelope is not None and r.envelope["envelope_type"] == TOOL_RECEIPT
+    ]
+
+
+async def assert_ended_by_the_facts(env: SimEnv, job: Job, write_tool: str) -> None:
+    """Closed (nothing was ever sent), the write's error receipted, a terminal record, a
+    bundle that verifies, every chain record posted, and in few posts."""
+    assert job.state == CLOSED, job
+    assert job.end_reason == END_WRITE_FAILED
+    assert job.rollback_verified is True
+    assert job.still_privileged == ()
+    (write,) = [r for r in await tool_receipts(env) if r["tool_name"] == write_tool]
+    assert write["result_status"] == "error"
+    records = await env.service.store.chain("job-input")
+    assert records[-1].event["event_type"] == chain.RUN_END
+    bundle, _ = await env.service.bundle(job)
+    report = verify_bundle(bundle, trust_for(env.service.keys))
+    assert report.valid, report.reasons
+    posts = [e for e in env.chat.events if e.kind == "receipts"]
+    assert {r.seq for e in posts for r in e.records} == {r.seq for r in records}
+    assert len(posts) < len([r for r in records if r.seq > 0])  # receipts went out together
+    assert "finish" in env.chat.kinds()
+
+
+async def test_a_upn_as_the_principal_ends_the_job_with_the_write_error_receipted(
+    sim_env: SimEnv,
+) -> None:
+    upn = "dave@breakglass-sim.onmicrosoft.com"
+    job = await approved_job(
+        sim_env, "entra-role", {"principal_id": upn, "role_definition_id": ROLE}
+    )
+    await assert_ended_by_the_facts(sim_env, job, catalog.WRITE_ROLE)
+    (write,) = [r for r in await tool_receipts(sim_env) if r["tool_name"] == catalog.WRITE_ROLE]
+    refused = {
+        "error": "INVALID_ARGUMENT",
+        "message": "argument principal_id must be a GUID",
+        "sent": False,
+    }
+    assert write["result_hash_b64u"] == content_hash(refused)
+
+
+async def test_b_a_ca_exclusion_with_a_wrong_policy_id_ends_the_same_way(
+    sim_env: SimEnv,
+) -> None:
+    job = await approved_job(
+        sim_env, "ca-exclusion", {"policy_id": "not-a-guid", "group_id": GROUP}
+    )
+    await assert_ended_by_the_facts(sim_env, job, catalog.EXCLUDE_GROUP)
+
+
+async def test_an_early_kill_contains_announces_and_removes_when_pim_allows(
+    sim_env: SimEnv,
+) -> None:
+    s = sim_env.service
+    job = await approved_job(
+        sim_env, "entra-role", {"principal_id": IDS["dave"], "role_definition_id": ROLE}
+    )
+    assert (job.state, job.write_done, job.verified_after_write) == (ACTIVE, True, True)
+    assert (await s.command("job-input", Kill(s.actor("console:erin")))).ok
+    await sim_env.settle()
+    job = await s.load("job-input")
+    assert job.state == KILLED, job
+    assert job.rollback_verified is True
+    (delayed,) = [e for e in sim_env.chat.events if e.detail.get("event") == "removal_delayed"]
+    assert delayed.detail["contained"] == [catalog.REVOKE_SESSIONS]
+    not_before = parse_iso(delayed.detail["not_before"])
+    assert sim_env.clock.now() >= not_before  # removed only once PIM allowed it
+    calls = [(r["tool_name"], r["result_status"]) for r in await tool_receipts(sim_env)]
+    revoked = calls.index((catalog.REVOKE_SESSIONS, "success"))
+    removed = calls.index((catalog.REMOVE_ROLE, "success"))
+    assert calls.index((catalog.REMOVE_ROLE, "error")) < revoked < removed
+    bundle, _ = await s.bundle(job)
+    report = verify_bundle(bundle, trust_for(s.keys))
+    assert report.valid, report.reasons
