@@ -1,30 +1,54 @@
-"""Checks a request's PIM prerequisite live, before the engine plans it (issue 17).
+"""Live reads the access rules need before the engine plans a request (issue 17).
 
-Only where the template requires ``prerequisite = "pim_request"``: the id (the request's
-``prerequisite["id"]``, else its ticket field) is read from the tenant and judged by
-``engine.prerequisites``; what was checked rides on the command into the WPC. Anything
-that keeps the check from happening refuses the request (fail closed).
+- Target limits by group (``principal_groups``): which of those groups the target principal
+  is a member of, read from the tenant and passed as the request's ``memberships``.
+- ``prerequisite = "pim_request"``: the id (the request's ``prerequisite["id"]``, else its
+  ticket field) is read from the tenant and judged by ``engine.prerequisites``; what was
+  checked rides on the command into the WPC.
+
+Anything that keeps a needed read from happening refuses the request (fail closed).
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from engine.access import PREREQ_PIM
+from engine.access import PREREQ_PIM, TemplateAccess
 from engine.errors import AdapterError, CommandRefused
 from engine.lifecycle import Request, Rules
 from engine.lifecycle.gatekeeping import PREREQUISITE_MISSING
 from engine.prerequisites import PREREQUISITE_UNCHECKED, judge_pim_request
+from engine.targets import TENANT_UNAVAILABLE
 
 PIM_TEMPLATE_TARGETS = ("principal_id", "role_definition_id")
 
 
-async def confirm_prerequisite(command: Request, rules: Rules, tools: object) -> Request:
-    """``command`` with its live-checked PIM request, or CommandRefused; unchanged when the
-    template needs no PIM request."""
+async def preflight_access(command: Request, rules: Rules, tools: object) -> Request:
+    """``command`` with the memberships and the PIM request its template's rules need, or
+    CommandRefused; unchanged when the template needs neither."""
     access = rules.access.templates.get(command.template) if rules.access else None
-    if access is None or access.prerequisite != PREREQ_PIM:
+    if access is None:
         return command
+    command = await _with_memberships(command, access, tools)
+    if access.prerequisite == PREREQ_PIM:
+        command = await _with_pim_request(command, tools)
+    return command
+
+
+async def _with_memberships(command: Request, access: TemplateAccess, tools: object) -> Request:
+    groups = sorted(access.limits.principal_groups)
+    principal = command.targets.get("principal_id")
+    reader = getattr(tools, "check_member_groups", None)
+    if not groups or not principal or reader is None:
+        return command  # without a reader, only listed principals are admitted
+    try:
+        found = await reader(principal, groups)
+    except AdapterError as err:
+        raise CommandRefused(TENANT_UNAVAILABLE, "group memberships could not be read") from err
+    return replace(command, memberships=tuple(found))
+
+
+async def _with_pim_request(command: Request, tools: object) -> Request:
     request_id = str((command.prerequisite or {}).get("id") or command.ticket).strip()
     if not request_id:
         raise CommandRefused(PREREQUISITE_MISSING, "this template needs a PIM request id")

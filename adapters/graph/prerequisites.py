@@ -1,9 +1,10 @@
-"""Reads a PIM role assignment schedule request by id (a template's prerequisite)."""
+"""Live reads for access rules: a PIM request by id (a template's prerequisite) and which
+of a few groups a principal is a member of (target limits by group)."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from adapters.graph.context import ToolContext
@@ -25,3 +26,25 @@ async def read_pim_request(ctx: ToolContext, request_id: str) -> Mapping[str, An
             return None
         raise
     return response.body
+
+
+MAX_GROUP_IDS = 20  # Graph's limit per checkMemberGroups call
+
+
+async def check_member_groups(
+    ctx: ToolContext, principal_id: str, group_ids: Sequence[str]
+) -> list[str]:
+    """The groups of ``group_ids`` that ``principal_id`` is a (transitive) member of.
+    Needs GroupMember.Read.All and User.Read.All."""
+    found: list[str] = []
+    for start in range(0, len(group_ids), MAX_GROUP_IDS):
+        chunk = list(group_ids[start : start + MAX_GROUP_IDS])
+        body = {"groupIds": chunk}
+        response = await ctx.client.post(
+            f"/users/{principal_id}/checkMemberGroups",
+            body,
+            idempotent=True,  # a read
+        )
+        value = response.body.get("value")
+        found += [g for g in value if isinstance(g, str)] if isinstance(value, list) else []
+    return found

@@ -99,6 +99,10 @@ class GraphTools:
         """``engine.prerequisites.PimRequests``: a PIM request by id, None if there is none."""
         return await prerequisites.read_pim_request(self._ctx, request_id)
 
+    async def check_member_groups(self, principal_id: str, group_ids: list[str]) -> list[str]:
+        """Which of ``group_ids`` the principal is a member of (target limits by group)."""
+        return await prerequisites.check_member_groups(self._ctx, principal_id, group_ids)
+
     async def find_marked_grants(self) -> list[MarkedGrant]:
         found = await roles.marked_role_grants(self._ctx)
         return found + await ca.marked_ca_grants(self._ctx)

@@ -18,6 +18,7 @@ from adapters.graph.simulated import (
     http_control,
     http_graph,
     http_identity,
+    http_members,
     http_signin,
     persist,
     pim,
@@ -69,6 +70,7 @@ class SimulatedTenant:
             rate_clock=rate_clock,
         )
         self.signin = http_signin.SignInService()
+        self.memberships = http_members.Memberships()
         self._runner: web.AppRunner | None = None
         self._base_url: str | None = None
         if on_change is not None:
@@ -96,6 +98,7 @@ class SimulatedTenant:
         app[CORE] = self.core
         http_identity.add_routes(app)
         http_signin.add_routes(app, self.signin)
+        http_members.add_routes(app, self.memberships)
         http_graph.add_routes(app)
         http_control.add_routes(app)
         self._runner = web.AppRunner(app, access_log=None)
@@ -187,6 +190,10 @@ class SimulatedTenant:
         """Another administrator assigns ``role_id`` to ``principal_id`` (outside breakglass)."""
         with self.core.write() as directory:
             return pim.inject(directory, principal_id, role_id, minutes, self.clock.now())
+
+    def add_member(self, group_id: str, user_id: str) -> None:
+        """Make ``user_id`` a member of ``group_id`` (for target limits by group)."""
+        self.memberships.members.setdefault(group_id, set()).add(user_id)
 
     def file_pim_request(self, principal_id: str, role_id: str, status: str) -> str:
         """A PIM activation request someone filed (``PendingApproval``, ``Denied``,
