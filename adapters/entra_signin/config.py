@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 CALLBACK_PATH = "/v1/stepup/callback"
+START_PATH = "/v1/stepup/start"  # + /{state}: a short link that redirects to the sign-in
 
 
 @dataclass(frozen=True)

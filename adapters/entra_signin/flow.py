@@ -18,11 +18,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import aiohttp
 
-from adapters.entra_signin.config import SignInConfig
+from adapters.entra_signin.config import CALLBACK_PATH, START_PATH, SignInConfig
 from adapters.entra_signin.idtoken import (
     JwksKeys,
     SigningKeys,
@@ -50,6 +50,7 @@ class PendingSignIn:
     actor: Actor
     started: datetime
     used: bool = False
+    authorize_url: str = ""
 
 
 class PendingSignIns(Protocol):
@@ -117,8 +118,25 @@ class StepUpFlow:
             actor=actor,
             started=self._clock(),
         )
-        self._pending.put(pending)
-        return self._authorize_url(pending, str(terms["acr"]), int(terms["max_age_seconds"]))
+        url = self._authorize_url(pending, str(terms["acr"]), int(terms["max_age_seconds"]))
+        self._pending.put(replace(pending, authorize_url=url))
+        return url
+
+    def short_link(self, authorize_url: str) -> str:
+        """A short link on our public listener that redirects to ``authorize_url`` (chat
+        platforms cut long text; Entra's URL with PKCE and claims is long)."""
+        state = parse_qs(urlsplit(authorize_url).query).get("state", [""])[0]
+        base = self.config.redirect_uri.removesuffix(CALLBACK_PATH)
+        return f"{base}{START_PATH}/{state}"
+
+    def authorize_url_for(self, state: str) -> str | None:
+        """The authorization URL of a begun, not yet completed sign-in."""
+        pending = self._pending.get(state)
+        if pending is None or pending.used or not pending.authorize_url:
+            return None
+        if self._clock() - pending.started > self.config.pending_ttl:
+            return None
+        return pending.authorize_url
 
     def _authorize_url(self, pending: PendingSignIn, acr: str, max_age: int) -> str:
         claims = {"id_token": {"acrs": {"essential": True, "value": acr}}}

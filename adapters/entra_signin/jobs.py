@@ -2,8 +2,9 @@
 
 A bare Approve click on a plan that needs step-up is not sent to the engine (which would
 refuse it): the approver gets a sign-in URL instead, in a refused ``Outcome`` whose
-``result["sign_in_url"]`` an adapter may render as a link button and whose ``detail`` carries
-the link for adapters that only show text. Everything else passes through unchanged.
+``result["sign_in_link"]`` an adapter may render as a link button and whose ``detail``
+carries the same short link for adapters that only show text. Everything else passes
+through unchanged.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from engine.lifecycle import Approve, Command, Request
 from engine.outcome import Outcome
 from engine.stepup import STEP_UP_REQUIRED, required
 
-SIGN_IN_URL = "sign_in_url"
+SIGN_IN_URL = "sign_in_url"  # Entra's authorization URL
+SIGN_IN_LINK = "sign_in_link"  # the same, as a short link on our listener (for chat text)
 
 
 class StepUpJobs:
@@ -28,8 +30,10 @@ class StepUpJobs:
         if isinstance(command, Approve) and command.step_up is None:
             url = await self._sign_in_url(job_id, command)
             if url is not None:
-                detail = f"sign in with MFA to approve (this link is yours alone): {url}"
-                return Outcome(False, job_id, {SIGN_IN_URL: url}, STEP_UP_REQUIRED, detail)
+                link = self._flow.short_link(url)
+                detail = f"sign in with MFA to approve (this link is yours alone): {link}"
+                result = {SIGN_IN_URL: url, SIGN_IN_LINK: link}
+                return Outcome(False, job_id, result, STEP_UP_REQUIRED, detail)
         return await self._inner.command(job_id, command, key)
 
     async def _sign_in_url(self, job_id: str, command: Approve) -> str | None:

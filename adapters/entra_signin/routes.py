@@ -6,7 +6,7 @@ import html
 
 from aiohttp import web
 
-from adapters.entra_signin.config import CALLBACK_PATH
+from adapters.entra_signin.config import CALLBACK_PATH, START_PATH
 from adapters.entra_signin.flow import StepUpFlow
 
 FLOW: web.AppKey[StepUpFlow] = web.AppKey("breakglass_stepup_flow", StepUpFlow)
@@ -26,7 +26,18 @@ async def callback(request: web.Request) -> web.Response:
     return web.Response(text=page, content_type="text/html", status=403)
 
 
+async def start(request: web.Request) -> web.Response:
+    """The short link a chat message carries: on to Entra's sign-in, or a plain refusal."""
+    url = request.app[FLOW].authorize_url_for(request.match_info["state"][:256])
+    if url is None:
+        page = _PAGE.format(title="Link expired", text="Click Approve again for a new link.")
+        return web.Response(text=page, content_type="text/html", status=404)
+    return web.Response(status=302, headers={"Location": url, "Cache-Control": "no-store"})
+
+
 def add_callback_route(app: web.Application, flow: StepUpFlow) -> None:
-    """Mount ``GET /v1/stepup/callback`` (the redirect URI registered for the app)."""
+    """Mount ``GET /v1/stepup/callback`` (the redirect URI registered for the app) and the
+    short sign-in links ``GET /v1/stepup/start/{state}``."""
     app[FLOW] = flow
     app.router.add_get(CALLBACK_PATH, callback)
+    app.router.add_get(START_PATH + "/{state}", start)

@@ -4,6 +4,7 @@ by hand. Both the service and the tenant keep the same test-moved clock."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -18,7 +19,8 @@ from yarl import URL
 
 from adapters.entra_signin import CALLBACK_PATH, StepUpFlow
 from adapters.entra_signin.routes import add_callback_route
-from adapters.graph.simulated import SimulatedTenant
+from adapters.graph import GraphTools
+from adapters.graph.simulated import ManualClock, SimulatedTenant
 from adapters.store import SqlStore, sqlite_url
 from bot.job_commands import chat_ports
 from bot.service import JobService
@@ -27,6 +29,9 @@ from engine.access import access_from_config
 from engine.identity import Directory
 from engine.job import Actor, Job
 from engine.lifecycle import Request, Rules
+from engine.outcome import Outcome
+from tests.integration.graph.conftest import config_for
+from tests.integration.graph.support import MemorySnapshots
 from tests.support.engine_sim import T0, fixed_keys
 from tests.support.fakes import Clock, MemoryTenant
 
@@ -147,4 +152,37 @@ async def stepup(tmp_path: Path) -> AsyncIterator[StepUpEnv]:
         await web.SockSite(runner, listener).start()
         yield StepUpEnv(service, tenant, flow, browser, clock)
         await runner.cleanup()
+    await store.close()
+
+
+@dataclass
+class GraphEnv:
+    """A job service over the real Graph client and the simulated tenant (live reads)."""
+
+    service: JobService
+    tenant: SimulatedTenant
+
+    async def request(self, ticket: str, principal: str, job_id: str) -> Outcome:
+        command = role_request(self.service, self.tenant, principal, ticket, job_id)
+        return await self.service.request(command)
+
+
+@contextlib.asynccontextmanager
+async def graph_env(tmp_path: Path, template: dict[str, Any]) -> AsyncIterator[GraphEnv]:
+    """``GraphEnv`` whose entra-role template has the access rules ``template``."""
+    clock = ManualClock(T0)
+    access = access_from_config({"entra-role": template}, {})
+    store = await SqlStore.open(sqlite_url(tmp_path))
+    async with SimulatedTenant(clock=clock) as tenant:
+        tools = GraphTools(config_for(tenant), MemorySnapshots(), clock=clock.now)
+        service = JobService(
+            store=store,
+            keys=fixed_keys(),
+            rules=Rules(approvers=frozenset({BOB, CAROL}), access=access),
+            tools=tools,
+            clock=clock.now,
+            directory=DIRECTORY,
+        )
+        yield GraphEnv(service, tenant)
+        await tools.close()
     await store.close()

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from adapters import chat_actions
-from adapters.entra_signin.jobs import SIGN_IN_URL, StepUpJobs
+from adapters.entra_signin.jobs import SIGN_IN_LINK, SIGN_IN_URL, StepUpJobs
 from bot.job_commands import chat_ports
 from cards.actions import CardAction, Verb
 from engine import job as states
@@ -24,8 +24,11 @@ async def click(env: StepUpEnv, job_id: str, plan_hash: str, who: str) -> str:
     outcome = await chat_actions.act(jobs_for(env), action, env.actor(who))
     assert not outcome.ok
     assert outcome.reason == STEP_UP_REQUIRED
-    url = str(outcome.result[SIGN_IN_URL])
-    assert url in outcome.detail  # text-only adapters show the link too
+    url, link = str(outcome.result[SIGN_IN_URL]), str(outcome.result[SIGN_IN_LINK])
+    assert link in outcome.detail  # text-only adapters show the short link
+    assert len(link) < 120  # chat platforms cut long lines; Entra's URL is long
+    async with env.browser.get(link, allow_redirects=False) as hop:
+        assert (hop.status, hop.headers["Location"]) == (302, url)
     return url
 
 
@@ -64,3 +67,14 @@ async def test_plans_without_step_up_approve_at_once(stepup: StepUpEnv) -> None:
     action = CardAction(Verb.APPROVE, job.job_id, job.plan.plan_hash)
     outcome = await chat_actions.act(jobs_for(stepup), action, stepup.actor("bob"))
     assert outcome.ok
+
+
+async def test_a_used_or_unknown_short_link_leads_nowhere(stepup: StepUpEnv) -> None:
+    job = await stepup.request()
+    url = await click(stepup, job.job_id, job.plan.plan_hash, "bob")
+    link = stepup.flow.short_link(url)
+    assert (await stepup.callback(await stepup.sign_in(url, BOB)))[0] == 200
+    async with stepup.browser.get(link, allow_redirects=False) as used:
+        assert used.status == 404
+    async with stepup.browser.get(link[:-4] + "AAAA", allow_redirects=False) as unknown:
+        assert unknown.status == 404

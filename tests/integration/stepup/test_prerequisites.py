@@ -5,66 +5,36 @@ refused before anyone is asked; a good one proceeds and is recorded in the job a
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from adapters.graph import GraphTools
-from adapters.graph.simulated import ManualClock, SimulatedTenant
-from adapters.store import SqlStore, sqlite_url
-from bot.service import JobService
-from engine.access import access_from_config
-from engine.lifecycle import Rules
 from engine.lifecycle.gatekeeping import PREREQUISITE_MISSING
 from engine.outcome import Outcome
 from engine.prerequisites import PREREQUISITE_INVALID
-from tests.integration.graph.conftest import config_for
-from tests.integration.graph.support import ALICE, BOB, DAVE, USER_ADMIN, MemorySnapshots
-from tests.integration.stepup.conftest import DIRECTORY, role_request
-from tests.support.engine_sim import T0, fixed_keys
+from tests.integration.graph.support import BOB, DAVE, USER_ADMIN
+from tests.integration.stepup.conftest import GraphEnv, graph_env
 
 HELPDESK_ADMIN = "729827e3-9c14-49f7-bb1b-9608f156bbb8"
 
 
-@dataclass
-class Env:
-    service: JobService
-    tenant: SimulatedTenant
-
+class Env(GraphEnv):
     async def request(self, ticket: str, principal: str = DAVE, job_id: str = "job-pim") -> Outcome:
-        command = role_request(self.service, self.tenant, principal, ticket, job_id)
-        return await self.service.request(command)
+        return await super().request(ticket, principal, job_id)
+
+
+PIM_TEMPLATE = {
+    "roles": [USER_ADMIN],
+    "principals": ["*"],
+    "step_up": "off",
+    "prerequisite": "pim_request",
+}
 
 
 @pytest.fixture
 async def env(tmp_path: Path) -> AsyncIterator[Env]:
-    clock = ManualClock(T0)
-    access = access_from_config(
-        {
-            "entra-role": {
-                "roles": [USER_ADMIN],
-                "principals": ["*"],
-                "step_up": "off",
-                "prerequisite": "pim_request",
-            }
-        },
-        {},
-    )
-    store = await SqlStore.open(sqlite_url(tmp_path))
-    async with SimulatedTenant(clock=clock) as tenant:
-        tools = GraphTools(config_for(tenant), MemorySnapshots(), clock=clock.now)
-        service = JobService(
-            store=store,
-            keys=fixed_keys(),
-            rules=Rules(approvers=frozenset({BOB, ALICE}), access=access),
-            tools=tools,
-            clock=clock.now,
-            directory=DIRECTORY,
-        )
-        yield Env(service, tenant)
-        await tools.close()
-    await store.close()
+    async with graph_env(tmp_path, PIM_TEMPLATE) as shared:
+        yield Env(shared.service, shared.tenant)
 
 
 async def assert_refused(env: Env, outcome: Outcome, reason: str, *words: str) -> None:
