@@ -188,10 +188,15 @@ def _describe(record: ChainRecord) -> tuple[str, str]:
     if kind == chain.REVOCATION:
         return f"token {payload.get('jti', '')} revoked ({payload.get('reason', '')})", "revoked"
     if kind == chain.RUN_END:
-        return f"chain closed after {payload.get('event_count', '?')} events", str(
-            payload.get("outcome", "")
-        )
+        return _closed(payload.get("event_count")), str(payload.get("outcome", ""))
     return kind, "recorded"
+
+
+def _closed(before: object) -> str:
+    """The closing record is itself an event: it ends a chain of ``before + 1``."""
+    if not isinstance(before, int) or isinstance(before, bool):
+        return "chain closed"
+    return f"chain closed: {before + 1} events, this one last"
 
 
 def kill_result_view(

@@ -18,7 +18,7 @@ from engine.verify.artifacts import (
     check_terminal,
     check_tokens,
 )
-from engine.verify.calls import check_calls, check_rollback
+from engine.verify.calls import check_calls, check_model_calls, check_rollback
 from engine.verify.evidence import load_evidence
 from engine.verify.stepup import check_step_up
 from engine.verify.summary import summarise
@@ -36,6 +36,7 @@ def check_breakglass(payload: Mapping[str, Any], trust: Trust, report: Report) -
     check_approvals(ev)
     check_step_up(ev)
     calls = check_calls(ev)
+    models = check_model_calls(ev)
     check_revocations(ev)
     rollback_verified = check_rollback(ev, calls)
-    report.summary = summarise(ev, calls, rollback_verified)
+    report.summary = summarise(ev, calls, models, rollback_verified)
