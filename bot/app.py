@@ -32,6 +32,7 @@ from bot.http_routes import mount_routes
 from bot.preflight import safe_database
 from bot.readiness import Readiness
 from bot.service import JobService
+from bot.stepup import listening
 from bot.timers import Timers
 from engine.canonical import jcs
 from engine.errors import ConfigError, StoreError, describe
@@ -80,6 +81,7 @@ class Runtime:
         self.internal_url = await self._listen(
             self.internal, s.internal_host, s.internal_bind_port, "service.internal_port"
         )
+        listening(parts.service, self.url)  # issue 17: the step-up redirect URI, if not public
         for chat in self.chats:
             await _maybe(chat, "start_socket_mode")
         parts.service.executor = parts.executor(self.internal_url)

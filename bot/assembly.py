@@ -186,6 +186,7 @@ def _rules(settings: Settings) -> Rules:
         max_minutes=s.max_minutes,
         model=_model_allowance(s),
         simulated=s.simulated,
+        access=s.access,
     )
 
 

@@ -26,6 +26,7 @@ from adapters.teams import TeamsConfig
 from bot.config_env import EnvironmentSource, variable_of
 from bot.config_model import SECRET_PATHS, SettingsModel
 from bot.config_parts import Parts, build_parts
+from engine.access import AccessRules, access_from_config
 from engine.errors import ConfigError
 from engine.identity import Directory
 
@@ -91,6 +92,10 @@ class Settings:
     teams: TeamsConfig | None = None
     directory: Directory = field(default_factory=Directory)  # every chat identity, one place
     notes: tuple[str, ...] = ()  # not errors, but worth a line (ambiguous identities)
+    # access rules (issue 17): [templates.*] and [step_up], parsed by engine.access
+    access: AccessRules | None = None
+    step_up: Mapping[str, Any] = field(default_factory=dict)  # [step_up] minus its secret
+    step_up_client_secret: str = field(default="", repr=False)
 
     @property
     def simulated(self) -> bool:
@@ -131,9 +136,14 @@ def check_settings(
         return None, problems + [_describe(error, env.origins) for error in exc.errors()]
     parts = build_parts(model, env.origins)
     problems += parts.problems
+    access = None
+    try:
+        access = access_from_config(model.templates, model.step_up)
+    except ConfigError as exc:
+        problems.append(str(exc))
     if problems:
         return None, problems
-    return _settings(model, parts), []
+    return _settings(model, parts, access), []
 
 
 def _read_file(path: Path, problems: list[str]) -> dict[str, Any]:
@@ -186,7 +196,7 @@ def _describe(error: Any, origins: Mapping[tuple[str, ...], str]) -> str:
     return f"{where}: {message}"
 
 
-def _settings(model: SettingsModel, parts: Parts) -> Settings:
+def _settings(model: SettingsModel, parts: Parts, access: AccessRules | None) -> Settings:
     service, policy, tenant, clock = model.service, model.policy, model.tenant, model.clock
     return Settings(
         home=Path(model.home),
@@ -226,6 +236,9 @@ def _settings(model: SettingsModel, parts: Parts) -> Settings:
         teams=parts.teams,
         directory=parts.directory,
         notes=tuple(parts.notes),
+        access=access,
+        step_up={k: v for k, v in model.step_up.items() if k != "client_secret"},
+        step_up_client_secret=_reveal(model.step_up.get("client_secret")),
     )
 
 

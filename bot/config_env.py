@@ -47,6 +47,7 @@ VARIABLES: dict[str, tuple[Path_, str]] = {
     "BREAKGLASS_TEAMS_APPROVERS": (("teams", "approvers"), PAIRS),
     "BREAKGLASS_TEAMS_REQUESTERS": (("teams", "requesters"), PAIRS),
     "BREAKGLASS_TEAMS_DEV_DISABLE_AUTH": (("teams", "dev_disable_auth"), TEXT),
+    "BREAKGLASS_STEPUP_CLIENT_SECRET": (("step_up", "client_secret"), SECRET),
 }
 
 

@@ -8,7 +8,7 @@ the environment (``NAME`` or ``NAME_FILE``); a secret written into the file is r
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -125,6 +125,10 @@ class SettingsModel(BaseSettings):
     clock: ClockSection = Field(default_factory=ClockSection)
     slack: SlackSection = Field(default_factory=SlackSection)
     teams: TeamsSection = Field(default_factory=TeamsSection)
+    # issue 17: target limits, step-up and prerequisites per template; engine.access checks
+    # every key (it refuses unknown ones), so these stay plain tables here.
+    templates: dict[str, dict[str, Any]] = {}
+    step_up: dict[str, Any] = {}
 
 
 # Every secret's place in the document; none of them may be written into the TOML file.
@@ -137,4 +141,5 @@ SECRET_PATHS = (
     ("slack", "signing_secret"),
     ("slack", "app_token"),
     ("teams", "app_password"),
+    ("step_up", "client_secret"),
 )

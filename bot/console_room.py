@@ -11,6 +11,7 @@ from adapters.console.channel import ConsoleHandlers
 from bot.assembly import SIMULATED_SEED, Assembly, seed_people
 from bot.job_commands import ServiceJobs
 from bot.keys import trust_document
+from bot.stepup import with_step_up
 from cards.job_views import action_summary, receipt_line
 from cards.views import RequestValues
 from cards.wording import named
@@ -75,7 +76,7 @@ class ConsoleRoom:
 
     async def act(self, identity: str, action: Any) -> dict[str, Any]:
         service = self.parts.service
-        jobs, actor = ServiceJobs(service), service.actor(identity)
+        jobs, actor = with_step_up(service, ServiceJobs(service)), service.actor(identity)
         outcome: Outcome = await chat_actions.act(jobs, action, actor)
         return outcome.to_json()
 

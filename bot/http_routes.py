@@ -25,6 +25,7 @@ from bot.job_commands import chat_ports
 from bot.model_proxy import add_proxy_routes
 from bot.readiness import Readiness
 from bot.registry import add_registry_routes
+from bot.stepup import install_step_up
 from engine.errors import ConfigError
 from engine.job import OPEN, RESOLVED
 from engine.ports import JobStore
@@ -43,6 +44,7 @@ def mount_routes(
     if parts.proxy is not None:
         add_proxy_routes(internal, parts.proxy)
     add_registry_routes(internal, parts.store, {parts.keys.publisher.did})
+    install_step_up(public, parts)  # issue 17: the step-up callback, before the chats use it
     chats = _mount_chats(public, parts)
     _mount_console(internal, parts)
     return chats

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from bot.service import JobService
+from bot.stepup import with_step_up
 from engine import lifecycle
 from engine.chat_ports import ChatPorts
 from engine.job import Actor, Job
@@ -74,5 +75,10 @@ def chat_ports(service: JobService) -> ChatPorts:
     """What a chat adapter gets from ``service``."""
     jobs = ServiceJobs(service)
     return ChatPorts(
-        jobs=jobs, records=jobs, people=jobs, limits=jobs, store=service.store, clock=jobs.now
+        jobs=with_step_up(service, jobs),  # issue 17: Approve clicks start step-up sign-ins
+        records=jobs,
+        people=jobs,
+        limits=jobs,
+        store=service.store,
+        clock=jobs.now,
     )

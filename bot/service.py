@@ -23,6 +23,7 @@ from bot.clock import sleep_for
 from bot.effects import Effects
 from bot.job_update import job_update
 from bot.notifier import RECEIPTS_EVERY, Notifier, PacedChat
+from bot.prerequisites import preflight_access
 from bot.rollback import RollbackRunner
 from bot.sweep import sweep
 from bot.tasks import TaskSet
@@ -90,6 +91,7 @@ class JobService:
             return _replayed(cached)
         try:
             command = await self._resolved(command)
+            command = await preflight_access(command, self.rules, self.tools)  # issue 17
             transition = lifecycle.start(command, self._ctx())
         except CommandRefused as err:  # before anyone is asked: nothing stored, nobody told
             log.info(

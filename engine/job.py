@@ -56,6 +56,7 @@ class Decision:
     plan_hash: str
     at: str
     receipt_id: str
+    step_up: Mapping[str, Any] | None = None  # evidence of a fresh sign-in (never the token)
 
 
 @dataclass(frozen=True)

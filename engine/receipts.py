@@ -32,6 +32,7 @@ class Binding:
     token_scope_hash_b64u: str | None = None
     nonce: str | None = None
     span: Span | None = None  # model calls only: the causal span the receipt declares
+    step_up: Mapping[str, Any] | None = None  # approval receipts: the fresh sign-in's evidence
 
     def to_json(self, event_hash_b64u: str) -> dict[str, str]:
         out = {
@@ -45,6 +46,8 @@ class Binding:
             out["nonce"] = self.nonce
         if self.span is not None:
             out |= self.span.to_json()
+        if self.step_up is not None:  # binding values are strings (the reference's schema)
+            out["step_up"] = jcs(self.step_up).decode()
         return out
 
 

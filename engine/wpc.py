@@ -96,6 +96,8 @@ class PlanRequest:
     justification: str
     ticket: str
     job_id: str
+    # Target limits admitted, prerequisite checked, step-up required (engine.lifecycle.gatekeeping)
+    access: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -271,6 +273,8 @@ def build_wpc(
             "chain_head_witness": "incident_channel",
         },
     }
+    if request.access is not None:
+        terms["access"] = dict(request.access)
     payload = {
         "policy_version": "2",
         "policy_id": f"breakglass-{request.job_id}-r{revision}"[:128],

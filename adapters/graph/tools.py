@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from adapters.graph import ca, resolve, roles
+from adapters.graph import ca, prerequisites, resolve, roles
 from adapters.graph.arguments import parse_arguments
 from adapters.graph.client import GraphClient
 from adapters.graph.config import GraphConfig
@@ -94,6 +94,14 @@ class GraphTools:
         """Preflight before approval (see ``resolve``); ``template`` names the request's policy
         template and does not change how a target is resolved."""
         return await resolve.resolve_targets(self._ctx, targets)
+
+    async def read_pim_request(self, request_id: str) -> Mapping[str, Any] | None:
+        """``engine.prerequisites.PimRequests``: a PIM request by id, None if there is none."""
+        return await prerequisites.read_pim_request(self._ctx, request_id)
+
+    async def check_member_groups(self, principal_id: str, group_ids: list[str]) -> list[str]:
+        """Which of ``group_ids`` the principal is a member of (target limits by group)."""
+        return await prerequisites.check_member_groups(self._ctx, principal_id, group_ids)
 
     async def find_marked_grants(self) -> list[MarkedGrant]:
         found = await roles.marked_role_grants(self._ctx)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -36,12 +37,14 @@ from engine.lifecycle.commands import (
     Effect,
     Extend,
     Request,
+    StepUpFailed,
     Transition,
     Withdraw,
     refuse,
     require_principal,
 )
 from engine.lifecycle.ending import begin_end, close, next_notice
+from engine.lifecycle.gatekeeping import access_terms
 from engine.lifecycle.ledger import (
     Ledger,
     add_token,
@@ -55,6 +58,7 @@ from engine.receipts import (
     HUMAN_APPROVAL_RECEIPT,
     human_approval_payload,
 )
+from engine.stepup import check_evidence, required
 from engine.timeutil import parse_iso
 from engine.wpc import PlanRequest, Policy, build_wpc, sign_wpc
 
@@ -65,7 +69,7 @@ def start(command: Request, ctx: Ctx) -> Transition:
     requester = require_principal(actor)
     if ctx.rules.requesters is not None and requester not in ctx.rules.requesters:
         raise refuse("NOT_ALLOWED_TO_REQUEST", "you are not in the requester group")
-    request = {
+    request: dict[str, Any] = {
         "template": command.template,
         "targets": dict(command.targets),
         "minutes": command.minutes,
@@ -74,12 +78,20 @@ def start(command: Request, ctx: Ctx) -> Transition:
     }
     if command.resolved:
         request["resolved"] = {key: dict(found) for key, found in command.resolved.items()}
+    access = access_terms(command, ctx)  # limits refuse here, before anyone is asked
+    if access is not None:
+        request["access"] = access
     try:
         plan = _make_plan(
             ctx, _plan_request(command.job_id, request, requester, command.minutes), 0
         )
     except TemplateError as exc:
         raise refuse("NOT_ELIGIBLE", str(exc)) from exc
+    refs = (
+        {"prerequisite": str(access["prerequisite"]["id"])}
+        if access and "prerequisite" in access
+        else {}
+    )
     job = Job(
         job_id=command.job_id,
         state=PENDING,
@@ -91,6 +103,7 @@ def start(command: Request, ctx: Ctx) -> Transition:
         plan=plan,
         simulated=ctx.rules.simulated,
         policies=(sign_wpc(plan.payload, ctx.keys.publisher, ctx.now),),
+        external_refs=refs,
     )
     ledger = Ledger(job, ctx.now)
     ledger.add(chain.REQUEST, plan.plan_hash, None)
@@ -111,6 +124,7 @@ def _plan_request(job_id: str, req: Mapping[str, Any], requester: str, minutes: 
         justification=str(req["justification"]),
         ticket=str(req["ticket"]),
         job_id=job_id,
+        access=req.get("access"),
     )
 
 
@@ -153,6 +167,7 @@ def _record_decision(
     decision: str,
     ctx: Ctx,
     minted: Token | None = None,
+    step_up: Mapping[str, Any] | None = None,
 ) -> Plan:
     approval_type = "explicit_approve" if decision == "approve" else "explicit_deny"
     receipt_id = next_receipt_id(ledger.job, "har")
@@ -169,11 +184,16 @@ def _record_decision(
             int(minted.claims["exp"]) - int(minted.claims["iat"]) if minted else None
         ),
     )
-    ledger.add_receipt(
-        chain.APPROVAL, HUMAN_APPROVAL_RECEIPT, payload, binding_for(ledger.job), ctx.keys.agent
-    )
+    binding = replace(binding_for(ledger.job), step_up=step_up)
+    ledger.add_receipt(chain.APPROVAL, HUMAN_APPROVAL_RECEIPT, payload, binding, ctx.keys.agent)
     entry = Decision(
-        principal, actor.chat_identity, decision, plan.plan_hash, stamp(ctx.now), receipt_id
+        principal,
+        actor.chat_identity,
+        decision,
+        plan.plan_hash,
+        stamp(ctx.now),
+        receipt_id,
+        step_up,
     )
     return Plan(plan.revision, plan.payload, plan.plan_hash, plan.minutes, (*plan.decisions, entry))
 
@@ -187,13 +207,16 @@ def approve(job: Job, command: Approve, ctx: Ctx) -> Transition:
         raise refuse("OUTDATED_PLAN", "you approved a plan that is no longer the current one")
     if principal in plan.approvers():
         raise refuse("DUPLICATE_APPROVER", "you have already approved this plan")
+    _check_step_up(job, plan, command, principal, ctx)
     needed = int(plan.payload["metadata"]["breakglass"]["approvals"]["min_approvers"])
     refs = dict(job.external_refs)
     if command.external_ref:
         refs[f"approval:{principal}"] = command.external_ref[:200]
     ledger = Ledger(job.but(external_refs=refs), ctx.now)
     if len(plan.approvers()) + 1 < needed:
-        updated = _record_decision(job, ledger, plan, command.actor, principal, "approve", ctx)
+        updated = _record_decision(
+            job, ledger, plan, command.actor, principal, "approve", ctx, None, _evidence(command)
+        )
         ledger.job = _with_plan(ledger.job, updated)
         return ledger.finish(
             [Effect(UPDATE_CARDS), Effect(ANNOUNCE, {"decision": "approve", "by": principal})]
@@ -201,6 +224,41 @@ def approve(job: Job, command: Approve, ctx: Ctx) -> Transition:
     if plan.revision == 0:
         return _activate(job, ledger, plan, command, principal, ctx)
     return _extend_approved(job, ledger, plan, command, principal, ctx)
+
+
+def _check_step_up(job: Job, plan: Plan, command: Approve, principal: str, ctx: Ctx) -> None:
+    terms = required(plan.payload)
+    if terms is None:
+        return
+    used = [
+        str(d.step_up.get("token_hash_b64u"))
+        for p in (job.plan, job.extension)
+        if p is not None
+        for d in p.decisions
+        if d.step_up
+    ]
+    check_evidence(
+        terms,
+        command.step_up,
+        principal=principal,
+        plan_hash=plan.plan_hash,
+        used=used,
+        now=ctx.now,
+    )
+
+
+def _evidence(command: Approve) -> dict[str, Any] | None:
+    """The step-up evidence for the receipt: what the token showed, never the token."""
+    return command.step_up.to_json() if command.step_up is not None else None
+
+
+def step_up_failed(job: Job, command: StepUpFailed, ctx: Ctx) -> Transition:
+    """A refused sign-in: checked like a click (who, which plan), then always refused."""
+    plan = _open_plan(job)
+    require_principal(command.actor)
+    if command.plan_hash != plan.plan_hash:
+        raise refuse("OUTDATED_PLAN", "the sign-in was for a plan that is no longer current")
+    raise refuse(command.reason, command.detail)
 
 
 def _with_plan(job: Job, plan: Plan) -> Job:
@@ -222,7 +280,9 @@ def _activate(
     policy = Policy.from_payload(plan.payload)
     # Mint first (its event follows the approval's), so the receipt names the capability.
     token = mint(job, policy, TokenKind.AGENT, window_end, ledger.job.chain_length + 1, ctx)
-    updated = _record_decision(job, ledger, plan, command.actor, principal, "approve", ctx, token)
+    updated = _record_decision(
+        job, ledger, plan, command.actor, principal, "approve", ctx, token, _evidence(command)
+    )
     add_token(ledger, token)
     ledger.job = ledger.job.but(
         plan=updated,
@@ -247,7 +307,9 @@ def _extend_approved(
     """Second approval of an extension: new WPC in force, old token revoked, new token."""
     window_end = ctx.now + timedelta(minutes=plan.minutes)
     old = job.token(TokenKind.AGENT)
-    updated = _record_decision(job, ledger, plan, command.actor, principal, "approve", ctx)
+    updated = _record_decision(
+        job, ledger, plan, command.actor, principal, "approve", ctx, None, _evidence(command)
+    )
     if old is not None and old.revoked_at is None:
         revoke(ledger, old, "extended", ctx)
     ledger.job = ledger.job.but(

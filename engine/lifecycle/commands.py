@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from engine.access import AccessRules
 from engine.did import Signer
 from engine.errors import CommandRefused
 from engine.job import (
@@ -16,6 +17,7 @@ from engine.job import (
     stamp,
 )
 from engine.ports import ChainRecord
+from engine.stepup import StepUpEvidence
 from engine.wpc import ModelAllowance
 
 MAX_REFUSALS_KEPT = 100
@@ -49,6 +51,7 @@ class Rules:
     max_minutes: int = 60
     model: ModelAllowance | None = None
     simulated: bool = False
+    access: AccessRules | None = None  # target limits, step-up, prerequisites per template
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,11 @@ class Request:
     # What a preflight read found for each target (key -> given, object_id, display_name):
     # kept in the request so the cards show approvers the names and ids they approve.
     resolved: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    # Groups the target principal is a member of (read from the tenant by the caller).
+    memberships: tuple[str, ...] = ()
+    # The external approval the template requires: {"id": ..., "verified": bool, and what
+    # the caller checked live (status, principal, role)}; None when none was given.
+    prerequisite: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -78,6 +86,18 @@ class Approve:
     actor: Actor
     plan_hash: str
     external_ref: str | None = None  # e.g. an Entra PIM request id or a change ticket
+    step_up: StepUpEvidence | None = None  # a verified fresh sign-in, where the plan needs one
+
+
+@dataclass(frozen=True)
+class StepUpFailed:
+    """An approver's sign-in was refused before it could count (bad token, nonce, replay):
+    always refused, so the refusal is recorded on the job."""
+
+    actor: Actor
+    plan_hash: str
+    reason: str
+    detail: str = ""
 
 
 @dataclass(frozen=True)
@@ -175,6 +195,7 @@ class RemovalDelayed:
 Command = (
     Request
     | Approve
+    | StepUpFailed
     | Deny
     | Withdraw
     | Kill

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from engine.job import Job
-from engine.lifecycle.approvals import approve, deny, extend, withdraw
+from engine.lifecycle.approvals import approve, deny, extend, step_up_failed, withdraw
 from engine.lifecycle.calls import model_call, tool_call
 from engine.lifecycle.commands import (
     Approve,
@@ -21,6 +21,7 @@ from engine.lifecycle.commands import (
     RemovalDelayed,
     RenewRollback,
     RollbackFinished,
+    StepUpFailed,
     Tick,
     ToolCallRecorded,
     Transition,
@@ -43,6 +44,7 @@ Handler = Callable[[Job, Any, Ctx], Transition]
 _ANY_STATE: dict[type, Handler] = {ToolCallRecorded: tool_call, ModelCallRecorded: model_call}
 _OPEN_JOB: dict[type, Handler] = {
     Approve: approve,
+    StepUpFailed: step_up_failed,
     Deny: deny,
     Withdraw: withdraw,
     Kill: kill,

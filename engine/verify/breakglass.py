@@ -20,6 +20,7 @@ from engine.verify.artifacts import (
 )
 from engine.verify.calls import check_calls, check_model_calls, check_rollback
 from engine.verify.evidence import load_evidence
+from engine.verify.stepup import check_step_up
 from engine.verify.summary import summarise
 from engine.verify.trust import Report, Trust
 
@@ -33,6 +34,7 @@ def check_breakglass(payload: Mapping[str, Any], trust: Trust, report: Report) -
     check_artifacts(ev)
     check_terminal(ev)
     check_approvals(ev)
+    check_step_up(ev)
     calls = check_calls(ev)
     models = check_model_calls(ev)
     check_revocations(ev)

@@ -107,6 +107,11 @@ BREAKGLASS: dict[str, str] = {
     "BREAKGLASS_VERIFICATION_MISSING": (
         "the planned verification read after the write or after the rollback is missing"
     ),
+    "BREAKGLASS_STEP_UP_MISSING": (
+        "an approval of a plan that requires step-up has no fitting evidence of a fresh"
+        " sign-in (none, another principal, without the plan's authentication context, or"
+        " older than the plan allows)"
+    ),
 }
 
 REASONS: dict[str, str] = {**CORE, **CAUSAL, **BREAKGLASS}

@@ -16,6 +16,7 @@ from typing import Any
 import jwt
 from aiohttp import web
 
+from adapters.graph.simulated import http_signin
 from adapters.graph.simulated.core import SimCore
 from adapters.graph.simulated.errors import TokenError
 from adapters.graph.simulated.http_common import core_of
@@ -67,6 +68,8 @@ async def token(request: web.Request) -> web.Response:
     _check_tenant(request)
     form = await request.post()
     fields = {k: v for k, v in form.items() if isinstance(v, str)}
+    if fields.get("grant_type") == "authorization_code":  # step-up sign-in (http_signin)
+        return await _code_token(request, fields)
     if fields.get("grant_type") != "client_credentials":
         raise TokenError(400, "unsupported_grant_type", 70003, "The grant type is not supported.")
     core = core_of(request)
@@ -86,6 +89,17 @@ async def token(request: web.Request) -> web.Response:
         "ext_expires_in": lifetime,
         "access_token": access_token,
     }
+    return web.json_response(body, headers={"Cache-Control": "no-store, no-cache"})
+
+
+async def _code_token(request: web.Request, fields: dict[str, str]) -> web.Response:
+    core = core_of(request)
+    if fields.get("client_id") != core.credentials.client_id:
+        raise TokenError(
+            400, "unauthorized_client", 700016, "Application was not found in the directory."
+        )
+    _authenticate_client(request, core, fields)
+    body = http_signin.exchange_code(request, core, fields)
     return web.json_response(body, headers={"Cache-Control": "no-store, no-cache"})
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -17,6 +18,8 @@ from adapters.graph.simulated import (
     http_control,
     http_graph,
     http_identity,
+    http_members,
+    http_signin,
     persist,
     pim,
     policies,
@@ -66,6 +69,8 @@ class SimulatedTenant:
             on_change=on_change,
             rate_clock=rate_clock,
         )
+        self.signin = http_signin.SignInService()
+        self.memberships = http_members.Memberships()
         self._runner: web.AppRunner | None = None
         self._base_url: str | None = None
         if on_change is not None:
@@ -92,6 +97,8 @@ class SimulatedTenant:
         app = web.Application(middlewares=[stamp, http_graph.graph_gate])
         app[CORE] = self.core
         http_identity.add_routes(app)
+        http_signin.add_routes(app, self.signin)
+        http_members.add_routes(app, self.memberships)
         http_graph.add_routes(app)
         http_control.add_routes(app)
         self._runner = web.AppRunner(app, access_log=None)
@@ -122,6 +129,16 @@ class SimulatedTenant:
     @property
     def graph_base_url(self) -> str:
         return f"{self.base_url}/v1.0"
+
+    @property
+    def signin_issuer(self) -> str:
+        """The ``iss`` of the ID tokens this tenant's sign-in issues (https, like Entra's)."""
+        host = self.base_url.removeprefix("http://")
+        return f"https://{host}/{self.tenant_id}/v2.0"
+
+    def register_redirect_uri(self, uri: str) -> None:
+        """Register a sign-in redirect URI (the step-up callback) on the app."""
+        self.signin.redirect_uris.add(uri)
 
     @property
     def tenant_id(self) -> str:
@@ -173,6 +190,27 @@ class SimulatedTenant:
         """Another administrator assigns ``role_id`` to ``principal_id`` (outside breakglass)."""
         with self.core.write() as directory:
             return pim.inject(directory, principal_id, role_id, minutes, self.clock.now())
+
+    def add_member(self, group_id: str, user_id: str) -> None:
+        """Make ``user_id`` a member of ``group_id`` (for target limits by group)."""
+        self.memberships.members.setdefault(group_id, set()).add(user_id)
+
+    def file_pim_request(self, principal_id: str, role_id: str, status: str) -> str:
+        """A PIM activation request someone filed (``PendingApproval``, ``Denied``,
+        ``Provisioned``...), as a template's prerequisite would name it; returns its id."""
+        request = {
+            "id": str(uuid.uuid4()),
+            "status": status,
+            "action": "selfActivate",
+            "principalId": principal_id,
+            "roleDefinitionId": role_id,
+            "directoryScopeId": "/",
+            "createdDateTime": iso(self.clock.now()),
+            "justification": "filed in PIM",
+        }
+        with self.core.write() as directory:
+            directory.requests.append(request)
+        return str(request["id"])
 
     def edit_policy(self, policy_id: str, change: Mapping[str, Any]) -> None:
         """Another administrator edits a CA policy (not rate limited, no validation)."""

@@ -1,0 +1,62 @@
+"""``StepUpJobs``: the ``JobCommands`` a chat adapter gets when step-up is configured.
+
+A bare Approve click on a plan that needs step-up is not sent to the engine (which would
+refuse it): the approver gets a sign-in URL instead, in a refused ``Outcome`` whose
+``result["sign_in_link"]`` an adapter may render as a link button and whose ``detail``
+carries the same short link for adapters that only show text. Everything else passes
+through unchanged.
+"""
+
+from __future__ import annotations
+
+from adapters.entra_signin.flow import StepUpFlow
+from engine.chat_ports import JobCommands
+from engine.errors import CommandRefused
+from engine.job import Job
+from engine.lifecycle import Approve, Command, Request
+from engine.outcome import Outcome
+from engine.stepup import STEP_UP_REQUIRED, required
+
+SIGN_IN_URL = "sign_in_url"  # Entra's authorization URL
+SIGN_IN_LINK = "sign_in_link"  # the same, as a short link on our listener (for chat text)
+
+
+class StepUpJobs:
+    def __init__(self, inner: JobCommands, flow: StepUpFlow) -> None:
+        self._inner = inner
+        self._flow = flow
+
+    async def command(self, job_id: str, command: Command, key: str | None = None) -> Outcome:
+        if isinstance(command, Approve) and command.step_up is None:
+            url = await self._sign_in_url(job_id, command)
+            if url is not None:
+                link = self._flow.short_link(url)
+                detail = f"sign in with MFA to approve (this link is yours alone): {link}"
+                result = {SIGN_IN_URL: url, SIGN_IN_LINK: link}
+                return Outcome(False, job_id, result, STEP_UP_REQUIRED, detail)
+        return await self._inner.command(job_id, command, key)
+
+    async def _sign_in_url(self, job_id: str, command: Approve) -> str | None:
+        job = await self._inner.peek(job_id)
+        plan = job.extension if job.extension is not None else job.plan
+        if plan.plan_hash != command.plan_hash or required(plan.payload) is None:
+            return None  # the engine answers (outdated plan, or no step-up needed)
+        try:
+            return await self._flow.begin(job_id, command.plan_hash, command.actor)
+        except CommandRefused:
+            return None
+
+    async def request(self, command: Request, key: str | None = None) -> Outcome:
+        return await self._inner.request(command, key)
+
+    async def load(self, job_id: str) -> Job:
+        return await self._inner.load(job_id)
+
+    async def peek(self, job_id: str) -> Job:
+        return await self._inner.peek(job_id)
+
+    async def open_jobs(self) -> list[Job]:
+        return await self._inner.open_jobs()
+
+    def check_request(self, command: Request) -> None:
+        self._inner.check_request(command)

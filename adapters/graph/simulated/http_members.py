@@ -1,0 +1,45 @@
+"""Group membership in the simulated tenant: ``POST /users/{id}/checkMemberGroups``.
+
+Members are set through the control surface (``SimulatedTenant.add_member``) and kept in
+memory only (not in the persisted directory): they serve target limits that admit members
+of a group. Like Graph, at most 20 group ids per call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from adapters.graph.simulated.errors import SimError
+from adapters.graph.simulated.http_common import GRAPH_PREFIX, core_of, entity, json_body
+
+MAX_GROUP_IDS = 20
+
+
+@dataclass
+class Memberships:
+    members: dict[str, set[str]] = field(default_factory=dict)  # group id -> user ids
+
+
+MEMBERSHIPS: web.AppKey[Memberships] = web.AppKey("breakglass_sim_members", Memberships)
+
+
+async def check_member_groups(request: web.Request) -> web.Response:
+    user = core_of(request).directory.user(request.match_info["id"])
+    if user is None:
+        raise SimError(404, "Request_ResourceNotFound", "The user does not exist.")
+    body = await json_body(request)
+    wanted = body.get("groupIds") if isinstance(body, dict) else None
+    if not isinstance(wanted, list) or not all(isinstance(g, str) for g in wanted):
+        raise SimError(400, "Request_BadRequest", "groupIds must be a list of ids.")
+    if len(wanted) > MAX_GROUP_IDS:
+        raise SimError(400, "Request_BadRequest", "At most 20 group ids may be checked.")
+    members = request.app[MEMBERSHIPS].members
+    found = [g for g in wanted if user["id"] in members.get(g, set())]
+    return entity(request, "Collection(Edm.String)", {"value": found})
+
+
+def add_routes(app: web.Application, memberships: Memberships) -> None:
+    app[MEMBERSHIPS] = memberships
+    app.router.add_post(f"{GRAPH_PREFIX}/users/{{id}}/checkMemberGroups", check_member_groups)

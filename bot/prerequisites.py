@@ -1,0 +1,64 @@
+"""Live reads the access rules need before the engine plans a request (issue 17).
+
+- Target limits by group (``principal_groups``): which of those groups the target principal
+  is a member of, read from the tenant and passed as the request's ``memberships``.
+- ``prerequisite = "pim_request"``: the id (the request's ``prerequisite["id"]``, else its
+  ticket field) is read from the tenant and judged by ``engine.prerequisites``; what was
+  checked rides on the command into the WPC.
+
+Anything that keeps a needed read from happening refuses the request (fail closed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from engine.access import PREREQ_PIM, TemplateAccess
+from engine.errors import AdapterError, CommandRefused
+from engine.lifecycle import Request, Rules
+from engine.lifecycle.gatekeeping import PREREQUISITE_MISSING
+from engine.prerequisites import PREREQUISITE_UNCHECKED, judge_pim_request
+from engine.targets import TENANT_UNAVAILABLE
+
+PIM_TEMPLATE_TARGETS = ("principal_id", "role_definition_id")
+
+
+async def preflight_access(command: Request, rules: Rules, tools: object) -> Request:
+    """``command`` with the memberships and the PIM request its template's rules need, or
+    CommandRefused; unchanged when the template needs neither."""
+    access = rules.access.templates.get(command.template) if rules.access else None
+    if access is None:
+        return command
+    command = await _with_memberships(command, access, tools)
+    if access.prerequisite == PREREQ_PIM:
+        command = await _with_pim_request(command, tools)
+    return command
+
+
+async def _with_memberships(command: Request, access: TemplateAccess, tools: object) -> Request:
+    groups = sorted(access.limits.principal_groups)
+    principal = command.targets.get("principal_id")
+    reader = getattr(tools, "check_member_groups", None)
+    if not groups or not principal or reader is None:
+        return command  # without a reader, only listed principals are admitted
+    try:
+        found = await reader(principal, groups)
+    except AdapterError as err:
+        raise CommandRefused(TENANT_UNAVAILABLE, "group memberships could not be read") from err
+    return replace(command, memberships=tuple(found))
+
+
+async def _with_pim_request(command: Request, tools: object) -> Request:
+    request_id = str((command.prerequisite or {}).get("id") or command.ticket).strip()
+    if not request_id:
+        raise CommandRefused(PREREQUISITE_MISSING, "this template needs a PIM request id")
+    reader = getattr(tools, "read_pim_request", None)
+    if reader is None:
+        raise CommandRefused(PREREQUISITE_UNCHECKED, "this tenant cannot check PIM requests")
+    principal, role = (command.targets.get(k, "") for k in PIM_TEMPLATE_TARGETS)
+    try:
+        doc = await reader(request_id)
+    except AdapterError as err:
+        raise CommandRefused(PREREQUISITE_UNCHECKED, "the tenant could not be asked") from err
+    checked = judge_pim_request(doc, request_id, principal, role)
+    return replace(command, prerequisite={"id": request_id, "verified": True, **checked})

@@ -1,0 +1,157 @@
+"""Per-template access rules: target limits, step-up at approval, prerequisites.
+
+Built once from configuration (``[templates.<name>]`` and ``[step_up]``, see
+``breakglass.example.toml``) and carried in ``Rules.access``. ``None`` there means no
+access rules are configured (every target may be asked for, no step-up, no prerequisite).
+With rules configured, a template that has no table is refused: nothing is allowed by
+omission.
+
+Pure: the parser reads a mapping (already loaded TOML) and raises ConfigError.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.errors import ConfigError
+from engine.limits import TargetLimits
+from engine.tools import TargetKind
+
+STEP_UP_REQUIRED = "required"
+STEP_UP_OFF = "off"
+PREREQ_NONE = "none"
+PREREQ_PIM = "pim_request"
+PREREQ_TICKET = "change_ticket"
+GLOBAL_ADMINISTRATOR = "62e90394-69f5-4237-9190-012177145e10"
+DEFAULT_HIGH_RISK_ROLES = frozenset(
+    {
+        GLOBAL_ADMINISTRATOR,
+        "e8611ab8-c189-46e8-94e1-60213ab1f814",  # Privileged Role Administrator
+        "7be44c8a-adaf-4e2a-84d6-ab2649e08a13",  # Privileged Authentication Administrator
+        "194ae4cb-b126-40b2-bd5b-6091b380977d",  # Security Administrator
+    }
+)
+_LIST_KEYS = {
+    "roles": TargetKind.ROLE,
+    "principals": TargetKind.PRINCIPAL,
+    "ca_policies": TargetKind.CA_POLICY,
+    "groups": TargetKind.GROUP,
+    "tenants": TargetKind.TENANT,
+}
+_TEMPLATE_KEYS = {*_LIST_KEYS, "principal_groups", "step_up", "prerequisite", "ticket_pattern"}
+
+
+@dataclass(frozen=True)
+class TemplateAccess:
+    """What one template may be asked for and what its approval needs."""
+
+    limits: TargetLimits = field(default_factory=TargetLimits)
+    step_up: str | None = None  # required | off | None: required for high-risk roles
+    prerequisite: str = PREREQ_NONE
+    ticket_pattern: str = ""  # for change_ticket: the whole id must match
+
+    def needs_step_up(self, role: str | None, high_risk: frozenset[str]) -> bool:
+        if self.step_up is not None:
+            return self.step_up == STEP_UP_REQUIRED
+        return role is not None and role in high_risk
+
+
+@dataclass(frozen=True)
+class StepUpRule:
+    """The fresh sign-in an approval needs where step-up applies."""
+
+    acr: str = "c1"  # the Entra authentication context the sign-in must satisfy
+    max_age_seconds: int = 300  # how old auth_time may be when the approval is recorded
+
+
+@dataclass(frozen=True)
+class AccessRules:
+    templates: Mapping[str, TemplateAccess] = field(default_factory=dict)
+    high_risk_roles: frozenset[str] = DEFAULT_HIGH_RISK_ROLES
+    step_up: StepUpRule = field(default_factory=StepUpRule)
+
+
+def access_from_config(
+    templates: Mapping[str, Any], step_up: Mapping[str, Any]
+) -> AccessRules | None:
+    """The access rules of ``[templates.*]`` and ``[step_up]``; None when neither is given."""
+    if not templates and not step_up:
+        return None
+    parsed = {str(name): _template(str(name), table) for name, table in templates.items()}
+    where = "step_up"
+    rule = StepUpRule(
+        acr=_text(step_up, where, "authentication_context", StepUpRule.acr),
+        max_age_seconds=_int(step_up, where, "max_age_seconds", StepUpRule.max_age_seconds),
+    )
+    if not re.fullmatch(r"c([1-9]|[1-9][0-9])", rule.acr):
+        raise ConfigError("step_up.authentication_context must be an id c1..c99")
+    high_risk = step_up.get("high_risk_roles")
+    risky = (
+        DEFAULT_HIGH_RISK_ROLES if high_risk is None else _ids(step_up, where, "high_risk_roles")
+    )
+    return AccessRules(parsed, frozenset(risky), rule)
+
+
+def _template(name: str, table: Any) -> TemplateAccess:
+    where = f"templates.{name}"
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"[{where}] must be a table")
+    unknown = set(table) - _TEMPLATE_KEYS
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+    allowed = {kind: frozenset(_ids(table, where, key)) for key, kind in _LIST_KEYS.items()}
+    limits = TargetLimits(
+        allowed={kind: ids for kind, ids in allowed.items() if ids or _given(table, kind)},
+        principal_groups=frozenset(_ids(table, where, "principal_groups")),
+    )
+    step_up = table.get("step_up")
+    if step_up not in (None, STEP_UP_REQUIRED, STEP_UP_OFF):
+        raise ConfigError(f'{where}.step_up must be "required" or "off"')
+    prerequisite = _text(table, where, "prerequisite", PREREQ_NONE)
+    if prerequisite not in (PREREQ_NONE, PREREQ_PIM, PREREQ_TICKET):
+        raise ConfigError(f"{where}.prerequisite must be none, pim_request or change_ticket")
+    pattern = _text(table, where, "ticket_pattern", "")
+    if prerequisite == PREREQ_TICKET:
+        _compile(where, pattern)
+    return TemplateAccess(limits, step_up, prerequisite, pattern)
+
+
+def _given(table: Mapping[str, Any], kind: TargetKind) -> bool:
+    return any(k in table for k, v in _LIST_KEYS.items() if v == kind)
+
+
+def _compile(where: str, pattern: str) -> re.Pattern[str]:
+    if not pattern:
+        raise ConfigError(f"{where}.ticket_pattern is required for prerequisite change_ticket")
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise ConfigError(f"{where}.ticket_pattern is not a regular expression: {exc}") from exc
+
+
+def _ids(table: Mapping[str, Any], where: str, key: str) -> list[str]:
+    value = table.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(f"{where}.{key} must be a list of ids")
+    return [v.lower() if _looks_like_guid(v) else v for v in value]
+
+
+def _looks_like_guid(value: str) -> bool:
+    return re.fullmatch(r"[0-9A-Fa-f]{8}(-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}", value) is not None
+
+
+def _text(table: Mapping[str, Any], where: str, key: str, default: str) -> str:
+    value = table.get(key, default)
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}.{key} must be a string")
+    return value
+
+
+def _int(table: Mapping[str, Any], where: str, key: str, default: int) -> int:
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not 30 <= value <= 3600:
+        raise ConfigError(f"{where}.{key} must be a whole number of seconds from 30 to 3600")
+    return value
