@@ -39,9 +39,10 @@ max_age_seconds = 300
 async def runtime(tmp_path: Path) -> AsyncIterator[tuple[aiohttp.ClientSession, str, Runtime]]:
     (tmp_path / "breakglass.toml").write_text(CONFIG)
     runtime = Runtime(replace(load_settings({"BREAKGLASS_HOME": str(tmp_path)}), port=0))
-    url = await runtime.start()
+    await runtime.start()
     async with aiohttp.ClientSession() as session:
-        yield session, url, runtime
+        # The console is on the internal (loopback) listener; the step-up callback on the public.
+        yield session, runtime.internal_url, runtime
     await runtime.stop()
 
 
