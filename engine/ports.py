@@ -241,6 +241,33 @@ class ExchangeStore(Protocol):
     async def purge_exchanges(self, before: datetime) -> int: ...
 
 
+class LeaseStore(Protocol):
+    """One replica at a time per job: a lease taken and kept by compare-and-set."""
+
+    async def acquire_lease(self, job_id: str, owner: str, until: datetime, now: datetime) -> bool:
+        """Take or renew the job's lease until ``until``: True when it is free, expired at
+        ``now`` or already ``owner``'s; False when another owner holds it."""
+        ...
+
+    async def release_lease(self, job_id: str, owner: str) -> bool: ...
+
+    async def lease_holders(self, now: datetime) -> dict[str, str]:
+        """Every lease alive at ``now``: job id → owner."""
+        ...
+
+
+class Housekeeping(Protocol):
+    """Cheap questions and clean-ups the service asks of the store."""
+
+    async def count_jobs(self) -> dict[str, int]:
+        """Jobs by state, counted in the database."""
+        ...
+
+    async def purge_keys(self, before: datetime) -> int:
+        """Forget idempotency keys created before ``before``; how many went."""
+        ...
+
+
 class Store(
     PolicyStore,
     JobStore,
@@ -252,6 +279,8 @@ class Store(
     Outbox,
     SnapshotStore,
     ExchangeStore,
+    LeaseStore,
+    Housekeeping,
     Protocol,
 ):
     """Durable state: every port above, as the SQL store implements them."""

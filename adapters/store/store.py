@@ -19,7 +19,7 @@ from typing import Concatenate, ParamSpec, Self, TypeVar
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from adapters.store import exchanges, jobs, migrate, outbox, records
+from adapters.store import exchanges, jobs, leases, migrate, outbox, records
 from adapters.store.connect import Connected, connect
 from engine.errors import StoreError
 from engine.ports import (
@@ -198,3 +198,19 @@ class SqlStore:
 
     async def purge_exchanges(self, before: datetime) -> int:
         return await self._run(exchanges.purge, before)
+
+    # leases (one replica per job's timer work) and housekeeping
+    async def acquire_lease(self, job_id: str, owner: str, until: datetime, now: datetime) -> bool:
+        return await self._run(leases.acquire, job_id, owner, until, now)
+
+    async def release_lease(self, job_id: str, owner: str) -> bool:
+        return await self._run(leases.release, job_id, owner)
+
+    async def lease_holders(self, now: datetime) -> dict[str, str]:
+        return await self._run(leases.holders, now)
+
+    async def count_jobs(self) -> dict[str, int]:
+        return await self._run(leases.count_jobs)
+
+    async def purge_keys(self, before: datetime) -> int:
+        return await self._run(leases.purge_keys, before)
