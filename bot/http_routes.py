@@ -72,15 +72,14 @@ class _Health:
 
     async def readyz(self, _request: web.Request) -> web.Response:
         try:
-            jobs = await self.store.list_jobs(OPEN)
+            counts = await self.store.count_jobs()
         except Exception as exc:  # readiness reports any failure, never raises
             return web.json_response({"ready": False, "error": type(exc).__name__}, status=503)
-        return web.json_response({"ready": True, "open_jobs": len(jobs)})
+        open_jobs = sum(n for state, n in counts.items() if state in OPEN)
+        return web.json_response({"ready": True, "open_jobs": open_jobs})
 
     async def metrics(self, _request: web.Request) -> web.Response:
-        counts: dict[str, int] = {}
-        for stored in await self.store.list_jobs():
-            counts[stored.state] = counts.get(stored.state, 0) + 1
+        counts = await self.store.count_jobs()  # one GROUP BY, no documents read
         for state in sorted(OPEN | RESOLVED):
             metrics.JOBS.labels(state).set(counts.get(state, 0))
         return web.Response(body=generate_latest(metrics.REGISTRY), content_type="text/plain")

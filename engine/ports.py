@@ -152,6 +152,10 @@ class JobStore(Protocol):
 
     async def list_jobs(self, states: Collection[str] | None = None) -> list[StoredJob]: ...
 
+    async def count_jobs(self) -> dict[str, int]:
+        """Jobs by state, counted in the database (one GROUP BY)."""
+        ...
+
 
 class ChainStore(Protocol):
     """What a job's transitions wrote beside the document: its chain, approvals, tokens."""
@@ -259,10 +263,6 @@ class LeaseStore(Protocol):
 class Housekeeping(Protocol):
     """Cheap questions and clean-ups the service asks of the store."""
 
-    async def count_jobs(self) -> dict[str, int]:
-        """Jobs by state, counted in the database."""
-        ...
-
     async def purge_keys(self, before: datetime) -> int:
         """Forget idempotency keys created before ``before``; how many went."""
         ...
@@ -294,6 +294,7 @@ class MarkedGrant:
     rollback_tool: str
     arguments: JsonDoc
     description: str
+    deployment: str | None = None  # the deployment that marked it (None: unmarked, older)
 
 
 class ToolPort(Protocol):
