@@ -83,6 +83,8 @@ class JobService:
         self.leases = Leases(store, clock, replica_id, lease_ttl)  # the jobs this replica runs
         self.deployment = deployment  # the sweep leaves grants other deployments marked
         self._locks: dict[str, asyncio.Lock] = {}
+        self._listener: asyncio.Task[None] | None = None
+        self.listening = asyncio.Event()  # set once other replicas' revocations are heard
         # Jobs as this process last wrote or read them: saves a read per command. A stale
         # entry (another replica wrote) only costs one lost compare-and-set and a reload.
         self._cache: dict[str, tuple[int, Job]] = {}
@@ -268,6 +270,7 @@ class JobService:
     async def resume(self) -> None:
         """After a (re)start: make every open job whole again, then tick once. Jobs another
         live replica runs are left to it (the tick takes them over if it dies)."""
+        self.listen()
         holders = await self.store.lease_holders(self.clock())
         for job in await self.open_jobs():
             for token in job.tokens:
@@ -285,8 +288,29 @@ class JobService:
         await self.store.purge_keys(self.clock() - KEY_WINDOW)
         return removed
 
+    def listen(self) -> None:
+        """Hear the revocations other replicas commit (PostgreSQL LISTEN), until close()."""
+        if self._listener is None:
+            watch = self.store.watch_revocations(self._heard_revocation, self.listening.set)
+            self._listener = asyncio.ensure_future(watch)
+
+    def _heard_revocation(self, job_id: str, jti: str) -> None:
+        """Another replica revoked ``jti``: refuse it here at once and stop the job's
+        in-flight agent calls (the store check would refuse the next call anyway). Only
+        for jobs this process knows: an ended job's jtis are not kept."""
+        if job_id not in self._cache or jti in self.revoked:
+            return
+        metrics.REVOCATION_NOTICES.inc()
+        self.revoked.add(jti)
+        if self.gateway is not None:
+            self.gateway.stop_calls(job_id)
+
     async def close(self) -> None:
         """Shutdown: cancel and await every background task (in-flight calls are receipted)."""
+        if self._listener is not None:
+            self._listener.cancel()
+            await asyncio.gather(self._listener, return_exceptions=True)
+            self._listener = None
         await self.tasks.cancel()
 
     # ------------------------------------------------------------------- bundles

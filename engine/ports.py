@@ -6,7 +6,7 @@ dataclasses of JSON-able values (``Mapping[str, Any]`` documents) and aware UTC 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -191,6 +191,13 @@ class RevocationStore(Protocol):
     async def is_revoked(self, jti: str) -> bool: ...
 
     async def revocation(self, jti: str) -> Revocation | None: ...
+
+    async def watch_revocations(
+        self, on_revoked: Callable[[str, str], None], on_ready: Callable[[], None] | None = None
+    ) -> None:
+        """Call ``on_revoked(job_id, jti)`` for each revocation any replica commits, until
+        cancelled (a hint for caches; returns at once where the store cannot announce)."""
+        ...
 
 
 class MessageRefs(Protocol):

@@ -19,7 +19,7 @@ from typing import Concatenate, ParamSpec, Self, TypeVar
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from adapters.store import exchanges, jobs, leases, migrate, outbox, records
+from adapters.store import exchanges, jobs, leases, migrate, notify, outbox, records
 from adapters.store.connect import Connected, connect
 from engine.errors import StoreError
 from engine.ports import (
@@ -160,6 +160,17 @@ class SqlStore:
 
     async def revocation(self, jti: str) -> Revocation | None:
         return await self._run(records.revocation, jti)
+
+    async def watch_revocations(
+        self, on_revoked: notify.OnRevoked, on_ready: Callable[[], None] | None = None
+    ) -> None:
+        """Hear every replica's revocations as they commit (PostgreSQL ``LISTEN``), until
+        cancelled. On SQLite it returns at once: the gateway's store check is the path."""
+        if self._engine.dialect.name != "postgresql":
+            if on_ready is not None:
+                on_ready()
+            return
+        await notify.listen(self._engine.url, on_revoked, on_ready)
 
     # chat message references and outbox
     async def put_message_ref(self, ref: MessageRef) -> None:
