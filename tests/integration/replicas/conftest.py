@@ -34,6 +34,7 @@ from engine.tools import ToolResult
 from tests.integration.graph.conftest import config_for
 from tests.integration.store.conftest import PG_BASE, pg_admin, pg_listening
 from tests.support.engine_sim import fixed_keys
+from tests.support.waiting import eventually
 
 IDS = seed_people()
 ROLE = SIMULATED_SEED["roles"][0]["id"]
@@ -96,13 +97,10 @@ class Counting:
 
     inner: ToolPort
     called: list[str] = field(default_factory=list)
-    answers: list[tuple[str, ToolResult]] = field(default_factory=list)
 
     async def call(self, tool_name: str, arguments: Any) -> ToolResult:
         self.called.append(tool_name)
-        result = await self.inner.call(tool_name, arguments)
-        self.answers.append((tool_name, result))
-        return result
+        return await self.inner.call(tool_name, arguments)
 
     async def find_marked_grants(self) -> Any:
         return await self.inner.find_marked_grants()
@@ -235,8 +233,4 @@ async def quiet(time: SharedTime, *replicas: Replica) -> None:
             t for r in replicas for t in r.service.tasks if not t.done() and t not in time.sleepers
         ]
 
-    async def until_quiet() -> None:
-        while busy():
-            await asyncio.sleep(0.001)
-
-    await asyncio.wait_for(until_quiet(), HANG_GUARD_SECONDS)
+    await eventually(lambda: not busy(), HANG_GUARD_SECONDS)

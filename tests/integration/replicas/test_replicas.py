@@ -23,14 +23,15 @@ from tests.integration.replicas.conftest import (
     LEASE_TTL,
     STEP,
     Replica,
-    Stalled,
     SharedTime,
+    Stalled,
     approve,
     open_replica,
     quiet,
     tick_all,
 )
 from tests.support.engine_sim import trust_for
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.postgres
 
@@ -50,9 +51,6 @@ def pim_grants(tenant: SimulatedTenant) -> list[Any]:
 
 
 async def assert_verified(replica: Replica, job: Job, state: str = CLOSED) -> None:
-    chain = await replica.store.chain(job.job_id)
-    events = [(r.event.get("event_type"), r.envelope and r.envelope["payload"].get("result_status"), r.envelope and r.envelope["payload"].get("tool_name"), r.envelope and str(r.envelope["payload"])[:1500]) for r in chain]
-    print("EVENTS", job.end_reason, replica.tools.answers)
     assert job.state == state
     assert job.rollback_verified is True
     bundle, _ = await replica.service.bundle(job)
@@ -105,7 +103,9 @@ async def test_a_kill_on_b_refuses_the_next_call_on_a(
         a.service.listening.clear()
         started = wall.perf_counter()
         assert (await b.service.command("job-r2", Kill(b.actor("bob")))).ok
-        heard = asyncio.ensure_future(_heard(a, jti))
+        heard = asyncio.ensure_future(
+            eventually(lambda: jti in a.service.revoked, HANG_GUARD_SECONDS)
+        )
         before = len(a.tools.called)
         outcome = await a.gateway.call("job-r2", token, catalog.READ_ROLE, read)
         assert (outcome.allowed, outcome.reason) == (False, "TOKEN_INVALID")
@@ -116,18 +116,16 @@ async def test_a_kill_on_b_refuses_the_next_call_on_a(
             if r["result_status"] == "error"
         ]
         assert refused, "the refusal is receipted in the job's chain"
-        await asyncio.wait_for(heard, HANG_GUARD_SECONDS)  # A's fast path heard the notice
+        await heard  # A's fast path heard the notice
         print(f"kill on B -> A's fast path: {(wall.perf_counter() - started) * 1000:.1f} ms")
     finally:
         await a.close()
         await b.close()
 
 
-async def _heard(replica: Replica, jti: str) -> None:
-    while jti not in replica.service.revoked:
-        await asyncio.sleep(0.001)
-
-
+# The dead replica's write is abandoned mid-transaction, as a killed process would leave it:
+# its connection may be collected unclosed when the test finally cancels it.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 async def test_a_dead_replicas_job_is_taken_over_when_its_lease_expires(
     pg_schema_url: str, tenant: SimulatedTenant, time: SharedTime
 ) -> None:
@@ -137,14 +135,15 @@ async def test_a_dead_replicas_job_is_taken_over_when_its_lease_expires(
         await approve(a, "job-r3")
         stalled = a.tools.inner
         assert isinstance(stalled, Stalled)
-        await asyncio.wait_for(_until(lambda: stalled.writes != []), HANG_GUARD_SECONDS)
+        await eventually(lambda: stalled.writes != [], HANG_GUARD_SECONDS)
         a.die()  # killed with its write in flight: nothing receipted, lease left to expire
         await tick_all(time, LEASE_TTL - STEP, b)
         assert b.tools.called == []  # A's lease is still alive: B leaves the job alone
         await tick_all(time, 2 * STEP, b)
         job = await b.job("job-r3")
         assert job.state == ACTIVE
-        assert job.write_done and job.verified_after_write
+        assert job.write_done
+        assert job.verified_after_write
         assert b.tools.called[:2] == [catalog.WRITE_ROLE, catalog.READ_ROLE]
         await tick_all(time, timedelta(minutes=31), b)
         await assert_verified(b, await b.job("job-r3"))
@@ -152,8 +151,3 @@ async def test_a_dead_replicas_job_is_taken_over_when_its_lease_expires(
     finally:
         await a.close()
         await b.close()
-
-
-async def _until(condition: Any) -> None:
-    while not condition():
-        await asyncio.sleep(0.001)
