@@ -13,12 +13,7 @@ from typing import Any
 import pytest
 
 from adapters.graph.simulated import SimulatedTenant
-from engine import catalog
-from engine.cst import TokenKind
-from engine.job import ACTIVE, CLOSED, KILLED, Job
-from engine.lifecycle import Kill
-from engine.verify import verify_bundle
-from tests.integration.replicas.conftest import (
+from bench.fleet import (
     HANG_GUARD_SECONDS,
     LEASE_TTL,
     STEP,
@@ -30,6 +25,11 @@ from tests.integration.replicas.conftest import (
     quiet,
     tick_all,
 )
+from engine import catalog
+from engine.cst import TokenKind
+from engine.job import ACTIVE, CLOSED, KILLED, Job
+from engine.lifecycle import Kill
+from engine.verify import verify_bundle
 from tests.support.engine_sim import trust_for
 from tests.support.waiting import eventually
 
