@@ -60,7 +60,9 @@ class SharedTime:
         return self.manual.now()
 
     async def sleep(self, seconds: float) -> None:
-        until = self.manual.now() + timedelta(seconds=seconds)
+        # Even a zero wait lets time pass (as it would in a real process): the waiter resumes
+        # at the next move of the clock, never in a loop that the clock cannot end.
+        until = self.manual.now() + timedelta(seconds=max(seconds, 0.001))
         task = asyncio.current_task()
         assert task is not None
         self.sleepers.add(task)
@@ -102,10 +104,14 @@ class Counting:
 
     inner: ToolPort
     called: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)  # job ids whose grant this call removed
 
     async def call(self, tool_name: str, arguments: Any) -> ToolResult:
         self.called.append(tool_name)
-        return await self.inner.call(tool_name, arguments)
+        result = await self.inner.call(tool_name, arguments)
+        if result.body.get("removed") is True and not result.body.get("already_gone"):
+            self.removed.append(str(arguments.get("job_id", "")))
+        return result
 
     async def find_marked_grants(self) -> Any:
         return await self.inner.find_marked_grants()
