@@ -33,7 +33,11 @@ from tests.integration.store.conftest import PG_BASE, pg_admin, pg_listening
 from tests.support.engine_sim import trust_for
 
 PRINCIPALS = ("alice", "dave", "erin")
-ROLES = tuple(r["id"] for r in SIMULATED_SEED["roles"])
+# The tenant never lets the last holder of Privileged Role Administrator go: a job granting
+# it as the only holder ends in an (honest) escalation, so the mix leaves it out.
+ROLES = tuple(
+    r["id"] for r in SIMULATED_SEED["roles"] if r["displayName"] != "Privileged Role Administrator"
+)
 # One job per role at a time: a role's rollback is verified against its holders as the job
 # found them, so two jobs changing one role's holders at once would fail each other's check.
 WAVE = len(ROLES)
@@ -149,7 +153,7 @@ async def _wave(
 ) -> None:
     for job_id in ids:
         await _start_job(fleet, summary, job_id, int(job_id.rsplit("-", 1)[1]))
-        if chaos and rng.random() < 0.1:
+        if chaos and rng.random() < 0.3:
             fleet.sim.add_fault(Fault("unavailable", method="GET", times=1))
             summary.faults += 1
     await quiet(fleet.time, *fleet.live)
@@ -182,7 +186,9 @@ async def _check(fleet: Fleet, summary: Summary, ids: list[str]) -> None:
                 for r in chain
                 if r.envelope
             ]
-            summary.problems.append(f"{job_id} {job.state} {job.end_reason} {report.reasons[:3]} {steps}")
+            summary.problems.append(
+                f"{job_id} {job.state} {job.end_reason} {report.reasons[:3]} {steps}"
+            )
     summary.privileged_left = len([a for a in fleet.sim.active_grants() if a.origin == "pim"])
     removed = [j for r in fleet.live + fleet.dead for j in r.tools.removed]
     summary.duplicate_removals = len(removed) - len(set(removed))
@@ -193,7 +199,9 @@ async def run(url: str, mode: str, jobs: int, replicas: int, seed: int = 1) -> S
     summary = Summary(mode, jobs, replicas)
     rng = random.Random(seed)
     escalations = _Escalations()
-    logging.getLogger("breakglass").addHandler(escalations)
+    service_log = logging.getLogger("breakglass")
+    service_log.addHandler(escalations)
+    service_log.setLevel(logging.ERROR)  # the handler must see ERROR whatever the root says
     started = wall.perf_counter()
     time = SharedTime()
     async with SimulatedTenant(clock=time.manual, ca_interval=0.02, strict=True) as sim:
