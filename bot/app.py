@@ -7,7 +7,6 @@ timers and closes connections, leaving every open job resumable by the next star
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from pathlib import Path
 from typing import Any
@@ -99,9 +98,7 @@ class Runtime:
             await self._runner.cleanup()
         parts = self._parts
         if parts is not None:
-            for task in list(parts.service.tasks):
-                task.cancel()
-            await asyncio.gather(*parts.service.tasks, return_exceptions=True)
+            await parts.service.close()  # tasks, revocation listener, leases handed back
         for chat in self.chats:
             await chat.close()
         if parts is not None:

@@ -13,6 +13,7 @@ import socket
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from engine.errors import StoreError
 from engine.ports import LeaseStore
 
 log = logging.getLogger("breakglass.leases")
@@ -73,6 +74,15 @@ class Leases:
     async def release(self, job_id: str) -> None:
         if self._held.pop(job_id, None) is not None:
             await self.store.release_lease(job_id, self.owner)
+
+    async def release_all(self) -> None:
+        """On a clean stop: hand every lease back (a store already gone only delays the
+        takeover until the leases expire)."""
+        try:
+            for job_id in list(self._held):
+                await self.release(job_id)
+        except StoreError as exc:
+            log.warning("leases not handed back at stop: %s", exc)
 
     def forget(self) -> None:
         """A replica stopping without cleanup (tests' "dead replica"): drop what we knew."""

@@ -312,6 +312,7 @@ class JobService:
             await asyncio.gather(self._listener, return_exceptions=True)
             self._listener = None
         await self.tasks.cancel()
+        await self.leases.release_all()  # a drained replica's jobs move at the next tick
 
     # ------------------------------------------------------------------- bundles
 
