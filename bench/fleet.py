@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from adapters.graph import GraphConfig, GraphTools, RetryPolicy
+from adapters.graph import GraphConfig, GraphTools
 from adapters.graph.simulated import ManualClock, SimulatedTenant
 from adapters.store import SqlStore
 from bot.app import SIMULATED_SEED, default_directory, seed_people
@@ -26,20 +26,8 @@ from engine.job import Job
 from engine.lifecycle import Approve, Request, Rules
 from engine.ports import ToolPort
 from engine.tools import ToolResult
+from tests.integration.graph.conftest import FAST  # small retry bounds: milliseconds
 from tests.support.engine_sim import fixed_keys
-
-# Small bounds so retries and pacing cost milliseconds, never seconds.
-FAST = RetryPolicy(
-    max_attempts=5,
-    base_delay=0.01,
-    max_delay=0.05,
-    total_budget=3.0,
-    request_timeout=5.0,
-    ca_interval=0.04,
-    readback_attempts=6,
-    readback_interval=0.01,
-    write_attempts=3,
-)
 
 IDS = seed_people()
 ROLE = SIMULATED_SEED["roles"][0]["id"]

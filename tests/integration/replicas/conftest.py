@@ -10,6 +10,7 @@ import pytest
 
 from adapters.graph.simulated import SimulatedTenant
 from bench.fleet import SharedTime
+from tests.integration.service.conftest import env  # noqa: F401 (single-replica tests)
 from tests.integration.store.conftest import PG_BASE, pg_admin, pg_listening
 
 

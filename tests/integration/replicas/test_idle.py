@@ -3,24 +3,12 @@ the process, old idempotency keys are purged, and /metrics counts in the databas
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-
-import pytest
 
 from engine.job import CLOSED
 from engine.lifecycle import Approve
-from tests.integration.service.conftest import Env, build_env
+from tests.integration.service.conftest import Env
 from tests.support.engine_sim import console_request
-
-
-@pytest.fixture
-async def env(tmp_path: Path) -> AsyncIterator[Env]:
-    environment = await build_env(tmp_path)
-    yield environment
-    await environment.settle()
-    await environment.store.close()
 
 
 async def active(env: Env, job_id: str) -> None:
