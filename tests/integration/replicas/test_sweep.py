@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from adapters.graph.arguments import job_marker, marked_deployment, marked_job
 from adapters.store import SqlStore, sqlite_url
 from bot.leases import Leases
 from bot.sweep import sweep
@@ -64,3 +65,10 @@ async def test_a_grant_whose_lease_another_replica_holds_is_left_to_it(store: Sq
     assert removed == ["principal holds role"]
     assert GRANT not in tenant.roles
     assert await store.lease_holders(clock()) == {}  # handed back after the removal
+
+
+def test_markers_name_the_deployment_and_older_ones_none() -> None:
+    marked = job_marker("job-1", "deployment-a")
+    assert (marked_job(marked), marked_deployment(marked)) == ("job-1", "deployment-a")
+    older = job_marker("job-1")
+    assert (marked_job(older), marked_deployment(older)) == ("job-1", None)
