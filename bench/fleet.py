@@ -138,10 +138,15 @@ class Replica:
 
 
 async def open_replica(
-    name: str, url: str, sim: SimulatedTenant, time: SharedTime, stalled: bool = False
+    name: str,
+    url: str,
+    sim: SimulatedTenant,
+    time: SharedTime,
+    stalled: bool = False,
+    deployment: str = "",
 ) -> Replica:
     store = await SqlStore.open(url)
-    graph = GraphTools(graph_config(sim), snapshots=store, clock=time.now)
+    graph = GraphTools(graph_config(sim, deployment), snapshots=store, clock=time.now)
     tools = Counting(Stalled(graph) if stalled else graph)
     service = JobService(
         store=store,
@@ -153,6 +158,7 @@ async def open_replica(
         sleep=time.sleep,
         replica_id=f"replica-{name}",
         lease_ttl=LEASE_TTL,
+        deployment=deployment or None,
     )
     gateway = ToolGateway(service)
     service.executor = RunbookExecutor(gateway)
@@ -217,7 +223,7 @@ async def quiet(time: SharedTime, *replicas: Replica) -> None:
         await asyncio.sleep(0.001)
 
 
-def graph_config(sim: SimulatedTenant) -> GraphConfig:
+def graph_config(sim: SimulatedTenant, deployment: str = "") -> GraphConfig:
     return GraphConfig(
         tenant_id=sim.tenant_id,
         client_id=sim.client_id,
@@ -225,4 +231,5 @@ def graph_config(sim: SimulatedTenant) -> GraphConfig:
         authority_base_url=sim.authority_base_url,
         graph_base_url=sim.graph_base_url,
         retry=FAST,
+        deployment=deployment,
     )

@@ -8,11 +8,13 @@ import asyncio
 import logging
 import time as wall
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from adapters.graph.simulated import SimulatedTenant
+from adapters.store import sqlite_url
 from bench.fleet import (
     HANG_GUARD_SECONDS,
     LEASE_TTL,
@@ -151,3 +153,23 @@ async def test_a_dead_replicas_job_is_taken_over_when_its_lease_expires(
     finally:
         await a.close()
         await b.close()
+
+
+async def test_grants_carry_the_deployment_and_another_deployments_sweep_skips_them(
+    pg_schema_url: str, tenant: SimulatedTenant, time: SharedTime, tmp_path: Path
+) -> None:
+    a = await open_replica("a", pg_schema_url, tenant, time, deployment="dep-a")
+    # Another deployment on the same tenant, with a database of its own: to it, job-r4 is
+    # unknown, which alone would make the grant an orphan to remove.
+    other = await open_replica("x", sqlite_url(tmp_path), tenant, time, deployment="dep-b")
+    try:
+        await approve(a, "job-r4")
+        await quiet(time, a)
+        found = await a.graph.find_marked_grants()
+        assert [(g.job_id, g.deployment) for g in found] == [("job-r4", "dep-a")]
+        assert await other.service.sweep() == []
+        assert len(pim_grants(tenant)) == 1
+        assert other.tools.called == []
+    finally:
+        await a.close()
+        await other.close()
