@@ -200,8 +200,10 @@ async def run(url: str, mode: str, jobs: int, replicas: int, seed: int = 1) -> S
     rng = random.Random(seed)
     escalations = _Escalations()
     service_log = logging.getLogger("breakglass")
+    level = service_log.level
     service_log.addHandler(escalations)
-    service_log.setLevel(logging.ERROR)  # the handler must see ERROR whatever the root says
+    if service_log.getEffectiveLevel() > logging.ERROR:
+        service_log.setLevel(logging.ERROR)  # the handler must see ERROR whatever the root says
     started = wall.perf_counter()
     time = SharedTime()
     async with SimulatedTenant(clock=time.manual, ca_interval=0.02, strict=True) as sim:
@@ -215,7 +217,8 @@ async def run(url: str, mode: str, jobs: int, replicas: int, seed: int = 1) -> S
             await _check(fleet, summary, ids)
         finally:
             await fleet.close()
-            logging.getLogger("breakglass").removeHandler(escalations)
+            service_log.removeHandler(escalations)
+            service_log.setLevel(level)
     summary.escalations = escalations.count
     summary.seconds = wall.perf_counter() - started
     return summary
