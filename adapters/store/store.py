@@ -75,8 +75,11 @@ class SqlStore:
             return
         self._closed = True
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, self._engine.dispose)
-        self._executor.shutdown(wait=False)
+        # Transactions of cancelled callers still run on the executor: let them end and
+        # check their connections in first, so that dispose closes every connection (one
+        # checked in after it would only be closed by the garbage collector).
+        await loop.run_in_executor(None, self._executor.shutdown)
+        await loop.run_in_executor(None, self._engine.dispose)
 
     async def __aenter__(self) -> Self:
         return self
