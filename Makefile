@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: dev lint test demo bench corpus clean openclaw
+.PHONY: dev lint test demo bench corpus clean openclaw load chaos
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,15 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
+
+# Several replicas over PostgreSQL (127.0.0.1:5432, db test, a schema of their own) and one
+# simulated tenant, on loopback: one summary line, non-zero exit on any lost job, duplicate
+# removal or privilege left behind. ARGS="--jobs 200 --replicas 3" for a bigger run.
+load: $(STAMP)
+	$(BIN)/python -m bench.load load $(ARGS)
+
+chaos: $(STAMP)
+	$(BIN)/python -m bench.load chaos $(ARGS)
 
 corpus: $(STAMP)  ## regenerate the tamper corpus (CI checks it does not drift)
 	$(BIN)/python -m tests.corpus.generate

@@ -144,7 +144,7 @@ class Runtime:
         self._runners.clear()
         parts = self._parts
         if parts is not None:
-            await parts.service.tasks.cancel()
+            await parts.service.close()  # tasks, revocation listener, leases handed back
         for chat in self.chats:
             await chat.close()
         if parts is not None:

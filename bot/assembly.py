@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -132,6 +132,8 @@ async def assemble(settings: Settings, clock: Clock) -> Assembly:
         clock=clock,
         directory=directory,
         bundle_dir=settings.home / "bundles",
+        replica_id=settings.replica_id or None,
+        deployment=settings.deployment or None,
     )
     chat = service.chat  # the same pacing, plus one log line per lifecycle event
     service.chat = LoggingPacedChat(
@@ -203,7 +205,8 @@ async def _tools(
 ) -> GraphTools:
     tenant = settings.tenant
     if settings.graph is not None:  # built and checked with the settings
-        return GraphTools(settings.graph, snapshots=store, clock=clock)
+        config = replace(settings.graph, deployment=settings.deployment)
+        return GraphTools(config, snapshots=store, clock=clock)
     if simulator is None:
         base, secret = tenant.simulated_url.rstrip("/"), tenant.simulated_secret
     else:
@@ -214,6 +217,7 @@ async def _tools(
         client_secret=secret,
         authority_base_url=base,
         graph_base_url=f"{base}/v1.0",
+        deployment=settings.deployment,
     )
     return GraphTools(config, snapshots=store, clock=clock)
 

@@ -87,6 +87,8 @@ class Settings:
     sweep_seconds: float = 60.0
     console: bool = True
     log_level: str = "info"
+    replica_id: str = ""  # "" = replica-<hostname>
+    deployment: str = ""
     graph: GraphConfig | None = None  # the real tenant's config (tenant.mode = "graph")
     slack: SlackConfig | None = None
     teams: TeamsConfig | None = None
@@ -231,6 +233,8 @@ def _settings(model: SettingsModel, parts: Parts, access: AccessRules | None) ->
         tick_seconds=service.tick_seconds,
         sweep_seconds=service.sweep_seconds,
         log_level=service.log_level,
+        replica_id=service.replica_id,
+        deployment=service.deployment,
         graph=parts.graph,
         slack=parts.slack,
         teams=parts.teams,

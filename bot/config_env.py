@@ -23,6 +23,8 @@ TEXT, SECRET, LIST, PAIRS = "text", "secret", "list", "pairs"
 VARIABLES: dict[str, tuple[Path_, str]] = {
     "BREAKGLASS_HOME": (("home",), TEXT),
     "BREAKGLASS_LOG_LEVEL": (("service", "log_level"), TEXT),
+    "BREAKGLASS_REPLICA_ID": (("service", "replica_id"), TEXT),
+    "BREAKGLASS_DEPLOYMENT": (("service", "deployment"), TEXT),
     "BREAKGLASS_DATABASE_URL": (("database", "url"), SECRET),
     "BREAKGLASS_TENANT_ID": (("tenant", "tenant_id"), TEXT),
     "BREAKGLASS_GRAPH_CLIENT_SECRET": (("tenant", "client_secret"), SECRET),

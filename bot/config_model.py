@@ -32,6 +32,13 @@ class ServiceSection(Section):
     tick_seconds: float = Field(default=2.0, ge=0.05, le=60)
     sweep_seconds: float = Field(default=60.0, ge=0.05, le=3600)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # Several replicas over one database (docs/operations.md): each needs its own replica_id
+    # (default: replica-<hostname>); deployment marks our grants so another deployment's sweep
+    # on the same tenant leaves them alone.
+    replica_id: str = Field(default="", max_length=128)
+    deployment: str = Field(
+        default="", max_length=64, pattern=r"^[A-Za-z0-9._-]*$"
+    )  # Rust regex: $ is the very end
 
 
 class DatabaseSection(Section):

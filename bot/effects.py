@@ -4,6 +4,7 @@ should be told, returned as chat events for after the job's lock is released."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
@@ -62,7 +63,8 @@ class Effects:
         if kind == lifecycle.PUBLISH_POLICY and job.policy_envelope is not None:
             await service.store.put_policy(job.plan.plan_hash, job.policy_envelope)
         elif kind == lifecycle.START_EXECUTOR and executor is not None:
-            await executor.start(doc, service.token_for(job, TokenKind.AGENT))
+            if await service.leases.take(job.job_id):  # else the lease holder's tick starts it
+                await executor.start(doc, service.token_for(job, TokenKind.AGENT))
         elif kind == lifecycle.REFRESH_EXECUTOR and executor is not None:
             await executor.refresh(doc, service.token_for(job, TokenKind.AGENT))
         elif kind == lifecycle.HALT_EXECUTOR and executor is not None:
@@ -83,11 +85,17 @@ class Effects:
 
     async def write_bundle(self, job: Job) -> dict[str, Any]:
         bundle, pulse = await self.bundle(job)
-        if self.bundle_dir is not None:
-            self.bundle_dir.mkdir(parents=True, exist_ok=True)
-            (self.bundle_dir / f"{job.job_id}.bundle.json").write_bytes(jcs(bundle))
-            (self.bundle_dir / f"{job.job_id}.trust_pulse.json").write_bytes(jcs(pulse))
+        if self.bundle_dir is not None:  # disk writes off the event loop
+            await asyncio.to_thread(_write_files, self.bundle_dir, job.job_id, bundle, pulse)
         return bundle
+
+
+def _write_files(
+    directory: Path, job_id: str, bundle: Mapping[str, Any], pulse: Mapping[str, Any]
+) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / f"{job_id}.bundle.json").write_bytes(jcs(bundle))
+    (directory / f"{job_id}.trust_pulse.json").write_bytes(jcs(pulse))
 
 
 def _count(before: Job | None, t: Transition) -> None:

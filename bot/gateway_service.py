@@ -189,10 +189,14 @@ class ToolGateway:
                 outcome.reason,
             )
 
-    async def settle(self, job_id: str) -> None:
-        """Cancel the job's in-flight agent calls and wait until each is receipted."""
+    def stop_calls(self, job_id: str) -> None:
+        """Cancel the job's in-flight agent tool runs (each is still receipted)."""
         for tool in list(self._tools.get(job_id, ())):
             tool.cancel()
+
+    async def settle(self, job_id: str) -> None:
+        """Cancel the job's in-flight agent calls and wait until each is receipted."""
+        self.stop_calls(job_id)
         calls = list(self._calls.get(job_id, ()))
         if calls:
             await asyncio.gather(*calls, return_exceptions=True)

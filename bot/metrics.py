@@ -33,3 +33,11 @@ GATEWAY_SECONDS = Histogram(
     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30),
     registry=REGISTRY,
 )
+LEASES_HELD = Gauge(
+    "breakglass_leases_held", "Jobs this replica runs (holds the lease of)", registry=REGISTRY
+)
+REVOCATION_NOTICES = Counter(
+    "breakglass_revocation_notices_total",
+    "Revocations heard from other replicas (PostgreSQL LISTEN/NOTIFY)",
+    registry=REGISTRY,
+)

@@ -19,7 +19,7 @@ from aiohttp import web
 
 from engine.errors import StoreError
 from engine.job import OPEN
-from engine.ports import JsonDoc, StoredJob
+from engine.ports import JsonDoc
 
 log = logging.getLogger("breakglass.app")
 STORE_UNAVAILABLE = "STORE_UNAVAILABLE"
@@ -32,7 +32,7 @@ def unavailable() -> web.Response:
 
 
 class ProbedStore(Protocol):
-    async def list_jobs(self, states: Any = None) -> list[StoredJob]: ...
+    async def count_jobs(self) -> dict[str, int]: ...
 
     async def claim_key(self, key: str, result: JsonDoc, at: datetime) -> bool: ...
 
@@ -55,7 +55,7 @@ class Readiness:
 
     async def check(self) -> dict[str, Any]:
         try:
-            jobs = await self.store.list_jobs(OPEN)
+            counts = await self.store.count_jobs()  # one GROUP BY, no documents read
         except Exception:  # readiness reports any failure, never raises
             return {"ready": False, "error": STORE_UNAVAILABLE}
         if self.failed_since is not None and not await self._probe_write():
@@ -64,7 +64,8 @@ class Readiness:
                 "error": STORE_UNAVAILABLE,
                 "since": self.failed_since.isoformat(),
             }
-        return {"ready": True, "open_jobs": len(jobs)}
+        open_jobs = sum(n for state, n in counts.items() if state in OPEN)
+        return {"ready": True, "open_jobs": open_jobs}
 
     async def _probe_write(self) -> bool:
         try:

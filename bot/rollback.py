@@ -35,6 +35,10 @@ MAX_ATTEMPTS_PER_STEP = 64  # a backstop for a clock that never moves
 REMOVAL_NOT_YET_ALLOWED = "REMOVAL_NOT_YET_ALLOWED"
 
 
+class LeaseLost(Exception):
+    """Another replica runs this job now: this runner stops before its next call."""
+
+
 class RollbackRunner:
     """At most one rollback task per job, tracked with the service's other tasks."""
 
@@ -60,7 +64,11 @@ class RollbackRunner:
 
     async def _guarded(self, job_id: str) -> None:
         try:
+            if not await self.service.leases.keep(job_id):
+                return  # another live replica runs this rollback
             await run_rollback(self.service, job_id)
+        except LeaseLost:
+            log.warning("rollback of %s left to the replica now holding its lease", job_id)
         except Exception:  # the store or the process failed us: the next tick retries
             log.exception(
                 "rollback runner for %s crashed; the next tick retries",
@@ -211,6 +219,8 @@ class _Run:
     async def call(self, step: Mapping[str, Any]) -> GatewayOutcome:
         gateway = self.service.gateway
         assert gateway is not None
+        if not await self.service.leases.keep(self.job.job_id):
+            raise LeaseLost(self.job.job_id)  # never two replicas calling for one job
         token = await self.token()
         return await gateway.call(self.job.job_id, token, step["tool"], step["arguments"])
 

@@ -22,6 +22,7 @@ from bot import metrics
 from bot.clock import sleep_for
 from bot.effects import Effects
 from bot.job_update import job_update
+from bot.leases import LEASE_TTL, Leases
 from bot.notifier import RECEIPTS_EVERY, Notifier, PacedChat
 from bot.prerequisites import preflight_access
 from bot.rollback import RollbackRunner
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("breakglass.service")
 MAX_CAS_ATTEMPTS = 20
+KEY_WINDOW = timedelta(days=7)  # how long a re-delivered command is answered from its key
 
 
 class JobService:
@@ -58,6 +60,9 @@ class JobService:
         bundle_dir: Path | None = None,
         receipts_every: timedelta = RECEIPTS_EVERY,
         resolver: TargetResolver | None = None,
+        replica_id: str | None = None,
+        lease_ttl: timedelta = LEASE_TTL,
+        deployment: str | None = None,
     ) -> None:
         self.store = store
         self.keys = keys
@@ -76,7 +81,11 @@ class JobService:
         self.chat = PacedChat(self.notifier, clock, self.sleep, self.tasks, receipts_every)
         self.effects = Effects(self, bundle_dir)
         self.rollbacks = RollbackRunner(self)
+        self.leases = Leases(store, clock, replica_id, lease_ttl)  # the jobs this replica runs
+        self.deployment = deployment  # the sweep leaves grants other deployments marked
         self._locks: dict[str, asyncio.Lock] = {}
+        self._listener: asyncio.Task[None] | None = None
+        self.listening = asyncio.Event()  # set once other replicas' revocations are heard
         # Jobs as this process last wrote or read them: saves a read per command. A stale
         # entry (another replica wrote) only costs one lost compare-and-set and a reload.
         self._cache: dict[str, tuple[int, Job]] = {}
@@ -145,10 +154,25 @@ class JobService:
                     self._cache.pop(job_id, None)
                     if key and (cached := await self.store.idempotent_result(key)):
                         return _replayed(cached)
+        await self._forget_if_resolved(job_id)
         # Chat is slow and may be down: people are told after the job lock is released,
         # so a hanging platform never delays the job's next command (a Kill above all).
         await self.chat.publish(job_id, events)
         return outcome
+
+    async def _forget_if_resolved(self, job_id: str) -> None:
+        """A job that has ended needs nothing of this process any more: drop its cached
+        document, its lock, its revoked jtis (the store keeps them) and its lease."""
+        cached = self._cache.get(job_id)
+        if cached is None or cached[1].state in OPEN:
+            return
+        job = cached[1]
+        del self._cache[job_id]
+        lock = self._locks.get(job_id)
+        if lock is not None and not lock.locked():
+            del self._locks[job_id]
+        self.revoked.difference_update(tok.jti for tok in job.tokens)
+        await self.leases.release(job_id)
 
     async def _current(self, job_id: str) -> tuple[int, Job]:
         cached = self._cache.get(job_id)
@@ -206,34 +230,91 @@ class JobService:
     # -------------------------------------------------------------------- timers
 
     async def tick(self) -> None:
-        """Advance every open job's clock: expiry, window end, notices, stalled rollbacks."""
-        for job in await self.open_jobs():
-            if job.state == ROLLING_BACK and self.rollbacks.running(job.job_id):
-                continue
-            await self.command(job.job_id, lifecycle.Tick())
+        """Advance the clock of every open job this replica runs, or that no live replica
+        runs any more (its lease expired: taken over). Writes only what is due."""
+        await self.leases.keep_all()
+        metrics.LEASES_HELD.set(len(self.leases))
+        jobs = await self.open_jobs()
+        holders = await self.store.lease_holders(self.clock()) if jobs else {}
+        for job in jobs:
+            if holders.get(job.job_id, self.leases.owner) == self.leases.owner:
+                await self._tick_job(job)
+
+    async def _tick_job(self, job: Job) -> None:
+        job_id = job.job_id
+        if job.state == ROLLING_BACK:
+            self.rollbacks.spawn(job_id)  # the runner takes the lease, or leaves it be
+            return
+        if job.state == ACTIVE and job_id not in self.leases:
+            if not await self.leases.take(job_id):
+                return
+            await self._run_active(job)  # a dead replica's job (or one started elsewhere)
+        if self._due(job) and await self.leases.keep(job_id):
+            await self.command(job_id, lifecycle.Tick())
+
+    def _due(self, job: Job) -> bool:
+        """Would a tick change the job now? (The pure transition says; nothing is written.)"""
+        try:
+            transition = lifecycle.apply(job, lifecycle.Tick(), self._ctx())
+        except CommandRefused:
+            return False
+        return not transition.result.get("idle")
+
+    async def _run_active(self, job: Job) -> None:
+        """Make an active job whole on this replica: its policy published, its executor
+        running until the window ends (the executor finds what is already done)."""
+        if job.policy_envelope is not None:
+            await self.store.put_policy(job.plan.plan_hash, job.policy_envelope)
+        end = job.window_end_at()
+        if end is not None and self.clock() < end and self.executor is not None:
+            await self.executor.start(job.to_json(), self.token_for(job, TokenKind.AGENT))
 
     async def resume(self) -> None:
-        """After a (re)start: make every open job whole again, then tick once."""
+        """After a (re)start: make every open job whole again, then tick once. Jobs another
+        live replica runs are left to it (the tick takes them over if it dies)."""
+        self.listen()
+        holders = await self.store.lease_holders(self.clock())
         for job in await self.open_jobs():
             for token in job.tokens:
                 if token.revoked_at is not None:
                     self.revoked.add(token.jti)
-            if job.state == ACTIVE and job.policy_envelope is not None:
-                await self.store.put_policy(job.plan.plan_hash, job.policy_envelope)
-                end = job.window_end_at()
-                if end is not None and self.clock() < end and self.executor is not None:
-                    await self.executor.start(job.to_json(), self.token_for(job, TokenKind.AGENT))
-            if job.state == ROLLING_BACK:
-                self.rollbacks.spawn(job.job_id)
+            if holders.get(job.job_id, self.leases.owner) != self.leases.owner:
+                continue
+            if job.state == ACTIVE and await self.leases.take(job.job_id):
+                await self._run_active(job)
         await self.tick()
 
     async def sweep(self) -> list[str]:
-        """Reconciliation (see :mod:`bot.sweep`); returns what was removed."""
-        return await sweep(self.store, self.tools)
+        """Reconciliation (see :mod:`bot.sweep`), then housekeeping; returns what was removed."""
+        removed = await sweep(self.store, self.tools, self.leases, self.deployment)
+        await self.store.purge_keys(self.clock() - KEY_WINDOW)
+        return removed
+
+    def listen(self) -> None:
+        """Hear the revocations other replicas commit (PostgreSQL LISTEN), until close()."""
+        if self._listener is None:
+            watch = self.store.watch_revocations(self._heard_revocation, self.listening.set)
+            self._listener = asyncio.ensure_future(watch)
+
+    def _heard_revocation(self, job_id: str, jti: str) -> None:
+        """Another replica revoked ``jti``: refuse it here at once and stop the job's
+        in-flight agent calls (the store check would refuse the next call anyway). Only
+        for jobs this process knows: an ended job's jtis are not kept."""
+        if job_id not in self._cache or jti in self.revoked:
+            return
+        metrics.REVOCATION_NOTICES.inc()
+        self.revoked.add(jti)
+        if self.gateway is not None:
+            self.gateway.stop_calls(job_id)
 
     async def close(self) -> None:
         """Shutdown: cancel and await every background task (in-flight calls are receipted)."""
+        if self._listener is not None:
+            self._listener.cancel()
+            await asyncio.gather(self._listener, return_exceptions=True)
+            self._listener = None
         await self.tasks.cancel()
+        await self.leases.release_all()  # a drained replica's jobs move at the next tick
 
     # ------------------------------------------------------------------- bundles
 

@@ -6,7 +6,7 @@ dataclasses of JSON-able values (``Mapping[str, Any]`` documents) and aware UTC 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -152,6 +152,10 @@ class JobStore(Protocol):
 
     async def list_jobs(self, states: Collection[str] | None = None) -> list[StoredJob]: ...
 
+    async def count_jobs(self) -> dict[str, int]:
+        """Jobs by state, counted in the database (one GROUP BY)."""
+        ...
+
 
 class ChainStore(Protocol):
     """What a job's transitions wrote beside the document: its chain, approvals, tokens."""
@@ -187,6 +191,13 @@ class RevocationStore(Protocol):
     async def is_revoked(self, jti: str) -> bool: ...
 
     async def revocation(self, jti: str) -> Revocation | None: ...
+
+    async def watch_revocations(
+        self, on_revoked: Callable[[str, str], None], on_ready: Callable[[], None] | None = None
+    ) -> None:
+        """Call ``on_revoked(job_id, jti)`` for each revocation any replica commits, until
+        cancelled (a hint for caches; returns at once where the store cannot announce)."""
+        ...
 
 
 class MessageRefs(Protocol):
@@ -241,6 +252,29 @@ class ExchangeStore(Protocol):
     async def purge_exchanges(self, before: datetime) -> int: ...
 
 
+class LeaseStore(Protocol):
+    """One replica at a time per job: a lease taken and kept by compare-and-set."""
+
+    async def acquire_lease(self, job_id: str, owner: str, until: datetime, now: datetime) -> bool:
+        """Take or renew the job's lease until ``until``: True when it is free, expired at
+        ``now`` or already ``owner``'s; False when another owner holds it."""
+        ...
+
+    async def release_lease(self, job_id: str, owner: str) -> bool: ...
+
+    async def lease_holders(self, now: datetime) -> dict[str, str]:
+        """Every lease alive at ``now``: job id → owner."""
+        ...
+
+
+class Housekeeping(Protocol):
+    """Cheap questions and clean-ups the service asks of the store."""
+
+    async def purge_keys(self, before: datetime) -> int:
+        """Forget idempotency keys created before ``before``; how many went."""
+        ...
+
+
 class Store(
     PolicyStore,
     JobStore,
@@ -252,6 +286,8 @@ class Store(
     Outbox,
     SnapshotStore,
     ExchangeStore,
+    LeaseStore,
+    Housekeeping,
     Protocol,
 ):
     """Durable state: every port above, as the SQL store implements them."""
@@ -265,6 +301,7 @@ class MarkedGrant:
     rollback_tool: str
     arguments: JsonDoc
     description: str
+    deployment: str | None = None  # the deployment that marked it (None: unmarked, older)
 
 
 class ToolPort(Protocol):

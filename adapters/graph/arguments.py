@@ -18,12 +18,26 @@ from engine.tools import TargetKind
 
 _GUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 _JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
-_MARKER = re.compile(r"\[breakglass job=([A-Za-z0-9][A-Za-z0-9._:-]{0,127})\]")
+_MARKER = re.compile(
+    r"\[breakglass job=([A-Za-z0-9][A-Za-z0-9._:-]{0,127})"
+    r"(?: dep=([A-Za-z0-9][A-Za-z0-9._:-]{0,63}))?\]"
+)
 
 
-def job_marker(job_id: str) -> str:
-    """The tag written into Graph objects we create, so reconciliation can find them."""
-    return f"[breakglass job={job_id}]"
+def job_marker(job_id: str, deployment: str = "") -> str:
+    """The tag written into Graph objects we create, so reconciliation can find them (and
+    tell one deployment's grants from another's)."""
+    return (
+        f"[breakglass job={job_id} dep={deployment}]"
+        if deployment
+        else f"[breakglass job={job_id}]"
+    )
+
+
+def marked_deployment(text: object) -> str | None:
+    """The deployment named by the first marker in ``text``, if it names one."""
+    found = _MARKER.search(text) if isinstance(text, str) else None
+    return found.group(2) if found else None
 
 
 def marked_job(text: object) -> str | None:

@@ -70,6 +70,7 @@ class GraphConfig:
     graph_base_url: str = "https://graph.microsoft.com/v1.0"
     scope: str = GRAPH_SCOPE
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    deployment: str = ""  # written into our markers: the sweep leaves other deployments' grants
 
     def __post_init__(self) -> None:
         if not self.tenant_id or not self.client_id:

@@ -29,13 +29,20 @@ class ToolContext:
     snapshots: SnapshotStore
     now: Callable[[], datetime]
     sleep: Callable[[float], Awaitable[None]]
+    deployment: str = ""  # marks what we create (see arguments.job_marker)
 
     def marked_grant(
-        self, job_id: str, rollback_tool: str, targets: dict[str, str], description: str
+        self,
+        job_id: str,
+        rollback_tool: str,
+        targets: dict[str, str],
+        description: str,
+        deployment: str | None = None,
     ) -> MarkedGrant:
-        """A grant of job ``job_id`` that ``rollback_tool`` undoes with these target arguments."""
+        """A grant of job ``job_id`` that ``rollback_tool`` undoes with these target arguments
+        (``deployment``: the one its marker names, None when it names none)."""
         arguments = {"tenant_id": self.tenant_id, **targets, "job_id": job_id}
-        return MarkedGrant(job_id, rollback_tool, arguments, description)
+        return MarkedGrant(job_id, rollback_tool, arguments, description, deployment)
 
     @property
     def retry(self) -> RetryPolicy:

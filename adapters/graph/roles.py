@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from adapters.graph.arguments import job_marker, marked_job
+from adapters.graph.arguments import job_marker, marked_deployment, marked_job
 from adapters.graph.context import ToolContext
 from engine.catalog import REMOVE_ROLE
 from engine.errors import GraphError
@@ -42,8 +42,9 @@ def pair_filter(principal_id: str, role_id: str) -> dict[str, str]:
     return {"$filter": f"principalId eq '{principal_id}' and roleDefinitionId eq '{role_id}'"}
 
 
-def assign_body(args: Mapping[str, Any], now: datetime) -> Doc:
-    justification = f"{job_marker(args['job_id'])} {args['justification']}".strip()
+def assign_body(args: Mapping[str, Any], now: datetime, deployment: str = "") -> Doc:
+    marker = job_marker(args["job_id"], deployment)
+    justification = f"{marker} {args['justification']}".strip()
     return {
         "action": "adminAssign",
         "principalId": args["principal_id"],
@@ -110,7 +111,7 @@ async def save_holders_before(ctx: ToolContext, args: Mapping[str, Any]) -> list
 
 async def write_role_assignment(ctx: ToolContext, args: Mapping[str, Any]) -> ToolResult:
     before = await save_holders_before(ctx, args)
-    body = assign_body(args, ctx.now())
+    body = assign_body(args, ctx.now(), ctx.deployment)
 
     async def send() -> Doc:
         return dict((await ctx.client.post(REQUESTS, body)).body)
@@ -274,6 +275,7 @@ def _marked(ctx: ToolContext, request: Doc) -> MarkedGrant:
         REMOVE_ROLE,
         {"principal_id": principal, "role_definition_id": role},
         f"directory role {role} assigned to {principal} by breakglass job {job_id}",
+        marked_deployment(request.get("justification")),
     )
 
 

@@ -72,7 +72,9 @@ class GraphTools:
     ) -> None:
         self.config = config
         self.client = client or GraphClient(config, sleep=sleep)
-        self._ctx = ToolContext(self.client, config.tenant_id, snapshots, clock, sleep)
+        self._ctx = ToolContext(
+            self.client, config.tenant_id, snapshots, clock, sleep, config.deployment
+        )
 
     async def __aenter__(self) -> GraphTools:
         return self

@@ -10,7 +10,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.dml import Insert
 
 
-def _insert(conn: Connection, table: Table) -> postgresql.Insert | sqlite.Insert:
+def insert_for(conn: Connection, table: Table) -> postgresql.Insert | sqlite.Insert:
     if conn.dialect.name == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
@@ -21,13 +21,13 @@ def insert_new(conn: Connection, table: Table, row: Mapping[str, Any]) -> bool:
 
     RETURNING tells which happened: drivers need not report a rowcount for INSERT.
     """
-    stmt = _insert(conn, table).on_conflict_do_nothing()
+    stmt = insert_for(conn, table).on_conflict_do_nothing()
     return conn.execute(stmt.returning(*table.primary_key.columns), row).first() is not None
 
 
 def upsert(conn: Connection, table: Table, keys: Sequence[str], replace: Sequence[str]) -> Insert:
     """INSERT, or on a conflict of ``keys`` overwrite the ``replace`` columns."""
-    stmt = _insert(conn, table)
+    stmt = insert_for(conn, table)
     return stmt.on_conflict_do_update(
         index_elements=list(keys), set_={name: stmt.excluded[name] for name in replace}
     )

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, exists, select, update
 from sqlalchemy.exc import IntegrityError
 
-from adapters.store import codec
+from adapters.store import codec, notify
 from adapters.store.dialect import insert_new
 from adapters.store.models import APPROVALS, CHAIN, IDEMPOTENCY, JOBS, REVOCATIONS, TOKENS
 from engine.errors import ConcurrentUpdate, JobNotFound, StoreError
@@ -111,6 +111,7 @@ def _write_children(conn: Connection, up: JobUpdate, now: datetime) -> None:
     for rev in up.revocations:
         # Already revoked is success: revoking is the safe direction and may be repeated.
         insert_new(conn, REVOCATIONS, revocation_row(rev))
+        notify.announce(conn, rev.job_id, rev.jti)
     if up.idempotency_key is not None:
         result = codec.dump(up.idempotency_result if up.idempotency_result is not None else {})
         row = {"key": up.idempotency_key, "result": result, "created_at": now}

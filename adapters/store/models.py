@@ -133,6 +133,17 @@ class ExchangeRow(StoreModel, table=True):
     at: datetime = Field(sa_type=UtcDateTime(), index=True)
 
 
+class LeaseRow(StoreModel, table=True):
+    """Which replica runs a job's timer work, rollback and sweep, until ``expires_at``.
+
+    No foreign key: a lease names a job, it is not part of its record."""
+
+    __tablename__ = "job_leases"
+    job_id: str = Field(sa_type=String(), primary_key=True)
+    owner: str = Field(sa_type=String())
+    expires_at: datetime = Field(sa_type=UtcDateTime())
+
+
 def table(model: type[StoreModel]) -> Table:
     """The Core table of ``model`` (typed, for statements built outside the ORM)."""
     found = model.__table__  # type: ignore[attr-defined]
@@ -151,3 +162,4 @@ MESSAGE_REFS = table(MessageRefRow)
 OUTBOX = table(OutboxRow)
 SNAPSHOTS = table(SnapshotRow)
 EXCHANGES = table(ExchangeRow)
+LEASES = table(LeaseRow)

@@ -10,7 +10,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, exists, select
 
-from adapters.store import codec
+from adapters.store import codec, notify
 from adapters.store.dialect import insert_new
 from adapters.store.jobs import revocation_row
 from adapters.store.models import IDEMPOTENCY, POLICIES, REVOCATIONS, SNAPSHOTS
@@ -39,6 +39,7 @@ def claim_key(conn: Connection, key: str, result: JsonDoc, at: datetime) -> bool
 
 
 def revoke(conn: Connection, revocation: Revocation) -> bool:
+    notify.announce(conn, revocation.job_id, revocation.jti)
     return insert_new(conn, REVOCATIONS, revocation_row(revocation))
 
 

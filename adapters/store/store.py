@@ -19,7 +19,7 @@ from typing import Concatenate, ParamSpec, Self, TypeVar
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from adapters.store import exchanges, jobs, migrate, outbox, records
+from adapters.store import exchanges, jobs, leases, migrate, notify, outbox, records
 from adapters.store.connect import Connected, connect
 from engine.errors import StoreError
 from engine.ports import (
@@ -75,8 +75,11 @@ class SqlStore:
             return
         self._closed = True
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, self._engine.dispose)
-        self._executor.shutdown(wait=False)
+        # Transactions of cancelled callers still run on the executor: let them end and
+        # check their connections in first, so that dispose closes every connection (one
+        # checked in after it would only be closed by the garbage collector).
+        await loop.run_in_executor(None, self._executor.shutdown)
+        await loop.run_in_executor(None, self._engine.dispose)
 
     async def __aenter__(self) -> Self:
         return self
@@ -161,6 +164,17 @@ class SqlStore:
     async def revocation(self, jti: str) -> Revocation | None:
         return await self._run(records.revocation, jti)
 
+    async def watch_revocations(
+        self, on_revoked: notify.OnRevoked, on_ready: Callable[[], None] | None = None
+    ) -> None:
+        """Hear every replica's revocations as they commit (PostgreSQL ``LISTEN``), until
+        cancelled. On SQLite it returns at once: the gateway's store check is the path."""
+        if self._engine.dialect.name != "postgresql":
+            if on_ready is not None:
+                on_ready()
+            return
+        await notify.listen(self._engine.url, on_revoked, on_ready)
+
     # chat message references and outbox
     async def put_message_ref(self, ref: MessageRef) -> None:
         await self._run(outbox.put_message_ref, ref)
@@ -198,3 +212,19 @@ class SqlStore:
 
     async def purge_exchanges(self, before: datetime) -> int:
         return await self._run(exchanges.purge, before)
+
+    # leases (one replica per job's timer work) and housekeeping
+    async def acquire_lease(self, job_id: str, owner: str, until: datetime, now: datetime) -> bool:
+        return await self._run(leases.acquire, job_id, owner, until, now)
+
+    async def release_lease(self, job_id: str, owner: str) -> bool:
+        return await self._run(leases.release, job_id, owner)
+
+    async def lease_holders(self, now: datetime) -> dict[str, str]:
+        return await self._run(leases.holders, now)
+
+    async def count_jobs(self) -> dict[str, int]:
+        return await self._run(leases.count_jobs)
+
+    async def purge_keys(self, before: datetime) -> int:
+        return await self._run(leases.purge_keys, before)

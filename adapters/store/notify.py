@@ -1,0 +1,53 @@
+"""Revocations announced to every replica: PostgreSQL ``NOTIFY`` in the revoking transaction
+(delivered at commit, never for a rolled-back one), ``LISTEN`` on a connection of its own.
+
+The notice is only a hint that makes the other replicas' fast paths and in-flight calls
+catch up at once; the revocation table stays the authority every gateway call consults."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+import psycopg
+from sqlalchemy import URL, Connection, text
+
+log = logging.getLogger("breakglass.store")
+CHANNEL = "breakglass_revocations"
+RECONNECT_SECONDS = 1.0
+_NOTIFY = text("SELECT pg_notify(:channel, :payload)")
+
+OnRevoked = Callable[[str, str], None]  # (job id, jti)
+
+
+def announce(conn: Connection, job_id: str, jti: str) -> None:
+    """Inside the revoking transaction: tell the listening replicas (PostgreSQL only)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(_NOTIFY, {"channel": CHANNEL, "payload": f"{job_id} {jti}"})
+
+
+def conninfo(url: URL) -> str:
+    """The libpq URI of a SQLAlchemy ``postgresql+psycopg`` URL (its options kept)."""
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def listen(
+    url: URL, on_revoked: OnRevoked, on_ready: Callable[[], None] | None = None
+) -> None:
+    """Call ``on_revoked`` for every revocation any replica commits, until cancelled;
+    reconnects after a lost connection (the store check covers the gap)."""
+    while True:
+        try:
+            async with await psycopg.AsyncConnection.connect(
+                conninfo(url), autocommit=True
+            ) as conn:
+                await conn.execute(f"LISTEN {CHANNEL}")
+                if on_ready is not None:
+                    on_ready()
+                async for note in conn.notifies():
+                    job_id, _, jti = note.payload.partition(" ")
+                    on_revoked(job_id, jti)
+        except psycopg.Error as exc:
+            log.warning("revocation listener lost its connection: %s", type(exc).__name__)
+            await asyncio.sleep(RECONNECT_SECONDS)

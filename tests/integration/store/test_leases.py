@@ -1,0 +1,63 @@
+"""Job leases: compare-and-set on one row, on SQLite and PostgreSQL; and the housekeeping
+queries (counts by state, purge of old idempotency keys)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from adapters.store import SqlStore
+from tests.integration.store.conftest import T0, new_job
+
+TTL = timedelta(seconds=10)
+
+
+async def test_a_free_lease_is_taken_and_a_held_one_refused(store: SqlStore) -> None:
+    assert await store.acquire_lease("job-1", "a", T0 + TTL, T0)
+    assert not await store.acquire_lease("job-1", "b", T0 + TTL, T0 + timedelta(seconds=1))
+    assert await store.lease_holders(T0) == {"job-1": "a"}
+
+
+async def test_the_owner_renews_and_an_expired_lease_is_taken_over(store: SqlStore) -> None:
+    assert await store.acquire_lease("job-1", "a", T0 + TTL, T0)
+    assert await store.acquire_lease("job-1", "a", T0 + 2 * TTL, T0 + TTL / 2)
+    assert not await store.acquire_lease("job-1", "b", T0 + 3 * TTL, T0 + TTL)  # renewed
+    later = T0 + 2 * TTL
+    assert await store.acquire_lease("job-1", "b", later + TTL, later)
+    assert await store.lease_holders(later) == {"job-1": "b"}
+    assert not await store.acquire_lease("job-1", "a", later + TTL, later)
+
+
+async def test_only_the_owner_releases(store: SqlStore) -> None:
+    assert await store.acquire_lease("job-1", "a", T0 + TTL, T0)
+    assert not await store.release_lease("job-1", "b")
+    assert await store.release_lease("job-1", "a")
+    assert await store.lease_holders(T0) == {}
+    assert await store.acquire_lease("job-1", "b", T0 + TTL, T0)
+
+
+async def test_racing_replicas_get_one_lease(url: str) -> None:
+    stores = [await SqlStore.open(url) for _ in range(4)]
+    try:
+        won = await asyncio.gather(
+            *(s.acquire_lease("job-1", f"r{i}", T0 + TTL, T0) for i, s in enumerate(stores))
+        )
+        assert sum(won) == 1
+    finally:
+        for s in stores:
+            await s.close()
+
+
+async def test_jobs_are_counted_by_state(store: SqlStore) -> None:
+    assert await store.count_jobs() == {}
+    for n in range(3):
+        await store.create_job(new_job(f"job-{n}"))
+    assert await store.count_jobs() == {"planned": 3}
+
+
+async def test_old_idempotency_keys_are_purged(store: SqlStore) -> None:
+    await store.claim_key("old", {"ok": True}, T0)
+    await store.claim_key("new", {"ok": True}, T0 + timedelta(hours=2))
+    assert await store.purge_keys(T0 + timedelta(hours=1)) == 1
+    assert await store.idempotent_result("old") is None
+    assert await store.idempotent_result("new") == {"ok": True}
