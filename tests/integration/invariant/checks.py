@@ -18,7 +18,7 @@ from engine.bundle import RUN_END_TYPE
 from engine.chain import RUN_END
 from engine.envelope import verify_envelope
 from engine.errors import VerificationError
-from engine.job import FAILED, Job
+from engine.job import FAILED, PENDING, Job
 from engine.ports import ChainRecord, ChatEvent
 from engine.timeutil import parse_iso
 from engine.verify import verify_bundle
@@ -30,6 +30,8 @@ SEED_EXCLUSIONS = {
     p["id"]: set(p["conditions"]["users"]["excludeGroups"])
     for p in SIMULATED_SEED["conditionalAccessPolicies"]
 }
+# What the verifier must say about a failed job's bundle, and all it may say.
+FAILURE_CODES = {"BREAKGLASS_ROLLBACK_MISSING", "BREAKGLASS_VERIFICATION_MISSING"}
 # Posts a job may make: a base for its life, a few per command people sent it, a rollback's
 # worth per restart it lived through, and the countdown notices its window earns.
 POSTS_BASE = 60
@@ -102,9 +104,13 @@ def check_terminal_record(job: Job, chain: list[ChainRecord], world: World) -> N
 
 
 async def check_bundle(job: Job, world: World) -> None:
+    """The bundle verifies; a failed job's may only report the failure itself (DESIGN §5:
+    a missing rollback or verification read makes the job fail, and the verifier says so)."""
     bundle, _ = await world.service.bundle(job)
     report = verify_bundle(bundle, trust_for(world.keys))
-    assert report.valid, f"{job.job_id} ({job.state}): bundle does not verify: {report.reasons}"
+    allowed = FAILURE_CODES if job.state == FAILED else set()
+    unexplained = set(report.reason_codes) - allowed
+    assert not unexplained, f"{job.job_id} ({job.state}): bundle does not verify: {report.reasons}"
     finished = [e for e in _events(world.chat, job) if e.kind == "finish"]
     assert finished, f"{job.job_id} ({job.state}): no bundle was ever posted"
 
@@ -164,6 +170,12 @@ async def check_resolved(job: Job, log: JobLog, world: World) -> None:
     check_nothing_left(job, held)
     check_failed_escalates(job, held, world.chat)
     check_failed_is_honest(job, held)
+
+
+def check_unapproved_holds_nothing(job: Job, tenant: SimulatedTenant) -> None:
+    if job.state == PENDING:
+        held = held_by(tenant, job)
+        assert not held, f"{job.job_id} is not approved yet but the tenant already has {held}"
 
 
 def check_ended(job: Job, now: datetime) -> None:
