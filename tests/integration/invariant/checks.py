@@ -18,7 +18,7 @@ from engine.bundle import RUN_END_TYPE
 from engine.chain import RUN_END
 from engine.envelope import verify_envelope
 from engine.errors import VerificationError
-from engine.job import FAILED, PENDING, Job
+from engine.job import ACTIVE, FAILED, PENDING, ROLLING_BACK, Job
 from engine.ports import ChainRecord, ChatEvent
 from engine.timeutil import parse_iso
 from engine.verify import verify_bundle
@@ -47,16 +47,20 @@ class JobLog:
     commands: int = 0
     restarts: int = 0
     resolved_as: str | None = None
-    checked: bool = False
 
 
 # ------------------------------------------------------------------ the tenant itself
 
 
-def held_by(tenant: SimulatedTenant, job: Job) -> list[str]:
-    """What the job's own writes still grant in the tenant right now (read directly)."""
+def held_by(tenant: SimulatedTenant, job: Job, jobs: list[Job]) -> list[str]:
+    """What the job's own writes still grant in the tenant right now (read directly).
+
+    Role grants carry the job's marker. A Conditional Access exclusion carries none: it counts
+    as this job's unless the seed had it or another job's window holds the same one now."""
     targets = job.request.get("targets", {})
     if job.request.get("template") == "ca-exclusion":
+        if any(_same_exclusion(job, other) for other in jobs):
+            return []
         return _ca_held(tenant, targets)
     ours = {
         r.get("targetScheduleId")
@@ -79,6 +83,15 @@ def _ca_held(tenant: SimulatedTenant, targets: dict[str, str]) -> list[str]:
     if group in excluded and group not in SEED_EXCLUSIONS.get(policy["id"], set()):
         return [f"group {group} excluded from {policy['id']}"]
     return []
+
+
+def _same_exclusion(job: Job, other: Job) -> bool:
+    return (
+        other.job_id != job.job_id
+        and other.state in (ACTIVE, ROLLING_BACK)
+        and other.request.get("template") == job.request.get("template")
+        and other.request.get("targets") == job.request.get("targets")
+    )
 
 
 # ------------------------------------------------------------------------- the rules
@@ -161,10 +174,10 @@ def posts_bound(job: Job, log: JobLog) -> int:
     )
 
 
-async def check_resolved(job: Job, log: JobLog, world: World) -> None:
+async def check_resolved(job: Job, jobs: list[Job], world: World) -> None:
     """Everything the law says about a job once it has resolved (checked once, at once)."""
     chain = await world.service.store.chain(job.job_id)
-    held = held_by(world.tenant, job)
+    held = held_by(world.tenant, job, jobs)
     check_terminal_record(job, chain, world)
     await check_bundle(job, world)
     check_nothing_left(job, held)
@@ -172,9 +185,9 @@ async def check_resolved(job: Job, log: JobLog, world: World) -> None:
     check_failed_is_honest(job, held)
 
 
-def check_unapproved_holds_nothing(job: Job, tenant: SimulatedTenant) -> None:
+def check_unapproved_holds_nothing(job: Job, jobs: list[Job], tenant: SimulatedTenant) -> None:
     if job.state == PENDING:
-        held = held_by(tenant, job)
+        held = held_by(tenant, job, jobs)
         assert not held, f"{job.job_id} is not approved yet but the tenant already has {held}"
 
 

@@ -247,14 +247,15 @@ class FirstLaw(RuleBasedStateMachine):
         self.broken = False
 
     async def _check_jobs(self) -> None:
-        for job_id, log in self.logs.items():
-            job = await self._job(job_id)
+        jobs = [await self._job(job_id) for job_id in self.logs]
+        for job in jobs:
+            log = self.logs[job.job_id]
             if log.resolved_as is not None:
-                assert job.state == log.resolved_as, f"{job_id} flipped to {job.state}"
+                assert job.state == log.resolved_as, f"{job.job_id} flipped to {job.state}"
             elif job.resolved:
                 log.resolved_as = job.state
-                await check_resolved(job, log, self.world)
-            check_unapproved_holds_nothing(job, self.world.tenant)
+                await check_resolved(job, jobs, self.world)
+            check_unapproved_holds_nothing(job, jobs, self.world.tenant)
             check_posts_bounded(job, log, self.world.chat)
 
     def teardown(self) -> None:
