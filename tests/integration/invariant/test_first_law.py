@@ -40,7 +40,7 @@ from hypothesis.stateful import (
 
 from adapters.graph.simulated import Fault
 from bot.service import Outcome
-from engine.job import Job
+from engine.job import Actor, Job
 from engine.lifecycle import Approve, Command, Deny, Done, Extend, Kill, Request, Withdraw
 from tests.integration.invariant import inputs
 from tests.integration.invariant.checks import (
@@ -99,7 +99,7 @@ class FirstLaw(RuleBasedStateMachine):
         self.logs[job_id].commands += 1
         return await self.world.service.command(job_id, command)
 
-    def _actor(self, identity: str) -> Any:
+    def _actor(self, identity: str) -> Actor:
         return self.world.service.actor(identity)
 
     # --------------------------------------------------------------------- rules
