@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from adapters.graph import GraphConfig, GraphTools, RetryPolicy
+from adapters.graph import GraphTools, RetryPolicy
 from adapters.graph.simulated import Fault, SimulatedTenant
 from adapters.store import SqlStore, sqlite_url
 from bot.app import default_directory, seed_people
@@ -23,6 +23,7 @@ from bot.service import JobService
 from engine.identity import Directory
 from engine.job import Job
 from engine.lifecycle import Rules
+from tests.integration.graph.conftest import config_for
 from tests.support.engine_sim import fixed_keys
 from tests.support.fakes import RecordingChat
 from tests.support.virtual_time import VirtualClock
@@ -138,15 +139,9 @@ class World:
 
     def _build_node(self) -> Node:
         assert self.store is not None
-        config = GraphConfig(
-            tenant_id=self.tenant.tenant_id,
-            client_id=self.tenant.client_id,
-            client_secret=self.tenant.client_secret,
-            authority_base_url=self.tenant.authority_base_url,
-            graph_base_url=self.tenant.graph_base_url,
-            retry=RETRY,
+        tools = GraphTools(
+            config_for(self.tenant, RETRY), self.store, clock=self.clock.now, sleep=self.clock.sleep
         )
-        tools = GraphTools(config, self.store, clock=self.clock.now, sleep=self.clock.sleep)
         service = JobService(
             store=self.store,
             keys=self.keys,
