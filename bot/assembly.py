@@ -133,6 +133,7 @@ async def assemble(settings: Settings, clock: Clock) -> Assembly:
         clock=clock,
         directory=directory,
         bundle_dir=settings.home / "bundles",
+        resolver=tools,  # preflight: targets resolved against the tenant before approval
     )
     names = {**(seed_names() if settings.simulated else {}), **settings.names}
     gateway, proxy = ToolGateway(service), _proxy(settings, service)
@@ -203,7 +204,9 @@ def _simulator(settings: Settings, clock: Clock) -> SimulatedTenant | None:
     tenant = settings.tenant
     if tenant.mode == "graph" or tenant.simulated_url:
         return None
-    return SimulatedTenant(clock=_SimClock(clock))
+    # Its state lives under the home, so a restarted service finds its grants where they were.
+    state = settings.home / "simulated-tenant.json"
+    return SimulatedTenant(clock=_SimClock(clock), state_path=state)
 
 
 async def _tools(
