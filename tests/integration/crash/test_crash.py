@@ -20,6 +20,7 @@ from bot.clock import FileClock
 from bot.demo import CRASH_POINTS, Demo, DemoOptions
 
 GRACE = timedelta(seconds=30)  # virtual seconds: a tick or two after the window
+PIM_MINIMUM = timedelta(minutes=5)  # no removal earlier after an activation (strict tenant)
 
 
 class SteppedDemo(Demo):
@@ -37,6 +38,11 @@ class SteppedDemo(Demo):
         job = await self._job(http, job_id)  # answered by the restarted, resumed service
         if job["state"] == "active":
             self.stepped.set(datetime.fromisoformat(job["window_end"]))
+        elif job["state"] == "rolling_back" and job["window_start"]:
+            # Killed inside PIM's first five minutes: the strict tenant allows the removal
+            # five minutes after the activation (this frozen clock's window start).
+            allowed = datetime.fromisoformat(job["window_start"]) + PIM_MINIMUM
+            self.stepped.set(max(self.stepped.now(), allowed))
 
 
 @pytest.mark.slow

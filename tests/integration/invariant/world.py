@@ -151,6 +151,7 @@ class World:
             directory=directory(),
             sleep=self.clock.sleep,
             bundle_dir=self.home / "bundles",
+            resolver=tools,  # as the running service: targets resolved before approval
         )
         gateway = ToolGateway(service)
         executor = RunbookExecutor(gateway)
