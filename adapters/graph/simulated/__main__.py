@@ -57,7 +57,9 @@ def main() -> None:
     parser.add_argument("--manual-clock", action="store_true", help="time moves via /_sim/clock")
     parser.add_argument("--secret-file", help="write the throwaway client secret here")
     parser.add_argument(
-        "--kind", action="store_true", help="without the real tenant's PIM rules (strict is default)"
+        "--kind",
+        action="store_true",
+        help="without the real tenant's PIM rules (strict is default)",
     )
     parser.add_argument("--state-file", help="keep the directory in this JSON file")
     with contextlib.suppress(KeyboardInterrupt):
