@@ -10,6 +10,7 @@ moves; every wait is for an observable state, bounded only as a guard against a 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -26,6 +27,7 @@ from bot.clock import FileClock
 from bot.config import load_settings
 from engine.verify import Trust, verify_bundle
 
+VERIFIED_READ = "breakglass.microsoft_graph.read_role_assignment: success"  # the write's read
 HANG_GUARD = 60.0  # real seconds: only a hung service ever reaches it
 
 
@@ -85,7 +87,7 @@ async def open_a_job(http: aiohttp.ClientSession, url: str) -> str:
     for who in ("bob", "carol"):
         act = {"as": f"console:{who}", "verb": "approve", "job_id": job_id, "plan_hash": plan}
         assert (await api(http, "POST", f"{url}/console/api/act", act))["ok"]
-    await until(http, url, job_id, lambda j: j["write_done"])
+    await until(http, url, job_id, lambda j: j["last_tool_call"] == VERIFIED_READ)
     return str(job_id)
 
 
@@ -108,7 +110,9 @@ async def test_a_restart_with_a_job_open_ends_it_closed_and_verified(tmp_path: P
         url = await second.start()
         try:
             job = await until(http, url, job_id, lambda j: j["resolved"], tick=second)
-            assert (job["state"], job["end_reason"]) == ("closed", "timebox_expired")
+            assert (job["state"], job["end_reason"]) == ("closed", "timebox_expired"), json.dumps(
+                job
+            )
             assert job["rollback_verified"] is True
             assert job["still_privileged"] == []
             assert ours(second) == []
