@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from bot.demo import Demo, DemoOptions
+from bot.demo import DemoOptions
 from engine.catalog import REVOKE_SESSIONS
+from tests.integration.demo.stepped import stepped_demo
 
 REMOVE_ROLE = "breakglass.rollback.remove_role_assignment"
 
@@ -21,12 +22,14 @@ def receipts(bundle: dict[str, Any], tool: str) -> list[dict[str, Any]]:
 
 
 @pytest.mark.slow
-async def test_early_kill_contains_then_removes_when_allowed(tmp_path: Path) -> None:
+async def test_early_kill_contains_then_removes_when_allowed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     bundle_out = tmp_path / "out.bundle.json"
     options = DemoOptions(
         scenario="early-kill", json_output=True, home=tmp_path, bundle_out=bundle_out
     )
-    result = await Demo(options).run()
+    result = await stepped_demo(options, tmp_path, monkeypatch).run()
     assert result.ok, result.to_json()
     assert (result.outcome, result.rollback_verified) == ("killed", True)
     assert result.contained == [REVOKE_SESSIONS]
