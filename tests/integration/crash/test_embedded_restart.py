@@ -21,11 +21,12 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot.app import SIMULATED_SEED, Runtime, seed_people
+from bot.app import Runtime, seed_people
 from bot.assembly import CLOCK_FILE_VAR
 from bot.clock import FileClock
 from bot.config import load_settings
 from engine.verify import Trust, verify_bundle
+from tests.integration.console.test_console import role_request
 
 VERIFIED_READ = "breakglass.microsoft_graph.read_role_assignment: success"  # the write's read
 HANG_GUARD = 60.0  # real seconds: only a hung service ever reaches it
@@ -72,15 +73,7 @@ async def until(
 
 
 async def open_a_job(http: aiohttp.ClientSession, url: str) -> str:
-    request = {
-        "as": "console:alice",
-        "template": "entra-role",
-        "principal": seed_people()["alice"],
-        "resource": SIMULATED_SEED["roles"][0]["id"],
-        "minutes": 5,
-        "justification": "restart test",
-        "ticket": "T-RESTART",
-    }
+    request = role_request() | {"justification": "restart test", "ticket": "T-RESTART"}
     created = await api(http, "POST", f"{url}/console/api/request", request)
     assert created["ok"], created
     job_id, plan = created["job_id"], created["result"]["plan_hash"]
