@@ -133,21 +133,34 @@ def check_nothing_left(job: Job, held: list[str]) -> None:
         assert not held, f"{job.job_id} ended {job.state} but the tenant still has: {held}"
 
 
+def unverified_write(job: Job) -> bool:
+    """Failed only because the read that must follow the write never confirmed it (DESIGN
+    §5: the job fails, the verifier says so), while the rollback verified nothing is left."""
+    return job.write_done and job.verified_after_write is not True and job.rollback_verified is True
+
+
 def check_failed_escalates(job: Job, held: list[str], chat: RecordingChat) -> None:
     if job.state != FAILED:
+        return
+    escalations = [e for e in _events(chat, job) if e.kind == "escalate"]
+    if unverified_write(job) and not held and not job.still_privileged:
+        # Nothing is privileged: the escalation must name what is unverified instead.
+        said = [e for e in escalations if e.detail.get("unverified")]
+        assert said, f"{job.job_id} failed unverified but no escalation says what is unverified"
         return
     assert job.still_privileged, (
         f"{job.job_id} failed without naming what is still privileged "
         f"(rollback_verified={job.rollback_verified}, tenant holds {held})"
     )
-    escalations = [e for e in _events(chat, job) if e.kind == "escalate"]
     named = [list(e.detail["still_privileged"]) for e in escalations]
     assert list(job.still_privileged) in named, f"{job.job_id} failed but no escalation names it"
 
 
 def check_failed_is_honest(job: Job, held: list[str]) -> None:
+    """``failed`` with a verified rollback and nothing privileged is a contradiction, unless
+    the write itself was never verified (then ``failed`` is the verdict on the write)."""
     contradiction = job.state == FAILED and job.rollback_verified is True and not held
-    assert not contradiction or job.still_privileged, (
+    assert not contradiction or job.still_privileged or unverified_write(job), (
         f"{job.job_id} is failed while its rollback verified and nothing is privileged"
     )
 
