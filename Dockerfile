@@ -18,7 +18,11 @@ RUN python -m pip install --no-cache-dir --no-index --find-links /wheels breakgl
 USER breakglass
 ENV BREAKGLASS_HOME=/var/lib/breakglass PYTHONUNBUFFERED=1
 WORKDIR /var/lib/breakglass
+# Only the PUBLIC listener is exposed: chat webhooks, /healthz, /readyz. The internal one
+# (model proxy, registry, /metrics, console) stays on 127.0.0.1:8081 inside the container.
 EXPOSE 8080
-HEALTHCHECK --interval=30s --timeout=3s CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz')"
+HEALTHCHECK --interval=30s --timeout=3s --start-period=20s \
+  CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/readyz')"
 ENTRYPOINT ["breakglass"]
+# Keys are made by `breakglass keys init` on the same volume first (compose.yaml does it).
 CMD ["serve", "--host", "0.0.0.0", "--port", "8080"]

@@ -31,6 +31,17 @@ soak: $(STAMP)
 	BREAKGLASS_SOAK_EXAMPLES=$(SOAK_EXAMPLES) BREAKGLASS_SOAK_SECONDS=$(SOAK_SECONDS) \
 		$(BIN)/pytest -q -p no:randomly tests/integration/invariant -k soak
 
+# The browser tests drive Debian's chromium through Playwright by path; Playwright itself never
+# downloads a browser (never run `playwright install`).
+CHROMIUM := /usr/bin/chromium
+SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: browser
+browser:  ## install Debian's chromium for the browser tests when it is missing
+	@if [ -x $(CHROMIUM) ]; then echo "chromium: $(CHROMIUM)"; else \
+	  $(SUDO) apt-get update && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y chromium; fi
+
 demo: $(STAMP)
 	$(BIN)/breakglass demo $(ARGS)
 

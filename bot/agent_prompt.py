@@ -24,7 +24,7 @@ from engine.wpc import TEMPLATES, Policy
 
 PLAN_FENCE = "breakglass-plan"
 PLAN_VERSION = "1"
-_OPENAI_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_OPENAI_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}\Z")
 _PLAN_BLOCK = re.compile(r"```" + PLAN_FENCE + r"\s*\n(.*?)\n```", re.DOTALL)
 
 SYSTEM_PROMPT = (

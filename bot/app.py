@@ -1,13 +1,17 @@
-"""The running service: assembles the parts from the settings, mounts the HTTP routes,
-listens, resumes every open job and runs the timers.
+"""The running service: assembles the parts from the settings, mounts the HTTP routes on two
+listeners, resumes every open job and runs the timers.
 
-``Runtime.start()`` resumes every open job before it accepts work; ``stop()`` cancels the
-timers and closes connections, leaving every open job resumable by the next start.
+The **public** listener carries what the outside must reach (chat webhooks, ``/healthz``,
+``/readyz``); the **internal** one, loopback by default, carries the model proxy, the
+registry, ``/metrics`` and the console (DESIGN §3). ``Runtime.start()`` resumes every open
+job before it accepts work; ``stop()`` cancels the timers and closes connections, leaving
+every open job resumable by the next start. A start that cannot bind, open the store or
+load the keys raises ``ConfigError`` naming what to fix.
 """
 
 from __future__ import annotations
 
-import asyncio
+import errno
 import logging
 from pathlib import Path
 from typing import Any
@@ -25,9 +29,12 @@ from bot.assembly import (
 )
 from bot.config import Settings
 from bot.http_routes import mount_routes
+from bot.preflight import safe_database
+from bot.readiness import Readiness
 from bot.service import JobService
 from bot.timers import Timers
 from engine.canonical import jcs
+from engine.errors import ConfigError, StoreError, describe
 
 __all__ = [
     "SIMULATED_SEED",
@@ -40,18 +47,22 @@ __all__ = [
 
 log = logging.getLogger("breakglass.app")
 OUTBOX_SECONDS = 15.0
+SERVE_STATE = "serve.json"
 
 
 class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.clock = make_clock(settings)
-        self.app = web.Application()
-        self.url = ""
+        self.app = web.Application()  # public
+        self.internal = web.Application()
+        self.url = ""  # the public listener
+        self.internal_url = ""
         self.chats: list[Any] = []  # Slack / Teams adapters (deliver_queued, close)
         self._parts: Assembly | None = None
-        self._runner: web.AppRunner | None = None
+        self._runners: list[web.AppRunner] = []
         self._timers = Timers()
+        self.readiness: Readiness | None = None
 
     @property
     def service(self) -> JobService:
@@ -60,27 +71,58 @@ class Runtime:
         return self._parts.service
 
     async def start(self) -> str:
-        parts = self._parts = await assemble(self.settings, self.clock)
-        self.chats = mount_routes(self.app, parts)
-        self.url = await self._listen()
+        """Start everything; return the public listener's URL."""
+        parts = self._parts = await _assemble(self.settings, self.clock)
+        self.readiness = Readiness(parts.store, self.clock)
+        self.chats = mount_routes(self.app, self.internal, parts, self.readiness)
+        s = self.settings
+        self.url = await self._listen(self.app, s.host, s.port, "service.port")
+        self.internal_url = await self._listen(
+            self.internal, s.internal_host, s.internal_bind_port, "service.internal_port"
+        )
         for chat in self.chats:
             await _maybe(chat, "start_socket_mode")
-        parts.service.executor = parts.executor(self.url)
+        parts.service.executor = parts.executor(self.internal_url)
         await parts.service.resume()  # before any timer: open jobs are made whole first
-        self._timers.every(self.settings.tick_seconds, parts.service.tick)
-        self._timers.every(self.settings.sweep_seconds, self._sweep)
+        self._timers.every(s.tick_seconds, self._tick)
+        self._timers.every(s.sweep_seconds, self._sweep)
         self._timers.every(OUTBOX_SECONDS, self._drain_outbox)
-        log.info("listening on %s (tenant: %s)", self.url, self.settings.tenant.mode)
+        log.info("started: %s", self.describe())
+        for note in s.notes:
+            log.warning("identity: %s", note)
         return self.url
 
-    async def _listen(self) -> str:
+    def describe(self) -> str:
+        """The start line: store, tenant, executor, chat platforms and both listeners."""
+        s, parts = self.settings, self._parts
+        tenant = f"{'simulated ' if s.simulated else ''}tenant {parts.tenant_id if parts else '?'}"
+        chats = [getattr(c, "platform", "?") for c in self.chats]
+        if s.simulated and s.console:
+            chats.append("console")
+        return (
+            f"store {safe_database(s)}; {tenant}; executor {s.executor}; "
+            f"chat {', '.join(chats) or 'none'}; public {self.url}"
+            f"{f' (reached as {s.public_url})' if s.public_url else ''}; "
+            f"internal {self.internal_url} (model proxy, registry, metrics, console)"
+        )
+
+    async def _listen(self, app: web.Application, host: str, port: int, setting: str) -> str:
         # handler_cancellation: a client hanging up cuts an upstream model stream at once
-        self._runner = web.AppRunner(self.app, access_log=None, handler_cancellation=True)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
-        await site.start()
-        host, port = self._runner.addresses[0][:2]
-        return f"http://{host}:{port}"
+        runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+        await runner.setup()
+        self._runners.append(runner)
+        try:
+            await web.TCPSite(runner, host, port).start()
+        except OSError as exc:
+            reason = "is already in use" if exc.errno == errno.EADDRINUSE else "cannot be bound"
+            raise ConfigError(f"{setting}: {host}:{port} {reason} ({exc.strerror})") from None
+        bound_host, bound_port = runner.addresses[0][:2]
+        return f"http://{bound_host}:{bound_port}"
+
+    async def _tick(self) -> None:
+        assert self._parts is not None
+        assert self.readiness is not None
+        await self.readiness.watch(self._parts.service.tick)
 
     async def _drain_outbox(self) -> None:
         """Deliver chat posts missed while a platform was unreachable."""
@@ -95,17 +137,28 @@ class Runtime:
 
     async def stop(self) -> None:
         await self._timers.stop()
-        if self._runner is not None:
-            await self._runner.cleanup()
+        for runner in self._runners:
+            await runner.cleanup()
+        self._runners.clear()
         parts = self._parts
         if parts is not None:
-            for task in list(parts.service.tasks):
-                task.cancel()
-            await asyncio.gather(*parts.service.tasks, return_exceptions=True)
+            await parts.service.tasks.cancel()
         for chat in self.chats:
             await chat.close()
         if parts is not None:
             await parts.close()
+            self._parts = None
+
+
+async def _assemble(settings: Settings, clock: Any) -> Assembly:
+    """The parts; a store that cannot be opened is a configuration problem (exit 2)."""
+    try:
+        return await assemble(settings, clock)
+    except StoreError as err:
+        variable = "BREAKGLASS_DATABASE_URL" if settings.database_url else "BREAKGLASS_HOME"
+        raise ConfigError(
+            f"{variable}: cannot use the store {safe_database(settings)}: {describe(err)}"
+        ) from None
 
 
 async def _maybe(obj: Any, method: str) -> None:
@@ -114,5 +167,13 @@ async def _maybe(obj: Any, method: str) -> None:
         await call()
 
 
-def serve_state(home: Path, url: str, pid: int) -> None:
-    (home / "serve.json").write_bytes(jcs({"url": url, "pid": pid}))
+def serve_state(home: Path, url: str, pid: int, public_url: str = "") -> None:
+    """Where a running service listens (``url``: the internal one, with the console)."""
+    doc = {"url": url, "internal_url": url, "public_url": public_url or url, "pid": pid}
+    partial = home / f".{SERVE_STATE}.partial"
+    partial.write_bytes(jcs(doc))
+    partial.replace(home / SERVE_STATE)  # atomic: a reader never sees half a file
+
+
+def clear_serve_state(home: Path) -> None:
+    (home / SERVE_STATE).unlink(missing_ok=True)

@@ -14,7 +14,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from adapters.graph import GraphConfig, GraphTools
-from adapters.graph.config import CertificateCredential
 from adapters.graph.simulated import SimulatedTenant
 from adapters.graph.simulated.directory import default_seed
 from adapters.store import SqlStore, sqlite_url
@@ -22,9 +21,11 @@ from adapters.teams import TeamsConfig
 from bot.agent_executor import AgentConfig, AgentExecutor
 from bot.clock import FileClock, ScaledClock, system_clock
 from bot.config import Settings
+from bot.config_parts import simulated_people
 from bot.executor import RunbookExecutor
 from bot.gateway_service import ToolGateway
 from bot.keys import init_keys, load_keys
+from bot.lifecycle_log import LoggingPacedChat
 from bot.model_proxy import ModelProxy, ProxyConfig, UpstreamConfig
 from bot.scripted_model import SCRIPTED_MODEL_ID, SCRIPTED_PROVIDER, ScriptedModel
 from bot.service import JobService
@@ -42,8 +43,7 @@ Clock = Callable[[], datetime]
 
 
 def seed_people() -> dict[str, str]:
-    users = {u["displayName"].split()[0].lower(): u["id"] for u in SIMULATED_SEED["users"]}
-    return users
+    return simulated_people()
 
 
 def default_directory() -> Directory:
@@ -60,7 +60,7 @@ def seed_names() -> dict[str, str]:
 
 
 def make_clock(settings: Settings) -> Clock:
-    clock_file = settings.environ.get(CLOCK_FILE_VAR)
+    clock_file = settings.clock_file
     if clock_file:
         if not settings.simulated:
             raise ConfigError(f"{CLOCK_FILE_VAR} is for tests against the simulated tenant only")
@@ -114,8 +114,7 @@ class Assembly:
 async def assemble(settings: Settings, clock: Clock) -> Assembly:
     # Everything that can only be refused by the settings first, before opening anything.
     rules = _rules(settings)
-    teams = TeamsConfig.from_env(settings.environ)
-    directory = _directory(settings, teams)
+    teams, directory = settings.teams, settings.directory
     await asyncio.to_thread(settings.home.mkdir, parents=True, exist_ok=True)
     keys = await asyncio.to_thread(_keys, settings)
     store = await SqlStore.open(settings.database_url or sqlite_url(settings.home))
@@ -134,6 +133,10 @@ async def assemble(settings: Settings, clock: Clock) -> Assembly:
         directory=directory,
         bundle_dir=settings.home / "bundles",
         resolver=tools,  # preflight: targets resolved against the tenant before approval
+    )
+    chat = service.chat  # the same pacing, plus one log line per lifecycle event
+    service.chat = LoggingPacedChat(
+        chat.notifier, chat.clock, chat.sleep, chat.tasks, chat.receipts_every
     )
     names = {**(seed_names() if settings.simulated else {}), **settings.names}
     gateway, proxy = ToolGateway(service), _proxy(settings, service)
@@ -173,8 +176,8 @@ def _rules(settings: Settings) -> Rules:
     approvers = s.approvers or (
         frozenset({seed_people()["bob"], seed_people()["carol"]}) if s.simulated else frozenset()
     )
-    if not approvers:
-        raise ConfigError("policy.approvers is empty: nobody could ever approve")
+    if len(approvers) < 2:  # the settings refuse this already; never build such rules
+        raise ConfigError("policy.approvers: at least two approvers are required")
     return Rules(
         approvers=approvers,
         requesters=s.requesters,
@@ -185,18 +188,6 @@ def _rules(settings: Settings) -> Rules:
         model=_model_allowance(s),
         simulated=s.simulated,
     )
-
-
-def _directory(settings: Settings, teams: TeamsConfig | None) -> Directory:
-    s = settings
-    if s.identities:
-        base = Directory(s.identities, {}, s.allow_email_match)
-    else:
-        base = default_directory() if s.simulated else Directory()
-    if teams is None:
-        return base
-    merged = {**base.by_chat_identity, **teams.directory_entries()}
-    return Directory(merged, base.by_email, base.allow_email_match)
 
 
 def _simulator(settings: Settings, clock: Clock) -> SimulatedTenant | None:
@@ -213,21 +204,8 @@ async def _tools(
     settings: Settings, store: SqlStore, clock: Clock, simulator: SimulatedTenant | None
 ) -> GraphTools:
     tenant = settings.tenant
-    if tenant.mode == "graph":
-        certificate = (
-            CertificateCredential(Path(tenant.certificate_path), tenant.certificate_thumbprint)
-            if tenant.certificate_path
-            else None
-        )
-        config = GraphConfig(
-            tenant_id=tenant.tenant_id,
-            client_id=tenant.client_id,
-            client_secret=tenant.client_secret or None,
-            certificate=certificate,
-            authority_base_url=tenant.authority_url,
-            graph_base_url=tenant.graph_url,
-        )
-        return GraphTools(config, snapshots=store, clock=clock)
+    if settings.graph is not None:  # built and checked with the settings
+        return GraphTools(settings.graph, snapshots=store, clock=clock)
     if simulator is None:
         base, secret = tenant.simulated_url.rstrip("/"), tenant.simulated_secret
     else:

@@ -97,7 +97,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_UNUSABLE
     except SystemExit as exc:  # --help printed its text
         return exc.code if isinstance(exc.code, int) else EXIT_UNUSABLE
-    ctx = Context(Home.from_environ(os.environ))
+    try:
+        ctx = Context(Home.from_environ(os.environ))
+    except ConfigError as err:
+        _say(describe(err))
+        return EXIT_UNUSABLE
     return run(args._command, args, ctx)
 
 

@@ -1,9 +1,13 @@
 """Configuration: one frozen settings object, built and validated here and nowhere else.
 
-Sources: a TOML file (``breakglass.toml``; see ``breakglass.example.toml``) and the
-environment for the home, the database and every secret (``*_FILE`` variants read a secret
-from a file). With no file at all, the embedded default: SQLite under ``$BREAKGLASS_HOME``,
-the simulated tenant, the runbook executor and the local console channel.
+Sources: a TOML file (``breakglass.toml``; see ``breakglass.example.toml`` and
+docs/configuration.md) and the ``BREAKGLASS_*`` environment (:mod:`bot.config_env`; the
+environment wins). Both are merged into one document validated by the pydantic model in
+:mod:`bot.config_model`, then every adapter config (Graph, Slack, Teams) and the one
+identity directory are built from it (:mod:`bot.config_parts`). :func:`check_settings`
+returns every problem at once, each naming its TOML path or its variable; :func:`load_settings`
+raises the first. With no file at all, the embedded default: SQLite under
+``$BREAKGLASS_HOME``, the simulated tenant, the runbook executor and the local console.
 """
 
 from __future__ import annotations
@@ -14,7 +18,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
+from adapters.graph import GraphConfig
+from adapters.slack import SlackConfig
+from adapters.teams import TeamsConfig
+from bot.config_env import EnvironmentSource, variable_of
+from bot.config_model import SECRET_PATHS, SettingsModel
+from bot.config_parts import Parts, build_parts
 from engine.errors import ConfigError
+from engine.identity import Directory
 
 SIMULATED = "simulated"
 GRAPH = "graph"
@@ -47,9 +60,12 @@ class ModelSettings:
 @dataclass(frozen=True)
 class Settings:
     home: Path
-    database_url: str = ""
-    host: str = "127.0.0.1"
+    database_url: str = field(default="", repr=False)  # may carry a password
+    host: str = "127.0.0.1"  # public listener: chat webhooks, /healthz, /readyz
     port: int = 8080
+    internal_host: str = "127.0.0.1"  # internal listener: proxy, registry, metrics, console
+    internal_port: int | None = None  # None: port + 1 (0, a free port, when port is 0)
+    allow_remote_console: bool = False
     public_url: str = ""
     approvers: frozenset[str] = frozenset()
     requesters: frozenset[str] | None = None
@@ -65,186 +81,153 @@ class Settings:
     model: ModelSettings = field(default_factory=ModelSettings)
     clock_scale: float = 1.0  # demo only: how fast the service's clock runs
     clock_anchor: str = ""  # demo only: the instant both demo processes count from
+    clock_file: str = ""  # tests only: the service reads the time from this file
     tick_seconds: float = 2.0
     sweep_seconds: float = 60.0
     console: bool = True
-    environ: Mapping[str, str] = field(default_factory=dict, repr=False)
+    log_level: str = "info"
+    graph: GraphConfig | None = None  # the real tenant's config (tenant.mode = "graph")
+    slack: SlackConfig | None = None
+    teams: TeamsConfig | None = None
+    directory: Directory = field(default_factory=Directory)  # every chat identity, one place
+    notes: tuple[str, ...] = ()  # not errors, but worth a line (ambiguous identities)
 
     @property
     def simulated(self) -> bool:
         return self.tenant.mode == SIMULATED
 
-
-def _secret(environ: Mapping[str, str], name: str) -> str:
-    """A secret from ``NAME`` or from the file named by ``NAME_FILE``."""
-    if environ.get(name):
-        return environ[name]
-    path = environ.get(f"{name}_FILE")
-    if path:
-        try:
-            return Path(path).read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ConfigError(f"{name}_FILE: cannot read {path}: {exc.strerror}") from exc
-    return ""
-
-
-def _table(doc: Mapping[str, Any], name: str) -> Mapping[str, Any]:
-    value = doc.get(name, {})
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"[{name}] must be a table")
-    return value
-
-
-def _int(table: Mapping[str, Any], where: str, key: str, default: int, low: int, high: int) -> int:
-    value = table.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ConfigError(f"{where}.{key} must be a whole number from {low} to {high}")
-    return value
-
-
-def _strings(table: Mapping[str, Any], where: str, key: str) -> list[str]:
-    value = table.get(key, [])
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise ConfigError(f"{where}.{key} must be a list of non-empty strings")
-    return value
-
-
-def _str(table: Mapping[str, Any], where: str, key: str, default: str = "") -> str:
-    value = table.get(key, default)
-    if not isinstance(value, str):
-        raise ConfigError(f"{where}.{key} must be a string")
-    return value
-
-
-def read_file(path: Path) -> dict[str, Any]:
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    @property
+    def internal_bind_port(self) -> int:
+        if self.internal_port is not None:
+            return self.internal_port
+        return self.port + 1 if self.port else 0
 
 
 def load_settings(environ: Mapping[str, str], path: Path | None = None) -> Settings:
-    """Build and validate the settings; every problem is a ConfigError naming the field."""
-    home = Path(environ.get("BREAKGLASS_HOME") or ".breakglass")
-    if path is None and (home / "breakglass.toml").exists():
-        path = home / "breakglass.toml"
-    doc = read_file(path) if path is not None else {}
-    unknown = set(doc) - {
-        "service",
-        "policy",
-        "identities",
-        "names",
-        "tenant",
-        "executor",
-        "model",
-        "clock",
-    }
-    if unknown:
-        raise ConfigError(f"unknown section(s): {', '.join(sorted(unknown))}")
-    service, policy = _table(doc, "service"), _table(doc, "policy")
-    identities = _table(doc, "identities")
-    settings = Settings(
-        home=home,
-        database_url=environ.get("BREAKGLASS_DATABASE_URL", "")
-        or _secret(environ, "BREAKGLASS_DATABASE_URL"),
-        host=_str(service, "service", "host", "127.0.0.1"),
-        port=_int(service, "service", "port", 8080, 0, 65535),
-        public_url=_str(service, "service", "public_url"),
-        approvers=frozenset(_strings(policy, "policy", "approvers")),
-        requesters=frozenset(_strings(policy, "policy", "requesters")) or None,
-        identities=_identity_map(identities),
-        allow_email_match=bool(identities.get("allow_email_match", False)),
-        names={str(k): str(v) for k, v in _table(doc, "names").items()},
-        pending_minutes=_int(policy, "policy", "pending_minutes", 60, 1, 1440),
-        max_minutes=_int(policy, "policy", "max_minutes", 60, 1, 480),
-        notice_every_minutes=_int(policy, "policy", "notice_every_minutes", 5, 1, 60),
-        rollback_token_minutes=_int(policy, "policy", "rollback_token_minutes", 10, 1, 60),
-        tenant=_tenant(_table(doc, "tenant"), environ),
-        executor=_choice(
-            _table(doc, "executor"), "executor", "mode", ("runbook", "agent"), "runbook"
-        ),
-        model=_model(_table(doc, "model"), environ),
-        clock_scale=_scale(_table(doc, "clock")),
-        clock_anchor=_str(_table(doc, "clock"), "clock", "anchor"),
-        tick_seconds=_seconds(service, "tick_seconds", 2.0),
-        environ=dict(environ),
-    )
+    """The settings, or a ConfigError naming the first problem (and how many more)."""
+    settings, problems = check_settings(environ, path)
+    if settings is None:
+        more = len(problems) - 1
+        tail = f" (and {more} more: run `breakglass config check`)" if more else ""
+        raise ConfigError(problems[0] + tail)
     return settings
 
 
-def _choice(
-    table: Mapping[str, Any], where: str, key: str, allowed: tuple[str, ...], default: str
-) -> str:
-    value = table.get(key, default)
-    if value not in allowed:
-        raise ConfigError(f"{where}.{key} must be one of {', '.join(allowed)}")
-    return str(value)
+def check_settings(
+    environ: Mapping[str, str], path: Path | None = None
+) -> tuple[Settings | None, list[str]]:
+    """Build the settings; return them (None on any problem) and EVERY problem found."""
+    source = EnvironmentSource(SettingsModel, environ)
+    env = source.values
+    problems = list(env.problems)
+    home = Path(env.document.get("home") or ".breakglass")
+    if path is None and (home / "breakglass.toml").exists():
+        path = home / "breakglass.toml"
+    document = _read_file(path, problems) if path is not None else {}
+    problems += _secrets_in_file(document)
+    try:
+        model = SettingsModel.model_validate(_merge(document, source()))
+    except ValidationError as exc:
+        return None, problems + [_describe(error, env.origins) for error in exc.errors()]
+    parts = build_parts(model, env.origins)
+    problems += parts.problems
+    if problems:
+        return None, problems
+    return _settings(model, parts), []
 
 
-def _identity_map(table: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
-    raw = table.get("map", {})
-    if not isinstance(raw, Mapping):
-        raise ConfigError("[identities.map] must be a table of chat identity = principal id(s)")
-    out: dict[str, tuple[str, ...]] = {}
-    for identity, principals in raw.items():
-        values = [principals] if isinstance(principals, str) else principals
-        if not isinstance(values, list) or not all(isinstance(p, str) and p for p in values):
-            raise ConfigError(f"identities.map.{identity} must be a principal id or a list of them")
-        out[str(identity)] = tuple(values)
-    return out
+def _read_file(path: Path, problems: list[str]) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        problems.append(f"cannot read {path}: {exc.strerror}")
+    except tomllib.TOMLDecodeError as exc:
+        problems.append(f"{path} is not valid TOML: {exc}")
+    return {}
 
 
-def _tenant(table: Mapping[str, Any], environ: Mapping[str, str]) -> TenantSettings:
-    mode = _choice(table, "tenant", "mode", (SIMULATED, GRAPH), SIMULATED)
-    tenant = TenantSettings(
-        mode=mode,
-        tenant_id=_str(table, "tenant", "tenant_id"),
-        client_id=_str(table, "tenant", "client_id"),
-        client_secret=_secret(environ, "BREAKGLASS_GRAPH_CLIENT_SECRET"),
-        certificate_path=_str(table, "tenant", "certificate_path"),
-        certificate_thumbprint=_str(table, "tenant", "certificate_thumbprint"),
-        authority_url=_str(table, "tenant", "authority_url", TenantSettings.authority_url),
-        graph_url=_str(table, "tenant", "graph_url", TenantSettings.graph_url),
-        simulated_url=_str(table, "tenant", "simulated_url"),
-        simulated_secret=_secret(environ, "BREAKGLASS_SIMULATED_CLIENT_SECRET"),
-    )
-    if mode == GRAPH:
-        for key in ("tenant_id", "client_id"):
-            if not getattr(tenant, key):
-                raise ConfigError(f'tenant.{key} is required when tenant.mode = "graph"')
-        if not tenant.client_secret and not tenant.certificate_path:
-            raise ConfigError(
-                "tenant: set BREAKGLASS_GRAPH_CLIENT_SECRET (or _FILE) or tenant.certificate_path"
+def _secrets_in_file(document: dict[str, Any]) -> list[str]:
+    """Refuse (and drop) every secret written into the file: they belong to the environment."""
+    problems = []
+    for place in SECRET_PATHS:
+        table = document.get(place[0])
+        if isinstance(table, dict) and place[1] in table:
+            del table[place[1]]
+            variable = variable_of(place)
+            problems.append(
+                f"{'.'.join(place)}: a secret must not be written into the file; "
+                f"set {variable} or {variable}_FILE instead"
             )
-    return tenant
+    return problems
 
 
-def _model(table: Mapping[str, Any], environ: Mapping[str, str]) -> ModelSettings:
-    mode = _choice(table, "model", "mode", ("scripted", "openai"), "scripted")
-    model = ModelSettings(
-        mode=mode,
-        base_url=_str(table, "model", "base_url"),
-        api_key=_secret(environ, "BREAKGLASS_MODEL_API_KEY"),
-        model=_str(table, "model", "model", ModelSettings.model),
-        provider=_str(table, "model", "provider", ModelSettings.provider),
-        injected=bool(table.get("injected", False)),
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        inner = merged.get(key)
+        if isinstance(value, Mapping) and isinstance(inner, dict):
+            merged[key] = _merge(inner, value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _describe(error: Any, origins: Mapping[tuple[str, ...], str]) -> str:
+    """One problem line naming the variable that set the value, else its TOML path."""
+    loc = tuple(str(part) for part in error["loc"])
+    where = ".".join(loc) or "configuration"
+    for depth in range(len(loc), 0, -1):
+        if loc[:depth] in origins:
+            where = origins[loc[:depth]]
+            break
+    if error["type"] == "extra_forbidden":
+        return f"{where}: unknown {'section' if len(loc) == 1 else 'setting'}"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{where}: {message}"
+
+
+def _settings(model: SettingsModel, parts: Parts) -> Settings:
+    service, policy, tenant, clock = model.service, model.policy, model.tenant, model.clock
+    return Settings(
+        home=Path(model.home),
+        database_url=_reveal(model.database.url),
+        host=service.host,
+        port=service.port,
+        internal_host=service.internal_host,
+        internal_port=service.internal_port,
+        allow_remote_console=service.allow_remote_console,
+        public_url=service.public_url,
+        approvers=frozenset(policy.approvers),
+        requesters=frozenset(policy.requesters) or None,
+        identities=parts.identities,
+        allow_email_match=model.identities.allow_email_match,
+        names=dict(model.names),
+        pending_minutes=policy.pending_minutes,
+        max_minutes=policy.max_minutes,
+        notice_every_minutes=policy.notice_every_minutes,
+        rollback_token_minutes=policy.rollback_token_minutes,
+        tenant=TenantSettings(
+            **tenant.model_dump(exclude={"client_secret", "simulated_secret"}),
+            client_secret=_reveal(tenant.client_secret),
+            simulated_secret=_reveal(tenant.simulated_secret),
+        ),
+        executor=model.executor.mode,
+        model=ModelSettings(
+            **model.model.model_dump(exclude={"api_key"}), api_key=_reveal(model.model.api_key)
+        ),
+        clock_scale=clock.scale,
+        clock_anchor=clock.anchor,
+        clock_file=clock.test_file,
+        tick_seconds=service.tick_seconds,
+        sweep_seconds=service.sweep_seconds,
+        log_level=service.log_level,
+        graph=parts.graph,
+        slack=parts.slack,
+        teams=parts.teams,
+        directory=parts.directory,
+        notes=tuple(parts.notes),
     )
-    if mode == "openai" and not model.base_url:
-        raise ConfigError('model.base_url is required when model.mode = "openai"')
-    return model
 
 
-def _seconds(table: Mapping[str, Any], key: str, default: float) -> float:
-    value = table.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.05 <= value <= 60:
-        raise ConfigError(f"service.{key} must be a number of seconds from 0.05 to 60")
-    return float(value)
-
-
-def _scale(table: Mapping[str, Any]) -> float:
-    value = table.get("scale", 1)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 1 <= value <= 600:
-        raise ConfigError("clock.scale must be a number from 1 to 600 (demo only)")
-    return float(value)
+def _reveal(secret: Any) -> str:
+    return "" if secret is None else str(secret.get_secret_value())

@@ -12,8 +12,8 @@ from bot.assembly import SIMULATED_SEED, Assembly, seed_people
 from bot.job_commands import ServiceJobs
 from bot.keys import trust_document
 from cards.job_views import action_summary, receipt_line
-from cards.views import RequestValues, Template
-from engine.errors import TemplateError
+from cards.views import RequestValues
+from cards.wording import named
 from engine.job import Job
 from engine.outcome import Outcome
 
@@ -32,32 +32,38 @@ class ConsoleRoom:
             bundle=self.bundle,
             trust=lambda: trust_document(self.parts.keys),
             identities=self.identities,
+            examples=self.examples,
         )
 
     def identities(self) -> list[dict[str, Any]]:
-        ids = seed_people()
-        defaults = {"principal": ids.get("alice", ""), "resource": SIMULATED_SEED["roles"][0]["id"]}
         names = self.parts.names
         out: list[dict[str, Any]] = []
         for identity, principals in self.parts.service.directory.by_chat_identity.items():
             name = names.get(principals[0], identity) if principals else identity
             out.append({"identity": identity, "name": f"{name} ({identity})"})
-        if out:
-            out[0]["defaults"] = defaults
         return out
 
-    async def request(self, identity: str, form: Mapping[str, Any]) -> dict[str, Any]:
-        try:
-            values = RequestValues(
-                template=Template(str(form.get("template"))),
-                principal=str(form.get("principal", "")),
-                resource=str(form.get("resource", "")),
-                duration_minutes=int(form.get("minutes", 0)),
-                justification=str(form.get("justification", "")),
-                ticket=str(form.get("ticket", "")),
-            )
-        except (ValueError, TypeError) as exc:
-            raise TemplateError(f"the form is incomplete: {exc}") from exc
+    def examples(self) -> dict[str, Any]:
+        """Example ids per template, what kind each seed id is (for the form's hint), names."""
+        seed = SIMULATED_SEED
+        kinds = {"users": "user", "roles": "role", "groups": "group"}
+        kinds["conditionalAccessPolicies"] = "policy"
+        return {
+            "templates": {
+                "entra-role": {
+                    "principal": seed_people().get("alice", ""),
+                    "resource": seed["roles"][0]["id"],
+                },
+                "ca-exclusion": {
+                    "principal": seed["groups"][0]["id"],
+                    "resource": seed["conditionalAccessPolicies"][0]["id"],
+                },
+            },
+            "kinds": {i["id"]: kind for key, kind in kinds.items() for i in seed.get(key, [])},
+            "names": dict(self.parts.names),
+        }
+
+    async def request(self, identity: str, values: RequestValues) -> dict[str, Any]:
         service = self.parts.service
         request = chat_actions.request_from_values(
             values,
@@ -85,19 +91,23 @@ class ConsoleRoom:
         records = await self.parts.store.chain(job.job_id)
         names = self.parts.names
         action = action_summary(job, names)
+        receipts = [_line(receipt_line(r)) for r in records]
         return {
             "job_id": job.job_id,
             "state": job.state,
             "resolved": job.resolved,
             "simulated": job.simulated,
-            "action": f"{action.template.value}: {action.subject.display_name} → "
-            f"{action.resource.display_name} for {action.duration_minutes} min",
+            "action": f"{action.template.value}: {named(action.subject)} → "
+            f"{named(action.resource)} for {action.duration_minutes} min",
             "requester": names.get(job.requester.principal or "", job.requester.chat_identity),
             "justification": job.request.get("justification"),
             "ticket": job.request.get("ticket"),
             "plan_hash": job.plan.plan_hash,
             "extension_plan": job.extension.plan_hash if job.extension else None,
             "approvals": [names.get(p, p) for p in job.plan.approvers()],
+            "approver_ids": list(job.plan.approvers()),
+            "requester_id": job.requester.principal,
+            "ended_by_id": job.ended_by,
             "created_at": job.created_at,
             "expires_at": job.expires_at,
             "window_start": job.window_start,
@@ -111,7 +121,8 @@ class ConsoleRoom:
             "rollback_verified": job.rollback_verified,
             "still_privileged": list(job.still_privileged),
             "refusals": [r["reason"] for r in job.refusals[-5:]],
-            "receipts": [_line(receipt_line(r)) for r in records],
+            "receipts": receipts,
+            "people": _named_in(names, [str(job.to_json()), *receipts]),
         }
 
     async def bundle(self, job_id: str) -> dict[str, Any] | None:
@@ -120,6 +131,12 @@ class ConsoleRoom:
         if not job.resolved:
             return None
         return (await service.bundle(job))[0]
+
+
+def _named_in(names: Mapping[str, str], texts: list[str]) -> dict[str, str]:
+    """The names of the ids that appear in ``texts`` (the page shows names, ids on hover)."""
+    blob = "\n".join(texts)
+    return {key: name for key, name in names.items() if key in blob}
 
 
 def _line(view: Any) -> str:

@@ -28,6 +28,7 @@ import aiohttp
 
 from adapters.graph.simulated import SimulatedTenant
 from adapters.graph.simulated.faults import Fault
+from bot import demo_text as text
 from bot.app import seed_people
 from bot.clock import ScaledClock
 from engine.canonical import jcs
@@ -83,6 +84,8 @@ class Result:
     expected: str = ""
     contained: list[str] = field(default_factory=list)  # early-kill: the containment done
     removal_not_before: str | None = None  # early-kill: when the tenant allowed the removal
+    home: str = ""
+    trust_path: str = ""
 
     @property
     def ok(self) -> bool:
@@ -111,6 +114,8 @@ class Result:
             "job_id": self.job_id,
             "contained": self.contained,
             "removal_not_before": self.removal_not_before,
+            "home": self.home,
+            "trust_path": self.trust_path,
             "ok": self.ok,
         }
 
@@ -119,6 +124,7 @@ class Demo:
     def __init__(self, options: DemoOptions) -> None:
         self.options = options
         self.home = options.home or Path(tempfile.mkdtemp(prefix="breakglass-demo-"))
+        self.home.mkdir(parents=True, exist_ok=True)
         self.anchor = datetime.now(UTC)
         self.scale = options.scale or (CRASH_SCALE if options.scenario == "crash" else SCALE)
         self.clock = ScaledClock(self.anchor, self.scale)
@@ -126,6 +132,7 @@ class Demo:
         self.child: subprocess.Popen[bytes] | None = None
         self.url = ""
         self.seen_receipts = 0
+        self.names: dict[str, str] = {}  # ids to display names, as the console shows them
 
     def say(self, text: str) -> None:
         if not self.options.json_output:
@@ -210,10 +217,7 @@ class Demo:
         if plan:
             body["plan_hash"] = plan
         out = await self._post(http, "/console/api/act", body)
-        result = "ok" if out.get("ok") else f"refused {out.get('reason')}"
-        self.say(
-            f"{who} presses {verb.upper()}: {result} → {out.get('result', {}).get('state', '')}"
-        )
+        self.say(text.pressed(who, verb, out))
 
     async def _job(self, http: aiohttp.ClientSession, job_id: str) -> dict[str, Any]:
         jobs = await self._get(http, "/console/api/jobs")
@@ -221,7 +225,8 @@ class Demo:
 
     def _show(self, job: Mapping[str, Any]) -> None:
         for line in job["receipts"][self.seen_receipts :]:
-            self.say(f"  receipt {line}")
+            injected = self.options.scenario == "injected"
+            self.say(f"  receipt {text.receipt(line, self.names, injected)}")
         self.seen_receipts = len(job["receipts"])
 
     def _progress(self, job: Mapping[str, Any]) -> None:
@@ -272,6 +277,7 @@ class Demo:
         self, http: aiohttp.ClientSession, sim: SimulatedTenant, result: Result
     ) -> None:
         ids = seed_people()
+        self.names = (await self._get(http, "/console/api/examples"))["names"]
         request = {
             "as": "console:alice",
             "template": "entra-role",
@@ -373,7 +379,9 @@ class Demo:
 
     def _grants(self, sim: SimulatedTenant) -> list[str]:
         return [
-            f"{a.principal_id} holds {a.role_id}" for a in sim.active_grants() if a.origin == "pim"
+            text.named(f"{a.principal_id} holds {a.role_id}", self.names)
+            for a in sim.active_grants()
+            if a.origin == "pim"
         ]
 
     async def _finish(
@@ -389,19 +397,22 @@ class Demo:
         bundle = await self._get(http, f"/console/api/jobs/{job['job_id']}/bundle")
         trust = await self._get(http, "/console/api/trust")
         path = self.options.bundle_out or (self.home / f"{job['job_id']}.bundle.json")
+        trust_path = path.parent / "trust.json"  # beside the bundle, wherever it is written
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(jcs(bundle))
-        (self.home / "trust.json").write_bytes(jcs(trust))
+        trust_path.write_bytes(jcs(trust))
         report = verify_bundle(bundle, Trust.from_json(trust))
         result.bundle_path, result.bundle_valid = str(path), report.valid
+        result.trust_path, result.home = str(trust_path), str(self.home)
         result.reason_codes = report.reason_codes
         result.still_privileged = self._grants(sim)
-        self.say(
-            f"job ended {job['state']} ({job['end_reason']}); "
-            f"rollback verified: {job['rollback_verified']}"
-        )
+        if self.options.scenario == "injected":
+            refusals = text.gateway_refusals(self.home / "service.log", job["job_id"])
+            self.say(text.injected_line(refusals, job))
+        self.say(text.rollback_line(job))
         self.say(
             f"proof bundle: {path} → "
             + ("VALID" if report.valid else "INVALID " + ", ".join(report.reason_codes))
         )
-        self.say(f"verify it yourself: breakglass verify {path} --trust {self.home / 'trust.json'}")
+        self.say(f"verify it yourself: {text.verify_command(path, trust_path)}")
         self.say(f"still privileged in the tenant: {result.still_privileged or 'nothing'}")

@@ -1,11 +1,10 @@
-"""The service's HTTP routes: health, readiness and metrics, the WPC registry, the model
-proxy, and the chat channels (Slack, Teams, the local console) mounted on one application.
+"""The service's HTTP routes on its two listeners (DESIGN §3).
 
-DESIGN §3 plans two listeners: the public one for what the outside must reach (webhooks,
-``/healthz``, ``/readyz``), an internal loopback one for the model proxy, the registry's
-write side and ``/metrics``. Until the second listener exists everything is mounted here.
-The tool gateway has no HTTP route: its callers (the executors, the planned MCP gateway)
-call it in-process.
+Public: the chat webhooks (Slack, Teams), ``/healthz`` and ``/readyz``: only what the outside
+must reach. Internal (loopback by default): the model proxy, the WPC registry, ``/metrics``
+and the local console, which names who acts and has no login; plus ``/healthz`` and
+``/readyz`` for local probes. The tool gateway has no HTTP route: its callers (the
+executors, the planned MCP gateway) call it in-process.
 """
 
 from __future__ import annotations
@@ -16,36 +15,44 @@ from aiohttp import web
 from prometheus_client import generate_latest
 
 from adapters.console import ConsoleChannel
-from adapters.slack import SlackAdapter, SlackConfig
+from adapters.slack import SlackAdapter
 from adapters.teams import TeamsBot
 from bot import metrics
 from bot.assembly import Assembly
+from bot.config_parts import is_loopback_host
 from bot.console_room import ConsoleRoom
 from bot.job_commands import chat_ports
 from bot.model_proxy import add_proxy_routes
+from bot.readiness import Readiness
 from bot.registry import add_registry_routes
+from engine.errors import ConfigError
 from engine.job import OPEN, RESOLVED
 from engine.ports import JobStore
 
 
-def mount_routes(app: web.Application, parts: Assembly) -> list[Any]:
-    """Mount every route on ``app``; return the chat adapters (deliver_queued, close)."""
-    health = _Health(parts.store)
-    app.router.add_get("/healthz", health.healthz)
-    app.router.add_get("/readyz", health.readyz)
-    app.router.add_get("/metrics", health.metrics)
+def mount_routes(
+    public: web.Application, internal: web.Application, parts: Assembly, readiness: Readiness
+) -> list[Any]:
+    """Mount every route on its listener; return the chat adapters (deliver_queued, close)."""
+    health = _Health(parts.store, readiness)
+    for app in (public, internal):
+        app.middlewares.append(readiness.middleware)
+        app.router.add_get("/healthz", health.healthz)
+        app.router.add_get("/readyz", health.readyz)
+    internal.router.add_get("/metrics", health.metrics)
     if parts.proxy is not None:
-        add_proxy_routes(app, parts.proxy)
-    add_registry_routes(app, parts.store, {parts.keys.publisher.did})
-    return _mount_chats(app, parts)
+        add_proxy_routes(internal, parts.proxy)
+    add_registry_routes(internal, parts.store, {parts.keys.publisher.did})
+    chats = _mount_chats(public, parts)
+    _mount_console(internal, parts)
+    return chats
 
 
 def _mount_chats(app: web.Application, parts: Assembly) -> list[Any]:
-    service = parts.service
+    service, settings = parts.service, parts.settings
     chats: list[Any] = []
-    slack = SlackConfig.from_env(parts.settings.environ)
-    if slack is not None:
-        adapter = SlackAdapter(slack, chat_ports(service), names=parts.names)
+    if settings.slack is not None:
+        adapter = SlackAdapter(settings.slack, chat_ports(service), names=parts.names)
         adapter.mount(app)
         service.notifier.register(adapter)
         chats.append(adapter)
@@ -56,26 +63,32 @@ def _mount_chats(app: web.Application, parts: Assembly) -> list[Any]:
         bot.mount(app)
         service.notifier.register(bot)
         chats.append(bot)
-    if parts.settings.simulated and parts.settings.console:
-        console = ConsoleChannel()
-        console.mount(app, ConsoleRoom(parts).handlers())
-        service.notifier.register(console)
     return chats
 
 
+def _mount_console(app: web.Application, parts: Assembly) -> None:
+    settings = parts.settings
+    if not (settings.simulated and settings.console):
+        return
+    if not is_loopback_host(settings.internal_host) and not settings.allow_remote_console:
+        # The settings refuse this already; the console itself never trusts that they did.
+        raise ConfigError("the console binds to loopback unless service.allow_remote_console")
+    console = ConsoleChannel(parts.names)
+    console.mount(app, ConsoleRoom(parts).handlers())
+    parts.service.notifier.register(console)
+
+
 class _Health:
-    def __init__(self, store: JobStore) -> None:
+    def __init__(self, store: JobStore, readiness: Readiness) -> None:
         self.store = store
+        self.readiness = readiness
 
     async def healthz(self, _request: web.Request) -> web.Response:
         return web.json_response({"ok": True})
 
     async def readyz(self, _request: web.Request) -> web.Response:
-        try:
-            jobs = await self.store.list_jobs(OPEN)
-        except Exception as exc:  # readiness reports any failure, never raises
-            return web.json_response({"ready": False, "error": type(exc).__name__}, status=503)
-        return web.json_response({"ready": True, "open_jobs": len(jobs)})
+        verdict = await self.readiness.check()
+        return web.json_response(verdict, status=200 if verdict["ready"] else 503)
 
     async def metrics(self, _request: web.Request) -> web.Response:
         counts: dict[str, int] = {}

@@ -15,6 +15,7 @@ from typing import TypeVar
 
 from cards.views import RequestFormView, RequestValues, Template
 from engine.errors import InputError
+from engine.wpc import TEMPLATES
 
 REQUEST_VERB = "request"  # Teams Action.Execute verb of the form's submit button
 REQUEST_CALLBACK_ID = "breakglass.request"  # Slack modal callback_id
@@ -42,17 +43,42 @@ TEMPLATE_CHOICES = {
     Template.ENTRA_ROLE: "Entra directory role (entra-role)",
     Template.CA_EXCLUSION: "Conditional Access exclusion (ca-exclusion)",
 }
+# Exactly what the preflight read resolves (engine.targets): a user by UPN or object id, a
+# role or group by display name or id, a Conditional Access policy by id only.
+_USER, _ROLE = "User (UPN or object id)", "Directory role (display name or id)"
+_GROUP, _POLICY = "Group (display name or id)", "Conditional Access policy (id)"
 _TARGET_LABELS = {
     None: (
-        "Who gets access: user (entra-role) or group (ca-exclusion)",
-        "Role (entra-role) or Conditional Access policy (ca-exclusion)",
+        f"{_USER} for entra-role, or {_GROUP} for ca-exclusion",
+        f"{_ROLE} for entra-role, or {_POLICY} for ca-exclusion",
     ),
-    Template.ENTRA_ROLE: ("User (UPN or object id)", "Directory role (name or id)"),
-    Template.CA_EXCLUSION: (
-        "Group to exclude (name or id)",
-        "Conditional Access policy (name or id)",
-    ),
+    Template.ENTRA_ROLE: (_USER, _ROLE),
+    Template.CA_EXCLUSION: (_GROUP, _POLICY),
 }
+
+
+def template_minimum(template: Template) -> int:
+    """The shortest window the engine accepts for ``template`` (engine.wpc decides)."""
+    return TEMPLATES[template.value].min_minutes
+
+
+def min_minutes(view: RequestFormView) -> int:
+    """The duration input's minimum: the chosen template's, else the lowest of those offered
+    (a choice the form cannot see yet must not be blocked); never above the maximum."""
+    chosen = (view.values.template,) if view.values else view.templates
+    return min(min(template_minimum(t) for t in chosen), view.max_duration_minutes)
+
+
+def duration_label(view: RequestFormView) -> str:
+    """Says the minimum of each template whose minimum is above 1 (PIM's 5 minutes)."""
+    chosen = (view.values.template,) if view.values else view.templates
+    rules = [
+        f"{TEMPLATE_CHOICES[t].split(' (')[0]}: at least {template_minimum(t)}"
+        for t in chosen
+        if template_minimum(t) > 1
+    ]
+    top = f"at most {view.max_duration_minutes}"
+    return f"Duration (minutes; {'; '.join([*rules, top])})"
 
 
 def labels(template: Template | None) -> dict[Field, str]:
@@ -86,7 +112,7 @@ def form_inputs(view: RequestFormView) -> list[FormInput]:
         FormInput(Field.TEMPLATE, label[Field.TEMPLATE]),
         FormInput(Field.PRINCIPAL, label[Field.PRINCIPAL], v.principal if v else ""),
         FormInput(Field.RESOURCE, label[Field.RESOURCE], v.resource if v else ""),
-        FormInput(Field.DURATION, label[Field.DURATION]),
+        FormInput(Field.DURATION, duration_label(view)),
         FormInput(
             Field.JUSTIFICATION, label[Field.JUSTIFICATION], v.justification if v else "", True
         ),

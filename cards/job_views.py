@@ -1,8 +1,8 @@
 """From a job (and its chain) to the card views every platform renders.
 
-Names: principals, roles, groups and policies are shown as display name AND id; the
-display names come from a lookup the service is configured with (the directory seed, or
-Graph), falling back to the id itself.
+Names: principals, roles, groups and policies are shown as display name AND id. A target's
+display name is the one the tenant gave when the request was resolved (``request["resolved"]``),
+else the lookup the service is configured with (the directory seed), else the id itself.
 """
 
 from __future__ import annotations
@@ -18,9 +18,11 @@ from cards.views import (
     ApprovalView,
     AuditSummaryView,
     Decision,
+    EndedEarlyView,
     KillResultView,
     Named,
     ReceiptLineView,
+    RemovalDelayedView,
     RollbackStep,
     StatusView,
     StepOutcome,
@@ -28,18 +30,21 @@ from cards.views import (
     ToolCall,
 )
 from engine import chain
+from engine.errors import InputError
 from engine.job import ACTIVE, Job, Plan
+from engine.lifecycle import END_EXECUTOR_FAILED, END_WRITE_FAILED
 from engine.ports import ChainRecord
 from engine.timeutil import parse_iso
 
 _ROLLBACK_WORDS = {
     "breakglass.rollback.remove_role_assignment": "Remove the role assignment (PIM adminRemove)",
-    "breakglass.microsoft_graph.restore_ca_policy": "Restore the Conditional Access policy "
-    "exactly to its snapshot",
+    # DESIGN §6: only our exclusion is removed; a stale snapshot is never written back.
+    "breakglass.microsoft_graph.restore_ca_policy": "Remove this job's group exclusion from "
+    "the Conditional Access policy (changes by others are kept and reported as drift)",
 }
 _VERIFY_WORDS = {
     "absent": "Check that the principal no longer holds the role",
-    "restored": "Check that the policy equals its snapshot",
+    "restored": "Check that the group is no longer excluded from the policy",
 }
 
 
@@ -47,8 +52,22 @@ def named(names: Mapping[str, str], object_id: str) -> Named:
     return Named(names.get(object_id, object_id), object_id)
 
 
+def target_names(job: Job, names: Mapping[str, str]) -> Mapping[str, str]:
+    """``names`` with the display names the tenant gave for this job's targets on top."""
+    resolved = job.request.get("resolved")
+    found: dict[str, str] = {}
+    for entry in resolved.values() if isinstance(resolved, Mapping) else ():
+        if not isinstance(entry, Mapping):
+            continue
+        object_id, display = entry.get("object_id"), entry.get("display_name")
+        if isinstance(object_id, str) and isinstance(display, str) and display.strip():
+            found[object_id] = display
+    return {**names, **found} if found else names
+
+
 def action_summary(job: Job, names: Mapping[str, str], minutes: int | None = None) -> ActionSummary:
     targets = job.request["targets"]
+    names = target_names(job, names)
     template = Template(job.request["template"])
     if template is Template.CA_EXCLUSION:
         subject, resource = targets["group_id"], targets["policy_id"]
@@ -188,10 +207,15 @@ def _describe(record: ChainRecord) -> tuple[str, str]:
     if kind == chain.REVOCATION:
         return f"token {payload.get('jti', '')} revoked ({payload.get('reason', '')})", "revoked"
     if kind == chain.RUN_END:
-        return f"chain closed after {payload.get('event_count', '?')} events", str(
-            payload.get("outcome", "")
-        )
+        return _closed(payload.get("event_count")), str(payload.get("outcome", ""))
     return kind, "recorded"
+
+
+def _closed(before: object) -> str:
+    """The closing record is itself an event: it ends a chain of ``before + 1``."""
+    if not isinstance(before, int) or isinstance(before, bool):
+        return "chain closed"
+    return f"chain closed: {before + 1} events, this one last"
 
 
 def kill_result_view(
@@ -238,3 +262,26 @@ def audit_summary_view(
         bundle_hash_b64u=bundle_hash,
         bundle_file=f"{job.job_id}.bundle.json",
     )
+
+
+def announcement_view(
+    job: Job, names: Mapping[str, str], detail: Mapping[str, Any]
+) -> RemovalDelayedView | EndedEarlyView | None:
+    """The view of an ANNOUNCE effect that has a card of its own (None: the others)."""
+    event = detail.get("event")
+    if event == "removal_delayed":
+        try:
+            not_before = parse_iso(detail.get("not_before"))
+        except InputError:
+            return None
+        contained = tuple(str(tool) for tool in detail.get("contained") or ())
+        return RemovalDelayedView(job.job_id, action_summary(job, names), not_before, contained)
+    if event in (END_WRITE_FAILED, END_EXECUTOR_FAILED):
+        said = str(detail.get("detail", ""))
+        return EndedEarlyView(job.job_id, action_summary(job, names), str(event), said)
+    return None
+
+
+def announcement_key(detail: Mapping[str, Any]) -> str:
+    """Names one announcement, so a re-delivered event posts nothing twice."""
+    return f"announce:{detail.get('event', '')}:{detail.get('not_before', '')}"

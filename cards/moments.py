@@ -5,7 +5,7 @@ The renderers in ``cards.teams`` and ``cards.slack`` draw these; nothing here kn
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from cards import wording as w
@@ -18,8 +18,10 @@ from cards.views import (
     ApprovalView,
     AuditSummaryView,
     Decision,
+    EndedEarlyView,
     KillResultView,
     ReceiptLineView,
+    RemovalDelayedView,
     RollbackStep,
     StatusView,
     StepOutcome,
@@ -33,13 +35,6 @@ _BUTTONS = {
     Verb.KILL: ("Kill now", ButtonStyle.DANGER),
     Verb.DONE: ("Done: end early", ButtonStyle.DEFAULT),
     Verb.EXTEND: ("Extend (needs 2 new approvals)", ButtonStyle.DEFAULT),
-}
-_TRIGGERS = {
-    "kill": "Kill pressed",
-    "done": "Done pressed",
-    "timebox_expired": "the time window ended",
-    "approval_revoked": "an approval was withdrawn",
-    "unexpected_target_detected": "the gateway saw an unexpected target",
 }
 
 
@@ -166,13 +161,66 @@ def status(view: StatusView, now: datetime) -> Card:
     return Card(f"{title} (job {view.job_id})", parts, title, buttons)
 
 
-def receipt(view: ReceiptLineView) -> Card:
-    """One compact line per receipted event, ending in the chain head it produced."""
-    line = (
+def _receipt_line(view: ReceiptLineView) -> str:
+    return (
         f"#{view.seq} {w.at_seconds(view.at)} {w.item(view.kind)}: {w.item(view.summary)}"
         f" → {w.item(view.outcome)} · chain head {w.hash_prefix(view.chain_head_b64u)}"
     )
+
+
+def receipt(view: ReceiptLineView) -> Card:
+    """One compact line per receipted event, ending in the chain head it produced."""
+    line = _receipt_line(view)
     return Card(f"Receipt #{view.seq} (job {view.job_id})", (Note(line, mono=True),))
+
+
+def receipts(views: Sequence[ReceiptLineView]) -> Card:
+    """Every record of one receipts event as ONE message: a line each, at most
+    ``w.MAX_ITEMS`` shown and the rest counted, so one event is one bounded post."""
+    if not views:
+        raise ValueError("receipts needs at least one record")
+    if len(views) == 1:
+        return receipt(views[0])
+    ordered = sorted(views, key=lambda v: v.seq)
+    first, last = ordered[0].seq, ordered[-1].seq
+    title = f"Receipts #{first}–#{last}"
+    lines = w.items(tuple(_receipt_line(v) for v in ordered))
+    return Card(f"{title} (job {ordered[0].job_id})", (Bullets(title, lines),))
+
+
+def removal_delayed(view: RemovalDelayedView) -> Card:
+    """The tenant refuses the removal for now: what contained the grant, and when it goes."""
+    title = "Removal delayed by the tenant: access contained meanwhile"
+    tone = Tone.WARNING if view.contained else Tone.DANGER
+    parts = (
+        *_simulated(view.action),
+        Banner(w.removal_delayed_line(view), tone),
+        Facts((*w.action_facts(view.action)[1:], Fact("Job", w.item(view.job_id), mono=True))),
+    )
+    return Card(f"{title} (job {view.job_id})", parts, title)
+
+
+def ended_early(view: EndedEarlyView) -> Card:
+    """The work failed: the window ends now and the rollback runs."""
+    title = w.ENDED_EARLY_TITLES.get(view.reason) or "The window is ending now"
+    facts = (
+        Fact("Why", w.end_reason(view.reason)),
+        Fact("Error", w.text_block(view.detail), multiline=True),
+        *w.action_facts(view.action)[1:],
+        Fact("Job", w.item(view.job_id), mono=True),
+    )
+    parts = (
+        *_simulated(view.action),
+        Facts(facts),
+        Note(w.ENDED_EARLY_NEXT),
+    )
+    return Card(f"{title} (job {view.job_id})", parts, title)
+
+
+def announcement(view: RemovalDelayedView | EndedEarlyView) -> Card:
+    if isinstance(view, RemovalDelayedView):
+        return removal_delayed(view)
+    return ended_early(view)
 
 
 def _step_line(step: RollbackStep) -> str:
@@ -183,7 +231,7 @@ def _step_line(step: RollbackStep) -> str:
 
 
 def _ended_by(view: KillResultView) -> str:
-    why = _TRIGGERS.get(view.trigger) or w.item(view.trigger)
+    why = w.end_reason(view.trigger)
     who = f" by {w.named(view.by)}" if view.by is not None else ""
     return f"{why}{who} at {w.at(view.ended_at)}"
 

@@ -7,7 +7,7 @@ neither links URLs nor parses mentions in it; headers and buttons carry only our
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -34,6 +34,7 @@ from cards.actions import Verb, to_slack
 from cards.layout import Banner, Bullets, Button, ButtonStyle, Card, Fact, Facts, Note, Part, Tone
 from cards.text import clean_block, clean_line, slack_code, slack_mrkdwn, strip_hidden, truncate
 from cards.views import (
+    Announcement,
     ApprovalResultView,
     ApprovalView,
     AuditSummaryView,
@@ -178,6 +179,16 @@ def receipt_message(view: ReceiptLineView) -> Json:
     return render(Card(card.summary, card.parts))
 
 
+def receipts_message(views: Sequence[ReceiptLineView]) -> Json:
+    """Every record of one receipts event in ONE thread message (no header, bounded)."""
+    card = moments.receipts(views)
+    return render(Card(card.summary, card.parts))
+
+
+def announcement_message(view: Announcement) -> Json:
+    return render(moments.announcement(view))
+
+
 def kill_result_message(view: KillResultView) -> Json:
     return render(moments.kill_result(view))
 
@@ -213,11 +224,12 @@ def _template_input(view: RequestFormView, label: str) -> InputBlock:
 
 def _duration_input(view: RequestFormView, label: str) -> InputBlock:
     wanted = view.values.duration_minutes if view.values else 30
+    least = forms.min_minutes(view)
     element = NumberInputElement(
         action_id=forms.Field.DURATION.value,
         is_decimal_allowed=False,
-        initial_value=str(min(wanted, view.max_duration_minutes)),
-        min_value="1",
+        initial_value=str(max(min(wanted, view.max_duration_minutes), least)),
+        min_value=str(least),
         max_value=str(view.max_duration_minutes),
     )
     return InputBlock(block_id=forms.Field.DURATION.value, label=label, element=element)

@@ -18,6 +18,7 @@ from cards.actions import CardAction, Verb, to_teams
 from cards.layout import Banner, Bullets, Button, ButtonStyle, Card, Facts, Note, Part, Tone
 from cards.text import clean_block, clean_line, strip_hidden, teams_markdown, truncate
 from cards.views import (
+    Announcement,
     ApprovalResultView,
     ApprovalView,
     AuditSummaryView,
@@ -220,6 +221,15 @@ def receipt_card(view: ReceiptLineView) -> Json:
     return render(moments.receipt(view))
 
 
+def receipts_card(views: Sequence[ReceiptLineView]) -> Json:
+    """Every record of one receipts event in ONE card (bounded)."""
+    return render(moments.receipts(views))
+
+
+def announcement_card(view: Announcement) -> Json:
+    return render(moments.announcement(view))
+
+
 def kill_result_card(view: KillResultView) -> Json:
     return render(moments.kill_result(view))
 
@@ -259,15 +269,16 @@ def _template_input(view: RequestFormView, label: str) -> Json:
 
 def _duration_input(view: RequestFormView, label: str) -> Json:
     wanted = view.values.duration_minutes if view.values else 30
+    least = forms.min_minutes(view)
     return {
         "type": "Input.Number",
         "id": forms.Field.DURATION.value,
         "label": label,
-        "min": 1,
+        "min": least,
         "max": view.max_duration_minutes,
-        "value": min(wanted, view.max_duration_minutes),
+        "value": max(min(wanted, view.max_duration_minutes), least),
         "isRequired": True,
-        "errorMessage": f"Enter 1 to {view.max_duration_minutes} minutes",
+        "errorMessage": f"Enter {least} to {view.max_duration_minutes} minutes",
     }
 
 

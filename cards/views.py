@@ -246,3 +246,30 @@ class AuditSummaryView:
     def __post_init__(self) -> None:
         _require_aware("started_at", self.started_at)
         _require_aware("ended_at", self.ended_at)
+
+
+@dataclass(frozen=True)
+class RemovalDelayedView:
+    """The tenant refuses the removal until ``not_before``; ``contained`` names the kill steps
+    (tools) that already stopped the grant's use meanwhile."""
+
+    job_id: str
+    action: ActionSummary
+    not_before: datetime
+    contained: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        _require_aware("not_before", self.not_before)
+
+
+@dataclass(frozen=True)
+class EndedEarlyView:
+    """The window ends now because the work failed (``write_failed`` / ``executor_failed``)."""
+
+    job_id: str
+    action: ActionSummary
+    reason: str
+    detail: str = ""  # the error as the executor saw it: tenant text, shown inert
+
+
+Announcement = RemovalDelayedView | EndedEarlyView

@@ -7,11 +7,12 @@ here, once, with the length limit for its kind.
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from cards.layout import Fact
 from cards.text import clean_block, clean_line, truncate
-from cards.views import ActionSummary, Approval, Named, Template
+from cards.views import ActionSummary, Approval, Named, RemovalDelayedView, Template
+from engine.catalog import REVOKE_SESSIONS
 
 NAME_LIMIT = 120
 ID_LIMIT = 128
@@ -33,6 +34,24 @@ _LABELS = {
     Template.CA_EXCLUSION: ("Policy", "Group excluded"),
 }
 SIMULATED = "SIMULATED TENANT: a practice run, no real directory is changed"
+
+# Why a window ended, as the cards say it (the job's ``end_reason``).
+END_REASONS = {
+    "kill": "Kill pressed",
+    "done": "Done pressed",
+    "timebox_expired": "the time window ended",
+    "approval_revoked": "an approval was withdrawn",
+    "unexpected_target_detected": "the gateway saw an unexpected target",
+    "write_failed": "the privileged write failed",
+    "executor_failed": "the executor failed",
+}
+ENDED_EARLY_TITLES = {
+    "write_failed": "Write failed: the window is ending now",
+    "executor_failed": "Executor failed: the window is ending now",
+}
+ENDED_EARLY_NEXT = (
+    "The rollback now undoes whatever may have happened; its result follows in this thread."
+)
 
 
 def named(who: Named) -> str:
@@ -68,6 +87,14 @@ def at_seconds(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%H:%M:%S UTC")
 
 
+def at_minute(moment: datetime) -> str:
+    """``HH:MM UTC``, rounded UP to the minute: "from 17:36" is never before the moment."""
+    moment = moment.astimezone(UTC)
+    if moment.second or moment.microsecond:
+        moment += timedelta(minutes=1)
+    return moment.strftime("%H:%M UTC")
+
+
 def minutes_left(ends_at: datetime, now: datetime) -> int:
     """Whole minutes left, rounded up: 30 s left still reads "1 min", never "0 min"."""
     return max(math.ceil((ends_at - now).total_seconds() / 60), 0)
@@ -97,3 +124,28 @@ def approvals_line(approvals: tuple[Approval, ...], required: int) -> str:
         return f"0 of {required} so far"
     who = "; ".join(f"{named(a.by)} at {at(a.at)}" for a in approvals[:MAX_ITEMS])
     return f"{len(approvals)} of {required}: {who}"
+
+
+def end_reason(reason: str) -> str:
+    return END_REASONS.get(reason) or item(reason)
+
+
+def removal_delayed_line(view: RemovalDelayedView) -> str:
+    """What contained the grant, when the removal may run, and that it will run then."""
+    action = view.action
+    if action.template is Template.ENTRA_ROLE:
+        what = f"the role {named(action.resource)}"
+    else:
+        what = f"the exclusion of {named(action.subject)} from {named(action.resource)}"
+    when = f"{what} can be removed from {at_minute(view.not_before)}; removal will run then."
+    return f"{_contained(view)}; {when}"
+
+
+def _contained(view: RemovalDelayedView) -> str:
+    who = named(view.action.subject)
+    others = [item(tool) for tool in view.contained if tool != REVOKE_SESSIONS]
+    said = f"Sessions of {who} revoked" if REVOKE_SESSIONS in view.contained else ""
+    if others:
+        by = "contained by " if said else "Contained by "
+        said = "; ".join(filter(None, (said, by + ", ".join(others[:MAX_ITEMS]))))
+    return said or f"Nothing contained {who} meanwhile (sign-in sessions NOT revoked)"

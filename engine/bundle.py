@@ -21,7 +21,7 @@ from engine.compact import compact
 from engine.did import Signer
 from engine.envelope import sign_envelope
 from engine.receipts import GATEWAY_RECEIPT, HUMAN_APPROVAL_RECEIPT, TOOL_RECEIPT, content_hash
-from engine.timeutil import iso_ms
+from engine.timeutil import iso_ms, parse_iso
 
 BUNDLE_TYPE = "proof_bundle"
 RUN_END_TYPE = "breakglass_run_end"
@@ -116,13 +116,41 @@ def build_bundle(
         ("tool_receipts", by_type.get(TOOL_RECEIPT, [])),
         (
             "human_approval_receipts",
-            [e["payload"] for e in by_type.get(HUMAN_APPROVAL_RECEIPT, [])],
+            anchor_approvals(
+                [e["payload"] for e in by_type.get(HUMAN_APPROVAL_RECEIPT, [])],
+                by_type.get(GATEWAY_RECEIPT, []),
+            ),
         ),
     )
     for name, items in sections:
         if items:
             payload[name] = list(items)
     return sign_envelope(BUNDLE_TYPE, payload, signer, at)
+
+
+def anchor_approvals(
+    approvals: Sequence[Mapping[str, Any]], gateway_receipts: Sequence[Mapping[str, Any]]
+) -> list[Mapping[str, Any]]:
+    """Approvals anchored to the model-call span they bear on (``binding.span_id``): the
+    first model call at or after the decision (the run it enabled), else the latest one
+    before it. Without model calls there is no span: approvals stay as they are (legacy,
+    which the reference accepts only with causal checks in observe mode; see ADR 0001).
+    The witness hash excludes ``binding``, so the anchor does not change the chain."""
+    spans = sorted(
+        (parse_iso(r["payload"]["timestamp"]), str(r["payload"]["binding"]["span_id"]))
+        for r in gateway_receipts
+        if "span_id" in r["payload"].get("binding", {})
+    )
+    if not spans:
+        return list(approvals)
+    out: list[Mapping[str, Any]] = []
+    for approval in approvals:
+        at = parse_iso(approval["timestamp"])
+        later = [span for when, span in spans if when >= at]
+        anchor = later[0] if later else spans[-1][1]
+        binding = {**approval.get("binding", {}), "span_id": anchor}
+        out.append({**approval, "binding": binding})
+    return out
 
 
 def metadata_size(payload: Mapping[str, Any]) -> int:

@@ -16,7 +16,7 @@ from engine.envelope import REQUIRED_FIELDS
 from engine.errors import InputError, VerificationError
 from engine.timeutil import parse_iso
 
-_HASHISH = re.compile(r"^[A-Za-z0-9_-]{8,}$")
+_HASHISH = re.compile(r"^[A-Za-z0-9_-]{8,}\Z")
 _TOP_LEVEL = {
     "bundle_version",
     "bundle_id",

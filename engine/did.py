@@ -18,7 +18,7 @@ from engine.errors import VerificationError
 _ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 _INDEX = {c: i for i, c in enumerate(_ALPHABET)}
 _ED25519_PREFIX = b"\xed\x01"
-_DID_KEY = re.compile(r"^did:key:z[1-9A-HJ-NP-Za-km-z]{44,60}$")
+_DID_KEY = re.compile(r"^did:key:z[1-9A-HJ-NP-Za-km-z]{44,60}\Z")
 
 
 def base58_encode(data: bytes) -> str:

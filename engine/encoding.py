@@ -9,7 +9,7 @@ import re
 
 from engine.errors import InputError
 
-_B64U = re.compile(r"^[A-Za-z0-9_-]*$")
+_B64U = re.compile(r"^[A-Za-z0-9_-]*\Z")
 
 
 def b64u_encode(data: bytes) -> str:

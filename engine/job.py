@@ -128,6 +128,8 @@ class Job:
     last_tool_call: str | None = None
     external_refs: Mapping[str, str] = field(default_factory=dict)
     refusals: tuple[Mapping[str, str], ...] = ()
+    # The causal spans of the model calls so far: root/last span ids and their timestamps.
+    model_spans: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def resolved(self) -> bool:

@@ -31,6 +31,7 @@ class Binding:
     policy_hash_b64u: str
     token_scope_hash_b64u: str | None = None
     nonce: str | None = None
+    span: Span | None = None  # model calls only: the causal span the receipt declares
 
     def to_json(self, event_hash_b64u: str) -> dict[str, str]:
         out = {
@@ -42,7 +43,30 @@ class Binding:
             out["token_scope_hash_b64u"] = self.token_scope_hash_b64u
         if self.nonce:
             out["nonce"] = self.nonce
+        if self.span is not None:
+            out |= self.span.to_json()
         return out
+
+
+@dataclass(frozen=True)
+class Span:
+    """A causal span a gateway receipt declares (``receipt_binding.v1`` span fields):
+    its id, the span it follows (None for the root) and its lifecycle phase."""
+
+    span_id: str
+    parent_span_id: str | None = None
+    phase: str = "reasoning"
+
+    def to_json(self) -> dict[str, str]:
+        out = {"span_id": self.span_id, "phase": self.phase}
+        if self.parent_span_id:
+            out["parent_span_id"] = self.parent_span_id
+        return out
+
+
+def span_id_for(receipt_id: str) -> str:
+    """The span a model call declares: one per receipt, derived from its id."""
+    return f"span_{receipt_id}"
 
 
 def content_hash(value: Any) -> str:

@@ -30,7 +30,7 @@ __all__ = ["Decision", "Policy", "Statement", "resource"]  # evaluation lives in
 ENVELOPE_TYPE = "work_policy_contract"
 MAX_POLICY_BYTES = 64 * 1024
 KILL_TRIGGERS = ("approval_revoked", "timebox_expired", "unexpected_target_detected")
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}\Z")
 _DENIED_TOOL_PATTERNS = ("*shell*", "*exec*", "*sudo*", "*elevat*", "*eval*")
 
 

@@ -15,10 +15,15 @@ from typing import Any
 
 from aiohttp import web
 
+from adapters.console.inputs import FieldError, parse_act, parse_after, parse_request
 from adapters.httpbody import read_request
+from cards import moments, plain
 from cards.actions import from_teams
+from cards.job_views import announcement_view
+from cards.views import RequestValues
 from engine.canonical import strict_loads
-from engine.errors import BreakGlassError, describe
+from engine.errors import BreakGlassError, InputError, JobNotFound, StoreError, describe
+from engine.job import Job
 from engine.ports import ChatEvent
 
 log = logging.getLogger("breakglass.console")
@@ -32,18 +37,20 @@ Json = dict[str, Any]
 class ConsoleHandlers:
     """What the page can ask the service to do (wired by bot/, so this adapter stays small)."""
 
-    request: Callable[[str, Mapping[str, Any]], Awaitable[Json]]  # (identity, form) -> outcome
+    request: Callable[[str, RequestValues], Awaitable[Json]]  # (identity, form) -> outcome
     act: Callable[[str, Any], Awaitable[Json]]  # (identity, CardAction) -> outcome
     jobs: Callable[[], Awaitable[list[Json]]]
     bundle: Callable[[str], Awaitable[Json | None]]
     trust: Callable[[], Json]
     identities: Callable[[], list[Json]]
+    examples: Callable[[], Json]
 
 
 class ConsoleChannel:
     platform = "console"
 
-    def __init__(self) -> None:
+    def __init__(self, names: Mapping[str, str] | None = None) -> None:
+        self.names: Mapping[str, str] = names or {}
         self.feed: deque[Json] = deque(maxlen=FEED_SIZE)
         self._seq = 0
         self.handlers: ConsoleHandlers | None = None
@@ -66,8 +73,19 @@ class ConsoleChannel:
                     for r in event.records
                 ],
                 "at": event.now.isoformat(),
+                "text": self._text(event),
             }
         )
+
+    def _text(self, event: ChatEvent) -> str | None:
+        """What Slack and Teams show for an announcement (a failure, a delayed removal)."""
+        if event.kind != "announce":
+            return None
+        try:
+            said = announcement_view(Job.from_json(event.job), self.names, event.detail)
+        except (InputError, KeyError):
+            return None
+        return plain.render(moments.announcement(said)) if said is not None else None
 
     def mount(self, app: web.Application, handlers: ConsoleHandlers) -> None:
         self.handlers = handlers
@@ -76,6 +94,7 @@ class ConsoleChannel:
         app.router.add_get("/console/api/feed", self._feed)
         app.router.add_get("/console/api/identities", self._identities)
         app.router.add_get("/console/api/trust", self._trust)
+        app.router.add_get("/console/api/examples", self._examples)
         app.router.add_get("/console/api/jobs/{job_id}/bundle", self._bundle)
         app.router.add_post("/console/api/request", self._request)
         app.router.add_post("/console/api/act", self._act)
@@ -92,52 +111,76 @@ class ConsoleChannel:
         return web.json_response(await self._h().jobs())
 
     async def _feed(self, request: web.Request) -> web.Response:
-        after = int(request.query.get("after", "0") or 0)
+        try:
+            after = parse_after(request.query.get("after"))
+        except FieldError as exc:
+            return _invalid(exc)
         return web.json_response([e for e in self.feed if e["seq"] > after])
 
     async def _identities(self, _request: web.Request) -> web.Response:
         return web.json_response(self._h().identities())
 
+    async def _examples(self, _request: web.Request) -> web.Response:
+        return web.json_response(self._h().examples())
+
     async def _trust(self, _request: web.Request) -> web.Response:
         return web.json_response(self._h().trust())
 
     async def _bundle(self, request: web.Request) -> web.Response:
-        bundle = await self._h().bundle(request.match_info["job_id"])
+        job_id = request.match_info["job_id"]
+        try:
+            bundle = await self._h().bundle(job_id)
+        except JobNotFound:
+            return _not_found(job_id)
         if bundle is None:
             return web.json_response({"error": "no bundle yet: the job has not ended"}, status=404)
         return web.json_response(bundle)
 
-    async def _body(self, request: web.Request) -> Json:
-        raw = await read_request(request, MAX_BODY)
-        body = strict_loads(raw)
-        if not isinstance(body, dict) or not isinstance(body.get("as"), str):
-            raise web.HTTPBadRequest(text="body must be a JSON object naming who acts ('as')")
-        return body
-
     async def _request(self, request: web.Request) -> web.Response:
         try:
-            body = await self._body(request)
-            outcome = await self._h().request(body["as"], body)
+            identity, values = parse_request(await _json_body(request))
+            outcome = await self._h().request(identity, values)
+        except StoreError:
+            raise  # the service's middleware answers 503 STORE_UNAVAILABLE (no paths)
         except BreakGlassError as exc:
-            return web.json_response(
-                {"ok": False, "reason": "INVALID_INPUT", "detail": describe(exc)}, status=400
-            )
-        return web.json_response(outcome, status=200 if outcome.get("ok") else 409)
+            return _invalid(exc)
+        return _answer(outcome)
 
     async def _act(self, request: web.Request) -> web.Response:
         try:
-            body = await self._body(request)
+            press = parse_act(await _json_body(request))
+            data = {"verb": press.verb, "job_id": press.job_id}
             action = from_teams(
-                body.get("verb"),
-                {
-                    k: body.get(k)
-                    for k in ("verb", "job_id", "plan_hash")
-                    if body.get(k) is not None
-                },
+                press.verb, data | ({"plan_hash": press.plan_hash} if press.plan_hash else {})
             )
-            outcome = await self._h().act(body["as"], action)
+            outcome = await self._h().act(press.identity, action)
+        except JobNotFound:
+            return _not_found(press.job_id)
+        except StoreError:
+            raise  # the service's middleware answers 503 STORE_UNAVAILABLE (no paths)
         except BreakGlassError as exc:
-            return web.json_response(
-                {"ok": False, "reason": "INVALID_INPUT", "detail": describe(exc)}, status=400
-            )
-        return web.json_response(outcome, status=200 if outcome.get("ok") else 409)
+            return _invalid(exc)
+        return _answer(outcome)
+
+
+async def _json_body(request: web.Request) -> Any:
+    # Floats parse so a wrong number is refused by its field, not as an unreadable body.
+    return strict_loads(await read_request(request, MAX_BODY), floats=True)
+
+
+def _answer(outcome: Json) -> web.Response:
+    return web.json_response(outcome, status=200 if outcome.get("ok") else 409)
+
+
+def _invalid(exc: BreakGlassError) -> web.Response:
+    """400 naming the field when one is to blame; the detail never carries a traceback."""
+    body: Json = {"ok": False, "reason": "INVALID_INPUT", "detail": describe(exc)}
+    if isinstance(exc, FieldError):
+        body["field"] = exc.field
+    return web.json_response(body, status=400)
+
+
+def _not_found(job_id: str) -> web.Response:
+    shown = job_id if len(job_id) <= 64 and job_id.isprintable() else job_id[:64] + "…"
+    detail = f"no job {shown!r}: check the id on the job card"
+    return web.json_response({"ok": False, "reason": "JOB_NOT_FOUND", "detail": detail}, status=404)

@@ -16,7 +16,7 @@ from engine import catalog
 from engine.errors import ConfigError
 
 SERVER_NAME = "breakglass"  # the mcp.servers key; provider-safe, so OpenClaw keeps it as is
-_SAFE = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
+_SAFE = re.compile(r"^[a-z][a-z0-9_]{0,47}\Z")
 
 MCP_NAMES: Mapping[str, str] = MappingProxyType(
     {

@@ -1,7 +1,7 @@
 """Configuration of the Slack adapter: one frozen object, validated on construction.
 
-``bot/`` builds it (``SlackConfig.from_env(os.environ)``); nothing here reads the process
-environment itself. Secrets are kept out of ``repr`` so a logged config never shows them.
+``bot/`` builds it from the service's settings (bot/config_parts.py); nothing here reads
+the environment. Secrets are kept out of ``repr`` so a logged config never shows them.
 """
 
 from __future__ import annotations
@@ -20,15 +20,6 @@ PLATFORM = "slack"
 
 USER_ID = re.compile(r"[UW][A-Z0-9]{2,31}")
 CHANNEL_ID = re.compile(r"[CG][A-Z0-9]{2,31}")
-
-ENV_BOT_TOKEN = "BREAKGLASS_SLACK_BOT_TOKEN"
-ENV_SIGNING_SECRET = "BREAKGLASS_SLACK_SIGNING_SECRET"
-ENV_API_URL = "BREAKGLASS_SLACK_API_URL"
-ENV_APP_TOKEN = "BREAKGLASS_SLACK_APP_TOKEN"
-ENV_CHANNELS = "BREAKGLASS_SLACK_INCIDENT_CHANNELS"
-ENV_APPROVERS = "BREAKGLASS_SLACK_APPROVERS"
-ENV_REQUESTERS = "BREAKGLASS_SLACK_REQUESTERS"
-ENV_TENANT = "BREAKGLASS_TENANT_ID"
 
 
 def chat_identity(user_id: str) -> str:
@@ -60,6 +51,7 @@ class SlackConfig:
     timeout: float = 5.0
     max_retry_after: float = 2.0
     deliver_budget: float = 10.0
+    identities: Directory | None = None  # the service's one directory (all platforms)
 
     def __post_init__(self) -> None:
         if not self.bot_token.strip() or not self.signing_secret.strip():
@@ -84,7 +76,12 @@ class SlackConfig:
         return self.api_url.rstrip("/") + "/"
 
     def directory(self) -> Directory:
-        """Slack user → principal, exactly: a user mapped to two principals resolves to none."""
+        """Slack user → principal, exactly: a user mapped to two principals resolves to none.
+
+        The service's directory when given (the TOML ``[identities]`` and every platform's
+        people in one place), else one from this config's own people."""
+        if self.identities is not None:
+            return self.identities
         merged: dict[str, list[str]] = {}
         for mapping in (self.approver_user_ids, self.requesters):
             for user, principal in mapping.items():
@@ -97,45 +94,6 @@ class SlackConfig:
 
     def may_request(self, user_id: str) -> bool:
         return not self.requesters or user_id in self.requesters
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> SlackConfig | None:
-        """The config from ``environ`` (a plain mapping; nothing else is read).
-
-        None when Slack is not enabled, i.e. the bot token or the signing secret is unset.
-        Raises ConfigError when it is enabled but the rest is missing or malformed.
-        """
-        token = environ.get(ENV_BOT_TOKEN, "").strip()
-        secret = environ.get(ENV_SIGNING_SECRET, "").strip()
-        if not token or not secret:
-            return None
-        return cls(
-            bot_token=token,
-            signing_secret=secret,
-            incident_channels=frozenset(_items(environ.get(ENV_CHANNELS, ""))),
-            approver_user_ids=_pairs(ENV_APPROVERS, environ.get(ENV_APPROVERS, "")),
-            requesters=_pairs(ENV_REQUESTERS, environ.get(ENV_REQUESTERS, "")),
-            tenant_id=environ.get(ENV_TENANT, "").strip(),
-            api_url=environ.get(ENV_API_URL, "").strip() or DEFAULT_API_URL,
-            app_token=environ.get(ENV_APP_TOKEN, "").strip() or None,
-        )
-
-
-def _items(text: str) -> list[str]:
-    return [part.strip() for part in text.split(",") if part.strip()]
-
-
-def _pairs(name: str, text: str) -> dict[str, str]:
-    """``U1=principal,U2=principal``; a user named twice is an error, not a silent override."""
-    out: dict[str, str] = {}
-    for item in _items(text):
-        user, sep, principal = item.partition("=")
-        if not sep or not user.strip() or not principal.strip():
-            raise ConfigError(f"{name}: expected USER_ID=principal, got {item[:40]!r}")
-        if user.strip() in out:
-            raise ConfigError(f"{name}: {user.strip()[:40]} is named twice")
-        out[user.strip()] = principal.strip()
-    return out
 
 
 def _check(pattern: re.Pattern[str], value: str, what: str) -> None:

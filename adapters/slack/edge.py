@@ -5,6 +5,7 @@ Here, in order: (1) the timestamp is digits and the signature ``v0=<64 hex>``; (
 UTF-8 (Bolt would fail with a 500 on anything else); (3) the timestamp is within 5 minutes;
 (4) the signature matches; (5) the same signed request was not seen before (a captured
 request replayed within the 5 minutes). Any failure is a 401, logged, and nothing happens.
+A signed body Bolt cannot read as a Slack envelope is a 400, logged.
 Then Bolt verifies again and dispatches (``to_bolt_request`` / ``to_aiohttp_response``).
 """
 
@@ -28,6 +29,9 @@ PATH = "/slack/events"
 MAX_AGE_SECONDS = 300
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
 _SIGNATURE = re.compile(r"v0=[0-9a-f]{64}")
+# Bolt reads the envelope (payload, team, authorizations…) assuming Slack's shapes; a signed
+# body of another shape makes it raise one of these while building its request: a 400, not 500.
+MALFORMED = (ValueError, TypeError, AttributeError, KeyError, IndexError)
 
 
 class Refused(Exception):
@@ -56,7 +60,14 @@ class Edge:
         if not await self.store.claim_key(f"slack:sig:{signature}", {}, self.clock()):
             log.warning("refused Slack request from %s: replayed", request.remote)
             return web.json_response({"error": "invalid request"}, status=401)
-        response = await self.app.async_dispatch(await to_bolt_request(request))
+        try:
+            bolt_request = await to_bolt_request(request)
+        except MALFORMED as why:
+            log.warning(
+                "refused Slack request from %s: malformed envelope (%s)", request.remote, why
+            )
+            return web.json_response({"error": "malformed request"}, status=400)
+        response = await self.app.async_dispatch(bolt_request)
         return await to_aiohttp_response(response)
 
     async def _check(self, request: web.Request) -> str:

@@ -20,6 +20,7 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 
 from adapters import chat_actions
 from adapters.slack import commands
+from adapters.slack.binding import binding_problem, workspace_of
 from adapters.slack.commands import Parsed, Verb
 from adapters.slack.config import CHANNEL_ID, SlackConfig, chat_identity
 from adapters.slack.web import SlackApi
@@ -162,7 +163,23 @@ class Inbound:
             log.warning("refused click by %s: %s", user, err)
             await self.tell(channel, user, ":no_entry: That button is not one breakglass knows.")
             return
+        if await self._unbound(action, body, channel, user):
+            return
         await self._act(action, self.actor(user, _str(body, "user", "name")), channel, user)
+
+    async def _unbound(
+        self, action: CardAction, body: Mapping[str, Any], channel: str, user: str
+    ) -> bool:
+        """Refuse (and log) a click not from the job's workspace or on the bot's message."""
+        try:
+            job = await self.jobs.peek(action.job_id)
+        except JobNotFound:
+            return False  # _act answers "No job …"
+        problem = await binding_problem(self.store, job, body)
+        if problem:
+            log.warning("refused click by %s on %s: %s", user, job.job_id, problem)
+            await self.tell(channel, user, f":no_entry: Refused, nothing was changed: {problem}.")
+        return bool(problem)
 
     async def _act(
         self, action: CardAction, actor: Actor, channel: str, user: str
@@ -210,7 +227,7 @@ class Inbound:
             values,
             self.actor(user, _str(body, "user", "name")),
             self.config.tenant_id,
-            {"platform": "slack", "channel": channel, "team": _str(body, "team", "id")},
+            {"platform": "slack", "channel": channel, **workspace_of(body)},
         )
         problem = problem or self._dry_run(request)
         if problem:

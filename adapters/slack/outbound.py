@@ -110,7 +110,8 @@ class SlackChat:
             await self._finish(d)
         elif kind == "escalate":
             await self._escalate(d)
-        # "announce" adds nothing: the receipt line and the card update already show it.
+        elif kind == "announce":  # decisions show on the cards; failures and delays here
+            await self._announce(d)
 
     # ------------------------------------------------------------------ status card
 
@@ -149,10 +150,25 @@ class SlackChat:
     # -------------------------------------------------------------------- receipts
 
     async def _receipts(self, d: Delivery) -> None:
-        await self._card(d)
-        for record in sorted(d.event.records, key=lambda r: r.seq):
-            message = render.receipt_message(views.receipt_line(record))
-            await self._thread_post(d, kinds.receipt_kind(record.seq), message)
+        """All records of the event not posted yet, as ONE thread message: posts per job
+        are bounded by the service's pacing of receipts events, not by the chain's length."""
+        card = await self._card(d)
+        posted = kinds.receipted(d.refs)
+        new = sorted((r for r in d.event.records if r.seq not in posted), key=lambda r: r.seq)
+        if not new:
+            return
+        message = render.receipts_message([views.receipt_line(r) for r in new])
+        body = await self.api.post(card.channel, message, thread_ts=card.ts)
+        ts = _posted(body, card.channel).ts
+        await d.refs.put(
+            kinds.receipt_kind(new[0].seq), card.channel, ts, seqs=[r.seq for r in new]
+        )
+
+    async def _announce(self, d: Delivery) -> None:
+        view = views.announcement_view(d.job, self.names, d.event.detail)
+        if view is not None:
+            message = render.announcement_message(view)
+            await self._thread_post(d, views.announcement_key(d.event.detail), message)
 
     # ------------------------------------------------------------------- approvals
 

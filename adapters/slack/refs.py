@@ -5,7 +5,9 @@ went out and updates what it must update in place:
 
 * ``status``                  the status card in the incident channel (its ts is the thread)
 * ``approval:<user id>``      the approval prompt in an approver's DM
-* ``receipt:<seq>``           one receipt line in the thread
+* ``receipt:<seq>``           one receipts message in the thread, from record ``seq`` on;
+                              ``seqs`` lists every record it shows (absent: just ``seq``)
+* ``announce:<event>:<when>`` a failure or delayed-removal announcement in the thread
 * ``warning``, ``finish:kill``, ``finish:audit``, ``finish:bundle``, ``escalate``
 """
 
@@ -32,6 +34,18 @@ def approval_kind(user_id: str) -> str:
 
 def receipt_kind(seq: int) -> str:
     return f"receipt:{seq:06d}"
+
+
+def receipted(refs: Refs) -> set[int]:
+    """The seqs of every record already shown in a receipts message."""
+    shown: set[int] = set()
+    for kind in refs.kinds("receipt:"):
+        seqs = refs.found[kind].ref.get("seqs")
+        if isinstance(seqs, list):
+            shown.update(s for s in seqs if isinstance(s, int))
+        elif kind.removeprefix("receipt:").isdecimal():
+            shown.add(int(kind.removeprefix("receipt:")))
+    return shown
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,7 @@ def msal_connections(config: TeamsConfig) -> Connections:
             client_id=config.app_id,
             tenant_id=config.tenant_id,
             cert_pfx_file=str(config.certificate_path),
+            authority=config.token_authority,
         )
     else:
         auth = AgentAuthConfiguration(
@@ -70,6 +71,7 @@ def msal_connections(config: TeamsConfig) -> Connections:
             client_id=config.app_id,
             tenant_id=config.tenant_id,
             client_secret=config.app_password,
+            authority=config.token_authority,
         )
     return MsalConnectionManager(connections_configurations={"SERVICE_CONNECTION": auth})
 

@@ -41,6 +41,9 @@ class TeamsConfig:
     approvers: Mapping[str, str] = field(default_factory=dict)
     requesters: Mapping[str, str] = field(default_factory=dict)
     dev_disable_auth: bool = False
+    # The authority the bot's OUTBOUND token comes from; None: the SDK's public-cloud default.
+    # Sovereign clouds set it (e.g. https://login.microsoftonline.us/<tenant>).
+    token_authority: str | None = None
 
     def __post_init__(self) -> None:
         if not self.app_id.strip() or not self.tenant_id.strip():
@@ -51,6 +54,8 @@ class TeamsConfig:
         if not (has_password or has_cert or self.dev_disable_auth):
             raise ConfigError("Teams needs app_password or certificate_path")
         check_base_url("openid_metadata_url", self.openid_metadata_url)
+        if self.token_authority is not None:
+            check_base_url("token_authority", self.token_authority)
         if not self.allowed_issuers or not all(i.strip() for i in self.allowed_issuers):
             raise ConfigError("allowed_issuers must name at least one issuer")
         object.__setattr__(
@@ -88,6 +93,7 @@ class TeamsConfig:
             approvers=_pairs("APPROVERS", _get(environ, "APPROVERS")),
             requesters=_pairs("REQUESTERS", _get(environ, "REQUESTERS")),
             dev_disable_auth=_flag("DEV_DISABLE_AUTH", _get(environ, "DEV_DISABLE_AUTH")),
+            token_authority=_get(environ, "TOKEN_AUTHORITY") or None,
         )
 
 

@@ -25,6 +25,8 @@ from adapters.teams.connector import Connector, reference_from
 from adapters.teams.people import People
 from cards import teams
 from cards.job_views import (
+    announcement_key,
+    announcement_view,
     approval_result_view,
     audit_summary_view,
     kill_result_view,
@@ -114,13 +116,14 @@ class Thread:
 
 
 async def _receipts(thread: Thread, event: ChatEvent) -> None:
+    """The records not shown yet, as ONE reply: posts per job are bounded by the pacing of
+    receipts events, not by the chain's length."""
     posted = set(thread.refs.get(RECEIPTS, {}).get("posted", []))
-    for record in event.records:
-        if record.seq in posted:
-            continue
-        await thread.reply(teams.receipt_card(receipt_line(record)))
-        posted.add(record.seq)
-        await thread.put(RECEIPTS, {"posted": sorted(posted)})
+    new = [record for record in event.records if record.seq not in posted]
+    if not new:
+        return
+    await thread.reply(teams.receipts_card([receipt_line(record) for record in new]))
+    await thread.put(RECEIPTS, {"posted": sorted(posted | {record.seq for record in new})})
 
 
 async def _ask_approvers(thread: Thread, event: ChatEvent) -> None:
@@ -146,6 +149,10 @@ def _open_revision(job: Job) -> int:
 
 
 async def _announce(thread: Thread, event: ChatEvent) -> None:
+    said = announcement_view(thread.job, thread.scene.names, event.detail)
+    if said is not None:  # a failure or a delayed removal: its own message, once
+        await thread.keep(announcement_key(event.detail), teams.announcement_card(said))
+        return
     decision = str(event.detail.get("decision", ""))
     decision = "deny" if decision == "deny_extension" else decision
     by = str(event.detail.get("by", ""))

@@ -76,6 +76,9 @@ class Edge:
         except pydantic.ValidationError:
             log.warning("teams: refused inbound request (400): not an activity")
             return web.json_response({"error": "bad request"}, status=400)
+        if result.status_code == NOT_IMPLEMENTED:  # an invoke nothing of ours handles
+            log.warning("teams: refused inbound request (400): no handler for this activity")
+            return web.json_response({"error": "bad request"}, status=400)
         return _response(result)
 
     async def _admit(self, request: web.Request) -> tuple[dict[str, Any], ClaimsIdentity]:
@@ -86,6 +89,10 @@ class Edge:
         body = await _read_activity(request)
         self.auth.check_activity(verified, body)
         return body, ClaimsIdentity(dict(verified.claims), authentication_type="Bearer")
+
+
+ENVELOPE = ("from", "recipient", "conversation")
+NOT_IMPLEMENTED = 501
 
 
 async def _read_activity(request: web.Request) -> dict[str, Any]:
@@ -99,6 +106,10 @@ async def _read_activity(request: web.Request) -> dict[str, Any]:
     body = strict_loads(bytes(raw), floats=True)
     if not isinstance(body, dict):
         raise InputError("an activity must be a JSON object")
+    for part in ENVELOPE:  # the SDK needs these to route the turn and address its answer
+        value = body.get(part)
+        if not isinstance(value, dict) or not isinstance(value.get("id"), str):
+            raise InputError(f"an activity needs {part}.id")
     return body
 
 

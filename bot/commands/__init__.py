@@ -8,10 +8,21 @@ parser, the ``--help`` texts and the error handling from this list; nothing else
 
 from __future__ import annotations
 
-from bot.commands import demo, keys, openclaw, policy, serve, token, verify
+from bot.commands import (
+    config,
+    demo,
+    evidence,
+    html_report,
+    keys,
+    openclaw,
+    policy,
+    serve,
+    token,
+    verify,
+)
 from bot.commands.base import Command, Context, Group
 
-_MODULES = (keys, policy, token, verify, serve, demo, openclaw)
+_MODULES = (keys, policy, token, verify, html_report, evidence, serve, config, demo, openclaw)
 
 GROUPS: tuple[Group, ...] = tuple(g for m in _MODULES for g in m.GROUPS)
 COMMANDS: tuple[Command, ...] = tuple(c for m in _MODULES for c in m.COMMANDS)

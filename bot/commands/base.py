@@ -73,16 +73,21 @@ class Group:
     help: str
 
 
-def read_json(name: str, max_bytes: int = MAX_DOCUMENT_BYTES) -> Any:
-    """Strictly parse the JSON file ``name`` (``-`` is stdin); any failure is an InputError."""
+def read_bytes(name: str, max_bytes: int) -> bytes:
+    """At most ``max_bytes + 1`` bytes of the file ``name`` (``-`` is stdin), so a caller can
+    tell an over-long input; an unreadable file is an InputError."""
     try:
         if name == STDIN:
-            raw = sys.stdin.buffer.read(max_bytes + 1)
-        else:
-            with Path(name).open("rb") as handle:
-                raw = handle.read(max_bytes + 1)
+            return sys.stdin.buffer.read(max_bytes + 1)
+        with Path(name).open("rb") as handle:
+            return handle.read(max_bytes + 1)
     except OSError as exc:
         raise InputError(f"cannot read {name}: {exc.strerror or type(exc).__name__}") from None
+
+
+def read_json(name: str, max_bytes: int = MAX_DOCUMENT_BYTES) -> Any:
+    """Strictly parse the JSON file ``name`` (``-`` is stdin); any failure is an InputError."""
+    raw = read_bytes(name, max_bytes)
     try:
         return strict_loads(raw, max_bytes=max_bytes)
     except InputError as err:

@@ -26,6 +26,7 @@ def render(report: Report, bundle: Mapping[str, Any]) -> str:
         lines += _approvals(summary.get("approvals", []))
         lines += _tokens(summary.get("tokens", []))
         lines += _timeline(summary.get("timeline", []))
+        lines += _models(summary.get("model_timeline", []))
         lines += _ending(summary)
     if report.reasons:
         lines.append("problems")
@@ -84,6 +85,22 @@ def _timeline(calls: Sequence[Mapping[str, Any]]) -> list[str]:
     lines = ["tool calls"]
     lines += [f"  {c.get('at')}  {c.get('tool')}  {c.get('status')}" for c in calls]
     return lines
+
+
+def _models(calls: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Each model call with its route, and whether the WPC allowed that route."""
+    if not calls:
+        return []
+    lines = ["model route"]
+    lines += [
+        f"  {c.get('at')}  {c.get('route')}  {_allowed(c)}  receipt {c.get('receipt_hash_b64u')}"
+        for c in calls
+    ]
+    return lines
+
+
+def _allowed(call: Mapping[str, Any]) -> str:
+    return "allowed" if call.get("allowed") else "OUTSIDE THE WPC"
 
 
 def _ending(summary: Mapping[str, Any]) -> list[str]:

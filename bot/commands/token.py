@@ -38,7 +38,7 @@ from engine.ports import ChainStore, Revocation, RevocationStore
 from engine.timeutil import from_epoch, iso_ms
 from engine.wpc import Policy, verify_wpc
 
-_JTI = re.compile(r"^[A-Za-z0-9._~-]{1,128}$")
+_JTI = re.compile(r"^[A-Za-z0-9._~-]{1,128}\Z")
 DEFAULT_REASON = "revoked by an operator (breakglass CLI)"
 UNKNOWN_JOB = "unknown"
 

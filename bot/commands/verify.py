@@ -33,20 +33,29 @@ async def run(args: argparse.Namespace, ctx: Context) -> int:
     return EXIT_OK if result.valid else EXIT_FAILED
 
 
-def _arguments(parser: argparse.ArgumentParser) -> None:
+def bundle_arguments(parser: argparse.ArgumentParser) -> None:
+    """A bundle to read and the trust to read it with (shared by the commands that do)."""
     parser.add_argument("bundle", metavar="BUNDLE", help="proof bundle envelope (- for stdin)")
     parser.add_argument(
         "--trust",
         metavar="FILE",
         help="our trust file or the reference allowlists.v1.json (default: the local keys')",
     )
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+def profile_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--profile",
         choices=(PROFILE_CORE, PROFILE_BREAKGLASS),
         help="core checks only, or the break-glass rules too (default: breakglass with our "
         "trust file, core with a reference allowlist)",
     )
+
+
+def _arguments(parser: argparse.ArgumentParser) -> None:
+    bundle_arguments(parser)
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    profile_argument(parser)
 
 
 GROUPS = ()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from engine import chain
@@ -24,8 +26,11 @@ from engine.lifecycle.ending import begin_end
 from engine.lifecycle.ledger import Ledger, binding_for
 from engine.receipts import (
     TOOL_RECEIPT,
+    Span,
+    span_id_for,
     tool_receipt_payload,
 )
+from engine.timeutil import parse_iso
 
 
 def tool_call(job: Job, command: ToolCallRecorded, ctx: Ctx) -> Transition:
@@ -84,12 +89,32 @@ def model_call(job: Job, command: ModelCallRecorded, ctx: Ctx) -> Transition:
         raise refuse("ALREADY_RESOLVED", "the job has ended; its chain is closed")
     token = _token_with_scope(job, command.token_scope_hash)
     ledger = Ledger(job, ctx.now)
+    span, spans = _next_span(job, command.payload)
+    binding = replace(binding_for(job, token), span=span)
     envelope = ledger.add_receipt(
-        chain.LLM_CALL,
-        "gateway_receipt",
-        command.payload,
-        binding_for(job, token),
-        ctx.keys.gateway,
+        chain.LLM_CALL, "gateway_receipt", command.payload, binding, ctx.keys.gateway
     )
+    ledger.job = ledger.job.but(model_spans=spans)
     result = {"state": job.state, "receipt_id": command.payload["receipt_id"], "envelope": envelope}
     return ledger.finish([], result)
+
+
+def _next_span(job: Job, payload: Mapping[str, Any]) -> tuple[Span, dict[str, str]]:
+    """The span a model call declares, and the job's spans after it. A call follows the
+    latest earlier call (the conversation goes on); the reference's clock rule wants a
+    span no earlier than its parent, so a call that overlapped it hangs off the root."""
+    at = str(payload["timestamp"])
+    span_id = span_id_for(str(payload["receipt_id"]))
+    spans = dict(job.model_spans)
+    parent = next(
+        (
+            spans[name]
+            for name in ("last", "root")
+            if name in spans and parse_iso(spans[f"{name}_at"]) <= parse_iso(at)
+        ),
+        None,
+    )
+    if "root" not in spans:
+        spans |= {"root": span_id, "root_at": at}
+    spans |= {"last": span_id, "last_at": at}
+    return Span(span_id, parent), spans

@@ -18,7 +18,7 @@ from engine.verify.artifacts import (
     check_terminal,
     check_tokens,
 )
-from engine.verify.calls import check_calls, check_rollback
+from engine.verify.calls import check_calls, check_model_calls, check_rollback
 from engine.verify.evidence import load_evidence
 from engine.verify.summary import summarise
 from engine.verify.trust import Report, Trust
@@ -34,6 +34,7 @@ def check_breakglass(payload: Mapping[str, Any], trust: Trust, report: Report) -
     check_terminal(ev)
     check_approvals(ev)
     calls = check_calls(ev)
+    models = check_model_calls(ev)
     check_revocations(ev)
     rollback_verified = check_rollback(ev, calls)
-    report.summary = summarise(ev, calls, rollback_verified)
+    report.summary = summarise(ev, calls, models, rollback_verified)

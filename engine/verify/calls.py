@@ -87,3 +87,30 @@ def check_rollback(ev: Evidence, calls: list[Call]) -> bool:
 
 def _read_after(calls: list[Call], at: datetime, planned: tuple[str, str]) -> bool:
     return any(c.at >= at and (c.tool, c.args_hash) == planned for c in calls)
+
+
+def check_model_calls(ev: Evidence) -> list[dict[str, Any]]:
+    """Every receipted model call went to a provider and model its WPC allows (the proxy
+    refuses others at run time; this proves it afterwards). The calls, for the summary."""
+    out = []
+    for envelope in ev.payload.get("receipts", []):
+        body = envelope["payload"]
+        bound = body.get("binding", {}).get("policy_hash")
+        policy = ev.by_hash.get(str(bound), ev.policy)
+        route = f"{body['provider']}:{body['model']}"
+        allowed = policy.allows_model(str(body["provider"]), str(body["model"])).allowed
+        if not allowed:
+            ev.report.fail(
+                "BREAKGLASS_MODEL_OUTSIDE_POLICY",
+                f"model call {body['receipt_id']} went to {route[:120]}, not allowed by its WPC",
+            )
+        out.append(
+            {
+                "at": body["timestamp"],
+                "route": route,
+                "receipt_hash_b64u": envelope["payload_hash_b64u"],
+                "span_id": body.get("binding", {}).get("span_id"),
+                "allowed": allowed,
+            }
+        )
+    return out

@@ -1,5 +1,5 @@
 """The clawsig core checks (the reference verifier's verdicts): envelope, shape, hash,
-signature, agent, chain, receipt signatures and bindings."""
+signature, agent, chain, receipt signatures and bindings, causal spans."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from engine.bundle_schema import check_bundle_payload
 from engine.envelope import verify_envelope
 from engine.errors import VerificationError
 from engine.receipts import GATEWAY_RECEIPT, TOOL_RECEIPT
+from engine.verify.causal import check_causal
 from engine.verify.trust import Trust
 
 
@@ -30,6 +31,7 @@ def verify_core(envelope: object, trust: Trust) -> Mapping[str, Any]:
     run_id = chain.check_chain(events) if events else None
     known = {e["event_hash_b64u"] for e in events}
     _check_receipts(payload, trust, run_id, known)
+    check_causal(payload)
     return payload
 
 

@@ -10,7 +10,9 @@ from engine.timeutil import from_epoch
 from engine.verify.evidence import Call, Evidence
 
 
-def summarise(ev: Evidence, calls: list[Call], rollback_verified: bool) -> dict[str, Any]:
+def summarise(
+    ev: Evidence, calls: list[Call], models: list[dict[str, Any]], rollback_verified: bool
+) -> dict[str, Any]:
     run = ev.meta.get("run", {})
     return {
         "policy_id": ev.policy.payload.get("policy_id"),
@@ -28,6 +30,7 @@ def summarise(ev: Evidence, calls: list[Call], rollback_verified: bool) -> dict[
         "tokens": [_token(c) for c in ev.token_claims],
         "timeline": [{"at": c.at.isoformat(), "tool": c.tool, "status": c.status} for c in calls],
         "model_calls": len(ev.payload.get("receipts", [])),
+        "model_timeline": models,
         "outcome": run.get("outcome"),
         "rollback_verified": rollback_verified,
         "kill": run.get("ended_by"),

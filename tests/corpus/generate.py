@@ -14,20 +14,23 @@ import copy
 import json
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from engine import chain
+from engine.canonical import jcs
+from engine.cst import TokenKind
 from engine.did import Signer
 from engine.envelope import sign_envelope
 from engine.job import Actor
-from engine.lifecycle import Kill
-from engine.ports import ChainRecord
+from engine.lifecycle import Kill, ModelCallRecorded, Tick
+from engine.ports import ChainRecord, ModelExchange
 from engine.proof import bundle_for_job
-from engine.receipts import content_hash, witness_hash
+from engine.receipts import content_hash, gateway_receipt_payload, witness_hash
 from engine.timeutil import iso_ms, parse_iso
-from engine.wpc import PlanRequest, build_wpc, sign_wpc
+from engine.wpc import ModelAllowance, PlanRequest, build_wpc, sign_wpc
 from tests.support.engine_sim import JobSim
 
 HERE = Path(__file__).resolve().parent
@@ -48,6 +51,52 @@ def killed_sim() -> JobSim:
     sim.run_write_and_verify()
     sim.advance(minutes=5)
     sim.do(Kill(Actor("console:oncall", None)))
+    sim.run_rollback()
+    return sim
+
+
+AGENT_MODEL = ModelAllowance("scripted", "breakglass-agent")
+
+
+def model_call(sim: JobSim, n: int, prompt: str, answer: str = "") -> ModelExchange:
+    """A model call as the proxy receipts it (the agent's conversation, under its token);
+    returns the exchange the proxy would keep."""
+    assert sim.job is not None
+    token = sim.job.token(TokenKind.AGENT)
+    assert token is not None
+    request = {"model": AGENT_MODEL.name, "messages": [{"role": "user", "content": prompt}]}
+    reply = {"choices": [{"message": {"role": "assistant", "content": answer or f"step {n}"}}]}
+    receipt_id = f"gw_{sim.job.job_id}_{n:03d}"
+    payload = gateway_receipt_payload(
+        receipt_id=receipt_id,
+        gateway_id="breakglass-model-proxy",
+        provider=AGENT_MODEL.provider,
+        model=AGENT_MODEL.name,
+        request_body=jcs(request),
+        response_body=jcs(reply),
+        tokens_input=12,
+        tokens_output=3,
+        latency_ms=40,
+        at=sim.now,
+    )
+    sim.do(ModelCallRecorded(payload, str(token.claims["token_scope_hash_b64u"])))
+    return ModelExchange(receipt_id, sim.job.job_id, jcs(request), jcs(reply), sim.now)
+
+
+def agent_sim() -> JobSim:
+    """An agent-mode job: the model plans, then the write and its verification run."""
+    sim = JobSim()
+    sim.rules = replace(sim.rules, model=AGENT_MODEL)
+    sim.request()
+    sim.advance(minutes=2)
+    sim.approve_both()
+    sim.advance(seconds=1)
+    model_call(sim, 1, "plan the role grant")
+    sim.advance(seconds=2)
+    model_call(sim, 2, "the grant is done; verify it")
+    sim.run_write_and_verify()
+    sim.advance(minutes=30)
+    sim.do(Tick())
     sim.run_rollback()
     return sim
 
@@ -74,6 +123,7 @@ def forge(sim: JobSim, mutate: Mutation) -> Bundle:
         "tool_receipt": sim.keys.gateway,
         "breakglass_revocation": sim.keys.issuer,
         "breakglass_run_end": sim.keys.agent,
+        "gateway_receipt": sim.keys.gateway,
     }
     entries = []
     claims = {content_hash(t.claims): dict(t.claims) for t in sim.job.tokens}
@@ -191,7 +241,18 @@ def event_after_terminal(entries: list[dict[str, Any]]) -> None:
     entries.append(extra)
 
 
+def model_outside_route(entries: list[dict[str, Any]]) -> None:
+    entries[_index(entries, chain.LLM_CALL, 1)]["payload"]["model"] = "gpt-unapproved"
+
+
 # ---------------------------------------------------------------------- edited variants
+
+
+def orphaned_approval(bundle: Bundle, sim: JobSim) -> Bundle:
+    """An approval that names a span no model call declares."""
+    edited = copy.deepcopy(bundle)
+    edited["payload"]["human_approval_receipts"][0]["binding"]["span_id"] = "span_nobody"
+    return resign(edited, sim.keys.agent)
 
 
 def dropped_receipt(bundle: Bundle, sim: JobSim) -> Bundle:
@@ -289,6 +350,7 @@ FORGED: dict[str, tuple[Callable[[], JobSim], Mutation, str]] = {
     "missing_rollback": (good_sim, missing_rollback, "BREAKGLASS_ROLLBACK_MISSING"),
     "skipped_verification": (good_sim, skipped_verification, "BREAKGLASS_VERIFICATION_MISSING"),
     "event_after_terminal": (good_sim, event_after_terminal, "BREAKGLASS_EVENT_AFTER_TERMINAL"),
+    "model_outside_route": (agent_sim, model_outside_route, "BREAKGLASS_MODEL_OUTSIDE_POLICY"),
 }
 
 
@@ -300,6 +362,10 @@ def corpus() -> dict[str, str]:
     expected: dict[str, str] = {"good": "OK", "good_killed": "OK"}
     for name, (edit, code) in EDITED.items():
         bundles[name], expected[name] = edit(good, sim), code
+    agent = agent_sim()
+    bundles["good_agent"], expected["good_agent"] = agent.bundle(), "OK"
+    bundles["orphaned_approval"] = orphaned_approval(bundles["good_agent"], agent)
+    expected["orphaned_approval"] = "CAUSAL_HUMAN_APPROVAL_ORPHANED"
     for name, (base, mutation, code) in FORGED.items():
         bundles[name], expected[name] = forge(base(), mutation), code
     trust = {

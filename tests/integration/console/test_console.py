@@ -2,43 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from dataclasses import replace
-from pathlib import Path
-from typing import Any
-
 import aiohttp
-import pytest
 
-from bot.app import SIMULATED_SEED, Runtime, seed_people
-from bot.config import load_settings
+from bot.app import Runtime
 from engine import catalog
-
-
-@pytest.fixture
-async def console(tmp_path: Path) -> AsyncIterator[tuple[aiohttp.ClientSession, str, Runtime]]:
-    runtime = Runtime(replace(load_settings({"BREAKGLASS_HOME": str(tmp_path)}), port=0))
-    url = await runtime.start()
-    async with aiohttp.ClientSession() as session:
-        yield session, url, runtime
-    await runtime.stop()
-
-
-def role_request() -> dict[str, Any]:
-    return {
-        "as": "console:alice",
-        "template": "entra-role",
-        "principal": seed_people()["alice"],
-        "resource": SIMULATED_SEED["roles"][0]["id"],
-        "minutes": 5,
-        "justification": "console test",
-        "ticket": "T-1",
-    }
-
-
-async def post(session: aiohttp.ClientSession, url: str, body: Any) -> tuple[int, Any]:
-    async with session.post(url, json=body) as response:
-        return response.status, await response.json()
+from tests.integration.console.conftest import post, role_request
 
 
 async def test_refusals_change_nothing_and_are_recorded(

@@ -49,7 +49,11 @@ def test_demo_command_prints_a_machine_readable_result(tmp_path: Path) -> None:
         "rollback_verified",
         "bundle_path",
         "still_privileged",
+        "home",
+        "trust_path",
     }
+    assert Path(result["trust_path"]).parent == Path(result["bundle_path"]).parent
+    assert json.loads(Path(result["trust_path"]).read_text())
     assert (result["scenario"], result["outcome"], result["still_privileged"]) == (
         "denied",
         "denied",

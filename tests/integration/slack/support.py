@@ -98,7 +98,7 @@ class SlackSender:
     async def command(self, user: str, text: str, channel: str = INCIDENT) -> Answer:
         return await self.send(self.command_body(user, text, channel), FORM)
 
-    def _interaction(self, payload: Json) -> bytes:
+    def _interaction(self, payload: object) -> bytes:
         return urlencode({"payload": json.dumps(payload)}).encode()
 
     def _user(self, user: str) -> Json:
@@ -111,6 +111,9 @@ class SlackSender:
 
     async def submit(self, user: str, view: Json, values: Json) -> Answer:
         """A view_submission of ``view`` (as views.open showed it) with ``values`` typed in."""
+        return await self.send_payload(self.submit_payload(user, view, values))
+
+    def submit_payload(self, user: str, view: Json, values: Json) -> Json:
         submitted = dict(view) | {"state": {"values": values}}
         payload = {
             "type": "view_submission",
@@ -120,12 +123,17 @@ class SlackSender:
             "trigger_id": self._id("trig."),
             "view": submitted,
         }
-        return await self.send(self._interaction(payload), FORM)
+        return payload
 
     async def click(
         self, user: str, channel: str, message: Json, action_id: str, value: str | None = None
     ) -> Answer:
         """A block_actions click on the button ``action_id`` of ``message`` (as posted)."""
+        return await self.send_payload(self.click_payload(user, channel, message, action_id, value))
+
+    def click_payload(
+        self, user: str, channel: str, message: Json, action_id: str, value: str | None = None
+    ) -> Json:
         button = find_button(message, action_id)
         action = {
             "type": "button",
@@ -152,6 +160,10 @@ class SlackSender:
             "response_url": "http://127.0.0.1:9/unused",
             "actions": [action],
         }
+        return payload
+
+    async def send_payload(self, payload: object) -> Answer:
+        """An interactivity request (``payload=<JSON>``), signed."""
         return await self.send(self._interaction(payload), FORM)
 
     def mention_body(self, user: str, text: str, event_id: str, channel: str = INCIDENT) -> bytes:

@@ -39,6 +39,7 @@ from tests.integration.slack.support import (
     TOKEN,
 )
 from tests.support.engine_sim import T0, trust_for
+from tests.support.receipts import shown_seqs
 from tests.support.waiting import eventually
 
 
@@ -79,8 +80,7 @@ async def test_whole_job_from_slash_command_to_bundle(env: Env) -> None:
     assert any("Break-glass ended" in t for t in texts)
     assert any("audit summary" in t for t in texts)
     chain = await env.store.chain(job_id)
-    receipts = [t for t in texts if t.startswith("Receipt #")]
-    assert receipts == [f"Receipt #{r.seq} (job {job_id})" for r in chain]  # each once, in order
+    assert shown_seqs(texts) == [r.seq for r in chain]  # each once, in order
     for user in (BOB, CAROL, DAVE):
         prompt = dm_of(env, user)
         assert prompt["text"].startswith("Approval recorded")

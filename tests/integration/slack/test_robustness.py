@@ -23,6 +23,7 @@ from tests.integration.slack.steps import (
     thread_texts,
 )
 from tests.integration.slack.support import BOB, CAROL, DAVE, INCIDENT
+from tests.support.receipts import shown_seqs
 
 
 async def queued(env: Env) -> int:
@@ -91,7 +92,7 @@ async def test_slack_down_the_job_still_rolls_back_and_the_posts_follow(env: Env
     assert any("Break-glass ended: rolled back and verified" in t for t in texts)
     assert any("audit summary" in t for t in texts)
     assert len(env.fake.uploads) == 1
-    seqs = [int(t.split("#")[1].split()[0]) for t in texts if t.startswith("Receipt #")]
+    seqs = shown_seqs(texts)
     assert sorted(seqs) == list(range(len(await env.store.chain(job.job_id))))
     assert "closed" in status_card(env)["text"]
     for user in (BOB, CAROL, DAVE):

@@ -23,7 +23,7 @@ from tests.integration.teams.conftest import (
     USER_ADMIN,
     TeamsEnv,
 )
-from tests.integration.teams.fakes import OUTBOUND_TOKEN
+from tests.integration.teams.fakes import OUTBOUND_TOKEN, heading
 from tests.integration.teams.flow import (
     actions,
     active,
@@ -37,6 +37,7 @@ from tests.integration.teams.flow import (
     requested,
 )
 from tests.support.engine_sim import trust_for
+from tests.support.receipts import shown_seqs
 from tests.support.shared import shared_dir
 
 REPO = Path(__file__).resolve().parents[3]
@@ -104,7 +105,8 @@ async def test_whole_job_request_approve_grant_countdown_kill_rollback_bundle(
     receipts = teams.connector.titled("Receipt")
     assert receipts
     assert all(c.target == status_id for c in receipts)  # in the status card's thread
-    assert len(receipts) == job.chain_length  # every chain event witnessed, once
+    shown = shown_seqs(heading(c.card) for c in receipts if c.card is not None)
+    assert shown == list(range(job.chain_length))  # every chain event witnessed, once, in order
 
 
 def adaptive_schema() -> dict[str, Any]:

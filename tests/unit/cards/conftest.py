@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.shared import shared_dir
+from tests.support.shared import require_shared, shared_dir
 
 REPO = Path(__file__).resolve().parents[3]
 SCHEMA = Path("adaptivecards") / "adaptive-card-1.5.json"
@@ -22,6 +22,7 @@ def shared_file(relative: Path) -> Path | None:
 
 @pytest.fixture(scope="session")
 def adaptive_schema() -> dict[str, Any]:
+    require_shared()  # no shared/ at all: the one summary line every such test shares
     path = shared_file(SCHEMA)
     if path is None:
         # -ra in addopts prints this reason in the run's summary.

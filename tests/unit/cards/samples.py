@@ -16,9 +16,11 @@ from cards.views import (
     ApprovalView,
     AuditSummaryView,
     Decision,
+    EndedEarlyView,
     KillResultView,
     Named,
     ReceiptLineView,
+    RemovalDelayedView,
     RequestFormView,
     RequestValues,
     RollbackStep,
@@ -104,6 +106,24 @@ def receipt(**over: Any) -> ReceiptLineView:
     return ReceiptLineView(**fields)
 
 
+def receipts(count: int = 30) -> list[ReceiptLineView]:
+    """A burst of ``count`` records, as one receipts event carries them."""
+    return [receipt(seq=seq, at=T0 + timedelta(seconds=seq)) for seq in range(3, 3 + count)]
+
+
+REVOKE_SESSIONS = "breakglass.microsoft_graph.revoke_sign_in_sessions"
+
+
+def removal_delayed(contained: tuple[str, ...] = (REVOKE_SESSIONS,)) -> RemovalDelayedView:
+    not_before = T0 + timedelta(minutes=5, seconds=20)  # shown as 17:36: never too early
+    return RemovalDelayedView(JOB, ROLE_ACTION, not_before, contained)
+
+
+def ended_early(reason: str = "write_failed") -> EndedEarlyView:
+    detail = "Graph 400 ActiveDurationTooShort: the active duration is too short"
+    return EndedEarlyView(JOB, ROLE_ACTION, reason, detail)
+
+
 def kill_result(failed: bool = False) -> KillResultView:
     steps = (
         RollbackStep("Remove the Exchange Administrator assignment", StepOutcome.OK, True),
@@ -179,6 +199,11 @@ TEAMS: dict[str, Render] = {
     "status_closed": lambda: teams.status_card(status(active=False), NOW),
     "status_simulated": lambda: teams.status_card(status(action=CA_ACTION), NOW),
     "receipt": lambda: teams.receipt_card(receipt()),
+    "receipts_burst": lambda: teams.receipts_card(receipts()),
+    "removal_delayed": lambda: teams.announcement_card(removal_delayed()),
+    "removal_delayed_uncontained": lambda: teams.announcement_card(removal_delayed(())),
+    "write_failed": lambda: teams.announcement_card(ended_early()),
+    "executor_failed": lambda: teams.announcement_card(ended_early("executor_failed")),
     "kill_result": lambda: teams.kill_result_card(kill_result()),
     "kill_result_failed": lambda: teams.kill_result_card(kill_result(failed=True)),
     "audit_summary": lambda: teams.audit_summary_card(audit_summary()),
@@ -197,6 +222,11 @@ SLACK: dict[str, Render] = {
     "status_closed": lambda: slack.status_message(status(active=False), NOW),
     "status_simulated": lambda: slack.status_message(status(action=CA_ACTION), NOW),
     "receipt": lambda: slack.receipt_message(receipt()),
+    "receipts_burst": lambda: slack.receipts_message(receipts()),
+    "removal_delayed": lambda: slack.announcement_message(removal_delayed()),
+    "removal_delayed_uncontained": lambda: slack.announcement_message(removal_delayed(())),
+    "write_failed": lambda: slack.announcement_message(ended_early()),
+    "executor_failed": lambda: slack.announcement_message(ended_early("executor_failed")),
     "kill_result": lambda: slack.kill_result_message(kill_result()),
     "kill_result_failed": lambda: slack.kill_result_message(kill_result(failed=True)),
     "audit_summary": lambda: slack.audit_summary_message(audit_summary()),

@@ -8,7 +8,7 @@ import pytest
 
 from cards import forms, slack, teams
 from cards.forms import RequestFormError, request_from_slack, request_from_teams
-from cards.views import RequestValues, Template
+from cards.views import RequestFormView, RequestValues, Template
 from tests.unit.cards import samples
 
 VALUES = RequestValues(Template.CA_EXCLUSION, "grp-1", "pol-1", 45, "INC-9 lockout", "INC-9")
@@ -116,3 +116,51 @@ def test_malformed_slack_state_is_refused() -> None:
     ):
         with pytest.raises(RequestFormError):
             request_from_slack(broken)
+
+
+def test_labels_say_exactly_what_each_target_accepts() -> None:
+    role, ca = forms.labels(Template.ENTRA_ROLE), forms.labels(Template.CA_EXCLUSION)
+    F = forms.Field
+    assert (role[F.PRINCIPAL], role[F.RESOURCE]) == (
+        "User (UPN or object id)",
+        "Directory role (display name or id)",
+    )
+    assert (ca[F.PRINCIPAL], ca[F.RESOURCE]) == (
+        "Group (display name or id)",
+        "Conditional Access policy (id)",
+    )
+    either = forms.labels(None)
+    for label in (*role.values(), *ca.values()):
+        if label not in ("Template", "Duration (minutes)", "Justification", "Ticket (optional)"):
+            assert label in either[F.PRINCIPAL] or label in either[F.RESOURCE]
+
+
+def duration_inputs(view: RequestFormView) -> tuple[dict[str, Any], dict[str, Any]]:
+    card = teams.request_form_card(view)
+    (teams_input,) = [e for e in card["body"] if e.get("id") == "duration_minutes"]
+    modal = slack.request_modal(view)
+    (slack_input,) = [b for b in modal["blocks"] if b.get("block_id") == "duration_minutes"]
+    return teams_input, slack_input
+
+
+def test_the_duration_minimum_of_an_entra_role_is_five_and_shown() -> None:
+    role = RequestValues(Template.ENTRA_ROLE, "u", "r", 2, "why")
+    teams_input, slack_input = duration_inputs(RequestFormView(values=role))
+    assert (teams_input["min"], teams_input["value"]) == (5, 5)  # 2 was typed: raised to 5
+    assert teams_input["errorMessage"] == "Enter 5 to 60 minutes"
+    element = slack_input["element"]
+    assert (element["min_value"], element["initial_value"]) == ("5", "5")
+    for label in (teams_input["label"], slack_input["label"]["text"]):
+        assert "at least 5" in label
+
+
+def test_a_form_before_the_template_is_chosen_names_the_role_minimum() -> None:
+    teams_input, slack_input = duration_inputs(RequestFormView())
+    # The template is chosen in the same form: its input must not refuse a valid exclusion.
+    assert (teams_input["min"], slack_input["element"]["min_value"]) == (1, "1")
+    assert "Entra directory role: at least 5" in teams_input["label"]
+    assert "Entra directory role: at least 5" in slack_input["label"]["text"]
+    ca = RequestValues(Template.CA_EXCLUSION, "g", "p", 2, "why")
+    teams_input, _ = duration_inputs(RequestFormView(values=ca))
+    assert (teams_input["min"], teams_input["value"]) == (1, 2)
+    assert "at least" not in teams_input["label"]

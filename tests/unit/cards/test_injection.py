@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from cards import slack, teams
+from cards import job_views, slack, teams
 from cards.text import MAX_LINES
 from cards.views import (
     ActionSummary,
@@ -22,9 +22,11 @@ from cards.views import (
     ApprovalResultView,
     AuditSummaryView,
     Decision,
+    EndedEarlyView,
     KillResultView,
     Named,
     ReceiptLineView,
+    RemovalDelayedView,
     RequestFormView,
     RequestValues,
     RollbackStep,
@@ -33,6 +35,7 @@ from cards.views import (
     Template,
     ToolCall,
 )
+from tests.support.engine_sim import JobSim
 from tests.unit.cards import samples as s
 
 HOSTILE = {
@@ -99,6 +102,9 @@ def hostile_views(
         h,
     )
     form = RequestFormView(values=RequestValues(Template.ENTRA_ROLE, h, h, 30, h, h), error=h)
+    burst = [ReceiptLineView(s.JOB, seq, s.T0, h, h, h, h) for seq in range(1, 40)]
+    delayed = RemovalDelayedView(s.JOB, action, s.T0, lines)
+    failed = EndedEarlyView(s.JOB, action, h, h)
     return {
         "approval": (
             teams.approval_card(approval, for_approver=True),
@@ -111,6 +117,36 @@ def hostile_views(
         "kill": (teams.kill_result_card(kill), slack.kill_result_message(kill)),
         "audit": (teams.audit_summary_card(audit), slack.audit_summary_message(audit)),
         "form": (teams.request_form_card(form), slack.request_modal(form)),
+        "receipts": (teams.receipts_card(burst), slack.receipts_message(burst)),
+        "removal_delayed": (teams.announcement_card(delayed), slack.announcement_message(delayed)),
+        "ended_early": (teams.announcement_card(failed), slack.announcement_message(failed)),
+        **tenant_named_views(h),
+    }
+
+
+def tenant_named_views(h: str) -> dict[str, tuple[dict[str, Any], dict[str, Any] | None]]:
+    """A real job whose targets the tenant resolved to the display name ``h``: the tenant's
+    text is as hostile as a person's."""
+    sim = JobSim()
+    named_h = {"given": "x", "display_name": h}
+    found = {
+        "principal_id": {**named_h, "object_id": "u-alice"},
+        "role_definition_id": {**named_h, "object_id": "r-ga"},
+    }
+    sim.request(resolved=found)
+    assert sim.job is not None
+    approval = job_views.approval_view(sim.job, {}, sim.now)
+    assert approval.action.subject.display_name == h  # the name reaches the card as given
+    status = job_views.status_view(sim.job, {}, sim.now)
+    return {
+        "tenant_named_approval": (
+            teams.approval_card(approval, for_approver=True),
+            slack.approval_message(approval),
+        ),
+        "tenant_named_status": (
+            teams.status_card(status, sim.now),
+            slack.status_message(status, sim.now),
+        ),
     }
 
 
@@ -250,3 +286,19 @@ def test_teams_shows_the_attack_literally_in_text_runs(case: str, shown: str) ->
     card, _ = hostile_views(HOSTILE[case])["approval"]
     runs = [n["text"] for n in nodes(card) if n.get("type") == "TextRun"]
     assert any(shown in r for r in runs)
+
+
+@pytest.mark.parametrize(
+    ("case", "slack_shows", "teams_shows"),
+    [
+        ("slack_here_mention", "&lt;!here&gt; (id u-alice)", "<!here> (id u-alice)"),
+        ("rlo_override", "invoice[U+202E]gpj.exe (id u-alice)", "invoice[U+202E]gpj.exe (id"),
+    ],
+)
+def test_a_tenant_display_name_is_shown_literally_beside_its_id(
+    case: str, slack_shows: str, teams_shows: str
+) -> None:
+    card, message = tenant_named_views(HOSTILE[case])["tenant_named_approval"]
+    assert any(slack_shows in t for t in slack_mrkdwn_texts(message or {}))
+    runs = [n["text"] for n in nodes(card) if n.get("type") == "TextRun"]
+    assert any(teams_shows in r for r in runs)

@@ -6,11 +6,15 @@ import pytest
 
 from engine.canonical import strict_loads
 from engine.verify import Trust, verify_bundle
-from tests.support.shared import require_shared
+from tests.support.shared import require_shared, shared_dir
 
 
 def _vectors() -> list[tuple[str, str, Any]]:
-    root = require_shared() / "clawsig" / "conformance"
+    """The vectors, or none without ../shared (collection must never fail on that)."""
+    shared = shared_dir()
+    if shared is None:
+        return []
+    root = shared / "clawsig" / "conformance"
     manifest = strict_loads((root / "manifest.v1.json").read_bytes())
     out = []
     for vector in manifest["vectors"]:
@@ -27,8 +31,8 @@ def _trust() -> Trust:
 
 @pytest.mark.parametrize(("name", "file_name", "expected"), _vectors() or [("none", "", {})])
 def test_verdict_matches_the_reference(name: str, file_name: str, expected: Any) -> None:
-    assert file_name, "no proof_bundle vectors found"
     root = require_shared() / "clawsig" / "conformance"
+    assert file_name, "no proof_bundle vectors found"
     report = verify_bundle(strict_loads((root / file_name).read_bytes()), _trust())
     assert report.profile == "core"
     assert report.valid is expected["valid"], (name, report.reasons)
@@ -38,4 +42,5 @@ def test_verdict_matches_the_reference(name: str, file_name: str, expected: Any)
 
 
 def test_all_sixteen_local_vectors_are_exercised() -> None:
+    require_shared()
     assert len(_vectors()) == 16

@@ -53,6 +53,7 @@ def test_small_order_keys_are_refused(key: bytes) -> None:
         "did:key:z6MkWRONG",
         "did:key:zQ3shokFTS3brHcDQrn82RUDfCZESWL1ZdCEJwekUDPQiYBme",  # secp256k1 multicodec
         "did:key:z6MkneMkZqwqRiU5mJzSG3kDwzt9P8C59N4NGTfBLfSGE7c7 ",
+        "did:key:z6MkneMkZqwqRiU5mJzSG3kDwzt9P8C59N4NGTfBLfSGE7c7\n",  # "$" allowed this
         None,
     ],
 )

@@ -148,6 +148,9 @@ def test_role_window_shorter_than_pim_allows_is_refused_with_the_reason(minutes:
             "plain id",
         ),
         ({"targets": {**ROLE.targets, "group_id": "g"}}, "unexpected targets"),
+        # "$" would match before a final newline: an id must end where its characters end.
+        ({"targets": {**ROLE.targets, "role_definition_id": "r\n"}}, "plain id"),
+        ({"job_id": "job-1\n"}, "job"),
     ],
 )
 def test_requests_outside_the_template_are_refused(change: dict[str, Any], match: str) -> None:

@@ -1,0 +1,68 @@
+"""Failures and delayed removals: what the channel is told, the same on every platform."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from cards import moments, plain, wording
+from cards.views import RemovalDelayedView
+from tests.unit.cards import samples as s
+
+ALICE = "Alice Example (id 0b1c2d3e-aaaa-4bbb-8ccc-111111111111)"
+ROLE = "Exchange Administrator (id 29232cdf-9323-42fd-ade2-1d097af3e4de)"
+
+
+def shown(name: str) -> list[str]:
+    """The Teams card and the Slack message of sample ``name``, as JSON text."""
+    return [json.dumps(render(), ensure_ascii=False) for render in (s.TEAMS[name], s.SLACK[name])]
+
+
+def test_a_delayed_removal_says_what_was_contained_and_when_removal_runs() -> None:
+    line = wording.removal_delayed_line(s.removal_delayed())
+    assert line == (
+        f"Sessions of {ALICE} revoked; the role {ROLE} can be removed from 17:36 UTC; "
+        "removal will run then."
+    )
+    for text in shown("removal_delayed"):
+        assert line in text
+    console = plain.render(moments.announcement(s.removal_delayed()))
+    assert line in console
+
+
+def test_nothing_contained_is_said_loudly() -> None:
+    line = wording.removal_delayed_line(s.removal_delayed(()))
+    assert line.startswith(f"Nothing contained {ALICE} meanwhile (sign-in sessions NOT revoked)")
+    for text in shown("removal_delayed_uncontained"):
+        assert "sign-in sessions NOT revoked" in text
+    assert "SIGN-IN SESSIONS NOT REVOKED" in plain.render(
+        moments.announcement(s.removal_delayed(()))
+    )
+
+
+def test_the_removal_time_is_never_shown_earlier_than_allowed() -> None:
+    assert wording.at_minute(datetime(2025, 1, 1, 17, 35, tzinfo=UTC)) == "17:35 UTC"
+    assert wording.at_minute(datetime(2025, 1, 1, 17, 35, 0, 1, tzinfo=UTC)) == "17:36 UTC"
+    view = RemovalDelayedView(s.JOB, s.CA_ACTION, s.T0, ("other.tool",))
+    assert wording.removal_delayed_line(view) == (
+        "Contained by other.tool; the exclusion of BG Exclusion 01 (id "
+        "5e6f7a8b-0000-4c1d-9e2f-555555555555) from Require MFA for admins (id "
+        "7a8b9c0d-0000-4e1f-8a2b-666666666666) can be removed from 17:30 UTC; "
+        "removal will run then."
+    )
+
+
+def test_a_failed_write_and_a_failed_executor_say_why_and_what_happens_next() -> None:
+    for name, title in wording.ENDED_EARLY_TITLES.items():
+        for text in shown(name):
+            assert title in text
+            assert wording.END_REASONS[name] in text
+            assert "ActiveDurationTooShort" in text
+            assert wording.ENDED_EARLY_NEXT in text
+
+
+def test_the_kill_result_names_the_new_end_reasons() -> None:
+    for reason in ("write_failed", "executor_failed"):
+        card = moments.kill_result(replace(s.kill_result(), trigger=reason, by=None))
+        assert f"Ended: {wording.END_REASONS[reason]} at" in plain.render(card)
