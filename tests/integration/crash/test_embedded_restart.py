@@ -26,7 +26,7 @@ from bot.assembly import CLOCK_FILE_VAR
 from bot.clock import FileClock
 from bot.config import load_settings
 from engine.verify import Trust, verify_bundle
-from tests.integration.console.test_console import role_request
+from tests.integration.console.conftest import role_request
 
 VERIFIED_READ = "breakglass.microsoft_graph.read_role_assignment: success"  # the write's read
 HANG_GUARD = 60.0  # real seconds: only a hung service ever reaches it
@@ -91,7 +91,8 @@ async def test_a_restart_with_a_job_open_ends_it_closed_and_verified(tmp_path: P
     home = tmp_path / "home"
     async with aiohttp.ClientSession() as http:
         first = runtime(home, clock)
-        url = await first.start()
+        await first.start()
+        url = first.internal_url  # the console is on the internal (loopback) listener
         try:
             job_id = await open_a_job(http, url)
             assert ours(first) == [seed_people()["alice"]]
@@ -100,7 +101,8 @@ async def test_a_restart_with_a_job_open_ends_it_closed_and_verified(tmp_path: P
 
         clock.advance(timedelta(minutes=6))  # the window ended while the service was down
         second = runtime(home, clock)
-        url = await second.start()
+        await second.start()
+        url = second.internal_url
         try:
             job = await until(http, url, job_id, lambda j: j["resolved"], tick=second)
             assert (job["state"], job["end_reason"]) == ("closed", "timebox_expired"), json.dumps(
