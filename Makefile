@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: dev lint test demo bench corpus clean openclaw load chaos
+.PHONY: dev lint test soak demo bench corpus clean openclaw load chaos
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,14 @@ lint: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/pytest
+
+# The first-law state machine on many random runs: stops at BREAKGLASS_SOAK_EXAMPLES examples
+# or BREAKGLASS_SOAK_SECONDS of searching, whichever comes first (a failure stops it at once).
+SOAK_EXAMPLES ?= 5000
+SOAK_SECONDS  ?= 1800
+soak: $(STAMP)
+	BREAKGLASS_SOAK_EXAMPLES=$(SOAK_EXAMPLES) BREAKGLASS_SOAK_SECONDS=$(SOAK_SECONDS) \
+		$(BIN)/pytest -q -p no:randomly tests/integration/invariant -k soak
 
 # The browser tests drive Debian's chromium through Playwright by path; Playwright itself never
 # downloads a browser (never run `playwright install`).

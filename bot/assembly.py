@@ -134,6 +134,7 @@ async def assemble(settings: Settings, clock: Clock) -> Assembly:
         bundle_dir=settings.home / "bundles",
         replica_id=settings.replica_id or None,
         deployment=settings.deployment or None,
+        resolver=tools,  # preflight: targets resolved against the tenant before approval
     )
     chat = service.chat  # the same pacing, plus one log line per lifecycle event
     service.chat = LoggingPacedChat(
@@ -197,7 +198,9 @@ def _simulator(settings: Settings, clock: Clock) -> SimulatedTenant | None:
     tenant = settings.tenant
     if tenant.mode == "graph" or tenant.simulated_url:
         return None
-    return SimulatedTenant(clock=_SimClock(clock))
+    # Its state lives under the home, so a restarted service finds its grants where they were.
+    state = settings.home / "simulated-tenant.json"
+    return SimulatedTenant(clock=_SimClock(clock), state_path=state)
 
 
 async def _tools(

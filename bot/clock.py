@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from engine.timeutil import parse_iso
+
+FILE_POLL_SECONDS = 0.05  # how often a FileClock sleeper looks whether the test moved time
 
 
 class ScaledClock:
@@ -34,11 +37,6 @@ class ScaledClock:
     async def sleep(self, virtual_seconds: float) -> None:
         """Wait ``virtual_seconds`` of this clock's time."""
         await asyncio.sleep(self.real_seconds(virtual_seconds))
-
-
-def sleep_for(clock: Callable[[], datetime]) -> Callable[[float], Awaitable[None]]:
-    """The sleep that agrees with ``clock``: seconds of its time, not of the wall's."""
-    return clock.sleep if isinstance(clock, ScaledClock) else asyncio.sleep
 
 
 class FileClock:
@@ -64,6 +62,21 @@ class FileClock:
         when = self.now() + delta
         self.set(when)
         return when
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait until this clock has moved ``seconds`` on, or as many real seconds have
+        passed, whichever comes first: a test moves the clock past a wait (a delayed removal)
+        instead of sitting it out, and a wait it does not move past still ends."""
+        target = self.now() + timedelta(seconds=seconds)
+        deadline = time.monotonic() + seconds
+        # Another process may move the file: there is nothing to wait on but polling.
+        while self.now() < target and (left := deadline - time.monotonic()) > 0:  # noqa: ASYNC110
+            await asyncio.sleep(min(FILE_POLL_SECONDS, left))
+
+
+def sleep_for(clock: Callable[[], datetime]) -> Callable[[float], Awaitable[None]]:
+    """The sleep that agrees with ``clock``: seconds of its time, not of the wall's."""
+    return clock.sleep if isinstance(clock, ScaledClock | FileClock) else asyncio.sleep
 
 
 def system_clock() -> datetime:

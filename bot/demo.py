@@ -39,7 +39,7 @@ SCENARIOS = ("normal", "kill", "early-kill", "injected", "crash", "denied")
 EXPECTED = {
     "normal": "closed",
     "kill": "killed",
-    "early-kill": "killed",  # inside PIM's first 5 minutes; containment is wired elsewhere
+    "early-kill": "killed",  # inside PIM's first 5 minutes: contained, then removed
     "injected": "killed",
     "crash": "closed",
     "denied": "denied",
@@ -82,6 +82,8 @@ class Result:
     window_end: str | None = None
     ended_at: str | None = None
     expected: str = ""
+    contained: list[str] = field(default_factory=list)  # early-kill: the containment done
+    removal_not_before: str | None = None  # early-kill: when the tenant allowed the removal
     home: str = ""
     trust_path: str = ""
 
@@ -89,10 +91,14 @@ class Result:
     def ok(self) -> bool:
         expected = self.expected or EXPECTED[self.scenario]
         verified = self.rollback_verified or self.outcome == "denied"
+        contained = self.scenario != "early-kill" or bool(
+            self.contained and self.removal_not_before
+        )
         return (
             self.outcome == expected
             and self.bundle_valid
             and verified
+            and contained
             and not self.still_privileged
         )
 
@@ -106,6 +112,8 @@ class Result:
             "reason_codes": self.reason_codes,
             "still_privileged": self.still_privileged,
             "job_id": self.job_id,
+            "contained": self.contained,
+            "removal_not_before": self.removal_not_before,
             "home": self.home,
             "trust_path": self.trust_path,
             "ok": self.ok,
@@ -304,6 +312,8 @@ class Demo:
             )
             self.say(f"tenant now: {self._grants(sim) or 'no grant'}")
             await self._scenario(http, sim, job_id)
+            if self.options.scenario == "early-kill":
+                await self._delayed_removal(http, job_id, result)
         job = await self._until(http, job_id, lambda j: j["resolved"], "the end of the job")
         self._progress(job)
         await self._finish(http, sim, job, result)
@@ -334,6 +344,28 @@ class Demo:
             await asyncio.sleep(0.3)
             sim.core.faults.clear()
             await self._crash_and_restart(sim)
+
+    async def _delayed_removal(
+        self, http: aiohttp.ClientSession, job_id: str, result: Result
+    ) -> None:
+        """Killed inside PIM's first five minutes: the tenant refuses the removal, so the
+        service contains the principal (revokes their sessions) and tells the channel when
+        it will remove the role. Wait for that announcement on the console's feed."""
+        deadline = time.monotonic() + self.options.timeout
+        while True:
+            for post in await self._get(http, "/console/api/feed"):
+                detail = post["detail"]
+                if post["job_id"] == job_id and detail.get("event") == "removal_delayed":
+                    result.contained = list(detail["contained"])
+                    result.removal_not_before = detail["not_before"]
+                    self.say(
+                        f"contained at once ({', '.join(result.contained) or 'nothing'}); "
+                        f"the role is removed at {detail['not_before']}"
+                    )
+                    return
+            if (await self._job(http, job_id))["resolved"] or time.monotonic() > deadline:
+                return  # ended without a delay (ok says so), or the end wait times out
+            await asyncio.sleep(0.1)
 
     def _crashing(self, point: str) -> bool:
         return self.options.scenario == "crash" and self.options.crash_at == point

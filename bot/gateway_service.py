@@ -133,7 +133,7 @@ class ToolGateway:
     async def _run_and_record(
         self, job_id: str, call: ToolCall, allowed: Allowed, receipt_id: str, started: Any
     ) -> GatewayOutcome:
-        tool = asyncio.ensure_future(self._run_tool(call))
+        tool = self.service.tasks.spawn(self._run_tool(call), f"tool-call:{job_id}")
         if _settled(allowed):
             _track(self._tools, job_id, tool)
         t0 = time.perf_counter()

@@ -27,7 +27,7 @@ async def _serve(args: argparse.Namespace) -> None:
         seed,
         clock=clock,
         ca_interval=args.ca_interval,
-        strict=args.strict,
+        strict=not args.kind,
         state_path=args.state_file,
     )
     await sim.start(port=args.port)
@@ -56,7 +56,11 @@ def main() -> None:
     parser.add_argument("--ca-interval", type=float, default=1.0)
     parser.add_argument("--manual-clock", action="store_true", help="time moves via /_sim/clock")
     parser.add_argument("--secret-file", help="write the throwaway client secret here")
-    parser.add_argument("--strict", action="store_true", help="apply the real tenant's PIM rules")
+    parser.add_argument(
+        "--kind",
+        action="store_true",
+        help="without the real tenant's PIM rules (strict is default)",
+    )
     parser.add_argument("--state-file", help="keep the directory in this JSON file")
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(parser.parse_args()))

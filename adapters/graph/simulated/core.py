@@ -80,7 +80,7 @@ class SimCore:
         credentials: AppCredentials,
         ca_interval: float,
         *,
-        strict: bool = False,
+        strict: bool = True,
         on_change: Callable[[Directory], None] | None = None,
         rate_clock: Callable[[], float] = time.monotonic,
     ) -> None:

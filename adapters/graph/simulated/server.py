@@ -37,7 +37,7 @@ class SimulatedTenant:
     ``client_secret`` defaults to a fresh random value (read it from ``.client_secret``).
     ``ca_interval`` is the Conditional Access rate limit in seconds (1.0 like Graph).
     ``strict`` applies the real tenant's PIM rules (minimum duration, no removal in the first
-    5 minutes, last-admin protection, ``ScheduleCreated``); off by default for now.
+    5 minutes, last-admin protection, ``ScheduleCreated``); on by default, as the real tenant.
     ``state_path``: keep the directory in this JSON file (loaded if present, rewritten
     atomically after every change), so a restarted tenant resumes its state.
     ``rate_clock``: the monotonic clock of the CA rate gate (see ``core.RateGate``).
@@ -50,7 +50,7 @@ class SimulatedTenant:
         clock: Clock | None = None,
         client_secret: str | None = None,
         ca_interval: float = 1.0,
-        strict: bool = False,
+        strict: bool = True,
         state_path: Path | str | None = None,
         rate_clock: Callable[[], float] = time.monotonic,
     ) -> None:

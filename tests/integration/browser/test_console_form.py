@@ -5,11 +5,13 @@ scroll position and the reader's text selection."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import pytest
 from playwright.async_api import Page, expect
 
 from bot.app import SIMULATED_SEED, Runtime
+from bot.clock import FileClock
 from tests.support.browser import WAIT_MS, chromium
 
 
@@ -44,7 +46,7 @@ async def test_examples_per_template_and_a_role_id_is_no_policy_id(
 async def test_updates_keep_the_card_its_scroll_and_the_selection(
     page: tuple[Page, Runtime],
 ) -> None:
-    tab, _ = page
+    tab, runtime = page
     await tab.click("#send")
     card = tab.locator("#jobs article").first
     await expect(card).to_have_attribute("data-state", "pending_approval", timeout=WAIT_MS)
@@ -61,6 +63,8 @@ async def test_updates_keep_the_card_its_scroll_and_the_selection(
     )
     countdown = card.locator(".countdown .left")
     first = await countdown.text_content()
+    assert isinstance(runtime.clock, FileClock)
+    runtime.clock.advance(timedelta(seconds=1))  # the service's clock moves only when told
     await expect(countdown).not_to_have_text(first or "", timeout=WAIT_MS)  # a poll redrew it
     await expect(card).to_have_attribute("data-marker", "kept")
     selected = await tab.evaluate("getSelection().toString()")

@@ -8,35 +8,15 @@ is, and jumps to the window's end only once the restarted service has resumed th
 Every wait is for an observable state of the job, bounded only as a guard against a hang.
 """
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
-import aiohttp
 import pytest
 
-from adapters.graph.simulated import SimulatedTenant
-from bot.assembly import CLOCK_FILE_VAR
-from bot.clock import FileClock
-from bot.demo import CRASH_POINTS, Demo, DemoOptions
+from bot.demo import CRASH_POINTS, DemoOptions
+from tests.integration.demo.stepped import stepped_demo
 
 GRACE = timedelta(seconds=30)  # virtual seconds: a tick or two after the window
-
-
-class SteppedDemo(Demo):
-    """The demo's crash scenario on a clock that moves only when the job is ready for it."""
-
-    def __init__(self, options: DemoOptions, clock: FileClock) -> None:
-        super().__init__(options)
-        self.clock = clock  # type: ignore[assignment]  # the tenant only calls now()
-        self.stepped = clock
-
-    async def _scenario(
-        self, http: aiohttp.ClientSession, sim: SimulatedTenant, job_id: str
-    ) -> None:
-        await super()._scenario(http, sim, job_id)
-        job = await self._job(http, job_id)  # answered by the restarted, resumed service
-        if job["state"] == "active":
-            self.stepped.set(datetime.fromisoformat(job["window_end"]))
 
 
 @pytest.mark.slow
@@ -44,11 +24,8 @@ class SteppedDemo(Demo):
 async def test_crash_and_restart(
     point: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    clock = FileClock(tmp_path / "clock")
-    clock.set(datetime.now(UTC).replace(microsecond=0))
-    monkeypatch.setenv(CLOCK_FILE_VAR, str(clock.path))  # the service reads the same file
     options = DemoOptions(scenario="crash", crash_at=point, json_output=True, home=tmp_path)
-    result = await SteppedDemo(options, clock).run()
+    result = await stepped_demo(options, tmp_path, monkeypatch).run()
     assert result.bundle_valid, result.reason_codes
     assert result.still_privileged == []
     assert result.rollback_verified

@@ -51,8 +51,9 @@ def statuses(sim: SimulatedTenant) -> list[int]:
     return [e.status for e in sim.requests_log if e.method == "POST" and REQUESTS in e.path]
 
 
-async def test_the_strict_profile_is_off_by_default_for_now() -> None:
-    assert SimulatedTenant().strict is False
+async def test_the_strict_profile_is_on_by_default() -> None:
+    assert SimulatedTenant().strict is True
+    assert SimulatedTenant(strict=False).strict is False
 
 
 async def test_active_duration_under_five_minutes_is_refused(

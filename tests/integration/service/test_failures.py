@@ -46,6 +46,7 @@ class Faulty:
     hold_next_read: bool = False  # the next read hangs until cancelled
     read_held: asyncio.Event = field(default_factory=asyncio.Event)
     removals_done: list[datetime] = field(default_factory=list)
+    stale_removals: int = 0  # removals that land but answer "not verified" (a lagging read)
 
     async def call(self, tool_name: str, arguments: Mapping[str, Any]) -> ToolResult:
         if tool_name in self.raises:
@@ -73,7 +74,11 @@ class Faulty:
             when = iso_ms(self.removal_refused_until)
             return ToolResult("error", {"error": "REMOVAL_NOT_YET_ALLOWED", "not_before": when})
         self.removals_done.append(now)
-        return await self.tenant.call(catalog.REMOVE_ROLE, arguments)
+        done = await self.tenant.call(catalog.REMOVE_ROLE, arguments)
+        if self.stale_removals:
+            self.stale_removals -= 1
+            return ToolResult("error", {"removed": True, "verified": False})
+        return done
 
     async def find_marked_grants(self) -> list[MarkedGrant]:
         return await self.tenant.find_marked_grants()
@@ -216,6 +221,28 @@ async def test_f_an_early_removal_is_contained_announced_then_done_when_allowed(
     calls = [c[0] for c in env.tenant.calls]
     first_removal = calls.index(catalog.REMOVE_ROLE)
     assert calls[first_removal + 1 : first_removal + 1 + len(containment)] == containment
+    await assert_bundle_valid(env, job)
+
+
+async def test_f2_a_removal_whose_answer_lagged_is_receipted_again_once_read_undone(
+    faulty: tuple[Env, Faulty],
+) -> None:
+    """Found by the model-based test (soak): the removal landed but its own read-back said
+    otherwise, the verification read then showed it undone, and the job ended ``closed``
+    while its bundle failed ``BREAKGLASS_ROLLBACK_MISSING`` (no successful rollback)."""
+    env, tools = faulty
+    await approved(env)
+    tools.stale_removals = 1
+    job = await kill(env)
+    assert job.state == KILLED, job
+    assert env.tenant.roles == set()
+    statuses = [r["result_status"] for r in await tool_receipts(env)]
+    removals = [
+        r["result_status"]
+        for r in await tool_receipts(env)
+        if r["tool_name"] == catalog.REMOVE_ROLE
+    ]
+    assert removals == ["error", "success"], statuses
     await assert_bundle_valid(env, job)
 
 

@@ -130,6 +130,7 @@ async def test_files_not_allowed_bundle_goes_inline_or_as_a_note(env: Env) -> No
     job = await request_job(env)
     await approve(env, BOB)
     await approve(env, CAROL)
+    env.advance(minutes=5)  # the strict tenant removes a role only 5 minutes after its grant
     await click(env, DAVE, INCIDENT, status_card(env), "kill")
     assert (await env.service.load(job.job_id)).state == KILLED
     assert env.fake.uploads == {}
@@ -160,6 +161,7 @@ async def test_a_hanging_slack_holds_a_kill_no_longer_than_the_budget(
     await approve(env, CAROL)
     env.slack.chat.config = replace(env.slack.config, deliver_budget=0.3)
     env.fake.hold("chat.update")  # Slack takes every card update and never answers
+    env.advance(minutes=5)  # the strict tenant removes a role only 5 minutes after its grant
     started = time.monotonic()
     await click(env, DAVE, INCIDENT, status_card(env), "kill")
     assert (await env.service.load(job.job_id)).state == KILLED
