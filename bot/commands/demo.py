@@ -7,7 +7,16 @@ import json
 from pathlib import Path
 
 from bot.commands.base import EXIT_FAILED, EXIT_OK, Command, Context
-from bot.demo import CRASH_SCALE, EXECUTORS, MINUTES, OPENCLAW_SCALE, SCALE, SCENARIOS, Demo, DemoOptions
+from bot.demo import (
+    CRASH_SCALE,
+    EXECUTORS,
+    MINUTES,
+    OPENCLAW_SCALE,
+    SCALE,
+    SCENARIOS,
+    Demo,
+    DemoOptions,
+)
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:

@@ -7,6 +7,7 @@ from dataclasses import replace
 from typing import Any
 
 from engine import chain
+from engine.bundle import executor_stop_record
 from engine.job import (
     ACTIVE,
     END_UNEXPECTED_TARGET,
@@ -31,7 +32,6 @@ from engine.receipts import (
     span_id_for,
     tool_receipt_payload,
 )
-from engine.bundle import executor_stop_record
 from engine.timeutil import parse_iso
 
 

@@ -8,11 +8,11 @@ from typing import Any
 
 from engine import chain
 from engine.bundle import EXECUTOR_STOP_TYPE, RUN_END_TYPE
+from engine.compact import expand
 from engine.cst import token_scope_hash
 from engine.envelope import verify_envelope
 from engine.errors import VerificationError
 from engine.receipts import content_hash, witness_hash, witness_hash_fast
-from engine.compact import expand
 from engine.verify.evidence import Evidence
 
 EventKey = tuple[str, str]
