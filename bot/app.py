@@ -144,6 +144,7 @@ class Runtime:
         self._runners.clear()
         parts = self._parts
         if parts is not None:
+            await _maybe(parts.service.executor, "close")  # OpenClaw's processes end, receipted
             await parts.service.close()  # tasks, revocation listener, leases handed back
         for chat in self.chats:
             await chat.close()

@@ -27,6 +27,7 @@ from bot.gateway_service import ToolGateway
 from bot.keys import init_keys, load_keys
 from bot.lifecycle_log import LoggingPacedChat
 from bot.model_proxy import ModelProxy, ProxyConfig, UpstreamConfig
+from bot.openclaw_executor import OpenClawConfig, OpenClawExecutor
 from bot.scripted_model import SCRIPTED_MODEL_ID, SCRIPTED_PROVIDER, ScriptedModel
 from bot.service import JobService
 from engine.errors import ConfigError
@@ -38,6 +39,8 @@ from engine.wpc import ModelAllowance
 SIMULATED_SEED = default_seed()
 # Test mode only: the service reads the time from this file, which the test advances.
 CLOCK_FILE_VAR = "BREAKGLASS_TEST_CLOCK_FILE"
+# The executors whose model calls go through our receipting proxy.
+MODEL_EXECUTORS = frozenset({"agent", "openclaw"})
 
 Clock = Callable[[], datetime]
 
@@ -91,8 +94,8 @@ class Assembly:
     def tenant_id(self) -> str:
         return self.settings.tenant.tenant_id or str(SIMULATED_SEED["tenantId"])
 
-    def executor(self, url: str) -> RunbookExecutor | AgentExecutor:
-        """The executor; the agent's model calls go through the proxy at ``url``."""
+    def executor(self, url: str) -> RunbookExecutor | AgentExecutor | OpenClawExecutor:
+        """The executor; an agent's model calls go through the proxy at ``url``."""
         if self.proxy is None:
             return RunbookExecutor(self.gateway)
         model = (
@@ -100,6 +103,9 @@ class Assembly:
             if self.settings.model.mode == "scripted"
             else self.settings.model.model
         )
+        if self.settings.executor == "openclaw":
+            config = OpenClawConfig(proxy_url=f"{url}/v1", home=self.settings.home, model=model)
+            return OpenClawExecutor(self.gateway, config)
         return AgentExecutor(self.gateway, AgentConfig(proxy_url=f"{url}/v1", model=model))
 
     async def close(self) -> None:
@@ -150,7 +156,7 @@ async def assemble(settings: Settings, clock: Clock) -> Assembly:
 
 def _proxy(settings: Settings, service: JobService) -> ModelProxy | None:
     """The receipting model proxy, for the agent executor (none for the runbook)."""
-    if settings.executor != "agent":
+    if settings.executor not in MODEL_EXECUTORS:
         return None
     model = settings.model
     if model.mode == "scripted":
@@ -160,7 +166,7 @@ def _proxy(settings: Settings, service: JobService) -> ModelProxy | None:
 
 
 def _model_allowance(settings: Settings) -> ModelAllowance | None:
-    if settings.executor != "agent":
+    if settings.executor not in MODEL_EXECUTORS:
         return None
     if settings.model.mode == "scripted":
         return ModelAllowance(SCRIPTED_PROVIDER, SCRIPTED_MODEL_ID)

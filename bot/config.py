@@ -78,7 +78,7 @@ class Settings:
     notice_every_minutes: int = 5
     rollback_token_minutes: int = 10
     tenant: TenantSettings = field(default_factory=TenantSettings)
-    executor: str = "runbook"  # runbook | agent
+    executor: str = "runbook"  # runbook | agent | openclaw
     model: ModelSettings = field(default_factory=ModelSettings)
     clock_scale: float = 1.0  # demo only: how fast the service's clock runs
     clock_anchor: str = ""  # demo only: the instant both demo processes count from

@@ -73,7 +73,7 @@ class TenantSection(Section):
 
 
 class ExecutorSection(Section):
-    mode: Literal["runbook", "agent"] = "runbook"
+    mode: Literal["runbook", "agent", "openclaw"] = "runbook"
 
 
 class ModelSection(Section):

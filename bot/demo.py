@@ -50,6 +50,11 @@ SCALE = 60.0  # so those five virtual minutes pass in about five seconds
 # A crash scenario restarts the service, which takes real seconds: a slower clock keeps the
 # restart inside the window's first virtual minute, as with the 1-minute window before.
 CRASH_SCALE = 6.0
+# Real time with OpenClaw: it takes ~25 s (more on a busy machine) before its first tool
+# call, and the planned write asks for the whole window in minutes rounded up, so it must
+# come within the window's first minute (at 4x, 25 s is already two minutes: refused).
+OPENCLAW_SCALE = 1.0
+EXECUTORS = ("runbook", "agent", "openclaw")
 GLOBAL_ADMIN = "62e90394-69f5-4237-9190-012177145e10"
 
 
@@ -67,6 +72,7 @@ class DemoOptions:
     home: Path | None = None
     timeout: float = 90.0
     crash_at: str = "after_grant"  # crash scenario: after_approval | after_grant | during_rollback
+    executor: str = ""  # "": agent for the injected scenario, else runbook
 
 
 @dataclass
@@ -120,13 +126,19 @@ class Result:
         }
 
 
+def _default_scale(options: DemoOptions) -> float:
+    if options.executor == "openclaw":
+        return OPENCLAW_SCALE
+    return CRASH_SCALE if options.scenario == "crash" else SCALE
+
+
 class Demo:
     def __init__(self, options: DemoOptions) -> None:
         self.options = options
         self.home = options.home or Path(tempfile.mkdtemp(prefix="breakglass-demo-"))
         self.home.mkdir(parents=True, exist_ok=True)
         self.anchor = datetime.now(UTC)
-        self.scale = options.scale or (CRASH_SCALE if options.scenario == "crash" else SCALE)
+        self.scale = options.scale or _default_scale(options)
         self.clock = ScaledClock(self.anchor, self.scale)
         self.started = time.monotonic()
         self.child: subprocess.Popen[bytes] | None = None
@@ -142,6 +154,7 @@ class Demo:
 
     def _config(self, sim: SimulatedTenant) -> str:
         agent = self.options.scenario == "injected"
+        executor = self.options.executor or ("agent" if agent else "runbook")
         return "\n".join(
             [
                 "[service]",
@@ -154,7 +167,7 @@ class Demo:
                 f"scale = {self.scale}",
                 f'anchor = "{self.anchor.isoformat()}"',
                 "[executor]",
-                f'mode = "{"agent" if agent else "runbook"}"',
+                f'mode = "{executor}"',
                 "[model]",
                 f"injected = {'true' if agent else 'false'}",
                 "",

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import re
 import shutil
+import signal
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from bot.agent_prompt import SYSTEM_PROMPT, objective, offer_for, plan_steps, re
 from bot.gateway_service import ToolGateway
 from bot.scripted_model import SCRIPTED_MODEL_ID
 from engine.errors import BreakGlassError
+from engine.lifecycle import END_EXECUTOR_FAILED, ExecutorFailed, ExecutorStopped
 from engine.timeutil import parse_iso
 from engine.tools import ToolRole
 from engine.wpc import Policy
@@ -62,6 +64,7 @@ class _State:
     outcomes: dict[str, RunOutcome] = field(default_factory=dict)  # the last, by job
     starting: set[str] = field(default_factory=set)
     halted_while_starting: set[str] = field(default_factory=set)
+    receipts: set[asyncio.Task[None]] = field(default_factory=set)  # runs' ends, in the chain
 
 
 class OpenClawExecutor:
@@ -128,10 +131,14 @@ class OpenClawExecutor:
         watches = {r.watch for r in self._state.runs.values() if r.watch is not None}
         if watches:
             await asyncio.wait(watches)
+        if self._state.receipts:
+            await asyncio.wait(set(self._state.receipts))
 
     async def close(self) -> None:
         for job_id in list(self._state.runs):
             await self.halt(job_id)
+        if self._state.receipts:  # the halts' receipts reach the chain before we go
+            await asyncio.wait(set(self._state.receipts))
         await self.mcp.close()
 
     # ------------------------------------------------------------------ one run
@@ -177,7 +184,27 @@ class OpenClawExecutor:
         log.log(level, "openclaw for %s ended: %s", run.job_id, outcome.summary())
         self.mcp.unbind(run.secret)
         await asyncio.to_thread(shutil.rmtree, run.files.home, True)
+        # Its own task: a halt runs inside the job's command, which this must not wait on.
+        task = self.gateway.service.tasks.spawn(
+            self._receipt(run.job_id, outcome), f"openclaw-stopped:{run.job_id}"
+        )
+        self._state.receipts.add(task)
+        task.add_done_callback(self._state.receipts.discard)
         return outcome
+
+    async def _receipt(self, job_id: str, outcome: RunOutcome) -> None:
+        """Receipt the run's end in the job's chain; a failed run that was not halted ends
+        the window like the runbook's failed write (the rollback undoes what may be done)."""
+        service = self.gateway.service
+        said = await service.command(job_id, stopped_command(outcome))
+        if not said.ok:  # the chain is closed (the job ended first): the log keeps it
+            log.info("openclaw end for %s not receipted (%s)", job_id, said.reason)
+        if outcome.ok or outcome.halted:
+            return
+        why = outcome.error or f"status {outcome.status}, {outcome.tool_failures} failed calls"
+        failed = await service.command(job_id, ExecutorFailed(END_EXECUTOR_FAILED, why[:300]))
+        if not failed.ok:
+            log.info("openclaw failure for %s did not end the window (%s)", job_id, failed.reason)
 
     def _seconds_left(self, job: Mapping[str, Any]) -> int:
         end = job.get("window_end")
@@ -185,6 +212,24 @@ class OpenClawExecutor:
             return self.config.max_run_seconds
         left = (parse_iso(str(end)) - self.gateway.service.clock()).total_seconds()
         return min(self.config.max_run_seconds, int(left))
+
+
+def stopped_command(outcome: RunOutcome) -> ExecutorStopped:
+    """The chain's record of a run's end: counts and codes, never model text."""
+    code = outcome.exit_code
+    by_signal = None
+    if code is not None and code < 0:
+        by_signal = signal.Signals(-code).name
+    elif code == 128 + signal.SIGTERM and outcome.halted:  # Node exits 143 on our SIGTERM
+        by_signal = "SIGTERM"
+    return ExecutorStopped(
+        reason="halted" if outcome.halted else "exited",
+        exit_code=code,
+        signal=by_signal,
+        status=outcome.status,
+        tool_calls=outcome.tool_calls,
+        failures=outcome.tool_failures,
+    )
 
 
 def openclaw_message(job: Mapping[str, Any], policy: Policy) -> str:

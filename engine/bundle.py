@@ -26,6 +26,7 @@ from engine.timeutil import iso_ms, parse_iso
 BUNDLE_TYPE = "proof_bundle"
 RUN_END_TYPE = "breakglass_run_end"
 REVOCATION_TYPE = "breakglass_revocation"
+EXECUTOR_STOP_TYPE = "breakglass_executor_stop"
 MAX_METADATA_BYTES = 16 * 1024
 
 
@@ -48,6 +49,14 @@ def terminal_record(
         "ended_at": iso_ms(at),
     }
     return sign_envelope(RUN_END_TYPE, payload, signer, at)
+
+
+def executor_stop_record(
+    *, run_id: str, stop: Mapping[str, Any], signer: Signer, at: datetime
+) -> dict[str, Any]:
+    """The signed record of an executor run's end (halted or exited): counts, no text."""
+    payload = {"executor_stop_version": "1", "run_id": run_id, **stop, "stopped_at": iso_ms(at)}
+    return sign_envelope(EXECUTOR_STOP_TYPE, payload, signer, at)
 
 
 def trust_pulse(
@@ -104,6 +113,8 @@ def build_bundle(
             "trust_pulse_hash_b64u": content_hash(pulse),
         }
     }
+    if stops := by_type.get(EXECUTOR_STOP_TYPE):  # absent, not empty: older bundles unchanged
+        metadata["breakglass"]["executor_stops"] = compact(stops)
     payload: dict[str, Any] = {
         "bundle_version": "1",
         "bundle_id": f"bundle_{run_id}",

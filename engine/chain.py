@@ -32,6 +32,7 @@ TOOL_CALL = "tool_call"  # tool_receipt (allowed or refused)
 LLM_CALL = "llm_call"  # gateway_receipt
 REVOCATION = "token_revoked"  # breakglass_revocation record
 EXTENSION_REQUEST = "request_extension"  # a longer window was proposed (payload: plan hash)
+EXECUTOR_STOP = "executor_stopped"  # breakglass_executor_stop record (a run of the executor ended)
 RUN_END = "run_end"  # the signed terminal event: count and head hash
 
 

@@ -7,7 +7,16 @@ import json
 from pathlib import Path
 
 from bot.commands.base import EXIT_FAILED, EXIT_OK, Command, Context
-from bot.demo import CRASH_SCALE, MINUTES, SCALE, SCENARIOS, Demo, DemoOptions
+from bot.demo import (
+    CRASH_SCALE,
+    EXECUTORS,
+    MINUTES,
+    OPENCLAW_SCALE,
+    SCALE,
+    SCENARIOS,
+    Demo,
+    DemoOptions,
+)
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,7 +35,15 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
         "--speed",
         type=float,
         default=None,
-        help=f"how much faster time runs (1-600; default {SCALE:g}, {CRASH_SCALE:g} for crash)",
+        help=f"how much faster time runs (1-600; default {SCALE:g}, {CRASH_SCALE:g} for crash, "
+        f"{OPENCLAW_SCALE:g} with openclaw)",
+    )
+    parser.add_argument(
+        "--executor",
+        choices=EXECUTORS,
+        default="",
+        help="who does the work (default: agent for injected, else runbook; openclaw needs "
+        "`make openclaw`)",
     )
 
 
@@ -37,6 +54,8 @@ async def run(args: argparse.Namespace, ctx: Context) -> int:
         scale=args.speed,
         bundle_out=Path(args.bundle_out) if args.bundle_out else None,
         json_output=args.json,
+        executor=args.executor,
+        timeout=180.0 if args.executor == "openclaw" else 90.0,
     )
     result = await Demo(options).run()
     if args.json:

@@ -7,6 +7,7 @@ from dataclasses import replace
 from typing import Any
 
 from engine import chain
+from engine.bundle import executor_stop_record
 from engine.job import (
     ACTIVE,
     END_UNEXPECTED_TARGET,
@@ -17,6 +18,7 @@ from engine.lifecycle.commands import (
     UPDATE_CARDS,
     Ctx,
     Effect,
+    ExecutorStopped,
     ModelCallRecorded,
     ToolCallRecorded,
     Transition,
@@ -97,6 +99,24 @@ def model_call(job: Job, command: ModelCallRecorded, ctx: Ctx) -> Transition:
     ledger.job = ledger.job.but(model_spans=spans)
     result = {"state": job.state, "receipt_id": command.payload["receipt_id"], "envelope": envelope}
     return ledger.finish([], result)
+
+
+def executor_stopped(job: Job, command: ExecutorStopped, ctx: Ctx) -> Transition:
+    """Receipt the end of an executor run (the router refuses it once the chain is closed)."""
+    if command.reason not in ("halted", "exited"):
+        raise refuse("INVALID_REASON", f"not an executor stop: {command.reason[:40]}")
+    stop = {
+        "reason": command.reason,
+        "exit_code": command.exit_code,
+        "signal": command.signal,
+        "status": command.status[:40],
+        "tool_calls": command.tool_calls,
+        "failures": command.failures,
+    }
+    ledger = Ledger(job, ctx.now)
+    record = executor_stop_record(run_id=job.job_id, stop=stop, signer=ctx.keys.agent, at=ctx.now)
+    ledger.add(chain.EXECUTOR_STOP, record["payload_hash_b64u"], record)
+    return ledger.finish([Effect(UPDATE_CARDS)], {"state": job.state, "stop": stop})
 
 
 def _next_span(job: Job, payload: Mapping[str, Any]) -> tuple[Span, dict[str, str]]:

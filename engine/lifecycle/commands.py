@@ -192,6 +192,19 @@ class RemovalDelayed:
     contained: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class ExecutorStopped:
+    """A run of the executor ended (halted by us or exited on its own): receipted in the
+    chain while it is open. ``signal`` is the one that stopped it, if any."""
+
+    reason: str  # halted | exited
+    exit_code: int | None = None
+    signal: str | None = None
+    status: str = ""
+    tool_calls: int = 0
+    failures: int = 0
+
+
 Command = (
     Request
     | Approve
@@ -208,6 +221,7 @@ Command = (
     | RollbackFinished
     | ExecutorFailed
     | RemovalDelayed
+    | ExecutorStopped
 )
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from engine.job import Job
 from engine.lifecycle.approvals import approve, deny, extend, step_up_failed, withdraw
-from engine.lifecycle.calls import model_call, tool_call
+from engine.lifecycle.calls import executor_stopped, model_call, tool_call
 from engine.lifecycle.commands import (
     Approve,
     Command,
@@ -15,6 +15,7 @@ from engine.lifecycle.commands import (
     Deny,
     Done,
     ExecutorFailed,
+    ExecutorStopped,
     Extend,
     Kill,
     ModelCallRecorded,
@@ -55,6 +56,7 @@ _OPEN_JOB: dict[type, Handler] = {
     RenewRollback: lambda job, _command, ctx: renew_rollback(job, ctx),
     ExecutorFailed: executor_failed,
     RemovalDelayed: removal_delayed,
+    ExecutorStopped: executor_stopped,
 }
 
 

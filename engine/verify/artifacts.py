@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from engine import chain
-from engine.bundle import RUN_END_TYPE
+from engine.bundle import EXECUTOR_STOP_TYPE, RUN_END_TYPE
+from engine.compact import expand
 from engine.cst import token_scope_hash
 from engine.envelope import verify_envelope
 from engine.errors import VerificationError
@@ -63,12 +64,24 @@ def _artifact_hashes(ev: Evidence, event_keys: set[EventKey]) -> list[tuple[str,
         out.append((chain.TOKEN_ISSUED, content_hash(claims), None))
     for record in ev.revocations:
         out.append((chain.REVOCATION, str(record.get("payload_hash_b64u")), None))
+    for record in _executor_stops(ev):
+        out.append((chain.EXECUTOR_STOP, str(record.get("payload_hash_b64u")), None))
     for policy in ev.policies[1:]:
         out.append((chain.EXTENSION_REQUEST, policy.policy_hash_b64u, None))
     terminal = ev.meta.get("terminal")
     if isinstance(terminal, Mapping):
         out.append((chain.RUN_END, str(terminal.get("payload_hash_b64u")), None))
     return out
+
+
+def _executor_stops(ev: Evidence) -> list[Mapping[str, Any]]:
+    """The signed records of executor runs' ends, each by the agent DID."""
+    records = expand(ev.meta.get("executor_stops", []), "metadata.breakglass.executor_stops")
+    for record in records:
+        verify_envelope(
+            record, expected_types={EXECUTOR_STOP_TYPE}, allowed_signers=ev.trust.agent_dids
+        )
+    return records
 
 
 def _witness(kind: str, body: Mapping[str, Any], event_keys: set[EventKey]) -> str:

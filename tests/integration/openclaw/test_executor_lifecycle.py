@@ -84,3 +84,37 @@ async def test_no_installation_is_logged_not_raised(
     assert executor.process("job-a1") is None
     assert "run make openclaw" in caplog.text
     await executor.close()
+
+
+async def stop_records(env: AgentEnv) -> list[dict[str, object]]:
+    records = await env.service.store.chain("job-a1")
+    return [
+        dict(r.envelope["payload"])
+        for r in records
+        if r.event["event_type"] == "executor_stopped" and r.envelope is not None
+    ]
+
+
+async def test_a_halt_is_receipted_in_the_chain(env: AgentEnv, tmp_path: Path) -> None:
+    executor = await executor_for(env, tmp_path, fake_install(tmp_path / "oc", SLEEPER))
+    doc, token = await job_and_token(env)
+    await executor.start(doc, token)
+    await executor.halt("job-a1")
+    await executor.wait_idle()  # the receipt is its own task
+    (stop,) = await stop_records(env)
+    assert (stop["reason"], stop["signal"]) == ("halted", "SIGTERM")
+    assert (await env.service.load("job-a1")).state == "active"  # a halt alone ends nothing
+    await executor.close()
+
+
+async def test_a_run_that_fails_on_its_own_ends_the_window(env: AgentEnv, tmp_path: Path) -> None:
+    executor = await executor_for(env, tmp_path, fake_install(tmp_path / "oc", "exit 1\n"))
+    doc, token = await job_and_token(env)
+    await executor.start(doc, token)
+    await executor.wait_idle()
+    (stop,) = await stop_records(env)
+    assert (stop["reason"], stop["exit_code"], stop["signal"]) == ("exited", 1, None)
+    job = await env.service.load("job-a1")
+    assert job.end_reason == "executor_failed"
+    assert job.state != "active"
+    await executor.close()

@@ -84,7 +84,10 @@ async def test_tools_never_offered_are_never_run(make_env: MakeEnv, tmp_path: Pa
     finally:
         await site.close()
     assert not hostile.marker.exists()  # no shell, no file write
-    assert env.tenant.calls == []  # the rollback tool never ran
+    # The run failed (its tool calls did), so the window ended: the only tenant call is the
+    # rollback's own read that nothing is granted. The rollback tool itself never ran.
+    assert [name for name, _ in env.tenant.calls] == [catalog.READ_ROLE]
+    assert (await env.service.load("job-a1")).end_reason == "executor_failed"
     assert all(t["tool_name"] != catalog.REMOVE_ROLE for t in await tool_receipts(env, "job-a1"))
     assert len(hostile.requests) == 4  # OpenClaw answered each attempt and went on
     for request in hostile.requests:
