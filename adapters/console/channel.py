@@ -41,6 +41,7 @@ class ConsoleHandlers:
     act: Callable[[str, Any], Awaitable[Json]]  # (identity, CardAction) -> outcome
     jobs: Callable[[], Awaitable[list[Json]]]
     bundle: Callable[[str], Awaitable[Json | None]]
+    report: Callable[[str], Awaitable[str | None]]  # the HTML report; None: not ended
     trust: Callable[[], Json]
     identities: Callable[[], list[Json]]
     examples: Callable[[], Json]
@@ -96,6 +97,7 @@ class ConsoleChannel:
         app.router.add_get("/console/api/trust", self._trust)
         app.router.add_get("/console/api/examples", self._examples)
         app.router.add_get("/console/api/jobs/{job_id}/bundle", self._bundle)
+        app.router.add_get("/console/api/jobs/{job_id}/report", self._report)
         app.router.add_post("/console/api/request", self._request)
         app.router.add_post("/console/api/act", self._act)
 
@@ -136,6 +138,16 @@ class ConsoleChannel:
             return web.json_response({"error": "no bundle yet: the job has not ended"}, status=404)
         return web.json_response(bundle)
 
+    async def _report(self, request: web.Request) -> web.Response:
+        job_id = request.match_info["job_id"]
+        try:
+            page = await self._h().report(job_id)
+        except JobNotFound:
+            return _not_found(job_id)
+        if page is None:
+            return web.json_response({"error": "no report yet: the job has not ended"}, status=404)
+        return html_page(page)
+
     async def _request(self, request: web.Request) -> web.Response:
         try:
             identity, values = parse_request(await _json_body(request))
@@ -161,6 +173,19 @@ class ConsoleChannel:
         except BreakGlassError as exc:
             return _invalid(exc)
         return _answer(outcome)
+
+
+REPORT_HEADERS = {
+    # The report has no script and loads nothing: say so to the browser too.
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def html_page(page: str) -> web.Response:
+    """A report page, served so a browser runs nothing in it and guesses no other type."""
+    return web.Response(text=page, content_type="text/html", headers=REPORT_HEADERS)
 
 
 async def _json_body(request: web.Request) -> Any:

@@ -98,6 +98,7 @@ class TeamsBot:
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         invoke_budget: float = INVOKE_BUDGET_SECONDS,
+        public_url: str | None = None,
     ) -> None:
         self.config = config
         self.retry = retry or RetryPolicy()
@@ -108,6 +109,7 @@ class TeamsBot:
         self.people = People(config, ports.people.actor)
         self.connector = Connector(self.adapter, config.app_id, self.retry, sleep)
         self.chat = TeamsChat(ports, self.connector, self.people, names or {})
+        self.chat.public_url = public_url  # the audit summary links the report there
         self.background = Background(invoke_budget)
         tenant = target_tenant_id or config.tenant_id
         self.actions = Actions(config, ports, self.people, self.chat, self.background, tenant)
