@@ -4,8 +4,9 @@ Public: the chat webhooks (Slack, Teams), the step-up callback, the read-only jo
 the audit summaries link (only with ``service.public_url``; see bot/job_report.py),
 ``/healthz`` and ``/readyz``: only what the outside must reach. Internal (loopback by
 default): the model proxy, the WPC registry, ``/metrics`` and the local console, which
-names who acts and has no login; plus ``/healthz`` and ``/readyz`` for local probes. The tool gateway has no HTTP route: its callers (the
-executors, the planned MCP gateway) call it in-process.
+names who acts and has no login; plus ``/healthz`` and ``/readyz`` for local probes. The
+tool gateway has no HTTP route: its callers (the executors, the planned MCP gateway) call it
+in-process.
 """
 
 from __future__ import annotations
