@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from adapters.console.channel import html_page
-from bot.commands import html_report
 from bot.keys import trust_document
 from cards.job_views import REPORT_ROUTE
 from engine.errors import JobNotFound
@@ -32,6 +31,8 @@ _JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 async def job_report(parts: Assembly, job_id: str) -> str | None:
     """The page of a resolved job; None while it is open. Raises ``JobNotFound``."""
+    from bot.commands import html_report  # here: bot.commands imports the running service
+
     service = parts.service
     job = await service.load(job_id)
     if not job.resolved:
