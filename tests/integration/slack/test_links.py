@@ -61,18 +61,7 @@ async def test_the_audit_summary_links_the_report_only_with_a_public_url(
 
 
 async def test_a_step_up_click_answers_with_a_private_sign_in_button(env: Env) -> None:
-    access = access_from_config(
-        {"entra-role": {"roles": ["*"], "principals": ["*"], "step_up": "required"}},
-        {"authentication_context": "c1", "max_age_seconds": 300},
-    )
-    env.service.rules = replace(env.service.rules, access=access)
-    redirect = "http://127.0.0.1:9/v1/stepup/callback"
-    env.sim.register_redirect_uri(redirect)
-    async with aiohttp.ClientSession() as session:
-        flow = StepUpFlow(
-            simulated_config(env.sim, redirect), ServiceJobs(env.service), session, env.clock.now
-        )
-        env.slack.inbound.jobs = StepUpJobs(env.slack.inbound.jobs, flow)
+    async with step_up(env):
         job = await request_job(env)
         before = await env.store.chain(job.job_id)
         posted_before = len(env.fake.posts())
