@@ -5,29 +5,22 @@ link button to that approver's sign-in, ephemeral (only they see it), changing n
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
 
-import aiohttp
 import pytest
-from aiohttp import web
-from yarl import URL
 
-from adapters.entra_signin import CALLBACK_PATH, StepUpFlow
+from adapters.entra_signin import StepUpFlow
 from adapters.entra_signin.jobs import StepUpJobs
-from adapters.entra_signin.routes import add_callback_route
-from bot.job_commands import ServiceJobs
-from bot.stepup import simulated_config
 from cards.slack import LINK_ACTION
-from engine.access import access_from_config
 from engine.job import DENIED, PENDING
 from tests.integration.graph.support import BOB as BOB_OID
 from tests.integration.slack.conftest import Env
 from tests.integration.slack.steps import click, dm_of, request_job, thread
 from tests.integration.slack.support import BOB, INCIDENT
+from tests.integration.stepup.chat import chat_step_up, sign_in
 
 PUBLIC = "https://breakglass.example"
 
@@ -90,46 +83,13 @@ async def test_a_step_up_click_answers_with_a_private_sign_in_button(env: Env) -
 
 @asynccontextmanager
 async def step_up(env: Env) -> AsyncIterator[StepUpFlow]:
-    """Step-up required for the role template; the callback on its own loopback listener;
-    BOB is the simulated tenant's Bob (so he can sign in there) and an approver."""
-    access = access_from_config(
-        {"entra-role": {"roles": ["*"], "principals": ["*"], "step_up": "required"}},
-        {"authentication_context": "c1", "max_age_seconds": 300},
-    )
-    rules = env.service.rules
-    env.service.rules = replace(rules, access=access, approvers=rules.approvers | {BOB_OID})
+    """Step-up on Slack; BOB is the simulated tenant's Bob (so he can sign in there)."""
     inbound = env.slack.inbound
     mapping = dict(inbound.directory.by_chat_identity) | {f"slack:{BOB}": [BOB_OID]}
     inbound.directory = replace(inbound.directory, by_chat_identity=mapping)
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    host, port = listener.getsockname()[:2]
-    redirect = f"http://{host}:{port}{CALLBACK_PATH}"
-    env.sim.register_redirect_uri(redirect)
-    async with aiohttp.ClientSession() as session:
-        config = simulated_config(env.sim, redirect)
-        flow = StepUpFlow(config, ServiceJobs(env.service), session, env.clock.now)
+    async with chat_step_up(env.service, env.sim, env.clock.now) as flow:
         inbound.jobs = StepUpJobs(inbound.jobs, flow)
-        app = web.Application()
-        add_callback_route(app, flow)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        await web.SockSite(runner, listener).start()
-        try:
-            yield flow
-        finally:
-            await runner.cleanup()
-
-
-async def sign_in(url: str, oid: str) -> int:
-    """The approver's browser: sign in with MFA at the tenant, follow it to the callback."""
-    async with aiohttp.ClientSession() as browser:
-        form = {**URL(url).query, "user": oid, "mfa": "1"}
-        async with browser.post(url, data=form, allow_redirects=False) as signed:
-            assert signed.status == 302, await signed.text()
-            callback = signed.headers["Location"]
-        async with browser.get(callback, allow_redirects=False) as answer:
-            return answer.status
+        yield flow
 
 
 async def test_after_the_sign_in_the_approval_counts_and_the_cards_update(env: Env) -> None:
