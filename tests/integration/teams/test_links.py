@@ -6,18 +6,18 @@ step-up is answered, in the invoke response only that approver sees, with an
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
 
-import aiohttp
 import pytest
 
 from adapters.entra_signin import StepUpFlow
 from adapters.entra_signin.jobs import StepUpJobs
-from bot.job_commands import ServiceJobs
-from bot.stepup import simulated_config
-from engine.access import access_from_config
 from engine.job import DENIED, PENDING
+from tests.integration.graph.support import BOB as BOB_OID
+from tests.integration.stepup.chat import chat_step_up, sign_in
 from tests.integration.teams.conftest import BOB, TeamsEnv
 from tests.integration.teams.flow import approval_message, invoke_card, press, requested
 
@@ -55,23 +55,20 @@ async def test_the_audit_summary_links_the_report_only_with_a_public_url(
         assert link["url"] == f"{PUBLIC}/v1/reports/{job.job_id}"
 
 
+@asynccontextmanager
+async def step_up(env: TeamsEnv) -> AsyncIterator[StepUpFlow]:
+    """Step-up on Teams; BOB is the simulated tenant's Bob (so he can sign in there)."""
+    service = env.service
+    mapping = dict(service.directory.by_chat_identity) | {f"teams:{BOB.user_id}": [BOB_OID]}
+    service.directory = replace(service.directory, by_chat_identity=mapping)
+    async with chat_step_up(service, env.sim, env.clock.now) as flow:
+        ports = env.bot.actions.ports
+        env.bot.actions.ports = replace(ports, jobs=StepUpJobs(ports.jobs, flow))
+        yield flow
+
+
 async def test_a_step_up_approve_answers_with_a_private_sign_in_button(teams: TeamsEnv) -> None:
-    access = access_from_config(
-        {"entra-role": {"roles": ["*"], "principals": ["*"], "step_up": "required"}},
-        {"authentication_context": "c1", "max_age_seconds": 300},
-    )
-    teams.service.rules = replace(teams.service.rules, access=access)
-    redirect = "http://127.0.0.1:9/v1/stepup/callback"
-    teams.sim.register_redirect_uri(redirect)
-    async with aiohttp.ClientSession() as session:
-        flow = StepUpFlow(
-            simulated_config(teams.sim, redirect),
-            ServiceJobs(teams.service),
-            session,
-            teams.clock.now,
-        )
-        ports = teams.bot.actions.ports
-        teams.bot.actions.ports = replace(ports, jobs=StepUpJobs(ports.jobs, flow))
+    async with step_up(teams):
         job, _ = await requested(teams)
         before = await teams.store.chain(job.job_id)
         message_id, mine = await my_card(teams)
@@ -79,14 +76,25 @@ async def test_a_step_up_approve_answers_with_a_private_sign_in_button(teams: Te
         status, body = await press(teams, BOB, mine, "approve", message_id)
         await teams.settle()
 
-    assert status == 200
-    answer = invoke_card(body)  # the invoke response: shown to BOB only
-    (link,) = open_urls(answer)
-    assert link["url"].startswith(teams.sim.base_url)
-    assert "Sign in" in link["title"]
-    # Nothing was posted or updated for anyone else, and the job did not move.
-    assert len(teams.connector.calls) == calls
-    assert all(link["url"] not in json.dumps(c.card) for c in teams.connector.calls)
+        assert status == 200
+        answer = invoke_card(body)  # the invoke response: shown to BOB only
+        (link,) = open_urls(answer)
+        assert link["url"].startswith(teams.sim.base_url)
+        assert "Sign in" in link["title"]
+        # Nothing was posted or updated for anyone else, and the job did not move.
+        assert len(teams.connector.calls) == calls
+        assert all(link["url"] not in json.dumps(c.card) for c in teams.connector.calls)
+        after = await teams.service.load(job.job_id)
+        assert (after.state, after.plan.approvers()) == (PENDING, [])
+        assert await teams.store.chain(job.job_id) == before
+
+        # BOB signs in: the approval counts, with step-up, and the shared card shows it.
+        assert "1 of 2" not in json.dumps(approval_message(teams)[1])
+        updates = len(teams.connector.updates(message_id))
+        assert await sign_in(link["url"], BOB_OID) == 200
+        await teams.settle()
     after = await teams.service.load(job.job_id)
-    assert (after.state, after.plan.approvers()) == (PENDING, [])
-    assert await teams.store.chain(job.job_id) == before
+    assert after.plan.approvers() == [BOB_OID]
+    assert [d.step_up is not None for d in after.plan.decisions] == [True]
+    assert len(teams.connector.updates(message_id)) > updates
+    assert "1 of 2" in json.dumps(approval_message(teams)[1])
