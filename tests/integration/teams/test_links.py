@@ -98,3 +98,19 @@ async def test_a_step_up_approve_answers_with_a_private_sign_in_button(teams: Te
     assert [d.step_up is not None for d in after.plan.decisions] == [True]
     assert len(teams.connector.updates(message_id)) > updates
     assert "1 of 2" in json.dumps(approval_message(teams)[1])
+
+
+async def test_an_old_client_submit_never_posts_the_sign_in_link(teams: TeamsEnv) -> None:
+    """Action.Submit answers land in the channel: the sign-in link must not be among them."""
+    async with step_up(teams):
+        job, _ = await requested(teams)
+        message_id, _ = approval_message(teams)
+        calls = len(teams.connector.calls)
+        data = {"verb": "approve", "job_id": job.job_id, "plan_hash": job.plan.plan_hash}
+        submit = teams.activity("message", BOB, value=data, replyToId=message_id)
+        assert (await teams.post(submit))[0] == 202
+        await teams.settle()
+    (said,) = [json.dumps(c.body) for c in teams.connector.calls[calls:]]
+    assert "fresh sign-in" in said
+    assert teams.sim.base_url not in said
+    assert (await teams.service.load(job.job_id)).plan.approvers() == []
