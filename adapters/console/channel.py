@@ -11,7 +11,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -31,6 +31,7 @@ MAX_BODY = 16 * 1024
 FEED_SIZE = 500
 
 Json = dict[str, Any]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -129,24 +130,10 @@ class ConsoleChannel:
         return web.json_response(self._h().trust())
 
     async def _bundle(self, request: web.Request) -> web.Response:
-        job_id = request.match_info["job_id"]
-        try:
-            bundle = await self._h().bundle(job_id)
-        except JobNotFound:
-            return _not_found(job_id)
-        if bundle is None:
-            return web.json_response({"error": "no bundle yet: the job has not ended"}, status=404)
-        return web.json_response(bundle)
+        return await _of_ended(request, "bundle", self._h().bundle, web.json_response)
 
     async def _report(self, request: web.Request) -> web.Response:
-        job_id = request.match_info["job_id"]
-        try:
-            page = await self._h().report(job_id)
-        except JobNotFound:
-            return _not_found(job_id)
-        if page is None:
-            return web.json_response({"error": "no report yet: the job has not ended"}, status=404)
-        return html_page(page)
+        return await _of_ended(request, "report", self._h().report, html_page)
 
     async def _request(self, request: web.Request) -> web.Response:
         try:
@@ -191,6 +178,23 @@ def html_page(page: str) -> web.Response:
 async def _json_body(request: web.Request) -> Any:
     # Floats parse so a wrong number is refused by its field, not as an unreadable body.
     return strict_loads(await read_request(request, MAX_BODY), floats=True)
+
+
+async def _of_ended(
+    request: web.Request,
+    what: str,
+    fetch: Callable[[str], Awaitable[T | None]],
+    answer: Callable[[T], web.Response],
+) -> web.Response:
+    """The ``what`` of an ended job; 404 for an unknown job or one still open."""
+    job_id = request.match_info["job_id"]
+    try:
+        found = await fetch(job_id)
+    except JobNotFound:
+        return _not_found(job_id)
+    if found is None:
+        return web.json_response({"error": f"no {what} yet: the job has not ended"}, status=404)
+    return answer(found)
 
 
 def _answer(outcome: Json) -> web.Response:
