@@ -10,6 +10,7 @@ from adapters import chat_actions
 from adapters.console.channel import ConsoleHandlers
 from bot.assembly import SIMULATED_SEED, Assembly, seed_people
 from bot.job_commands import ServiceJobs
+from bot.job_report import job_report
 from bot.keys import trust_document
 from bot.stepup import with_step_up
 from cards.job_views import action_summary, receipt_line
@@ -31,6 +32,7 @@ class ConsoleRoom:
             act=self.act,
             jobs=self.jobs,
             bundle=self.bundle,
+            report=lambda job_id: job_report(self.parts, job_id),
             trust=lambda: trust_document(self.parts.keys),
             identities=self.identities,
             examples=self.examples,

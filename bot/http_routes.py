@@ -1,10 +1,12 @@
 """The service's HTTP routes on its two listeners (DESIGN §3).
 
-Public: the chat webhooks (Slack, Teams), ``/healthz`` and ``/readyz``: only what the outside
-must reach. Internal (loopback by default): the model proxy, the WPC registry, ``/metrics``
-and the local console, which names who acts and has no login; plus ``/healthz`` and
-``/readyz`` for local probes. The tool gateway has no HTTP route: its callers (the
-executors, the planned MCP gateway) call it in-process.
+Public: the chat webhooks (Slack, Teams), the step-up callback, the read-only job reports
+the audit summaries link (only with ``service.public_url``; see bot/job_report.py),
+``/healthz`` and ``/readyz``: only what the outside must reach. Internal (loopback by
+default): the model proxy, the WPC registry, ``/metrics`` and the local console, which
+names who acts and has no login; plus ``/healthz`` and ``/readyz`` for local probes. The
+tool gateway has no HTTP route: its callers (the executors, the planned MCP gateway) call it
+in-process.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from bot.assembly import Assembly
 from bot.config_parts import is_loopback_host
 from bot.console_room import ConsoleRoom
 from bot.job_commands import chat_ports
+from bot.job_report import add_report_route
 from bot.model_proxy import add_proxy_routes
 from bot.readiness import Readiness
 from bot.registry import add_registry_routes
@@ -46,6 +49,7 @@ def mount_routes(
     add_registry_routes(internal, parts.store, {parts.keys.publisher.did})
     install_step_up(public, parts)  # issue 17: the step-up callback, before the chats use it
     chats = _mount_chats(public, parts)
+    add_report_route(public, parts)  # issue 18 §4: what the audit summaries link
     _mount_console(internal, parts)
     return chats
 
@@ -54,13 +58,22 @@ def _mount_chats(app: web.Application, parts: Assembly) -> list[Any]:
     service, settings = parts.service, parts.settings
     chats: list[Any] = []
     if settings.slack is not None:
-        adapter = SlackAdapter(settings.slack, chat_ports(service), names=parts.names)
+        adapter = SlackAdapter(
+            settings.slack,
+            chat_ports(service),
+            names=parts.names,
+            public_url=settings.public_url or None,
+        )
         adapter.mount(app)
         service.notifier.register(adapter)
         chats.append(adapter)
     if parts.teams is not None:
         bot = TeamsBot(
-            parts.teams, chat_ports(service), names=parts.names, target_tenant_id=parts.tenant_id
+            parts.teams,
+            chat_ports(service),
+            names=parts.names,
+            target_tenant_id=parts.tenant_id,
+            public_url=settings.public_url or None,
         )
         bot.mount(app)
         service.notifier.register(bot)

@@ -239,11 +239,22 @@ def kill_result_view(
     )
 
 
+REPORT_ROUTE = "/v1/reports/{job_id}"  # the public, read-only HTML report of a resolved job
+
+
+def report_url(public_url: str | None, job_id: str) -> str | None:
+    """Where the audit summary links the report; None without a public URL."""
+    if not public_url:
+        return None
+    return public_url.rstrip("/") + REPORT_ROUTE.format(job_id=job_id)
+
+
 def audit_summary_view(
     job: Job,
     records: Sequence[ChainRecord],
     names: Mapping[str, str],
     bundle_hash: str,
+    public_url: str | None = None,
 ) -> AuditSummaryView:
     ran = tuple(
         f"{line.at:%H:%M:%S} {line.summary}: {line.outcome}"
@@ -261,6 +272,7 @@ def audit_summary_view(
         rollback_verified=bool(job.rollback_verified),
         bundle_hash_b64u=bundle_hash,
         bundle_file=f"{job.job_id}.bundle.json",
+        report_url=report_url(public_url, job.job_id),
     )
 
 

@@ -77,6 +77,14 @@ class Button:
 
 
 @dataclass(frozen=True)
+class Link:
+    """A button that opens ``url`` in the browser (no callback to us)."""
+
+    label: str
+    url: str
+
+
+@dataclass(frozen=True)
 class Card:
     """One moment, drawn. ``summary`` is the notification / fallback text (our words only)."""
 
@@ -84,3 +92,4 @@ class Card:
     parts: tuple[Part, ...]
     title: str | None = None
     buttons: tuple[Button, ...] = ()
+    links: tuple[Link, ...] = ()

@@ -10,7 +10,19 @@ from datetime import datetime
 
 from cards import wording as w
 from cards.actions import CardAction, Verb
-from cards.layout import Banner, Bullets, Button, ButtonStyle, Card, Fact, Facts, Note, Part, Tone
+from cards.layout import (
+    Banner,
+    Bullets,
+    Button,
+    ButtonStyle,
+    Card,
+    Fact,
+    Facts,
+    Link,
+    Note,
+    Part,
+    Tone,
+)
 from cards.text import clean_line
 from cards.views import (
     ActionSummary,
@@ -296,4 +308,17 @@ def audit_summary(view: AuditSummaryView) -> Card:
         ),
     )
     title = "Break-glass audit summary"
-    return Card(f"{title} (job {view.job_id})", parts, title)
+    links = (Link("Open the report", view.report_url),) if view.report_url else ()
+    return Card(f"{title} (job {view.job_id})", parts, title, links=links)
+
+
+STEP_UP_WORDS = (
+    "Approving this plan needs a fresh sign-in with MFA. The approval counts once you have "
+    "signed in; the card then shows it. This button is yours alone: do not share it."
+)
+
+
+def step_up_sign_in(job_id: str, url: str) -> Card:
+    """The private answer to an approver's click on a plan that needs step-up."""
+    summary = f"Sign in with MFA to approve job {job_id}"
+    return Card(summary, (Note(STEP_UP_WORDS),), links=(Link("Sign in to approve", url),))

@@ -23,4 +23,5 @@ def render(card: Card) -> str:
     lines = [card.title] if card.title else []
     for part in card.parts:
         lines.extend(_part(part))
+    lines.extend(f"{link.label}: {link.url}" for link in card.links)
     return "\n".join(lines)

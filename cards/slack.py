@@ -31,7 +31,19 @@ from slack_sdk.models.views import View
 
 from cards import forms, moments
 from cards.actions import Verb, to_slack
-from cards.layout import Banner, Bullets, Button, ButtonStyle, Card, Fact, Facts, Note, Part, Tone
+from cards.layout import (
+    Banner,
+    Bullets,
+    Button,
+    ButtonStyle,
+    Card,
+    Fact,
+    Facts,
+    Link,
+    Note,
+    Part,
+    Tone,
+)
 from cards.text import clean_block, clean_line, slack_code, slack_mrkdwn, strip_hidden, truncate
 from cards.views import (
     Announcement,
@@ -53,6 +65,7 @@ HEADER_LIMIT = 150
 BUTTON_LIMIT = 75
 CONFIRM_LIMIT = 300
 TEXT_LIMIT = 300  # the notification text: our words and ids only
+LINK_ACTION = "open_link"  # a link button's click: Slack opens the URL, we only acknowledge
 
 _ICONS = {Tone.DANGER: ":rotating_light: ", Tone.WARNING: ":warning: ", Tone.GOOD: ""}
 _STYLES = {ButtonStyle.PRIMARY: "primary", ButtonStyle.DANGER: "danger"}
@@ -133,6 +146,14 @@ def _button(button: Button) -> ButtonElement:
     )
 
 
+def _link(link: Link) -> ButtonElement:
+    """A link button: Slack opens ``url`` and still sends a click, which we acknowledge only."""
+    label = truncate(link.label, BUTTON_LIMIT)
+    return ButtonElement(
+        text=PlainTextObject(text=label, emoji=False), action_id=LINK_ACTION, url=link.url
+    )
+
+
 def blocks_of(card: Card) -> list[Block]:
     """The Block Kit blocks of a neutral card (not yet validated)."""
     blocks: list[Block] = []
@@ -141,8 +162,9 @@ def blocks_of(card: Card) -> list[Block]:
         blocks.append(HeaderBlock(text=PlainTextObject(text=title, emoji=False)))
     for part in card.parts:
         blocks.extend(_part(part))
-    if card.buttons:
-        blocks.append(ActionsBlock(elements=[_button(b) for b in card.buttons]))
+    if card.buttons or card.links:
+        elements = [*(_button(b) for b in card.buttons), *(_link(k) for k in card.links)]
+        blocks.append(ActionsBlock(elements=elements))
     return blocks
 
 
@@ -255,3 +277,8 @@ def request_modal(view: RequestFormView) -> Json:
     )
     out: Json = modal.to_dict()
     return out
+
+
+def step_up_message(job_id: str, url: str) -> Json:
+    """The approver's private answer: a link button to the sign-in (ephemeral, never shared)."""
+    return render(moments.step_up_sign_in(job_id, url))

@@ -15,7 +15,7 @@ from typing import Any
 
 from cards import forms, moments
 from cards.actions import CardAction, Verb, to_teams
-from cards.layout import Banner, Bullets, Button, ButtonStyle, Card, Facts, Note, Part, Tone
+from cards.layout import Banner, Bullets, Button, ButtonStyle, Card, Facts, Link, Note, Part, Tone
 from cards.text import clean_block, clean_line, strip_hidden, teams_markdown, truncate
 from cards.views import (
     Announcement,
@@ -124,6 +124,10 @@ def _button(button: Button) -> Json:
     return execute(button.label, button.action, button.style)
 
 
+def _link(link: Link) -> Json:
+    return {"type": "Action.OpenUrl", "title": link.label, "url": link.url}
+
+
 def _envelope(body: list[Json], actions: list[Json], summary: str) -> Json:
     card: Json = {
         "type": "AdaptiveCard",
@@ -171,7 +175,8 @@ def render(card: Card, refresh: Json | None = None) -> Json:
     body = [_heading(card.title)] if card.title else []
     for part in card.parts:
         body.extend(_part(part))
-    out = _envelope(body, [_button(b) for b in card.buttons], card.summary)
+    actions = [*(_button(b) for b in card.buttons), *(_link(k) for k in card.links)]
+    out = _envelope(body, actions, card.summary)
     if refresh is not None:
         out["refresh"] = refresh
     for limit in SHRINK_LIMITS:
@@ -294,3 +299,9 @@ def request_form_card(view: RequestFormView) -> Json:
     action: Json = {"type": "Action.Execute", "title": title, "verb": forms.REQUEST_VERB}
     action |= {"data": data, "style": "positive", "fallback": submit}
     return check_size(_envelope(body, [action], "Break-glass request form"))
+
+
+def step_up_card(job_id: str, url: str) -> Json:
+    """The approver's private answer: an ``Action.OpenUrl`` to the sign-in (the invoke
+    response replaces the card for the person who clicked only)."""
+    return render(moments.step_up_sign_in(job_id, url))

@@ -242,6 +242,7 @@ class AuditSummaryView:
     rollback_verified: bool
     bundle_hash_b64u: str
     bundle_file: str = "bundle.json"
+    report_url: str | None = None  # the readable report, when the service has a public URL
 
     def __post_init__(self) -> None:
         _require_aware("started_at", self.started_at)

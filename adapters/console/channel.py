@@ -11,7 +11,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -31,6 +31,7 @@ MAX_BODY = 16 * 1024
 FEED_SIZE = 500
 
 Json = dict[str, Any]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class ConsoleHandlers:
     act: Callable[[str, Any], Awaitable[Json]]  # (identity, CardAction) -> outcome
     jobs: Callable[[], Awaitable[list[Json]]]
     bundle: Callable[[str], Awaitable[Json | None]]
+    report: Callable[[str], Awaitable[str | None]]  # the HTML report; None: not ended
     trust: Callable[[], Json]
     identities: Callable[[], list[Json]]
     examples: Callable[[], Json]
@@ -96,6 +98,7 @@ class ConsoleChannel:
         app.router.add_get("/console/api/trust", self._trust)
         app.router.add_get("/console/api/examples", self._examples)
         app.router.add_get("/console/api/jobs/{job_id}/bundle", self._bundle)
+        app.router.add_get("/console/api/jobs/{job_id}/report", self._report)
         app.router.add_post("/console/api/request", self._request)
         app.router.add_post("/console/api/act", self._act)
 
@@ -127,14 +130,10 @@ class ConsoleChannel:
         return web.json_response(self._h().trust())
 
     async def _bundle(self, request: web.Request) -> web.Response:
-        job_id = request.match_info["job_id"]
-        try:
-            bundle = await self._h().bundle(job_id)
-        except JobNotFound:
-            return _not_found(job_id)
-        if bundle is None:
-            return web.json_response({"error": "no bundle yet: the job has not ended"}, status=404)
-        return web.json_response(bundle)
+        return await _of_ended(request, "bundle", self._h().bundle, web.json_response)
+
+    async def _report(self, request: web.Request) -> web.Response:
+        return await _of_ended(request, "report", self._h().report, html_page)
 
     async def _request(self, request: web.Request) -> web.Response:
         try:
@@ -163,9 +162,39 @@ class ConsoleChannel:
         return _answer(outcome)
 
 
+REPORT_HEADERS = {
+    # The report has no script and loads nothing: say so to the browser too.
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def html_page(page: str) -> web.Response:
+    """A report page, served so a browser runs nothing in it and guesses no other type."""
+    return web.Response(text=page, content_type="text/html", headers=REPORT_HEADERS)
+
+
 async def _json_body(request: web.Request) -> Any:
     # Floats parse so a wrong number is refused by its field, not as an unreadable body.
     return strict_loads(await read_request(request, MAX_BODY), floats=True)
+
+
+async def _of_ended(
+    request: web.Request,
+    what: str,
+    fetch: Callable[[str], Awaitable[T | None]],
+    answer: Callable[[T], web.Response],
+) -> web.Response:
+    """The ``what`` of an ended job; 404 for an unknown job or one still open."""
+    job_id = request.match_info["job_id"]
+    try:
+        found = await fetch(job_id)
+    except JobNotFound:
+        return _not_found(job_id)
+    if found is None:
+        return web.json_response({"error": f"no {what} yet: the job has not ended"}, status=404)
+    return answer(found)
 
 
 def _answer(outcome: Json) -> web.Response:

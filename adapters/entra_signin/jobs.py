@@ -60,3 +60,17 @@ class StepUpJobs:
 
     def check_request(self, command: Request) -> None:
         self._inner.check_request(command)
+
+
+MAX_BUTTON_URL = 3000  # Slack's limit on a button's url; Teams takes more
+
+
+def sign_in_target(outcome: Outcome) -> str | None:
+    """Where an approver's link button points: Entra's URL, or our short link when that URL
+    is too long for a button; None when ``outcome`` asks for no sign-in."""
+    if outcome.ok or outcome.reason != STEP_UP_REQUIRED:
+        return None
+    url, link = outcome.result.get(SIGN_IN_URL), outcome.result.get(SIGN_IN_LINK)
+    if isinstance(url, str) and len(url) <= MAX_BUTTON_URL:
+        return url
+    return link if isinstance(link, str) else None

@@ -38,12 +38,18 @@ class SlackAdapter:
     platform = PLATFORM
 
     def __init__(
-        self, config: SlackConfig, ports: ChatPorts, *, names: Mapping[str, str] | None = None
+        self,
+        config: SlackConfig,
+        ports: ChatPorts,
+        *,
+        names: Mapping[str, str] | None = None,
+        public_url: str | None = None,
     ) -> None:
         self.config = config
         self.ports = ports
         self.api = SlackApi(make_client(config, config.bot_token), config)
         self.chat = SlackChat(self.api, ports.store, ports.records, config, names or {})
+        self.chat.public_url = public_url  # the audit summary links the report there
         self.tasks: set[asyncio.Task[Any]] = set()
         self.app = AsyncApp(
             # Bolt's own client carries no token: our authorize hands it one per request, so

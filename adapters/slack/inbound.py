@@ -19,6 +19,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 
 from adapters import chat_actions
+from adapters.entra_signin.jobs import sign_in_target
 from adapters.slack import commands
 from adapters.slack.binding import binding_problem, workspace_of
 from adapters.slack.commands import Parsed, Verb
@@ -157,6 +158,8 @@ class Inbound:
         channel = _str(body, "container", "channel_id") or _str(body, "channel", "id")
         actions = body.get("actions")
         first = actions[0] if isinstance(actions, list) and actions else {}
+        if _str(first, "action_id") == render.LINK_ACTION:
+            return  # a link button: the browser opened it, nothing to do here
         try:
             action = from_slack(_str(first, "action_id"), _str(first, "value"))
         except CardActionError as err:
@@ -189,7 +192,10 @@ class Inbound:
         except JobNotFound:
             await self.tell(channel, user, f"No job {commands.echo(action.job_id)}.")
             return None
-        if not outcome.ok:
+        url = sign_in_target(outcome)
+        if url is not None:
+            await self.tell_card(channel, user, render.step_up_message(action.job_id, url))
+        elif not outcome.ok:
             log.info("refused %s on %s by %s: %s", action.verb, action.job_id, user, outcome.reason)
             await self.tell(channel, user, refusal_text(outcome))
         return outcome
@@ -268,10 +274,14 @@ class Inbound:
 
     async def tell(self, channel: str, user: str, text: str) -> None:
         """An ephemeral line to ``user``; a failure is logged (no one else waits for it)."""
+        await self.tell_card(channel, user, {"text": text})
+
+    async def tell_card(self, channel: str, user: str, message: Mapping[str, Any]) -> None:
+        """An ephemeral message (text, optional blocks) only ``user`` sees."""
         if not channel or not user:
             return
         try:
-            await self.api.ephemeral(channel, user, text)
+            await self.api.ephemeral(channel, user, message["text"], message.get("blocks"))
         except BreakGlassError as err:
             log.warning("ephemeral reply to %s not delivered: %s", user, err)
 

@@ -76,6 +76,7 @@ class SlackChat:
         self.records = records
         self.config = config
         self.names = names
+        self.public_url: str | None = None
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def deliver(self, event: ChatEvent) -> None:
@@ -248,7 +249,7 @@ class SlackChat:
             await self._thread_post(d, kinds.FINISH_KILL, render.kill_result_message(view))
         bundle = d.event.bundle
         bundle_hash = str(bundle["payload_hash_b64u"]) if bundle else "(not built)"
-        summary = views.audit_summary_view(d.job, records, self.names, bundle_hash)
+        summary = views.audit_summary_view(d.job, records, self.names, bundle_hash, self.public_url)
         await self._thread_post(d, kinds.FINISH_AUDIT, render.audit_summary_message(summary))
         if bundle is not None:
             await self._bundle(d, bundle)

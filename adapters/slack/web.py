@@ -8,7 +8,7 @@ call fails with ``retry_after`` set and the outbox tries again after that time.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -129,8 +129,12 @@ class SlackApi:
         call = partial(self.client.chat_update, channel=channel, ts=ts, **dict(message))
         return await self._call("chat.update", call)
 
-    async def ephemeral(self, channel: str, user: str, text: str) -> Json:
-        call = partial(self.client.chat_postEphemeral, channel=channel, user=user, text=text)
+    async def ephemeral(
+        self, channel: str, user: str, text: str, blocks: Sequence[Any] | None = None
+    ) -> Json:
+        call = partial(
+            self.client.chat_postEphemeral, channel=channel, user=user, text=text, blocks=blocks
+        )
         return await self._call("chat.postEphemeral", call)
 
     async def open_dm(self, user: str) -> str:

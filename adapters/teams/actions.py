@@ -14,10 +14,12 @@ import logging
 from dataclasses import dataclass
 
 from adapters.chat_actions import act, request_from_values
+from adapters.entra_signin.jobs import sign_in_target
 from adapters.teams import render
 from adapters.teams.config import conversation_base
 from adapters.teams.delivery import PLATFORM, STATUS
 from adapters.teams.turns import Handler, Reply, Turn, refused
+from cards import teams
 from cards.actions import CardAction, CardActionError, Verb, from_teams
 from cards.forms import RequestFormError, request_from_teams
 from engine.errors import CommandRefused, JobNotFound, describe
@@ -60,6 +62,9 @@ class Actions(Handler):
             job = await self.ports.jobs.load(action.job_id)
         except JobNotFound:
             return refused(turn, action.verb.value, "UNKNOWN_JOB", "There is no such job.")
+        url = sign_in_target(outcome) if outcome is not None else None
+        if url is not None:  # the invoke answer: only the person who clicked sees it
+            return teams.step_up_card(action.job_id, url)
         if outcome is not None and not outcome.ok:
             return refusal_text(outcome)
         scene = self.chat.scene(self.ports.clock())

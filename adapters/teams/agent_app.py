@@ -98,6 +98,7 @@ class TeamsBot:
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         invoke_budget: float = INVOKE_BUDGET_SECONDS,
+        public_url: str | None = None,
     ) -> None:
         self.config = config
         self.retry = retry or RetryPolicy()
@@ -108,6 +109,7 @@ class TeamsBot:
         self.people = People(config, ports.people.actor)
         self.connector = Connector(self.adapter, config.app_id, self.retry, sleep)
         self.chat = TeamsChat(ports, self.connector, self.people, names or {})
+        self.chat.public_url = public_url  # the audit summary links the report there
         self.background = Background(invoke_budget)
         tenant = target_tenant_id or config.tenant_id
         self.actions = Actions(config, ports, self.people, self.chat, self.background, tenant)
@@ -230,7 +232,18 @@ def _verb(value: object) -> object:
     return action.get("verb") if isinstance(action, Mapping) else None
 
 
+STEP_UP_BY_SUBMIT = (
+    "Not done yet: approving this plan needs a fresh sign-in. Press Approve in a current "
+    "Teams client, which shows the sign-in button to you alone."
+)
+
+
 def _submitted(reply: Reply) -> Reply:
     """An ``Action.Submit`` cannot swap the card for this person only: answer in words (the
-    shared cards are updated through the job's events)."""
-    return reply if isinstance(reply, str) else "Done. The cards above show the new state."
+    shared cards are updated through the job's events). A sign-in link is never answered
+    this way: the answer is posted where everyone sees it."""
+    if isinstance(reply, str):
+        return reply
+    if any(a.get("type") == "Action.OpenUrl" for a in reply.get("actions", [])):
+        return STEP_UP_BY_SUBMIT
+    return "Done. The cards above show the new state."

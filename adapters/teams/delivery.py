@@ -172,7 +172,8 @@ async def _finish(thread: Thread, event: ChatEvent) -> None:
     records = await thread.chat.records.chain(job.job_id)
     await thread.keep("kill_result", teams.kill_result_card(kill_result_view(job, records, names)))
     bundle = event.bundle or await thread.chat.records.bundle(job)
-    summary = audit_summary_view(job, records, names, str(bundle.get("payload_hash_b64u", "")))
+    bundle_hash = str(bundle.get("payload_hash_b64u", ""))
+    summary = audit_summary_view(job, records, names, bundle_hash, thread.chat.public_url)
     await thread.keep("audit_summary", teams.audit_summary_card(summary))
     for index, card in enumerate(render.bundle_cards(bundle, summary.bundle_file), 1):
         await thread.keep(f"bundle:{index}", card)
@@ -218,6 +219,7 @@ class TeamsChat:
         self.connector = connector
         self.people = people
         self.names = names
+        self.public_url: str | None = None
         self._locks: dict[str, asyncio.Lock] = {}
 
     def scene(self, now: datetime) -> render.Scene:
