@@ -190,6 +190,10 @@ def slack_mrkdwn_texts(message: dict[str, Any]) -> list[str]:
     return [n["text"] for n in s.walk(message) if n.get("type") == "mrkdwn"]
 
 
+def teams_text_runs(card: dict[str, Any]) -> list[str]:
+    return [n["text"] for n in s.walk(card) if n.get("type") == "TextRun"]
+
+
 @pytest.mark.parametrize("case", sorted(HOSTILE))
 def test_hostile_text_is_inert_on_slack(case: str) -> None:
     for name, (_, message) in hostile_views(HOSTILE[case]).items():
@@ -232,7 +236,7 @@ def test_hostile_text_is_inert_on_teams(case: str) -> None:
 def test_ten_thousand_characters_are_cut_with_a_visible_ellipsis() -> None:
     teams_card, message = hostile_views(HOSTILE["huge_justification"])["approval"]
     assert message is not None
-    runs = [n["text"] for n in s.walk(teams_card) if n.get("type") == "TextRun"]
+    runs = teams_text_runs(teams_card)
     assert any(r.endswith("…") and r.startswith("AAAA") for r in runs)
     assert max(len(r) for r in runs) <= 2000
     texts = slack_mrkdwn_texts(message)
@@ -248,34 +252,25 @@ def test_two_hundred_newlines_collapse() -> None:
 
 
 @pytest.mark.parametrize(
-    ("case", "shown"),
+    ("platform", "case", "shown"),
     [
-        ("slack_channel_mention", "&lt;!channel&gt;"),
-        ("slack_link_spoof", "&lt;http[:]//evil.example|bank&gt;"),
-        ("markdown_bold", "\u2217bold\u2217"),
-        ("everyone_mention", "\uff20everyone"),
-        ("rlo_override", "invoice[U+202E]gpj.exe"),
-        ("zero_width_joiner", "ad[U+200D]min"),
+        ("slack", "slack_channel_mention", "&lt;!channel&gt;"),
+        ("slack", "slack_link_spoof", "&lt;http[:]//evil.example|bank&gt;"),
+        ("slack", "markdown_bold", "\u2217bold\u2217"),
+        ("slack", "everyone_mention", "\uff20everyone"),
+        ("slack", "rlo_override", "invoice[U+202E]gpj.exe"),
+        ("slack", "zero_width_joiner", "ad[U+200D]min"),
+        ("teams", "markdown_link", "[click](http[:]//evil.example)"),
+        ("teams", "markdown_bold", "*bold* and _italic_"),
+        ("teams", "teams_mention_tag", "<at>Carol Approver</at>"),
+        ("teams", "rlo_override", "invoice[U+202E]gpj.exe"),
     ],
 )
-def test_slack_shows_the_attack_literally(case: str, shown: str) -> None:
-    _, message = hostile_views(HOSTILE[case])["approval"]
-    assert any(shown in t for t in slack_mrkdwn_texts(message or {}))
-
-
-@pytest.mark.parametrize(
-    ("case", "shown"),
-    [
-        ("markdown_link", "[click](http[:]//evil.example)"),
-        ("markdown_bold", "*bold* and _italic_"),
-        ("teams_mention_tag", "<at>Carol Approver</at>"),
-        ("rlo_override", "invoice[U+202E]gpj.exe"),
-    ],
-)
-def test_teams_shows_the_attack_literally_in_text_runs(case: str, shown: str) -> None:
-    card, _ = hostile_views(HOSTILE[case])["approval"]
-    runs = [n["text"] for n in s.walk(card) if n.get("type") == "TextRun"]
-    assert any(shown in r for r in runs)
+def test_each_platform_shows_the_attack_literally(platform: str, case: str, shown: str) -> None:
+    """Slack in its mrkdwn texts, Teams in its text runs."""
+    card, message = hostile_views(HOSTILE[case])["approval"]
+    texts = slack_mrkdwn_texts(message or {}) if platform == "slack" else teams_text_runs(card)
+    assert any(shown in t for t in texts)
 
 
 @pytest.mark.parametrize(
@@ -290,5 +285,5 @@ def test_a_tenant_display_name_is_shown_literally_beside_its_id(
 ) -> None:
     card, message = tenant_named_views(HOSTILE[case])["tenant_named_approval"]
     assert any(slack_shows in t for t in slack_mrkdwn_texts(message or {}))
-    runs = [n["text"] for n in s.walk(card) if n.get("type") == "TextRun"]
+    runs = teams_text_runs(card)
     assert any(teams_shows in r for r in runs)
