@@ -13,7 +13,7 @@ import asyncio
 import hashlib
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -98,21 +98,18 @@ class SlackChat:
             await self._dispatch(Delivery(job, event, channel, refs))
 
     async def _dispatch(self, d: Delivery) -> None:
-        kind = d.event.kind
-        if kind == "receipts":
-            await self._receipts(d)
-        elif kind == "ask_approvers":
-            await self._ask(d)
-        elif kind == "update_cards":
-            await self._update_cards(d)
-        elif kind == "countdown_notice":
-            await self._notice(d)
-        elif kind == "finish":
-            await self._finish(d)
-        elif kind == "escalate":
-            await self._escalate(d)
-        elif kind == "announce":  # decisions show on the cards; failures and delays here
-            await self._announce(d)
+        handlers: dict[str, Callable[[Delivery], Awaitable[None]]] = {
+            "receipts": self._receipts,
+            "ask_approvers": self._ask,
+            "update_cards": self._update_cards,
+            "countdown_notice": self._notice,
+            "finish": self._finish,
+            "escalate": self._escalate,
+            "announce": self._announce,  # decisions show on the cards; failures and delays here
+        }
+        handler = handlers.get(d.event.kind)
+        if handler is not None:
+            await handler(d)
 
     # ------------------------------------------------------------------ status card
 

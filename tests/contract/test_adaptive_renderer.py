@@ -106,21 +106,17 @@ def test_card_parses_and_validates_without_warnings(
     assert result["markup"] == 0
 
 
+@pytest.mark.parametrize(
+    ("kind", "action_type"),
+    [("actions", "Action.Execute"), ("legacy", "Action.Submit")],  # legacy: the Submit fallback
+)
 @pytest.mark.parametrize("name", sorted(EXPECTED_VERBS))
-def test_pressing_each_button_parses_back(name: str, rendered: dict[str, dict[str, Any]]) -> None:
-    pressed = rendered[name]["actions"]
-    assert all(p["type"] == "Action.Execute" for p in pressed)
-    parsed = [from_teams(p["verb"], p["data"]) for p in pressed]
-    assert parsed == [CardAction(v, samples.JOB, samples.PLAN) for v in EXPECTED_VERBS[name]]
-
-
-@pytest.mark.parametrize("name", sorted(EXPECTED_VERBS))
-def test_the_submit_fallback_parses_back_the_same(
-    name: str, rendered: dict[str, dict[str, Any]]
+def test_pressing_each_button_or_its_fallback_parses_back(
+    name: str, kind: str, action_type: str, rendered: dict[str, dict[str, Any]]
 ) -> None:
-    pressed = rendered[name]["legacy"]
-    assert all(p["type"] == "Action.Submit" for p in pressed)
-    parsed = [from_teams(None, p["data"]) for p in pressed]
+    pressed = rendered[name][kind]
+    assert all(p["type"] == action_type for p in pressed)
+    parsed = [from_teams(p["verb"] if kind == "actions" else None, p["data"]) for p in pressed]
     assert parsed == [CardAction(v, samples.JOB, samples.PLAN) for v in EXPECTED_VERBS[name]]
 
 

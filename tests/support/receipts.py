@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from engine.job import CLOSED, Job
 
 SUMMARY = re.compile(r"^Receipts? #(\d+)(?:–#(\d+))? \(job ")
 
@@ -23,3 +26,17 @@ def receipt_summaries(summaries: Iterable[str]) -> list[range]:
 def shown_seqs(summaries: Iterable[str]) -> list[int]:
     """Every seq the receipts messages show, in posting order (a repeat shows up twice)."""
     return [seq for shown in receipt_summaries(summaries) for seq in shown]
+
+
+async def closed_while_chat_was_down(
+    env: Any, job_id: str, come_back: Callable[[], Awaitable[None]]
+) -> Job:
+    """Run job ``job_id`` past its window while the chat is down (rollback included), then
+    bring the chat back; ``env`` is a Slack or Teams test environment."""
+    env.advance(minutes=31)
+    await env.service.tick()
+    await env.settle()
+    await come_back()
+    done: Job = await env.service.load(job_id)
+    assert done.state == CLOSED
+    return done

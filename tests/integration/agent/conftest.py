@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from adapters.store import SqlStore, sqlite_url
+from adapters.store import SqlStore
 from bot.agent_executor import AgentConfig, AgentExecutor
 from bot.gateway_service import ToolGateway
 from bot.loopback import Served, serve
@@ -21,8 +21,8 @@ from bot.service import JobService
 from engine.cst import TokenKind
 from engine.lifecycle import Approve, Request, Rules
 from engine.wpc import ModelAllowance
-from tests.integration.service.conftest import DIRECTORY, sleeper
-from tests.support.engine_sim import T0, console_request, fixed_keys
+from tests.integration.service.conftest import memory_service
+from tests.support.engine_sim import console_request
 from tests.support.fakes import Clock, MemoryTenant, RecordingChat
 from tests.support.waiting import settle
 
@@ -77,22 +77,11 @@ MakeEnv = Callable[..., Awaitable[AgentEnv]]
 
 
 async def build(tmp_path: Path, options: Options) -> AgentEnv:
-    store = await SqlStore.open(sqlite_url(tmp_path))
-    clock = Clock(T0)
-    tenant = MemoryTenant()
-    service = JobService(
-        store=store,
-        keys=fixed_keys(),
-        rules=Rules(
-            approvers=frozenset({"u-bob", "u-carol", "u-dave"}),
-            model=options.allowed,
-            simulated=True,
-        ),
-        tools=tenant,
-        clock=clock,
-        directory=DIRECTORY,
-        sleep=sleeper(clock),
+    rules = Rules(
+        approvers=frozenset({"u-bob", "u-carol", "u-dave"}), model=options.allowed, simulated=True
     )
+    service, tenant, clock = await memory_service(tmp_path, rules)
+    store = service.store
     gateway = ToolGateway(service)
     scripted = ScriptedModel(injected=options.injected)
     sites = [] if options.in_process else [await serve(scripted.app())]

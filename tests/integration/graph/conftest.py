@@ -2,12 +2,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from adapters.graph import GraphConfig, GraphTools, RetryPolicy
 from adapters.graph.simulated import ManualClock, SimulatedTenant
+from adapters.store import SqlStore, sqlite_url
+from bot.app import default_directory, seed_people
+from bot.service import JobService
+from engine.lifecycle import Rules
 from tests.integration.graph.support import MemorySnapshots
+from tests.support.engine_sim import fixed_keys
 
 # Small bounds so retries and pacing cost milliseconds, never seconds.
 FAST = RetryPolicy(
@@ -72,3 +79,22 @@ async def tools(
 ) -> AsyncIterator[GraphTools]:
     async with GraphTools(config, snapshots, clock=clock.now, sleep=sleep) as graph_tools:
         yield graph_tools
+
+
+async def simulated_service(
+    home: Path, sim: SimulatedTenant, clock: ManualClock, **service: Any
+) -> tuple[JobService, GraphTools]:
+    """A job service on SQLite under ``home`` whose tools call ``sim``; Bob and Carol approve."""
+    store = await SqlStore.open(sqlite_url(home))
+    tools = GraphTools(config_for(sim), snapshots=store, clock=clock.now)
+    people = seed_people()
+    job_service = JobService(
+        store=store,
+        keys=fixed_keys(),
+        rules=Rules(approvers=frozenset({people["bob"], people["carol"]}), simulated=True),
+        tools=tools,
+        clock=clock.now,
+        directory=default_directory(),
+        **service,
+    )
+    return job_service, tools

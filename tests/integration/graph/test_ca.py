@@ -146,14 +146,6 @@ async def test_unknown_group_is_refused_by_graph_and_policy_unchanged(
     assert (err.status, err.code) == (400, "BadRequest")
 
 
-async def test_other_tenant_is_refused_before_any_request(
-    sim: SimulatedTenant, tools: GraphTools
-) -> None:
-    args = ca_args() | {"tenant_id": "contoso.onmicrosoft.com"}
-    err = await refused(sim, tools, catalog.EXCLUDE_GROUP, args, InputError)
-    assert "tenant" in str(err)
-
-
 async def test_paced_client_stays_under_the_ca_rate_limit(
     sim: SimulatedTenant, tools: GraphTools
 ) -> None:

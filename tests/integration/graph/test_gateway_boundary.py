@@ -10,18 +10,15 @@ from typing import Any
 
 import pytest
 
-from adapters.graph import GraphTools
 from adapters.graph.simulated import ManualClock, SimulatedTenant
-from adapters.store import SqlStore, sqlite_url
-from bot.app import SIMULATED_SEED, default_directory, seed_people
+from bot.app import SIMULATED_SEED, seed_people
 from bot.gateway_service import ToolGateway
 from bot.service import JobService
 from engine import catalog
 from engine.cst import TokenKind
 from engine.job import ROLLING_BACK
-from engine.lifecycle import Approve, Request, Rules
-from tests.integration.graph.conftest import config_for
-from tests.support.engine_sim import fixed_keys
+from engine.lifecycle import Approve, Request
+from tests.integration.graph.conftest import simulated_service
 
 IDS = seed_people()
 ROLE = SIMULATED_SEED["roles"][0]["id"]
@@ -34,21 +31,12 @@ POLICIES = [p["id"] for p in SIMULATED_SEED["conditionalAccessPolicies"]]
 async def service(
     tmp_path: Path, sim: SimulatedTenant, clock: ManualClock
 ) -> AsyncIterator[JobService]:
-    store = await SqlStore.open(sqlite_url(tmp_path))
-    tools = GraphTools(config_for(sim), snapshots=store)
-    svc = JobService(
-        store=store,
-        keys=fixed_keys(),
-        rules=Rules(approvers=frozenset({IDS["bob"], IDS["carol"]}), simulated=True),
-        tools=tools,
-        clock=clock.now,
-        directory=default_directory(),
-    )
+    svc, tools = await simulated_service(tmp_path, sim, clock)
     ToolGateway(svc)
     yield svc
     await asyncio.gather(*svc.tasks, return_exceptions=True)  # the rollback the kill started
     await tools.close()
-    await store.close()
+    await svc.store.close()
 
 
 async def active_job(svc: JobService, template: str, targets: dict[str, str]) -> str:

@@ -153,14 +153,6 @@ async def test_rollback_leaves_an_assignment_it_did_not_create(
     assert posts(sim, REQUESTS) == 0
 
 
-async def test_other_tenant_is_refused_before_any_request(
-    sim: SimulatedTenant, tools: GraphTools
-) -> None:
-    args = write_args() | {"tenant_id": "00000000-0000-0000-0000-000000000001"}
-    err = await refused(sim, tools, catalog.WRITE_ROLE, args, InputError)
-    assert "tenant" in str(err)
-
-
 @pytest.mark.parametrize(
     "override",
     [

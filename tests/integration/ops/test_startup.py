@@ -3,18 +3,20 @@ exits 2, never an internal error; a good start says what runs and leaves no stat
 
 from __future__ import annotations
 
-import asyncio
 import json
 import signal
 import socket
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.integration.ops.support import REPO, breakglass, clean_environ
+from tests.integration.ops.support import (
+    breakglass,
+    clean_environ,
+    serve_state,
+    start_serve,
+)
 
 GRAPH_TOML = """
 [tenant]
@@ -88,21 +90,9 @@ def test_a_secret_in_the_file(tmp_path: Path) -> None:
 async def test_start_line_lifecycle_and_clean_stop(tmp_path: Path) -> None:
     log = tmp_path / "serve.log"
     env = clean_environ(tmp_path, BREAKGLASS_LOG_LEVEL="debug")
-    with log.open("wb") as sink:
-        child = subprocess.Popen(  # noqa: ASYNC220 - started once, then polled
-            [sys.executable, "-m", "bot.cli", "serve", "--port", "0"],
-            env=env,
-            cwd=REPO,
-            stdout=sink,
-            stderr=sink,
-        )
+    child = start_serve(env, log)
     try:
-        deadline = time.monotonic() + 30
-        while not (tmp_path / "serve.json").exists():
-            assert child.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "serve did not start"
-            await asyncio.sleep(0.05)
-        state = json.loads((tmp_path / "serve.json").read_text())
+        state = await serve_state(child, tmp_path, log)
         assert state["public_url"] != state["internal_url"]
         child.send_signal(signal.SIGTERM)
         assert child.wait(timeout=15) == 0

@@ -64,25 +64,39 @@ def sleeper(clock: Clock) -> Callable[[float], Awaitable[None]]:
 Wrap = Callable[[MemoryTenant, Clock], ToolPort]
 
 
-async def build_env(
-    home: Path, tools: Wrap | None = None, rules: Rules | None = None, **service: Any
-) -> Env:
-    """A job service on SQLite under ``home``; ``tools`` wraps the memory tenant (a fake of
-    the outside system's misbehaviour)."""
+async def memory_service(
+    home: Path, rules: Rules, tools: Wrap | None = None, **service: Any
+) -> tuple[JobService, MemoryTenant, Clock]:
+    """A job service on SQLite under ``home`` over a memory tenant, on a manual clock;
+    ``tools`` wraps the memory tenant (a fake of the outside system's misbehaviour)."""
     store = await SqlStore.open(sqlite_url(home))
     clock = Clock(T0)
     tenant = MemoryTenant()
-    svc = JobService(
+    job_service = JobService(
         store=store,
         keys=fixed_keys(),
-        rules=rules or Rules(approvers=frozenset({"u-bob", "u-carol", "u-dave"})),
+        rules=rules,
         tools=tools(tenant, clock) if tools else tenant,
         clock=clock,
         directory=DIRECTORY,
         sleep=sleeper(clock),
+        **service,
+    )
+    return job_service, tenant, clock
+
+
+async def build_env(
+    home: Path, tools: Wrap | None = None, rules: Rules | None = None, **service: Any
+) -> Env:
+    """A job service with the runbook executor and a recording chat (see memory_service)."""
+    svc, tenant, clock = await memory_service(
+        home,
+        rules or Rules(approvers=frozenset({"u-bob", "u-carol", "u-dave"})),
+        tools,
         bundle_dir=home / "bundles",
         **service,
     )
+    store = svc.store
     gateway = ToolGateway(svc)
     executor = RunbookExecutor(gateway)
     svc.executor = executor

@@ -15,21 +15,19 @@ from typing import Any
 
 import pytest
 
-from adapters.graph import GraphTools
 from adapters.graph.simulated import ManualClock, SimulatedTenant
-from adapters.store import SqlStore, sqlite_url
-from bot.app import SIMULATED_SEED, default_directory, seed_people
+from bot.app import SIMULATED_SEED, seed_people
 from bot.executor import RunbookExecutor
 from bot.gateway_service import ToolGateway
 from bot.service import JobService
 from engine import catalog, chain
 from engine.job import ACTIVE, CLOSED, KILLED, Job
-from engine.lifecycle import END_WRITE_FAILED, Approve, Kill, Request, Rules
+from engine.lifecycle import END_WRITE_FAILED, Approve, Kill, Request
 from engine.receipts import TOOL_RECEIPT, content_hash
 from engine.timeutil import parse_iso
 from engine.verify import verify_bundle
-from tests.integration.graph.conftest import config_for
-from tests.support.engine_sim import fixed_keys, trust_for
+from tests.integration.graph.conftest import simulated_service
+from tests.support.engine_sim import trust_for
 from tests.support.fakes import RecordingChat
 
 IDS = seed_people()
@@ -63,15 +61,10 @@ def advancing(clock: ManualClock) -> Callable[[float], Awaitable[None]]:
 async def sim_env(tmp_path: Path) -> AsyncIterator[SimEnv]:
     clock = ManualClock()
     async with SimulatedTenant(clock=clock, ca_interval=0.02, strict=True) as sim:
-        store = await SqlStore.open(sqlite_url(tmp_path))
-        tools = GraphTools(config_for(sim), snapshots=store, clock=clock.now)
-        service = JobService(
-            store=store,
-            keys=fixed_keys(),
-            rules=Rules(approvers=frozenset({IDS["bob"], IDS["carol"]}), simulated=True),
-            tools=tools,
-            clock=clock.now,
-            directory=default_directory(),
+        service, tools = await simulated_service(
+            tmp_path,
+            sim,
+            clock,
             sleep=advancing(clock),
             bundle_dir=tmp_path / "bundles",
             receipts_every=RECEIPTS_EVERY,
@@ -84,7 +77,7 @@ async def sim_env(tmp_path: Path) -> AsyncIterator[SimEnv]:
         yield env
         await env.settle()
         await tools.close()
-        await store.close()
+        await service.store.close()
 
 
 async def approved_job(env: SimEnv, template: str, targets: dict[str, str]) -> Job:

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from engine import catalog
 from engine.cst import TokenKind
-from engine.job import ACTIVE, CLOSED, FAILED, KILLED, PENDING
+from engine.job import ACTIVE, CLOSED, FAILED, KILLED, PENDING, Job
 from engine.lifecycle import Approve, Kill, Request
 from engine.verify import verify_bundle
 from tests.integration.service.conftest import Env
@@ -152,23 +152,24 @@ def _planned_write(job: Any) -> tuple[str, dict[str, Any]]:
     return action["tool"], action["arguments"]
 
 
-async def test_rollback_retries_then_succeeds(env: Env) -> None:
+async def killed_while_removals_fail(env: Env, failures: int) -> Job:
+    """An approved job killed while the tenant refuses its next ``failures`` removals."""
     await approved(env)
-    env.tenant.fail_removals = 2
+    env.tenant.fail_removals = failures
     await env.service.command("job-s1", Kill(env.service.actor("console:bob")))
     await env.settle()
-    job = await env.service.load("job-s1")
+    return await env.service.load("job-s1")
+
+
+async def test_rollback_retries_then_succeeds(env: Env) -> None:
+    job = await killed_while_removals_fail(env, 2)
     assert job.state == KILLED
     assert env.tenant.roles == set()
     assert job.rollback_attempts == 3
 
 
 async def test_rollback_that_keeps_failing_ends_failed_and_escalates(env: Env) -> None:
-    await approved(env)
-    env.tenant.fail_removals = 99
-    await env.service.command("job-s1", Kill(env.service.actor("console:bob")))
-    await env.settle()
-    job = await env.service.load("job-s1")
+    job = await killed_while_removals_fail(env, 99)
     assert job.state == FAILED
     assert job.still_privileged
     assert "u-alice" in job.still_privileged[0]

@@ -98,6 +98,16 @@ class SlackSender:
     async def command(self, user: str, text: str, channel: str = INCIDENT) -> Answer:
         return await self.send(self.command_body(user, text, channel), FORM)
 
+    def _interaction_payload(self, kind: str, user: str) -> Json:
+        """What every interactivity payload carries: its type, the team, the user, a trigger."""
+        return {
+            "type": kind,
+            "team": {"id": TEAM, "domain": "acme"},
+            "user": self._user(user),
+            "api_app_id": "A0BREAKGLASS",
+            "trigger_id": self._id("trig."),
+        }
+
     def _interaction(self, payload: object) -> bytes:
         return urlencode({"payload": json.dumps(payload)}).encode()
 
@@ -115,15 +125,7 @@ class SlackSender:
 
     def submit_payload(self, user: str, view: Json, values: Json) -> Json:
         submitted = dict(view) | {"state": {"values": values}}
-        payload = {
-            "type": "view_submission",
-            "team": {"id": TEAM, "domain": "acme"},
-            "user": self._user(user),
-            "api_app_id": "A0BREAKGLASS",
-            "trigger_id": self._id("trig."),
-            "view": submitted,
-        }
-        return payload
+        return self._interaction_payload("view_submission", user) | {"view": submitted}
 
     async def click(
         self, user: str, channel: str, message: Json, action_id: str, value: str | None = None
@@ -143,12 +145,7 @@ class SlackSender:
             "value": button.get("value") if value is None else value,
             "action_ts": f"{time.time():.6f}",
         }
-        payload = {
-            "type": "block_actions",
-            "team": {"id": TEAM, "domain": "acme"},
-            "user": self._user(user),
-            "api_app_id": "A0BREAKGLASS",
-            "trigger_id": self._id("trig."),
+        return self._interaction_payload("block_actions", user) | {
             "container": {
                 "type": "message",
                 "message_ts": message.get("ts", ""),
@@ -160,7 +157,6 @@ class SlackSender:
             "response_url": "http://127.0.0.1:9/unused",
             "actions": [action],
         }
-        return payload
 
     async def send_payload(self, payload: object) -> Answer:
         """An interactivity request (``payload=<JSON>``), signed."""

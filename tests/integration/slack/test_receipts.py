@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from adapters.graph.simulated import Fault
 from cards.wording import END_REASONS, ENDED_EARLY_NEXT, ENDED_EARLY_TITLES, at_minute
-from engine.job import CLOSED, KILLED, Job
+from engine.job import KILLED, Job
 from engine.ports import ChatEvent
 from engine.timeutil import iso_ms, parse_iso
 from tests.integration.graph.support import DAVE as DAVE_OID
@@ -23,7 +23,7 @@ from tests.integration.slack.steps import (
     thread_texts,
 )
 from tests.integration.slack.support import BOB, CAROL, INCIDENT
-from tests.support.receipts import receipt_summaries, shown_seqs
+from tests.support.receipts import closed_while_chat_was_down, receipt_summaries, shown_seqs
 
 
 async def job_run_while_slack_was_down(env: Env) -> Job:
@@ -32,13 +32,7 @@ async def job_run_while_slack_was_down(env: Env) -> Job:
     await env.fake.go_down()
     for user in (BOB, CAROL):
         await click(env, user, f"D{user}", dm_of(env, user), "approve")
-    env.advance(minutes=31)
-    await env.service.tick()
-    await env.settle()
-    await env.fake.come_back()
-    done = await env.service.load(job.job_id)
-    assert done.state == CLOSED
-    return done
+    return await closed_while_chat_was_down(env, job.job_id, env.fake.come_back)
 
 
 def receipts_posts(env: Env) -> list[str]:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import pytest
@@ -180,20 +181,29 @@ async def no_sleep(_seconds: float) -> None:
     return None
 
 
+Fake = TypeVar("Fake", FakeOpenId, FakeConnector)
+
+
+@asynccontextmanager
+async def running(fake: Fake) -> AsyncIterator[Fake]:
+    """A fake started on loopback for the duration of the block."""
+    await fake.start()
+    try:
+        yield fake
+    finally:
+        await fake.stop()
+
+
 @pytest.fixture
 async def openid() -> AsyncIterator[FakeOpenId]:
-    fake = FakeOpenId()
-    await fake.start()
-    yield fake
-    await fake.stop()
+    async with running(FakeOpenId()) as fake:
+        yield fake
 
 
 @pytest.fixture
 async def connector() -> AsyncIterator[FakeConnector]:
-    fake = FakeConnector()
-    await fake.start()
-    yield fake
-    await fake.stop()
+    async with running(FakeConnector()) as fake:
+        yield fake
 
 
 @pytest.fixture

@@ -89,40 +89,43 @@ async def test_forged_token_is_refused_and_changes_nothing(
     assert reason in caplog.text
 
 
-async def test_no_token_is_refused(
-    teams: TeamsEnv, pending: tuple[Job, str], caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize(
+    ("auth", "fields", "overrides", "reason"),
+    [
+        pytest.param(False, {}, {}, "NO_TOKEN", id="no_token"),
+        # A genuine token for our connector, replayed with an activity naming another service.
+        pytest.param(
+            True,
+            {"service_url": "http://127.0.0.1:9/"},
+            {},
+            "SERVICE_URL_MISMATCH",
+            id="activity_pointing_elsewhere_than_its_token",
+        ),
+        pytest.param(
+            True,
+            {},
+            {"channelId": "webchat"},
+            "CHANNEL_NOT_ENDORSED",
+            id="channel_the_key_does_not_endorse",
+        ),
+    ],
+)
+async def test_misdirected_activity_is_refused(
+    teams: TeamsEnv,
+    pending: tuple[Job, str],
+    caplog: pytest.LogCaptureFixture,
+    auth: bool,
+    fields: dict[str, object],
+    overrides: dict[str, object],
+    reason: str,
 ) -> None:
     job, message_id = pending
     before = await snapshot(teams, job)
-    status, _ = await teams.post(approve_activity(teams, job, message_id), auth=False)
+    activity = approve_activity(teams, job, message_id, **fields) | overrides
+    status, _ = await teams.post(activity, auth=auth)
     assert status == 401
     assert await snapshot(teams, job) == before
-    assert "NO_TOKEN" in caplog.text
-
-
-async def test_activity_pointing_elsewhere_than_its_token_is_refused(
-    teams: TeamsEnv, pending: tuple[Job, str], caplog: pytest.LogCaptureFixture
-) -> None:
-    """A genuine token for our connector, replayed with an activity naming another service."""
-    job, message_id = pending
-    before = await snapshot(teams, job)
-    activity = approve_activity(teams, job, message_id, service_url="http://127.0.0.1:9/")
-    status, _ = await teams.post(activity)
-    assert status == 401
-    assert await snapshot(teams, job) == before
-    assert "SERVICE_URL_MISMATCH" in caplog.text
-
-
-async def test_channel_the_key_does_not_endorse_is_refused(
-    teams: TeamsEnv, pending: tuple[Job, str], caplog: pytest.LogCaptureFixture
-) -> None:
-    job, message_id = pending
-    before = await snapshot(teams, job)
-    activity = approve_activity(teams, job, message_id) | {"channelId": "webchat"}
-    status, _ = await teams.post(activity)
-    assert status == 401
-    assert await snapshot(teams, job) == before
-    assert "CHANNEL_NOT_ENDORSED" in caplog.text
+    assert reason in caplog.text
 
 
 async def test_unknown_key_refetches_keys_at_most_once(

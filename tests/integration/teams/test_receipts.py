@@ -8,13 +8,13 @@ from typing import Any
 
 from adapters.graph.simulated import Fault
 from cards import wording
-from engine.job import CLOSED, KILLED, Job
+from engine.job import KILLED, Job
 from engine.ports import ChatEvent
 from engine.timeutil import parse_iso
 from tests.integration.teams.conftest import BOB, CAROL, TeamsEnv
 from tests.integration.teams.fakes import heading
 from tests.integration.teams.flow import active, approve, press, requested
-from tests.support.receipts import receipt_summaries, shown_seqs
+from tests.support.receipts import closed_while_chat_was_down, receipt_summaries, shown_seqs
 
 
 def receipt_headings(env: TeamsEnv) -> list[str]:
@@ -26,13 +26,7 @@ async def job_run_while_teams_was_down(env: TeamsEnv) -> Job:
     """A whole job (approved, written, rolled back) whose receipts Teams never got."""
     job, _ = await active(env)
     await env.connector.stop()
-    env.advance(minutes=31)
-    await env.service.tick()
-    await env.settle()
-    await env.connector.restart()
-    done = await env.service.load(job.job_id)
-    assert done.state == CLOSED
-    return done
+    return await closed_while_chat_was_down(env, job.job_id, env.connector.restart)
 
 
 async def test_a_burst_of_records_in_one_event_is_one_reply(teams: TeamsEnv) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -182,6 +182,47 @@ def request_form(prefilled: bool = False) -> RequestFormView:
 
 Render = Callable[[], dict[str, Any]]
 
+# The moments both platforms show alike: name -> (kind of view, the view); each platform draws
+# a kind with its own function.
+_SHARED: dict[str, tuple[str, Callable[[], Any]]] = {
+    "approval_result_approved": ("approval_result", approval_result),
+    "approval_result_complete": ("approval_result", lambda: approval_result(count=2)),
+    "approval_result_denied": ("approval_result", lambda: approval_result(Decision.DENY)),
+    "status_active": ("status", status),
+    "status_closed": ("status", lambda: status(active=False)),
+    "status_simulated": ("status", lambda: status(action=CA_ACTION)),
+    "receipt": ("receipt", receipt),
+    "receipts_burst": ("receipts", receipts),
+    "removal_delayed": ("announcement", removal_delayed),
+    "removal_delayed_uncontained": ("announcement", lambda: removal_delayed(())),
+    "write_failed": ("announcement", ended_early),
+    "executor_failed": ("announcement", lambda: ended_early("executor_failed")),
+    "kill_result": ("kill_result", kill_result),
+    "kill_result_failed": ("kill_result", lambda: kill_result(failed=True)),
+    "audit_summary": ("audit_summary", audit_summary),
+    "audit_summary_unverified": ("audit_summary", lambda: audit_summary(verified=False)),
+}
+
+
+def _drawn(draw: Callable[[Any], dict[str, Any]], view: Callable[[], Any]) -> Render:
+    return lambda: draw(view())
+
+
+def _drawn_by(draw: dict[str, Callable[[Any], dict[str, Any]]]) -> dict[str, Render]:
+    return {name: _drawn(draw[kind], view) for name, (kind, view) in _SHARED.items()}
+
+
+def walk(node: Any) -> Iterator[dict[str, Any]]:
+    """Every JSON object in a rendered card or message, depth first."""
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from walk(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from walk(value)
+
+
 # name -> renderer; every golden file and every contract check iterates this one table.
 TEAMS: dict[str, Render] = {
     "request_form": lambda: teams.request_form_card(request_form()),
@@ -192,22 +233,17 @@ TEAMS: dict[str, Render] = {
         approval(), for_approver=True, viewer_approved=True
     ),
     "approval_simulated_ca": lambda: teams.approval_card(approval(CA_ACTION), for_approver=True),
-    "approval_result_approved": lambda: teams.approval_result_card(approval_result()),
-    "approval_result_complete": lambda: teams.approval_result_card(approval_result(count=2)),
-    "approval_result_denied": lambda: teams.approval_result_card(approval_result(Decision.DENY)),
-    "status_active": lambda: teams.status_card(status(), NOW),
-    "status_closed": lambda: teams.status_card(status(active=False), NOW),
-    "status_simulated": lambda: teams.status_card(status(action=CA_ACTION), NOW),
-    "receipt": lambda: teams.receipt_card(receipt()),
-    "receipts_burst": lambda: teams.receipts_card(receipts()),
-    "removal_delayed": lambda: teams.announcement_card(removal_delayed()),
-    "removal_delayed_uncontained": lambda: teams.announcement_card(removal_delayed(())),
-    "write_failed": lambda: teams.announcement_card(ended_early()),
-    "executor_failed": lambda: teams.announcement_card(ended_early("executor_failed")),
-    "kill_result": lambda: teams.kill_result_card(kill_result()),
-    "kill_result_failed": lambda: teams.kill_result_card(kill_result(failed=True)),
-    "audit_summary": lambda: teams.audit_summary_card(audit_summary()),
-    "audit_summary_unverified": lambda: teams.audit_summary_card(audit_summary(verified=False)),
+    **_drawn_by(
+        {
+            "approval_result": teams.approval_result_card,
+            "status": lambda view: teams.status_card(view, NOW),
+            "receipt": teams.receipt_card,
+            "receipts": teams.receipts_card,
+            "announcement": teams.announcement_card,
+            "kill_result": teams.kill_result_card,
+            "audit_summary": teams.audit_summary_card,
+        }
+    ),
 }
 SLACK: dict[str, Render] = {
     "request_form": lambda: slack.request_modal(request_form()),
@@ -215,20 +251,15 @@ SLACK: dict[str, Render] = {
     "approval": lambda: slack.approval_message(approval()),
     "approval_first": lambda: slack.approval_message(approval(approvals=())),
     "approval_simulated_ca": lambda: slack.approval_message(approval(CA_ACTION)),
-    "approval_result_approved": lambda: slack.approval_result_message(approval_result()),
-    "approval_result_complete": lambda: slack.approval_result_message(approval_result(count=2)),
-    "approval_result_denied": lambda: slack.approval_result_message(approval_result(Decision.DENY)),
-    "status_active": lambda: slack.status_message(status(), NOW),
-    "status_closed": lambda: slack.status_message(status(active=False), NOW),
-    "status_simulated": lambda: slack.status_message(status(action=CA_ACTION), NOW),
-    "receipt": lambda: slack.receipt_message(receipt()),
-    "receipts_burst": lambda: slack.receipts_message(receipts()),
-    "removal_delayed": lambda: slack.announcement_message(removal_delayed()),
-    "removal_delayed_uncontained": lambda: slack.announcement_message(removal_delayed(())),
-    "write_failed": lambda: slack.announcement_message(ended_early()),
-    "executor_failed": lambda: slack.announcement_message(ended_early("executor_failed")),
-    "kill_result": lambda: slack.kill_result_message(kill_result()),
-    "kill_result_failed": lambda: slack.kill_result_message(kill_result(failed=True)),
-    "audit_summary": lambda: slack.audit_summary_message(audit_summary()),
-    "audit_summary_unverified": lambda: slack.audit_summary_message(audit_summary(verified=False)),
+    **_drawn_by(
+        {
+            "approval_result": slack.approval_result_message,
+            "status": lambda view: slack.status_message(view, NOW),
+            "receipt": slack.receipt_message,
+            "receipts": slack.receipts_message,
+            "announcement": slack.announcement_message,
+            "kill_result": slack.kill_result_message,
+            "audit_summary": slack.audit_summary_message,
+        }
+    ),
 }

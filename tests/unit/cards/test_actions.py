@@ -56,23 +56,13 @@ def rendered_buttons() -> Iterator[tuple[str, str, Any]]:
     for name, render in samples.TEAMS.items():
         if name.startswith("request_form"):
             continue  # the form's submit is the form contract (test_forms)
-        for node in _walk(render()):
+        for node in samples.walk(render()):
             if node.get("type") in ("Action.Execute", "Action.Submit") and "verb" in node:
                 yield "teams", name, (node["verb"], node["data"])
     for name, render in samples.SLACK.items():
-        for node in _walk(render()):
+        for node in samples.walk(render()):
             if node.get("type") == "button":
                 yield "slack", name, (node["action_id"], node["value"])
-
-
-def _walk(node: Any) -> Iterator[dict[str, Any]]:
-    if isinstance(node, dict):
-        yield node
-        for value in node.values():
-            yield from _walk(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _walk(value)
 
 
 def test_every_rendered_button_parses_back() -> None:
