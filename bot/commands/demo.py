@@ -47,6 +47,11 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+# OpenClaw runs at 1x (it needs ~25 s before its first call), so a kill inside PIM's first five
+# minutes waits those minutes for real before the removal: a step may take up to ~5 minutes.
+OPENCLAW_STEP_SECONDS = 480.0
+
+
 async def run(args: argparse.Namespace, ctx: Context) -> int:
     options = DemoOptions(
         scenario=args.scenario,
@@ -55,7 +60,7 @@ async def run(args: argparse.Namespace, ctx: Context) -> int:
         bundle_out=Path(args.bundle_out) if args.bundle_out else None,
         json_output=args.json,
         executor=args.executor,
-        timeout=180.0 if args.executor == "openclaw" else 90.0,
+        timeout=OPENCLAW_STEP_SECONDS if args.executor == "openclaw" else 90.0,
     )
     result = await Demo(options).run()
     if args.json:
