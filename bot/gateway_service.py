@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -67,8 +67,11 @@ class ToolGateway:
             self._policies[digest] = verify_wpc(envelope, {self.service.keys.publisher.did})
         return self._policies[digest]
 
-    def _is_revoked(self, jti: str) -> bool:
-        return jti in self.service.revoked
+    def _revoked_for(self, job: Job) -> Callable[[str], bool]:
+        """Revoked by this process, or recorded revoked on the job itself (a resolved job's
+        jtis leave the fast path when it is evicted; its own record still says revoked)."""
+        recorded = {t.jti for t in job.tokens if t.revoked_at is not None}
+        return lambda jti: jti in self.service.revoked or jti in recorded
 
     async def call(
         self, job_id: str, token: object, tool_name: object, arguments: object
@@ -110,7 +113,7 @@ class ToolGateway:
             job_id=job.job_id,
             policy=self._policy(job),
             trusted_issuers={self.service.keys.issuer.did},
-            is_revoked=self._is_revoked,
+            is_revoked=self._revoked_for(job),
         )
         allowed = decide(call, token, view, self.service.clock())
         # The durable view too: a jti revoked by another replica or by the CLI.

@@ -201,3 +201,22 @@ async def test_reconciliation_sweep_removes_grants_of_closed_jobs_only(env: Env)
     removed = await env.service.sweep()
     assert removed == ["u-eve holds r-ga"]
     assert env.tenant.roles == {role()}  # the open job's grant stays until its window ends
+
+
+async def test_a_late_call_after_the_job_ended_is_refused_for_its_token(env: Env) -> None:
+    """Once a job is resolved its jtis leave this replica's fast path; the job's own record
+    still says revoked, so the token is refused first, whatever the arguments say."""
+    s = env.service
+    await approved(env)
+    agent_token = s.token_for(await s.load("job-s1"), TokenKind.AGENT)
+    assert (await s.command("job-s1", Kill(s.actor("console:dave")))).ok
+    env.clock.advance(minutes=6)  # PIM allows the removal; the rollback finishes
+    await env.service.tick()
+    await env.settle()
+    job = await s.load("job-s1")
+    assert job.state == KILLED
+    chain_before = len(await s.store.chain("job-s1"))
+    late = await env.gateway.call("job-s1", agent_token, catalog.WRITE_ROLE, {"junk": True})
+    assert (late.allowed, late.reason) == (False, "TOKEN_INVALID")
+    assert env.tenant.roles == set()
+    assert len(await s.store.chain("job-s1")) == chain_before  # a closed chain takes nothing
