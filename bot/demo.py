@@ -25,7 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from yarl import URL
 
+from adapters.entra_signin import CALLBACK_PATH
+from adapters.entra_signin.jobs import SIGN_IN_URL
 from adapters.graph.simulated import SimulatedTenant
 from adapters.graph.simulated.faults import Fault
 from bot import demo_text as text
@@ -33,6 +36,7 @@ from bot.app import seed_people
 from bot.clock import ScaledClock
 from engine.canonical import jcs
 from engine.errors import BreakGlassError
+from engine.stepup import STEP_UP_REQUIRED
 from engine.verify import Trust, verify_bundle
 
 SCENARIOS = ("normal", "kill", "early-kill", "injected", "crash", "denied")
@@ -56,6 +60,17 @@ CRASH_SCALE = 6.0
 OPENCLAW_SCALE = 1.0
 EXECUTORS = ("runbook", "agent", "openclaw")
 GLOBAL_ADMIN = "62e90394-69f5-4237-9190-012177145e10"
+# Approvers sign in again at the simulated tenant ("complete MFA") before an approval counts,
+# so the demo's bundles carry step-up evidence. Global Administrator is listed on purpose: the
+# demo shows the riskiest grant; the example configuration leaves it out.
+STEP_UP_CONFIG = f"""
+[templates]
+entra-role = {{ roles = ["{GLOBAL_ADMIN}"], principals = ["*"], step_up = "required" }}
+ca-exclusion = {{ ca_policies = ["*"], groups = ["*"], step_up = "required" }}
+[step_up]
+authentication_context = "c1"
+max_age_seconds = 600
+"""
 
 
 class DemoError(BreakGlassError):
@@ -92,6 +107,7 @@ class Result:
     removal_not_before: str | None = None  # early-kill: when the tenant allowed the removal
     home: str = ""
     trust_path: str = ""
+    stepped_up: int = 0  # approvals in the bundle that carry step-up evidence
 
     @property
     def ok(self) -> bool:
@@ -100,11 +116,13 @@ class Result:
         contained = self.scenario != "early-kill" or bool(
             self.contained and self.removal_not_before
         )
+        stepped_up = self.outcome == "denied" or self.stepped_up >= 2
         return (
             self.outcome == expected
             and self.bundle_valid
             and verified
             and contained
+            and stepped_up
             and not self.still_privileged
         )
 
@@ -122,6 +140,7 @@ class Result:
             "removal_not_before": self.removal_not_before,
             "home": self.home,
             "trust_path": self.trust_path,
+            "stepped_up": self.stepped_up,
             "ok": self.ok,
         }
 
@@ -145,6 +164,7 @@ class Demo:
         self.url = ""
         self.seen_receipts = 0
         self.names: dict[str, str] = {}  # ids to display names, as the console shows them
+        self.sim: SimulatedTenant  # set in run(), before the service starts
 
     def say(self, text: str) -> None:
         if not self.options.json_output:
@@ -170,7 +190,7 @@ class Demo:
                 f'mode = "{executor}"',
                 "[model]",
                 f"injected = {'true' if agent else 'false'}",
-                "",
+                STEP_UP_CONFIG,
             ]
         )
 
@@ -193,7 +213,10 @@ class Demo:
             if self.child.poll() is not None or time.monotonic() > deadline:
                 raise DemoError(f"the service did not start; see {self.home / 'service.log'}")
             await asyncio.sleep(0.05)
-        self.url = json.loads((self.home / "serve.json").read_text())["url"]
+        state = json.loads((self.home / "serve.json").read_text())
+        self.url = state["url"]
+        # The tenant's admin registers the step-up callback on the app (a new port each start).
+        self.sim.register_redirect_uri(f"{state['public_url'].rstrip('/')}{CALLBACK_PATH}")
         self.say(f"service up at {self.url} (pid {self.child.pid})")
 
     def _kill_service(self) -> None:
@@ -231,6 +254,21 @@ class Demo:
             body["plan_hash"] = plan
         out = await self._post(http, "/console/api/act", body)
         self.say(text.pressed(who, verb, out))
+        if out.get("reason") == STEP_UP_REQUIRED:
+            await self._step_up(http, who, out["result"][SIGN_IN_URL])
+
+    async def _step_up(self, http: aiohttp.ClientSession, who: str, link: str) -> None:
+        """``who`` opens the sign-in link, signs in with MFA at the simulated tenant and is
+        sent back to the service's callback, which records the approval."""
+        form = {**URL(link).query, "user": seed_people()[who], "mfa": "1"}
+        async with http.post(link, data=form, allow_redirects=False) as signed:
+            if signed.status != 302:
+                raise DemoError(f"{who}'s sign-in failed: {signed.status} {await signed.text()}")
+            callback = signed.headers["Location"]
+        async with http.get(callback, allow_redirects=False) as answer:
+            if answer.status != 200:
+                raise DemoError(f"the step-up callback refused {who}: {answer.status}")
+        self.say(text.stepped_up(who))
 
     async def _job(self, http: aiohttp.ClientSession, job_id: str) -> dict[str, Any]:
         jobs = await self._get(http, "/console/api/jobs")
@@ -276,6 +314,7 @@ class Demo:
         if self._crashing("during_rollback"):
             result.expected = "killed"  # the rollback was started by a kill
         async with SimulatedTenant(clock=self.clock) as sim:
+            self.sim = sim
             self.say(f"SIMULATED tenant at {sim.base_url}; home {self.home}")
             (self.home / "breakglass.toml").write_text(self._config(sim))
             await self._start_service(sim.client_secret)
@@ -418,6 +457,7 @@ class Demo:
         result.bundle_path, result.bundle_valid = str(path), report.valid
         result.trust_path, result.home = str(trust_path), str(self.home)
         result.reason_codes = report.reason_codes
+        result.stepped_up = _stepped_up(bundle)
         result.still_privileged = self._grants(sim)
         if self.options.scenario == "injected":
             refusals = text.gateway_refusals(self.home / "service.log", job["job_id"])
@@ -429,3 +469,9 @@ class Demo:
         )
         self.say(f"verify it yourself: {text.verify_command(path, trust_path)}")
         self.say(f"still privileged in the tenant: {result.still_privileged or 'nothing'}")
+
+
+def _stepped_up(bundle: Mapping[str, Any]) -> int:
+    """How many approvals in the bundle carry a fresh sign-in's evidence."""
+    approvals = bundle.get("payload", {}).get("human_approval_receipts", [])
+    return sum(1 for a in approvals if "step_up" in (a.get("binding") or {}))

@@ -21,8 +21,14 @@ def pressed(who: str, verb: str, out: Mapping[str, Any]) -> str:
         state = (out.get("result") or {}).get("state") or "unchanged"
         return f"{who} presses {verb.upper()}: ok → {state}"
     reason, detail = out.get("reason") or "REFUSED", out.get("detail") or ""
+    if reason == "STEP_UP_REQUIRED":
+        return f"{who} presses {verb.upper()}: the approval waits for {who} to sign in again"
     because = f" ({detail})" if detail else ""
     return f"{who} presses {verb.upper()}: refused {reason}{because}; nothing changed"
+
+
+def stepped_up(who: str) -> str:
+    return f"{who} signs in with MFA at the SIMULATED Entra (context c1) → approval recorded"
 
 
 def rollback_line(job: Mapping[str, Any]) -> str:

@@ -47,6 +47,11 @@ class ServiceJobs:
         service = self._service
         lifecycle.start(command, lifecycle.Ctx(service.clock(), service.keys, service.rules))
 
+    def check_command(self, job: Job, command: Command) -> None:
+        """The engine's verdict on ``command`` (thrown away, as in ``check_request``)."""
+        service = self._service
+        lifecycle.apply(job, command, lifecycle.Ctx(service.clock(), service.keys, service.rules))
+
     # JobRecords
     async def chain(self, job_id: str) -> list[ChainRecord]:
         return await self._service.store.chain(job_id)

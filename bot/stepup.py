@@ -22,6 +22,8 @@ from aiohttp import web
 from adapters.entra_signin import CALLBACK_PATH, SignInConfig, StepUpFlow
 from adapters.entra_signin.jobs import StepUpJobs
 from adapters.entra_signin.routes import add_callback_route
+from adapters.graph.simulated import issuer_for
+from adapters.graph.simulated.directory import default_seed
 from engine.chat_ports import JobCommands
 
 if TYPE_CHECKING:
@@ -98,6 +100,21 @@ def simulated_config(sim: SimulatedTenant, redirect: str) -> SignInConfig:
     )
 
 
+def remote_simulated_config(base_url: str, secret: str, redirect: str) -> SignInConfig:
+    """Approvers sign in at a simulated tenant another process runs; whoever runs it
+    registers the redirect URI, as an Entra admin registers it on the app."""
+    seed = default_seed()
+    tenant_id = seed["tenantId"]
+    return SignInConfig(
+        authority_url=base_url,
+        tenant_id=tenant_id,
+        client_id=seed["application"]["appId"],
+        client_secret=secret,
+        redirect_uri=redirect,
+        issuer=issuer_for(base_url, tenant_id),
+    )
+
+
 def _config(parts: Assembly) -> SignInConfig | None:
     settings = parts.settings
     if settings.access is None:
@@ -107,6 +124,8 @@ def _config(parts: Assembly) -> SignInConfig | None:
     if parts.simulator is not None:
         return simulated_config(parts.simulator, redirect)
     tenant = settings.tenant
+    if tenant.simulated_url:  # a simulated tenant in another process (the demo's)
+        return remote_simulated_config(tenant.simulated_url, tenant.simulated_secret, redirect)
     if tenant.mode != "graph":
         log.warning(
             "step-up needs the in-process simulated tenant or Entra; approvals of "

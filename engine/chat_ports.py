@@ -41,6 +41,11 @@ class JobCommands(Protocol):
         """Raise ``CommandRefused`` when ``command`` would be refused; stores nothing."""
         ...
 
+    def check_command(self, job: Job, command: Command) -> None:
+        """Raise ``CommandRefused`` when ``command`` on ``job`` would be refused; stores
+        nothing."""
+        ...
+
 
 class JobRecords(Protocol):
     """What a job has written: its chain, and its proof bundle (the signed envelope)."""

@@ -1,7 +1,9 @@
 """``StepUpJobs``: the ``JobCommands`` a chat adapter gets when step-up is configured.
 
 A bare Approve click on a plan that needs step-up is not sent to the engine (which would
-refuse it): the approver gets a sign-in URL instead, in a refused ``Outcome`` whose
+refuse it) unless the engine would refuse it for another reason first (self-approval, not an
+approver...: nobody is sent to sign in only to be refused). The approver gets a sign-in URL
+instead, in a refused ``Outcome`` whose
 ``result["sign_in_link"]`` an adapter may render as a link button and whose ``detail``
 carries the same short link for adapters that only show text. Everything else passes
 through unchanged.
@@ -42,6 +44,11 @@ class StepUpJobs:
         if plan.plan_hash != command.plan_hash or required(plan.payload) is None:
             return None  # the engine answers (outdated plan, or no step-up needed)
         try:
+            self._inner.check_command(job, command)
+        except CommandRefused as refused:
+            if refused.reason != STEP_UP_REQUIRED:
+                return None  # refused for another reason (self-approval...): the engine says so
+        try:
             return await self._flow.begin(job_id, command.plan_hash, command.actor)
         except CommandRefused:
             return None
@@ -60,6 +67,9 @@ class StepUpJobs:
 
     def check_request(self, command: Request) -> None:
         self._inner.check_request(command)
+
+    def check_command(self, job: Job, command: Command) -> None:
+        self._inner.check_command(job, command)
 
 
 MAX_BUTTON_URL = 3000  # Slack's limit on a button's url; Teams takes more

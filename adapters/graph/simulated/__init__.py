@@ -32,7 +32,7 @@ from adapters.graph.simulated.core import LogEntry
 from adapters.graph.simulated.directory import default_seed
 from adapters.graph.simulated.faults import Fault
 from adapters.graph.simulated.http_common import SIM_HEADER
-from adapters.graph.simulated.server import SimulatedTenant
+from adapters.graph.simulated.server import SimulatedTenant, issuer_for
 
 __all__ = [
     "SIM_HEADER",
@@ -43,4 +43,5 @@ __all__ = [
     "SimulatedTenant",
     "SystemClock",
     "default_seed",
+    "issuer_for",
 ]

@@ -31,6 +31,13 @@ from adapters.graph.simulated.faults import Fault
 from adapters.graph.simulated.http_common import CORE, stamp
 
 
+def issuer_for(base_url: str, tenant_id: str) -> str:
+    """The ``iss`` of the ID tokens a simulated tenant at ``base_url`` issues (https, like
+    Entra's): also what a service using a tenant in another process expects."""
+    host = base_url.rstrip("/").removeprefix("http://")
+    return f"https://{host}/{tenant_id}/v2.0"
+
+
 class SimulatedTenant:
     """A SIMULATED tenant on ``127.0.0.1`` (random port). ``async with`` it, or start/stop.
 
@@ -133,8 +140,7 @@ class SimulatedTenant:
     @property
     def signin_issuer(self) -> str:
         """The ``iss`` of the ID tokens this tenant's sign-in issues (https, like Entra's)."""
-        host = self.base_url.removeprefix("http://")
-        return f"https://{host}/{self.tenant_id}/v2.0"
+        return issuer_for(self.base_url, self.tenant_id)
 
     def register_redirect_uri(self, uri: str) -> None:
         """Register a sign-in redirect URI (the step-up callback) on the app."""

@@ -26,6 +26,8 @@ async def test_demo_scenario(
     result = await stepped_demo(options, tmp_path, monkeypatch).run()
     assert result.ok, result.to_json()
     assert result.still_privileged == []
+    # Both approvals carry a fresh sign-in's evidence (the bundle verifier checks it too).
+    assert result.stepped_up == (0 if scenario == "denied" else 2)
     assert result.bundle_valid
     assert json.loads(bundle_out.read_text())["envelope_type"] == "proof_bundle"
 

@@ -78,3 +78,15 @@ async def test_a_used_or_unknown_short_link_leads_nowhere(stepup: StepUpEnv) -> 
         assert used.status == 404
     async with stepup.browser.get(link[:-4] + "AAAA", allow_redirects=False) as unknown:
         assert unknown.status == 404
+
+
+async def test_the_requester_is_refused_at_once_not_sent_to_sign_in(stepup: StepUpEnv) -> None:
+    job = await stepup.request()
+    action = CardAction(Verb.APPROVE, job.job_id, job.plan.plan_hash)
+    outcome = await chat_actions.act(jobs_for(stepup), action, stepup.actor("alice"))
+    assert (outcome.ok, outcome.reason) == (False, "SELF_APPROVAL")
+    assert SIGN_IN_URL not in outcome.result  # no sign-in link for a click that cannot count
+    after = await stepup.service.load(job.job_id)
+    assert after.plan.approvers() == []
+    assert after.state == states.PENDING
+    assert [r["reason"] for r in after.refusals] == ["SELF_APPROVAL"]  # recorded
