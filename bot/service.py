@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("breakglass.service")
 MAX_CAS_ATTEMPTS = 20
 KEY_WINDOW = timedelta(days=7)  # how long a re-delivered command is answered from its key
+SIGN_IN_WINDOW = timedelta(days=1)  # begun step-up sign-ins (they expire after 15 minutes)
 
 
 class JobService:
@@ -288,6 +289,7 @@ class JobService:
         """Reconciliation (see :mod:`bot.sweep`), then housekeeping; returns what was removed."""
         removed = await sweep(self.store, self.tools, self.leases, self.deployment)
         await self.store.purge_keys(self.clock() - KEY_WINDOW)
+        await self.store.purge_sign_ins(self.clock() - SIGN_IN_WINDOW)
         return removed
 
     def listen(self) -> None:

@@ -19,7 +19,7 @@ from weakref import WeakKeyDictionary
 import aiohttp
 from aiohttp import web
 
-from adapters.entra_signin import CALLBACK_PATH, SignInConfig, StepUpFlow
+from adapters.entra_signin import CALLBACK_PATH, SignInConfig, StepUpFlow, StoredPendingSignIns
 from adapters.entra_signin.jobs import StepUpJobs
 from adapters.entra_signin.routes import add_callback_route
 from adapters.graph.simulated import issuer_for
@@ -53,7 +53,8 @@ def install_step_up(app: web.Application, parts: Assembly) -> StepUpFlow | None:
         await session.close()
 
     app.on_cleanup.append(close)
-    flow = StepUpFlow(config, _plain(parts), session, parts.clock)
+    pending = StoredPendingSignIns(parts.store)  # any replica may take the callback
+    flow = StepUpFlow(config, _plain(parts), session, parts.clock, pending=pending)
     add_callback_route(app, flow)
     _FLOWS[parts.service] = _Installed(flow, parts.simulator)
     if config.redirect_uri:

@@ -267,6 +267,22 @@ class LeaseStore(Protocol):
         ...
 
 
+class SignInStore(Protocol):
+    """Begun step-up sign-ins, so that any replica can take the callback; each is used once."""
+
+    async def put_sign_in(self, state: str, document: JsonDoc, started: datetime) -> None: ...
+
+    async def sign_in(self, state: str) -> tuple[JsonDoc, bool] | None:
+        """The sign-in's document and whether it was used; None when unknown."""
+        ...
+
+    async def claim_sign_in(self, state: str) -> bool:
+        """Mark it used: True for exactly one caller, however many replicas ask at once."""
+        ...
+
+    async def purge_sign_ins(self, before: datetime) -> int: ...
+
+
 class Housekeeping(Protocol):
     """Cheap questions and clean-ups the service asks of the store."""
 
@@ -287,6 +303,7 @@ class Store(
     SnapshotStore,
     ExchangeStore,
     LeaseStore,
+    SignInStore,
     Housekeeping,
     Protocol,
 ):

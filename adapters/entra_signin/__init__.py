@@ -8,7 +8,12 @@ submitted as ``StepUpFailed`` so the job records it.
 """
 
 from adapters.entra_signin.config import CALLBACK_PATH, SignInConfig
-from adapters.entra_signin.flow import MemoryPendingSignIns, PendingSignIn, StepUpFlow
+from adapters.entra_signin.flow import (
+    MemoryPendingSignIns,
+    PendingSignIn,
+    StepUpFlow,
+    StoredPendingSignIns,
+)
 from adapters.entra_signin.idtoken import SignInRejected
 
 __all__ = [
@@ -18,4 +23,5 @@ __all__ = [
     "SignInConfig",
     "SignInRejected",
     "StepUpFlow",
+    "StoredPendingSignIns",
 ]

@@ -35,7 +35,9 @@ from engine.errors import CommandRefused
 from engine.job import Actor
 from engine.lifecycle import Approve, StepUpFailed
 from engine.outcome import Outcome
+from engine.ports import SignInStore
 from engine.stepup import STEP_UP_FAILED, STEP_UP_REPLAYED, required
+from engine.timeutil import iso_ms, parse_iso
 
 MAX_PENDING = 10_000  # begun sign-ins kept at once; the oldest are dropped first
 
@@ -54,24 +56,78 @@ class PendingSignIn:
 
 
 class PendingSignIns(Protocol):
-    """Where begun sign-ins wait for their callback (memory here; a table for replicas)."""
+    """Where begun sign-ins wait for their callback (memory, or the store for replicas)."""
 
-    def put(self, pending: PendingSignIn) -> None: ...
+    async def put(self, pending: PendingSignIn) -> None: ...
 
-    def get(self, state: str) -> PendingSignIn | None: ...
+    async def get(self, state: str) -> PendingSignIn | None: ...
+
+    async def claim(self, state: str) -> bool:
+        """Mark ``state`` used: True for exactly one caller."""
+        ...
 
 
 class MemoryPendingSignIns:
+    """One process's begun sign-ins (tests, and a service without a store)."""
+
     def __init__(self) -> None:
         self._by_state: dict[str, PendingSignIn] = {}
 
-    def put(self, pending: PendingSignIn) -> None:
+    async def put(self, pending: PendingSignIn) -> None:
         self._by_state[pending.state] = pending
         while len(self._by_state) > MAX_PENDING:
             self._by_state.pop(next(iter(self._by_state)))
 
-    def get(self, state: str) -> PendingSignIn | None:
+    async def get(self, state: str) -> PendingSignIn | None:
         return self._by_state.get(state)
+
+    async def claim(self, state: str) -> bool:
+        pending = self._by_state.get(state)
+        if pending is None or pending.used:
+            return False
+        self._by_state[state] = replace(pending, used=True)
+        return True
+
+
+class StoredPendingSignIns:
+    """Begun sign-ins in the store: the callback may reach any replica, and a replayed
+    callback is refused whichever replica it reaches."""
+
+    def __init__(self, store: SignInStore) -> None:
+        self._store = store
+
+    async def put(self, pending: PendingSignIn) -> None:
+        document = {
+            "nonce": pending.nonce,
+            "verifier": pending.verifier,
+            "job_id": pending.job_id,
+            "plan_hash": pending.plan_hash,
+            "actor": [pending.actor.chat_identity, pending.actor.principal, pending.actor.display],
+            "started": iso_ms(pending.started),
+            "authorize_url": pending.authorize_url,
+        }
+        await self._store.put_sign_in(pending.state, document, pending.started)
+
+    async def get(self, state: str) -> PendingSignIn | None:
+        found = await self._store.sign_in(state)
+        if found is None:
+            return None
+        doc, used = found
+        chat_identity, principal, display = doc["actor"]
+        return PendingSignIn(
+            state=state,
+            nonce=doc["nonce"],
+            verifier=doc["verifier"],
+            job_id=doc["job_id"],
+            plan_hash=doc["plan_hash"],
+            actor=Actor(chat_identity, principal, display),
+            started=parse_iso(doc["started"]),
+            used=used,
+            authorize_url=doc["authorize_url"],
+        )
+
+    async def claim(self, state: str) -> bool:
+        return await self._store.claim_sign_in(state)
 
 
 def _challenge(verifier: str) -> str:
@@ -119,7 +175,7 @@ class StepUpFlow:
             started=self._clock(),
         )
         url = self._authorize_url(pending, str(terms["acr"]), int(terms["max_age_seconds"]))
-        self._pending.put(replace(pending, authorize_url=url))
+        await self._pending.put(replace(pending, authorize_url=url))
         return url
 
     def short_link(self, authorize_url: str) -> str:
@@ -129,9 +185,9 @@ class StepUpFlow:
         base = self.config.redirect_uri.removesuffix(CALLBACK_PATH)
         return f"{base}{START_PATH}/{state}"
 
-    def authorize_url_for(self, state: str) -> str | None:
+    async def authorize_url_for(self, state: str) -> str | None:
         """The authorization URL of a begun, not yet completed sign-in."""
-        pending = self._pending.get(state)
+        pending = await self._pending.get(state)
         if pending is None or pending.used or not pending.authorize_url:
             return None
         if self._clock() - pending.started > self.config.pending_ttl:
@@ -159,12 +215,11 @@ class StepUpFlow:
 
     async def complete(self, state: str, code: str, error: str = "") -> Outcome:
         """Finish the sign-in ``state`` once; the job's answer (approval or refusal)."""
-        pending = self._pending.get(state)
+        pending = await self._pending.get(state)
         if pending is None:
             return Outcome(False, "", reason=STEP_UP_FAILED, detail="unknown sign-in")
-        if pending.used:
+        if not await self._pending.claim(state):
             return await self._refuse(pending, STEP_UP_REPLAYED, "this sign-in was already used")
-        self._pending.put(replace(pending, used=True))
         if self._clock() - pending.started > self.config.pending_ttl:
             return await self._refuse(pending, STEP_UP_FAILED, "the sign-in took too long")
         if error or not code:

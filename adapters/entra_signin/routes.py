@@ -28,7 +28,7 @@ async def callback(request: web.Request) -> web.Response:
 
 async def start(request: web.Request) -> web.Response:
     """The short link a chat message carries: on to Entra's sign-in, or a plain refusal."""
-    url = request.app[FLOW].authorize_url_for(request.match_info["state"][:256])
+    url = await request.app[FLOW].authorize_url_for(request.match_info["state"][:256])
     if url is None:
         page = _PAGE.format(title="Link expired", text="Click Approve again for a new link.")
         return web.Response(text=page, content_type="text/html", status=404)

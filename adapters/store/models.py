@@ -144,6 +144,16 @@ class LeaseRow(StoreModel, table=True):
     expires_at: datetime = Field(sa_type=UtcDateTime())
 
 
+class SignInRow(StoreModel, table=True):
+    """A begun step-up sign-in (nonce, PKCE verifier, who and what), until its callback."""
+
+    __tablename__ = "pending_sign_ins"
+    state: str = Field(sa_type=String(), primary_key=True)
+    document: str = Field(sa_type=Text())
+    started: datetime = Field(sa_type=UtcDateTime(), index=True)
+    used: bool = Field(sa_type=Boolean(), default=False)
+
+
 def table(model: type[StoreModel]) -> Table:
     """The Core table of ``model`` (typed, for statements built outside the ORM)."""
     found = model.__table__  # type: ignore[attr-defined]
@@ -163,3 +173,4 @@ OUTBOX = table(OutboxRow)
 SNAPSHOTS = table(SnapshotRow)
 EXCHANGES = table(ExchangeRow)
 LEASES = table(LeaseRow)
+SIGN_INS = table(SignInRow)

@@ -19,7 +19,7 @@ from typing import Concatenate, ParamSpec, Self, TypeVar
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from adapters.store import exchanges, jobs, leases, migrate, notify, outbox, records
+from adapters.store import exchanges, jobs, leases, migrate, notify, outbox, records, sign_ins
 from adapters.store.connect import Connected, connect
 from engine.errors import StoreError
 from engine.ports import (
@@ -222,6 +222,19 @@ class SqlStore:
 
     async def lease_holders(self, now: datetime) -> dict[str, str]:
         return await self._run(leases.holders, now)
+
+    # begun step-up sign-ins (any replica may take the callback)
+    async def put_sign_in(self, state: str, document: JsonDoc, started: datetime) -> None:
+        await self._run(sign_ins.put, state, document, started)
+
+    async def sign_in(self, state: str) -> tuple[JsonDoc, bool] | None:
+        return await self._run(sign_ins.get, state)
+
+    async def claim_sign_in(self, state: str) -> bool:
+        return await self._run(sign_ins.claim, state)
+
+    async def purge_sign_ins(self, before: datetime) -> int:
+        return await self._run(sign_ins.purge, before)
 
     async def count_jobs(self) -> dict[str, int]:
         return await self._run(leases.count_jobs)
