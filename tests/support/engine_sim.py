@@ -55,6 +55,15 @@ def console_request(job_id: str, **changes: Any) -> Request:
     return Request(**(args | changes))
 
 
+def entra_role_request(
+    job_id: str, actor: Actor, tenant_id: str, principal: str, role: str, **changes: Any
+) -> Request:
+    """A 30-minute request by ``actor`` that ``principal`` hold ``role`` in ``tenant_id``."""
+    targets = {"tenant_id": tenant_id, "principal_id": principal, "role_definition_id": role}
+    args: dict[str, Any] = {"template": "entra-role", "targets": targets, "minutes": 30}
+    return Request(job_id=job_id, actor=actor, **(args | changes))
+
+
 def role_plan(tenant_id: str = "t-1", principal: str = "u-alice", **changes: Any) -> PlanRequest:
     """A 30-minute plan in which ``principal`` asks for Global Administrator (``r-ga``)."""
     targets = {"tenant_id": tenant_id, "principal_id": principal, "role_definition_id": "r-ga"}
