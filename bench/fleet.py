@@ -17,17 +17,17 @@ from typing import Any
 from adapters.graph import GraphConfig, GraphTools
 from adapters.graph.simulated import ManualClock, SimulatedTenant
 from adapters.store import SqlStore
-from bot.app import SIMULATED_SEED, default_directory, seed_people
+from bot.app import SIMULATED_SEED, seed_people
 from bot.executor import RunbookExecutor
 from bot.gateway_service import ToolGateway
 from bot.service import JobService
 from engine.cst import TokenKind
 from engine.job import Job
-from engine.lifecycle import Approve, Request, Rules
+from engine.lifecycle import Approve, Request
 from engine.ports import ToolPort
 from engine.tools import ToolResult
-from tests.integration.graph.conftest import FAST  # small retry bounds: milliseconds
-from tests.support.engine_sim import fixed_keys
+from tests.integration.graph.conftest import FAST, seeded_service  # FAST: millisecond retries
+from tests.support.engine_sim import entra_role_request
 
 IDS = seed_people()
 ROLE = SIMULATED_SEED["roles"][0]["id"]
@@ -148,13 +148,10 @@ async def open_replica(
     store = await SqlStore.open(url)
     graph = GraphTools(graph_config(sim, deployment), snapshots=store, clock=time.now)
     tools = Counting(Stalled(graph) if stalled else graph)
-    service = JobService(
-        store=store,
-        keys=fixed_keys(),
-        rules=Rules(approvers=frozenset({IDS["bob"], IDS["carol"]}), simulated=True),
-        tools=tools,
-        clock=time.now,
-        directory=default_directory(),
+    service = seeded_service(
+        store,
+        tools,
+        time.now,
         sleep=time.sleep,
         replica_id=f"replica-{name}",
         lease_ttl=LEASE_TTL,
@@ -170,15 +167,13 @@ async def open_replica(
 def role_request(
     job_id: str, replica: Replica, minutes: int = 30, principal: str = "alice", role: str = ""
 ) -> Request:
-    return Request(
-        job_id=job_id,
-        actor=replica.actor("alice"),
-        template="entra-role",
-        targets={
-            "tenant_id": SIMULATED_SEED["tenantId"],
-            "principal_id": IDS[principal],
-            "role_definition_id": role or ROLE,
-        },
+    alice, tenant = replica.actor("alice"), SIMULATED_SEED["tenantId"]
+    return entra_role_request(
+        job_id,
+        alice,
+        tenant,
+        IDS[principal],
+        role or ROLE,
         minutes=minutes,
         justification="replica test",
         ticket="T-1",

@@ -11,24 +11,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from cards.views import (
-    ActionSummary,
-    Approval,
-    ApprovalResultView,
-    ApprovalView,
-    AuditSummaryView,
-    Decision,
-    EndedEarlyView,
-    KillResultView,
-    Named,
-    ReceiptLineView,
-    RemovalDelayedView,
-    RollbackStep,
-    StatusView,
-    StepOutcome,
-    Template,
-    ToolCall,
-)
+from cards import views
 from engine import chain
 from engine.errors import InputError
 from engine.job import ACTIVE, Job, Plan
@@ -48,8 +31,8 @@ _VERIFY_WORDS = {
 }
 
 
-def named(names: Mapping[str, str], object_id: str) -> Named:
-    return Named(names.get(object_id, object_id), object_id)
+def named(names: Mapping[str, str], object_id: str) -> views.Named:
+    return views.Named(names.get(object_id, object_id), object_id)
 
 
 def target_names(job: Job, names: Mapping[str, str]) -> Mapping[str, str]:
@@ -65,15 +48,17 @@ def target_names(job: Job, names: Mapping[str, str]) -> Mapping[str, str]:
     return {**names, **found} if found else names
 
 
-def action_summary(job: Job, names: Mapping[str, str], minutes: int | None = None) -> ActionSummary:
+def action_summary(
+    job: Job, names: Mapping[str, str], minutes: int | None = None
+) -> views.ActionSummary:
     targets = job.request["targets"]
     names = target_names(job, names)
-    template = Template(job.request["template"])
-    if template is Template.CA_EXCLUSION:
+    template = views.Template(job.request["template"])
+    if template is views.Template.CA_EXCLUSION:
         subject, resource = targets["group_id"], targets["policy_id"]
     else:
         subject, resource = targets["principal_id"], targets["role_definition_id"]
-    return ActionSummary(
+    return views.ActionSummary(
         template=template,
         tenant=named(names, targets["tenant_id"]),
         subject=named(names, subject),
@@ -90,10 +75,10 @@ def rollback_words(plan: Plan) -> tuple[str, ...]:
     return (*steps, _VERIFY_WORDS.get(expect, "Verify the rollback with a read"))
 
 
-def _approvals(plan: Plan, names: Mapping[str, str]) -> tuple[Approval, ...]:
+def _approvals(plan: Plan, names: Mapping[str, str]) -> tuple[views.Approval, ...]:
     latest = {d.principal: d for d in plan.decisions}
     return tuple(
-        Approval(named(names, d.principal), parse_iso(d.at))
+        views.Approval(named(names, d.principal), parse_iso(d.at))
         for d in latest.values()
         if d.decision == "approve"
     )
@@ -105,11 +90,11 @@ def open_plan(job: Job) -> Plan:
 
 def approval_view(
     job: Job, names: Mapping[str, str], now: datetime, approver_teams_ids: Sequence[str] = ()
-) -> ApprovalView:
+) -> views.ApprovalView:
     plan = open_plan(job)
     start = parse_iso(job.window_start) if job.state == ACTIVE and job.window_start else now
     ends = job.window_end_at() if plan is job.plan and job.window_end else None
-    return ApprovalView(
+    return views.ApprovalView(
         job_id=job.job_id,
         plan_hash_b64u=plan.plan_hash,
         policy_hash_b64u=plan.plan_hash,
@@ -135,13 +120,15 @@ def _plus_minutes(when: datetime, minutes: int) -> datetime:
 
 def approval_result_view(
     job: Job, names: Mapping[str, str], decision: str, principal: str, at: datetime
-) -> ApprovalResultView:
+) -> views.ApprovalResultView:
     plan = open_plan(job) if decision != "approve" or job.extension else job.plan
-    return ApprovalResultView(
+    return views.ApprovalResultView(
         job_id=job.job_id,
         plan_hash_b64u=plan.plan_hash,
         action=action_summary(job, names, plan.minutes),
-        decision=Decision(decision if decision in ("approve", "deny", "withdraw") else "deny"),
+        decision=views.Decision(
+            decision if decision in ("approve", "deny", "withdraw") else "deny"
+        ),
         by=named(names, principal),
         at=at,
         approvals_count=len(plan.approvers()),
@@ -149,13 +136,13 @@ def approval_result_view(
     )
 
 
-def status_view(job: Job, names: Mapping[str, str], now: datetime) -> StatusView:
+def status_view(job: Job, names: Mapping[str, str], now: datetime) -> views.StatusView:
     last = None
     if job.last_tool_call:
         tool, _, status = job.last_tool_call.partition(": ")
-        last = ToolCall(tool, status, now)
+        last = views.ToolCall(tool, status, now)
     ends = job.window_end_at() or parse_iso(job.expires_at)
-    return StatusView(
+    return views.StatusView(
         job_id=job.job_id,
         plan_hash_b64u=job.plan.plan_hash,
         action=action_summary(job, names),
@@ -178,10 +165,10 @@ _KINDS = {
 }
 
 
-def receipt_line(record: ChainRecord) -> ReceiptLineView:
+def receipt_line(record: ChainRecord) -> views.ReceiptLineView:
     event = record.event
     summary, outcome = _describe(record)
-    return ReceiptLineView(
+    return views.ReceiptLineView(
         job_id=record.job_id,
         seq=record.seq,
         at=parse_iso(event["timestamp"]),
@@ -220,14 +207,14 @@ def _closed(before: object) -> str:
 
 def kill_result_view(
     job: Job, records: Sequence[ChainRecord], names: Mapping[str, str]
-) -> KillResultView:
+) -> views.KillResultView:
     revoked = tuple(f"scoped token {t.jti} ({t.kind})" for t in job.tokens if t.revoked_at)
     words = rollback_words(job.plan)
     verified = bool(job.rollback_verified)
-    outcome = StepOutcome.OK if verified else StepOutcome.FAILED
-    steps = tuple(RollbackStep(w, outcome, verified) for w in words)
+    outcome = views.StepOutcome.OK if verified else views.StepOutcome.FAILED
+    steps = tuple(views.RollbackStep(w, outcome, verified) for w in words)
     by = named(names, job.ended_by) if job.ended_by and job.ended_by != "gateway" else None
-    return KillResultView(
+    return views.KillResultView(
         job_id=job.job_id,
         action=action_summary(job, names),
         trigger=job.end_reason or job.state,
@@ -255,12 +242,12 @@ def audit_summary_view(
     names: Mapping[str, str],
     bundle_hash: str,
     public_url: str | None = None,
-) -> AuditSummaryView:
+) -> views.AuditSummaryView:
     ran = tuple(
         f"{line.at:%H:%M:%S} {line.summary}: {line.outcome}"
         for line in (receipt_line(r) for r in records if r.event["event_type"] == chain.TOOL_CALL)
     )
-    return AuditSummaryView(
+    return views.AuditSummaryView(
         job_id=job.job_id,
         action=action_summary(job, names),
         requester=named(names, job.requester.principal or job.requester.chat_identity),
@@ -278,7 +265,7 @@ def audit_summary_view(
 
 def announcement_view(
     job: Job, names: Mapping[str, str], detail: Mapping[str, Any]
-) -> RemovalDelayedView | EndedEarlyView | None:
+) -> views.RemovalDelayedView | views.EndedEarlyView | None:
     """The view of an ANNOUNCE effect that has a card of its own (None: the others)."""
     event = detail.get("event")
     if event == "removal_delayed":
@@ -287,10 +274,12 @@ def announcement_view(
         except InputError:
             return None
         contained = tuple(str(tool) for tool in detail.get("contained") or ())
-        return RemovalDelayedView(job.job_id, action_summary(job, names), not_before, contained)
+        return views.RemovalDelayedView(
+            job.job_id, action_summary(job, names), not_before, contained
+        )
     if event in (END_WRITE_FAILED, END_EXECUTOR_FAILED):
         said = str(detail.get("detail", ""))
-        return EndedEarlyView(job.job_id, action_summary(job, names), str(event), said)
+        return views.EndedEarlyView(job.job_id, action_summary(job, names), str(event), said)
     return None
 
 

@@ -29,21 +29,9 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from cards import forms, moments
+from cards import forms, layout, moments
 from cards.actions import Verb, to_slack
-from cards.layout import (
-    Banner,
-    Bullets,
-    Button,
-    ButtonStyle,
-    Card,
-    Fact,
-    Facts,
-    Link,
-    Note,
-    Part,
-    Tone,
-)
+from cards.layout import Banner, Bullets, Button, ButtonStyle, Card, Facts, Link, Note, Part, Tone
 from cards.text import clean_block, clean_line, slack_code, slack_mrkdwn, strip_hidden, truncate
 from cards.views import (
     Announcement,
@@ -79,7 +67,7 @@ def _mrkdwn(text: str) -> MarkdownTextObject:
     return MarkdownTextObject(text=text, verbatim=True)
 
 
-def _fact_line(fact: Fact) -> str:
+def _fact_line(fact: layout.Fact) -> str:
     label = f"*{slack_mrkdwn(fact.label, 80)}:*"
     limit = SECTION_LIMIT - len(label) - 1
     if fact.mono:

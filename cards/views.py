@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import ClassVar
 
 
 class Template(StrEnum):
@@ -44,6 +45,21 @@ def _require_positive(name: str, value: int) -> None:
 
 
 @dataclass(frozen=True)
+class _Checked:
+    """A view that checks, when built, the invariants it names: ``_must_be_aware`` datetimes
+    carry a timezone, ``_must_be_positive`` counts are at least 1."""
+
+    _must_be_aware: ClassVar[tuple[str, ...]] = ()
+    _must_be_positive: ClassVar[tuple[str, ...]] = ()
+
+    def __post_init__(self) -> None:
+        for name in self._must_be_aware:
+            _require_aware(name, getattr(self, name))
+        for name in self._must_be_positive:
+            _require_positive(name, getattr(self, name))
+
+
+@dataclass(frozen=True)
 class Named:
     """A directory object or person shown as display name AND id, so look-alikes differ."""
 
@@ -52,7 +68,7 @@ class Named:
 
 
 @dataclass(frozen=True)
-class ActionSummary:
+class ActionSummary(_Checked):
     """Exactly what the privileged step does.
 
     ``subject`` gets the access (the principal for entra-role, the group for ca-exclusion);
@@ -67,23 +83,21 @@ class ActionSummary:
     duration_minutes: int
     simulated: bool = False
 
-    def __post_init__(self) -> None:
-        _require_positive("duration_minutes", self.duration_minutes)
+    _must_be_positive = ("duration_minutes",)
 
 
 @dataclass(frozen=True)
-class Approval:
+class Approval(_Checked):
     """One recorded approval decision by a person."""
 
     by: Named
     at: datetime
 
-    def __post_init__(self) -> None:
-        _require_aware("at", self.at)
+    _must_be_aware = ("at",)
 
 
 @dataclass(frozen=True)
-class RequestValues:
+class RequestValues(_Checked):
     """What a person typed into the request form (also what a submission parses into)."""
 
     template: Template
@@ -93,12 +107,11 @@ class RequestValues:
     justification: str
     ticket: str = ""
 
-    def __post_init__(self) -> None:
-        _require_positive("duration_minutes", self.duration_minutes)
+    _must_be_positive = ("duration_minutes",)
 
 
 @dataclass(frozen=True)
-class RequestFormView:
+class RequestFormView(_Checked):
     """The request form; ``values`` pre-fills it (for example after a refused submission)."""
 
     templates: tuple[Template, ...] = (Template.ENTRA_ROLE, Template.CA_EXCLUSION)
@@ -107,14 +120,16 @@ class RequestFormView:
     error: str | None = None
     context: str = ""  # opaque, returned with the submission (Slack private_metadata)
 
+    _must_be_positive = ("max_duration_minutes",)
+
     def __post_init__(self) -> None:
-        _require_positive("max_duration_minutes", self.max_duration_minutes)
+        super().__post_init__()
         if not self.templates:
             raise ValueError("templates must not be empty")
 
 
 @dataclass(frozen=True)
-class ApprovalView:
+class ApprovalView(_Checked):
     """The approval prompt: everything an approver needs to decide, on one phone screen."""
 
     job_id: str
@@ -130,13 +145,12 @@ class ApprovalView:
     approvals_required: int = 2
     approver_teams_ids: tuple[str, ...] = ()  # Teams user ids of the designated approvers
 
-    def __post_init__(self) -> None:
-        _require_aware("ends_at", self.ends_at)
-        _require_positive("approvals_required", self.approvals_required)
+    _must_be_aware = ("ends_at",)
+    _must_be_positive = ("approvals_required",)
 
 
 @dataclass(frozen=True)
-class ApprovalResultView:
+class ApprovalResultView(_Checked):
     """What one approval decision changed."""
 
     job_id: str
@@ -149,25 +163,23 @@ class ApprovalResultView:
     approvals_required: int = 2
     reason: str = ""  # optional words from the person who decided
 
-    def __post_init__(self) -> None:
-        _require_aware("at", self.at)
-        _require_positive("approvals_required", self.approvals_required)
+    _must_be_aware = ("at",)
+    _must_be_positive = ("approvals_required",)
 
 
 @dataclass(frozen=True)
-class ToolCall:
+class ToolCall(_Checked):
     """The last tool call the executor made, as the gateway recorded it."""
 
     tool: str
     status: str
     at: datetime
 
-    def __post_init__(self) -> None:
-        _require_aware("at", self.at)
+    _must_be_aware = ("at",)
 
 
 @dataclass(frozen=True)
-class StatusView:
+class StatusView(_Checked):
     """The countdown card. ``active`` decides whether Kill / Done / Extend are offered."""
 
     job_id: str
@@ -178,12 +190,11 @@ class StatusView:
     active: bool = True
     last_tool_call: ToolCall | None = None
 
-    def __post_init__(self) -> None:
-        _require_aware("ends_at", self.ends_at)
+    _must_be_aware = ("ends_at",)
 
 
 @dataclass(frozen=True)
-class ReceiptLineView:
+class ReceiptLineView(_Checked):
     """One receipted event, as a single line in the incident thread."""
 
     job_id: str
@@ -194,8 +205,10 @@ class ReceiptLineView:
     outcome: str
     chain_head_b64u: str
 
+    _must_be_aware = ("at",)
+
     def __post_init__(self) -> None:
-        _require_aware("at", self.at)
+        super().__post_init__()
         if self.seq < 0:
             raise ValueError("seq must not be negative")
 
@@ -211,7 +224,7 @@ class RollbackStep:
 
 
 @dataclass(frozen=True)
-class KillResultView:
+class KillResultView(_Checked):
     """How the job ended: what was revoked, each rollback step, and what is STILL privileged."""
 
     job_id: str
@@ -223,12 +236,11 @@ class KillResultView:
     still_privileged: tuple[str, ...] = ()  # non-empty means rollback failed: say it loudly
     by: Named | None = None
 
-    def __post_init__(self) -> None:
-        _require_aware("ended_at", self.ended_at)
+    _must_be_aware = ("ended_at",)
 
 
 @dataclass(frozen=True)
-class AuditSummaryView:
+class AuditSummaryView(_Checked):
     """The closing summary with the proof bundle's hash and how to verify it offline."""
 
     job_id: str
@@ -244,13 +256,11 @@ class AuditSummaryView:
     bundle_file: str = "bundle.json"
     report_url: str | None = None  # the readable report, when the service has a public URL
 
-    def __post_init__(self) -> None:
-        _require_aware("started_at", self.started_at)
-        _require_aware("ended_at", self.ended_at)
+    _must_be_aware = ("started_at", "ended_at")
 
 
 @dataclass(frozen=True)
-class RemovalDelayedView:
+class RemovalDelayedView(_Checked):
     """The tenant refuses the removal until ``not_before``; ``contained`` names the kill steps
     (tools) that already stopped the grant's use meanwhile."""
 
@@ -259,8 +269,7 @@ class RemovalDelayedView:
     not_before: datetime
     contained: tuple[str, ...] = ()
 
-    def __post_init__(self) -> None:
-        _require_aware("not_before", self.not_before)
+    _must_be_aware = ("not_before",)
 
 
 @dataclass(frozen=True)

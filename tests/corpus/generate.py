@@ -30,8 +30,8 @@ from engine.ports import ChainRecord, ModelExchange
 from engine.proof import bundle_for_job
 from engine.receipts import content_hash, gateway_receipt_payload, witness_hash
 from engine.timeutil import iso_ms, parse_iso
-from engine.wpc import ModelAllowance, PlanRequest, build_wpc, sign_wpc
-from tests.support.engine_sim import JobSim
+from engine.wpc import ModelAllowance, build_wpc, sign_wpc
+from tests.support.engine_sim import JobSim, role_plan
 
 HERE = Path(__file__).resolve().parent
 Bundle = dict[str, Any]
@@ -296,14 +296,8 @@ def truncated_tail(bundle: Bundle, sim: JobSim) -> Bundle:
 
 def swapped_policy(bundle: Bundle, sim: JobSim) -> Bundle:
     edited = copy.deepcopy(bundle)
-    other = PlanRequest(
-        template="entra-role",
-        targets={"tenant_id": "t-other", "principal_id": "u-mallory", "role_definition_id": "r-ga"},
-        minutes=30,
-        requester="u-mallory",
-        justification="other",
-        ticket="X-1",
-        job_id="job-9999",
+    other = role_plan(
+        "t-other", "u-mallory", justification="other", ticket="X-1", job_id="job-9999"
     )
     payload = build_wpc(other, sim.keys.publisher.did)
     edited["payload"]["metadata"]["breakglass"]["policies"] = [

@@ -30,7 +30,7 @@ from engine.ports import ChainRecord
 from engine.proof import bundle_for_job
 from engine.tools import ToolResult
 from engine.verify import Trust
-from engine.wpc import Policy
+from engine.wpc import PlanRequest, Policy
 
 T0 = datetime(2026, 11, 25, 9, 0, 0, 250_000, tzinfo=UTC)  # not on a second: iat truncates
 TENANT = "11111111-1111-1111-1111-111111111111"
@@ -53,6 +53,30 @@ def console_request(job_id: str, **changes: Any) -> Request:
         "channel": {"platform": "console", "conversation": "incident-42"},
     }
     return Request(**(args | changes))
+
+
+def entra_role_request(
+    job_id: str, actor: Actor, tenant_id: str, principal: str, role: str, **changes: Any
+) -> Request:
+    """A 30-minute request by ``actor`` that ``principal`` hold ``role`` in ``tenant_id``."""
+    targets = {"tenant_id": tenant_id, "principal_id": principal, "role_definition_id": role}
+    args: dict[str, Any] = {"template": "entra-role", "targets": targets, "minutes": 30}
+    return Request(job_id=job_id, actor=actor, **(args | changes))
+
+
+def role_plan(tenant_id: str = "t-1", principal: str = "u-alice", **changes: Any) -> PlanRequest:
+    """A 30-minute plan in which ``principal`` asks for Global Administrator (``r-ga``)."""
+    targets = {"tenant_id": tenant_id, "principal_id": principal, "role_definition_id": "r-ga"}
+    args: dict[str, Any] = {
+        "template": "entra-role",
+        "targets": targets,
+        "minutes": 30,
+        "requester": principal,
+        "justification": "INC-7 outage: need GA to reset MFA",
+        "ticket": "INC-7",
+        "job_id": "job-1",
+    }
+    return PlanRequest(**(args | changes))
 
 
 def fixed_keys(tag: bytes = b"") -> Keys:

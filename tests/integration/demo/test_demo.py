@@ -14,6 +14,7 @@ import pytest
 
 from bot.demo import DemoOptions
 from tests.integration.demo.stepped import stepped_demo
+from tests.integration.ops.support import breakglass
 
 
 @pytest.mark.slow
@@ -35,14 +36,7 @@ async def test_demo_scenario(
 def test_demo_command_prints_a_machine_readable_result(tmp_path: Path) -> None:
     # "denied": the one scenario whose outcome cannot depend on how fast real time runs.
     env = {**os.environ, "BREAKGLASS_HOME": str(tmp_path)}
-    out = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "demo", "--scenario", "denied", "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    out = breakglass(["demo", "--scenario", "denied", "--json"], env, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads(out.stdout)
     assert set(result) >= {

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from adapters.store import SqlStore, sqlite_url
 from bot.app import default_directory, seed_people
 from bot.service import JobService
 from engine.lifecycle import Rules
+from engine.ports import ToolPort
 from tests.integration.graph.support import MemorySnapshots
 from tests.support.engine_sim import fixed_keys
 
@@ -87,14 +89,21 @@ async def simulated_service(
     """A job service on SQLite under ``home`` whose tools call ``sim``; Bob and Carol approve."""
     store = await SqlStore.open(sqlite_url(home))
     tools = GraphTools(config_for(sim), snapshots=store, clock=clock.now)
+    return seeded_service(store, tools, clock.now, **service), tools
+
+
+def seeded_service(
+    store: SqlStore, tools: ToolPort, clock: Callable[[], datetime], **service: Any
+) -> JobService:
+    """A job service over a simulated tenant with the fixed keys and the seed directory,
+    in which Bob and Carol approve (the benchmarks build their replicas with it too)."""
     people = seed_people()
-    job_service = JobService(
+    return JobService(
         store=store,
         keys=fixed_keys(),
         rules=Rules(approvers=frozenset({people["bob"], people["carol"]}), simulated=True),
         tools=tools,
-        clock=clock.now,
+        clock=clock,
         directory=default_directory(),
         **service,
     )
-    return job_service, tools

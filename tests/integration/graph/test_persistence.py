@@ -16,20 +16,8 @@ from adapters.graph import GraphTools
 from adapters.graph.simulated import ManualClock, SimulatedTenant
 from engine import catalog
 from engine.errors import ConfigError
+from tests.integration.graph import support
 from tests.integration.graph.conftest import config_for
-from tests.integration.graph.support import (
-    DAVE,
-    EXCLUSION_GROUP,
-    MFA_POLICY,
-    USER_ADMIN,
-    MemorySnapshots,
-    ca_args,
-    has,
-    holders,
-    read_args,
-    remove_args,
-    write_args,
-)
 
 
 def tenant(clock: ManualClock, path: Path) -> SimulatedTenant:
@@ -39,13 +27,14 @@ def tenant(clock: ManualClock, path: Path) -> SimulatedTenant:
 async def test_a_restarted_tenant_resumes_grants_policies_and_requests(
     tmp_path: Path, clock: ManualClock
 ) -> None:
-    path, snapshots = tmp_path / "tenant.json", MemorySnapshots()
+    path, snapshots = tmp_path / "tenant.json", support.MemorySnapshots()
     async with tenant(clock, path) as first:
         async with GraphTools(config_for(first), snapshots, clock=clock.now) as tools:
-            await tools.call(catalog.WRITE_ROLE, write_args())
-            await tools.call(catalog.EXCLUDE_GROUP, ca_args())
+            await tools.call(catalog.WRITE_ROLE, support.write_args())
+            await tools.call(catalog.EXCLUDE_GROUP, support.ca_args())
             await tools.call(
-                catalog.REVOKE_SESSIONS, {"tenant_id": first.tenant_id, "principal_id": DAVE}
+                catalog.REVOKE_SESSIONS,
+                {"tenant_id": first.tenant_id, "principal_id": support.DAVE},
             )
         state_before = first.state()
 
@@ -55,18 +44,20 @@ async def test_a_restarted_tenant_resumes_grants_policies_and_requests(
         for key in ("assignments", "policies", "roleAssignmentScheduleRequests"):
             assert resumed[key] == state_before[key]
         assert resumed["signInSessionRevocations"] == state_before["signInSessionRevocations"]
-        assert holders(second, USER_ADMIN) == {DAVE}
+        assert support.holders(second, support.USER_ADMIN) == {support.DAVE}
 
         # The restarted tenant is the same tenant: our rollback finds and removes our grant.
         async with GraphTools(config_for(second), snapshots, clock=clock.now) as tools:
-            removed = await tools.call(catalog.REMOVE_ROLE, remove_args())
-            assert has(removed.body, removed=True, already_gone=False, verified=True)
-            absent = await tools.call(catalog.READ_ROLE, read_args("absent"))
+            removed = await tools.call(catalog.REMOVE_ROLE, support.remove_args())
+            assert support.has(removed.body, removed=True, already_gone=False, verified=True)
+            absent = await tools.call(catalog.READ_ROLE, support.read_args("absent"))
             assert absent.body["verified"] is True
-            assert (await tools.call(catalog.RESTORE_CA, ca_args())).body["verified"] is True
-        assert holders(second, USER_ADMIN) == set()
-        excluded = second.directory.policies[MFA_POLICY]["conditions"]["users"]["excludeGroups"]
-        assert EXCLUSION_GROUP not in excluded
+            restored = await tools.call(catalog.RESTORE_CA, support.ca_args())
+            assert restored.body["verified"] is True
+        assert support.holders(second, support.USER_ADMIN) == set()
+        users = second.directory.policies[support.MFA_POLICY]["conditions"]["users"]
+        excluded = users["excludeGroups"]
+        assert support.EXCLUSION_GROUP not in excluded
 
 
 async def test_every_change_is_written_at_once_and_atomically(
@@ -75,7 +66,7 @@ async def test_every_change_is_written_at_once_and_atomically(
     path = tmp_path / "home" / "tenant.json"
     async with tenant(clock, path) as sim:
         assert json.loads(path.read_text())["assignments"][0]["origin"] == "seed"
-        sim.grant(DAVE, USER_ADMIN, minutes=30)
+        sim.grant(support.DAVE, support.USER_ADMIN, minutes=30)
         saved = json.loads(path.read_text())  # no stop needed: written on the change
         assert [a["principal_id"] for a in saved["assignments"]] == [
             a.principal_id for a in sim.directory.assignments

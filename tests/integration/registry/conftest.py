@@ -17,7 +17,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from adapters.store import SqlStore, sqlite_url
 from bot.registry import add_registry_routes
 from engine.did import Signer
-from engine.wpc import PlanRequest, build_wpc, sign_wpc
+from engine.wpc import build_wpc, sign_wpc
+from tests.support.engine_sim import role_plan
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 PUBLISHER = Signer.from_seed(b"publisher".ljust(32, b"."))
@@ -26,15 +27,7 @@ TENANT = "11111111-1111-1111-1111-111111111111"
 
 
 def payload(job_id: str = "job-1") -> dict[str, Any]:
-    request = PlanRequest(
-        template="entra-role",
-        targets={"tenant_id": TENANT, "principal_id": "u-alice", "role_definition_id": "r-ga"},
-        minutes=30,
-        requester="u-alice",
-        justification="INC-42: MFA outage",
-        ticket="INC-42",
-        job_id=job_id,
-    )
+    request = role_plan(TENANT, justification="INC-42: MFA outage", ticket="INC-42", job_id=job_id)
     return build_wpc(request, PUBLISHER.did)
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time as wall
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -60,12 +62,24 @@ async def assert_verified(replica: Replica, job: Job, state: str = CLOSED) -> No
     assert report.valid, report.reasons
 
 
+@asynccontextmanager
+async def two_replicas(
+    url: str, tenant: SimulatedTenant, time: SharedTime, *, stalled_a: bool = False
+) -> AsyncIterator[tuple[Replica, Replica]]:
+    """Replicas A and B on one database and one tenant, both closed on the way out."""
+    a = await open_replica("a", url, tenant, time, stalled=stalled_a)
+    b = await open_replica("b", url, tenant, time)
+    try:
+        yield a, b
+    finally:
+        await a.close()
+        await b.close()
+
+
 async def test_a_throttled_rollback_runs_on_one_replica_once(
     pg_schema_url: str, tenant: SimulatedTenant, time: SharedTime, caplog: pytest.LogCaptureFixture
 ) -> None:
-    a = await open_replica("a", pg_schema_url, tenant, time)
-    b = await open_replica("b", pg_schema_url, tenant, time)
-    try:
+    async with two_replicas(pg_schema_url, tenant, time) as (a, b):
         await approve(a, "job-r1")
         await quiet(time, a, b)
         assert (await a.job("job-r1")).write_done
@@ -85,17 +99,12 @@ async def test_a_throttled_rollback_runs_on_one_replica_once(
         ]
         assert "ESCALATION" not in caplog.text
         assert pim_grants(tenant) == []
-    finally:
-        await a.close()
-        await b.close()
 
 
 async def test_a_kill_on_b_refuses_the_next_call_on_a(
     pg_schema_url: str, tenant: SimulatedTenant, time: SharedTime
 ) -> None:
-    a = await open_replica("a", pg_schema_url, tenant, time)
-    b = await open_replica("b", pg_schema_url, tenant, time)
-    try:
+    async with two_replicas(pg_schema_url, tenant, time) as (a, b):
         await approve(a, "job-r2")
         await quiet(time, a, b)
         job = await a.job("job-r2")
@@ -120,9 +129,6 @@ async def test_a_kill_on_b_refuses_the_next_call_on_a(
         assert refused, "the refusal is receipted in the job's chain"
         await heard  # A's fast path heard the notice
         print(f"kill on B -> A's fast path: {(wall.perf_counter() - started) * 1000:.1f} ms")
-    finally:
-        await a.close()
-        await b.close()
 
 
 # The dead replica's write is abandoned mid-transaction, as a killed process would leave it:
@@ -131,9 +137,7 @@ async def test_a_kill_on_b_refuses_the_next_call_on_a(
 async def test_a_dead_replicas_job_is_taken_over_when_its_lease_expires(
     pg_schema_url: str, tenant: SimulatedTenant, time: SharedTime
 ) -> None:
-    a = await open_replica("a", pg_schema_url, tenant, time, stalled=True)
-    b = await open_replica("b", pg_schema_url, tenant, time)
-    try:
+    async with two_replicas(pg_schema_url, tenant, time, stalled_a=True) as (a, b):
         await approve(a, "job-r3")
         stalled = a.tools.inner
         assert isinstance(stalled, Stalled)
@@ -150,9 +154,6 @@ async def test_a_dead_replicas_job_is_taken_over_when_its_lease_expires(
         await tick_all(time, timedelta(minutes=31), b)
         await assert_verified(b, await b.job("job-r3"))
         assert pim_grants(tenant) == []
-    finally:
-        await a.close()
-        await b.close()
 
 
 async def test_grants_carry_the_deployment_and_another_deployments_sweep_skips_them(

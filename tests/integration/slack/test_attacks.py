@@ -10,15 +10,8 @@ import pytest
 
 from engine.job import Job
 from tests.integration.graph.support import USER_ADMIN, holders
+from tests.integration.slack import steps
 from tests.integration.slack.conftest import Env
-from tests.integration.slack.steps import (
-    REQUEST,
-    approve,
-    click,
-    dm_of,
-    ephemerals,
-    request_job,
-)
 from tests.integration.slack.support import (
     ALICE,
     BOB,
@@ -107,7 +100,7 @@ async def test_replayed_signed_request_is_refused(
 
 async def test_retried_event_delivery_acts_once(env: Env, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, "breakglass.slack")
-    job = await request_job(env)
+    job = await steps.request_job(env)
     before = await chain_of(env, job)
     answers = []
     for retry in (None, "1", "2"):  # Slack re-sends the event with X-Slack-Retry-Num
@@ -122,7 +115,7 @@ async def test_retried_event_delivery_acts_once(env: Env, caplog: pytest.LogCapt
     after = await chain_of(env, job)
     assert len(after) > len(before)
     assert len([e for e in after if e not in before and e["event_type"] == "run_end"]) == 1
-    assert len(ephemerals(env, CAROL)) == 1  # one reply, not three
+    assert len(steps.ephemerals(env, CAROL)) == 1  # one reply, not three
     assert refused(caplog, "breakglass.slack", "duplicate delivery of event Ev0KILL1 ignored")
 
 
@@ -130,14 +123,14 @@ async def test_retried_event_delivery_acts_once(env: Env, caplog: pytest.LogCapt
 
 
 async def test_requester_cannot_approve_own_request(env: Env) -> None:
-    job = await request_job(env, BOB)  # Bob is an approver, and here the requester
+    job = await steps.request_job(env, BOB)  # Bob is an approver, and here the requester
     before = await chain_of(env, job)
-    await approve(env, BOB, on_dm_of=CAROL)  # the button from Carol's DM, clicked by Bob
+    await steps.approve(env, BOB, on_dm_of=CAROL)  # the button from Carol's DM, clicked by Bob
     after = await env.service.load(job.job_id)
     assert after.state == "pending_approval"
     assert await chain_of(env, job) == before
     assert [r["reason"] for r in after.refusals] == ["SELF_APPROVAL"]
-    assert "SELF_APPROVAL" in ephemerals(env, BOB)[-1]
+    assert "SELF_APPROVAL" in steps.ephemerals(env, BOB)[-1]
     assert holders(env.sim, USER_ADMIN) == set()
 
 
@@ -147,25 +140,25 @@ async def test_requester_cannot_approve_own_request(env: Env) -> None:
 async def test_non_approver_clicking_approve_changes_nothing(
     env: Env, user: str, reason: str
 ) -> None:
-    job = await request_job(env, BOB)
-    await approve(env, CAROL)
+    job = await steps.request_job(env, BOB)
+    await steps.approve(env, CAROL)
     before = await chain_of(env, job)
-    await approve(env, user, on_dm_of=CAROL)
+    await steps.approve(env, user, on_dm_of=CAROL)
     after = await env.service.load(job.job_id)
     assert after.state == "pending_approval"
     assert await chain_of(env, job) == before
     assert after.refusals[-1]["reason"] == reason
     assert after.refusals[-1]["actor"] == f"slack:{user}"
-    assert reason in ephemerals(env, user)[-1]
+    assert reason in steps.ephemerals(env, user)[-1]
     assert holders(env.sim, USER_ADMIN) == set()
 
 
 async def test_double_click_counts_once(env: Env) -> None:
-    job = await request_job(env)
-    prompt = dm_of(env, BOB)
-    await click(env, BOB, f"D{BOB}", prompt, "approve")
+    job = await steps.request_job(env)
+    prompt = steps.dm_of(env, BOB)
+    await steps.click(env, BOB, f"D{BOB}", prompt, "approve")
     before = await chain_of(env, job)
-    await click(env, BOB, f"D{BOB}", prompt, "approve")
+    await steps.click(env, BOB, f"D{BOB}", prompt, "approve")
     assert await chain_of(env, job) == before
     assert len(await env.store.approvals(job.job_id)) == 1
     assert (await env.service.load(job.job_id)).state == "pending_approval"
@@ -174,9 +167,9 @@ async def test_double_click_counts_once(env: Env) -> None:
 async def test_outdated_plan_and_foreign_buttons_are_refused(
     env: Env, caplog: pytest.LogCaptureFixture
 ) -> None:
-    job = await request_job(env)
+    job = await steps.request_job(env)
     before = await chain_of(env, job)
-    prompt = dm_of(env, BOB)
+    prompt = steps.dm_of(env, BOB)
     stale = f"approve|{job.job_id}|{'A' * 42}E"  # a well-formed hash of another plan
     await env.sender.click(BOB, f"D{BOB}", prompt, "breakglass.approve", value=stale)
     await env.settle()
@@ -185,7 +178,7 @@ async def test_outdated_plan_and_foreign_buttons_are_refused(
     after = await env.service.load(job.job_id)
     assert [r["reason"] for r in after.refusals] == ["OUTDATED_PLAN"]
     assert await chain_of(env, job) == before
-    replies = ephemerals(env, BOB)
+    replies = steps.ephemerals(env, BOB)
     assert "OUTDATED_PLAN" in replies[0]
     assert "not one breakglass knows" in replies[1]
     assert refused(caplog, "breakglass.slack", "refused click by UBOB")
@@ -202,9 +195,9 @@ RAW = ["<!channel>", "<!here|", "<@UBOB>", "<http://evil", "*bold*", "`code`", "
 
 
 async def test_hostile_justification_is_inert_everywhere(env: Env) -> None:
-    job = await request_job(env, justification=HOSTILE, ticket="<!subteam^S1|oncall>")
+    job = await steps.request_job(env, justification=HOSTILE, ticket="<!subteam^S1|oncall>")
     assert job.request["justification"] == HOSTILE  # stored as typed, shown inert
-    await approve(env, BOB)
+    await steps.approve(env, BOB)
     await env.sender.command(ALICE, "status")
     await env.settle()
     sent = env.fake.texts()
@@ -248,7 +241,7 @@ async def test_forged_form_context_cannot_move_a_job_to_another_channel(env: Env
         "hash": "h",
         "private_metadata": json.dumps({"channel": "CRANDOM0001"}),
     }
-    answer = await env.sender.submit(ALICE, view, form_values(**REQUEST))
+    answer = await env.sender.submit(ALICE, view, form_values(**steps.REQUEST))
     await env.settle()
     assert answer.json()["response_action"] == "update"
     assert "incident channels" in json.dumps(answer.json()["view"])
@@ -256,10 +249,10 @@ async def test_forged_form_context_cannot_move_a_job_to_another_channel(env: Env
 
 
 async def test_anyone_in_the_channel_may_kill_and_is_named(env: Env) -> None:
-    job = await request_job(env)
+    job = await steps.request_job(env)
     await env.sender.command(MALLORY, "kill")  # the channel's one job; stopping is safe
     await env.settle()
     killed = await env.service.load(job.job_id)
     assert killed.state == "killed"
     assert killed.ended_by == "slack:UMALLORY"
-    assert "Kill recorded" in ephemerals(env, MALLORY)[-1]
+    assert "Kill recorded" in steps.ephemerals(env, MALLORY)[-1]

@@ -21,8 +21,7 @@ from tests.integration.slack.conftest import Env
 from tests.integration.slack.steps import click, dm_of, request_job, thread
 from tests.integration.slack.support import BOB, INCIDENT
 from tests.integration.stepup.chat import chat_step_up, sign_in
-
-PUBLIC = "https://breakglass.example"
+from tests.support.links import PUBLIC, the_report_link
 
 
 def link_buttons(message: Any) -> list[dict[str, Any]]:
@@ -44,13 +43,8 @@ async def test_the_audit_summary_links_the_report_only_with_a_public_url(
     await click(env, BOB, f"D{BOB}", dm_of(env, BOB), "deny")
     assert (await env.service.load(job.job_id)).state == DENIED
     (summary,) = [m for m in thread(env) if "audit summary" in str(m.get("text"))]
-    buttons = link_buttons(summary)
-    if public_url is None:
-        assert buttons == []
-    else:
-        (button,) = buttons
-        assert button["url"] == f"{PUBLIC}/v1/reports/{job.job_id}"
-        assert button["action_id"] == LINK_ACTION
+    button = the_report_link(link_buttons(summary), public_url, job.job_id)
+    assert button is None or button["action_id"] == LINK_ACTION
 
 
 async def test_a_step_up_click_answers_with_a_private_sign_in_button(env: Env) -> None:

@@ -32,7 +32,7 @@ from engine.lifecycle import Request, Rules
 from engine.outcome import Outcome
 from tests.integration.graph.conftest import config_for
 from tests.integration.graph.support import MemorySnapshots
-from tests.support.engine_sim import T0, fixed_keys
+from tests.support.engine_sim import T0, entra_role_request, fixed_keys
 from tests.support.fakes import Clock, MemoryTenant
 
 ALICE = "92c37b1a-3449-5aff-9fd1-00ab297ec470"
@@ -102,18 +102,9 @@ def role_request(
     service: JobService, tenant: SimulatedTenant, principal: str, ticket: str, job_id: str
 ) -> Request:
     """Alice asks for User Administrator for ``principal`` for 30 minutes."""
-    return Request(
-        job_id=job_id,
-        actor=service.actor("console:alice"),
-        template="entra-role",
-        targets={
-            "tenant_id": tenant.tenant_id,
-            "principal_id": principal,
-            "role_definition_id": USER_ADMIN,
-        },
-        minutes=30,
-        justification="INC-7 locked out of the helpdesk",
-        ticket=ticket,
+    alice, why = service.actor("console:alice"), "INC-7 locked out of the helpdesk"
+    return entra_role_request(
+        job_id, alice, tenant.tenant_id, principal, USER_ADMIN, justification=why, ticket=ticket
     )
 
 

@@ -14,18 +14,8 @@ from engine.errors import ChatError
 from engine.job import CLOSED
 from engine.ports import ChatEvent
 from engine.verify import verify_bundle
+from tests.integration.teams import flow
 from tests.integration.teams.conftest import ALICE, BOB, FAST, USER_ADMIN, TeamsEnv
-from tests.integration.teams.flow import (
-    actions,
-    active,
-    approval_message,
-    bundle_from,
-    form_data,
-    invoke_card,
-    open_form,
-    press,
-    requested,
-)
 from tests.support.engine_sim import trust_for
 
 
@@ -55,7 +45,7 @@ async def test_throttled_or_failing_connector_is_retried_with_backoff(
 ) -> None:
     pauses = record_pauses(teams)
     teams.connector.faults = [(status, {"Retry-After": "1"}), (status, {})]
-    job, status_id = await requested(teams)
+    job, status_id = await flow.requested(teams)
     assert teams.connector.refused == 2
     assert pauses.seconds == [FAST.max_delay, FAST.base_delay * 2]  # Retry-After capped
     assert teams.connector.updates(status_id)
@@ -67,10 +57,10 @@ async def test_retries_stop_at_the_bound_and_the_event_waits_in_the_outbox(
     teams: TeamsEnv,
 ) -> None:
     pauses = record_pauses(teams)
-    await open_form(teams)
+    await flow.open_form(teams)
     teams.connector.faults = [(429, {})] * 50
     form_id = teams.connector.id_of(teams.connector.calls[-1])
-    await teams.post(teams.invoke(ALICE, "request", form_data(), form_id))
+    await teams.post(teams.invoke(ALICE, "request", flow.form_data(), form_id))
     await teams.settle()
     assert len(await teams.service.open_jobs()) == 1  # the job does not wait for Teams
     events = 3  # the receipt, the approval prompt, the status card
@@ -81,7 +71,7 @@ async def test_retries_stop_at_the_bound_and_the_event_waits_in_the_outbox(
 
 
 async def test_a_refusal_is_not_retried(teams: TeamsEnv) -> None:
-    job, _ = await requested(teams)
+    job, _ = await flow.requested(teams)
     teams.connector.faults = [(403, {})]
     teams.advance(minutes=10)  # the countdown text changes, so the card is sent again
     event = ChatEvent("update_cards", job.to_json(), {}, (), teams.clock.now())
@@ -93,7 +83,7 @@ async def test_a_refusal_is_not_retried(teams: TeamsEnv) -> None:
 async def test_teams_down_job_still_rolls_back_and_the_outbox_posts_later(
     teams: TeamsEnv,
 ) -> None:
-    job, status_id = await active(teams)
+    job, status_id = await flow.active(teams)
     await teams.connector.stop()
     teams.advance(minutes=31)
     await teams.service.tick()
@@ -114,14 +104,14 @@ async def test_teams_down_job_still_rolls_back_and_the_outbox_posts_later(
     assert len(teams.connector.calls) > calls
     assert teams.connector.titled("Break-glass ended")
     assert teams.connector.titled("audit summary")
-    assert verify_bundle(bundle_from(teams), trust_for(teams.service.keys)).valid
+    assert verify_bundle(flow.bundle_from(teams), trust_for(teams.service.keys)).valid
     assert teams.connector.updates(status_id)[-1].card is not None
 
 
 async def test_after_a_failure_deliveries_fail_fast_until_the_outbox_probe_succeeds(
     teams: TeamsEnv,
 ) -> None:
-    job, _ = await requested(teams)
+    job, _ = await flow.requested(teams)
     teams.bot.connector.policy = replace(FAST, cooldown=3600.0)
     teams.connector.faults = [(503, {})]
     teams.advance(minutes=61)  # the pending request expires: finish, update cards
@@ -140,17 +130,17 @@ async def test_after_a_failure_deliveries_fail_fast_until_the_outbox_probe_succe
 
 async def test_invoke_is_answered_while_the_slow_work_goes_on(teams: TeamsEnv) -> None:
     """Teams waits only seconds for an invoke; chat deliveries after a decision may not."""
-    job, _ = await requested(teams)
-    message_id, shared = approval_message(teams)
-    _, body = await press(teams, BOB, shared, "refresh", message_id)
-    approver_card = invoke_card(body)
+    job, _ = await flow.requested(teams)
+    message_id, shared = flow.approval_message(teams)
+    _, body = await flow.press(teams, BOB, shared, "refresh", message_id)
+    approver_card = flow.invoke_card(body)
     teams.bot.background.budget = 0.5
     teams.connector.gate = asyncio.Event()
     started = time.monotonic()
-    status, body = await press(teams, BOB, approver_card, "approve", message_id)
+    status, body = await flow.press(teams, BOB, approver_card, "approve", message_id)
     elapsed = time.monotonic() - started
     assert status == 200
-    assert set(actions(invoke_card(body))) == {"withdraw"}  # the decision is already in
+    assert set(flow.actions(flow.invoke_card(body))) == {"withdraw"}  # the decision is already in
     assert elapsed < 2.0
     assert teams.bot.background.tasks, "the deliveries should still be waiting for Teams"
     teams.connector.gate.set()

@@ -20,8 +20,7 @@ from tests.integration.graph.support import BOB as BOB_OID
 from tests.integration.stepup.chat import chat_step_up, sign_in
 from tests.integration.teams.conftest import BOB, TeamsEnv
 from tests.integration.teams.flow import approval_message, invoke_card, press, requested
-
-PUBLIC = "https://breakglass.example"
+from tests.support.links import PUBLIC, the_report_link
 
 
 def open_urls(card: dict[str, Any]) -> list[dict[str, Any]]:
@@ -47,12 +46,7 @@ async def test_the_audit_summary_links_the_report_only_with_a_public_url(
     await teams.settle()
     assert (await teams.service.load(job.job_id)).state == DENIED
     (summary,) = [c.card for c in teams.connector.titled("audit summary") if c.card]
-    links = open_urls(summary)
-    if public_url is None:
-        assert links == []
-    else:
-        (link,) = links
-        assert link["url"] == f"{PUBLIC}/v1/reports/{job.job_id}"
+    the_report_link(open_urls(summary), public_url, job.job_id)
 
 
 @asynccontextmanager

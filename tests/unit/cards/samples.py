@@ -8,27 +8,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from cards import slack, teams
-from cards.views import (
-    ActionSummary,
-    Approval,
-    ApprovalResultView,
-    ApprovalView,
-    AuditSummaryView,
-    Decision,
-    EndedEarlyView,
-    KillResultView,
-    Named,
-    ReceiptLineView,
-    RemovalDelayedView,
-    RequestFormView,
-    RequestValues,
-    RollbackStep,
-    StatusView,
-    StepOutcome,
-    Template,
-    ToolCall,
-)
+from cards import slack, teams, views
 
 
 def b64u_sha256(data: bytes) -> str:
@@ -43,17 +23,19 @@ BUNDLE = b64u_sha256(b"bundle")
 T0 = datetime(2025, 11, 25, 17, 30, tzinfo=UTC)
 NOW = T0 + timedelta(minutes=17, seconds=30)
 
-TENANT = Named("Contoso", "9c0f3b7e-1d2a-4b8e-9f10-2a3b4c5d6e7f")
-ALICE = Named("Alice Example", "0b1c2d3e-aaaa-4bbb-8ccc-111111111111")
-BOB = Named("Bob Requester", "0b1c2d3e-bbbb-4bbb-8ccc-222222222222")
-CAROL = Named("Carol Approver", "0b1c2d3e-cccc-4bbb-8ccc-333333333333")
-DAVE = Named("Dave Approver", "0b1c2d3e-dddd-4bbb-8ccc-444444444444")
-ROLE = Named("Exchange Administrator", "29232cdf-9323-42fd-ade2-1d097af3e4de")
-GROUP = Named("BG Exclusion 01", "5e6f7a8b-0000-4c1d-9e2f-555555555555")
-POLICY_CA = Named("Require MFA for admins", "7a8b9c0d-0000-4e1f-8a2b-666666666666")
+TENANT = views.Named("Contoso", "9c0f3b7e-1d2a-4b8e-9f10-2a3b4c5d6e7f")
+ALICE = views.Named("Alice Example", "0b1c2d3e-aaaa-4bbb-8ccc-111111111111")
+BOB = views.Named("Bob Requester", "0b1c2d3e-bbbb-4bbb-8ccc-222222222222")
+CAROL = views.Named("Carol Approver", "0b1c2d3e-cccc-4bbb-8ccc-333333333333")
+DAVE = views.Named("Dave Approver", "0b1c2d3e-dddd-4bbb-8ccc-444444444444")
+ROLE = views.Named("Exchange Administrator", "29232cdf-9323-42fd-ade2-1d097af3e4de")
+GROUP = views.Named("BG Exclusion 01", "5e6f7a8b-0000-4c1d-9e2f-555555555555")
+POLICY_CA = views.Named("Require MFA for admins", "7a8b9c0d-0000-4e1f-8a2b-666666666666")
 
-ROLE_ACTION = ActionSummary(Template.ENTRA_ROLE, TENANT, ALICE, ROLE, 30)
-CA_ACTION = ActionSummary(Template.CA_EXCLUSION, TENANT, GROUP, POLICY_CA, 45, simulated=True)
+ROLE_ACTION = views.ActionSummary(views.Template.ENTRA_ROLE, TENANT, ALICE, ROLE, 30)
+CA_ACTION = views.ActionSummary(
+    views.Template.CA_EXCLUSION, TENANT, GROUP, POLICY_CA, 45, simulated=True
+)
 ROLLBACK = (
     "Remove the Exchange Administrator assignment this job created (PIM adminRemove).",
     "Read the role's assignments until Alice Example no longer holds it.",
@@ -62,7 +44,7 @@ ROLLBACK = (
 TEAMS_APPROVERS = ("29:1carol-teams-id", "29:1dave-teams-id")
 
 
-def approval(action: ActionSummary = ROLE_ACTION, **over: Any) -> ApprovalView:
+def approval(action: views.ActionSummary = ROLE_ACTION, **over: Any) -> views.ApprovalView:
     fields: dict[str, Any] = {
         "job_id": JOB,
         "plan_hash_b64u": PLAN,
@@ -73,26 +55,30 @@ def approval(action: ActionSummary = ROLE_ACTION, **over: Any) -> ApprovalView:
         "ticket": "INC-4711",
         "requester": BOB,
         "rollback": ROLLBACK,
-        "approvals": (Approval(CAROL, T0 + timedelta(minutes=2)),),
+        "approvals": (views.Approval(CAROL, T0 + timedelta(minutes=2)),),
         "approver_teams_ids": TEAMS_APPROVERS,
     }
     fields.update(over)
-    return ApprovalView(**fields)
+    return views.ApprovalView(**fields)
 
 
-def approval_result(decision: Decision = Decision.APPROVE, count: int = 1) -> ApprovalResultView:
-    reason = "Not enough detail in the ticket." if decision is Decision.DENY else ""
-    return ApprovalResultView(JOB, PLAN, ROLE_ACTION, decision, CAROL, T0, count, reason=reason)
+def approval_result(
+    decision: views.Decision = views.Decision.APPROVE, count: int = 1
+) -> views.ApprovalResultView:
+    reason = "Not enough detail in the ticket." if decision is views.Decision.DENY else ""
+    return views.ApprovalResultView(
+        JOB, PLAN, ROLE_ACTION, decision, CAROL, T0, count, reason=reason
+    )
 
 
-def status(active: bool = True, action: ActionSummary = ROLE_ACTION) -> StatusView:
-    call = ToolCall("breakglass.microsoft_graph.write_role_assignment", "success", T0)
+def status(active: bool = True, action: views.ActionSummary = ROLE_ACTION) -> views.StatusView:
+    call = views.ToolCall("breakglass.microsoft_graph.write_role_assignment", "success", T0)
     state = "running" if active else "closed"
     ends = T0 + timedelta(minutes=30)
-    return StatusView(JOB, PLAN, action, state, ends, active, call)
+    return views.StatusView(JOB, PLAN, action, state, ends, active, call)
 
 
-def receipt(**over: Any) -> ReceiptLineView:
+def receipt(**over: Any) -> views.ReceiptLineView:
     fields: dict[str, Any] = {
         "job_id": JOB,
         "seq": 7,
@@ -103,10 +89,10 @@ def receipt(**over: Any) -> ReceiptLineView:
         "chain_head_b64u": HEAD,
     }
     fields.update(over)
-    return ReceiptLineView(**fields)
+    return views.ReceiptLineView(**fields)
 
 
-def receipts(count: int = 30) -> list[ReceiptLineView]:
+def receipts(count: int = 30) -> list[views.ReceiptLineView]:
     """A burst of ``count`` records, as one receipts event carries them."""
     return [receipt(seq=seq, at=T0 + timedelta(seconds=seq)) for seq in range(3, 3 + count)]
 
@@ -114,27 +100,32 @@ def receipts(count: int = 30) -> list[ReceiptLineView]:
 REVOKE_SESSIONS = "breakglass.microsoft_graph.revoke_sign_in_sessions"
 
 
-def removal_delayed(contained: tuple[str, ...] = (REVOKE_SESSIONS,)) -> RemovalDelayedView:
+def removal_delayed(contained: tuple[str, ...] = (REVOKE_SESSIONS,)) -> views.RemovalDelayedView:
     not_before = T0 + timedelta(minutes=5, seconds=20)  # shown as 17:36: never too early
-    return RemovalDelayedView(JOB, ROLE_ACTION, not_before, contained)
+    return views.RemovalDelayedView(JOB, ROLE_ACTION, not_before, contained)
 
 
-def ended_early(reason: str = "write_failed") -> EndedEarlyView:
+def ended_early(reason: str = "write_failed") -> views.EndedEarlyView:
     detail = "Graph 400 ActiveDurationTooShort: the active duration is too short"
-    return EndedEarlyView(JOB, ROLE_ACTION, reason, detail)
+    return views.EndedEarlyView(JOB, ROLE_ACTION, reason, detail)
 
 
-def kill_result(failed: bool = False) -> KillResultView:
+def kill_result(failed: bool = False) -> views.KillResultView:
     steps = (
-        RollbackStep("Remove the Exchange Administrator assignment", StepOutcome.OK, True),
-        RollbackStep("Revoke Alice Example's sign-in sessions", StepOutcome.OK, True),
+        views.RollbackStep(
+            "Remove the Exchange Administrator assignment", views.StepOutcome.OK, True
+        ),
+        views.RollbackStep("Revoke Alice Example's sign-in sessions", views.StepOutcome.OK, True),
     )
     still: tuple[str, ...] = ()
     if failed:
         detail = "Graph 503 ServiceUnavailable after 5 tries"
-        steps = (RollbackStep(steps[0].description, StepOutcome.FAILED, False, detail), steps[1])
+        steps = (
+            views.RollbackStep(steps[0].description, views.StepOutcome.FAILED, False, detail),
+            steps[1],
+        )
         still = ("Alice Example still holds Exchange Administrator in Contoso",)
-    return KillResultView(
+    return views.KillResultView(
         job_id=JOB,
         action=ROLE_ACTION,
         trigger="kill",
@@ -146,12 +137,12 @@ def kill_result(failed: bool = False) -> KillResultView:
     )
 
 
-def audit_summary(verified: bool = True) -> AuditSummaryView:
-    return AuditSummaryView(
+def audit_summary(verified: bool = True) -> views.AuditSummaryView:
+    return views.AuditSummaryView(
         job_id=JOB,
         action=ROLE_ACTION,
         requester=BOB,
-        approvals=(Approval(CAROL, T0), Approval(DAVE, T0 + timedelta(minutes=1))),
+        approvals=(views.Approval(CAROL, T0), views.Approval(DAVE, T0 + timedelta(minutes=1))),
         ran=(
             "17:31:10 UTC breakglass.microsoft_graph.write_role_assignment → success",
             "17:31:12 UTC breakglass.microsoft_graph.read_role_assignment → verified present",
@@ -165,11 +156,11 @@ def audit_summary(verified: bool = True) -> AuditSummaryView:
     )
 
 
-def request_form(prefilled: bool = False) -> RequestFormView:
+def request_form(prefilled: bool = False) -> views.RequestFormView:
     if not prefilled:
-        return RequestFormView(max_duration_minutes=60, context="C0123ABC")
-    values = RequestValues(
-        Template.ENTRA_ROLE,
+        return views.RequestFormView(max_duration_minutes=60, context="C0123ABC")
+    values = views.RequestValues(
+        views.Template.ENTRA_ROLE,
         "alice@contoso.example",
         ROLE.display_name,
         30,
@@ -177,7 +168,9 @@ def request_form(prefilled: bool = False) -> RequestFormView:
         "INC-4711",
     )
     error = "Duration above the template maximum of 60 minutes."
-    return RequestFormView(max_duration_minutes=60, values=values, error=error, context="C0123ABC")
+    return views.RequestFormView(
+        max_duration_minutes=60, values=values, error=error, context="C0123ABC"
+    )
 
 
 Render = Callable[[], dict[str, Any]]
@@ -187,7 +180,7 @@ Render = Callable[[], dict[str, Any]]
 _SHARED: dict[str, tuple[str, Callable[[], Any]]] = {
     "approval_result_approved": ("approval_result", approval_result),
     "approval_result_complete": ("approval_result", lambda: approval_result(count=2)),
-    "approval_result_denied": ("approval_result", lambda: approval_result(Decision.DENY)),
+    "approval_result_denied": ("approval_result", lambda: approval_result(views.Decision.DENY)),
     "status_active": ("status", status),
     "status_closed": ("status", lambda: status(active=False)),
     "status_simulated": ("status", lambda: status(action=CA_ACTION)),

@@ -14,27 +14,8 @@ from typing import Any
 
 import pytest
 
-from cards import job_views, slack, teams
+from cards import job_views, slack, teams, views
 from cards.text import MAX_LINES
-from cards.views import (
-    ActionSummary,
-    Approval,
-    ApprovalResultView,
-    AuditSummaryView,
-    Decision,
-    EndedEarlyView,
-    KillResultView,
-    Named,
-    ReceiptLineView,
-    RemovalDelayedView,
-    RequestFormView,
-    RequestValues,
-    RollbackStep,
-    StatusView,
-    StepOutcome,
-    Template,
-    ToolCall,
-)
 from tests.support.engine_sim import JobSim
 from tests.unit.cards import samples as s
 
@@ -60,12 +41,14 @@ HOSTILE = {
 }
 
 
-def named(h: str) -> Named:
-    return Named(h, h)
+def named(h: str) -> views.Named:
+    return views.Named(h, h)
 
 
-def hostile_action(h: str, simulated: bool = False) -> ActionSummary:
-    return ActionSummary(Template.ENTRA_ROLE, named(h), named(h), named(h), 30, simulated)
+def hostile_action(h: str, simulated: bool = False) -> views.ActionSummary:
+    return views.ActionSummary(
+        views.Template.ENTRA_ROLE, named(h), named(h), named(h), 30, simulated
+    )
 
 
 def hostile_views(
@@ -73,7 +56,7 @@ def hostile_views(
 ) -> dict[str, tuple[dict[str, Any], dict[str, Any] | None]]:
     """Every moment with ``h`` in each person- or directory-supplied field; ``many`` fills lists."""
     lines = many or (h, h)
-    people = tuple(Approval(named(x), s.T0) for x in lines)
+    people = tuple(views.Approval(named(x), s.T0) for x in lines)
     action = hostile_action(h, simulated=True)
     approval = s.approval(
         action,
@@ -83,12 +66,14 @@ def hostile_views(
         rollback=lines,
         approvals=people,
     )
-    result = ApprovalResultView(s.JOB, s.PLAN, action, Decision.DENY, named(h), s.T0, 1, reason=h)
-    status = StatusView(s.JOB, s.PLAN, action, h, s.T0, True, ToolCall(h, h, s.T0))
-    receipt = ReceiptLineView(s.JOB, 1, s.T0, h, h, h, h)
-    steps = tuple(RollbackStep(x, StepOutcome.FAILED, False, x) for x in lines)
-    kill = KillResultView(s.JOB, action, h, s.T0, lines, steps, lines, named(h))
-    audit = AuditSummaryView(
+    result = views.ApprovalResultView(
+        s.JOB, s.PLAN, action, views.Decision.DENY, named(h), s.T0, 1, reason=h
+    )
+    status = views.StatusView(s.JOB, s.PLAN, action, h, s.T0, True, views.ToolCall(h, h, s.T0))
+    receipt = views.ReceiptLineView(s.JOB, 1, s.T0, h, h, h, h)
+    steps = tuple(views.RollbackStep(x, views.StepOutcome.FAILED, False, x) for x in lines)
+    kill = views.KillResultView(s.JOB, action, h, s.T0, lines, steps, lines, named(h))
+    audit = views.AuditSummaryView(
         s.JOB,
         action,
         named(h),
@@ -101,10 +86,12 @@ def hostile_views(
         h,
         h,
     )
-    form = RequestFormView(values=RequestValues(Template.ENTRA_ROLE, h, h, 30, h, h), error=h)
-    burst = [ReceiptLineView(s.JOB, seq, s.T0, h, h, h, h) for seq in range(1, 40)]
-    delayed = RemovalDelayedView(s.JOB, action, s.T0, lines)
-    failed = EndedEarlyView(s.JOB, action, h, h)
+    form = views.RequestFormView(
+        values=views.RequestValues(views.Template.ENTRA_ROLE, h, h, 30, h, h), error=h
+    )
+    burst = [views.ReceiptLineView(s.JOB, seq, s.T0, h, h, h, h) for seq in range(1, 40)]
+    delayed = views.RemovalDelayedView(s.JOB, action, s.T0, lines)
+    failed = views.EndedEarlyView(s.JOB, action, h, h)
     return {
         "approval": (
             teams.approval_card(approval, for_approver=True),

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from cards import wording
-from cards.views import Named, ToolCall
+from cards.views import ActionSummary, Named, Template, ToolCall
 from tests.unit.cards import samples as s
 
 
@@ -145,7 +145,7 @@ def test_views_refuse_naive_times_and_empty_durations() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         ToolCall("t", "ok", datetime(2025, 1, 1))
     with pytest.raises(ValueError, match="duration_minutes"):
-        s.ActionSummary(s.Template.ENTRA_ROLE, s.TENANT, s.ALICE, s.ROLE, 0)
+        ActionSummary(Template.ENTRA_ROLE, s.TENANT, s.ALICE, s.ROLE, 0)
 
 
 def test_display_name_and_id_both_shown_so_look_alikes_differ() -> None:

@@ -1,4 +1,4 @@
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import jwt
@@ -21,9 +21,8 @@ from engine.envelope import verify_envelope
 from engine.errors import InvalidToken, TemplateError
 from engine.wpc import Policy, build_wpc
 from tests.support.shared import assert_valid
-from tests.unit.engine.test_wpc import CA, PUBLISHER, ROLE
+from tests.unit.engine.test_wpc import CA, NOW, PUBLISHER, ROLE
 
-NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 ISSUER = Signer.from_seed(b"i" * 32)
 AGENT = Signer.from_seed(b"a" * 32)
 POLICY = Policy.from_payload(build_wpc(ROLE, PUBLISHER.did))

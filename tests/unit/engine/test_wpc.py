@@ -18,19 +18,12 @@ from engine.wpc import (
     sign_wpc,
     verify_wpc,
 )
+from tests.support.engine_sim import role_plan
 from tests.support.shared import assert_valid
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 PUBLISHER = Signer.from_seed(b"p" * 32)
-ROLE = PlanRequest(
-    template="entra-role",
-    targets={"tenant_id": "t-1", "principal_id": "u-alice", "role_definition_id": "r-ga"},
-    minutes=30,
-    requester="u-alice",
-    justification="INC-7 outage: need GA to reset MFA",
-    ticket="INC-7",
-    job_id="job-1",
-)
+ROLE = role_plan()
 CA = replace(
     ROLE,
     template="ca-exclusion",
