@@ -21,18 +21,15 @@ from typing import Any
 from bot.commands.base import (
     EXIT_FAILED,
     EXIT_OK,
-    MAX_BUNDLE_BYTES,
     STDIN,
     Command,
     Context,
     Group,
-    load_trust,
     open_store,
     print_json,
     read_bytes,
-    read_object,
 )
-from bot.commands.verify import bundle_arguments
+from bot.commands.verify import bundle_arguments, read_bundle
 from engine.cst import MAX_TOKEN_BYTES, parse_token
 from engine.errors import InputError, InvalidToken
 from engine.receipts import GATEWAY_RECEIPT, content_hash
@@ -109,8 +106,7 @@ def _presented_claims(name: str | None, issuers: frozenset[str]) -> Mapping[str,
 
 
 async def token(args: argparse.Namespace, ctx: Context) -> int:
-    bundle = read_object(args.bundle, "a proof bundle envelope", MAX_BUNDLE_BYTES)
-    trust = load_trust(args.trust, ctx)
+    bundle, trust = read_bundle(args, ctx)
     report = verify_bundle(bundle, trust)
     rows = token_bindings(bundle, report, trust)
     claims = _presented_claims(args.token_file, trust.token_issuer_dids)
