@@ -25,6 +25,7 @@ from bot.commands.base import (
     Command,
     Context,
     Group,
+    json_flag,
     open_store,
     print_json,
     read_bytes,
@@ -160,7 +161,7 @@ def _secret_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="read the secret from FILE (default: stdin); never give it on the command line",
     )
-    parser.add_argument("--json", action="store_true", help="print the answer as JSON")
+    json_flag(parser, "the answer")
 
 
 def _token_arguments(parser: argparse.ArgumentParser) -> None:
@@ -170,7 +171,7 @@ def _token_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="a CST (JWS) to check against the bundle (- for stdin); tokens never go in argv",
     )
-    parser.add_argument("--json", action="store_true", help="print the bindings as JSON")
+    json_flag(parser, "the bindings")
 
 
 GROUPS = (Group(("evidence",), "answer questions from the evidence (secret, token)"),)

@@ -17,6 +17,7 @@ from bot.commands.base import (
     MAX_BUNDLE_BYTES,
     Command,
     Context,
+    json_flag,
     load_trust,
     print_json,
     read_object,
@@ -61,7 +62,7 @@ def profile_argument(parser: argparse.ArgumentParser) -> None:
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
     bundle_arguments(parser)
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    json_flag(parser, "the report")
     profile_argument(parser)
 
 
