@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -90,6 +90,10 @@ class DemoOptions:
     executor: str = ""  # "": agent for the injected scenario, else runbook
 
 
+# Result fields the --json result leaves out: the run's own bookkeeping, not its outcome.
+_UNSHOWN = frozenset({"window_end", "ended_at", "expected"})
+
+
 @dataclass
 class Result:
     scenario: str
@@ -127,22 +131,9 @@ class Result:
         )
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "scenario": self.scenario,
-            "outcome": self.outcome,
-            "rollback_verified": self.rollback_verified,
-            "bundle_path": self.bundle_path,
-            "bundle_valid": self.bundle_valid,
-            "reason_codes": self.reason_codes,
-            "still_privileged": self.still_privileged,
-            "job_id": self.job_id,
-            "contained": self.contained,
-            "removal_not_before": self.removal_not_before,
-            "home": self.home,
-            "trust_path": self.trust_path,
-            "stepped_up": self.stepped_up,
-            "ok": self.ok,
-        }
+        """Every field but ``_UNSHOWN``, then the verdict."""
+        shown = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _UNSHOWN}
+        return shown | {"ok": self.ok}
 
 
 def _default_scale(options: DemoOptions) -> float:

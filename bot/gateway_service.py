@@ -16,6 +16,7 @@ from typing import Any
 
 from bot import metrics
 from bot.ids import receipt_id as new_receipt_id
+from bot.pinned_policies import PinnedPolicies
 from bot.service import JobService
 from engine.cst import TokenKind
 from engine.errors import AdapterError, GatewayRefusal, InputError, JobNotFound
@@ -23,7 +24,7 @@ from engine.gateway import Allowed, GatewayView, ToolCall, decide, recorded_call
 from engine.job import Job
 from engine.lifecycle import ToolCallRecorded
 from engine.tools import ToolResult
-from engine.wpc import Policy, verify_wpc
+from engine.wpc import Policy
 
 log = logging.getLogger("breakglass.gateway")
 
@@ -53,19 +54,12 @@ class ToolGateway:
     def __init__(self, service: JobService) -> None:
         self.service = service
         service.gateway = self
-        self._policies: dict[str, Policy] = {}  # verified WPCs by hash
+        self._policies = PinnedPolicies()
         self._tools: dict[str, set[asyncio.Task[ToolResult]]] = {}  # tool runs in flight
         self._calls: dict[str, set[asyncio.Task[GatewayOutcome]]] = {}  # run + receipt
 
     def _policy(self, job: Job) -> Policy:
-        """The job's pinned WPC, verified against the publisher key once per hash."""
-        envelope = job.policy_envelope
-        if envelope is None:
-            raise GatewayRefusal("POLICY_MISSING", "the job has no published policy")
-        digest = str(envelope.get("payload_hash_b64u"))
-        if digest not in self._policies:
-            self._policies[digest] = verify_wpc(envelope, {self.service.keys.publisher.did})
-        return self._policies[digest]
+        return self._policies.of(job, self.service.keys.publisher.did, GatewayRefusal)
 
     def _revoked_for(self, job: Job) -> Callable[[str], bool]:
         """Revoked by this process, or recorded revoked on the job itself (a resolved job's

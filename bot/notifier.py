@@ -66,24 +66,17 @@ class _Held:
     flush: asyncio.Task[None] | None = None
 
 
+@dataclass(eq=False, repr=False)  # compared and shown by identity, as any service object
 class PacedChat:
     """Publishes a job's events in order; "receipts" at most once per interval per job."""
 
-    def __init__(
-        self,
-        notifier: Notifier,
-        clock: Callable[[], datetime],
-        sleep: Callable[[float], Awaitable[None]],
-        tasks: TaskSet,
-        receipts_every: timedelta = RECEIPTS_EVERY,
-    ) -> None:
-        self.notifier = notifier
-        self.clock = clock
-        self.sleep = sleep
-        self.tasks = tasks
-        self.receipts_every = receipts_every
-        self._locks: dict[str, asyncio.Lock] = {}
-        self._held: dict[str, _Held] = {}
+    notifier: Notifier
+    clock: Callable[[], datetime]
+    sleep: Callable[[float], Awaitable[None]]
+    tasks: TaskSet
+    receipts_every: timedelta = RECEIPTS_EVERY
+    _locks: dict[str, asyncio.Lock] = field(default_factory=dict, init=False)
+    _held: dict[str, _Held] = field(default_factory=dict, init=False)
 
     async def publish(self, job_id: str, events: list[ChatEvent]) -> None:
         if not events:

@@ -20,6 +20,7 @@ from typing import Any
 from adapters.httpbody import read_capped
 from adapters.llm import ModelUpstream
 from bot.ids import receipt_id as new_receipt_id
+from bot.pinned_policies import PinnedPolicies
 from bot.redaction import Redaction, redact
 from bot.service import JobService
 from engine.canonical import strict_loads
@@ -32,7 +33,7 @@ from engine.errors import (
     VerificationError,
 )
 from engine.job import Job
-from engine.wpc import Policy, verify_wpc
+from engine.wpc import Policy
 
 MODEL_SCOPE = "model:invoke"
 
@@ -75,7 +76,7 @@ class Admission:
         self.secrets = tuple(secrets)
         self.max_request_bytes = max_request_bytes
         self.routes = dict(routes)  # model-name prefix -> route ("" is the default)
-        self._policies: dict[str, Policy] = {}
+        self._policies = PinnedPolicies()
 
     async def admit(self, token: str, body: AsyncIterable[bytes]) -> Admitted:
         caller = await self.authenticate(token)
@@ -125,17 +126,10 @@ class Admission:
         return Caller(job, policy, verified)
 
     def _policy(self, job: Job) -> Policy:
-        """The job's pinned WPC, verified against the publisher key once per hash."""
-        envelope = job.policy_envelope
-        if envelope is None:
-            raise InvalidToken("POLICY_MISSING", "the job has no published policy")
-        digest = str(envelope.get("payload_hash_b64u"))
-        if digest not in self._policies:
-            try:
-                self._policies[digest] = verify_wpc(envelope, {self.service.keys.publisher.did})
-            except VerificationError as exc:
-                raise InvalidToken("POLICY_INVALID", exc.code) from exc
-        return self._policies[digest]
+        try:
+            return self._policies.of(job, self.service.keys.publisher.did, InvalidToken)
+        except VerificationError as exc:
+            raise InvalidToken("POLICY_INVALID", exc.code) from exc
 
     def route(self, model: str) -> Route:
         """The longest configured prefix wins; the prefix is stripped from the model."""

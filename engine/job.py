@@ -70,13 +70,7 @@ class Plan:
     decisions: tuple[Decision, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "revision": self.revision,
-            "payload": self.payload,
-            "plan_hash": self.plan_hash,
-            "minutes": self.minutes,
-            "decisions": [asdict(d) for d in self.decisions],
-        }
+        return _shallow(self) | {"decisions": [asdict(d) for d in self.decisions]}
 
     def approvers(self) -> list[str]:
         """Principals whose latest decision on this plan is approve, in order."""
@@ -147,7 +141,7 @@ class Job:
     def to_json(self) -> dict[str, Any]:
         """The job as JSON values. Shallow: inner documents (payloads, claims) are shared,
         never copied, since a job and its documents are never mutated."""
-        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out = _shallow(self)
         out["requester"] = asdict(self.requester)
         out["plan"] = self.plan.to_json()
         out["extension"] = self.extension.to_json() if self.extension else None
@@ -175,6 +169,11 @@ class Job:
 
     def but(self, **changes: Any) -> Job:
         return replace(self, **changes)
+
+
+def _shallow(record: Plan | Job) -> dict[str, Any]:
+    """A record's fields by name, in field order; values are shared, not copied."""
+    return {f.name: getattr(record, f.name) for f in fields(record)}
 
 
 def _plan(doc: Mapping[str, Any]) -> Plan:

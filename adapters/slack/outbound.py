@@ -14,7 +14,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -60,24 +60,17 @@ def text_message(text: str) -> Json:
     return {"text": text}
 
 
+@dataclass(eq=False, repr=False)  # compared and shown by identity, as any service object
 class SlackChat:
     platform = "slack"
 
-    def __init__(
-        self,
-        api: SlackApi,
-        refs: MessageRefs,
-        records: JobRecords,
-        config: SlackConfig,
-        names: Mapping[str, str],
-    ) -> None:
-        self.api = api
-        self.message_refs = refs
-        self.records = records
-        self.config = config
-        self.names = names
-        self.public_url: str | None = None
-        self._locks: dict[str, asyncio.Lock] = {}
+    api: SlackApi
+    message_refs: MessageRefs
+    records: JobRecords
+    config: SlackConfig
+    names: Mapping[str, str]
+    public_url: str | None = field(default=None, init=False)
+    _locks: dict[str, asyncio.Lock] = field(default_factory=dict, init=False)
 
     async def deliver(self, event: ChatEvent) -> None:
         job = Job.from_json(event.job)

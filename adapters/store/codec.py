@@ -9,18 +9,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Row, RowMapping
 
+from engine import ports
 from engine.errors import StoreError
-from engine.ports import (
-    ApprovalRecord,
-    ChainRecord,
-    JsonDoc,
-    MessageRef,
-    ModelExchange,
-    OutboxItem,
-    Revocation,
-    StoredJob,
-    TokenRecord,
-)
+from engine.ports import JsonDoc
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -77,14 +68,14 @@ def row_of(record: DataclassInstance, *, json: Collection[str] = ()) -> dict[str
     return {k: dump(v) if k in json and v is not None else v for k, v in values.items()}
 
 
-job = reader(StoredJob, json={"document"})
-chain = reader(ChainRecord, json={"event", "envelope"})
-approval = reader(ApprovalRecord)
-token = reader(TokenRecord, json={"claims"})
-revocation = reader(Revocation, json={"record"})
-message_ref = reader(MessageRef, json={"ref"})
-outbox_item = reader(OutboxItem, json={"payload"})
-exchange = reader(ModelExchange, binary={"request_body", "response_body"})
+job = reader(ports.StoredJob, json={"document"})
+chain = reader(ports.ChainRecord, json={"event", "envelope"})
+approval = reader(ports.ApprovalRecord)
+token = reader(ports.TokenRecord, json={"claims"})
+revocation = reader(ports.Revocation, json={"record"})
+message_ref = reader(ports.MessageRef, json={"ref"})
+outbox_item = reader(ports.OutboxItem, json={"payload"})
+exchange = reader(ports.ModelExchange, binary={"request_body", "response_body"})
 
 
 def doc(text: str) -> JsonDoc:

@@ -57,22 +57,15 @@ ANY_VERB = re.compile(r"\S")
 
 def msal_connections(config: TeamsConfig) -> Connections:
     """The SDK's MSAL token provider for outbound calls, from our single-tenant config."""
-    if config.certificate_path is not None:
-        auth = AgentAuthConfiguration(
-            auth_type=AuthTypes.certificate,
-            client_id=config.app_id,
-            tenant_id=config.tenant_id,
-            cert_pfx_file=str(config.certificate_path),
-            authority=config.token_authority,
-        )
-    else:
-        auth = AgentAuthConfiguration(
-            auth_type=AuthTypes.client_secret,
-            client_id=config.app_id,
-            tenant_id=config.tenant_id,
-            client_secret=config.app_password,
-            authority=config.token_authority,
-        )
+    certificate = config.certificate_path  # else the client secret
+    auth = AgentAuthConfiguration(
+        auth_type=AuthTypes.client_secret if certificate is None else AuthTypes.certificate,
+        client_id=config.app_id,
+        tenant_id=config.tenant_id,
+        client_secret=config.app_password if certificate is None else None,
+        cert_pfx_file=None if certificate is None else str(certificate),
+        authority=config.token_authority,
+    )
     return MsalConnectionManager(connections_configurations={"SERVICE_CONNECTION": auth})
 
 

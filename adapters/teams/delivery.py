@@ -59,7 +59,9 @@ class Thread:
 
     async def put(self, kind: str, doc: Mapping[str, Any]) -> None:
         self.refs[kind] = dict(doc)
-        await self.chat.store.put_message_ref(MessageRef(self.job.job_id, PLATFORM, kind, doc))
+        await self.chat.ports.store.put_message_ref(
+            MessageRef(self.job.job_id, PLATFORM, kind, doc)
+        )
 
     def _reference_doc(self) -> Mapping[str, Any]:
         status = self.refs.get(STATUS)
@@ -169,9 +171,9 @@ async def _notice(thread: Thread, event: ChatEvent) -> None:
 async def _finish(thread: Thread, event: ChatEvent) -> None:
     await _update_cards(thread, event)
     job, names = thread.job, thread.scene.names
-    records = await thread.chat.records.chain(job.job_id)
+    records = await thread.chat.ports.records.chain(job.job_id)
     await thread.keep("kill_result", teams.kill_result_card(kill_result_view(job, records, names)))
-    bundle = event.bundle or await thread.chat.records.bundle(job)
+    bundle = event.bundle or await thread.chat.ports.records.bundle(job)
     bundle_hash = str(bundle.get("payload_hash_b64u", ""))
     summary = audit_summary_view(job, records, names, bundle_hash, thread.chat.public_url)
     await thread.keep("audit_summary", teams.audit_summary_card(summary))
@@ -212,10 +214,7 @@ class TeamsChat:
         people: People,
         names: Mapping[str, str],
     ) -> None:
-        self.jobs = ports.jobs
-        self.records = ports.records
-        self.limits = ports.limits
-        self.store = ports.store
+        self.ports = ports  # jobs, records, limits and the outbox store
         self.connector = connector
         self.people = people
         self.names = names
@@ -223,7 +222,7 @@ class TeamsChat:
         self._locks: dict[str, asyncio.Lock] = {}
 
     def scene(self, now: datetime) -> render.Scene:
-        return render.Scene(self.names, self.limits.approvers, now, self.people.card_user_ids)
+        return render.Scene(self.names, self.ports.limits.approvers, now, self.people.card_user_ids)
 
     async def deliver(self, event: ChatEvent, *, probe: bool = False) -> None:
         handler = HANDLERS.get(event.kind)
@@ -231,7 +230,7 @@ class TeamsChat:
             return
         job = Job.from_json(event.job)
         async with self._locks.setdefault(job.job_id, asyncio.Lock()):
-            stored = await self.store.message_refs(job.job_id, PLATFORM)
+            stored = await self.ports.store.message_refs(job.job_id, PLATFORM)
             refs = {ref.kind: dict(ref.ref) for ref in stored}
             await handler(Thread(self, job, self.scene(event.now), probe, refs), event)
 
@@ -241,7 +240,7 @@ class TeamsChat:
         The first event probes Teams; if it still fails, everything due waits for the next
         call (with backoff), in order.
         """
-        items = await self.store.due(PLATFORM, now, lease_until=now + OUTBOX_LEASE)
+        items = await self.ports.store.due(PLATFORM, now, lease_until=now + OUTBOX_LEASE)
         sent = 0
         for position, item in enumerate(items):
             try:
@@ -250,9 +249,9 @@ class TeamsChat:
                 log.info("Teams still unreachable (%s); %d events wait", exc, len(items) - sent)
                 for waiting in items[position:]:
                     later = now + outbox_delay(OUTBOX_BACKOFF, waiting.attempts)
-                    await self.store.postpone(waiting.item_id, later)
+                    await self.ports.store.postpone(waiting.item_id, later)
                 break
-            await self.store.delivered(item.item_id)
+            await self.ports.store.delivered(item.item_id)
             sent += 1
         return sent
 
@@ -266,12 +265,14 @@ class TeamsChat:
 
     async def _rebuild(self, item: OutboxItem, now: datetime) -> ChatEvent:
         """The event again, with the job as it is now (cards show the latest truth)."""
-        job = await self.jobs.load(item.job_id)
+        job = await self.ports.jobs.load(item.job_id)
         kind = str(item.payload.get("kind", ""))
         seqs = set(item.payload.get("seqs", ()))
-        records = [r for r in await self.records.chain(job.job_id) if r.seq in seqs] if seqs else []
+        records = (
+            [r for r in await self.ports.records.chain(job.job_id) if r.seq in seqs] if seqs else []
+        )
         bundle = None
         if kind == lifecycle.FINISH and job.resolved:
-            bundle = await self.records.bundle(job)
+            bundle = await self.ports.records.bundle(job)
         detail = item.payload.get("detail", {})
         return ChatEvent(kind, job.to_json(), detail, records, now, bundle)

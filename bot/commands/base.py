@@ -73,6 +73,11 @@ class Group:
     help: str
 
 
+def json_flag(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--json``: print ``what`` as JSON (``args.json``) instead of text for people."""
+    parser.add_argument("--json", action="store_true", help=f"print {what} as JSON")
+
+
 def read_bytes(name: str, max_bytes: int) -> bytes:
     """At most ``max_bytes + 1`` bytes of the file ``name`` (``-`` is stdin), so a caller can
     tell an over-long input; an unreadable file is an InputError."""

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from bot.commands.base import EXIT_FAILED, EXIT_OK, Command, Context
+from bot.commands.base import EXIT_FAILED, EXIT_OK, Command, Context, json_flag
 from bot.demo import (
     CRASH_SCALE,
     EXECUTORS,
@@ -27,7 +27,7 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
         help="normal (window expires), kill, early-kill, injected, crash, denied",
     )
     parser.add_argument("--bundle-out", metavar="PATH", help="write the proof bundle here")
-    parser.add_argument("--json", action="store_true", help="print a machine-readable result")
+    json_flag(parser, "the result")
     parser.add_argument(
         "--minutes", type=int, default=MINUTES, help="window length in (fast) minutes, 5 or more"
     )

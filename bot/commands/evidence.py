@@ -21,18 +21,16 @@ from typing import Any
 from bot.commands.base import (
     EXIT_FAILED,
     EXIT_OK,
-    MAX_BUNDLE_BYTES,
     STDIN,
     Command,
     Context,
     Group,
-    load_trust,
+    json_flag,
     open_store,
     print_json,
     read_bytes,
-    read_object,
 )
-from bot.commands.verify import bundle_arguments
+from bot.commands.verify import bundle_arguments, read_bundle
 from engine.cst import MAX_TOKEN_BYTES, parse_token
 from engine.errors import InputError, InvalidToken
 from engine.receipts import GATEWAY_RECEIPT, content_hash
@@ -109,8 +107,7 @@ def _presented_claims(name: str | None, issuers: frozenset[str]) -> Mapping[str,
 
 
 async def token(args: argparse.Namespace, ctx: Context) -> int:
-    bundle = read_object(args.bundle, "a proof bundle envelope", MAX_BUNDLE_BYTES)
-    trust = load_trust(args.trust, ctx)
+    bundle, trust = read_bundle(args, ctx)
     report = verify_bundle(bundle, trust)
     rows = token_bindings(bundle, report, trust)
     claims = _presented_claims(args.token_file, trust.token_issuer_dids)
@@ -164,7 +161,7 @@ def _secret_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="read the secret from FILE (default: stdin); never give it on the command line",
     )
-    parser.add_argument("--json", action="store_true", help="print the answer as JSON")
+    json_flag(parser, "the answer")
 
 
 def _token_arguments(parser: argparse.ArgumentParser) -> None:
@@ -174,7 +171,7 @@ def _token_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="a CST (JWS) to check against the bundle (- for stdin); tokens never go in argv",
     )
-    parser.add_argument("--json", action="store_true", help="print the bindings as JSON")
+    json_flag(parser, "the bindings")
 
 
 GROUPS = (Group(("evidence",), "answer questions from the evidence (secret, token)"),)

@@ -17,16 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from bot.commands import html_sections as s
-from bot.commands.base import (
-    EXIT_FAILED,
-    EXIT_OK,
-    MAX_BUNDLE_BYTES,
-    Command,
-    Context,
-    load_trust,
-    read_object,
-)
-from bot.commands.verify import bundle_arguments, profile_argument
+from bot.commands.base import EXIT_FAILED, EXIT_OK, Command, Context
+from bot.commands.verify import bundle_arguments, profile_argument, read_bundle
 from engine.errors import InputError
 from engine.verify import Report, verify_bundle
 
@@ -81,8 +73,7 @@ def _details(summary: Mapping[str, Any], payload: Mapping[str, Any]) -> list[str
 
 
 async def run(args: argparse.Namespace, ctx: Context) -> int:
-    bundle = read_object(args.bundle, "a proof bundle envelope", MAX_BUNDLE_BYTES)
-    trust = load_trust(args.trust, ctx)
+    bundle, trust = read_bundle(args, ctx)
     result = verify_bundle(bundle, trust, profile=args.profile)
     page = render(result, bundle)
     try:

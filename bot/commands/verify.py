@@ -7,6 +7,8 @@ at all (unreadable, not JSON, not an object, a bad trust file).
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
+from typing import Any
 
 from bot.commands import report
 from bot.commands.base import (
@@ -15,16 +17,16 @@ from bot.commands.base import (
     MAX_BUNDLE_BYTES,
     Command,
     Context,
+    json_flag,
     load_trust,
     print_json,
     read_object,
 )
-from engine.verify import PROFILE_BREAKGLASS, PROFILE_CORE, verify_bundle
+from engine.verify import PROFILE_BREAKGLASS, PROFILE_CORE, Trust, verify_bundle
 
 
 async def run(args: argparse.Namespace, ctx: Context) -> int:
-    bundle = read_object(args.bundle, "a proof bundle envelope", MAX_BUNDLE_BYTES)
-    trust = load_trust(args.trust, ctx)
+    bundle, trust = read_bundle(args, ctx)
     result = verify_bundle(bundle, trust, profile=args.profile)
     if args.json:
         print_json(result.to_json())
@@ -43,6 +45,12 @@ def bundle_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def read_bundle(args: argparse.Namespace, ctx: Context) -> tuple[Mapping[str, Any], Trust]:
+    """The bundle and the trust that :func:`bundle_arguments` named."""
+    bundle = read_object(args.bundle, "a proof bundle envelope", MAX_BUNDLE_BYTES)
+    return bundle, load_trust(args.trust, ctx)
+
+
 def profile_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--profile",
@@ -54,7 +62,7 @@ def profile_argument(parser: argparse.ArgumentParser) -> None:
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
     bundle_arguments(parser)
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    json_flag(parser, "the report")
     profile_argument(parser)
 
 

@@ -82,48 +82,53 @@ class Request:
 
 
 @dataclass(frozen=True)
-class Approve:
+class ActorCommand:
+    """A command a person gave: ``actor`` is who. Each kind is its own subclass (the
+    lifecycle dispatches on the exact type); Withdraw, Kill and Done carry nothing else."""
+
     actor: Actor
+
+
+@dataclass(frozen=True)
+class Approve(ActorCommand):
     plan_hash: str
     external_ref: str | None = None  # e.g. an Entra PIM request id or a change ticket
     step_up: StepUpEvidence | None = None  # a verified fresh sign-in, where the plan needs one
 
 
 @dataclass(frozen=True)
-class StepUpFailed:
+class StepUpFailed(ActorCommand):
     """An approver's sign-in was refused before it could count (bad token, nonce, replay):
     always refused, so the refusal is recorded on the job."""
 
-    actor: Actor
     plan_hash: str
     reason: str
     detail: str = ""
 
 
 @dataclass(frozen=True)
-class Deny:
-    actor: Actor
+class Deny(ActorCommand):
     plan_hash: str
 
 
 @dataclass(frozen=True)
-class Withdraw:
-    actor: Actor
+class Withdraw(ActorCommand):
+    """An approver takes back their approval (pending: it no longer counts; active: the
+    window ends)."""
 
 
 @dataclass(frozen=True)
-class Kill:
-    actor: Actor
+class Kill(ActorCommand):
+    """Anyone in the incident channel stops the job now."""
 
 
 @dataclass(frozen=True)
-class Done:
-    actor: Actor
+class Done(ActorCommand):
+    """The requester or an approver ends an active window early."""
 
 
 @dataclass(frozen=True)
-class Extend:
-    actor: Actor
+class Extend(ActorCommand):
     minutes: int
 
 

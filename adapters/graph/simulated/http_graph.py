@@ -188,16 +188,20 @@ async def revoke_sessions(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application) -> None:
     add = app.router.add_route
-    add("GET", f"{ROLE_MGMT}/roleAssignmentScheduleRequests", list_requests)
-    add("POST", f"{ROLE_MGMT}/roleAssignmentScheduleRequests", create_request)
-    add("GET", f"{ROLE_MGMT}/roleAssignmentScheduleRequests/{{id}}", get_request)
+
+    def readable(path: str, list_all: Handler, get_one: Handler) -> None:
+        """A Graph collection: GET lists it, GET ``path/{id}`` reads one member."""
+        add("GET", path, list_all)
+        add("GET", f"{path}/{{id}}", get_one)
+
+    requests = f"{ROLE_MGMT}/roleAssignmentScheduleRequests"
+    add("GET", requests, list_requests)
+    add("POST", requests, create_request)
+    add("GET", f"{requests}/{{id}}", get_request)
     add("GET", f"{ROLE_MGMT}/roleAssignmentScheduleInstances", list_instances)
-    add("GET", f"{ROLE_MGMT}/roleDefinitions", list_role_definitions)
-    add("GET", f"{ROLE_MGMT}/roleDefinitions/{{id}}", get_role_definition)
-    add("GET", f"{GRAPH_PREFIX}/groups", list_groups)
-    add("GET", f"{GRAPH_PREFIX}/groups/{{id}}", get_group)
-    add("GET", f"{CA}/policies", list_policies)
-    add("GET", f"{CA}/policies/{{id}}", get_policy)
+    readable(f"{ROLE_MGMT}/roleDefinitions", list_role_definitions, get_role_definition)
+    readable(f"{GRAPH_PREFIX}/groups", list_groups, get_group)
+    readable(f"{CA}/policies", list_policies, get_policy)
     add("PATCH", f"{CA}/policies/{{id}}", patch_policy)
     add("GET", f"{GRAPH_PREFIX}/users/{{id}}", get_user)
     add("POST", f"{GRAPH_PREFIX}/users/{{id}}/revokeSignInSessions", revoke_sessions)
