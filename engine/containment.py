@@ -105,12 +105,18 @@ def derive_step(
 def derived_record(
     receipt_id: str, tool_name: str, arguments: Mapping[str, Any], result: Mapping[str, Any]
 ) -> dict[str, Any] | None:
-    """What the job (and its bundle) keeps of a derived step: the write's receipt id and
-    result (the verifier re-derives the step and checks the receipt's result hash)."""
+    """What the job (and its bundle) keeps of a derived step: the write's receipt id,
+    arguments and result (the verifier checks them against the receipt's hashes and
+    re-derives the step)."""
     step = derive_step(tool_name, arguments, result)
     if step is None:
         return None
-    return {"receipt_id": receipt_id, "result": dict(result), "step": step}
+    return {
+        "receipt_id": receipt_id,
+        "arguments": dict(arguments),
+        "result": dict(result),
+        "step": step,
+    }
 
 
 def describe_left(step: Mapping[str, Any]) -> str:

@@ -233,6 +233,12 @@ def plan_calls(
     }
 
 
+def _new_at_end(rollback: Mapping[str, Any]) -> list[Any]:
+    """End steps no containment statement already allows (one Allow per call suffices)."""
+    contained = rollback.get("containment", [])
+    return [step for step in rollback.get("at_end", []) if step not in contained]
+
+
 def _containment(tool: str, targets: Mapping[str, str]) -> dict[str, Any]:
     """A kill step on the job's own targets: exactly the arguments the tool names as targets."""
     spec = catalog.TOOLS[tool]
@@ -266,10 +272,7 @@ def build_wpc(
             _allow(f"AllowContainment{i}", s)
             for i, s in enumerate(calls["rollback"].get("containment", []), 1)
         ),
-        *(
-            _allow(f"AllowAtEnd{i}", s)
-            for i, s in enumerate(calls["rollback"].get("at_end", []), 1)
-        ),
+        *(_allow(f"AllowAtEnd{i}", s) for i, s in enumerate(_new_at_end(calls["rollback"]), 1)),
         *rotation_statements(contain, request.targets["tenant_id"]),
     ]
     if model is not None:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from engine import catalog
+from engine.containment import end_steps
 from engine.cst import TokenKind, sign_token
 from engine.did import Signer
 from engine.errors import GatewayRefusal
@@ -175,8 +176,17 @@ class JobSim:
         self.call(*self.planned("rollback", "steps", "0"), token=token)
         self.advance(seconds=1)
         self.call(*self.planned("rollback", "verify"), token=token)
+        self.contain_at_end(token)
         self.advance(seconds=1)
         return self.do(RollbackFinished(verified=verified))
+
+    def contain_at_end(self, token: str) -> None:
+        """The end-of-window containment steps, after the removal, as the service runs them."""
+        assert self.job is not None
+        terms = self.job.plan.payload["metadata"]["breakglass"]
+        for step in end_steps(terms, self.job.derived_rollback):
+            self.advance(seconds=1)
+            self.call(step["tool"], dict(step["arguments"]), token=token)
 
     def whole_job(self) -> None:
         """Request, two approvals, write + verify, window expires, rollback + verify."""
