@@ -129,8 +129,15 @@ class JobSim:
         assert token is not None
         return sign_token(token.claims, self.keys.issuer)
 
-    def call(self, tool: str, arguments: dict[str, Any], token: str | None = None) -> Transition:
-        """Decide, execute against an always-as-planned tenant, receipt: like the service."""
+    def call(
+        self,
+        tool: str,
+        arguments: dict[str, Any],
+        token: str | None = None,
+        result: ToolResult | None = None,
+    ) -> Transition:
+        """Decide, execute against an always-as-planned tenant (or return ``result``),
+        receipt: like the service."""
         assert self.job is not None
         presented = token if token is not None else self.token_string()
         view = GatewayView(
@@ -153,7 +160,7 @@ class JobSim:
                 receipt_id=receipt_id,
                 latency_ms=3,
                 allowed=allowed,
-                result=verified_result(arguments),
+                result=result or verified_result(arguments),
             )
         return self.do(command)
 
