@@ -128,6 +128,7 @@ class _Run:
     attempts: int = 0  # calls of the rollback steps proper
     announced: datetime | None = None  # the not_before already told to the channel
     contained: tuple[str, ...] | None = None  # containment done (the tools that succeeded)
+    last: GatewayOutcome | None = None  # the latest call's outcome
 
     @property
     def terms(self) -> Any:
@@ -178,9 +179,11 @@ class _Run:
         help), a read answers definitively, or the budget is spent."""
         for tries in range(MAX_ATTEMPTS_PER_STEP):
             self.attempts += removal
-            outcome = await self.call(step)
+            outcome = self.last = await self.call(step)
             if outcome.allowed and outcome.status == "success":
                 return True
+            if outcome.allowed and outcome.result.get("sent") is False:
+                return False  # the adapter refused its arguments: retrying cannot help
             if not outcome.allowed:
                 log.error(
                     "rollback step %s for %s refused: %s",
@@ -227,11 +230,20 @@ class _Run:
         containment already revoked them: they may have been re-established since."""
         self.job = await self.service.load(self.job.job_id)  # every derived step recorded
         left = []
+        derived = [record["step"] for record in self.job.derived_rollback]
         for step in end_steps(self.terms, self.job.derived_rollback):
-            if not await self.until_done(step):
+            planned = step not in derived  # a derived step names what the tenant created
+            if not await self.until_done(step) and not (planned and self._names_nothing()):
                 log.error("containment step %s for %s did not run", step["tool"], self.job.job_id)
                 left.append(describe_left(step))
         return tuple(left)
+
+    def _names_nothing(self) -> bool:
+        """The last step's arguments were refused before sending (a principal given as
+        something other than an object id): like the write that named it, it never reached
+        the tenant, so the window gave that principal nothing to contain."""
+        last = self.last
+        return last is not None and last.allowed and last.result.get("sent") is False
 
     async def pause(self, seconds: float) -> bool:
         """Back off before the next try; False when the budget is spent."""

@@ -27,17 +27,24 @@ UNBOUND = "BREAKGLASS_DERIVED_STEP_UNBOUND"
 
 def check_containment(ev: Evidence, calls: list[Call]) -> None:
     """(1) every credential write's derived step is recorded and bound to its receipt;
-    (2) every end step ran after the last removal (only for a job whose window ended)."""
+    (2) for a job whose window ended, every derived step ran after the last removal, and so
+    did every planned end step once the planned write succeeded."""
     run = ev.meta.get("run", {})
     derived = _bound_records(ev, run.get("derived_rollback", []))
     if not _window_ended(ev):
         return
     ok = [c for c in calls if c.status == "success"]
     after = _after_removal(ev, ok, run)
-    failed_naming = (
-        set(run.get("still_privileged", [])) if run.get("outcome") == "failed" else set()
-    )
-    for step in end_steps(ev.policy.terms, derived):
+    failed = run.get("outcome") == "failed"
+    failed_naming = set(run.get("still_privileged", [])) if failed else set()
+    write_tool, _ = ev.planned(("action",))
+    # The planned end steps are owed once the write landed; before that the runner still
+    # runs them, but a write refused before sending left nothing to contain.
+    if any(c.tool == write_tool for c in ok):
+        owed = end_steps(ev.policy.terms, derived)
+    else:
+        owed = [record["step"] for record in derived]
+    for step in owed:
         key = (str(step["tool"]), content_hash(step["arguments"]))
         if any((c.tool, c.args_hash) == key and c.at >= after for c in ok):
             continue
