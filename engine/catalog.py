@@ -17,6 +17,7 @@ EXCLUDE_GROUP = "breakglass.microsoft_graph.exclude_group_from_ca_policy"
 RESTORE_CA = "breakglass.microsoft_graph.restore_ca_policy"
 READ_CA = "breakglass.microsoft_graph.read_ca_policy"
 REVOKE_SESSIONS = "breakglass.microsoft_graph.revoke_sign_in_sessions"
+REVOKE_GROUP_SESSIONS = "breakglass.microsoft_graph.revoke_group_member_sessions"
 ADD_APP_PASSWORD = "breakglass.microsoft_graph.add_application_password"
 REMOVE_APP_PASSWORD = "breakglass.rollback.remove_application_password"
 
@@ -119,6 +120,13 @@ TOOLS: dict[str, ToolSpec] = {
             "Revoke the principal's sign-in sessions (the role templates' "
             "containment kill step: it stops use of the grant while its removal must wait).",
             {"tenant_id": _T.TENANT, "principal_id": _T.PRINCIPAL},
+        ),
+        _tool(
+            REVOKE_GROUP_SESSIONS,
+            ToolRole.ROLLBACK,
+            "Revoke the sign-in sessions of every user in the group (the Conditional Access "
+            "exclusion's end step: sessions obtained while excluded do not outlive it).",
+            {"tenant_id": _T.TENANT, "group_id": _T.GROUP},
         ),
         _tool(
             ADD_APP_PASSWORD,

@@ -57,7 +57,7 @@ class ContainSettings:
 
 def settings_for(rules: AccessRules | None, template: str, revocable: bool) -> ContainSettings:
     """The containment of ``template`` from configuration: the template's own table, or the
-    defaults (revoke where the template names a principal, rotate nothing)."""
+    defaults (revoke the sessions the template's target names, rotate nothing)."""
     access = rules.templates.get(template) if rules is not None else None
     revoke = access.revoke_sessions_at_end if access is not None else None
     rotate = access.rotate_credentials if access is not None else ()

@@ -81,6 +81,8 @@ TEMPLATES: dict[str, Template] = {
         read_tool=catalog.READ_CA,
         expect_after_action="excluded",
         expect_after_rollback="restored",
+        # Sessions obtained while excluded (e.g. without MFA) must not outlive the exclusion.
+        end_revocation=catalog.REVOKE_GROUP_SESSIONS,
     ),
 }
 
@@ -178,6 +180,17 @@ def contain_terms(rules: AccessRules | None, template_name: str) -> dict[str, An
         return None
     revocable = template.end_revocation is not None
     return settings_for(rules, template_name, revocable).terms()
+
+
+def contain_problems(rules: AccessRules | None) -> list[str]:
+    """Configured containment a template cannot honour, as configuration problems."""
+    problems = []
+    for name in rules.templates if rules is not None else ():
+        try:
+            contain_terms(rules, name)
+        except TemplateError as exc:
+            problems.append(f"templates.{name}: {exc}")
+    return problems
 
 
 def contain_settings(template: Template, request: PlanRequest) -> ContainSettings:

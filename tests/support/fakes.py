@@ -83,6 +83,9 @@ class MemoryTenant:
                 raise GraphError("ServiceUnavailable", "try later", status=503)
             self.revoked.append(args["principal_id"])
             return ToolResult("success", {"revoked": True})
+        if tool_name == catalog.REVOKE_GROUP_SESSIONS:
+            self.revoked.append(f"group:{args['group_id']}")
+            return ToolResult("success", {"users": 0, "revoked": []})
         app = str(args.get("application_id", ""))
         if tool_name == catalog.ADD_APP_PASSWORD:
             key_id = f"key-{sum(len(k) for k in self.passwords.values()) + 1}"

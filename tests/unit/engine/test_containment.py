@@ -62,11 +62,16 @@ def test_role_templates_revoke_sessions_at_the_end_by_default() -> None:
     ]
 
 
-def test_ca_exclusion_names_no_principal_so_revoking_there_is_refused() -> None:
-    assert terms(CA)["contain"]["revoke_sessions_at_end"] is False
-    assert "at_end" not in terms(CA)["rollback"]
-    with pytest.raises(TemplateError, match="no principal"):
-        contain_terms(rules_with(revoke_sessions_at_end=True), "ca-exclusion")
+def test_a_ca_exclusion_revokes_its_group_users_sessions_at_the_end() -> None:
+    """Sessions obtained while excluded (without the policy's MFA) must not outlive it."""
+    found = terms(CA)
+    assert found["contain"]["revoke_sessions_at_end"] is True
+    assert found["rollback"]["at_end"] == [
+        {
+            "tool": catalog.REVOKE_GROUP_SESSIONS,
+            "arguments": {"tenant_id": TENANT, "group_id": "g"},
+        }
+    ]
 
 
 def test_the_setting_can_turn_revocation_off_and_the_plan_says_so() -> None:
