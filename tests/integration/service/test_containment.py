@@ -15,12 +15,12 @@ from engine import catalog
 from engine.access import access_from_config
 from engine.cst import TokenKind
 from engine.job import CLOSED, FAILED, KILLED, Job
-from engine.lifecycle import Done, Kill, Rules
+from engine.lifecycle import Approve, Done, Kill, Rules
 from engine.receipts import TOOL_RECEIPT
 from engine.verify import verify_bundle
 from tests.integration.service.conftest import Env, build_env
 from tests.integration.service.test_jobs import approved, role
-from tests.support.engine_sim import ROLE_TARGETS, trust_for
+from tests.support.engine_sim import ROLE_TARGETS, console_request, trust_for
 
 APPROVERS = frozenset({"u-bob", "u-carol", "u-dave"})
 APP = "4f6c1c1e-7a51-5c57-9d43-2b2cf0d8a9e1"
@@ -152,3 +152,24 @@ async def test_without_rotation_listed_the_agent_cannot_add_a_password(env: Env)
     assert env.tenant.passwords == {}
     assert (catalog.ADD_APP_PASSWORD, "error") in await receipted(env)
     assert (await env.service.load("job-s1")).derived_rollback == ()
+
+
+async def test_a_ca_exclusion_revokes_its_group_users_sessions_at_the_end(env: Env) -> None:
+    s = env.service
+    targets = {"tenant_id": TENANT, "policy_id": "ca-1", "group_id": "g-bg"}
+    alice = s.actor("console:alice")
+    req = console_request("job-s1", template="ca-exclusion", targets=targets, actor=alice)
+    out = await s.request(req, key="req:ca")
+    assert out.ok, out
+    plan = out.result["plan_hash"]
+    for who in ("bob", "carol"):
+        assert (await s.command("job-s1", Approve(s.actor(f"console:{who}"), plan))).ok
+    await env.settle()
+    assert env.tenant.excluded == {(TENANT, "ca-1", "g-bg")}
+    job = await end(env, "done")
+    assert job.state == CLOSED, job
+    assert env.tenant.excluded == set()
+    assert env.tenant.revoked == ["group:g-bg"]
+    tools = [tool for tool, status in await receipted(env) if status == "success"]
+    assert tools[-3:] == [catalog.RESTORE_CA, catalog.READ_CA, catalog.REVOKE_GROUP_SESSIONS]
+    await verified(env, job)
