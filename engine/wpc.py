@@ -52,7 +52,7 @@ class Template:
     min_reason: str = ""  # why the minimum is what it is, shown with a refusal
     containment: tuple[str, ...] = ()  # kill steps that stop use of the grant at once
     # Run after the removal at every window end when the template's settings ask for it
-    # (engine.containment); None where the template names no principal.
+    # (engine.containment); None: the template has no sessions to revoke.
     end_revocation: str | None = None
 
 

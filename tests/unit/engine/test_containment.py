@@ -22,21 +22,12 @@ from engine.verify import verify_bundle
 from engine.wpc import PlanRequest, Policy, build_wpc, contain_terms
 from tests.corpus.generate import forge, resign
 from tests.support.engine_sim import TENANT, JobSim, trust_for
+from tests.unit.engine.test_wpc import CA, ROLE
 
 APP = "4f6c1c1e-7a51-5c57-9d43-2b2cf0d8a9e1"
 KEY = "0f9a3c0e-1111-4a2b-9c3d-5e6f7a8b9c0d"
-ROLE = PlanRequest(
-    template="entra-role",
-    targets={"tenant_id": TENANT, "principal_id": "u-alice", "role_definition_id": "r-ga"},
-    minutes=30,
-    requester="u-alice",
-    justification="INC-7",
-    ticket="INC-7",
-    job_id="job-1",
-)
-CA = replace(
-    ROLE, template="ca-exclusion", targets={"tenant_id": TENANT, "policy_id": "p", "group_id": "g"}
-)
+# The test_wpc requests (tenant "t-1", principal "u-alice", job "job-1").
+WPC_TENANT = ROLE.targets["tenant_id"]
 
 
 def terms(request: PlanRequest) -> dict[str, Any]:
@@ -57,7 +48,7 @@ def test_role_templates_revoke_sessions_at_the_end_by_default() -> None:
     assert found["rollback"]["at_end"] == [
         {
             "tool": catalog.REVOKE_SESSIONS,
-            "arguments": {"tenant_id": TENANT, "principal_id": "u-alice"},
+            "arguments": {"tenant_id": WPC_TENANT, "principal_id": "u-alice"},
         }
     ]
 
@@ -69,7 +60,7 @@ def test_a_ca_exclusion_revokes_its_group_users_sessions_at_the_end() -> None:
     assert found["rollback"]["at_end"] == [
         {
             "tool": catalog.REVOKE_GROUP_SESSIONS,
-            "arguments": {"tenant_id": TENANT, "group_id": "g"},
+            "arguments": {"tenant_id": WPC_TENANT, "group_id": "g-bg"},
         }
     ]
 
@@ -86,7 +77,7 @@ def test_rotation_is_allowed_only_where_the_template_lists_it() -> None:
     rotate = contain_terms(rules_with(rotate_credentials=["application_password"]), "entra-role")
     rotating = Policy.from_payload(build_wpc(replace(ROLE, contain=rotate), "did:key:z6MkpX"))
     add = catalog.TOOLS[catalog.ADD_APP_PASSWORD]
-    args = {"tenant_id": TENANT, "application_id": APP, "job_id": "job-1"}
+    args = {"tenant_id": WPC_TENANT, "application_id": APP, "job_id": "job-1"}
     assert not plain.tool_call_decision(add, args).allowed
     assert rotating.tool_call_decision(add, args).allowed
     assert not rotating.tool_call_decision(add, args | {"tenant_id": "other"}).allowed
