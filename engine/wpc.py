@@ -182,17 +182,6 @@ def contain_terms(rules: AccessRules | None, template_name: str) -> dict[str, An
     return settings_for(rules, template_name, revocable).terms()
 
 
-def contain_problems(rules: AccessRules | None) -> list[str]:
-    """Configured containment a template cannot honour, as configuration problems."""
-    problems = []
-    for name in rules.templates if rules is not None else ():
-        try:
-            contain_terms(rules, name)
-        except TemplateError as exc:
-            problems.append(f"templates.{name}: {exc}")
-    return problems
-
-
 def contain_settings(template: Template, request: PlanRequest) -> ContainSettings:
     """The request's containment: as configured, or the template's defaults."""
     if request.contain is None:
