@@ -128,9 +128,11 @@ def describe_left(step: Mapping[str, Any]) -> str:
             f"application {args.get('application_id')} still holds password keyId "
             f"{args.get('key_id')} added in the window, in tenant {tenant}"
         )
-    return (
-        f"sign-in sessions of principal {args.get('principal_id')} not revoked in tenant {tenant}"
-    )
+    if step.get("tool") == catalog.REVOKE_GROUP_SESSIONS:
+        whose = f"the users of group {args.get('group_id')}"
+    else:
+        whose = f"principal {args.get('principal_id')}"
+    return f"sign-in sessions of {whose} not revoked in tenant {tenant}"
 
 
 def end_steps(terms: Mapping[str, Any], derived: Sequence[Mapping[str, Any]]) -> list[Any]:

@@ -12,7 +12,7 @@ import pytest
 from engine import catalog
 from engine.access import access_from_config
 from engine.chain import TOOL_CALL
-from engine.containment import ContainSettings, derive_step
+from engine.containment import ContainSettings, derive_step, describe_left
 from engine.cst import TokenKind
 from engine.errors import ConfigError, TemplateError
 from engine.job import CLOSED
@@ -221,3 +221,22 @@ def test_the_rollback_token_may_remove_but_never_add() -> None:
     receipt = next(r for r in refused.records if r.event["event_type"] == TOOL_CALL)
     assert receipt.envelope is not None
     assert receipt.envelope["payload"]["result_status"] == "error"
+
+
+def test_what_was_left_is_named_in_plain_words() -> None:
+    group = {
+        "tool": catalog.REVOKE_GROUP_SESSIONS,
+        "arguments": {"tenant_id": "t", "group_id": "g"},
+    }
+    user = {"tool": catalog.REVOKE_SESSIONS, "arguments": {"tenant_id": "t", "principal_id": "p"}}
+    key = {
+        "tool": catalog.REMOVE_APP_PASSWORD,
+        "arguments": {"tenant_id": "t", "application_id": "a", "key_id": "k", "job_id": "j"},
+    }
+    assert (
+        describe_left(group) == "sign-in sessions of the users of group g not revoked in tenant t"
+    )
+    assert describe_left(user) == "sign-in sessions of principal p not revoked in tenant t"
+    assert describe_left(key) == (
+        "application a still holds password keyId k added in the window, in tenant t"
+    )
