@@ -6,8 +6,11 @@ and keeps one rollback token until it nears expiry. A write that never left us n
 undoing; one that failed but may have landed is read first. When the tenant refuses an early
 removal (``REMOVAL_NOT_YET_ALLOWED`` with ``not_before``), the runner contains the principal
 with the WPC's containment steps, tells the channel when removal becomes possible, waits on
-the service's clock and removes then, all inside the job. A budget spent ends the job
-``failed`` with an escalation naming what is still privileged."""
+the service's clock and removes then, all inside the job. After the removal, every window
+end contains what the window touched (``engine.containment``): credentials created during
+the window are removed by the steps their writes derived, then the principal's sign-in
+sessions are revoked where the template says so. A budget spent ends the job ``failed``
+with an escalation naming what is still privileged or was not contained."""
 
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from engine.containment import describe_left, end_steps
 from engine.cst import TokenKind
 from engine.errors import InputError
 from engine.job import ROLLING_BACK, Job, describe_grant
@@ -91,12 +95,13 @@ async def run_rollback(service: JobService, job_id: str) -> None:
         service, job, parse_iso(job.ended_at or job.created_at) + service.rules.rollback_budget
     )
     verified = await run.undo_and_verify()
-    still = () if verified else (describe_grant(run.job),)
+    left = await run.contain_at_end()
+    still = (() if verified else (describe_grant(run.job),)) + left
     if still:
         log.error(
-            "ESCALATION job %s: rollback not verified; still privileged: %s",
+            "ESCALATION job %s: rollback not verified or not contained; still: %s",
             job_id,
-            still[0],
+            "; ".join(still),
             extra={"job_id": job_id, "escalation": True},
         )
     outcome = await service.command(
@@ -123,6 +128,7 @@ class _Run:
     attempts: int = 0  # calls of the rollback steps proper
     announced: datetime | None = None  # the not_before already told to the channel
     contained: tuple[str, ...] | None = None  # containment done (the tools that succeeded)
+    last: GatewayOutcome | None = None  # the latest call's outcome
 
     @property
     def terms(self) -> Any:
@@ -173,9 +179,11 @@ class _Run:
         help), a read answers definitively, or the budget is spent."""
         for tries in range(MAX_ATTEMPTS_PER_STEP):
             self.attempts += removal
-            outcome = await self.call(step)
+            outcome = self.last = await self.call(step)
             if outcome.allowed and outcome.status == "success":
                 return True
+            if outcome.allowed and outcome.result.get("sent") is False:
+                return False  # the adapter refused its arguments: retrying cannot help
             if not outcome.allowed:
                 log.error(
                     "rollback step %s for %s refused: %s",
@@ -215,6 +223,27 @@ class _Run:
         steps = self.terms["rollback"].get("containment", ())
         done = [str(step["tool"]) for step in steps if await self.once(step)]
         return tuple(done)
+
+    async def contain_at_end(self) -> tuple[str, ...]:
+        """Run every end-of-window containment step (each retried within the budget, like
+        a removal); what did not run, in plain words. Sessions are revoked here even when
+        containment already revoked them: they may have been re-established since."""
+        self.job = await self.service.load(self.job.job_id)  # every derived step recorded
+        left = []
+        derived = [record["step"] for record in self.job.derived_rollback]
+        for step in end_steps(self.terms, self.job.derived_rollback):
+            planned = step not in derived  # a derived step names what the tenant created
+            if not await self.until_done(step) and not (planned and self._names_nothing()):
+                log.error("containment step %s for %s did not run", step["tool"], self.job.job_id)
+                left.append(describe_left(step))
+        return tuple(left)
+
+    def _names_nothing(self) -> bool:
+        """The last step's arguments were refused before sending (a principal given as
+        something other than an object id): like the write that named it, it never reached
+        the tenant, so the window gave that principal nothing to contain."""
+        last = self.last
+        return last is not None and last.allowed and last.result.get("sent") is False
 
     async def pause(self, seconds: float) -> bool:
         """Back off before the next try; False when the budget is spent."""

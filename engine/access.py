@@ -41,7 +41,16 @@ _LIST_KEYS = {
     "groups": TargetKind.GROUP,
     "tenants": TargetKind.TENANT,
 }
-_TEMPLATE_KEYS = {*_LIST_KEYS, "principal_groups", "step_up", "prerequisite", "ticket_pattern"}
+_TEMPLATE_KEYS = {
+    *_LIST_KEYS,
+    "principal_groups",
+    "step_up",
+    "prerequisite",
+    "ticket_pattern",
+    "revoke_sessions_at_end",
+    "rotate_credentials",
+}
+ROTATABLE_KINDS = ("application_password",)  # engine.containment says what each kind means
 
 
 @dataclass(frozen=True)
@@ -52,6 +61,9 @@ class TemplateAccess:
     step_up: str | None = None  # required | off | None: required for high-risk roles
     prerequisite: str = PREREQ_NONE
     ticket_pattern: str = ""  # for change_ticket: the whole id must match
+    # Containment at the window's end (engine.containment): None = the template's default
+    revoke_sessions_at_end: bool | None = None
+    rotate_credentials: tuple[str, ...] = ()
 
     def needs_step_up(self, role: str | None, high_risk: frozenset[str]) -> bool:
         if self.step_up is not None:
@@ -116,7 +128,13 @@ def _template(name: str, table: Any) -> TemplateAccess:
     pattern = _text(table, where, "ticket_pattern", "")
     if prerequisite == PREREQ_TICKET:
         _compile(where, pattern)
-    return TemplateAccess(limits, step_up, prerequisite, pattern)
+    revoke = table.get("revoke_sessions_at_end")
+    if revoke is not None and not isinstance(revoke, bool):
+        raise ConfigError(f"{where}.revoke_sessions_at_end must be true or false")
+    rotate = table.get("rotate_credentials", [])
+    if not isinstance(rotate, list) or any(kind not in ROTATABLE_KINDS for kind in rotate):
+        raise ConfigError(f"{where}.rotate_credentials must list only {', '.join(ROTATABLE_KINDS)}")
+    return TemplateAccess(limits, step_up, prerequisite, pattern, revoke, tuple(rotate))
 
 
 def _given(table: Mapping[str, Any], kind: TargetKind) -> bool:

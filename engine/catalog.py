@@ -17,6 +17,9 @@ EXCLUDE_GROUP = "breakglass.microsoft_graph.exclude_group_from_ca_policy"
 RESTORE_CA = "breakglass.microsoft_graph.restore_ca_policy"
 READ_CA = "breakglass.microsoft_graph.read_ca_policy"
 REVOKE_SESSIONS = "breakglass.microsoft_graph.revoke_sign_in_sessions"
+REVOKE_GROUP_SESSIONS = "breakglass.microsoft_graph.revoke_group_member_sessions"
+ADD_APP_PASSWORD = "breakglass.microsoft_graph.add_application_password"
+REMOVE_APP_PASSWORD = "breakglass.rollback.remove_application_password"
 
 _T = TargetKind
 
@@ -51,6 +54,7 @@ _ROLE_TARGETS = {
 }
 _CA_TARGETS = {"tenant_id": _T.TENANT, "policy_id": _T.CA_POLICY, "group_id": _T.GROUP}
 _JOB = {"job_id": _ID}
+_APP_TARGETS = {"tenant_id": _T.TENANT, "application_id": _T.APPLICATION}
 
 TOOLS: dict[str, ToolSpec] = {
     spec.name: spec
@@ -116,6 +120,31 @@ TOOLS: dict[str, ToolSpec] = {
             "Revoke the principal's sign-in sessions (the role templates' "
             "containment kill step: it stops use of the grant while its removal must wait).",
             {"tenant_id": _T.TENANT, "principal_id": _T.PRINCIPAL},
+        ),
+        _tool(
+            REVOKE_GROUP_SESSIONS,
+            ToolRole.ROLLBACK,
+            "Revoke the sign-in sessions of every user in the group (the Conditional Access "
+            "exclusion's end step: sessions obtained while excluded do not outlive it).",
+            {"tenant_id": _T.TENANT, "group_id": _T.GROUP},
+        ),
+        _tool(
+            ADD_APP_PASSWORD,
+            ToolRole.WRITE,
+            "Add a password credential (client secret) to an application registration; "
+            "the result names its keyId (the secret itself is never returned), and the end "
+            "of the window removes it.",
+            _APP_TARGETS,
+            {**_JOB, "display_name": {"type": "string", "maxLength": 100}},
+            optional=("display_name",),
+        ),
+        _tool(
+            REMOVE_APP_PASSWORD,
+            ToolRole.ROLLBACK,
+            "Remove one password credential (by keyId) that this job added to an "
+            "application registration, then read until it is gone.",
+            _APP_TARGETS,
+            {**_JOB, "key_id": _ID},
         ),
     )
 }

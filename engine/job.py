@@ -125,6 +125,8 @@ class Job:
     refusals: tuple[Mapping[str, str], ...] = ()
     # The causal spans of the model calls so far: root/last span ids and their timestamps.
     model_spans: Mapping[str, str] = field(default_factory=dict)
+    # Rollback steps derived from writes during the window (engine.containment.derived_record)
+    derived_rollback: tuple[Mapping[str, Any], ...] = ()
 
     @property
     def resolved(self) -> bool:
@@ -148,7 +150,7 @@ class Job:
         out["tokens"] = [
             {"kind": t.kind, "claims": t.claims, "revoked_at": t.revoked_at} for t in self.tokens
         ]
-        for name in ("policies", "still_privileged", "refusals"):
+        for name in ("policies", "still_privileged", "refusals", "derived_rollback"):
             out[name] = list(out[name])
         return out
 
@@ -163,6 +165,7 @@ class Job:
             data["still_privileged"] = tuple(data.get("still_privileged", ()))
             data["refusals"] = tuple(data.get("refusals", ()))
             data["policies"] = tuple(data.get("policies", ()))
+            data["derived_rollback"] = tuple(data.get("derived_rollback", ()))
             return cls(**data)
         except (KeyError, TypeError) as exc:
             raise StoreError(f"stored job is not readable: {exc}") from exc

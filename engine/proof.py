@@ -16,7 +16,7 @@ from engine.timeutil import parse_iso
 
 def run_summary(job: Job) -> dict[str, Any]:
     """Run metadata carried in the bundle (compact: the reference caps metadata at 16 KB)."""
-    return {
+    run = {
         "job_id": job.job_id,
         "template": job.request.get("template"),
         "ticket": job.request.get("ticket"),
@@ -33,6 +33,9 @@ def run_summary(job: Job) -> dict[str, Any]:
         "simulated": job.simulated,
         "external_refs": dict(job.external_refs),
     }
+    if job.derived_rollback:  # absent, not empty: bundles without one are unchanged
+        run["derived_rollback"] = [dict(record) for record in job.derived_rollback]
+    return run
 
 
 def bundle_for_job(

@@ -19,6 +19,7 @@ class TargetKind(StrEnum):
     ROLE = "role"
     GROUP = "group"
     CA_POLICY = "ca_policy"
+    APPLICATION = "application"  # an app registration (its object id)
 
 
 class ToolRole(StrEnum):

@@ -14,7 +14,9 @@ from datetime import datetime
 from typing import Any
 
 from engine import catalog
+from engine.access import AccessRules
 from engine.canonical import jcs
+from engine.containment import ContainSettings, rotation_statements, settings_for
 from engine.did import Signer
 from engine.envelope import (
     payload_hash,
@@ -49,6 +51,9 @@ class Template:
     min_minutes: int = 1
     min_reason: str = ""  # why the minimum is what it is, shown with a refusal
     containment: tuple[str, ...] = ()  # kill steps that stop use of the grant at once
+    # Run after the removal at every window end when the template's settings ask for it
+    # (engine.containment); None: the template has no sessions to revoke.
+    end_revocation: str | None = None
 
 
 TEMPLATES: dict[str, Template] = {
@@ -66,6 +71,7 @@ TEMPLATES: dict[str, Template] = {
         # A removal may be refused in the first minutes after activation: revoking the
         # principal's sessions contains the grant until the removal can run.
         containment=(catalog.REVOKE_SESSIONS,),
+        end_revocation=catalog.REVOKE_SESSIONS,
     ),
     "ca-exclusion": Template(
         name="ca-exclusion",
@@ -75,6 +81,8 @@ TEMPLATES: dict[str, Template] = {
         read_tool=catalog.READ_CA,
         expect_after_action="excluded",
         expect_after_rollback="restored",
+        # Sessions obtained while excluded (e.g. without MFA) must not outlive the exclusion.
+        end_revocation=catalog.REVOKE_GROUP_SESSIONS,
     ),
 }
 
@@ -98,6 +106,8 @@ class PlanRequest:
     job_id: str
     # Target limits admitted, prerequisite checked, step-up required (engine.lifecycle.gatekeeping)
     access: Mapping[str, Any] | None = None
+    # ContainSettings.terms() from configuration; None: the template's defaults
+    contain: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -162,8 +172,31 @@ def _deny_statements() -> list[dict[str, Any]]:
     return denies
 
 
-def plan_calls(template: Template, request: PlanRequest) -> dict[str, Any]:
-    """The action, its verification read, the rollback steps and the rollback verification."""
+def contain_terms(rules: AccessRules | None, template_name: str) -> dict[str, Any] | None:
+    """The containment configured for a template (``[templates.<name>]``), as WPC terms;
+    None for an unknown template (the plan builder refuses it with its own reason)."""
+    template = TEMPLATES.get(template_name)
+    if template is None:
+        return None
+    revocable = template.end_revocation is not None
+    return settings_for(rules, template_name, revocable).terms()
+
+
+def contain_settings(template: Template, request: PlanRequest) -> ContainSettings:
+    """The request's containment: as configured, or the template's defaults."""
+    if request.contain is None:
+        return ContainSettings(revoke_sessions_at_end=template.end_revocation is not None)
+    settings = ContainSettings.from_terms(request.contain)
+    if settings.revoke_sessions_at_end and template.end_revocation is None:
+        raise TemplateError(f"template {template.name} names no principal to revoke at the end")
+    return settings
+
+
+def plan_calls(
+    template: Template, request: PlanRequest, contain: ContainSettings | None = None
+) -> dict[str, Any]:
+    """The action, its verification read, the rollback steps and the rollback verification,
+    and the containment steps every window end runs after the removal (``at_end``)."""
     rollback_tool = ROLLBACK_OF.get(template.write_tool)
     if rollback_tool is None:
         raise TemplateError("NOT_ELIGIBLE: no rollback can be derived for this action")
@@ -190,6 +223,8 @@ def plan_calls(template: Template, request: PlanRequest) -> dict[str, Any]:
     }
     if template.containment:
         rollback["containment"] = [_containment(tool, targets) for tool in template.containment]
+    if contain is not None and contain.revoke_sessions_at_end and template.end_revocation:
+        rollback["at_end"] = [_containment(template.end_revocation, targets)]
     return {
         "action": {"tool": template.write_tool, "arguments": action_args},
         "verify_action": {
@@ -198,6 +233,12 @@ def plan_calls(template: Template, request: PlanRequest) -> dict[str, Any]:
         },
         "rollback": rollback,
     }
+
+
+def _new_at_end(rollback: Mapping[str, Any]) -> list[Any]:
+    """End steps no containment statement already allows (one Allow per call suffices)."""
+    contained = rollback.get("containment", [])
+    return [step for step in rollback.get("at_end", []) if step not in contained]
 
 
 def _containment(tool: str, targets: Mapping[str, str]) -> dict[str, Any]:
@@ -223,7 +264,8 @@ def build_wpc(
         raise TemplateError(f"unknown template {request.template[:40]!r}")
     limit = min(max_minutes or template.max_minutes, template.max_minutes)
     _check_request(request, template, limit)
-    calls = plan_calls(template, request)
+    contain = contain_settings(template, request)
+    calls = plan_calls(template, request, contain)
     statements = [
         _allow("AllowPrivilegedAction", calls["action"]),
         _allow("AllowVerificationRead", calls["verify_action"]),
@@ -232,6 +274,8 @@ def build_wpc(
             _allow(f"AllowContainment{i}", s)
             for i, s in enumerate(calls["rollback"].get("containment", []), 1)
         ),
+        *(_allow(f"AllowAtEnd{i}", s) for i, s in enumerate(_new_at_end(calls["rollback"]), 1)),
+        *rotation_statements(contain, request.targets["tenant_id"]),
     ]
     if model is not None:
         statements.append(
@@ -255,6 +299,7 @@ def build_wpc(
         "justification": request.justification,
         "ticket": request.ticket,
         **calls,
+        "contain": contain.terms(),
         "timebox": {
             "requested_minutes": request.minutes,
             "max_duration_minutes": limit,

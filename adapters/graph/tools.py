@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from adapters.graph import ca, prerequisites, resolve, roles
+from adapters.graph import ca, credentials, prerequisites, resolve, roles, sessions
 from adapters.graph.arguments import parse_arguments
 from adapters.graph.client import GraphClient
 from adapters.graph.config import GraphConfig
@@ -25,15 +25,6 @@ from engine.tools import ToolResult
 Handler = Callable[[ToolContext, Mapping[str, Any]], Awaitable[ToolResult]]
 
 
-async def _revoke_sessions(ctx: ToolContext, args: Mapping[str, Any]) -> ToolResult:
-    principal = args["principal_id"]
-    # Revoking twice is harmless, so a lost answer may simply be resent.
-    resp = await ctx.client.post(f"/users/{principal}/revokeSignInSessions", None, idempotent=True)
-    return ToolResult(
-        "success", {"revoked": resp.body.get("value") is True, "principal_id": principal}
-    )
-
-
 HANDLERS: dict[str, Handler] = {
     catalog.WRITE_ROLE: roles.write_role_assignment,
     catalog.READ_ROLE: roles.read_role_assignment,
@@ -41,7 +32,10 @@ HANDLERS: dict[str, Handler] = {
     catalog.EXCLUDE_GROUP: ca.exclude_group,
     catalog.RESTORE_CA: ca.restore_policy,
     catalog.READ_CA: ca.read_policy,
-    catalog.REVOKE_SESSIONS: _revoke_sessions,
+    catalog.REVOKE_SESSIONS: sessions.revoke_sessions,
+    catalog.REVOKE_GROUP_SESSIONS: sessions.revoke_group_sessions,
+    catalog.ADD_APP_PASSWORD: credentials.add_password,
+    catalog.REMOVE_APP_PASSWORD: credentials.remove_password,
 }
 
 TOOL_NAMES: frozenset[str] = frozenset(HANDLERS)

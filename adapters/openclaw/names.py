@@ -27,6 +27,9 @@ MCP_NAMES: Mapping[str, str] = MappingProxyType(
         catalog.RESTORE_CA: "graph_restore_ca_policy",
         catalog.READ_CA: "graph_read_ca_policy",
         catalog.REVOKE_SESSIONS: "graph_revoke_sign_in_sessions",
+        catalog.REVOKE_GROUP_SESSIONS: "graph_revoke_group_member_sessions",
+        catalog.ADD_APP_PASSWORD: "graph_add_application_password",
+        catalog.REMOVE_APP_PASSWORD: "rollback_remove_application_password",
     }
 )
 CATALOG_NAMES: Mapping[str, str] = MappingProxyType({v: k for k, v in MCP_NAMES.items()})

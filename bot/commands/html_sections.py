@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from engine.compact import expand
+from engine.containment import end_steps
 from engine.errors import BreakGlassError
 from engine.receipts import content_hash
 from engine.timeutil import parse_iso
@@ -236,6 +237,9 @@ def rollback(summary: Mapping[str, Any], payload: Mapping[str, Any]) -> str:
     planned.append(
         ("verification read after the rollback", terms.get("rollback", {}).get("verify", {}))
     )
+    derived = payload.get("metadata", {}).get("breakglass", {}).get("run", {})
+    ends = end_steps(terms, derived.get("derived_rollback", []))
+    planned += [("containment at the window's end", step) for step in ends]
     rows = []
     for what, plan in planned:
         digest = content_hash(plan.get("arguments", {})) if plan else None

@@ -60,7 +60,7 @@ from engine.receipts import (
 )
 from engine.stepup import check_evidence, required
 from engine.timeutil import parse_iso
-from engine.wpc import PlanRequest, Policy, build_wpc, sign_wpc
+from engine.wpc import PlanRequest, Policy, build_wpc, contain_terms, sign_wpc
 
 
 def start(command: Request, ctx: Ctx) -> Transition:
@@ -82,6 +82,7 @@ def start(command: Request, ctx: Ctx) -> Transition:
     if access is not None:
         request["access"] = access
     try:
+        request["contain"] = contain_terms(ctx.rules.access, command.template)
         plan = _make_plan(
             ctx, _plan_request(command.job_id, request, requester, command.minutes), 0
         )
@@ -125,6 +126,7 @@ def _plan_request(job_id: str, req: Mapping[str, Any], requester: str, minutes: 
         ticket=str(req["ticket"]),
         job_id=job_id,
         access=req.get("access"),
+        contain=req.get("contain"),
     )
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from engine import chain
 from engine.bundle import executor_stop_record
+from engine.containment import derived_record
 from engine.job import (
     ACTIVE,
     END_UNEXPECTED_TARGET,
@@ -55,7 +56,12 @@ def tool_call(job: Job, command: ToolCallRecorded, ctx: Ctx) -> Transition:
         chain.TOOL_CALL, TOOL_RECEIPT, payload, binding_for(job, token), ctx.keys.gateway
     )
     changes: dict[str, Any] = {"last_tool_call": f"{command.tool_name[:80]}: {command.status}"}
-    if command.role == "write":
+    derived = command.status == "success" and derived_record(
+        command.receipt_id, command.tool_name, command.arguments, command.result
+    )
+    if derived:  # a credential the window created: the end removes it (engine.containment)
+        changes["derived_rollback"] = (*job.derived_rollback, derived)
+    elif command.role == "write" and command.tool_name == _planned(job, "action")["tool"]:
         changes["write_done"] = job.write_done or command.status == "success"
         # Only a write refused before it left us (bad arguments) is known not to have landed.
         changes["write_sent"] = job.write_sent or command.result.get("sent") is not False
@@ -78,12 +84,16 @@ def _token_with_scope(job: Job, scope_hash: str | None) -> Token | None:
 
 def _is_planned_read(job: Job, command: ToolCallRecorded, which: str) -> bool:
     """Is this the WPC's planned verification read (same tool, same arguments)?"""
-    planned = job.plan.payload["metadata"]["breakglass"][which]
+    planned = _planned(job, which)
     return (
         command.role == "read"
         and command.tool_name == planned["tool"]
         and dict(command.arguments) == dict(planned["arguments"])
     )
+
+
+def _planned(job: Job, which: str) -> Any:
+    return job.plan.payload["metadata"]["breakglass"][which]
 
 
 def model_call(job: Job, command: ModelCallRecorded, ctx: Ctx) -> Transition:

@@ -2,7 +2,8 @@
 every event has its artifact and every artifact its event, two distinct approvers who are
 not the requester approved the exact plan before the token was issued, every successful
 tool call happened inside its token's window and the WPC, every token was revoked, the
-rollback and both verification reads were receipted, and the chain ends in a signed
+rollback and both verification reads were receipted, what the window touched was contained
+after the removal (sessions revoked, credentials it created removed), and the chain ends in a signed
 terminal record that counts every event (so cutting events off the end is detected)."""
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from engine.verify.artifacts import (
     check_tokens,
 )
 from engine.verify.calls import check_calls, check_model_calls, check_rollback
+from engine.verify.contain import check_containment
 from engine.verify.evidence import load_evidence
 from engine.verify.stepup import check_step_up
 from engine.verify.summary import summarise
@@ -39,4 +41,5 @@ def check_breakglass(payload: Mapping[str, Any], trust: Trust, report: Report) -
     models = check_model_calls(ev)
     check_revocations(ev)
     rollback_verified = check_rollback(ev, calls)
+    check_containment(ev, calls)
     report.summary = summarise(ev, calls, models, rollback_verified)

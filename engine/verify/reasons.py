@@ -104,6 +104,14 @@ BREAKGLASS: dict[str, str] = {
     ),
     "BREAKGLASS_REVOCATION_MISSING": "a token with no signed revocation record",
     "BREAKGLASS_ROLLBACK_MISSING": "a successful write with no receipted rollback step after it",
+    "BREAKGLASS_CONTAINMENT_MISSING": (
+        "an end-of-window containment step (revoke the principal's sessions, remove a "
+        "credential the window created) has no successful receipt after the removal"
+    ),
+    "BREAKGLASS_DERIVED_STEP_UNBOUND": (
+        "a credential write has no derived removal step matching its receipt's hashes, or a "
+        "derived step names no such write"
+    ),
     "BREAKGLASS_VERIFICATION_MISSING": (
         "the planned verification read after the write or after the rollback is missing"
     ),

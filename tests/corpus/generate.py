@@ -231,6 +231,11 @@ def missing_rollback(entries: list[dict[str, Any]]) -> None:
     del entries[_index(entries, chain.TOOL_CALL, 2)]
 
 
+def missing_containment(entries: list[dict[str, Any]]) -> None:
+    """The principal's sessions never revoked after the removal (the fifth tool call)."""
+    del entries[_index(entries, chain.TOOL_CALL, 4)]
+
+
 def skipped_verification(entries: list[dict[str, Any]]) -> None:
     del entries[_index(entries, chain.TOOL_CALL, 1)]
 
@@ -343,6 +348,7 @@ FORGED: dict[str, tuple[Callable[[], JobSim], Mutation, str]] = {
     "missing_revocation": (good_sim, missing_revocation, "BREAKGLASS_REVOCATION_MISSING"),
     "missing_rollback": (good_sim, missing_rollback, "BREAKGLASS_ROLLBACK_MISSING"),
     "skipped_verification": (good_sim, skipped_verification, "BREAKGLASS_VERIFICATION_MISSING"),
+    "missing_containment": (good_sim, missing_containment, "BREAKGLASS_CONTAINMENT_MISSING"),
     "event_after_terminal": (good_sim, event_after_terminal, "BREAKGLASS_EVENT_AFTER_TERMINAL"),
     "model_outside_route": (agent_sim, model_outside_route, "BREAKGLASS_MODEL_OUTSIDE_POLICY"),
 }

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from engine import catalog
+from engine.containment import end_steps
 from engine.cst import TokenKind, sign_token
 from engine.did import Signer
 from engine.errors import GatewayRefusal
@@ -152,8 +153,15 @@ class JobSim:
         assert token is not None
         return sign_token(token.claims, self.keys.issuer)
 
-    def call(self, tool: str, arguments: dict[str, Any], token: str | None = None) -> Transition:
-        """Decide, execute against an always-as-planned tenant, receipt: like the service."""
+    def call(
+        self,
+        tool: str,
+        arguments: dict[str, Any],
+        token: str | None = None,
+        result: ToolResult | None = None,
+    ) -> Transition:
+        """Decide, execute against an always-as-planned tenant (or return ``result``),
+        receipt: like the service."""
         assert self.job is not None
         presented = token if token is not None else self.token_string()
         view = GatewayView(
@@ -176,7 +184,7 @@ class JobSim:
                 receipt_id=receipt_id,
                 latency_ms=3,
                 allowed=allowed,
-                result=verified_result(arguments),
+                result=result or verified_result(arguments),
             )
         return self.do(command)
 
@@ -199,8 +207,17 @@ class JobSim:
         self.call(*self.planned("rollback", "steps", "0"), token=token)
         self.advance(seconds=1)
         self.call(*self.planned("rollback", "verify"), token=token)
+        self.contain_at_end(token)
         self.advance(seconds=1)
         return self.do(RollbackFinished(verified=verified))
+
+    def contain_at_end(self, token: str) -> None:
+        """The end-of-window containment steps, after the removal, as the service runs them."""
+        assert self.job is not None
+        terms = self.job.plan.payload["metadata"]["breakglass"]
+        for step in end_steps(terms, self.job.derived_rollback):
+            self.advance(seconds=1)
+            self.call(step["tool"], dict(step["arguments"]), token=token)
 
     def whole_job(self) -> None:
         """Request, two approvals, write + verify, window expires, rollback + verify."""

@@ -36,6 +36,9 @@ class MemoryTenant:
     gate: asyncio.Event | None = None  # when set up, writes wait for it (in-flight tests)
     fail_removals: int = 0  # how many removals fail with a 503 before one works
     markers: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    revoked: list[str] = field(default_factory=list)  # principals, in revocation order
+    fail_revocations: int = 0  # how many session revocations fail with a 503 first
+    passwords: dict[str, set[str]] = field(default_factory=dict)  # application -> keyIds
 
     async def call(self, tool_name: str, arguments: Mapping[str, Any]) -> ToolResult:
         args = dict(arguments)
@@ -70,6 +73,27 @@ class MemoryTenant:
         if tool_name == catalog.READ_CA:
             present = ca in self.excluded
             return ToolResult("success", {"verified": present == (args["expect"] == "excluded")})
+        return self._contain(tool_name, args)
+
+    def _contain(self, tool_name: str, args: dict[str, Any]) -> ToolResult:
+        """Sessions and application passwords: what the end of a window contains."""
+        if tool_name == catalog.REVOKE_SESSIONS:
+            if self.fail_revocations:
+                self.fail_revocations -= 1
+                raise GraphError("ServiceUnavailable", "try later", status=503)
+            self.revoked.append(args["principal_id"])
+            return ToolResult("success", {"revoked": True})
+        if tool_name == catalog.REVOKE_GROUP_SESSIONS:
+            self.revoked.append(f"group:{args['group_id']}")
+            return ToolResult("success", {"users": 0, "revoked": []})
+        app = str(args.get("application_id", ""))
+        if tool_name == catalog.ADD_APP_PASSWORD:
+            key_id = f"key-{sum(len(k) for k in self.passwords.values()) + 1}"
+            self.passwords.setdefault(app, set()).add(key_id)
+            return ToolResult("success", {"key_id": key_id, "application_id": app})
+        if tool_name == catalog.REMOVE_APP_PASSWORD:
+            self.passwords.get(app, set()).discard(args["key_id"])
+            return ToolResult("success", {"removed": True})
         return ToolResult("error", {"error": "unknown tool"})
 
     async def find_marked_grants(self) -> list[MarkedGrant]:

@@ -88,6 +88,8 @@ class Directory:
     assignments: list[Assignment] = field(default_factory=list)
     requests: list[Doc] = field(default_factory=list)
     revocations: list[Doc] = field(default_factory=list)  # revokeSignInSessions, in order
+    # App registrations by object id; their passwordCredentials never keep secretText
+    applications: dict[str, Doc] = field(default_factory=dict)
 
     def user(self, key: str) -> Doc | None:
         """A user by object id or by userPrincipalName (case-insensitive, as Graph matches)."""
@@ -138,6 +140,7 @@ class Directory:
             ],
             "roleAssignmentScheduleRequests": list(self.requests),
             "signInSessionRevocations": list(self.revocations),
+            "applications": list(self.applications.values()),
         }
 
 
@@ -162,6 +165,7 @@ def load_directory(seed: Mapping[str, Any], now: datetime) -> Directory:
         roles=roles,
         groups={g["id"]: dict(g) for g in seed["groups"]},
         policies={p["id"]: copy.deepcopy(p) for p in seed["conditionalAccessPolicies"]},
+        applications={a["id"]: copy.deepcopy(a) for a in seed.get("applications", [])},
     )
     for item in seed.get("roleAssignments", []):
         directory.assignments.append(

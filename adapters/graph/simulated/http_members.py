@@ -1,4 +1,5 @@
-"""Group membership in the simulated tenant: ``POST /users/{id}/checkMemberGroups``.
+"""Group membership in the simulated tenant: ``POST /users/{id}/checkMemberGroups`` and
+``GET /groups/{id}/transitiveMembers`` (users only, paged; 404 for an unknown group).
 
 Members are set through the control surface (``SimulatedTenant.add_member``) and kept in
 memory only (not in the persisted directory): they serve target limits that admit members
@@ -12,7 +13,13 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from adapters.graph.simulated.errors import SimError
-from adapters.graph.simulated.http_common import GRAPH_PREFIX, core_of, entity, json_body
+from adapters.graph.simulated.http_common import (
+    GRAPH_PREFIX,
+    collection,
+    core_of,
+    entity,
+    json_body,
+)
 
 MAX_GROUP_IDS = 20
 
@@ -40,6 +47,17 @@ async def check_member_groups(request: web.Request) -> web.Response:
     return entity(request, "Collection(Edm.String)", {"value": found})
 
 
+async def transitive_members(request: web.Request) -> web.Response:
+    directory = core_of(request).read_view()
+    group = request.match_info["id"]
+    if group not in directory.groups:
+        raise SimError(404, "Request_ResourceNotFound", f"Resource '{group[:64]}' does not exist.")
+    members = sorted(request.app[MEMBERSHIPS].members.get(group, set()))
+    users = [{"@odata.type": "#microsoft.graph.user", "id": m} for m in members]
+    return collection(request, "directoryObjects", users)
+
+
 def add_routes(app: web.Application, memberships: Memberships) -> None:
     app[MEMBERSHIPS] = memberships
     app.router.add_post(f"{GRAPH_PREFIX}/users/{{id}}/checkMemberGroups", check_member_groups)
+    app.router.add_get(f"{GRAPH_PREFIX}/groups/{{id}}/transitiveMembers", transitive_members)

@@ -34,6 +34,7 @@ def dump(directory: Directory) -> Doc:
         "assignments": [_assignment(a) for a in directory.assignments],
         "requests": directory.requests,
         "revocations": directory.revocations,
+        "applications": list(directory.applications.values()),
     }
 
 
@@ -57,6 +58,7 @@ def _directory(doc: Doc) -> Directory:
         assignments=[_parse_assignment(a) for a in doc["assignments"]],
         requests=list(doc["requests"]),
         revocations=list(doc.get("revocations", [])),
+        applications={a["id"]: a for a in doc.get("applications", [])},
     )
 
 

@@ -15,6 +15,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
 from adapters.graph.simulated import (
+    http_apps,
     http_control,
     http_graph,
     http_identity,
@@ -107,6 +108,7 @@ class SimulatedTenant:
         http_signin.add_routes(app, self.signin)
         http_members.add_routes(app, self.memberships)
         http_graph.add_routes(app)
+        http_apps.add_routes(app)
         http_control.add_routes(app)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()

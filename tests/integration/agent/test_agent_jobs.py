@@ -92,6 +92,7 @@ async def test_injected_model_is_refused_killed_and_rolled_back(make_env: MakeEn
         (catalog.READ_ROLE, "present"),
         (catalog.REMOVE_ROLE, None),
         (catalog.READ_ROLE, "absent"),
+        (catalog.REVOKE_SESSIONS, None),  # the window's end contains, after the removal
     ]
     assert job.verified_after_write is True
     report = verify_bundle((await env.service.bundle(job))[0], trust_for(env.service.keys))
@@ -113,8 +114,9 @@ async def test_kill_during_a_streaming_answer_cuts_the_stream_and_stops_the_run(
     assert job.state == KILLED
     assert env.scripted.streams_finished == 0
     assert len(env.scripted.received) == 1  # no further model call
-    # No write succeeded: one read shows nothing granted, so there is nothing to remove.
-    assert [c[0] for c in env.tenant.calls] == [catalog.READ_ROLE]
+    # No write succeeded: one read shows nothing granted, so there is nothing to remove;
+    # the window's end still revokes the principal's sessions.
+    assert [c[0] for c in env.tenant.calls] == [catalog.READ_ROLE, catalog.REVOKE_SESSIONS]
     assert job.rollback_verified is True
     assert all(r["tool_name"] != catalog.WRITE_ROLE for r in await tool_receipts(env, "job-a1"))
     (cut,) = await env.store.exchanges("job-a1")  # the bytes that passed before the kill
@@ -157,9 +159,13 @@ async def test_a_call_after_the_window_is_refused_and_the_run_ends(env: AgentEnv
     env.clock.advance(minutes=31)  # the window ends while the model is answering
     env.scripted.hold.set()
     await env.settle()
-    # The refused write ends the job at once; the rollback's one read finds nothing granted.
-    assert [(c[0], c[1]["expect"]) for c in env.tenant.calls] == [(catalog.READ_ROLE, "absent")]
-    refused, read = await tool_receipts(env, "job-a1")
+    # The refused write ends the job at once; the rollback's one read finds nothing granted,
+    # and the window's end revokes the principal's sessions.
+    assert [(c[0], c[1].get("expect")) for c in env.tenant.calls] == [
+        (catalog.READ_ROLE, "absent"),
+        (catalog.REVOKE_SESSIONS, None),
+    ]
+    refused, read, _revoked = await tool_receipts(env, "job-a1")
     assert (refused["tool_name"], refused["result_status"]) == (catalog.WRITE_ROLE, "error")
     assert (read["tool_name"], read["result_status"]) == (catalog.READ_ROLE, "success")
     assert len(env.scripted.received) == 1  # no model call after the window
@@ -192,7 +198,12 @@ async def test_a_failed_agent_write_ends_the_window_and_the_job_closes(env: Agen
     assert job.end_reason == END_WRITE_FAILED
     writes = [r for r in await tool_receipts(env, "job-a1") if r["tool_name"] == catalog.WRITE_ROLE]
     assert [w["result_status"] for w in writes] == ["error"]
-    # The write may have landed, so the rollback read the tenant: nothing there to undo.
-    assert [c[0] for c in env.tenant.calls] == [catalog.WRITE_ROLE, catalog.READ_ROLE]
+    # The write may have landed, so the rollback read the tenant: nothing there to undo; the
+    # window's end revoked the principal's sessions all the same.
+    assert [c[0] for c in env.tenant.calls] == [
+        catalog.WRITE_ROLE,
+        catalog.READ_ROLE,
+        catalog.REVOKE_SESSIONS,
+    ]
     report = verify_bundle((await env.service.bundle(job))[0], trust_for(env.service.keys))
     assert report.valid, report.reasons

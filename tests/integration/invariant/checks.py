@@ -31,7 +31,11 @@ SEED_EXCLUSIONS = {
     for p in SIMULATED_SEED["conditionalAccessPolicies"]
 }
 # What the verifier must say about a failed job's bundle, and all it may say.
-FAILURE_CODES = {"BREAKGLASS_ROLLBACK_MISSING", "BREAKGLASS_VERIFICATION_MISSING"}
+FAILURE_CODES = {
+    "BREAKGLASS_ROLLBACK_MISSING",
+    "BREAKGLASS_VERIFICATION_MISSING",
+    "BREAKGLASS_CONTAINMENT_MISSING",
+}
 # Posts a job may make: a base for its life, a few per command people sent it, a rollback's
 # worth per restart it lived through, and the countdown notices its window earns.
 POSTS_BASE = 60
@@ -58,10 +62,11 @@ def held_by(tenant: SimulatedTenant, job: Job, jobs: list[Job]) -> list[str]:
     Role grants carry the job's marker. A Conditional Access exclusion carries none: it counts
     as this job's unless the seed had it or another job's window holds the same one now."""
     targets = job.request.get("targets", {})
+    credentials = _credentials_held(tenant, job)
     if job.request.get("template") == "ca-exclusion":
         if any(_same_exclusion(job, other) for other in jobs):
-            return []
-        return _ca_held(tenant, targets)
+            return credentials
+        return _ca_held(tenant, targets) + credentials
     ours = {
         r.get("targetScheduleId")
         for r in tenant.directory.requests
@@ -71,6 +76,17 @@ def held_by(tenant: SimulatedTenant, job: Job, jobs: list[Job]) -> list[str]:
         f"{a.principal_id} holds {a.role_id}"
         for a in tenant.active_grants()
         if a.schedule_id in ours
+    ] + credentials
+
+
+def _credentials_held(tenant: SimulatedTenant, job: Job) -> list[str]:
+    """Application passwords the job's window created (they carry its marker) and the end
+    has not removed: an un-rotated credential is as privileged as a role left behind."""
+    return [
+        f"application {app['id']} holds password {cred.get('keyId')}"
+        for app in tenant.directory.applications.values()
+        for cred in app.get("passwordCredentials", [])
+        if marked_job(cred.get("displayName")) == job.job_id
     ]
 
 
@@ -139,6 +155,21 @@ def unverified_write(job: Job) -> bool:
     return job.write_done and job.verified_after_write is not True and job.rollback_verified is True
 
 
+def check_sessions_revoked(job: Job, tenant: SimulatedTenant) -> None:
+    """A role job whose write landed and that did not fail revoked the principal's sessions
+    after its window ended (they may have been re-established during a delayed removal)."""
+    principal = job.request.get("targets", {}).get("principal_id")
+    if job.state == FAILED or not job.write_done or job.request.get("template") != "entra-role":
+        return
+    ended = parse_iso(job.ended_at or job.created_at)
+    revoked = [
+        r
+        for r in tenant.directory.revocations
+        if r["userId"] == principal and parse_iso(r["at"]) >= ended
+    ]
+    assert revoked, f"{job.job_id} ({job.state}) never revoked {principal}'s sessions at its end"
+
+
 def check_failed_escalates(job: Job, held: list[str], chat: RecordingChat) -> None:
     if job.state != FAILED:
         return
@@ -194,6 +225,7 @@ async def check_resolved(job: Job, jobs: list[Job], world: World) -> None:
     check_terminal_record(job, chain, world)
     await check_bundle(job, world)
     check_nothing_left(job, held)
+    check_sessions_revoked(job, world.tenant)
     check_failed_escalates(job, held, world.chat)
     check_failed_is_honest(job, held)
 

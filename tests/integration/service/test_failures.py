@@ -132,7 +132,12 @@ async def test_c_an_exception_that_is_no_adapter_error_is_receipted(
     )
     # It may have reached the tenant, so the rollback read it: nothing there, nothing to undo.
     assert job.state == CLOSED, job
-    assert [c[0] for c in env.tenant.calls] == [catalog.WRITE_ROLE, catalog.READ_ROLE]
+    # ...and the end of the window revoked the principal's sessions all the same.
+    assert [c[0] for c in env.tenant.calls] == [
+        catalog.WRITE_ROLE,
+        catalog.READ_ROLE,
+        catalog.REVOKE_SESSIONS,
+    ]
     await assert_bundle_valid(env, job)
 
 

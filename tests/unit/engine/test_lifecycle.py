@@ -299,7 +299,9 @@ def test_a_write_never_read_back_ends_failed() -> None:
     t = sim.do(RollbackFinished(verified=True))
     assert t.job.state == states.FAILED
     assert sim.job is not None
+    # No rollback call ran at all: neither the removal nor the end's session revocation.
     assert verify_bundle(sim.bundle(), trust_for(sim.keys)).reason_codes == [
         "BREAKGLASS_VERIFICATION_MISSING",
         "BREAKGLASS_ROLLBACK_MISSING",
+        "BREAKGLASS_CONTAINMENT_MISSING",
     ]

@@ -55,6 +55,7 @@ def test_rollback_token_runs_containment_and_the_bundle_verifies() -> None:
     sim.call(*sim.planned("rollback", "steps", "0"), token=token)
     sim.advance(seconds=1)
     sim.call(*sim.planned("rollback", "verify"), token=token)
+    sim.contain_at_end(token)  # sessions revoked again after the removal (maybe re-established)
     end = sim.do(RollbackFinished(verified=True))
     assert end.job.state == KILLED
     report = verify_bundle(sim.bundle(), trust_for(sim.keys))
@@ -83,6 +84,7 @@ def test_calls_under_a_renewed_rollback_token_each_bind_to_the_token_live_then()
     sim.do(RenewRollback())
     sim.advance(seconds=1)
     sim.call(*sim.planned("rollback", "verify"), token=sim.token_string(TokenKind.ROLLBACK))
+    sim.contain_at_end(sim.token_string(TokenKind.ROLLBACK))
     sim.advance(minutes=4, seconds=30)  # past the first token's expiry
     sim.do(RollbackFinished(verified=True))
     report = verify_bundle(sim.bundle(), trust_for(sim.keys))

@@ -1,0 +1,143 @@
+"""Containing what a window touched (issue 17, item 4): the steps the end of every window
+runs after the removal, and the rollback steps a write during the window derives.
+
+Per template, the WPC's ``metadata.breakglass.contain`` says whether the elevated
+principal's sign-in sessions are revoked at the end (``revoke_sessions_at_end``) and which
+credential kinds the agent may create and the end removes (``rotate_credentials``). The
+fixed end steps are planned into ``rollback.at_end``; a credential created during the window
+derives its removal from the write's result (``derive_step``), recorded in the job and the
+bundle and checked by the verifier.
+
+Pure: no clock, no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from engine import catalog
+from engine.access import ROTATABLE_KINDS, AccessRules
+from engine.errors import TemplateError
+from engine.policy import resource
+from engine.tools import TargetKind
+
+APPLICATION_PASSWORD = "application_password"
+ROTATABLE = frozenset(ROTATABLE_KINDS)
+# The write that creates each rotatable credential kind, and the step that removes one.
+_ROTATION_TOOLS = {APPLICATION_PASSWORD: (catalog.ADD_APP_PASSWORD, catalog.REMOVE_APP_PASSWORD)}
+
+
+@dataclass(frozen=True)
+class ContainSettings:
+    """One template's containment, as signed into its WPC."""
+
+    revoke_sessions_at_end: bool
+    rotate_credentials: tuple[str, ...] = ()
+
+    def terms(self) -> dict[str, Any]:
+        return {
+            "revoke_sessions_at_end": self.revoke_sessions_at_end,
+            "rotate_credentials": sorted(self.rotate_credentials),
+        }
+
+    @classmethod
+    def from_terms(cls, doc: Mapping[str, Any]) -> ContainSettings:
+        """Parse (and check) a ``contain`` record; TemplateError when it is not one."""
+        revoke = doc.get("revoke_sessions_at_end")
+        rotate = doc.get("rotate_credentials", [])
+        if not isinstance(revoke, bool) or not isinstance(rotate, list):
+            raise TemplateError("contain terms are malformed")
+        unknown = [kind for kind in rotate if kind not in ROTATABLE]
+        if unknown:
+            raise TemplateError(f"cannot rotate credential kind {str(unknown[0])[:40]!r}")
+        return cls(revoke, tuple(sorted(set(rotate))))
+
+
+def settings_for(rules: AccessRules | None, template: str, revocable: bool) -> ContainSettings:
+    """The containment of ``template`` from configuration: the template's own table, or the
+    defaults (revoke the sessions the template's target names, rotate nothing)."""
+    access = rules.templates.get(template) if rules is not None else None
+    revoke = access.revoke_sessions_at_end if access is not None else None
+    rotate = access.rotate_credentials if access is not None else ()
+    if revoke and not revocable:
+        raise TemplateError(f"template {template} names no principal whose sessions to revoke")
+    return ContainSettings(revocable if revoke is None else revoke, tuple(rotate))
+
+
+def rotation_statements(settings: ContainSettings, tenant_id: str) -> list[dict[str, Any]]:
+    """WPC Allow statements for the credential writes a template rotates and their removal.
+
+    The application is a wildcard: which app the agent needs is not known at request time,
+    and every credential it creates is removed at the end (a derived rollback step).
+    """
+    out = []
+    for kind in settings.rotate_credentials:
+        for verb, tool in zip(("Create", "Remove"), _ROTATION_TOOLS[kind], strict=True):
+            resources = [resource(TargetKind.TENANT, tenant_id)]
+            resources.append(resource(TargetKind.APPLICATION, "*"))
+            out.append(
+                {
+                    "sid": f"AllowRotation{verb}{kind.title().replace('_', '')}",
+                    "effect": "Allow",
+                    "actions": ["tool:execute"],
+                    "resources": resources,
+                    "conditions": {"StringEquals": {"Tool:Name": tool}},
+                }
+            )
+    return out
+
+
+def derive_step(
+    tool_name: str, arguments: Mapping[str, Any], result: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """The rollback step a successful credential write derives from its own result (None
+    for any other call): remove the application password whose keyId the write returned."""
+    key_id = result.get("key_id")
+    if tool_name != catalog.ADD_APP_PASSWORD or not isinstance(key_id, str) or not key_id:
+        return None
+    keep = ("tenant_id", "application_id", "job_id")
+    step_args = {name: str(arguments[name]) for name in keep if name in arguments}
+    return {"tool": catalog.REMOVE_APP_PASSWORD, "arguments": {**step_args, "key_id": key_id}}
+
+
+def derived_record(
+    receipt_id: str, tool_name: str, arguments: Mapping[str, Any], result: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """What the job (and its bundle) keeps of a derived step: the write's receipt id,
+    arguments and result (the verifier checks them against the receipt's hashes and
+    re-derives the step)."""
+    step = derive_step(tool_name, arguments, result)
+    if step is None:
+        return None
+    return {
+        "receipt_id": receipt_id,
+        "arguments": dict(arguments),
+        "result": dict(result),
+        "step": step,
+    }
+
+
+def describe_left(step: Mapping[str, Any]) -> str:
+    """What is still there when a containment step did not run, in plain words."""
+    args = step.get("arguments", {})
+    tenant = args.get("tenant_id", "?")
+    if step.get("tool") == catalog.REMOVE_APP_PASSWORD:
+        return (
+            f"application {args.get('application_id')} still holds password keyId "
+            f"{args.get('key_id')} added in the window, in tenant {tenant}"
+        )
+    if step.get("tool") == catalog.REVOKE_GROUP_SESSIONS:
+        whose = f"the users of group {args.get('group_id')}"
+    else:
+        whose = f"principal {args.get('principal_id')}"
+    return f"sign-in sessions of {whose} not revoked in tenant {tenant}"
+
+
+def end_steps(terms: Mapping[str, Any], derived: Sequence[Mapping[str, Any]]) -> list[Any]:
+    """Every containment step the end of this window runs after the removal, in order: the
+    derived credential removals, then the planned ``at_end`` steps (sessions last, so a
+    session refreshed with a removed credential is cut too)."""
+    planned = terms.get("rollback", {}).get("at_end", [])
+    return [record["step"] for record in derived] + list(planned)
