@@ -12,34 +12,18 @@ from datetime import datetime
 from bot.service import JobService
 from bot.stepup import with_step_up
 from engine import lifecycle
-from engine.chat_ports import ChatPorts
+from engine.chat_ports import ChatPorts, PassedOn
 from engine.job import Actor, Job
 from engine.lifecycle import Command
-from engine.outcome import Outcome
 from engine.ports import ChainRecord, JsonDoc
 
 
-class ServiceJobs:
+class ServiceJobs(PassedOn):
     """Implements ``JobCommands``, ``JobRecords``, ``Identities`` and ``RequestLimits``."""
 
     def __init__(self, service: JobService) -> None:
+        super().__init__(service)  # JobCommands: the service's own calls, passed on
         self._service = service
-
-    # JobCommands
-    async def request(self, command: lifecycle.Request, key: str | None = None) -> Outcome:
-        return await self._service.request(command, key)
-
-    async def command(self, job_id: str, command: Command, key: str | None = None) -> Outcome:
-        return await self._service.command(job_id, command, key)
-
-    async def load(self, job_id: str) -> Job:
-        return await self._service.load(job_id)
-
-    async def peek(self, job_id: str) -> Job:
-        return await self._service.peek(job_id)
-
-    async def open_jobs(self) -> list[Job]:
-        return await self._service.open_jobs()
 
     def check_request(self, command: lifecycle.Request) -> None:
         """The engine's verdict on a request with the service's own keys and rules; the

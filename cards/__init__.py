@@ -11,5 +11,6 @@ and, in ``cards.slack``, slack_sdk's block models (for their validation).
 * ``cards.slack``   Block Kit renderers (``approval_message(view)``, ``request_modal(view)``, ...)
 * ``cards.text``    how text from people is made inert for each platform
 * ``cards.moments``, ``cards.layout``, ``cards.wording``: one platform-neutral drawing of each
-  moment, so both platforms always say the same thing
+  moment, so both platforms always say the same thing; each renderer's ``moment`` draws those
+  it shows unchanged (``teams.moment.status(view, now)``)
 """

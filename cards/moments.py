@@ -5,8 +5,9 @@ The renderers in ``cards.teams`` and ``cards.slack`` draw these; nothing here kn
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
+from typing import Generic, TypeVar
 
 from cards import wording as w
 from cards.actions import CardAction, Verb
@@ -312,6 +313,8 @@ def audit_summary(view: AuditSummaryView) -> Card:
     return Card(f"{title} (job {view.job_id})", parts, title, links=links)
 
 
+Out = TypeVar("Out")  # what a platform's renderer makes of a card (its JSON)
+
 STEP_UP_WORDS = (
     "Approving this plan needs a fresh sign-in with MFA. The approval counts once you have "
     "signed in; the card then shows it. This button is yours alone: do not share it."
@@ -322,3 +325,29 @@ def step_up_sign_in(job_id: str, url: str) -> Card:
     """The private answer to an approver's click on a plan that needs step-up."""
     summary = f"Sign in with MFA to approve job {job_id}"
     return Card(summary, (Note(STEP_UP_WORDS),), links=(Link("Sign in to approve", url),))
+
+
+class Drawn(Generic[Out]):
+    """The moments every platform draws as they are, each through the platform's ``render``.
+
+    A renderer keeps its own function only where its platform changes the card (the approval
+    buttons, Slack's headerless receipt lines, the forms).
+    """
+
+    def __init__(self, render: Callable[[Card], Out]) -> None:
+        self._render = render
+
+    def approval_result(self, view: ApprovalResultView) -> Out:
+        return self._render(approval_result(view))
+
+    def status(self, view: StatusView, now: datetime) -> Out:
+        return self._render(status(view, now))
+
+    def announcement(self, view: RemovalDelayedView | EndedEarlyView) -> Out:
+        return self._render(announcement(view))
+
+    def kill_result(self, view: KillResultView) -> Out:
+        return self._render(kill_result(view))
+
+    def audit_summary(self, view: AuditSummaryView) -> Out:
+        return self._render(audit_summary(view))

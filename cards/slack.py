@@ -8,7 +8,6 @@ neither links URLs nor parses mentions in it; headers and buttons carry only our
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from datetime import datetime
 from typing import Any
 
 from slack_sdk.models.blocks import (
@@ -34,14 +33,9 @@ from cards.actions import Verb, to_slack
 from cards.layout import Banner, Bullets, Button, ButtonStyle, Card, Facts, Link, Note, Part, Tone
 from cards.text import clean_block, clean_line, slack_code, slack_mrkdwn, strip_hidden, truncate
 from cards.views import (
-    Announcement,
-    ApprovalResultView,
     ApprovalView,
-    AuditSummaryView,
-    KillResultView,
     ReceiptLineView,
     RequestFormView,
-    StatusView,
 )
 from engine.errors import TooLarge
 
@@ -167,20 +161,14 @@ def render(card: Card) -> Json:
 
 # --- the moments ----------------------------------------------------------------------------
 
+moment = moments.Drawn(render)  # the moments Slack draws unchanged: moment.status(view, now)...
+
 
 def approval_message(view: ApprovalView) -> Json:
     """The approval prompt. Slack shows one message to all; the engine decides who may act."""
     verbs = (Verb.APPROVE, Verb.DENY) + ((Verb.WITHDRAW,) if view.approvals else ())
     note = "Only designated approvers can approve: two distinct people, neither the requester."
     return render(moments.approval(view, verbs, note))
-
-
-def approval_result_message(view: ApprovalResultView) -> Json:
-    return render(moments.approval_result(view))
-
-
-def status_message(view: StatusView, now: datetime) -> Json:
-    return render(moments.status(view, now))
 
 
 def receipt_message(view: ReceiptLineView) -> Json:
@@ -193,18 +181,6 @@ def receipts_message(views: Sequence[ReceiptLineView]) -> Json:
     """Every record of one receipts event in ONE thread message (no header, bounded)."""
     card = moments.receipts(views)
     return render(Card(card.summary, card.parts))
-
-
-def announcement_message(view: Announcement) -> Json:
-    return render(moments.announcement(view))
-
-
-def kill_result_message(view: KillResultView) -> Json:
-    return render(moments.kill_result(view))
-
-
-def audit_summary_message(view: AuditSummaryView) -> Json:
-    return render(moments.audit_summary(view))
 
 
 # --- the request modal ----------------------------------------------------------------------

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 from cards import forms, moments
@@ -18,14 +17,9 @@ from cards.actions import CardAction, Verb, to_teams
 from cards.layout import Banner, Bullets, Button, ButtonStyle, Card, Facts, Link, Note, Part, Tone
 from cards.text import clean_block, clean_line, strip_hidden, teams_markdown, truncate
 from cards.views import (
-    Announcement,
-    ApprovalResultView,
     ApprovalView,
-    AuditSummaryView,
-    KillResultView,
     ReceiptLineView,
     RequestFormView,
-    StatusView,
 )
 from engine.errors import TooLarge
 
@@ -197,6 +191,8 @@ def refresh_for(job_id: str, plan_hash: str, user_ids: Sequence[str]) -> Json | 
 
 # --- the moments ----------------------------------------------------------------------------
 
+moment = moments.Drawn(render)  # the moments Teams draws unchanged: moment.status(view, now)...
+
 _READ_ONLY_NOTE = "Only the designated approvers see Approve and Deny; two distinct approvers, "
 _READ_ONLY_NOTE += "neither the requester, are needed."
 
@@ -214,14 +210,6 @@ def approval_card(view: ApprovalView, *, for_approver: bool, viewer_approved: bo
     return render(moments.approval(view, verbs, note), refresh)
 
 
-def approval_result_card(view: ApprovalResultView) -> Json:
-    return render(moments.approval_result(view))
-
-
-def status_card(view: StatusView, now: datetime) -> Json:
-    return render(moments.status(view, now))
-
-
 def receipt_card(view: ReceiptLineView) -> Json:
     return render(moments.receipt(view))
 
@@ -229,18 +217,6 @@ def receipt_card(view: ReceiptLineView) -> Json:
 def receipts_card(views: Sequence[ReceiptLineView]) -> Json:
     """Every record of one receipts event in ONE card (bounded)."""
     return render(moments.receipts(views))
-
-
-def announcement_card(view: Announcement) -> Json:
-    return render(moments.announcement(view))
-
-
-def kill_result_card(view: KillResultView) -> Json:
-    return render(moments.kill_result(view))
-
-
-def audit_summary_card(view: AuditSummaryView) -> Json:
-    return render(moments.audit_summary(view))
 
 
 # --- the request form -----------------------------------------------------------------------

@@ -20,8 +20,8 @@ from engine.ports import ChainRecord, JsonDoc, MessageRefs, Outbox, ReplayGuard
 Clock = Callable[[], datetime]
 
 
-class JobCommands(Protocol):
-    """Asks the job service to act; every answer is an ``Outcome`` (refusals included)."""
+class JobCalls(Protocol):
+    """The calls the job service answers itself (``JobCommands`` without the checks)."""
 
     async def request(self, command: Request, key: str | None = None) -> Outcome: ...
 
@@ -37,6 +37,10 @@ class JobCommands(Protocol):
 
     async def open_jobs(self) -> list[Job]: ...
 
+
+class JobCommands(JobCalls, Protocol):
+    """Asks the job service to act; every answer is an ``Outcome`` (refusals included)."""
+
     def check_request(self, command: Request) -> None:
         """Raise ``CommandRefused`` when ``command`` would be refused; stores nothing."""
         ...
@@ -45,6 +49,29 @@ class JobCommands(Protocol):
         """Raise ``CommandRefused`` when ``command`` on ``job`` would be refused; stores
         nothing."""
         ...
+
+
+class PassedOn:
+    """A ``JobCalls`` that passes every call on to ``inner`` unchanged: what a wrapper of the
+    service (``ServiceJobs``, ``StepUpJobs``) does with all it does not change."""
+
+    def __init__(self, inner: JobCalls) -> None:
+        self._calls = inner
+
+    async def request(self, command: Request, key: str | None = None) -> Outcome:
+        return await self._calls.request(command, key)
+
+    async def command(self, job_id: str, command: Command, key: str | None = None) -> Outcome:
+        return await self._calls.command(job_id, command, key)
+
+    async def load(self, job_id: str) -> Job:
+        return await self._calls.load(job_id)
+
+    async def peek(self, job_id: str) -> Job:
+        return await self._calls.peek(job_id)
+
+    async def open_jobs(self) -> list[Job]:
+        return await self._calls.open_jobs()
 
 
 class JobRecords(Protocol):

@@ -12,7 +12,7 @@ through unchanged.
 from __future__ import annotations
 
 from adapters.entra_signin.flow import StepUpFlow
-from engine.chat_ports import JobCommands
+from engine.chat_ports import JobCommands, PassedOn
 from engine.errors import CommandRefused
 from engine.job import Job
 from engine.lifecycle import Approve, Command, Request
@@ -23,8 +23,9 @@ SIGN_IN_URL = "sign_in_url"  # Entra's authorization URL
 SIGN_IN_LINK = "sign_in_link"  # the same, as a short link on our listener (for chat text)
 
 
-class StepUpJobs:
+class StepUpJobs(PassedOn):
     def __init__(self, inner: JobCommands, flow: StepUpFlow) -> None:
+        super().__init__(inner)
         self._inner = inner
         self._flow = flow
 
@@ -36,7 +37,7 @@ class StepUpJobs:
                 detail = f"sign in with MFA to approve (this link is yours alone): {link}"
                 result = {SIGN_IN_URL: url, SIGN_IN_LINK: link}
                 return Outcome(False, job_id, result, STEP_UP_REQUIRED, detail)
-        return await self._inner.command(job_id, command, key)
+        return await super().command(job_id, command, key)
 
     async def _sign_in_url(self, job_id: str, command: Approve) -> str | None:
         job = await self._inner.peek(job_id)
@@ -52,18 +53,6 @@ class StepUpJobs:
             return await self._flow.begin(job_id, command.plan_hash, command.actor)
         except CommandRefused:
             return None
-
-    async def request(self, command: Request, key: str | None = None) -> Outcome:
-        return await self._inner.request(command, key)
-
-    async def load(self, job_id: str) -> Job:
-        return await self._inner.load(job_id)
-
-    async def peek(self, job_id: str) -> Job:
-        return await self._inner.peek(job_id)
-
-    async def open_jobs(self) -> list[Job]:
-        return await self._inner.open_jobs()
 
     def check_request(self, command: Request) -> None:
         self._inner.check_request(command)

@@ -107,7 +107,7 @@ class SlackChat:
     # ------------------------------------------------------------------ status card
 
     def _status_message(self, d: Delivery) -> Json:
-        return render.status_message(views.status_view(d.job, self.names, d.now), d.now)
+        return render.moment.status(views.status_view(d.job, self.names, d.now), d.now)
 
     async def _card(self, d: Delivery) -> Posted:
         """The status card, posted now if it is not there yet."""
@@ -158,7 +158,7 @@ class SlackChat:
     async def _announce(self, d: Delivery) -> None:
         view = views.announcement_view(d.job, self.names, d.event.detail)
         if view is not None:
-            message = render.announcement_message(view)
+            message = render.moment.announcement(view)
             await self._thread_post(d, views.announcement_key(d.event.detail), message)
 
     # ------------------------------------------------------------------- approvals
@@ -219,7 +219,7 @@ class SlackChat:
         view = views.approval_result_view(
             job, self.names, decision, last.principal, parse_iso(last.at)
         )
-        return render.approval_result_message(view)
+        return render.moment.approval_result(view)
 
     # ------------------------------------------------------------------- countdown
 
@@ -236,11 +236,11 @@ class SlackChat:
         records = await self.records.chain(d.job.job_id)
         if d.job.window_start is not None:  # a window was open: say what was undone
             view = views.kill_result_view(d.job, records, self.names)
-            await self._thread_post(d, kinds.FINISH_KILL, render.kill_result_message(view))
+            await self._thread_post(d, kinds.FINISH_KILL, render.moment.kill_result(view))
         bundle = d.event.bundle
         bundle_hash = str(bundle["payload_hash_b64u"]) if bundle else "(not built)"
         summary = views.audit_summary_view(d.job, records, self.names, bundle_hash, self.public_url)
-        await self._thread_post(d, kinds.FINISH_AUDIT, render.audit_summary_message(summary))
+        await self._thread_post(d, kinds.FINISH_AUDIT, render.moment.audit_summary(summary))
         if bundle is not None:
             await self._bundle(d, bundle)
 

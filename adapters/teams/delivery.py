@@ -153,7 +153,7 @@ def _open_revision(job: Job) -> int:
 async def _announce(thread: Thread, event: ChatEvent) -> None:
     said = announcement_view(thread.job, thread.scene.names, event.detail)
     if said is not None:  # a failure or a delayed removal: its own message, once
-        await thread.keep(announcement_key(event.detail), teams.announcement_card(said))
+        await thread.keep(announcement_key(event.detail), teams.moment.announcement(said))
         return
     decision = str(event.detail.get("decision", ""))
     decision = "deny" if decision == "deny_extension" else decision
@@ -161,7 +161,7 @@ async def _announce(thread: Thread, event: ChatEvent) -> None:
     if decision not in ("approve", "deny", "withdraw") or not by:
         return
     view = approval_result_view(thread.job, thread.scene.names, decision, by, event.now)
-    await thread.reply(teams.approval_result_card(view))
+    await thread.reply(teams.moment.approval_result(view))
 
 
 async def _notice(thread: Thread, event: ChatEvent) -> None:
@@ -172,11 +172,12 @@ async def _finish(thread: Thread, event: ChatEvent) -> None:
     await _update_cards(thread, event)
     job, names = thread.job, thread.scene.names
     records = await thread.chat.ports.records.chain(job.job_id)
-    await thread.keep("kill_result", teams.kill_result_card(kill_result_view(job, records, names)))
+    view = kill_result_view(job, records, names)
+    await thread.keep("kill_result", teams.moment.kill_result(view))
     bundle = event.bundle or await thread.chat.ports.records.bundle(job)
     bundle_hash = str(bundle.get("payload_hash_b64u", ""))
     summary = audit_summary_view(job, records, names, bundle_hash, thread.chat.public_url)
-    await thread.keep("audit_summary", teams.audit_summary_card(summary))
+    await thread.keep("audit_summary", teams.moment.audit_summary(summary))
     for index, card in enumerate(render.bundle_cards(bundle, summary.bundle_file), 1):
         await thread.keep(f"bundle:{index}", card)
 

@@ -116,7 +116,7 @@ def approval_closed(job: Job, revision: int, scene: Scene) -> Json:
             view = approval_result_view(
                 job, scene.names, last.decision, last.principal, parse_iso(last.at)
             )
-            return teams.approval_result_card(view)
+            return teams.moment.approval_result(view)
     note = Note(f"This approval request is closed; the job is {job.state}.")
     title = "Approval closed"
     return teams.render(Card(f"{title} (job {job.job_id})", (note,), title))
@@ -126,7 +126,7 @@ def approval_closed(job: Job, revision: int, scene: Scene) -> Json:
 
 
 def status(job: Job, scene: Scene) -> Json:
-    return teams.status_card(status_view(job, scene.names, scene.now), scene.now)
+    return teams.moment.status(status_view(job, scene.names, scene.now), scene.now)
 
 
 def request_form(

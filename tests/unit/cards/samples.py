@@ -228,13 +228,13 @@ TEAMS: dict[str, Render] = {
     "approval_simulated_ca": lambda: teams.approval_card(approval(CA_ACTION), for_approver=True),
     **_drawn_by(
         {
-            "approval_result": teams.approval_result_card,
-            "status": lambda view: teams.status_card(view, NOW),
+            "approval_result": teams.moment.approval_result,
+            "status": lambda view: teams.moment.status(view, NOW),
             "receipt": teams.receipt_card,
             "receipts": teams.receipts_card,
-            "announcement": teams.announcement_card,
-            "kill_result": teams.kill_result_card,
-            "audit_summary": teams.audit_summary_card,
+            "announcement": teams.moment.announcement,
+            "kill_result": teams.moment.kill_result,
+            "audit_summary": teams.moment.audit_summary,
         }
     ),
 }
@@ -246,13 +246,13 @@ SLACK: dict[str, Render] = {
     "approval_simulated_ca": lambda: slack.approval_message(approval(CA_ACTION)),
     **_drawn_by(
         {
-            "approval_result": slack.approval_result_message,
-            "status": lambda view: slack.status_message(view, NOW),
+            "approval_result": slack.moment.approval_result,
+            "status": lambda view: slack.moment.status(view, NOW),
             "receipt": slack.receipt_message,
             "receipts": slack.receipts_message,
-            "announcement": slack.announcement_message,
-            "kill_result": slack.kill_result_message,
-            "audit_summary": slack.audit_summary_message,
+            "announcement": slack.moment.announcement,
+            "kill_result": slack.moment.kill_result,
+            "audit_summary": slack.moment.audit_summary,
         }
     ),
 }

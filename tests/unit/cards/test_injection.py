@@ -98,15 +98,15 @@ def hostile_views(
             slack.approval_message(approval),
         ),
         "approval_read_only": (teams.approval_card(approval, for_approver=False), None),
-        "result": (teams.approval_result_card(result), slack.approval_result_message(result)),
-        "status": (teams.status_card(status, s.NOW), slack.status_message(status, s.NOW)),
+        "result": (teams.moment.approval_result(result), slack.moment.approval_result(result)),
+        "status": (teams.moment.status(status, s.NOW), slack.moment.status(status, s.NOW)),
         "receipt": (teams.receipt_card(receipt), slack.receipt_message(receipt)),
-        "kill": (teams.kill_result_card(kill), slack.kill_result_message(kill)),
-        "audit": (teams.audit_summary_card(audit), slack.audit_summary_message(audit)),
+        "kill": (teams.moment.kill_result(kill), slack.moment.kill_result(kill)),
+        "audit": (teams.moment.audit_summary(audit), slack.moment.audit_summary(audit)),
         "form": (teams.request_form_card(form), slack.request_modal(form)),
         "receipts": (teams.receipts_card(burst), slack.receipts_message(burst)),
-        "removal_delayed": (teams.announcement_card(delayed), slack.announcement_message(delayed)),
-        "ended_early": (teams.announcement_card(failed), slack.announcement_message(failed)),
+        "removal_delayed": (teams.moment.announcement(delayed), slack.moment.announcement(delayed)),
+        "ended_early": (teams.moment.announcement(failed), slack.moment.announcement(failed)),
         **tenant_named_views(h),
     }
 
@@ -131,8 +131,8 @@ def tenant_named_views(h: str) -> dict[str, tuple[dict[str, Any], dict[str, Any]
             slack.approval_message(approval),
         ),
         "tenant_named_status": (
-            teams.status_card(status, sim.now),
-            slack.status_message(status, sim.now),
+            teams.moment.status(status, sim.now),
+            slack.moment.status(status, sim.now),
         ),
     }
 

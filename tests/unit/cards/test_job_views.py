@@ -25,11 +25,11 @@ def test_views_of_a_whole_job_render_both_ways() -> None:
     sim.do(Approve(BOB, sim.job.plan.plan_hash))
     result = views.approval_result_view(sim.job, NAMES, "approve", "u-bob", sim.now)
     assert result.approvals_count == 1
-    teams.approval_result_card(result)
+    teams.moment.approval_result(result)
     sim.do(Approve(CAROL, sim.job.plan.plan_hash))
     status = views.status_view(sim.job, NAMES, sim.now)
     assert status.active
-    assert "Kill" in json.dumps(teams.status_card(status, sim.now))
+    assert "Kill" in json.dumps(teams.moment.status(status, sim.now))
     sim.run_write_and_verify()
     sim.advance(minutes=31)
     sim.do(Tick())
@@ -47,10 +47,10 @@ def test_views_of_a_whole_job_render_both_ways() -> None:
     killed = views.kill_result_view(sim.job, sim.records, NAMES)
     assert killed.trigger == "timebox_expired"
     assert not killed.still_privileged
-    teams.kill_result_card(killed)
+    teams.moment.kill_result(killed)
     audit = views.audit_summary_view(sim.job, sim.records, NAMES, "A" * 43)
     assert audit.rollback_verified
-    assert "verify" in json.dumps(slack.audit_summary_message(audit))
+    assert "verify" in json.dumps(slack.moment.audit_summary(audit))
 
 
 def resolved(display: str, role: str = "Global Administrator") -> dict[str, dict[str, str]]:
@@ -76,8 +76,8 @@ def test_approvers_see_the_names_the_tenant_resolved_with_their_ids() -> None:
     assert shown in json.dumps(slack.approval_message(pending), ensure_ascii=False)
     assert shown in json.dumps(teams.approval_card(pending, for_approver=True))
     status = views.status_view(sim.job, {}, sim.now)
-    assert "Global Administrator (id r-ga)" in json.dumps(teams.status_card(status, sim.now))
-    assert "Global Administrator (id r-ga)" in json.dumps(slack.status_message(status, sim.now))
+    assert "Global Administrator (id r-ga)" in json.dumps(teams.moment.status(status, sim.now))
+    assert "Global Administrator (id r-ga)" in json.dumps(slack.moment.status(status, sim.now))
 
 
 def test_without_resolved_names_the_cards_fall_back_to_the_ids() -> None:

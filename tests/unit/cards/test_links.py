@@ -31,12 +31,12 @@ def test_the_report_url_needs_a_public_url() -> None:
 
 def test_the_audit_summary_links_the_report_only_when_known() -> None:
     without = audit_summary()
-    assert slack_links(slack.audit_summary_message(without)) == []
-    assert teams_links(teams.audit_summary_card(without)) == []
+    assert slack_links(slack.moment.audit_summary(without)) == []
+    assert teams_links(teams.moment.audit_summary(without)) == []
     linked = replace(without, report_url=REPORT)
-    (button,) = slack_links(slack.audit_summary_message(linked))
+    (button,) = slack_links(slack.moment.audit_summary(linked))
     assert (button["url"], button["action_id"]) == (REPORT, slack.LINK_ACTION)
-    (action,) = teams_links(teams.audit_summary_card(linked))
+    (action,) = teams_links(teams.moment.audit_summary(linked))
     assert action["url"] == REPORT
     assert REPORT in plain.render(moments.audit_summary(linked))
 
