@@ -74,9 +74,11 @@ _JSON_LEAVES = (
 )
 _JSON_VALUES = st.recursive(
     _JSON_LEAVES,
-    lambda inner: st.lists(inner, max_size=4)
-    | st.tuples(inner, inner)
-    | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.tuples(inner, inner)
+        | st.dictionaries(st.text(max_size=6), inner, max_size=4)
+    ),
     max_leaves=20,
 )
 
@@ -108,7 +110,7 @@ def test_jcs_fast_path_writes_exactly_the_reference_bytes(value: object) -> None
     "value",
     [
         {"\ue000": 1, "\U0001f600": 2},  # UTF-16 order differs from code point order
-        {"k": "\x00\x1f\x7f\u2028\"\\\b\f\n\r\t"},
+        {"k": '\x00\x1f\x7f\u2028"\\\b\f\n\r\t'},
         {"n": 2**53 - 1, "m": -(2**53) + 1},
         {"n": 2**53},
         {"s": "\ud800"},
