@@ -12,6 +12,7 @@ span is then still an orphan. Reason codes are the reference's.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -142,11 +143,18 @@ def _clock(stamp: object, issued: object, path: str) -> datetime | None:
 
 def _check_replay(receipts: Sequence[Any]) -> None:
     """One receipt id, one payload: a replay with other content is refused."""
+    bodies = [
+        (i, body)
+        for i, envelope in enumerate(receipts)
+        if isinstance(envelope, Mapping)
+        and isinstance(body := envelope.get("payload"), Mapping)
+        and isinstance(body.get("receipt_id"), str)
+    ]
+    uses = Counter(body["receipt_id"] for _, body in bodies)
     seen: dict[str, bytes] = {}
-    for i, envelope in enumerate(receipts):
-        body = envelope.get("payload") if isinstance(envelope, Mapping) else None
-        if not isinstance(body, Mapping) or not isinstance(body.get("receipt_id"), str):
-            continue
+    for i, body in bodies:
+        if uses[body["receipt_id"]] < 2:
+            continue  # an id used once replays nothing: no need to canonicalise it
         canonical = jcs(body)
         if seen.setdefault(body["receipt_id"], canonical) != canonical:
             path = f"payload.receipts[{i}].payload.receipt_id"
