@@ -4,7 +4,9 @@ Each method is one transaction, run on the store's executor so the event loop ne
 on the database: one thread for SQLite (writes serialise in-process, the file lock is only
 contended by other processes), a small pool for PostgreSQL (the row lock of the compare-and-
 set UPDATE serialises replicas). A cancelled caller does not cancel its transaction: the
-thread finishes it, committed or not, like any write whose answer was lost.
+thread finishes it, committed or not, like any write whose answer was lost. One exception:
+on SQLite the gateway's revocation check reads on the caller's thread while nothing of the
+store's own is queued or running (``adapters.store.reader``): the same answer, without a hop.
 """
 
 from __future__ import annotations
