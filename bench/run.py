@@ -158,13 +158,23 @@ async def kill_to_refusal(rounds: int, budget_s: float = FULL_BUDGET_S) -> Metri
     }
 
 
-def bundle_verify(n: int) -> Metrics:
+def bundle_verify(n: int, rounds: int = 2) -> Metrics:
+    """A bundle of ``n`` model-call receipts verified, beside ``n`` bare Ed25519 verifies
+    timed just before each round; the best of each (a shared machine only adds time)."""
     bundle, trust = bundle_with_model_receipts(n)
-    t0 = time.perf_counter()
-    report = verify_bundle(bundle, trust)
-    elapsed = time.perf_counter() - t0
-    assert report.valid, report.reasons[:3]
-    return {"bundle_verify_10k_s": metric(elapsed * 10_000 / n, "s")}
+    floors, verifies = [], []
+    for _ in range(rounds):
+        floors.append(ed25519_floor(n)["ed25519_verify_floor_10k_s"]["value"])
+        t0 = time.perf_counter()
+        report = verify_bundle(bundle, trust)
+        verifies.append((time.perf_counter() - t0) * 10_000 / n)
+        assert report.valid, report.reasons[:3]
+    floor, verify = min(floors), min(verifies)
+    return {
+        "ed25519_verify_floor_10k_s": metric(floor, "s"),
+        "bundle_verify_10k_s": metric(verify, "s"),
+        "verify_10k_ratio": ratio(verify / floor, VERIFY_RATIO_GOAL),
+    }
 
 
 def optional(module: str) -> Callable[[], Metrics] | None:
@@ -178,7 +188,7 @@ def optional(module: str) -> Callable[[], Metrics] | None:
 def collect(scale: Scale, extras: tuple[str, ...] = ("bench.proxy_overhead",)) -> Metrics:
     """Every benchmark at ``scale``, with the floors and the ratios to them."""
     stages: list[tuple[str, Callable[[], Metrics]]] = [
-        ("ed25519 floor", lambda: ed25519_floor(scale.ed25519)),
+        ("ed25519 sign floor", lambda: ed25519_floor(scale.ed25519)),
         (
             "gateway",
             lambda: asyncio.run(gateway_latency(scale.gateway_calls, scale.stage_seconds)),
@@ -192,10 +202,6 @@ def collect(scale: Scale, extras: tuple[str, ...] = ("bench.proxy_overhead",)) -
         started = time.perf_counter()
         results |= run()
         print(f"{name}: {time.perf_counter() - started:.1f} s", file=sys.stderr)
-    floor = results["ed25519_verify_floor_10k_s"]["value"]
-    results["verify_10k_ratio"] = ratio(
-        results["bundle_verify_10k_s"]["value"] / floor, VERIFY_RATIO_GOAL
-    )
     return results
 
 
