@@ -43,7 +43,7 @@ class Scale:
     receipts: int = 10_000
     # A stage stops early past its budget (a disk shared with other work makes each commit
     # slow): ``make bench`` stays bounded, and the samples actually taken are reported.
-    stage_seconds: float = 40.0
+    stage_seconds: float = 30.0
 
 
 FULL = Scale()

@@ -32,10 +32,12 @@ class PointReader:
 
     def is_revoked(self, jti: str) -> bool | None:
         try:
-            row = self._db.execute(_IS_REVOKED, {"jti": jti}).fetchone()
+            # fetchall: the statement runs to its end and is reset, so no read snapshot is
+            # left open to hold back the WAL checkpoint.
+            rows = self._db.execute(_IS_REVOKED, {"jti": jti}).fetchall()
         except sqlite3.Error:
             return None
-        return bool(row and row[0])
+        return bool(rows and rows[0][0])
 
     def close(self) -> None:
         self._db.close()
