@@ -38,14 +38,16 @@ class Effects:
         self.service = service
         self.bundle_dir = bundle_dir
 
-    async def perform(self, before: Job | None, t: Transition) -> list[ChatEvent]:
+    async def perform(
+        self, before: Job | None, t: Transition, job_doc: Mapping[str, Any] | None = None
+    ) -> list[ChatEvent]:
         """Perform the transition's effects (fast: long work is spawned, not awaited);
-        return what people should be told."""
+        return what people should be told. ``job_doc``: ``t.job`` as JSON, when known."""
         _count(before, t)
         for tok in t.job.tokens:
             if tok.revoked_at is not None:
                 self.service.revoked.add(tok.jti)
-        job_doc = t.job.to_json()
+        job_doc = job_doc if job_doc is not None else t.job.to_json()
         now = self.service.clock()
         events = [ChatEvent("receipts", job_doc, {}, t.records, now)] if t.records else []
         for effect in t.effects:

@@ -204,9 +204,10 @@ class JobService:
             metrics.COMMAND_REFUSALS.labels(err.reason).inc()
             return Outcome(False, job_id, reason=err.reason, detail=err.detail), []
         outcome = Outcome(True, job_id, transition.result)
-        await self.store.update_job(job_update(job, version, transition, key, outcome.to_json()))
+        update = job_update(job, version, transition, key, outcome.to_json())
+        await self.store.update_job(update)
         self._cache[job_id] = (version + 1, transition.job)
-        return outcome, await self.effects.perform(job, transition)
+        return outcome, await self.effects.perform(job, transition, update.document)
 
     async def load(self, job_id: str) -> Job:
         """The job as stored (always read from the store: another replica may have moved it)."""

@@ -16,21 +16,57 @@ from engine.encoding import sha256_b64u
 from engine.errors import StrictJsonError, TooLarge
 
 MAX_SAFE_INTEGER = 2**53 - 1
+# Built once: ``json.dumps`` with options builds a new encoder per call, a cost on hot paths.
+_SORTED = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+_INSERTION_ORDER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def jcs(value: Any) -> bytes:
     """RFC 8785 canonical bytes of a JSON value."""
+    if _plain(value):
+        # For this subset the C encoder writes exactly the JCS bytes, ~10x faster.
+        try:
+            return _SORTED.encode(value).encode("utf-8")
+        except UnicodeEncodeError:
+            pass  # a lone surrogate: the reference implementation names the error
     try:
         return rfc8785.dumps(value)
     except rfc8785.CanonicalizationError as exc:
         raise StrictJsonError(f"cannot canonicalize: {exc}") from exc
 
 
+def _plain(value: Any) -> bool:
+    """Is ``value`` made only of what ``json.dumps`` serialises exactly as RFC 8785 does?
+
+    dicts with ASCII keys (code point order = UTF-16 order), lists, strings (both escape
+    the same characters the same way), bools, None and integers within 2^53. Floats,
+    tuples, other mappings and non-ASCII keys go to the reference implementation.
+    """
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is str or kind is bool or item is None:
+            continue
+        if kind is int:
+            if -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER:
+                continue
+            return False
+        if kind is dict:
+            for key in item:
+                if type(key) is not str or not key.isascii():
+                    return False
+            stack.extend(item.values())
+        elif kind is list:
+            stack.extend(item)
+        else:
+            return False
+    return True
+
+
 def insertion_order_json(value: Any) -> bytes:
     """The bytes ``JSON.stringify(value)`` produces: no spaces, keys in insertion order."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode(
-        "utf-8"
-    )
+    return _INSERTION_ORDER.encode(value).encode("utf-8")
 
 
 def jcs_hash(value: Any) -> str:

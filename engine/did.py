@@ -82,9 +82,14 @@ def verify_signature(did: str, message: bytes, signature: bytes) -> None:
     if len(signature) != 64:
         raise VerificationError("SIGNATURE_INVALID", "an Ed25519 signature has 64 bytes")
     try:
-        nacl.signing.VerifyKey(key).verify(message, signature)
+        _verify_key(key).verify(message, signature)
     except nacl.exceptions.BadSignatureError as exc:
         raise VerificationError("SIGNATURE_INVALID", "signature does not verify") from exc
+
+
+@functools.lru_cache(maxsize=256)
+def _verify_key(public_key: bytes) -> nacl.signing.VerifyKey:
+    return nacl.signing.VerifyKey(public_key)
 
 
 @dataclass(frozen=True, repr=False)
@@ -109,8 +114,8 @@ class Signer:
     def public_key(self) -> bytes:
         return bytes(self._key.verify_key)
 
-    @property
-    def did(self) -> str:
+    @functools.cached_property
+    def did(self) -> str:  # cached: every receipt and token names its signer
         return did_from_public_key(self.public_key)
 
     def sign(self, message: bytes) -> bytes:

@@ -134,6 +134,7 @@ def verify_envelope(
     expected_types: Collection[str],
     allowed_signers: Collection[str],
     check_payload: Callable[[Mapping[str, Any]], None] | None = None,
+    verified: Collection[tuple[str, str, str]] = frozenset(),
 ) -> VerifiedEnvelope:
     """Verify a signed envelope, raising VerificationError with the reason code.
 
@@ -141,17 +142,19 @@ def verify_envelope(
     schema check, raising SCHEMA_VALIDATION_FAILED); (6) hash; (7) signer DID; (8)
     signature; (9) signer in ``allowed_signers`` (empty allows nobody). Does NOT check
     ``issued_at``/``expires_at`` against a clock, nor anything the payload means.
+    ``verified``: (signer DID, payload hash, signature) already verified (in parallel).
     """
     env = check_envelope_shape(envelope, expected_types)
     if check_payload is not None:
         check_payload(env["payload"])
     check_payload_hash(env)
     public_key_from_did(env["signer_did"])
-    try:
-        signature = b64u_decode(env["signature_b64u"])
-    except InputError as exc:
-        raise VerificationError("SIGNATURE_INVALID", "signature is not base64url") from exc
-    verify_signature(env["signer_did"], env["payload_hash_b64u"].encode("utf-8"), signature)
+    if (env["signer_did"], env["payload_hash_b64u"], env["signature_b64u"]) not in verified:
+        try:
+            signature = b64u_decode(env["signature_b64u"])
+        except InputError as exc:
+            raise VerificationError("SIGNATURE_INVALID", "signature is not base64url") from exc
+        verify_signature(env["signer_did"], env["payload_hash_b64u"].encode("utf-8"), signature)
     if env["signer_did"] not in allowed_signers:
         raise VerificationError("SIGNER_NOT_ALLOWED", "signer is not in the allowlist")
     return VerifiedEnvelope(

@@ -7,7 +7,7 @@ round-trips through JSON (``to_json`` / ``from_json``) for the store.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any
 
@@ -70,7 +70,7 @@ class Plan:
     decisions: tuple[Decision, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return _shallow(self) | {"decisions": [asdict(d) for d in self.decisions]}
+        return _fields_of(self) | {"decisions": [_fields_of(d) for d in self.decisions]}
 
     def approvers(self) -> list[str]:
         """Principals whose latest decision on this plan is approve, in order."""
@@ -143,8 +143,8 @@ class Job:
     def to_json(self) -> dict[str, Any]:
         """The job as JSON values. Shallow: inner documents (payloads, claims) are shared,
         never copied, since a job and its documents are never mutated."""
-        out = _shallow(self)
-        out["requester"] = asdict(self.requester)
+        out = _fields_of(self)
+        out["requester"] = _fields_of(self.requester)
         out["plan"] = self.plan.to_json()
         out["extension"] = self.extension.to_json() if self.extension else None
         out["tokens"] = [
@@ -174,8 +174,9 @@ class Job:
         return replace(self, **changes)
 
 
-def _shallow(record: Plan | Job) -> dict[str, Any]:
-    """A record's fields by name, in field order; values are shared, not copied."""
+def _fields_of(record: Actor | Decision | Plan | Job) -> dict[str, Any]:
+    """A record's fields by name, in field order; values are shared, not copied (``asdict``
+    deep-copies: a cost on every write)."""
     return {f.name: getattr(record, f.name) for f in fields(record)}
 
 

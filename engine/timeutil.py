@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from engine.errors import InputError
 
@@ -19,6 +20,11 @@ def parse_iso(text: object) -> datetime:
     """Parse an RFC 3339 timestamp with an explicit offset; anything else is an InputError."""
     if not isinstance(text, str) or not text or len(text) > 40:
         raise InputError("timestamp is not a string")
+    return _parse_iso(str(text))  # str(): a str subclass is parsed as the plain string
+
+
+@lru_cache(maxsize=4096)  # a bundle's checks read each timestamp several times
+def _parse_iso(text: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError as exc:

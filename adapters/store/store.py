@@ -4,12 +4,15 @@ Each method is one transaction, run on the store's executor so the event loop ne
 on the database: one thread for SQLite (writes serialise in-process, the file lock is only
 contended by other processes), a small pool for PostgreSQL (the row lock of the compare-and-
 set UPDATE serialises replicas). A cancelled caller does not cancel its transaction: the
-thread finishes it, committed or not, like any write whose answer was lost.
+thread finishes it, committed or not, like any write whose answer was lost. One exception:
+on SQLite the gateway's revocation check reads on the caller's thread while nothing of the
+store's own is queued or running (``adapters.store.reader``): the same answer, without a hop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -21,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from adapters.store import exchanges, jobs, leases, migrate, notify, outbox, records, sign_ins
 from adapters.store.connect import Connected, connect
+from adapters.store.reader import PointReader
 from engine.errors import StoreError
 from engine.ports import (
     ApprovalRecord,
@@ -57,6 +61,9 @@ class SqlStore:
         self._safe_url = connected.safe_url
         self._clock = clock
         self._closed = False
+        self._reader: PointReader | None = None  # SQLite: revocation reads without the hop
+        self._busy = 0  # transactions submitted and not yet ended (ended on their thread)
+        self._busy_lock = threading.Lock()
 
     @classmethod
     async def open(cls, url: str, *, clock: Clock = utc_now) -> Self:
@@ -64,6 +71,8 @@ class SqlStore:
         store = cls(connect(url), clock)
         try:
             await store._run(migrate.upgrade)
+            if store._engine.dialect.name == "sqlite" and store._engine.url.database:
+                store._reader = PointReader(store._engine.url.database)
         except BaseException:
             await store.close()
             raise
@@ -80,6 +89,8 @@ class SqlStore:
         # checked in after it would only be closed by the garbage collector).
         await loop.run_in_executor(None, self._executor.shutdown)
         await loop.run_in_executor(None, self._engine.dispose)
+        if self._reader is not None:
+            self._reader.close()
 
     async def __aenter__(self) -> Self:
         return self
@@ -97,8 +108,20 @@ class SqlStore:
     ) -> T:
         if self._closed:
             raise StoreError("the store is closed")
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, lambda: self._tx(fn, *args, **kwargs))
+        self._count(1)
+        try:
+            job = self._executor.submit(lambda: self._tx(fn, *args, **kwargs))
+        except BaseException:
+            self._count(-1)
+            raise
+        # Ended, failed or cancelled before it ran: the thread's own callback says so, so
+        # a caller that went away still counts until its transaction is over.
+        job.add_done_callback(lambda _job: self._count(-1))
+        return await asyncio.wrap_future(job)
+
+    def _count(self, change: int) -> None:
+        with self._busy_lock:
+            self._busy += change
 
     def _tx(
         self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
@@ -159,6 +182,11 @@ class SqlStore:
         return await self._run(records.revoke, revocation)
 
     async def is_revoked(self, jti: str) -> bool:
+        if self._reader is not None and not self._closed and self._busy == 0:
+            # Nothing of ours is queued or running: the committed state is the whole answer.
+            answer = self._reader.is_revoked(jti)
+            if answer is not None:
+                return answer
         return await self._run(records.is_revoked, jti)
 
     async def revocation(self, jti: str) -> Revocation | None:

@@ -93,12 +93,17 @@ def check_model_calls(ev: Evidence) -> list[dict[str, Any]]:
     """Every receipted model call went to a provider and model its WPC allows (the proxy
     refuses others at run time; this proves it afterwards). The calls, for the summary."""
     out = []
+    by_hash = ev.by_hash
+    decided: dict[tuple[str, str, str], bool] = {}  # (policy, provider, model): one answer
     for envelope in ev.payload.get("receipts", []):
         body = envelope["payload"]
         bound = body.get("binding", {}).get("policy_hash")
-        policy = ev.by_hash.get(str(bound), ev.policy)
+        policy = by_hash.get(str(bound), ev.policy)
         route = f"{body['provider']}:{body['model']}"
-        allowed = policy.allows_model(str(body["provider"]), str(body["model"])).allowed
+        key = (policy.policy_hash_b64u, str(body["provider"]), str(body["model"]))
+        if key not in decided:
+            decided[key] = policy.allows_model(key[1], key[2]).allowed
+        allowed = decided[key]
         if not allowed:
             ev.report.fail(
                 "BREAKGLASS_MODEL_OUTSIDE_POLICY",

@@ -12,6 +12,7 @@ span is then still an orphan. Reason codes are the reference's.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -142,11 +143,18 @@ def _clock(stamp: object, issued: object, path: str) -> datetime | None:
 
 def _check_replay(receipts: Sequence[Any]) -> None:
     """One receipt id, one payload: a replay with other content is refused."""
+    bodies = [
+        (i, body)
+        for i, envelope in enumerate(receipts)
+        if isinstance(envelope, Mapping)
+        and isinstance(body := envelope.get("payload"), Mapping)
+        and isinstance(body.get("receipt_id"), str)
+    ]
+    uses = Counter(body["receipt_id"] for _, body in bodies)
     seen: dict[str, bytes] = {}
-    for i, envelope in enumerate(receipts):
-        body = envelope.get("payload") if isinstance(envelope, Mapping) else None
-        if not isinstance(body, Mapping) or not isinstance(body.get("receipt_id"), str):
-            continue
+    for i, body in bodies:
+        if uses[body["receipt_id"]] < 2:
+            continue  # an id used once replays nothing: no need to canonicalise it
         canonical = jcs(body)
         if seen.setdefault(body["receipt_id"], canonical) != canonical:
             path = f"payload.receipts[{i}].payload.receipt_id"
@@ -211,14 +219,18 @@ def _check_cycles(decls: Sequence[Decl]) -> None:
     for d in decls:
         if d.span is not None and d.parent is not None:
             parents.setdefault(d.span, d)
+    # Parent links form chains: a walk that ends (or meets a span already known to end)
+    # proves its whole path acyclic, so each span is walked once, not once per descendant.
+    acyclic: set[str] = set()
     for start in parents:
         seen = {start}
         node = parents[start].parent
-        while node is not None and node in parents:
+        while node is not None and node in parents and node not in acyclic:
             if node in seen:
                 raise fail("CAUSAL_CYCLE_DETECTED", f"parent cycle at {node}", parents[node].path)
             seen.add(node)
             node = parents[node].parent
+        acyclic |= seen
 
 
 def _check_confidence(decls: Sequence[Decl]) -> None:
@@ -243,8 +255,9 @@ def _check_connected(decls: Sequence[Decl]) -> None:
     if not roots:
         path = next(iter(spans.values())).path
         raise fail("CAUSAL_GRAPH_DISCONNECTED", "the causal graph has no root", path)
+    rooted = _rooted(spans, roots)
     for span, d in spans.items():
-        if not _reaches_root(span, spans, roots, set()):
+        if span not in rooted:
             raise fail("CAUSAL_GRAPH_DISCONNECTED", f"span {span} reaches no root", d.path)
     links: dict[str, set[str]] = {s: set() for s in spans}
     for span, d in spans.items():
@@ -263,14 +276,21 @@ def _check_connected(decls: Sequence[Decl]) -> None:
             raise fail("CAUSAL_GRAPH_DISCONNECTED", "the causal graph is in pieces", d.path)
 
 
-def _reaches_root(span: str, spans: Mapping[str, Decl], roots: set[str], seen: set[str]) -> bool:
-    if span in roots:
-        return True
-    d = spans.get(span)
-    if d is None or span in seen:
-        return False
-    seen.add(span)
-    return any(ref and _reaches_root(ref, spans, roots, seen) for ref in (d.parent, d.tool))
+def _rooted(spans: Mapping[str, Decl], roots: set[str]) -> set[str]:
+    """The spans from which a parent or tool reference path leads to a root: found walking
+    the references backwards from the roots (linear, no recursion, for long lineages)."""
+    children: dict[str, list[str]] = {}
+    for span, d in spans.items():
+        for ref in (d.parent, d.tool):
+            if ref:
+                children.setdefault(ref, []).append(span)
+    rooted, todo = set(roots), list(roots)
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            if child not in rooted:
+                rooted.add(child)
+                todo.append(child)
+    return rooted
 
 
 def _check_anchored(items: Sequence[Any], prefix: str, known: set[str], code: str) -> None:

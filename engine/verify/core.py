@@ -13,6 +13,7 @@ from engine.envelope import verify_envelope
 from engine.errors import VerificationError
 from engine.receipts import GATEWAY_RECEIPT, TOOL_RECEIPT
 from engine.verify.causal import check_causal
+from engine.verify.signatures import Signed, verified_ahead
 from engine.verify.trust import Trust
 
 
@@ -38,15 +39,18 @@ def verify_core(envelope: object, trust: Trust) -> Mapping[str, Any]:
 def _check_receipts(
     payload: Mapping[str, Any], trust: Trust, run_id: str | None, known: set[str]
 ) -> None:
-    for receipt in payload.get("receipts", []):
+    receipts, tool_receipts = payload.get("receipts", []), payload.get("tool_receipts", [])
+    ahead = verified_ahead([*receipts, *tool_receipts])
+    for receipt in receipts:
         verify_envelope(
             receipt,
             expected_types={GATEWAY_RECEIPT},
             allowed_signers=trust.gateway_receipt_signer_dids,
+            verified=ahead,
         )
         _check_binding(receipt["payload"], run_id, known)
-    for item in payload.get("tool_receipts", []):
-        body = _tool_payload(item, trust)
+    for item in tool_receipts:
+        body = _tool_payload(item, trust, ahead)
         if body["agent_did"] != payload["agent_did"]:
             raise VerificationError("PROOF_BUNDLE_AGENT_MISMATCH", "tool receipt agent_did")
         _check_binding(body, run_id, known)
@@ -59,11 +63,16 @@ def _check_receipts(
             raise VerificationError("SIDE_EFFECT_AGENT_MISMATCH", "side effect agent_did")
 
 
-def _tool_payload(item: Mapping[str, Any], trust: Trust) -> Mapping[str, Any]:
+def _tool_payload(
+    item: Mapping[str, Any], trust: Trust, ahead: frozenset[Signed]
+) -> Mapping[str, Any]:
     if "envelope_type" not in item:
         return item
     return verify_envelope(
-        item, expected_types={TOOL_RECEIPT}, allowed_signers=trust.gateway_receipt_signer_dids
+        item,
+        expected_types={TOOL_RECEIPT},
+        allowed_signers=trust.gateway_receipt_signer_dids,
+        verified=ahead,
     ).payload
 
 

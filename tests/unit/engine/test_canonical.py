@@ -1,4 +1,7 @@
 import pytest
+import rfc8785
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.canonical import insertion_order_json, jcs, strict_loads
 from engine.encoding import b64u_decode, b64u_encode, is_hash_b64u, sha256_b64u
@@ -60,3 +63,60 @@ def test_strict_loads_refuses_invalid_utf8_and_oversize() -> None:
 
 def test_strict_loads_accepts_the_largest_safe_integer() -> None:
     assert strict_loads('{"a":9007199254740991}') == {"a": 9007199254740991}
+
+
+_JSON_LEAVES = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**60), max_value=2**60)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text()  # includes control characters, non-BMP characters and lone surrogates
+)
+_JSON_VALUES = st.recursive(
+    _JSON_LEAVES,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.tuples(inner, inner)
+        | st.dictionaries(st.text(max_size=6), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+def _reference(value: object) -> bytes | str:
+    """The reference implementation's bytes, or the name of what it raised."""
+    try:
+        return rfc8785.dumps(value)  # type: ignore[arg-type]
+    except Exception as exc:
+        return type(exc).__name__
+
+
+def _ours(value: object) -> bytes | str:
+    try:
+        return jcs(value)
+    except StrictJsonError as exc:  # our wrapper of rfc8785.CanonicalizationError
+        return type(exc.__cause__).__name__
+    except Exception as exc:
+        return type(exc).__name__
+
+
+@settings(max_examples=400, deadline=None)
+@given(_JSON_VALUES)
+def test_jcs_fast_path_writes_exactly_the_reference_bytes(value: object) -> None:
+    assert _ours(value) == _reference(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"\ue000": 1, "\U0001f600": 2},  # UTF-16 order differs from code point order
+        {"k": '\x00\x1f\x7f\u2028"\\\b\f\n\r\t'},
+        {"n": 2**53 - 1, "m": -(2**53) + 1},
+        {"n": 2**53},
+        {"s": "\ud800"},
+        {1: "int key"},
+        [1.0, 1e21, -0.0],
+    ],
+)
+def test_jcs_agrees_with_the_reference_on_edge_cases(value: object) -> None:
+    assert _ours(value) == _reference(value)
