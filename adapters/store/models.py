@@ -144,6 +144,18 @@ class LeaseRow(StoreModel, table=True):
     expires_at: datetime = Field(sa_type=UtcDateTime())
 
 
+class GrantClaimRow(StoreModel, table=True):
+    """The open job holding a grant (``engine.grants``): one per key, so two replicas can
+    never both open a job on one grant. Written with the job's own compare-and-set.
+
+    No foreign key: a claim names a job, it is not part of its record."""
+
+    __tablename__ = "grant_claims"
+    grant_key: str = Field(sa_type=String(), primary_key=True)
+    job_id: str = Field(sa_type=String(), index=True)
+    created_at: datetime = Field(sa_type=UtcDateTime())
+
+
 def table(model: type[StoreModel]) -> Table:
     """The Core table of ``model`` (typed, for statements built outside the ORM)."""
     found = model.__table__  # type: ignore[attr-defined]
@@ -163,3 +175,4 @@ OUTBOX = table(OutboxRow)
 SNAPSHOTS = table(SnapshotRow)
 EXCHANGES = table(ExchangeRow)
 LEASES = table(LeaseRow)
+GRANT_CLAIMS = table(GrantClaimRow)

@@ -19,7 +19,7 @@ from typing import Concatenate, ParamSpec, Self, TypeVar
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from adapters.store import exchanges, jobs, leases, migrate, notify, outbox, records
+from adapters.store import claims, exchanges, jobs, leases, migrate, notify, outbox, records
 from adapters.store.connect import Connected, connect
 from engine.errors import StoreError
 from engine.ports import (
@@ -222,6 +222,10 @@ class SqlStore:
 
     async def lease_holders(self, now: datetime) -> dict[str, str]:
         return await self._run(leases.holders, now)
+
+    async def grant_claims(self) -> dict[str, str]:
+        """Every grant claim: grant key -> the open job holding it (``engine.grants``)."""
+        return await self._run(claims.holders)
 
     async def count_jobs(self) -> dict[str, int]:
         return await self._run(leases.count_jobs)

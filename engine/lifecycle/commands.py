@@ -59,6 +59,9 @@ class Ctx:
     now: datetime
     keys: Keys
     rules: Rules
+    # Grant key -> the open job holding it (``engine.grants``): read by ``bot/`` for the
+    # commands that take a grant (a request, an approval); empty for every other command.
+    held: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

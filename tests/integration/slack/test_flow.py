@@ -17,6 +17,7 @@ from tests.integration.graph.support import DAVE as DAVE_OID
 from tests.integration.graph.support import USER_ADMIN, holders
 from tests.integration.slack.conftest import Env
 from tests.integration.slack.steps import (
+    OTHER_GRANT,
     REQUEST,
     approve,
     click,
@@ -144,7 +145,7 @@ async def test_status_and_kill_by_app_mention(env: Env) -> None:
 
 async def test_kill_without_a_job_id_asks_which_when_there_are_two(env: Env) -> None:
     first = await request_job(env)
-    second = await request_job(env)
+    second = await request_job(env, **OTHER_GRANT)
     await env.sender.command(DAVE, "kill")
     await env.settle()
     reply = ephemerals(env, DAVE)[-1]

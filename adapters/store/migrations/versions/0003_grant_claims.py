@@ -1,0 +1,36 @@
+"""Grant claims: at most one open job per grant (issue 14, TARGET_BUSY).
+
+Open jobs from before this revision get no claim here: the engine's own check (from the
+open jobs' documents) still refuses a second request on their grants, and such a job
+claims its grant as it activates.
+
+Revision ID: 0003
+Revises: 0002
+Create Date: 2026-11-29
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0003"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "grant_claims",
+        sa.Column("grant_key", sa.String(), nullable=False),
+        sa.Column("job_id", sa.String(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("grant_key", name="pk_grant_claims"),
+    )
+    op.create_index("ix_grant_claims_job_id", "grant_claims", ["job_id"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_grant_claims_job_id", table_name="grant_claims")
+    op.drop_table("grant_claims")
