@@ -58,10 +58,10 @@ def job_update(
 
 
 def _claim(before: Job | None, job: Job) -> str | None:
-    """The grant a write claims: at the request, and again as the job activates (a job
-    from before claims existed takes its claim there, or loses the race to the holder)."""
-    taking = before is None or (job.state == ACTIVE and before.state != ACTIVE)
-    return job_grant_key(job) if taking and not job.resolved else None
+    """The grant a write claims: the one the job makes live (its last approval). Another
+    replica activating a job on the same grant at the same moment finds the claim taken."""
+    activating = job.state == ACTIVE and (before is None or before.state != ACTIVE)
+    return job_grant_key(job) if activating else None
 
 
 def _epoch_dt(value: Any) -> datetime:

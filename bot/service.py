@@ -34,7 +34,6 @@ from engine.errors import (
     AdapterError,
     CommandRefused,
     ConcurrentUpdate,
-    GrantClaimed,
     JobNotFound,
 )
 from engine.identity import Directory
@@ -115,12 +114,10 @@ class JobService:
         try:
             await self.store.create_job(update)
             self._cache[command.job_id] = (1, transition.job)
-        except ConcurrentUpdate as err:
+        except ConcurrentUpdate:
             cached = await self.store.idempotent_result(key) if key else None
             if cached:
                 return _replayed(cached)
-            if isinstance(err, GrantClaimed):  # another replica's request won the grant
-                return _refused_request(command, grants.busy(err.holder))
             return Outcome(False, command.job_id, reason="DUPLICATE_JOB")
         await self.chat.publish(command.job_id, await self.effects.perform(None, transition))
         return outcome
@@ -188,8 +185,9 @@ class JobService:
         self, job_id: str, command: Command, key: str | None
     ) -> tuple[Outcome, list[ChatEvent]]:
         version, job = await self._current(job_id)
-        # An approval may be the last: it must see who holds the grant (engine.grants).
-        ctx = self._ctx(await self._held() if isinstance(command, lifecycle.Approve) else None)
+        # An approval may be the last: it must see which live job holds the grant.
+        approving = isinstance(command, lifecycle.Approve)
+        ctx = self._ctx(await self._held(live=True) if approving else None)
         try:
             transition = lifecycle.apply(job, command, ctx)
         except CommandRefused as err:
@@ -332,9 +330,9 @@ class JobService:
     def _ctx(self, held: Mapping[str, str] | None = None) -> Ctx:
         return Ctx(self.clock(), self.keys, self.rules, held or {})
 
-    async def _held(self) -> dict[str, str]:
-        """Grant key -> the open job holding it, read from the store (any replica's)."""
-        return grants.held_grants(await self.open_jobs())
+    async def _held(self, *, live: bool = False) -> dict[str, str]:
+        """Grant key -> the open (``live``: active) job holding it, read from the store."""
+        return grants.held_grants(await self.open_jobs(), live=live)
 
     def _lock(self, job_id: str) -> asyncio.Lock:
         return self._locks.setdefault(job_id, asyncio.Lock())

@@ -4,8 +4,9 @@ Two open jobs on one grant undo each other: the first one's rollback removes the
 or role the second still relies on, or the second's write is a no-op that its rollback then
 removes under the first (issue 14, found by the first-law soak). So a request for a grant
 another open job holds is refused (``TARGET_BUSY``), and so is the last approval of a job
-whose grant was taken meanwhile. The store adds a unique claim per key, so two replicas
-cannot both win the same race (``adapters.store.claims``).
+whose grant a live job took meanwhile. The store adds a unique claim per key, taken with
+the activating write, so two replicas can never both make a job live on one grant
+(``adapters.store.claims``).
 
 Pure: the open jobs come in as data (``Ctx.held``), read by ``bot/``.
 """
@@ -44,13 +45,17 @@ def job_grant_key(job: Job) -> str | None:
     return grant_key(str(job.request.get("template", "")), job.request.get("targets", {}))
 
 
-def held_grants(jobs: Iterable[Job]) -> dict[str, str]:
-    """Grant key -> id of the open job that holds it, for the open jobs among ``jobs``
-    (should two hold one key, as jobs from before this rule may, the older one is named)."""
+def held_grants(jobs: Iterable[Job], *, live: bool = False) -> dict[str, str]:
+    """Grant key -> id of the open job that holds it, for the open jobs among ``jobs``; with
+    ``live``, only jobs past their last approval (active, rolling back). A request is
+    refused for any open job's grant; an approval only for a live one, so of two pending
+    requests on one grant (two replicas at once) the first to be approved wins. Should two
+    jobs hold one key, the older one is named."""
     held: dict[str, str] = {}
     for job in sorted(jobs, key=lambda j: (j.created_at, j.job_id)):
         key = job_grant_key(job)
-        if key is not None and not job.resolved:
+        taken = job.window_start is not None if live else True
+        if key is not None and taken and not job.resolved:
             held.setdefault(key, job.job_id)
     return held
 

@@ -1,5 +1,6 @@
-"""Grant claims: one open job per grant key (``engine.grants``), kept in the same transaction
-as the job's own write, so the rule holds across replicas.
+"""Grant claims: one live job per grant key (``engine.grants``), taken in the transaction of
+the write that activates the job and dropped in the one that resolves it, so the rule holds
+across replicas.
 
 A claim is taken with INSERT ... ON CONFLICT DO NOTHING: on PostgreSQL a second transaction
 inserting the same key waits for the first to commit, then finds its row; on SQLite

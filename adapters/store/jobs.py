@@ -58,10 +58,7 @@ def create(conn: Connection, up: JobUpdate, now: datetime) -> StoredJob:
     }
     try:
         conn.execute(_INSERT_JOB, row)
-    except IntegrityError as exc:
-        raise ConcurrentUpdate(f"job {up.job_id} already exists") from exc
-    _claims(conn, up, now)  # after the job row: a duplicate job is told as that
-    try:
+        _claims(conn, up, now)
         _write_children(conn, up, now)
     except IntegrityError as exc:
         raise ConcurrentUpdate(f"job {up.job_id} or one of its keys already exists") from exc
@@ -84,7 +81,7 @@ def update_cas(conn: Connection, up: JobUpdate, now: datetime) -> StoredJob:
     }
     if conn.execute(_CAS, params).rowcount != 1:
         _raise_lost(conn, up)
-    _claims(conn, up, now)
+    _claims(conn, up, now)  # the claim a job takes as it activates, or GrantClaimed
     try:
         _write_children(conn, up, now)
     except IntegrityError as exc:

@@ -145,8 +145,9 @@ class LeaseRow(StoreModel, table=True):
 
 
 class GrantClaimRow(StoreModel, table=True):
-    """The open job holding a grant (``engine.grants``): one per key, so two replicas can
-    never both open a job on one grant. Written with the job's own compare-and-set.
+    """The live job holding a grant (``engine.grants``): one per key, so two replicas can
+    never both activate a job on one grant. Written with the activating compare-and-set,
+    deleted with the write that resolves the job.
 
     No foreign key: a claim names a job, it is not part of its record."""
 

@@ -1,8 +1,8 @@
-"""Grant claims: at most one open job per grant (issue 14, TARGET_BUSY).
+"""Grant claims: at most one live job per grant (issue 14, TARGET_BUSY).
 
-Open jobs from before this revision get no claim here: the engine's own check (from the
-open jobs' documents) still refuses a second request on their grants, and such a job
-claims its grant as it activates.
+A job claims its grant in the write that activates it. Jobs already active before this
+revision hold no claim: the engine's own check (read from the open jobs' documents) still
+refuses requests and activations on their grants.
 
 Revision ID: 0003
 Revises: 0002
