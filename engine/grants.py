@@ -68,8 +68,17 @@ def holder_of(key: str | None, held: Mapping[str, str], job_id: str) -> str | No
 
 
 def busy(holder: str) -> CommandRefused:
-    """The refusal that names the job holding the grant."""
+    """The refusal of a request, naming the job holding the grant."""
     return CommandRefused(
         TARGET_BUSY,
         f"job {holder} is open on the same grant; end it (or wait for it to end) and ask again",
+    )
+
+
+def taken(holder: str) -> CommandRefused:
+    """The refusal of a last approval, naming the live job that took the grant first."""
+    return CommandRefused(
+        TARGET_BUSY,
+        f"job {holder} went live on the same grant first, so this request ends denied; "
+        "ask again once it has ended",
     )

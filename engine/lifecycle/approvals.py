@@ -11,7 +11,15 @@ from typing import Any
 from engine import chain
 from engine.cst import TokenKind
 from engine.errors import TemplateError
-from engine.grants import END_TARGET_BUSY, TARGET_BUSY, busy, grant_key, holder_of, job_grant_key
+from engine.grants import (
+    END_TARGET_BUSY,
+    TARGET_BUSY,
+    busy,
+    grant_key,
+    holder_of,
+    job_grant_key,
+    taken,
+)
 from engine.job import (
     ACTIVE,
     DENIED,
@@ -286,7 +294,7 @@ def _busy_at_activation(job: Job, command: Approve, holder: str, ctx: Ctx) -> Tr
     """The last approval came while another job holds the grant (both were pending, or
     this one was asked for before the rule): the job ends denied, by the rule, with a
     signed terminal record; the approval is noted as refused, never counted."""
-    err = busy(holder)
+    err = taken(holder)
     ledger = Ledger(refusal_note(job, command, err, ctx.now), ctx.now)
     t = close(ledger, DENIED, END_TARGET_BUSY, None, ctx)
     refused = {"refused": TARGET_BUSY, "detail": err.detail, "holder": holder}
