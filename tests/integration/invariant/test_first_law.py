@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -152,7 +153,8 @@ class FirstLaw(RuleBasedStateMachine):
 
     async def _check_busy(self, form: inputs.Form, outcome: Outcome) -> None:
         """A TARGET_BUSY refusal names an open job of the same template, and stores nothing."""
-        holders = [j for j in await self.world.service.open_jobs() if j.job_id in outcome.detail]
+        named = _holder_named(outcome)
+        holders = [j for j in await self.world.service.open_jobs() if j.job_id == named]
         assert holders, f"TARGET_BUSY names no open job: {outcome.detail}"
         assert holders[0].request["template"] == form.template, outcome.detail
         with pytest.raises(JobNotFound):
@@ -175,7 +177,7 @@ class FirstLaw(RuleBasedStateMachine):
             # The tenant may fail the resolution (faults, outages); nothing else comes first.
             if self._actor(identity).principal is not None and outcome.reason not in TARGET_REASONS:
                 assert outcome.reason == TARGET_BUSY, outcome
-                assert job_id in outcome.detail, outcome.detail
+                assert _holder_named(outcome) == job_id, outcome.detail
         return new_id
 
     @rule(job_id=jobs, identity=inputs.actors, stale=st.booleans())
@@ -327,6 +329,12 @@ class FirstLaw(RuleBasedStateMachine):
         finally:
             self.loop.close()
             shutil.rmtree(self.home, ignore_errors=True)
+
+
+def _holder_named(outcome: Outcome) -> str:
+    """The job a TARGET_BUSY refusal names ("job <id> is open on the same grant; ...")."""
+    found = re.match(r"job (\S+) is open on the same grant", outcome.detail)
+    return found.group(1) if found else ""
 
 
 def _open_plan(job: Job) -> str:
