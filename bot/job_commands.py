@@ -27,7 +27,8 @@ class ServiceJobs(PassedOn):
 
     def check_request(self, command: lifecycle.Request) -> None:
         """The engine's verdict on a request with the service's own keys and rules; the
-        transition it would make is thrown away (nothing is stored or published)."""
+        transition it would make is thrown away (nothing is stored or published). Does NOT
+        see other open jobs (no store read here): TARGET_BUSY comes from the request itself."""
         service = self._service
         lifecycle.start(command, lifecycle.Ctx(service.clock(), service.keys, service.rules))
 

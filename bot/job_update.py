@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from engine.job import Job
+from engine.grants import job_grant_key
+from engine.job import ACTIVE, Job
 from engine.lifecycle import Transition
 from engine.ports import ApprovalRecord, JobUpdate, Revocation, TokenRecord
 from engine.timeutil import from_epoch, parse_iso
@@ -51,7 +52,16 @@ def job_update(
         revocations=revocations,
         idempotency_key=key,
         idempotency_result=dict(result) if key and result is not None else None,
+        claim=_claim(before, job),
+        release_claims=job.resolved and (before is None or not before.resolved),
     )
+
+
+def _claim(before: Job | None, job: Job) -> str | None:
+    """The grant a write claims: the one the job makes live (its last approval). Another
+    replica activating a job on the same grant at the same moment finds the claim taken."""
+    activating = job.state == ACTIVE and (before is None or before.state != ACTIVE)
+    return job_grant_key(job) if activating else None
 
 
 def _epoch_dt(value: Any) -> datetime:

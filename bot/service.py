@@ -28,9 +28,14 @@ from bot.prerequisites import preflight_access
 from bot.rollback import RollbackRunner
 from bot.sweep import sweep
 from bot.tasks import TaskSet
-from engine import lifecycle
+from engine import grants, lifecycle
 from engine.cst import TokenKind, sign_token
-from engine.errors import AdapterError, CommandRefused, ConcurrentUpdate, JobNotFound
+from engine.errors import (
+    AdapterError,
+    CommandRefused,
+    ConcurrentUpdate,
+    JobNotFound,
+)
 from engine.identity import Directory
 from engine.job import ACTIVE, OPEN, ROLLING_BACK, Actor, Job
 from engine.lifecycle import Command, Ctx, Keys, Rules
@@ -102,15 +107,9 @@ class JobService:
         try:
             command = await self._resolved(command)
             command = await preflight_access(command, self.rules, self.tools)  # issue 17
-            transition = lifecycle.start(command, self._ctx())
+            transition = lifecycle.start(command, self._ctx(await self._held()))
         except CommandRefused as err:  # before anyone is asked: nothing stored, nobody told
-            log.info(
-                "refused request by %s: %s",
-                command.actor.chat_identity,
-                err.reason,
-                extra={"job_id": command.job_id, "reason": err.reason},
-            )
-            return Outcome(False, command.job_id, reason=err.reason, detail=err.detail)
+            return _refused_request(command, err)
         outcome = Outcome(True, command.job_id, transition.result)
         update = job_update(None, 0, transition, key, outcome.to_json())
         try:
@@ -187,7 +186,9 @@ class JobService:
         self, job_id: str, command: Command, key: str | None
     ) -> tuple[Outcome, list[ChatEvent]]:
         version, job = await self._current(job_id)
-        ctx = self._ctx()
+        # An approval may be the last: it must see which live job holds the grant.
+        approving = isinstance(command, lifecycle.Approve)
+        ctx = self._ctx(await self._held(live=True) if approving else None)
         try:
             transition = lifecycle.apply(job, command, ctx)
         except CommandRefused as err:
@@ -203,7 +204,7 @@ class JobService:
             )
             metrics.COMMAND_REFUSALS.labels(err.reason).inc()
             return Outcome(False, job_id, reason=err.reason, detail=err.detail), []
-        outcome = Outcome(True, job_id, transition.result)
+        outcome = _outcome(job_id, transition.result)
         update = job_update(job, version, transition, key, outcome.to_json())
         await self.store.update_job(update)
         self._cache[job_id] = (version + 1, transition.job)
@@ -329,11 +330,36 @@ class JobService:
 
     # ------------------------------------------------------------------- helpers
 
-    def _ctx(self) -> Ctx:
-        return Ctx(self.clock(), self.keys, self.rules)
+    def _ctx(self, held: Mapping[str, str] | None = None) -> Ctx:
+        return Ctx(self.clock(), self.keys, self.rules, held or {})
+
+    async def _held(self, *, live: bool = False) -> dict[str, str]:
+        """Grant key -> the open (``live``: active) job holding it, read from the store."""
+        return grants.held_grants(await self.open_jobs(), live=live)
 
     def _lock(self, job_id: str) -> asyncio.Lock:
         return self._locks.setdefault(job_id, asyncio.Lock())
+
+
+def _refused_request(command: lifecycle.Request, err: CommandRefused) -> Outcome:
+    log.info(
+        "refused request by %s: %s",
+        command.actor.chat_identity,
+        err.reason,
+        extra={"job_id": command.job_id, "reason": err.reason},
+    )
+    return Outcome(False, command.job_id, reason=err.reason, detail=err.detail)
+
+
+def _outcome(job_id: str, result: Mapping[str, Any]) -> Outcome:
+    """A transition that ends the job by a rule instead of doing what was asked (the last
+    approval of a grant another job holds) answers as a refusal, with what it did."""
+    refused = result.get("refused")
+    if refused is None:
+        return Outcome(True, job_id, result)
+    log.info("%s on %s: %s", refused, job_id, result.get("detail", ""))
+    metrics.COMMAND_REFUSALS.labels(str(refused)).inc()
+    return Outcome(False, job_id, result, reason=str(refused), detail=str(result.get("detail")))
 
 
 def _replayed(cached: Mapping[str, Any]) -> Outcome:

@@ -44,6 +44,7 @@ END_REASONS = {
     "unexpected_target_detected": "the gateway saw an unexpected target",
     "write_failed": "the privileged write failed",
     "executor_failed": "the executor failed",
+    "target_busy": "another open job holds the same grant",
 }
 ENDED_EARLY_TITLES = {
     "write_failed": "Write failed: the window is ending now",

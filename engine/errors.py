@@ -19,6 +19,7 @@ them into the single line a person sees in chat or on the command line.
     ├── JobError                   a command could not be applied to a job
     │   ├── CommandRefused         not allowed now or not by this person (``reason``)
     │   ├── ConcurrentUpdate       compare-and-set lost a race; reload and retry
+    │   │   └── GrantClaimed       another open job claimed the same grant first
     │   └── JobNotFound
     ├── AdapterError               an outside system failed
     │   ├── GraphError             Microsoft Graph error (``code``, ``request_id``)
@@ -103,6 +104,15 @@ class CommandRefused(JobError):
 
 class ConcurrentUpdate(JobError):
     """Another writer changed the job first; reload it and decide again."""
+
+
+class GrantClaimed(ConcurrentUpdate):
+    """The store holds a claim on the same grant for another open job (``holder``): the
+    write is undone; decide again with the open jobs read afresh (``engine.grants``)."""
+
+    def __init__(self, holder: str) -> None:
+        super().__init__(f"job {holder} holds a claim on the same grant")
+        self.holder = holder
 
 
 class JobNotFound(JobError):

@@ -76,7 +76,9 @@ class JobUpdate:
 
     Applied only when the stored version equals ``expected_version``; the new version is
     ``expected_version + 1``. ``idempotency_key`` (when given) is stored with
-    ``idempotency_result`` in the same transaction and must be new.
+    ``idempotency_result`` in the same transaction and must be new. ``claim`` (a grant key,
+    ``engine.grants``) is claimed for the job in the same transaction: when another job
+    holds it the write raises ``GrantClaimed``; ``release_claims`` drops the job's claims.
     """
 
     job_id: str
@@ -89,6 +91,8 @@ class JobUpdate:
     revocations: Sequence[Revocation] = ()
     idempotency_key: str | None = None
     idempotency_result: JsonDoc | None = None
+    claim: str | None = None
+    release_claims: bool = False
 
 
 @dataclass(frozen=True)

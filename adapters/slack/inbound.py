@@ -51,8 +51,10 @@ def _str(doc: object, *path: str) -> str:
 
 
 def refusal_text(outcome: Outcome) -> str:
-    line = describe(CommandRefused(outcome.reason, outcome.detail))
-    return f":no_entry: Refused, nothing was changed: {commands.echo_line(line)}"
+    line = commands.echo_line(describe(CommandRefused(outcome.reason, outcome.detail)))
+    if outcome.result.get("state"):  # refused, and the job moved (TARGET_BUSY ends it)
+        return f":no_entry: Refused: {line}"
+    return f":no_entry: Refused, nothing was changed: {line}"
 
 
 class Inbound:

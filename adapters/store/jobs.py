@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, exists, select, update
 from sqlalchemy.exc import IntegrityError
 
-from adapters.store import codec, notify
+from adapters.store import claims, codec, notify
 from adapters.store.dialect import insert_new
 from adapters.store.models import APPROVALS, CHAIN, IDEMPOTENCY, JOBS, REVOCATIONS, TOKENS
 from engine.errors import ConcurrentUpdate, JobNotFound, StoreError
@@ -58,6 +58,7 @@ def create(conn: Connection, up: JobUpdate, now: datetime) -> StoredJob:
     }
     try:
         conn.execute(_INSERT_JOB, row)
+        _claims(conn, up, now)
         _write_children(conn, up, now)
     except IntegrityError as exc:
         raise ConcurrentUpdate(f"job {up.job_id} or one of its keys already exists") from exc
@@ -80,6 +81,7 @@ def update_cas(conn: Connection, up: JobUpdate, now: datetime) -> StoredJob:
     }
     if conn.execute(_CAS, params).rowcount != 1:
         _raise_lost(conn, up)
+    _claims(conn, up, now)  # the claim a job takes as it activates, or GrantClaimed
     try:
         _write_children(conn, up, now)
     except IntegrityError as exc:
@@ -91,6 +93,13 @@ def _raise_lost(conn: Connection, up: JobUpdate) -> None:
     if not conn.scalar(select(exists().where(JOBS.c.job_id == up.job_id))):
         raise JobNotFound(up.job_id)
     raise ConcurrentUpdate(f"job {up.job_id} is no longer at version {up.expected_version}")
+
+
+def _claims(conn: Connection, up: JobUpdate, now: datetime) -> None:
+    if up.claim is not None:
+        claims.claim(conn, up.claim, up.job_id, now)
+    if up.release_claims:
+        claims.release(conn, up.job_id)
 
 
 def _check_owner(up: JobUpdate) -> None:

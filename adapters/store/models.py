@@ -154,6 +154,19 @@ class SignInRow(StoreModel, table=True):
     used: bool = Field(sa_type=Boolean(), default=False)
 
 
+class GrantClaimRow(StoreModel, table=True):
+    """The live job holding a grant (``engine.grants``): one per key, so two replicas can
+    never both activate a job on one grant. Written with the activating compare-and-set,
+    deleted with the write that resolves the job.
+
+    No foreign key: a claim names a job, it is not part of its record."""
+
+    __tablename__ = "grant_claims"
+    grant_key: str = Field(sa_type=String(), primary_key=True)
+    job_id: str = Field(sa_type=String(), index=True)
+    created_at: datetime = Field(sa_type=UtcDateTime())
+
+
 def table(model: type[StoreModel]) -> Table:
     """The Core table of ``model`` (typed, for statements built outside the ORM)."""
     found = model.__table__  # type: ignore[attr-defined]
@@ -174,3 +187,4 @@ SNAPSHOTS = table(SnapshotRow)
 EXCHANGES = table(ExchangeRow)
 LEASES = table(LeaseRow)
 SIGN_INS = table(SignInRow)
+GRANT_CLAIMS = table(GrantClaimRow)

@@ -22,7 +22,17 @@ from typing import Concatenate, ParamSpec, Self, TypeVar
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from adapters.store import exchanges, jobs, leases, migrate, notify, outbox, records, sign_ins
+from adapters.store import (
+    claims,
+    exchanges,
+    jobs,
+    leases,
+    migrate,
+    notify,
+    outbox,
+    records,
+    sign_ins,
+)
 from adapters.store.connect import Connected, connect
 from adapters.store.reader import PointReader
 from engine.errors import StoreError
@@ -263,6 +273,10 @@ class SqlStore:
 
     async def purge_sign_ins(self, before: datetime) -> int:
         return await self._run(sign_ins.purge, before)
+
+    async def grant_claims(self) -> dict[str, str]:
+        """Every grant claim: grant key -> the open job holding it (``engine.grants``)."""
+        return await self._run(claims.holders)
 
     async def count_jobs(self) -> dict[str, int]:
         return await self._run(leases.count_jobs)

@@ -11,6 +11,15 @@ from typing import Any
 from engine import chain
 from engine.cst import TokenKind
 from engine.errors import TemplateError
+from engine.grants import (
+    END_TARGET_BUSY,
+    TARGET_BUSY,
+    busy,
+    grant_key,
+    holder_of,
+    job_grant_key,
+    taken,
+)
 from engine.job import (
     ACTIVE,
     DENIED,
@@ -40,6 +49,7 @@ from engine.lifecycle.commands import (
     StepUpFailed,
     Transition,
     Withdraw,
+    refusal_note,
     refuse,
     require_principal,
 )
@@ -88,6 +98,11 @@ def start(command: Request, ctx: Ctx) -> Transition:
         )
     except TemplateError as exc:
         raise refuse("NOT_ELIGIBLE", str(exc)) from exc
+    # Last: a target outside the limits or a malformed one is refused for that, whoever
+    # holds it (the refusal names the holding job, which the requester may not know of).
+    holder = holder_of(grant_key(command.template, command.targets), ctx.held, command.job_id)
+    if holder is not None:
+        raise busy(holder)
     refs = (
         {"prerequisite": str(access["prerequisite"]["id"])}
         if access and "prerequisite" in access
@@ -224,6 +239,9 @@ def approve(job: Job, command: Approve, ctx: Ctx) -> Transition:
             [Effect(UPDATE_CARDS), Effect(ANNOUNCE, {"decision": "approve", "by": principal})]
         )
     if plan.revision == 0:
+        holder = holder_of(job_grant_key(job), ctx.held, job.job_id)
+        if holder is not None:
+            return _busy_at_activation(job, command, holder, ctx)
         return _activate(job, ledger, plan, command, principal, ctx)
     return _extend_approved(job, ledger, plan, command, principal, ctx)
 
@@ -272,6 +290,17 @@ def _with_plan(job: Job, plan: Plan) -> Job:
 def _proposed(job: Job, plan: Plan) -> Mapping[str, Any]:
     """The signed envelope of ``plan``, made when it was proposed."""
     return next(e for e in job.policies if e["payload_hash_b64u"] == plan.plan_hash)
+
+
+def _busy_at_activation(job: Job, command: Approve, holder: str, ctx: Ctx) -> Transition:
+    """The last approval came while another job holds the grant (both were pending, or
+    this one was asked for before the rule): the job ends denied, by the rule, with a
+    signed terminal record; the approval is noted as refused, never counted."""
+    err = taken(holder)
+    ledger = Ledger(refusal_note(job, command, err, ctx.now), ctx.now)
+    t = close(ledger, DENIED, END_TARGET_BUSY, None, ctx)
+    refused = {"refused": TARGET_BUSY, "detail": err.detail, "holder": holder}
+    return replace(t, result={**t.result, **refused})
 
 
 def _activate(

@@ -59,6 +59,10 @@ class Ctx:
     now: datetime
     keys: Keys
     rules: Rules
+    # Grant key -> the job holding it (``engine.grants.held_grants``), read by ``bot/`` for
+    # the commands that take a grant: every open job's for a request, every live job's for
+    # an approval; empty for every other command.
+    held: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

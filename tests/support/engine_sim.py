@@ -113,9 +113,10 @@ class JobSim:
     job: Job | None = None
     records: list[ChainRecord] = field(default_factory=list)
     revoked: set[str] = field(default_factory=set)
+    held: dict[str, str] = field(default_factory=dict)  # grants other jobs hold (Ctx.held)
 
     def ctx(self) -> Ctx:
-        return Ctx(self.now, self.keys, self.rules)
+        return Ctx(self.now, self.keys, self.rules, self.held)
 
     def _take(self, transition: Transition) -> Transition:
         self.job = transition.job

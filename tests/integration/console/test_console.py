@@ -28,6 +28,9 @@ async def test_refusals_change_nothing_and_are_recorded(
         session, f"{url}/console/api/request", request | {"minutes": "ten"}
     )
     assert (status, bad_form["reason"]) == (400, "INVALID_INPUT")
+    status, busy = await post(session, f"{url}/console/api/request", request)  # the same grant
+    assert (status, busy["reason"]) == (409, "TARGET_BUSY")
+    assert job_id in busy["detail"]
 
     job = await runtime.service.load(job_id)
     assert job.state == "pending_approval"

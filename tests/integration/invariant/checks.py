@@ -18,7 +18,8 @@ from engine.bundle import RUN_END_TYPE
 from engine.chain import RUN_END
 from engine.envelope import verify_envelope
 from engine.errors import VerificationError
-from engine.job import ACTIVE, FAILED, PENDING, ROLLING_BACK, Job
+from engine.grants import job_grant_key
+from engine.job import FAILED, PENDING, Job
 from engine.ports import ChainRecord, ChatEvent
 from engine.timeutil import parse_iso
 from engine.verify import verify_bundle
@@ -56,16 +57,15 @@ class JobLog:
 # ------------------------------------------------------------------ the tenant itself
 
 
-def held_by(tenant: SimulatedTenant, job: Job, jobs: list[Job]) -> list[str]:
+def held_by(tenant: SimulatedTenant, job: Job) -> list[str]:
     """What the job's own writes still grant in the tenant right now (read directly).
 
     Role grants carry the job's marker. A Conditional Access exclusion carries none: it counts
-    as this job's unless the seed had it or another job's window holds the same one now."""
+    as this job's unless the seed had it (no other open job can be on the same one, see
+    :func:`check_one_open_job_per_grant`)."""
     targets = job.request.get("targets", {})
     credentials = _credentials_held(tenant, job)
     if job.request.get("template") == "ca-exclusion":
-        if any(_same_exclusion(job, other) for other in jobs):
-            return credentials
         return _ca_held(tenant, targets) + credentials
     ours = {
         r.get("targetScheduleId")
@@ -101,13 +101,16 @@ def _ca_held(tenant: SimulatedTenant, targets: dict[str, str]) -> list[str]:
     return []
 
 
-def _same_exclusion(job: Job, other: Job) -> bool:
-    return (
-        other.job_id != job.job_id
-        and other.state in (ACTIVE, ROLLING_BACK)
-        and other.request.get("template") == job.request.get("template")
-        and other.request.get("targets") == job.request.get("targets")
-    )
+def check_one_open_job_per_grant(jobs: list[Job]) -> None:
+    """Never two open jobs on one grant (TARGET_BUSY): the soak found two jobs on one CA
+    exclusion undoing each other (one ended ``closed`` with the exclusion still present)."""
+    seen: dict[str, str] = {}
+    for job in jobs:
+        key = job_grant_key(job)
+        if key is None or job.resolved:
+            continue
+        other = seen.setdefault(key, job.job_id)
+        assert other == job.job_id, f"{other} and {job.job_id} are both open on one grant"
 
 
 # ------------------------------------------------------------------------- the rules
@@ -218,10 +221,10 @@ def posts_bound(job: Job, log: JobLog) -> int:
     )
 
 
-async def check_resolved(job: Job, jobs: list[Job], world: World) -> None:
+async def check_resolved(job: Job, world: World) -> None:
     """Everything the law says about a job once it has resolved (checked once, at once)."""
     chain = await world.service.store.chain(job.job_id)
-    held = held_by(world.tenant, job, jobs)
+    held = held_by(world.tenant, job)
     check_terminal_record(job, chain, world)
     await check_bundle(job, world)
     check_nothing_left(job, held)
@@ -230,9 +233,9 @@ async def check_resolved(job: Job, jobs: list[Job], world: World) -> None:
     check_failed_is_honest(job, held)
 
 
-def check_unapproved_holds_nothing(job: Job, jobs: list[Job], tenant: SimulatedTenant) -> None:
+def check_unapproved_holds_nothing(job: Job, tenant: SimulatedTenant) -> None:
     if job.state == PENDING:
-        held = held_by(tenant, job, jobs)
+        held = held_by(tenant, job)
         assert not held, f"{job.job_id} is not approved yet but the tenant already has {held}"
 
 

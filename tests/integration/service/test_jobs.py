@@ -196,7 +196,11 @@ async def test_reconciliation_sweep_removes_grants_of_closed_jobs_only(env: Env)
     leftover = ("t-x", "u-eve", "r-ga")
     env.tenant.roles.add(leftover)  # a grant a crash left behind for a job that has ended
     env.tenant.markers[leftover] = "job-closed"
-    await env.service.request(request("job-closed", actor=env.service.actor("console:alice")))
+    eve = ROLE_TARGETS | {"principal_id": "u-eve"}  # its own grant: one open job per grant
+    asked = await env.service.request(
+        request("job-closed", actor=env.service.actor("console:alice"), targets=eve)
+    )
+    assert asked.ok, asked
     await env.service.command("job-closed", Kill(env.service.actor("console:dave")))
     removed = await env.service.sweep()
     assert removed == ["u-eve holds r-ga"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from engine.job import Job
+from tests.integration.graph.support import ALICE as ALICE_OID
 from tests.integration.graph.support import DAVE as DAVE_OID
 from tests.integration.graph.support import USER_ADMIN
 from tests.integration.slack.conftest import Env
@@ -16,6 +17,9 @@ REQUEST = {
     "justification": "INC-42: mail flow is down, need User Administrator",
     "ticket": "INC-42",
 }
+
+# A second open job needs a grant of its own (one open job per grant: TARGET_BUSY).
+OTHER_GRANT = {"principal": ALICE_OID}
 
 
 async def open_form(env: Env, user: str = ALICE) -> Json:

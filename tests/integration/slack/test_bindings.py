@@ -12,7 +12,14 @@ import pytest
 from engine.job import Job
 from tests.integration.graph.support import USER_ADMIN, holders
 from tests.integration.slack.conftest import Env
-from tests.integration.slack.steps import approve, dm_of, ephemerals, request_job, status_card
+from tests.integration.slack.steps import (
+    OTHER_GRANT,
+    approve,
+    dm_of,
+    ephemerals,
+    request_job,
+    status_card,
+)
 from tests.integration.slack.support import BOB, CAROL, INCIDENT, TEAM, Json
 
 Forge = Callable[[Json, str], Json]  # (click payload, ts of another job's prompt)
@@ -71,7 +78,7 @@ async def test_an_unbound_click_is_refused_and_changes_nothing(
     forge, words = FORGERIES[forgery]
     job = await request_job(env)
     prompt = dm_of(env, BOB)
-    await request_job(env)
+    await request_job(env, **OTHER_GRANT)
     second_prompt = dm_of(env, BOB)
     assert second_prompt["ts"] != prompt["ts"]
     before = await state_of(env, job)

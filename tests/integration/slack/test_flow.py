@@ -17,6 +17,7 @@ from tests.integration.graph.support import DAVE as DAVE_OID
 from tests.integration.graph.support import USER_ADMIN, holders
 from tests.integration.slack.conftest import Env
 from tests.integration.slack.steps import (
+    OTHER_GRANT,
     REQUEST,
     approve,
     click,
@@ -115,6 +116,20 @@ async def test_engine_refusal_is_shown_in_the_modal_with_the_values_kept(env: En
     assert env.fake.of("chat.postMessage") == []
 
 
+async def test_a_request_for_an_open_jobs_grant_is_refused_to_the_requester(env: Env) -> None:
+    """TARGET_BUSY needs the resolved targets and the open jobs: the modal closes, and the
+    refusal comes as the ephemeral line a refused submit gets, naming the job."""
+    job = await request_job(env)
+    posted = len(env.fake.of("chat.postMessage"))
+    status, _ = await submit(env)  # the same grant again
+    assert status == 200
+    refusal = ephemerals(env, ALICE)[-1]
+    assert "Refused, nothing was changed: TARGET_BUSY" in refusal
+    assert job.job_id in refusal
+    assert [j.job_id for j in await env.jobs()] == [job.job_id]
+    assert len(env.fake.of("chat.postMessage")) == posted  # no card, no approver asked
+
+
 async def test_status_lists_open_jobs_with_time_left(env: Env) -> None:
     job = await request_job(env)
     await approve(env, BOB)
@@ -144,7 +159,7 @@ async def test_status_and_kill_by_app_mention(env: Env) -> None:
 
 async def test_kill_without_a_job_id_asks_which_when_there_are_two(env: Env) -> None:
     first = await request_job(env)
-    second = await request_job(env)
+    second = await request_job(env, **OTHER_GRANT)
     await env.sender.command(DAVE, "kill")
     await env.settle()
     reply = ephemerals(env, DAVE)[-1]

@@ -229,3 +229,19 @@ async def test_request_the_engine_refuses_comes_back_with_the_reason(teams: Team
     card = invoke_card(body)
     assert "IDENTITY_UNRESOLVED" in json.dumps(card)
     assert await teams.service.open_jobs() == []
+
+
+async def test_a_request_for_an_open_jobs_grant_comes_back_with_target_busy(
+    teams: TeamsEnv,
+) -> None:
+    job, _ = await requested(teams)
+    jobs = await teams.service.open_jobs()
+    status, body = await teams.post(teams.invoke(ALICE, "request", form_data(), "m8"))
+    assert status == 200
+    card = invoke_card(body)
+    assert "request" in actions(card)  # the form again, with the reason
+    assert card["body"][1]["style"] == "attention"
+    shown = json.dumps(card)
+    assert "TARGET_BUSY" in shown
+    assert job.job_id in shown
+    assert await teams.service.open_jobs() == jobs
