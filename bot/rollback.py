@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from bot.activity_read import read_activity
 from engine.cst import TokenKind
 from engine.errors import InputError
 from engine.job import ROLLING_BACK, Job, describe_grant
@@ -99,9 +100,13 @@ async def run_rollback(service: JobService, job_id: str) -> None:
             still[0],
             extra={"job_id": job_id, "escalation": True},
         )
+    # What the privilege was used for (issue 17 §5): bounded, never blocks the end.
+    used = await read_activity(run.job, service.clock(), run.call)
     outcome = await service.command(
         job_id,
-        RollbackFinished(verified=verified, still_privileged=still, attempts=run.attempts),
+        RollbackFinished(
+            verified=verified, still_privileged=still, attempts=run.attempts, activity=used
+        ),
         key=f"{job_id}:rollback-finished:{job.ended_at}",
     )
     if not outcome.ok:

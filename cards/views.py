@@ -243,6 +243,8 @@ class AuditSummaryView:
     bundle_hash_b64u: str
     bundle_file: str = "bundle.json"
     report_url: str | None = None  # the readable report, when the service has a public URL
+    # What the privilege was used for, from the tenant's logs (engine.activity.sentence).
+    activity: str | None = None
 
     def __post_init__(self) -> None:
         _require_aware("started_at", self.started_at)

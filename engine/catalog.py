@@ -17,6 +17,9 @@ EXCLUDE_GROUP = "breakglass.microsoft_graph.exclude_group_from_ca_policy"
 RESTORE_CA = "breakglass.microsoft_graph.restore_ca_policy"
 READ_CA = "breakglass.microsoft_graph.read_ca_policy"
 REVOKE_SESSIONS = "breakglass.microsoft_graph.revoke_sign_in_sessions"
+# After the window: what the elevated principal (or the excluded group's members) did.
+READ_ACTIVITY = "breakglass.microsoft_graph.read_activity"
+READ_EXCLUSION_ACTIVITY = "breakglass.microsoft_graph.read_exclusion_activity"
 
 _T = TargetKind
 
@@ -51,6 +54,11 @@ _ROLE_TARGETS = {
 }
 _CA_TARGETS = {"tenant_id": _T.TENANT, "policy_id": _T.CA_POLICY, "group_id": _T.GROUP}
 _JOB = {"job_id": _ID}
+# The window read back: ISO 8601 UTC instants (the adapter parses them strictly).
+_SPAN = {
+    "since": {"type": "string", "minLength": 20, "maxLength": 32},
+    "until": {"type": "string", "minLength": 20, "maxLength": 32},
+}
 
 TOOLS: dict[str, ToolSpec] = {
     spec.name: spec
@@ -117,5 +125,27 @@ TOOLS: dict[str, ToolSpec] = {
             "containment kill step: it stops use of the grant while its removal must wait).",
             {"tenant_id": _T.TENANT, "principal_id": _T.PRINCIPAL},
         ),
+        _tool(
+            READ_ACTIVITY,
+            ToolRole.READ,
+            "Read the directory audit log (activities the principal initiated) and the "
+            "sign-in log of the principal between since and until, and summarise them.",
+            {"tenant_id": _T.TENANT, "principal_id": _T.PRINCIPAL},
+            {**_JOB, **_SPAN},
+        ),
+        _tool(
+            READ_EXCLUSION_ACTIVITY,
+            ToolRole.READ,
+            "Read the sign-ins of the excluded group's members between since and until "
+            "that the Conditional Access policy did not apply to, and summarise them.",
+            _CA_TARGETS,
+            {**_JOB, **_SPAN},
+        ),
     )
+}
+
+# Which activity read follows each privileged write (engine.wpc plans it).
+ACTIVITY_OF: dict[str, str] = {
+    WRITE_ROLE: READ_ACTIVITY,
+    EXCLUDE_GROUP: READ_EXCLUSION_ACTIVITY,
 }

@@ -32,6 +32,7 @@ def run_summary(job: Job) -> dict[str, Any]:
         "still_privileged": list(job.still_privileged),
         "simulated": job.simulated,
         "external_refs": dict(job.external_refs),
+        **({"activity": dict(job.activity)} if job.activity is not None else {}),
     }
 
 

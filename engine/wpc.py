@@ -190,7 +190,7 @@ def plan_calls(template: Template, request: PlanRequest) -> dict[str, Any]:
     }
     if template.containment:
         rollback["containment"] = [_containment(tool, targets) for tool in template.containment]
-    return {
+    calls: dict[str, Any] = {
         "action": {"tool": template.write_tool, "arguments": action_args},
         "verify_action": {
             "tool": template.read_tool,
@@ -198,6 +198,11 @@ def plan_calls(template: Template, request: PlanRequest) -> dict[str, Any]:
         },
         "rollback": rollback,
     }
+    # After the window, the activity read (issue 17 §5): the planned call without its span.
+    activity_tool = catalog.ACTIVITY_OF.get(template.write_tool)
+    if activity_tool is not None:
+        calls["activity"] = {"tool": activity_tool, "arguments": marked}
+    return calls
 
 
 def _containment(tool: str, targets: Mapping[str, str]) -> dict[str, Any]:
@@ -232,6 +237,7 @@ def build_wpc(
             _allow(f"AllowContainment{i}", s)
             for i, s in enumerate(calls["rollback"].get("containment", []), 1)
         ),
+        *([_allow("AllowActivityRead", calls["activity"])] if "activity" in calls else []),
     ]
     if model is not None:
         statements.append(

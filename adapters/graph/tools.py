@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from adapters.graph import ca, prerequisites, resolve, roles
+from adapters.graph import activity, ca, prerequisites, resolve, roles
 from adapters.graph.arguments import parse_arguments
 from adapters.graph.client import GraphClient
 from adapters.graph.config import GraphConfig
@@ -42,6 +42,8 @@ HANDLERS: dict[str, Handler] = {
     catalog.RESTORE_CA: ca.restore_policy,
     catalog.READ_CA: ca.read_policy,
     catalog.REVOKE_SESSIONS: _revoke_sessions,
+    catalog.READ_ACTIVITY: activity.read_activity,
+    catalog.READ_EXCLUSION_ACTIVITY: activity.read_exclusion_activity,
 }
 
 TOOL_NAMES: frozenset[str] = frozenset(HANDLERS)

@@ -3,13 +3,15 @@ every event has its artifact and every artifact its event, two distinct approver
 not the requester approved the exact plan before the token was issued, every successful
 tool call happened inside its token's window and the WPC, every token was revoked, the
 rollback and both verification reads were receipted, and the chain ends in a signed
-terminal record that counts every event (so cutting events off the end is detected)."""
+terminal record that counts every event (so cutting events off the end is detected), and
+an activity summary is what its receipted read returned."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
+from engine.verify.activity import check_activity
 from engine.verify.approvals import check_approvals
 from engine.verify.artifacts import (
     check_artifacts,
@@ -39,4 +41,5 @@ def check_breakglass(payload: Mapping[str, Any], trust: Trust, report: Report) -
     models = check_model_calls(ev)
     check_revocations(ev)
     rollback_verified = check_rollback(ev, calls)
+    check_activity(ev)
     report.summary = summarise(ev, calls, models, rollback_verified)

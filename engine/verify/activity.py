@@ -1,0 +1,65 @@
+"""The activity summary (issue 17 §5) is what the receipted read returned.
+
+A job records, in ``metadata.breakglass.run.activity``, either ``unavailable`` and why, or
+the read's arguments and result with the id of the tool receipt that witnessed it. Checked
+here: the read is the one the WPC planned, its receipt exists, succeeded, and hashes to
+exactly these arguments and this result; so an edited summary (counts, operations, the log
+hashes) is caught even when the bundle was signed again.
+
+Does NOT check the summary against the tenant's logs: only the receipt binds them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from engine.activity import READ, UNAVAILABLE
+from engine.errors import VerificationError
+from engine.receipts import content_hash
+from engine.verify.evidence import Evidence
+
+MISMATCH = "BREAKGLASS_ACTIVITY_MISMATCH"
+
+
+def check_activity(ev: Evidence) -> None:
+    """Add a finding when the recorded activity does not match its receipted read."""
+    record = ev.meta.get("run", {}).get("activity")
+    if record is None:
+        return
+    if not isinstance(record, Mapping) or record.get("status") not in (READ, UNAVAILABLE):
+        raise VerificationError("SCHEMA_VALIDATION_FAILED", "metadata.breakglass.run.activity")
+    if record["status"] == UNAVAILABLE:
+        if not isinstance(record.get("reason"), str):
+            raise VerificationError("SCHEMA_VALIDATION_FAILED", "activity names no reason")
+        return
+    planned = ev.policy.terms.get("activity")
+    if not isinstance(planned, Mapping) or record.get("tool") != planned.get("tool"):
+        ev.report.fail(MISMATCH, "the activity read is not the one the WPC planned")
+        return
+    receipt = _receipt(ev, record.get("receipt_id"))
+    if receipt is None:
+        ev.report.fail(MISMATCH, "the activity summary names no tool receipt of this bundle")
+        return
+    expected = (
+        record["tool"],
+        content_hash(record.get("arguments")),
+        content_hash(record.get("result")),
+        "success",
+    )
+    found = (
+        receipt.get("tool_name"),
+        receipt.get("args_hash_b64u"),
+        receipt.get("result_hash_b64u"),
+        receipt.get("result_status", "success"),
+    )
+    if found != expected:
+        ev.report.fail(MISMATCH, "the activity summary is not what the receipted read returned")
+
+
+def _receipt(ev: Evidence, receipt_id: object) -> Mapping[str, Any] | None:
+    for item in ev.payload.get("tool_receipts", []):
+        body = item.get("payload", item)
+        if body.get("receipt_id") == receipt_id:
+            return body  # type: ignore[no-any-return]
+    return None
