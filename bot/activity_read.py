@@ -40,8 +40,11 @@ def planned_read(job: Job, now: datetime) -> dict[str, Any] | None:
     if not isinstance(planned, Mapping) or not (job.write_done or job.write_sent):
         return None
     since = parse_iso(job.window_start or job.created_at)
-    arguments = {**planned["arguments"], **activity.span(since, max(now, since))}
-    return {"tool": str(planned["tool"]), "arguments": arguments}
+    window = activity.span(since, max(now, since))
+    return {
+        "tool": planned["tool"],
+        "arguments": activity.read_arguments(planned["arguments"], window),
+    }
 
 
 async def read_activity(
@@ -60,7 +63,7 @@ async def read_activity(
     if outcome.status != "success":
         error = outcome.result.get("error") or outcome.result.get("message") or "error"
         return _unavailable(job, f"the tenant did not answer the read ({str(error)[:80]})")
-    return activity.read_record(step["tool"], outcome.receipt_id, step["arguments"], outcome.result)
+    return activity.read_record(outcome.receipt_id, outcome.result)
 
 
 def _unavailable(job: Job, reason: str) -> dict[str, Any]:

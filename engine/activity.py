@@ -19,15 +19,19 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from engine.canonical import jcs
 from engine.receipts import content_hash
 from engine.timeutil import iso_ms
 
 READ = "read"
 UNAVAILABLE = "unavailable"
-MAX_OPERATIONS = 10  # the most operation names kept (the most frequent first)
-MAX_TARGETS = 3  # the targets named per operation
-MAX_APPS = 5
-MAX_NAME = 80
+# The summary must fit the bundle's 16 KiB metadata beside five extensions of maximum text:
+# operations are kept, most frequent first, while their JSON stays within OPERATION_BYTES;
+# the rest are counted in ``more``. The hashes name every entry read.
+OPERATION_BYTES = 160
+MAX_TARGETS = 2  # the targets named per operation
+MAX_APPS = 1  # the app signed in to most
+MAX_NAME = 40
 # Entra reports 99 % of audit and sign-in entries within 5 minutes (docs/graph.md): a read
 # sooner than that after the window may miss late entries, and says so.
 LOG_LATENCY = timedelta(minutes=5)
@@ -57,11 +61,17 @@ def summarize_audits(entries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             text = _target(resource) if isinstance(resource, Mapping) else ""
             if text and text not in named and len(named) < MAX_TARGETS:
                 named.append(text)
-    top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_OPERATIONS]
+    kept: list[dict[str, Any]] = []
+    for name, count in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+        op = {"name": name, "count": count, "targets": targets[name]}
+        if len(jcs([*kept, op])) > OPERATION_BYTES:
+            break
+        kept.append(op)
     return {
         "count": len(entries),
         "hash_b64u": content_hash(list(entries)),
-        "operations": [{"name": n, "count": c, "targets": targets[n]} for n, c in top],
+        "operations": kept,
+        "more": len(counts) - len(kept),
     }
 
 
@@ -72,18 +82,17 @@ def summarize_sign_ins(
     Conditional Access policy did not apply to (what an exclusion let through)."""
     apps = Counter(_short(e.get("appDisplayName")) or "(unknown app)" for e in entries)
     failed = sum(1 for e in entries if _error_code(e) != 0)
+    top = sorted(apps.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_APPS]
     summary: dict[str, Any] = {
         "count": len(entries),
         "hash_b64u": content_hash(list(entries)),
         "failed": failed,
-        "users": len({str(e.get("userId")) for e in entries}),
-        "apps": [
-            {"app": a, "count": c} for a, c in sorted(apps.items(), key=lambda kv: (-kv[1], kv[0]))
-        ][:MAX_APPS],
+        "apps": [{"app": a, "count": c} for a, c in top],
     }
     if policy_id is not None:
-        summary["policy_id"] = policy_id
-        summary["let_through"] = sum(1 for e in entries if _not_applied(e, policy_id))
+        through = [e for e in entries if _not_applied(e, policy_id)]
+        summary["let_through"] = len(through)
+        summary["users"] = len({str(e.get("userId")) for e in through})
     return summary
 
 
@@ -105,18 +114,16 @@ def settled(until: datetime, read_at: datetime) -> bool:
     return read_at >= until + LOG_LATENCY
 
 
-def read_record(
-    tool: str, receipt_id: str, arguments: Mapping[str, Any], result: Mapping[str, Any]
-) -> dict[str, Any]:
-    """The job's record of a successful activity read: the result as receipted (the
-    verifier hashes it against the receipt) and the receipt that proves it."""
-    return {
-        "status": READ,
-        "tool": tool,
-        "receipt_id": receipt_id,
-        "arguments": dict(arguments),
-        "result": dict(result),
-    }
+def read_record(receipt_id: str, result: Mapping[str, Any]) -> dict[str, Any]:
+    """The job's record of a successful activity read: the result as receipted and the
+    receipt that proves it. The call is the WPC's planned read over ``result.window``, so
+    the verifier rebuilds its arguments (``read_arguments``) rather than carrying them."""
+    return {"status": READ, "receipt_id": receipt_id, "result": dict(result)}
+
+
+def read_arguments(planned: Mapping[str, Any], window: Mapping[str, Any]) -> dict[str, Any]:
+    """The arguments of the planned read (``terms.activity.arguments``) over ``window``."""
+    return {**planned, "since": window.get("since"), "until": window.get("until")}
 
 
 def unavailable(reason: str) -> dict[str, Any]:
@@ -144,7 +151,10 @@ def sentence(activity: Mapping[str, Any] | None, who: str) -> str | None:
             f"sign-in(s) of {users} user(s) ({sign_ins.get('count', 0)} sign-in(s) in all)"
         )
     else:
-        did = [_operation(op) for op in result.get("audits", {}).get("operations", ())]
+        audits = result.get("audits", {})
+        did = [_operation(op) for op in audits.get("operations", ())]
+        if audits.get("more"):
+            did.append(f"{audits['more']} other operation(s)")
         did.append(f"signed in {sign_ins.get('count', 0)} time(s)")
         text = f"during the window {who} did: " + "; ".join(did)
     if not result.get("settled", True):

@@ -201,7 +201,8 @@ def plan_calls(template: Template, request: PlanRequest) -> dict[str, Any]:
     # After the window, the activity read (issue 17 §5): the planned call without its span.
     activity_tool = catalog.ACTIVITY_OF.get(template.write_tool)
     if activity_tool is not None:
-        calls["activity"] = {"tool": activity_tool, "arguments": marked}
+        own = _containment(activity_tool, targets)["arguments"]  # the tool's own targets
+        calls["activity"] = {"tool": activity_tool, "arguments": {**own, "job_id": request.job_id}}
     return calls
 
 

@@ -61,12 +61,11 @@ async def _sign_ins(ctx: ToolContext, user: str, since: datetime, until: datetim
 
 
 def _result(ctx: ToolContext, since: datetime, until: datetime, **parts: Any) -> ToolResult:
-    read_at = ctx.now()
+    # Compact on purpose: the bundle carries this result as it is (engine.activity).
     body = {
         "window": activity.span(since, until),
         **parts,
-        "read_at": iso_ms(read_at),
-        "settled": activity.settled(until, read_at),
+        "settled": activity.settled(until, ctx.now()),
     }
     return ToolResult("success", body)
 
@@ -81,7 +80,6 @@ async def read_activity(ctx: ToolContext, args: Mapping[str, Any]) -> ToolResult
         ctx,
         since,
         until,
-        principal_id=principal,
         audits=activity.summarize_audits(audits),
         sign_ins=activity.summarize_sign_ins(sign_ins),
     )
@@ -98,12 +96,7 @@ async def read_exclusion_activity(ctx: ToolContext, args: Mapping[str, Any]) -> 
     entries: list[Any] = []
     for member in ids[:MAX_MEMBERS]:
         entries += await _sign_ins(ctx, member, since, until)
+    skipped = {"members_not_read": len(ids) - MAX_MEMBERS} if len(ids) > MAX_MEMBERS else {}
     return _result(
-        ctx,
-        since,
-        until,
-        group_id=group,
-        members=len(ids),
-        members_read=min(len(ids), MAX_MEMBERS),
-        sign_ins=activity.summarize_sign_ins(entries, policy),
+        ctx, since, until, sign_ins=activity.summarize_sign_ins(entries, policy), **skipped
     )

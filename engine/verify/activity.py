@@ -1,10 +1,10 @@
 """The activity summary (issue 17 §5) is what the receipted read returned.
 
 A job records, in ``metadata.breakglass.run.activity``, either ``unavailable`` and why, or
-the read's arguments and result with the id of the tool receipt that witnessed it. Checked
-here: the read is the one the WPC planned, its receipt exists, succeeded, and hashes to
-exactly these arguments and this result; so an edited summary (counts, operations, the log
-hashes) is caught even when the bundle was signed again.
+the read's result with the id of the tool receipt that witnessed it. Checked here: that
+receipt exists, succeeded, is of the read the WPC planned, and hashes to exactly the planned
+arguments over the result's window and to this result; so an edited summary (counts,
+operations, the log hashes, the window) is caught even when the bundle was signed again.
 
 Does NOT check the summary against the tenant's logs: only the receipt binds them.
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from engine.activity import READ, UNAVAILABLE
+from engine.activity import READ, UNAVAILABLE, read_arguments
 from engine.errors import VerificationError
 from engine.receipts import content_hash
 from engine.verify.evidence import Evidence
@@ -33,20 +33,17 @@ def check_activity(ev: Evidence) -> None:
         if not isinstance(record.get("reason"), str):
             raise VerificationError("SCHEMA_VALIDATION_FAILED", "activity names no reason")
         return
-    planned = ev.policy.terms.get("activity")
-    if not isinstance(planned, Mapping) or record.get("tool") != planned.get("tool"):
-        ev.report.fail(MISMATCH, "the activity read is not the one the WPC planned")
+    planned, result = ev.policy.terms.get("activity"), record.get("result")
+    if not isinstance(planned, Mapping) or not isinstance(result, Mapping):
+        ev.report.fail(MISMATCH, "an activity summary, but the WPC planned no activity read")
         return
     receipt = _receipt(ev, record.get("receipt_id"))
     if receipt is None:
         ev.report.fail(MISMATCH, "the activity summary names no tool receipt of this bundle")
         return
-    expected = (
-        record["tool"],
-        content_hash(record.get("arguments")),
-        content_hash(record.get("result")),
-        "success",
-    )
+    window = result.get("window")
+    arguments = read_arguments(planned["arguments"], window if isinstance(window, Mapping) else {})
+    expected = (planned["tool"], content_hash(arguments), content_hash(result), "success")
     found = (
         receipt.get("tool_name"),
         receipt.get("args_hash_b64u"),
