@@ -20,6 +20,7 @@ import asyncio
 import json
 import logging
 import random
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -75,13 +76,14 @@ class GraphClient:
         tokens: TokenSource | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rand: Callable[[], float] = random.random,
+        monotonic: Callable[[], float] = time.monotonic,  # what the pacers measure
     ) -> None:
         self.config = config
         self._tokens = tokens or TokenSource(config)
         self._sleep = sleep
         self._rand = rand
-        self._ca_pacer = Pacer(config.retry.ca_interval, sleep=sleep)
-        self._reports_pacer = Pacer(config.retry.reports_interval, sleep=sleep)
+        self._ca_pacer = Pacer(config.retry.ca_interval, clock=monotonic, sleep=sleep)
+        self._reports_pacer = Pacer(config.retry.reports_interval, clock=monotonic, sleep=sleep)
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> GraphClient:
