@@ -217,7 +217,8 @@ async def test_exclusion_activity_counts_the_sign_ins_the_exclusion_let_through(
     sign_ins = result.body["sign_ins"]
     assert (sign_ins["count"], sign_ins["let_through"], sign_ins["users"]) == (2, 2, 1)
     line = activity.sentence(activity.read_record("tr_1", result.body), "Dave")
-    assert line is not None and "let through 2 sign-in(s) of 1 user(s)" in line
+    assert line is not None
+    assert "let through 2 sign-in(s) of 1 user(s)" in line
 
 
 async def test_a_span_that_runs_backwards_is_refused_before_anything_is_sent(
