@@ -38,7 +38,7 @@ def planned_read(job: Job, now: datetime) -> dict[str, Any] | None:
     read: no read planned (an older WPC) or no write ever sent (nothing was granted)."""
     planned = job.plan.payload["metadata"]["breakglass"].get("activity")
     if not isinstance(planned, Mapping) or not (job.write_done or job.write_sent):
-        return None
+        return None  # the caller also skips the read when the rollback found nothing granted
     since = parse_iso(job.window_start or job.created_at)
     window = activity.span(since, max(now, since))
     return {

@@ -100,8 +100,9 @@ async def run_rollback(service: JobService, job_id: str) -> None:
             still[0],
             extra={"job_id": job_id, "escalation": True},
         )
-    # What the privilege was used for (issue 17 §5): bounded, never blocks the end.
-    used = await read_activity(run.job, service.clock(), run.call)
+    # What the privilege was used for (issue 17 §5): bounded, never blocks the end. Only
+    # when a rollback step had to run: else nothing was ever granted.
+    used = await read_activity(run.job, service.clock(), run.call) if run.attempts else None
     outcome = await service.command(
         job_id,
         RollbackFinished(
