@@ -433,7 +433,8 @@ class Demo:
             refusals = text.gateway_refusals(self.home / "service.log", job["job_id"])
             self.say(text.injected_line(refusals, job))
         self.say(text.rollback_line(job))
-        if (used := activity.sentence(job.get("activity"), "alice")) is not None:
+        recorded = bundle["payload"]["metadata"]["breakglass"]["run"].get("activity")
+        if (used := activity.sentence(recorded, "alice")) is not None:
             self.say(used)
         self.say(
             f"proof bundle: {path} → "
