@@ -40,21 +40,23 @@ NOT_APPLIED = frozenset({"notApplied", "notEnabled"})
 
 
 def _short(value: object) -> str:
-    return str(value or "")[:MAX_NAME]
+    """At most ``MAX_NAME`` characters, keeping both ends (names that differ only at the
+    end, like numbered operations or UPNs of one domain, stay told apart)."""
+    text = str(value or "")
+    return text if len(text) <= MAX_NAME else f"{text[: MAX_NAME - 12]}…{text[-11:]}"
 
 
 def _target(resource: Mapping[str, Any]) -> str:
-    return _short(
-        resource.get("userPrincipalName") or resource.get("displayName") or resource.get("id")
-    )
+    name = resource.get("userPrincipalName") or resource.get("displayName") or resource.get("id")
+    return str(name or "")
 
 
 def summarize_audits(entries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Counts per operation (``activityDisplayName``), with the first targets of each."""
-    counts: Counter[str] = Counter()
+    counts: Counter[str] = Counter()  # by the full name: shortening is for display only
     targets: dict[str, list[str]] = {}
     for entry in entries:
-        name = _short(entry.get("activityDisplayName")) or "(unnamed)"
+        name = str(entry.get("activityDisplayName") or "(unnamed)")
         counts[name] += 1
         named = targets.setdefault(name, [])
         for resource in entry.get("targetResources") or ():
@@ -63,10 +65,12 @@ def summarize_audits(entries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
                 named.append(text)
     kept: list[dict[str, Any]] = []
     for name, count in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
-        op = {"name": name, "count": count, "targets": targets[name]}
-        if len(jcs([*kept, op])) > OPERATION_BYTES:
+        op = {"name": _short(name), "count": count, "targets": [_short(t) for t in targets[name]]}
+        bare = {**op, "targets": []}  # an operation is worth more than its targets
+        fitting = [o for o in (op, bare) if len(jcs([*kept, o])) <= OPERATION_BYTES]
+        if not fitting:
             break
-        kept.append(op)
+        kept.append(fitting[0])
     return {
         "count": len(entries),
         "hash_b64u": content_hash(list(entries)),
