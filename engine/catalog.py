@@ -17,7 +17,9 @@ EXCLUDE_GROUP = "breakglass.microsoft_graph.exclude_group_from_ca_policy"
 RESTORE_CA = "breakglass.microsoft_graph.restore_ca_policy"
 READ_CA = "breakglass.microsoft_graph.read_ca_policy"
 REVOKE_SESSIONS = "breakglass.microsoft_graph.revoke_sign_in_sessions"
-# After the window: what the elevated principal (or the excluded group's members) did.
+# After the window: what the elevated principal (or the excluded group's members) did. Reads,
+# but of the rollback phase (role ROLLBACK): the engine calls them under its rollback token,
+# and an agent is never offered them (it is offered the WPC's WRITE and READ tools).
 READ_ACTIVITY = "breakglass.microsoft_graph.read_activity"
 READ_EXCLUSION_ACTIVITY = "breakglass.microsoft_graph.read_exclusion_activity"
 
@@ -127,7 +129,7 @@ TOOLS: dict[str, ToolSpec] = {
         ),
         _tool(
             READ_ACTIVITY,
-            ToolRole.READ,
+            ToolRole.ROLLBACK,
             "Read the directory audit log (activities the principal initiated) and the "
             "sign-in log of the principal between since and until, and summarise them.",
             {"tenant_id": _T.TENANT, "principal_id": _T.PRINCIPAL},
@@ -135,7 +137,7 @@ TOOLS: dict[str, ToolSpec] = {
         ),
         _tool(
             READ_EXCLUSION_ACTIVITY,
-            ToolRole.READ,
+            ToolRole.ROLLBACK,
             "Read the sign-ins of the excluded group's members between since and until "
             "that the Conditional Access policy did not apply to, and summarise them.",
             _CA_TARGETS,
