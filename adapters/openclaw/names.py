@@ -27,6 +27,8 @@ MCP_NAMES: Mapping[str, str] = MappingProxyType(
         catalog.RESTORE_CA: "graph_restore_ca_policy",
         catalog.READ_CA: "graph_read_ca_policy",
         catalog.REVOKE_SESSIONS: "graph_revoke_sign_in_sessions",
+        catalog.READ_ACTIVITY: "graph_read_activity",
+        catalog.READ_EXCLUSION_ACTIVITY: "graph_read_exclusion_activity",
     }
 )
 CATALOG_NAMES: Mapping[str, str] = MappingProxyType({v: k for k, v in MCP_NAMES.items()})
