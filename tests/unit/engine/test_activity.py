@@ -14,6 +14,7 @@ from engine.canonical import jcs
 from engine.envelope import sign_envelope
 from engine.timeutil import parse_iso
 from engine.verify import verify_bundle
+from tests.corpus.generate import good_sim
 from tests.support import engine_sim
 from tests.support.engine_sim import JobSim, trust_for
 from tests.unit.engine.test_bundle_size import MAX_EXTENSIONS, close, extend, long_job
@@ -56,8 +57,7 @@ def test_the_hash_names_exactly_the_entries_read() -> None:
 
 
 def test_sentences_for_a_read_and_for_unavailable_logs() -> None:
-    sim = JobSim()
-    sim.whole_job()
+    sim = good_sim()
     assert sim.job is not None
     line = activity.sentence(sim.job.activity, "Alice")
     assert line is not None
@@ -93,14 +93,8 @@ def resigned(sim: JobSim, edit: Any) -> dict[str, Any]:
     return sign_envelope("proof_bundle", payload, sim.keys.agent, parse_iso(bundle["issued_at"]))
 
 
-def good() -> JobSim:
-    sim = JobSim()
-    sim.whole_job()
-    return sim
-
-
 def test_the_untouched_bundle_verifies_with_its_summary() -> None:
-    sim = good()
+    sim = good_sim()
     report = verify_bundle(sim.bundle(), trust_for(sim.keys))
     assert report.valid, report.reasons
 
@@ -125,14 +119,14 @@ def _forged_log_hash(run: dict[str, Any]) -> None:
     "edit", [_fewer_sign_ins, _another_receipt, _shorter_window, _forged_log_hash]
 )
 def test_an_edited_summary_fails_verification(edit: Any) -> None:
-    sim = good()
+    sim = good_sim()
     report = verify_bundle(resigned(sim, edit), trust_for(sim.keys))
     assert not report.valid
     assert MISMATCH in report.reason_codes
 
 
 def test_unavailable_activity_verifies_and_a_malformed_record_does_not() -> None:
-    sim = good()
+    sim = good_sim()
 
     def unavailable(run: dict[str, Any]) -> None:
         run["activity"] = activity.unavailable("the logs were not read within 90 s")
