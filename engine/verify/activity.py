@@ -26,6 +26,8 @@ def check_activity(ev: Evidence) -> None:
     """Add a finding when the recorded activity does not match its receipted read."""
     record = ev.meta.get("run", {}).get("activity")
     if record is None:
+        if _read_receipted(ev):  # read, then left out of the bundle: hidden, not absent
+            ev.report.fail(MISMATCH, "a receipted activity read, but no activity summary")
         return
     if not isinstance(record, Mapping) or record.get("status") not in (READ, UNAVAILABLE):
         raise VerificationError("SCHEMA_VALIDATION_FAILED", "metadata.breakglass.run.activity")
@@ -52,6 +54,19 @@ def check_activity(ev: Evidence) -> None:
     )
     if found != expected:
         ev.report.fail(MISMATCH, "the activity summary is not what the receipted read returned")
+
+
+def _read_receipted(ev: Evidence) -> bool:
+    """A successful write and a successful activity read are receipted: the service records
+    every such read's outcome, so a missing summary was left out."""
+    planned = ev.policy.terms.get("activity")
+    tool = planned.get("tool") if isinstance(planned, Mapping) else None
+    done = {
+        item.get("payload", item).get("tool_name")
+        for item in ev.payload.get("tool_receipts", [])
+        if item.get("payload", item).get("result_status", "success") == "success"
+    }
+    return tool in done and ev.planned(("action",))[0] in done
 
 
 def _receipt(ev: Evidence, receipt_id: object) -> Mapping[str, Any] | None:

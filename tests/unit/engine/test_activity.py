@@ -115,8 +115,12 @@ def _forged_log_hash(run: dict[str, Any]) -> None:
     run["activity"]["result"]["audits"]["hash_b64u"] = "A" * 43
 
 
+def _left_out(run: dict[str, Any]) -> None:
+    del run["activity"]  # the read is receipted; its summary is hidden
+
+
 @pytest.mark.parametrize(
-    "edit", [_fewer_sign_ins, _another_receipt, _shorter_window, _forged_log_hash]
+    "edit", [_fewer_sign_ins, _another_receipt, _shorter_window, _forged_log_hash, _left_out]
 )
 def test_an_edited_summary_fails_verification(edit: Any) -> None:
     sim = good_sim()
