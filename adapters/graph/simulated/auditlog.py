@@ -21,14 +21,19 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from adapters.graph.simulated.clock import iso
 from adapters.graph.simulated.errors import SimError
 
 Doc = dict[str, Any]
 APP_NAME = "breakglass (SIMULATED)"
+
+
+def precise(moment: datetime) -> str:
+    """Log timestamps carry fractions of a second, as Graph's do ("…T21:20:02.7215374Z"):
+    an action in the same second as a window's start must not fall before it."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def user_initiator(user: Mapping[str, Any]) -> Doc:
@@ -68,7 +73,7 @@ class ActivityLog:
             "result": result,
             "resultReason": "",
             "activityDisplayName": activity,
-            "activityDateTime": iso(at),
+            "activityDateTime": precise(at),
             "loggedByService": "Core Directory",
             "operationType": "Update",
             "initiatedBy": initiated_by,
@@ -88,7 +93,7 @@ class ActivityLog:
     ) -> Doc:
         entry = {
             "id": str(uuid.uuid4()),
-            "createdDateTime": iso(at),
+            "createdDateTime": precise(at),
             "userId": user["id"],
             "userDisplayName": user.get("displayName"),
             "userPrincipalName": user.get("userPrincipalName"),

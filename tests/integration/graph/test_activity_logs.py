@@ -229,3 +229,15 @@ async def test_a_span_that_runs_backwards_is_refused_before_anything_is_sent(
     with pytest.raises(InputError):
         await paced_tools.call(catalog.READ_ACTIVITY, args)
     assert not [e for e in tenant.requests_log if "/auditLogs/" in e.path]
+
+
+async def test_an_action_in_the_same_second_as_the_span_start_is_inside_it(
+    tenant: SimulatedTenant, clock: ManualClock
+) -> None:
+    clock.advance(0.25)
+    wanted = f"initiatedBy/user/id eq '{ALICE}' and " + between("activityDateTime", clock, 1)
+    clock.advance(0.5)  # the same second as the span's start, after it
+    tenant.act(ALICE, "Reset user password", [BOB])
+    status, page, _ = await get(tenant, AUDITS, **{"$filter": wanted})
+    assert status == 200
+    assert [e["activityDisplayName"] for e in page["value"]] == ["Reset user password"]
