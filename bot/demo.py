@@ -34,6 +34,7 @@ from adapters.graph.simulated.faults import Fault
 from bot import demo_text as text
 from bot.app import seed_people
 from bot.clock import ScaledClock
+from engine import activity
 from engine.canonical import jcs
 from engine.errors import BreakGlassError
 from engine.stepup import STEP_UP_REQUIRED
@@ -354,6 +355,7 @@ class Demo:
                 "the grant",
             )
             self.say(f"tenant now: {self._grants(sim) or 'no grant'}")
+            self._use_the_grant(sim, ids)
             await self._scenario(http, sim, job_id)
             if self.options.scenario == "early-kill":
                 await self._delayed_removal(http, job_id, result)
@@ -410,6 +412,14 @@ class Demo:
                 return  # ended without a delay (ok says so), or the end wait times out
             await asyncio.sleep(0.1)
 
+    def _use_the_grant(self, sim: SimulatedTenant, ids: Mapping[str, str]) -> None:
+        """Alice, now an admin, does the work (the tenant's logs record it: issue 17 §5)."""
+        for user in ("dave", "erin"):
+            sim.act(ids["alice"], "Admin reset MFA", [ids[user]])
+        for _ in range(3):
+            sim.sign_in(ids["alice"], app="Microsoft Entra admin center")
+        self.say("alice (SIMULATED) resets MFA for dave and erin and signs in 3 times")
+
     def _crashing(self, point: str) -> bool:
         return self.options.scenario == "crash" and self.options.crash_at == point
 
@@ -454,6 +464,9 @@ class Demo:
             refusals = text.gateway_refusals(self.home / "service.log", job["job_id"])
             self.say(text.injected_line(refusals, job))
         self.say(text.rollback_line(job))
+        recorded = bundle["payload"]["metadata"]["breakglass"]["run"].get("activity")
+        if (used := activity.sentence(recorded, "alice")) is not None:
+            self.say(used)
         self.say(
             f"proof bundle: {path} → "
             + ("VALID" if report.valid else "INVALID " + ", ".join(report.reason_codes))

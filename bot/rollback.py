@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from bot.activity_read import read_activity
 from engine.containment import describe_left, end_steps
 from engine.cst import TokenKind
 from engine.errors import InputError
@@ -104,9 +105,14 @@ async def run_rollback(service: JobService, job_id: str) -> None:
             "; ".join(still),
             extra={"job_id": job_id, "escalation": True},
         )
+    # What the privilege was used for (issue 17 §5): bounded, never blocks the end. Only
+    # when a rollback step had to run: else nothing was ever granted.
+    used = await read_activity(run.job, service.clock(), run.call) if run.attempts else None
     outcome = await service.command(
         job_id,
-        RollbackFinished(verified=verified, still_privileged=still, attempts=run.attempts),
+        RollbackFinished(
+            verified=verified, still_privileged=still, attempts=run.attempts, activity=used
+        ),
         key=f"{job_id}:rollback-finished:{job.ended_at}",
     )
     if not outcome.ok:

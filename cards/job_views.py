@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from cards import views
-from engine import chain
+from engine import activity, chain
 from engine.errors import InputError
 from engine.job import ACTIVE, Job, Plan
 from engine.lifecycle import END_EXECUTOR_FAILED, END_WRITE_FAILED
@@ -260,7 +260,14 @@ def audit_summary_view(
         bundle_hash_b64u=bundle_hash,
         bundle_file=f"{job.job_id}.bundle.json",
         report_url=report_url(public_url, job.job_id),
+        activity=activity.sentence(job.activity, _elevated(job, names)),
     )
+
+
+def _elevated(job: Job, names: Mapping[str, str]) -> str:
+    """Who held the privilege, as the audit message names them."""
+    principal = str(job.request.get("targets", {}).get("principal_id", ""))
+    return target_names(job, names).get(principal, principal) or "the principal"
 
 
 def announcement_view(

@@ -300,6 +300,7 @@ def audit_summary(view: AuditSummaryView) -> Card:
         ),
         Bullets("Approved by", approvers or ("nobody",)),
         Bullets("What ran", w.items(view.ran) or ("nothing ran",)),
+        *((Note(clean_line(view.activity, w.TEXT_LIMIT)),) if view.activity else ()),
         Facts(
             (
                 Fact("Bundle hash", w.item(view.bundle_hash_b64u), mono=True),

@@ -255,6 +255,8 @@ class AuditSummaryView(_Checked):
     bundle_hash_b64u: str
     bundle_file: str = "bundle.json"
     report_url: str | None = None  # the readable report, when the service has a public URL
+    # What the privilege was used for, from the tenant's logs (engine.activity.sentence).
+    activity: str | None = None
 
     _must_be_aware = ("started_at", "ended_at")
 

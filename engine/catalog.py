@@ -20,6 +20,11 @@ REVOKE_SESSIONS = "breakglass.microsoft_graph.revoke_sign_in_sessions"
 REVOKE_GROUP_SESSIONS = "breakglass.microsoft_graph.revoke_group_member_sessions"
 ADD_APP_PASSWORD = "breakglass.microsoft_graph.add_application_password"
 REMOVE_APP_PASSWORD = "breakglass.rollback.remove_application_password"
+# After the window: what the elevated principal (or the excluded group's members) did. Reads,
+# but of the rollback phase (role ROLLBACK): the engine calls them under its rollback token,
+# and an agent is never offered them (it is offered the WPC's WRITE and READ tools).
+READ_ACTIVITY = "breakglass.microsoft_graph.read_activity"
+READ_EXCLUSION_ACTIVITY = "breakglass.microsoft_graph.read_exclusion_activity"
 
 _T = TargetKind
 
@@ -55,6 +60,11 @@ _ROLE_TARGETS = {
 _CA_TARGETS = {"tenant_id": _T.TENANT, "policy_id": _T.CA_POLICY, "group_id": _T.GROUP}
 _JOB = {"job_id": _ID}
 _APP_TARGETS = {"tenant_id": _T.TENANT, "application_id": _T.APPLICATION}
+# The window read back: ISO 8601 UTC instants (the adapter parses them strictly).
+_SPAN = {
+    "since": {"type": "string", "minLength": 20, "maxLength": 32},
+    "until": {"type": "string", "minLength": 20, "maxLength": 32},
+}
 
 TOOLS: dict[str, ToolSpec] = {
     spec.name: spec
@@ -146,5 +156,27 @@ TOOLS: dict[str, ToolSpec] = {
             _APP_TARGETS,
             {**_JOB, "key_id": _ID},
         ),
+        _tool(
+            READ_ACTIVITY,
+            ToolRole.ROLLBACK,
+            "Read the directory audit log (activities the principal initiated) and the "
+            "sign-in log of the principal between since and until, and summarise them.",
+            {"tenant_id": _T.TENANT, "principal_id": _T.PRINCIPAL},
+            {**_JOB, **_SPAN},
+        ),
+        _tool(
+            READ_EXCLUSION_ACTIVITY,
+            ToolRole.ROLLBACK,
+            "Read the sign-ins of the excluded group's members between since and until "
+            "that the Conditional Access policy did not apply to, and summarise them.",
+            _CA_TARGETS,
+            {**_JOB, **_SPAN},
+        ),
     )
+}
+
+# Which activity read follows each privileged write (engine.wpc plans it).
+ACTIVITY_OF: dict[str, str] = {
+    WRITE_ROLE: READ_ACTIVITY,
+    EXCLUDE_GROUP: READ_EXCLUSION_ACTIVITY,
 }

@@ -120,6 +120,9 @@ class Job:
     rollback_verified: bool | None = None
     rollback_attempts: int = 0
     still_privileged: tuple[str, ...] = ()
+    # What the privilege was used for, read after the rollback (engine.activity); None when
+    # nothing was read (no grant, or a job from before the read existed).
+    activity: Mapping[str, Any] | None = None
     last_tool_call: str | None = None
     external_refs: Mapping[str, str] = field(default_factory=dict)
     refusals: tuple[Mapping[str, str], ...] = ()

@@ -15,11 +15,10 @@ from engine.timeutil import parse_iso
 
 
 def run_summary(job: Job) -> dict[str, Any]:
-    """Run metadata carried in the bundle (compact: the reference caps metadata at 16 KB)."""
+    """Run metadata carried in the bundle (compact: the reference caps metadata at 16 KB; the
+    template, ticket and justification are in the signed WPC, so not repeated here)."""
     run = {
         "job_id": job.job_id,
-        "template": job.request.get("template"),
-        "ticket": job.request.get("ticket"),
         "requester": job.requester.principal,
         "approvers": job.plan.approvers(),
         "window_start": job.window_start,
@@ -32,6 +31,7 @@ def run_summary(job: Job) -> dict[str, Any]:
         "still_privileged": list(job.still_privileged),
         "simulated": job.simulated,
         "external_refs": dict(job.external_refs),
+        **({"activity": dict(job.activity)} if job.activity is not None else {}),
     }
     if job.derived_rollback:  # absent, not empty: bundles without one are unchanged
         run["derived_rollback"] = [dict(record) for record in job.derived_rollback]

@@ -225,7 +225,7 @@ def plan_calls(
         rollback["containment"] = [_containment(tool, targets) for tool in template.containment]
     if contain is not None and contain.revoke_sessions_at_end and template.end_revocation:
         rollback["at_end"] = [_containment(template.end_revocation, targets)]
-    return {
+    calls: dict[str, Any] = {
         "action": {"tool": template.write_tool, "arguments": action_args},
         "verify_action": {
             "tool": template.read_tool,
@@ -233,6 +233,12 @@ def plan_calls(
         },
         "rollback": rollback,
     }
+    # After the window, the activity read (issue 17 §5): the planned call without its span.
+    activity_tool = catalog.ACTIVITY_OF.get(template.write_tool)
+    if activity_tool is not None:
+        own = _containment(activity_tool, targets)["arguments"]  # the tool's own targets
+        calls["activity"] = {"tool": activity_tool, "arguments": {**own, "job_id": request.job_id}}
+    return calls
 
 
 def _new_at_end(rollback: Mapping[str, Any]) -> list[Any]:
@@ -276,6 +282,7 @@ def build_wpc(
         ),
         *(_allow(f"AllowAtEnd{i}", s) for i, s in enumerate(_new_at_end(calls["rollback"]), 1)),
         *rotation_statements(contain, request.targets["tenant_id"]),
+        *([_allow("AllowActivityRead", calls["activity"])] if "activity" in calls else []),
     ]
     if model is not None:
         statements.append(

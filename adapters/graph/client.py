@@ -8,7 +8,8 @@ Rules, in order of importance:
 2. 429 honours ``Retry-After``; 429 without it, 503 (any method) and 502/504 (reads) back off
    exponentially with jitter. Everything stays inside ``RetryPolicy.total_budget``: a wait
    that would cross it gives up at once with the last ``GraphError``.
-3. Conditional Access requests are paced (1 request/s per tenant by default).
+3. Conditional Access requests are paced (1 request/s per tenant by default), and so are
+   the reporting API's (``/auditLogs/``: 5 requests per 10 s per app and tenant).
 4. Paging links are followed only under the configured Graph base URL, so the bearer token
    is never sent to another host.
 """
@@ -19,6 +20,7 @@ import asyncio
 import json
 import logging
 import random
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -38,6 +40,7 @@ from engine.errors import GraphError
 log = logging.getLogger(__name__)
 
 CA_PREFIX = "/identity/conditionalAccess/"
+REPORTS_PREFIX = "/auditLogs/"
 _MAX_PAGES = 100
 # Failures that happen before a byte of the request left: resending cannot duplicate it.
 _NOT_SENT = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
@@ -73,12 +76,14 @@ class GraphClient:
         tokens: TokenSource | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rand: Callable[[], float] = random.random,
+        monotonic: Callable[[], float] = time.monotonic,  # what the pacers measure
     ) -> None:
         self.config = config
         self._tokens = tokens or TokenSource(config)
         self._sleep = sleep
         self._rand = rand
-        self._ca_pacer = Pacer(config.retry.ca_interval, sleep=sleep)
+        self._ca_pacer = Pacer(config.retry.ca_interval, clock=monotonic, sleep=sleep)
+        self._reports_pacer = Pacer(config.retry.reports_interval, clock=monotonic, sleep=sleep)
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> GraphClient:
@@ -96,18 +101,18 @@ class GraphClient:
         return await self._call("GET", self._url(path), params, None, idempotent=True)
 
     async def get_all(
-        self, path: str, params: Mapping[str, str] | None = None
+        self, path: str, params: Mapping[str, str] | None = None, *, max_pages: int = _MAX_PAGES
     ) -> list[dict[str, Any]]:
         """Every item of a collection, following ``@odata.nextLink`` under our base URL."""
         url, items = self._url(path), list[dict[str, Any]]()
-        for _ in range(_MAX_PAGES):
+        for _ in range(max_pages):
             page = await self._call("GET", url, params, None, idempotent=True)
             items.extend(v for v in page.body.get("value", []) if isinstance(v, dict))
             next_link = page.body.get("@odata.nextLink")
             if not isinstance(next_link, str):
                 return items
             url, params = self._checked_next_link(next_link), None
-        raise GraphError("TooManyPages", f"more than {_MAX_PAGES} pages at {path}")
+        raise GraphError("TooManyPages", f"more than {max_pages} pages at {path}")
 
     async def post(
         self, path: str, body: Mapping[str, Any] | None, *, idempotent: bool = False
@@ -196,6 +201,8 @@ class GraphClient:
     async def _request(self, request: _Request, token: str) -> tuple[int, str, Mapping[str, str]]:
         if request.path.startswith(CA_PREFIX):
             await self._ca_pacer.wait()  # right before sending: token fetches take varying time
+        elif request.path.startswith(REPORTS_PREFIX):
+            await self._reports_pacer.wait()
         headers = {
             "Authorization": f"Bearer {token}",
             "Accept": "application/json",

@@ -26,6 +26,7 @@ class RetryPolicy:
     total_budget: float = 60.0  # per logical call, across its attempts and waits
     request_timeout: float = 30.0
     ca_interval: float = 1.0  # Conditional Access allows 1 request/s per tenant
+    reports_interval: float = 2.0  # the reporting API (audit, sign-in logs): 5 per 10 s
     readback_attempts: int = 10  # polling bound while replication catches up
     readback_interval: float = 1.0
     write_attempts: int = 3  # resends allowed after a read-back proved a write absent
@@ -34,7 +35,7 @@ class RetryPolicy:
         self.backoff  # noqa: B018  (building the shared rule checks attempts and delays)
         if min(self.readback_attempts, self.write_attempts) < 1:
             raise ConfigError("retry attempts must be at least 1")
-        if min(self.ca_interval, self.readback_interval) < 0:
+        if min(self.ca_interval, self.reports_interval, self.readback_interval) < 0:
             raise ConfigError("retry delays must not be negative")
         if self.total_budget <= 0 or self.request_timeout <= 0:
             raise ConfigError("retry budget and request timeout must be positive")

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from adapters.graph import ca, credentials, prerequisites, resolve, roles, sessions
+from adapters.graph import activity, ca, credentials, prerequisites, resolve, roles, sessions
 from adapters.graph.arguments import parse_arguments
 from adapters.graph.client import GraphClient
 from adapters.graph.config import GraphConfig
@@ -36,6 +36,8 @@ HANDLERS: dict[str, Handler] = {
     catalog.REVOKE_GROUP_SESSIONS: sessions.revoke_group_sessions,
     catalog.ADD_APP_PASSWORD: credentials.add_password,
     catalog.REMOVE_APP_PASSWORD: credentials.remove_password,
+    catalog.READ_ACTIVITY: activity.read_activity,
+    catalog.READ_EXCLUSION_ACTIVITY: activity.read_exclusion_activity,
 }
 
 TOOL_NAMES: frozenset[str] = frozenset(HANDLERS)

@@ -30,6 +30,8 @@ MCP_NAMES: Mapping[str, str] = MappingProxyType(
         catalog.REVOKE_GROUP_SESSIONS: "graph_revoke_group_member_sessions",
         catalog.ADD_APP_PASSWORD: "graph_add_application_password",
         catalog.REMOVE_APP_PASSWORD: "rollback_remove_application_password",
+        catalog.READ_ACTIVITY: "graph_read_activity",
+        catalog.READ_EXCLUSION_ACTIVITY: "graph_read_exclusion_activity",
     }
 )
 CATALOG_NAMES: Mapping[str, str] = MappingProxyType({v: k for k, v in MCP_NAMES.items()})

@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from engine import activity
 from engine.compact import expand
 from engine.containment import end_steps
 from engine.errors import BreakGlassError
@@ -254,6 +255,11 @@ def rollback(summary: Mapping[str, Any], payload: Mapping[str, Any]) -> str:
     content = f"<p>Rollback: <b>{esc(verified)}</b>.</p>" + table(
         ("step", "tool", "receipted"), rows, "rollback"
     )
+    run = payload.get("metadata", {}).get("breakglass", {}).get("run", {})
+    who = str(terms.get("action", {}).get("arguments", {}).get("principal_id", "the principal"))
+    used = activity.sentence(run.get("activity"), who)  # issue 17 §5; checked by the verifier
+    if used is not None:
+        content += f"<p>What the privilege was used for: {esc(used)}</p>"
     return section("rollback", "Rollback and verification reads", content)
 
 

@@ -176,6 +176,7 @@ class RollbackFinished:
     verified: bool
     still_privileged: tuple[str, ...] = ()
     attempts: int = 1
+    activity: Mapping[str, Any] | None = None  # the activity read's record (engine.activity)
 
 
 END_WRITE_FAILED = "write_failed"  # the planned write was refused, failed or raised

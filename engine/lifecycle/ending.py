@@ -180,6 +180,7 @@ def rollback_finished(job: Job, command: RollbackFinished, ctx: Ctx) -> Transiti
         rollback_verified=rolled_back,
         still_privileged=still,
         rollback_attempts=command.attempts,
+        activity=dict(command.activity) if command.activity is not None else None,
     )
     outcome = FAILED
     if verified:

@@ -3,14 +3,16 @@ every event has its artifact and every artifact its event, two distinct approver
 not the requester approved the exact plan before the token was issued, every successful
 tool call happened inside its token's window and the WPC, every token was revoked, the
 rollback and both verification reads were receipted, what the window touched was contained
-after the removal (sessions revoked, credentials it created removed), and the chain ends in a signed
-terminal record that counts every event (so cutting events off the end is detected)."""
+after the removal (sessions revoked, credentials it created removed), an activity summary is
+what its receipted read returned, and the chain ends in a signed terminal record that counts
+every event (so cutting events off the end is detected)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
+from engine.verify.activity import check_activity
 from engine.verify.approvals import check_approvals
 from engine.verify.artifacts import (
     check_artifacts,
@@ -42,4 +44,5 @@ def check_breakglass(payload: Mapping[str, Any], trust: Trust, report: Report) -
     check_revocations(ev)
     rollback_verified = check_rollback(ev, calls)
     check_containment(ev, calls)
+    check_activity(ev)
     report.summary = summarise(ev, calls, models, rollback_verified)

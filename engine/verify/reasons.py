@@ -120,6 +120,10 @@ BREAKGLASS: dict[str, str] = {
         " sign-in (none, another principal, without the plan's authentication context, or"
         " older than the plan allows)"
     ),
+    "BREAKGLASS_ACTIVITY_MISMATCH": (
+        "the activity summary (what the privilege was used for) is not what its receipted "
+        "read returned, or names no such read"
+    ),
 }
 
 REASONS: dict[str, str] = {**CORE, **CAUSAL, **BREAKGLASS}

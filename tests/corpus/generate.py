@@ -325,6 +325,15 @@ def unsigned_edit(bundle: Bundle, sim: JobSim) -> Bundle:
     return edited
 
 
+def edited_activity_summary(bundle: Bundle, sim: JobSim) -> Bundle:
+    """The activity summary hides what the principal did (re-signed by the bot's own key):
+    it no longer hashes to the receipted read."""
+    edited = copy.deepcopy(bundle)
+    audits = edited["payload"]["metadata"]["breakglass"]["run"]["activity"]["result"]["audits"]
+    audits["count"], audits["operations"] = 0, []
+    return resign(edited, sim.keys.agent)
+
+
 EDITED = {
     "dropped_receipt": (dropped_receipt, "BREAKGLASS_RECEIPT_MISSING"),
     "reordered_events": (reordered_events, "HASH_CHAIN_BREAK"),
@@ -333,6 +342,7 @@ EDITED = {
     "swapped_policy": (swapped_policy, "BREAKGLASS_POLICY_MISMATCH"),
     "foreign_signer": (foreign_signer, "SIGNER_NOT_ALLOWED"),
     "unsigned_edit": (unsigned_edit, "HASH_MISMATCH"),
+    "edited_activity_summary": (edited_activity_summary, "BREAKGLASS_ACTIVITY_MISMATCH"),
 }
 FORGED: dict[str, tuple[Callable[[], JobSim], Mutation, str]] = {
     "self_approval": (good_sim, self_approval, "BREAKGLASS_SELF_APPROVAL"),

@@ -3,11 +3,12 @@ service, with a tenant that always answers as planned and a clock the test moves
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from engine import catalog
+from engine import activity, catalog
 from engine.containment import end_steps
 from engine.cst import TokenKind, sign_token
 from engine.did import Signer
@@ -29,6 +30,7 @@ from engine.lifecycle import (
 )
 from engine.ports import ChainRecord
 from engine.proof import bundle_for_job
+from engine.timeutil import parse_iso
 from engine.tools import ToolResult
 from engine.verify import Trust
 from engine.wpc import PlanRequest, Policy
@@ -103,6 +105,27 @@ def verified_result(arguments: dict[str, Any]) -> ToolResult:
     return ToolResult("success", {"verified": True, "expect": arguments.get("expect", "")})
 
 
+# What the elevated principal did, as the tenant's logs would show it (issue 17 §5).
+SAMPLE_AUDITS = [
+    {
+        "activityDisplayName": "Reset user password",
+        "targetResources": [{"id": f"u-{name}", "userPrincipalName": f"{name}@example.test"}],
+    }
+    for name in ("erin", "frank")
+]
+SAMPLE_SIGN_INS = [{"userId": "u-alice", "appDisplayName": "Azure Portal"}] * 3
+
+
+def activity_result(arguments: dict[str, Any]) -> ToolResult:
+    body = {
+        "window": activity.span(parse_iso(arguments["since"]), parse_iso(arguments["until"])),
+        "audits": activity.summarize_audits(SAMPLE_AUDITS),
+        "sign_ins": activity.summarize_sign_ins(SAMPLE_SIGN_INS),
+        "settled": False,
+    }
+    return ToolResult("success", body)
+
+
 @dataclass
 class JobSim:
     keys: Keys = field(default_factory=fixed_keys)
@@ -114,6 +137,7 @@ class JobSim:
     records: list[ChainRecord] = field(default_factory=list)
     revoked: set[str] = field(default_factory=set)
     held: dict[str, str] = field(default_factory=dict)  # grants other jobs hold (Ctx.held)
+    last_receipt: tuple[str, Mapping[str, Any]] = ("", {})
 
     def ctx(self) -> Ctx:
         return Ctx(self.now, self.keys, self.rules, self.held)
@@ -180,13 +204,15 @@ class JobSim:
                 tool_call, receipt_id=receipt_id, latency_ms=0, refusal=refusal, token=presented
             )
         else:
+            answer = activity_result if tool in catalog.ACTIVITY_OF.values() else verified_result
             command = recorded_call(
                 tool_call,
                 receipt_id=receipt_id,
                 latency_ms=3,
                 allowed=allowed,
-                result=result or verified_result(arguments),
+                result=result or answer(arguments),
             )
+        self.last_receipt = (receipt_id, command.result)
         return self.do(command)
 
     def planned(self, *path: str) -> tuple[str, dict[str, Any]]:
@@ -210,7 +236,19 @@ class JobSim:
         self.call(*self.planned("rollback", "verify"), token=token)
         self.contain_at_end(token)
         self.advance(seconds=1)
-        return self.do(RollbackFinished(verified=verified))
+        used = self.read_activity(token)
+        return self.do(RollbackFinished(verified=verified, activity=used))
+
+    def read_activity(self, token: str) -> dict[str, Any] | None:
+        """The activity read the WPC plans, from the window's start to now (as the service)."""
+        assert self.job is not None
+        tool, planned = self.planned("activity")
+        since = parse_iso(self.job.window_start or self.job.created_at)
+        self.call(tool, activity.read_arguments(planned, activity.span(since, self.now)), token)
+        receipt_id, result = self.last_receipt
+        if "refused" in result:
+            return activity.unavailable("the read was refused")
+        return activity.read_record(receipt_id, result)
 
     def contain_at_end(self, token: str) -> None:
         """The end-of-window containment steps, after the removal, as the service runs them."""

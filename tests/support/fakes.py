@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from engine import catalog
+from engine import activity, catalog
 from engine.errors import ChatError, GraphError
 from engine.ports import ChatEvent, MarkedGrant
 from engine.tools import ToolResult
@@ -24,6 +24,17 @@ class Clock:
 
     def advance(self, **delta: float) -> None:
         self.now += timedelta(**delta)
+
+
+def empty_activity(args: Mapping[str, Any]) -> dict[str, Any]:
+    """What an activity read finds in a tenant that kept no logs: nothing, settled."""
+    window = {"since": args["since"], "until": args["until"]}
+    return {
+        "window": window,
+        "audits": activity.summarize_audits([]),
+        "sign_ins": activity.summarize_sign_ins([]),
+        "settled": True,
+    }
 
 
 @dataclass
@@ -73,6 +84,8 @@ class MemoryTenant:
         if tool_name == catalog.READ_CA:
             present = ca in self.excluded
             return ToolResult("success", {"verified": present == (args["expect"] == "excluded")})
+        if tool_name in catalog.ACTIVITY_OF.values():  # a tenant whose logs are empty
+            return ToolResult("success", empty_activity(args))
         return self._contain(tool_name, args)
 
     def _contain(self, tool_name: str, args: dict[str, Any]) -> ToolResult:

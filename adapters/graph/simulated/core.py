@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from adapters.graph.simulated.auditlog import ActivityLog, ReportsGate
 from adapters.graph.simulated.clock import Clock
 from adapters.graph.simulated.directory import Directory
 from adapters.graph.simulated.errors import SimError
@@ -83,6 +84,7 @@ class SimCore:
         strict: bool = True,
         on_change: Callable[[Directory], None] | None = None,
         rate_clock: Callable[[], float] = time.monotonic,
+        reports_rate: tuple[int, float] = (5, 10.0),
     ) -> None:
         self.replication = Replication(directory)
         self.clock = clock
@@ -91,6 +93,8 @@ class SimCore:
         self.on_change = on_change
         self.faults = FaultPlan()
         self.ca_gate = RateGate(ca_interval, rate_clock)
+        self.reports_gate = ReportsGate(*reports_rate, clock=rate_clock)
+        self.activity = ActivityLog()  # the directory audit and sign-in logs
         self.page_size = 100
         self.log: list[LogEntry] = []
         self._tokens: dict[str, datetime] = {}

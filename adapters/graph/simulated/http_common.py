@@ -44,11 +44,15 @@ def entity(
 
 
 def collection(
-    request: web.Request, fragment: str, items: Iterable[dict[str, Any]]
+    request: web.Request,
+    fragment: str,
+    items: Iterable[dict[str, Any]],
+    top: int | None = None,
 ) -> web.Response:
-    """A ``value`` list, paged with ``@odata.nextLink`` / ``$skiptoken``."""
+    """A ``value`` list, paged with ``@odata.nextLink`` / ``$skiptoken`` (pages of at most
+    ``top`` items, when the endpoint honours ``$top``)."""
     everything = list(items)
-    size = core_of(request).page_size
+    size = min(core_of(request).page_size, top or core_of(request).page_size)
     start = _skiptoken(request)
     doc: dict[str, Any] = {
         "@odata.context": odata_context(request, fragment),

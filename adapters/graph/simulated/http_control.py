@@ -14,6 +14,9 @@ DELETE   /_sim/faults             remove all faults
 PUT      /_sim/replication        ``{"reads": n, "seconds": s}``: replication lag
 PATCH    /_sim/policies/{id}      another administrator edits a CA policy (Graph PATCH rules)
 GET      /_sim/requests           log of received requests: method, path, status
+POST     /_sim/activity           a user did something: ``{"user", "activity", "targets"}``
+                                  (an audit entry initiated by that user)
+POST     /_sim/signins            a user signs in: ``{"user", "app"?, "errorCode"?}``
 =======  =======================  ==========================================================
 """
 
@@ -24,11 +27,12 @@ from typing import Any
 
 from aiohttp import web
 
-from adapters.graph.simulated import pim, policies
+from adapters.graph.simulated import auditlog, pim, policies
 from adapters.graph.simulated.clock import ManualClock, iso
 from adapters.graph.simulated.errors import SimError
 from adapters.graph.simulated.faults import Fault
 from adapters.graph.simulated.http_common import core_of, json_body
+from adapters.graph.simulated.http_members import MEMBERSHIPS, record_sign_in
 
 
 async def state(request: web.Request) -> web.Response:
@@ -109,6 +113,25 @@ async def request_log(request: web.Request) -> web.Response:
     return web.json_response({"value": [asdict(e) for e in core_of(request).log]})
 
 
+async def user_activity(request: web.Request) -> web.Response:
+    core, body = core_of(request), await _object(request)
+    users, activity = core.directory.users, str(body.get("activity") or "")
+    entry = auditlog.user_did(
+        core.activity, core.now(), users, body.get("user"), activity, body.get("targets", [])
+    )
+    return web.json_response(entry, status=201)
+
+
+async def user_sign_in(request: web.Request) -> web.Response:
+    body = await _object(request)
+    app, code = str(body.get("app") or "Azure Portal")[:120], body.get("errorCode", 0)
+    if not isinstance(code, int):
+        raise SimError(400, "BadRequest", "errorCode must be an integer")
+    members = request.app[MEMBERSHIPS]
+    entry = record_sign_in(core_of(request), members, str(body.get("user")), app, code)
+    return web.json_response(entry, status=201)
+
+
 async def _object(request: web.Request) -> dict[str, Any]:
     body = await json_body(request)
     if not isinstance(body, dict):
@@ -127,3 +150,5 @@ def add_routes(app: web.Application) -> None:
     add("PUT", "/_sim/replication", set_replication)
     add("PATCH", "/_sim/policies/{id}", edit_policy)
     add("GET", "/_sim/requests", request_log)
+    add("POST", "/_sim/activity", user_activity)
+    add("POST", "/_sim/signins", user_sign_in)

@@ -12,7 +12,10 @@ from typing import Any
 from aiohttp import web
 
 from adapters.graph.simulated import pim, policies
+from adapters.graph.simulated.auditlog import app_initiator, target
 from adapters.graph.simulated.clock import iso
+from adapters.graph.simulated.core import SimCore
+from adapters.graph.simulated.directory import Directory
 from adapters.graph.simulated.errors import SimError
 from adapters.graph.simulated.faults import Fault
 from adapters.graph.simulated.http_common import (
@@ -75,7 +78,25 @@ async def create_request(request: web.Request) -> web.Response:
     body = await json_body(request)
     with core.write() as directory:
         created = pim.submit(directory, body, core.now(), strict=core.strict)
+        _audit_role_request(core, directory, created)
     return entity(request, f"{REQUESTS_CTX}/$entity", created, status=201)
+
+
+def _audit_role_request(core: SimCore, directory: Directory, created: dict[str, Any]) -> None:
+    """The audit entry of an assignment or removal this app made."""
+    user = directory.users[created["principalId"]]
+    role = directory.roles[created["roleDefinitionId"]]
+    verb = "Add member to role" if created["action"] == "adminAssign" else "Remove member from role"
+    core.activity.audit(
+        core.now(),
+        verb,
+        "RoleManagement",
+        app_initiator(core.credentials.client_id),
+        [
+            target("User", user["id"], user.get("userPrincipalName")),
+            target("Role", role.id, role.display_name),
+        ],
+    )
 
 
 async def get_request(request: web.Request) -> web.Response:
@@ -162,6 +183,11 @@ async def patch_policy(request: web.Request) -> web.Response:
     body = await json_body(request)
     with core.write() as directory:
         policies.patch(directory, request.match_info["id"], body, core.now())
+        policy = directory.policies[request.match_info["id"]]
+    by_app = app_initiator(core.credentials.client_id)
+    name = policy.get("displayName")
+    changed = [target("Policy", policy["id"], name)]
+    core.activity.audit(core.now(), "Update conditional access policy", "Policy", by_app, changed)
     return web.Response(status=204)
 
 
@@ -183,6 +209,11 @@ async def revoke_sessions(request: web.Request) -> web.Response:
         now = iso(core.now())
         directory.users[user["id"]]["signInSessionsValidFromDateTime"] = now
         directory.revocations.append({"userId": user["id"], "at": now})
+    by_app = app_initiator(core.credentials.client_id)
+    revoked = [target("User", user["id"], user.get("userPrincipalName"))]
+    core.activity.audit(
+        core.now(), "Invalidate all refresh tokens for a user", "UserManagement", by_app, revoked
+    )
     return entity(request, "Edm.Boolean", {"value": True})
 
 

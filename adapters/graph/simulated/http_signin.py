@@ -29,6 +29,7 @@ from yarl import URL
 from adapters.graph.simulated.core import SimCore
 from adapters.graph.simulated.errors import TokenError
 from adapters.graph.simulated.http_common import core_of
+from adapters.graph.simulated.http_members import MEMBERSHIPS, record_sign_in
 
 CODE_LIFETIME = timedelta(minutes=10)
 ID_TOKEN_LIFETIME = timedelta(hours=1)
@@ -133,6 +134,8 @@ async def authorize_submit(request: web.Request) -> web.Response:
     if oid not in core.directory.users:
         raise web.HTTPBadRequest(reason="AADSTS50034: The user account does not exist.")
     mfa = form.get("mfa") == "1"
+    # The sign-in log sees this sign-in, as Entra's would (issue 17 §5).
+    record_sign_in(core, request.app[MEMBERSHIPS], oid, "breakglass step-up (SIMULATED)")
     wanted = _requested_acrs(params.get("claims", ""))
     code = secrets.token_urlsafe(32)
     now = core.now()

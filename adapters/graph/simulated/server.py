@@ -15,7 +15,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
 from adapters.graph.simulated import (
+    auditlog,
     http_apps,
+    http_auditlogs,
     http_control,
     http_graph,
     http_identity,
@@ -48,7 +50,8 @@ class SimulatedTenant:
     5 minutes, last-admin protection, ``ScheduleCreated``); on by default, as the real tenant.
     ``state_path``: keep the directory in this JSON file (loaded if present, rewritten
     atomically after every change), so a restarted tenant resumes its state.
-    ``rate_clock``: the monotonic clock of the CA rate gate (see ``core.RateGate``).
+    ``rate_clock``: the monotonic clock of the CA rate gate (see ``core.RateGate``) and of
+    the reporting API's gate, ``reports_rate`` (requests, seconds): 5 per 10 s like Graph.
     """
 
     def __init__(
@@ -61,6 +64,7 @@ class SimulatedTenant:
         strict: bool = True,
         state_path: Path | str | None = None,
         rate_clock: Callable[[], float] = time.monotonic,
+        reports_rate: tuple[int, float] = (5, 10.0),
     ) -> None:
         self.clock: Clock = clock or SystemClock()
         self.state_path = Path(state_path) if state_path is not None else None
@@ -76,6 +80,7 @@ class SimulatedTenant:
             strict=strict,
             on_change=on_change,
             rate_clock=rate_clock,
+            reports_rate=reports_rate,
         )
         self.signin = http_signin.SignInService()
         self.memberships = http_members.Memberships()
@@ -109,6 +114,7 @@ class SimulatedTenant:
         http_members.add_routes(app, self.memberships)
         http_graph.add_routes(app)
         http_apps.add_routes(app)
+        http_auditlogs.add_routes(app)
         http_control.add_routes(app)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -219,6 +225,32 @@ class SimulatedTenant:
         with self.core.write() as directory:
             directory.requests.append(request)
         return str(request["id"])
+
+    # the activity logs (issue 17 §5)
+
+    def act(self, user_id: str, activity: str, target_ids: list[str]) -> dict[str, Any]:
+        """``user_id`` did ``activity`` (e.g. "Reset user password") to these users: the
+        audit entry a directory change made by that person would leave."""
+        log, users = self.core.activity, self.directory.users
+        return auditlog.user_did(log, self.clock.now(), users, user_id, activity, target_ids)
+
+    def sign_in(
+        self, user_id: str, app: str = "Azure Portal", error_code: int = 0
+    ) -> dict[str, Any]:
+        """``user_id`` signs in to ``app`` now (CA policies evaluated, exclusions honoured)."""
+        return http_members.record_sign_in(self.core, self.memberships, user_id, app, error_code)
+
+    @property
+    def audit_log(self) -> list[dict[str, Any]]:
+        return self.core.activity.audits
+
+    @property
+    def sign_in_log(self) -> list[dict[str, Any]]:
+        return self.core.activity.sign_ins
+
+    def set_log_latency(self, seconds: float) -> None:
+        """Entries become readable this long after they happen (Entra: up to ~5 min)."""
+        self.core.activity.latency = timedelta(seconds=seconds)
 
     def edit_policy(self, policy_id: str, change: Mapping[str, Any]) -> None:
         """Another administrator edits a CA policy (not rate limited, no validation)."""

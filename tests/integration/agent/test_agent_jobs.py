@@ -93,6 +93,7 @@ async def test_injected_model_is_refused_killed_and_rolled_back(make_env: MakeEn
         (catalog.REMOVE_ROLE, None),
         (catalog.READ_ROLE, "absent"),
         (catalog.REVOKE_SESSIONS, None),  # the window's end contains, after the removal
+        (catalog.READ_ACTIVITY, None),  # then what the privilege was used for (issue 17)
     ]
     assert job.verified_after_write is True
     report = verify_bundle((await env.service.bundle(job))[0], trust_for(env.service.keys))

@@ -93,7 +93,13 @@ def test_a_good_agent_bundle_reads_from_verdict_to_rollback(cli: Cli, tmp_path: 
     models = page.rows["models"][1:]
     assert len(models) == 2
     assert all(r[2] == "allowed" for r in models)
-    assert len(page.rows["tools"][1:]) == 5
+    assert (
+        len(page.rows["tools"][1:]) == 6
+    )  # write, read, removal, read, end revocation, activity read
+    assert (
+        "What the privilege was used for: during the window u-alice did: Reset"
+        in (page.text["rollback"])
+    )
     receipted = [r[2] for r in page.rows["rollback"][1:]]
     assert len(receipted) == 4  # the last: sessions revoked at the window's end
     assert all(r.startswith("success at ") for r in receipted)

@@ -30,7 +30,15 @@ async def test_demo_scenario(
     # Both approvals carry a fresh sign-in's evidence (the bundle verifier checks it too).
     assert result.stepped_up == (0 if scenario == "denied" else 2)
     assert result.bundle_valid
-    assert json.loads(bundle_out.read_text())["envelope_type"] == "proof_bundle"
+    bundle = json.loads(bundle_out.read_text())
+    assert bundle["envelope_type"] == "proof_bundle"
+    used = bundle["payload"]["metadata"]["breakglass"]["run"].get("activity")
+    if scenario == "denied":
+        assert used is None  # nothing was granted, so nothing was read
+    else:  # what alice did with the grant, as the tenant's logs say (issue 17 §5)
+        assert used["status"] == "read", used
+        assert used["result"]["audits"]["operations"][0]["name"] == "Admin reset MFA"
+        assert used["result"]["sign_ins"]["count"] == 3
 
 
 def test_demo_command_prints_a_machine_readable_result(tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ FAST = RetryPolicy(
     total_budget=3.0,
     request_timeout=5.0,
     ca_interval=0.04,  # the sim allows one CA request per 0.02 s
+    reports_interval=0.0,  # tests that pace the reporting API say so
     readback_attempts=6,
     readback_interval=0.01,
     write_attempts=3,

@@ -51,6 +51,8 @@ async def test_both_approvers_step_up_and_the_job_opens(stepup: StepUpEnv) -> No
     assert [e["subject"] for e in in_receipts] == [BOB, CAROL]
     assert all(len(e["token_hash_b64u"]) == 43 for e in in_receipts)
     assert "eyJ" not in json.dumps(receipts)  # no JWT anywhere in the receipts
+    # Each step-up sign-in is in the tenant's sign-in log, as Entra's would be (issue 17 §5).
+    assert [e["userId"] for e in stepup.tenant.sign_in_log] == [BOB, CAROL]
 
 
 async def test_a_click_without_step_up_is_refused(stepup: StepUpEnv) -> None:

@@ -94,7 +94,7 @@ def test_unknown_context_key_makes_the_condition_false() -> None:
 def test_rollback_token_tools_are_read_and_rollback_only() -> None:
     tools = policy().tools_with_role({ToolRole.READ, ToolRole.ROLLBACK})
     assert sorted(tools) == sorted(
-        [catalog.READ_ROLE, catalog.REMOVE_ROLE, catalog.REVOKE_SESSIONS]
+        [catalog.READ_ROLE, catalog.REMOVE_ROLE, catalog.REVOKE_SESSIONS, catalog.READ_ACTIVITY]
     )
 
 
