@@ -25,13 +25,13 @@ from engine.timeutil import iso_ms
 
 READ = "read"
 UNAVAILABLE = "unavailable"
-# The summary must fit the bundle's 16 KiB metadata beside five extensions of maximum text:
+# The summary must fit the bundle's 16 KiB metadata beside four extensions of maximum text:
 # operations are kept, most frequent first, while their JSON stays within OPERATION_BYTES;
 # the rest are counted in ``more``. The hashes name every entry read.
-OPERATION_BYTES = 100
+OPERATION_BYTES = 160
 MAX_TARGETS = 2  # the targets named per operation
 MAX_APPS = 1  # the app signed in to most
-MAX_NAME = 32
+MAX_NAME = 40
 # Entra reports 99 % of audit and sign-in entries within 5 minutes (docs/graph.md): a read
 # sooner than that after the window may miss late entries, and says so.
 LOG_LATENCY = timedelta(minutes=5)

@@ -21,7 +21,7 @@ from engine.stepup import StepUpEvidence
 from engine.wpc import ModelAllowance
 
 MAX_REFUSALS_KEPT = 100
-MAX_EXTENSIONS = 5  # extension requests per job: keeps its bundle under the metadata cap
+MAX_EXTENSIONS = 4  # extension requests per job: keeps its bundle under the metadata cap
 
 
 @dataclass(frozen=True)

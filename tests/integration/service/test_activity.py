@@ -64,7 +64,7 @@ async def audit_message(env: SimEnv, job: Job) -> str:
     """The audit summary as Slack would post it (the same card feeds Teams and the console)."""
     records = await env.service.store.chain(job.job_id)
     names = {IDS["dave"]: "Dave Example"}
-    return json.dumps(slack.audit_summary_message(audit_summary_view(job, records, names, "h")))
+    return json.dumps(slack.moment.audit_summary(audit_summary_view(job, records, names, "h")))
 
 
 async def test_the_bundle_and_the_audit_message_say_what_the_principal_did(

@@ -83,7 +83,8 @@ async def test_every_window_end_revokes_sessions_after_the_removal(
     assert env.tenant.roles == set()
     assert env.tenant.revoked == [PRINCIPAL]
     tools = [tool for tool, status in await receipted(env) if status == "success"]
-    assert tools[-3:] == [catalog.REMOVE_ROLE, catalog.READ_ROLE, catalog.REVOKE_SESSIONS]
+    ended = [catalog.REMOVE_ROLE, catalog.READ_ROLE, catalog.REVOKE_SESSIONS, catalog.READ_ACTIVITY]
+    assert tools[-4:] == ended  # removal, its read, containment, then the activity read
     await verified(env, job)
 
 
@@ -136,7 +137,11 @@ async def test_a_password_added_in_the_window_is_removed_at_its_end(rotating: En
     assert job.state == CLOSED, job
     assert env.tenant.passwords[APP] == set()
     tools = [tool for tool, status in await receipted(env) if status == "success"]
-    assert tools[-2:] == [catalog.REMOVE_APP_PASSWORD, catalog.REVOKE_SESSIONS]
+    assert tools[-3:] == [
+        catalog.REMOVE_APP_PASSWORD,
+        catalog.REVOKE_SESSIONS,
+        catalog.READ_ACTIVITY,
+    ]
     bundle, _ = await env.service.bundle(job)
     assert bundle["payload"]["metadata"]["breakglass"]["run"]["derived_rollback"]
     await verified(env, job)
@@ -171,5 +176,6 @@ async def test_a_ca_exclusion_revokes_its_group_users_sessions_at_the_end(env: E
     assert env.tenant.excluded == set()
     assert env.tenant.revoked == ["group:g-bg"]
     tools = [tool for tool, status in await receipted(env) if status == "success"]
-    assert tools[-3:] == [catalog.RESTORE_CA, catalog.READ_CA, catalog.REVOKE_GROUP_SESSIONS]
+    ended = [catalog.RESTORE_CA, catalog.READ_CA, catalog.REVOKE_GROUP_SESSIONS]
+    assert tools[-4:] == [*ended, catalog.READ_EXCLUSION_ACTIVITY]
     await verified(env, job)

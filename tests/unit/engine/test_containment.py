@@ -150,8 +150,13 @@ def test_a_password_added_in_the_window_is_removed_at_the_end_and_verifies() -> 
         for r in sim.records
         if r.event["event_type"] == TOOL_CALL and r.envelope is not None
     ]
-    # After the removal and its read: the password removed, then the sessions revoked.
-    assert tools[-2:] == [catalog.REMOVE_APP_PASSWORD, catalog.REVOKE_SESSIONS]
+    # After the removal and its read: the password removed, then the sessions revoked (then
+    # what the privilege was used for is read).
+    assert tools[-3:] == [
+        catalog.REMOVE_APP_PASSWORD,
+        catalog.REVOKE_SESSIONS,
+        catalog.READ_ACTIVITY,
+    ]
     report = verify_bundle(sim.bundle(), trust_for(sim.keys))
     assert report.valid, report.reasons
 
