@@ -17,7 +17,7 @@ from engine.timeutil import parse_iso
 def run_summary(job: Job) -> dict[str, Any]:
     """Run metadata carried in the bundle (compact: the reference caps metadata at 16 KB; the
     template, ticket and justification are in the signed WPC, so not repeated here)."""
-    run = {
+    run: dict[str, Any] = {
         "job_id": job.job_id,
         "requester": job.requester.principal,
         "approvers": job.plan.approvers(),
