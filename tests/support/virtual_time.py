@@ -36,3 +36,19 @@ class VirtualClock(ManualClock):
             self.slept += seconds
             self.advance(seconds)
         await asyncio.sleep(0)
+
+
+class SteppedSeconds:
+    """A monotonic clock (seconds) for rate gates and pacers that moves only when the code
+    under test sleeps; ``waits`` lists every sleep asked for."""
+
+    def __init__(self, start: float = 0.0) -> None:
+        self.now = start
+        self.waits: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.now += max(seconds, 0.0)

@@ -31,33 +31,19 @@ from tests.integration.graph.support import (
     TENANT,
     MemorySnapshots,
 )
+from tests.support.virtual_time import SteppedSeconds
 
 AUDITS = "/v1.0/auditLogs/directoryAudits"
 SIGN_INS = "/v1.0/auditLogs/signIns"
 
 
-class Elapsed:
-    """A monotonic clock for the rate gates that moves only when the client sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.waits: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.waits.append(seconds)
-        self.now += max(seconds, 0.0)
+@pytest.fixture
+def elapsed() -> SteppedSeconds:
+    return SteppedSeconds()
 
 
 @pytest.fixture
-def elapsed() -> Elapsed:
-    return Elapsed()
-
-
-@pytest.fixture
-async def tenant(clock: ManualClock, elapsed: Elapsed) -> AsyncIterator[SimulatedTenant]:
+async def tenant(clock: ManualClock, elapsed: SteppedSeconds) -> AsyncIterator[SimulatedTenant]:
     async with SimulatedTenant(clock=clock, ca_interval=0.0, rate_clock=elapsed) as sim:
         yield sim
 
@@ -137,7 +123,7 @@ async def test_entries_appear_only_after_the_log_latency(
 
 
 async def test_a_burst_gets_429_with_retry_after_until_the_window_moves(
-    tenant: SimulatedTenant, elapsed: Elapsed
+    tenant: SimulatedTenant, elapsed: SteppedSeconds
 ) -> None:
     answers = [(await get(tenant, SIGN_INS))[0] for _ in range(5)]
     assert answers == [200] * 5  # 5 requests per 10 s are allowed ...
@@ -160,7 +146,7 @@ def read_args(clock: ManualClock, **targets: str) -> dict[str, Any]:
 
 @pytest.fixture
 async def paced_tools(
-    tenant: SimulatedTenant, clock: ManualClock, elapsed: Elapsed
+    tenant: SimulatedTenant, clock: ManualClock, elapsed: SteppedSeconds
 ) -> AsyncIterator[GraphTools]:
     """The adapter as configured for Graph: the reporting API paced at one request per 2 s."""
     policy = replace(FAST, reports_interval=2.0, total_budget=60.0)
@@ -171,7 +157,7 @@ async def paced_tools(
 
 
 async def test_read_activity_summarises_the_principal_paced_and_through_a_429(
-    tenant: SimulatedTenant, clock: ManualClock, elapsed: Elapsed, paced_tools: GraphTools
+    tenant: SimulatedTenant, clock: ManualClock, elapsed: SteppedSeconds, paced_tools: GraphTools
 ) -> None:
     args = read_args(clock, principal_id=ALICE)
     clock.advance(60)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -105,9 +106,16 @@ async def build_env(
     return Env(store, svc, gateway, executor, tenant, chat, clock)
 
 
-@pytest.fixture
-async def env(tmp_path: Path) -> AsyncIterator[Env]:
-    environment = await build_env(tmp_path)
+@asynccontextmanager
+async def opened_env(tmp_path: Path, **options: Any) -> AsyncIterator[Env]:
+    """``build_env(tmp_path, **options)``, settled and closed afterwards."""
+    environment = await build_env(tmp_path, **options)
     yield environment
     await environment.settle()
     await environment.store.close()
+
+
+@pytest.fixture
+async def env(tmp_path: Path) -> AsyncIterator[Env]:
+    async with opened_env(tmp_path) as environment:
+        yield environment

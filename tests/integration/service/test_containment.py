@@ -18,7 +18,7 @@ from engine.job import CLOSED, FAILED, KILLED, Job
 from engine.lifecycle import Approve, Done, Kill, Rules
 from engine.receipts import TOOL_RECEIPT
 from engine.verify import verify_bundle
-from tests.integration.service.conftest import Env, build_env
+from tests.integration.service.conftest import Env, opened_env
 from tests.integration.service.test_jobs import approved, role
 from tests.support.engine_sim import ROLE_TARGETS, console_request, trust_for
 
@@ -38,10 +38,8 @@ def rotating_rules() -> Rules:
 
 @pytest.fixture
 async def rotating(tmp_path: Path) -> AsyncIterator[Env]:
-    env = await build_env(tmp_path, rules=rotating_rules())
-    yield env
-    await env.settle()
-    await env.store.close()
+    async with opened_env(tmp_path, rules=rotating_rules()) as env:
+        yield env
 
 
 async def receipted(env: Env) -> list[tuple[str, str]]:

@@ -18,7 +18,7 @@ from engine.lifecycle import Approve, Kill
 from engine.outcome import Outcome
 from engine.targets import ResolvedTarget
 from engine.verify import verify_bundle
-from tests.integration.service.conftest import Env, build_env
+from tests.integration.service.conftest import Env, build_env, opened_env
 from tests.integration.service.test_jobs import request
 from tests.support.engine_sim import ROLE_TARGETS, trust_for
 from tests.support.fakes import MemoryTenant
@@ -50,10 +50,8 @@ class Resolver:
 
 @pytest.fixture
 async def env(tmp_path: Path) -> AsyncIterator[Env]:
-    environment = await build_env(tmp_path, resolver=Resolver())
-    yield environment
-    await environment.settle()
-    await environment.store.close()
+    async with opened_env(tmp_path, resolver=Resolver()) as environment:
+        yield environment
 
 
 async def ask(env: Env, job_id: str, **changes: object) -> Outcome:
