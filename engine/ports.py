@@ -74,9 +74,10 @@ class Revocation:
 class JobUpdate:
     """Everything one transition writes, in one transaction, or nothing.
 
-    Applied only when the stored version equals ``expected_version``; the new version is
-    ``expected_version + 1``. ``idempotency_key`` (when given) is stored with
-    ``idempotency_result`` in the same transaction and must be new.
+        Applied only when the stored version equals ``expected_version``; the new version is
+        ``expected_version + 1``. ``idempotency_key`` (when given) is stored with
+        ``idempotency_result`` in the same transaction and must be new. ``exchanges`` are stored
+    as ``put_exchange`` would, in the same transaction: bodies exactly when their receipt is.
     """
 
     job_id: str
@@ -89,6 +90,7 @@ class JobUpdate:
     revocations: Sequence[Revocation] = ()
     idempotency_key: str | None = None
     idempotency_result: JsonDoc | None = None
+    exchanges: Sequence[ModelExchange] = ()  # a model call's bodies, with its receipt
 
 
 @dataclass(frozen=True)
