@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import logging
 import random
-import secrets
 import statistics
 import sys
 import time as wall
@@ -25,11 +24,20 @@ from typing import Any
 
 from adapters.graph.simulated import SimulatedTenant
 from adapters.graph.simulated.faults import Fault
-from bench.fleet import IDS, SIMULATED_SEED, Replica, SharedTime, open_replica, quiet, role_request
+from bench.fleet import (
+    IDS,
+    SIMULATED_SEED,
+    Replica,
+    SharedTime,
+    open_replica,
+    pg_schema,
+    quiet,
+    role_request,
+)
 from engine.job import OPEN
 from engine.lifecycle import Approve, Kill
 from engine.verify import verify_bundle
-from tests.integration.store.conftest import PG_BASE, pg_admin, pg_listening
+from tests.integration.store.conftest import pg_listening
 from tests.support.engine_sim import trust_for
 
 PRINCIPALS = ("alice", "dave", "erin")
@@ -235,13 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     if (why := pg_listening()) is not None:
         print(f"{args.mode}: PostgreSQL unreachable ({why})")
         return 2
-    schema = f"bg_{args.mode}_{secrets.token_hex(6)}"
-    pg_admin("CREATE SCHEMA {}", schema)
-    try:
-        url = f"{PG_BASE}?options=-csearch_path%3D{schema}"
+    with pg_schema(f"bg_{args.mode}") as url:
         summary = asyncio.run(run(url, args.mode, args.jobs, args.replicas, args.seed))
-    finally:
-        pg_admin("DROP SCHEMA {} CASCADE", schema)
     for problem in summary.problems[:10]:
         print(f"  {problem}", file=sys.stderr)
     print(summary.line())

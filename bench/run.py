@@ -114,9 +114,10 @@ def main() -> int:
     results |= asyncio.run(gateway_latency())
     results |= asyncio.run(kill_to_refusal())
     results |= bundle_verify()
-    extra = optional("bench.proxy_overhead")
-    if extra is not None:
-        results |= extra()
+    for module in ("bench.proxy_overhead", "bench.replica_kill"):
+        extra = optional(module)
+        if extra is not None:
+            results |= extra()
     floor = results["ed25519_verify_floor_10k_s"]["value"]
     results["bundle_verify_ratio_to_floor"] = metric(
         results["bundle_verify_10k_s"]["value"] / floor, "x"
