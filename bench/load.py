@@ -41,7 +41,7 @@ from bench.fleet import (
     quiet,
     role_request,
 )
-from bench.slack_stream import Acks, SlackFront, stream
+from bench.slack_stream import Acks, SlackFront, Stream
 from engine.job import OPEN
 from engine.lifecycle import Approve, Kill
 from engine.verify import verify_bundle
@@ -281,37 +281,30 @@ async def run(
     seed_doc = seed_with(roles)
     async with SimulatedTenant(seed_doc, clock=time.manual, ca_interval=0.02, strict=True) as sim:
         fleet = Fleet(url, sim, time, roles)
-        stop = asyncio.Event()
-        acks: asyncio.Future[Acks] | None = None
+        sender: Stream | None = None
         try:
             if rate > 0:
                 fleet.front = SlackFront(sim.tenant_id)
                 await fleet.front.start()
             for _ in range(replicas):
                 await fleet.add()
-            acks = asyncio.ensure_future(
-                stream(fleet.front, rate, stop) if fleet.front else _none()
-            )
+            if fleet.front is not None:
+                sender = await Stream.start(fleet.front, rate)
             ids = [f"job-{mode}-{i:04d}" for i in range(jobs)]
             for start in range(0, jobs, len(roles)):
                 await _wave(fleet, summary, ids[start : start + len(roles)], rng, chaos)
-            stop.set()
-            summary.acks = await acks
+            if sender is not None:
+                summary.acks, sender = await sender.finish(), None
             await _check(fleet, summary, ids)
         finally:
-            stop.set()
-            if acks is not None:  # the run broke off: the stream's own error is secondary
-                await asyncio.gather(acks, return_exceptions=True)
+            if sender is not None:  # the run broke off: the stream's own end is secondary
+                await asyncio.gather(sender.finish(), return_exceptions=True)
             await fleet.close()
             service_log.removeHandler(escalations)
             service_log.setLevel(level)
     summary.escalations = escalations.count
     summary.seconds = wall.perf_counter() - started
     return summary
-
-
-async def _none() -> Acks:
-    return Acks()
 
 
 async def bounded(url: str, args: argparse.Namespace) -> Summary:

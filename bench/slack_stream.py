@@ -1,11 +1,12 @@
 """Signed Slack interactions at a steady rate against every live replica, for ``make load``.
 
 Each replica gets the real Slack adapter (Bolt behind our signature-checking edge) on a
-loopback port, talking to one fake Slack Web API. A sender posts ``/breakglass`` slash
-commands signed exactly as Slack signs them, round-robin over the live replicas (as a load
-balancer would; a dead replica leaves the rotation), open-loop: the n-th request leaves at
-``start + n / rate`` whether or not earlier ones were answered, so a slow ack cannot slow the
-stream down. The ack time is the HTTP round trip of each request.
+loopback port, talking to one fake Slack Web API. A sender, in a process of its own
+(its signing and HTTP client must not share the replicas' event loop and core), posts
+``/breakglass`` slash commands signed exactly as Slack signs them, round-robin over the live
+replicas (as a load balancer would; a dead replica leaves the rotation), open-loop: the n-th
+request leaves at ``start + n / rate`` whether or not earlier ones were answered, so a slow
+ack cannot slow the stream down. The ack time is the HTTP round trip of each request.
 
 Every request passes the edge (timestamp, HMAC, a replay record written to the database) and
 Bolt; most are ``help`` (answered in the ack), every ``STATUS_EVERY``-th is ``status``, which
@@ -16,8 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import multiprocessing
 import time as wall
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from multiprocessing.connection import Connection
 from typing import Any
 
 import aiohttp
@@ -31,8 +35,8 @@ from tests.integration.slack.conftest import slack_config
 from tests.integration.slack.fake_slack import FakeSlack
 from tests.integration.slack.support import BOB, DAVE, INCIDENT, TOKEN, SlackSender
 
-STATUS_EVERY = 50
-MAX_IN_FLIGHT = 2000  # more unanswered requests than this: the run is broken, not slow
+STATUS_EVERY = 200  # a status reads every open job: one a second at 200/s
+MAX_IN_FLIGHT = 5000  # more unanswered requests than this: the run is broken, not slow
 
 
 @dataclass
@@ -67,6 +71,7 @@ class SlackFront:
         self.tenant_id = tenant_id
         self.edges: dict[str, Edge] = {}
         self.gone: list[Edge] = []
+        self.on_change: Callable[[], None] | None = None  # the rotation changed
 
     async def start(self) -> None:
         await self.fake.start()
@@ -76,12 +81,18 @@ class SlackFront:
         app = web.Application()
         slack.mount(app)
         self.edges[replica.name] = Edge(slack, await serve(app))
+        self._changed()
 
     def detach(self, replica: Replica) -> None:
         """Out of the rotation (its process is gone); closed with the rest at the end."""
         edge = self.edges.pop(replica.name, None)
         if edge is not None:
             self.gone.append(edge)
+            self._changed()
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
 
     def urls(self) -> list[str]:
         return [e.site.url + "/slack/events" for e in self.edges.values()]
@@ -93,34 +104,82 @@ class SlackFront:
         await self.fake.stop()
 
 
-async def stream(front: SlackFront, rate: float, stop: asyncio.Event) -> Acks:
-    """Send at ``rate`` per second until ``stop`` is set; every answer is awaited."""
+class Stream:
+    """The sending process: started before the run, told of rotation changes, finished after."""
+
+    def __init__(self, front: SlackFront, rate: float) -> None:
+        self.front = front
+        spawn = multiprocessing.get_context("spawn")
+        self._conn, child = spawn.Pipe()
+        self._process = spawn.Process(
+            target=_child, args=(child, rate, front.urls()), name="slack-stream", daemon=True
+        )
+
+    @classmethod
+    async def start(cls, front: SlackFront, rate: float) -> Stream:
+        """Once this returns the child sends (it has imported and connected)."""
+        stream = cls(front, rate)
+        stream._process.start()
+        front.on_change = stream.rotate
+        ready = await asyncio.wait_for(asyncio.to_thread(stream._conn.recv), 120)
+        if ready != "ready":
+            raise RuntimeError(f"the Slack stream did not start: {ready}")
+        return stream
+
+    def rotate(self) -> None:
+        self._conn.send(("urls", self.front.urls()))
+
+    async def finish(self) -> Acks:
+        """Stop sending; every request sent is answered (or failed) before this returns."""
+        self.front.on_change = None
+        try:
+            self._conn.send(("stop", None))
+            result: dict[str, Any] = await asyncio.to_thread(self._conn.recv)
+        finally:
+            await asyncio.to_thread(self._process.join, 60)
+            if self._process.is_alive():
+                self._process.kill()
+        if "error" in result:
+            raise RuntimeError(result["error"])
+        return Acks(**result)
+
+
+def _child(conn: Connection, rate: float, urls: list[str]) -> None:
+    try:
+        conn.send("ready")
+        acks = asyncio.run(_send(conn, rate, urls))
+        conn.send(asdict(acks))
+    except Exception as exc:  # the parent reports it: a broken stream fails the run
+        conn.send({"error": f"{type(exc).__name__}: {exc}"})
+
+
+async def _send(conn: Connection, rate: float, urls: list[str]) -> Acks:
     acks = Acks()
     pending: set[asyncio.Task[Any]] = set()
-    async with aiohttp.ClientSession() as session:
+    connector = aiohttp.TCPConnector(limit=0)  # open-loop: no client-side queue
+    async with aiohttp.ClientSession(connector=connector) as session:
         senders: dict[str, SlackSender] = {}
+        trigger_ids = itertools.count(1)
         started = wall.perf_counter()
         for n in itertools.count():
-            if stop.is_set():
-                break
-            due = started + n / rate
-            if (wait := due - wall.perf_counter()) > 0:  # pacing the generator, not a race
-                try:
-                    await asyncio.wait_for(stop.wait(), wait)
-                    break
-                except TimeoutError:
-                    pass
+            while conn.poll():  # the parent's word: a new rotation, or stop
+                word, value = conn.recv()
+                if word == "stop":
+                    acks.seconds = wall.perf_counter() - started
+                    await asyncio.gather(*pending)
+                    return acks
+                urls = value
+            if (wait := started + n / rate - wall.perf_counter()) > 0:
+                await asyncio.sleep(wait)  # pacing the generator, not waiting for a result
             if len(pending) > MAX_IN_FLIGHT:
                 raise RuntimeError(f"{len(pending)} Slack requests unanswered")
-            urls = front.urls()
             url = urls[n % len(urls)]
-            sender = senders.setdefault(url, SlackSender(session, url))
+            # One trigger-id counter for all: two equal requests would be refused as replays.
+            sender = senders.setdefault(url, SlackSender(session, url, _ids=trigger_ids))
             task = asyncio.ensure_future(_one(sender, n, acks))
             pending.add(task)
             task.add_done_callback(pending.discard)
-        acks.seconds = wall.perf_counter() - started
-        await asyncio.gather(*pending)
-    return acks
+    raise AssertionError("unreachable: the loop ends by the parent's stop")
 
 
 async def _one(sender: SlackSender, n: int, acks: Acks) -> None:
