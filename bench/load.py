@@ -24,6 +24,7 @@ import random
 import sys
 import time as wall
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -59,6 +60,8 @@ WINDOW_MINUTES = 10
 STEP = timedelta(seconds=10)
 DRAIN = timedelta(minutes=WINDOW_MINUTES + 8)  # window, 5-minute removal rule, margin
 STARTING = 25  # jobs being requested and approved at once
+DEADLINES = {"load": 290.0, "chaos": 360.0}  # seconds: a longer run has failed
+DEATH_PER_STEP = 0.03  # chaos: ~3 more replica deaths over a wave's drain (108 steps)
 ACK_GOAL_MS = 100.0
 RESULTS = Path(__file__).resolve().parent / "results.json"
 
@@ -170,11 +173,13 @@ class Fleet:
         self.dead.append(victim)
         await self.add()
 
-    async def tick(self, total: timedelta) -> None:
+    async def tick(self, total: timedelta, between: Callable[[], Awaitable[None]]) -> None:
+        """Move time by ``total`` in steps; ``between`` runs before each step's ticks."""
         moved = timedelta(0)
         while moved < total:
             await self.time.advance(STEP)
             moved += STEP
+            await between()
             for replica in list(self.live):
                 await replica.service.tick()
             await quiet(self.time, *self.live)
@@ -229,10 +234,14 @@ async def _wave(
         if rng.random() < 0.3:  # killed from some replica, maybe not the one running it
             killer = rng.choice(fleet.live)
             await _timed(summary, killer.service.command(job_id, Kill(killer.actor("bob"))))
-    if chaos and rng.random() < 0.7:
-        await fleet.kill_one(rng)
-        summary.deaths += 1
-    await fleet.tick(DRAIN)
+
+    async def die(chance: float) -> None:
+        if chaos and rng.random() < chance:
+            await fleet.kill_one(rng)
+            summary.deaths += 1
+
+    await die(0.7)
+    await fleet.tick(DRAIN, lambda: die(DEATH_PER_STEP))  # and at random moments after
 
 
 async def _check(fleet: Fleet, summary: Summary, ids: list[str]) -> None:
@@ -333,8 +342,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--replicas", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--rate", type=float, default=200.0, help="Slack interactions per s")
-    parser.add_argument("--deadline", type=float, default=290.0, help="seconds")
+    parser.add_argument("--deadline", type=float, help="seconds (load 290, chaos 360)")
     args = parser.parse_args(argv)
+    if args.deadline is None:
+        args.deadline = DEADLINES[args.mode]
     logging.basicConfig(level=logging.CRITICAL)
     if (why := pg_listening()) is not None:
         print(f"{args.mode}: PostgreSQL unreachable ({why})")
