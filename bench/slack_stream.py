@@ -53,6 +53,7 @@ class Acks:
     failed: int = 0
     sent: int = 0
     seconds: float = 0.0
+    error: str = ""  # the stream broke off (e.g. too many requests unanswered)
 
     @property
     def rate(self) -> float:
@@ -127,59 +128,64 @@ class Stream:
         return stream
 
     def rotate(self) -> None:
-        self._conn.send(("urls", self.front.urls()))
+        self._tell(("urls", self.front.urls()))
+
+    def _tell(self, word: tuple[str, Any]) -> None:
+        try:
+            self._conn.send(word)
+        except OSError:
+            pass  # the child broke off already: its result is waiting in the pipe
 
     async def finish(self) -> Acks:
         """Stop sending; every request sent is answered (or failed) before this returns."""
         self.front.on_change = None
         try:
-            self._conn.send(("stop", None))
+            self._tell(("stop", None))
             result: dict[str, Any] = await asyncio.to_thread(self._conn.recv)
         finally:
             await asyncio.to_thread(self._process.join, 60)
             if self._process.is_alive():
                 self._process.kill()
-        if "error" in result:
-            raise RuntimeError(result["error"])
         return Acks(**result)
 
 
 def _child(conn: Connection, rate: float, urls: list[str]) -> None:
-    try:
-        conn.send("ready")
-        acks = asyncio.run(_send(conn, rate, urls))
-        conn.send(asdict(acks))
-    except Exception as exc:  # the parent reports it: a broken stream fails the run
-        conn.send({"error": f"{type(exc).__name__}: {exc}"})
-
-
-async def _send(conn: Connection, rate: float, urls: list[str]) -> Acks:
+    conn.send("ready")
     acks = Acks()
+    try:
+        asyncio.run(_send(conn, rate, urls, acks))
+    except Exception as exc:  # reported in the summary: a broken stream fails the run
+        acks.error = f"{type(exc).__name__}: {exc}"
+    conn.send(asdict(acks))
+
+
+async def _send(conn: Connection, rate: float, urls: list[str], acks: Acks) -> None:
     pending: set[asyncio.Task[Any]] = set()
     connector = aiohttp.TCPConnector(limit=0)  # open-loop: no client-side queue
     async with aiohttp.ClientSession(connector=connector) as session:
         senders: dict[str, SlackSender] = {}
         trigger_ids = itertools.count(1)
         started = wall.perf_counter()
-        for n in itertools.count():
-            while conn.poll():  # the parent's word: a new rotation, or stop
-                word, value = conn.recv()
-                if word == "stop":
-                    acks.seconds = wall.perf_counter() - started
-                    await asyncio.gather(*pending)
-                    return acks
-                urls = value
-            if (wait := started + n / rate - wall.perf_counter()) > 0:
-                await asyncio.sleep(wait)  # pacing the generator, not waiting for a result
-            if len(pending) > MAX_IN_FLIGHT:
-                raise RuntimeError(f"{len(pending)} Slack requests unanswered")
-            url = urls[n % len(urls)]
-            # One trigger-id counter for all: two equal requests would be refused as replays.
-            sender = senders.setdefault(url, SlackSender(session, url, _ids=trigger_ids))
-            task = asyncio.ensure_future(_one(sender, n, acks))
-            pending.add(task)
-            task.add_done_callback(pending.discard)
-    raise AssertionError("unreachable: the loop ends by the parent's stop")
+        try:
+            for n in itertools.count():
+                while conn.poll():  # the parent's word: a new rotation, or stop
+                    word, value = conn.recv()
+                    if word == "stop":
+                        return
+                    urls = value
+                if (wait := started + n / rate - wall.perf_counter()) > 0:
+                    await asyncio.sleep(wait)  # pacing the generator, not awaiting a result
+                if len(pending) > MAX_IN_FLIGHT:
+                    raise RuntimeError(f"{len(pending)} Slack requests unanswered")
+                url = urls[n % len(urls)]
+                # One trigger-id counter for all: equal requests would be refused as replays.
+                sender = senders.setdefault(url, SlackSender(session, url, _ids=trigger_ids))
+                task = asyncio.ensure_future(_one(sender, n, acks))
+                pending.add(task)
+                task.add_done_callback(pending.discard)
+        finally:
+            acks.seconds = wall.perf_counter() - started
+            await asyncio.gather(*pending)  # every request sent is answered or failed
 
 
 async def _one(sender: SlackSender, n: int, acks: Acks) -> None:
