@@ -16,6 +16,7 @@ after its ack reads the open jobs from the database and posts them to Slack.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import multiprocessing
 import time as wall
@@ -131,10 +132,8 @@ class Stream:
         self._tell(("urls", self.front.urls()))
 
     def _tell(self, word: tuple[str, Any]) -> None:
-        try:
+        with contextlib.suppress(OSError):  # the child broke off: its result is waiting
             self._conn.send(word)
-        except OSError:
-            pass  # the child broke off already: its result is waiting in the pipe
 
     async def finish(self) -> Acks:
         """Stop sending; every request sent is answered (or failed) before this returns."""
