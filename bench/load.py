@@ -339,7 +339,7 @@ def merge_figures(figures: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
     parser.add_argument("mode", choices=("load", "chaos"))
-    parser.add_argument("--jobs", type=int, help="load 200, chaos 50")
+    parser.add_argument("--jobs", type=int, default=200)
     parser.add_argument("--replicas", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--rate", type=float, default=200.0, help="Slack interactions per s")
@@ -347,8 +347,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.deadline is None:
         args.deadline = DEADLINES[args.mode]
-    if args.jobs is None:  # 200 in chaos outlived 6 minutes on the shared 2-core machine
-        args.jobs = 200 if args.mode == "load" else 50
     logging.basicConfig(level=logging.CRITICAL)
     if (why := pg_listening()) is not None:
         print(f"{args.mode}: PostgreSQL unreachable ({why})")
