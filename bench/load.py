@@ -1,35 +1,52 @@
 """``make load`` and ``make chaos``: many jobs through several replicas over one PostgreSQL
 schema and one simulated tenant, on loopback, on a clock the run moves (bounded: no sleeps).
 
-``load``: jobs requested and approved on alternate replicas, some killed on another one.
+``load``: jobs requested and approved on alternate replicas, some killed on another one, all
+open at once (the tenant is seeded with a role per job: two jobs changing one role's holders
+at once would fail each other's rollback check), while a stream of signed Slack interactions
+hits every replica's Slack edge (``bench.slack_stream``; ``--rate``, 0 for none).
 ``chaos``: the same, plus replicas dying at random moments (no cleanup; a fresh replica
 with a new id takes their place) and tenant faults (503s, throttling) on the way.
 Afterwards every job must be terminal with a verifying bundle and a verified rollback,
-nothing privileged may be left, no grant removed twice, no false escalation. One summary
-line; exit status 1 on any failure, 2 when PostgreSQL cannot be reached.
+nothing privileged may be left, no grant removed twice, no false escalation, every Slack
+request acked with 200. One summary line; exit status 1 on any failure or when the run
+outlives ``--deadline``, 2 when PostgreSQL cannot be reached. ``make load`` also merges its
+chat ack figures into ``bench/results.json`` (``bench.replica_kill`` keeps them there).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import random
-import secrets
-import statistics
 import sys
 import time as wall
+import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from adapters.graph.simulated import SimulatedTenant
 from adapters.graph.simulated.faults import Fault
-from bench.fleet import IDS, SIMULATED_SEED, Replica, SharedTime, open_replica, quiet, role_request
+from bench.fleet import (
+    IDS,
+    SIMULATED_SEED,
+    Replica,
+    SharedTime,
+    open_replica,
+    pg_schema,
+    quiet,
+    role_request,
+)
+from bench.slack_stream import Acks, SlackFront, Stream
 from engine.job import OPEN
 from engine.lifecycle import Approve, Kill
 from engine.verify import verify_bundle
-from tests.integration.store.conftest import PG_BASE, pg_admin, pg_listening
+from tests.integration.store.conftest import pg_listening
 from tests.support.engine_sim import trust_for
 
 PRINCIPALS = ("alice", "dave", "erin")
@@ -38,13 +55,33 @@ PRINCIPALS = ("alice", "dave", "erin")
 ROLES = tuple(
     r["id"] for r in SIMULATED_SEED["roles"] if r["displayName"] != "Privileged Role Administrator"
 )
-# One job per role at a time: a role's rollback is verified against its holders as the job
-# found them, so two jobs changing one role's holders at once would fail each other's check.
-WAVE = len(ROLES)
 STANDING = {(a["principalId"], a["roleDefinitionId"]) for a in SIMULATED_SEED["roleAssignments"]}
 WINDOW_MINUTES = 10
 STEP = timedelta(seconds=10)
 DRAIN = timedelta(minutes=WINDOW_MINUTES + 8)  # window, 5-minute removal rule, margin
+STARTING = 25  # jobs being requested and approved at once
+DEADLINES = {"load": 290.0, "chaos": 360.0}  # seconds: a longer run has failed
+DEATH_PER_STEP = 0.03  # chaos: ~3 more replica deaths over a wave's drain (108 steps)
+ACK_GOAL_MS = 100.0
+RESULTS = Path(__file__).resolve().parent / "results.json"
+
+
+def roles_for(jobs: int) -> tuple[str, ...]:
+    """The seed's roles, then made-up ones: one job per role at a time (a role's rollback is
+    verified against its holders as the job found them)."""
+    extra = max(0, jobs - len(ROLES))
+    return ROLES + tuple(
+        str(uuid.uuid5(uuid.NAMESPACE_URL, f"bg-load-role-{i}")) for i in range(extra)
+    )
+
+
+def seed_with(roles: tuple[str, ...]) -> dict[str, Any]:
+    known = {r["id"] for r in SIMULATED_SEED["roles"]}
+    made_up = [
+        {"id": r, "displayName": f"Load test role {i}", "maxMinutes": 60}
+        for i, r in enumerate(x for x in roles if x not in known)
+    ]
+    return SIMULATED_SEED | {"roles": [*SIMULATED_SEED["roles"], *made_up]}
 
 
 @dataclass
@@ -59,25 +96,45 @@ class Summary:
     escalations: int = 0
     deaths: int = 0
     faults: int = 0
-    ack_ms: list[float] = field(default_factory=list)
+    command_ms: list[float] = field(default_factory=list)  # request/approve/kill, in-process
+    acks: Acks = field(default_factory=Acks)  # the Slack stream's acks
     problems: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    timed_out: bool = False
 
     @property
     def ok(self) -> bool:
         clean = self.privileged_left == self.duplicate_removals == self.escalations == 0
-        return clean and self.terminal == self.verified == self.jobs
+        done = self.terminal == self.verified == self.jobs and not self.timed_out
+        return clean and done and self.acks.failed == 0 and not self.acks.error
 
     def line(self) -> str:
-        p50 = statistics.median(self.ack_ms) if self.ack_ms else 0.0
-        p99 = sorted(self.ack_ms)[int(0.99 * (len(self.ack_ms) - 1))] if self.ack_ms else 0.0
+        cmd = sorted(self.command_ms)
+        cmd_p99 = cmd[int(0.99 * (len(cmd) - 1))] if cmd else 0.0
+        a = self.acks
         return (
             f"{self.mode}: {'OK' if self.ok else 'FAILED'} jobs={self.jobs} "
             f"replicas={self.replicas} terminal={self.terminal} verified={self.verified} "
             f"privileged_left={self.privileged_left} duplicate_removals={self.duplicate_removals} "
             f"escalations={self.escalations} deaths={self.deaths} faults={self.faults} "
-            f"ack_p50={p50:.1f}ms ack_p99={p99:.1f}ms in {self.seconds:.1f}s"
+            f"interactions={a.sent} ({a.rate:.0f}/s) ack_failed={a.failed} "
+            f"ack_p50={a.percentile(0.5):.1f}ms ack_p99={a.percentile(0.99):.1f}ms "
+            f"command_p99={cmd_p99:.1f}ms"
+            f"{' TIMED OUT' if self.timed_out else ''}"
+            f"{f' STREAM BROKE OFF ({a.error})' if a.error else ''} in {self.seconds:.1f}s"
         )
+
+    def figures(self) -> dict[str, Any]:
+        """The chat ack figures, as ``bench/results.json`` holds metrics."""
+        return {
+            "chat_ack_p50_ms": {"value": round(self.acks.percentile(0.5), 3), "unit": "ms"},
+            "chat_ack_p99_ms": {
+                "value": round(self.acks.percentile(0.99), 3),
+                "unit": "ms",
+                "goal": ACK_GOAL_MS,
+            },
+            "chat_interactions_per_s": {"value": round(self.acks.rate, 1), "unit": "1/s"},
+        }
 
 
 class _Escalations(logging.Handler):
@@ -94,6 +151,8 @@ class Fleet:
     url: str
     sim: SimulatedTenant
     time: SharedTime
+    roles: tuple[str, ...]
+    front: SlackFront | None = None
     live: list[Replica] = field(default_factory=list)
     dead: list[Replica] = field(default_factory=list)
     born: int = 0
@@ -102,25 +161,33 @@ class Fleet:
         self.born += 1
         replica = await open_replica(f"r{self.born}", self.url, self.sim, self.time)
         self.live.append(replica)
+        if self.front is not None:
+            await self.front.attach(replica)
         return replica
 
     async def kill_one(self, rng: random.Random) -> None:
         """A replica dies without cleanup; a fresh one (new id) takes its place."""
         victim = self.live.pop(rng.randrange(len(self.live)))
         victim.die()
+        if self.front is not None:
+            self.front.detach(victim)
         self.dead.append(victim)
         await self.add()
 
-    async def tick(self, total: timedelta) -> None:
+    async def tick(self, total: timedelta, between: Callable[[], Awaitable[None]]) -> None:
+        """Move time by ``total`` in steps; ``between`` runs before each step's ticks."""
         moved = timedelta(0)
         while moved < total:
             await self.time.advance(STEP)
             moved += STEP
+            await between()
             for replica in list(self.live):
                 await replica.service.tick()
             await quiet(self.time, *self.live)
 
     async def close(self) -> None:
+        if self.front is not None:
+            await self.front.close()
         for replica in self.live + self.dead:
             await replica.close()
 
@@ -128,14 +195,14 @@ class Fleet:
 async def _timed(summary: Summary, work: Any) -> Any:
     started = wall.perf_counter()
     outcome = await work
-    summary.ack_ms.append((wall.perf_counter() - started) * 1000)
+    summary.command_ms.append((wall.perf_counter() - started) * 1000)
     return outcome
 
 
 async def _start_job(fleet: Fleet, summary: Summary, job_id: str, n: int) -> None:
     r = fleet.live[n % len(fleet.live)]
-    role = ROLES[n % len(ROLES)]
-    principal = PRINCIPALS[(n // len(ROLES)) % len(PRINCIPALS)]
+    role = fleet.roles[n % len(fleet.roles)]
+    principal = PRINCIPALS[(n // len(fleet.roles)) % len(PRINCIPALS)]
     if (IDS[principal], role) in STANDING:  # already holds it: nothing to grant
         principal = "alice"
     request = role_request(job_id, r, WINDOW_MINUTES, principal, role)
@@ -151,20 +218,31 @@ async def _start_job(fleet: Fleet, summary: Summary, job_id: str, n: int) -> Non
 async def _wave(
     fleet: Fleet, summary: Summary, ids: list[str], rng: random.Random, chaos: bool
 ) -> None:
-    for job_id in ids:
-        await _start_job(fleet, summary, job_id, int(job_id.rsplit("-", 1)[1]))
-        if chaos and rng.random() < 0.3:
-            fleet.sim.add_fault(Fault("unavailable", method="GET", times=1))
-            summary.faults += 1
+    starting = asyncio.Semaphore(STARTING)
+
+    faulty = {job_id for job_id in ids if chaos and rng.random() < 0.3}
+
+    async def start(job_id: str) -> None:
+        async with starting:
+            if job_id in faulty:  # the tenant fails a read on the way
+                fleet.sim.add_fault(Fault("unavailable", method="GET", times=1))
+                summary.faults += 1
+            await _start_job(fleet, summary, job_id, int(job_id.rsplit("-", 1)[1]))
+
+    await asyncio.gather(*(start(job_id) for job_id in ids))
     await quiet(fleet.time, *fleet.live)
     for job_id in ids:
         if rng.random() < 0.3:  # killed from some replica, maybe not the one running it
             killer = rng.choice(fleet.live)
             await _timed(summary, killer.service.command(job_id, Kill(killer.actor("bob"))))
-    if chaos and rng.random() < 0.7:
-        await fleet.kill_one(rng)
-        summary.deaths += 1
-    await fleet.tick(DRAIN)
+
+    async def die(chance: float) -> None:
+        if chaos and rng.random() < chance:
+            await fleet.kill_one(rng)
+            summary.deaths += 1
+
+    await die(0.7)
+    await fleet.tick(DRAIN, lambda: die(DEATH_PER_STEP))  # and at random moments after
 
 
 async def _check(fleet: Fleet, summary: Summary, ids: list[str]) -> None:
@@ -194,7 +272,10 @@ async def _check(fleet: Fleet, summary: Summary, ids: list[str]) -> None:
     summary.duplicate_removals = len(removed) - len(set(removed))
 
 
-async def run(url: str, mode: str, jobs: int, replicas: int, seed: int = 1) -> Summary:
+async def run(
+    url: str, mode: str, jobs: int, replicas: int, seed: int = 1, rate: float = 0.0
+) -> Summary:
+    """The whole run; ``rate`` Slack interactions per second meanwhile (0: none)."""
     chaos = mode == "chaos"
     summary = Summary(mode, jobs, replicas)
     rng = random.Random(seed)
@@ -206,16 +287,28 @@ async def run(url: str, mode: str, jobs: int, replicas: int, seed: int = 1) -> S
         service_log.setLevel(logging.ERROR)  # the handler must see ERROR whatever the root says
     started = wall.perf_counter()
     time = SharedTime()
-    async with SimulatedTenant(clock=time.manual, ca_interval=0.02, strict=True) as sim:
-        fleet = Fleet(url, sim, time)
+    roles = roles_for(jobs)
+    seed_doc = seed_with(roles)
+    async with SimulatedTenant(seed_doc, clock=time.manual, ca_interval=0.02, strict=True) as sim:
+        fleet = Fleet(url, sim, time, roles)
+        sender: Stream | None = None
         try:
+            if rate > 0:
+                fleet.front = SlackFront(sim.tenant_id)
+                await fleet.front.start()
             for _ in range(replicas):
                 await fleet.add()
+            if fleet.front is not None:
+                sender = await Stream.start(fleet.front, rate)
             ids = [f"job-{mode}-{i:04d}" for i in range(jobs)]
-            for start in range(0, jobs, WAVE):
-                await _wave(fleet, summary, ids[start : start + WAVE], rng, chaos)
+            for start in range(0, jobs, len(roles)):
+                await _wave(fleet, summary, ids[start : start + len(roles)], rng, chaos)
+            if sender is not None:
+                summary.acks, sender = await sender.finish(), None
             await _check(fleet, summary, ids)
         finally:
+            if sender is not None:  # the run broke off: the stream's own end is secondary
+                await asyncio.gather(sender.finish(), return_exceptions=True)
             await fleet.close()
             service_log.removeHandler(escalations)
             service_log.setLevel(level)
@@ -224,27 +317,47 @@ async def run(url: str, mode: str, jobs: int, replicas: int, seed: int = 1) -> S
     return summary
 
 
+async def bounded(url: str, args: argparse.Namespace) -> Summary:
+    """``run`` within ``--deadline`` seconds: a run that outlives it has failed."""
+    work = run(url, args.mode, args.jobs, args.replicas, args.seed, args.rate)
+    try:
+        return await asyncio.wait_for(work, args.deadline)
+    except TimeoutError:
+        summary = Summary(args.mode, args.jobs, args.replicas, timed_out=True)
+        summary.seconds = args.deadline
+        return summary
+
+
+def merge_figures(figures: dict[str, Any]) -> None:
+    try:
+        recorded = json.loads(RESULTS.read_text())
+    except (OSError, ValueError):
+        recorded = {}
+    RESULTS.write_text(json.dumps(recorded | figures, indent=2, sort_keys=True) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
     parser.add_argument("mode", choices=("load", "chaos"))
-    parser.add_argument("--jobs", type=int, default=50)
+    parser.add_argument("--jobs", type=int, default=200)
     parser.add_argument("--replicas", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--rate", type=float, default=200.0, help="Slack interactions per s")
+    parser.add_argument("--deadline", type=float, help="seconds (load 290, chaos 360)")
     args = parser.parse_args(argv)
+    if args.deadline is None:
+        args.deadline = DEADLINES[args.mode]
     logging.basicConfig(level=logging.CRITICAL)
     if (why := pg_listening()) is not None:
         print(f"{args.mode}: PostgreSQL unreachable ({why})")
         return 2
-    schema = f"bg_{args.mode}_{secrets.token_hex(6)}"
-    pg_admin("CREATE SCHEMA {}", schema)
-    try:
-        url = f"{PG_BASE}?options=-csearch_path%3D{schema}"
-        summary = asyncio.run(run(url, args.mode, args.jobs, args.replicas, args.seed))
-    finally:
-        pg_admin("DROP SCHEMA {} CASCADE", schema)
+    with pg_schema(f"bg_{args.mode}") as url:
+        summary = asyncio.run(bounded(url, args))
     for problem in summary.problems[:10]:
         print(f"  {problem}", file=sys.stderr)
     print(summary.line())
+    if args.mode == "load" and summary.acks.ms:
+        merge_figures(summary.figures())
     return 0 if summary.ok else 1
 
 

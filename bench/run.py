@@ -185,7 +185,10 @@ def optional(module: str) -> Callable[[], Metrics] | None:
         return None
 
 
-def collect(scale: Scale, extras: tuple[str, ...] = ("bench.proxy_overhead",)) -> Metrics:
+EXTRAS = ("bench.proxy_overhead", "bench.replica_kill")  # contributed by bench/ modules
+
+
+def collect(scale: Scale, extras: tuple[str, ...] = EXTRAS) -> Metrics:
     """Every benchmark at ``scale``, with the floors and the ratios to them."""
     stages: list[tuple[str, Callable[[], Metrics]]] = [
         ("ed25519 sign floor", lambda: ed25519_floor(scale.ed25519)),

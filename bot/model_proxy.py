@@ -240,11 +240,14 @@ class ModelProxy:
             metadata=_metadata(call, ex),
         )
         exchange = ModelExchange(call.receipt_id, call.job_id, call.body, response, call.at)
-        await self.service.store.put_exchange(exchange)
         command = ModelCallRecorded(payload, call.scope_hash)
-        outcome = await self.service.command(call.job_id, command, key=f"model:{call.receipt_id}")
+        # The bodies go in the receipt's own transaction: one durable commit per call.
+        outcome = await self.service.command(
+            call.job_id, command, key=f"model:{call.receipt_id}", exchange=exchange
+        )
         if not outcome.ok:
             log.warning("model receipt for %s not chained: %s", call.job_id, outcome.reason)
+            await self.service.store.put_exchange(exchange)  # what passed is kept all the same
             return None
         envelope = outcome.result.get("envelope")
         if isinstance(envelope, Mapping):

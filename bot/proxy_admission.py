@@ -11,6 +11,7 @@ JSON object with a model and messages; (5) the route; (6) the WPC's model statem
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -104,8 +105,24 @@ class Admission:
         job_id = claims.get("mission_id")
         if not isinstance(job_id, str):
             raise InvalidToken("TOKEN_MALFORMED", "mission_id")
+        # The durable view too (a jti revoked by another replica or by the CLI), asked
+        # while the checks below run; its answer is awaited before anyone is admitted.
+        durable = asyncio.ensure_future(self.service.store.is_revoked(str(claims.get("jti"))))
         try:
-            job = await self.service.load(job_id)
+            caller = await self._verify(token, job_id, issuers)
+            if await durable:
+                raise InvalidToken("TOKEN_REVOKED", caller.token.jti)
+        finally:
+            _settled(durable)
+        if MODEL_SCOPE not in caller.token.scope:
+            raise InvalidToken("TOKEN_INSUFFICIENT_SCOPE", MODEL_SCOPE)
+        return caller
+
+    async def _verify(self, token: str, job_id: str, issuers: set[str]) -> Caller:
+        """The full token check against the job as this process last saw it: a job moved by
+        another replica revokes its tokens in the store, which ``authenticate`` asks."""
+        try:
+            job = await self.service.peek(job_id)
         except JobNotFound as exc:
             raise InvalidToken("TOKEN_WRONG_JOB", "no such job") from exc
         policy = self._policy(job)
@@ -118,11 +135,6 @@ class Admission:
             is_revoked=self.service.revoked.__contains__,
             audience=PROXY_AUDIENCE,
         )
-        # The durable view too: a jti revoked by another replica or by the CLI.
-        if await self.service.store.is_revoked(verified.jti):
-            raise InvalidToken("TOKEN_REVOKED", verified.jti)
-        if MODEL_SCOPE not in verified.scope:
-            raise InvalidToken("TOKEN_INSUFFICIENT_SCOPE", MODEL_SCOPE)
         return Caller(job, policy, verified)
 
     def _policy(self, job: Job) -> Policy:
@@ -138,6 +150,15 @@ class Admission:
                 base = self.routes[prefix]
                 return Route(base.upstream, base.provider, model[len(prefix) :])
         raise InputError("model is empty")
+
+
+def _settled(lookup: asyncio.Future[bool]) -> None:
+    """A lookup nobody waits for any more (a refusal came first): cancelled, or its
+    error retrieved so that it is not reported as lost."""
+    if not lookup.done():
+        lookup.cancel()
+    elif not lookup.cancelled():
+        lookup.exception()
 
 
 def parse_request(raw: bytes) -> dict[str, Any]:

@@ -40,7 +40,7 @@ from engine.identity import Directory
 from engine.job import ACTIVE, OPEN, ROLLING_BACK, Actor, Job
 from engine.lifecycle import Command, Ctx, Keys, Rules
 from engine.outcome import Outcome
-from engine.ports import ChatEvent, ExecutorPort, JobUpdate, Store, ToolPort
+from engine.ports import ChatEvent, ExecutorPort, JobUpdate, ModelExchange, Store, ToolPort
 from engine.targets import TENANT_UNAVAILABLE, TargetRejected, TargetResolver
 
 if TYPE_CHECKING:
@@ -139,16 +139,25 @@ class JobService:
         }
         return replace(command, targets=targets, resolved=resolved)
 
-    async def command(self, job_id: str, command: Command, key: str | None = None) -> Outcome:
-        """Apply ``command``; a re-delivered ``key`` returns the first result and does nothing."""
-        if key and (cached := await self.store.idempotent_result(key)):
+    async def command(
+        self,
+        job_id: str,
+        command: Command,
+        key: str | None = None,
+        *,
+        exchange: ModelExchange | None = None,
+    ) -> Outcome:
+        """Apply ``command``; a re-delivered ``key`` returns the first result and does nothing.
+        ``exchange`` (a model call's bodies) is stored in the same transaction; its receipt id
+        is new, so its key cannot have been delivered before and is not looked up first."""
+        if key and exchange is None and (cached := await self.store.idempotent_result(key)):
             return _replayed(cached)
         outcome = Outcome(False, job_id, reason="BUSY", detail="too many concurrent updates")
         events: list[ChatEvent] = []
         async with self._lock(job_id):
             for _ in range(MAX_CAS_ATTEMPTS):
                 try:
-                    outcome, events = await self._attempt(job_id, command, key)
+                    outcome, events = await self._attempt(job_id, command, key, exchange)
                     break
                 except ConcurrentUpdate:
                     self._cache.pop(job_id, None)
@@ -183,7 +192,7 @@ class JobService:
         return cached
 
     async def _attempt(
-        self, job_id: str, command: Command, key: str | None
+        self, job_id: str, command: Command, key: str | None, exchange: ModelExchange | None
     ) -> tuple[Outcome, list[ChatEvent]]:
         version, job = await self._current(job_id)
         # An approval may be the last: it must see which live job holds the grant.
@@ -206,6 +215,7 @@ class JobService:
             return Outcome(False, job_id, reason=err.reason, detail=err.detail), []
         outcome = _outcome(job_id, transition.result)
         update = job_update(job, version, transition, key, outcome.to_json())
+        update = replace(update, exchanges=(exchange,) if exchange else ())
         await self.store.update_job(update)
         self._cache[job_id] = (version + 1, transition.job)
         return outcome, await self.effects.perform(job, transition, update.document)

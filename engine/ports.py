@@ -79,6 +79,8 @@ class JobUpdate:
     ``idempotency_result`` in the same transaction and must be new. ``claim`` (a grant key,
     ``engine.grants``) is claimed for the job in the same transaction: when another job
     holds it the write raises ``GrantClaimed``; ``release_claims`` drops the job's claims.
+    ``exchanges`` are stored as ``put_exchange`` would, in the same transaction: bodies
+    exactly when their receipt is.
     """
 
     job_id: str
@@ -93,6 +95,7 @@ class JobUpdate:
     idempotency_result: JsonDoc | None = None
     claim: str | None = None
     release_claims: bool = False
+    exchanges: Sequence[ModelExchange] = ()  # a model call's bodies, with its receipt
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, exists, select, update
 from sqlalchemy.exc import IntegrityError
 
-from adapters.store import claims, codec, notify
+from adapters.store import claims, codec, exchanges, notify
 from adapters.store.dialect import insert_new
 from adapters.store.models import APPROVALS, CHAIN, IDEMPOTENCY, JOBS, REVOCATIONS, TOKENS
 from engine.errors import ConcurrentUpdate, JobNotFound, StoreError
@@ -104,7 +104,7 @@ def _claims(conn: Connection, up: JobUpdate, now: datetime) -> None:
 
 def _check_owner(up: JobUpdate) -> None:
     # A transition writes for its own job only; anything else is a caller bug.
-    records: list[Any] = [*up.chain, *up.approvals, *up.tokens, *up.revocations]
+    records: list[Any] = [*up.chain, *up.approvals, *up.tokens, *up.revocations, *up.exchanges]
     strays = {r.job_id for r in records} - {up.job_id}
     if strays:
         raise StoreError(f"update of job {up.job_id} carries records of {sorted(strays)}")
@@ -121,6 +121,8 @@ def _write_children(conn: Connection, up: JobUpdate, now: datetime) -> None:
         # Already revoked is success: revoking is the safe direction and may be repeated.
         insert_new(conn, REVOCATIONS, revocation_row(rev))
         notify.announce(conn, rev.job_id, rev.jti)
+    for exchange in up.exchanges:
+        exchanges.put(conn, exchange)
     if up.idempotency_key is not None:
         result = codec.dump(up.idempotency_result if up.idempotency_result is not None else {})
         row = {"key": up.idempotency_key, "result": result, "created_at": now}

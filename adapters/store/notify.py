@@ -2,7 +2,10 @@
 (delivered at commit, never for a rolled-back one), ``LISTEN`` on a connection of its own.
 
 The notice is only a hint that makes the other replicas' fast paths and in-flight calls
-catch up at once; the revocation table stays the authority every gateway call consults."""
+catch up at once; the revocation table stays the authority every gateway call consults.
+The channel is database-wide, so each notice names its schema and a listener takes only its
+own schema's: jtis derive from job id and chain position, so two deployments (or test runs)
+in one database can share a jti, and one's Kill must not refuse the other's tokens."""
 
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ from sqlalchemy import URL, Connection, text
 log = logging.getLogger("breakglass.store")
 CHANNEL = "breakglass_revocations"
 RECONNECT_SECONDS = 1.0
-_NOTIFY = text("SELECT pg_notify(:channel, :payload)")
+_NOTIFY = text("SELECT pg_notify(:channel, current_schema() || ' ' || :payload)")
 
 OnRevoked = Callable[[str, str], None]  # (job id, jti)
 
@@ -32,11 +35,16 @@ def conninfo(url: URL) -> str:
     return url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+def schema_of(conn: Connection) -> str:
+    """The schema the store writes to (its URL's search_path), as ``announce`` names it."""
+    return str(conn.scalar(text("SELECT current_schema()")) or "")
+
+
 async def listen(
-    url: URL, on_revoked: OnRevoked, on_ready: Callable[[], None] | None = None
+    url: URL, schema: str, on_revoked: OnRevoked, on_ready: Callable[[], None] | None = None
 ) -> None:
-    """Call ``on_revoked`` for every revocation any replica commits, until cancelled;
-    reconnects after a lost connection (the store check covers the gap)."""
+    """Call ``on_revoked`` for every revocation any replica commits in ``schema``, until
+    cancelled; reconnects after a lost connection (the store check covers the gap)."""
     while True:
         try:
             async with await psycopg.AsyncConnection.connect(
@@ -46,8 +54,10 @@ async def listen(
                 if on_ready is not None:
                     on_ready()
                 async for note in conn.notifies():
-                    job_id, _, jti = note.payload.partition(" ")
-                    on_revoked(job_id, jti)
+                    where, _, rest = note.payload.partition(" ")
+                    if where == schema:  # another schema's jti may equal one of ours
+                        job_id, _, jti = rest.partition(" ")
+                        on_revoked(job_id, jti)
         except psycopg.Error as exc:
             log.warning("revocation listener lost its connection: %s", type(exc).__name__)
             await asyncio.sleep(RECONNECT_SECONDS)

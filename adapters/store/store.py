@@ -211,7 +211,8 @@ class SqlStore:
             if on_ready is not None:
                 on_ready()
             return
-        await notify.listen(self._engine.url, on_revoked, on_ready)
+        schema = await self._run(notify.schema_of)
+        await notify.listen(self._engine.url, schema, on_revoked, on_ready)
 
     # chat message references and outbox
     async def put_message_ref(self, ref: MessageRef) -> None:
