@@ -28,8 +28,8 @@ ROTATABLE = frozenset(ROTATABLE_KINDS)
 # Each credential the window creates adds its derived record (~0.75 KB) to the bundle's run
 # metadata, and each approved extension ~1.2 KB of plan, token and revocation: a rotating
 # template's worst case fits the 16 KiB metadata cap (with margin) only with both bounded.
-# The gateway refuses a credential write past the first (CREDENTIAL_LIMIT); an extension
-# request past the second is refused (EXTENSION_LIMIT). tests/unit/engine/test_rotation_budget.py
+# The gateway refuses a credential write past the limit (CREDENTIAL_LIMIT), the engine an
+# extension request past its limit (EXTENSION_LIMIT). tests/unit/engine/test_rotation_budget.py
 MAX_DERIVED_CREDENTIALS = 2
 MAX_EXTENSIONS_WHEN_ROTATING = 2
 # The write that creates each rotatable credential kind, and the step that removes one.
