@@ -18,6 +18,7 @@ from bot import metrics
 from bot.ids import receipt_id as new_receipt_id
 from bot.pinned_policies import PinnedPolicies
 from bot.service import JobService
+from engine.containment import CREDENTIAL_WRITES
 from engine.cst import TokenKind
 from engine.errors import AdapterError, GatewayRefusal, InputError, JobNotFound
 from engine.gateway import Allowed, GatewayView, ToolCall, decide, recorded_call
@@ -57,6 +58,9 @@ class ToolGateway:
         self._policies = PinnedPolicies()
         self._tools: dict[str, set[asyncio.Task[ToolResult]]] = {}  # tool runs in flight
         self._calls: dict[str, set[asyncio.Task[GatewayOutcome]]] = {}  # run + receipt
+        # Credential writes allowed but not yet receipted, per job: two concurrent writes
+        # must not both pass the limit on a job that has recorded neither yet.
+        self._credential_writes: dict[str, int] = {}
 
     def _policy(self, job: Job) -> Policy:
         return self._policies.of(job, self.service.keys.publisher.did, GatewayRefusal)
@@ -103,17 +107,33 @@ class ToolGateway:
     async def _decide(self, job: Job, call: ToolCall, token: object, raw_args: object) -> Allowed:
         if not isinstance(raw_args, Mapping):
             raise GatewayRefusal("ARGUMENTS_INVALID", "arguments are not an object")
+        pending = self._credential_writes.get(job.job_id, 0)
         view = GatewayView(
             job_id=job.job_id,
             policy=self._policy(job),
             trusted_issuers={self.service.keys.issuer.did},
             is_revoked=self._revoked_for(job),
+            credentials_added=len(job.derived_rollback) + pending,
         )
         allowed = decide(call, token, view, self.service.clock())
+        credential = allowed.spec.name in CREDENTIAL_WRITES
+        if credential:  # counted from the decision on, with no await in between
+            self._credential_writes[job.job_id] = pending + 1
         # The durable view too: a jti revoked by another replica or by the CLI.
         if await self.service.store.is_revoked(allowed.token.jti):
+            if credential:
+                self._credential_written(job.job_id)
             raise GatewayRefusal("TOKEN_REVOKED", allowed.token.jti)
         return allowed
+
+    def _credential_written(self, job_id: str) -> None:
+        """A credential write allowed earlier is receipted (or was never sent): the job's
+        own derived records count it from now on."""
+        left = self._credential_writes.get(job_id, 0) - 1
+        if left > 0:
+            self._credential_writes[job_id] = left
+        else:
+            self._credential_writes.pop(job_id, None)
 
     async def _execute(
         self, job_id: str, call: ToolCall, allowed: Allowed, receipt_id: str, started: Any
@@ -157,7 +177,11 @@ class ToolGateway:
             call, receipt_id=receipt_id, latency_ms=latency, allowed=allowed, result=result
         )
         command = replace(command, started_at=started)
-        await self._record(job_id, command)
+        try:
+            await self._record(job_id, command)
+        finally:
+            if allowed.spec.name in CREDENTIAL_WRITES:
+                self._credential_written(job_id)
         return GatewayOutcome(True, command.status, receipt_id, result=result.body)
 
     async def _run_tool(self, call: ToolCall) -> ToolResult:

@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from bot.activity_read import read_activity
-from engine.containment import describe_left, end_steps
+from engine.containment import derived_steps, describe_left, end_steps
 from engine.cst import TokenKind
 from engine.errors import InputError
 from engine.job import ROLLING_BACK, Job, describe_grant
@@ -236,7 +236,7 @@ class _Run:
         containment already revoked them: they may have been re-established since."""
         self.job = await self.service.load(self.job.job_id)  # every derived step recorded
         left = []
-        derived = [record["step"] for record in self.job.derived_rollback]
+        derived = derived_steps(self.job.derived_rollback)
         for step in end_steps(self.terms, self.job.derived_rollback):
             planned = step not in derived  # a derived step names what the tenant created
             if not await self.until_done(step) and not (planned and self._names_nothing()):

@@ -25,8 +25,16 @@ from engine.tools import TargetKind
 
 APPLICATION_PASSWORD = "application_password"
 ROTATABLE = frozenset(ROTATABLE_KINDS)
+# Each credential the window creates adds its derived record (~0.75 KB) to the bundle's run
+# metadata, and each approved extension ~1.2 KB of plan, token and revocation: a rotating
+# template's worst case fits the 16 KiB metadata cap (with margin) only with both bounded.
+# The gateway refuses a credential write past the limit (CREDENTIAL_LIMIT), the engine an
+# extension request past its limit (EXTENSION_LIMIT). tests/unit/engine/test_rotation_budget.py
+MAX_DERIVED_CREDENTIALS = 2
+MAX_EXTENSIONS_WHEN_ROTATING = 2
 # The write that creates each rotatable credential kind, and the step that removes one.
 _ROTATION_TOOLS = {APPLICATION_PASSWORD: (catalog.ADD_APP_PASSWORD, catalog.REMOVE_APP_PASSWORD)}
+CREDENTIAL_WRITES = frozenset(create for create, _ in _ROTATION_TOOLS.values())
 
 
 @dataclass(frozen=True)
@@ -106,17 +114,32 @@ def derived_record(
     receipt_id: str, tool_name: str, arguments: Mapping[str, Any], result: Mapping[str, Any]
 ) -> dict[str, Any] | None:
     """What the job (and its bundle) keeps of a derived step: the write's receipt id,
-    arguments and result (the verifier checks them against the receipt's hashes and
-    re-derives the step)."""
-    step = derive_step(tool_name, arguments, result)
-    if step is None:
+    arguments and result. Not the step itself: it is re-derived from them wherever it is
+    needed (``derived_steps``), and the verifier checks them against the receipt's hashes."""
+    if derive_step(tool_name, arguments, result) is None:
         return None
-    return {
-        "receipt_id": receipt_id,
-        "arguments": dict(arguments),
-        "result": dict(result),
-        "step": step,
-    }
+    return {"receipt_id": receipt_id, "arguments": dict(arguments), "result": dict(result)}
+
+
+def step_of(record: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The removal step a derived record stands for (None when it derives none). A record
+    kept before the step was dropped from it still carries it: it is ignored here."""
+    arguments, result = record.get("arguments"), record.get("result")
+    if not isinstance(arguments, Mapping) or not isinstance(result, Mapping):
+        return None
+    return derive_step(catalog.ADD_APP_PASSWORD, arguments, result)
+
+
+def derived_steps(derived: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The removal steps of ``derived``, in order (records that derive none are skipped)."""
+    steps = (step_of(record) for record in derived if isinstance(record, Mapping))
+    return [step for step in steps if step is not None]
+
+
+def max_extensions(terms: Mapping[str, Any], default: int) -> int:
+    """How many extension requests a job under these WPC terms may make."""
+    rotating = terms.get("contain", {}).get("rotate_credentials")
+    return min(default, MAX_EXTENSIONS_WHEN_ROTATING) if rotating else default
 
 
 def describe_left(step: Mapping[str, Any]) -> str:
@@ -140,4 +163,4 @@ def end_steps(terms: Mapping[str, Any], derived: Sequence[Mapping[str, Any]]) ->
     derived credential removals, then the planned ``at_end`` steps (sessions last, so a
     session refreshed with a removed credential is cut too)."""
     planned = terms.get("rollback", {}).get("at_end", [])
-    return [record["step"] for record in derived] + list(planned)
+    return [*derived_steps(derived), *planned]

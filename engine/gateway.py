@@ -14,6 +14,7 @@ from typing import Any
 
 from engine import catalog
 from engine.canonical import strict_loads
+from engine.containment import CREDENTIAL_WRITES, MAX_DERIVED_CREDENTIALS
 from engine.cst import VerifiedToken, tool_scope, verify_token
 from engine.encoding import b64u_decode
 from engine.errors import GatewayRefusal, InputError, InvalidToken
@@ -41,6 +42,8 @@ class GatewayView:
     trusted_issuers: Collection[str]
     is_revoked: Callable[[str], bool]
     tools: Mapping[str, ToolSpec] = field(default_factory=lambda: catalog.TOOLS)
+    # Credentials the job has created, or been allowed to create and not yet receipted.
+    credentials_added: int = 0
 
 
 @dataclass(frozen=True)
@@ -57,8 +60,9 @@ def decide(call: ToolCall, token: object, view: GatewayView, now: datetime) -> A
     mission_id = the job, policy pin = the loaded WPC, scope hash; (7) explicit Deny in the
     WPC for this tool name; (8) the tool is known and in the token's scope; (9) arguments are
     well-formed for the tool; (10) the WPC allows the tool on exactly these targets;
-    (11) the job marker names this job; (12) window-bound arguments fit the token's lifetime.
-    Does NOT execute anything or check the outside world's state.
+    (11) the job marker names this job; (12) window-bound arguments fit the token's lifetime;
+    (13) a credential write stays within the job's limit (its derived rollback records must
+    fit the bundle). Does NOT execute anything or check the outside world's state.
     """
     verified = _check_token(token, view, now)
     name = call.tool_name if isinstance(call.tool_name, str) else ""
@@ -81,6 +85,10 @@ def decide(call: ToolCall, token: object, view: GatewayView, now: datetime) -> A
             "TARGET_OUT_OF_SCOPE", "job marker names another job", UNEXPECTED_TARGET
         )
     _check_window_bound(spec, call.arguments, verified, now)
+    if spec.name in CREDENTIAL_WRITES and view.credentials_added >= MAX_DERIVED_CREDENTIALS:
+        # Like a tool the WPC does not allow: refused and receipted, the job goes on.
+        detail = f"at most {MAX_DERIVED_CREDENTIALS} credentials per job"
+        raise GatewayRefusal("CREDENTIAL_LIMIT", detail)
     return Allowed(verified, spec, decision.detail)
 
 

@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from engine import chain
+from engine.containment import max_extensions
 from engine.cst import TokenKind
 from engine.errors import TemplateError
 from engine.grants import (
@@ -408,8 +409,9 @@ def extend(job: Job, command: Extend, ctx: Ctx) -> Transition:
         raise refuse("NOT_ACTIVE", f"the job is {job.state}")
     if principal != job.requester.principal:
         raise refuse("NOT_THE_REQUESTER", "only the requester can ask for more time")
-    if len(job.policies) > MAX_EXTENSIONS:
-        raise refuse("EXTENSION_LIMIT", f"at most {MAX_EXTENSIONS} extension requests per job")
+    limit = max_extensions(job.plan.payload["metadata"]["breakglass"], MAX_EXTENSIONS)
+    if len(job.policies) > limit:
+        raise refuse("EXTENSION_LIMIT", f"at most {limit} extension requests per job")
     end = job.window_end_at()
     assert end is not None
     total = math.ceil((end - ctx.now).total_seconds() / 60) + command.minutes

@@ -4,7 +4,8 @@ derived (remove the password it created) has a successful receipt after the remo
 
 A derived step is trusted only as far as the receipts bind it: its record in
 ``metadata.breakglass.run.derived_rollback`` must carry the exact arguments and result the
-write's receipt hashes, and re-derive to the same step; every successful credential write
+write's receipt hashes, from which the step is re-derived (a record that still carries its
+step, as older bundles do, must carry that same step); every successful credential write
 must have such a record. A step that did not run fails with the reason naming it, whether or
 not the job ended ``failed`` saying so (as a missing rollback does).
 """
@@ -16,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from engine import catalog
-from engine.containment import derive_step, describe_left, end_steps
+from engine.containment import derived_steps, describe_left, end_steps, step_of
 from engine.receipts import content_hash
 from engine.timeutil import from_epoch
 from engine.verify.evidence import Call, Evidence, timestamp
@@ -43,7 +44,7 @@ def check_containment(ev: Evidence, calls: list[Call]) -> None:
     if any(c.tool == write_tool for c in ok):
         owed = end_steps(ev.policy.terms, derived)
     else:
-        owed = [record["step"] for record in derived]
+        owed = derived_steps(derived)
     for step in owed:
         key = (str(step["tool"]), content_hash(step["arguments"]))
         if any((c.tool, c.args_hash) == key and c.at >= after for c in ok):
@@ -76,14 +77,11 @@ def _bound_records(ev: Evidence, records: object) -> list[Mapping[str, Any]]:
 
 
 def _binds(record: Mapping[str, Any], body: Mapping[str, Any]) -> bool:
-    args, result = record.get("arguments"), record.get("result")
-    if not isinstance(args, Mapping) or not isinstance(result, Mapping):
+    step = step_of(record)
+    if step is None or record.get("step", step) != step:
         return False
-    return (
-        content_hash(args) == body["args_hash_b64u"]
-        and content_hash(result) == body["result_hash_b64u"]
-        and derive_step(catalog.ADD_APP_PASSWORD, args, result) == record.get("step")
-    )
+    hashes = (content_hash(record["arguments"]), content_hash(record["result"]))
+    return hashes == (body["args_hash_b64u"], body["result_hash_b64u"])
 
 
 def _receipts(ev: Evidence) -> list[Mapping[str, Any]]:

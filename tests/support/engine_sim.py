@@ -194,6 +194,7 @@ class JobSim:
             policy=Policy.from_payload(self.job.plan.payload),
             trusted_issuers={self.keys.issuer.did},
             is_revoked=self.revoked.__contains__,
+            credentials_added=len(self.job.derived_rollback),
         )
         receipt_id = f"tr_{self.job.job_id}_{self.job.chain_length:06d}"
         tool_call = ToolCall(tool, arguments)

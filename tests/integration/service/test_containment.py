@@ -5,18 +5,21 @@ steps their writes derived, all receipted; a revocation that never succeeds ends
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bot.gateway_service import GatewayOutcome
 from engine import catalog
 from engine.access import access_from_config
+from engine.containment import MAX_DERIVED_CREDENTIALS, step_of
 from engine.cst import TokenKind
-from engine.job import CLOSED, FAILED, KILLED, Job
+from engine.job import ACTIVE, CLOSED, FAILED, KILLED, Job
 from engine.lifecycle import Approve, Done, Kill, Rules
-from engine.receipts import TOOL_RECEIPT
+from engine.receipts import TOOL_RECEIPT, content_hash
 from engine.verify import verify_bundle
 from tests.integration.service.conftest import Env, opened_env
 from tests.integration.service.test_jobs import approved, role
@@ -113,12 +116,16 @@ async def test_a_revocation_failing_a_while_is_retried_and_the_job_closes(env: E
     await verified(env, job)
 
 
-async def add_password(env: Env) -> dict[str, Any]:
-    """The agent, through the gateway with its own token, adds a secret to an app."""
+async def try_add_password(env: Env) -> GatewayOutcome:
+    """The agent, through the gateway with its own token, asks to add a secret to an app."""
     job = await env.service.load("job-s1")
     token = env.service.token_for(job, TokenKind.AGENT)
     args = {"tenant_id": TENANT, "application_id": APP, "job_id": "job-s1"}
-    outcome = await env.gateway.call("job-s1", token, catalog.ADD_APP_PASSWORD, args)
+    return await env.gateway.call("job-s1", token, catalog.ADD_APP_PASSWORD, args)
+
+
+async def add_password(env: Env) -> dict[str, Any]:
+    outcome = await try_add_password(env)
     assert outcome.allowed, outcome
     return dict(outcome.result)
 
@@ -130,7 +137,9 @@ async def test_a_password_added_in_the_window_is_removed_at_its_end(rotating: En
     assert env.tenant.passwords[APP] == {added["key_id"]}
     job = await env.service.load("job-s1")
     (record,) = job.derived_rollback
-    assert record["step"]["arguments"]["key_id"] == added["key_id"]
+    step = step_of(record)
+    assert step is not None
+    assert step["arguments"]["key_id"] == added["key_id"]
     job = await end(env, "expiry")
     assert job.state == CLOSED, job
     assert env.tenant.passwords[APP] == set()
@@ -143,6 +152,46 @@ async def test_a_password_added_in_the_window_is_removed_at_its_end(rotating: En
     bundle, _ = await env.service.bundle(job)
     assert bundle["payload"]["metadata"]["breakglass"]["run"]["derived_rollback"]
     await verified(env, job)
+
+
+async def test_a_credential_past_the_limit_is_refused_and_the_job_goes_on(rotating: Env) -> None:
+    env = rotating
+    await approved(env)
+    for _ in range(MAX_DERIVED_CREDENTIALS):
+        await add_password(env)
+    keys, calls = set(env.tenant.passwords[APP]), len(env.tenant.calls)
+    outcome = await try_add_password(env)
+    assert (outcome.allowed, outcome.reason) == (False, "CREDENTIAL_LIMIT")
+    assert env.tenant.passwords[APP] == keys  # nothing sent to the tenant
+    assert len(env.tenant.calls) == calls
+    (receipt,) = [
+        r.envelope["payload"]
+        for r in await env.store.chain("job-s1")
+        if r.envelope is not None and r.envelope["payload"].get("receipt_id") == outcome.receipt_id
+    ]
+    assert receipt["tool_name"] == catalog.ADD_APP_PASSWORD
+    assert receipt["result_hash_b64u"] == content_hash({"refused": "CREDENTIAL_LIMIT"})
+    job = await env.service.load("job-s1")
+    assert job.state == ACTIVE  # like TOOL_NOT_ALLOWED: refused, not killed
+    assert len(job.derived_rollback) == MAX_DERIVED_CREDENTIALS
+    job = await end(env, "done")
+    assert job.state == CLOSED, job
+    assert env.tenant.passwords[APP] == set()
+    await verified(env, job)
+
+
+async def test_concurrent_credential_writes_do_not_pass_the_limit_together(
+    rotating: Env,
+) -> None:
+    env = rotating
+    await approved(env)
+    tries = MAX_DERIVED_CREDENTIALS + 2
+    outcomes = await asyncio.gather(*(try_add_password(env) for _ in range(tries)))
+    assert sum(o.allowed for o in outcomes) == MAX_DERIVED_CREDENTIALS
+    assert {o.reason for o in outcomes if not o.allowed} == {"CREDENTIAL_LIMIT"}
+    assert len(env.tenant.passwords[APP]) == MAX_DERIVED_CREDENTIALS
+    job = await env.service.load("job-s1")
+    assert len(job.derived_rollback) == MAX_DERIVED_CREDENTIALS
 
 
 async def test_without_rotation_listed_the_agent_cannot_add_a_password(env: Env) -> None:

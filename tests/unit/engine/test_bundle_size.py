@@ -11,7 +11,7 @@ from engine.compact import apply_merge_patch, compact, expand, merge_patch
 from engine.envelope import sign_envelope
 from engine.errors import CommandRefused, VerificationError
 from engine.job import ACTIVE, KILLED
-from engine.lifecycle import MAX_EXTENSIONS, Approve, Deny, Extend, Kill
+from engine.lifecycle import MAX_EXTENSIONS, Approve, Deny, Extend, Kill, Rules
 from engine.verify import verify_bundle
 from tests.support.engine_sim import ALICE, BOB, CAROL, DAVE, TENANT, JobSim, trust_for
 
@@ -19,8 +19,11 @@ GUID = "ffffffff-ffff-ffff-ffff-ffffffffffff"  # Entra object ids are GUIDs
 MAX_TEXT = {"justification": "J" * 500, "ticket": "T" * 100}
 
 
-def long_job() -> JobSim:
+def long_job(rules: Rules | None = None) -> JobSim:
+    """A five-minute role job with the longest text, written and verified; ``rules`` for a
+    template with other terms (e.g. rotation)."""
     sim = JobSim()
+    sim.rules = rules or sim.rules
     targets = {"tenant_id": TENANT, "principal_id": GUID, "role_definition_id": GUID}
     sim.request(minutes=5, targets=targets, **MAX_TEXT)
     sim.approve_both()

@@ -12,7 +12,7 @@ import pytest
 from engine import catalog
 from engine.access import access_from_config
 from engine.chain import TOOL_CALL
-from engine.containment import ContainSettings, derive_step, describe_left
+from engine.containment import ContainSettings, derive_step, describe_left, step_of
 from engine.cst import TokenKind
 from engine.errors import ConfigError, TemplateError
 from engine.job import CLOSED
@@ -139,7 +139,10 @@ def test_a_password_added_in_the_window_is_removed_at_the_end_and_verifies() -> 
     sim = rotating_job()
     assert sim.job is not None
     (record,) = sim.job.derived_rollback
-    assert record["step"]["arguments"]["key_id"] == KEY
+    assert "step" not in record  # re-derived from the arguments and result where needed
+    step = step_of(record)
+    assert step is not None
+    assert step["arguments"]["key_id"] == KEY
     assert sim.job.write_done  # the credential write is not "the write" of the plan
     sim.advance(minutes=30)
     sim.do(Tick())
@@ -193,6 +196,23 @@ def test_a_derived_step_edited_or_dropped_from_the_bundle_is_unbound() -> None:
     del run["derived_rollback"]
     report = verify_bundle(resign(edited, sim.keys.agent), trust_for(sim.keys))
     assert report.reason_codes == ["BREAKGLASS_DERIVED_STEP_UNBOUND"]
+
+
+def test_a_record_still_carrying_its_step_must_carry_the_derived_one() -> None:
+    """Bundles made before the step was dropped from the record still verify; a carried
+    step that is not the one the receipted write derives is unbound."""
+    sim = rotating_job()
+    sim.advance(minutes=30)
+    sim.do(Tick())
+    sim.run_rollback()
+    bundle = copy.deepcopy(sim.bundle())
+    (record,) = bundle["payload"]["metadata"]["breakglass"]["run"]["derived_rollback"]
+    record["step"] = step_of(record)
+    report = verify_bundle(resign(bundle, sim.keys.agent), trust_for(sim.keys))
+    assert report.valid, report.reasons
+    record["step"]["arguments"]["key_id"] = "another-key"
+    report = verify_bundle(resign(bundle, sim.keys.agent), trust_for(sim.keys))
+    assert "BREAKGLASS_DERIVED_STEP_UNBOUND" in report.reason_codes
 
 
 def test_the_agent_cannot_add_a_password_where_rotation_is_not_listed() -> None:
