@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from dataclasses import replace
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 import pytest
@@ -41,70 +42,72 @@ def posted_kinds(*chats: RecordingChat) -> Counter[str]:
     return Counter(e.kind for chat in chats for e in chat.events)
 
 
-async def with_chats(*replicas: Replica) -> list[RecordingChat]:
-    chats = [RecordingChat(platform="slack") for _ in replicas]
-    for replica, chat in zip(replicas, chats, strict=True):
-        replica.service.notifier.register(chat)
-    return chats
+@dataclass
+class Pair:
+    a: Replica
+    b: Replica
+    chats: list[RecordingChat]  # each replica's own Slack, recording what it posted
 
 
-async def test_a_job_both_replicas_tick_is_posted_once(
+@pytest.fixture
+async def pair(
     pg_schema_url: str, tenant: SimulatedTenant, time: SharedTime
-) -> None:
+) -> AsyncIterator[Pair]:
     a = await open_replica("a", pg_schema_url, tenant, time)
     b = await open_replica("b", pg_schema_url, tenant, time)
-    chats = await with_chats(a, b)
+    chats = [RecordingChat(platform="slack"), RecordingChat(platform="slack")]
+    a.service.notifier.register(chats[0])
+    b.service.notifier.register(chats[1])
     try:
-        await requested_and_approved(a, b, "job-c1")
-        await quiet(time, a, b)
-        await tick_all(time, timedelta(minutes=40), a, b)  # window ends, rollback, closed
-        job = await a.job("job-c1")
-        assert job.state == CLOSED
-        chain = await a.store.chain("job-c1")
-        seqs = posted_seqs(*chats)
-        assert [s for s, n in seqs.items() if n > 1] == []  # no record posted twice
-        assert sorted(seqs) == [r.seq for r in chain]  # and none left out
-        kinds = posted_kinds(*chats)
-        assert (kinds["ask_approvers"], kinds["finish"]) == (1, 1)
+        yield Pair(a, b, chats)
     finally:
         await a.close()
         await b.close()
+
+
+async def test_a_job_both_replicas_tick_is_posted_once(pair: Pair, time: SharedTime) -> None:
+    a, b, chats = pair.a, pair.b, pair.chats
+    await requested_and_approved(a, b, "job-c1")
+    await quiet(time, a, b)
+    await tick_all(time, timedelta(minutes=40), a, b)  # window ends, rollback, closed
+    job = await a.job("job-c1")
+    assert job.state == CLOSED
+    chain = await a.store.chain("job-c1")
+    seqs = posted_seqs(*chats)
+    assert [s for s, n in seqs.items() if n > 1] == []  # no record posted twice
+    assert sorted(seqs) == [r.seq for r in chain]  # and none left out
+    kinds = posted_kinds(*chats)
+    assert (kinds["ask_approvers"], kinds["finish"]) == (1, 1)
 
 
 async def test_the_outbox_both_replicas_drain_is_delivered_once(
-    pg_schema_url: str, tenant: SimulatedTenant, time: SharedTime
+    pair: Pair, time: SharedTime
 ) -> None:
-    a = await open_replica("a", pg_schema_url, tenant, time)
-    b = await open_replica("b", pg_schema_url, tenant, time)
-    chats = await with_chats(a, b)
+    a, b, chats = pair.a, pair.b, pair.chats
     for chat in chats:
         chat.down = True  # every post of both replicas waits in the outbox
-    try:
-        await requested_and_approved(a, b, "job-c2")
-        await quiet(time, a, b)
-        assert (await b.service.command("job-c2", Kill(b.actor("bob")))).ok
-        await tick_all(time, timedelta(minutes=7), a, b)  # killed, rolled back
-        assert (await a.job("job-c2")).state == KILLED
-        assert posted_kinds(*chats) == Counter()
-        queued = await a.store.due("slack", time.now())
-        assert len(queued) > 3
-        for chat in chats:
-            chat.down = False
-        now = time.now()
-        sent = await asyncio.gather(
-            drain(chat_ports(a.service), chats[0], now),
-            drain(chat_ports(b.service), chats[1], now),
-        )
-        assert sum(sent) == len(queued)
-        # Every queued item was delivered once, by one replica; later rounds find none.
-        assert sum(len(chat.events) for chat in chats) == len(queued)
-        later = now + 2 * LEASE
-        for replica, chat in zip((a, b), chats, strict=True):
-            assert await drain(chat_ports(replica.service), chat, later) == 0
-        assert await a.store.due("slack", later) == []
-        assert posted_kinds(*chats)["finish"] == 1
-        seqs = posted_seqs(*chats)
-        assert [s for s, n in seqs.items() if n > 1] == []
-    finally:
-        await a.close()
-        await b.close()
+    await requested_and_approved(a, b, "job-c2")
+    await quiet(time, a, b)
+    assert (await b.service.command("job-c2", Kill(b.actor("bob")))).ok
+    await tick_all(time, timedelta(minutes=7), a, b)  # killed, rolled back
+    assert (await a.job("job-c2")).state == KILLED
+    assert posted_kinds(*chats) == Counter()
+    queued = await a.store.due("slack", time.now())
+    assert len(queued) > 3
+    for chat in chats:
+        chat.down = False
+    now = time.now()
+    sent = await asyncio.gather(
+        drain(chat_ports(a.service), chats[0], now),
+        drain(chat_ports(b.service), chats[1], now),
+    )
+    assert sum(sent) == len(queued)
+    # Every queued item was delivered once, by one replica; later rounds find none.
+    assert sum(len(chat.events) for chat in chats) == len(queued)
+    later = now + 2 * LEASE
+    for replica, chat in zip((a, b), chats, strict=True):
+        assert await drain(chat_ports(replica.service), chat, later) == 0
+    assert await a.store.due("slack", later) == []
+    assert posted_kinds(*chats)["finish"] == 1
+    seqs = posted_seqs(*chats)
+    assert [s for s, n in seqs.items() if n > 1] == []
