@@ -304,7 +304,8 @@ class PacingSlots(Protocol):
         starts (the caller waits until then); the next slot starts ``interval`` later.
 
         Slots are reckoned on the callers' clocks, as leases are: replicas must agree on the
-        time (NTP) to well under ``interval``. Does not check that the caller then sends."""
+        time (NTP) to well under ``interval``. A bucket booked implausibly far ahead of ``now``
+        (a clock set back) may start afresh. Does not check that the caller then sends."""
         ...
 
 

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from adapters.store import SqlStore
+from adapters.store.pacing import HORIZON
 from engine.errors import JobNotFound, StoreError
 from tests.integration.store.conftest import T0, new_job
 
@@ -59,6 +60,16 @@ async def test_pacing_slots_are_an_interval_apart_and_start_now_when_idle(
     assert await store.reserve_slot("other", SECOND, T0) == T0  # buckets are independent
     idle = T0 + 10 * SECOND
     assert await store.reserve_slot("ca", SECOND, idle) == idle
+
+
+async def test_a_bucket_booked_beyond_the_horizon_starts_afresh(store: SqlStore) -> None:
+    ahead = T0 + HORIZON + SECOND  # booked by a clock that was then set back to T0
+    assert await store.reserve_slot("ca", SECOND, ahead) == ahead
+    assert await store.reserve_slot("ca", SECOND, T0) == T0  # not held back ten minutes
+    assert await store.reserve_slot("ca", SECOND, T0) == T0 + SECOND
+    within = T0 + HORIZON / 2
+    assert await store.reserve_slot("other", SECOND, within) == within
+    assert await store.reserve_slot("other", SECOND, T0) == within + SECOND  # a queue, kept
 
 
 async def test_racing_replicas_each_get_their_own_slot(url: str) -> None:
