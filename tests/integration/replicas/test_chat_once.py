@@ -14,10 +14,11 @@ import pytest
 
 from adapters.graph.simulated import SimulatedTenant
 from adapters.slack.outbox import LEASE, drain
-from bench.fleet import Replica, SharedTime, open_replica, quiet, role_request, tick_all
+from bench.fleet import Replica, SharedTime, quiet, role_request, tick_all
 from bot.job_commands import chat_ports
 from engine.job import CLOSED, KILLED
 from engine.lifecycle import Approve, Kill
+from tests.integration.replicas.test_replicas import two_replicas
 from tests.support.fakes import RecordingChat
 
 pytestmark = [pytest.mark.postgres]
@@ -53,16 +54,11 @@ class Pair:
 async def pair(
     pg_schema_url: str, tenant: SimulatedTenant, time: SharedTime
 ) -> AsyncIterator[Pair]:
-    a = await open_replica("a", pg_schema_url, tenant, time)
-    b = await open_replica("b", pg_schema_url, tenant, time)
-    chats = [RecordingChat(platform="slack"), RecordingChat(platform="slack")]
-    a.service.notifier.register(chats[0])
-    b.service.notifier.register(chats[1])
-    try:
+    async with two_replicas(pg_schema_url, tenant, time) as (a, b):
+        chats = [RecordingChat(platform="slack"), RecordingChat(platform="slack")]
+        a.service.notifier.register(chats[0])
+        b.service.notifier.register(chats[1])
         yield Pair(a, b, chats)
-    finally:
-        await a.close()
-        await b.close()
 
 
 async def test_a_job_both_replicas_tick_is_posted_once(pair: Pair, time: SharedTime) -> None:
