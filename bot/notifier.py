@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -92,6 +92,13 @@ class PacedChat:
     def jobs_held(self) -> set[str]:
         """The jobs this pacer keeps state for (open jobs, or ended with a post to go)."""
         return set(self._held)
+
+    def forget_ended(self, open_jobs: Collection[str]) -> None:
+        """Drop what is held for jobs no longer open and with nothing to send: jobs another
+        replica ended, whose end this one never published."""
+        for job_id in [j for j, held in self._held.items() if j not in open_jobs]:
+            if self._held[job_id].idle():
+                del self._held[job_id]
 
     @asynccontextmanager
     async def _turn(self, job_id: str) -> AsyncIterator[_Held]:

@@ -74,6 +74,9 @@ async def test_a_job_both_replicas_tick_is_posted_once(pair: Pair, time: SharedT
     assert sorted(seqs) == [r.seq for r in chain]  # and none left out
     kinds = posted_kinds(*chats)
     assert (kinds["ask_approvers"], kinds["finish"]) == (1, 1)
+    # Both replicas posted for the job; neither keeps anything for it once it has ended,
+    # including the one that never saw the end (it learns it from its next tick).
+    assert a.service.chat.jobs_held() == b.service.chat.jobs_held() == set()
 
 
 async def test_the_outbox_both_replicas_drain_is_delivered_once(
