@@ -69,16 +69,20 @@ async def test_an_ended_job_is_forgotten_once_its_waiting_receipts_went_out(env:
 async def test_the_pacer_holds_nothing_for_jobs_that_ended(env: Env) -> None:
     s = env.service
     ended = [f"job-e{n}" for n in range(4)]
-    for job_id in ended:
+    for n, job_id in enumerate(ended):  # one after the other: they ask for the same grant
         await approved(env, job_id)
+        assert s.chat.jobs_held() == {job_id}
+        if n % 2:
+            assert (await s.command(job_id, Kill(s.actor("console:bob")))).ok
+        else:
+            env.clock.advance(minutes=31)  # its window ends
+            await s.tick()
+        await env.settle()
+        assert s.chat.jobs_held() == set()
     out = await s.request(request("job-open", actor=s.actor("console:alice")), key="req:open")
     assert out.ok
-    assert s.chat.jobs_held() == {*ended, "job-open"}
-    assert (await s.command("job-e0", Kill(s.actor("console:bob")))).ok  # one killed early
-    env.clock.advance(minutes=31)  # the others' windows end; job-open is still pending
-    await s.tick()
     await env.settle()
+    assert s.chat.jobs_held() == {"job-open"}  # an open job keeps its place
     assert {(await s.load(job_id)).state for job_id in ended} == {KILLED, CLOSED}
-    assert s.chat.jobs_held() == {"job-open"}
     finished = [e.job["job_id"] for e in env.chat.events if e.kind == "finish"]
     assert sorted(finished) == ended  # each told its end before it was forgotten
