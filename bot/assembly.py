@@ -215,7 +215,7 @@ async def _tools(
     tenant = settings.tenant
     if settings.graph is not None:  # built and checked with the settings
         config = replace(settings.graph, deployment=settings.deployment)
-        return GraphTools(config, snapshots=store, clock=clock)
+        return GraphTools(config, snapshots=store, clock=clock, pacing=store)
     if simulator is None:
         base, secret = tenant.simulated_url.rstrip("/"), tenant.simulated_secret
     else:
@@ -228,7 +228,7 @@ async def _tools(
         graph_base_url=f"{base}/v1.0",
         deployment=settings.deployment,
     )
-    return GraphTools(config, snapshots=store, clock=clock)
+    return GraphTools(config, snapshots=store, clock=clock, pacing=store)
 
 
 class _SimClock:

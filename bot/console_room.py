@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from adapters import chat_actions
-from adapters.console.channel import ConsoleHandlers
+from adapters.console.channel import ConsoleHandlers, JobsPage
 from bot.assembly import SIMULATED_SEED, Assembly, seed_people
 from bot.job_commands import ServiceJobs
 from bot.job_report import job_report
@@ -19,7 +19,7 @@ from cards.wording import named
 from engine.job import Job
 from engine.outcome import Outcome
 
-RECENT_JOBS = 20
+PAGE_SIZE = 20  # jobs on one page of the console, newest first
 
 
 class ConsoleRoom:
@@ -82,13 +82,12 @@ class ConsoleRoom:
         outcome: Outcome = await chat_actions.act(jobs, action, actor)
         return outcome.to_json()
 
-    async def jobs(self) -> list[dict[str, Any]]:
-        stored = sorted(
-            await self.parts.store.list_jobs(),
-            key=lambda s: s.document["created_at"],
-            reverse=True,
-        )
-        return [await self.summary(Job.from_json(item.document)) for item in stored[:RECENT_JOBS]]
+    async def jobs(self, before: str | None = None) -> JobsPage:
+        """A page of jobs read by the database (one more than shown tells if there are older)."""
+        stored = await self.parts.store.page_jobs(PAGE_SIZE + 1, before)
+        page = stored[:PAGE_SIZE]
+        older = page[-1].job_id if len(stored) > PAGE_SIZE else None
+        return JobsPage([await self.summary(Job.from_json(s.document)) for s in page], older)
 
     async def summary(self, job: Job) -> dict[str, Any]:
         records = await self.parts.store.chain(job.job_id)

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from bot.tasks import TaskSet
 from engine import lifecycle
+from engine.job import RESOLVED
 from engine.ports import ChatEvent, ChatPort, Store
 
 log = logging.getLogger("breakglass.service")
@@ -59,39 +61,69 @@ def _outbox_payload(event: ChatEvent) -> dict[str, Any]:
 
 @dataclass
 class _Held:
-    """Receipts of one job waiting for their turn, and when the last post went out."""
+    """One job's place in the chat: its lock (posts in order), the receipts waiting for their
+    turn, when the last post went out, and whether the job has ended."""
 
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0  # publishers and flushes holding or waiting for the lock
     last_post: datetime | None = None
     waiting: list[ChatEvent] = field(default_factory=list)
     flush: asyncio.Task[None] | None = None
+    resolved: bool = False
+
+    def idle(self) -> bool:
+        return self.users == 0 and not self.waiting and (self.flush is None or self.flush.done())
 
 
 @dataclass(eq=False, repr=False)  # compared and shown by identity, as any service object
 class PacedChat:
-    """Publishes a job's events in order; "receipts" at most once per interval per job."""
+    """Publishes a job's events in order; "receipts" at most once per interval per job.
+
+    A job's state here is dropped once it has ended and its last post has gone out, so a
+    replica that runs for months holds nothing for the jobs it finished."""
 
     notifier: Notifier
     clock: Callable[[], datetime]
     sleep: Callable[[float], Awaitable[None]]
     tasks: TaskSet
     receipts_every: timedelta = RECEIPTS_EVERY
-    _locks: dict[str, asyncio.Lock] = field(default_factory=dict, init=False)
     _held: dict[str, _Held] = field(default_factory=dict, init=False)
+
+    def jobs_held(self) -> set[str]:
+        """The jobs this pacer keeps state for (open jobs, or ended with a post to go)."""
+        return set(self._held)
+
+    def forget_ended(self, open_jobs: Collection[str]) -> None:
+        """Drop what is held for jobs no longer open and with nothing to send: jobs another
+        replica ended, whose end this one never published."""
+        for job_id in [j for j, held in self._held.items() if j not in open_jobs]:
+            if self._held[job_id].idle():
+                del self._held[job_id]
+
+    @asynccontextmanager
+    async def _turn(self, job_id: str) -> AsyncIterator[_Held]:
+        held = self._held.setdefault(job_id, _Held())
+        held.users += 1
+        try:
+            async with held.lock:
+                yield held
+        finally:
+            held.users -= 1
+            if held.resolved and held.idle() and self._held.get(job_id) is held:
+                del self._held[job_id]  # ended, and its last post delivered (or queued)
 
     async def publish(self, job_id: str, events: list[ChatEvent]) -> None:
         if not events:
             return
-        async with self._locks.setdefault(job_id, asyncio.Lock()):  # keeps posts in order
-            held = self._held.setdefault(job_id, _Held())
+        async with self._turn(job_id) as held:  # keeps posts in order
             for event in events:
+                held.resolved = held.resolved or event.job.get("state") in RESOLVED
                 if event.kind == RECEIPTS:
                     await self._receipts(job_id, held, event)
                     continue
                 if event.kind != lifecycle.UPDATE_CARDS:  # a post: what waited goes first
                     await self._send_waiting(held)
                 await self.notifier.publish(event)
-                if event.kind == lifecycle.FINISH and held.flush is None:
-                    self._held.pop(job_id, None)  # the chain is closed: nothing more to pace
 
     async def _receipts(self, job_id: str, held: _Held, event: ChatEvent) -> None:
         now = self.clock()
@@ -106,11 +138,11 @@ class PacedChat:
 
     async def _flush_later(self, job_id: str, seconds: float) -> None:
         await self.sleep(max(seconds, 0.0))
-        async with self._locks.setdefault(job_id, asyncio.Lock()):
-            held = self._held.get(job_id)
-            if held is not None:
-                held.flush = None
-                await self._send_waiting(held)
+        if job_id not in self._held:
+            return
+        async with self._turn(job_id) as held:
+            held.flush = None
+            await self._send_waiting(held)
 
     async def _send_waiting(self, held: _Held) -> None:
         if not held.waiting:

@@ -248,6 +248,7 @@ class JobService:
         await self.leases.keep_all()
         metrics.LEASES_HELD.set(len(self.leases))
         jobs = await self.open_jobs()
+        self.chat.forget_ended({job.job_id for job in jobs})  # some may have ended elsewhere
         holders = await self.store.lease_holders(self.clock()) if jobs else {}
         for job in jobs:
             if holders.get(job.job_id, self.leases.owner) == self.leases.owner:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from engine.tools import ToolResult
@@ -159,6 +159,11 @@ class JobStore(Protocol):
 
     async def list_jobs(self, states: Collection[str] | None = None) -> list[StoredJob]: ...
 
+    async def page_jobs(self, limit: int, before: str | None = None) -> list[StoredJob]:
+        """Up to ``limit`` jobs, newest first, after the job ``before`` (``JobNotFound`` when
+        there is no such job): one page of a list, read in the database."""
+        ...
+
     async def count_jobs(self) -> dict[str, int]:
         """Jobs by state, counted in the database (one GROUP BY)."""
         ...
@@ -290,6 +295,20 @@ class SignInStore(Protocol):
     async def purge_sign_ins(self, before: datetime) -> int: ...
 
 
+class PacingSlots(Protocol):
+    """Request slots every replica draws from, so N replicas together keep one rate limit of
+    an outside system (Conditional Access: 1 request/s per tenant)."""
+
+    async def reserve_slot(self, bucket: str, interval: timedelta, now: datetime) -> datetime:
+        """Reserve the first free slot of ``bucket`` at or after ``now`` and return when it
+        starts (the caller waits until then); the next slot starts ``interval`` later.
+
+        Slots are reckoned on the callers' clocks, as leases are: replicas must agree on the
+        time (NTP) to well under ``interval``. A bucket booked implausibly far ahead of ``now``
+        (a clock set back) may start afresh. Does not check that the caller then sends."""
+        ...
+
+
 class Housekeeping(Protocol):
     """Cheap questions and clean-ups the service asks of the store."""
 
@@ -311,6 +330,7 @@ class Store(
     ExchangeStore,
     LeaseStore,
     SignInStore,
+    PacingSlots,
     Housekeeping,
     Protocol,
 ):

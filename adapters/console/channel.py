@@ -12,10 +12,17 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 from aiohttp import web
 
-from adapters.console.inputs import FieldError, parse_act, parse_after, parse_request
+from adapters.console.inputs import (
+    FieldError,
+    parse_act,
+    parse_after,
+    parse_before,
+    parse_request,
+)
 from adapters.httpbody import read_request
 from cards import moments, plain
 from cards.actions import from_teams
@@ -35,12 +42,20 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True)
+class JobsPage:
+    """One page of the jobs list, newest first, and the cursor of the next (older) page."""
+
+    jobs: list[Json]
+    older: str | None  # the ``before`` of the next page; None on the last page
+
+
+@dataclass(frozen=True)
 class ConsoleHandlers:
     """What the page can ask the service to do (wired by bot/, so this adapter stays small)."""
 
     request: Callable[[str, RequestValues], Awaitable[Json]]  # (identity, form) -> outcome
     act: Callable[[str, Any], Awaitable[Json]]  # (identity, CardAction) -> outcome
-    jobs: Callable[[], Awaitable[list[Json]]]
+    jobs: Callable[[str | None], Awaitable[JobsPage]]  # (before) -> a page, newest first
     bundle: Callable[[str], Awaitable[Json | None]]
     report: Callable[[str], Awaitable[str | None]]  # the HTML report; None: not ended
     trust: Callable[[], Json]
@@ -110,8 +125,20 @@ class ConsoleChannel:
         assert self.handlers is not None
         return self.handlers
 
-    async def _jobs(self, _request: web.Request) -> web.Response:
-        return web.json_response(await self._h().jobs())
+    async def _jobs(self, request: web.Request) -> web.Response:
+        """A page of jobs (a JSON list); the next page is named by a ``Link: rel="next"``."""
+        try:
+            before = parse_before(request.query.get("before"))
+            page = await self._h().jobs(before)
+        except FieldError as exc:
+            return _invalid(exc)
+        except JobNotFound:
+            return _not_found(request.query.get("before", ""))
+        headers = {}
+        if page.older is not None:
+            next_page = f"/console/api/jobs?before={quote(page.older, safe='')}"
+            headers["Link"] = f'<{next_page}>; rel="next"'
+        return web.json_response(page.jobs, headers=headers)
 
     async def _feed(self, request: web.Request) -> web.Response:
         try:

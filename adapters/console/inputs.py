@@ -104,3 +104,15 @@ def parse_after(raw: str | None) -> int:
     if not raw.isascii() or not raw.isdigit() or len(raw) > 15:
         raise FieldError("after", "must be a non-negative integer")
     return int(raw)
+
+
+MAX_CURSOR = 128
+
+
+def parse_before(raw: str | None) -> str | None:
+    """The jobs list's ``before`` cursor (the job id the page starts after), None when absent."""
+    if raw is None or raw == "":
+        return None
+    if len(raw) > MAX_CURSOR or not raw.isascii() or not raw.isprintable() or " " in raw:
+        raise FieldError("before", "must be a job id")
+    return raw

@@ -8,8 +8,10 @@ Rules, in order of importance:
 2. 429 honours ``Retry-After``; 429 without it, 503 (any method) and 502/504 (reads) back off
    exponentially with jitter. Everything stays inside ``RetryPolicy.total_budget``: a wait
    that would cross it gives up at once with the last ``GraphError``.
-3. Conditional Access requests are paced (1 request/s per tenant by default), and so are
-   the reporting API's (``/auditLogs/``: 5 requests per 10 s per app and tenant).
+3. Conditional Access requests are paced (1 request/s per tenant by default): across every
+   replica when the client is given the store's shared ``PacingSlots``, else per process.
+   The reporting API's (``/auditLogs/``: 5 requests per 10 s per app and tenant) are
+   paced per process.
 4. Paging links are followed only under the configured Graph base URL, so the bearer token
    is never sent to another host.
 """
@@ -32,10 +34,11 @@ import aiohttp
 from adapters.graph.auth import TokenSource
 from adapters.graph.config import GraphConfig
 from adapters.graph.failures import ResponseLost, error_from_response, request_id_of
-from adapters.graph.pacer import Pacer
+from adapters.graph.pacer import Pacer, RequestPacer, SharedPacer, wall_clock
 from adapters.graph.retry import is_lost_outcome, is_retriable
 from adapters.retry import RetryLater, retry_after_of, retry_call
 from engine.errors import GraphError
+from engine.ports import PacingSlots
 
 log = logging.getLogger(__name__)
 
@@ -77,12 +80,14 @@ class GraphClient:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rand: Callable[[], float] = random.random,
         monotonic: Callable[[], float] = time.monotonic,  # what the pacers measure
+        pacing: PacingSlots | None = None,
+        pacing_clock: Callable[[], datetime] = wall_clock,
     ) -> None:
         self.config = config
         self._tokens = tokens or TokenSource(config)
         self._sleep = sleep
         self._rand = rand
-        self._ca_pacer = Pacer(config.retry.ca_interval, clock=monotonic, sleep=sleep)
+        self._ca_pacer = _ca_pacer(config, sleep, monotonic, pacing, pacing_clock)
         self._reports_pacer = Pacer(config.retry.reports_interval, clock=monotonic, sleep=sleep)
         self._session: aiohttp.ClientSession | None = None
 
@@ -218,6 +223,25 @@ class GraphClient:
             timeout = aiohttp.ClientTimeout(total=self.config.retry.request_timeout)
             self._session = aiohttp.ClientSession(timeout=timeout)
         return self._session
+
+
+def ca_bucket(tenant_id: str) -> str:
+    """The pacing bucket of a tenant's Conditional Access requests (shared by replicas)."""
+    return f"graph:{tenant_id}:conditional-access"
+
+
+def _ca_pacer(
+    config: GraphConfig,
+    sleep: Callable[[float], Awaitable[None]],
+    monotonic: Callable[[], float],
+    pacing: PacingSlots | None,
+    clock: Callable[[], datetime],
+) -> RequestPacer:
+    local = Pacer(config.retry.ca_interval, clock=monotonic, sleep=sleep)
+    if pacing is None:
+        return local
+    bucket = ca_bucket(config.tenant_id)
+    return SharedPacer(pacing, bucket, config.retry.ca_interval, local, clock=clock, sleep=sleep)
 
 
 def _json_body(text: str) -> Mapping[str, Any]:

@@ -18,7 +18,7 @@ from adapters.graph.client import GraphClient
 from adapters.graph.config import GraphConfig
 from adapters.graph.context import ToolContext
 from engine import catalog
-from engine.ports import JsonDoc, MarkedGrant, SnapshotStore
+from engine.ports import JsonDoc, MarkedGrant, PacingSlots, SnapshotStore
 from engine.targets import ResolvedTarget
 from engine.tools import ToolResult
 
@@ -55,6 +55,7 @@ class GraphTools:
     ``snapshots`` keeps Conditional Access snapshots (first write wins). If it also offers
     ``snapshot_keys(prefix)`` (see ``ca.SnapshotIndex``), ``find_marked_grants`` covers
     Conditional Access exclusions too; role grants are always found from Graph itself.
+    ``pacing`` (the store) paces Conditional Access requests across replicas.
     """
 
     def __init__(
@@ -65,9 +66,10 @@ class GraphTools:
         client: GraphClient | None = None,
         clock: Callable[[], datetime] = _utc_now,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        pacing: PacingSlots | None = None,
     ) -> None:
         self.config = config
-        self.client = client or GraphClient(config, sleep=sleep)
+        self.client = client or GraphClient(config, sleep=sleep, pacing=pacing)
         self._ctx = ToolContext(
             self.client, config.tenant_id, snapshots, clock, sleep, config.deployment
         )

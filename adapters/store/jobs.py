@@ -10,7 +10,7 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, exists, select, update
+from sqlalchemy import Connection, and_, bindparam, exists, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from adapters.store import claims, codec, exchanges, notify
@@ -156,6 +156,21 @@ def list_jobs(conn: Connection, states: Collection[str] | None) -> list[StoredJo
     query = select(JOBS).order_by(JOBS.c.created_at, JOBS.c.job_id)
     if states is not None:
         query = query.where(JOBS.c.state.in_(list(states)))
+    return [codec.job(row) for row in conn.execute(query)]
+
+
+def page(conn: Connection, limit: int, before: str | None) -> list[StoredJob]:
+    """Up to ``limit`` jobs, newest first, starting after the job ``before`` (keyset paging:
+    a page costs the same however deep it is, and jobs created meanwhile shift nothing)."""
+    if limit < 1:
+        raise StoreError(f"a page holds at least one job, not {limit}")
+    query = select(JOBS).order_by(JOBS.c.created_at.desc(), JOBS.c.job_id.desc()).limit(limit)
+    if before is not None:
+        at = conn.scalar(select(JOBS.c.created_at).where(JOBS.c.job_id == before))
+        if at is None:
+            raise JobNotFound(before)
+        older = or_(JOBS.c.created_at < at, and_(JOBS.c.created_at == at, JOBS.c.job_id < before))
+        query = query.where(older)
     return [codec.job(row) for row in conn.execute(query)]
 
 

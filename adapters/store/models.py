@@ -39,6 +39,8 @@ class PolicyRow(StoreModel, table=True):
 
 class JobRow(StoreModel, table=True):
     __tablename__ = "jobs"
+    # Newest first, a page at a time (the console): keyset paging walks this index.
+    __table_args__ = (Index("ix_jobs_created_at_job_id", "created_at", "job_id"),)
     job_id: str = Field(sa_type=String(), primary_key=True)
     version: int = Field(sa_type=Integer())
     state: str = Field(sa_type=String(), index=True)
@@ -167,6 +169,15 @@ class GrantClaimRow(StoreModel, table=True):
     created_at: datetime = Field(sa_type=UtcDateTime())
 
 
+class PacingRow(StoreModel, table=True):
+    """When the next request of a rate-limited bucket (a tenant's Conditional Access) may
+    leave, shared by every replica (see ``adapters.store.pacing``)."""
+
+    __tablename__ = "pacing_slots"
+    bucket: str = Field(sa_type=String(), primary_key=True)
+    next_at: datetime = Field(sa_type=UtcDateTime())
+
+
 def table(model: type[StoreModel]) -> Table:
     """The Core table of ``model`` (typed, for statements built outside the ORM)."""
     found = model.__table__  # type: ignore[attr-defined]
@@ -188,3 +199,4 @@ EXCHANGES = table(ExchangeRow)
 LEASES = table(LeaseRow)
 SIGN_INS = table(SignInRow)
 GRANT_CLAIMS = table(GrantClaimRow)
+PACING = table(PacingRow)

@@ -15,7 +15,7 @@ import asyncio
 import threading
 from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Concatenate, ParamSpec, Self, TypeVar
 
@@ -30,6 +30,7 @@ from adapters.store import (
     migrate,
     notify,
     outbox,
+    pacing,
     records,
     sign_ins,
 )
@@ -171,6 +172,9 @@ class SqlStore:
     async def list_jobs(self, states: Collection[str] | None = None) -> list[StoredJob]:
         return await self._run(jobs.list_jobs, states)
 
+    async def page_jobs(self, limit: int, before: str | None = None) -> list[StoredJob]:
+        return await self._run(jobs.page, limit, before)
+
     async def chain(self, job_id: str) -> list[ChainRecord]:
         return await self._run(jobs.chain, job_id)
 
@@ -278,6 +282,10 @@ class SqlStore:
     async def grant_claims(self) -> dict[str, str]:
         """Every grant claim: grant key -> the open job holding it (``engine.grants``)."""
         return await self._run(claims.holders)
+
+    # request pacing shared by replicas (Conditional Access: 1 request/s per tenant)
+    async def reserve_slot(self, bucket: str, interval: timedelta, now: datetime) -> datetime:
+        return await self._run(pacing.reserve, bucket, interval, now)
 
     async def count_jobs(self) -> dict[str, int]:
         return await self._run(leases.count_jobs)

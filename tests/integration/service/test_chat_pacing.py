@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from engine.job import CLOSED, KILLED
+from engine.lifecycle import Kill
 from engine.ports import ChainRecord, ChatEvent
 from tests.integration.service.conftest import Env
+from tests.integration.service.test_jobs import approved, request
 
 JOB = {"job_id": "job-loud", "channel": {"platform": "console", "conversation": "c"}}
 
@@ -49,3 +52,37 @@ async def test_other_posts_go_out_after_the_receipts_waiting_before_them(env: En
     assert env.chat.kinds() == ["receipts", "receipts", "finish"]
     assert posted_seqs(env) == [0, 1]
     assert env.service.chat.receipts_every == timedelta(seconds=10)
+
+
+async def test_an_ended_job_is_forgotten_once_its_waiting_receipts_went_out(env: Env) -> None:
+    for seq in range(3):  # the 2nd and 3rd wait for a flush
+        await env.service.chat.publish("job-loud", [receipts(env, seq)])
+    ended = {**JOB, "state": "closed"}
+    finish = ChatEvent("finish", ended, {"outcome": "closed"}, (), env.clock.now)
+    await env.service.chat.publish("job-loud", [finish])
+    await env.settle()
+    assert env.chat.kinds() == ["receipts", "receipts", "finish"]
+    assert posted_seqs(env) == [0, 1, 2]
+    assert env.service.chat.jobs_held() == set()
+
+
+async def test_the_pacer_holds_nothing_for_jobs_that_ended(env: Env) -> None:
+    s = env.service
+    ended = [f"job-e{n}" for n in range(4)]
+    for n, job_id in enumerate(ended):  # one after the other: they ask for the same grant
+        await approved(env, job_id)
+        assert s.chat.jobs_held() == {job_id}
+        if n % 2:
+            assert (await s.command(job_id, Kill(s.actor("console:bob")))).ok
+        else:
+            env.clock.advance(minutes=31)  # its window ends
+            await s.tick()
+        await env.settle()
+        assert s.chat.jobs_held() == set()
+    out = await s.request(request("job-open", actor=s.actor("console:alice")), key="req:open")
+    assert out.ok
+    await env.settle()
+    assert s.chat.jobs_held() == {"job-open"}  # an open job keeps its place
+    assert {(await s.load(job_id)).state for job_id in ended} == {KILLED, CLOSED}
+    finished = [e.job["job_id"] for e in env.chat.events if e.kind == "finish"]
+    assert sorted(finished) == ended  # each told its end before it was forgotten
