@@ -1,4 +1,4 @@
-"""Grant claims and begun step-up sign-ins: state that every replica must share.
+"""Grant claims, begun step-up sign-ins and pacing slots: state every replica must share.
 
 ``grant_claims``: at most one live job per grant (issue 14, TARGET_BUSY). A job claims its
 grant in the write that activates it. Jobs already active before this revision hold no
@@ -6,6 +6,9 @@ claim: the engine's own check (read from the open jobs' documents) still refuses
 and activations on their grants.
 
 ``pending_sign_ins``: an approver's step-up callback may reach any replica, and is used once.
+
+``pacing_slots``: tenant-wide request pacing (Conditional Access: 1 request/s per tenant),
+shared by every replica; and an index for paging jobs newest first.
 
 Revision ID: 0003
 Revises: 0002
@@ -41,9 +44,18 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("state", name="pk_pending_sign_ins"),
     )
     op.create_index("ix_pending_sign_ins_started", "pending_sign_ins", ["started"])
+    op.create_table(
+        "pacing_slots",
+        sa.Column("bucket", sa.String(), nullable=False),
+        sa.Column("next_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("bucket", name="pk_pacing_slots"),
+    )
+    op.create_index("ix_jobs_created_at_job_id", "jobs", ["created_at", "job_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_jobs_created_at_job_id", table_name="jobs")
+    op.drop_table("pacing_slots")
     op.drop_index("ix_pending_sign_ins_started", table_name="pending_sign_ins")
     op.drop_table("pending_sign_ins")
     op.drop_index("ix_grant_claims_job_id", table_name="grant_claims")
