@@ -89,6 +89,16 @@ async def test_every_window_end_revokes_sessions_after_the_removal(
     await verified(env, job)
 
 
+async def test_a_window_that_granted_nothing_has_nothing_to_contain(env: Env) -> None:
+    env.service.executor = None  # no executor: the write is never sent
+    await approved(env)
+    job = await end(env, "kill")
+    assert (job.state, job.write_sent, job.still_privileged) == (KILLED, False, ())
+    assert env.tenant.revoked == []  # no session of the principal was ever elevated
+    assert catalog.REVOKE_SESSIONS not in [tool for tool, _ in await receipted(env)]
+    await verified(env, job)
+
+
 async def test_a_revocation_that_keeps_failing_ends_failed_naming_it(env: Env) -> None:
     await approved(env)
     env.tenant.fail_revocations = 10_000
