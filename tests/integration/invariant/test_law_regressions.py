@@ -1,11 +1,12 @@
 """Fixed replays of what the first-law soak found, each held to the law after every step.
 
-Both came from one soak run (seed 123069047770157093918828339549778892377): replication lag
-switched on, a write while it lagged, then lag switched off. The simulated tenant's replicas
-then froze on the copy from before that write, for good: every later read saw a directory
-that no longer existed, so a job's own write never showed, its rollback found "nothing to
-undo", and the job ended with the role or exclusion still in place (a real tenant's replicas
-converge). The replays below are the shrunk examples cut to the steps that matter.
+The first two came from one soak run (seed 123069047770157093918828339549778892377):
+replication lag switched on, a write while it lagged, then lag switched off. The simulated
+tenant's replicas then froze on the copy from before that write, for good: every later read
+saw a directory that no longer existed, so a job's own write never showed, its rollback
+found "nothing to undo", and the job ended with the role or exclusion still in place (a real
+tenant's replicas converge). The replays are the shrunk examples cut to the steps that
+matter. The third is a fault of the check, found while soaking the fix.
 """
 
 from __future__ import annotations
@@ -110,6 +111,37 @@ def test_exclusion_written_after_lag_is_switched_off_is_undone() -> None:
             went_live("job-3"),
         ]
     )
+
+
+def test_exclusion_a_failed_job_left_is_not_charged_to_the_next_job_on_it() -> None:
+    """A CA job whose rollback outlives its budget in an outage ends ``failed`` naming the
+    exclusion (lawful); a later request on the same grant was then charged with it by the
+    check (the tenant "already has" it before approval), though that job can neither add it
+    (it is there) nor owns it. Found while soaking the fixes above."""
+    replay(
+        [
+            lambda law: law.request_and_approve(form=EXCLUSION),
+            lambda law: law.tenant_down(minutes=30),
+            lambda law: law.done(identity="console:alice", job_id="job-1"),
+            lambda law: law.time_passes(seconds=31 * 60),
+            failed_leaving("job-1"),
+            lambda law: law.request_same_grant(identity="console:alice", job_id="job-1"),
+            lambda law: law.two_approve(job_id="job-3"),
+            went_live("job-3"),
+            lambda law: law.done(identity="console:alice", job_id="job-3"),
+        ]
+    )
+
+
+def failed_leaving(job_id: str) -> Step:
+    """A step that asserts the job ended ``failed`` with something still privileged."""
+
+    def check(law: FirstLaw) -> None:
+        job = law._run(law._job(job_id))
+        assert job.state == "failed", f"{job_id} is {job.state}"
+        assert job.still_privileged, f"{job_id} failed naming nothing"
+
+    return check
 
 
 @pytest.mark.xfail(
