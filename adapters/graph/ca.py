@@ -81,14 +81,15 @@ async def get_policy(ctx: ToolContext, policy_id: str) -> Doc:
 
 async def exclude_group(ctx: ToolContext, args: Mapping[str, Any]) -> ToolResult:
     policy_id, group_id = args["policy_id"], args["group_id"]
-    policy = await get_policy(ctx, policy_id)
-    saved = await ctx.snapshots.save_snapshot(
-        snapshot_key(args["job_id"], policy_id), _snapshot(ctx, args, policy)
-    )
-    if group_id not in excluded_groups(policy):
-        users = users_of(policy)
-        users["excludeGroups"] = [*excluded_groups(policy), group_id]
-        await _patch_users(ctx, policy_id, users, lambda p: group_id in excluded_groups(p))
+    async with ctx.exclusive(policy_id):  # read and write as one: see KeyedLocks
+        policy = await get_policy(ctx, policy_id)
+        saved = await ctx.snapshots.save_snapshot(
+            snapshot_key(args["job_id"], policy_id), _snapshot(ctx, args, policy)
+        )
+        if group_id not in excluded_groups(policy):
+            users = users_of(policy)
+            users["excludeGroups"] = [*excluded_groups(policy), group_id]
+            await _patch_users(ctx, policy_id, users, lambda p: group_id in excluded_groups(p))
     after, reads = await ctx.poll(
         lambda: get_policy(ctx, policy_id), lambda p: group_id in excluded_groups(p)
     )
@@ -107,12 +108,13 @@ async def exclude_group(ctx: ToolContext, args: Mapping[str, Any]) -> ToolResult
 async def restore_policy(ctx: ToolContext, args: Mapping[str, Any]) -> ToolResult:
     policy_id, group_id = args["policy_id"], args["group_id"]
     original = await _load_original(ctx, args)
-    current = await get_policy(ctx, policy_id)
-    ours = group_id not in excluded_groups(original)
-    expected = without_group(current, group_id) if ours else users_of(current)
-    if ours and group_id in excluded_groups(current):
-        target = copy.deepcopy(expected)
-        await _patch_users(ctx, policy_id, target, lambda p: group_id not in excluded_groups(p))
+    async with ctx.exclusive(policy_id):  # read and write as one: see KeyedLocks
+        current = await get_policy(ctx, policy_id)
+        ours = group_id not in excluded_groups(original)
+        expected = without_group(current, group_id) if ours else users_of(current)
+        if ours and group_id in excluded_groups(current):
+            target = copy.deepcopy(expected)
+            await _patch_users(ctx, policy_id, target, lambda p: group_id not in excluded_groups(p))
     body, settled = await _effective_state(ctx, args, original, expected)
     return ToolResult("success" if settled else "error", body)
 

@@ -9,8 +9,9 @@ resend only when the read-back shows that the write did not take effect.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
 
@@ -22,6 +23,18 @@ from engine.ports import MarkedGrant, SnapshotStore
 T = TypeVar("T")
 
 
+class KeyedLocks:
+    """One lock per key, made on first use: a read-modify-write of one shared object (a
+    Conditional Access policy's ``users`` block) must not interleave with another, or the
+    later write, computed from the earlier read, undoes the other's change."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def __call__(self, key: str) -> asyncio.Lock:
+        return self._locks.setdefault(key, asyncio.Lock())
+
+
 @dataclass(frozen=True)
 class ToolContext:
     client: GraphClient
@@ -30,6 +43,7 @@ class ToolContext:
     now: Callable[[], datetime]
     sleep: Callable[[float], Awaitable[None]]
     deployment: str = ""  # marks what we create (see arguments.job_marker)
+    exclusive: KeyedLocks = field(default_factory=KeyedLocks)  # one writer per policy
 
     def marked_grant(
         self,

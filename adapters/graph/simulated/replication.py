@@ -2,7 +2,8 @@
 
 Writes always go to the primary directory. With lag configured, each write also queues a copy
 of the primary; reads are served from the newest copy whose lag has passed, so a read right
-after a write can still show the old state, as Graph's replicas do.
+after a write can still show the old state, as Graph's replicas do. Switching the lag off
+lets every read see the primary again (replicas converge; they never freeze on a copy).
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ class Replication:
         return self._visible if self._visible is not None else self.primary
 
     def _caught_up(self, item: _Pending, now: datetime) -> bool:
+        if not self.lagging:
+            return True  # lag switched off: replicas converge, never freeze on an old copy
         if self.lag_seconds > 0 and now >= item.visible_at:
             return True
         return self.lag_reads > 0 and item.reads_left < 0

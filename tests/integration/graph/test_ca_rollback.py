@@ -7,6 +7,7 @@ silently undoing other administrators' edits made during the window, and said
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from adapters.graph import GraphTools
@@ -86,3 +87,24 @@ async def test_unchanged_policy_restores_with_no_drift(
     restored = await tools.call(catalog.RESTORE_CA, ca_args())
     assert has(restored.body, verified=True, restored=True, drift=[], excluded_before=False)
     assert users(sim)["excludeGroups"] == [EMERGENCY_GROUP]
+
+
+async def test_two_jobs_on_one_policy_excluding_and_restoring_at_once_keep_both_changes(
+    sim: SimulatedTenant, tools: GraphTools
+) -> None:
+    """Two jobs exclude two groups from one policy, then both windows end at once: each
+    restore reads the policy and writes back its ``users`` block. Interleaved, the second
+    write was computed from a read before the first and put the first job's group back
+    (found by the first-law soak: that job ended ``failed``, its exclusion re-created)."""
+    ours, theirs = ca_args(), ca_args(job="job-2", group=RESPONDERS)
+    excluded = await asyncio.gather(*(tools.call(catalog.EXCLUDE_GROUP, a) for a in (ours, theirs)))
+    assert [r.ok for r in excluded] == [True, True]
+    assert {EXCLUSION_GROUP, RESPONDERS} <= set(users(sim)["excludeGroups"])
+
+    restored = await asyncio.gather(*(tools.call(catalog.RESTORE_CA, a) for a in (ours, theirs)))
+
+    assert [r.ok for r in restored] == [True, True]
+    assert users(sim)["excludeGroups"] == [EMERGENCY_GROUP]  # the seed's, and only it
+    for args in (ours, theirs):
+        check = await tools.call(catalog.READ_CA, args | {"expect": "restored"})
+        assert has(check.body, verified=True)

@@ -8,6 +8,7 @@ naming exactly what is still privileged. No job posts to chat without bound."
 
 from __future__ import annotations
 
+from collections.abc import Set
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -57,16 +58,18 @@ class JobLog:
 # ------------------------------------------------------------------ the tenant itself
 
 
-def held_by(tenant: SimulatedTenant, job: Job) -> list[str]:
+def held_by(tenant: SimulatedTenant, job: Job, leftovers: Set[str] = frozenset()) -> list[str]:
     """What the job's own writes still grant in the tenant right now (read directly).
 
     Role grants carry the job's marker. A Conditional Access exclusion carries none: it counts
     as this job's unless the seed had it (no other open job can be on the same one, see
-    :func:`check_one_open_job_per_grant`)."""
+    :func:`check_one_open_job_per_grant`) or it is in ``leftovers``, what an earlier job that
+    ended ``failed`` left and named in its escalation. While a leftover is in place a later
+    job on it can neither add it (it is there) nor owns it (its restore leaves it)."""
     targets = job.request.get("targets", {})
     credentials = _credentials_held(tenant, job)
     if job.request.get("template") == "ca-exclusion":
-        return _ca_held(tenant, targets) + credentials
+        return [h for h in _ca_held(tenant, targets) if h not in leftovers] + credentials
     ours = {
         r.get("targetScheduleId")
         for r in tenant.directory.requests
@@ -99,6 +102,16 @@ def _ca_held(tenant: SimulatedTenant, targets: dict[str, str]) -> list[str]:
     if group in excluded and group not in SEED_EXCLUSIONS.get(policy["id"], set()):
         return [f"group {group} excluded from {policy['id']}"]
     return []
+
+
+def still_left(tenant: SimulatedTenant, leftovers: set[str]) -> None:
+    """Forget leftovers the tenant no longer has: one put back later is a new job's again."""
+    present = {
+        f"group {group} excluded from {policy['id']}"
+        for policy in tenant.directory.policies.values()
+        for group in policy["conditions"]["users"].get("excludeGroups", [])
+    }
+    leftovers.intersection_update(present)
 
 
 def check_one_open_job_per_grant(jobs: list[Job]) -> None:
@@ -221,21 +234,26 @@ def posts_bound(job: Job, log: JobLog) -> int:
     )
 
 
-async def check_resolved(job: Job, world: World) -> None:
-    """Everything the law says about a job once it has resolved (checked once, at once)."""
+async def check_resolved(job: Job, world: World, leftovers: set[str]) -> None:
+    """Everything the law says about a job once it has resolved (checked once, at once).
+    What a ``failed`` job left (and named) joins ``leftovers`` for the jobs after it."""
     chain = await world.service.store.chain(job.job_id)
-    held = held_by(world.tenant, job)
+    held = held_by(world.tenant, job, leftovers)
     check_terminal_record(job, chain, world)
     await check_bundle(job, world)
     check_nothing_left(job, held)
     check_sessions_revoked(job, world.tenant)
     check_failed_escalates(job, held, world.chat)
     check_failed_is_honest(job, held)
+    if job.state == FAILED:
+        leftovers.update(held)
 
 
-def check_unapproved_holds_nothing(job: Job, tenant: SimulatedTenant) -> None:
+def check_unapproved_holds_nothing(
+    job: Job, tenant: SimulatedTenant, leftovers: Set[str] = frozenset()
+) -> None:
     if job.state == PENDING:
-        held = held_by(tenant, job)
+        held = held_by(tenant, job, leftovers)
         assert not held, f"{job.job_id} is not approved yet but the tenant already has {held}"
 
 

@@ -54,6 +54,7 @@ from tests.integration.invariant.checks import (
     check_posts_bounded,
     check_resolved,
     check_unapproved_holds_nothing,
+    still_left,
 )
 from tests.integration.invariant.world import APPROVERS, PEOPLE, World
 
@@ -77,6 +78,7 @@ class FirstLaw(RuleBasedStateMachine):
         self.home = Path(tempfile.mkdtemp(prefix="breakglass-law-"))
         self.loop = asyncio.new_event_loop()
         self.logs: dict[str, JobLog] = {}
+        self.leftovers: set[str] = set()  # what failed jobs left in the tenant (and named)
         self.requests = 0
         self.broken = True  # until a step completes; teardown skips the final check if set
         self.world = self._run(World.open(self.home))
@@ -292,14 +294,15 @@ class FirstLaw(RuleBasedStateMachine):
     async def _check_jobs(self) -> None:
         jobs = [await self._job(job_id) for job_id in self.logs]
         check_one_open_job_per_grant(jobs)
+        still_left(self.world.tenant, self.leftovers)
         for job in jobs:
             log = self.logs[job.job_id]
             if log.resolved_as is not None:
                 assert job.state == log.resolved_as, f"{job.job_id} flipped to {job.state}"
             elif job.resolved:
                 log.resolved_as = job.state
-                await check_resolved(job, self.world)
-            check_unapproved_holds_nothing(job, self.world.tenant)
+                await check_resolved(job, self.world, self.leftovers)
+            check_unapproved_holds_nothing(job, self.world.tenant, self.leftovers)
             check_posts_bounded(job, log, self.world.chat)
 
     def teardown(self) -> None:

@@ -80,6 +80,24 @@ def test_replication_lag_by_reads_and_by_seconds() -> None:
     assert "later" in replication.read_view(NOW + timedelta(seconds=5)).groups
 
 
+def test_replicas_catch_up_once_lag_is_switched_off() -> None:
+    """Switching lag off while writes are still in flight lets reads see the primary: the
+    replicas used to freeze on the old copy for good (a first-law soak failure)."""
+    replication = Replication(load_directory(default_seed(), NOW))
+    replication.lag_reads = 2
+    replication.before_write()
+    replication.primary.groups["new"] = {"id": "new"}
+    replication.after_write(NOW)
+    assert "new" not in replication.read_view(NOW).groups
+    replication.lag_reads = 0
+    replication.before_write()
+    replication.primary.groups["after"] = {"id": "after"}
+    replication.after_write(NOW)
+    seen = replication.read_view(NOW).groups
+    assert "new" in seen
+    assert "after" in seen
+
+
 def test_faults_fire_their_number_of_times_then_vanish() -> None:
     plan = FaultPlan()
     plan.add(Fault("throttle", method="POST", path="/requests", times=2))
