@@ -4,6 +4,7 @@ bundle with many receipts. Uses the same fixed keys as the tests."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -154,3 +155,24 @@ def bundle_with_model_receipts(n: int) -> tuple[dict[str, Any], Trust]:
     sim.do(Kill(sim.job.requester))
     sim.run_rollback()
     return sim.bundle(), trust_for(sim.keys)
+
+
+class CommitFloor:
+    """One small INSERT+COMMIT on its own SQLite file, tuned as the store tunes its own
+    (WAL, synchronous=FULL, BEGIN IMMEDIATE): the least a durable append can cost here."""
+
+    def __init__(self, path: Path) -> None:
+        self.db = sqlite3.connect(path, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.execute("CREATE TABLE IF NOT EXISTS floor (seq INTEGER PRIMARY KEY, body TEXT)")
+
+    def sample_ms(self) -> float:
+        t0 = time.perf_counter()
+        self.db.execute("BEGIN IMMEDIATE")
+        self.db.execute("INSERT INTO floor (body) VALUES (?)", ("r" * 200,))
+        self.db.execute("COMMIT")
+        return (time.perf_counter() - t0) * 1000
+
+    def close(self) -> None:
+        self.db.close()

@@ -9,10 +9,7 @@ A replica "dies" by no longer being ticked and forgetting its leases, without an
 from __future__ import annotations
 
 import asyncio
-import secrets
 import time as wall
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -30,7 +27,7 @@ from engine.lifecycle import Approve, Request
 from engine.ports import ToolPort
 from engine.tools import ToolResult
 from tests.integration.graph.conftest import FAST, seeded_service  # FAST: millisecond retries
-from tests.integration.store.conftest import PG_BASE, pg_admin
+from tests.integration.store.conftest import pg_schema  # noqa: F401 (bench's own users)
 from tests.support.engine_sim import entra_role_request
 
 IDS = seed_people()
@@ -232,14 +229,3 @@ def graph_config(sim: SimulatedTenant, deployment: str = "") -> GraphConfig:
         retry=FAST,
         deployment=deployment,
     )
-
-
-@contextmanager
-def pg_schema(prefix: str) -> Iterator[str]:
-    """A PostgreSQL schema of its own (``prefix`` and random hex), dropped afterwards; its URL."""
-    schema = f"{prefix}_{secrets.token_hex(6)}"
-    pg_admin("CREATE SCHEMA {}", schema)
-    try:
-        yield f"{PG_BASE}?options=-csearch_path%3D{schema}"
-    finally:
-        pg_admin("DROP SCHEMA {} CASCADE", schema)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 import statistics
 import tempfile
 import time
@@ -28,6 +27,7 @@ import aiohttp
 from aiohttp import web
 
 from adapters.store import SqlStore, sqlite_url
+from bench.fixtures import CommitFloor
 from bot.loopback import Served, serve
 from bot.model_proxy import CST_HEADER, ModelProxy, ProxyConfig, UpstreamConfig, add_proxy_routes
 from bot.scripted_model import SCRIPTED_MODEL_ID, SCRIPTED_PROVIDER, ScriptedModel
@@ -106,26 +106,6 @@ async def _ttfb(session: aiohttp.ClientSession, url: str, headers: Mapping[str, 
     return first
 
 
-class CommitFloor:
-    """One durable SQLite commit (WAL, ``synchronous=FULL``), as the store's own file does."""
-
-    def __init__(self, home: Path) -> None:
-        self._db = sqlite3.connect(home / "floor.db", isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("CREATE TABLE t (body BLOB)")
-
-    def commit_ms(self) -> float:
-        t0 = time.perf_counter()
-        self._db.execute("BEGIN IMMEDIATE")
-        self._db.execute("INSERT INTO t VALUES (?)", (json.dumps(BODY).encode(),))
-        self._db.execute("COMMIT")
-        return (time.perf_counter() - t0) * 1000
-
-    def close(self) -> None:
-        self._db.close()
-
-
 def _p(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
@@ -143,7 +123,7 @@ async def measure() -> dict[str, list[float]]:
         add_proxy_routes(app, proxy)
         sites.append(await serve(app))
         direct, via = (s.url + "/v1/chat/completions" for s in sites)
-        floor = CommitFloor(Path(home))
+        floor = CommitFloor(Path(home) / "floor.db")
         try:
             token = {CST_HEADER: await _active_job(service)}
             timings: dict[str, list[float]] = {
@@ -153,7 +133,7 @@ async def measure() -> dict[str, list[float]]:
                 for _ in range(CALLS):  # interleaved, so drift hits every figure alike
                     timings["direct"].append(await _call(session, direct, {}))
                     timings["proxy"].append(await _call(session, via, token))
-                    timings["commit"].append(floor.commit_ms())
+                    timings["commit"].append(floor.sample_ms())
                 for _ in range(STREAMS):
                     timings["ttfb_d"].append(await _ttfb(session, direct, {}))
                     timings["ttfb_p"].append(await _ttfb(session, via, token))

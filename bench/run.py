@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
-import sqlite3
 import statistics
 import sys
 import tempfile
@@ -24,7 +23,7 @@ from typing import Any
 
 import nacl.signing
 
-from bench.fixtures import active_service, bundle_with_model_receipts
+from bench.fixtures import CommitFloor, active_service, bundle_with_model_receipts
 from engine.verify import verify_bundle
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
@@ -78,27 +77,6 @@ def ed25519_floor(n: int) -> Metrics:
         "ed25519_sign_floor_10k_s": metric((t1 - t0) * 10_000 / n, "s"),
         "ed25519_verify_floor_10k_s": metric((t2 - t1) * 10_000 / n, "s"),
     }
-
-
-class CommitFloor:
-    """One small INSERT+COMMIT on its own SQLite file, tuned as the store tunes its own
-    (WAL, synchronous=FULL, BEGIN IMMEDIATE): the least a durable append can cost here."""
-
-    def __init__(self, path: Path) -> None:
-        self.db = sqlite3.connect(path, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.execute("CREATE TABLE IF NOT EXISTS floor (seq INTEGER PRIMARY KEY, body TEXT)")
-
-    def sample_ms(self) -> float:
-        t0 = time.perf_counter()
-        self.db.execute("BEGIN IMMEDIATE")
-        self.db.execute("INSERT INTO floor (body) VALUES (?)", ("r" * 200,))
-        self.db.execute("COMMIT")
-        return (time.perf_counter() - t0) * 1000
-
-    def close(self) -> None:
-        self.db.close()
 
 
 async def gateway_latency(calls: int, budget_s: float = FULL_BUDGET_S) -> Metrics:

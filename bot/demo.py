@@ -19,7 +19,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,113 +33,19 @@ from adapters.graph.simulated.faults import Fault
 from bot import demo_text as text
 from bot.app import seed_people
 from bot.clock import ScaledClock
+from bot.demo_options import (
+    GLOBAL_ADMIN,
+    STEP_UP_CONFIG,
+    DemoError,
+    DemoOptions,
+    Result,
+    default_scale,
+    stepped_up,
+)
 from engine import activity
 from engine.canonical import jcs
-from engine.errors import BreakGlassError
 from engine.stepup import STEP_UP_REQUIRED
 from engine.verify import Trust, verify_bundle
-
-SCENARIOS = ("normal", "kill", "early-kill", "injected", "crash", "denied")
-EXPECTED = {
-    "normal": "closed",
-    "kill": "killed",
-    "early-kill": "killed",  # inside PIM's first 5 minutes: contained, then removed
-    "injected": "killed",
-    "crash": "closed",
-    "denied": "denied",
-}
-CRASH_POINTS = ("after_approval", "after_grant", "during_rollback")
-MINUTES = 5  # the shortest role window Entra PIM allows (ActiveDurationTooShort below it)
-SCALE = 60.0  # so those five virtual minutes pass in about five seconds
-# A crash scenario restarts the service, which takes real seconds: a slower clock keeps the
-# restart inside the window's first virtual minute, as with the 1-minute window before.
-CRASH_SCALE = 6.0
-# Real time with OpenClaw: it takes ~25 s (more on a busy machine) before its first tool
-# call, and the planned write asks for the whole window in minutes rounded up, so it must
-# come within the window's first minute (at 4x, 25 s is already two minutes: refused).
-OPENCLAW_SCALE = 1.0
-EXECUTORS = ("runbook", "agent", "openclaw")
-GLOBAL_ADMIN = "62e90394-69f5-4237-9190-012177145e10"
-# Approvers sign in again at the simulated tenant ("complete MFA") before an approval counts,
-# so the demo's bundles carry step-up evidence. Global Administrator is listed on purpose: the
-# demo shows the riskiest grant; the example configuration leaves it out.
-STEP_UP_CONFIG = f"""
-[templates]
-entra-role = {{ roles = ["{GLOBAL_ADMIN}"], principals = ["*"], step_up = "required" }}
-ca-exclusion = {{ ca_policies = ["*"], groups = ["*"], step_up = "required" }}
-[step_up]
-authentication_context = "c1"
-max_age_seconds = 600
-"""
-
-
-class DemoError(BreakGlassError):
-    """The demo could not run (the service did not start, a step timed out)."""
-
-
-@dataclass
-class DemoOptions:
-    scenario: str = "normal"
-    minutes: int = MINUTES
-    scale: float | None = None  # None: SCALE, or CRASH_SCALE for the crash scenario
-    bundle_out: Path | None = None
-    json_output: bool = False
-    home: Path | None = None
-    timeout: float = 90.0
-    crash_at: str = "after_grant"  # crash scenario: after_approval | after_grant | during_rollback
-    executor: str = ""  # "": agent for the injected scenario, else runbook
-
-
-# Result fields the --json result leaves out: the run's own bookkeeping, not its outcome.
-_UNSHOWN = frozenset({"window_end", "ended_at", "expected"})
-
-
-@dataclass
-class Result:
-    scenario: str
-    outcome: str = ""
-    rollback_verified: bool = False
-    bundle_path: str = ""
-    bundle_valid: bool = False
-    reason_codes: list[str] = field(default_factory=list)
-    still_privileged: list[str] = field(default_factory=list)
-    job_id: str = ""
-    window_end: str | None = None
-    ended_at: str | None = None
-    expected: str = ""
-    contained: list[str] = field(default_factory=list)  # early-kill: the containment done
-    removal_not_before: str | None = None  # early-kill: when the tenant allowed the removal
-    home: str = ""
-    trust_path: str = ""
-    stepped_up: int = 0  # approvals in the bundle that carry step-up evidence
-
-    @property
-    def ok(self) -> bool:
-        expected = self.expected or EXPECTED[self.scenario]
-        verified = self.rollback_verified or self.outcome == "denied"
-        contained = self.scenario != "early-kill" or bool(
-            self.contained and self.removal_not_before
-        )
-        stepped_up = self.outcome == "denied" or self.stepped_up >= 2
-        return (
-            self.outcome == expected
-            and self.bundle_valid
-            and verified
-            and contained
-            and stepped_up
-            and not self.still_privileged
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        """Every field but ``_UNSHOWN``, then the verdict."""
-        shown = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _UNSHOWN}
-        return shown | {"ok": self.ok}
-
-
-def _default_scale(options: DemoOptions) -> float:
-    if options.executor == "openclaw":
-        return OPENCLAW_SCALE
-    return CRASH_SCALE if options.scenario == "crash" else SCALE
 
 
 class Demo:
@@ -149,7 +54,7 @@ class Demo:
         self.home = options.home or Path(tempfile.mkdtemp(prefix="breakglass-demo-"))
         self.home.mkdir(parents=True, exist_ok=True)
         self.anchor = datetime.now(UTC)
-        self.scale = options.scale or _default_scale(options)
+        self.scale = options.scale or default_scale(options)
         self.clock = ScaledClock(self.anchor, self.scale)
         self.started = time.monotonic()
         self.child: subprocess.Popen[bytes] | None = None
@@ -458,7 +363,7 @@ class Demo:
         result.bundle_path, result.bundle_valid = str(path), report.valid
         result.trust_path, result.home = str(trust_path), str(self.home)
         result.reason_codes = report.reason_codes
-        result.stepped_up = _stepped_up(bundle)
+        result.stepped_up = stepped_up(bundle)
         result.still_privileged = self._grants(sim)
         if self.options.scenario == "injected":
             refusals = text.gateway_refusals(self.home / "service.log", job["job_id"])
@@ -473,9 +378,3 @@ class Demo:
         )
         self.say(f"verify it yourself: {text.verify_command(path, trust_path)}")
         self.say(f"still privileged in the tenant: {result.still_privileged or 'nothing'}")
-
-
-def _stepped_up(bundle: Mapping[str, Any]) -> int:
-    """How many approvals in the bundle carry a fresh sign-in's evidence."""
-    approvals = bundle.get("payload", {}).get("human_approval_receipts", [])
-    return sum(1 for a in approvals if "step_up" in (a.get("binding") or {}))

@@ -7,14 +7,14 @@ import json
 from pathlib import Path
 
 from bot.commands.base import EXIT_FAILED, EXIT_OK, Command, Context, json_flag
-from bot.demo import (
+from bot.demo import Demo
+from bot.demo_options import (
     CRASH_SCALE,
     EXECUTORS,
     MINUTES,
     OPENCLAW_SCALE,
     SCALE,
     SCENARIOS,
-    Demo,
     DemoOptions,
 )
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.demo import CRASH_POINTS, DemoOptions
+from bot.demo_options import CRASH_POINTS, DemoOptions
 from tests.integration.demo.stepped import stepped_demo
 
 GRACE = timedelta(seconds=30)  # virtual seconds: a tick or two after the window

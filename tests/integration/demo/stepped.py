@@ -20,7 +20,8 @@ import pytest
 from adapters.graph.simulated import SimulatedTenant
 from bot.assembly import CLOCK_FILE_VAR
 from bot.clock import FileClock
-from bot.demo import Demo, DemoOptions, Result
+from bot.demo import Demo
+from bot.demo_options import DemoOptions, Result
 
 PIM_MINIMUM = timedelta(minutes=5)  # no removal earlier after an activation (strict tenant)
 VERIFY_READ = "read_role_assignment"  # the read that follows the demo's role write

@@ -12,7 +12,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot.demo import DemoOptions
+from bot.demo_options import DemoOptions
 from tests.integration.demo.stepped import stepped_demo
 from tests.integration.ops.support import breakglass
 

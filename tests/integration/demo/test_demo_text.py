@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.demo import Demo, DemoOptions
+from bot.demo import Demo
+from bot.demo_options import DemoOptions
 from bot.demo_text import pressed, rollback_line, verify_command
 
 

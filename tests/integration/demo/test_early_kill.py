@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bot.demo import DemoOptions
+from bot.demo_options import DemoOptions
 from engine.catalog import REVOKE_SESSIONS
 from tests.integration.demo.stepped import stepped_demo
 

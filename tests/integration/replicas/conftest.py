@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -11,7 +10,7 @@ import pytest
 from adapters.graph.simulated import SimulatedTenant
 from bench.fleet import SharedTime
 from tests.integration.service.conftest import env  # noqa: F401 (single-replica tests)
-from tests.integration.store.conftest import PG_BASE, pg_admin, pg_listening
+from tests.integration.store.conftest import pg_listening, pg_schema
 
 
 @pytest.fixture
@@ -19,12 +18,8 @@ def pg_schema_url() -> Iterator[str]:
     why = pg_listening()
     if why is not None:
         pytest.skip(f"!!! PostgreSQL is UNREACHABLE ({why}): the replica tests did NOT run !!!")
-    schema = f"bg_test_{secrets.token_hex(6)}"
-    pg_admin("CREATE SCHEMA {}", schema)
-    try:
-        yield f"{PG_BASE}?options=-csearch_path%3D{schema}"
-    finally:
-        pg_admin("DROP SCHEMA {} CASCADE", schema)
+    with pg_schema("bg_test") as url:
+        yield url
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from __future__ import annotations
 import secrets
 import socket
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, LiteralString
@@ -54,15 +55,23 @@ def pg_reachable() -> None:
         )
 
 
-@pytest.fixture
-def pg_url(pg_reachable: None) -> Iterator[str]:
-    schema = f"bg_test_{secrets.token_hex(6)}"
+@contextmanager
+def pg_schema(prefix: str, options: str = "") -> Iterator[str]:
+    """A PostgreSQL schema of its own (``prefix`` and random hex), dropped afterwards; its URL
+    (``options``: more ``-c`` settings, URL-encoded, for the session)."""
+    schema = f"{prefix}_{secrets.token_hex(6)}"
     pg_admin("CREATE SCHEMA {}", schema)
     try:
-        # An odd session time zone proves datetimes come back as UTC whatever the server says.
-        yield f"{PG_BASE}?options=-csearch_path%3D{schema}%20-ctimezone%3DPacific/Chatham"
+        yield f"{PG_BASE}?options=-csearch_path%3D{schema}{options}"
     finally:
         pg_admin("DROP SCHEMA {} CASCADE", schema)
+
+
+@pytest.fixture
+def pg_url(pg_reachable: None) -> Iterator[str]:
+    # An odd session time zone proves datetimes come back as UTC whatever the server says.
+    with pg_schema("bg_test", "%20-ctimezone%3DPacific/Chatham") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
