@@ -27,7 +27,6 @@ from engine.lifecycle import Approve, Request
 from engine.ports import ToolPort
 from engine.tools import ToolResult
 from tests.integration.graph.conftest import FAST, seeded_service  # FAST: millisecond retries
-from tests.integration.store.conftest import pg_schema  # noqa: F401 (bench's own users)
 from tests.support.engine_sim import entra_role_request
 
 IDS = seed_people()

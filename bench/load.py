@@ -38,7 +38,6 @@ from bench.fleet import (
     Replica,
     SharedTime,
     open_replica,
-    pg_schema,
     quiet,
     role_request,
 )
@@ -46,7 +45,7 @@ from bench.slack_stream import Acks, SlackFront, Stream
 from engine.job import OPEN
 from engine.lifecycle import Approve, Kill
 from engine.verify import verify_bundle
-from tests.integration.store.conftest import pg_listening
+from tests.integration.store.conftest import pg_listening, pg_schema
 from tests.support.engine_sim import trust_for
 
 PRINCIPALS = ("alice", "dave", "erin")

@@ -30,7 +30,6 @@ from bench.fleet import (
     Replica,
     SharedTime,
     open_replica,
-    pg_schema,
     quiet,
     tick_all,
 )
@@ -38,7 +37,7 @@ from bench.fleet import approve as approve_job
 from engine import catalog
 from engine.job import OPEN
 from engine.lifecycle import Kill
-from tests.integration.store.conftest import pg_listening
+from tests.integration.store.conftest import pg_listening, pg_schema
 
 ROUNDS = 30
 BUSY_CALLS = 3  # allowed calls of the agent before the Kill: it is mid-stream, not idle

@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 import pytest
 
 from adapters.store import SqlStore
-from bench.fleet import pg_schema
 from engine.ports import Revocation
+from tests.integration.store.conftest import pg_schema
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.postgres
