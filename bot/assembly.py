@@ -192,6 +192,7 @@ def _rules(settings: Settings) -> Rules:
         pending_ttl=timedelta(minutes=s.pending_minutes),
         notice_every=timedelta(minutes=s.notice_every_minutes),
         rollback_token_ttl=timedelta(minutes=s.rollback_token_minutes),
+        replication_settle=timedelta(seconds=s.replication_settle_seconds),
         max_minutes=s.max_minutes,
         model=_model_allowance(s),
         simulated=s.simulated,

@@ -77,6 +77,7 @@ class Settings:
     max_minutes: int = 60
     notice_every_minutes: int = 5
     rollback_token_minutes: int = 10
+    replication_settle_seconds: int = 180
     tenant: TenantSettings = field(default_factory=TenantSettings)
     executor: str = "runbook"  # runbook | agent | openclaw
     model: ModelSettings = field(default_factory=ModelSettings)
@@ -213,6 +214,7 @@ def _settings(model: SettingsModel, parts: Parts, access: AccessRules | None) ->
         max_minutes=policy.max_minutes,
         notice_every_minutes=policy.notice_every_minutes,
         rollback_token_minutes=policy.rollback_token_minutes,
+        replication_settle_seconds=policy.replication_settle_seconds,
         tenant=TenantSettings(
             **tenant.model_dump(exclude={"client_secret", "simulated_secret"}),
             client_secret=_reveal(tenant.client_secret),

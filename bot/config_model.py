@@ -52,6 +52,9 @@ class PolicySection(Section):
     max_minutes: Minutes = Field(default=60, ge=1, le=480)
     notice_every_minutes: Minutes = Field(default=5, ge=1, le=60)
     rollback_token_minutes: Minutes = Field(default=10, ge=1, le=60)
+    # Seconds a rollback that never saw its job's write keeps reading before it believes
+    # the write absent (Entra is eventually consistent); inside the 8-minute rollback budget.
+    replication_settle_seconds: int = Field(default=180, ge=0, le=300)
 
 
 class IdentitiesSection(Section):

@@ -10,7 +10,12 @@ the service's clock and removes then, all inside the job. After the removal, eve
 end contains what the window touched (``engine.containment``): credentials created during
 the window are removed by the steps their writes derived, then the principal's sign-in
 sessions are revoked where the template says so. A budget spent ends the job ``failed``
-with an escalation naming what is still privileged or was not contained."""
+with an escalation naming what is still privileged or was not contained.
+
+Entra is eventually consistent: a read may miss a write that landed. So after a write that
+may have reached the tenant, "nothing to undo" is believed only once the removal has seen the
+job's own grant (and removed it), or absence still holds when read ``Rules.replication_
+settle`` after the window's end; until then the runner keeps removing and reading."""
 
 from __future__ import annotations
 
@@ -18,7 +23,7 @@ import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from bot.activity_read import read_activity
@@ -37,7 +42,9 @@ log = logging.getLogger("breakglass.rollback")
 RENEW_MARGIN_SECONDS = 60
 BACKOFF_SECONDS = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)  # then every 30 s until the budget is spent
 MAX_ATTEMPTS_PER_STEP = 64  # a backstop for a clock that never moves
+SETTLE_RECHECK_SECONDS = 30.0  # removal and read again this often while replication settles
 REMOVAL_NOT_YET_ALLOWED = "REMOVAL_NOT_YET_ALLOWED"
+NEVER = datetime.min.replace(tzinfo=UTC)
 
 
 class LeaseLost(Exception):
@@ -135,6 +142,9 @@ class _Run:
     announced: datetime | None = None  # the not_before already told to the channel
     contained: tuple[str, ...] | None = None  # containment done (the tools that succeeded)
     last: GatewayOutcome | None = None  # the latest call's outcome
+    seen_ours: bool = False  # a removal saw the job's own grant in the tenant
+    undone: bool = False  # the last round of rollback steps all succeeded
+    read_at: datetime = NEVER  # when the last read began
 
     @property
     def terms(self) -> Any:
@@ -142,21 +152,44 @@ class _Run:
 
     async def undo_and_verify(self) -> bool:
         job, terms = self.job, self.terms
-        if not job.write_done and await self.nothing_granted():
+        if not job.write_sent and await self.nothing_granted():
             return True
         if job.write_done and job.verified_after_write is None:
             # Ended between the write and its read: do the planned read now, before undoing,
             # so the record shows what was granted (the rollback token may read).
             await self.once(terms["verify_action"])
-        undone = await self.steps()
-        verified = await self.until_done(terms["rollback"]["verify"])
-        if verified and not undone:
+        verified = await self.undo_then_read()
+        if verified and not self.undone:
             # A step's own read-back disagreed (a lagging replica, an answer lost) though the
             # read shows it undone: run the steps again, now a no-op that succeeds, and read
             # once more, so the record holds what the verifier requires after a write.
             log.warning("rollback step failed for %s, but the read shows it undone", job.job_id)
-            verified = await self.steps() and await self.until_done(terms["rollback"]["verify"])
-        return verified
+            verified = await self.undo_then_read() and self.undone
+        return await self.settled(verified)
+
+    async def undo_then_read(self) -> bool:
+        """The rollback steps, then the planned read: is the grant gone? (``self.undone``:
+        did every step succeed; ``self.read_at``: when the read began.)"""
+        self.undone = await self.steps()
+        self.read_at = self.service.clock()
+        return await self.until_done(self.terms["rollback"]["verify"])
+
+    async def settled(self, verified: bool) -> bool:
+        """Absence read too soon after a write that may have landed proves nothing: remove
+        and read again until a removal sees our grant, or the absence is read at least
+        ``replication_settle`` after the window's end (False when the budget ends first)."""
+        if not verified or not self.job.write_sent:
+            return verified
+        until = parse_iso(self.job.ended_at or self.job.created_at)
+        until += self.service.rules.replication_settle
+        while not self.seen_ours and self.read_at < until:
+            log.info("rollback of %s waits for replication to show its write", self.job.job_id)
+            wait = (until - self.service.clock()).total_seconds()
+            if wait > 0 and not await self.pause(min(wait, SETTLE_RECHECK_SECONDS)):
+                return False
+            if not (await self.undo_then_read() and self.undone):
+                return False
+        return True
 
     async def steps(self) -> bool:
         undone = True
@@ -165,7 +198,7 @@ class _Run:
         return undone
 
     async def nothing_granted(self) -> bool:
-        """The write never succeeded: is the rollback trivially done? One read decides (no
+        """No write was recorded as sent: is the rollback trivially done? One read decides (no
         removal, which would poll for a request that may never have been sent). A crash may
         have lost a write's receipt, so "no receipt" alone never proves "never sent"."""
         outcome = await self.call(self.terms["rollback"]["verify"])
@@ -186,6 +219,9 @@ class _Run:
         for tries in range(MAX_ATTEMPTS_PER_STEP):
             self.attempts += removal
             outcome = self.last = await self.call(step)
+            # A removal says whether the tenant showed it this job's grant: then the job's
+            # write is visible, and what later reads say about it can be believed.
+            self.seen_ours |= removal and _saw_ours(outcome)
             if outcome.allowed and outcome.status == "success":
                 return True
             if outcome.allowed and outcome.result.get("sent") is False:
@@ -283,6 +319,10 @@ class _Run:
         await self.service.command(self.job.job_id, RenewRollback())
         self.job = await self.service.load(self.job.job_id)
         return self.service.token_for(self.job, TokenKind.ROLLBACK)
+
+
+def _saw_ours(outcome: GatewayOutcome | None) -> bool:
+    return outcome is not None and outcome.allowed and outcome.result.get("ours_seen") is True
 
 
 def _not_before(result: Mapping[str, Any]) -> datetime | None:

@@ -112,11 +112,14 @@ async def restore_policy(ctx: ToolContext, args: Mapping[str, Any]) -> ToolResul
         current = await get_policy(ctx, policy_id)
         ours = group_id not in excluded_groups(original)
         expected = without_group(current, group_id) if ours else users_of(current)
-        if ours and group_id in excluded_groups(current):
+        # ``ours_seen``: the policy showed our exclusion (or had it before the job, so the
+        # job added nothing). When not, a replica may not have caught up with our write.
+        seen = not ours or group_id in excluded_groups(current)
+        if ours and seen:
             target = copy.deepcopy(expected)
             await _patch_users(ctx, policy_id, target, lambda p: group_id not in excluded_groups(p))
     body, settled = await _effective_state(ctx, args, original, expected)
-    return ToolResult("success" if settled else "error", body)
+    return ToolResult("success" if settled else "error", body | {"ours_seen": seen})
 
 
 async def read_policy(ctx: ToolContext, args: Mapping[str, Any]) -> ToolResult:

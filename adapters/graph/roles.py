@@ -189,9 +189,13 @@ async def remove_role_assignment(ctx: ToolContext, args: Mapping[str, Any]) -> T
     active = await active_instances(ctx, principal, role)
     ours_schedule = ours.get("targetScheduleId") if ours else None
     foreign = [i for i in active if i.get("roleAssignmentScheduleId") != ours_schedule]
+    # ``ours_seen``: the tenant showed this job's request. When it did not, "already gone" may
+    # only mean that a replica has not caught up with the write; the rollback reads again.
+    seen = ours is not None
     if ours is None or foreign:
         # Nothing of this job's is left to remove; whatever else grants the role stays.
-        return ToolResult("success", _removal(already_gone=True, still_held=bool(active)))
+        body = _removal(already_gone=True, still_held=bool(active), seen=seen)
+        return ToolResult("success", body)
     try:
         already_gone = await _send_remove(ctx, args)
     except GraphError as err:
@@ -199,8 +203,8 @@ async def remove_role_assignment(ctx: ToolContext, args: Mapping[str, Any]) -> T
             raise
         return ToolResult("error", _not_yet(ctx, active))
     remaining, reads = await ctx.poll(lambda: active_instances(ctx, principal, role), _empty)
-    body = _removal(already_gone=already_gone, still_held=bool(remaining)) | {"reads": reads}
-    return ToolResult("success" if not remaining else "error", body)
+    body = _removal(already_gone=already_gone, still_held=bool(remaining), seen=seen)
+    return ToolResult("success" if not remaining else "error", body | {"reads": reads})
 
 
 async def marked_role_grants(ctx: ToolContext) -> list[MarkedGrant]:
@@ -300,8 +304,13 @@ def _assigned(request: Mapping[str, Any], recovered: bool) -> Doc:
     }
 
 
-def _removal(*, already_gone: bool, still_held: bool) -> Doc:
-    return {"removed": True, "already_gone": already_gone, "verified": not still_held}
+def _removal(*, already_gone: bool, still_held: bool, seen: bool) -> Doc:
+    return {
+        "removed": True,
+        "already_gone": already_gone,
+        "verified": not still_held,
+        "ours_seen": seen,
+    }
 
 
 def _instance_view(instance: Mapping[str, Any]) -> Doc:

@@ -48,6 +48,10 @@ class Rules:
     # How long the rollback keeps trying before the job ends failed: PIM refuses to remove
     # an assignment in its first 5 minutes, so the default covers that rule plus margin.
     rollback_budget: timedelta = timedelta(minutes=8)
+    # Entra is eventually consistent: a read may not show a write for a while. A rollback
+    # that never saw the job's own write takes "absent" for proof only when read this long
+    # after the window's end (every write of the job was sent before it).
+    replication_settle: timedelta = timedelta(minutes=3)
     max_minutes: int = 60
     model: ModelAllowance | None = None
     simulated: bool = False

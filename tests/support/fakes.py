@@ -70,8 +70,9 @@ class MemoryTenant:
             if self.fail_removals:
                 self.fail_removals -= 1
                 raise GraphError("ServiceUnavailable", "try later", status=503)
+            seen = role in self.roles  # no replicas here: the fake always sees its own
             self.roles.discard(role)
-            return ToolResult("success", {"removed": True})
+            return ToolResult("success", {"removed": True, "ours_seen": seen})
         if tool_name == catalog.READ_ROLE:
             present = role in self.roles
             return ToolResult("success", {"verified": present == (args["expect"] == "present")})
@@ -79,8 +80,9 @@ class MemoryTenant:
             self.excluded.add(ca)
             return ToolResult("success", {"excluded": True})
         if tool_name == catalog.RESTORE_CA:
+            seen = ca in self.excluded
             self.excluded.discard(ca)
-            return ToolResult("success", {"restored": True})
+            return ToolResult("success", {"restored": True, "ours_seen": seen})
         if tool_name == catalog.READ_CA:
             present = ca in self.excluded
             return ToolResult("success", {"verified": present == (args["expect"] == "excluded")})

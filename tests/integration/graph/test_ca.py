@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -58,7 +59,7 @@ async def test_exclude_verify_restore_verify(
 
     restored = await tools.call(catalog.RESTORE_CA, ca_args())
     assert restored.ok
-    assert has(restored.body, verified=True, restored=True, drift=[])
+    assert has(restored.body, verified=True, restored=True, drift=[], ours_seen=True)
 
     check = await tools.call(catalog.READ_CA, ca_args() | {"expect": "restored"})
     assert check.body["verified"] is True
@@ -100,8 +101,28 @@ async def test_group_excluded_before_the_job_stays_excluded_after_restore(
     result = await tools.call(catalog.EXCLUDE_GROUP, ca_args(group=EMERGENCY_GROUP))
     assert result.body["excluded_before"] is True
     assert patches(sim) == []
-    await tools.call(catalog.RESTORE_CA, ca_args(group=EMERGENCY_GROUP))
+    restored = await tools.call(catalog.RESTORE_CA, ca_args(group=EMERGENCY_GROUP))
+    assert restored.body["ours_seen"] is True  # the job added nothing that could be hidden
     assert without_modified(policy(sim)) == without_modified(original)
+
+
+async def test_restore_says_when_it_could_not_see_the_jobs_exclusion(
+    sim: SimulatedTenant, tools: GraphTools
+) -> None:
+    # A replica behind the write shows the policy without our group: the restore sends
+    # nothing and says it did not see the exclusion, so the rollback reads again later.
+    sim.set_replication_lag(seconds=600)
+    await tools.call(catalog.EXCLUDE_GROUP, ca_args())
+    hidden = await tools.call(catalog.RESTORE_CA, ca_args())
+    assert hidden.body["ours_seen"] is False
+    assert patches(sim) == [204]  # only the exclusion's own
+    assert EXCLUSION_GROUP in policy(sim)["conditions"]["users"]["excludeGroups"]
+
+    sim.advance(timedelta(seconds=600))
+    sim.set_replication_lag(seconds=0)  # the replicas catch up
+    restored = await tools.call(catalog.RESTORE_CA, ca_args())
+    assert has(restored.body, verified=True, ours_seen=True)
+    assert EXCLUSION_GROUP not in policy(sim)["conditions"]["users"]["excludeGroups"]
 
 
 async def test_restore_reports_drift_and_keeps_other_edits(

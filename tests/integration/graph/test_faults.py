@@ -223,3 +223,22 @@ async def test_unreachable_graph_is_a_typed_error(sim: SimulatedTenant, tools: G
         await tools.call(catalog.READ_ROLE, read_args("absent"))
     assert caught.value.code == "ServiceUnreachable"
     assert "gave up after" in caught.value.message
+
+
+async def test_removal_says_when_it_could_not_see_the_jobs_own_request(
+    sim: SimulatedTenant, tools: GraphTools
+) -> None:
+    # A replica that has not caught up with the write: "already gone" is all the removal can
+    # say, and it says it did not see the job's request, so the rollback does not believe it.
+    sim.set_replication_lag(seconds=600)
+    await tools.call(catalog.WRITE_ROLE, write_args())
+    sim.advance(timedelta(minutes=5))
+    hidden = await tools.call(catalog.REMOVE_ROLE, remove_args())
+    assert has(hidden.body, already_gone=True, ours_seen=False)
+    assert holders(sim, USER_ADMIN) == {DAVE}  # still held: the removal never reached it
+
+    sim.advance(timedelta(minutes=5))
+    sim.set_replication_lag(seconds=0)  # the replicas catch up
+    removed = await tools.call(catalog.REMOVE_ROLE, remove_args())
+    assert has(removed.body, removed=True, already_gone=False, verified=True, ours_seen=True)
+    assert holders(sim, USER_ADMIN) == set()

@@ -43,7 +43,7 @@ async def test_grant_verify_rollback_verify(sim: SimulatedTenant, tools: GraphTo
     sim.advance(timedelta(minutes=5))  # PIM allows removal only after 5 minutes
     removed = await tools.call(catalog.REMOVE_ROLE, remove_args())
     assert removed.ok
-    assert has(removed.body, removed=True, already_gone=False, verified=True)
+    assert has(removed.body, removed=True, already_gone=False, verified=True, ours_seen=True)
 
     absent = await tools.call(catalog.READ_ROLE, read_args("absent"))
     assert absent.body["verified"] is True
@@ -77,7 +77,7 @@ async def test_pim_expiry_removes_the_grant_by_itself(
 
     # The rollback still runs and finds nothing left to do.
     removed = await tools.call(catalog.REMOVE_ROLE, remove_args())
-    assert has(removed.body, removed=True, already_gone=True, verified=True)
+    assert has(removed.body, removed=True, already_gone=True, verified=True, ours_seen=True)
 
 
 async def test_bearer_token_expiry_on_the_sim_clock_is_renewed(
@@ -148,7 +148,7 @@ async def test_rollback_leaves_an_assignment_it_did_not_create(
     sim.grant(DAVE, USER_ADMIN)
     before = sim.state()
     removed = await tools.call(catalog.REMOVE_ROLE, remove_args())
-    assert has(removed.body, already_gone=True, verified=False)
+    assert has(removed.body, already_gone=True, verified=False, ours_seen=False)
     assert sim.state() == before
     assert posts(sim, REQUESTS) == 0
 

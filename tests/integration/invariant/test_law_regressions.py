@@ -144,12 +144,6 @@ def failed_leaving(job_id: str) -> Step:
     return check
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="open product bug: a rollback trusts a read that does not yet show the job's own "
-    "write (time-based replication lag) as proof that nothing is granted",
-)
 @pytest.mark.parametrize(("form", "seconds"), [(EXCLUSION, 30), (OTHER_ROLE, 120)])
 def test_write_hidden_by_a_lagging_replica_is_undone(form: Form, seconds: int) -> None:
     """Not what the soak found (its lag counts reads), the same gap with a lag in seconds, as
@@ -192,12 +186,6 @@ SOAK_ROLE = Form(
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="open product bug: after a lost write answer, the role removal and the reads that "
-    "lag behind it take 'cannot see our request' as 'nothing granted'",
-)
 def test_a_lost_write_answer_behind_lagging_reads_is_undone() -> None:
     """Soak failure (stop 13, after 17 minutes): "job-1 ended closed but the tenant still
     has: [... holds ...]"."""

@@ -46,6 +46,7 @@ class Faulty:
     hold_next_read: bool = False  # the next read hangs until cancelled
     read_held: asyncio.Event = field(default_factory=asyncio.Event)
     removals_done: list[datetime] = field(default_factory=list)
+    reads_done: list[datetime] = field(default_factory=list)  # when each role read was made
     stale_removals: int = 0  # removals that land but answer "not verified" (a lagging read)
 
     async def call(self, tool_name: str, arguments: Mapping[str, Any]) -> ToolResult:
@@ -59,6 +60,8 @@ class Faulty:
             await asyncio.Event().wait()  # until cancelled
         if tool_name == catalog.REMOVE_ROLE:
             return await self._remove(arguments)
+        if tool_name == catalog.READ_ROLE:
+            self.reads_done.append(self.clock.now)
         if tool_name == catalog.REVOKE_SESSIONS:
             self.tenant.calls.append((tool_name, dict(arguments)))
             return ToolResult("success", {"revoked": True})
@@ -77,7 +80,7 @@ class Faulty:
         done = await self.tenant.call(catalog.REMOVE_ROLE, arguments)
         if self.stale_removals:
             self.stale_removals -= 1
-            return ToolResult("error", {"removed": True, "verified": False})
+            return ToolResult("error", {"removed": True, "verified": False, "ours_seen": True})
         return done
 
     async def find_marked_grants(self) -> list[MarkedGrant]:
@@ -130,14 +133,16 @@ async def test_c_an_exception_that_is_no_adapter_error_is_receipted(
     assert write["result_hash_b64u"] == content_hash(
         {"error": "TOOL_FAILED", "exception": "KeyError"}
     )
-    # It may have reached the tenant, so the rollback read it: nothing there, nothing to undo.
+    # It may have reached the tenant, so the rollback removed and read; never seeing the
+    # grant, it kept at it until absence was read the settle time after the window's end.
     assert job.state == CLOSED, job
-    # ...and the end of the window revoked the principal's sessions all the same.
-    assert [c[0] for c in env.tenant.calls] == [
-        catalog.WRITE_ROLE,
-        catalog.READ_ROLE,
-        catalog.REVOKE_SESSIONS,
-    ]
+    calls = [c[0] for c in env.tenant.calls]
+    assert calls[:3] == [catalog.WRITE_ROLE, catalog.REMOVE_ROLE, catalog.READ_ROLE]
+    # ...and then the end of the window revoked the principal's sessions all the same.
+    revoked = calls.index(catalog.REVOKE_SESSIONS)
+    assert set(calls[1:revoked]) == {catalog.REMOVE_ROLE, catalog.READ_ROLE}
+    settle = env.service.rules.replication_settle
+    assert tools.reads_done[-1] >= parse_iso(job.ended_at or "") + settle
     await assert_bundle_valid(env, job)
 
 

@@ -14,6 +14,7 @@ def test_the_example_configuration_is_valid(tmp_path: Path) -> None:
     assert settings.tenant.mode == "graph"
     assert len(settings.approvers) == 2
     assert settings.identities["slack:U012AB3CD"] == ("00000000-0000-0000-0000-00000000000b",)
+    assert settings.replication_settle_seconds == 180
     assert "s3cret" not in repr(settings)
 
 
@@ -43,6 +44,10 @@ def test_secret_from_a_file(tmp_path: Path) -> None:
         ("[wat]\n", "wat: unknown section"),
         ("[policy\n", "is not valid TOML"),
         ("[clock]\nscale = 0\n", "clock.scale"),
+        (  # longer than the rollback's budget could wait out
+            "[policy]\nreplication_settle_seconds = 301\n",
+            "policy.replication_settle_seconds: Input should be less than or equal to 300",
+        ),
     ],
 )
 def test_each_mistake_is_named(tmp_path: Path, text: str, message: str) -> None:
