@@ -37,7 +37,7 @@ def planned_read(job: Job, now: datetime) -> dict[str, Any] | None:
     """The activity read this job's WPC plans, with its span; None when there is nothing to
     read: no read planned (an older WPC) or no write ever sent (nothing was granted)."""
     planned = job.plan.payload["metadata"]["breakglass"].get("activity")
-    if not isinstance(planned, Mapping) or not (job.write_done or job.write_sent):
+    if not isinstance(planned, Mapping) or not (job.write_done or job.may_have_written):
         return None  # the caller also skips the read when the rollback found nothing granted
     since = parse_iso(job.window_start or job.created_at)
     window = activity.span(since, max(now, since))

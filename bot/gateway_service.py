@@ -23,8 +23,8 @@ from engine.cst import TokenKind
 from engine.errors import AdapterError, GatewayRefusal, InputError, JobNotFound
 from engine.gateway import Allowed, GatewayView, ToolCall, decide, recorded_call
 from engine.job import Job
-from engine.lifecycle import ToolCallRecorded
-from engine.tools import ToolResult
+from engine.lifecycle import ToolCallRecorded, WriteSending
+from engine.tools import ToolResult, ToolRole
 from engine.wpc import Policy
 
 log = logging.getLogger("breakglass.gateway")
@@ -102,6 +102,16 @@ class ToolGateway:
             return GatewayOutcome(
                 False, "refused", receipt_id, reason=public_reason(refusal.reason)
             )
+        if _is_planned_write(job, call, allowed):
+            # Durably "in flight" before it leaves: a crash before its receipt cannot hide it.
+            marked = await self.service.command(job_id, WriteSending())
+            if not marked.ok:  # the job ended since the decision (or stayed busy): not sent
+                body = {"error": "WRITE_NOT_SENT", "reason": marked.reason, "sent": False}
+                t0 = time.perf_counter()
+                result = ToolResult("error", body)
+                return await self._record_allowed(
+                    job_id, call, allowed, receipt_id, result, t0, started
+                )
         return await self._execute(job_id, call, allowed, receipt_id, started)
 
     async def _decide(self, job: Job, call: ToolCall, token: object, raw_args: object) -> Allowed:
@@ -221,6 +231,11 @@ class ToolGateway:
         calls = list(self._calls.get(job_id, ()))
         if calls:
             await asyncio.gather(*calls, return_exceptions=True)
+
+
+def _is_planned_write(job: Job, call: ToolCall, allowed: Allowed) -> bool:
+    planned = job.plan.payload["metadata"]["breakglass"]["action"]["tool"]
+    return allowed.spec.role == ToolRole.WRITE and call.tool_name == planned
 
 
 def _settled(allowed: Allowed) -> bool:

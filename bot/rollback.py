@@ -152,7 +152,7 @@ class _Run:
 
     async def undo_and_verify(self) -> bool:
         job, terms = self.job, self.terms
-        if not job.write_sent and await self.nothing_granted():
+        if not job.may_have_written and await self.nothing_granted():
             return True
         if job.write_done and job.verified_after_write is None:
             # Ended between the write and its read: do the planned read now, before undoing,
@@ -178,7 +178,7 @@ class _Run:
         """Absence read too soon after a write that may have landed proves nothing: remove
         and read again until a removal sees our grant, or the absence is read at least
         ``replication_settle`` after the window's end (False when the budget ends first)."""
-        if not verified or not self.job.write_sent:
+        if not verified or not self.job.may_have_written:
             return verified
         until = parse_iso(self.job.ended_at or self.job.created_at)
         until += self.service.rules.replication_settle
@@ -207,7 +207,7 @@ class _Run:
         # The read's own targets were refused before sending, like every write of ours:
         # they name nothing in the tenant, so nothing of ours can be there.
         unsent = outcome.allowed and outcome.result.get("sent") is False
-        return unsent and not self.job.write_sent
+        return unsent and not self.job.may_have_written
 
     async def once(self, step: Mapping[str, Any]) -> bool:
         outcome = await self.call(step)
@@ -275,7 +275,7 @@ class _Run:
         derived = derived_steps(self.job.derived_rollback)
         # No write left our hands and nothing had to be removed: the window granted nothing,
         # so the planned steps have nothing to contain (what the window created still goes).
-        granted = self.job.write_sent or self.attempts > 0
+        granted = self.job.may_have_written or self.attempts > 0
         for step in end_steps(self.terms, self.job.derived_rollback):
             planned = step not in derived  # a derived step names what the tenant created
             if planned and not granted:

@@ -116,6 +116,9 @@ class Job:
     ended_at: str | None = None
     write_done: bool = False
     write_sent: bool = False  # a write may have reached the tenant (sent, whatever came back)
+    # The planned write was let out of the gateway and its receipt is not in yet: it may have
+    # landed (a crash between sending and receipting leaves this set).
+    write_in_flight: bool = False
     verified_after_write: bool | None = None
     rollback_verified: bool | None = None
     rollback_attempts: int = 0
@@ -134,6 +137,11 @@ class Job:
     @property
     def resolved(self) -> bool:
         return self.state in RESOLVED
+
+    @property
+    def may_have_written(self) -> bool:
+        """Could the planned write have reached the tenant (receipted as sent, or in flight)?"""
+        return self.write_sent or self.write_in_flight
 
     def token(self, kind: str) -> Token | None:
         """The newest token of ``kind`` (extensions replace the agent token)."""

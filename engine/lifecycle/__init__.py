@@ -49,6 +49,7 @@ from engine.lifecycle.commands import (
     ToolCallRecorded,
     Transition,
     Withdraw,
+    WriteSending,
     refusal_note,
 )
 from engine.lifecycle.machine import apply
@@ -91,6 +92,7 @@ __all__ = [
     "ToolCallRecorded",
     "Transition",
     "Withdraw",
+    "WriteSending",
     "apply",
     "refusal_note",
     "start",

@@ -23,6 +23,7 @@ from engine.lifecycle.commands import (
     ModelCallRecorded,
     ToolCallRecorded,
     Transition,
+    WriteSending,
     refuse,
 )
 from engine.lifecycle.ending import begin_end
@@ -65,6 +66,7 @@ def tool_call(job: Job, command: ToolCallRecorded, ctx: Ctx) -> Transition:
         changes["write_done"] = job.write_done or command.status == "success"
         # Only a write refused before it left us (bad arguments) is known not to have landed.
         changes["write_sent"] = job.write_sent or command.result.get("sent") is not False
+        changes["write_in_flight"] = False  # its receipt is in
     # A cancelled or failed read learned nothing: it never overwrites what one did learn.
     learned = command.verified is not None and job.write_done
     if learned and _is_planned_read(job, command, "verify_action"):
@@ -75,6 +77,16 @@ def tool_call(job: Job, command: ToolCallRecorded, ctx: Ctx) -> Transition:
     return ledger.finish(
         [Effect(UPDATE_CARDS)], {"state": ledger.job.state, "receipt_id": command.receipt_id}
     )
+
+
+def write_sending(job: Job, _command: WriteSending, ctx: Ctx) -> Transition:
+    """Mark the job's write as in flight (no chain event: its receipt follows). Only an
+    active job may send it; a job that ended meanwhile sends nothing."""
+    if job.state != ACTIVE:
+        raise refuse("NOT_ACTIVE", f"the job is {job.state}")
+    ledger = Ledger(job, ctx.now)
+    ledger.job = job.but(write_in_flight=True)
+    return ledger.finish()
 
 
 def _token_with_scope(job: Job, scope_hash: str | None) -> Token | None:

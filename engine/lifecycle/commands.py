@@ -146,6 +146,13 @@ class Tick:
 
 
 @dataclass(frozen=True)
+class WriteSending:
+    """The planned write is about to leave the gateway: from now on it may have landed.
+    Recorded before it is sent, so a crash between sending and receipting it cannot leave a
+    job that looks as if it never wrote (its rollback would then trust one read)."""
+
+
+@dataclass(frozen=True)
 class ToolCallRecorded:
     """The gateway allowed and ran, or refused, a tool call."""
 
@@ -236,6 +243,7 @@ Command = (
     | ExecutorFailed
     | RemovalDelayed
     | ExecutorStopped
+    | WriteSending
 )
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from engine.job import Job
 from engine.lifecycle.approvals import approve, deny, extend, step_up_failed, withdraw
-from engine.lifecycle.calls import executor_stopped, model_call, tool_call
+from engine.lifecycle.calls import executor_stopped, model_call, tool_call, write_sending
 from engine.lifecycle.commands import (
     Approve,
     Command,
@@ -27,6 +27,7 @@ from engine.lifecycle.commands import (
     ToolCallRecorded,
     Transition,
     Withdraw,
+    WriteSending,
     refuse,
 )
 from engine.lifecycle.ending import (
@@ -57,6 +58,7 @@ _OPEN_JOB: dict[type, Handler] = {
     ExecutorFailed: executor_failed,
     RemovalDelayed: removal_delayed,
     ExecutorStopped: executor_stopped,
+    WriteSending: write_sending,
 }
 
 

@@ -11,10 +11,14 @@ matter. The third is a fault of the check, found while soaking the fix.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import pytest
 
+from engine import catalog
+from engine.lifecycle import Kill
 from tests.integration.invariant.inputs import PEOPLE, POLICIES, ROLES, TENANT, Form
 from tests.integration.invariant.test_first_law import FirstLaw
 
@@ -51,7 +55,10 @@ Step = Callable[[FirstLaw], object]
 
 def replay(steps: list[Step]) -> None:
     """Run ``steps`` as the soak would: the law checked after each, then time runs out."""
-    law = FirstLaw()
+    replay_with(FirstLaw(), steps)
+
+
+def replay_with(law: FirstLaw, steps: list[Step]) -> None:
     try:
         law.resolved_jobs_obey_the_law()
         for step in steps:
@@ -80,9 +87,9 @@ def _lag_then_write_then_no_lag() -> list[Step]:
     revocation are writes), then the lag is switched off."""
     return [
         lambda law: law.request_and_approve(form=ROLE),
-        lambda law: law.replication_lag(reads=2),
+        lambda law: law.replication_lag(reads=2, seconds=0),
         lambda law: law.kill(identity="console:alice", job_id="job-1"),
-        lambda law: law.replication_lag(reads=0),
+        lambda law: law.replication_lag(reads=0, seconds=0),
     ]
 
 
@@ -168,7 +175,7 @@ def _lost_write_then_lagging_reads() -> list[Step]:
     listing = ("GET", "roleAssignmentScheduleRequests")
     return [
         lambda law: law.tenant_fault("drop", request, times=1, retry_after=None, applied=True),
-        lambda law: law.replication_lag(reads=3),
+        lambda law: law.replication_lag(reads=3, seconds=0),
         lambda law: law.tenant_fault("unavailable", listing, 1, retry_after=None, applied=False),
         lambda law: law.tenant_fault("unavailable", listing, 3, retry_after=None, applied=False),
         lambda law: law.request_and_approve(form=SOAK_ROLE),
@@ -190,3 +197,53 @@ def test_a_lost_write_answer_behind_lagging_reads_is_undone() -> None:
     """Soak failure (stop 13, after 17 minutes): "job-1 ended closed but the tenant still
     has: [... holds ...]"."""
     replay(_lost_write_then_lagging_reads())
+
+
+class AnswerNeverComes:
+    """The Graph tools of a process that dies while its role write is out: the write lands
+    in the tenant, and the process never hears back (so it never receipts it)."""
+
+    def __init__(self, tools: Any) -> None:
+        self.tools = tools
+        self.landed = asyncio.Event()
+
+    async def call(self, tool_name: str, arguments: Mapping[str, Any]) -> Any:
+        result = await self.tools.call(tool_name, arguments)
+        if tool_name == catalog.WRITE_ROLE:
+            self.landed.set()
+            await asyncio.Event().wait()  # until the process dies
+        return result
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.tools, name)
+
+
+def test_a_write_the_process_died_sending_is_undone_behind_lagging_reads() -> None:
+    """Found by reading the rollback, not by the soak (its restarts come between steps): a
+    process SIGKILLed after its role write left, before the receipt, left a job with no
+    write on record, whose rollback then trusted one read, and the replicas lagged behind
+    the write; the job ended ``killed`` with the role held. The gateway now marks the write
+    in flight, durably, before it leaves."""
+    law = FirstLaw()
+    world = law.world
+    world.tenant.set_replication_lag(seconds=120)
+    hanging = AnswerNeverComes(world.service.tools)
+    world.service.tools = hanging  # type: ignore[assignment]
+
+    async def approve_until_the_write_lands() -> None:
+        job_id = await law._request(OTHER_ROLE, "console:alice")
+        assert job_id == "job-1"
+        await law._two_approve(job_id)
+        await hanging.landed.wait()
+
+    async def killed_before_the_new_process_resumes() -> None:
+        await world.die()
+        await law._command("job-1", Kill(law._actor("console:bob")))
+        await world.service.resume()
+        await world.settle()
+
+    def died_mid_write(law: FirstLaw) -> None:
+        law._run(approve_until_the_write_lands())
+        law._run(killed_before_the_new_process_resumes())
+
+    replay_with(law, [died_mid_write, lambda law: law.time_passes(seconds=30 * 60)])

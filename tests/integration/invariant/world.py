@@ -12,6 +12,7 @@ import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, NoReturn
 
 from adapters.graph import GraphTools, RetryPolicy
 from adapters.graph.simulated import Fault, SimulatedTenant
@@ -20,6 +21,7 @@ from bot.app import default_directory, seed_people
 from bot.executor import RunbookExecutor
 from bot.gateway_service import ToolGateway
 from bot.service import JobService
+from engine.errors import StoreError
 from engine.identity import Directory
 from engine.job import Job
 from engine.lifecycle import Rules
@@ -82,6 +84,16 @@ class Node:
 
     async def close(self) -> None:
         await self.tools.close()
+
+
+class DeadStore:
+    """The store as a killed process sees it: every call fails."""
+
+    def __getattr__(self, name: str) -> Any:
+        async def dead(*_args: object, **_kwargs: object) -> NoReturn:
+            raise StoreError(f"the process died before {name}")
+
+        return dead
 
 
 class Outages:
@@ -176,6 +188,19 @@ class World:
         self.node = self._build_node()
         await self.node.service.resume()
         await self.settle()
+
+    async def die(self) -> None:
+        """SIGKILL mid-call: from now on nothing of the old process reaches the store (a
+        receipt it had not written is lost, unlike ``restart(crash=True)``, where cancelled
+        calls are still receipted). A new process is built; ``resume()`` is the caller's."""
+        old = self.node
+        assert old is not None
+        old.service.store = DeadStore()  # type: ignore[assignment]
+        for task in list(old.service.tasks):
+            task.cancel()
+        await asyncio.gather(*old.service.tasks, return_exceptions=True)
+        await old.close()
+        self.node = self._build_node()
 
     async def close(self) -> None:
         if self.node is not None:

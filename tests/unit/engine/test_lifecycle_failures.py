@@ -23,6 +23,7 @@ from engine.lifecycle import (
     RemovalDelayed,
     RollbackFinished,
     ToolCallRecorded,
+    WriteSending,
 )
 from engine.timeutil import parse_iso
 from tests.support.engine_sim import BOB, JobSim
@@ -137,3 +138,23 @@ def test_only_a_write_refused_before_sending_counts_as_never_sent() -> None:
     assert (t.job.write_done, t.job.write_sent) == (False, True)
     t = sim.do(recorded(sim, "action", refused, "error"))
     assert t.job.write_sent is True  # once maybe sent, always maybe sent
+
+
+def test_a_write_is_in_flight_from_before_it_is_sent_until_its_receipt() -> None:
+    sim = active()
+    t = sim.do(WriteSending())
+    assert t.records == ()  # no chain event: the receipt that follows is the record
+    assert (t.job.write_in_flight, t.job.write_sent, t.job.may_have_written) == (True, False, True)
+    refused = {"error": "INVALID_ARGUMENT", "sent": False}
+    t = sim.do(recorded(sim, "action", refused, "error"))
+    assert (t.job.write_in_flight, t.job.may_have_written) == (False, False)
+
+
+def test_a_write_is_not_let_out_once_the_job_has_ended() -> None:
+    sim = active()
+    sim.do(Kill(BOB))
+    before = sim.job
+    with pytest.raises(CommandRefused) as refused:
+        sim.do(WriteSending())
+    assert refused.value.reason == "NOT_ACTIVE"
+    assert sim.job == before
