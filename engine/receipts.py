@@ -92,6 +92,17 @@ def _unbound(payload: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in payload.items() if k != "binding"}
 
 
+def _receipt(receipt_id: str, at: datetime, fields: Mapping[str, Any]) -> dict[str, Any]:
+    """A v1 receipt payload: the version and id every kind opens with, its own ``fields``,
+    then the time it witnesses."""
+    return {"receipt_version": "1", "receipt_id": receipt_id, **fields, "timestamp": iso_ms(at)}
+
+
+def _count(value: int) -> int:
+    """Token counts and latencies are whole and never negative, whatever was measured."""
+    return max(0, int(value))
+
+
 def tool_receipt_payload(
     *,
     receipt_id: str,
@@ -104,18 +115,16 @@ def tool_receipt_payload(
     latency_ms: int,
 ) -> dict[str, Any]:
     """An unbound tool receipt; ``status`` is success, error or timeout."""
-    return {
-        "receipt_version": "1",
-        "receipt_id": receipt_id,
+    fields = {
         "tool_name": tool_name,
         "args_hash_b64u": content_hash(arguments),
         "result_hash_b64u": content_hash(result),
         "result_status": status,
         "hash_algorithm": "SHA-256",
         "agent_did": agent_did,
-        "timestamp": iso_ms(at),
-        "latency_ms": max(0, int(latency_ms)),
+        "latency_ms": _count(latency_ms),
     }
+    return _receipt(receipt_id, at, fields)
 
 
 def human_approval_payload(
@@ -131,9 +140,7 @@ def human_approval_payload(
     minted_capability_ttl_seconds: int | None = None,
 ) -> dict[str, Any]:
     """An unbound human approval receipt. The approved scope is the plan (= policy) hash."""
-    payload: dict[str, Any] = {
-        "receipt_version": "1",
-        "receipt_id": receipt_id,
+    fields: dict[str, Any] = {
         "approval_type": approval_type,
         "approver_subject": approver_subject,
         "approver_method": "ui_click",
@@ -143,12 +150,11 @@ def human_approval_payload(
         "policy_hash_b64u": plan_hash_b64u,
         "plan_hash_b64u": plan_hash_b64u,
         "hash_algorithm": "SHA-256",
-        "timestamp": iso_ms(at),
     }
     if minted_capability_id is not None:
-        payload["minted_capability_id"] = minted_capability_id
-        payload["minted_capability_ttl_seconds"] = minted_capability_ttl_seconds or 0
-    return payload
+        fields["minted_capability_id"] = minted_capability_id
+        fields["minted_capability_ttl_seconds"] = minted_capability_ttl_seconds or 0
+    return _receipt(receipt_id, at, fields)
 
 
 def gateway_receipt_payload(
@@ -166,22 +172,19 @@ def gateway_receipt_payload(
     metadata: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """An unbound model-call receipt over the exact forwarded request and response bytes."""
-    payload: dict[str, Any] = {
-        "receipt_version": "1",
-        "receipt_id": receipt_id,
+    fields: dict[str, Any] = {
         "gateway_id": gateway_id,
         "provider": provider,
         "model": model,
         "request_hash_b64u": sha256_b64u(request_body),
         "response_hash_b64u": sha256_b64u(response_body),
-        "tokens_input": max(0, int(tokens_input)),
-        "tokens_output": max(0, int(tokens_output)),
-        "latency_ms": max(0, int(latency_ms)),
-        "timestamp": iso_ms(at),
+        "tokens_input": _count(tokens_input),
+        "tokens_output": _count(tokens_output),
+        "latency_ms": _count(latency_ms),
     }
     if metadata:
-        payload["metadata"] = dict(metadata)
-    return payload
+        fields["metadata"] = dict(metadata)
+    return _receipt(receipt_id, at, fields)
 
 
 def bind_and_sign(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -24,7 +25,7 @@ from engine.receipts import TOOL_RECEIPT, content_hash
 from engine.timeutil import iso_ms, parse_iso
 from engine.tools import ToolResult
 from engine.verify import verify_bundle
-from tests.integration.service.conftest import Env, build_env
+from tests.integration.service.conftest import Env, opened_env
 from tests.integration.service.test_jobs import approved, role
 from tests.support.engine_sim import trust_for
 from tests.support.fakes import Clock, GraphError, MemoryTenant
@@ -87,18 +88,32 @@ class Faulty:
         return await self.tenant.find_marked_grants()
 
 
-@pytest.fixture
-async def faulty(tmp_path: Path) -> AsyncIterator[tuple[Env, Faulty]]:
+@asynccontextmanager
+async def faulty_env(
+    tmp_path: Path, rules: Rules, **service: Any
+) -> AsyncIterator[tuple[Env, Faulty]]:
+    """An env whose tools are the memory tenant behind a ``Faulty``; settled and closed after."""
     made: list[Faulty] = []
 
     def wrap(tenant: MemoryTenant, clock: Clock) -> Faulty:
         made.append(Faulty(tenant, clock))
         return made[0]
 
-    env = await build_env(tmp_path, wrap, rules=Rules(approvers=APPROVERS))
-    yield env, made[0]
-    await env.settle()
-    await env.store.close()
+    async with opened_env(tmp_path, tools=wrap, rules=rules, **service) as env:
+        yield env, made[0]
+
+
+@pytest.fixture
+async def faulty(tmp_path: Path) -> AsyncIterator[tuple[Env, Faulty]]:
+    async with faulty_env(tmp_path, Rules(approvers=APPROVERS)) as made:
+        yield made
+
+
+@pytest.fixture
+async def active(faulty: tuple[Env, Faulty]) -> tuple[Env, Faulty]:
+    """``faulty`` with job-s1 requested and approved: its window is open."""
+    await approved(faulty[0])
+    return faulty
 
 
 async def kill(env: Env) -> Job:
@@ -147,10 +162,9 @@ async def test_c_an_exception_that_is_no_adapter_error_is_receipted(
 
 
 async def test_d_a_removal_failing_for_minutes_is_retried_within_the_time_budget(
-    faulty: tuple[Env, Faulty],
+    active: tuple[Env, Faulty],
 ) -> None:
-    env, tools = faulty
-    await approved(env)
+    env, tools = active
     tools.removal_fails_until = env.clock.now + timedelta(minutes=6)
     job = await kill(env)
     assert job.state == KILLED, job
@@ -163,10 +177,9 @@ async def test_d_a_removal_failing_for_minutes_is_retried_within_the_time_budget
 
 
 async def test_d_a_spent_budget_fails_and_escalates_naming_the_grant_never_verified(
-    faulty: tuple[Env, Faulty],
+    active: tuple[Env, Faulty],
 ) -> None:
-    env, tools = faulty
-    await approved(env)
+    env, tools = active
     killed_at = env.clock.now
     tools.removal_fails_until = killed_at + timedelta(days=1)
     job = await kill(env)
@@ -188,16 +201,9 @@ async def test_d_a_spent_budget_fails_and_escalates_naming_the_grant_never_verif
 
 
 async def test_e_the_rollback_keeps_its_token_across_retries(tmp_path: Path) -> None:
-    made: list[Faulty] = []
-
-    def wrap(tenant: MemoryTenant, clock: Clock) -> Faulty:
-        made.append(Faulty(tenant, clock))
-        return made[0]
-
     rules = Rules(approvers=APPROVERS, rollback_token_ttl=timedelta(seconds=60))
     # Posts unpaced: on this test clock the pacer's waits would add to the rollback's time.
-    env = await build_env(tmp_path, wrap, rules=rules, receipts_every=timedelta(0))
-    try:
+    async with faulty_env(tmp_path, rules, receipts_every=timedelta(0)) as (env, _):
         await approved(env)
         env.tenant.fail_removals = 4
         job = await kill(env)
@@ -206,16 +212,12 @@ async def test_e_the_rollback_keeps_its_token_across_retries(tmp_path: Path) -> 
         rollback_tokens = [t for t in job.tokens if t.kind == TokenKind.ROLLBACK]
         assert len(rollback_tokens) == 1
         await assert_bundle_valid(env, job)
-    finally:
-        await env.settle()
-        await env.store.close()
 
 
 async def test_f_an_early_removal_is_contained_announced_then_done_when_allowed(
-    faulty: tuple[Env, Faulty],
+    active: tuple[Env, Faulty],
 ) -> None:
-    env, tools = faulty
-    await approved(env)
+    env, tools = active
     allowed_at = env.clock.now + timedelta(minutes=5)
     tools.removal_refused_until = allowed_at
     job = await kill(env)
@@ -235,13 +237,12 @@ async def test_f_an_early_removal_is_contained_announced_then_done_when_allowed(
 
 
 async def test_f2_a_removal_whose_answer_lagged_is_receipted_again_once_read_undone(
-    faulty: tuple[Env, Faulty],
+    active: tuple[Env, Faulty],
 ) -> None:
     """Found by the model-based test (soak): the removal landed but its own read-back said
     otherwise, the verification read then showed it undone, and the job ended ``closed``
     while its bundle failed ``BREAKGLASS_ROLLBACK_MISSING`` (no successful rollback)."""
-    env, tools = faulty
-    await approved(env)
+    env, tools = active
     tools.stale_removals = 1
     job = await kill(env)
     assert job.state == KILLED, job
@@ -257,10 +258,9 @@ async def test_f2_a_removal_whose_answer_lagged_is_receipted_again_once_read_und
 
 
 async def test_g_a_kill_racing_an_in_flight_read_ends_killed_and_the_caller_is_answered(
-    faulty: tuple[Env, Faulty],
+    active: tuple[Env, Faulty],
 ) -> None:
-    env, tools = faulty
-    await approved(env)
+    env, tools = active
     job = await env.service.load("job-s1")
     assert job.verified_after_write is True
     check = job.plan.payload["metadata"]["breakglass"]["verify_action"]
