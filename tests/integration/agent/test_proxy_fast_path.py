@@ -119,8 +119,11 @@ async def fixed_answer(request: pytest.FixtureRequest) -> AsyncIterator[tuple[by
 
 
 async def call_with_fixed_answer(
-    make_env: MakeEnv, session: aiohttp.ClientSession, base_url: str
+    make_env: MakeEnv, session: aiohttp.ClientSession, fixed: tuple[bytes, str]
 ) -> tuple[AgentEnv, bytes]:
+    """One call through the proxy to the fixed upstream: the answer is the upstream's with our
+    chained receipt (and nothing else) added, and the body kept is the one received."""
+    sent, base_url = fixed
     env = await make_env(
         agent=False, proxy={"upstream": UpstreamConfig(SCRIPTED_PROVIDER, base_url)}
     )
@@ -128,37 +131,32 @@ async def call_with_fixed_answer(
     headers = {CST_HEADER: await token(env)}
     data = json.dumps(chat()).encode()
     async with session.post(env.proxy_url + "/chat/completions", data=data, headers=headers) as r:
-        assert r.status == 200
-        assert r.content_type == "application/json"
-        return env, await r.read()
+        assert (r.status, r.content_type) == (200, "application/json")
+        raw = await r.read()
+    (chained,) = await envelopes(env, "job-a1", "gateway_receipt")
+    assert json.loads(raw) == json.loads(sent) | {"_receipt_envelope": chained}
+    assert raw.count(b'"_receipt_envelope"') == 1  # an upstream's own is replaced, not kept
+    (kept,) = await env.store.exchanges("job-a1")
+    assert kept.response_body == sent  # what was hashed is what came, not what went on
+    return env, raw
 
 
 @pytest.mark.parametrize("fixed_answer", [SPACED, EMPTY], indirect=True)
 async def test_a_json_answer_keeps_its_bytes_and_gains_the_receipt(
     make_env: MakeEnv, http: aiohttp.ClientSession, fixed_answer: tuple[bytes, str]
 ) -> None:
-    sent, base_url = fixed_answer
-    env, raw = await call_with_fixed_answer(make_env, http, base_url)
-    (chained,) = await envelopes(env, "job-a1", "gateway_receipt")
-    assert json.loads(raw) == json.loads(sent) | {"_receipt_envelope": chained}
-    if sent != EMPTY:
-        assert raw.startswith(sent.rstrip()[:-1] + b',"_receipt_envelope":')
-    (kept,) = await env.store.exchanges("job-a1")
-    assert kept.response_body == sent  # what was hashed is what came, not what went on
+    env, raw = await call_with_fixed_answer(make_env, http, fixed_answer)
+    sent = fixed_answer[0]
+    head = sent.rstrip()[:-1] + (b"," if sent != EMPTY else b"")
+    assert raw.startswith(head + b'"_receipt_envelope":')
     (receipt,) = await model_receipts(env, "job-a1")
-    assert (receipt["tokens_input"], receipt["tokens_output"]) == (
-        (3, 2) if sent == SPACED else (0, 0)
-    )
+    usage = (receipt["tokens_input"], receipt["tokens_output"])
+    assert usage == ((3, 2) if sent == SPACED else (0, 0))
 
 
 @pytest.mark.parametrize("fixed_answer", [FORGED, UTF16], indirect=True)
 async def test_an_answer_that_cannot_be_appended_to_is_re_encoded_with_our_receipt(
     make_env: MakeEnv, http: aiohttp.ClientSession, fixed_answer: tuple[bytes, str]
 ) -> None:
-    sent, base_url = fixed_answer
-    env, raw = await call_with_fixed_answer(make_env, http, base_url)
-    (chained,) = await envelopes(env, "job-a1", "gateway_receipt")
-    assert raw.count(b'"_receipt_envelope"') == 1  # the upstream's own is replaced, not kept
-    assert json.loads(raw) == json.loads(sent) | {"_receipt_envelope": chained}
-    (kept,) = await env.store.exchanges("job-a1")
-    assert kept.response_body == sent
+    _, raw = await call_with_fixed_answer(make_env, http, fixed_answer)
+    assert not raw.startswith(fixed_answer[0][:-1])  # a new encoding, not the upstream's bytes
