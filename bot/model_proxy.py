@@ -24,7 +24,7 @@ from typing import Any
 from aiohttp import web
 
 from adapters.llm import HttpUpstream, ModelUpstream, format_comment
-from adapters.llm.usage import usage_of
+from adapters.llm.usage import usage_in, usage_of
 from bot.proxy_admission import Admission, Admitted, Route
 from bot.redaction import Redaction
 from bot.scripted_model import SCRIPTED_PROVIDER, ScriptedModel
@@ -47,6 +47,7 @@ log = logging.getLogger("breakglass.model_proxy")
 CST_HEADER = "X-CST"
 RECEIPT_HEADER = "X-Breakglass-Receipt-Id"
 OPENROUTER_PREFIX = "openrouter/"
+RECEIPT_MEMBER = "_receipt_envelope"
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,14 @@ class _Exchange:
     complete: bool = False
     client_gone: bool = False
     latency_ms: int = 0
+    answer: object = None  # a JSON answer, parsed once for its usage and for the reply
+
+
+def _json_body(body: bytes) -> object:
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
 
 
 class ModelProxy:
@@ -204,14 +213,15 @@ class ModelProxy:
         if not ex.complete:
             return _error(502, "UPSTREAM_BROKE_OFF", "the model upstream broke off")
         body = bytes(ex.received)
-        try:
-            answer = json.loads(body)
-        except ValueError:
-            answer = None
+        answer = ex.answer
         headers = {RECEIPT_HEADER: call.receipt_id}
         if not isinstance(answer, dict):
             return web.Response(body=body, status=ex.status, headers=headers)
-        answer["_receipt_envelope"] = envelope
+        spliced = with_member(body, answer, RECEIPT_MEMBER, envelope)
+        if spliced is not None:
+            headers["Content-Type"] = "application/json; charset=utf-8"
+            return web.Response(body=spliced, status=ex.status, headers=headers)
+        answer[RECEIPT_MEMBER] = envelope
         return web.json_response(answer, status=ex.status, headers=headers)
 
     # ---------------------------------------------------------------- receipting
@@ -225,7 +235,11 @@ class ModelProxy:
 
     async def _receipt(self, call: Admitted, ex: _Exchange) -> Mapping[str, Any] | None:
         response = bytes(ex.received)
-        tokens_in, tokens_out = usage_of(response, ex.stream is not None)
+        if ex.stream is None:
+            ex.answer = _json_body(response)
+            tokens_in, tokens_out = usage_in([ex.answer])
+        else:
+            tokens_in, tokens_out = usage_of(response, True)
         payload = gateway_receipt_payload(
             receipt_id=call.receipt_id,
             gateway_id=self.config.gateway_id,
@@ -301,6 +315,21 @@ def _metadata(call: Admitted, ex: _Exchange) -> dict[str, Any]:
         "upstream_status": ex.status,
         **redaction.metadata(),
     }
+
+
+def with_member(body: bytes, parsed: dict[str, Any], name: str, value: object) -> bytes | None:
+    """``body`` (the JSON object ``parsed``) with ``name: value`` added as its last member and
+    its own bytes kept: re-encoding a large answer costs more than every check of the call.
+    None when that cannot be done by appending: a body that is not UTF-8, or that holds the
+    name already (the caller replaces it then, so the answer never carries it twice)."""
+    if name in parsed or json.detect_encoding(body) != "utf-8" or body.startswith(_UTF8_BOM):
+        return None
+    head = body.rstrip(b" \t\r\n")[:-1]  # the object's closing brace removed
+    member = json.dumps(name).encode() + b":" + jcs(value)
+    return head + (b"," if parsed else b"") + member + b"}"
+
+
+_UTF8_BOM = b"\xef\xbb\xbf"
 
 
 def _ms_since(t0: float) -> int:

@@ -2,20 +2,23 @@
 to which upstream and model, and the exact bytes that will be forwarded.
 
 Order (fail closed, cheapest refusal first): (1) the token's signature, which makes its
-``mission_id`` trustworthy; (2) the job and its published WPC, verified against the
-publisher key; (3) the full token check for that job and policy with the proxy audience,
-revocation in memory and in the store, and ``model:invoke`` scope; (4) the body: strict
-JSON object with a model and messages; (5) the route; (6) the WPC's model statements;
-(7) redaction and the forwarded bytes. Does NOT contact the upstream.
+``mission_id`` trustworthy (checked once per token string: ``SIGNED_TOKENS_KEPT``); (2) the
+job and its published WPC, verified against the publisher key; (3) the full token check for
+that job and policy with the proxy audience, revocation in memory and in the store, and
+``model:invoke`` scope, on every call; (4) the body: strict JSON object with a model and
+messages; (5) the route; (6) the WPC's model statements; (7) redaction and the forwarded
+bytes. Does NOT contact the upstream.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from collections.abc import AsyncIterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any
 
 from adapters.httpbody import read_capped
@@ -25,7 +28,7 @@ from bot.pinned_policies import PinnedPolicies
 from bot.redaction import Redaction, redact
 from bot.service import JobService
 from engine.canonical import strict_loads
-from engine.cst import PROXY_AUDIENCE, VerifiedToken, parse_token, verify_token
+from engine.cst import PROXY_AUDIENCE, VerifiedToken, check_claims, parse_token
 from engine.errors import (
     GatewayRefusal,
     InputError,
@@ -37,6 +40,10 @@ from engine.job import Job
 from engine.wpc import Policy
 
 MODEL_SCOPE = "model:invoke"
+# Tokens whose signature this proxy has checked, kept with their claims (an agent presents
+# the same CST on every call; a job has one or two). Only the signature and the decoding
+# are kept: time, job, policy pin, scope, audience and revocation are checked on every call.
+SIGNED_TOKENS_KEPT = 256
 
 
 @dataclass(frozen=True)
@@ -78,6 +85,7 @@ class Admission:
         self.max_request_bytes = max_request_bytes
         self.routes = dict(routes)  # model-name prefix -> route ("" is the default)
         self._policies = PinnedPolicies()
+        self._signed = functools.lru_cache(maxsize=SIGNED_TOKENS_KEPT)(_signed_claims)
 
     async def admit(self, token: str, body: AsyncIterable[bytes]) -> Admitted:
         caller = await self.authenticate(token)
@@ -100,8 +108,8 @@ class Admission:
         )
 
     async def authenticate(self, token: str) -> Caller:
-        issuers = {self.service.keys.issuer.did}
-        claims = parse_token(token, issuers)  # signature checked: mission_id is the issuer's
+        issuers = frozenset({self.service.keys.issuer.did})
+        claims = self._signed(token, issuers)  # signature checked: mission_id is the issuer's
         job_id = claims.get("mission_id")
         if not isinstance(job_id, str):
             raise InvalidToken("TOKEN_MALFORMED", "mission_id")
@@ -109,7 +117,7 @@ class Admission:
         # while the checks below run; its answer is awaited before anyone is admitted.
         durable = asyncio.ensure_future(self.service.store.is_revoked(str(claims.get("jti"))))
         try:
-            caller = await self._verify(token, job_id, issuers)
+            caller = await self._verify(claims, job_id)
             if await durable:
                 raise InvalidToken("TOKEN_REVOKED", caller.token.jti)
         finally:
@@ -118,7 +126,7 @@ class Admission:
             raise InvalidToken("TOKEN_INSUFFICIENT_SCOPE", MODEL_SCOPE)
         return caller
 
-    async def _verify(self, token: str, job_id: str, issuers: set[str]) -> Caller:
+    async def _verify(self, claims: Mapping[str, Any], job_id: str) -> Caller:
         """The full token check against the job as this process last saw it: a job moved by
         another replica revokes its tokens in the store, which ``authenticate`` asks."""
         try:
@@ -126,9 +134,8 @@ class Admission:
         except JobNotFound as exc:
             raise InvalidToken("TOKEN_WRONG_JOB", "no such job") from exc
         policy = self._policy(job)
-        verified = verify_token(
-            token,
-            trusted_issuers=issuers,
+        verified = check_claims(
+            claims,
             now=self.service.clock(),
             job_id=job_id,
             policy_hash_b64u=policy.policy_hash_b64u,
@@ -150,6 +157,12 @@ class Admission:
                 base = self.routes[prefix]
                 return Route(base.upstream, base.provider, model[len(prefix) :])
         raise InputError("model is empty")
+
+
+def _signed_claims(token: str, issuers: frozenset[str]) -> Mapping[str, Any]:
+    """The claims of a token whose signature verifies, read-only (they are shared by every
+    call that presents it). A refused token raises, so it is never kept."""
+    return MappingProxyType(parse_token(token, issuers))
 
 
 def _settled(lookup: asyncio.Future[bool]) -> None:

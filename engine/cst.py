@@ -234,7 +234,27 @@ def verify_token(
     CLOCK_SKEW_SECONDS (6) revocation by jti (7) mission_id (8) policy pin (9) scope hash
     (10) audience. Does NOT check which tool is called: that is the gateway's next step.
     """
-    claims = parse_token(token, trusted_issuers)
+    return check_claims(
+        parse_token(token, trusted_issuers),
+        now=now,
+        job_id=job_id,
+        policy_hash_b64u=policy_hash_b64u,
+        is_revoked=is_revoked,
+        audience=audience,
+    )
+
+
+def check_claims(
+    claims: Mapping[str, Any],
+    *,
+    now: datetime,
+    job_id: str,
+    policy_hash_b64u: str,
+    is_revoked: Callable[[str], bool],
+    audience: str,
+) -> VerifiedToken:
+    """Steps (4)-(10) of :func:`verify_token` on claims whose signature ``parse_token`` has
+    checked: everything that depends on the time, the job and its revocations."""
     check_claim_types(claims)
     at = epoch(now)
     if at > claims["exp"] + CLOCK_SKEW_SECONDS:

@@ -6,7 +6,7 @@ Counts are what the upstream says (self-reported); an answer without ``usage`` c
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from adapters.llm.sse import data_events
@@ -31,6 +31,11 @@ def usage_of(body: bytes, stream: bool) -> tuple[int, int]:
             answers = [json.loads(body)]
         except ValueError:
             answers = []
+    return usage_in(answers)
+
+
+def usage_in(answers: Sequence[Any]) -> tuple[int, int]:
+    """(input tokens, output tokens) of answers already parsed (a stream's: in order)."""
     for answer in reversed(answers):  # a stream reports usage in its last chunk
         counts = _counts(answer.get("usage")) if isinstance(answer, Mapping) else None
         if counts is not None:

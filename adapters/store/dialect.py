@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -21,8 +22,15 @@ def insert_new(conn: Connection, table: Table, row: Mapping[str, Any]) -> bool:
 
     RETURNING tells which happened: drivers need not report a rowcount for INSERT.
     """
-    stmt = insert_for(conn, table).on_conflict_do_nothing()
-    return conn.execute(stmt.returning(*table.primary_key.columns), row).first() is not None
+    return conn.execute(_insert_new(conn.dialect.name, table), row).first() is not None
+
+
+@functools.cache
+def _insert_new(dialect: str, table: Table) -> Insert:
+    # Built once per table: a model call's receipt runs this, and building the statement
+    # costs more than running it (the statement is immutable, so sharing it is safe).
+    stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    return stmt.on_conflict_do_nothing().returning(*table.primary_key.columns)
 
 
 def upsert(conn: Connection, table: Table, keys: Sequence[str], replace: Sequence[str]) -> Insert:
