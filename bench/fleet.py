@@ -1,4 +1,5 @@
-"""Replicas in one process for tests, ``make load`` and ``make chaos``: each a whole
+"""Replicas in one process for tests and ``bench.replica_kill`` (``make load`` and ``make
+chaos`` run each in a process of its own: ``bench.replica_process``): each a whole
 ``JobService`` of its own (store connections, Graph client, gateway, runbook executor, lease
 owner id), sharing only the database and one simulated tenant over HTTP, as two processes
 would. Time is one ``ManualClock`` the driver moves: the services read it, their sleeps wait

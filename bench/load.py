@@ -5,12 +5,16 @@ schema and one simulated tenant, on loopback, on a clock the run moves (bounded:
 open at once (the tenant is seeded with a role per job: two jobs changing one role's holders
 at once would fail each other's rollback check), while a stream of signed Slack interactions
 hits every replica's Slack edge (``bench.slack_stream``; ``--rate``, 0 for none).
-``chaos``: the same, plus replicas dying at random moments (no cleanup; a fresh replica
+``chaos``: the same, plus replicas SIGKILLed at random moments (a fresh replica process
 with a new id takes their place) and tenant faults (503s, throttling) on the way.
+Each replica is an OS process of its own (``bench.replica_process``), as an operator runs
+``breakglass serve`` twice; this process holds the tenant, the fake Slack and the clock.
 Afterwards every job must be terminal with a verifying bundle and a verified rollback,
 nothing privileged may be left, no grant removed twice, no false escalation, every Slack
-request acked with 200. One summary line; exit status 1 on any failure or when the run
-outlives ``--deadline``, 2 when PostgreSQL cannot be reached. ``make load`` also merges its
+request acked with 200 (a request whose connection a replica's death cut is counted apart,
+``ack_cut``: no ack reached Slack, which shows its user an error). One summary line; exit
+status 1 on any failure or when the run outlives ``--deadline``, 2 when PostgreSQL cannot
+be reached. ``make load`` also merges its
 chat ack figures into ``bench/results.json`` (``bench.replica_kill`` keeps them there).
 """
 

@@ -2,7 +2,7 @@
 operator runs ``breakglass serve`` twice, each replica has its own interpreter, event loop and
 core share, so a Slack ack on one never queues behind the other's work.
 
-The process holds a whole replica (``bench.fleet.open_replica``) on a clock of its own that
+The process holds a whole replica (``bench.fleet.open_replica_on``) on a clock of its own that
 the driver moves (``advance``), and optionally its Slack edge on a loopback port. The driver
 speaks to it over a pipe: each message ``(call id, operation, arguments)`` is answered by
 ``(call id, True, result)`` or ``(call id, False, error text)``; calls run concurrently, as
