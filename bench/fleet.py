@@ -1,4 +1,5 @@
-"""Replicas in one process for tests, ``make load`` and ``make chaos``: each a whole
+"""Replicas in one process for tests and ``bench.replica_kill`` (``make load`` and ``make
+chaos`` run each in a process of its own: ``bench.replica_process``): each a whole
 ``JobService`` of its own (store connections, Graph client, gateway, runbook executor, lease
 owner id), sharing only the database and one simulated tenant over HTTP, as two processes
 would. Time is one ``ManualClock`` the driver moves: the services read it, their sleeps wait
@@ -11,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time as wall
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from adapters.graph import GraphConfig, GraphTools
@@ -39,8 +40,8 @@ HANG_GUARD_SECONDS = 60.0  # only against a hung test, never a timing assumption
 class SharedTime:
     """The shared clock, and sleeps that end when the test has moved it far enough."""
 
-    def __init__(self) -> None:
-        self.manual = ManualClock()
+    def __init__(self, start: datetime | None = None) -> None:
+        self.manual = ManualClock(start)
         self._moved = asyncio.Condition()
         self.sleepers: set[asyncio.Task[Any]] = set()  # tasks waiting for the clock
 
@@ -145,8 +146,15 @@ async def open_replica(
     stalled: bool = False,
     deployment: str = "",
 ) -> Replica:
+    return await open_replica_on(name, url, graph_config(sim, deployment), time, stalled)
+
+
+async def open_replica_on(
+    name: str, url: str, config: GraphConfig, time: SharedTime, stalled: bool = False
+) -> Replica:
+    """A replica reaching the tenant through ``config`` (in a process of its own, too)."""
     store = await SqlStore.open(url)
-    graph = GraphTools(graph_config(sim, deployment), snapshots=store, clock=time.now)
+    graph = GraphTools(config, snapshots=store, clock=time.now)
     tools = Counting(Stalled(graph) if stalled else graph)
     service = seeded_service(
         store,
@@ -155,7 +163,7 @@ async def open_replica(
         sleep=time.sleep,
         replica_id=f"replica-{name}",
         lease_ttl=LEASE_TTL,
-        deployment=deployment or None,
+        deployment=config.deployment or None,
     )
     gateway = ToolGateway(service)
     service.executor = RunbookExecutor(gateway)

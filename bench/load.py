@@ -5,12 +5,16 @@ schema and one simulated tenant, on loopback, on a clock the run moves (bounded:
 open at once (the tenant is seeded with a role per job: two jobs changing one role's holders
 at once would fail each other's rollback check), while a stream of signed Slack interactions
 hits every replica's Slack edge (``bench.slack_stream``; ``--rate``, 0 for none).
-``chaos``: the same, plus replicas dying at random moments (no cleanup; a fresh replica
+``chaos``: the same, plus replicas SIGKILLed at random moments (a fresh replica process
 with a new id takes their place) and tenant faults (503s, throttling) on the way.
+Each replica is an OS process of its own (``bench.replica_process``), as an operator runs
+``breakglass serve`` twice; this process holds the tenant, the fake Slack and the clock.
 Afterwards every job must be terminal with a verifying bundle and a verified rollback,
 nothing privileged may be left, no grant removed twice, no false escalation, every Slack
-request acked with 200. One summary line; exit status 1 on any failure or when the run
-outlives ``--deadline``, 2 when PostgreSQL cannot be reached. ``make load`` also merges its
+request acked with 200 (a request whose connection a replica's death cut is counted apart,
+``ack_cut``: no ack reached Slack, which shows its user an error). One summary line; exit
+status 1 on any failure or when the run outlives ``--deadline``, 2 when PostgreSQL cannot
+be reached. ``make load`` also merges its
 chat ack figures into ``bench/results.json`` (``bench.replica_kill`` keeps them there).
 """
 
@@ -24,6 +28,7 @@ import random
 import sys
 import time as wall
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -32,21 +37,11 @@ from typing import Any
 
 from adapters.graph.simulated import SimulatedTenant
 from adapters.graph.simulated.faults import Fault
-from bench.fleet import (
-    IDS,
-    SIMULATED_SEED,
-    Replica,
-    SharedTime,
-    open_replica,
-    quiet,
-    role_request,
-)
+from bench.fleet import IDS, SIMULATED_SEED, SharedTime, graph_config
+from bench.remote_replica import RemoteReplica
+from bench.replica_process import Spec
 from bench.slack_stream import Acks, SlackFront, Stream
-from engine.job import OPEN
-from engine.lifecycle import Approve, Kill
-from engine.verify import verify_bundle
 from tests.integration.store.conftest import pg_listening, pg_schema
-from tests.support.engine_sim import trust_for
 
 PRINCIPALS = ("alice", "dave", "erin")
 # The tenant never lets the last holder of Privileged Role Administrator go: a job granting
@@ -116,7 +111,7 @@ class Summary:
             f"replicas={self.replicas} terminal={self.terminal} verified={self.verified} "
             f"privileged_left={self.privileged_left} duplicate_removals={self.duplicate_removals} "
             f"escalations={self.escalations} deaths={self.deaths} faults={self.faults} "
-            f"interactions={a.sent} ({a.rate:.0f}/s) ack_failed={a.failed} "
+            f"interactions={a.sent} ({a.rate:.0f}/s) ack_failed={a.failed} ack_cut={a.cut} "
             f"ack_p50={a.percentile(0.5):.1f}ms ack_p99={a.percentile(0.99):.1f}ms "
             f"command_p99={cmd_p99:.1f}ms"
             f"{' TIMED OUT' if self.timed_out else ''}"
@@ -136,42 +131,47 @@ class Summary:
         }
 
 
-class _Escalations(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.count = 0
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.count += "ESCALATION" in record.getMessage()
-
-
 @dataclass
 class Fleet:
+    """The replica processes, the tenant and the clock the driver moves for all of them."""
+
     url: str
     sim: SimulatedTenant
-    time: SharedTime
+    time: SharedTime  # the tenant's clock; each replica's follows it (``advance``)
     roles: tuple[str, ...]
     front: SlackFront | None = None
-    live: list[Replica] = field(default_factory=list)
-    dead: list[Replica] = field(default_factory=list)
+    live: list[RemoteReplica] = field(default_factory=list)
+    dead: list[RemoteReplica] = field(default_factory=list)
     born: int = 0
+    escalations: list[str] = field(default_factory=list)
 
-    async def add(self) -> Replica:
+    async def add(self) -> RemoteReplica:
         self.born += 1
-        replica = await open_replica(f"r{self.born}", self.url, self.sim, self.time)
+        slack = self.front.config() if self.front is not None else None
+        spec = Spec(f"r{self.born}", self.url, graph_config(self.sim), self.time.now(), slack)
+        replica = await RemoteReplica.start(spec, self.escalations.append)
         self.live.append(replica)
         if self.front is not None:
-            await self.front.attach(replica)
+            self.front.attach(replica.name, replica.slack_url)
         return replica
 
     async def kill_one(self, rng: random.Random) -> None:
-        """A replica dies without cleanup; a fresh one (new id) takes its place."""
+        """SIGKILL a replica process (no cleanup); a fresh one (new id) takes its place."""
         victim = self.live.pop(rng.randrange(len(self.live)))
-        victim.die()
         if self.front is not None:
-            self.front.detach(victim)
+            self.front.detach(victim.name)  # the load balancer sees it gone
+        await asyncio.to_thread(victim.kill)
         self.dead.append(victim)
         await self.add()
+
+    async def each(self, op: str, *args: Any) -> None:
+        """``op`` on every live replica at once (they are processes: they run in parallel)."""
+        await asyncio.gather(*(r.call(op, *args) for r in self.live))
+
+    async def quiet(self) -> None:
+        # Twice: a replica quiet before another's last commit may still hear of it (NOTIFY).
+        await self.each("quiet")
+        await self.each("quiet")
 
     async def tick(self, total: timedelta, between: Callable[[], Awaitable[None]]) -> None:
         """Move time by ``total`` in steps; ``between`` runs before each step's ticks."""
@@ -179,23 +179,15 @@ class Fleet:
         while moved < total:
             await self.time.advance(STEP)
             moved += STEP
+            await self.each("advance", self.time.now())
             await between()
-            for replica in list(self.live):
-                await replica.service.tick()
-            await quiet(self.time, *self.live)
+            await self.each("tick")
+            await self.quiet()
 
     async def close(self) -> None:
+        await asyncio.gather(*(r.close() for r in self.live + self.dead))
         if self.front is not None:
             await self.front.close()
-        for replica in self.live + self.dead:
-            await replica.close()
-
-
-async def _timed(summary: Summary, work: Any) -> Any:
-    started = wall.perf_counter()
-    outcome = await work
-    summary.command_ms.append((wall.perf_counter() - started) * 1000)
-    return outcome
 
 
 async def _start_job(fleet: Fleet, summary: Summary, job_id: str, n: int) -> None:
@@ -204,14 +196,13 @@ async def _start_job(fleet: Fleet, summary: Summary, job_id: str, n: int) -> Non
     principal = PRINCIPALS[(n // len(fleet.roles)) % len(PRINCIPALS)]
     if (IDS[principal], role) in STANDING:  # already holds it: nothing to grant
         principal = "alice"
-    request = role_request(job_id, r, WINDOW_MINUTES, principal, role)
-    out = await _timed(summary, r.service.request(request, key=f"req:{job_id}"))
-    if not out.ok:
-        raise RuntimeError(f"{job_id} refused at request: {out.reason}")
+    out = await r.start_job(job_id, WINDOW_MINUTES, principal, role)
+    summary.command_ms.append(out["ms"])
+    if not out["ok"]:
+        raise RuntimeError(f"{job_id} refused at request: {out['reason']}")
     for who in ("bob", "carol"):
         approver = fleet.live[(n + 1) % len(fleet.live)]
-        approve = Approve(approver.actor(who), out.result["plan_hash"])
-        await _timed(summary, approver.service.command(job_id, approve))
+        summary.command_ms.append(await approver.approve(job_id, who, out["plan_hash"]))
 
 
 async def _wave(
@@ -229,11 +220,11 @@ async def _wave(
             await _start_job(fleet, summary, job_id, int(job_id.rsplit("-", 1)[1]))
 
     await asyncio.gather(*(start(job_id) for job_id in ids))
-    await quiet(fleet.time, *fleet.live)
+    await fleet.quiet()
     for job_id in ids:
         if rng.random() < 0.3:  # killed from some replica, maybe not the one running it
             killer = rng.choice(fleet.live)
-            await _timed(summary, killer.service.command(job_id, Kill(killer.actor("bob"))))
+            summary.command_ms.append(await killer.kill_job(job_id, "bob"))
 
     async def die(chance: float) -> None:
         if chaos and rng.random() < chance:
@@ -244,31 +235,22 @@ async def _wave(
     await fleet.tick(DRAIN, lambda: die(DEATH_PER_STEP))  # and at random moments after
 
 
+def removals_per_grant(sim: SimulatedTenant) -> Counter[tuple[str, str]]:
+    """Removals the tenant carried out, per (principal, role): counted by the tenant, so a
+    replica killed right after its removal still counts."""
+    return Counter(
+        (r["principalId"], r["roleDefinitionId"])
+        for r in sim.directory.requests
+        if r["action"] == "adminRemove" and r["status"] == "Revoked"
+    )
+
+
 async def _check(fleet: Fleet, summary: Summary, ids: list[str]) -> None:
-    judge = fleet.live[0]
-    trust = trust_for(judge.service.keys)
-    for job_id in ids:
-        job = await judge.service.load(job_id)
-        if job.state in OPEN:
-            continue
-        summary.terminal += 1
-        bundle, _ = await judge.service.bundle(job)
-        report = verify_bundle(bundle, trust)
-        if report.valid and job.rollback_verified is not False:
-            summary.verified += 1
-        else:
-            chain = await judge.service.store.chain(job_id)
-            steps = [
-                (r.event.get("event_type"), r.envelope["payload"].get("tool_name", "")[-20:])
-                for r in chain
-                if r.envelope
-            ]
-            summary.problems.append(
-                f"{job_id} {job.state} {job.end_reason} {report.reasons[:3]} {steps}"
-            )
+    found = await fleet.live[0].call("check", ids)
+    summary.terminal, summary.verified = found["terminal"], found["verified"]
+    summary.problems.extend(found["problems"])
     summary.privileged_left = len([a for a in fleet.sim.active_grants() if a.origin == "pim"])
-    removed = [j for r in fleet.live + fleet.dead for j in r.tools.removed]
-    summary.duplicate_removals = len(removed) - len(set(removed))
+    summary.duplicate_removals = sum(n - 1 for n in removals_per_grant(fleet.sim).values())
 
 
 async def run(
@@ -278,12 +260,6 @@ async def run(
     chaos = mode == "chaos"
     summary = Summary(mode, jobs, replicas)
     rng = random.Random(seed)
-    escalations = _Escalations()
-    service_log = logging.getLogger("breakglass")
-    level = service_log.level
-    service_log.addHandler(escalations)
-    if service_log.getEffectiveLevel() > logging.ERROR:
-        service_log.setLevel(logging.ERROR)  # the handler must see ERROR whatever the root says
     started = wall.perf_counter()
     time = SharedTime()
     roles = roles_for(jobs)
@@ -309,9 +285,7 @@ async def run(
             if sender is not None:  # the run broke off: the stream's own end is secondary
                 await asyncio.gather(sender.finish(), return_exceptions=True)
             await fleet.close()
-            service_log.removeHandler(escalations)
-            service_log.setLevel(level)
-    summary.escalations = escalations.count
+        summary.escalations = len(fleet.escalations)
     summary.seconds = wall.perf_counter() - started
     return summary
 

@@ -1,8 +1,8 @@
 """Signed Slack interactions at a steady rate against every live replica, for ``make load``.
 
-Each replica gets the real Slack adapter (Bolt behind our signature-checking edge) on a
-loopback port, talking to one fake Slack Web API. A sender, in a process of its own
-(its signing and HTTP client must not share the replicas' event loop and core), posts
+Each replica process serves the real Slack adapter (Bolt behind our signature-checking edge)
+on a loopback port, talking to one fake Slack Web API in the driver. A sender, in a process
+of its own (its signing and HTTP client must not share the replicas' cores), posts
 ``/breakglass`` slash commands signed exactly as Slack signs them, round-robin over the live
 replicas (as a load balancer would; a dead replica leaves the rotation), open-loop: the n-th
 request leaves at ``start + n / rate`` whether or not earlier ones were answered, so a slow
@@ -26,12 +26,8 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 import aiohttp
-from aiohttp import web
 
-from adapters.slack import SlackAdapter
-from bench.fleet import Replica
-from bot.job_commands import chat_ports
-from bot.loopback import Served, serve
+from adapters.slack import SlackConfig
 from tests.integration.slack.conftest import slack_config
 from tests.integration.slack.fake_slack import FakeSlack
 from tests.integration.slack.support import BOB, DAVE, INCIDENT, TOKEN, SlackSender
@@ -41,17 +37,12 @@ MAX_IN_FLIGHT = 5000  # more unanswered requests than this: the run is broken, n
 
 
 @dataclass
-class Edge:
-    slack: SlackAdapter
-    site: Served
-
-
-@dataclass
 class Acks:
     """What the stream measured: each request's ack time, and the ones not acked with 200."""
 
     ms: list[float] = field(default_factory=list)
     failed: int = 0
+    cut: int = 0  # connections broken by their replica's SIGKILL (``make chaos``): not acks
     sent: int = 0
     seconds: float = 0.0
     error: str = ""  # the stream broke off (e.g. too many requests unanswered)
@@ -66,30 +57,29 @@ class Acks:
 
 
 class SlackFront:
-    """The fake Slack, and one Slack edge per live replica."""
+    """The fake Slack, and the Slack edge of each live replica (served by the replica's own
+    process: ``bench.replica_process``)."""
 
     def __init__(self, tenant_id: str) -> None:
         self.fake = FakeSlack(TOKEN, {INCIDENT})
         self.tenant_id = tenant_id
-        self.edges: dict[str, Edge] = {}
-        self.gone: list[Edge] = []
+        self.edges: dict[str, str] = {}  # replica name -> its edge's URL
         self.on_change: Callable[[], None] | None = None  # the rotation changed
 
     async def start(self) -> None:
         await self.fake.start()
 
-    async def attach(self, replica: Replica) -> None:
-        slack = SlackAdapter(slack_config(self.fake, self.tenant_id), chat_ports(replica.service))
-        app = web.Application()
-        slack.mount(app)
-        self.edges[replica.name] = Edge(slack, await serve(app))
+    def config(self) -> SlackConfig:
+        """What a replica's Slack adapter is configured with (this fake as Slack's API)."""
+        return slack_config(self.fake, self.tenant_id)
+
+    def attach(self, name: str, url: str) -> None:
+        self.edges[name] = url
         self._changed()
 
-    def detach(self, replica: Replica) -> None:
-        """Out of the rotation (its process is gone); closed with the rest at the end."""
-        edge = self.edges.pop(replica.name, None)
-        if edge is not None:
-            self.gone.append(edge)
+    def detach(self, name: str) -> None:
+        """Out of the rotation (its process is gone)."""
+        if self.edges.pop(name, None) is not None:
             self._changed()
 
     def _changed(self) -> None:
@@ -97,12 +87,9 @@ class SlackFront:
             self.on_change()
 
     def urls(self) -> list[str]:
-        return [e.site.url + "/slack/events" for e in self.edges.values()]
+        return list(self.edges.values())
 
     async def close(self) -> None:
-        for edge in [*self.edges.values(), *self.gone]:
-            await edge.slack.close()
-            await edge.site.close()
         await self.fake.stop()
 
 
@@ -164,6 +151,7 @@ async def _send(conn: Connection, rate: float, urls: list[str], acks: Acks) -> N
     async with aiohttp.ClientSession(connector=connector) as session:
         senders: dict[str, SlackSender] = {}
         trigger_ids = itertools.count(1)
+        broken: list[str] = []  # the edges whose connection broke, one entry per request
         started = wall.perf_counter()
         try:
             for n in itertools.count():
@@ -179,15 +167,19 @@ async def _send(conn: Connection, rate: float, urls: list[str], acks: Acks) -> N
                 url = urls[n % len(urls)]
                 # One trigger-id counter for all: equal requests would be refused as replays.
                 sender = senders.setdefault(url, SlackSender(session, url, _ids=trigger_ids))
-                task = asyncio.ensure_future(_one(sender, n, acks))
+                task = asyncio.ensure_future(_one(sender, n, acks, broken))
                 pending.add(task)
                 task.add_done_callback(pending.discard)
         finally:
             acks.seconds = wall.perf_counter() - started
             await asyncio.gather(*pending)  # every request sent is answered or failed
+            # A replica leaves the rotation only when it is killed: what broke on its way
+            # there died with it; a broken connection to a live replica is a failure.
+            cut = sum(url not in urls for url in broken)
+            acks.cut, acks.failed = cut, acks.failed + len(broken) - cut
 
 
-async def _one(sender: SlackSender, n: int, acks: Acks) -> None:
+async def _one(sender: SlackSender, n: int, acks: Acks, broken: list[str]) -> None:
     text = "status" if n % STATUS_EVERY == 0 else "help"
     body = sender.command_body(BOB if n % 2 else DAVE, text)
     acks.sent += 1
@@ -195,7 +187,7 @@ async def _one(sender: SlackSender, n: int, acks: Acks) -> None:
     try:
         answer = await sender.send(body, "application/x-www-form-urlencoded")
     except aiohttp.ClientError:
-        acks.failed += 1
+        broken.append(sender.url)
         return
     acks.ms.append((wall.perf_counter() - t0) * 1000)
     if answer.status != 200:
