@@ -6,14 +6,15 @@ exception raised here rolls all of it back.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, exists, or_, select, update
+from sqlalchemy import Connection, Row, and_, bindparam, exists, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from adapters.store import claims, codec, exchanges, notify
+from adapters.store import claims, codec, exchanges, notify, parts
 from adapters.store.dialect import insert_new
 from adapters.store.models import APPROVALS, CHAIN, IDEMPOTENCY, JOBS, REVOCATIONS, TOKENS
 from engine.errors import ConcurrentUpdate, JobNotFound, StoreError
@@ -21,10 +22,13 @@ from engine.ports import (
     ApprovalRecord,
     ChainRecord,
     JobUpdate,
+    JsonDoc,
     Revocation,
     StoredJob,
     TokenRecord,
 )
+
+Stored = tuple[JsonDoc, parts.Parts]  # a document as the row holds it, and its new parts
 
 # Built once: this is the hot path, and building a statement costs more than running it.
 _CAS = (
@@ -44,19 +48,23 @@ _INSERT_TOKEN = TOKENS.insert()
 _INSERT_KEY = IDEMPOTENCY.insert()
 
 
-def create(conn: Connection, up: JobUpdate, now: datetime) -> StoredJob:
+def create(conn: Connection, up: JobUpdate, stored: Stored, now: datetime) -> StoredJob:
+    """``stored``: the document as the row holds it and the parts it names that are new
+    (``PartCache.split``)."""
     if up.expected_version != 0:
         raise StoreError(f"create_job needs expected_version 0, got {up.expected_version}")
     _check_owner(up)
+    document, new_parts = stored
     row = {
         "job_id": up.job_id,
         "version": 1,
         "state": up.state,
-        "document": codec.dump(up.document),
+        "document": codec.dump(document),
         "created_at": now,
         "updated_at": now,
     }
     try:
+        parts.insert(conn, new_parts)
         conn.execute(_INSERT_JOB, row)
         _claims(conn, up, now)
         _write_children(conn, up, now)
@@ -65,22 +73,25 @@ def create(conn: Connection, up: JobUpdate, now: datetime) -> StoredJob:
     return StoredJob(up.job_id, 1, up.state, up.document)
 
 
-def update_cas(conn: Connection, up: JobUpdate, now: datetime) -> StoredJob:
-    """Apply ``up`` when the stored version is still ``up.expected_version``.
+def update_cas(conn: Connection, up: JobUpdate, stored: Stored, now: datetime) -> StoredJob:
+    """Apply ``up`` when the stored version is still ``up.expected_version``; ``stored`` as
+    for :func:`create`.
 
     The version test sits in the UPDATE's WHERE clause, so it holds across processes: on
     PostgreSQL a racing writer blocks on the row lock, then matches no row.
     """
     _check_owner(up)
+    document, new_parts = stored
     params = {
         "b_job_id": up.job_id,
         "b_version": up.expected_version,
         "b_state": up.state,
-        "b_document": codec.dump(up.document),
+        "b_document": codec.dump(document),
         "b_updated_at": now,
     }
     if conn.execute(_CAS, params).rowcount != 1:
         _raise_lost(conn, up)
+    parts.insert(conn, new_parts)
     _claims(conn, up, now)  # the claim a job takes as it activates, or GrantClaimed
     try:
         _write_children(conn, up, now)
@@ -145,21 +156,32 @@ def revocation_row(rev: Revocation) -> dict[str, Any]:
     return codec.row_of(rev, json={"record"})
 
 
-def load(conn: Connection, job_id: str) -> StoredJob:
+def load(conn: Connection, cache: parts.PartCache, job_id: str) -> StoredJob:
     row = conn.execute(select(JOBS).where(JOBS.c.job_id == job_id)).one_or_none()
     if row is None:
         raise JobNotFound(job_id)
-    return codec.job(row)
+    return _joined(conn, cache, [row])[0]
 
 
-def list_jobs(conn: Connection, states: Collection[str] | None) -> list[StoredJob]:
+def list_jobs(
+    conn: Connection, cache: parts.PartCache, states: Collection[str] | None
+) -> list[StoredJob]:
     query = select(JOBS).order_by(JOBS.c.created_at, JOBS.c.job_id)
     if states is not None:
         query = query.where(JOBS.c.state.in_(list(states)))
-    return [codec.job(row) for row in conn.execute(query)]
+    return _joined(conn, cache, conn.execute(query).all())
 
 
-def page(conn: Connection, limit: int, before: str | None) -> list[StoredJob]:
+def _joined(conn: Connection, cache: parts.PartCache, rows: Sequence[Row[Any]]) -> list[StoredJob]:
+    """The jobs of ``rows`` with their documents as written (parts in place)."""
+    stored = [codec.job(row) for row in rows]
+    docs = cache.join(conn, [s.document for s in stored])
+    return [replace(s, document=doc) for s, doc in zip(stored, docs, strict=True)]
+
+
+def page(
+    conn: Connection, cache: parts.PartCache, limit: int, before: str | None
+) -> list[StoredJob]:
     """Up to ``limit`` jobs, newest first, starting after the job ``before`` (keyset paging:
     a page costs the same however deep it is, and jobs created meanwhile shift nothing)."""
     if limit < 1:
@@ -171,7 +193,7 @@ def page(conn: Connection, limit: int, before: str | None) -> list[StoredJob]:
             raise JobNotFound(before)
         older = or_(JOBS.c.created_at < at, and_(JOBS.c.created_at == at, JOBS.c.job_id < before))
         query = query.where(older)
-    return [codec.job(row) for row in conn.execute(query)]
+    return _joined(conn, cache, conn.execute(query).all())
 
 
 def chain(conn: Connection, job_id: str) -> list[ChainRecord]:

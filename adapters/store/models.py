@@ -49,6 +49,17 @@ class JobRow(StoreModel, table=True):
     updated_at: datetime = Field(sa_type=UtcDateTime())
 
 
+class JobPartRow(StoreModel, table=True):
+    """A write-once member of job documents (a WPC payload or envelope), by the SHA-256 of
+    its JSON text; documents hold ``{"$part": hash}`` in its place (``adapters.store.parts``).
+
+    No foreign key: a part is content, which any number of documents may name."""
+
+    __tablename__ = "job_parts"
+    part_hash_b64u: str = Field(sa_type=String(), primary_key=True)
+    body: str = Field(sa_type=Text())
+
+
 class ChainRow(StoreModel, table=True):
     """(job_id, seq) is the primary key, so a chain can never fork."""
 
@@ -187,6 +198,7 @@ def table(model: type[StoreModel]) -> Table:
 
 POLICIES = table(PolicyRow)
 JOBS = table(JobRow)
+JOB_PARTS = table(JobPartRow)
 CHAIN = table(ChainRow)
 APPROVALS = table(ApprovalRow)
 TOKENS = table(TokenRow)

@@ -31,6 +31,7 @@ from adapters.store import (
     notify,
     outbox,
     pacing,
+    parts,
     records,
     sign_ins,
 )
@@ -75,6 +76,7 @@ class SqlStore:
         self._reader: PointReader | None = None  # SQLite: revocation reads without the hop
         self._busy = 0  # transactions submitted and not yet ended (ended on their thread)
         self._busy_lock = threading.Lock()
+        self._parts = parts.PartCache()  # job documents' write-once members (WPCs)
 
     @classmethod
     async def open(cls, url: str, *, clock: Clock = utc_now) -> Self:
@@ -161,19 +163,25 @@ class SqlStore:
 
     # jobs
     async def create_job(self, update: JobUpdate) -> StoredJob:
-        return await self._run(jobs.create, update, self._clock())
+        stored = self._parts.split(update.document)
+        job = await self._run(jobs.create, update, stored, self._clock())
+        self._parts.committed(stored[1])
+        return job
 
     async def load_job(self, job_id: str) -> StoredJob:
-        return await self._run(jobs.load, job_id)
+        return await self._run(jobs.load, self._parts, job_id)
 
     async def update_job(self, update: JobUpdate) -> StoredJob:
-        return await self._run(jobs.update_cas, update, self._clock())
+        stored = self._parts.split(update.document)
+        job = await self._run(jobs.update_cas, update, stored, self._clock())
+        self._parts.committed(stored[1])  # only now: a rolled-back insert holds nothing
+        return job
 
     async def list_jobs(self, states: Collection[str] | None = None) -> list[StoredJob]:
-        return await self._run(jobs.list_jobs, states)
+        return await self._run(jobs.list_jobs, self._parts, states)
 
     async def page_jobs(self, limit: int, before: str | None = None) -> list[StoredJob]:
-        return await self._run(jobs.page, limit, before)
+        return await self._run(jobs.page, self._parts, limit, before)
 
     async def chain(self, job_id: str) -> list[ChainRecord]:
         return await self._run(jobs.chain, job_id)

@@ -49,7 +49,7 @@ def test_migrating_again_is_a_no_op(plain_engine: Engine) -> None:
         tables = set(inspect(conn).get_table_names())
         migrate.upgrade(conn)
         migrate.upgrade(conn)
-        assert migrate.current_revision(conn) == migrate.head_revision() == "0003"
+        assert migrate.current_revision(conn) == migrate.head_revision() == "0004"
         assert set(inspect(conn).get_table_names()) == tables
 
 
