@@ -40,7 +40,9 @@ _TOP_LEVEL = {
 }
 _ANY_OF = _TOP_LEVEL - {"bundle_version", "bundle_id", "agent_did", "metadata"}
 _EVENT_FIELDS = (*HASHED_FIELDS, "event_hash_b64u")
-_ENVELOPE_FIELDS = set(REQUIRED_FIELDS)
+_EVENT_SET = frozenset(_EVENT_FIELDS)
+_ENVELOPE_FIELDS = frozenset(REQUIRED_FIELDS)
+_ENVELOPE_OR_EXPIRY = _ENVELOPE_FIELDS | {"expires_at"}
 _GATEWAY_REQUIRED = (
     "receipt_version",
     "receipt_id",
@@ -54,6 +56,7 @@ _GATEWAY_REQUIRED = (
     "latency_ms",
     "timestamp",
 )
+_GATEWAY_KEYS = frozenset(_GATEWAY_REQUIRED)
 _TOOL_FIELDS = {
     "receipt_version",
     "receipt_id",
@@ -86,17 +89,21 @@ def _one_of(value: object, choices: Collection[str], message: str) -> None:
     _require(isinstance(value, str) and value in choices, message)
 
 
+# The helpers below run per item of a large bundle: each message is built only on failure.
+
+
 def _string(obj: Mapping[str, Any], key: str, *, pattern: re.Pattern[str] | None = None) -> None:
     value = obj.get(key)
-    _require(isinstance(value, str) and len(value) >= 1, f"{key} must be a non-empty string")
-    if pattern is not None:
-        _require(bool(pattern.match(str(value))), f"{key} has the wrong format")
+    if not (isinstance(value, str) and len(value) >= 1):
+        raise fail(f"{key} must be a non-empty string")
+    if pattern is not None and not pattern.match(str(value)):
+        raise fail(f"{key} has the wrong format")
 
 
 def _number(obj: Mapping[str, Any], key: str) -> None:
     value = obj.get(key)
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
-    _require(ok, f"{key} must be a non-negative number")
+    if not (isinstance(value, int | float) and not isinstance(value, bool) and value >= 0):
+        raise fail(f"{key} must be a non-negative number")
 
 
 def _timestamp(obj: Mapping[str, Any], key: str) -> None:
@@ -119,9 +126,7 @@ def _list(
 
 
 def check_event(event: Mapping[str, Any]) -> None:
-    _require(
-        set(event) == set(_EVENT_FIELDS), "event fields are not exactly the event_chain.v1 set"
-    )
+    _require(event.keys() == _EVENT_SET, "event fields are not exactly the event_chain.v1 set")
     for key in ("event_id", "run_id", "event_type"):
         _string(event, key)
     _timestamp(event, "timestamp")
@@ -132,13 +137,15 @@ def check_event(event: Mapping[str, Any]) -> None:
 
 
 def check_gateway_envelope(envelope: Mapping[str, Any]) -> None:
-    _require(set(envelope) <= _ENVELOPE_FIELDS | {"expires_at"}, "gateway receipt envelope fields")
-    _require(set(envelope) >= _ENVELOPE_FIELDS, "gateway receipt envelope is missing fields")
+    keys = envelope.keys()
+    _require(keys <= _ENVELOPE_OR_EXPIRY, "gateway receipt envelope fields")
+    _require(keys >= _ENVELOPE_FIELDS, "gateway receipt envelope is missing fields")
     _require(envelope["envelope_type"] == "gateway_receipt", "receipts hold gateway_receipt only")
     payload = envelope["payload"]
     _require(isinstance(payload, Mapping), "receipt payload must be an object")
-    for key in _GATEWAY_REQUIRED:
-        _require(key in payload, f"gateway receipt is missing {key}")
+    if not payload.keys() >= _GATEWAY_KEYS:
+        missing = next(key for key in _GATEWAY_REQUIRED if key not in payload)
+        raise fail(f"gateway receipt is missing {missing}")
     _require(payload["receipt_version"] == "1", "gateway receipt_version must be 1")
     for key in ("tokens_input", "tokens_output", "latency_ms"):
         _number(payload, key)

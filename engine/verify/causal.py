@@ -190,6 +190,8 @@ def _check_relations(decls: Sequence[Decl]) -> None:
         if d.span is None:
             continue
         prev = spans[d.span]
+        if prev is d:
+            continue  # its first declaration: nothing to differ from
         if prev.at is not None and d.at is not None and prev.at != d.at:
             raise fail("CAUSAL_CLOCK_CONTRADICTION", f"span {d.span} has two times", d.path)
         for name in ("parent", "tool", "phase", "confidence"):
