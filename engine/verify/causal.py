@@ -14,9 +14,8 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from engine.canonical import jcs
 from engine.errors import InputError, VerificationError
@@ -40,8 +39,7 @@ def fail(code: str, message: str, path: str) -> VerificationError:
     return VerificationError(code, f"{message} (at {path})")
 
 
-@dataclass(frozen=True)
-class Decl:
+class Decl(NamedTuple):  # a tuple: a bundle declares thousands, each built cheaply
     """One receipt binding that carries causal fields."""
 
     path: str
@@ -76,6 +74,13 @@ def check_causal(payload: Mapping[str, Any]) -> None:
 
 def _ident(binding: Mapping[str, Any], keys: tuple[str, str], path: str) -> str | None:
     """A snake_case/camelCase identifier pair, normalised (trimmed, must agree)."""
+    if keys[1] not in binding:  # the usual case, one spelling: no list, no set
+        raw = binding.get(keys[0])
+        if raw is None and keys[0] not in binding:
+            return None
+        if not isinstance(raw, str) or not raw.strip():
+            raise fail("CAUSAL_BINDING_NORMALIZATION_FAILED", f"{keys[0]} is not an id", path)
+        return raw.strip()
     values = []
     for key in keys:
         if key not in binding:
