@@ -27,7 +27,10 @@ NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 @pytest.fixture
 async def runtime(tmp_path: Path) -> AsyncIterator[Runtime]:
-    running = Runtime(replace(load_settings({"BREAKGLASS_HOME": str(tmp_path)}), port=0))
+    # The strict tenant refuses a removal in its first 5 minutes, and the kill test removes
+    # at once: a fast clock (as the demo's) waits that out in seconds instead of minutes.
+    settings = load_settings({"BREAKGLASS_HOME": str(tmp_path)})
+    running = Runtime(replace(settings, port=0, clock_scale=60.0))
     await running.start()
     yield running
     await running.stop()
