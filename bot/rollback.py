@@ -43,6 +43,7 @@ RENEW_MARGIN_SECONDS = 60
 BACKOFF_SECONDS = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)  # then every 30 s until the budget is spent
 MAX_ATTEMPTS_PER_STEP = 64  # a backstop for a clock that never moves
 SETTLE_RECHECK_SECONDS = 30.0  # removal and read again this often while replication settles
+MAX_SETTLE_ROUNDS = 16  # 300 s of settle at 30 s a round is 10; a backstop for a stuck clock
 REMOVAL_NOT_YET_ALLOWED = "REMOVAL_NOT_YET_ALLOWED"
 NEVER = datetime.min.replace(tzinfo=UTC)
 
@@ -182,14 +183,17 @@ class _Run:
             return verified
         until = parse_iso(self.job.ended_at or self.job.created_at)
         until += self.service.rules.replication_settle
-        while not self.seen_ours and self.read_at < until:
+        if not self.seen_ours and self.read_at < until:
             log.info("rollback of %s waits for replication to show its write", self.job.job_id)
+        for _ in range(MAX_SETTLE_ROUNDS):
+            if self.seen_ours or self.read_at >= until:
+                return True
             wait = (until - self.service.clock()).total_seconds()
             if wait > 0 and not await self.pause(min(wait, SETTLE_RECHECK_SECONDS)):
                 return False
             if not (await self.undo_then_read() and self.undone):
                 return False
-        return True
+        return False  # the clock never reached the settle time: absence is not proven
 
     async def steps(self) -> bool:
         undone = True
