@@ -16,9 +16,18 @@ from bot.config import load_settings
 Console = tuple[aiohttp.ClientSession, str, Runtime]
 
 
+def fast_runtime(home: Path, **changes: Any) -> Runtime:
+    """The embedded default under ``home`` on a fast clock. A kill right after approval may
+    meet the write in flight: the strict tenant's 5-minute removal rule, or the rollback
+    waiting out replication (ADR 0013), then takes minutes of the service's clock; running it
+    60 times faster (as the demo does) makes those seconds."""
+    settings = load_settings({"BREAKGLASS_HOME": str(home)})
+    return Runtime(replace(settings, port=0, clock_scale=60.0, **changes))
+
+
 @pytest.fixture
 async def console(tmp_path: Path) -> AsyncIterator[Console]:
-    runtime = Runtime(replace(load_settings({"BREAKGLASS_HOME": str(tmp_path)}), port=0))
+    runtime = fast_runtime(tmp_path)
     await runtime.start()
     url = runtime.internal_url  # the console is on the internal (loopback) listener
     async with aiohttp.ClientSession() as session:

@@ -4,15 +4,12 @@ runs nothing in it; an open or unknown job has no report."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
 
 import aiohttp
 
-from bot.app import Runtime
-from bot.config import load_settings
-from tests.integration.console.conftest import Console, post, role_request
+from tests.integration.console.conftest import Console, fast_runtime, post, role_request
 from tests.support.waiting import settle
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'"
@@ -78,8 +75,7 @@ async def test_open_and_unknown_jobs_have_no_report(console: Console) -> None:
 async def test_the_public_report_route_serves_ended_jobs_only_with_a_public_url(
     tmp_path: Path,
 ) -> None:
-    settings = load_settings({"BREAKGLASS_HOME": str(tmp_path)})
-    runtime = Runtime(replace(settings, port=0, public_url="https://breakglass.example"))
+    runtime = fast_runtime(tmp_path, public_url="https://breakglass.example")
     await runtime.start()
     try:
         async with aiohttp.ClientSession() as session:
