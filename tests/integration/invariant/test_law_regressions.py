@@ -247,3 +247,21 @@ def test_a_write_the_process_died_sending_is_undone_behind_lagging_reads() -> No
         law._run(killed_before_the_new_process_resumes())
 
     replay_with(law, [died_mid_write, lambda law: law.time_passes(seconds=30 * 60)])
+
+
+def test_an_approval_withdrawn_in_the_second_its_token_was_issued_still_counted_before_it() -> None:
+    """Soak failure (stop 23, on stop 22's code too; seed 81911976442896032002006319855191830840):
+    an extension approved by two, the process killed right after, then one approver
+    withdrew, in the same second as the extension's token. The verifier placed answers by
+    time at whole seconds (a token's ``iat``), took the withdrawal as given before the
+    issue, and refused the bundle: "1 approver(s) before token ..., 2 needed". It now
+    places them by the signed chain as well."""
+    replay(
+        [
+            lambda law: law.request_and_approve(form=SOAK_ROLE),
+            lambda law: law.extend(identity="console:alice", job_id="job-1", minutes=15),
+            lambda law: law.restart(crash=False),
+            lambda law: law.crash_right_after(job_id="job-1", verb="approve"),
+            lambda law: law.withdraw(identity="console:bob", job_id="job-1"),
+        ]
+    )
