@@ -13,9 +13,10 @@ sessions are revoked where the template says so. A budget spent ends the job ``f
 with an escalation naming what is still privileged or was not contained.
 
 Entra is eventually consistent: a read may miss a write that landed. So after a write that
-may have reached the tenant, "nothing to undo" is believed only once the removal has seen the
-job's own grant (and removed it), or absence still holds when read ``Rules.replication_
-settle`` after the window's end; until then the runner keeps removing and reading."""
+may have reached the tenant, "nothing to undo" is believed only once a removal has seen the
+job's own grant (and removed it), or absence still holds when read the settle time
+(``Rules.replication_settle``) after the window's end; until then the runner keeps removing
+and reading (ADR 0013)."""
 
 from __future__ import annotations
 
