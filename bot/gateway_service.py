@@ -24,7 +24,8 @@ from engine.errors import AdapterError, GatewayRefusal, InputError, JobNotFound
 from engine.gateway import Allowed, GatewayView, ToolCall, decide, recorded_call
 from engine.job import Job
 from engine.lifecycle import ToolCallRecorded, WriteSending
-from engine.tools import ToolResult, ToolRole
+from engine.lifecycle.calls import is_planned_write
+from engine.tools import ToolResult
 from engine.wpc import Policy
 
 log = logging.getLogger("breakglass.gateway")
@@ -102,7 +103,7 @@ class ToolGateway:
             return GatewayOutcome(
                 False, "refused", receipt_id, reason=public_reason(refusal.reason)
             )
-        if _is_planned_write(job, call, allowed):
+        if is_planned_write(job, call.tool_name, allowed.spec.role):
             # Durably "in flight" before it leaves: a crash before its receipt cannot hide it.
             marked = await self.service.command(job_id, WriteSending())
             if not marked.ok:  # the job ended since the decision (or stayed busy): not sent
@@ -231,11 +232,6 @@ class ToolGateway:
         calls = list(self._calls.get(job_id, ()))
         if calls:
             await asyncio.gather(*calls, return_exceptions=True)
-
-
-def _is_planned_write(job: Job, call: ToolCall, allowed: Allowed) -> bool:
-    planned = job.plan.payload["metadata"]["breakglass"]["action"]["tool"]
-    return allowed.spec.role == ToolRole.WRITE and call.tool_name == planned
 
 
 def _settled(allowed: Allowed) -> bool:

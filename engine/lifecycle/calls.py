@@ -62,7 +62,7 @@ def tool_call(job: Job, command: ToolCallRecorded, ctx: Ctx) -> Transition:
     )
     if derived:  # a credential the window created: the end removes it (engine.containment)
         changes["derived_rollback"] = (*job.derived_rollback, derived)
-    elif command.role == "write" and command.tool_name == _planned(job, "action")["tool"]:
+    elif is_planned_write(job, command.tool_name, command.role):
         changes["write_done"] = job.write_done or command.status == "success"
         # Only a write refused before it left us (bad arguments) is known not to have landed.
         changes["write_sent"] = job.write_sent or command.result.get("sent") is not False
@@ -102,6 +102,11 @@ def _is_planned_read(job: Job, command: ToolCallRecorded, which: str) -> bool:
         and command.tool_name == planned["tool"]
         and dict(command.arguments) == dict(planned["arguments"])
     )
+
+
+def is_planned_write(job: Job, tool_name: str, role: str) -> bool:
+    """Is this call the job's planned write (the WPC's action, by a write tool)?"""
+    return role == "write" and tool_name == _planned(job, "action")["tool"]
 
 
 def _planned(job: Job, which: str) -> Any:

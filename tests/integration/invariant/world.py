@@ -78,6 +78,10 @@ class Node:
         """Die now: unfinished work is cancelled, as a killed process would lose it."""
         for job in open_jobs:
             await self.executor.halt(job.job_id)
+        await self.cancel_all()
+
+    async def cancel_all(self) -> None:
+        """Cancel every task this process spawned, and wait for them to end."""
         for task in list(self.service.tasks):
             task.cancel()
         await asyncio.gather(*self.service.tasks, return_exceptions=True)
@@ -196,17 +200,13 @@ class World:
         old = self.node
         assert old is not None
         old.service.store = DeadStore()  # type: ignore[assignment]
-        for task in list(old.service.tasks):
-            task.cancel()
-        await asyncio.gather(*old.service.tasks, return_exceptions=True)
+        await old.cancel_all()
         await old.close()
         self.node = self._build_node()
 
     async def close(self) -> None:
         if self.node is not None:
-            for task in list(self.node.service.tasks):
-                task.cancel()
-            await asyncio.gather(*self.node.service.tasks, return_exceptions=True)
+            await self.node.cancel_all()
             await self.node.executor.wait_idle()
             await self.node.close()
         if self.store is not None:
