@@ -7,7 +7,8 @@ requires). The rollback re-reads the *current* policy and removes only our exclu
 the stale snapshot back would silently undo other administrators' edits made during the
 window. Every difference between the snapshot and the current policy other than ours is
 reported as drift; verification checks the effective state (our group no longer excluded,
-everything else as it currently is).
+everything else as it currently is). A write is never computed from a read that shows a
+version we already wrote on (a replica behind our last write): see ``ca_claims``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import copy
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
+from adapters.graph.ca_claims import fresh_policy, stale, write_on
 from adapters.graph.context import ToolContext
 from engine.catalog import RESTORE_CA
 from engine.errors import InputError
@@ -82,14 +84,16 @@ async def get_policy(ctx: ToolContext, policy_id: str) -> Doc:
 async def exclude_group(ctx: ToolContext, args: Mapping[str, Any]) -> ToolResult:
     policy_id, group_id = args["policy_id"], args["group_id"]
     async with ctx.exclusive(policy_id):  # read and write as one: see KeyedLocks
-        policy = await get_policy(ctx, policy_id)
+        policy, fresh = await fresh_policy(ctx, policy_id, lambda: get_policy(ctx, policy_id))
+        if not fresh:
+            raise stale(policy_id)  # its snapshot and its write would both be out of date
         saved = await ctx.snapshots.save_snapshot(
             snapshot_key(args["job_id"], policy_id), _snapshot(ctx, args, policy)
         )
         if group_id not in excluded_groups(policy):
             users = users_of(policy)
             users["excludeGroups"] = [*excluded_groups(policy), group_id]
-            await _patch_users(ctx, policy_id, users, lambda p: group_id in excluded_groups(p))
+            await _patch_users(ctx, args, policy, users, lambda p: group_id in excluded_groups(p))
     after, reads = await ctx.poll(
         lambda: get_policy(ctx, policy_id), lambda p: group_id in excluded_groups(p)
     )
@@ -109,15 +113,19 @@ async def restore_policy(ctx: ToolContext, args: Mapping[str, Any]) -> ToolResul
     policy_id, group_id = args["policy_id"], args["group_id"]
     original = await _load_original(ctx, args)
     async with ctx.exclusive(policy_id):  # read and write as one: see KeyedLocks
-        current = await get_policy(ctx, policy_id)
+        current, fresh = await fresh_policy(ctx, policy_id, lambda: get_policy(ctx, policy_id))
         ours = group_id not in excluded_groups(original)
         expected = without_group(current, group_id) if ours else users_of(current)
         # ``ours_seen``: the policy showed our exclusion (or had it before the job, so the
         # job added nothing). When not, a replica may not have caught up with our write.
         seen = not ours or group_id in excluded_groups(current)
+        if ours and seen and not fresh:
+            raise stale(policy_id)  # our group may be shown by a replica behind its removal
         if ours and seen:
             target = copy.deepcopy(expected)
-            await _patch_users(ctx, policy_id, target, lambda p: group_id not in excluded_groups(p))
+            await _patch_users(
+                ctx, args, current, target, lambda p: group_id not in excluded_groups(p)
+            )
     body, settled = await _effective_state(ctx, args, original, expected)
     return ToolResult("success" if settled else "error", body | {"ours_seen": seen})
 
@@ -195,9 +203,15 @@ async def _effective_state(
 
 
 async def _patch_users(
-    ctx: ToolContext, policy_id: str, users: Doc, settled: Callable[[Doc], bool]
+    ctx: ToolContext,
+    args: Mapping[str, Any],
+    base: Doc,
+    users: Doc,
+    settled: Callable[[Doc], bool],
 ) -> None:
-    """PATCH the whole ``users`` condition; after a lost answer, read back before resending."""
+    """PATCH the whole ``users`` condition computed from ``base`` (claimed first, see
+    ``ca_claims``); after a lost answer, read back before resending."""
+    policy_id = args["policy_id"]
     path = f"{POLICIES}/{policy_id}"
 
     async def send() -> bool:
@@ -208,7 +222,10 @@ async def _patch_users(
         seen, _ = await ctx.poll(lambda: get_policy(ctx, policy_id), settled)
         return True if settled(seen) else None
 
-    await ctx.write_once(send, read_back)
+    async def write() -> None:
+        await ctx.write_once(send, read_back)
+
+    await write_on(ctx, policy_id, base, args["job_id"], write)
 
 
 async def _load_original(ctx: ToolContext, args: Mapping[str, Any]) -> Doc:

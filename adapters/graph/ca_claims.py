@@ -1,0 +1,92 @@
+"""Never write a Conditional Access policy on top of a version we already wrote on.
+
+Every CA write is a read-modify-write of the whole ``users`` condition. Graph's replicas may
+hand back the policy as it was before our last write for a while after it (Entra is
+eventually consistent, see docs/graph.md); a write computed from that stale read puts back
+what the last write took out: a restore resurrects another job's exclusion, or an exclusion
+re-adds a group a restore just removed, after that job ended verified.
+
+So each write first *claims* the version it is based on (a digest of the whole policy as
+read), in the snapshot store (first write wins, shared by replicas and restarts). A read
+whose version carries a live claim is stale by definition: someone wrote on it already, so
+the tenant has a newer one. A claim lives ``CLAIM_HOLD``, the longest replication settle the
+configuration allows (ADR 0013); a write Graph definitely refused voids its claim at once.
+A version whose claims are all void or expired can be claimed again, in the next slot.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+from adapters.graph.context import ToolContext
+from adapters.graph.failures import ResponseLost
+from engine.errors import GraphError
+from engine.timeutil import iso_ms, parse_iso
+
+CLAIM_HOLD = timedelta(seconds=300)  # bot.config_model: replication_settle_seconds <= 300
+STALE = "ReplicaBehind"
+
+Doc = dict[str, Any]
+
+
+def claim_key(policy_id: str, policy: Doc) -> str:
+    canonical = json.dumps(policy, sort_keys=True, separators=(",", ":"))
+    return f"ca-base:{policy_id}:{hashlib.sha256(canonical.encode()).hexdigest()}"
+
+
+async def fresh_policy(
+    ctx: ToolContext, policy_id: str, read: Callable[[], Awaitable[Doc]]
+) -> tuple[Doc, bool]:
+    """Read until the policy shows a version no write of ours was based on yet (bounded):
+    (the last read, whether it is such a version)."""
+    for attempt in range(ctx.retry.readback_attempts):
+        if attempt:
+            await ctx.sleep(ctx.retry.readback_interval)
+        policy = await read()
+        live, _ = await _claims(ctx, claim_key(policy_id, policy))
+        if not live:
+            return policy, True
+    return policy, False
+
+
+def stale(policy_id: str) -> GraphError:
+    return GraphError(
+        STALE,
+        f"Conditional Access policy {policy_id}: every read still shows a version we already "
+        "wrote on (Graph's replicas are behind); nothing was written",
+    )
+
+
+async def write_on(
+    ctx: ToolContext, policy_id: str, base: Doc, job_id: str, write: Callable[[], Awaitable[None]]
+) -> None:
+    """Claim ``base`` (the read ``write`` was computed from), then write; a definite refusal
+    voids the claim (the write did not land), a lost answer or a crash keeps it."""
+    live, free = await _claims(ctx, claim_key(policy_id, base))
+    slot = f"{claim_key(policy_id, base)}:{free}"
+    mine = {"job_id": job_id, "writer": uuid.uuid4().hex, "at": iso_ms(ctx.now())}
+    if live or await ctx.snapshots.save_snapshot(slot, mine) != mine:
+        raise stale(policy_id)  # written on meanwhile (another replica)
+    try:
+        await write()
+    except ResponseLost:
+        raise
+    except GraphError:
+        await ctx.snapshots.save_snapshot(f"{slot}:void", {"writer": mine["writer"]})
+        raise
+
+
+async def _claims(ctx: ToolContext, key: str) -> tuple[bool, int]:
+    """(whether a live claim is on this version, the first free slot)."""
+    slot = 0
+    while (claim := await ctx.snapshots.load_snapshot(f"{key}:{slot}")) is not None:
+        expired = ctx.now() >= parse_iso(claim["at"]) + CLAIM_HOLD
+        if not expired and await ctx.snapshots.load_snapshot(f"{key}:{slot}:void") is None:
+            return True, slot
+        slot += 1
+    return False, slot
