@@ -199,7 +199,18 @@ _JOB_FIELDS = frozenset(f.name for f in fields(Job))
 def _fields_of(record: Actor | Decision | Plan | Job) -> dict[str, Any]:
     """A record's fields by name, in field order; values are shared, not copied (``asdict``
     deep-copies: a cost on every write)."""
-    return {f.name: getattr(record, f.name) for f in fields(record)}
+    return {name: getattr(record, name) for name in _field_names(type(record))}
+
+
+def _field_names(kind: type[Actor | Decision | Plan | Job]) -> tuple[str, ...]:
+    # ``fields()`` filters the class's field table on each call: once per class is enough.
+    names = _FIELD_NAMES.get(kind)
+    if names is None:
+        names = _FIELD_NAMES[kind] = tuple(f.name for f in fields(kind))
+    return names
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 
 
 def _plan(doc: Mapping[str, Any]) -> Plan:
