@@ -27,9 +27,11 @@ class Prepared:
         self._compiled = statement.compile(dialect=dialect)
         self._sql = self._compiled.string
         self._order = self._compiled.positiontup if dialect.positional else None
+        binds = self._compiled.bind_names.items()  # each parameter and its name in the SQL
+        # Values the statement carries itself (the 1 of ``version + 1``).
+        self._fixed = {name: b.effective_value for b, name in binds if not b.required}
         processors = {  # as SQLAlchemy runs them: the dialect's form of each type
-            name: bind.type.dialect_impl(dialect).bind_processor(dialect)
-            for name, bind in self._compiled.binds.items()
+            name: b.type.dialect_impl(dialect).bind_processor(dialect) for b, name in binds
         }
         self._processors: dict[str, Callable[[Any], Any]] = {
             name: process for name, process in processors.items() if process is not None
@@ -42,7 +44,7 @@ class Prepared:
         return conn.exec_driver_sql(self._sql, [self._driver_params(p) for p in params])
 
     def _driver_params(self, params: Params) -> Any:
-        values = self._compiled.construct_params(params)  # with the statement's own literals
+        values = {**self._fixed, **params}
         for name, process in self._processors.items():
             values[name] = process(values[name])
         if self._order is None:
