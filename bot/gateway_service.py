@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from bot import metrics
@@ -185,9 +185,13 @@ class ToolGateway:
         metrics.GATEWAY_SECONDS.observe(time.perf_counter() - t0)
         latency = int((time.perf_counter() - t0) * 1000)
         command = recorded_call(
-            call, receipt_id=receipt_id, latency_ms=latency, allowed=allowed, result=result
+            call,
+            receipt_id=receipt_id,
+            latency_ms=latency,
+            allowed=allowed,
+            result=result,
+            started_at=started,
         )
-        command = replace(command, started_at=started)
         try:
             await self._record(job_id, command)
         finally:

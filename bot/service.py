@@ -215,7 +215,8 @@ class JobService:
             return Outcome(False, job_id, reason=err.reason, detail=err.detail), []
         outcome = _outcome(job_id, transition.result)
         update = job_update(job, version, transition, key, outcome.to_json())
-        update = replace(update, exchanges=(exchange,) if exchange else ())
+        if exchange is not None:
+            update = replace(update, exchanges=(exchange,))
         await self.store.update_job(update)
         self._cache[job_id] = (version + 1, transition.job)
         return outcome, await self.effects.perform(job, transition, update.document)

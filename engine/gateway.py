@@ -161,9 +161,11 @@ def recorded_call(
     result: ToolResult | None = None,
     refusal: GatewayRefusal | None = None,
     token: object = None,
+    started_at: datetime | None = None,
 ) -> ToolCallRecorded:
-    """The command that receipts one gateway outcome: an allowed call and what it returned,
-    or a refusal (whose receipt hashes the reason and binds the token it presented)."""
+    """The command that receipts one gateway outcome: an allowed call and what it returned
+    (``started_at``: when it was allowed), or a refusal (whose receipt hashes the reason and
+    binds the token it presented)."""
     if allowed is not None and result is not None:
         verified = result.body.get("verified")
         ok = result.ok and verified is not False
@@ -178,6 +180,7 @@ def recorded_call(
             latency_ms=latency_ms,
             role=allowed.spec.role.value,
             verified=verified if isinstance(verified, bool) else None,
+            started_at=started_at,
         )
     reason = refusal.reason if refusal is not None else "NOT_EXECUTED"
     arguments = call.arguments if isinstance(call.arguments, Mapping) else {}

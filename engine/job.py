@@ -7,7 +7,7 @@ round-trips through JSON (``to_json`` / ``from_json``) for the store.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -182,13 +182,35 @@ class Job:
             raise StoreError(f"stored job is not readable: {exc}") from exc
 
     def but(self, **changes: Any) -> Job:
-        return replace(self, **changes)
+        """A copy with ``changes``. Not ``dataclasses.replace``, which re-runs ``__init__``
+        over all 34 fields (every transition calls this, some twice): a job has no
+        ``__post_init__`` and no ``init=False`` field, so a copy of its fields is the same."""
+        unknown = changes.keys() - _JOB_FIELDS
+        if unknown:
+            raise TypeError(f"Job has no field {sorted(unknown)}")
+        copy = object.__new__(Job)
+        copy.__dict__.update(self.__dict__, **changes)
+        return copy
+
+
+_JOB_FIELDS = frozenset(f.name for f in fields(Job))
 
 
 def _fields_of(record: Actor | Decision | Plan | Job) -> dict[str, Any]:
     """A record's fields by name, in field order; values are shared, not copied (``asdict``
     deep-copies: a cost on every write)."""
-    return {f.name: getattr(record, f.name) for f in fields(record)}
+    return {name: getattr(record, name) for name in _field_names(type(record))}
+
+
+def _field_names(kind: type[Actor | Decision | Plan | Job]) -> tuple[str, ...]:
+    # ``fields()`` filters the class's field table on each call: once per class is enough.
+    names = _FIELD_NAMES.get(kind)
+    if names is None:
+        names = _FIELD_NAMES[kind] = tuple(f.name for f in fields(kind))
+    return names
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 
 
 def _plan(doc: Mapping[str, Any]) -> Plan:

@@ -17,7 +17,7 @@ from typing import Any
 from engine.canonical import insertion_order_json, jcs
 from engine.did import Signer
 from engine.encoding import sha256_b64u
-from engine.envelope import sign_envelope, sorted_json
+from engine.envelope import sign_envelope
 from engine.timeutil import iso_ms
 
 TOOL_RECEIPT = "tool_receipt"
@@ -195,6 +195,6 @@ def bind_and_sign(
     signer: Signer,
     at: datetime,
 ) -> dict[str, Any]:
-    bound = dict(sorted_json(payload))
-    bound["binding"] = binding.to_json(event_hash_b64u)
+    # Not sorted here: sign_envelope sorts the whole bound payload, binding included.
+    bound = {**payload, "binding": binding.to_json(event_hash_b64u)}
     return sign_envelope(envelope_type, bound, signer, at)

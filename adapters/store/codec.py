@@ -26,6 +26,10 @@ def _plain(value: object) -> object:
     raise TypeError(f"{type(value).__name__} is not JSON")
 
 
+# Built once: ``json.dumps`` with options builds a new encoder per call (three per write).
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False, default=_plain)
+
+
 def dump(doc: object) -> str:
     """JSON text that loads back to an equal document (key order and ints kept).
 
@@ -33,7 +37,7 @@ def dump(doc: object) -> str:
     surrogates (refused by UTF-8 encoders) intact through both databases.
     """
     try:
-        return json.dumps(doc, separators=(",", ":"), allow_nan=False, default=_plain)
+        return _ENCODER.encode(doc)
     except (TypeError, ValueError) as exc:
         raise StoreError(f"cannot store a document that is not JSON: {exc}") from exc
 

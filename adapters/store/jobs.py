@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from adapters.store import claims, codec, exchanges, notify, parts
 from adapters.store.dialect import insert_new
 from adapters.store.models import APPROVALS, CHAIN, IDEMPOTENCY, JOBS, REVOCATIONS, TOKENS
+from adapters.store.prepared import prepared
 from engine.errors import ConcurrentUpdate, JobNotFound, StoreError
 from engine.ports import (
     ApprovalRecord,
@@ -30,7 +31,8 @@ from engine.ports import (
 
 Stored = tuple[JsonDoc, parts.Parts]  # a document as the row holds it, and its new parts
 
-# Built once: this is the hot path, and building a statement costs more than running it.
+# Built once: this is the hot path, and building a statement costs more than running it
+# (and these two run as prepared driver SQL: adapters.store.prepared).
 _CAS = (
     update(JOBS)
     .where(JOBS.c.job_id == bindparam("b_job_id"), JOBS.c.version == bindparam("b_version"))
@@ -89,7 +91,7 @@ def update_cas(conn: Connection, up: JobUpdate, stored: Stored, now: datetime) -
         "b_document": codec.dump(document),
         "b_updated_at": now,
     }
-    if conn.execute(_CAS, params).rowcount != 1:
+    if prepared(_CAS, conn.dialect).run(conn, params).rowcount != 1:
         _raise_lost(conn, up)
     parts.insert(conn, new_parts)
     _claims(conn, up, now)  # the claim a job takes as it activates, or GrantClaimed
@@ -123,7 +125,7 @@ def _check_owner(up: JobUpdate) -> None:
 
 def _write_children(conn: Connection, up: JobUpdate, now: datetime) -> None:
     if up.chain:
-        conn.execute(_INSERT_CHAIN, [_chain_row(r) for r in up.chain])
+        prepared(_INSERT_CHAIN, conn.dialect).run(conn, [_chain_row(r) for r in up.chain])
     if up.approvals:
         conn.execute(_INSERT_APPROVAL, [_approval_row(a) for a in up.approvals])
     if up.tokens:

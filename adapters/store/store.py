@@ -71,6 +71,8 @@ class SqlStore:
         self._engine: Engine = connected.engine
         self._executor: ThreadPoolExecutor = connected.executor
         self._safe_url = connected.safe_url
+        self._keep_connection = connected.keep_connection
+        self._kept: Connection | None = None  # used on the executor's one thread only
         self._clock = clock
         self._closed = False
         self._reader: PointReader | None = None  # SQLite: revocation reads without the hop
@@ -99,7 +101,9 @@ class SqlStore:
         loop = asyncio.get_running_loop()
         # Transactions of cancelled callers still run on the executor: let them end and
         # check their connections in first, so that dispose closes every connection (one
-        # checked in after it would only be closed by the garbage collector).
+        # checked in after it would only be closed by the garbage collector). The kept
+        # connection is checked in on its own thread, after what was queued before.
+        await asyncio.wrap_future(self._executor.submit(self._release))
         await loop.run_in_executor(None, self._executor.shutdown)
         await loop.run_in_executor(None, self._engine.dispose)
         if self._reader is not None:
@@ -140,10 +144,20 @@ class SqlStore:
         self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
     ) -> T:
         try:
-            with self._engine.begin() as conn:
-                return fn(conn, *args, **kwargs)
+            if not self._keep_connection:
+                with self._engine.begin() as conn:
+                    return fn(conn, *args, **kwargs)
+            if self._kept is None:
+                self._kept = self._engine.connect()
+            with self._kept.begin():  # invalidated by an error: it reconnects at next use
+                return fn(self._kept, *args, **kwargs)
         except SQLAlchemyError as exc:
             raise StoreError(self._describe(fn, exc)) from exc
+
+    def _release(self) -> None:
+        if self._kept is not None:
+            self._kept.close()
+            self._kept = None
 
     def _describe(self, fn: Callable[..., object], exc: SQLAlchemyError) -> str:
         # The driver's first line says what failed (refused, locked, disk full); the SQL and

@@ -8,8 +8,10 @@ from datetime import timedelta, timezone
 from types import MappingProxyType
 
 import pytest
+from sqlalchemy import create_engine, select, text
 
 from adapters.store import SqlStore
+from adapters.store.models import JOBS
 from engine.errors import ConcurrentUpdate, JobNotFound, StoreError
 from engine.ports import JobUpdate
 from tests.integration.store.conftest import T0, approval, link, new_job, revocation, step, token
@@ -216,6 +218,29 @@ async def test_datetimes_come_back_aware_utc(store: SqlStore) -> None:
     assert stored.at == T0
     assert stored.at.tzinfo is not None
     assert stored.at.utcoffset() == timedelta(0)
+
+
+async def test_the_compare_and_set_stamps_updated_at_as_created_at_is(url: str) -> None:
+    """The compare-and-set runs as prepared driver SQL (adapters.store.prepared): its
+    timestamp must still go through the column type, into the same stored form."""
+    at = T0.astimezone(timezone(timedelta(hours=2)))
+    store = await SqlStore.open(url, clock=lambda: at)
+    try:
+        await store.create_job(new_job())
+        await store.update_job(step("job-1", 1, chain=[link("job-1", 0), link("job-1", 1)]))
+        assert [r.seq for r in await store.chain("job-1")] == [0, 1]
+    finally:
+        await store.close()
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            raw = conn.execute(text("SELECT created_at, updated_at, version FROM jobs")).one()
+            typed = conn.execute(select(JOBS.c.created_at, JOBS.c.updated_at)).one()
+    finally:
+        engine.dispose()
+    assert raw[0] == raw[1]
+    assert raw[2] == 2
+    assert tuple(typed) == (T0, T0)
 
 
 async def test_naive_datetime_is_refused_and_nothing_written(store: SqlStore) -> None:

@@ -18,7 +18,7 @@ from sqlalchemy import Engine, create_engine, inspect, make_url, text
 from adapters.store import SqlStore, migrate, sqlite_url
 from adapters.store.connect import connect
 from adapters.store.models import metadata
-from engine.errors import ConfigError, StoreError
+from engine.errors import ConcurrentUpdate, ConfigError, StoreError
 from tests.integration.store.conftest import link, new_job
 
 PASSWORD = "Sup3r-s3cret-pw"
@@ -86,6 +86,34 @@ def test_sqlite_connections_use_wal_and_full_sync(tmp_path: Path) -> None:
     finally:
         connected.engine.dispose()
         connected.executor.shutdown()
+
+
+def test_sqlite_transactions_hold_the_write_lock_from_their_start(tmp_path: Path) -> None:
+    connected = connect(sqlite_url(tmp_path))
+    other = sqlite3.connect(tmp_path / "breakglass.db", timeout=0, isolation_level=None)
+    try:
+        with connected.engine.begin() as conn:
+            conn.execute(text("SELECT 1"))  # a read only, yet no other writer may begin
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                other.execute("BEGIN IMMEDIATE")
+        other.execute("BEGIN IMMEDIATE")  # committed: the lock is free again
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
+        connected.engine.dispose()
+        connected.executor.shutdown()
+
+
+async def test_sqlite_store_keeps_its_one_connection_until_closed(tmp_path: Path) -> None:
+    store = await SqlStore.open(sqlite_url(tmp_path))
+    pool = store._engine.pool
+    await store.create_job(new_job(chain=[link("job-1", 0)]))
+    with pytest.raises(ConcurrentUpdate):  # a rolled-back transaction leaves it usable
+        await store.create_job(new_job())
+    assert (await store.load_job("job-1")).version == 1
+    assert pool.checkedout() == 1  # type: ignore[attr-defined]
+    await store.close()
+    assert pool.checkedout() == 0  # type: ignore[attr-defined]
 
 
 async def test_sqlite_file_is_left_in_wal_mode(tmp_path: Path) -> None:

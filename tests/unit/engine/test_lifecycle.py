@@ -287,6 +287,20 @@ def test_job_round_trips_through_json() -> None:
     assert Job.from_json(json.loads(json.dumps(sim.job.to_json()))) == sim.job
 
 
+def test_but_is_replace_and_leaves_the_job_as_it_was() -> None:
+    sim = active()
+    job = sim.job
+    assert job is not None
+    changed = job.but(chain_length=job.chain_length + 1, last_tool_call="x: success")
+    assert changed == replace(job, chain_length=job.chain_length + 1, last_tool_call="x: success")
+    assert changed.chain_length == job.chain_length + 1
+    assert job.last_tool_call != "x: success"
+    assert job.but() == job
+    assert job.but() is not job
+    with pytest.raises(TypeError, match="no_such_field"):
+        job.but(no_such_field=1)
+
+
 def test_write_tool_is_in_the_catalog() -> None:
     sim = active()
     assert sim.planned("action")[0] == WRITE_ROLE
