@@ -14,12 +14,14 @@ from datetime import timedelta
 
 from adapters.graph import GraphTools
 from adapters.graph.ca_claims import CLAIM_HOLD, STALE
-from adapters.graph.simulated import Fault, SimulatedTenant
+from adapters.graph.simulated import Fault, ManualClock, SimulatedTenant
 from engine import catalog
 from engine.errors import GraphError
+from tests.integration.graph.conftest import config_for
 from tests.integration.graph.support import (
     EXCLUSION_GROUP,
     LEGACY_POLICY,
+    MemorySnapshots,
     ca_args,
     has,
     refused,
@@ -119,3 +121,22 @@ async def test_a_write_whose_answer_was_lost_holds_its_version_until_replicas_se
     sim.advance(CLAIM_HOLD)
     assert (await tools.call(catalog.EXCLUDE_GROUP, job("job-b", RESPONDERS))).ok
     assert excluded(sim) == [RESPONDERS]
+
+
+async def test_a_replica_never_writes_on_a_version_another_replica_wrote_on(
+    sim: SimulatedTenant, tools: GraphTools, snapshots: MemorySnapshots, clock: ManualClock
+) -> None:
+    # Replicas share the store's claims, not each other's policy locks: replica B reads the
+    # policy from a replica behind A's write and must not write its own change on it (that
+    # would drop A's group).
+    sim.set_replication_lag(seconds=LAG.total_seconds())
+    await tools.call(catalog.EXCLUDE_GROUP, job("job-a", EXCLUSION_GROUP))
+    assert excluded(sim) == [EXCLUSION_GROUP]
+    async with GraphTools(config_for(sim), snapshots, clock=clock.now) as replica_b:
+        err = await refused(
+            sim, replica_b, catalog.EXCLUDE_GROUP, job("job-b", RESPONDERS), GraphError
+        )
+        assert err.code == STALE
+        catch_up(sim)
+        assert (await replica_b.call(catalog.EXCLUDE_GROUP, job("job-b", RESPONDERS))).ok
+    assert excluded(sim) == sorted([EXCLUSION_GROUP, RESPONDERS])
