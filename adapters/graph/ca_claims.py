@@ -67,8 +67,9 @@ async def write_on(
 ) -> None:
     """Claim ``base`` (the read ``write`` was computed from), then write; a definite refusal
     voids the claim (the write did not land), a lost answer or a crash keeps it."""
-    live, free = await _claims(ctx, claim_key(policy_id, base))
-    slot = f"{claim_key(policy_id, base)}:{free}"
+    key = claim_key(policy_id, base)
+    live, free = await _claims(ctx, key)
+    slot = f"{key}:{free}"
     mine = {"job_id": job_id, "writer": uuid.uuid4().hex, "at": iso_ms(ctx.now())}
     if live or await ctx.snapshots.save_snapshot(slot, mine) != mine:
         raise stale(policy_id)  # written on meanwhile (another replica)
