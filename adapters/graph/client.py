@@ -10,8 +10,8 @@ Rules, in order of importance:
    that would cross it gives up at once with the last ``GraphError``.
 3. Conditional Access requests are paced (1 request/s per tenant by default): across every
    replica when the client is given the store's shared ``PacingSlots``, else per process.
-   The reporting API's (``/auditLogs/``: 5 requests per 10 s per app and tenant) are
-   paced per process.
+   The reporting API's (``/auditLogs/``: 5 requests per 10 s per app and tenant) are paced
+   the same way, in a bucket of their own.
 4. Paging links are followed only under the configured Graph base URL, so the bearer token
    is never sent to another host.
 """
@@ -27,6 +27,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import aiohttp
@@ -87,8 +88,9 @@ class GraphClient:
         self._tokens = tokens or TokenSource(config)
         self._sleep = sleep
         self._rand = rand
-        self._ca_pacer = _ca_pacer(config, sleep, monotonic, pacing, pacing_clock)
-        self._reports_pacer = Pacer(config.retry.reports_interval, clock=monotonic, sleep=sleep)
+        paced = partial(_pacer, sleep=sleep, monotonic=monotonic, slots=pacing, clock=pacing_clock)
+        self._ca_pacer = paced(ca_bucket(config.tenant_id), config.retry.ca_interval)
+        self._reports_pacer = paced(reports_bucket(config.tenant_id), config.retry.reports_interval)
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> GraphClient:
@@ -230,18 +232,25 @@ def ca_bucket(tenant_id: str) -> str:
     return f"graph:{tenant_id}:conditional-access"
 
 
-def _ca_pacer(
-    config: GraphConfig,
+def reports_bucket(tenant_id: str) -> str:
+    """The pacing bucket of a tenant's reporting API requests (audit and sign-in logs)."""
+    return f"graph:{tenant_id}:reports"
+
+
+def _pacer(
+    bucket: str,
+    interval: float,
+    *,
     sleep: Callable[[float], Awaitable[None]],
     monotonic: Callable[[], float],
-    pacing: PacingSlots | None,
+    slots: PacingSlots | None,
     clock: Callable[[], datetime],
 ) -> RequestPacer:
-    local = Pacer(config.retry.ca_interval, clock=monotonic, sleep=sleep)
-    if pacing is None:
+    """Paced across replicas through the store's ``slots`` when given, else in this process."""
+    local = Pacer(interval, clock=monotonic, sleep=sleep)
+    if slots is None:
         return local
-    bucket = ca_bucket(config.tenant_id)
-    return SharedPacer(pacing, bucket, config.retry.ca_interval, local, clock=clock, sleep=sleep)
+    return SharedPacer(slots, bucket, interval, local, clock=clock, sleep=sleep)
 
 
 def _json_body(text: str) -> Mapping[str, Any]:

@@ -1,6 +1,7 @@
-"""Conditional Access allows one request a second per tenant, whatever the number of replicas:
-two replicas pacing through the store's shared slots never make the strict tenant answer 429,
-while two replicas pacing each on their own do (the failure the shared slots prevent)."""
+"""Conditional Access allows one request a second per tenant, and the reporting API five per
+ten seconds, whatever the number of replicas: two replicas pacing through the store's shared
+slots never make the strict tenant answer 429, while two replicas pacing each on their own do
+(the failure the shared slots prevent)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 
 from adapters.graph import GraphClient
-from adapters.graph.client import CA_PREFIX
+from adapters.graph.client import CA_PREFIX, REPORTS_PREFIX
 from adapters.graph.simulated import ManualClock, SimulatedTenant
 from adapters.store import SqlStore
 from bench.fleet import HANG_GUARD_SECONDS
@@ -26,6 +27,7 @@ pytestmark = pytest.mark.postgres
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 POLICY = f"{CA_PREFIX}policies/{MFA_POLICY}"
+AUDITS = f"{REPORTS_PREFIX}directoryAudits"
 PER_REPLICA = 4
 
 
@@ -88,12 +90,13 @@ async def strict_tenant(time: JumpTime) -> AsyncIterator[SimulatedTenant]:
         yield sim
 
 
-async def replicas_read_policies(
-    url: str, sim: SimulatedTenant, time: JumpTime, *, shared: bool
+async def replicas_read(
+    url: str, sim: SimulatedTenant, time: JumpTime, *, shared: bool, path: str = POLICY
 ) -> list[BaseException | None]:
-    """Two replicas (each its own store connections and Graph client) read a CA policy
-    ``PER_REPLICA`` times each, at the same moments."""
-    config = config_for(sim, replace(FAST, ca_interval=1.0, total_budget=30.0))
+    """Two replicas (each its own store connections and Graph client) read ``path``
+    ``PER_REPLICA`` times each, at the same moments (CA paced at 1 s, reports at 2 s)."""
+    retry = replace(FAST, ca_interval=1.0, reports_interval=2.0, total_budget=30.0)
+    config = config_for(sim, retry)
     stores = [await SqlStore.open(url) for _ in range(2)]
     clients = [
         GraphClient(
@@ -104,7 +107,7 @@ async def replicas_read_policies(
 
     async def reads(client: GraphClient) -> None:
         for _ in range(PER_REPLICA):
-            await client.get(POLICY)
+            await client.get(path)
 
     try:
         return await time.run(*(reads(c) for c in clients))
@@ -122,7 +125,7 @@ def ca_statuses(sim: SimulatedTenant) -> list[int]:
 async def test_two_replicas_share_one_request_a_second(
     pg_schema_url: str, strict_tenant: SimulatedTenant, time: JumpTime
 ) -> None:
-    failures = await replicas_read_policies(pg_schema_url, strict_tenant, time, shared=True)
+    failures = await replicas_read(pg_schema_url, strict_tenant, time, shared=True)
     assert failures == [None, None]
     assert ca_statuses(strict_tenant) == [200] * (2 * PER_REPLICA)  # never a 429
     # One a second at the tenant, and no slower: slot after slot, none left unused.
@@ -132,5 +135,25 @@ async def test_two_replicas_share_one_request_a_second(
 async def test_two_replicas_pacing_alone_are_throttled(
     pg_schema_url: str, strict_tenant: SimulatedTenant, time: JumpTime
 ) -> None:
-    await replicas_read_policies(pg_schema_url, strict_tenant, time, shared=False)
+    await replicas_read(pg_schema_url, strict_tenant, time, shared=False)
     assert 429 in ca_statuses(strict_tenant)  # both sent their first request at once
+
+
+def report_statuses(sim: SimulatedTenant) -> list[int]:
+    return [e.status for e in sim.requests_log if "auditLogs" in e.path]
+
+
+async def test_two_replicas_share_the_reporting_apis_five_per_ten_seconds(
+    pg_schema_url: str, strict_tenant: SimulatedTenant, time: JumpTime
+) -> None:
+    failures = await replicas_read(pg_schema_url, strict_tenant, time, shared=True, path=AUDITS)
+    assert failures == [None, None]
+    assert report_statuses(strict_tenant) == [200] * (2 * PER_REPLICA)
+    assert time.arrivals == [2.0 * n for n in range(2 * PER_REPLICA)]  # one every 2 s
+
+
+async def test_two_replicas_pacing_reports_alone_are_throttled(
+    pg_schema_url: str, strict_tenant: SimulatedTenant, time: JumpTime
+) -> None:
+    await replicas_read(pg_schema_url, strict_tenant, time, shared=False, path=AUDITS)
+    assert 429 in report_statuses(strict_tenant)  # eight in the first ten seconds
