@@ -11,8 +11,8 @@ import re
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
-from engine.chain import HASHED_FIELDS
-from engine.envelope import REQUIRED_FIELDS
+from engine.chain import EVENT_KEYS
+from engine.envelope import ALLOWED_KEYS, REQUIRED_KEYS
 from engine.errors import InputError, VerificationError
 from engine.timeutil import parse_iso
 
@@ -39,10 +39,6 @@ _TOP_LEVEL = {
     "metadata",
 }
 _ANY_OF = _TOP_LEVEL - {"bundle_version", "bundle_id", "agent_did", "metadata"}
-_EVENT_FIELDS = (*HASHED_FIELDS, "event_hash_b64u")
-_EVENT_SET = frozenset(_EVENT_FIELDS)
-_ENVELOPE_FIELDS = frozenset(REQUIRED_FIELDS)
-_ENVELOPE_OR_EXPIRY = _ENVELOPE_FIELDS | {"expires_at"}
 _GATEWAY_REQUIRED = (
     "receipt_version",
     "receipt_id",
@@ -126,7 +122,7 @@ def _list(
 
 
 def check_event(event: Mapping[str, Any]) -> None:
-    _require(event.keys() == _EVENT_SET, "event fields are not exactly the event_chain.v1 set")
+    _require(event.keys() == EVENT_KEYS, "event fields are not exactly the event_chain.v1 set")
     for key in ("event_id", "run_id", "event_type"):
         _string(event, key)
     _timestamp(event, "timestamp")
@@ -138,8 +134,8 @@ def check_event(event: Mapping[str, Any]) -> None:
 
 def check_gateway_envelope(envelope: Mapping[str, Any]) -> None:
     keys = envelope.keys()
-    _require(keys <= _ENVELOPE_OR_EXPIRY, "gateway receipt envelope fields")
-    _require(keys >= _ENVELOPE_FIELDS, "gateway receipt envelope is missing fields")
+    _require(keys <= ALLOWED_KEYS, "gateway receipt envelope fields")
+    _require(keys >= REQUIRED_KEYS, "gateway receipt envelope is missing fields")
     _require(envelope["envelope_type"] == "gateway_receipt", "receipts hold gateway_receipt only")
     payload = envelope["payload"]
     _require(isinstance(payload, Mapping), "receipt payload must be an object")
@@ -156,7 +152,7 @@ def check_tool_receipt(item: Mapping[str, Any]) -> None:
     """A tool receipt as a payload or inside a tool_receipt envelope."""
     if "envelope_type" in item:
         _require(item.get("envelope_type") == "tool_receipt", "tool receipt envelope type")
-        _require(set(item) <= _ENVELOPE_FIELDS | {"expires_at"}, "tool receipt envelope fields")
+        _require(item.keys() <= ALLOWED_KEYS, "tool receipt envelope fields")
         payload = item.get("payload")
         _require(isinstance(payload, Mapping), "tool receipt payload must be an object")
         assert isinstance(payload, Mapping)

@@ -23,7 +23,7 @@ HASHED_FIELDS = (
     "payload_hash_b64u",
     "prev_hash_b64u",
 )
-_EVENT_KEYS = frozenset((*HASHED_FIELDS, "event_hash_b64u"))
+EVENT_KEYS = frozenset((*HASHED_FIELDS, "event_hash_b64u"))  # an event has these, only
 
 # Event types and the kind of signed artifact each one witnesses.
 REQUEST = "request"  # the plan was made (payload: plan hash)
@@ -76,7 +76,7 @@ def check_chain(events: Sequence[Mapping[str, Any]]) -> str:
     run_id = events[0].get("run_id")
     prev: str | None = None
     for index, event in enumerate(events):
-        if not event.keys() >= _EVENT_KEYS:
+        if not event.keys() >= EVENT_KEYS:
             raise VerificationError("MISSING_EVENT_FIELD", f"event {index} is incomplete")
         if event["run_id"] != run_id:
             raise VerificationError("INCONSISTENT_RUN_ID", f"event {index} has another run_id")

@@ -33,8 +33,8 @@ REQUIRED_FIELDS = (
     "issued_at",
 )
 _OPTIONAL = ("expires_at",)
-_REQUIRED_SET = frozenset(REQUIRED_FIELDS)
-_ALLOWED = frozenset((*REQUIRED_FIELDS, *_OPTIONAL))
+REQUIRED_KEYS = frozenset(REQUIRED_FIELDS)  # sets built once: checked per receipt
+ALLOWED_KEYS = frozenset((*REQUIRED_FIELDS, *_OPTIONAL))
 _STRINGS = tuple(name for name in REQUIRED_FIELDS if name != "payload")
 
 
@@ -85,10 +85,10 @@ def check_envelope_shape(envelope: object, expected_types: Collection[str]) -> M
     """Steps (0)-(4): fields present and typed, known version, type and algorithms."""
     if not isinstance(envelope, Mapping):
         raise VerificationError("MALFORMED_ENVELOPE", "envelope is not an object")
-    if not envelope.keys() >= _REQUIRED_SET:  # sets built once: this runs per receipt
+    if not envelope.keys() >= REQUIRED_KEYS:
         missing = [name for name in REQUIRED_FIELDS if name not in envelope]
         raise VerificationError("MALFORMED_ENVELOPE", f"missing {', '.join(missing)}")
-    extra = envelope.keys() - _ALLOWED
+    extra = envelope.keys() - ALLOWED_KEYS
     if extra:
         raise VerificationError("MALFORMED_ENVELOPE", f"unexpected {', '.join(sorted(extra))}")
     if not isinstance(envelope["payload"], Mapping) or not all(
