@@ -90,8 +90,8 @@ class PartCache:
         parsed: dict[str, Any] = {}  # one object per part, shared as it was when written
 
         def resolve(value: Mapping[str, Any]) -> Mapping[str, Any]:
-            digest = value.get(REF) if len(value) == 1 else None
-            if not isinstance(digest, str):
+            digest = _ref_of(value)
+            if digest is None:
                 return value  # written inline (before migration 0004)
             if digest not in parsed:
                 parsed[digest] = codec.doc(texts[digest])
@@ -164,10 +164,16 @@ def _refs(doc: JsonDoc) -> Iterable[str]:
     found: list[str] = []
 
     def note(value: Mapping[str, Any]) -> Mapping[str, Any]:
-        digest = value.get(REF) if len(value) == 1 else None
-        if isinstance(digest, str):
+        digest = _ref_of(value)
+        if digest is not None:
             found.append(digest)
         return value
 
     _map_members(doc, note)
     return found
+
+
+def _ref_of(member: Mapping[str, Any]) -> str | None:
+    """The part hash ``member`` refers to; None when it is written inline."""
+    digest = member.get(REF) if len(member) == 1 else None
+    return digest if isinstance(digest, str) else None

@@ -177,17 +177,22 @@ class SqlStore:
 
     # jobs
     async def create_job(self, update: JobUpdate) -> StoredJob:
-        stored = self._parts.split(update.document)
-        job = await self._run(jobs.create, update, stored, self._clock())
-        self._parts.committed(stored[1])
-        return job
+        return await self._write_job(jobs.create, update)
 
     async def load_job(self, job_id: str) -> StoredJob:
         return await self._run(jobs.load, self._parts, job_id)
 
     async def update_job(self, update: JobUpdate) -> StoredJob:
-        stored = self._parts.split(update.document)
-        job = await self._run(jobs.update_cas, update, stored, self._clock())
+        return await self._write_job(jobs.update_cas, update)
+
+    async def _write_job(
+        self,
+        write: Callable[[Connection, JobUpdate, jobs.Stored, datetime], StoredJob],
+        up: JobUpdate,
+    ) -> StoredJob:
+        """``write`` (create or compare-and-set) with the document's parts split out."""
+        stored = self._parts.split(up.document)
+        job = await self._run(write, up, stored, self._clock())
         self._parts.committed(stored[1])  # only now: a rolled-back insert holds nothing
         return job
 
