@@ -17,7 +17,7 @@ import copy
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
-from adapters.graph.ca_claims import fresh_policy, stale, write_on
+from adapters.graph.ca_claims import PolicyRead, fresh_policy, stale, write_on
 from adapters.graph.context import ToolContext
 from engine.catalog import RESTORE_CA
 from engine.errors import InputError
@@ -84,16 +84,17 @@ async def get_policy(ctx: ToolContext, policy_id: str) -> Doc:
 async def exclude_group(ctx: ToolContext, args: Mapping[str, Any]) -> ToolResult:
     policy_id, group_id = args["policy_id"], args["group_id"]
     async with ctx.exclusive(policy_id):  # read and write as one: see KeyedLocks
-        policy, fresh = await fresh_policy(ctx, policy_id, lambda: get_policy(ctx, policy_id))
-        if not fresh:
+        read = await fresh_policy(ctx, policy_id, lambda: get_policy(ctx, policy_id))
+        if not read.fresh:
             raise stale(policy_id)  # its snapshot and its write would both be out of date
+        policy = read.policy
         saved = await ctx.snapshots.save_snapshot(
             snapshot_key(args["job_id"], policy_id), _snapshot(ctx, args, policy)
         )
         if group_id not in excluded_groups(policy):
             users = users_of(policy)
             users["excludeGroups"] = [*excluded_groups(policy), group_id]
-            await _patch_users(ctx, args, policy, users, lambda p: group_id in excluded_groups(p))
+            await _patch_users(ctx, read, args, users, lambda p: group_id in excluded_groups(p))
     after, reads = await ctx.poll(
         lambda: get_policy(ctx, policy_id), lambda p: group_id in excluded_groups(p)
     )
@@ -113,18 +114,17 @@ async def restore_policy(ctx: ToolContext, args: Mapping[str, Any]) -> ToolResul
     policy_id, group_id = args["policy_id"], args["group_id"]
     original = await _load_original(ctx, args)
     async with ctx.exclusive(policy_id):  # read and write as one: see KeyedLocks
-        current, fresh = await fresh_policy(ctx, policy_id, lambda: get_policy(ctx, policy_id))
+        read = await fresh_policy(ctx, policy_id, lambda: get_policy(ctx, policy_id))
+        current = read.policy
         ours = group_id not in excluded_groups(original)
         expected = without_group(current, group_id) if ours else users_of(current)
         # ``ours_seen``: the policy showed our exclusion (or had it before the job, so the
         # job added nothing). When not, a replica may not have caught up with our write.
         seen = not ours or group_id in excluded_groups(current)
-        if ours and seen and not fresh:
-            raise stale(policy_id)  # our group may be shown by a replica behind its removal
-        if ours and seen:
+        if ours and seen:  # a stale read is refused there (a replica behind our removal)
             target = copy.deepcopy(expected)
             await _patch_users(
-                ctx, args, current, target, lambda p: group_id not in excluded_groups(p)
+                ctx, read, args, target, lambda p: group_id not in excluded_groups(p)
             )
     body, settled = await _effective_state(ctx, args, original, expected)
     return ToolResult("success" if settled else "error", body | {"ours_seen": seen})
@@ -204,8 +204,8 @@ async def _effective_state(
 
 async def _patch_users(
     ctx: ToolContext,
+    base: PolicyRead,
     args: Mapping[str, Any],
-    base: Doc,
     users: Doc,
     settled: Callable[[Doc], bool],
 ) -> None:
@@ -225,7 +225,7 @@ async def _patch_users(
     async def write() -> None:
         await ctx.write_once(send, read_back)
 
-    await write_on(ctx, policy_id, base, args["job_id"], write)
+    await write_on(ctx, base, args["job_id"], write)
 
 
 async def _load_original(ctx: ToolContext, args: Mapping[str, Any]) -> Doc:

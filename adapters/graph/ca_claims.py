@@ -20,6 +20,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -39,19 +40,31 @@ def claim_key(policy_id: str, policy: Doc) -> str:
     return f"ca-base:{policy_id}:{hashlib.sha256(canonical.encode()).hexdigest()}"
 
 
+@dataclass(frozen=True)
+class PolicyRead:
+    """One read of a policy: is it a version no write of ours was based on yet (``fresh``),
+    and the claim slot a write computed from it takes."""
+
+    policy_id: str
+    policy: Doc
+    fresh: bool
+    slot: str
+
+
 async def fresh_policy(
     ctx: ToolContext, policy_id: str, read: Callable[[], Awaitable[Doc]]
-) -> tuple[Doc, bool]:
-    """Read until the policy shows a version no write of ours was based on yet (bounded):
-    (the last read, whether it is such a version)."""
+) -> PolicyRead:
+    """Read until the policy shows a version no write of ours was based on yet (bounded);
+    the last read."""
     for attempt in range(ctx.retry.readback_attempts):
         if attempt:
             await ctx.sleep(ctx.retry.readback_interval)
         policy = await read()
-        live, _ = await _claims(ctx, claim_key(policy_id, policy))
+        key = claim_key(policy_id, policy)
+        live, free = await _claims(ctx, key)
         if not live:
-            return policy, True
-    return policy, False
+            break
+    return PolicyRead(policy_id, policy, not live, f"{key}:{free}")
 
 
 def stale(policy_id: str) -> GraphError:
@@ -63,22 +76,19 @@ def stale(policy_id: str) -> GraphError:
 
 
 async def write_on(
-    ctx: ToolContext, policy_id: str, base: Doc, job_id: str, write: Callable[[], Awaitable[None]]
+    ctx: ToolContext, base: PolicyRead, job_id: str, write: Callable[[], Awaitable[None]]
 ) -> None:
     """Claim ``base`` (the read ``write`` was computed from), then write; a definite refusal
     voids the claim (the write did not land), a lost answer or a crash keeps it."""
-    key = claim_key(policy_id, base)
-    live, free = await _claims(ctx, key)
-    slot = f"{key}:{free}"
     mine = {"job_id": job_id, "writer": uuid.uuid4().hex, "at": iso_ms(ctx.now())}
-    if live or await ctx.snapshots.save_snapshot(slot, mine) != mine:
-        raise stale(policy_id)  # written on meanwhile (another replica)
+    if not base.fresh or await ctx.snapshots.save_snapshot(base.slot, mine) != mine:
+        raise stale(base.policy_id)  # written on meanwhile (another replica)
     try:
         await write()
     except ResponseLost:
         raise
     except GraphError:
-        await ctx.snapshots.save_snapshot(f"{slot}:void", {"writer": mine["writer"]})
+        await ctx.snapshots.save_snapshot(f"{base.slot}:void", {"writer": mine["writer"]})
         raise
 
 
