@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,17 +19,15 @@ from bot.lifecycle_log import log_event
 from bot.registry import WPC_PATH
 from engine.errors import ConfigError
 from engine.ports import ChatEvent
-from tests.integration.console.conftest import role_request
+from tests.integration.console.conftest import fast_runtime, role_request
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 @pytest.fixture
 async def runtime(tmp_path: Path) -> AsyncIterator[Runtime]:
-    # The strict tenant refuses a removal in its first 5 minutes, and the kill test removes
-    # at once: a fast clock (as the demo's) waits that out in seconds instead of minutes.
-    settings = load_settings({"BREAKGLASS_HOME": str(tmp_path)})
-    running = Runtime(replace(settings, port=0, clock_scale=60.0))
+    # The kill test removes at once: the fast clock waits the 5-minute rule out in seconds.
+    running = fast_runtime(tmp_path)
     await running.start()
     yield running
     await running.stop()
