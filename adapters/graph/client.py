@@ -80,7 +80,7 @@ class GraphClient:
         tokens: TokenSource | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rand: Callable[[], float] = random.random,
-        monotonic: Callable[[], float] = time.monotonic,  # what the pacers measure
+        monotonic: Callable[[], float] = time.monotonic,  # what the pacers and budget measure
         pacing: PacingSlots | None = None,
         pacing_clock: Callable[[], datetime] = wall_clock,
     ) -> None:
@@ -88,6 +88,7 @@ class GraphClient:
         self._tokens = tokens or TokenSource(config)
         self._sleep = sleep
         self._rand = rand
+        self._monotonic = monotonic
         paced = partial(_pacer, sleep=sleep, monotonic=monotonic, slots=pacing, clock=pacing_clock)
         self._ca_pacer = paced(ca_bucket(config.tenant_id), config.retry.ca_interval)
         self._reports_pacer = paced(reports_bucket(config.tenant_id), config.retry.reports_interval)
@@ -168,6 +169,7 @@ class GraphClient:
                 attempt,
                 self.config.retry.backoff,
                 sleep=self._sleep,
+                clock=self._monotonic,
                 rand=self._rand,
                 before_sleep=announce,
             )
