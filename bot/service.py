@@ -233,7 +233,21 @@ class JobService:
         return (await self._current(job_id))[1]
 
     async def open_jobs(self) -> list[Job]:
-        return [Job.from_json(s.document) for s in await self.store.list_jobs(OPEN)]
+        """Every open job, as stored. Only the jobs whose version this process does not hold
+        are read and decoded: every request, approval and tick asks this (issue 19: with
+        hundreds of open jobs, decoding all of them each time starved the replica)."""
+        held = dict(self._cache)  # commands may change the cache while the store reads
+        ids, changed = await self.store.list_changed(OPEN, {j: v for j, (v, _) in held.items()})
+        for stored in changed:
+            held[stored.job_id] = (stored.version, Job.from_json(stored.document))
+            now = self._cache.get(stored.job_id)
+            if now is None or now[0] < stored.version:  # a command may have written since
+                self._cache[stored.job_id] = held[stored.job_id]
+        listed = set(ids)
+        for job_id in [j for j, (_, job) in self._cache.items() if j not in listed]:
+            if self._cache[job_id][1].state in OPEN:  # ended elsewhere (or newer than the read)
+                del self._cache[job_id]
+        return [job for job_id in ids if (job := held[job_id][1]).state in OPEN]
 
     def token_for(self, job: Job, kind: str) -> str:
         token = job.token(kind)

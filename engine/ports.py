@@ -159,6 +159,13 @@ class JobStore(Protocol):
 
     async def list_jobs(self, states: Collection[str] | None = None) -> list[StoredJob]: ...
 
+    async def list_changed(
+        self, states: Collection[str], known: Mapping[str, int]
+    ) -> tuple[list[str], list[StoredJob]]:
+        """The ids of the jobs in ``states`` in creation order, and the jobs among them whose
+        version differs from ``known[job_id]`` (as they are now, documents and all)."""
+        ...
+
     async def page_jobs(self, limit: int, before: str | None = None) -> list[StoredJob]:
         """Up to ``limit`` jobs, newest first, after the job ``before`` (``JobNotFound`` when
         there is no such job): one page of a list, read in the database."""
@@ -270,6 +277,11 @@ class LeaseStore(Protocol):
     async def acquire_lease(self, job_id: str, owner: str, until: datetime, now: datetime) -> bool:
         """Take or renew the job's lease until ``until``: True when it is free, expired at
         ``now`` or already ``owner``'s; False when another owner holds it."""
+        ...
+
+    async def renew_leases(self, job_ids: Collection[str], owner: str, until: datetime) -> set[str]:
+        """Extend to ``until`` the leases among ``job_ids`` that ``owner`` still holds, in one
+        write; returns the ids renewed."""
         ...
 
     async def release_lease(self, job_id: str, owner: str) -> bool: ...

@@ -12,6 +12,8 @@ import asyncio
 import hashlib
 import re
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 import msal  # type: ignore[import-untyped]
@@ -23,15 +25,35 @@ from engine.errors import GraphError
 _APPS: dict[str, Any] = {}
 _APPS_LOCK = threading.Lock()
 _AADSTS = re.compile(r"AADSTS\d+")
+KEEP_MARGIN_S = 300.0  # MSAL renews a cached token this long before it expires
 
 
 class TokenSource:
-    """Hands out a bearer token for Graph, cached by MSAL until shortly before it expires."""
+    """Hands out a bearer token for Graph, cached by MSAL until shortly before it expires.
 
-    def __init__(self, config: GraphConfig) -> None:
+    The last token is also kept here, until MSAL itself would renew it (half its lifetime,
+    and never within 5 minutes of its end): most Graph calls then cost no trip to MSAL's
+    worker threads, which under load took longer than the call (issue 19)."""
+
+    def __init__(
+        self, config: GraphConfig, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
         self._config = config
+        self._monotonic = monotonic
+        self._kept: tuple[str, float] | None = None  # the token, and when to stop using it
 
     async def token(self) -> str:
+        kept = self._kept
+        if kept is not None and self._monotonic() < kept[1]:
+            return kept[0]
+        started = self._monotonic()
+        token, lifetime = await self._acquire()
+        if lifetime is not None:
+            self._kept = (token, started + min(lifetime / 2, lifetime - KEEP_MARGIN_S))
+        return token
+
+    async def _acquire(self) -> tuple[str, float | None]:
+        """A token from MSAL (its cache, or the token endpoint), and its lifetime if stated."""
         app = await asyncio.to_thread(_app_for, self._config)
         try:
             result = await asyncio.to_thread(
@@ -43,11 +65,14 @@ class TokenSource:
             ) from exc
         token = result.get("access_token") if isinstance(result, dict) else None
         if isinstance(token, str):
-            return token
+            lifetime = result.get("expires_in")
+            return token, float(lifetime) if isinstance(lifetime, int | float) else None
         raise token_refusal(result, self._config)
 
     async def forget(self, token: str) -> None:
         """Drop a token Graph refused (revoked, expired early) so the next call gets a new one."""
+        if self._kept is not None and self._kept[0] == token:
+            self._kept = None
         app = await asyncio.to_thread(_app_for, self._config)
         await asyncio.to_thread(_forget, app, token)
 

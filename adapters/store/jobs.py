@@ -6,7 +6,7 @@ exception raised here rolls all of it back.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -172,6 +172,26 @@ def list_jobs(
     if states is not None:
         query = query.where(JOBS.c.state.in_(list(states)))
     return _joined(conn, cache, conn.execute(query).all())
+
+
+IN_CHUNK = 500  # ids per IN list: well under SQLite's bound parameter limit
+
+
+def list_changed(
+    conn: Connection, cache: parts.PartCache, states: Collection[str], known: Mapping[str, int]
+) -> tuple[list[str], list[StoredJob]]:
+    """The ids of the jobs in ``states`` (creation order), and those of them whose version is
+    not the one ``known`` names, documents joined: a caller that keeps the jobs it decoded
+    reads and decodes only what changed. A job changed between the two reads comes back as
+    it is now (its state may no longer be one of ``states``)."""
+    query = select(JOBS.c.job_id, JOBS.c.version).where(JOBS.c.state.in_(list(states)))
+    rows = conn.execute(query.order_by(JOBS.c.created_at, JOBS.c.job_id)).all()
+    stale = [job_id for job_id, version in rows if known.get(job_id) != version]
+    changed: list[StoredJob] = []
+    for at in range(0, len(stale), IN_CHUNK):
+        chunk = select(JOBS).where(JOBS.c.job_id.in_(stale[at : at + IN_CHUNK]))
+        changed += _joined(conn, cache, conn.execute(chunk).all())
+    return [job_id for job_id, _ in rows], changed
 
 
 def _joined(conn: Connection, cache: parts.PartCache, rows: Sequence[Row[Any]]) -> list[StoredJob]:

@@ -6,9 +6,10 @@ exactly one of them wins; on SQLite ``BEGIN IMMEDIATE`` serialises writers."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 
-from sqlalchemy import Connection, delete, func, or_, select
+from sqlalchemy import Connection, delete, func, or_, select, update
 
 from adapters.store.dialect import insert_for
 from adapters.store.models import IDEMPOTENCY, JOBS, LEASES
@@ -25,6 +26,14 @@ def acquire(conn: Connection, job_id: str, owner: str, until: datetime, now: dat
     )
     row = {"job_id": job_id, "owner": owner, "expires_at": until}
     return conn.execute(stmt.returning(LEASES.c.job_id), row).first() is not None
+
+
+def renew(conn: Connection, job_ids: Collection[str], owner: str, until: datetime) -> set[str]:
+    """Extend to ``until`` each of ``job_ids``' leases ``owner`` still holds, in one statement;
+    the ids renewed (a lease another replica took over, or one gone, is not among them)."""
+    stmt = update(LEASES).where(LEASES.c.job_id.in_(list(job_ids)), LEASES.c.owner == owner)
+    renewed = conn.execute(stmt.values(expires_at=until).returning(LEASES.c.job_id))
+    return {row.job_id for row in renewed}
 
 
 def release(conn: Connection, job_id: str, owner: str) -> bool:

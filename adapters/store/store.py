@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -199,6 +199,11 @@ class SqlStore:
     async def list_jobs(self, states: Collection[str] | None = None) -> list[StoredJob]:
         return await self._run(jobs.list_jobs, self._parts, states)
 
+    async def list_changed(
+        self, states: Collection[str], known: Mapping[str, int]
+    ) -> tuple[list[str], list[StoredJob]]:
+        return await self._run(jobs.list_changed, self._parts, states, known)
+
     async def page_jobs(self, limit: int, before: str | None = None) -> list[StoredJob]:
         return await self._run(jobs.page, self._parts, limit, before)
 
@@ -286,6 +291,9 @@ class SqlStore:
     # leases (one replica per job's timer work) and housekeeping
     async def acquire_lease(self, job_id: str, owner: str, until: datetime, now: datetime) -> bool:
         return await self._run(leases.acquire, job_id, owner, until, now)
+
+    async def renew_leases(self, job_ids: Collection[str], owner: str, until: datetime) -> set[str]:
+        return await self._run(leases.renew, job_ids, owner, until) if job_ids else set()
 
     async def release_lease(self, job_id: str, owner: str) -> bool:
         return await self._run(leases.release, job_id, owner)

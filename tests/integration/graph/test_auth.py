@@ -12,7 +12,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from adapters.graph import CertificateCredential, GraphTools
+from adapters.graph.auth import TokenSource
 from adapters.graph.simulated import ManualClock, SimulatedTenant
+from adapters.graph.simulated.core import TOKEN_LIFETIME
 from engine import catalog
 from engine.errors import GraphError, describe
 from tests.integration.graph.conftest import config_for
@@ -81,6 +83,28 @@ async def test_unknown_tenant_fails_discovery_with_a_typed_error(
     assert caught.value.code == "AuthorityUnavailable"
     assert sim.client_secret not in str(caught.value)
     assert sim.state() == before
+
+
+async def test_a_token_is_kept_until_msal_would_renew_it_and_dropped_when_refused(
+    sim: SimulatedTenant,
+) -> None:
+    now = [0.0]
+    source = TokenSource(config_for(sim), monotonic=lambda: now[0])
+
+    def fetched() -> int:
+        return sum(e.path.endswith("/token") and e.status == 200 for e in sim.requests_log)
+
+    first = await source.token()
+    await TokenSource(config_for(sim)).forget(first)  # gone from MSAL's (shared) cache
+    lifetime = int(TOKEN_LIFETIME.total_seconds())
+    now[0] = lifetime / 2 - 1
+    assert (await source.token(), fetched()) == (first, 1)  # kept: MSAL was not asked
+    now[0] = lifetime / 2
+    second = await source.token()
+    assert (second != first, fetched()) == (True, 2)
+    await source.forget(second)  # Graph refused it
+    third = await source.token()
+    assert (third != second, fetched()) == (True, 3)
 
 
 async def test_certificate_credential(

@@ -181,6 +181,24 @@ async def test_list_jobs_by_state(store: SqlStore) -> None:
     assert await store.list_jobs([]) == []
 
 
+async def test_list_changed_reads_only_the_jobs_whose_version_moved(store: SqlStore) -> None:
+    for name in ("a", "b", "c"):
+        await store.create_job(new_job(name))
+    ids, changed = await store.list_changed({"planned"}, {})
+    assert ids == ["a", "b", "c"]
+    assert changed == [await store.load_job(name) for name in ids]
+
+    await store.update_job(replace(step("b", 1), state="planned"))
+    ids, changed = await store.list_changed({"planned"}, {"a": 1, "b": 1, "c": 1})
+    assert ids == ["a", "b", "c"]
+    assert changed == [await store.load_job("b")]
+    assert changed[0].version == 2
+
+    await store.update_job(step("c", 1))  # leaves the listed states
+    ids, changed = await store.list_changed({"planned"}, {"a": 1, "b": 2})
+    assert (ids, changed) == (["a", "b"], [])
+
+
 async def test_tokens_round_trip(store: SqlStore) -> None:
     tokens = [token("job-1", "jti-a"), token("job-1", "jti-b", kind="rollback")]
     await store.create_job(new_job(tokens=tokens))

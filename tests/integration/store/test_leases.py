@@ -7,7 +7,9 @@ import asyncio
 from datetime import timedelta
 
 from adapters.store import SqlStore
+from bot.leases import Leases
 from tests.integration.store.conftest import T0, new_job
+from tests.support.fakes import Clock
 
 TTL = timedelta(seconds=10)
 
@@ -26,6 +28,34 @@ async def test_the_owner_renews_and_an_expired_lease_is_taken_over(store: SqlSto
     assert await store.acquire_lease("job-1", "b", later + TTL, later)
     assert await store.lease_holders(later) == {"job-1": "b"}
     assert not await store.acquire_lease("job-1", "a", later + TTL, later)
+
+
+async def test_leases_are_renewed_together_and_only_the_owners(store: SqlStore) -> None:
+    for job_id in ("job-1", "job-2"):
+        assert await store.acquire_lease(job_id, "a", T0 + TTL, T0)
+    assert await store.acquire_lease("job-3", "b", T0 + TTL, T0)
+    later = T0 + TTL / 2
+    renewed = await store.renew_leases(["job-1", "job-2", "job-3", "job-none"], "a", later + TTL)
+    assert renewed == {"job-1", "job-2"}
+    after_first_ttl = T0 + TTL + timedelta(seconds=1)
+    assert await store.lease_holders(after_first_ttl) == {"job-1": "a", "job-2": "a"}
+    assert not await store.acquire_lease("job-1", "b", later + 2 * TTL, after_first_ttl)
+    assert await store.renew_leases([], "a", later + TTL) == set()
+
+
+async def test_a_replica_keeps_its_leases_and_drops_one_taken_over(store: SqlStore) -> None:
+    clock = Clock(T0)
+    a, b = Leases(store, clock, "a", TTL), Leases(store, clock, "b", TTL)
+    for job_id in ("job-1", "job-2", "job-3"):
+        assert await a.take(job_id)
+    clock.advance(seconds=3)
+    await a.keep_all()  # not past half-life: nothing to renew
+    assert await store.lease_holders(T0 + TTL) == {}
+    clock.advance(seconds=8)  # all three expired; b takes job-2 over
+    assert await b.take("job-2")
+    await a.keep_all()
+    assert ("job-1" in a, "job-2" in a, "job-3" in a) == (True, False, True)
+    assert await store.lease_holders(clock()) == {"job-1": "a", "job-2": "b", "job-3": "a"}
 
 
 async def test_only_the_owner_releases(store: SqlStore) -> None:
