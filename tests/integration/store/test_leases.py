@@ -56,6 +56,10 @@ async def test_a_replica_keeps_its_leases_and_drops_one_taken_over(store: SqlSto
     await a.keep_all()
     assert ("job-1" in a, "job-2" in a, "job-3" in a) == (True, False, True)
     assert await store.lease_holders(clock()) == {"job-1": "a", "job-2": "b", "job-3": "a"}
+    renewed_at = clock()
+    clock.advance(seconds=1)
+    await a.keep_all()  # renewed a second ago: no write
+    assert await store.lease_holders(renewed_at + TTL + timedelta(seconds=0.5)) == {}
 
 
 async def test_only_the_owner_releases(store: SqlStore) -> None:
