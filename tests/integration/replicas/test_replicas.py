@@ -131,6 +131,22 @@ async def test_a_kill_on_b_refuses_the_next_call_on_a(
         print(f"kill on B -> A's fast path: {(wall.perf_counter() - started) * 1000:.1f} ms")
 
 
+async def test_a_replica_lists_open_jobs_as_the_other_replica_left_them(
+    pg_schema_url: str, tenant: SimulatedTenant, time: SharedTime
+) -> None:
+    async with two_replicas(pg_schema_url, tenant, time) as (a, b):
+        await approve(a, "job-r4")
+        await quiet(time, a, b)
+        assert [(j.job_id, j.state) for j in await b.service.open_jobs()] == [("job-r4", ACTIVE)]
+        assert (await a.service.command("job-r4", Kill(a.actor("bob")))).ok  # A moves it on
+        stored = await a.store.load_job("job-r4")
+        listed = await b.service.open_jobs()  # B decoded it before: its version moved
+        assert [(j.job_id, j.state) for j in listed] == [("job-r4", stored.state)]
+        await tick_all(time, timedelta(minutes=7), a, b)
+        assert (await a.job("job-r4")).state == KILLED
+        assert await b.service.open_jobs() == []  # ended on A: B no longer lists it
+
+
 # The dead replica's write is abandoned mid-transaction, as a killed process would leave it:
 # its connection may be collected unclosed when the test finally cancels it.
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
