@@ -11,8 +11,9 @@ Each replica is an OS process of its own (``bench.replica_process``), as an oper
 ``breakglass serve`` twice; this process holds the tenant, the fake Slack and the clock.
 Afterwards every job must be terminal with a verifying bundle and a verified rollback,
 nothing privileged may be left, no grant removed twice, no false escalation, every Slack
-request acked with 200 (a request whose connection a replica's death cut is counted apart,
-``ack_cut``: no ack reached Slack, which shows its user an error). One summary line; exit
+request acked with 200 within Slack's 3 s (``ack_late`` counts those later; a request whose
+connection a replica's death cut is counted apart, ``ack_cut``: no ack reached Slack, which
+shows its user an error). One summary line; exit
 status 1 on any failure or when the run outlives ``--deadline``, 2 when PostgreSQL cannot
 be reached. ``make load`` also merges its
 chat ack figures into ``bench/results.json`` (``bench.replica_kill`` keeps them there).
@@ -100,7 +101,8 @@ class Summary:
     def ok(self) -> bool:
         clean = self.privileged_left == self.duplicate_removals == self.escalations == 0
         done = self.terminal == self.verified == self.jobs and not self.timed_out
-        return clean and done and self.acks.failed == 0 and not self.acks.error
+        acked = self.acks.failed == self.acks.late == 0 and not self.acks.error
+        return clean and done and acked
 
     def line(self) -> str:
         cmd = sorted(self.command_ms)
@@ -113,6 +115,7 @@ class Summary:
             f"escalations={self.escalations} deaths={self.deaths} faults={self.faults} "
             f"interactions={a.sent} ({a.rate:.0f}/s) ack_failed={a.failed} ack_cut={a.cut} "
             f"ack_p50={a.percentile(0.5):.1f}ms ack_p99={a.percentile(0.99):.1f}ms "
+            f"ack_max={max(a.ms, default=0.0):.1f}ms ack_late={a.late} "
             f"command_p99={cmd_p99:.1f}ms"
             f"{' TIMED OUT' if self.timed_out else ''}"
             f"{f' STREAM BROKE OFF ({a.error})' if a.error else ''} in {self.seconds:.1f}s"

@@ -33,6 +33,7 @@ from tests.integration.slack.fake_slack import FakeSlack
 from tests.integration.slack.support import BOB, DAVE, INCIDENT, TOKEN, SlackSender
 
 STATUS_EVERY = 200  # a status reads every open job: one a second at 200/s
+SLACK_ACK_LIMIT_MS = 3000.0  # Slack's limit for acknowledging an interaction
 MAX_IN_FLIGHT = 5000  # more unanswered requests than this: the run is broken, not slow
 
 
@@ -46,6 +47,11 @@ class Acks:
     sent: int = 0
     seconds: float = 0.0
     error: str = ""  # the stream broke off (e.g. too many requests unanswered)
+
+    @property
+    def late(self) -> int:
+        """Acks slower than Slack waits (3 s): Slack shows its user an error for each."""
+        return sum(ms > SLACK_ACK_LIMIT_MS for ms in self.ms)
 
     @property
     def rate(self) -> float:
