@@ -62,7 +62,7 @@ class Leases:
     async def keep(self, job_id: str) -> bool:
         """True while this replica holds the lease; writes only past its half-life."""
         until = self._held.get(job_id)
-        if until is not None and self.clock() < until - self.ttl / 2:
+        if until is not None and not self._due(until, self.clock()):
             return True
         return await self.take(job_id)
 
@@ -71,7 +71,7 @@ class Leases:
         renewing a hundred leases one transaction each held the store up: issue 19). A
         lease the write did not find ours is taken again one by one, or reported lost."""
         now = self.clock()
-        due = [j for j, until in self._held.items() if now >= until - self.ttl / 2]
+        due = [j for j, until in self._held.items() if self._due(until, now)]
         until = now + self.ttl
         renewed = await self.store.renew_leases(due, self.owner, until)
         for job_id in due:
@@ -79,6 +79,10 @@ class Leases:
                 self._held[job_id] = until
             else:
                 await self.take(job_id)
+
+    def _due(self, until: datetime, now: datetime) -> bool:
+        """Is a lease that runs out at ``until`` past its half-life (time to renew it)?"""
+        return now >= until - self.ttl / 2
 
     async def release(self, job_id: str) -> None:
         if self._held.pop(job_id, None) is not None:

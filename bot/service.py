@@ -244,9 +244,10 @@ class JobService:
             if now is None or now[0] < stored.version:  # a command may have written since
                 self._cache[stored.job_id] = held[stored.job_id]
         listed = set(ids)
-        for job_id in [j for j, (_, job) in self._cache.items() if j not in listed]:
-            if self._cache[job_id][1].state in OPEN:  # ended elsewhere (or newer than the read)
-                del self._cache[job_id]
+        # Open here but not listed: ended on another replica (or created after the read).
+        gone = [j for j, (_, job) in self._cache.items() if job.state in OPEN and j not in listed]
+        for job_id in gone:
+            del self._cache[job_id]
         return [job for job_id in ids if (job := held[job_id][1]).state in OPEN]
 
     def token_for(self, job: Job, kind: str) -> str:
