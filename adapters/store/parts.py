@@ -14,6 +14,8 @@ next write stores them as parts.
 Hashing a part means serialising it, which costs as much as the write it saves, so
 :class:`PartCache` remembers the hash of each part *object* it has seen: jobs and their
 documents are never mutated (``engine.job``), so one object always has the same text.
+For the same reason a part read back is decoded once: every document that names it gets
+the one object (a job is read again at each version another replica writes).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ REF = "$part"
 # the signed envelope in force, and every envelope published.
 PART_MEMBERS = "plan.payload, extension.payload, policy_envelope, policies[*]"
 CACHE_SIZE = 512  # part objects and stored texts remembered; a miss costs a dump or a read
+# (each map; an active job has about two parts, so a few hundred open jobs stay cached)
 _READ_CHUNK = 500  # hashes per IN (...) query, well under every driver's parameter limit
 _SELECT = select(JOB_PARTS.c.part_hash_b64u, JOB_PARTS.c.body).where(
     JOB_PARTS.c.part_hash_b64u.in_(bindparam("hashes", expanding=True))
@@ -57,6 +60,7 @@ class PartCache:
         # id(object) -> (the object, kept so its id is not reused; its hash; its text)
         self._objects: OrderedDict[int, tuple[object, str, str]] = OrderedDict()
         self._stored: OrderedDict[str, str] = OrderedDict()  # hash -> text, committed
+        self._decoded: OrderedDict[str, JsonDoc] = OrderedDict()  # hash -> the part read
 
     def split(self, doc: JsonDoc) -> tuple[JsonDoc, Parts]:
         """``doc`` with its parts replaced by references, and the parts this database may
@@ -87,18 +91,26 @@ class PartCache:
         return [self._joined(doc, texts) for doc in docs]
 
     def _joined(self, doc: JsonDoc, texts: Parts) -> JsonDoc:
-        parsed: dict[str, Any] = {}  # one object per part, shared as it was when written
-
         def resolve(value: Mapping[str, Any]) -> Mapping[str, Any]:
             digest = _ref_of(value)
             if digest is None:
                 return value  # written inline (before migration 0004)
-            if digest not in parsed:
-                parsed[digest] = codec.doc(texts[digest])
-                self._seen(parsed[digest], digest, texts[digest])
-            return parsed[digest]  # type: ignore[no-any-return]
+            return self._decode(digest, texts[digest])
 
         return _map_members(doc, resolve)
+
+    def _decode(self, digest: str, text: str) -> JsonDoc:
+        """The one object of the part ``digest`` (shared, as it was when written)."""
+        with self._lock:
+            known = self._decoded.get(digest)
+            if known is not None:
+                self._decoded.move_to_end(digest)
+                return known
+        part = codec.doc(text)
+        self._seen(part, digest, text)
+        with self._lock:
+            self._remember(self._decoded, digest, part)
+        return part
 
     def _texts(self, conn: Connection, wanted: set[str]) -> Parts:
         with self._lock:

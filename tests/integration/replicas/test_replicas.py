@@ -76,12 +76,21 @@ async def two_replicas(
         await b.close()
 
 
+@asynccontextmanager
+async def active_on_a(
+    url: str, tenant: SimulatedTenant, time: SharedTime, job_id: str
+) -> AsyncIterator[tuple[Replica, Replica]]:
+    """Two replicas, and ``job_id`` approved on A with its grant written, both quiet."""
+    async with two_replicas(url, tenant, time) as (a, b):
+        await approve(a, job_id)
+        await quiet(time, a, b)
+        yield a, b
+
+
 async def test_a_throttled_rollback_runs_on_one_replica_once(
     pg_schema_url: str, tenant: SimulatedTenant, time: SharedTime, caplog: pytest.LogCaptureFixture
 ) -> None:
-    async with two_replicas(pg_schema_url, tenant, time) as (a, b):
-        await approve(a, "job-r1")
-        await quiet(time, a, b)
+    async with active_on_a(pg_schema_url, tenant, time, "job-r1") as (a, b):
         assert (await a.job("job-r1")).write_done
         # Killed on B, but A runs the job: the tenant refuses removal for 5 minutes, so the
         # rollback outlives many ticks of both replicas.
@@ -104,9 +113,7 @@ async def test_a_throttled_rollback_runs_on_one_replica_once(
 async def test_a_kill_on_b_refuses_the_next_call_on_a(
     pg_schema_url: str, tenant: SimulatedTenant, time: SharedTime
 ) -> None:
-    async with two_replicas(pg_schema_url, tenant, time) as (a, b):
-        await approve(a, "job-r2")
-        await quiet(time, a, b)
+    async with active_on_a(pg_schema_url, tenant, time, "job-r2") as (a, b):
         job = await a.job("job-r2")
         jti = job.token(TokenKind.AGENT).jti  # type: ignore[union-attr]
         token = await a.agent_token("job-r2")
@@ -134,9 +141,7 @@ async def test_a_kill_on_b_refuses_the_next_call_on_a(
 async def test_a_replica_lists_open_jobs_as_the_other_replica_left_them(
     pg_schema_url: str, tenant: SimulatedTenant, time: SharedTime
 ) -> None:
-    async with two_replicas(pg_schema_url, tenant, time) as (a, b):
-        await approve(a, "job-r4")
-        await quiet(time, a, b)
+    async with active_on_a(pg_schema_url, tenant, time, "job-r4") as (a, b):
         assert [(j.job_id, j.state) for j in await b.service.open_jobs()] == [("job-r4", ACTIVE)]
         assert (await a.service.command("job-r4", Kill(a.actor("bob")))).ok  # A moves it on
         stored = await a.store.load_job("job-r4")

@@ -91,6 +91,26 @@ async def test_a_replica_reads_and_writes_what_another_stored(url: str, raw: Eng
         await second.close()
 
 
+async def test_a_part_read_again_is_decoded_once(url: str) -> None:
+    """Another replica moves a job on at every receipt, so a replica reads it again and
+    again: its parts, which never change, are decoded once and shared by every read."""
+    job = active_job()
+    writer, reader = await SqlStore.open(url), await SqlStore.open(url)
+    try:
+        await writer.create_job(JobUpdate(job.job_id, 0, job.state, job.to_json()))
+        first = (await reader.load_job(job.job_id)).document
+        doc = job.but(chain_length=job.chain_length + 1).to_json()
+        await writer.update_job(JobUpdate(job.job_id, 1, job.state, doc))
+        second = (await reader.load_job(job.job_id)).document
+        assert second["policy_envelope"] is first["policy_envelope"]
+        assert second["plan"]["payload"] is first["plan"]["payload"]
+        assert second["chain_length"] == first["chain_length"] + 1
+        assert same(second, doc)
+    finally:
+        await writer.close()
+        await reader.close()
+
+
 async def test_a_write_rolled_back_leaves_no_part_to_count_on(url: str) -> None:
     """A part inserted by a write that then failed was rolled back with it: the store must
     not take it as stored, or its next write would name a part nobody holds."""
