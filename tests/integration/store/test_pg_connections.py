@@ -1,0 +1,70 @@
+"""PostgreSQL connections the database dropped (a restart, a failover, an administrator):
+a connection that sat idle is pinged before use and replaced, so the store's next call
+works; one used within the idle bound fails its one call with a clear StoreError, and the
+pool is renewed for the calls after it. Real server, real pool, backends really terminated."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+
+import psycopg
+import pytest
+
+from adapters.store import SqlStore, connect
+from engine.errors import StoreError
+from tests.integration.store.conftest import PG_HOST, PG_PORT, T0
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+async def named(pg_url: str) -> AsyncIterator[tuple[SqlStore, str]]:
+    """A store whose connections carry an application name of their own, so that only
+    they are terminated (other tests may share the server)."""
+    name = f"bg_conn_{secrets.token_hex(4)}"
+    store = await SqlStore.open(f"{pg_url}&application_name={name}")
+    try:
+        yield store, name
+    finally:
+        await store.close()
+
+
+def terminate(name: str) -> int:
+    """Terminate the server side of every connection named ``name``; how many there were."""
+    with psycopg.connect(
+        host=PG_HOST, port=PG_PORT, user="postgres", dbname="test", autocommit=True
+    ) as admin:
+        rows = admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+            (name,),
+        ).fetchall()
+    return len(rows)
+
+
+async def test_an_idle_connection_the_database_dropped_is_replaced_unseen(
+    named: tuple[SqlStore, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, name = named
+    monkeypatch.setattr(connect, "PG_PING_AFTER_IDLE_S", 0.0)  # every reuse counts as idle
+    assert await store.claim_key("k-1", {"n": 1}, T0)
+    assert await store.list_jobs() == []
+    assert terminate(name) >= 1
+    # Both kinds of call: one statement alone (autocommit) and a transaction.
+    assert await store.idempotent_result("k-1") == {"n": 1}
+    assert not await store.claim_key("k-1", {"n": 2}, T0)  # still a replay
+    assert await store.list_jobs() == []
+
+
+async def test_a_connection_used_just_before_fails_once_then_the_pool_is_renewed(
+    named: tuple[SqlStore, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, name = named
+    monkeypatch.setattr(connect, "PG_PING_AFTER_IDLE_S", 3600.0)  # nothing counts as idle
+    assert await store.claim_key("k-1", {"n": 1}, T0)
+    assert terminate(name) >= 1
+    with pytest.raises(StoreError) as failed:
+        await store.idempotent_result("k-1")
+    assert "idempotent_result" in str(failed.value)  # names what failed, no traceback
+    assert await store.idempotent_result("k-1") == {"n": 1}  # a fresh connection
+    assert await store.claim_key("k-2", {"n": 2}, T0)
