@@ -128,9 +128,11 @@ class SqlStore:
     async def _run_alone(
         self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
     ) -> T:
-        """``fn``, which runs one statement, atomic by itself: on PostgreSQL in autocommit,
-        one round trip instead of three (BEGIN, the statement, COMMIT). The Slack edge's
-        replay record and the gateway's revocation check wait for it on every request."""
+        """``fn``, which runs one statement (atomic by itself) or only reads (at PostgreSQL's
+        READ COMMITTED each statement sees its own snapshot, in a transaction or not): on
+        PostgreSQL in autocommit, without the round trips of BEGIN and COMMIT. The Slack
+        edge's replay record, the gateway's revocation check and the open-job listing wait
+        for these on every request."""
         if self._keep_connection:  # SQLite: no round trips to save
             return await self._run(fn, *args, **kwargs)
         return await self._submit(lambda: self._autocommit(fn, *args, **kwargs))
@@ -202,7 +204,7 @@ class SqlStore:
         return await self._write_job(jobs.create, update)
 
     async def load_job(self, job_id: str) -> StoredJob:
-        return await self._run(jobs.load, self._parts, job_id)
+        return await self._run_alone(jobs.load, self._parts, job_id)
 
     async def update_job(self, update: JobUpdate) -> StoredJob:
         return await self._write_job(jobs.update_cas, update)
@@ -224,7 +226,7 @@ class SqlStore:
     async def list_changed(
         self, states: Collection[str], known: Mapping[str, int]
     ) -> tuple[list[str], list[StoredJob]]:
-        return await self._run(jobs.list_changed, self._parts, states, known)
+        return await self._run_alone(jobs.list_changed, self._parts, states, known)
 
     async def page_jobs(self, limit: int, before: str | None = None) -> list[StoredJob]:
         return await self._run(jobs.page, self._parts, limit, before)
@@ -321,7 +323,7 @@ class SqlStore:
         return await self._run(leases.release, job_id, owner)
 
     async def lease_holders(self, now: datetime) -> dict[str, str]:
-        return await self._run(leases.holders, now)
+        return await self._run_alone(leases.holders, now)
 
     # begun step-up sign-ins (any replica may take the callback)
     async def put_sign_in(self, state: str, document: JsonDoc, started: datetime) -> None:
@@ -338,7 +340,7 @@ class SqlStore:
 
     async def grant_claims(self) -> dict[str, str]:
         """Every grant claim: grant key -> the open job holding it (``engine.grants``)."""
-        return await self._run(claims.holders)
+        return await self._run_alone(claims.holders)
 
     # request pacing shared by replicas (Conditional Access: 1 request/s per tenant)
     async def reserve_slot(self, bucket: str, interval: timedelta, now: datetime) -> datetime:
