@@ -1,7 +1,8 @@
 """``SqlStore``: the engine's ``Store`` port over SQLite or PostgreSQL.
 
-Each method is one transaction, run on the store's executor so the event loop never blocks
-on the database: one thread for SQLite (writes serialise in-process, the file lock is only
+Each method is one transaction (on PostgreSQL, one that runs a single statement or only
+reads runs in autocommit instead: ``_run_alone``), run on the store's executor so the event
+loop never blocks on the database: one thread for SQLite (writes serialise in-process, the file lock is only
 contended by other processes), a small pool for PostgreSQL (the row lock of the compare-and-
 set UPDATE serialises replicas). A cancelled caller does not cancel its transaction: the
 thread finishes it, committed or not, like any write whose answer was lost. One exception:
