@@ -2,12 +2,13 @@
 
 Each method is one transaction (on PostgreSQL, one that runs a single statement or only
 reads runs in autocommit instead: ``_run_alone``), run on the store's executor so the event
-loop never blocks on the database: one thread for SQLite (writes serialise in-process, the file lock is only
-contended by other processes), a small pool for PostgreSQL (the row lock of the compare-and-
-set UPDATE serialises replicas). A cancelled caller does not cancel its transaction: the
-thread finishes it, committed or not, like any write whose answer was lost. One exception:
-on SQLite the gateway's revocation check reads on the caller's thread while nothing of the
-store's own is queued or running (``adapters.store.reader``): the same answer, without a hop.
+loop never blocks on the database: one thread for SQLite (writes serialise in-process, the
+file lock is only contended by other processes), a small pool for PostgreSQL (the row lock
+of the compare-and-set UPDATE serialises replicas). A cancelled caller does not cancel its
+transaction: the thread finishes it, committed or not, like any write whose answer was lost.
+One exception: on SQLite the gateway's revocation check reads on the caller's thread while
+nothing of the store's own is queued or running (``adapters.store.reader``): the same answer,
+without a hop.
 """
 
 from __future__ import annotations
