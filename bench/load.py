@@ -96,6 +96,7 @@ class Summary:
     problems: list[str] = field(default_factory=list)
     seconds: float = 0.0
     timed_out: bool = False
+    cpu_busy: float | None = None  # the machine's cores, busy share over the run (Linux)
 
     @property
     def ok(self) -> bool:
@@ -116,7 +117,7 @@ class Summary:
             f"interactions={a.sent} ({a.rate:.0f}/s) ack_failed={a.failed} ack_cut={a.cut} "
             f"ack_p50={a.percentile(0.5):.1f}ms ack_p99={a.percentile(0.99):.1f}ms "
             f"ack_max={max(a.ms, default=0.0):.1f}ms ack_late={a.late} "
-            f"command_p99={cmd_p99:.1f}ms"
+            f"command_p99={cmd_p99:.1f}ms cpu_busy={_percent(self.cpu_busy)}"
             f"{' TIMED OUT' if self.timed_out else ''}"
             f"{f' STREAM BROKE OFF ({a.error})' if a.error else ''} in {self.seconds:.1f}s"
         )
@@ -256,6 +257,34 @@ async def _check(fleet: Fleet, summary: Summary, ids: list[str]) -> None:
     summary.duplicate_removals = sum(n - 1 for n in removals_per_grant(fleet.sim).values())
 
 
+def cpu_ticks(stat: str) -> tuple[int, int] | None:
+    """(busy, total) clock ticks of all cores from ``/proc/stat``'s text (idle and iowait
+    are not busy), or None when it holds no ``cpu`` line."""
+    for line in stat.splitlines():
+        name, *values = line.split()
+        if name == "cpu" and len(values) >= 5:
+            ticks = [int(v) for v in values[:8]]
+            return sum(ticks) - ticks[3] - ticks[4], sum(ticks)
+    return None
+
+
+def _machine_ticks() -> tuple[int, int] | None:
+    try:
+        return cpu_ticks(Path("/proc/stat").read_text())
+    except OSError:  # not Linux: the line says n/a
+        return None
+
+
+def busy_share(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    return (after[0] - before[0]) / (after[1] - before[1])
+
+
+def _percent(share: float | None) -> str:
+    return "n/a" if share is None else f"{share * 100:.0f}%"
+
+
 async def run(
     url: str, mode: str, jobs: int, replicas: int, seed: int = 1, rate: float = 0.0
 ) -> Summary:
@@ -263,7 +292,7 @@ async def run(
     chaos = mode == "chaos"
     summary = Summary(mode, jobs, replicas)
     rng = random.Random(seed)
-    started = wall.perf_counter()
+    started, ticks = wall.perf_counter(), _machine_ticks()
     time = SharedTime()
     roles = roles_for(jobs)
     seed_doc = seed_with(roles)
@@ -290,6 +319,8 @@ async def run(
             await fleet.close()
         summary.escalations = len(fleet.escalations)
     summary.seconds = wall.perf_counter() - started
+    # Whether the machine's cores were the limit: the ack tail follows them (docs/operations.md).
+    summary.cpu_busy = busy_share(ticks, _machine_ticks())
     return summary
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.load import Summary
+from bench.load import Summary, busy_share, cpu_ticks
 from bench.slack_stream import Acks
 
 
@@ -15,3 +15,23 @@ def test_an_ack_slower_than_slacks_3_s_fails_the_run() -> None:
     assert not summary.ok
     assert "FAILED" in summary.line()
     assert "ack_late=1" in summary.line()
+
+
+STAT = """cpu  100 5 50 800 20 3 2 0 0 0
+cpu0 50 2 25 400 10 1 1 0 0 0
+intr 12345
+"""
+LATER = STAT.replace("cpu  100 5 50 800 20 3 2 0", "cpu  250 5 80 830 30 3 2 0")
+
+
+def test_the_machines_busy_share_comes_from_proc_stat() -> None:
+    before, after = cpu_ticks(STAT), cpu_ticks(LATER)
+    assert before == (160, 980)  # user nice system irq softirq steal; idle 800, iowait 20
+    assert after == (340, 1200)
+    assert busy_share(before, after) == (340 - 160) / (1200 - 980)
+    assert busy_share(None, after) is None
+    assert cpu_ticks("intr 1\n") is None
+    summary = Summary("load", 0, 2)
+    assert "cpu_busy=n/a" in summary.line()
+    summary.cpu_busy = busy_share(before, after)
+    assert "cpu_busy=82%" in summary.line()
