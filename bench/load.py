@@ -13,10 +13,10 @@ Afterwards every job must be terminal with a verifying bundle and a verified rol
 nothing privileged may be left, no grant removed twice, no false escalation, every Slack
 request acked with 200 within Slack's 3 s (``ack_late`` counts those later; a request whose
 connection a replica's death cut is counted apart, ``ack_cut``: no ack reached Slack, which
-shows its user an error). One summary line; exit
-status 1 on any failure or when the run outlives ``--deadline``, 2 when PostgreSQL cannot
-be reached. ``make load`` also merges its
-chat ack figures into ``bench/results.json`` (``bench.replica_kill`` keeps them there).
+shows its user an error). One summary line, with how busy the machine's cores were
+(``cpu_busy``); exit status 1 on any failure or when the run outlives ``--deadline``, 2 when
+PostgreSQL cannot be reached. ``make load`` also merges its chat ack figures into
+``bench/results.json`` (``bench.replica_kill`` keeps them there).
 """
 
 from __future__ import annotations
@@ -261,9 +261,9 @@ def cpu_ticks(stat: str) -> tuple[int, int] | None:
     """(busy, total) clock ticks of all cores from ``/proc/stat``'s text (idle and iowait
     are not busy), or None when it holds no ``cpu`` line."""
     for line in stat.splitlines():
-        name, *values = line.split()
-        if name == "cpu" and len(values) >= 5:
-            ticks = [int(v) for v in values[:8]]
+        fields = line.split()
+        if fields[:1] == ["cpu"] and len(fields) >= 6:
+            ticks = [int(v) for v in fields[1:9]]
             return sum(ticks) - ticks[3] - ticks[4], sum(ticks)
     return None
 

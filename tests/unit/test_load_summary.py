@@ -30,7 +30,7 @@ def test_the_machines_busy_share_comes_from_proc_stat() -> None:
     assert after == (340, 1200)
     assert busy_share(before, after) == (340 - 160) / (1200 - 980)
     assert busy_share(None, after) is None
-    assert cpu_ticks("intr 1\n") is None
+    assert cpu_ticks("intr 1\n\ncpu 1 2\n") is None  # a blank or short line is no answer
     summary = Summary("load", 0, 2)
     assert "cpu_busy=n/a" in summary.line()
     summary.cpu_busy = busy_share(before, after)
