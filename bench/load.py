@@ -1,12 +1,15 @@
 """``make load`` and ``make chaos``: many jobs through several replicas over one PostgreSQL
-schema and one simulated tenant, on loopback, on a clock the run moves (bounded: no sleeps).
+schema and one simulated tenant, on loopback, on a clock the run moves (bounded in time).
 
 ``load``: jobs requested and approved on alternate replicas, some killed on another one, all
 open at once (the tenant is seeded with a role per job: two jobs changing one role's holders
 at once would fail each other's rollback check), while a stream of signed Slack interactions
-hits every replica's Slack edge (``bench.slack_stream``; ``--rate``, 0 for none).
-``chaos``: the same, plus replicas SIGKILLed at random moments (a fresh replica process
-with a new id takes their place) and tenant faults (503s, throttling) on the way.
+hits every replica's Slack edge (``bench.slack_stream``; ``--rate``, 0 for none). Once all
+jobs are open, ``load`` lives ``--steady`` seconds (30) in real time, as a deployment does:
+every replica ticks every 2 s, the kills come meanwhile; the chat ack goal is measured there.
+The rest of the run is a burst: the clock moves as fast as the replicas keep up.
+``chaos``: the same without a steady phase, plus replicas SIGKILLed at random moments (a
+fresh replica process with a new id takes their place) and tenant faults (503s, throttling).
 Each replica is an OS process of its own (``bench.replica_process``), as an operator runs
 ``breakglass serve`` twice; this process holds the tenant, the fake Slack and the clock.
 Afterwards every job must be terminal with a verifying bundle and a verified rollback,
@@ -41,7 +44,8 @@ from adapters.graph.simulated.faults import Fault
 from bench.fleet import IDS, SIMULATED_SEED, SharedTime, graph_config
 from bench.remote_replica import RemoteReplica
 from bench.replica_process import Spec
-from bench.slack_stream import Acks, SlackFront, Stream
+from bench.slack_stream import FIRST_PHASE, Acks, SlackFront, Stream, merged
+from bot.config import Settings
 from tests.integration.store.conftest import pg_listening, pg_schema
 
 PRINCIPALS = ("alice", "dave", "erin")
@@ -56,6 +60,12 @@ STEP = timedelta(seconds=10)
 DRAIN = timedelta(minutes=WINDOW_MINUTES + 8)  # window, 5-minute removal rule, margin
 STARTING = 25  # jobs being requested and approved at once
 DEADLINES = {"load": 290.0, "chaos": 360.0}  # seconds: a longer run has failed
+# ``make load``'s steady phase: every job open, the clock moving as fast as the wall clock and
+# every replica ticking as often as ``breakglass serve`` does; the chat ack goal is measured
+# here. The rest of the run moves the clock as fast as the replicas keep up (a burst).
+STEADY_SECONDS = 30.0
+STEADY = "steady"
+TICK = timedelta(seconds=Settings.tick_seconds)
 DEATH_PER_STEP = 0.03  # chaos: ~3 more replica deaths over a wave's drain (108 steps)
 ACK_GOAL_MS = 100.0
 RESULTS = Path(__file__).resolve().parent / "results.json"
@@ -92,47 +102,62 @@ class Summary:
     deaths: int = 0
     faults: int = 0
     command_ms: list[float] = field(default_factory=list)  # request/approve/kill, in-process
-    acks: Acks = field(default_factory=Acks)  # the Slack stream's acks
+    acks: dict[str, Acks] = field(default_factory=dict)  # the Slack stream's acks, per phase
     problems: list[str] = field(default_factory=list)
     seconds: float = 0.0
     timed_out: bool = False
     cpu_busy: float | None = None  # the machine's cores, busy share over the run (Linux)
 
     @property
+    def all_acks(self) -> Acks:
+        return merged(self.acks.values())
+
+    @property
     def ok(self) -> bool:
         clean = self.privileged_left == self.duplicate_removals == self.escalations == 0
         done = self.terminal == self.verified == self.jobs and not self.timed_out
-        acked = self.acks.failed == self.acks.late == 0 and not self.acks.error
+        a = self.all_acks
+        acked = a.failed == a.late == 0 and not a.error
         return clean and done and acked
 
     def line(self) -> str:
         cmd = sorted(self.command_ms)
         cmd_p99 = cmd[int(0.99 * (len(cmd) - 1))] if cmd else 0.0
-        a = self.acks
+        a = self.all_acks
+        phases = "".join(
+            f"{name}_ack_p50={p.percentile(0.5):.1f}ms {name}_ack_p99={p.percentile(0.99):.1f}ms "
+            for name, p in self.acks.items()
+        )
         return (
             f"{self.mode}: {'OK' if self.ok else 'FAILED'} jobs={self.jobs} "
             f"replicas={self.replicas} terminal={self.terminal} verified={self.verified} "
             f"privileged_left={self.privileged_left} duplicate_removals={self.duplicate_removals} "
             f"escalations={self.escalations} deaths={self.deaths} faults={self.faults} "
             f"interactions={a.sent} ({a.rate:.0f}/s) ack_failed={a.failed} ack_cut={a.cut} "
-            f"ack_p50={a.percentile(0.5):.1f}ms ack_p99={a.percentile(0.99):.1f}ms "
-            f"ack_max={max(a.ms, default=0.0):.1f}ms ack_late={a.late} "
+            f"{phases}ack_max={max(a.ms, default=0.0):.1f}ms ack_late={a.late} "
             f"command_p99={cmd_p99:.1f}ms cpu_busy={_percent(self.cpu_busy)}"
             f"{' TIMED OUT' if self.timed_out else ''}"
             f"{f' STREAM BROKE OFF ({a.error})' if a.error else ''} in {self.seconds:.1f}s"
         )
 
     def figures(self) -> dict[str, Any]:
-        """The chat ack figures, as ``bench/results.json`` holds metrics."""
-        return {
-            "chat_ack_p50_ms": {"value": round(self.acks.percentile(0.5), 3), "unit": "ms"},
-            "chat_ack_p99_ms": {
-                "value": round(self.acks.percentile(0.99), 3),
-                "unit": "ms",
-                "goal": ACK_GOAL_MS,
-            },
-            "chat_interactions_per_s": {"value": round(self.acks.rate, 1), "unit": "1/s"},
-        }
+        """The chat ack figures, as ``bench/results.json`` holds metrics: the goal is measured
+        in the steady phase (none without one); the burst's p99 is kept beside it."""
+        figures: dict[str, Any] = {}
+        if (steady := self.acks.get(STEADY)) is not None and steady.ms:
+            figures |= {
+                "chat_ack_p50_ms": {"value": round(steady.percentile(0.5), 3), "unit": "ms"},
+                "chat_ack_p99_ms": {
+                    "value": round(steady.percentile(0.99), 3),
+                    "unit": "ms",
+                    "goal": ACK_GOAL_MS,
+                },
+                "chat_interactions_per_s": {"value": round(steady.rate, 1), "unit": "1/s"},
+            }
+        if (burst := self.acks.get(FIRST_PHASE)) is not None and burst.ms:
+            p99 = round(burst.percentile(0.99), 3)
+            figures["chat_ack_burst_p99_ms"] = {"value": p99, "unit": "ms"}
+        return figures
 
 
 @dataclass
@@ -144,6 +169,7 @@ class Fleet:
     time: SharedTime  # the tenant's clock; each replica's follows it (``advance``)
     roles: tuple[str, ...]
     front: SlackFront | None = None
+    stream: Stream | None = None  # the Slack stream, told when the steady phase begins and ends
     live: list[RemoteReplica] = field(default_factory=list)
     dead: list[RemoteReplica] = field(default_factory=list)
     born: int = 0
@@ -188,6 +214,25 @@ class Fleet:
             await self.each("tick")
             await self.quiet()
 
+    async def steady(self, seconds: float, work: list[Callable[[], Awaitable[None]]]) -> None:
+        """``seconds`` of real time, as a deployment lives it: every ``TICK`` the clock moves
+        by ``TICK`` and every replica ticks (late when the replicas are slower than the wall
+        clock, never skipped); ``work`` is spread over the ticks."""
+        ticks = max(1, round(seconds / TICK.total_seconds()))
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        if self.stream is not None:
+            self.stream.phase(STEADY)
+        for i in range(ticks):
+            await asyncio.sleep(max(0.0, started + i * TICK.total_seconds() - loop.time()))
+            await self.time.advance(TICK)
+            await self.each("advance", self.time.now())
+            await asyncio.gather(*(w() for w in work[i::ticks]))
+            await self.each("tick")
+        await self.quiet()
+        if self.stream is not None:
+            self.stream.phase(FIRST_PHASE)
+
     async def close(self) -> None:
         await asyncio.gather(*(r.close() for r in self.live + self.dead))
         if self.front is not None:
@@ -210,7 +255,12 @@ async def _start_job(fleet: Fleet, summary: Summary, job_id: str, n: int) -> Non
 
 
 async def _wave(
-    fleet: Fleet, summary: Summary, ids: list[str], rng: random.Random, chaos: bool
+    fleet: Fleet,
+    summary: Summary,
+    ids: list[str],
+    rng: random.Random,
+    chaos: bool,
+    steady: float,
 ) -> None:
     starting = asyncio.Semaphore(STARTING)
 
@@ -225,10 +275,20 @@ async def _wave(
 
     await asyncio.gather(*(start(job_id) for job_id in ids))
     await fleet.quiet()
-    for job_id in ids:
-        if rng.random() < 0.3:  # killed from some replica, maybe not the one running it
+    doomed = [job_id for job_id in ids if rng.random() < 0.3]
+
+    def kill(job_id: str) -> Callable[[], Awaitable[None]]:
+        async def press() -> None:  # from some replica, maybe not the one running the job
             killer = rng.choice(fleet.live)
             summary.command_ms.append(await killer.kill_job(job_id, "bob"))
+
+        return press
+
+    if steady > 0:  # the jobs live a while in real time; the kills come meanwhile
+        await fleet.steady(steady, [kill(job_id) for job_id in doomed])
+    else:
+        for job_id in doomed:
+            await kill(job_id)()
 
     async def die(chance: float) -> None:
         if chaos and rng.random() < chance:
@@ -286,9 +346,16 @@ def _percent(share: float | None) -> str:
 
 
 async def run(
-    url: str, mode: str, jobs: int, replicas: int, seed: int = 1, rate: float = 0.0
+    url: str,
+    mode: str,
+    jobs: int,
+    replicas: int,
+    seed: int = 1,
+    rate: float = 0.0,
+    steady: float = 0.0,
 ) -> Summary:
-    """The whole run; ``rate`` Slack interactions per second meanwhile (0: none)."""
+    """The whole run; ``rate`` Slack interactions per second meanwhile (0: none), and a
+    steady phase of ``steady`` real seconds once the jobs are open (0: none)."""
     chaos = mode == "chaos"
     summary = Summary(mode, jobs, replicas)
     rng = random.Random(seed)
@@ -306,12 +373,14 @@ async def run(
             for _ in range(replicas):
                 await fleet.add()
             if fleet.front is not None:
-                sender = await Stream.start(fleet.front, rate)
+                sender = fleet.stream = await Stream.start(fleet.front, rate)
             ids = [f"job-{mode}-{i:04d}" for i in range(jobs)]
             for start in range(0, jobs, len(roles)):
-                await _wave(fleet, summary, ids[start : start + len(roles)], rng, chaos)
+                wave = ids[start : start + len(roles)]
+                await _wave(fleet, summary, wave, rng, chaos, steady)
             if sender is not None:
                 summary.acks, sender = await sender.finish(), None
+                fleet.stream = None
             await _check(fleet, summary, ids)
         finally:
             if sender is not None:  # the run broke off: the stream's own end is secondary
@@ -326,7 +395,7 @@ async def run(
 
 async def bounded(url: str, args: argparse.Namespace) -> Summary:
     """``run`` within ``--deadline`` seconds: a run that outlives it has failed."""
-    work = run(url, args.mode, args.jobs, args.replicas, args.seed, args.rate)
+    work = run(url, args.mode, args.jobs, args.replicas, args.seed, args.rate, args.steady)
     try:
         return await asyncio.wait_for(work, args.deadline)
     except TimeoutError:
@@ -351,7 +420,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--rate", type=float, default=200.0, help="Slack interactions per s")
     parser.add_argument("--deadline", type=float, help="seconds (load 290, chaos 360)")
+    parser.add_argument(
+        "--steady",
+        type=float,
+        help=f"real seconds with every job open (load {STEADY_SECONDS:.0f}, chaos 0)",
+    )
     args = parser.parse_args(argv)
+    if args.steady is None:
+        args.steady = STEADY_SECONDS if args.mode == "load" else 0.0
     if args.deadline is None:
         args.deadline = DEADLINES[args.mode]
     logging.basicConfig(level=logging.CRITICAL)
@@ -363,7 +439,7 @@ def main(argv: list[str] | None = None) -> int:
     for problem in summary.problems[:10]:
         print(f"  {problem}", file=sys.stderr)
     print(summary.line())
-    if args.mode == "load" and summary.acks.ms:
+    if args.mode == "load" and summary.acks:
         merge_figures(summary.figures())
     return 0 if summary.ok else 1
 

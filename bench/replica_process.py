@@ -28,6 +28,7 @@ from adapters.graph import GraphConfig
 from adapters.slack import SlackAdapter, SlackConfig
 from bench.fleet import HANG_GUARD_SECONDS, Replica, SharedTime, open_replica_on, quiet
 from bench.fleet import role_request as fleet_role_request
+from bot.heap import freeze_start_up
 from bot.job_commands import chat_ports
 from bot.loopback import Served, serve
 from engine.job import OPEN
@@ -149,6 +150,7 @@ async def _main(conn: Connection, spec: Spec) -> None:
     replica = await open_replica_on(spec.name, spec.url, spec.graph, time)
     edge = await _serve_slack(replica, spec.slack) if spec.slack is not None else None
     host = Host(replica, time)
+    freeze_start_up()  # as ``breakglass serve`` does once started (bot.heap)
     inbox: asyncio.Queue[Any] = asyncio.Queue()
     threading.Thread(target=_read, args=(conn, loop, inbox), daemon=True).start()
     conn.send((None, "ready", edge[1].url + "/slack/events" if edge else ""))

@@ -6,7 +6,8 @@ of its own (its signing and HTTP client must not share the replicas' cores), pos
 ``/breakglass`` slash commands signed exactly as Slack signs them, round-robin over the live
 replicas (as a load balancer would; a dead replica leaves the rotation), open-loop: the n-th
 request leaves at ``start + n / rate`` whether or not earlier ones were answered, so a slow
-ack cannot slow the stream down. The ack time is the HTTP round trip of each request.
+ack cannot slow the stream down. The ack time is the HTTP round trip of each request; it is
+counted in the phase of the run (``Stream.phase``, named by the driver) it was sent in.
 
 Every request passes the edge (timestamp, HMAC, a replay record written to the database) and
 Bolt; most are ``help`` (answered in the ack), every ``STATUS_EVERY``-th is ``status``, which
@@ -20,7 +21,7 @@ import contextlib
 import itertools
 import multiprocessing
 import time as wall
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
@@ -34,6 +35,7 @@ from tests.integration.slack.support import BOB, DAVE, INCIDENT, TOKEN, SlackSen
 
 STATUS_EVERY = 200  # a status reads every open job: one a second at 200/s
 SLACK_ACK_LIMIT_MS = 3000.0  # Slack's limit for acknowledging an interaction
+FIRST_PHASE = "burst"  # what the stream's acks count in until the driver names another phase
 MAX_IN_FLIGHT = 5000  # more unanswered requests than this: the run is broken, not slow
 
 
@@ -60,6 +62,21 @@ class Acks:
     def percentile(self, q: float) -> float:
         ordered = sorted(self.ms)
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
+
+
+def merged(phases: Iterable[Acks]) -> Acks:
+    """The acks of several phases as one."""
+    whole = Acks()
+    for p in phases:
+        whole.ms += p.ms
+        whole.failed, whole.cut, whole.sent = (
+            whole.failed + p.failed,
+            whole.cut + p.cut,
+            whole.sent + p.sent,
+        )
+        whole.seconds += p.seconds
+        whole.error = whole.error or p.error
+    return whole
 
 
 class SlackFront:
@@ -124,48 +141,60 @@ class Stream:
     def rotate(self) -> None:
         self._tell(("urls", self.front.urls()))
 
+    def phase(self, name: str) -> None:
+        """Requests sent from now on count in ``name`` (the first phase is ``FIRST_PHASE``)."""
+        self._tell(("phase", name))
+
     def _tell(self, word: tuple[str, Any]) -> None:
         with contextlib.suppress(OSError):  # the child broke off: its result is waiting
             self._conn.send(word)
 
-    async def finish(self) -> Acks:
-        """Stop sending; every request sent is answered (or failed) before this returns."""
+    async def finish(self) -> dict[str, Acks]:
+        """Stop sending; every request sent is answered (or failed) before this returns.
+        The acks of each phase (a phase named again goes on counting where it was)."""
         self.front.on_change = None
         try:
             self._tell(("stop", None))
-            result: dict[str, Any] = await asyncio.to_thread(self._conn.recv)
+            result: dict[str, dict[str, Any]] = await asyncio.to_thread(self._conn.recv)
         finally:
             await asyncio.to_thread(self._process.join, 60)
             if self._process.is_alive():
                 self._process.kill()
-        return Acks(**result)
+        return {name: Acks(**acks) for name, acks in result.items()}
 
 
 def _child(conn: Connection, rate: float, urls: list[str]) -> None:
     conn.send("ready")
-    acks = Acks()
+    phases = {FIRST_PHASE: Acks()}
     try:
-        asyncio.run(_send(conn, rate, urls, acks))
+        asyncio.run(_send(conn, rate, urls, phases))
     except Exception as exc:  # reported in the summary: a broken stream fails the run
-        acks.error = f"{type(exc).__name__}: {exc}"
-    conn.send(asdict(acks))
+        phases[FIRST_PHASE].error = f"{type(exc).__name__}: {exc}"
+    conn.send({name: asdict(acks) for name, acks in phases.items()})
 
 
-async def _send(conn: Connection, rate: float, urls: list[str], acks: Acks) -> None:
+async def _send(conn: Connection, rate: float, urls: list[str], phases: dict[str, Acks]) -> None:
     pending: set[asyncio.Task[Any]] = set()
     connector = aiohttp.TCPConnector(limit=0)  # open-loop: no client-side queue
+    acks = phases[FIRST_PHASE]
     async with aiohttp.ClientSession(connector=connector) as session:
         senders: dict[str, SlackSender] = {}
         trigger_ids = itertools.count(1)
-        broken: list[str] = []  # the edges whose connection broke, one entry per request
-        started = wall.perf_counter()
+        # The edges whose connection broke, one entry per request, with the phase it was in.
+        broken: list[tuple[Acks, str]] = []
+        started = phase_started = wall.perf_counter()
         try:
             for n in itertools.count():
-                while conn.poll():  # the parent's word: a new rotation, or stop
+                while conn.poll():  # the parent's word: a new rotation, a new phase, or stop
                     word, value = conn.recv()
                     if word == "stop":
                         return
-                    urls = value
+                    if word == "phase":
+                        now = wall.perf_counter()
+                        acks.seconds += now - phase_started
+                        acks, phase_started = phases.setdefault(value, Acks()), now
+                    else:
+                        urls = value
                 if (wait := started + n / rate - wall.perf_counter()) > 0:
                     await asyncio.sleep(wait)  # pacing the generator, not awaiting a result
                 if len(pending) > MAX_IN_FLIGHT:
@@ -177,15 +206,18 @@ async def _send(conn: Connection, rate: float, urls: list[str], acks: Acks) -> N
                 pending.add(task)
                 task.add_done_callback(pending.discard)
         finally:
-            acks.seconds = wall.perf_counter() - started
+            acks.seconds += wall.perf_counter() - phase_started
             await asyncio.gather(*pending)  # every request sent is answered or failed
             # A replica leaves the rotation only when it is killed: what broke on its way
             # there died with it; a broken connection to a live replica is a failure.
-            cut = sum(url not in urls for url in broken)
-            acks.cut, acks.failed = cut, acks.failed + len(broken) - cut
+            for in_phase, url in broken:
+                if url in urls:
+                    in_phase.failed += 1
+                else:
+                    in_phase.cut += 1
 
 
-async def _one(sender: SlackSender, n: int, acks: Acks, broken: list[str]) -> None:
+async def _one(sender: SlackSender, n: int, acks: Acks, broken: list[tuple[Acks, str]]) -> None:
     text = "status" if n % STATUS_EVERY == 0 else "help"
     body = sender.command_body(BOB if n % 2 else DAVE, text)
     acks.sent += 1
@@ -193,7 +225,7 @@ async def _one(sender: SlackSender, n: int, acks: Acks, broken: list[str]) -> No
     try:
         answer = await sender.send(body, "application/x-www-form-urlencoded")
     except aiohttp.ClientError:
-        broken.append(sender.url)
+        broken.append((acks, sender.url))
         return
     acks.ms.append((wall.perf_counter() - t0) * 1000)
     if answer.status != 200:

@@ -19,6 +19,7 @@ from bot.app import Runtime, clear_serve_state, serve_state
 from bot.commands.base import EXIT_OK, Command, Context
 from bot.commands.config import config_argument
 from bot.config import load_settings
+from bot.heap import freeze_start_up
 
 log = logging.getLogger("breakglass.app")
 
@@ -43,6 +44,8 @@ async def serve(args: argparse.Namespace, _ctx: Context) -> int:
     try:
         url = await runtime.start()
         started = True
+        frozen = freeze_start_up()  # short full collections from here on (bot.heap)
+        log.debug("start-up heap frozen: %d objects", frozen)
         label = " with the SIMULATED tenant" if settings.simulated else ""
         print(f"breakglass serving on {url}{label}: {runtime.describe()}", flush=True)
         await asyncio.to_thread(serve_state, settings.home, runtime.internal_url, os.getpid(), url)

@@ -7,11 +7,13 @@ import json
 import signal
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from tests.integration.ops.support import (
+    REPO,
     breakglass,
     clean_environ,
     serve_state,
@@ -108,4 +110,25 @@ async def test_start_line_lifecycle_and_clean_stop(tmp_path: Path) -> None:
     assert "internal http://127.0.0.1:" in start
     logged = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
     assert any(entry["msg"].startswith("stopped") for entry in logged)
+    assert any(entry["msg"].startswith("start-up heap frozen") for entry in logged)
     assert not (tmp_path / "serve.json").exists()  # no stale pid file
+
+
+# In a process of its own: a frozen object is never collected, so a test process must not.
+FREEZE = """
+import gc, json
+import bot.app
+from bot.heap import freeze_start_up
+before = len(gc.get_objects())
+frozen = freeze_start_up()
+print(json.dumps({"before": before, "frozen": frozen, "after": len(gc.get_objects())}))
+"""
+
+
+def test_a_frozen_start_up_heap_leaves_full_collections_little_to_walk() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", FREEZE], capture_output=True, text=True, cwd=REPO, check=True
+    )
+    counts = json.loads(done.stdout)
+    assert counts["frozen"] > 50_000  # the service's modules and SDKs, at the least
+    assert counts["after"] < counts["before"] / 10  # what a full collection still walks
