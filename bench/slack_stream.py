@@ -69,11 +69,9 @@ def merged(phases: Iterable[Acks]) -> Acks:
     whole = Acks()
     for p in phases:
         whole.ms += p.ms
-        whole.failed, whole.cut, whole.sent = (
-            whole.failed + p.failed,
-            whole.cut + p.cut,
-            whole.sent + p.sent,
-        )
+        whole.failed += p.failed
+        whole.cut += p.cut
+        whole.sent += p.sent
         whole.seconds += p.seconds
         whole.error = whole.error or p.error
     return whole

@@ -2,7 +2,7 @@
 
 A started service holds ~230k objects that live as long as the process: modules, the SDKs'
 tables, settings, keys. CPython's full collection walks every tracked object, so under load
-each one stopped the event loop for 0.15-0.27 s, which set the chat ack tail. After start-up
+each one stopped the event loop for 0.17-0.27 s, which set the chat ack tail. After start-up
 these objects are moved out of the collector's sight (``gc.freeze``, documented "to speed up
 collection"); a full pass then walks only what the service made since (~50k objects).
 """
