@@ -41,6 +41,7 @@ from typing import Any
 
 from adapters.graph.simulated import SimulatedTenant
 from adapters.graph.simulated.faults import Fault
+from bench.cpu import busy_share, machine_ticks, percent
 from bench.fleet import IDS, SIMULATED_SEED, SharedTime, graph_config
 from bench.remote_replica import RemoteReplica
 from bench.replica_process import Spec
@@ -135,7 +136,7 @@ class Summary:
             f"escalations={self.escalations} deaths={self.deaths} faults={self.faults} "
             f"interactions={a.sent} ({a.rate:.0f}/s) ack_failed={a.failed} ack_cut={a.cut} "
             f"{phases}ack_max={max(a.ms, default=0.0):.1f}ms ack_late={a.late} "
-            f"command_p99={cmd_p99:.1f}ms cpu_busy={_percent(self.cpu_busy)}"
+            f"command_p99={cmd_p99:.1f}ms cpu_busy={percent(self.cpu_busy)}"
             f"{' TIMED OUT' if self.timed_out else ''}"
             f"{f' STREAM BROKE OFF ({a.error})' if a.error else ''} in {self.seconds:.1f}s"
         )
@@ -317,34 +318,6 @@ async def _check(fleet: Fleet, summary: Summary, ids: list[str]) -> None:
     summary.duplicate_removals = sum(n - 1 for n in removals_per_grant(fleet.sim).values())
 
 
-def cpu_ticks(stat: str) -> tuple[int, int] | None:
-    """(busy, total) clock ticks of all cores from ``/proc/stat``'s text (idle and iowait
-    are not busy), or None when it holds no ``cpu`` line."""
-    for line in stat.splitlines():
-        fields = line.split()
-        if fields[:1] == ["cpu"] and len(fields) >= 6:
-            ticks = [int(v) for v in fields[1:9]]
-            return sum(ticks) - ticks[3] - ticks[4], sum(ticks)
-    return None
-
-
-def _machine_ticks() -> tuple[int, int] | None:
-    try:
-        return cpu_ticks(Path("/proc/stat").read_text())
-    except OSError:  # not Linux: the line says n/a
-        return None
-
-
-def busy_share(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:
-    if before is None or after is None or after[1] <= before[1]:
-        return None
-    return (after[0] - before[0]) / (after[1] - before[1])
-
-
-def _percent(share: float | None) -> str:
-    return "n/a" if share is None else f"{share * 100:.0f}%"
-
-
 async def run(
     url: str,
     mode: str,
@@ -359,7 +332,7 @@ async def run(
     chaos = mode == "chaos"
     summary = Summary(mode, jobs, replicas)
     rng = random.Random(seed)
-    started, ticks = wall.perf_counter(), _machine_ticks()
+    started, ticks = wall.perf_counter(), machine_ticks()
     time = SharedTime()
     roles = roles_for(jobs)
     seed_doc = seed_with(roles)
@@ -389,7 +362,7 @@ async def run(
         summary.escalations = len(fleet.escalations)
     summary.seconds = wall.perf_counter() - started
     # Whether the machine's cores were the limit: the ack tail follows them (docs/operations.md).
-    summary.cpu_busy = busy_share(ticks, _machine_ticks())
+    summary.cpu_busy = busy_share(ticks, machine_ticks())
     return summary
 
 

@@ -3,7 +3,8 @@ in whichever phase it came; the goal's figures come from the steady phase alone.
 
 from __future__ import annotations
 
-from bench.load import STEADY, Summary, busy_share, cpu_ticks
+from bench.cpu import busy_share, cpu_ticks
+from bench.load import STEADY, Summary
 from bench.slack_stream import FIRST_PHASE, Acks
 
 
