@@ -36,6 +36,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -204,15 +205,19 @@ class Fleet:
         await self.each("quiet")
         await self.each("quiet")
 
+    async def step(self, by: timedelta, between: Callable[[], Awaitable[None]]) -> None:
+        """Move time by ``by`` on every replica; ``between`` runs before their ticks."""
+        await self.time.advance(by)
+        await self.each("advance", self.time.now())
+        await between()
+        await self.each("tick")
+
     async def tick(self, total: timedelta, between: Callable[[], Awaitable[None]]) -> None:
-        """Move time by ``total`` in steps; ``between`` runs before each step's ticks."""
+        """Move time by ``total`` in steps, each as fast as the replicas keep up."""
         moved = timedelta(0)
         while moved < total:
-            await self.time.advance(STEP)
+            await self.step(STEP, between)
             moved += STEP
-            await self.each("advance", self.time.now())
-            await between()
-            await self.each("tick")
             await self.quiet()
 
     async def steady(self, seconds: float, work: list[Callable[[], Awaitable[None]]]) -> None:
@@ -226,10 +231,7 @@ class Fleet:
             self.stream.phase(STEADY)
         for i in range(ticks):
             await asyncio.sleep(max(0.0, started + i * TICK.total_seconds() - loop.time()))
-            await self.time.advance(TICK)
-            await self.each("advance", self.time.now())
-            await asyncio.gather(*(w() for w in work[i::ticks]))
-            await self.each("tick")
+            await self.step(TICK, partial(_together, work[i::ticks]))
         await self.quiet()
         if self.stream is not None:
             self.stream.phase(FIRST_PHASE)
@@ -238,6 +240,10 @@ class Fleet:
         await asyncio.gather(*(r.close() for r in self.live + self.dead))
         if self.front is not None:
             await self.front.close()
+
+
+async def _together(work: list[Callable[[], Awaitable[None]]]) -> None:
+    await asyncio.gather(*(w() for w in work))
 
 
 async def _start_job(fleet: Fleet, summary: Summary, job_id: str, n: int) -> None:
