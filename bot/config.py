@@ -141,7 +141,7 @@ def check_settings(
     problems += parts.problems
     access = None
     try:
-        access = access_from_config(model.templates, model.step_up)
+        access = access_from_config(model.templates, _step_up(model))
     except ConfigError as exc:
         problems.append(str(exc))
     if problems:
@@ -233,9 +233,14 @@ def _settings(model: SettingsModel, parts: Parts, access: AccessRules | None) ->
         directory=parts.directory,
         notes=tuple(parts.notes),
         access=access,
-        step_up={k: v for k, v in model.step_up.items() if k != "client_secret"},
-        step_up_client_secret=_reveal(model.step_up.get("client_secret")),
+        step_up=_step_up(model),
+        step_up_client_secret=_reveal(model.step_up.client_secret),
     )
+
+
+def _step_up(model: SettingsModel) -> dict[str, Any]:
+    """``[step_up]`` as given, without its secret (which alone turns nothing on)."""
+    return model.step_up.model_dump(exclude_none=True, exclude={"client_secret"})
 
 
 def _reveal(secret: Any) -> str:

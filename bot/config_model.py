@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 Minutes = Annotated[int, Field(strict=True)]
 Principals = str | list[str]
@@ -118,10 +118,35 @@ class TeamsSection(Section):
     dev_disable_auth: bool = False
 
 
+class StepUpSection(Section):
+    """``[step_up]``: unset values are None, so engine.access applies its own defaults."""
+
+    authentication_context: str | None = None
+    max_age_seconds: Minutes | None = None
+    high_risk_roles: list[str] | None = None
+    client_id: str | None = None  # the sign-in app registration (default: tenant.client_id)
+    client_secret: SecretStr | None = None  # default: the Graph client secret
+    prompt_login: Annotated[bool, Field(strict=True)] | None = None
+
+
 class SettingsModel(BaseSettings):
     """The whole configuration document: TOML sections merged with the environment."""
 
     model_config = SettingsConfigDict(extra="forbid", frozen=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Only the document we are given: pydantic-settings would otherwise read
+        ``os.environ`` by field name (``HOME`` became the home, ``MODEL`` the model table).
+        bot.config_env reads the ``BREAKGLASS_*`` variables."""
+        return (init_settings,)
 
     home: str = ".breakglass"
     service: ServiceSection = Field(default_factory=ServiceSection)
@@ -136,9 +161,9 @@ class SettingsModel(BaseSettings):
     slack: SlackSection = Field(default_factory=SlackSection)
     teams: TeamsSection = Field(default_factory=TeamsSection)
     # issue 17: target limits, step-up and prerequisites per template; engine.access checks
-    # every key (it refuses unknown ones), so these stay plain tables here.
+    # every key (it refuses unknown ones), so this stays a plain table here.
     templates: dict[str, dict[str, Any]] = {}
-    step_up: dict[str, Any] = {}
+    step_up: StepUpSection = Field(default_factory=StepUpSection)
 
 
 # Every secret's place in the document; none of them may be written into the TOML file.

@@ -24,6 +24,32 @@ def test_no_file_is_the_embedded_default(tmp_path: Path) -> None:
     assert settings.executor == "runbook"
 
 
+def test_the_step_up_secret_comes_from_the_environment(tmp_path: Path) -> None:
+    env = {
+        "BREAKGLASS_HOME": str(tmp_path),
+        "BREAKGLASS_GRAPH_CLIENT_SECRET": "graph-secret",
+        "BREAKGLASS_STEPUP_CLIENT_SECRET": "step-up-secret",
+    }
+    settings = load_settings(env, REPO / "breakglass.example.toml")
+    assert settings.step_up_client_secret == "step-up-secret"
+    assert settings.step_up == {"authentication_context": "c1", "max_age_seconds": 300}
+    assert settings.access is not None
+    assert settings.access.step_up.max_age_seconds == 300
+    assert "step-up-secret" not in repr(settings)
+
+
+def test_only_breakglass_variables_are_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Variables named like a setting (HOME, MODEL, TENANT) are the process's, not ours.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "elsewhere"))
+    monkeypatch.setenv("TENANT", '{"mode": "graph"}')
+    settings = load_settings({})
+    assert settings.home == Path(".breakglass")
+    assert settings.simulated
+
+
 def test_secret_from_a_file(tmp_path: Path) -> None:
     (tmp_path / "secret").write_text("from-file\n")
     env = {
@@ -48,6 +74,8 @@ def test_secret_from_a_file(tmp_path: Path) -> None:
             "[policy]\nreplication_settle_seconds = 301\n",
             "policy.replication_settle_seconds: Input should be less than or equal to 300",
         ),
+        ("[step_up]\nmax_age_secnds = 60\n", "step_up.max_age_secnds: unknown setting"),
+        ('[step_up]\nprompt_login = "no"\n', "step_up.prompt_login: Input should be a valid"),
     ],
 )
 def test_each_mistake_is_named(tmp_path: Path, text: str, message: str) -> None:
