@@ -99,13 +99,15 @@ class Runtime:
         s, parts = self.settings, self._parts
         tenant = f"{'simulated ' if s.simulated else ''}tenant {parts.tenant_id if parts else '?'}"
         chats = [getattr(c, "platform", "?") for c in self.chats]
+        internal = "model proxy, registry, metrics"
         if s.simulated and s.console:
             chats.append("console")
+            internal += ", console"
         return (
             f"store {safe_database(s)}; {tenant}; executor {s.executor}; "
             f"chat {', '.join(chats) or 'none'}; public {self.url}"
             f"{f' (reached as {s.public_url})' if s.public_url else ''}; "
-            f"internal {self.internal_url} (model proxy, registry, metrics, console)"
+            f"internal {self.internal_url} ({internal})"
         )
 
     async def _listen(self, app: web.Application, host: str, port: int, setting: str) -> str:

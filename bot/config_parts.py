@@ -75,6 +75,13 @@ def _attempt(parts: Parts, section: str, build: Callable[[], T]) -> T | None:
         return None
 
 
+def _existing(name: str, path: str) -> Path:
+    """A credential file must be there at start, not at the first call that needs it."""
+    if not Path(path).is_file():
+        raise ConfigError(f"{name}: no file at {path}")
+    return Path(path)
+
+
 def _service_problems(model: SettingsModel, names: _Namer) -> list[str]:
     service, problems = model.service, []
     if not is_loopback_host(service.internal_host) and not service.allow_remote_console:
@@ -124,6 +131,11 @@ def tenant_id_of(model: SettingsModel) -> str:
 def _graph(model: SettingsModel, names: _Namer) -> GraphConfig | None:
     tenant = model.tenant
     if tenant.mode != "graph":
+        if tenant.simulated_url and tenant.simulated_secret is None:
+            # Without it the service starts and every tenant call fails (401 invalid_client).
+            raise ConfigError(
+                "BREAKGLASS_SIMULATED_CLIENT_SECRET (or _FILE) required with tenant.simulated_url"
+            )
         return None
     missing = [names("tenant", k) for k in ("tenant_id", "client_id") if not getattr(tenant, k)]
     if missing:
@@ -133,7 +145,10 @@ def _graph(model: SettingsModel, names: _Namer) -> GraphConfig | None:
             "set BREAKGLASS_GRAPH_CLIENT_SECRET (or _FILE) or tenant.certificate_path"
         )
     certificate = (
-        CertificateCredential(Path(tenant.certificate_path), tenant.certificate_thumbprint)
+        CertificateCredential(
+            _existing(names("tenant", "certificate_path"), tenant.certificate_path),
+            tenant.certificate_thumbprint,
+        )
         if tenant.certificate_path
         else None
     )
@@ -232,7 +247,9 @@ def _teams(model: SettingsModel, directory: Directory, names: _Namer) -> TeamsCo
         app_id=teams.app_id,
         tenant_id=teams.tenant_id,
         app_password=_reveal(teams.app_password) or None,
-        certificate_path=Path(teams.cert_path) if teams.cert_path else None,
+        certificate_path=(
+            _existing(names("teams", "cert_path"), teams.cert_path) if teams.cert_path else None
+        ),
         incident_conversations=frozenset(teams.incident_conversations),
         approvers=_unambiguous(directory, "teams:", teams.approvers),
         requesters=_unambiguous(directory, "teams:", teams.requesters),

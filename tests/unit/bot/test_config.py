@@ -75,6 +75,20 @@ def test_secret_from_a_file(tmp_path: Path) -> None:
             "policy.replication_settle_seconds: Input should be less than or equal to 300",
         ),
         ("[step_up]\nmax_age_secnds = 60\n", "step_up.max_age_secnds: unknown setting"),
+        (  # it would start, and every tenant call would fail with 401 invalid_client
+            '[tenant]\nsimulated_url = "http://127.0.0.1:9"\n',
+            "tenant: BREAKGLASS_SIMULATED_CLIENT_SECRET (or _FILE) required with",
+        ),
+        (
+            '[policy]\napprovers = ["a", "b"]\n[tenant]\nmode = "graph"\ntenant_id = "t"\n'
+            'client_id = "c"\ncertificate_path = "/nonexistent/graph.pem"\n'
+            f'certificate_thumbprint = "{"ab" * 20}"\n',
+            "tenant: tenant.certificate_path: no file at /nonexistent/graph.pem",
+        ),
+        (
+            '[teams]\napp_id = "a"\ntenant_id = "t"\ncert_path = "/nonexistent/teams.pfx"\n',
+            "teams: teams.cert_path (or BREAKGLASS_TEAMS_CERT_PATH): no file at",
+        ),
         ('[step_up]\nprompt_login = "no"\n', "step_up.prompt_login: Input should be a valid"),
     ],
 )
