@@ -14,7 +14,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.graph import GraphConfig
 from adapters.graph.auth import TokenSource
 from adapters.store import SqlStore, sqlite_url
-from adapters.store.connect import parse_url
+from adapters.store.connect import parse_url, safe_url
 from bot.config import Settings
 from bot.keys import key_dir, load_keys
 from engine.errors import BreakGlassError, describe
@@ -28,9 +28,9 @@ def database_url(settings: Settings) -> str:
 
 
 def safe_database(settings: Settings) -> str:
-    """The store's URL without its password (for lines people read)."""
+    """The store's URL without its secrets (for lines people read)."""
     try:
-        return parse_url(database_url(settings)).render_as_string(hide_password=True)
+        return safe_url(parse_url(database_url(settings)))
     except BreakGlassError:
         return "an unusable database URL"
 

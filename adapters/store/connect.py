@@ -59,9 +59,16 @@ def parse_url(url: str) -> URL:
     return parsed
 
 
+def safe_url(url: URL) -> str:
+    """``url`` for lines people read: no password, and no query values (libpq takes
+    ``?password=`` and ``?sslpassword=`` there too)."""
+    shown = url.set(query={}).render_as_string(hide_password=True)
+    return shown + ("?" + "&".join(f"{k}=***" for k in url.query) if url.query else "")
+
+
 def connect(url: str) -> Connected:
     parsed = parse_url(url)
-    safe = parsed.render_as_string(hide_password=True)
+    safe = safe_url(parsed)
     try:
         if parsed.get_backend_name() == "sqlite":
             return Connected(_sqlite_engine(parsed), _executor(1, "sqlite"), safe, True)

@@ -65,13 +65,16 @@ def test_keys_store_and_approvers_are_checked_together(tmp_path: Path) -> None:
     env = clean_environ(
         tmp_path,
         BREAKGLASS_GRAPH_CLIENT_SECRET="graph-secret-value",
-        BREAKGLASS_DATABASE_URL=f"postgresql+psycopg://bg:hunter2@127.0.0.1:{port}/x",
+        # libpq takes a password in the query too
+        BREAKGLASS_DATABASE_URL=f"postgresql+psycopg://bg:hunter2@127.0.0.1:{port}/x"
+        "?password=in-the-query",
     )
     done = breakglass(["config", "check", "--config", str(tmp_path / "g.toml")], env)
     assert done.returncode == 2
     found = problems(done.stderr)
     assert [p.split(":")[0] for p in found] == ["keys", "BREAKGLASS_DATABASE_URL"]
     assert "hunter2" not in done.stderr
+    assert "in-the-query" not in done.stderr
 
 
 def test_slack_without_a_tenant_needs_none_and_one_approver_is_refused(tmp_path: Path) -> None:
