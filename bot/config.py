@@ -154,8 +154,14 @@ def _read_file(path: Path, problems: list[str]) -> dict[str, Any]:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         problems.append(f"cannot read {path}: {exc.strerror}")
+    except UnicodeDecodeError:
+        problems.append(f"{path} is not UTF-8 text")
     except tomllib.TOMLDecodeError as exc:
         problems.append(f"{path} is not valid TOML: {exc}")
+    except ValueError as exc:  # an integer past Python's 4300-digit limit
+        problems.append(f"{path} is not usable TOML: {str(exc).split(':')[0]}")
+    except RecursionError:
+        problems.append(f"{path} is not usable TOML: it nests too deeply")
     return {}
 
 

@@ -109,7 +109,9 @@ def _raw(environ: Mapping[str, str], name: str, kind: str, problems: list[str]) 
         return Path(path).read_text(encoding="utf-8").strip() or None
     except OSError as exc:
         problems.append(f"{name}_FILE: cannot read {path}: {exc.strerror or type(exc).__name__}")
-        return None
+    except UnicodeDecodeError:
+        problems.append(f"{name}_FILE: {path} is not UTF-8 text")
+    return None
 
 
 def _parse(name: str, text: str, kind: str, out: EnvironmentValues) -> Any:

@@ -99,6 +99,33 @@ def test_each_mistake_is_named(tmp_path: Path, text: str, message: str) -> None:
         load_settings({"BREAKGLASS_HOME": str(tmp_path)}, path)
 
 
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"a = \xff\n", "is not UTF-8 text"),
+        (b"a = " + b"[" * 100_000 + b"\n", "nests too deeply"),
+        (b"[service]\nport = " + b"9" * 5000 + b"\n", "Exceeds the limit (4300 digits)"),
+    ],
+)
+def test_an_unusable_file_is_a_problem_not_a_crash(
+    tmp_path: Path, content: bytes, message: str
+) -> None:
+    path = tmp_path / "breakglass.toml"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_settings({"BREAKGLASS_HOME": str(tmp_path)}, path)
+
+
+def test_a_secret_file_that_is_not_text_is_named(tmp_path: Path) -> None:
+    (tmp_path / "secret").write_bytes(b"\xff\xfe")
+    env = {
+        "BREAKGLASS_HOME": str(tmp_path),
+        "BREAKGLASS_SLACK_SIGNING_SECRET_FILE": str(tmp_path / "secret"),
+    }
+    with pytest.raises(ConfigError, match=r"BREAKGLASS_SLACK_SIGNING_SECRET_FILE: .* not UTF-8"):
+        load_settings(env)
+
+
 def test_graph_mode_without_a_credential_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="BREAKGLASS_GRAPH_CLIENT_SECRET"):
         load_settings({"BREAKGLASS_HOME": str(tmp_path)}, REPO / "breakglass.example.toml")
