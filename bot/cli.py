@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
 from collections.abc import Iterable, Sequence
@@ -73,7 +74,9 @@ def _one_line(text: str) -> str:
 def run(command: Command, args: argparse.Namespace, ctx: Context) -> int:
     """Run one command; every failure becomes one line on stderr and an exit code."""
     try:
-        return asyncio.run(command.run(args, ctx))
+        code = asyncio.run(command.run(args, ctx))
+        sys.stdout.flush()  # a full disk or a closed pipe shows here, not at the exit
+        return code
     except (InputError, ConfigError) as err:
         _say(describe(err))
         return EXIT_UNUSABLE
@@ -83,9 +86,20 @@ def run(command: Command, args: argparse.Namespace, ctx: Context) -> int:
     except KeyboardInterrupt:
         _say("interrupted")
         return EXIT_INTERRUPTED
+    except OSError as err:  # the machine's, not ours: stdout full or closed, a disk error
+        _say(f"input/output failed: {err.strerror or type(err).__name__}")
+        _drop_stdout()
+        return EXIT_UNUSABLE
     except Exception as err:  # anything unexpected: still one line, never a traceback
         _say(f"internal error ({type(err).__name__}): {_one_line(str(err))}")
         return EXIT_FAILED
+
+
+def _drop_stdout() -> None:
+    """What is left in stdout's buffer cannot be written either: drop it, so the exit does
+    not print a second error (the recipe of Python's signal docs, for SIGPIPE)."""
+    with contextlib.suppress(OSError, ValueError):  # ValueError: stdout is no file (tests)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def main(argv: Sequence[str] | None = None) -> int:

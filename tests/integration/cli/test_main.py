@@ -111,6 +111,27 @@ def test_main_reads_argv_when_none_given(
     assert capsys.readouterr().out.startswith("usage: breakglass")
 
 
+def test_output_that_cannot_be_written_is_unusable_not_internal(tmp_path: Path) -> None:
+    # exit 1 would say "invalid" (verify) or "failed"; the command's work is not at fault
+    if not Path("/dev/full").exists():
+        pytest.skip("SKIPPED LOUDLY: no /dev/full here")
+    assert _subprocess([sys.executable, "-m", "bot.cli", "keys", "init"], tmp_path).returncode == 0
+    env = {**os.environ, "BREAKGLASS_HOME": str(tmp_path / "home")}
+    with Path("/dev/full").open("w") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "bot.cli", "keys", "trust"],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=REPO,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 2
+    assert done.stderr == "breakglass: input/output failed: No space left on device\n"
+
+
 def _subprocess(argv: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "BREAKGLASS_HOME": str(tmp_path / "home")}
     env.pop("BREAKGLASS_DATABASE_URL", None)
