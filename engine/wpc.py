@@ -33,6 +33,13 @@ ENVELOPE_TYPE = "work_policy_contract"
 MAX_POLICY_BYTES = 64 * 1024
 KILL_TRIGGERS = ("approval_revoked", "timebox_expired", "unexpected_target_detected")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}\Z")
+
+
+def is_plain_id(value: object) -> bool:
+    """A job or target id as a WPC may carry it: 1-128 letters, digits and ``._@-``."""
+    return isinstance(value, str) and _ID.match(value) is not None
+
+
 _DENIED_TOOL_PATTERNS = ("*shell*", "*exec*", "*sudo*", "*elevat*", "*eval*")
 
 
@@ -119,7 +126,7 @@ class ModelAllowance:
 def _check_request(request: PlanRequest, template: Template, max_minutes: int) -> None:
     for arg in template.target_args:
         value = request.targets.get(arg)
-        if not isinstance(value, str) or not _ID.match(value):
+        if not is_plain_id(value):
             raise TemplateError(f"target {arg} is missing or not a plain id")
     extra = set(request.targets) - set(template.target_args)
     if extra:
@@ -135,7 +142,7 @@ def _check_request(request: PlanRequest, template: Template, max_minutes: int) -
         text = getattr(request, name)
         if not isinstance(text, str) or not text.strip() or len(text) > limit:
             raise TemplateError(f"{name} is required and at most {limit} characters")
-    if not _ID.match(request.job_id):
+    if not is_plain_id(request.job_id):
         raise TemplateError("job id is not a plain id")
 
 

@@ -36,7 +36,7 @@ from engine.errors import InputError, InvalidToken
 from engine.lifecycle import Keys
 from engine.ports import ChainStore, Revocation, RevocationStore
 from engine.timeutil import from_epoch, iso_ms
-from engine.wpc import Policy, verify_wpc
+from engine.wpc import Policy, is_plain_id, verify_wpc
 
 _JTI = re.compile(r"^[A-Za-z0-9._~-]{1,128}\Z")
 DEFAULT_REASON = "revoked by an operator (breakglass CLI)"
@@ -126,6 +126,8 @@ async def revoke(args: argparse.Namespace, ctx: Context) -> int:
         raise InputError("JTI must be 1-128 characters of letters, digits and ._~-")
     if not args.reason.strip() or len(args.reason) > 200:
         raise InputError("--reason must be 1-200 characters")
+    if args.job is not None and not is_plain_id(args.job):
+        raise InputError("--job must be a job id: 1-128 letters, digits and ._@-")
     keys = ctx.keys()
     now = ctx.now()
     async with open_store(ctx) as store:

@@ -169,3 +169,12 @@ def test_issue_refuses_a_policy_not_signed_by_our_publisher(
 @pytest.mark.parametrize("jti", ["has space", "x" * 129, "", "semi;colon"])
 def test_revoke_refuses_a_malformed_jti(keyed: Cli, jti: str) -> None:
     assert_one_line_error(keyed("token", "revoke", jti), 2)
+
+
+@pytest.mark.parametrize("job", ["j" * 129, "a\nb", "", ".leading-dot"])
+def test_revoke_refuses_a_malformed_job_and_stores_nothing(keyed: Cli, job: str) -> None:
+    result = keyed("token", "revoke", "cst_q", "--job", job)
+    assert_one_line_error(result, 2)
+    assert "--job" in result.err
+    after = keyed("token", "revoke", "cst_q")  # the first one stored nothing
+    assert (after.code, after.out.split()[:2]) == (0, ["revoked", "cst_q"])
