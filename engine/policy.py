@@ -113,7 +113,14 @@ class Policy:
         """Parse our subset of work_policy_contract.v2; SCHEMA_VALIDATION_FAILED otherwise."""
         try:
             return cls._parse(payload)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except KeyError as exc:
+            raise VerificationError("SCHEMA_VALIDATION_FAILED", f"not a WPC v2: no {exc}") from exc
+        except (TypeError, AttributeError) as exc:
+            # Python's own words ("'str' object has no attribute 'get'") help nobody here.
+            raise VerificationError(
+                "SCHEMA_VALIDATION_FAILED", "not a WPC v2: a member has the wrong type"
+            ) from exc
+        except ValueError as exc:
             raise VerificationError("SCHEMA_VALIDATION_FAILED", f"not a WPC v2: {exc}") from exc
 
     @classmethod

@@ -19,6 +19,7 @@ from bot.commands.base import (
     read_object,
 )
 from engine.errors import InputError, VerificationError
+from engine.policy import Policy
 from engine.wpc import PlanRequest, build_wpc, policy_hash, sign_wpc, verify_wpc
 
 # The engine requires both; the CLI says plainly that none was given rather than inventing one.
@@ -82,10 +83,20 @@ def _is_envelope(doc: Mapping[str, Any]) -> bool:
     return "envelope_version" in doc and isinstance(doc.get("payload"), Mapping)
 
 
+def _wpc_payload(name: str, doc: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``doc`` when it is a WPC payload; else it is the wrong file (exit 2)."""
+    try:
+        Policy.from_payload(doc)
+    except VerificationError as err:
+        raise InputError(f"{name}: {err.code}: {err.message}") from None
+    return doc
+
+
 async def sign(args: argparse.Namespace, ctx: Context) -> int:
     payload = read_object(args.file, "a WPC payload")
     if _is_envelope(payload):
         raise InputError(f"{args.file} is already a signed envelope; sign a payload")
+    _wpc_payload(args.file, payload)
     publisher = ctx.keys().publisher
     if payload.get("issuer_did") != publisher.did:
         raise InputError(f"{args.file} names another issuer_did than the publisher key")
@@ -107,7 +118,7 @@ async def verify(args: argparse.Namespace, ctx: Context) -> int:
 
 async def hash_(args: argparse.Namespace, _ctx: Context) -> int:
     doc = read_object(args.file, "a WPC payload or envelope")
-    payload = doc["payload"] if _is_envelope(doc) else doc
+    payload = _wpc_payload(args.file, doc["payload"] if _is_envelope(doc) else doc)
     print(policy_hash(payload))
     return EXIT_OK
 

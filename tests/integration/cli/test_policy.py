@@ -122,5 +122,28 @@ def test_sign_refuses_an_envelope_another_issuer_and_a_non_policy(
     assert "issuer_did" in result.err
     junk = write(tmp_path / "junk.json", json.dumps(payload | {"statements": []}))
     result = keyed("policy", "sign", str(junk))
-    assert_one_line_error(result, 1)
-    assert "SCHEMA_VALIDATION_FAILED" in result.err
+    assert_one_line_error(result, 2)  # not a WPC: the input is unusable, nothing was signed
+    assert "SCHEMA_VALIDATION_FAILED: not a WPC v2: statements must be" in result.err
+
+
+@pytest.mark.parametrize(
+    ("edit", "says"),
+    [
+        (lambda _wpc: {"trust_version": "1", "agent_dids": []}, "no 'policy_version'"),
+        (lambda wpc: wpc | {"metadata": "x"}, "a member has the wrong type"),
+    ],
+)
+def test_sign_and_hash_name_a_file_that_is_no_wpc(
+    sign: Callable[[str], Signed],
+    keyed: Cli,
+    tmp_path: Path,
+    edit: Callable[[dict[str, object]], dict[str, object]],
+    says: str,
+) -> None:
+    payload = json.loads(sign("job-1").payload.read_text())
+    other = write(tmp_path / "other.json", json.dumps(edit(payload)))
+    for command in ("sign", "hash"):
+        result = keyed("policy", command, str(other))
+        assert_one_line_error(result, 2)
+        assert f"other.json: SCHEMA_VALIDATION_FAILED: not a WPC v2: {says}" in result.err
+        assert "issuer_did" not in result.err  # the file's shape is the problem, not a key
