@@ -95,6 +95,14 @@ def run(command: Command, args: argparse.Namespace, ctx: Context) -> int:
         return EXIT_FAILED
 
 
+def _is_text(word: str) -> bool:
+    try:
+        word.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _drop_stdout() -> None:
     """What is left in stdout's buffer cannot be written either: drop it, so the exit does
     not print a second error (the recipe of Python's signal docs, for SIGPIPE)."""
@@ -104,8 +112,14 @@ def _drop_stdout() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The ``breakglass`` entry point; returns the exit code."""
+    words = sys.argv[1:] if argv is None else list(argv)
+    if not all(_is_text(word) for word in words):
+        # Python hands bytes that are not UTF-8 over as lone surrogates; they would end up
+        # in a WPC or a record that no JSON reader takes back.
+        _say("an argument is not UTF-8 text")
+        return EXIT_UNUSABLE
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser().parse_args(words)
     except UsageError as err:  # already "breakglass <command>: <message>"
         print(_one_line(str(err)), file=sys.stderr)
         return EXIT_UNUSABLE

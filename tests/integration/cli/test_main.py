@@ -45,6 +45,8 @@ ERRORS = {
     "duration above maximum": ((*ROLE_ARGS[:9], "--minutes", "600", "--requester", "u"), 2, "60"),
     "missing file": (("policy", "hash", "/nonexistent/file.json"), 2, "No such file"),
     "missing policy": (("token", "issue", "--policy", "none.json", "--job", "j"), 2, "none.json"),
+    # what Python makes of the bytes ff fe in argv (surrogateescape)
+    "argument not UTF-8": ((*ROLE_ARGS[:-1], "\udcff\udcfe"), 2, "not UTF-8 text"),
     "bad ttl": (
         ("token", "issue", "--policy", "p.json", "--job", "j", "--ttl-seconds", "x"),
         2,
