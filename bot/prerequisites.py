@@ -15,6 +15,7 @@ from dataclasses import replace
 
 from engine.access import PREREQ_PIM, TemplateAccess
 from engine.errors import AdapterError, CommandRefused
+from engine.grants import ALREADY_GRANTED
 from engine.lifecycle import Request, Rules
 from engine.lifecycle.gatekeeping import PREREQUISITE_MISSING
 from engine.prerequisites import PREREQUISITE_UNCHECKED, judge_pim_request
@@ -33,6 +34,22 @@ async def preflight_access(command: Request, rules: Rules, tools: object) -> Req
     if access.prerequisite == PREREQ_PIM:
         command = await _with_pim_request(command, tools)
     return command
+
+
+async def refuse_if_granted(command: Request, tools: object) -> None:
+    """CommandRefused when the tenant already holds what ``command`` asks for: its write
+    would fail, and its end would report (and contain) a grant it never made."""
+    reader = getattr(tools, "grant_in_place", None)
+    if reader is None:
+        return
+    try:
+        held = await reader(command.template, command.targets)
+    except AdapterError as err:
+        raise CommandRefused(
+            TENANT_UNAVAILABLE, "the grant's current state could not be read"
+        ) from err
+    if held:
+        raise CommandRefused(ALREADY_GRANTED, "the tenant holds this grant already; nothing to do")
 
 
 async def _with_memberships(command: Request, access: TemplateAccess, tools: object) -> Request:

@@ -22,9 +22,10 @@ from bot import metrics
 from bot.clock import sleep_for
 from bot.effects import Effects
 from bot.job_update import job_update
+from bot.keyed_lock import KeyedLock
 from bot.leases import LEASE_TTL, Leases
 from bot.notifier import RECEIPTS_EVERY, Notifier, PacedChat
-from bot.prerequisites import preflight_access
+from bot.prerequisites import preflight_access, refuse_if_granted
 from bot.rollback import RollbackRunner
 from bot.sweep import sweep
 from bot.tasks import TaskSet
@@ -90,6 +91,7 @@ class JobService:
         self.leases = Leases(store, clock, replica_id, lease_ttl)  # the jobs this replica runs
         self.deployment = deployment  # the sweep leaves grants other deployments marked
         self._locks: dict[str, asyncio.Lock] = {}
+        self._requests = KeyedLock()  # per grant
         self._listener: asyncio.Task[None] | None = None
         self.listening = asyncio.Event()  # set once other replicas' revocations are heard
         # Jobs as this process last wrote or read them: saves a read per command. A stale
@@ -107,8 +109,17 @@ class JobService:
         try:
             command = await self._resolved(command)
             command = await preflight_access(command, self.rules, self.tools)  # issue 17
-            transition = lifecycle.start(command, self._ctx(await self._held()))
         except CommandRefused as err:  # before anyone is asked: nothing stored, nobody told
+            return _refused_request(command, err)
+        # One request per grant at a time here: two at once would both find it free.
+        async with self._requests.hold(grants.grant_key(command.template, command.targets) or ""):
+            return await self._create(command, key)
+
+    async def _create(self, command: lifecycle.Request, key: str | None) -> Outcome:
+        try:
+            transition = lifecycle.start(command, self._ctx(await self._held()))
+            await refuse_if_granted(command, self.tools)  # no job holds it: does the tenant?
+        except CommandRefused as err:
             return _refused_request(command, err)
         outcome = Outcome(True, command.job_id, transition.result)
         update = job_update(None, 0, transition, key, outcome.to_json())

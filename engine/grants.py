@@ -22,6 +22,7 @@ from engine.job import Job
 from engine.wpc import TEMPLATES
 
 TARGET_BUSY = "TARGET_BUSY"
+ALREADY_GRANTED = "ALREADY_GRANTED"  # the tenant holds the grant already: nothing to do
 END_TARGET_BUSY = "target_busy"  # the end reason of a job closed by the rule at approval
 
 

@@ -1,5 +1,6 @@
-"""Live reads for access rules: a PIM request by id (a template's prerequisite) and which
-of a few groups a principal is a member of (target limits by group)."""
+"""Live reads before approval: a PIM request by id (a template's prerequisite), which of a
+few groups a principal is a member of (target limits by group), and whether what a request
+asks for is in place already."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from adapters.graph import ca, roles
 from adapters.graph.context import ToolContext
 from engine.errors import GraphError
 
@@ -48,3 +50,29 @@ async def check_member_groups(
         value = response.body.get("value")
         found += [g for g in value if isinstance(g, str)] if isinstance(value, list) else []
     return found
+
+
+async def grant_in_place(ctx: ToolContext, template: str, targets: Mapping[str, str]) -> bool:
+    """Does the tenant already hold what ``template`` would grant on ``targets`` (an active
+    assignment of the role; the group excluded from the policy)? Whoever put it there, a job
+    for it could not grant it, and its end would take down what it never made. Targets that
+    are no ids of this tenant hold nothing: the job's own write refuses them, receipted."""
+    keys = _GRANT_TARGETS.get(template, ())
+    if not keys or not all(_GUID.match(targets.get(k, "")) for k in keys):
+        return False
+    try:
+        if template == "entra-role":
+            principal, role = (targets[k] for k in keys)
+            return bool(await roles.active_instances(ctx, principal, role))
+        policy = await ca.get_policy(ctx, targets["policy_id"])
+    except GraphError as err:
+        if err.status == 404:
+            return False
+        raise
+    return targets["group_id"] in ca.excluded_groups(policy)
+
+
+_GRANT_TARGETS = {
+    "entra-role": ("principal_id", "role_definition_id"),
+    "ca-exclusion": ("policy_id", "group_id"),
+}

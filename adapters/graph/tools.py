@@ -103,6 +103,10 @@ class GraphTools:
         """Which of ``group_ids`` the principal is a member of (target limits by group)."""
         return await prerequisites.check_member_groups(self._ctx, principal_id, group_ids)
 
+    async def grant_in_place(self, template: str, targets: Mapping[str, str]) -> bool:
+        """Is what a request asks for in place already (before anyone approves it)?"""
+        return await prerequisites.grant_in_place(self._ctx, template, targets)
+
     async def find_marked_grants(self) -> list[MarkedGrant]:
         found = await roles.marked_role_grants(self._ctx)
         return found + await ca.marked_ca_grants(self._ctx)

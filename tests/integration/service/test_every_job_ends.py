@@ -7,6 +7,7 @@ that the service's injected sleep advances (nothing here waits on wall-clock tim
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -180,3 +181,47 @@ async def test_an_early_kill_contains_announces_and_removes_when_pim_allows(
     bundle, _ = await s.bundle(job)
     report = verify_bundle(bundle, trust_for(s.keys))
     assert report.valid, report.reasons
+
+
+STANDING = SIMULATED_SEED["roleAssignments"][0]  # erin holds Global Administrator, standing
+POLICY = SIMULATED_SEED["conditionalAccessPolicies"][0]
+EXCLUDED = POLICY["conditions"]["users"]["excludeGroups"][0]  # the emergency-access group
+
+
+@pytest.mark.parametrize(
+    ("template", "targets"),
+    [
+        (
+            "entra-role",
+            {
+                "principal_id": STANDING["principalId"],
+                "role_definition_id": STANDING["roleDefinitionId"],
+            },
+        ),
+        ("ca-exclusion", {"policy_id": POLICY["id"], "group_id": EXCLUDED}),
+    ],
+)
+async def test_a_grant_the_tenant_already_holds_is_refused_before_anyone_is_asked(
+    sim_env: SimEnv, template: str, targets: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Approved, its write would fail (or do nothing), and its end would report the standing
+    grant as left behind and revoke its holder's sessions."""
+    caplog.set_level(logging.INFO, "breakglass.service")
+    s = sim_env.service
+    tenant_before = sim_env.sim.state()
+    request = Request(
+        job_id="job-held",
+        actor=s.actor("console:alice"),
+        template=template,
+        targets={"tenant_id": TENANT, **targets},
+        minutes=30,
+        justification="INC-8",
+        ticket="INC-8",
+        channel={"platform": "console", "conversation": "incident-8"},
+    )
+    out = await s.request(request)
+    assert (out.ok, out.reason) == (False, "ALREADY_GRANTED")
+    assert await s.store.list_jobs() == []
+    assert sim_env.chat.events == []
+    assert sim_env.sim.state() == tenant_before
+    assert "refused request by console:alice: ALREADY_GRANTED" in caplog.messages

@@ -124,13 +124,15 @@ async def test_another_grant_is_not_busy(env: Env) -> None:
 async def test_of_two_pending_requests_on_one_grant_the_second_approved_ends_denied(
     tmp_path: Path,
 ) -> None:
-    """Two requests resolved at the same moment both read no open job, so both are pending
-    (as on two replicas). The first to be approved goes live; the second's last approval
-    ends it denied (TARGET_BUSY, receipted) and the tenant holds one grant, never two."""
-    env = await build_env(tmp_path, resolver=Resolver(meet=2))
+    """Two requests resolved at the same moment on two replicas both read no open job, so
+    both are pending. The first to be approved goes live; the second's last approval ends
+    it denied (TARGET_BUSY, receipted) and the tenant holds one grant, never two."""
+    tenant, meet = MemoryTenant(), Resolver(meet=2)
+    env = await build_env(tmp_path, tools=lambda _t, _c: tenant, resolver=meet)
+    other = await build_env(tmp_path, tools=lambda _t, _c: tenant, resolver=meet)
     try:
         s = env.service
-        first, second = await asyncio.gather(ask(env, "job-1"), ask(env, "job-2"))
+        first, second = await asyncio.gather(ask(env, "job-1"), ask(other, "job-2"))
         assert first.ok, first
         assert second.ok, second
         assert {(await s.load(j)).state for j in ("job-1", "job-2")} == {PENDING}
@@ -144,12 +146,29 @@ async def test_of_two_pending_requests_on_one_grant_the_second_approved_ends_den
         assert loser.refusals[-1]["reason"] == TARGET_BUSY
         assert loser.tokens == ()
         assert (await s.load("job-2")).state == ACTIVE
-        assert env.tenant.roles == {_role()}
+        assert tenant.roles == {_role()}
         assert set((await env.store.grant_claims()).values()) == {"job-2"}
         bundle, _ = await s.bundle(loser)
         assert verify_bundle(bundle, trust_for(s.keys)).valid
         finished = [e for e in env.chat.events if e.kind == "finish"]
         assert [e.job["job_id"] for e in finished] == ["job-1"]
+    finally:
+        for replica in (env, other):
+            await replica.settle()
+            await replica.store.close()
+
+
+async def test_requests_at_once_on_one_replica_make_one_job(tmp_path: Path) -> None:
+    """Five requests for one grant resolved at the same moment: one job is pending, the
+    other four are refused before anyone is asked, and nothing of theirs is stored."""
+    env = await build_env(tmp_path, resolver=Resolver(meet=5))
+    try:
+        outcomes = await asyncio.gather(*(ask(env, f"job-{n}") for n in range(5)))
+        assert sorted(o.reason for o in outcomes) == ["", *[TARGET_BUSY] * 4]
+        assert [j.job_id for j in await env.store.list_jobs()] == [
+            o.job_id for o in outcomes if o.ok
+        ]
+        assert len(env.service._requests) == 0  # the per-grant locks are gone again
     finally:
         await env.settle()
         await env.store.close()
@@ -159,10 +178,11 @@ async def test_two_replicas_approving_at_once_make_one_job_live(tmp_path: Path) 
     """Both pending jobs get their last approval on two replicas at the same moment: the
     store's claim lets one activate; the other ends denied, whichever came first."""
     tenant = MemoryTenant()
-    one = await build_env(tmp_path, tools=lambda _t, _c: tenant, resolver=Resolver(meet=2))
-    two = await build_env(tmp_path, tools=lambda _t, _c: tenant)
+    meet = Resolver(meet=2)
+    one = await build_env(tmp_path, tools=lambda _t, _c: tenant, resolver=meet)
+    two = await build_env(tmp_path, tools=lambda _t, _c: tenant, resolver=meet)
     try:
-        await asyncio.gather(ask(one, "job-1"), ask(one, "job-2"))
+        await asyncio.gather(ask(one, "job-1"), ask(two, "job-2"))
         for job_id in ("job-1", "job-2"):
             plan = (await one.service.load(job_id)).plan.plan_hash
             bob = one.service.actor("console:bob")
