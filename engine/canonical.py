@@ -87,7 +87,11 @@ def _reject_constant(name: str) -> Any:
 
 
 def _checked_int(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError as exc:  # above Python's int_max_str_digits (4300 by default)
+        digits = len(text.lstrip("-"))
+        raise StrictJsonError(f"integer of {digits} digits is too large (beyond 2^53)") from exc
     if abs(value) > MAX_SAFE_INTEGER:
         raise StrictJsonError("integer beyond 2^53")
     return value
@@ -114,6 +118,14 @@ def _check_strings(value: Any) -> None:
             stack.extend(item)
 
 
+def _size(limit: int) -> str:
+    """``limit`` bytes as people say it: "32 MiB", "64 KiB", else a byte count."""
+    for unit, scale in (("MiB", 1024 * 1024), ("KiB", 1024)):
+        if limit >= scale and limit % scale == 0:
+            return f"{limit // scale} {unit}"
+    return f"{limit} bytes"
+
+
 def strict_loads(data: str | bytes, *, max_bytes: int | None = None, floats: bool = False) -> Any:
     """Parse untrusted JSON, refusing what could make two parsers disagree.
 
@@ -123,7 +135,8 @@ def strict_loads(data: str | bytes, *, max_bytes: int | None = None, floats: boo
     """
     raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
     if max_bytes is not None and len(raw) > max_bytes:
-        raise TooLarge(f"JSON body of {len(raw)} bytes is above the {max_bytes} byte limit")
+        # No byte count: callers read at most max_bytes + 1, so it would understate the file.
+        raise TooLarge(f"JSON body is larger than {_size(max_bytes)}")
     try:
         text = raw.decode("utf-8")
         value = json.loads(
@@ -136,7 +149,9 @@ def strict_loads(data: str | bytes, *, max_bytes: int | None = None, floats: boo
     except UnicodeDecodeError as exc:
         raise StrictJsonError("not valid UTF-8") from exc
     except json.JSONDecodeError as exc:
-        raise StrictJsonError(f"not JSON: {exc.msg} at {exc.pos}") from exc
+        # Some messages end in "at" already ("Unterminated string starting at").
+        where = exc.msg.removesuffix(" at")
+        raise StrictJsonError(f"not JSON: {where} at character {exc.pos}") from exc
     except RecursionError as exc:
         raise StrictJsonError("JSON nested too deeply") from exc
     _check_strings(value)

@@ -6,18 +6,22 @@ leak nothing when opened); all bundle text is escaped. The verdict comes first; 
 the bundle's signatures and hashes held, the timeline, the policy in plain words, the
 approvals, every tool and model call, and the rollback and verification reads. Exit codes
 are those of ``verify``: 0 valid, 1 invalid (the page is still written), 2 unusable input.
+``-o -`` writes the page to stdout; ``-o`` naming the bundle or the trust file is refused.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
+import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from bot.commands import html_sections as s
-from bot.commands.base import EXIT_FAILED, EXIT_OK, Command, Context
+from bot.commands.base import EXIT_FAILED, EXIT_OK, STDIN, Command, Context
 from bot.commands.verify import bundle_arguments, profile_argument, read_bundle
 from engine.errors import InputError
 from engine.verify import Report, verify_bundle
@@ -73,9 +77,13 @@ def _details(summary: Mapping[str, Any], payload: Mapping[str, Any]) -> list[str
 
 
 async def run(args: argparse.Namespace, ctx: Context) -> int:
+    _refuse_overwriting_inputs(args)
     bundle, trust = read_bundle(args, ctx)
     result = verify_bundle(bundle, trust, profile=args.profile)
     page = render(result, bundle)
+    if args.output == STDIN:
+        print(page, end="")  # the page alone: the exit code carries the verdict
+        return EXIT_OK if result.valid else EXIT_FAILED
     try:
         await asyncio.to_thread(_write, Path(args.output), page)
     except OSError as exc:
@@ -86,14 +94,48 @@ async def run(args: argparse.Namespace, ctx: Context) -> int:
     return EXIT_OK if result.valid else EXIT_FAILED
 
 
+def _refuse_overwriting_inputs(args: argparse.Namespace) -> None:
+    """``-o`` naming the bundle or the trust file would destroy the evidence it reports on."""
+    if args.output == STDIN:
+        return
+    for name in (args.bundle, args.trust):
+        if name is not None and name != STDIN and _same_file(args.output, name):
+            raise InputError(f"-o {args.output} is an input file ({name}); name another file")
+
+
+def _same_file(a: str, b: str) -> bool:
+    """By inode when both exist (hard links, symlinks), else by resolved path."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
 def _write(path: Path, page: str) -> None:
-    path.write_text(page, encoding="utf-8")
+    """Write beside ``path``, then rename over it: a failed write (disk full, a file size
+    limit) leaves the old file, never a truncated page."""
+    # Not with_name(): "." and "/" have no name, and must fail as OSErrors do.
+    temporary = path.parent / f".{path.name or 'report'}.{secrets.token_hex(6)}.tmp"
+    try:
+        # Mode 0o666 less the umask, as a plain open() would give the page.
+        handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        with open(handle, "w", encoding="utf-8") as out:
+            out.write(page)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
     bundle_arguments(parser)
     parser.add_argument(
-        "-o", "--output", required=True, metavar="FILE", help="where to write the HTML page"
+        "-o",
+        "--output",
+        required=True,
+        metavar="FILE",
+        help="where to write the HTML page (- for stdout); never the bundle or trust file",
     )
     profile_argument(parser)
 
@@ -102,7 +144,8 @@ GROUPS = ()
 COMMANDS = (
     Command(
         ("report",),
-        "write a self-contained HTML report of a proof bundle (exit 0 valid, 1 invalid)",
+        "write a self-contained HTML report of a proof bundle "
+        "(exit 0 valid, 1 invalid, 2 unusable)",
         run,
         _arguments,
     ),

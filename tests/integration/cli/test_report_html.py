@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import resource
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -175,3 +176,58 @@ def test_with_a_reference_allowlist_the_core_contents_are_shown(cli: Cli, tmp_pa
     assert page.sections == ["verdict", "contents"]
     assert "core" in page.text["verdict"]
     assert ["model calls", "2"] in page.rows["counts"]
+
+
+def test_report_help_names_every_exit_code(cli: Cli) -> None:
+    result = cli("report", "--help")
+    assert "exit 0 valid, 1 invalid, 2 unusable" in " ".join(result.out.split())
+    assert "- for stdout" in " ".join(result.out.split())
+
+
+def test_dash_writes_the_page_to_stdout_not_to_a_file(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = cli("report", str(CORPUS / "good_agent.bundle.json"), "--trust", TRUST, "-o", "-")
+    assert (result.code, result.err) == (0, "")
+    assert result.out.startswith("<!DOCTYPE html>")  # the page alone
+    assert Page(result.out).text["verdict"].strip().startswith("VALID")
+    assert not (tmp_path / "-").exists()
+
+
+@pytest.mark.parametrize("target", ["bundle", "trust", "link to bundle", "hard link to trust"])
+def test_the_report_never_overwrites_its_inputs(cli: Cli, tmp_path: Path, target: str) -> None:
+    bundle = tmp_path / "bundle.json"  # copies: a failing test must not destroy the corpus
+    trust = tmp_path / "trust.json"
+    bundle.write_bytes((CORPUS / "good_agent.bundle.json").read_bytes())
+    trust.write_bytes(Path(TRUST).read_bytes())
+    (tmp_path / "link.json").symlink_to(bundle)
+    (tmp_path / "hard.json").hardlink_to(trust)
+    before = {path: path.read_bytes() for path in (bundle, trust)}
+    out = {
+        "bundle": bundle,
+        "trust": tmp_path / "." / "trust.json",
+        "link to bundle": tmp_path / "link.json",
+        "hard link to trust": tmp_path / "hard.json",
+    }[target]
+    result = cli("report", str(bundle), "--trust", str(trust), "-o", str(out))
+    assert_one_line_error(result, 2)
+    assert "is an input file" in result.err
+    assert {path: path.read_bytes() for path in (bundle, trust)} == before
+
+
+def test_a_failed_write_leaves_the_old_report_whole(cli: Cli, tmp_path: Path) -> None:
+    out = tmp_path / "report.html"
+    out.write_text("the previous report", encoding="utf-8")
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, hard))  # the page is larger: EFBIG
+    try:
+        result = cli(
+            "report", str(CORPUS / "good_agent.bundle.json"), "--trust", TRUST, "-o", str(out)
+        )
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    assert_one_line_error(result, 2)
+    assert "cannot write" in result.err
+    assert out.read_text(encoding="utf-8") == "the previous report"
+    assert [p.name for p in tmp_path.iterdir() if p.name != "home"] == ["report.html"]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.commands.base import MAX_BUNDLE_BYTES
 from tests.corpus.generate import HERE as CORPUS
 from tests.integration.cli.conftest import Cli, assert_one_line_error, write
 from tests.support.shared import require_shared
@@ -101,6 +102,7 @@ UNUSABLE_BUNDLES = {
     "duplicate_keys": b'{"payload": {}, "payload": {}}',
     "nan": b'{"payload": NaN}',
     "not_utf8": b'{"payload": "\xff"}',
+    "huge_integer": b'{"payload": ' + b"9" * 4301 + b"}",  # int() refuses over 4300 digits
 }
 
 
@@ -122,12 +124,63 @@ UNUSABLE_TRUST = {
     "no_agents": '{"trust_version": "1", "agent_dids": []}',
     "mistyped": '{"agent_dids": "did:key:z6Mk"}',
 }
+GOOD_TRUST = json.loads(Path(TRUST).read_text())
+AGENT = GOOD_TRUST["agent_dids"][0]
+# A good trust file with one field changed, and what the one-line error must name.
+BAD_TRUST_FIELDS = {
+    "agent_did_list": ({"agent_did": [AGENT]}, "field agent_did must be a DID string"),
+    "agent_did_object": ({"agent_did": {"did": AGENT}}, "field agent_did must be a DID string"),
+    "agent_dids_nested": ({"agent_dids": [[AGENT]]}, "field agent_dids must be a list of DIDs"),
+    "version_99": ({"trust_version": "99"}, "has trust_version '99'"),
+    "version_integer": ({"trust_version": 1}, "has trust_version 1;"),
+    "malformed_did": ({"agent_dids": [AGENT, "not-a-did"]}, "field agent_dids: 'not-a-did'"),
+    "malformed_gateway": (
+        {"gateway_receipt_signer_dids": ["did:key:z6Mk"]},
+        "field gateway_receipt_signer_dids: 'did:key:z6Mk' is not a usable did:key",
+    ),
+}
+UNUSABLE_TRUST |= {
+    name: json.dumps(GOOD_TRUST | change) for name, (change, _) in BAD_TRUST_FIELDS.items()
+}
 
 
 @pytest.mark.parametrize("name", sorted(UNUSABLE_TRUST))
 def test_unusable_trust_exits_2(cli: Cli, tmp_path: Path, name: str) -> None:
     trust = write(tmp_path / "trust.json", UNUSABLE_TRUST[name])
     assert_one_line_error(cli("verify", bundle("good"), "--trust", str(trust)), 2)
+
+
+@pytest.mark.parametrize("name", sorted(BAD_TRUST_FIELDS))
+def test_a_bad_trust_file_is_named_not_the_bundle(cli: Cli, tmp_path: Path, name: str) -> None:
+    # Not SIGNER_NOT_ALLOWED (exit 1), not a silent fall back to the core profile (exit 0).
+    trust = write(tmp_path / "trust.json", UNUSABLE_TRUST[name])
+    result = cli("verify", bundle("good"), "--trust", str(trust))
+    assert_one_line_error(result, 2)
+    assert f"trust.json: trust file {BAD_TRUST_FIELDS[name][1]}" in result.err
+
+
+def test_a_huge_integer_is_refused_in_one_line(cli: Cli, tmp_path: Path) -> None:
+    path = tmp_path / "input.json"
+    path.write_bytes(UNUSABLE_BUNDLES["huge_integer"])
+    result = cli("verify", str(path), "--trust", TRUST)
+    assert_one_line_error(result, 2)
+    assert "input.json: integer of 4301 digits is too large" in result.err
+
+
+def test_an_oversize_bundle_is_described_by_the_limit(cli: Cli, tmp_path: Path) -> None:
+    path = tmp_path / "big.json"
+    with path.open("wb") as sparse:
+        sparse.truncate(2 * MAX_BUNDLE_BYTES)  # only limit + 1 bytes are read
+    result = cli("verify", str(path), "--trust", TRUST)
+    assert_one_line_error(result, 2)
+    assert result.err.strip().endswith("big.json: JSON body is larger than 32 MiB")
+
+
+def test_truncated_json_says_where_once(cli: Cli, tmp_path: Path) -> None:
+    path = write(tmp_path / "cut.json", '{"payload": "abc')
+    result = cli("verify", str(path), "--trust", TRUST)
+    assert_one_line_error(result, 2)
+    assert result.err.strip().endswith("Unterminated string starting at character 12")
 
 
 def test_no_trust_and_no_keys_exits_2(cli: Cli) -> None:

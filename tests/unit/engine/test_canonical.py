@@ -61,6 +61,34 @@ def test_strict_loads_refuses_invalid_utf8_and_oversize() -> None:
         strict_loads(b"[" + b"1," * 40_000 + b"1]", max_bytes=64 * 1024)
 
 
+@pytest.mark.parametrize("sign", ["", "-"])
+def test_an_integer_beyond_pythons_digit_limit_is_strict_json_error(sign: str) -> None:
+    # int() refuses more than 4300 digits with a ValueError: it must not escape the parser.
+    with pytest.raises(StrictJsonError, match="integer of 4301 digits is too large"):
+        strict_loads('{"x":' + sign + "9" * 4301 + "}")
+
+
+def test_an_oversize_body_is_described_by_the_limit_not_by_what_was_read() -> None:
+    # Readers stop at limit + 1 bytes: that count would misstate the file's size.
+    with pytest.raises(TooLarge) as caught:
+        strict_loads(b" " * (1024 * 1024 + 1), max_bytes=1024 * 1024)
+    assert str(caught.value) == "JSON body is larger than 1 MiB"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('{"a": "abc', "not JSON: Unterminated string starting at character 6"),
+        ('["\x01"]', "not JSON: Invalid control character at character 2"),
+        ('{"a":', "not JSON: Expecting value at character 5"),
+    ],
+)
+def test_not_json_messages_say_where_once(text: str, message: str) -> None:
+    with pytest.raises(StrictJsonError) as caught:
+        strict_loads(text)
+    assert str(caught.value) == message
+
+
 def test_strict_loads_accepts_the_largest_safe_integer() -> None:
     assert strict_loads('{"a":9007199254740991}') == {"a": 9007199254740991}
 
