@@ -7,11 +7,14 @@ Read with the service's own environment rules (:mod:`bot.config_env`); everythin
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from adapters.store import sqlite_url
+from adapters.store.connect import parse_url
 from bot.config_env import read_environment
 from engine.errors import ConfigError
 
@@ -40,4 +43,47 @@ class Home:
 
     def ensure_root(self) -> None:
         """Create the home (owner-only) so the default SQLite file has somewhere to live."""
-        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        private_dir(self.root, "the home")
+
+    def require_database(self) -> None:
+        """For a read-only command: a SQLite file that is not there is an error, never created
+        (opening it would make an empty store, and the home, to answer a question)."""
+        url = parse_url(self.database_url)
+        if url.get_backend_name() != "sqlite" or url.database is None:
+            return  # a server database: nothing to create by reading it
+        path = Path(url.database)
+        if path_stat(path, "the database") is None:
+            raise ConfigError(
+                f"no database at {path}: nothing is recorded there (see {HOME_VAR}, {DATABASE_VAR})"
+            )
+
+
+def os_reason(exc: OSError) -> str:
+    """The reason of an OS error as people read it ("Not a directory")."""
+    return exc.strerror or type(exc).__name__
+
+
+def path_stat(path: Path, what: str) -> os.stat_result | None:
+    """``path``'s status, or None when nothing is there; any other failure (a file where a
+    directory should be, no permission) is a ConfigError naming the path and the reason."""
+    try:
+        return path.stat()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise ConfigError(f"cannot use {what} {path}: {os_reason(exc)}") from None
+
+
+def private_dir(path: Path, what: str) -> None:
+    """Make sure ``path`` is a directory; one we create is owner-only (its parents are not ours
+    to restrict). A path that cannot be one is a ConfigError naming it and why."""
+    info = path_stat(path, what)
+    if info is not None:
+        if not stat.S_ISDIR(info.st_mode):
+            raise ConfigError(f"{what} {path} is not a directory")
+        return
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path.chmod(0o700)  # mkdir's mode is masked by the umask
+    except OSError as exc:
+        raise ConfigError(f"cannot create {what} {path}: {os_reason(exc)}") from None

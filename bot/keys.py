@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
+from bot.home import os_reason, path_stat, private_dir
 from engine.canonical import strict_loads
 from engine.did import Signer
 from engine.encoding import b64u_decode, b64u_encode
@@ -27,40 +29,82 @@ def key_dir(home: Path) -> Path:
     return home / "keys"
 
 
-def init_keys(home: Path) -> tuple[Keys, bool]:
-    """Create any missing key (never overwriting one); return the keys and whether any was new."""
+def key_path(home: Path, role: str) -> Path:
+    return key_dir(home) / f"{role}.key"
+
+
+def init_keys(home: Path) -> tuple[Keys, frozenset[str]]:
+    """Create any missing key (never overwriting one); return the keys and the roles created.
+
+    Every key already there is checked first: a bad one stops us before anything is written.
+    """
+    present = _present_keys(home)
+    private_dir(home, "the home")
     folder = key_dir(home)
-    folder.mkdir(parents=True, exist_ok=True)
-    folder.chmod(0o700)
-    created = False
+    private_dir(folder, "the keys directory")
+    try:
+        folder.chmod(0o700)  # one made before, or by hand, is tightened too
+    except OSError as exc:
+        raise ConfigError(f"cannot chmod 700 {folder}: {os_reason(exc)}") from None
+    missing = [role for role in ROLES if role not in present]
+    for role in missing:
+        _write_key(key_path(home, role), role, Signer.generate())
+    return load_keys(home), frozenset(missing)
+
+
+def _present_keys(home: Path) -> set[str]:
+    """The roles whose key file is there, each loaded and checked (ConfigError if bad)."""
+    _check_dirs(home)
+    present = set()
     for role in ROLES:
-        path = folder / f"{role}.key"
-        if not path.exists():
-            _write_key(path, role, Signer.generate())
-            created = True
-    return load_keys(home), created
+        path = key_path(home, role)
+        if path_stat(path, "the key file") is not None:
+            _load_key(path, role)
+            present.add(role)
+    return present
+
+
+def _check_dirs(home: Path) -> None:
+    """The home and its keys directory are directories, or not there (yet)."""
+    for path, what in ((home, "the home"), (key_dir(home), "the keys directory")):
+        info = path_stat(path, what)
+        if info is None:
+            return
+        if not stat.S_ISDIR(info.st_mode):
+            raise ConfigError(f"{what} {path} is not a directory")
 
 
 def _write_key(path: Path, role: str, signer: Signer) -> None:
     body = json.dumps({"role": role, "did": signer.did, "seed_b64u": b64u_encode(signer.seed)})
     # O_EXCL + 0600 at creation: the secret is never readable by others, not even briefly.
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(body + "\n")
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(body + "\n")
+    except OSError as exc:
+        raise ConfigError(f"cannot write key file {path}: {os_reason(exc)}") from None
 
 
 def load_keys(home: Path) -> Keys:
-    signers = {role: _load_key(key_dir(home) / f"{role}.key", role) for role in ROLES}
+    _check_dirs(home)
+    signers = {role: _load_key(key_path(home, role), role) for role in ROLES}
     return Keys(**signers)
 
 
 def _load_key(path: Path, role: str) -> Signer:
-    if not path.exists():
+    info = path_stat(path, "the key file")
+    if info is None:
         raise ConfigError(f"missing key {path}; run `breakglass keys init`")
-    if path.stat().st_mode & 0o077:
+    if not stat.S_ISREG(info.st_mode):
+        raise ConfigError(f"key file {path} is not a regular file")
+    if info.st_mode & 0o077:
         raise ConfigError(f"key file {path} is readable by others; chmod 600 it")
     try:
-        doc = strict_loads(path.read_bytes())
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read key file {path}: {os_reason(exc)}") from None
+    try:
+        doc = strict_loads(raw)
         signer = Signer.from_seed(b64u_decode(doc["seed_b64u"]))
     except (InputError, KeyError, TypeError, ValueError) as exc:
         raise ConfigError(f"key file {path} is not a breakglass key") from exc

@@ -122,8 +122,12 @@ def load_trust(name: str | None, ctx: Context) -> Trust:
 
 
 @asynccontextmanager
-async def open_store(ctx: Context) -> AsyncIterator[SqlStore]:
-    ctx.home.ensure_root()
+async def open_store(ctx: Context, *, create: bool = True) -> AsyncIterator[SqlStore]:
+    """The store; ``create=False`` for a read-only question: no home or SQLite file is made."""
+    if create:
+        ctx.home.ensure_root()
+    else:
+        ctx.home.require_database()
     store = await SqlStore.open(ctx.home.database_url)
     try:
         yield store

@@ -31,6 +31,7 @@ from bot.commands.base import (
     read_bytes,
 )
 from bot.commands.verify import bundle_arguments, read_bundle
+from cards.text import clean_line, reveal_hidden
 from engine.cst import MAX_TOKEN_BYTES, parse_token
 from engine.errors import InputError, InvalidToken
 from engine.receipts import GATEWAY_RECEIPT, content_hash
@@ -39,6 +40,7 @@ from engine.verify.bindings import token_bindings
 from engine.verify.exposure import SecretAnswer, answer
 
 MAX_SECRET_BYTES = 64 * 1024
+MAX_SHOWN_ID = 200
 
 
 def _read_secret(name: str) -> bytes:
@@ -50,11 +52,13 @@ def _read_secret(name: str) -> bytes:
 
 async def secret(args: argparse.Namespace, ctx: Context) -> int:
     data = _read_secret(args.secret_file)
-    async with open_store(ctx) as store:
+    async with open_store(ctx, create=False) as store:
         records = await store.chain(args.job)
         kept = await store.exchanges(args.job)
     if not records:
-        raise InputError(f"no job {args.job} in this store: nothing to answer from")
+        # argv is untrusted: escape sequences in it must not reach the terminal
+        job = clean_line(args.job, MAX_SHOWN_ID)
+        raise InputError(f"no job {job} in this store: nothing to answer from")
     receipts = [
         r.envelope
         for r in records
@@ -90,7 +94,7 @@ def render_secret(result: SecretAnswer) -> str:
             "unknown": "ANSWER: UNKNOWN, not in the kept bytes, but some calls' bytes are gone",
         }[result.verdict]
     )
-    return "\n".join(lines)
+    return reveal_hidden("\n".join(lines))  # the job id and routes are text from others
 
 
 def _presented_claims(name: str | None, issuers: frozenset[str]) -> Mapping[str, Any] | None:
@@ -150,7 +154,7 @@ def render_tokens(rows: list[dict[str, Any]], valid: bool, codes: list[str]) -> 
             f"  issued at event {row['issue_event_hash_b64u'] or '(none)'}",
             "  PROVEN" if row["proven"] else "  NOT PROVEN: " + ", ".join(failed),
         ]
-    return "\n".join(lines)
+    return reveal_hidden("\n".join(lines))  # a bundle's ids are text from whoever made it
 
 
 def _secret_arguments(parser: argparse.ArgumentParser) -> None:

@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from bot import keys
 from bot.commands.base import EXIT_OK, Command, Context, Group, print_json
 
 
 async def init(_args: argparse.Namespace, ctx: Context) -> int:
-    existed = {role for role in keys.ROLES if key_file(ctx, role).exists()}
-    made, _any_new = keys.init_keys(ctx.home.root)
+    made, created = keys.init_keys(ctx.home.root)
     for role in keys.ROLES:
-        state = "kept" if role in existed else "created"
+        state = "created" if role in created else "kept"
         print(f"{role:<10} {getattr(made, role).did}  ({state})")
     return EXIT_OK
-
-
-def key_file(ctx: Context, role: str) -> Path:
-    return keys.key_dir(ctx.home.root) / f"{role}.key"
 
 
 async def trust(_args: argparse.Namespace, ctx: Context) -> int:

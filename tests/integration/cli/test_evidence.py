@@ -162,8 +162,32 @@ def test_a_presented_token_is_matched_to_its_issue_event(cli: Cli, tmp_path: Pat
     assert row["kind"] == TokenKind.AGENT
 
 
-def test_an_unknown_job_is_not_answered_no(cli: Cli, stdin_secret: None) -> None:
-    assert_one_line_error(cli("evidence", "secret", "--job", "job-none"), 2)
+def test_an_unknown_job_is_not_answered_no(cli: Cli, home: Path, stdin_secret: None) -> None:
+    seed(home, *agent_job(["plan the grant"]))
+    result = cli("evidence", "secret", "--job", "job-none")
+    assert_one_line_error(result, 2)
+    assert "no job job-none in this store" in result.err
+
+
+def test_a_question_creates_no_home_and_no_store(cli: Cli, home: Path, stdin_secret: None) -> None:
+    result = cli("evidence", "secret", "--job", "job-0001")
+    assert_one_line_error(result, 2)
+    assert f"no database at {home / 'breakglass.db'}" in result.err
+    assert not home.exists()
+    home.mkdir()
+    assert_one_line_error(cli("evidence", "secret", "--job", "job-0001"), 2)
+    assert list(home.iterdir()) == []
+
+
+def test_control_characters_in_the_job_are_shown_escaped(
+    cli: Cli, home: Path, stdin_secret: None
+) -> None:
+    seed(home, *agent_job(["plan the grant"]))
+    result = cli("evidence", "secret", "--job", "x\x1b]0;PWNED\x07\x1b[2J")
+    assert_one_line_error(result, 2)
+    assert "\x1b" not in result.err
+    assert "\x07" not in result.err
+    assert "no job x[U+001B]]0;PWNED[U+0007][U+001B][2J in this store" in result.err
 
 
 def test_verify_lists_each_model_route_and_flags_one_outside_the_wpc(cli: Cli) -> None:

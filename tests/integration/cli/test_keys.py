@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import stat
+from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from bot.keys import ROLES, key_dir
 from engine.verify import Trust
-from tests.integration.cli.conftest import Cli, assert_one_line_error
+from tests.integration.cli.conftest import ROLE_ARGS, Cli, assert_one_line_error
 
 DID = re.compile(r"did:key:z[1-9A-HJ-NP-Za-km-z]+")
 
@@ -101,3 +105,68 @@ def test_a_damaged_key_file_is_refused_without_quoting_it(cli: Cli, home: Path) 
     result = cli("keys", "trust")
     assert_one_line_error(result, 2)
     assert doc["seed_b64u"][:-3] not in result.err
+
+
+def test_init_with_a_bad_key_creates_nothing(cli: Cli, home: Path) -> None:
+    cli("keys", "init")
+    key_path(home, "agent").unlink()
+    key_path(home, "gateway").unlink()
+    key_path(home, "issuer").write_text("not a key")
+    result = cli("keys", "init")
+    assert_one_line_error(result, 2)
+    assert "issuer.key is not a breakglass key" in result.err
+    assert not key_path(home, "agent").exists()
+    assert not key_path(home, "gateway").exists()
+
+
+def home_is_a_file(home: Path) -> tuple[Path, str]:
+    home.write_text("")
+    return home, f"the home {home} is not a directory"
+
+
+def keys_is_a_file(home: Path) -> tuple[Path, str]:
+    home.mkdir()
+    (home / "keys").write_text("")
+    return home, f"the keys directory {home / 'keys'} is not a directory"
+
+
+def home_under_a_file(home: Path) -> tuple[Path, str]:
+    home.write_text("")
+    return home / "sub", f"the home {home / 'sub'}: Not a directory"
+
+
+@pytest.mark.parametrize("unusable", [home_is_a_file, keys_is_a_file, home_under_a_file])
+def test_an_unusable_home_is_one_clear_line_and_left_alone(
+    cli: Cli,
+    home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    unusable: Callable[[Path], tuple[Path, str]],
+) -> None:
+    root, named = unusable(home)
+    monkeypatch.setenv("BREAKGLASS_HOME", str(root))
+    before = sorted(home.parent.rglob("*"))
+    for command in (("keys", "init"), ("keys", "trust"), (*ROLE_ARGS, "--job", "job-1")):
+        result = cli(*command)
+        assert_one_line_error(result, 2)
+        assert named in result.err
+    assert sorted(home.parent.rglob("*")) == before
+
+
+def test_a_key_path_that_is_a_directory_is_named_so(cli: Cli, home: Path) -> None:
+    cli("keys", "init")
+    key_path(home, "publisher").unlink()
+    key_path(home, "publisher").mkdir()
+    for command in ("trust", "init"):
+        result = cli("keys", command)
+        assert_one_line_error(result, 2)
+        assert "publisher.key is not a regular file" in result.err
+        assert "chmod" not in result.err
+
+
+def test_init_makes_a_new_home_owner_only(cli: Cli, home: Path) -> None:
+    old = os.umask(0o022)  # the usual umask: mkdir alone would leave the home 0755
+    try:
+        assert cli("keys", "init").code == 0
+    finally:
+        os.umask(old)
+    assert mode(home) == 0o700
