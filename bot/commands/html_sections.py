@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from cards.text import reveal_hidden
 from engine import activity
 from engine.compact import expand
 from engine.containment import end_steps
@@ -22,7 +23,9 @@ Row = Sequence[object]
 
 
 def esc(value: object) -> str:
-    return html.escape("" if value is None else str(value), quote=True)
+    """Bundle text as inert HTML; control, bidi and zero-width characters become visible
+    ``[U+202E]`` markers, as on the cards (a reordered ticket is an attack to be seen)."""
+    return html.escape(reveal_hidden("" if value is None else str(value)), quote=True)
 
 
 def table(headers: Sequence[str], rows: Iterable[Row], css: str = "") -> str:

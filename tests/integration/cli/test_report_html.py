@@ -143,6 +143,19 @@ def test_bundle_text_is_escaped_never_markup(cli: Cli, tmp_path: Path) -> None:
     assert hostile in page.text["approvals"]  # shown as text, exactly
 
 
+def test_hidden_characters_in_bundle_text_are_shown_as_markers(cli: Cli, tmp_path: Path) -> None:
+    sim = agent_sim()
+    bundle = copy.deepcopy(sim.bundle())
+    spoofed = "\u202eINC\u0000-42\x1b[2J"  # shown reversed, cut, or a terminal escape
+    for approval in bundle["payload"]["human_approval_receipts"]:
+        approval["approver_subject"] = spoofed
+    path = tmp_path / "spoofed.json"
+    path.write_text(json.dumps(resign(bundle, sim.keys.agent)))
+    _, page, text = report(cli, tmp_path, path)
+    assert "[U+202E]INC[U+0000]-42[U+001B][2J" in page.text["approvals"]
+    assert not any(c in text for c in "\u202e\u0000\x1b")
+
+
 def test_the_report_needs_an_output_file(cli: Cli) -> None:
     assert_one_line_error(cli("report", str(CORPUS / "good.bundle.json"), "--trust", TRUST), 2)
 
