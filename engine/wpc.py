@@ -133,7 +133,11 @@ def _check_request(request: PlanRequest, template: Template, max_minutes: int) -
         raise TemplateError(f"unexpected targets: {', '.join(sorted(extra))}")
     if isinstance(request.minutes, bool) or not isinstance(request.minutes, int):
         raise TemplateError("duration must be a whole number of minutes")
-    if not template.min_minutes <= request.minutes <= max_minutes:
+    if request.minutes > max_minutes:  # an extension's: what is left plus what is asked
+        raise TemplateError(
+            f"a window of {request.minutes} minutes is above the {max_minutes}-minute maximum"
+        )
+    if request.minutes < template.min_minutes:
         why = f" ({template.min_reason})" if template.min_reason else ""
         raise TemplateError(
             f"duration must be between {template.min_minutes} and {max_minutes} minutes{why}"

@@ -279,6 +279,16 @@ def test_extension_by_someone_else_or_while_pending_is_refused() -> None:
     assert refused(pending(), Extend(ALICE, 10)) == "NOT_ACTIVE"
 
 
+def test_an_extension_past_the_maximum_says_so() -> None:
+    sim = active()  # 30 minutes, none passed
+    with pytest.raises(CommandRefused) as err:
+        sim.do(Extend(ALICE, 31))
+    assert (err.value.reason, err.value.detail) == (
+        "NOT_ELIGIBLE",
+        "a window of 61 minutes is above the 60-minute maximum",
+    )
+
+
 def test_job_round_trips_through_json() -> None:
     sim = active()
     sim.run_write_and_verify()
