@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from engine import catalog
+from engine.grants import ALREADY_GRANTED
 from engine.lifecycle import Kill
 from tests.integration.invariant.inputs import PEOPLE, POLICIES, ROLES, TENANT, Form
 from tests.integration.invariant.test_first_law import FirstLaw
@@ -71,6 +72,11 @@ def replay_with(law: FirstLaw, steps: list[Step]) -> None:
     law.teardown()  # every job ends, lawfully (FirstLaw._everything_ends)
 
 
+def at(law: FirstLaw, job_id: str) -> int:
+    """The pick that makes a rule act on ``job_id`` (rules draw jobs as numbers)."""
+    return list(law.logs).index(job_id)
+
+
 def went_live(job_id: str) -> Step:
     """A step that asserts the job reached approval (so the law's end rules apply to it)."""
 
@@ -88,7 +94,7 @@ def _lag_then_write_then_no_lag() -> list[Step]:
     return [
         lambda law: law.request_and_approve(form=ROLE),
         lambda law: law.replication_lag(reads=2, seconds=0),
-        lambda law: law.kill(identity="console:alice", job_id="job-1"),
+        lambda law: law.kill(identity="console:alice", pick=at(law, "job-1")),
         lambda law: law.replication_lag(reads=0, seconds=0),
     ]
 
@@ -102,7 +108,7 @@ def test_role_granted_after_lag_is_switched_off_is_removed_or_escalated() -> Non
             *_lag_then_write_then_no_lag(),
             lambda law: law.request_and_approve(form=OTHER_ROLE),
             went_live("job-3"),
-            lambda law: law.crash_right_after(job_id="job-3", verb="done"),
+            lambda law: law.crash_right_after(pick=at(law, "job-3"), verb="done"),
         ]
     )
 
@@ -120,24 +126,35 @@ def test_exclusion_written_after_lag_is_switched_off_is_undone() -> None:
     )
 
 
-def test_exclusion_a_failed_job_left_is_not_charged_to_the_next_job_on_it() -> None:
+def test_exclusion_a_failed_job_left_refuses_the_next_request_on_it() -> None:
     """A CA job whose rollback outlives its budget in an outage ends ``failed`` naming the
     exclusion (lawful); a later request on the same grant was then charged with it by the
-    check (the tenant "already has" it before approval), though that job can neither add it
-    (it is there) nor owns it. Found while soaking the fixes above."""
+    check, though that job could neither add it (it is there) nor own it. Found while
+    soaking the fixes above. Now the tenant holds the grant, so the request is refused
+    before anyone is asked (ALREADY_GRANTED) and no job is made."""
     replay(
         [
             lambda law: law.request_and_approve(form=EXCLUSION),
             lambda law: law.tenant_down(minutes=30),
-            lambda law: law.done(identity="console:alice", job_id="job-1"),
+            lambda law: law.done(identity="console:alice", pick=at(law, "job-1")),
             lambda law: law.time_passes(seconds=31 * 60),
             failed_leaving("job-1"),
-            lambda law: law.request_same_grant(identity="console:alice", job_id="job-1"),
-            lambda law: law.two_approve(job_id="job-3"),
-            went_live("job-3"),
-            lambda law: law.done(identity="console:alice", job_id="job-3"),
+            refused_as_granted("job-1"),
         ]
     )
+
+
+def refused_as_granted(job_id: str) -> Step:
+    """A step that asks again for ``job_id``'s grant and asserts ALREADY_GRANTED."""
+
+    def check(law: FirstLaw) -> None:
+        job = law._run(law._job(job_id))
+        targets = {str(k): str(v) for k, v in job.request["targets"].items()}
+        form = Form(str(job.request["template"]), targets, int(job.request["minutes"]))
+        new_id, outcome = law._run(law._ask(form, "console:alice"))
+        assert (new_id, outcome.reason) == (None, ALREADY_GRANTED), outcome
+
+    return check
 
 
 def failed_leaving(job_id: str) -> Step:
@@ -162,7 +179,7 @@ def test_write_hidden_by_a_lagging_replica_is_undone(form: Form, seconds: int) -
             lambda law: law.world.tenant.set_replication_lag(seconds=seconds),
             lambda law: law.request_and_approve(form=form),
             went_live("job-1"),
-            lambda law: law.crash_right_after(job_id="job-1", verb="done"),
+            lambda law: law.crash_right_after(pick=at(law, "job-1"), verb="done"),
         ]
     )
 
@@ -259,9 +276,9 @@ def test_an_approval_withdrawn_in_the_second_its_token_was_issued_still_counted_
     replay(
         [
             lambda law: law.request_and_approve(form=SOAK_ROLE),
-            lambda law: law.extend(identity="console:alice", job_id="job-1", minutes=15),
+            lambda law: law.extend(identity="console:alice", pick=at(law, "job-1"), minutes=15),
             lambda law: law.restart(crash=False),
-            lambda law: law.crash_right_after(job_id="job-1", verb="approve"),
-            lambda law: law.withdraw(identity="console:bob", job_id="job-1"),
+            lambda law: law.crash_right_after(pick=at(law, "job-1"), verb="approve"),
+            lambda law: law.withdraw(identity="console:bob", pick=at(law, "job-1")),
         ]
     )
