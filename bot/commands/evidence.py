@@ -13,9 +13,7 @@ and whether the bundle proves it. Exit 0 when every token (or the one given) is 
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from bot.commands.base import (
@@ -101,9 +99,9 @@ def _presented_claims(name: str | None, issuers: frozenset[str]) -> Mapping[str,
     if name is None:
         return None
     try:
-        raw = sys.stdin.read(MAX_TOKEN_BYTES + 1) if name == STDIN else Path(name).read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read the token: {type(exc).__name__}") from None
+        raw = read_bytes(name, MAX_TOKEN_BYTES).decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"the token in {name} is not UTF-8 text") from None
     try:
         return parse_token(raw.strip(), issuers)
     except InvalidToken as err:

@@ -162,6 +162,22 @@ def test_a_presented_token_is_matched_to_its_issue_event(cli: Cli, tmp_path: Pat
     assert row["kind"] == TokenKind.AGENT
 
 
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [(None, "cannot read {path}: No such file or directory"), (b"\xff", "not UTF-8 text")],
+)
+def test_a_token_file_that_cannot_be_read_is_named(
+    cli: Cli, tmp_path: Path, content: bytes | None, says: str
+) -> None:
+    path = tmp_path / "cst.jws"
+    if content is not None:
+        path.write_bytes(content)
+    bundle = str(CORPUS / "good.bundle.json")
+    result = cli("evidence", "token", bundle, "--trust", TRUST, "--token-file", str(path))
+    assert_one_line_error(result, 2)
+    assert says.format(path=path) in result.err
+
+
 def test_an_unknown_job_is_not_answered_no(cli: Cli, home: Path, stdin_secret: None) -> None:
     seed(home, *agent_job(["plan the grant"]))
     result = cli("evidence", "secret", "--job", "job-none")
