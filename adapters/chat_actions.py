@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from cards.actions import CardAction, Verb
@@ -50,7 +51,13 @@ async def act(jobs: JobCommands, action: CardAction, actor: Actor) -> Outcome:
     if command is None:
         job = await jobs.load(action.job_id)
         return Outcome(True, job.job_id, {"state": job.state})
-    return await jobs.command(action.job_id, command, key=action_key(action, actor))
+    outcome = await jobs.command(action.job_id, command, key=action_key(action, actor))
+    if outcome.replayed:
+        # A press counted before: say where the job is now, not where it was then (an
+        # approval pressed again after a Kill answered "pending_approval").
+        job = await jobs.load(action.job_id)
+        outcome = replace(outcome, result={**outcome.result, "state": job.state})
+    return outcome
 
 
 def request_from_values(

@@ -6,6 +6,9 @@ import asyncio
 import json
 from typing import Any, Literal
 
+from adapters import chat_actions
+from bot.job_commands import chat_ports
+from cards.actions import CardAction, Verb
 from engine import catalog
 from engine.cst import TokenKind
 from engine.job import ACTIVE, CLOSED, FAILED, KILLED, PENDING, Job
@@ -73,6 +76,21 @@ async def test_replayed_commands_are_no_ops_with_the_same_result(env: Env) -> No
     dup = await s.command("job-s1", Approve(s.actor("console:bob"), plan), key="click:1")
     assert dup.replayed
     assert dup.result == one.result
+    assert len(await env.store.approvals("job-s1")) == 1
+
+
+async def test_a_button_pressed_again_answers_with_the_jobs_state_now(env: Env) -> None:
+    """The second press of one button is not applied again, but its answer must not say
+    "pending_approval" of a job that was killed meanwhile."""
+    s, jobs = env.service, chat_ports(env.service).jobs
+    out = await s.request(request(actor=s.actor("console:alice")))
+    approve = CardAction(Verb.APPROVE, "job-s1", out.result["plan_hash"])
+    first = await chat_actions.act(jobs, approve, s.actor("console:bob"))
+    assert first.result["state"] == PENDING
+    assert (await s.command("job-s1", Kill(s.actor("console:alice")))).ok
+    await env.settle()
+    again = await chat_actions.act(jobs, approve, s.actor("console:bob"))
+    assert (again.ok, again.replayed, again.result["state"]) == (True, True, KILLED)
     assert len(await env.store.approvals("job-s1")) == 1
 
 
