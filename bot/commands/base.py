@@ -107,7 +107,9 @@ def read_object(name: str, what: str, max_bytes: int = MAX_DOCUMENT_BYTES) -> Ma
 
 
 def print_json(value: Any) -> None:
-    print(json.dumps(value, indent=2, ensure_ascii=False, allow_nan=False))
+    # ASCII only: JSON escapes C0 controls, but C1 (U+009B is an escape sequence's start on
+    # many terminals) and bidi controls from a bundle would reach the terminal raw.
+    print(json.dumps(value, indent=2, ensure_ascii=True, allow_nan=False))
 
 
 def load_trust(name: str | None, ctx: Context) -> Trust:

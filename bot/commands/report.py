@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from cards.text import reveal_hidden
 from engine.verify import Report
 
 
@@ -32,7 +33,8 @@ def render(report: Report, bundle: Mapping[str, Any]) -> str:
         lines.append("problems")
         lines += [f"  {reason}" for reason in report.reasons]
     lines.append(verdict(report))
-    return "\n".join(lines)
+    # Bundle text is anyone's: an escape sequence in it must not reach the terminal.
+    return reveal_hidden("\n".join(lines))
 
 
 def verdict(report: Report) -> str:

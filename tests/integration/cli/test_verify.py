@@ -3,6 +3,7 @@ input gives exit 2."""
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 
 from bot.commands.base import MAX_BUNDLE_BYTES
 from tests.corpus.generate import HERE as CORPUS
+from tests.corpus.generate import agent_sim, resign
 from tests.integration.cli.conftest import Cli, assert_one_line_error, write
 from tests.support.shared import require_shared
 
@@ -193,3 +195,17 @@ def test_a_json_object_that_is_no_bundle_is_invalid_not_unusable(cli: Cli, tmp_p
     path = write(tmp_path / "object.json", '{"hello": "world"}')
     result = cli("verify", str(path), "--trust", TRUST)
     assert (result.code, result.last_line) == (1, "INVALID: MALFORMED_ENVELOPE")
+
+
+def test_escape_sequences_in_bundle_text_never_reach_the_terminal(cli: Cli, tmp_path: Path) -> None:
+    sim = agent_sim()
+    bundle = copy.deepcopy(sim.bundle())
+    for approval in bundle["payload"]["human_approval_receipts"]:
+        approval["approver_subject"] = "x\x1b]0;PWNED\x07\x1b[2Jy\u009b31m"
+    hostile = write(tmp_path / "hostile.json", json.dumps(resign(bundle, sim.keys.agent)))
+    result = cli("verify", str(hostile), "--trust", TRUST)
+    assert result.code == 1  # approvals are re-signed by nobody: invalid, still summarised
+    assert "x[U+001B]]0;PWNED[U+0007][U+001B][2Jy[U+009B]31m" in result.out
+    assert not any(c in result.out for c in "\x1b\x07\u009b")
+    as_json = cli("verify", str(hostile), "--trust", TRUST, "--json")
+    assert as_json.out.isascii()
