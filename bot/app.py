@@ -98,6 +98,8 @@ class Runtime:
         """The start line: store, tenant, executor, chat platforms and both listeners."""
         s, parts = self.settings, self._parts
         tenant = f"{'simulated ' if s.simulated else ''}tenant {parts.tenant_id if parts else '?'}"
+        if parts is not None and parts.simulator is not None:  # its control API: docs/graph.md
+            tenant += f" at {parts.simulator.base_url}"
         chats = [getattr(c, "platform", "?") for c in self.chats]
         internal = "model proxy, registry, metrics"
         if s.simulated and s.console:

@@ -4,6 +4,7 @@ exits 2, never an internal error; a good start says what runs and leaves no stat
 from __future__ import annotations
 
 import json
+import re
 import signal
 import socket
 import subprocess
@@ -108,6 +109,7 @@ async def test_start_line_lifecycle_and_clean_stop(tmp_path: Path) -> None:
         assert part in start
     assert "public http://127.0.0.1:" in start
     assert "internal http://127.0.0.1:" in start
+    assert re.search(r"simulated tenant \S+ at http://127\.0\.0\.1:\d+;", start), start
     logged = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
     assert any(entry["msg"].startswith("stopped") for entry in logged)
     assert any(entry["msg"].startswith("start-up heap frozen") for entry in logged)
