@@ -81,12 +81,11 @@ async def sim_env(tmp_path: Path) -> AsyncIterator[SimEnv]:
         await service.store.close()
 
 
-async def approved_job(env: SimEnv, template: str, targets: dict[str, str]) -> Job:
-    """Request, two approvals, and whatever follows until the service is idle."""
-    s = env.service
-    request = Request(
+def alices_request(env: SimEnv, template: str, targets: dict[str, str]) -> Request:
+    """Alice's request as the console form sends it."""
+    return Request(
         job_id="job-input",
-        actor=s.actor("console:alice"),
+        actor=env.service.actor("console:alice"),
         template=template,
         targets={"tenant_id": TENANT, **targets},
         minutes=30,
@@ -94,7 +93,12 @@ async def approved_job(env: SimEnv, template: str, targets: dict[str, str]) -> J
         ticket="INC-7",
         channel={"platform": "console", "conversation": "incident-7"},
     )
-    out = await s.request(request)
+
+
+async def approved_job(env: SimEnv, template: str, targets: dict[str, str]) -> Job:
+    """Request, two approvals, and whatever follows until the service is idle."""
+    s = env.service
+    out = await s.request(alices_request(env, template, targets))
     assert out.ok, out
     for who in ("bob", "carol"):
         approval = Approve(s.actor(f"console:{who}"), out.result["plan_hash"])
@@ -209,17 +213,7 @@ async def test_a_grant_the_tenant_already_holds_is_refused_before_anyone_is_aske
     caplog.set_level(logging.INFO, "breakglass.service")
     s = sim_env.service
     tenant_before = sim_env.sim.state()
-    request = Request(
-        job_id="job-held",
-        actor=s.actor("console:alice"),
-        template=template,
-        targets={"tenant_id": TENANT, **targets},
-        minutes=30,
-        justification="INC-8",
-        ticket="INC-8",
-        channel={"platform": "console", "conversation": "incident-8"},
-    )
-    out = await s.request(request)
+    out = await s.request(alices_request(sim_env, template, targets))
     assert (out.ok, out.reason) == (False, "ALREADY_GRANTED")
     assert await s.store.list_jobs() == []
     assert sim_env.chat.events == []
