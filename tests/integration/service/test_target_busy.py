@@ -8,6 +8,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -46,6 +47,24 @@ class Resolver:
         given = targets["principal_id"]
         object_id = "u-alice" if given.lower() == ALICE_UPN.lower() else given
         return {"principal_id": ResolvedTarget("principal_id", given, object_id, "Alice")}
+
+
+def create_together(*envs: Env) -> None:
+    """Each replica's first job write waits until every replica has come to write one: so
+    each has read the open jobs (none) before any is stored, whatever the machine's speed
+    (the replicas' stores are two threads, with no order between them)."""
+    arrived, everyone = [0], asyncio.Event()
+    for env in envs:
+        create = env.store.create_job
+
+        async def together(update: Any, create: Any = create) -> Any:
+            arrived[0] += 1
+            if arrived[0] >= len(envs):
+                everyone.set()
+            await everyone.wait()
+            return await create(update)
+
+        env.store.create_job = together  # type: ignore[method-assign]
 
 
 @pytest.fixture
@@ -127,9 +146,10 @@ async def test_of_two_pending_requests_on_one_grant_the_second_approved_ends_den
     """Two requests resolved at the same moment on two replicas both read no open job, so
     both are pending. The first to be approved goes live; the second's last approval ends
     it denied (TARGET_BUSY, receipted) and the tenant holds one grant, never two."""
-    tenant, meet = MemoryTenant(), Resolver(meet=2)
-    env = await build_env(tmp_path, tools=lambda _t, _c: tenant, resolver=meet)
-    other = await build_env(tmp_path, tools=lambda _t, _c: tenant, resolver=meet)
+    tenant = MemoryTenant()
+    env = await build_env(tmp_path, tools=lambda _t, _c: tenant, resolver=Resolver())
+    other = await build_env(tmp_path, tools=lambda _t, _c: tenant, resolver=Resolver())
+    create_together(env, other)
     try:
         s = env.service
         first, second = await asyncio.gather(ask(env, "job-1"), ask(other, "job-2"))
@@ -178,9 +198,9 @@ async def test_two_replicas_approving_at_once_make_one_job_live(tmp_path: Path) 
     """Both pending jobs get their last approval on two replicas at the same moment: the
     store's claim lets one activate; the other ends denied, whichever came first."""
     tenant = MemoryTenant()
-    meet = Resolver(meet=2)
-    one = await build_env(tmp_path, tools=lambda _t, _c: tenant, resolver=meet)
-    two = await build_env(tmp_path, tools=lambda _t, _c: tenant, resolver=meet)
+    one = await build_env(tmp_path, tools=lambda _t, _c: tenant, resolver=Resolver())
+    two = await build_env(tmp_path, tools=lambda _t, _c: tenant, resolver=Resolver())
+    create_together(one, two)
     try:
         await asyncio.gather(ask(one, "job-1"), ask(two, "job-2"))
         for job_id in ("job-1", "job-2"):
