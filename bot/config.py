@@ -27,7 +27,7 @@ from bot.config_env import EnvironmentSource, variable_of
 from bot.config_model import SECRET_PATHS, SettingsModel
 from bot.config_parts import Parts, build_parts
 from engine.access import AccessRules, access_from_config
-from engine.errors import ConfigError
+from engine.errors import ConfigError, ConfigProblems
 from engine.identity import Directory
 
 SIMULATED = "simulated"
@@ -142,8 +142,8 @@ def check_settings(
     access = None
     try:
         access = access_from_config(model.templates, _step_up(model))
-    except ConfigError as exc:
-        problems.append(str(exc))
+    except ConfigProblems as exc:
+        problems += exc.problems
     if problems:
         return None, problems
     return _settings(model, parts, access), []

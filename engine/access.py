@@ -12,14 +12,17 @@ Pure: the parser reads a mapping (already loaded TOML) and raises ConfigError.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
-from engine.errors import ConfigError
+from engine.errors import ConfigError, ConfigProblems
 from engine.limits import TargetLimits
 from engine.tools import TargetKind
 
+T = TypeVar("T")
+NO_IDS: list[str] = []  # a fallback, only read
 STEP_UP_REQUIRED = "required"
 STEP_UP_OFF = "off"
 PREREQ_NONE = "none"
@@ -92,7 +95,23 @@ def access_from_config(
     """The access rules of ``[templates.*]`` and ``[step_up]``; None when neither is given."""
     if not templates and not step_up:
         return None
-    parsed = {str(name): _template(str(name), table) for name, table in templates.items()}
+    found: list[str] = []  # every problem of every table, so `config check` lists them all
+    parsed = {}
+    for name, table in templates.items():
+        try:
+            parsed[str(name)] = _template(str(name), table)
+        except ConfigProblems as err:
+            found += err.problems
+    try:
+        rule, risky = _step_up_rules(step_up)
+    except ConfigError as err:
+        found.append(str(err))
+    if found:
+        raise ConfigProblems(found)
+    return AccessRules(parsed, frozenset(risky), rule)
+
+
+def _step_up_rules(step_up: Mapping[str, Any]) -> tuple[StepUpRule, list[str]]:
     where = "step_up"
     rule = StepUpRule(
         acr=_text(step_up, where, "authentication_context", StepUpRule.acr),
@@ -102,39 +121,78 @@ def access_from_config(
         raise ConfigError("step_up.authentication_context must be an id c1..c99")
     high_risk = step_up.get("high_risk_roles")
     risky = (
-        DEFAULT_HIGH_RISK_ROLES if high_risk is None else _ids(step_up, where, "high_risk_roles")
+        list(DEFAULT_HIGH_RISK_ROLES)
+        if high_risk is None
+        else _ids(step_up, where, "high_risk_roles")
     )
-    return AccessRules(parsed, frozenset(risky), rule)
+    return rule, risky
 
 
 def _template(name: str, table: Any) -> TemplateAccess:
+    """The table's rules, or ConfigProblems naming every key that is wrong."""
     where = f"templates.{name}"
     if not isinstance(table, Mapping):
-        raise ConfigError(f"[{where}] must be a table")
+        raise ConfigProblems([f"[{where}] must be a table"])
+    found: list[str] = []
+
+    def checked(read: Callable[[], T], fallback: T) -> T:
+        try:
+            return read()
+        except ConfigError as err:
+            found.append(str(err))
+            return fallback
+
     unknown = set(table) - _TEMPLATE_KEYS
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
-    allowed = {kind: frozenset(_ids(table, where, key)) for key, kind in _LIST_KEYS.items()}
+        found.append(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+    allowed = {
+        kind: frozenset(checked(partial(_ids, table, where, key), NO_IDS))
+        for key, kind in _LIST_KEYS.items()
+    }
     limits = TargetLimits(
         allowed={kind: ids for kind, ids in allowed.items() if ids or _given(table, kind)},
-        principal_groups=frozenset(_ids(table, where, "principal_groups")),
+        principal_groups=frozenset(
+            checked(partial(_ids, table, where, "principal_groups"), NO_IDS)
+        ),
     )
-    step_up = table.get("step_up")
-    if step_up not in (None, STEP_UP_REQUIRED, STEP_UP_OFF):
-        raise ConfigError(f'{where}.step_up must be "required" or "off"')
-    prerequisite = _text(table, where, "prerequisite", PREREQ_NONE)
-    if prerequisite not in (PREREQ_NONE, PREREQ_PIM, PREREQ_TICKET):
-        raise ConfigError(f"{where}.prerequisite must be none, pim_request or change_ticket")
-    pattern = _text(table, where, "ticket_pattern", "")
+    step_up = checked(lambda: _choice(table, where, "step_up"), None)
+    prerequisite = checked(lambda: _prerequisite(table, where), PREREQ_NONE)
+    pattern = checked(lambda: _text(table, where, "ticket_pattern", ""), "")
     if prerequisite == PREREQ_TICKET:
-        _compile(where, pattern)
-    revoke = table.get("revoke_sessions_at_end")
-    if revoke is not None and not isinstance(revoke, bool):
-        raise ConfigError(f"{where}.revoke_sessions_at_end must be true or false")
+        checked(lambda: _compile(where, pattern), None)
+    revoke = checked(lambda: _flag(table, where, "revoke_sessions_at_end"), None)
+    rotate = checked(partial(_rotations, table, where), NO_IDS)
+    if found:
+        raise ConfigProblems(found)
+    return TemplateAccess(limits, step_up, prerequisite, pattern, revoke, tuple(rotate))
+
+
+def _choice(table: Mapping[str, Any], where: str, key: str) -> str | None:
+    value = table.get(key)
+    if value not in (None, STEP_UP_REQUIRED, STEP_UP_OFF):
+        raise ConfigError(f'{where}.{key} must be "required" or "off"')
+    return value
+
+
+def _prerequisite(table: Mapping[str, Any], where: str) -> str:
+    value = _text(table, where, "prerequisite", PREREQ_NONE)
+    if value not in (PREREQ_NONE, PREREQ_PIM, PREREQ_TICKET):
+        raise ConfigError(f"{where}.prerequisite must be none, pim_request or change_ticket")
+    return value
+
+
+def _flag(table: Mapping[str, Any], where: str, key: str) -> bool | None:
+    value = table.get(key)
+    if value is not None and not isinstance(value, bool):
+        raise ConfigError(f"{where}.{key} must be true or false")
+    return value
+
+
+def _rotations(table: Mapping[str, Any], where: str) -> list[str]:
     rotate = table.get("rotate_credentials", [])
     if not isinstance(rotate, list) or any(kind not in ROTATABLE_KINDS for kind in rotate):
         raise ConfigError(f"{where}.rotate_credentials must list only {', '.join(ROTATABLE_KINDS)}")
-    return TemplateAccess(limits, step_up, prerequisite, pattern, revoke, tuple(rotate))
+    return rotate
 
 
 def _given(table: Mapping[str, Any], kind: TargetKind) -> bool:

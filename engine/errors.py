@@ -28,6 +28,7 @@ them into the single line a person sees in chat or on the command line.
     │   ├── RegistryError          the WPC registry refused or failed (``code``, ``status``)
     │   └── StoreError             the database failed
     └── ConfigError                configuration is missing or wrong
+        └── ConfigProblems         several at once (``problems``, one line each)
 """
 
 from __future__ import annotations
@@ -164,6 +165,14 @@ class StoreError(AdapterError):
 
 class ConfigError(BreakGlassError):
     """Configuration is missing or wrong."""
+
+
+class ConfigProblems(ConfigError):
+    """Several configuration problems found at once; ``problems`` holds one line each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
 
 
 def describe(err: BaseException) -> str:

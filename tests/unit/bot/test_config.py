@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import load_settings
+from bot.config import check_settings, load_settings
 from engine.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[3]
@@ -124,6 +124,21 @@ def test_a_secret_file_that_is_not_text_is_named(tmp_path: Path) -> None:
     }
     with pytest.raises(ConfigError, match=r"BREAKGLASS_SLACK_SIGNING_SECRET_FILE: .* not UTF-8"):
         load_settings(env)
+
+
+def test_config_check_lists_every_problem_of_the_access_rules(tmp_path: Path) -> None:
+    path = tmp_path / "breakglass.toml"
+    path.write_text(
+        '[templates.entra-role]\nroles = [1]\nstep_up = "maybe"\n'
+        '[step_up]\nauthentication_context = "x"\n'
+    )
+    settings, problems = check_settings({"BREAKGLASS_HOME": str(tmp_path)}, path)
+    assert settings is None
+    assert problems == [
+        "templates.entra-role.roles must be a list of ids",
+        'templates.entra-role.step_up must be "required" or "off"',
+        "step_up.authentication_context must be an id c1..c99",
+    ]
 
 
 def test_graph_mode_without_a_credential_is_refused(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from engine.access import GLOBAL_ADMINISTRATOR, access_from_config
-from engine.errors import CommandRefused, ConfigError
+from engine.errors import CommandRefused, ConfigError, ConfigProblems
 from engine.lifecycle import ASK_APPROVERS
 from engine.limits import TARGET_NOT_ALLOWED, TargetNotAllowed
 from engine.verify import verify_bundle
@@ -175,3 +175,18 @@ def test_the_example_configuration_does_not_allow_global_administrator() -> None
 def test_bad_configuration_is_a_config_error(templates: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         access_from_config(templates, {})
+
+
+def test_every_problem_of_every_table_is_named_at_once() -> None:
+    templates = {
+        "entra-role": {"roles": [1, 2], "revoke_sessions_at_end": "yes"},
+        "ca-exclusion": {"rotate_credentials": ["bogus"]},
+    }
+    with pytest.raises(ConfigProblems) as err:
+        access_from_config(templates, {"authentication_context": "x"})
+    assert err.value.problems == [
+        "templates.entra-role.roles must be a list of ids",
+        "templates.entra-role.revoke_sessions_at_end must be true or false",
+        "templates.ca-exclusion.rotate_credentials must list only application_password",
+        "step_up.authentication_context must be an id c1..c99",
+    ]
