@@ -74,13 +74,18 @@ def path_stat(path: Path, what: str) -> os.stat_result | None:
         raise ConfigError(f"cannot use {what} {path}: {os_reason(exc)}") from None
 
 
+def existing_dir(path: Path, what: str) -> bool:
+    """Is ``path`` a directory (False: nothing is there)? Anything else is a ConfigError."""
+    info = path_stat(path, what)
+    if info is not None and not stat.S_ISDIR(info.st_mode):
+        raise ConfigError(f"{what} {path} is not a directory")
+    return info is not None
+
+
 def private_dir(path: Path, what: str) -> None:
     """Make sure ``path`` is a directory; one we create is owner-only (its parents are not ours
     to restrict). A path that cannot be one is a ConfigError naming it and why."""
-    info = path_stat(path, what)
-    if info is not None:
-        if not stat.S_ISDIR(info.st_mode):
-            raise ConfigError(f"{what} {path} is not a directory")
+    if existing_dir(path, what):
         return
     try:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)

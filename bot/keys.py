@@ -9,7 +9,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from bot.home import os_reason, path_stat, private_dir
+from bot.home import existing_dir, os_reason, path_stat, private_dir
 from engine.canonical import strict_loads
 from engine.did import Signer
 from engine.encoding import b64u_decode, b64u_encode
@@ -66,12 +66,8 @@ def _present_keys(home: Path) -> set[str]:
 
 def _check_dirs(home: Path) -> None:
     """The home and its keys directory are directories, or not there (yet)."""
-    for path, what in ((home, "the home"), (key_dir(home), "the keys directory")):
-        info = path_stat(path, what)
-        if info is None:
-            return
-        if not stat.S_ISDIR(info.st_mode):
-            raise ConfigError(f"{what} {path} is not a directory")
+    if existing_dir(home, "the home"):
+        existing_dir(key_dir(home), "the keys directory")
 
 
 def _write_key(path: Path, role: str, signer: Signer) -> None:
