@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import pathlib
 import sqlite3
 import time
@@ -83,6 +85,8 @@ def _executor(threads: int, name: str) -> ThreadPoolExecutor:
 
 
 def _sqlite_engine(url: URL) -> Engine:
+    if url.database:
+        _create_owner_only(pathlib.Path(url.database))
     engine = create_engine(
         url,
         connect_args={"check_same_thread": False},
@@ -94,6 +98,15 @@ def _sqlite_engine(url: URL) -> Engine:
     # every statement walk SQLAlchemy's event hooks, a cost on the gateway's hot path.
     engine.dialect.do_begin = _sqlite_begin  # type: ignore[method-assign, assignment]
     return engine
+
+
+def _create_owner_only(path: pathlib.Path) -> None:
+    """A new database file is readable by its owner only, wherever it lives: it holds jobs,
+    tokens' claims and message references. SQLite gives its -wal and -shm files the mode of
+    the database file. An existing file keeps the mode its owner chose."""
+    # OSError: it exists; or SQLite names what is wrong when it opens the file itself.
+    with contextlib.suppress(OSError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def _sqlite_on_connect(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -> None:

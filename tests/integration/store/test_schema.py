@@ -172,3 +172,20 @@ async def test_replicas_starting_together_migrate_once(url: str) -> None:
     finally:
         for store in stores:
             await store.close()
+
+
+async def test_a_new_sqlite_database_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    # Wherever the URL points (not only inside the owner-only home), under any umask.
+    path = tmp_path / "elsewhere.db"
+    store = await SqlStore.open(f"sqlite+pysqlite:///{path}")
+    try:
+        await store.create_job(new_job("job-private"))
+        modes = await asyncio.to_thread(_modes, tmp_path, "elsewhere.db")
+        assert set(modes) >= {"elsewhere.db", "elsewhere.db-wal"}
+        assert modes == dict.fromkeys(modes, 0o600)
+    finally:
+        await store.close()
+
+
+def _modes(folder: Path, prefix: str) -> dict[str, int]:
+    return {p.name: p.stat().st_mode & 0o777 for p in folder.iterdir() if p.name.startswith(prefix)}
