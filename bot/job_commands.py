@@ -7,6 +7,7 @@ signing key, no rules object to change and no whole store.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 from bot.service import JobService
@@ -16,6 +17,9 @@ from engine.chat_ports import ChatPorts, PassedOn
 from engine.job import Actor, Job
 from engine.lifecycle import Command
 from engine.ports import ChainRecord, JsonDoc
+
+# Stands in for each target the request will resolve: a plain id, as the plan needs.
+RESOLVED_LATER = "00000000-0000-0000-0000-000000000000"
 
 
 class ServiceJobs(PassedOn):
@@ -28,8 +32,13 @@ class ServiceJobs(PassedOn):
     def check_request(self, command: lifecycle.Request) -> None:
         """The engine's verdict on a request with the service's own keys and rules; the
         transition it would make is thrown away (nothing is stored or published). Does NOT
-        see other open jobs (no store read here): TARGET_BUSY comes from the request itself."""
+        see other open jobs (no store read here): TARGET_BUSY comes from the request itself.
+
+        When the service resolves targets, a name ("User Administrator", a UPN) is a fine
+        target here: the request itself resolves it, or refuses it as TARGET_NOT_FOUND."""
         service = self._service
+        if service.resolver is not None:
+            command = replace(command, targets=dict.fromkeys(command.targets, RESOLVED_LATER))
         lifecycle.start(command, lifecycle.Ctx(service.clock(), service.keys, service.rules))
 
     def check_command(self, job: Job, command: Command) -> None:

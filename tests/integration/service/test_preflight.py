@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.errors import GraphError, JobNotFound
+from bot.job_commands import chat_ports
+from engine.errors import CommandRefused, GraphError, JobNotFound
 from engine.targets import TARGET_NOT_FOUND, TENANT_UNAVAILABLE, ResolvedTarget, TargetRejected
 from tests.integration.service.conftest import build_env
 from tests.integration.service.test_jobs import request
@@ -77,6 +78,30 @@ async def test_an_unresolvable_target_is_refused_before_anyone_is_asked(
         with pytest.raises(JobNotFound):
             await s.load("job-s1")
         assert env.chat.events == []
+    finally:
+        await env.settle()
+        await env.store.close()
+
+
+async def test_a_target_name_passes_the_check_a_chat_form_makes_before_it_answers(
+    tmp_path: Path,
+) -> None:
+    # A chat form checks a request before it answers: a role's display name (with a space,
+    # so no plain id) must not be refused there; the request resolves it, or refuses it.
+    directory = Directory()
+    env = await build_env(tmp_path, resolver=directory)
+    try:
+        s = env.service
+        jobs = chat_ports(s).jobs
+        targets = {"tenant_id": "t-1", "principal_id": DAVE_UPN, "role_definition_id": "User Admin"}
+        jobs.check_request(request(actor=s.actor("console:alice"), targets=targets))
+        assert directory.asked == []  # the check reads nothing
+        with pytest.raises(CommandRefused):  # what is not about targets is still checked
+            jobs.check_request(request(actor=s.actor("console:alice"), targets=targets, minutes=61))
+        missing = {"tenant_id": "t-1", "principal_id": DAVE_UPN}
+        with pytest.raises(CommandRefused):  # and so is a target the template needs
+            jobs.check_request(request(actor=s.actor("console:alice"), targets=missing))
+        assert await env.store.list_jobs() == []
     finally:
         await env.settle()
         await env.store.close()
