@@ -79,6 +79,22 @@ async def holders(ctx: ToolContext, role_id: str) -> list[str]:
     return sorted({str(i.get("principalId")) for i in found})
 
 
+async def granted_by_breakglass(ctx: ToolContext, role_id: str) -> list[str]:
+    """Holders of the role through a breakglass job's own grant (a marked request): another
+    job's grant coming and going is that job's to receipt and verify, not drift here."""
+    role_filter = {"$filter": f"roleDefinitionId eq '{role_id}'"}
+    requests = await ctx.client.get_all(REQUESTS, role_filter)
+    schedules = {
+        r.get("targetScheduleId")
+        for r in requests
+        if r.get("action") == "adminAssign" and marked_job(r.get("justification"))
+    }
+    found = await ctx.client.get_all(INSTANCES, role_filter)
+    return sorted(
+        {str(i.get("principalId")) for i in found if i.get("roleAssignmentScheduleId") in schedules}
+    )
+
+
 async def job_requests(ctx: ToolContext, args: Mapping[str, Any]) -> list[Doc]:
     """This job's live ``adminAssign`` requests for the principal and role."""
     found = await ctx.client.get_all(
@@ -102,11 +118,16 @@ def holders_key(job_id: str, principal_id: str, role_id: str) -> str:
 
 
 async def save_holders_before(ctx: ToolContext, args: Mapping[str, Any]) -> list[str]:
-    """The role's holders before this job's write (the first saved set wins on a retry)."""
+    """The role's holders before this job's write, and which of them other breakglass jobs
+    granted (the first saved set wins on a retry)."""
     key = holders_key(args["job_id"], args["principal_id"], args["role_definition_id"])
-    current = await holders(ctx, args["role_definition_id"])
-    saved = await ctx.snapshots.save_snapshot(key, {"holders_before": current})
-    return sorted(str(h) for h in saved.get("holders_before", current))
+    role = args["role_definition_id"]
+    current = {
+        "holders_before": await holders(ctx, role),
+        "breakglass_holders_before": await granted_by_breakglass(ctx, role),
+    }
+    saved = await ctx.snapshots.save_snapshot(key, current)
+    return sorted(str(h) for h in saved.get("holders_before", current["holders_before"]))
 
 
 async def write_role_assignment(ctx: ToolContext, args: Mapping[str, Any]) -> ToolResult:
@@ -140,8 +161,9 @@ async def read_role_assignment(ctx: ToolContext, args: Mapping[str, Any]) -> Too
         lambda: active_instances(ctx, principal, role), lambda xs: bool(xs) == want_present
     )
     after = await holders(ctx, role)
-    before = await _holders_before(ctx, principal, role)
-    changes = _other_changes(principal, before, after)
+    before, breakglass_before = await _holders_before(ctx, principal, role)
+    explained = {*breakglass_before, *await granted_by_breakglass(ctx, role)}
+    changes = _other_changes(principal, before, after, explained)
     # Without a baseline, "present" cannot be shown to be our change alone.
     baseline_ok = before is not None or not want_present
     body = {
@@ -159,28 +181,37 @@ async def read_role_assignment(ctx: ToolContext, args: Mapping[str, Any]) -> Too
     return ToolResult("success", body)
 
 
-def _other_changes(principal: str, before: list[str] | None, after: list[str]) -> Doc:
-    """Holders other than ``principal`` that appeared or disappeared since the baseline."""
+def _other_changes(
+    principal: str, before: list[str] | None, after: list[str], explained: set[str]
+) -> Doc:
+    """Holders other than ``principal`` that appeared or disappeared since the baseline,
+    but for those another breakglass job granted (``explained``)."""
     if before is None:
         return {"unexpected_holders": [], "lost_holders": []}
-    others_before, others_after = set(before) - {principal}, set(after) - {principal}
+    others_before = set(before) - {principal} - explained
+    others_after = set(after) - {principal} - explained
     return {
         "unexpected_holders": sorted(others_after - others_before),
         "lost_holders": sorted(others_before - others_after),
     }
 
 
-async def _holders_before(ctx: ToolContext, principal: str, role: str) -> list[str] | None:
-    """The baseline saved by the newest breakglass write for this principal and role."""
+async def _holders_before(
+    ctx: ToolContext, principal: str, role: str
+) -> tuple[list[str] | None, list[str]]:
+    """The baseline saved by the newest breakglass write for this principal and role: its
+    holders (None: no baseline), and which of them breakglass jobs granted."""
     found = await ctx.client.get_all(REQUESTS, pair_filter(principal, role))
     ours = [r for r in found if r.get("action") == "adminAssign"]
     ours.sort(key=lambda r: str(r.get("createdDateTime") or ""))  # Graph promises no order
     jobs = [marked_job(r.get("justification")) for r in ours if marked_job(r.get("justification"))]
     if not jobs:
-        return None
-    snap = await ctx.snapshots.load_snapshot(holders_key(str(jobs[-1]), principal, role))
-    saved = snap.get("holders_before") if snap is not None else None
-    return sorted(str(h) for h in saved) if isinstance(saved, list) else None
+        return None, []
+    snap = await ctx.snapshots.load_snapshot(holders_key(str(jobs[-1]), principal, role)) or {}
+    saved, granted = snap.get("holders_before"), snap.get("breakglass_holders_before", [])
+    if not isinstance(saved, list):
+        return None, []
+    return sorted(str(h) for h in saved), [str(h) for h in granted if isinstance(granted, list)]
 
 
 async def remove_role_assignment(ctx: ToolContext, args: Mapping[str, Any]) -> ToolResult:

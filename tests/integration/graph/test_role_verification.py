@@ -12,6 +12,7 @@ from adapters.graph.simulated import ManualClock, SimulatedTenant
 from engine import catalog
 from tests.integration.graph.support import (
     ALICE,
+    BOB,
     DAVE,
     USER_ADMIN,
     has,
@@ -55,3 +56,39 @@ async def test_present_without_a_baseline_is_not_verified(
     sim.grant(DAVE, USER_ADMIN)  # not made by breakglass: nothing to compare with
     present = await tools.call(catalog.READ_ROLE, read_args("present"))
     assert has(present.body, verified=False, present=True, holders_before=None)
+
+
+async def test_two_jobs_on_one_role_do_not_spoil_each_others_verification(
+    sim: SimulatedTenant, tools: GraphTools, clock: ManualClock
+) -> None:
+    # Two responders, each granted the role by a job of their own: the other job's grant
+    # coming and going is receipted by that job, not drift in this one.
+    await tools.call(catalog.WRITE_ROLE, write_args(job="job-alice", principal=ALICE))
+    written = await tools.call(catalog.WRITE_ROLE, write_args(job="job-dave"))
+    assert written.body["holders_before"] == [ALICE]  # still kept as evidence
+
+    present = await tools.call(catalog.READ_ROLE, read_args("present"))
+    assert has(present.body, verified=True, unexpected_holders=[], lost_holders=[])
+
+    clock.advance(timedelta(minutes=5))
+    await tools.call(catalog.REMOVE_ROLE, remove_args(job="job-alice", principal=ALICE))
+    await tools.call(catalog.REMOVE_ROLE, remove_args(job="job-dave"))
+    absent = await tools.call(catalog.READ_ROLE, read_args("absent"))
+    assert has(absent.body, verified=True, present=False, lost_holders=[])
+    assert absent.body["holders"] == []
+
+    alice_absent = await tools.call(catalog.READ_ROLE, read_args("absent", principal=ALICE))
+    assert has(alice_absent.body, verified=True, present=False, unexpected_holders=[])
+
+
+async def test_a_holder_granted_outside_breakglass_is_still_drift_beside_another_job(
+    sim: SimulatedTenant, tools: GraphTools, clock: ManualClock
+) -> None:
+    await tools.call(catalog.WRITE_ROLE, write_args(job="job-alice", principal=ALICE))
+    await tools.call(catalog.WRITE_ROLE, write_args(job="job-dave"))
+    sim.grant(BOB, USER_ADMIN)  # another administrator, by hand, during the window
+
+    clock.advance(timedelta(minutes=5))
+    await tools.call(catalog.REMOVE_ROLE, remove_args(job="job-dave"))
+    absent = await tools.call(catalog.READ_ROLE, read_args("absent"))
+    assert has(absent.body, verified=False, present=False, unexpected_holders=[BOB])

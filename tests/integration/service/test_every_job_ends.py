@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -219,3 +219,36 @@ async def test_a_grant_the_tenant_already_holds_is_refused_before_anyone_is_aske
     assert sim_env.chat.events == []
     assert sim_env.sim.state() == tenant_before
     assert "refused request by console:alice: ALREADY_GRANTED" in caplog.messages
+
+
+async def test_two_early_kills_of_one_role_for_two_people_both_end_verified(
+    sim_env: SimEnv, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Two responders at once, each given User Administrator by a job of their own: each
+    # job's baseline holds the other's grant, which goes while it runs. Neither is drift.
+    s = sim_env.service
+    role = SIMULATED_SEED["roles"][2]["id"]
+    jobs = {"job-dave": IDS["dave"], "job-alice": IDS["alice"]}
+    for job_id, principal in jobs.items():
+        request = alices_request(sim_env, "entra-role", {"principal_id": principal})
+        request = replace(request, job_id=job_id)
+        request.targets["role_definition_id"] = role
+        out = await s.request(request)
+        assert out.ok, out
+        for who in ("bob", "carol"):
+            approval = Approve(s.actor(f"console:{who}"), out.result["plan_hash"])
+            assert (await s.command(job_id, approval)).ok
+        await sim_env.settle()
+    for job_id in jobs:
+        assert (await s.command(job_id, Kill(s.actor("console:erin")))).ok
+    await sim_env.settle()
+
+    for job_id in jobs:
+        job = await s.load(job_id)
+        assert (job.state, job.rollback_verified, job.still_privileged) == (KILLED, True, ())
+        bundle, _ = await s.bundle(job)
+        report = verify_bundle(bundle, trust_for(s.keys))
+        assert report.valid, report.reasons
+    left = [g for g in sim_env.sim.active_grants() if g.role_id == role]
+    assert not [g for g in left if g.principal_id in jobs.values()]
+    assert not [r for r in caplog.records if "ESCALATION" in r.getMessage()]
