@@ -38,6 +38,8 @@ VARIABLES: dict[str, tuple[Path_, str]] = {
     "BREAKGLASS_SLACK_INCIDENT_CHANNELS": (("slack", "incident_channels"), LIST),
     "BREAKGLASS_SLACK_APPROVERS": (("slack", "approvers"), PAIRS),
     "BREAKGLASS_SLACK_REQUESTERS": (("slack", "requesters"), PAIRS),
+    "BREAKGLASS_SLACK_TEAM_ID": (("slack", "team_id"), TEXT),
+    "BREAKGLASS_SLACK_ENTERPRISE_ID": (("slack", "enterprise_id"), TEXT),
     "BREAKGLASS_TEAMS_APP_ID": (("teams", "app_id"), TEXT),
     "BREAKGLASS_TEAMS_TENANT_ID": (("teams", "tenant_id"), TEXT),
     "BREAKGLASS_TEAMS_APP_PASSWORD": (("teams", "app_password"), SECRET),

@@ -102,6 +102,8 @@ class SlackSection(Section):
     incident_channels: list[str] = []
     approvers: dict[str, Principals] = {}  # Slack user id -> principal
     requesters: dict[str, Principals] = {}
+    team_id: str = ""  # the one workspace served ("": any sharing the signing secret)
+    enterprise_id: str = ""  # the one Enterprise Grid org served
 
 
 class TeamsSection(Section):

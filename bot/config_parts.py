@@ -49,6 +49,8 @@ def build_parts(model: SettingsModel, origins: Origins) -> Parts:
     parts.problems += _policy_problems(model)
     _directory(model, parts)
     parts.slack = _attempt(parts, "slack", lambda: _slack(model, parts.directory, names))
+    if parts.slack is not None and not parts.slack.workspace_bound:
+        parts.notes.append(_any_workspace_note(names))
     parts.teams = _attempt(parts, "teams", lambda: _teams(model, parts.directory, names))
     return parts
 
@@ -226,6 +228,17 @@ def _slack(model: SettingsModel, directory: Directory, names: _Namer) -> SlackCo
         api_url=slack.api_url,
         app_token=_reveal(slack.app_token) or None,
         identities=directory,
+        team_id=slack.team_id or None,
+        enterprise_id=slack.enterprise_id or None,
+    )
+
+
+def _any_workspace_note(names: _Namer) -> str:
+    # Another workspace of the same Slack app signs with the same secret: only an id tells.
+    return (
+        "slack: requests are accepted from any workspace that shares the signing secret; "
+        f"to serve only yours, set {names('slack', 'team_id')}, and on Enterprise Grid "
+        f"{names('slack', 'enterprise_id')}"
     )
 
 

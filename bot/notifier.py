@@ -17,6 +17,7 @@ from typing import Any
 
 from bot.tasks import TaskSet
 from engine import lifecycle
+from engine.errors import ChatError, describe
 from engine.job import RESOLVED
 from engine.ports import ChatEvent, ChatPort, Store
 
@@ -37,17 +38,40 @@ class Notifier:
         self.platforms[port.platform] = port
 
     async def publish(self, event: ChatEvent) -> None:
-        platform = str(event.job.get("channel", {}).get("platform", "console"))
+        platform = _platform(event)
         port = self.platforms.get(platform)
         if port is None:
             return
         try:
             await port.deliver(event)
-        except Exception:  # any delivery failure: keep the event, never block the job
-            log.warning("chat delivery to %s failed; queued", platform, exc_info=True)
+        except asyncio.CancelledError:  # shutdown: told beside the job, so keep it for later
+            await self.queue(event)
+            raise
+        except Exception as exc:  # any delivery failure: keep the event, never block the job
+            # A platform's refusal is expected: one line (its message names method and error).
+            # Only an exception of an unexpected type is worth its traceback.
+            expected = isinstance(exc, ChatError)
+            log.warning(
+                "chat delivery to %s failed for job %s (%s: %s); queued",
+                platform,
+                event.job.get("job_id"),
+                event.kind,
+                describe(exc) if expected else type(exc).__name__,
+                exc_info=not expected,
+            )
+            await self.queue(event)
+
+    async def queue(self, event: ChatEvent) -> None:
+        """Keep ``event`` in the outbox of its platform, for the next delivery round."""
+        platform = _platform(event)
+        if platform in self.platforms:
             await self.store.enqueue(
                 platform, str(event.job["job_id"]), _outbox_payload(event), self.clock()
             )
+
+
+def _platform(event: ChatEvent) -> str:
+    return str(event.job.get("channel", {}).get("platform", "console"))
 
 
 def _outbox_payload(event: ChatEvent) -> dict[str, Any]:
@@ -115,15 +139,22 @@ class PacedChat:
     async def publish(self, job_id: str, events: list[ChatEvent]) -> None:
         if not events:
             return
-        async with self._turn(job_id) as held:  # keeps posts in order
-            for event in events:
-                held.resolved = held.resolved or event.job.get("state") in RESOLVED
-                if event.kind == RECEIPTS:
-                    await self._receipts(job_id, held, event)
-                    continue
-                if event.kind != lifecycle.UPDATE_CARDS:  # a post: what waited goes first
-                    await self._send_waiting(held)
-                await self.notifier.publish(event)
+        handed = 0  # events given to the notifier, which queues its own on cancellation
+        try:
+            async with self._turn(job_id) as held:  # keeps posts in order
+                for event in events:
+                    handed += 1
+                    held.resolved = held.resolved or event.job.get("state") in RESOLVED
+                    if event.kind == RECEIPTS:
+                        await self._receipts(job_id, held, event)
+                        continue
+                    if event.kind != lifecycle.UPDATE_CARDS:  # a post: what waited goes first
+                        await self._send_waiting(held)
+                    await self.notifier.publish(event)
+        except asyncio.CancelledError:  # shutdown: what was not handed over waits in the outbox
+            for event in events[handed:]:
+                await self.notifier.queue(event)
+            raise
 
     async def _receipts(self, job_id: str, held: _Held, event: ChatEvent) -> None:
         now = self.clock()

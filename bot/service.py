@@ -131,7 +131,7 @@ class JobService:
             if cached:
                 return _replayed(cached)
             return Outcome(False, command.job_id, reason="DUPLICATE_JOB")
-        await self.chat.publish(command.job_id, await self.effects.perform(None, transition))
+        self._tell(command.job_id, await self.effects.perform(None, transition))
         return outcome
 
     async def _resolved(self, command: lifecycle.Request) -> lifecycle.Request:
@@ -175,10 +175,15 @@ class JobService:
                     if key and (cached := await self.store.idempotent_result(key)):
                         return _replayed(cached)
         await self._forget_if_resolved(job_id)
-        # Chat is slow and may be down: people are told after the job lock is released,
-        # so a hanging platform never delays the job's next command (a Kill above all).
-        await self.chat.publish(job_id, events)
+        self._tell(job_id, events)
         return outcome
+
+    def _tell(self, job_id: str, events: list[ChatEvent]) -> None:
+        """People are told beside the job, never in its way: chat is slow and may be down,
+        and a rollback's steps (each a command) must not wait on it, nor must a Kill.
+        ``PacedChat`` keeps one job's posts in the order they were handed over."""
+        if events:
+            self.tasks.spawn(self.chat.publish(job_id, events), f"chat:{job_id}")
 
     async def _forget_if_resolved(self, job_id: str) -> None:
         """A job that has ended needs nothing of this process any more: drop its cached

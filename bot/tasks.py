@@ -46,6 +46,9 @@ class TaskSet:
     async def cancel(self) -> None:
         """Shutdown: cancel every task and wait until each has ended (receipts included)."""
         while pending := [t for t in self._tasks if not t.done()]:
+            # One turn of the loop first: a task cancelled before its first step never runs,
+            # so it could not keep what it was handed (a chat post goes to the outbox then).
+            await asyncio.sleep(0)
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)

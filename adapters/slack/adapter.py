@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any
@@ -14,6 +15,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
 
 from adapters.slack import edge, outbox
+from adapters.slack.binding import workspace_gate
 from adapters.slack.config import PLATFORM, SlackConfig
 from adapters.slack.inbound import Inbound
 from adapters.slack.outbound import SlackChat
@@ -60,6 +62,9 @@ class SlackAdapter:
             process_before_response=True,  # listeners ack themselves, then spawn the work
             logger=logging.getLogger("breakglass.slack.bolt"),
         )
+        # Inbound requests refused before any listener, by reason (a metric's source).
+        self.refusals: Counter[str] = Counter()
+        self.app.middleware(workspace_gate(config, self.refusals))
         self.inbound = Inbound(config, ports, self.api, self.spawn)
         self.inbound.register(self.app)
         self.app.error(log_listener_error)

@@ -139,6 +139,13 @@ def kill_which(candidates: Sequence[Job]) -> str:
     return f"This channel has {len(candidates)} jobs ({ids}); name one: `kill <job id>`."
 
 
+def not_this_channel(job_id: str) -> str:
+    return (
+        f":no_entry: Job {echo_line(job_id)} is not this channel's; nothing was done. Kill it "
+        "in the channel where its status card is."
+    )
+
+
 def kill_started(job_id: str) -> str:
     return (
         f"Kill recorded for job {echo_line(job_id)}: its token is revoked and the rollback "

@@ -20,6 +20,8 @@ PLATFORM = "slack"
 
 USER_ID = re.compile(r"[UW][A-Z0-9]{2,31}")
 CHANNEL_ID = re.compile(r"[CG][A-Z0-9]{2,31}")
+TEAM_ID = re.compile(r"T[A-Z0-9]{2,31}")
+ENTERPRISE_ID = re.compile(r"E[A-Z0-9]{2,31}")
 
 
 def chat_identity(user_id: str) -> str:
@@ -36,7 +38,9 @@ class SlackConfig:
     principal: an approver, or an entry in ``requesters``). In seconds: ``timeout`` bounds each
     Web API call, ``max_retry_after`` how long a 429 may be waited out in place, and
     ``deliver_budget`` one whole delivery; past them the event goes to the outbox instead, so
-    a slow Slack holds a job's next command (its lock) only that long.
+    a slow Slack holds a job's next command (its lock) only that long. ``team_id`` and
+    ``enterprise_id``, when set, are the only workspace and Enterprise Grid org served
+    (``binding.workspace_gate``).
     """
 
     bot_token: str = field(repr=False)
@@ -52,6 +56,9 @@ class SlackConfig:
     max_retry_after: float = 2.0
     deliver_budget: float = 10.0
     identities: Directory | None = None  # the service's one directory (all platforms)
+    # The one workspace / Enterprise Grid org served; None: any that shares the signing secret.
+    team_id: str | None = None
+    enterprise_id: str | None = None
 
     def __post_init__(self) -> None:
         if not self.bot_token.strip() or not self.signing_secret.strip():
@@ -64,6 +71,10 @@ class SlackConfig:
             _check(CHANNEL_ID, channel, "incident channel id")
         for user in (*self.approver_user_ids, *self.requesters):
             _check(USER_ID, user, "Slack user id")
+        if self.team_id is not None:
+            _check(TEAM_ID, self.team_id, "team_id")
+        if self.enterprise_id is not None:
+            _check(ENTERPRISE_ID, self.enterprise_id, "enterprise_id")
         if not self.command.startswith("/") or len(self.command) < 2:
             raise ConfigError("the slash command must start with /")
         if min(self.timeout, self.deliver_budget) <= 0 or self.max_retry_after < 0:
@@ -91,6 +102,11 @@ class SlackConfig:
     def slack_users_of(self, principal: str) -> list[str]:
         """The approvers' Slack user ids that act for ``principal`` (whom to ask)."""
         return sorted(u for u, p in self.approver_user_ids.items() if p == principal)
+
+    @property
+    def workspace_bound(self) -> bool:
+        """Whether inbound requests are limited to one team or Enterprise Grid org."""
+        return self.team_id is not None or self.enterprise_id is not None
 
     def may_request(self, user_id: str) -> bool:
         return not self.requesters or user_id in self.requesters

@@ -4,8 +4,11 @@ Slack signs each request with HMAC-SHA256 over ``v0:<timestamp>:<body>`` (signin
 Here, in order: (1) the timestamp is digits and the signature ``v0=<64 hex>``; (2) the body is
 UTF-8 (Bolt would fail with a 500 on anything else); (3) the timestamp is within 5 minutes;
 (4) the signature matches; (5) the same signed request was not seen before (a captured
-request replayed within the 5 minutes). Any failure is a 401, logged, and nothing happens.
-A signed body Bolt cannot read as a Slack envelope is a 400, logged.
+request replayed within the 5 minutes). Any failure is a 401, logged, and nothing happens;
+except that Slack's own re-delivery of a request it thinks we missed (the same signed request
+again, with ``X-Slack-Retry-Num``) is a 200 that does nothing again, since Slack counts any
+other answer as a failed delivery. A signed body that is not a Slack envelope
+(``envelope.check``: its shape, its JSON nesting) is a 400, logged, before Bolt reads it.
 Then Bolt verifies again and dispatches (``to_bolt_request`` / ``to_aiohttp_response``).
 """
 
@@ -22,6 +25,7 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.signature import SignatureVerifier
 
+from adapters.slack import envelope
 from engine.ports import ReplayGuard
 
 log = logging.getLogger("breakglass.slack.edge")
@@ -31,7 +35,8 @@ _TIMESTAMP = re.compile(r"[0-9]{1,12}")
 _SIGNATURE = re.compile(r"v0=[0-9a-f]{64}")
 # Bolt reads the envelope (payload, team, authorizations…) assuming Slack's shapes; a signed
 # body of another shape makes it raise one of these while building its request: a 400, not 500.
-MALFORMED = (ValueError, TypeError, AttributeError, KeyError, IndexError)
+MALFORMED = (envelope.Malformed, ValueError, TypeError, AttributeError, KeyError, IndexError)
+RETRY_HEADER = "X-Slack-Retry-Num"
 
 
 class Refused(Exception):
@@ -58,9 +63,9 @@ class Edge:
             log.warning("refused Slack request from %s: %s", request.remote, why)
             return web.json_response({"error": "invalid request"}, status=401)
         if not await self.store.claim_key(f"slack:sig:{signature}", {}, self.clock()):
-            log.warning("refused Slack request from %s: replayed", request.remote)
-            return web.json_response({"error": "invalid request"}, status=401)
+            return self._seen_before(request)
         try:
+            envelope.check(await request.text(), request.headers.getall("Content-Type", []))
             bolt_request = await to_bolt_request(request)
         except MALFORMED as why:
             log.warning(
@@ -69,6 +74,16 @@ class Edge:
             return web.json_response({"error": "malformed request"}, status=400)
         response = await self.app.async_dispatch(bolt_request)
         return await to_aiohttp_response(response)
+
+    def _seen_before(self, request: web.Request) -> web.Response:
+        retry = request.headers.get(RETRY_HEADER, "")
+        if retry:  # Slack's retry of what we already took: acknowledge, act once
+            log.info(
+                "Slack re-delivery (retry %s) of a request already received ignored", retry[:8]
+            )
+            return web.Response(status=200)
+        log.warning("refused Slack request from %s: replayed", request.remote)
+        return web.json_response({"error": "invalid request"}, status=401)
 
     async def _check(self, request: web.Request) -> str:
         timestamp = request.headers.get("X-Slack-Request-Timestamp", "")

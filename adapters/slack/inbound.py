@@ -9,7 +9,6 @@ as an ephemeral line.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
@@ -20,10 +19,10 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 
 from adapters import chat_actions
 from adapters.entra_signin.jobs import sign_in_target
-from adapters.slack import commands
-from adapters.slack.binding import binding_problem, workspace_of
+from adapters.slack import commands, origin
+from adapters.slack.binding import binding_problem, recorded_workspace
 from adapters.slack.commands import Parsed, Verb
-from adapters.slack.config import CHANNEL_ID, SlackConfig, chat_identity
+from adapters.slack.config import PLATFORM, SlackConfig, chat_identity
 from adapters.slack.web import SlackApi
 from cards import forms
 from cards import slack as render
@@ -32,7 +31,7 @@ from cards.actions import Verb as CardVerb
 from cards.views import RequestFormView, RequestValues
 from engine import lifecycle
 from engine.chat_ports import ChatPorts
-from engine.errors import BreakGlassError, CommandRefused, JobNotFound, describe
+from engine.errors import BreakGlassError, CommandRefused, JobNotFound, StrictJsonError, describe
 from engine.identity import Directory
 from engine.job import Actor
 from engine.outcome import Outcome
@@ -40,7 +39,21 @@ from engine.outcome import Outcome
 log = logging.getLogger("breakglass.slack")
 Spawn = Callable[[Awaitable[Any]], None]
 _ANY_ACTION = re.compile(r".*")
-NOT_A_REQUESTER = ":no_entry: You are not in the requester group; nothing was done."
+# Our own words: the modal's banner shows them as they are (cards escape them as user text,
+# so no emoji code here; the ephemeral reply adds its own).
+NOT_A_REQUESTER_TEXT = "You are not in the requester group; nothing was done."
+NOT_A_REQUESTER = f":no_entry: {NOT_A_REQUESTER_TEXT}"
+FORM_ORIGIN_UNKNOWN = (
+    "This form was not opened by breakglass for you in one of the incident channels; "
+    "open it again with the slash command."
+)
+UNSTORABLE = "contains a character that cannot be stored (a broken emoji?); please retype it"
+_TEXT_FIELDS = (
+    forms.Field.PRINCIPAL,
+    forms.Field.RESOURCE,
+    forms.Field.JUSTIFICATION,
+    forms.Field.TICKET,
+)
 
 
 def _str(doc: object, *path: str) -> str:
@@ -144,10 +157,25 @@ class Inbound:
                 await self.tell(channel, user, commands.kill_which(candidates))
                 return
             job_id = candidates[0].job_id
+        elif await self._of_another_channel(job_id, channel):
+            log.warning(
+                "refused kill of %s by %s in %s: another channel's job", job_id, user, channel
+            )
+            await self.tell(channel, user, commands.not_this_channel(job_id))
+            return
         actor = self.actor(user, display)
         outcome = await self._act(CardAction(CardVerb.KILL, job_id), actor, channel, user)
         if outcome is not None and outcome.ok:
             await self.tell(channel, user, commands.kill_started(job_id))
+
+    async def _of_another_channel(self, job_id: str, channel: str) -> bool:
+        """Whether the job's card lives elsewhere: "anyone in the channel may stop a job"
+        means this channel's jobs, not every incident channel's."""
+        try:
+            job = await self.jobs.peek(job_id)
+        except JobNotFound:
+            return False  # _act answers "No job …"
+        return (job.channel.get("platform"), job.channel.get("channel")) != (PLATFORM, channel)
 
     # -------------------------------------------------------------- button clicks
 
@@ -205,7 +233,7 @@ class Inbound:
     # --------------------------------------------------------------- the request
 
     async def open_form(self, trigger_id: str, channel: str, user: str) -> None:
-        view = self._form(context=json.dumps({"channel": channel}))
+        view = self._form(context=origin.seal(self.config.signing_secret, channel, user))
         try:
             await self.api.open_view(trigger_id, render.request_modal(view))
         except BreakGlassError as err:
@@ -223,19 +251,18 @@ class Inbound:
     async def on_request_submitted(self, ack: AsyncAck, body: dict[str, Any]) -> None:
         view: Mapping[str, Any] = body["view"] if isinstance(body.get("view"), dict) else {}
         user, context = _str(body, "user", "id"), _str(view, "private_metadata")
-        channel = _channel_of(context)
         try:
-            values = forms.request_from_slack(_state(view))
+            values = _values(view)
         except forms.RequestFormError as err:
             log.info("request form by %s refused: %s", user, err)
             await ack(**_field_error(err, self._form(context)))
             return
-        problem = self._request_problem(user, channel)
+        channel, problem = self._origin(context, user)
         request = chat_actions.request_from_values(
             values,
             self.actor(user, _str(body, "user", "name")),
             self.config.tenant_id,
-            {"platform": "slack", "channel": channel, **workspace_of(body)},
+            {"platform": PLATFORM, "channel": channel, **recorded_workspace(self.config, body)},
         )
         problem = problem or self._dry_run(request)
         if problem:
@@ -249,12 +276,18 @@ class Inbound:
             self._submit(request, f"slack:view:{view_id}" if view_id else None, channel, user)
         )
 
-    def _request_problem(self, user: str, channel: str) -> str:
+    def _origin(self, context: str, user: str) -> tuple[str, str]:
+        """The channel the form was opened in, and why it may not be requested from ("")."""
+        try:
+            channel = origin.opened_in(self.config.signing_secret, context, user)
+        except origin.OriginError as err:
+            log.warning("request form by %s refused: %s", user, err)
+            return "", FORM_ORIGIN_UNKNOWN
         if channel not in self.config.incident_channels:
-            return commands.NOT_AN_INCIDENT_CHANNEL
+            return channel, commands.NOT_AN_INCIDENT_CHANNEL
         if not self.config.may_request(user):
-            return NOT_A_REQUESTER
-        return ""
+            return channel, NOT_A_REQUESTER_TEXT
+        return channel, ""
 
     def _dry_run(self, request: lifecycle.Request) -> str:
         """The engine's verdict on the request, without storing anything."""
@@ -262,6 +295,8 @@ class Inbound:
             self.jobs.check_request(request)
         except CommandRefused as err:
             return describe(err)
+        except StrictJsonError:  # a text the chain cannot hold that no field check caught
+            return f"The request {UNSTORABLE}."
         return ""
 
     async def _submit(
@@ -293,14 +328,15 @@ def _state(view: Mapping[str, Any]) -> object:
     return state.get("values") if isinstance(state, Mapping) else None
 
 
-def _channel_of(context: str) -> str:
-    """The incident channel the form was opened in (our own private_metadata)."""
-    try:
-        doc = json.loads(context) if context else {}
-    except ValueError:
-        return ""
-    channel = doc.get("channel") if isinstance(doc, dict) else None
-    return channel if isinstance(channel, str) and CHANNEL_ID.fullmatch(channel) else ""
+def _values(view: Mapping[str, Any]) -> RequestValues:
+    """The typed values; raises ``RequestFormError`` naming the field at fault."""
+    values = forms.request_from_slack(_state(view))
+    for field in _TEXT_FIELDS:
+        try:  # a lone surrogate (JSON-escaped) parses, but no signed record can hold it
+            str(getattr(values, field.value)).encode("utf-8")
+        except UnicodeEncodeError:
+            raise forms.RequestFormError(f"{field.value} {UNSTORABLE}") from None
+    return values
 
 
 def _field_of(message: str) -> str | None:
@@ -314,6 +350,9 @@ def _field_error(err: forms.RequestFormError, form: RequestFormView) -> dict[str
     """``response_action: errors`` on the field the error names, else the form with a banner."""
     message = str(err)
     block = _field_of(message)
+    if block == forms.Field.DURATION.value:  # the bounds this form has, not the parser's
+        least, most = forms.min_minutes(form), form.max_duration_minutes
+        message = f"{block} must be a whole number from {least} to {most}"
     if block is not None:
         return {"response_action": "errors", "errors": {block: message[:150]}}
     banner = RequestFormView(

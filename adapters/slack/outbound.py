@@ -5,6 +5,10 @@ thread every receipt, warning, result and bundle goes to. Approvers are asked in
 their DMs turn into the result (buttons gone) once the plan is decided. Every post is
 recorded as a message ref first thing after it succeeds, so a delivery retried from the
 outbox repeats nothing and a failure raises ``ChatError`` (the service queues the event).
+
+Slack has no idempotent post: when the answer to a chat.postMessage is lost, the retry posts
+again, and the copy left behind keeps buttons that a press on it cannot use (the binding
+check refuses a click on a message the bot did not record). docs/slack.md says so.
 """
 
 from __future__ import annotations
@@ -19,13 +23,21 @@ from datetime import datetime
 from typing import Any
 
 from adapters.slack import refs as kinds
-from adapters.slack.config import USER_ID, SlackConfig
+from adapters.slack.config import CHANNEL_ID, SlackConfig
 from adapters.slack.refs import Posted, Refs
+from adapters.slack.texts import (
+    escalation_text,
+    inert,
+    inline_bundle,
+    requester_mention,
+    requester_user,
+    text_message,
+    warning_text,
+)
 from adapters.slack.web import FILES_REFUSED, SlackApi, SlackDeliveryError
 from cards import job_views as views
 from cards import slack as render
 from cards.moments import VERIFY_COMMAND as VERIFY
-from cards.text import clean_line, slack_mrkdwn
 from engine.canonical import jcs
 from engine.chat_ports import JobRecords
 from engine.job import ACTIVE, PENDING, Job
@@ -34,7 +46,6 @@ from engine.timeutil import parse_iso
 
 log = logging.getLogger("breakglass.slack")
 Json = dict[str, Any]
-INLINE_BUNDLE_LIMIT = 35_000  # below Slack's 40k message text limit
 
 
 @dataclass(frozen=True)
@@ -53,11 +64,6 @@ class Delivery:
 
 def digest(message: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(message, sort_keys=True).encode()).hexdigest()[:32]
-
-
-def text_message(text: str) -> Json:
-    """A message of our own words (already escaped where they quote anything)."""
-    return {"text": text}
 
 
 @dataclass(eq=False, repr=False)  # compared and shown by identity, as any service object
@@ -110,14 +116,23 @@ class SlackChat:
         return render.moment.status(views.status_view(d.job, self.names, d.now), d.now)
 
     async def _card(self, d: Delivery) -> Posted:
-        """The status card, posted now if it is not there yet."""
+        """The status card, posted now if it is not there yet (its buttons added if not yet)."""
         found = d.refs.get(kinds.STATUS)
         if found is not None:
             return found
-        message = self._status_message(d)
-        body = await self.api.post(d.channel, message)
-        posted = _posted(body, d.channel)
-        await d.refs.put(kinds.STATUS, posted.channel, posted.ts, digest=digest(message))
+        try:
+            return await self._post(d, kinds.STATUS, d.channel, self._status_message(d))
+        except SlackDeliveryError as exc:
+            if exc.recipient_gone:
+                await self._card_refused(d, exc)
+            raise
+
+    async def _post(
+        self, d: Delivery, kind: str, channel: str, message: Json, **extra: Any
+    ) -> Posted:
+        """Post ``message`` and record it as ``kind`` at once (a retry then repeats nothing)."""
+        posted = _posted(await self.api.post(channel, message), channel)
+        await d.refs.put(kind, posted.channel, posted.ts, digest=digest(message), **extra)
         return posted
 
     async def _update_status(self, d: Delivery) -> Posted:
@@ -164,12 +179,31 @@ class SlackChat:
     # ------------------------------------------------------------------- approvals
 
     async def _ask(self, d: Delivery) -> None:
+        """Ask every approver at once, each on their own: one failing holds back no other.
+
+        An approver Slack will never reach is given up for this revision and the requester
+        told; any other failure is raised once the rest went out, so the outbox tries again
+        (and skips the prompts that went out)."""
         revision = int(d.event.detail.get("revision", 0))
         if not awaiting(d.job, revision):
             return  # delivered late (from the outbox): the plan is already decided
-        for principal in d.event.detail.get("principals", ()):
-            for user in self.config.slack_users_of(str(principal)):
-                await self._ask_one(d, user, revision)
+        principal_of = {
+            user: str(principal)
+            for principal in d.event.detail.get("principals", ())
+            for user in self.config.slack_users_of(str(principal))
+        }
+        users = [u for u in principal_of if not d.refs.has(kinds.unreachable_kind(u, revision))]
+        outcomes = await asyncio.gather(
+            *(self._ask_one(d, user, revision) for user in users), return_exceptions=True
+        )
+        retry: BaseException | None = None
+        for user, outcome in zip(users, outcomes, strict=True):
+            if isinstance(outcome, SlackDeliveryError) and outcome.recipient_gone:
+                await self._unreachable(d, user, principal_of[user], revision, outcome)
+            elif isinstance(outcome, BaseException):
+                retry = retry or outcome
+        if retry is not None:
+            raise retry
 
     async def _ask_one(self, d: Delivery, user: str, revision: int) -> None:
         kind = kinds.approval_kind(user)
@@ -177,9 +211,82 @@ class SlackChat:
         if found is not None and found.extra.get("revision") == revision:
             return
         dm = await self.api.open_dm(user)
-        message = render.approval_message(views.approval_view(d.job, self.names, d.now))
-        posted = _posted(await self.api.post(dm, message), dm)
-        await d.refs.put(kind, posted.channel, posted.ts, revision=revision, digest=digest(message))
+        await self._post(d, kind, dm, self._prompt(d), revision=revision)
+
+    def _prompt(self, d: Delivery) -> Json:
+        return render.approval_message(views.approval_view(d.job, self.names, d.now))
+
+    async def _unreachable(
+        self, d: Delivery, user: str, principal: str, revision: int, exc: SlackDeliveryError
+    ) -> None:
+        """Stop asking ``user`` on this revision, and tell the requester why, once."""
+        kind = kinds.unreachable_kind(user, revision)
+        if d.refs.has(kind):
+            return
+        log.warning(
+            "approver %s (Slack user %s) of job %s not asked: Slack %s answered %s",
+            principal,
+            user,
+            d.job.job_id,
+            exc.method,
+            exc.code,
+        )
+        name = inert(self.names.get(principal, principal))
+        text = (
+            f":warning: {requester_mention(d.job)}Could not reach approver {name} in Slack: "
+            f"{inert(exc.code)}. Ask them another way, or ask another approver."
+        )
+        await self._tell(d, kind, text)
+
+    async def _tell(self, d: Delivery, kind: str, text: str) -> None:
+        """Say ``text`` once in the card's thread, or to the requester when there is no card."""
+        try:
+            await self._thread_post(d, kind, text_message(text))
+        except SlackDeliveryError as exc:
+            if not exc.recipient_gone:
+                raise
+            await self._tell_requester(d, kind, text)
+
+    async def _tell_requester(self, d: Delivery, kind: str, text: str) -> None:
+        """Tell the requester alone, once: ephemerally in the channel, else in a DM (a bot
+        that is not in the channel cannot post there, not even ephemerally)."""
+        user = requester_user(d.job)
+        if user is None or d.refs.has(kind):
+            return
+        try:
+            answer = await self.api.ephemeral(d.channel, user, text)
+            where, ts = d.channel, str(answer.get("message_ts", ""))
+        except SlackDeliveryError as exc:
+            if not exc.recipient_gone:
+                raise
+            where = await self.api.open_dm(user)
+            ts = _posted(await self.api.post(where, text_message(text)), where).ts
+        await d.refs.put(kind, where, ts)
+
+    async def _card_refused(self, d: Delivery, exc: SlackDeliveryError) -> None:
+        """The bot may not post in the job's channel: tell the operator and the requester."""
+        if d.refs.has(kinds.CARD_REFUSED):
+            return
+        log.error(
+            "job %s: the status card cannot be posted in %s (Slack %s answered %s): invite the "
+            "bot to %s (/invite @breakglass there); the outbox posts the card once it is in",
+            d.job.job_id,
+            d.channel,
+            exc.method,
+            exc.code,
+            d.channel,
+        )
+        where = f"<#{d.channel}>" if CHANNEL_ID.fullmatch(d.channel) else inert(d.channel)
+        text = (
+            f":warning: The status card of break-glass job {inert(d.job.job_id)} could not be "
+            f"posted in {where} ({inert(exc.code)}): the bot is not a member there. Ask "
+            "someone to `/invite @breakglass` in that channel; approvals go on in the "
+            "approvers' DMs."
+        )
+        try:
+            await self._tell_requester(d, kinds.CARD_REFUSED, text)
+        except SlackDeliveryError as told:  # the card's failure is what the outbox retries
+            log.warning("job %s: could not tell the requester either (%s)", d.job.job_id, told)
 
     async def _update_cards(self, d: Delivery) -> None:
         await self._update_status(d)
@@ -192,10 +299,7 @@ class SlackChat:
             return
         revision = found.extra.get("revision")
         still_open = isinstance(revision, int) and awaiting(d.job, revision)
-        if still_open:
-            message = render.approval_message(views.approval_view(d.job, self.names, d.now))
-        else:
-            message = self._decided_message(d, revision)
+        message = self._prompt(d) if still_open else self._decided_message(d, revision)
         new = digest(message)
         if still_open and found.extra.get("digest") == new:
             return
@@ -292,40 +396,3 @@ def _file_id(answer: Mapping[str, Any]) -> str:
     if isinstance(files, Sequence) and files and isinstance(files[0], Mapping):
         return str(files[0].get("id", ""))
     return ""
-
-
-def _inert(text: str, limit: int = 300) -> str:
-    return slack_mrkdwn(clean_line(text, limit), limit * 2)
-
-
-def requester_mention(job: Job) -> str:
-    """``<@U…>`` for the requester: built from the verified id, never from typed text."""
-    platform, _, user = job.requester.chat_identity.partition(":")
-    return f"<@{user}> " if platform == "slack" and USER_ID.fullmatch(user) else ""
-
-
-def warning_text(job: Job, minutes: int) -> str:
-    return (
-        f":warning: {requester_mention(job)}Break-glass job {_inert(job.job_id)} ends in "
-        f"{minutes} min. Then the access is rolled back; press *Kill now* on the card to "
-        "end it sooner."
-    )
-
-
-def escalation_text(job_id: str, still: Sequence[str]) -> str:
-    items = "\n".join(f"• {_inert(s, 500)}" for s in still) or "• (see the audit log)"
-    return (
-        f"<!here> :rotating_light: *ROLLBACK FAILED: access is STILL granted* "
-        f"(job {_inert(job_id)}). Remove it by hand now:\n{items}"
-    )
-
-
-def inline_bundle(name: str, content: bytes) -> Json:
-    text = content.decode()
-    # Inline only when the bytes survive unchanged: no code fence breaker, within limits.
-    if "`" in text or "&" in text or "<" in text or ">" in text or len(text) > INLINE_BUNDLE_LIMIT:
-        return text_message(
-            f"Files are not allowed here, and the bundle {_inert(name)} cannot be shown inline; "
-            "it is kept by the bot (see the audit summary for its hash)."
-        )
-    return text_message(f"Proof bundle {_inert(name)} (files are not allowed here):\n```{text}```")

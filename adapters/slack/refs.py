@@ -5,6 +5,9 @@ went out and updates what it must update in place:
 
 * ``status``                  the status card in the incident channel (its ts is the thread)
 * ``approval:<user id>``      the approval prompt in an approver's DM
+* ``unreachable:<user id>:<revision>``  the approver Slack cannot reach (given up), and where
+                              the requester was told
+* ``notice:card``             where the requester was told the card could not be posted
 * ``receipt:<seq>``           one receipts message in the thread, from record ``seq`` on;
                               ``seqs`` lists every record it shows (absent: just ``seq``)
 * ``announce:<event>:<when>`` a failure or delayed-removal announcement in the thread
@@ -26,10 +29,16 @@ ESCALATE = "escalate"
 FINISH_KILL = "finish:kill"
 FINISH_AUDIT = "finish:audit"
 FINISH_BUNDLE = "finish:bundle"
+CARD_REFUSED = "notice:card"
 
 
 def approval_kind(user_id: str) -> str:
     return f"approval:{user_id}"
+
+
+def unreachable_kind(user_id: str, revision: int) -> str:
+    # Not under "approval:": such a ref names no message with buttons (binding.BUTTON_KINDS).
+    return f"unreachable:{user_id}:{revision}"
 
 
 def receipt_kind(seq: int) -> str:

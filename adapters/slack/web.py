@@ -8,6 +8,7 @@ call fails with ``retry_after`` set and the outbox tries again after that time.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import partial
@@ -22,8 +23,27 @@ from adapters.retry import Backoff, Sleep, retry_after_of, retry_call
 from adapters.slack.config import SlackConfig
 from engine.errors import ChatError
 
+log = logging.getLogger("breakglass.slack")
 RATE_LIMIT_RETRIES = 2
 Json = dict[str, Any]
+# Slack's answers that no retry will change for this recipient (a deactivated or unknown
+# user, a DM the bot may not open, a channel it is not in): give up on them, say so.
+RECIPIENT_GONE = frozenset(
+    {
+        "user_not_found",
+        "user_not_visible",
+        "user_disabled",
+        "cannot_dm_bot",
+        "channel_not_found",
+        "not_in_channel",
+        "is_archived",
+        "messages_tab_disabled",
+    }
+)
+# The bot token itself is refused: nothing works until an operator replaces it.
+AUTH_FAILED = frozenset(
+    {"invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive"}
+)
 # Slack's answers when a workspace forbids files or the token lacks the scope: post inline.
 FILES_REFUSED = frozenset(
     {"missing_scope", "not_allowed_token_type", "restricted_action", "file_uploads_disabled"}
@@ -52,6 +72,10 @@ class SlackDeliveryError(ChatError):
         self.method = method
         self.code = code
         self.retry_after = retry_after
+
+    @property
+    def recipient_gone(self) -> bool:
+        return self.code in RECIPIENT_GONE
 
 
 def _asked(exc: BaseException) -> float | None:
@@ -92,6 +116,7 @@ class SlackApi:
         self.backoff = Backoff(base_delay=0.0, max_delay=0.0, attempts=RATE_LIMIT_RETRIES + 1)
         # One call's time: the request, plus the short 429 waits it may take.
         self.per_call = config.timeout + RATE_LIMIT_RETRIES * (config.max_retry_after + 1.0)
+        self.auth_failing = False  # said loudly once; said again only after a call worked
 
     def _short_wait(self, exc: BaseException) -> bool:
         asked = _asked(exc)
@@ -106,10 +131,25 @@ class SlackApi:
                     call, self.backoff, retryable=self._short_wait, asked=_asked, sleep=self.sleep
                 )
         except SlackApiError as exc:
-            raise _mapped(method, exc) from exc
+            error = _mapped(method, exc)
+            self._note_auth(error)
+            raise error from exc
         except (SlackClientError, aiohttp.ClientError, TimeoutError, ValueError) as exc:
             raise SlackDeliveryError(method, type(exc).__name__) from exc
+        self.auth_failing = False
         return dict(response.data) if isinstance(response.data, dict) else {}
+
+    def _note_auth(self, error: SlackDeliveryError) -> None:
+        """A refused token is the operator's to fix: say it once, loudly, not per delivery."""
+        if error.code not in AUTH_FAILED or self.auth_failing:
+            return
+        self.auth_failing = True
+        log.error(
+            "the bot token is invalid or revoked: Slack answered %s to %s; nothing reaches "
+            "Slack until BREAKGLASS_SLACK_BOT_TOKEN holds a valid token (then restart)",
+            error.code,
+            error.method,
+        )
 
     async def post(
         self, channel: str, message: Mapping[str, Any], thread_ts: str | None = None

@@ -7,9 +7,10 @@ that the service's injected sleep advances (nothing here waits on wall-clock tim
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from engine.verify import verify_bundle
 from tests.integration.graph.conftest import simulated_service
 from tests.support.engine_sim import trust_for
 from tests.support.fakes import RecordingChat
+from tests.support.waiting import settle
 
 IDS = seed_people()
 TENANT = SIMULATED_SEED["tenantId"]
@@ -252,3 +254,74 @@ async def test_two_early_kills_of_one_role_for_two_people_both_end_verified(
     left = [g for g in sim_env.sim.active_grants() if g.role_id == role]
     assert not [g for g in left if g.principal_id in jobs.values()]
     assert not [r for r in caplog.records if "ESCALATION" in r.getMessage()]
+
+
+@dataclass
+class HangingChat:
+    """A chat platform that takes every post and answers only when ``gate`` opens."""
+
+    gate: asyncio.Event = field(default_factory=asyncio.Event)
+    platform: str = "console"
+    events: list[Any] = field(default_factory=list)
+
+    async def deliver(self, event: Any) -> None:
+        await self.gate.wait()
+        self.events.append(event)
+
+
+async def test_a_hanging_chat_holds_neither_the_grant_nor_the_rollback(sim_env: SimEnv) -> None:
+    # Every command tells people beside the job: a chat that never answers must not keep a
+    # write, a Kill or any rollback step waiting (a hanging Slack delayed the revocation of
+    # sessions by 33 s, each delivery waiting out its budget in turn).
+    s = sim_env.service
+    chat = HangingChat()
+    s.notifier.register(chat)
+
+    def not_chat() -> list[asyncio.Task[Any]]:
+        return [t for t in s.tasks if not t.get_name().startswith("chat")]
+
+    async def grant_and_kill() -> None:
+        targets = {"principal_id": IDS["dave"], "role_definition_id": ROLE}
+        out = await s.request(alices_request(sim_env, "entra-role", targets))
+        assert out.ok, out
+        for who in ("bob", "carol"):
+            approval = Approve(s.actor(f"console:{who}"), out.result["plan_hash"])
+            assert (await s.command("job-input", approval)).ok
+        await settle(pending=not_chat)
+        assert (await s.load("job-input")).state == ACTIVE
+        assert (await s.command("job-input", Kill(s.actor("console:erin")))).ok
+        await settle(pending=not_chat)
+
+    await asyncio.wait_for(grant_and_kill(), timeout=60)  # bounds a hang; no race on speed
+    job = await s.load("job-input")
+    assert (job.state, job.rollback_verified) == (KILLED, True)
+    assert chat.events == []  # nobody has been told yet: every post still waits
+    chat.gate.set()
+    await sim_env.settle()
+    seqs = [r.seq for e in chat.events for r in e.records]
+    assert seqs == sorted(set(seqs)), seqs  # told late, but in the job's order, once each
+    assert [e.kind for e in chat.events].count("finish") == 1
+
+
+async def test_what_a_shutdown_cuts_off_waits_in_the_outbox(sim_env: SimEnv) -> None:
+    # Told beside the job, people may still be waiting for their posts when the service
+    # stops: nothing may be lost, the next start delivers it from the outbox.
+    s = sim_env.service
+    chat = HangingChat()
+    s.notifier.register(chat)
+    targets = {"principal_id": IDS["dave"], "role_definition_id": ROLE}
+    out = await s.request(alices_request(sim_env, "entra-role", targets))
+    assert out.ok, out
+    approval = Approve(s.actor("console:bob"), out.result["plan_hash"])
+    assert (await s.command("job-input", approval)).ok
+    told = [t for t in s.tasks if t.get_name().startswith("chat")]
+    assert len(told) >= 2  # the request's posts and the approval's, both waiting
+
+    await s.close()
+    queued = await s.store.due("console", sim_env.clock.now() + timedelta(days=1))
+    kinds = [item.payload["kind"] for item in queued]
+    assert chat.events == []  # each of the two commands' posts, none lost
+    request_posts, approval_posts = ["ask_approvers", "update_cards"], ["announce", "update_cards"]
+    assert sorted(kinds) == sorted(["receipts", *request_posts, "receipts", *approval_posts])
+    assert sorted(s for item in queued for s in item.payload["seqs"]) == [0, 1]
+    assert all(item.job_id == "job-input" for item in queued)

@@ -97,15 +97,31 @@ def slack_config(fake: FakeSlack, tenant_id: str, **overrides: Any) -> SlackConf
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeSlack]:
-    slack = FakeSlack(TOKEN, {INCIDENT})
+def slack_overrides() -> dict[str, Any]:
+    """``SlackConfig`` fields a test module sets differently (override this fixture there)."""
+    return {}
+
+
+@pytest.fixture
+def fake_type() -> type[FakeSlack]:
+    """The fake Slack the tests run against; a module overrides it to inject its faults."""
+    return FakeSlack
+
+
+@pytest.fixture
+async def fake(
+    slack_overrides: dict[str, Any], fake_type: type[FakeSlack]
+) -> AsyncIterator[FakeSlack]:
+    slack = fake_type(TOKEN, set(slack_overrides.get("incident_channels", {INCIDENT})))
     await slack.start()
     yield slack
     await slack.stop()
 
 
 @pytest.fixture
-async def env(tmp_path: Path, fake: FakeSlack) -> AsyncIterator[Env]:
+async def env(
+    tmp_path: Path, fake: FakeSlack, slack_overrides: dict[str, Any]
+) -> AsyncIterator[Env]:
     clock = ManualClock(T0)
     async with SimulatedTenant(clock=clock, ca_interval=0.02) as sim:
         store = await SqlStore.open(sqlite_url(tmp_path))
@@ -122,7 +138,8 @@ async def env(tmp_path: Path, fake: FakeSlack) -> AsyncIterator[Env]:
             )
             executor = RunbookExecutor(ToolGateway(service))
             service.executor = executor
-            slack = SlackAdapter(slack_config(fake, sim.tenant_id), chat_ports(service))
+            config = slack_config(fake, sim.tenant_id, **slack_overrides)
+            slack = SlackAdapter(config, chat_ports(service))
             service.notifier.register(slack)
             app = web.Application()
             slack.mount(app)
