@@ -52,7 +52,35 @@ def build_parts(model: SettingsModel, origins: Origins) -> Parts:
     if parts.slack is not None and not parts.slack.workspace_bound:
         parts.notes.append(_any_workspace_note(names))
     parts.teams = _attempt(parts, "teams", lambda: _teams(model, parts.directory, names))
+    if parts.slack is not None:
+        parts.notes += _approver_reach("slack", parts.slack.approver_user_ids, model, names)
+    if parts.teams is not None:
+        parts.notes += _approver_reach("teams", parts.teams.approvers, model, names)
     return parts
+
+
+def _approver_reach(
+    chat: str, approvers: Mapping[str, str], model: SettingsModel, names: _Namer
+) -> list[str]:
+    """What makes a job requested in ``chat`` unable to get its two approvals there: fewer
+    than two of the approver group mapped, or a mapped "approver" outside the group."""
+    group = set(model.policy.approvers)
+    if not group:  # the simulated default's people: mapped by its own seed
+        return []
+    where = names(chat, "approvers")
+    notes = [
+        f"{chat}: {user} maps to {principal}, who is not in policy.approvers; {where} gives "
+        "no right to approve, so that person's approvals are refused"
+        for user, principal in sorted(approvers.items())
+        if principal not in group
+    ]
+    reachable = sorted({p for p in approvers.values() if p in group})
+    if len(reachable) < 2:
+        notes.append(
+            f"{chat}: {where} maps {len(reachable)} of policy.approvers; every job needs two "
+            f"approvers, so a job requested in {chat} cannot be approved there"
+        )
+    return notes
 
 
 class _Namer:

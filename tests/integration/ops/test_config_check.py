@@ -143,6 +143,8 @@ async def test_online_asks_graph_slack_and_the_teams_authority(tmp_path: Path) -
         BREAKGLASS_SLACK_API_URL=slack.api_url,
         BREAKGLASS_SLACK_INCIDENT_CHANNELS=INCIDENT,
         BREAKGLASS_SLACK_TEAM_ID=slack.team_id,  # bound: a good config has no note
+        BREAKGLASS_SLACK_APPROVERS=f"UBOB={people['bob']},UCAROL={people['carol']}",
+        BREAKGLASS_TEAMS_APPROVERS=f"29:bob={people['bob']},29:carol={people['carol']}",
         BREAKGLASS_TEAMS_APP_ID=TEAMS_APP,
         BREAKGLASS_TEAMS_TENANT_ID=TEAMS_TENANT,
         BREAKGLASS_TEAMS_APP_PASSWORD="teams-password-value",
