@@ -91,7 +91,7 @@ class Runtime:
         self._timers.every(OUTBOX_SECONDS, self._drain_outbox)
         log.info("started: %s", self.describe())
         for note in s.notes:
-            log.warning("identity: %s", note)
+            log.warning("note: %s", note)
         return self.url
 
     def describe(self) -> str:
