@@ -5,8 +5,8 @@ The reference payload admits no extra top-level fields: the terminal event is th
 claims, revocation records, the signed terminal record, run metadata, the trust pulse
 reference) go under ``metadata.breakglass``, kept compact (the reference caps metadata at
 16 KiB, ``MAX_METADATA_BYTES``): the WPCs, token claims and revocation records are each a
-list whose later items are merge patches against the first (see ``engine.compact``), so an
-extension costs only what it changed.
+list whose later items are merge patches against the first or the previous item (see
+``engine.compact``), so an extension or a token renewal costs only what it changed.
 """
 
 from __future__ import annotations

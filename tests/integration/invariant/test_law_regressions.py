@@ -282,3 +282,17 @@ def test_an_approval_withdrawn_in_the_second_its_token_was_issued_still_counted_
             lambda law: law.withdraw(identity="console:bob", pick=at(law, "job-1")),
         ]
     )
+
+
+def test_a_one_minute_exclusion_through_a_half_hour_outage_keeps_its_bundle_verifiable() -> None:
+    """Soak failure (3000 examples, after chat moved beside the job): a one-minute CA job,
+    then the tenant down for 30 minutes. Its rollback renewed its token through the outage
+    and the job failed, as it must; but its bundle's metadata grew past the reference
+    verifier's 16 KB cap (PROOF_BUNDLE_METADATA_TOO_LARGE), so the bundle did not verify."""
+    one_minute = Form(EXCLUSION.template, EXCLUSION.targets, 1)
+    replay(
+        [
+            lambda law: law.request_and_approve(form=one_minute),
+            lambda law: law.tenant_down(minutes=30),
+        ]
+    )

@@ -128,6 +128,23 @@ def test_compaction_round_trips_and_keeps_what_a_patch_cannot_say() -> None:
     )
 
 
+def test_renewals_are_patched_against_the_one_before_them() -> None:
+    # The agent's token, then rollback tokens that differ from it in scope and from each
+    # other only in their ids and times: each renewal costs only what changed.
+    agent = {"sub": "agent", "scope": ["tool:a", "tool:b", "tool:c"], "jti": "j0", "exp": 1}
+    renewals = [{"sub": "rollback", "scope": ["tool:c"], "jti": f"j{i}", "exp": i} for i in (1, 2)]
+    stored = compact([agent, *renewals])
+    assert stored[1] == {"merge_patch": merge_patch(agent, renewals[0])}
+    assert stored[2] == {"merge_patch_previous": {"jti": "j2", "exp": 2}}
+    assert expand(stored, "items") == [agent, *renewals]
+
+
+def test_lists_written_before_patches_against_the_previous_item_still_read() -> None:
+    first, second, third = {"a": 1, "b": 1}, {"a": 1, "b": 2}, {"a": 1, "b": 3}
+    old = [first, {"merge_patch": {"b": 2}}, {"merge_patch": {"b": 3}}]
+    assert expand(old, "items") == [first, second, third]
+
+
 @pytest.mark.parametrize(
     "stored",
     [
@@ -135,6 +152,8 @@ def test_compaction_round_trips_and_keeps_what_a_patch_cannot_say() -> None:
         [1],
         [{"a": 1}, {"merge_patch": 3}],
         [{"a": 1}, {"merge_patch": {}, "x": 1}],
+        [{"a": 1}, {"merge_patch_previous": []}],
+        [{"a": 1}, {"merge_patch": {}, "merge_patch_previous": {}}],
     ],
 )
 def test_a_malformed_compacted_list_is_a_schema_failure(stored: Any) -> None:
