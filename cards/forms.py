@@ -90,7 +90,7 @@ def labels(template: Template | None) -> dict[Field, str]:
         Field.RESOURCE: resource,
         Field.DURATION: "Duration (minutes)",
         Field.JUSTIFICATION: "Justification",
-        Field.TICKET: "Ticket (optional)",
+        Field.TICKET: "Ticket",
     }
 
 
@@ -180,7 +180,7 @@ def _values(raw: Mapping[Field, object]) -> RequestValues:
         resource=_text(Field.RESOURCE, raw.get(Field.RESOURCE), required=True),
         duration_minutes=_duration(raw.get(Field.DURATION)),
         justification=_text(Field.JUSTIFICATION, raw.get(Field.JUSTIFICATION), required=True),
-        ticket=_text(Field.TICKET, raw.get(Field.TICKET), required=False),
+        ticket=_text(Field.TICKET, raw.get(Field.TICKET), required=True),
     )
 
 

@@ -193,8 +193,7 @@ def _text_input(field: forms.Field, label: str, value: str, multiline: bool = Fa
         multiline=multiline or None,
         max_length=forms.LIMITS[field],
     )
-    optional = True if field is forms.Field.TICKET else None
-    return InputBlock(block_id=field.value, label=label, element=element, optional=optional)
+    return InputBlock(block_id=field.value, label=label, element=element)
 
 
 def _template_input(view: RequestFormView, label: str) -> InputBlock:

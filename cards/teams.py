@@ -225,8 +225,7 @@ def receipts_card(views: Sequence[ReceiptLineView]) -> Json:
 def _input_text(field: forms.Field, label: str, value: str, multiline: bool = False) -> Json:
     element: Json = {"type": "Input.Text", "id": field.value, "label": label}
     element["maxLength"] = forms.LIMITS[field]
-    if field is not forms.Field.TICKET:
-        element |= {"isRequired": True, "errorMessage": f"{label} is required"}
+    element |= {"isRequired": True, "errorMessage": f"{label} is required"}
     if multiline:
         element["isMultiline"] = True
     if value:

@@ -35,7 +35,6 @@ from microsoft_agents.hosting.core import (
 )
 from microsoft_agents.hosting.core.authorization import AuthTypes
 
-from adapters.teams import render
 from adapters.teams.actions import Actions
 from adapters.teams.commands import Commands
 from adapters.teams.config import TeamsConfig
@@ -44,7 +43,9 @@ from adapters.teams.delivery import TeamsChat
 from adapters.teams.edge import ROUTE, Edge
 from adapters.teams.inbound_auth import InboundAuth, OpenIdKeys
 from adapters.teams.people import People
-from adapters.teams.retry import RetryPolicy, with_retries
+from adapters.teams.quiet_logs import quiet_sdk_logs
+from adapters.teams.replies import Answer, TypedReplies, message_of
+from adapters.teams.retry import RetryPolicy
 from adapters.teams.turns import INVOKE_BUDGET_SECONDS, Background, Reply, Turn
 from cards.forms import REQUEST_VERB
 from engine.chat_ports import ChatPorts
@@ -104,12 +105,16 @@ class TeamsBot:
         self.chat = TeamsChat(ports, self.connector, self.people, names or {})
         self.chat.public_url = public_url  # the audit summary links the report there
         self.background = Background(invoke_budget)
+        self.replies = TypedReplies(self.connector, self.background)
+        self.clock = ports.clock
         tenant = target_tenant_id or config.tenant_id
         self.actions = Actions(config, ports, self.people, self.chat, self.background, tenant)
         self.commands = Commands(config, ports, self.people, self.chat, self.background)
         self.application = self._application(connections)
         self.keys = OpenIdKeys(config.openid_metadata_url)
         self.edge = Edge(config, InboundAuth(config, self.keys), self.adapter, self.application)
+        self.refusals = self.edge.refusals  # inbound requests refused at the edge, by reason
+        quiet_sdk_logs()
         if config.dev_disable_auth:
             log.warning(
                 "INSECURE: Teams inbound authentication is DISABLED (dev_disable_auth). "
@@ -123,8 +128,10 @@ class TeamsBot:
         await self.chat.deliver(event)
 
     async def deliver_queued(self, now: datetime) -> int:
-        """Post what Teams missed (outbox items of platform "teams"); returns how many."""
-        return await self.chat.deliver_queued(now)
+        """Post what Teams missed (outbox items of platform "teams", then replies to typed
+        commands); returns how many."""
+        sent = await self.chat.deliver_queued(now)
+        return sent + await self.replies.deliver_waiting(now)
 
     # --- HTTP ---------------------------------------------------------------------------------
 
@@ -179,11 +186,12 @@ class TeamsBot:
     async def _on_submit(self, context: TurnContext, _state: TurnState, data: Any) -> None:
         turn = Turn.of(context.activity)
         reply = await self._guarded(self.actions.on_card(turn, None, data))
-        await self._send(context, _submitted(reply))
+        await self._answer(context, turn, [_submitted(reply)])
 
     async def _on_form_submit(self, context: TurnContext, _state: TurnState, data: Any) -> None:
         turn = Turn.of(context.activity)
-        await self._send(context, await self._guarded(self.actions.on_form(turn, data)))
+        reply = await self._guarded(self.actions.on_form(turn, data))
+        await self._answer(context, turn, [reply])
 
     async def _on_message(self, context: TurnContext, _state: TurnState) -> None:
         turn = Turn.of(context.activity)
@@ -191,8 +199,7 @@ class TeamsBot:
             replies = await self.commands.on_text(turn, context.activity.text)
         except Exception as exc:
             replies = [self._failure(exc)]
-        for reply in replies:
-            await self._send(context, reply)
+        await self._answer(context, turn, replies)
 
     async def _on_error(self, context: TurnContext, error: Exception) -> None:
         log.error("teams: turn failed: %s", type(error).__name__, exc_info=error)
@@ -210,14 +217,16 @@ class TeamsBot:
             log.error("teams: action crashed: %s", type(exc).__name__, exc_info=exc)
         return f"Not done. {describe(exc)}"
 
-    async def _send(self, context: TurnContext, reply: Reply) -> None:
-        message = (
-            render.text_message(reply) if isinstance(reply, str) else render.card_message(reply)
-        )
-        try:
-            await with_retries(lambda: context.send_activity(message), self.retry, self.sleep)
-        except Exception as exc:
-            log.warning("teams: reply in turn not delivered: %s", type(exc).__name__)
+    async def _answer(self, context: TurnContext, turn: Turn, replies: list[Reply]) -> None:
+        """Reply in the message's thread, but not inside the turn: the HTTP answer must not
+        wait for a slow Bot Connector (see ``replies``). The turn's own claims go along, so
+        the replies are sent as in-turn replies would be."""
+        now = self.clock()
+        answers = [
+            Answer(turn.reference, turn.activity_id, message_of(r), context.identity, now)
+            for r in replies
+        ]
+        await self.replies.answer(answers)
 
 
 def _verb(value: object) -> object:

@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 from microsoft_agents.activity import Activity, ConversationReference
 from microsoft_agents.hosting.aiohttp import CloudAdapter
-from microsoft_agents.hosting.core import ConnectorClientBase, TurnContext
+from microsoft_agents.hosting.core import ClaimsIdentity, ConnectorClientBase, TurnContext
 
 from adapters.teams.retry import RetryPolicy, with_retries
 from engine.errors import ChatError
@@ -51,14 +51,23 @@ class Connector:
     _down_until: float = field(default=0.0, init=False)
 
     async def send(
-        self, reference: ConversationReference, activity: Activity, *, probe: bool = False
+        self,
+        reference: ConversationReference,
+        activity: Activity,
+        *,
+        probe: bool = False,
+        identity: ClaimsIdentity | None = None,
     ) -> str:
-        """Post a new message to the reference's conversation; returns its activity id."""
+        """Post a new message to the reference's conversation; returns its activity id.
+
+        ``identity``: the verified claims of the inbound turn this answers (a typed command's
+        reply), so the post goes out as that turn's own replies would; else the bot's app id.
+        """
 
         async def op(client: ConnectorClientBase, conversation: str) -> Any:
             return await client.conversations.send_to_conversation(conversation, activity)
 
-        return await self._posted(reference, activity, op, probe)
+        return await self._posted(reference, activity, op, probe, identity)
 
     async def reply(
         self,
@@ -67,6 +76,7 @@ class Connector:
         activity: Activity,
         *,
         probe: bool = False,
+        identity: ClaimsIdentity | None = None,
     ) -> str:
         """Post ``activity`` in the thread of the message ``reply_to``; returns its id."""
 
@@ -74,7 +84,7 @@ class Connector:
             activity.reply_to_id = reply_to
             return await client.conversations.reply_to_activity(conversation, reply_to, activity)
 
-        return await self._posted(reference, activity, op, probe)
+        return await self._posted(reference, activity, op, probe, identity)
 
     async def update(
         self,
@@ -93,30 +103,45 @@ class Connector:
         await self.run(reference, activity, op, probe)
 
     async def _posted(
-        self, reference: ConversationReference, activity: Activity, op: Operation, probe: bool
+        self,
+        reference: ConversationReference,
+        activity: Activity,
+        op: Operation,
+        probe: bool,
+        identity: ClaimsIdentity | None,
     ) -> str:
-        response = await self.run(reference, activity, op, probe)
+        response = await self.run(reference, activity, op, probe, identity)
         activity_id = getattr(response, "id", None)
         if not activity_id:
             raise ChatError("Teams did not return the new message's id")
         return str(activity_id)
 
     async def run(
-        self, reference: ConversationReference, activity: Activity, op: Operation, probe: bool
+        self,
+        reference: ConversationReference,
+        activity: Activity,
+        op: Operation,
+        probe: bool,
+        identity: ClaimsIdentity | None = None,
     ) -> Any:
         if not probe and self.clock() < self._down_until:
             raise ChatError("Teams was unreachable moments ago; queued for later")
         activity.apply_conversation_reference(reference)  # stored references name no message
         try:
-            result = await self._continue(reference, activity, op)
+            result = await self._continue(reference, activity, op, identity)
         except Exception as exc:
             self._down_until = self.clock() + self.policy.cooldown
+            _log_failure(exc)
             raise ChatError(f"Teams delivery failed: {_describe(exc)}") from exc
         self._down_until = 0.0
         return result
 
     async def _continue(
-        self, reference: ConversationReference, activity: Activity, op: Operation
+        self,
+        reference: ConversationReference,
+        activity: Activity,
+        op: Operation,
+        identity: ClaimsIdentity | None,
     ) -> Any:
         conversation = reference.conversation.id
         outcome: list[Any] = []
@@ -131,8 +156,21 @@ class Connector:
 
         continuation = reference.get_continuation_activity()
         continuation.id = None  # the SDK's random id would become a replyToId
-        await self.adapter.continue_conversation(self.app_id, continuation, turn)
+        if identity is None:
+            await self.adapter.continue_conversation(self.app_id, continuation, turn)
+        else:
+            await self.adapter.continue_conversation_with_claims(identity, continuation, turn)
         return outcome[0]
+
+
+CREDENTIAL_STATUSES = frozenset({401, 403})
+
+
+def _log_failure(exc: BaseException) -> None:
+    """A refused credential needs an operator (it will not heal); an outage, throttling or a
+    timeout is expected and handled (the event waits in the outbox): the caller says that."""
+    if isinstance(exc, aiohttp.ClientResponseError) and exc.status in CREDENTIAL_STATUSES:
+        log.error("Teams refused the bot's credentials (HTTP %d): check them", exc.status)
 
 
 def _describe(exc: BaseException) -> str:

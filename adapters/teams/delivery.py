@@ -44,7 +44,10 @@ STATUS = "status"
 RECEIPTS = "receipts"
 APPROVAL = "approval:"
 OUTBOX_LEASE = timedelta(minutes=2)
-OUTBOX_BACKOFF = Backoff(base_delay=30.0, max_delay=900.0, jitter=False)
+# Capped at a minute: after an outage, what waited goes out within a minute of Teams being
+# back (a 15-minute cap left the end of a job posted minutes after newer jobs' posts). The
+# first item probes Teams; the rest wait without calls, so a long outage costs one call a minute.
+OUTBOX_BACKOFF = Backoff(base_delay=30.0, max_delay=60.0, jitter=False)
 
 
 @dataclass

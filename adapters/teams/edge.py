@@ -9,6 +9,7 @@ identity (the adapter's outbound connector client is built from them).
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,6 +21,7 @@ from microsoft_agents.hosting.core.http import HttpResponse
 
 from adapters.teams.config import TeamsConfig
 from adapters.teams.inbound_auth import InboundAuth, InboundAuthError, KeysUnavailable
+from adapters.teams.tenant import refusal_response, shown, tenant_problem, tenants_named
 from engine.canonical import strict_loads
 from engine.errors import InputError, TooLarge
 
@@ -56,30 +58,45 @@ class Edge:
         self.auth = auth
         self.adapter = adapter
         self.agent = agent
+        self.refusals: Counter[str] = Counter()  # refused requests by reason (tests, metrics)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         try:
             body, identity = await self._admit(request)
         except InboundAuthError as exc:
             log.warning("teams: refused inbound request (401): %s", exc.reason)
+            self.refusals["UNAUTHORIZED"] += 1
             return web.json_response({"error": "unauthorized"}, status=401)
         except KeysUnavailable as exc:
             log.error("teams: cannot authenticate inbound requests: %s", exc)
             return web.json_response({"error": "authentication unavailable"}, status=503)
         except InputError as exc:
             log.warning("teams: refused inbound request (400): %s", exc)
+            self.refusals["BAD_REQUEST"] += 1
             return web.json_response({"error": "bad request"}, status=400)
+        if problem := tenant_problem(self.config.tenant_id, body):
+            return self._refuse_tenant(body, problem)
         try:
             result = await self.adapter.process_request(
                 _Inbound(request.headers, body, identity), self.agent
             )
         except pydantic.ValidationError:
+            # One line: the SDK's own ERROR with the sender's content is filtered (quiet_logs).
             log.warning("teams: refused inbound request (400): not an activity")
+            self.refusals["BAD_REQUEST"] += 1
             return web.json_response({"error": "bad request"}, status=400)
         if result.status_code == NOT_IMPLEMENTED:  # an invoke nothing of ours handles
             log.warning("teams: refused inbound request (400): no handler for this activity")
+            self.refusals["BAD_REQUEST"] += 1
             return web.json_response({"error": "bad request"}, status=400)
         return _response(result)
+
+    def _refuse_tenant(self, body: Mapping[str, Any], problem: str) -> web.Response:
+        tenants = ", ".join(dict.fromkeys(shown(t) for t in tenants_named(body))) or "none"
+        kind = shown(body.get("type"))
+        log.warning("teams: refused inbound %s (%s): tenant %s", kind, problem, tenants)
+        self.refusals[problem] += 1
+        return refusal_response(body)
 
     async def _admit(self, request: web.Request) -> tuple[dict[str, Any], ClaimsIdentity]:
         if self.config.dev_disable_auth:

@@ -60,10 +60,20 @@ def test_slack_form_round_trip() -> None:
     assert request_from_slack(slack_state(modal, VALUES)) == VALUES
 
 
-def test_an_empty_optional_ticket_is_fine() -> None:
-    values = RequestValues(Template.ENTRA_ROLE, "u", "r", 5, "why", "")
+def test_the_ticket_is_required_as_the_engine_requires_it() -> None:
+    """The engine refuses a request without a ticket (NOT_ELIGIBLE): both forms say so and
+    an empty one is refused before it gets there."""
+    values = RequestValues(Template.ENTRA_ROLE, "u", "r", 5, "why", " ")
     modal = slack.request_modal(samples.request_form())
-    assert request_from_slack(slack_state(modal, values)) == values
+    with pytest.raises(RequestFormError, match="ticket is required"):
+        request_from_slack(slack_state(modal, values))
+    (block,) = [b for b in modal["blocks"] if b.get("block_id") == "ticket"]
+    assert not block.get("optional")
+    assert block["label"]["text"] == "Ticket"
+    card = teams.request_form_card(samples.request_form())
+    (field,) = [e for e in card["body"] if e.get("id") == "ticket"]
+    assert field["isRequired"] is True
+    assert field["label"] == "Ticket"
 
 
 def test_prefilled_form_shows_values_and_the_error() -> None:
@@ -131,7 +141,7 @@ def test_labels_say_exactly_what_each_target_accepts() -> None:
     )
     either = forms.labels(None)
     for label in (*role.values(), *ca.values()):
-        if label not in ("Template", "Duration (minutes)", "Justification", "Ticket (optional)"):
+        if label not in ("Template", "Duration (minutes)", "Justification", "Ticket"):
             assert label in either[F.PRINCIPAL] or label in either[F.RESOURCE]
 
 
