@@ -70,13 +70,18 @@ async def test_retries_stop_at_the_bound_and_the_event_waits_in_the_outbox(
     assert await queued(teams) == events
 
 
-async def test_a_refusal_is_not_retried(teams: TeamsEnv) -> None:
+async def card_update_refused(teams: TeamsEnv, status: int) -> None:
+    """A pending job's card sent again while Teams answers ``status``: it raises."""
     job, _ = await flow.requested(teams)
-    teams.connector.faults = [(403, {})]
+    teams.connector.faults = [(status, {})]
     teams.advance(minutes=10)  # the countdown text changes, so the card is sent again
     event = ChatEvent("update_cards", job.to_json(), {}, (), teams.clock.now())
-    with pytest.raises(ChatError, match="HTTP 403"):
+    with pytest.raises(ChatError, match=f"HTTP {status}"):
         await teams.bot.deliver(event)
+
+
+async def test_a_refusal_is_not_retried(teams: TeamsEnv) -> None:
+    await card_update_refused(teams, 403)
     assert teams.connector.refused == 1
 
 

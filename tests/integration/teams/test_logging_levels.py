@@ -8,10 +8,9 @@ from typing import Any
 
 import pytest
 
-from engine.errors import ChatError
-from engine.ports import ChatEvent
 from tests.integration.teams import flow
 from tests.integration.teams.conftest import MALLORY, TeamsEnv
+from tests.integration.teams.test_delivery import card_update_refused
 
 SENDER_TEXT = "Mallory-typed-words-4711"
 
@@ -69,12 +68,7 @@ async def test_an_outage_is_warnings_not_errors(
 async def test_refused_credentials_are_an_error(
     teams: TeamsEnv, caplog: pytest.LogCaptureFixture
 ) -> None:
-    job, _ = await flow.requested(teams)
-    teams.connector.faults = [(401, {})]
-    teams.advance(minutes=10)  # the countdown text changes, so the card is sent again
-    event = ChatEvent("update_cards", job.to_json(), {}, (), teams.clock.now())
-    with pytest.raises(ChatError, match="HTTP 401"):
-        await teams.bot.deliver(event)
+    await card_update_refused(teams, 401)
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert [r.name for r in errors] == ["breakglass.teams.connector"]
     assert "credentials" in errors[0].getMessage()

@@ -41,6 +41,14 @@ def refused_once(env: TeamsEnv, caplog: pytest.LogCaptureFixture, where: str) ->
     assert env.bot.refusals[reason] == 1
 
 
+async def invoke_refused(teams: TeamsEnv, activity: dict[str, Any]) -> None:
+    """The invoke is answered 200 with the refusal, as Teams expects of an invoke."""
+    status, body = await teams.post(activity)
+    await teams.settle()
+    assert status == 200
+    assert "one organisation only" in message_reply(body)
+
+
 @pytest.mark.parametrize("where", WHERE)
 async def test_typed_request_from_another_tenant_gets_nothing(
     teams: TeamsEnv, caplog: pytest.LogCaptureFixture, where: str
@@ -59,10 +67,7 @@ async def test_form_submit_from_another_tenant_makes_no_job(
     form = await open_form(teams)
     calls = len(teams.connector.calls)
     submit = teams.invoke(ALICE, "request", form_data(), teams.connector.id_of(form))
-    status, body = await teams.post(from_tenant(submit, where))
-    await teams.settle()
-    assert status == 200
-    assert "one organisation only" in message_reply(body)
+    await invoke_refused(teams, from_tenant(submit, where))
     assert await teams.service.open_jobs() == []
     assert len(teams.connector.calls) == calls
     refused_once(teams, caplog, where)
@@ -76,12 +81,7 @@ async def test_approval_from_another_tenant_is_not_counted(
     calls = len(teams.connector.calls)
     message_id, _ = approval_message(teams)
     data = {"verb": "approve", "job_id": job.job_id, "plan_hash": job.plan.plan_hash}
-    status, body = await teams.post(
-        from_tenant(teams.invoke(BOB, "approve", data, message_id), where)
-    )
-    await teams.settle()
-    assert status == 200
-    assert "one organisation only" in message_reply(body)
+    await invoke_refused(teams, from_tenant(teams.invoke(BOB, "approve", data, message_id), where))
     await unchanged(teams, job, calls)
     refused_once(teams, caplog, where)
 
