@@ -1,10 +1,12 @@
 """Where a request modal was opened, sealed into the modal's ``private_metadata``.
 
-Slack echoes ``private_metadata`` back in the ``view_submission``; whoever can sign a request
-(the signing secret is shared by every workspace of the app) could echo something else and
-file the job in another channel. So the bot seals the channel and the person it opened the form
-for with an HMAC under a key derived from the signing secret (its own purpose, so a seal is
-never a valid request signature); stateless, so any replica can check a submission.
+Slack echoes ``private_metadata`` back in the ``view_submission``. The bot seals the channel
+and the person it opened the form for with an HMAC under a key derived from the signing
+secret (its own purpose, so a seal is never a valid request signature); stateless, so any
+replica can check a submission. A submission must carry the origin this bot sealed: an
+edited one, or one hand-made without the secret, files no job. Whoever holds the signing
+secret can seal too, as they can sign anything: against them, only the secret's keeping
+helps.
 """
 
 from __future__ import annotations
