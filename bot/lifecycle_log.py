@@ -21,6 +21,13 @@ class LoggingPacedChat(PacedChat):
             log_event(job_id, event)
         await super().publish(job_id, events)
 
+    def hold_now(self, job_id: str, events: list[ChatEvent]) -> bool:
+        held = super().hold_now(job_id, events)
+        if held:
+            for event in events:
+                log_event(job_id, event)
+        return held
+
 
 def log_event(job_id: str, event: ChatEvent) -> None:
     for record in event.records:

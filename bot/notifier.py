@@ -156,15 +156,36 @@ class PacedChat:
                 await self.notifier.queue(event)
             raise
 
+    def hold_now(self, job_id: str, events: list[ChatEvent]) -> bool:
+        """Hold receipts back at once, without a task of their own, when that is all that
+        publishing them would do: nothing of the job's is posting or waiting to post, and
+        its interval is not over (a busy agent's tool calls land here). False: publish."""
+        held = self._held.get(job_id)
+        if held is None or held.users or held.last_post is None:
+            return False
+        if any(e.kind != RECEIPTS for e in events) or self._due(held):
+            return False
+        for event in events:
+            held.resolved = held.resolved or event.job.get("state") in RESOLVED
+            self._hold(job_id, held, event)
+        return True
+
+    def _due(self, held: _Held) -> bool:
+        return held.last_post is None or self.clock() - held.last_post >= self.receipts_every
+
     async def _receipts(self, job_id: str, held: _Held, event: ChatEvent) -> None:
-        now = self.clock()
-        if held.last_post is None or now - held.last_post >= self.receipts_every:
+        if self._due(held):
             held.waiting.append(event)
             await self._send_waiting(held)
             return
+        self._hold(job_id, held, event)
+
+    def _hold(self, job_id: str, held: _Held, event: ChatEvent) -> None:
+        """Keep ``event`` until the job's interval is over; one flush per job sends it."""
+        assert held.last_post is not None
         held.waiting.append(event)
         if held.flush is None or held.flush.done():
-            due = (held.last_post + self.receipts_every - now).total_seconds()
+            due = (held.last_post + self.receipts_every - self.clock()).total_seconds()
             held.flush = self.tasks.spawn(self._flush_later(job_id, due), f"chat-flush:{job_id}")
 
     async def _flush_later(self, job_id: str, seconds: float) -> None:

@@ -182,7 +182,7 @@ class JobService:
         """People are told beside the job, never in its way: chat is slow and may be down,
         and a rollback's steps (each a command) must not wait on it, nor must a Kill.
         ``PacedChat`` keeps one job's posts in the order they were handed over."""
-        if events:
+        if events and not self.chat.hold_now(job_id, events):
             self.tasks.spawn(self.chat.publish(job_id, events), f"chat:{job_id}")
 
     async def _forget_if_resolved(self, job_id: str) -> None:

@@ -3,6 +3,7 @@ ones that arrive sooner wait and go out together, in order, none lost."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from engine.job import CLOSED, KILLED
@@ -86,3 +87,52 @@ async def test_the_pacer_holds_nothing_for_jobs_that_ended(env: Env) -> None:
     assert {(await s.load(job_id)).state for job_id in ended} == {KILLED, CLOSED}
     finished = [e.job["job_id"] for e in env.chat.events if e.kind == "finish"]
     assert sorted(finished) == ended  # each told its end before it was forgotten
+
+
+async def test_receipts_inside_the_interval_are_held_without_a_task_of_their_own(
+    env: Env,
+) -> None:
+    # A busy agent's calls each end in a command: when all that telling people would do is
+    # hold receipts back, it is done at once, in order with what waits already.
+    chat = env.service.chat
+    assert not chat.hold_now("job-loud", [receipts(env, 0)])  # nothing posted yet: publish
+    await chat.publish("job-loud", [receipts(env, 0)])
+    assert chat.hold_now("job-loud", [receipts(env, 1)])
+    assert chat.hold_now("job-loud", [receipts(env, 2)])
+    finish = ChatEvent("finish", JOB, {"outcome": "closed"}, (), env.clock.now)
+    assert not chat.hold_now("job-loud", [finish])  # a post is published, never held
+    env.clock.advance(seconds=10)
+    assert not chat.hold_now("job-loud", [receipts(env, 3)])  # the interval is over
+    await chat.publish("job-loud", [receipts(env, 3)])
+    await env.settle()
+    assert posted_seqs(env) == [0, 1, 2, 3]
+
+
+class GatedChat:
+    """Takes posts only while ``gate`` is open."""
+
+    platform = "console"
+
+    def __init__(self) -> None:
+        self.gate = asyncio.Event()
+        self.kinds: list[str] = []
+
+    async def deliver(self, event: ChatEvent) -> None:
+        await self.gate.wait()
+        self.kinds.append(event.kind)
+
+
+async def test_receipts_wait_behind_a_post_still_going_out(env: Env) -> None:
+    chat, gated = env.service.chat, GatedChat()
+    env.service.notifier.register(gated)
+    gated.gate.set()
+    await chat.publish("job-loud", [receipts(env, 0)])
+    gated.gate.clear()
+    notice = ChatEvent("announce", JOB, {}, (), env.clock.now)
+    env.service.tasks.spawn(chat.publish("job-loud", [notice]), "chat:job-loud")
+    await asyncio.sleep(0)  # the notice holds the job's turn, waiting for the chat
+    assert not chat.hold_now("job-loud", [receipts(env, 1)])  # so receipts queue behind it
+    env.service.tasks.spawn(chat.publish("job-loud", [receipts(env, 1)]), "chat:job-loud")
+    gated.gate.set()
+    await env.settle()
+    assert gated.kinds == ["receipts", "announce", "receipts"]
