@@ -74,25 +74,22 @@ async def active_instances(ctx: ToolContext, principal_id: str, role_id: str) ->
     return [i for i in found if i.get("directoryScopeId") == ROOT_SCOPE]
 
 
-async def holders(ctx: ToolContext, role_id: str) -> list[str]:
-    found = await ctx.client.get_all(INSTANCES, {"$filter": f"roleDefinitionId eq '{role_id}'"})
-    return sorted({str(i.get("principalId")) for i in found})
-
-
-async def granted_by_breakglass(ctx: ToolContext, role_id: str) -> list[str]:
-    """Holders of the role through a breakglass job's own grant (a marked request): another
-    job's grant coming and going is that job's to receipt and verify, not drift here."""
+async def holders(ctx: ToolContext, role_id: str) -> tuple[list[str], list[str]]:
+    """The role's holders, and those of them holding it through a breakglass job's own grant
+    (a marked request): another job's grant coming and going is that job's to receipt and
+    verify, not drift here. One read of the instances, one of the requests."""
     role_filter = {"$filter": f"roleDefinitionId eq '{role_id}'"}
+    found = await ctx.client.get_all(INSTANCES, role_filter)
     requests = await ctx.client.get_all(REQUESTS, role_filter)
     schedules = {
         r.get("targetScheduleId")
         for r in requests
         if r.get("action") == "adminAssign" and marked_job(r.get("justification"))
     }
-    found = await ctx.client.get_all(INSTANCES, role_filter)
-    return sorted(
-        {str(i.get("principalId")) for i in found if i.get("roleAssignmentScheduleId") in schedules}
-    )
+    granted = {
+        str(i.get("principalId")) for i in found if i.get("roleAssignmentScheduleId") in schedules
+    }
+    return sorted({str(i.get("principalId")) for i in found}), sorted(granted)
 
 
 async def job_requests(ctx: ToolContext, args: Mapping[str, Any]) -> list[Doc]:
@@ -121,11 +118,8 @@ async def save_holders_before(ctx: ToolContext, args: Mapping[str, Any]) -> list
     """The role's holders before this job's write, and which of them other breakglass jobs
     granted (the first saved set wins on a retry)."""
     key = holders_key(args["job_id"], args["principal_id"], args["role_definition_id"])
-    role = args["role_definition_id"]
-    current = {
-        "holders_before": await holders(ctx, role),
-        "breakglass_holders_before": await granted_by_breakglass(ctx, role),
-    }
+    everyone, granted = await holders(ctx, args["role_definition_id"])
+    current = {"holders_before": everyone, "breakglass_holders_before": granted}
     saved = await ctx.snapshots.save_snapshot(key, current)
     return sorted(str(h) for h in saved.get("holders_before", current["holders_before"]))
 
@@ -160,9 +154,9 @@ async def read_role_assignment(ctx: ToolContext, args: Mapping[str, Any]) -> Too
     found, reads = await ctx.poll(
         lambda: active_instances(ctx, principal, role), lambda xs: bool(xs) == want_present
     )
-    after = await holders(ctx, role)
+    after, granted = await holders(ctx, role)
     before, breakglass_before = await _holders_before(ctx, principal, role)
-    explained = {*breakglass_before, *await granted_by_breakglass(ctx, role)}
+    explained = {*breakglass_before, *granted}
     changes = _other_changes(principal, before, after, explained)
     # Without a baseline, "present" cannot be shown to be our change alone.
     baseline_ok = before is not None or not want_present
@@ -208,10 +202,11 @@ async def _holders_before(
     if not jobs:
         return None, []
     snap = await ctx.snapshots.load_snapshot(holders_key(str(jobs[-1]), principal, role)) or {}
-    saved, granted = snap.get("holders_before"), snap.get("breakglass_holders_before", [])
+    saved, granted = snap.get("holders_before"), snap.get("breakglass_holders_before")
     if not isinstance(saved, list):
         return None, []
-    return sorted(str(h) for h in saved), [str(h) for h in granted if isinstance(granted, list)]
+    granted = granted if isinstance(granted, list) else []  # a baseline from before it
+    return sorted(str(h) for h in saved), [str(h) for h in granted]
 
 
 async def remove_role_assignment(ctx: ToolContext, args: Mapping[str, Any]) -> ToolResult:
