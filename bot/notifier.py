@@ -161,9 +161,9 @@ class PacedChat:
         publishing them would do: nothing of the job's is posting or waiting to post, and
         its interval is not over (a busy agent's tool calls land here). False: publish."""
         held = self._held.get(job_id)
-        if held is None or held.users or held.last_post is None:
+        if held is None or held.users or self._due(held):
             return False
-        if any(e.kind != RECEIPTS for e in events) or self._due(held):
+        if any(e.kind != RECEIPTS for e in events):
             return False
         for event in events:
             held.resolved = held.resolved or event.job.get("state") in RESOLVED
