@@ -255,10 +255,9 @@ class ModelProxy:
         )
         exchange = ModelExchange(call.receipt_id, call.job_id, call.body, response, call.at)
         command = ModelCallRecorded(payload, call.scope_hash)
-        # The bodies go in the receipt's own transaction: one durable commit per call.
-        outcome = await self.service.command(
-            call.job_id, command, key=f"model:{call.receipt_id}", exchange=exchange
-        )
+        # The bodies go in the receipt's own transaction: one durable commit per call. No
+        # idempotency key: the receipt id is new, and the exchange's row is keyed by it.
+        outcome = await self.service.command(call.job_id, command, exchange=exchange)
         if not outcome.ok:
             log.warning("model receipt for %s not chained: %s", call.job_id, outcome.reason)
             await self.service.store.put_exchange(exchange)  # what passed is kept all the same

@@ -159,9 +159,8 @@ class JobService:
         exchange: ModelExchange | None = None,
     ) -> Outcome:
         """Apply ``command``; a re-delivered ``key`` returns the first result and does nothing.
-        ``exchange`` (a model call's bodies) is stored in the same transaction; its receipt id
-        is new, so its key cannot have been delivered before and is not looked up first."""
-        if key and exchange is None and (cached := await self.store.idempotent_result(key)):
+        ``exchange`` (a model call's bodies) is stored in the same transaction."""
+        if key and (cached := await self.store.idempotent_result(key)):
             return _replayed(cached)
         outcome = Outcome(False, job_id, reason="BUSY", detail="too many concurrent updates")
         events: list[ChatEvent] = []

@@ -10,6 +10,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
 import rfc8785
 
 from engine.encoding import sha256_b64u
@@ -17,17 +18,25 @@ from engine.errors import StrictJsonError, TooLarge
 
 MAX_SAFE_INTEGER = 2**53 - 1
 # Built once: ``json.dumps`` with options builds a new encoder per call, a cost on hot paths.
-_SORTED = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 _INSERTION_ORDER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+# orjson writes the bytes json writes (ADR 0017) for exact dicts, lists, strings, ints, bools
+# and None; a float as the same number (1e-7 where json writes 1e-07). Subclasses, dates and
+# dataclasses, which orjson would write, are passed to the json path, which refuses or writes
+# them as before; so are lone surrogates and ints past 64 bits, on which orjson raises.
+_ORJSON_EXACT = (
+    orjson.OPT_PASSTHROUGH_SUBCLASS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+)
 
 
 def jcs(value: Any) -> bytes:
     """RFC 8785 canonical bytes of a JSON value."""
     if _plain(value):
-        # For this subset the C encoder writes exactly the JCS bytes, ~10x faster.
+        # For this subset orjson writes exactly the JCS bytes, ~20x faster than rfc8785.
         try:
-            return _SORTED.encode(value).encode("utf-8")
-        except UnicodeEncodeError:
+            return orjson.dumps(value, option=_ORJSON_EXACT | orjson.OPT_SORT_KEYS)
+        except orjson.JSONEncodeError:
             pass  # a lone surrogate: the reference implementation names the error
     try:
         return rfc8785.dumps(value)
@@ -66,6 +75,14 @@ def _plain(value: Any) -> bool:
 
 def insertion_order_json(value: Any) -> bytes:
     """The bytes ``JSON.stringify(value)`` produces: no spaces, keys in insertion order."""
+    try:
+        fast = orjson.dumps(value, option=_ORJSON_EXACT)
+    except orjson.JSONEncodeError:
+        fast = None
+    # orjson writes NaN and the infinities as null, where json refuses them: a value that
+    # wrote any null is written again by json, so refusals stay refusals (nulls are rare).
+    if fast is not None and b"null" not in fast:
+        return fast
     return _INSERTION_ORDER.encode(value).encode("utf-8")
 
 

@@ -10,6 +10,8 @@ from sqlalchemy import Connection, Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.dml import Insert
 
+from adapters.store.prepared import prepared
+
 
 def insert_for(conn: Connection, table: Table) -> postgresql.Insert | sqlite.Insert:
     if conn.dialect.name == "postgresql":
@@ -22,7 +24,8 @@ def insert_new(conn: Connection, table: Table, row: Mapping[str, Any]) -> bool:
 
     RETURNING tells which happened: drivers need not report a rowcount for INSERT.
     """
-    return conn.execute(_insert_new(conn.dialect.name, table), row).first() is not None
+    statement = prepared(_insert_new(conn.dialect.name, table), conn.dialect)
+    return statement.run(conn, row).first() is not None
 
 
 @functools.cache

@@ -27,6 +27,8 @@ from typing import IO
 
 import _cffi_backend  # type: ignore[import-untyped]  # PyNaCl's runtime: the helper's path
 import nacl
+import orjson
+import rfc8785
 
 from engine.did import verify_signature
 from engine.encoding import b64u_decode
@@ -136,10 +138,12 @@ def serve() -> None:
 def helper_command() -> list[str]:
     """The helper runs isolated and without site (no current directory, no PYTHON*
     variables, no .pth files: a verifier must not import a stranger's ``engine``), on the
-    paths this project, PyNaCl and its cffi runtime were loaded from. Skipping site also
+    paths this project and the libraries it imports were loaded from. Skipping site also
     halves the helper's start."""
     root = Path(__file__).resolve().parents[2]
-    libraries = {Path(nacl.__file__).resolve().parents[1], Path(_cffi_backend.__file__).parent}
+    packages = (nacl, orjson, rfc8785)  # rfc8785 and orjson: engine.canonical, via engine.verify
+    libraries = {Path(str(p.__file__)).resolve().parents[1] for p in packages}
+    libraries.add(Path(_cffi_backend.__file__).parent)
     return [sys.executable, "-I", "-S", "-c", _HELPER, *map(str, [root, *(libraries - {root})])]
 
 

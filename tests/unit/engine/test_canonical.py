@@ -1,3 +1,8 @@
+import json
+from datetime import UTC, datetime
+from enum import StrEnum
+from types import MappingProxyType
+
 import pytest
 import rfc8785
 from hypothesis import given, settings
@@ -148,3 +153,86 @@ def test_jcs_fast_path_writes_exactly_the_reference_bytes(value: object) -> None
 )
 def test_jcs_agrees_with_the_reference_on_edge_cases(value: object) -> None:
     assert _ours(value) == _reference(value)
+
+
+# insertion_order_json: orjson where it writes what the json module writes (ADR 0017).
+_STRINGIFY = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def _json_module(value: object) -> bytes | str:
+    """What insertion_order_json wrote before orjson: the json module's bytes, or the name
+    of what it raised."""
+    try:
+        return _STRINGIFY.encode(value).encode("utf-8")
+    except Exception as exc:
+        return type(exc).__name__
+
+
+def _insertion_order(value: object) -> bytes | str:
+    try:
+        return insertion_order_json(value)
+    except Exception as exc:
+        return type(exc).__name__
+
+
+def _has_float(value: object) -> bool:
+    if isinstance(value, float):
+        return True
+    if isinstance(value, dict):
+        return any(_has_float(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_has_float(v) for v in value)
+    return False
+
+
+@settings(max_examples=400, deadline=None)
+@given(_JSON_VALUES)
+def test_insertion_order_json_writes_what_the_json_module_writes(value: object) -> None:
+    ours = _insertion_order(value)
+    if not _has_float(value) or isinstance(ours, str):
+        assert ours == _json_module(value)
+    else:  # a float's exponent is written 1e-7, not 1e-07: the same number either way
+        assert json.loads(ours) == json.loads(_json_module(value))
+
+
+def test_every_character_is_written_as_the_json_module_and_rfc8785_write_it() -> None:
+    everything = "".join(chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF)
+    for start in range(0, len(everything), 4096):
+        text = everything[start : start + 4096]
+        value = {"k": [text, {"n": 1}]}
+        assert insertion_order_json(value) == _json_module(value)
+        assert jcs(value) == rfc8785.dumps(value)
+
+
+@pytest.mark.parametrize(
+    ("value", "refused_with"),
+    [
+        (float("nan"), ValueError),  # orjson would write null
+        ({"x": [float("inf")]}, ValueError),
+        ({"s": "\ud800"}, UnicodeEncodeError),
+        ({"at": datetime(2026, 11, 30, tzinfo=UTC)}, TypeError),  # orjson would write it
+        ({"v": MappingProxyType({})}, TypeError),
+    ],
+)
+def test_insertion_order_json_refuses_what_the_json_module_refuses(
+    value: object, refused_with: type[Exception]
+) -> None:
+    with pytest.raises(refused_with):
+        insertion_order_json(value)
+
+
+class _Kind(StrEnum):
+    READ = "read"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"kind": _Kind.READ},  # a str subclass: written as its text, as json writes it
+        {"n": 2**64 + 1},  # past orjson's 64 bits
+        {1: "int key", None: "null key"},  # keys json turns into text
+        {"s": None, "t": "null"},
+    ],
+)
+def test_insertion_order_json_takes_the_json_path_where_orjson_differs(value: object) -> None:
+    assert insertion_order_json(value) == _json_module(value)
