@@ -30,6 +30,7 @@ from bot.model_proxy import ModelProxy, ProxyConfig, UpstreamConfig
 from bot.openclaw_executor import OpenClawConfig, OpenClawExecutor
 from bot.scripted_model import SCRIPTED_MODEL_ID, SCRIPTED_PROVIDER, ScriptedModel
 from bot.service import JobService
+from bot.shared_keys import check_shared_keys
 from engine.errors import ConfigError
 from engine.identity import Directory
 from engine.lifecycle import Keys, Rules
@@ -126,6 +127,7 @@ async def assemble(settings: Settings, clock: Clock) -> Assembly:
     store = await SqlStore.open(settings.database_url or sqlite_url(settings.home))
     simulator = _simulator(settings, clock)
     try:
+        await check_shared_keys(store, keys)  # a replica with keys of its own does not start
         tools = await _tools(settings, store, clock, simulator)
     except BaseException:
         await store.close()

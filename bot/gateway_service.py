@@ -20,7 +20,13 @@ from bot.pinned_policies import PinnedPolicies
 from bot.service import JobService
 from engine.containment import CREDENTIAL_WRITES
 from engine.cst import TokenKind
-from engine.errors import AdapterError, GatewayRefusal, InputError, JobNotFound
+from engine.errors import (
+    AdapterError,
+    GatewayRefusal,
+    InputError,
+    JobNotFound,
+    VerificationError,
+)
 from engine.gateway import Allowed, GatewayView, ToolCall, decide, recorded_call
 from engine.job import Job
 from engine.lifecycle import ToolCallRecorded, WriteSending
@@ -64,7 +70,12 @@ class ToolGateway:
         self._credential_writes: dict[str, int] = {}
 
     def _policy(self, job: Job) -> Policy:
-        return self._policies.of(job, self.service.keys.publisher.did, GatewayRefusal)
+        try:
+            return self._policies.of(job, self.service.keys.publisher.did, GatewayRefusal)
+        except VerificationError as exc:
+            # Not this replica's publisher key (a replica with other keys), or a damaged
+            # document: refused and receipted like any refusal, so a rollback runs to its end.
+            raise GatewayRefusal("POLICY_INVALID", exc.code) from exc
 
     def _revoked_for(self, job: Job) -> Callable[[str], bool]:
         """Revoked by this process, or recorded revoked on the job itself (a resolved job's

@@ -59,6 +59,7 @@ class RollbackRunner:
     def __init__(self, service: JobService) -> None:
         self.service = service
         self._running: dict[str, asyncio.Task[None]] = {}
+        self._failing: dict[str, str] = {}  # job → the error its runner last failed with
 
     def running(self, job_id: str) -> bool:
         task = self._running.get(job_id)
@@ -83,12 +84,47 @@ class RollbackRunner:
             await run_rollback(self.service, job_id)
         except LeaseLost:
             log.warning("rollback of %s left to the replica now holding its lease", job_id)
-        except Exception:  # the store or the process failed us: the next tick retries
-            log.exception(
-                "rollback runner for %s crashed; the next tick retries",
+        except Exception as exc:  # the store or the process failed us: the next tick retries
+            self._crashed(job_id, exc)
+            await self._end_if_spent(job_id)
+        else:
+            self._failing.pop(job_id, None)
+
+    def _crashed(self, job_id: str, exc: Exception) -> None:
+        """The traceback once per job and error; the same error again is one line."""
+        error = f"{type(exc).__name__}: {str(exc)[:200]}"
+        if self._failing.get(job_id) == error:
+            log.warning("rollback runner for %s failed again (%s)", job_id, error)
+            return
+        self._failing[job_id] = error
+        log.exception(
+            "rollback runner for %s crashed; the next tick retries until its budget is spent",
+            job_id,
+            extra={"job_id": job_id},
+        )
+
+    async def _end_if_spent(self, job_id: str) -> None:
+        """A runner that keeps failing must not hold its job open for ever (the first law):
+        once the rollback budget is spent, the job ends ``failed``, naming everything the
+        window may have left privileged, as a runner that ran out of budget would."""
+        try:
+            job = await self.service.load(job_id)
+            if job.state != ROLLING_BACK or self.service.clock() < _deadline(self.service, job):
+                return
+            still = may_remain(job)
+            log.error(
+                "ESCALATION job %s: its rollback kept failing until its budget was spent "
+                "(%s); still: %s",
                 job_id,
-                extra={"job_id": job_id},
+                self._failing.get(job_id, "?"),
+                "; ".join(still),
+                extra={"job_id": job_id, "escalation": True},
             )
+            finished = RollbackFinished(verified=False, still_privileged=still, attempts=0)
+            await self.service.command(job_id, finished, key=_finish_key(job))
+            self._failing.pop(job_id, None)
+        except Exception as exc:  # the store is down too: the next tick tries again
+            log.warning("rollback of %s not ended yet: %s", job_id, type(exc).__name__)
 
 
 async def run_rollback(service: JobService, job_id: str) -> None:
@@ -101,9 +137,7 @@ async def run_rollback(service: JobService, job_id: str) -> None:
     if service.gateway is not None:
         await service.gateway.settle(job_id)  # nothing of the agent's may land after us
     job = await service.load(job_id)
-    run = _Run(
-        service, job, parse_iso(job.ended_at or job.created_at) + service.rules.rollback_budget
-    )
+    run = _Run(service, job, _deadline(service, job))
     verified = await run.undo_and_verify()
     left = await run.contain_at_end()
     still = (() if verified else (describe_grant(run.job),)) + left
@@ -122,7 +156,7 @@ async def run_rollback(service: JobService, job_id: str) -> None:
         RollbackFinished(
             verified=verified, still_privileged=still, attempts=run.attempts, activity=used
         ),
-        key=f"{job_id}:rollback-finished:{job.ended_at}",
+        key=_finish_key(job),
     )
     if not outcome.ok:
         log.warning(
@@ -131,6 +165,28 @@ async def run_rollback(service: JobService, job_id: str) -> None:
             outcome.reason,
             extra={"job_id": job_id},
         )
+
+
+def _deadline(service: JobService, job: Job) -> datetime:
+    """When the rollback's budget is spent (counted from the window's end)."""
+    return parse_iso(job.ended_at or job.created_at) + service.rules.rollback_budget
+
+
+def _finish_key(job: Job) -> str:
+    """One verdict per rollback, whichever path reports it."""
+    return f"{job.job_id}:rollback-finished:{job.ended_at}"
+
+
+def may_remain(job: Job) -> tuple[str, ...]:
+    """Everything a window may have left behind when nothing could be checked: the grant
+    and what the end would have contained (if a write may have landed), and every
+    credential the window created."""
+    planned = (
+        end_steps(job.plan.payload["metadata"]["breakglass"], ()) if job.may_have_written else []
+    )
+    granted = (describe_grant(job),) if job.may_have_written else ()
+    steps = [*derived_steps(job.derived_rollback), *planned]
+    return granted + tuple(describe_left(step) for step in steps)
 
 
 @dataclass

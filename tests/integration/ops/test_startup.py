@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from adapters.store import SqlStore, sqlite_url
+from bot.keys import trust_document
+from bot.shared_keys import RECORD, check_shared_keys
 from tests.integration.ops.support import (
     REPO,
     breakglass,
@@ -20,6 +23,7 @@ from tests.integration.ops.support import (
     serve_state,
     start_serve,
 )
+from tests.support.engine_sim import fixed_keys
 
 GRAPH_TOML = """
 [tenant]
@@ -134,3 +138,24 @@ def test_a_frozen_start_up_heap_leaves_full_collections_little_to_walk() -> None
     counts = json.loads(done.stdout)
     assert counts["frozen"] > 50_000  # the service's modules and SDKs, at the least
     assert counts["after"] < counts["before"] / 10  # what a full collection still walks
+
+
+async def test_a_replica_with_keys_of_its_own_does_not_start(tmp_path: Path) -> None:
+    # A replica that joined with other keys could not roll back the others' jobs, and what
+    # it signed verified with no trust file (a black-box run with replicas).
+    url = sqlite_url(tmp_path)  # the database every replica names
+    store = await SqlStore.open(url)
+    try:
+        await check_shared_keys(store, fixed_keys(b"the first replica"))
+    finally:
+        await store.close()
+    env = clean_environ(tmp_path / "home", BREAKGLASS_DATABASE_URL=url)
+    done = breakglass(["serve", "--port", "0"], env)
+    refused(done, "keys:", "same keys directory")
+
+    store = await SqlStore.open(url)
+    try:  # the first replica's keys are still the ones recorded
+        recorded = await store.load_snapshot(RECORD)
+        assert recorded == trust_document(fixed_keys(b"the first replica"))
+    finally:
+        await store.close()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
@@ -23,13 +23,14 @@ from bot.executor import RunbookExecutor
 from bot.gateway_service import ToolGateway
 from bot.service import JobService
 from engine import catalog, chain
-from engine.job import ACTIVE, CLOSED, KILLED, Job
+from engine.cst import TokenKind
+from engine.job import ACTIVE, CLOSED, FAILED, KILLED, ROLLING_BACK, Job, describe_grant
 from engine.lifecycle import END_WRITE_FAILED, Approve, Kill, Request
 from engine.receipts import TOOL_RECEIPT, content_hash
 from engine.timeutil import parse_iso
 from engine.verify import verify_bundle
 from tests.integration.graph.conftest import simulated_service
-from tests.support.engine_sim import trust_for
+from tests.support.engine_sim import fixed_keys, trust_for
 from tests.support.fakes import RecordingChat
 from tests.support.waiting import settle
 
@@ -325,3 +326,90 @@ async def test_what_a_shutdown_cuts_off_waits_in_the_outbox(sim_env: SimEnv) -> 
     assert sorted(kinds) == sorted(["receipts", *request_posts, "receipts", *approval_posts])
     assert sorted(s for item in queued for s in item.payload["seqs"]) == [0, 1]
     assert all(item.job_id == "job-input" for item in queued)
+
+
+@dataclass
+class UnstoppableAgent:
+    """An agent whose process cannot be stopped: its start runs the real runbook, and every
+    halt fails as a process manager's signal can (the rollback runner halts first)."""
+
+    runbook: RunbookExecutor
+
+    async def start(self, job: Mapping[str, Any], token: str) -> None:
+        await self.runbook.start(job, token)
+
+    async def refresh(self, job: Mapping[str, Any], token: str) -> None:
+        await self.runbook.refresh(job, token)
+
+    async def halt(self, job_id: str) -> None:
+        raise OSError(1, "Operation not permitted")
+
+
+async def test_a_rollback_runner_that_keeps_crashing_ends_the_job_failed_within_its_budget(
+    sim_env: SimEnv, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A runner failing the same way at every tick kept its job rolling_back for ever (a
+    # black-box run with replicas: 454 traceback lines, the job never ended).
+    s = sim_env.service
+    s.executor = UnstoppableAgent(sim_env.executor)
+    job = await approved_job(
+        sim_env, "entra-role", {"principal_id": IDS["dave"], "role_definition_id": ROLE}
+    )
+    assert (job.state, job.write_done) == (ACTIVE, True)
+    assert (await s.command("job-input", Kill(s.actor("console:erin")))).ok
+    await sim_env.settle()
+    deadline = parse_iso(str((await s.load("job-input")).ended_at)) + s.rules.rollback_budget
+    ticks = 0
+    while (job := await s.load("job-input")).state == ROLLING_BACK:
+        assert sim_env.clock.now() <= deadline + timedelta(minutes=1), "the job never ended"
+        sim_env.clock.advance(30)
+        await s.tick()
+        await sim_env.settle()
+        ticks += 1
+
+    assert ticks > 2  # it failed again and again before the budget ran out
+    assert job.state == FAILED
+    assert job.rollback_verified is False
+    grant = describe_grant(job)
+    assert grant in job.still_privileged
+    escalations = [r.getMessage() for r in caplog.records if "ESCALATION" in r.getMessage()]
+    assert len(escalations) == 1, escalations
+    assert grant in escalations[0]
+    assert "Operation not permitted" in escalations[0]
+    tracebacks = [r for r in caplog.records if r.exc_info and "rollback runner" in r.msg]
+    assert len(tracebacks) == 1  # then one line per failure
+    records = await s.store.chain("job-input")
+    assert records[-1].event["event_type"] == chain.RUN_END
+
+
+async def test_a_replica_with_other_keys_has_its_calls_refused_and_receipted(
+    sim_env: SimEnv, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A replica started with keys of its own could not verify the job's WPC: every call of
+    # its rollback runner raised, and the job stayed rolling_back (black-box replica run).
+    # Refused instead, the runner goes on to the end of its budget like any refused step.
+    caplog.set_level(logging.INFO)
+    s = sim_env.service
+    job = await approved_job(
+        sim_env, "entra-role", {"principal_id": IDS["dave"], "role_definition_id": ROLE}
+    )
+    other = JobService(
+        store=s.store,
+        keys=fixed_keys(b"another replica"),
+        rules=s.rules,
+        tools=s.tools,
+        clock=sim_env.clock.now,
+        directory=s.directory,
+        sleep=advancing(sim_env.clock),
+    )
+    gateway = ToolGateway(other)
+    before = sim_env.sim.state()
+    read = job.plan.payload["metadata"]["breakglass"]["verify_action"]
+    token = s.token_for(job, TokenKind.AGENT)
+    outcome = await gateway.call("job-input", token, read["tool"], dict(read["arguments"]))
+
+    assert (outcome.allowed, outcome.reason) == (False, "POLICY_INVALID")
+    assert sim_env.sim.state() == before
+    (refusal,) = [r for r in await tool_receipts(sim_env) if r["receipt_id"] == outcome.receipt_id]
+    assert refusal["result_status"] == "error"
+    assert f"refused {read['tool']} on job-input: POLICY_INVALID" in caplog.messages
