@@ -4,11 +4,20 @@ Exactly one replica runs a job's timer work, its executor, its rollback and its 
 time. The store decides (compare-and-set on one row per job); this keeps what we were
 granted so that keeping a lease costs no write until half of it has run out. A replica
 that dies stops renewing, and the next replica to tick takes its jobs over once its leases
-expire (``ttl``, seconds)."""
+expire (``ttl``, seconds).
+
+A lease is held by one process, not by a replica id: two processes started with the same id
+by mistake must not both believe they run a job (a black-box run saw both run one rollback).
+The owner is ``<replica id>/<host>/<pid>/<boot>``. A restarted replica takes its dead
+predecessor's leases over at once (``adopt``): same id, same host, and a pid that is gone or
+is its own (a container restarted under the same pid). Anything else waits for the leases
+to expire."""
 
 from __future__ import annotations
 
 import logging
+import os
+import secrets
 import socket
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -26,6 +35,30 @@ def default_replica_id() -> str:
     return f"replica-{socket.gethostname()}"
 
 
+def process_owner(replica_id: str) -> str:
+    """This process's name on the leases it holds (see the module's docstring)."""
+    return f"{replica_id}/{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(4)}"
+
+
+def _is_dead_predecessor(owner: str, replica_id: str) -> bool:
+    """Was ``owner`` a process of ``replica_id`` on this host that is gone now?"""
+    _, _, rest = owner.partition(f"{replica_id}/")
+    host, _, rest = rest.partition("/")
+    pid_text, _, _ = rest.partition("/")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False  # another host's process: only its leases' expiry says it is gone
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return True  # this pid, another boot: this process replaced it
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, another user's
+    return False
+
+
 class Leases:
     def __init__(
         self,
@@ -36,7 +69,8 @@ class Leases:
     ) -> None:
         self.store = store
         self.clock = clock
-        self.owner = owner or default_replica_id()
+        self.replica_id = owner or default_replica_id()
+        self.owner = process_owner(self.replica_id)
         self.ttl = ttl
         self._held: dict[str, datetime] = {}  # job id → when our lease runs out
 
@@ -58,6 +92,24 @@ class Leases:
         if self._held.pop(job_id, None) is not None:
             log.warning("lease on %s lost by %s", job_id, self.owner, extra={"job_id": job_id})
         return False
+
+    async def adopt(self) -> None:
+        """At start: take over the live leases of this replica's dead predecessors at once.
+        Those of another live process with this replica id stay its own (and are said)."""
+        now = self.clock()
+        owners = set((await self.store.lease_holders(now)).values()) - {self.owner}
+        for owner in sorted(o for o in owners if o.startswith(f"{self.replica_id}/")):
+            if not _is_dead_predecessor(owner, self.replica_id):
+                log.warning(
+                    "another process holds leases as replica %s (%s): its jobs stay its own "
+                    "until it stops; two processes must not share a replica id",
+                    self.replica_id,
+                    owner,
+                )
+                continue
+            until = self.clock() + self.ttl
+            for job_id in await self.store.reassign_leases(owner, self.owner, until):
+                self._held[job_id] = until
 
     async def keep(self, job_id: str) -> bool:
         """True while this replica holds the lease; writes only past its half-life."""

@@ -318,6 +318,7 @@ class JobService:
         """After a (re)start: make every open job whole again, then tick once. Jobs another
         live replica runs are left to it (the tick takes them over if it dies)."""
         self.listen()
+        await self.leases.adopt()  # what this replica ran before a crash is its own at once
         holders = await self.store.lease_holders(self.clock())
         for job in await self.open_jobs():
             for token in job.tokens:

@@ -290,6 +290,11 @@ class LeaseStore(Protocol):
         """Every lease alive at ``now``: job id → owner."""
         ...
 
+    async def reassign_leases(self, owner: str, to: str, until: datetime) -> set[str]:
+        """Give every lease ``owner`` holds to ``to`` until ``until`` (a process taking over
+        from its dead predecessor); returns the job ids."""
+        ...
+
 
 class SignInStore(Protocol):
     """Begun step-up sign-ins, so that any replica can take the callback; each is used once."""

@@ -42,6 +42,12 @@ def release(conn: Connection, job_id: str, owner: str) -> bool:
     return gone.rowcount == 1
 
 
+def reassign(conn: Connection, owner: str, to: str, until: datetime) -> set[str]:
+    """Hand every lease of ``owner`` to ``to`` until ``until``, in one statement; the ids."""
+    stmt = update(LEASES).where(LEASES.c.owner == owner).values(owner=to, expires_at=until)
+    return {row.job_id for row in conn.execute(stmt.returning(LEASES.c.job_id))}
+
+
 def holders(conn: Connection, now: datetime) -> dict[str, str]:
     """Every live lease: job id → owner."""
     query = select(LEASES.c.job_id, LEASES.c.owner).where(LEASES.c.expires_at > now)

@@ -327,6 +327,9 @@ class SqlStore:
     async def lease_holders(self, now: datetime) -> dict[str, str]:
         return await self._run_alone(leases.holders, now)
 
+    async def reassign_leases(self, owner: str, to: str, until: datetime) -> set[str]:
+        return await self._run(leases.reassign, owner, to, until)
+
     # begun step-up sign-ins (any replica may take the callback)
     async def put_sign_in(self, state: str, document: JsonDoc, started: datetime) -> None:
         await self._run(sign_ins.put, state, document, started)

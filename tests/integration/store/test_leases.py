@@ -4,7 +4,12 @@ queries (counts by state, purge of old idempotency keys)."""
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
+import subprocess
 from datetime import timedelta
+
+import pytest
 
 from adapters.store import SqlStore
 from bot.leases import Leases
@@ -55,7 +60,8 @@ async def test_a_replica_keeps_its_leases_and_drops_one_taken_over(store: SqlSto
     assert await b.take("job-2")
     await a.keep_all()
     assert ("job-1" in a, "job-2" in a, "job-3" in a) == (True, False, True)
-    assert await store.lease_holders(clock()) == {"job-1": "a", "job-2": "b", "job-3": "a"}
+    holders = {"job-1": a.owner, "job-2": b.owner, "job-3": a.owner}
+    assert await store.lease_holders(clock()) == holders
     renewed_at = clock()
     clock.advance(seconds=1)
     await a.keep_all()  # renewed a second ago: no write
@@ -95,3 +101,45 @@ async def test_old_idempotency_keys_are_purged(store: SqlStore) -> None:
     assert await store.purge_keys(T0 + timedelta(hours=1)) == 1
     assert await store.idempotent_result("old") is None
     assert await store.idempotent_result("new") == {"ok": True}
+
+
+def _owner(pid: int, host: str = socket.gethostname(), boot: str = "0badb007") -> str:
+    """How another process of replica "r" names itself on its leases."""
+    return f"r/{host}/{pid}/{boot}"
+
+
+def _gone_pid() -> int:
+    """The pid of a process that has exited and been reaped."""
+    done = subprocess.Popen(["true"])
+    done.wait()
+    return done.pid
+
+
+async def test_two_processes_with_one_replica_id_never_hold_one_job(
+    store: SqlStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Two processes started with the same replica id both counted as a job's holder and ran
+    # its rollback twice (a black-box run with replicas): a lease is a process's own now.
+    twin = _owner(os.getppid())  # alive: this test's parent process
+    assert await store.acquire_lease("job-1", twin, T0 + TTL, T0)
+    leases = Leases(store, Clock(T0), "r", TTL)
+    await leases.adopt()
+    assert not await leases.take("job-1")
+    assert "job-1" not in leases
+    assert await store.lease_holders(T0) == {"job-1": twin}
+    assert f"another process holds leases as replica r ({twin})" in caplog.text
+
+
+@pytest.mark.parametrize("pid", [_gone_pid(), os.getpid()], ids=["pid gone", "same pid"])
+async def test_a_restarted_replica_takes_its_dead_predecessors_leases_at_once(
+    store: SqlStore, pid: int
+) -> None:
+    dead = _owner(pid)  # a crashed process, or this container's previous boot
+    for job_id in ("job-1", "job-2"):
+        assert await store.acquire_lease(job_id, dead, T0 + TTL, T0)
+    assert await store.acquire_lease("job-3", _owner(pid, host="elsewhere"), T0 + TTL, T0)
+    leases = Leases(store, Clock(T0), "r", TTL)
+    await leases.adopt()
+    assert ("job-1" in leases, "job-2" in leases, "job-3" in leases) == (True, True, False)
+    holders = await store.lease_holders(T0)
+    assert holders == {"job-1": leases.owner, "job-2": leases.owner, "job-3": holders["job-3"]}
