@@ -112,7 +112,11 @@ class McpGateway:
         app = self._mcp_server().streamable_http_app(
             streamable_http_path=MCP_PATH, json_response=True, stateless_http=True, host=host
         )
-        config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
+        # log_config=None: uvicorn's loggers propagate to our JSON handler (bot.logs) instead
+        # of its own plain-text handlers
+        config = uvicorn.Config(
+            app, log_level="warning", lifespan="on", access_log=False, log_config=None
+        )
         self._server = _Server(config)
         self._task = asyncio.ensure_future(self._server.serve(sockets=[sock]))
         self.url = f"http://{host}:{sock.getsockname()[1]}{MCP_PATH}"
