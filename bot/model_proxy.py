@@ -7,6 +7,12 @@ and the exact bytes received (for a stream: every byte of it, as received); thos
 are kept in the store for the configured retention, so an auditor can match them to the
 hashes. The signed receipt comes back as ``_receipt_envelope`` in a JSON answer and as a
 trailing ``: receipt <json>`` comment line after a stream's last event.
+
+A call counts as forwarded once its bytes may have reached the upstream (``Delivery``), so a
+call with no answer (a read timeout, a client that hung up) is receipted too. A token revoked
+while the upstream answers cuts the call within ``REVOCATION_POLL_SECONDS`` (the store is
+asked every ``STORE_POLLS`` polls): it is receipted as incomplete, and the client gets a
+refusal, or a stream that ends.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from typing import Any
 
 from aiohttp import web
 
-from adapters.llm import HttpUpstream, ModelUpstream, format_comment
+from adapters.llm import Delivery, HttpUpstream, InProcess, ModelUpstream, format_comment
 from adapters.llm.usage import usage_in, usage_of
 from bot.proxy_admission import Admission, Admitted, Route
 from bot.redaction import Redaction
@@ -48,6 +54,10 @@ CST_HEADER = "X-CST"
 RECEIPT_HEADER = "X-Breakglass-Receipt-Id"
 OPENROUTER_PREFIX = "openrouter/"
 RECEIPT_MEMBER = "_receipt_envelope"
+# How often an in-flight call looks for its token's revocation: this process's view is a
+# set lookup; the store (another replica's revocation when NOTIFY is not heard) is a query.
+REVOCATION_POLL_SECONDS = 0.1
+STORE_POLLS = 10
 
 
 @dataclass(frozen=True)
@@ -104,8 +114,9 @@ class ProxyConfig:
 class _Exchange:
     """What passed through one forwarded call so far."""
 
-    sent: bool = False
-    status: int = 0
+    delivery: Delivery = field(default_factory=Delivery)  # sent: the upstream may have it
+    revoked: bool = False  # cut because its token was revoked meanwhile
+    status: int = 0  # 0: no answer
     stream: web.StreamResponse | None = None
     received: bytearray = field(default_factory=bytearray)
     complete: bool = False
@@ -141,7 +152,7 @@ class ModelProxy:
         self, config: UpstreamConfig | None, scripted: ScriptedModel | None
     ) -> ModelUpstream:
         upstream: ModelUpstream = (
-            config.build() if config is not None else scripted or ScriptedModel()
+            config.build() if config is not None else InProcess(scripted or ScriptedModel())
         )
         self._upstreams.append(upstream)
         return upstream
@@ -160,29 +171,66 @@ class ModelProxy:
         ex = _Exchange()
         t0 = time.perf_counter()
         try:
-            await self._relay(request, call, ex)
+            await self._relay_unless_revoked(request, call, ex)
         except ModelError as err:
-            if not ex.sent:
+            if not ex.delivery.sent:
                 log.warning("model call of %s not forwarded: %s", call.job_id, err)
                 return _error(502, "UPSTREAM_UNAVAILABLE", "the model upstream failed")
-            log.warning("upstream broke off a call of %s: %s", call.job_id, err)
+            if ex.status == 0:
+                log.warning("model call of %s forwarded, no answer: %s", call.job_id, err)
+            else:
+                log.warning("upstream broke off a call of %s: %s", call.job_id, err)
         except ConnectionResetError:
             ex.client_gone = True
             log.info("the client of %s hung up; the upstream was cut", call.job_id)
         except asyncio.CancelledError:
             # The client hung up (handler cancelled): the upstream is cut; receipt what passed.
             log.info("a call of %s was cancelled; the upstream was cut", call.job_id)
-            if ex.sent:
+            if ex.delivery.sent:
                 ex.latency_ms = _ms_since(t0)
                 await self._settle(call, ex)
             raise
         ex.latency_ms = _ms_since(t0)
-        envelope = await self._settle(call, ex)
+        envelope = await self._settle(call, ex) if ex.delivery.sent else None
+        if ex.revoked:
+            log.info("model call of %s cut: its token was revoked", call.job_id)
+            if ex.stream is None:  # no answer after the revocation: the client is refused
+                return _refusal(InvalidToken("TOKEN_REVOKED", call.jti))
         return await self._respond(request, call, ex, envelope)
 
+    async def _relay_unless_revoked(
+        self, request: web.Request, call: Admitted, ex: _Exchange
+    ) -> None:
+        """The relay, cut (``ex.revoked``) when the call's token is revoked meanwhile."""
+        relay = asyncio.ensure_future(self._relay(request, call, ex))
+        watch = asyncio.ensure_future(self._until_revoked(call))
+        try:
+            await asyncio.wait((relay, watch), return_when=asyncio.FIRST_COMPLETED)
+        finally:  # also when the client hung up: the relay has ended before it is receipted
+            watch.cancel()
+            relay.cancel()
+            await asyncio.wait((relay, watch))
+        if relay.cancelled():  # only the watch's return cancels a relay that was running
+            ex.revoked = True
+        else:
+            relay.result()  # the relay's own failure, if any
+
+    async def _until_revoked(self, call: Admitted) -> None:
+        """Returns once the call's token is revoked."""
+        polls = 0
+        while True:
+            await asyncio.sleep(REVOCATION_POLL_SECONDS)
+            polls += 1
+            try:
+                durable = polls % STORE_POLLS == 0
+                if await self.admission.revoked(call.job_id, call.jti, durable=durable):
+                    return
+            except BreakGlassError as err:  # a lookup failed (the store): the next poll asks again
+                log.warning("revocation check of a call of %s failed: %s", call.job_id, err)
+
     async def _relay(self, request: web.Request, call: Admitted, ex: _Exchange) -> None:
-        async with call.route.upstream.send(call.body) as reply:
-            ex.sent, ex.status = True, reply.status
+        async with call.route.upstream.send(call.body, ex.delivery) as reply:
+            ex.status = reply.status
             if reply.is_stream:
                 ex.stream = web.StreamResponse(
                     headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
@@ -349,8 +397,11 @@ def _refusal(err: BreakGlassError) -> web.Response:
         log.info("model call refused: %s (%s)", err.reason, err.detail)
         return _error(403, err.reason, err.detail or err.reason)
     if isinstance(err, TooLarge):
+        log.info("model call refused: REQUEST_TOO_LARGE (%s)", err)  # the limit, no content
         return _error(413, "REQUEST_TOO_LARGE", str(err))
     if isinstance(err, AdapterError):
         log.warning("model call failed before forwarding: %s", type(err).__name__)
         return _error(503, "UNAVAILABLE", "try again")
+    # The message may quote the body (a duplicate key): the log gets only its kind.
+    log.info("model call refused: INVALID_REQUEST (%s)", type(err).__name__)
     return _error(400, "INVALID_REQUEST", str(err)[:200])

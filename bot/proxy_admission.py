@@ -7,7 +7,8 @@ job and its published WPC, verified against the publisher key; (3) the full toke
 that job and policy with the proxy audience, revocation in memory and in the store, and
 ``model:invoke`` scope, on every call; (4) the body: strict JSON object with a model and
 messages; (5) the route; (6) the WPC's model statements; (7) redaction and the forwarded
-bytes. Does NOT contact the upstream.
+bytes; (8) revocation again, as the body may have taken long to come (a Kill meanwhile).
+Does NOT contact the upstream; ``revoked`` is asked again while the upstream answers.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ class Admitted:
     redaction: Redaction
     receipt_id: str
     at: datetime
+    jti: str  # the token's, for the revocation checks while the call runs
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,9 @@ class Admission:
             detail = f"{route.provider}:{route.model[:80]} ({decision.reason})"
             raise GatewayRefusal("MODEL_NOT_ALLOWED", detail)
         forwarded, redaction = redact(request | {"model": route.model}, self.secrets)
+        # The body may have come slowly: a token revoked meanwhile sends nothing upstream.
+        if await self.revoked(caller.job.job_id, caller.token.jti):
+            raise InvalidToken("TOKEN_REVOKED", caller.token.jti)
         return Admitted(
             job_id=caller.job.job_id,
             scope_hash=caller.token.token_scope_hash_b64u,
@@ -105,7 +110,19 @@ class Admission:
             redaction=redaction,
             receipt_id=new_receipt_id("gr", caller.job.job_id),
             at=self.service.clock(),
+            jti=caller.token.jti,
         )
+
+    async def revoked(self, job_id: str, jti: str, *, durable: bool = True) -> bool:
+        """Is ``jti`` revoked now? The gateway's sources: this process's set (a Kill here, or
+        another replica's heard through NOTIFY), the job's own record (its jtis leave the set
+        once it has ended) and, when ``durable``, the store."""
+        job = await self.service.peek(job_id)
+        if jti in self.service.revoked or any(
+            t.jti == jti and t.revoked_at is not None for t in job.tokens
+        ):
+            return True
+        return durable and await self.service.store.is_revoked(jti)
 
     async def authenticate(self, token: str) -> Caller:
         issuers = frozenset({self.service.keys.issuer.did})

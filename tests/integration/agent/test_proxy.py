@@ -173,22 +173,30 @@ async def test_a_wpc_without_a_model_statement_allows_no_model(
     assert env.scripted.received == []
 
 
-async def test_malformed_and_oversized_bodies_are_refused(
-    make_env: MakeEnv, http: aiohttp.ClientSession
+async def test_malformed_and_oversized_bodies_are_refused_and_logged_without_content(
+    make_env: MakeEnv, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, "breakglass.model_proxy")
     env = await make_env(agent=False, proxy={"max_request_bytes": 4096})
     await approve(env)
     cst = await token(env)
-    assert code(await post(http, env, b'{"model": "m", "model": "n"}', cst)) == (
-        400,
-        "INVALID_REQUEST",
-    )
+    duplicated = b'{"model": "m", "sk-body-secret": 1, "sk-body-secret": 2}'
+    assert code(await post(http, env, duplicated, cst)) == (400, "INVALID_REQUEST")
     assert code(await post(http, env, {"model": SCRIPTED_MODEL_ID}, cst)) == (
         400,
         "INVALID_REQUEST",
     )
     assert code(await post(http, env, chat("x" * 5000), cst)) == (413, "REQUEST_TOO_LARGE")
     assert env.scripted.received == []
+    refusals = [r.getMessage() for r in caplog.records if "model call refused" in r.getMessage()]
+    assert [m.split(" (")[0] for m in refusals] == [
+        "model call refused: INVALID_REQUEST",
+        "model call refused: INVALID_REQUEST",
+        "model call refused: REQUEST_TOO_LARGE",
+    ]
+    assert "sk-body-secret" not in caplog.text
+    assert "xxxx" not in caplog.text
+    assert cst not in caplog.text
 
 
 async def test_configured_secrets_never_reach_the_upstream_and_the_redaction_is_receipted(
@@ -262,8 +270,9 @@ async def test_bearer_key_goes_to_an_openai_compatible_upstream(
 
 
 async def test_unreachable_upstream_is_a_502_and_nothing_is_receipted(
-    make_env: MakeEnv, http: aiohttp.ClientSession
+    make_env: MakeEnv, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, "breakglass.model_proxy")
     gone = await serve(web.Application())
     await gone.close()  # its port now refuses connections
     env = await make_env(
@@ -272,6 +281,8 @@ async def test_unreachable_upstream_is_a_502_and_nothing_is_receipted(
     await approve(env)
     assert code(await post(http, env, chat(), await token(env))) == (502, "UPSTREAM_UNAVAILABLE")
     assert await envelopes(env, "job-a1", "gateway_receipt") == []
+    assert await env.store.exchanges("job-a1") == []
+    assert "not forwarded: connection refused" in caplog.text
 
 
 async def test_kept_bodies_are_purged_after_the_retention_and_receipts_stay(
