@@ -44,6 +44,7 @@ RENEW_MARGIN_SECONDS = 60
 BACKOFF_SECONDS = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)  # then every 30 s until the budget is spent
 MAX_ATTEMPTS_PER_STEP = 64  # a backstop for a clock that never moves
 SETTLE_RECHECK_SECONDS = 30.0  # removal and read again this often while replication settles
+HALT_WAIT_SECONDS = 30.0  # the agent's stop, before the rollback goes on without it
 MAX_SETTLE_ROUNDS = 16  # 300 s of settle at 30 s a round is 10; a backstop for a stuck clock
 REMOVAL_NOT_YET_ALLOWED = "REMOVAL_NOT_YET_ALLOWED"
 NEVER = datetime.min.replace(tzinfo=UTC)
@@ -132,8 +133,7 @@ async def run_rollback(service: JobService, job_id: str) -> None:
     job = await service.load(job_id)
     if job.state != ROLLING_BACK:
         return
-    if service.executor is not None:
-        await service.executor.halt(job_id)
+    await _halt(service, job_id)
     if service.gateway is not None:
         await service.gateway.settle(job_id)  # nothing of the agent's may land after us
     job = await service.load(job_id)
@@ -165,6 +165,37 @@ async def run_rollback(service: JobService, job_id: str) -> None:
             outcome.reason,
             extra={"job_id": job_id},
         )
+
+
+async def _halt(service: JobService, job_id: str) -> None:
+    """Stop the agent before undoing. An agent that cannot be stopped, or not in time, does
+    not hold the rollback: its token is revoked, so each call it still makes is refused."""
+    if service.executor is None:
+        return
+    halt = service.tasks.spawn(service.executor.halt(job_id), f"halt:{job_id}")
+    waited = asyncio.ensure_future(_sleep(service, HALT_WAIT_SECONDS))  # the service's time
+    await asyncio.wait({halt, waited}, return_when=asyncio.FIRST_COMPLETED)
+    waited.cancel()
+    if not halt.done():
+        log.error(
+            "the agent of %s did not stop within %.0f s; the rollback goes on (its token is "
+            "revoked: every call it makes is refused)",
+            job_id,
+            HALT_WAIT_SECONDS,
+            extra={"job_id": job_id},
+        )
+    elif not halt.cancelled() and (exc := halt.exception()) is not None:
+        log.error(
+            "the agent of %s could not be stopped (%s); the rollback goes on (its token is "
+            "revoked: every call it makes is refused)",
+            job_id,
+            type(exc).__name__,
+            extra={"job_id": job_id},
+        )
+
+
+async def _sleep(service: JobService, seconds: float) -> None:
+    await service.sleep(seconds)
 
 
 def _deadline(service: JobService, job: Job) -> datetime:

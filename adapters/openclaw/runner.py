@@ -17,10 +17,12 @@ import signal
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from adapters.openclaw.install import Installation
 
+EXIT_POLL_SECONDS = 0.5  # how often a run's launcher is checked for having exited
+DRAIN_SECONDS = 2.0  # output still arriving once the launcher has exited
 log = logging.getLogger("breakglass.openclaw")
 HALT_GRACE_SECONDS = 5.0
 EXIT_STATUS = {0: "ok", 1: "error", 2: "timeout", 143: "terminated", -15: "terminated"}
@@ -115,9 +117,12 @@ class RunFiles:
 class OpenClawProcess:
     """A started run. :meth:`wait` and :meth:`stop` both return its outcome."""
 
-    def __init__(self, proc: asyncio.subprocess.Process, io: asyncio.Future[Any]) -> None:
+    def __init__(
+        self, proc: asyncio.subprocess.Process, io: asyncio.Future[Any], home: Path
+    ) -> None:
         self.proc = proc
         self._io = io
+        self._home = home  # the run's own HOME: every process of the run inherits it
         self._halted = False
 
     @classmethod
@@ -137,14 +142,14 @@ class OpenClawProcess:
         )
         io = asyncio.ensure_future(proc.communicate(message.encode()))
         log.info("openclaw run started (pid %s)", proc.pid)
-        return cls(proc, io)
+        return cls(proc, io, files.home)
 
     @property
     def running(self) -> bool:
         return self.proc.returncode is None
 
     async def wait(self) -> RunOutcome:
-        out, err = await asyncio.shield(self._io)
+        out, err = await self._output()
         if self.proc.returncode not in (0, None) and not self._halted:
             log.warning("openclaw exited %s: %s", self.proc.returncode, _tail(err))
         return outcome_of(self.proc.returncode, out.decode(errors="replace"), halted=self._halted)
@@ -164,9 +169,45 @@ class OpenClawProcess:
         self._signal(signal.SIGKILL)  # what is left of the group, now that the leader is done
         return await self.wait()
 
+    async def _output(self) -> tuple[bytes, bytes]:
+        """The run's output once the launcher has exited. Its pipes normally close with it,
+        but OpenClaw's agent runs in a session of its own: when the launcher is killed (an
+        out-of-memory kill), the agent outlives it, out of the group's reach, and holds the
+        pipes open, so the run, its halt and the job's rollback waited for it (for ten
+        minutes in a black-box run). Such strays are killed; the output is what came."""
+        while not (await asyncio.wait({self._io}, timeout=EXIT_POLL_SECONDS))[0]:
+            if self.proc.returncode is None:
+                continue  # still running (asyncio's wait() would also wait for the pipes)
+            if not (await asyncio.wait({self._io}, timeout=DRAIN_SECONDS))[0]:
+                killed = kill_strays(self._home)
+                log.warning(
+                    "openclaw (pid %s) exited; %d process(es) of its run held its output "
+                    "open and were killed",
+                    self.proc.pid,
+                    killed,
+                )
+                if not (await asyncio.wait({self._io}, timeout=DRAIN_SECONDS))[0]:
+                    return b"", b""
+        return cast(tuple[bytes, bytes], self._io.result())
+
     def _signal(self, sig: signal.Signals) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):  # the group is gone
             os.killpg(self.proc.pid, sig)
+
+
+def kill_strays(home: Path) -> int:
+    """SIGKILL every process (of this user) whose HOME is ``home``: a run's HOME is made for
+    it alone, so only its own processes carry it. Linux: read from /proc."""
+    marker = f"HOME={home}".encode()
+    killed = 0
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            if marker in (entry / "environ").read_bytes().split(b"\0"):
+                os.kill(int(entry.name), signal.SIGKILL)
+                killed += 1
+        except (OSError, ValueError):  # gone meanwhile, or not ours to read
+            continue
+    return killed
 
 
 def _tail(err: bytes) -> str:

@@ -4,6 +4,8 @@ whatever ignores it (a real child process tree stands in for OpenClaw; no OpenCl
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from pathlib import Path
 
 from adapters.openclaw.install import Installation
@@ -59,3 +61,26 @@ async def test_a_process_that_honours_sigterm_ends_terminated(tmp_path: Path) ->
     await started(files, process)
     outcome = await process.stop(grace=600)  # never reached: it exits on SIGTERM
     assert (outcome.status, outcome.halted) == ("terminated", True)
+
+
+ORPHANING = """setsid sh -c 'echo $$ > "$HOME/agent.pid"; exec sleep 1000' &
+while [ ! -s "$HOME/agent.pid" ]; do sleep 0.01; done
+echo started > "$HOME/started"
+exec sleep 1000
+"""
+
+
+async def test_an_agent_that_outlives_its_killed_launcher_does_not_hold_the_run(
+    tmp_path: Path,
+) -> None:
+    # OpenClaw's agent runs in a session of its own and keeps the run's output open: with
+    # its launcher killed (out of memory), the halt and the job's rollback waited for the
+    # agent for minutes (a black-box run).
+    inst, files = fake_openclaw(tmp_path, ORPHANING)
+    process = await OpenClawProcess.start(inst, files, "the task", timeout_seconds=60)
+    await started(files, process)
+    agent = int((files.home / "agent.pid").read_text())
+    os.kill(process.proc.pid, signal.SIGKILL)  # the launcher dies; the agent is not in its group
+    outcome = await asyncio.wait_for(process.wait(), timeout=60)  # a hang fails, not waits
+    assert (outcome.status, outcome.ok) == ("killed", False)
+    assert is_gone(agent)

@@ -28,6 +28,7 @@ from engine.job import ACTIVE, CLOSED, FAILED, KILLED, ROLLING_BACK, Job, descri
 from engine.lifecycle import END_WRITE_FAILED, Approve, Kill, Request
 from engine.receipts import TOOL_RECEIPT, content_hash
 from engine.timeutil import parse_iso
+from engine.tools import ToolResult
 from engine.verify import verify_bundle
 from tests.integration.graph.conftest import simulated_service
 from tests.support.engine_sim import fixed_keys, trust_for
@@ -330,10 +331,13 @@ async def test_what_a_shutdown_cuts_off_waits_in_the_outbox(sim_env: SimEnv) -> 
 
 @dataclass
 class UnstoppableAgent:
-    """An agent whose process cannot be stopped: its start runs the real runbook, and every
-    halt fails as a process manager's signal can (the rollback runner halts first)."""
+    """An agent whose process cannot be stopped: its start runs the real runbook; its halt
+    fails as a process manager's signal can, or never returns (its launcher died and its
+    agent, in a session of its own, held the run open: a black-box run)."""
 
     runbook: RunbookExecutor
+    hangs: bool = False
+    released: asyncio.Event = field(default_factory=asyncio.Event)  # a hanging halt ends
 
     async def start(self, job: Mapping[str, Any], token: str) -> None:
         await self.runbook.start(job, token)
@@ -342,7 +346,52 @@ class UnstoppableAgent:
         await self.runbook.refresh(job, token)
 
     async def halt(self, job_id: str) -> None:
+        if self.hangs:
+            await self.released.wait()
         raise OSError(1, "Operation not permitted")
+
+
+@pytest.mark.parametrize("hangs", [False, True], ids=["halt fails", "halt hangs"])
+async def test_an_agent_that_cannot_be_stopped_does_not_hold_the_rollback(
+    sim_env: SimEnv, hangs: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    s = sim_env.service
+    s.executor = agent = UnstoppableAgent(sim_env.executor, hangs)
+    job = await approved_job(
+        sim_env, "entra-role", {"principal_id": IDS["dave"], "role_definition_id": ROLE}
+    )
+    assert (job.state, job.write_done) == (ACTIVE, True)
+    assert (await s.command("job-input", Kill(s.actor("console:erin")))).ok
+    (rollback,) = [t for t in s.tasks if t.get_name() == "rollback:job-input"]
+    await asyncio.wait_for(rollback, timeout=60)  # a rollback waiting on the agent fails
+    agent.released.set()
+    await sim_env.settle()
+    job = await s.load("job-input")
+    assert (job.state, job.rollback_verified, job.still_privileged) == (KILLED, True, ())
+    assert not [g for g in sim_env.sim.active_grants() if g.principal_id == IDS["dave"]]
+    stopped = "did not stop within 30 s" if hangs else "could not be stopped (PermissionError)"
+    assert any(stopped in m and "the rollback goes on" in m for m in caplog.messages)
+    bundle, _ = await s.bundle(job)
+    report = verify_bundle(bundle, trust_for(s.keys))
+    assert report.valid, report.reasons
+
+
+@dataclass
+class MalformedRemoval:
+    """A tenant adapter with a bug: its role removal answers a body that is not JSON (the
+    receipt cannot be written), at every attempt. Everything else is the real adapter."""
+
+    tools: Any
+
+    async def call(self, tool_name: str, arguments: Mapping[str, Any]) -> ToolResult:
+        if tool_name == catalog.REMOVE_ROLE:
+            return ToolResult("success", {"removed_at": object()})
+        result: ToolResult = await self.tools.call(tool_name, arguments)
+        return result
+
+    async def find_marked_grants(self) -> list[Any]:
+        found: list[Any] = await self.tools.find_marked_grants()
+        return found
 
 
 async def test_a_rollback_runner_that_keeps_crashing_ends_the_job_failed_within_its_budget(
@@ -351,11 +400,12 @@ async def test_a_rollback_runner_that_keeps_crashing_ends_the_job_failed_within_
     # A runner failing the same way at every tick kept its job rolling_back for ever (a
     # black-box run with replicas: 454 traceback lines, the job never ended).
     s = sim_env.service
-    s.executor = UnstoppableAgent(sim_env.executor)
     job = await approved_job(
         sim_env, "entra-role", {"principal_id": IDS["dave"], "role_definition_id": ROLE}
     )
     assert (job.state, job.write_done) == (ACTIVE, True)
+    s.tools = MalformedRemoval(s.tools)
+    sim_env.clock.advance(6 * 60)  # past PIM's first five minutes: the removal is tried
     assert (await s.command("job-input", Kill(s.actor("console:erin")))).ok
     await sim_env.settle()
     deadline = parse_iso(str((await s.load("job-input")).ended_at)) + s.rules.rollback_budget
@@ -375,7 +425,7 @@ async def test_a_rollback_runner_that_keeps_crashing_ends_the_job_failed_within_
     escalations = [r.getMessage() for r in caplog.records if "ESCALATION" in r.getMessage()]
     assert len(escalations) == 1, escalations
     assert grant in escalations[0]
-    assert "Operation not permitted" in escalations[0]
+    assert "StrictJsonError: cannot canonicalize" in escalations[0]
     tracebacks = [r for r in caplog.records if r.exc_info and "rollback runner" in r.msg]
     assert len(tracebacks) == 1  # then one line per failure
     records = await s.store.chain("job-input")
