@@ -20,6 +20,12 @@ async def envelopes(env: AgentEnv, job_id: str, kind: str) -> list[Mapping[str, 
     ]
 
 
+async def nothing_forwarded(env: AgentEnv, job_id: str) -> None:
+    """No model receipt and no kept bytes: the call never left the proxy."""
+    assert await envelopes(env, job_id, "gateway_receipt") == []
+    assert await env.store.exchanges(job_id) == []
+
+
 async def model_receipts(env: AgentEnv, job_id: str) -> list[Mapping[str, Any]]:
     """Every gateway receipt of the job, verified with the gateway key and matched to the
     exact bodies kept in the store; returns their payloads in chain order."""

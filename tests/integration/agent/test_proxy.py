@@ -23,7 +23,7 @@ from engine.lifecycle import Kill
 from engine.ports import Revocation
 from engine.wpc import ModelAllowance
 from tests.integration.agent.conftest import AgentEnv, MakeEnv, approve
-from tests.integration.agent.receipts import envelopes, model_receipts
+from tests.integration.agent.receipts import envelopes, model_receipts, nothing_forwarded
 
 Answer = tuple[int, Any]
 
@@ -159,8 +159,7 @@ async def test_model_outside_the_wpc_is_refused_and_nothing_is_forwarded(
     answer = await post(http, quiet, chat(model="gpt-4o"), await token(quiet))
     assert code(answer) == (403, "MODEL_NOT_ALLOWED")
     assert quiet.scripted.received == []
-    assert await envelopes(quiet, "job-a1", "gateway_receipt") == []
-    assert await quiet.store.exchanges("job-a1") == []
+    await nothing_forwarded(quiet, "job-a1")
     assert "MODEL_NOT_ALLOWED" in caplog.text
 
 
@@ -280,8 +279,7 @@ async def test_unreachable_upstream_is_a_502_and_nothing_is_receipted(
     )
     await approve(env)
     assert code(await post(http, env, chat(), await token(env))) == (502, "UPSTREAM_UNAVAILABLE")
-    assert await envelopes(env, "job-a1", "gateway_receipt") == []
-    assert await env.store.exchanges("job-a1") == []
+    await nothing_forwarded(env, "job-a1")
     assert "not forwarded: connection refused" in caplog.text
 
 
