@@ -136,6 +136,7 @@ class ToolGateway:
             trusted_issuers={self.service.keys.issuer.did},
             is_revoked=self._revoked_for(job),
             credentials_added=len(job.derived_rollback) + pending,
+            tool_receipts=job.tool_receipts,
         )
         allowed = decide(call, token, view, self.service.clock())
         credential = allowed.spec.name in CREDENTIAL_WRITES

@@ -32,6 +32,10 @@ ROTATABLE = frozenset(ROTATABLE_KINDS)
 # extension request past its limit (EXTENSION_LIMIT). tests/unit/engine/test_rotation_budget.py
 MAX_DERIVED_CREDENTIALS = 2
 MAX_EXTENSIONS_WHEN_ROTATING = 2
+# A proof bundle holds at most 1000 tool receipts (clawsig proof_bundle.v1, maxItems): the
+# agent's calls, allowed or refused, may fill this many (the gateway refuses more: CALL_LIMIT,
+# and chains one refusal past it); the rest is the rollback's room.
+AGENT_CALL_LIMIT = 600
 # The write that creates each rotatable credential kind, and the step that removes one.
 _ROTATION_TOOLS = {APPLICATION_PASSWORD: (catalog.ADD_APP_PASSWORD, catalog.REMOVE_APP_PASSWORD)}
 CREDENTIAL_WRITES = frozenset(create for create, _ in _ROTATION_TOOLS.values())

@@ -14,8 +14,8 @@ from typing import Any
 
 from engine import catalog
 from engine.canonical import strict_loads
-from engine.containment import CREDENTIAL_WRITES, MAX_DERIVED_CREDENTIALS
-from engine.cst import VerifiedToken, tool_scope, verify_token
+from engine.containment import AGENT_CALL_LIMIT, CREDENTIAL_WRITES, MAX_DERIVED_CREDENTIALS
+from engine.cst import TokenKind, VerifiedToken, tool_scope, verify_token
 from engine.encoding import b64u_decode
 from engine.errors import GatewayRefusal, InputError, InvalidToken
 from engine.lifecycle import ToolCallRecorded
@@ -44,6 +44,7 @@ class GatewayView:
     tools: Mapping[str, ToolSpec] = field(default_factory=lambda: catalog.TOOLS)
     # Credentials the job has created, or been allowed to create and not yet receipted.
     credentials_added: int = 0
+    tool_receipts: int = 0  # the job's tool receipts so far
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,8 @@ def decide(call: ToolCall, token: object, view: GatewayView, now: datetime) -> A
     fit the bundle). Does NOT execute anything or check the outside world's state.
     """
     verified = _check_token(token, view, now)
+    if verified.kind == TokenKind.AGENT and view.tool_receipts >= AGENT_CALL_LIMIT:
+        raise GatewayRefusal("CALL_LIMIT", f"at most {AGENT_CALL_LIMIT} agent calls per job")
     name = call.tool_name if isinstance(call.tool_name, str) else ""
     denied = view.policy.evaluate("tool:execute", ["*"], {"Tool:Name": name})
     if denied.reason == "EXPLICIT_DENY":

@@ -8,7 +8,7 @@ from typing import Any
 
 from engine import chain
 from engine.bundle import executor_stop_record
-from engine.containment import derived_record
+from engine.containment import AGENT_CALL_LIMIT, derived_record
 from engine.job import (
     ACTIVE,
     END_UNEXPECTED_TARGET,
@@ -41,6 +41,11 @@ def tool_call(job: Job, command: ToolCallRecorded, ctx: Ctx) -> Transition:
     """Receipt a tool call (allowed or refused); a target outside the WPC kills the job."""
     if job.resolved:
         raise refuse("ALREADY_RESOLVED", "the job has ended; its chain is closed")
+    if command.role == "refused" and job.tool_receipts > AGENT_CALL_LIMIT:
+        # A flood of refused calls (a looping agent, or one still calling after a Kill):
+        # the first past the limit is in the chain, the rest only in the log, so the
+        # bundle stays within the receipts it may hold and the rollback keeps its room.
+        raise refuse("RECEIPT_LIMIT", f"more than {AGENT_CALL_LIMIT} agent calls receipted")
     token = _token_with_scope(job, command.token_scope_hash)
     ledger = Ledger(job, ctx.now)
     payload = tool_receipt_payload(
@@ -56,7 +61,10 @@ def tool_call(job: Job, command: ToolCallRecorded, ctx: Ctx) -> Transition:
     ledger.add_receipt(
         chain.TOOL_CALL, TOOL_RECEIPT, payload, binding_for(job, token), ctx.keys.gateway
     )
-    changes: dict[str, Any] = {"last_tool_call": f"{command.tool_name[:80]}: {command.status}"}
+    changes: dict[str, Any] = {
+        "last_tool_call": f"{command.tool_name[:80]}: {command.status}",
+        "tool_receipts": job.tool_receipts + 1,
+    }
     derived = command.status == "success" and derived_record(
         command.receipt_id, command.tool_name, command.arguments, command.result
     )

@@ -195,6 +195,7 @@ class JobSim:
             trusted_issuers={self.keys.issuer.did},
             is_revoked=self.revoked.__contains__,
             credentials_added=len(self.job.derived_rollback),
+            tool_receipts=self.job.tool_receipts,
         )
         receipt_id = f"tr_{self.job.job_id}_{self.job.chain_length:06d}"
         tool_call = ToolCall(tool, arguments)

@@ -6,16 +6,18 @@ from typing import Any
 import pytest
 
 from engine import catalog, chain
+from engine.containment import AGENT_CALL_LIMIT
 from engine.cst import GATEWAY_AUDIENCE, PROXY_AUDIENCE, TokenKind, sign_token, token_scope_hash
 from engine.did import Signer
-from engine.errors import GatewayRefusal
+from engine.errors import CommandRefused, GatewayRefusal
 from engine.gateway import MAX_ARGUMENT_CHARS, UNEXPECTED_TARGET, GatewayView, ToolCall, decide
 from engine.job import ACTIVE, ROLLING_BACK
-from engine.lifecycle import Tick
+from engine.lifecycle import Kill, Tick
 from engine.receipts import content_hash
 from engine.timeutil import epoch
+from engine.verify import verify_bundle
 from engine.wpc import Policy
-from tests.support.engine_sim import JobSim
+from tests.support.engine_sim import JobSim, trust_for
 
 ROGUE = Signer.from_seed(b"r" * 32)
 
@@ -36,6 +38,7 @@ def view(sim: JobSim) -> GatewayView:
         policy=Policy.from_payload(sim.job.plan.payload),
         trusted_issuers={sim.keys.issuer.did},
         is_revoked=sim.revoked.__contains__,
+        tool_receipts=sim.job.tool_receipts,
     )
 
 
@@ -237,3 +240,23 @@ def test_gateway_audience_is_what_the_gateway_accepts() -> None:
     assert decide(ToolCall(tool, arguments), token, view(sim), sim.now).spec.name == tool
     assert sim.job is not None
     assert sim.job.state == ACTIVE
+
+
+def test_an_agent_past_its_share_of_the_bundle_is_refused_and_its_flood_is_not_chained() -> None:
+    # A bundle holds at most 1000 tool receipts: 1000 refused calls of a looping agent made
+    # the bundle fail verification (a black-box run). The agent's share is AGENT_CALL_LIMIT.
+    sim = active()
+    tool, arguments = sim.planned("verify_action")
+    for _ in range(AGENT_CALL_LIMIT):
+        sim.call(tool, arguments)
+    assert sim.job is not None
+    assert sim.job.tool_receipts == AGENT_CALL_LIMIT
+    assert refused(sim, tool, arguments).reason == "CALL_LIMIT"  # the first one is chained
+    with pytest.raises(CommandRefused) as err:  # the next ones are not
+        sim.call("run_shell", {})
+    assert err.value.reason == "RECEIPT_LIMIT"
+    assert sim.job.tool_receipts == AGENT_CALL_LIMIT + 1
+    sim.do(Kill(sim.job.requester))
+    sim.run_rollback()  # the rollback's calls still have room
+    report = verify_bundle(sim.bundle(), trust_for(sim.keys))
+    assert report.valid, report.reasons
