@@ -24,6 +24,7 @@ from typing import Any
 import nacl.signing
 
 from bench.fixtures import CommitFloor, active_service, bundle_with_model_receipts
+from engine.containment import AGENT_CALL_LIMIT
 from engine.verify import verify_bundle
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
@@ -79,12 +80,15 @@ def ed25519_floor(n: int) -> Metrics:
     }
 
 
+CALLS_PER_JOB = AGENT_CALL_LIMIT  # then the gateway refuses the agent (CALL_LIMIT)
+
+
 async def gateway_latency(calls: int, budget_s: float = FULL_BUDGET_S) -> Metrics:
     """One allowed call: load job, decide, run a no-op tool, sign the receipt, durable CAS
     append on SQLite (WAL, synchronous=FULL). The commit floor is sampled between the
     calls, on the same disk, so both see the same load of a shared machine."""
     with tempfile.TemporaryDirectory() as tmp:
-        env = await active_service(Path(tmp))
+        env = await active_service(Path(tmp) / "0")
         floor = CommitFloor(Path(tmp) / "floor.db")
         try:
             samples: list[float] = []
@@ -92,9 +96,12 @@ async def gateway_latency(calls: int, budget_s: float = FULL_BUDGET_S) -> Metric
             pure: list[float] = []
             read_tool, read_args = env.read_call
             deadline = time.monotonic() + budget_s
-            for _ in range(calls):
+            for n in range(calls):
                 if len(samples) >= MIN_SAMPLES and time.monotonic() > deadline:
                     break
+                if n and n % CALLS_PER_JOB == 0:  # a fresh job
+                    await env.close()
+                    env = await active_service(Path(tmp) / str(n))
                 commits.append(floor.sample_ms())
                 pure.append(env.decision_ms())
                 t0 = time.perf_counter()
