@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from adapters.graph.failures import ResponseLost
 from engine.errors import GraphError
 from engine.timeutil import iso_ms, parse_iso
 
+log = logging.getLogger(__name__)
 CLAIM_HOLD = timedelta(seconds=300)  # bot.config_model: replication_settle_seconds <= 300
 STALE = "ReplicaBehind"
 
@@ -68,10 +70,21 @@ async def fresh_policy(
 
 
 def stale(policy_id: str) -> GraphError:
+    """The refusal to write on a claimed version, said at WARNING: after a writer died
+    between its claim and its answer it lasts until the claim expires, and the policy keeps
+    meanwhile what that write may have changed."""
+    log.warning(
+        "Conditional Access policy %s not written: the version read is claimed by a write "
+        "that may have landed (a Graph replica behind, or a writer that stopped before its "
+        "answer); tried again until the claim settles, at most %d s",
+        policy_id,
+        CLAIM_HOLD.total_seconds(),
+    )
     return GraphError(
         STALE,
-        f"Conditional Access policy {policy_id}: every read still shows a version we already "
-        "wrote on (Graph's replicas are behind); nothing was written",
+        f"Conditional Access policy {policy_id}: every read still shows a version already "
+        "claimed by a write (a Graph replica behind, or a writer that stopped before its "
+        "answer: its claim is held up to 5 minutes); nothing was written",
     )
 
 

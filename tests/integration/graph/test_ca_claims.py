@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from adapters.graph import GraphTools
 from adapters.graph.ca_claims import CLAIM_HOLD, STALE
 from adapters.graph.simulated import Fault, ManualClock, SimulatedTenant
@@ -105,7 +107,7 @@ async def test_a_write_graph_refused_leaves_its_version_free(
 
 
 async def test_a_write_whose_answer_was_lost_holds_its_version_until_replicas_settle(
-    sim: SimulatedTenant, tools: GraphTools
+    sim: SimulatedTenant, tools: GraphTools, caplog: pytest.LogCaptureFixture
 ) -> None:
     # Every answer is lost and nothing lands; the write might have landed for all we know,
     # so the version it was based on is not written on again until the claim's hold passes.
@@ -117,6 +119,16 @@ async def test_a_write_whose_answer_was_lost_holds_its_version_until_replicas_se
 
     err = await refused(sim, tools, catalog.EXCLUDE_GROUP, job("job-b", RESPONDERS), GraphError)
     assert err.code == STALE
+    # Said where an operator looks: the policy keeps what the lost write may have changed
+    # until the claim expires (a black-box run saw 5 minutes of this with nothing logged).
+    (said,) = [r for r in caplog.records if "the version read is claimed" in r.getMessage()]
+    assert said.levelname == "WARNING"
+    assert "at most 300 s" in said.getMessage()
+    # Said where an operator looks: the policy keeps what the lost write may have changed
+    # until the claim expires (a black-box run saw 5 minutes of this with nothing logged).
+    (said,) = [r for r in caplog.records if "the version read is claimed" in r.getMessage()]
+    assert said.levelname == "WARNING"
+    assert "at most 300 s" in said.getMessage()
 
     sim.advance(CLAIM_HOLD)
     assert (await tools.call(catalog.EXCLUDE_GROUP, job("job-b", RESPONDERS))).ok
