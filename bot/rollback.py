@@ -44,7 +44,6 @@ RENEW_MARGIN_SECONDS = 60
 BACKOFF_SECONDS = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)  # then every 30 s until the budget is spent
 MAX_ATTEMPTS_PER_STEP = 64  # a backstop for a clock that never moves
 SETTLE_RECHECK_SECONDS = 30.0  # removal and read again this often while replication settles
-HALT_WAIT_SECONDS = 30.0  # the agent's stop, before the rollback goes on without it
 MAX_SETTLE_ROUNDS = 16  # 300 s of settle at 30 s a round is 10; a backstop for a stuck clock
 REMOVAL_NOT_YET_ALLOWED = "REMOVAL_NOT_YET_ALLOWED"
 NEVER = datetime.min.replace(tzinfo=UTC)
@@ -173,15 +172,13 @@ async def _halt(service: JobService, job_id: str) -> None:
     if service.executor is None:
         return
     halt = service.tasks.spawn(service.executor.halt(job_id), f"halt:{job_id}")
-    waited = asyncio.ensure_future(_sleep(service, HALT_WAIT_SECONDS))  # the service's time
-    await asyncio.wait({halt, waited}, return_when=asyncio.FIRST_COMPLETED)
-    waited.cancel()
-    if not halt.done():
+    waited = service.rules.halt_wait.total_seconds()
+    if not (await asyncio.wait({halt}, timeout=waited))[0]:
         log.error(
-            "the agent of %s did not stop within %.0f s; the rollback goes on (its token is "
+            "the agent of %s did not stop within %g s; the rollback goes on (its token is "
             "revoked: every call it makes is refused)",
             job_id,
-            HALT_WAIT_SECONDS,
+            waited,
             extra={"job_id": job_id},
         )
     elif not halt.cancelled() and (exc := halt.exception()) is not None:
@@ -192,10 +189,6 @@ async def _halt(service: JobService, job_id: str) -> None:
             type(exc).__name__,
             extra={"job_id": job_id},
         )
-
-
-async def _sleep(service: JobService, seconds: float) -> None:
-    await service.sleep(seconds)
 
 
 def _deadline(service: JobService, job: Job) -> datetime:

@@ -52,6 +52,8 @@ class Rules:
     # that never saw the job's own write takes "absent" for proof only when read this long
     # after the window's end (every write of the job was sent before it).
     replication_settle: timedelta = timedelta(minutes=3)
+    # How long the rollback waits for the agent's process to stop (real time, a process's).
+    halt_wait: timedelta = timedelta(seconds=30)
     max_minutes: int = 60
     model: ModelAllowance | None = None
     simulated: bool = False
