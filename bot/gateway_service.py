@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from bot import metrics
@@ -77,12 +78,6 @@ class ToolGateway:
             # document: refused and receipted like any refusal, so a rollback runs to its end.
             raise GatewayRefusal("POLICY_INVALID", exc.code) from exc
 
-    def _revoked_for(self, job: Job) -> Callable[[str], bool]:
-        """Revoked by this process, or recorded revoked on the job itself (a resolved job's
-        jtis leave the fast path when it is evicted; its own record still says revoked)."""
-        recorded = {t.jti for t in job.tokens if t.revoked_at is not None}
-        return lambda jti: jti in self.service.revoked or jti in recorded
-
     async def call(
         self, job_id: str, token: object, tool_name: object, arguments: object
     ) -> GatewayOutcome:
@@ -134,7 +129,7 @@ class ToolGateway:
             job_id=job.job_id,
             policy=self._policy(job),
             trusted_issuers={self.service.keys.issuer.did},
-            is_revoked=self._revoked_for(job),
+            is_revoked=partial(self.service.knows_revoked, job),
             credentials_added=len(job.derived_rollback) + pending,
             tool_receipts=job.tool_receipts,
         )

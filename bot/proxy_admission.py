@@ -114,13 +114,9 @@ class Admission:
         )
 
     async def revoked(self, job_id: str, jti: str, *, durable: bool = True) -> bool:
-        """Is ``jti`` revoked now? The gateway's sources: this process's set (a Kill here, or
-        another replica's heard through NOTIFY), the job's own record (its jtis leave the set
-        once it has ended) and, when ``durable``, the store."""
-        job = await self.service.peek(job_id)
-        if jti in self.service.revoked or any(
-            t.jti == jti and t.revoked_at is not None for t in job.tokens
-        ):
+        """Is ``jti`` revoked now? The gateway's sources: what this process knows
+        (``JobService.knows_revoked``) and, when ``durable``, the store."""
+        if self.service.knows_revoked(await self.service.peek(job_id), jti):
             return True
         return durable and await self.service.store.is_revoked(jti)
 

@@ -337,6 +337,15 @@ class JobService:
         await self.store.purge_sign_ins(self.clock() - SIGN_IN_WINDOW)
         return removed
 
+    def knows_revoked(self, job: Job, jti: str) -> bool:
+        """Revoked as this process knows it (the gateway's and the model proxy's fast path):
+        by this process or a replica heard through NOTIFY, or recorded on the job itself (a
+        resolved job's jtis leave ``revoked`` when it is evicted; its record still says so).
+        The store, asked apart, is the authority."""
+        return jti in self.revoked or any(
+            t.jti == jti and t.revoked_at is not None for t in job.tokens
+        )
+
     def listen(self) -> None:
         """Hear the revocations other replicas commit (PostgreSQL LISTEN), until close()."""
         if self._listener is None:

@@ -127,7 +127,7 @@ class Job:
     # nothing was read (no grant, or a job from before the read existed).
     activity: Mapping[str, Any] | None = None
     last_tool_call: str | None = None
-    tool_receipts: int = 0  # in the chain (the bundle schema allows 1000: engine.gateway)
+    tool_receipts: int = 0  # in the chain (a bundle holds 1000: engine.containment)
     external_refs: Mapping[str, str] = field(default_factory=dict)
     refusals: tuple[Mapping[str, str], ...] = ()
     # The causal spans of the model calls so far: root/last span ids and their timestamps.
