@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import make_url
+
 from adapters.store import SqlStore, sqlite_url
 from bot.gateway_service import ToolGateway
 from bot.service import JobService
@@ -47,6 +49,7 @@ class ActiveJob:
     token: str
     read_call: tuple[str, dict[str, Any]]
     view: GatewayView  # what the gateway knows of the job, for the pure decision alone
+    database: Path  # the store's SQLite file
 
     def decision_ms(self) -> float:
         """One pure decision of the allowed read call: no I/O, no receipt."""
@@ -86,7 +89,8 @@ class ActiveJob:
 
 async def active_service(home: Path) -> ActiveJob:
     await asyncio.to_thread(home.mkdir, parents=True, exist_ok=True)
-    store = await SqlStore.open(sqlite_url(home))
+    url = sqlite_url(home)
+    store = await SqlStore.open(url)
     directory = Directory(
         by_chat_identity={f"console:{n}": [f"u-{n}"] for n in ("alice", "bob", "carol", "dave")}
     )
@@ -127,6 +131,7 @@ async def active_service(home: Path) -> ActiveJob:
         service.token_for(job, TokenKind.AGENT),
         (terms["tool"], dict(terms["arguments"])),
         view,
+        Path(str(make_url(url).database)),
     )
 
 
@@ -158,8 +163,9 @@ def bundle_with_model_receipts(n: int) -> tuple[dict[str, Any], Trust]:
 
 
 class CommitFloor:
-    """One small INSERT+COMMIT on its own SQLite file, tuned as the store tunes its own
-    (WAL, synchronous=FULL, BEGIN IMMEDIATE): the least a durable append can cost here."""
+    """One small INSERT+COMMIT in a table of its own in the SQLite file ``path``, tuned as
+    the store tunes its own (WAL, synchronous=FULL, BEGIN IMMEDIATE): the least a durable
+    append can cost there."""
 
     def __init__(self, path: Path) -> None:
         self.db = sqlite3.connect(path, isolation_level=None)
