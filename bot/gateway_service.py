@@ -97,12 +97,13 @@ class ToolGateway:
             command = recorded_call(
                 call, receipt_id=receipt_id, latency_ms=0, refusal=refusal, token=token
             )
-            await self._record(job_id, command)
+            unchained = await self._record(job_id, command)
             log.info(
-                "refused %s on %s: %s",
+                "refused %s on %s: %s%s",
                 call.tool_name[:80],
                 job_id,
                 refusal.reason,
+                f" (not receipted: {unchained})" if unchained else "",
                 extra={"job_id": job_id, "reason": refusal.reason},
             )
             metrics.REFUSALS.labels(refusal.reason).inc()
@@ -200,10 +201,14 @@ class ToolGateway:
             started_at=started,
         )
         try:
-            await self._record(job_id, command)
+            unchained = await self._record(job_id, command)
         finally:
             if allowed.spec.name in CREDENTIAL_WRITES:
                 self._credential_written(job_id)
+        if unchained:  # the job ended between the decision and the receipt
+            log.warning(
+                "receipt for %s on %s not chained: %s", call.tool_name[:80], job_id, unchained
+            )
         return GatewayOutcome(True, command.status, receipt_id, result=result.body)
 
     async def _run_tool(self, call: ToolCall) -> ToolResult:
@@ -221,16 +226,11 @@ class ToolGateway:
             log.error("tool %s raised %s", call.tool_name[:80], type(exc).__name__, exc_info=True)
             return ToolResult("error", {"error": "TOOL_FAILED", "exception": type(exc).__name__})
 
-    async def _record(self, job_id: str, command: ToolCallRecorded) -> None:
+    async def _record(self, job_id: str, command: ToolCallRecorded) -> str:
+        """Chain the receipt; the reason it was not ("" when it was). A closed chain takes
+        no more receipts, nor one past the agent's call limit: the caller logs those."""
         outcome = await self.service.command(job_id, command)
-        if not outcome.ok:
-            # A closed chain takes no more receipts; the refusal still goes to the log.
-            log.warning(
-                "receipt for %s on %s not chained: %s",
-                command.tool_name[:80],
-                job_id,
-                outcome.reason,
-            )
+        return "" if outcome.ok else outcome.reason
 
     def stop_calls(self, job_id: str) -> None:
         """Cancel the job's in-flight agent tool runs (each is still receipted)."""

@@ -51,6 +51,7 @@ log = logging.getLogger("breakglass.service")
 MAX_CAS_ATTEMPTS = 20
 KEY_WINDOW = timedelta(days=7)  # how long a re-delivered command is answered from its key
 SIGN_IN_WINDOW = timedelta(days=1)  # begun step-up sign-ins (they expire after 15 minutes)
+_RECEIPTS = (lifecycle.ToolCallRecorded, lifecycle.ModelCallRecorded)
 
 
 class JobService:
@@ -216,17 +217,12 @@ class JobService:
         try:
             transition = lifecycle.apply(job, command, ctx)
         except CommandRefused as err:
-            noted = lifecycle.refusal_note(job, command, err, ctx.now)
-            await self.store.update_job(JobUpdate(job_id, version, noted.state, noted.to_json()))
-            self._cache[job_id] = (version + 1, noted)
-            log.info(
-                "refused %s on %s: %s",
-                type(command).__name__,
-                job_id,
-                err.reason,
-                extra={"job_id": job_id, "reason": err.reason},
-            )
             metrics.COMMAND_REFUSALS.labels(err.reason).inc()
+            if not isinstance(command, _RECEIPTS):
+                await self._note_refusal(version, job, command, err, ctx.now)
+            # else a receipt the chain cannot take (the job has ended, or an agent's flood
+            # is past its call limit): its caller logs it. Noting it would rewrite the job,
+            # an ended one too, at each call of a looping agent or a leaked token.
             return Outcome(False, job_id, reason=err.reason, detail=err.detail), []
         outcome = _outcome(job_id, transition.result)
         update = job_update(job, version, transition, key, outcome.to_json())
@@ -235,6 +231,21 @@ class JobService:
         await self.store.update_job(update)
         self._cache[job_id] = (version + 1, transition.job)
         return outcome, await self.effects.perform(job, transition, update.document)
+
+    async def _note_refusal(
+        self, version: int, job: Job, command: Command, err: CommandRefused, now: datetime
+    ) -> None:
+        noted = lifecycle.refusal_note(job, command, err, now)
+        update = JobUpdate(job.job_id, version, noted.state, noted.to_json())
+        await self.store.update_job(update)
+        self._cache[job.job_id] = (version + 1, noted)
+        log.info(
+            "refused %s on %s: %s",
+            type(command).__name__,
+            job.job_id,
+            err.reason,
+            extra={"job_id": job.job_id, "reason": err.reason},
+        )
 
     async def load(self, job_id: str) -> Job:
         """The job as stored (always read from the store: another replica may have moved it)."""

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from typing import Any, Literal
+
+import pytest
 
 from adapters import chat_actions
 from bot.job_commands import chat_ports
@@ -225,9 +228,12 @@ async def test_reconciliation_sweep_removes_grants_of_closed_jobs_only(env: Env)
     assert env.tenant.roles == {role()}  # the open job's grant stays until its window ends
 
 
-async def test_a_late_call_after_the_job_ended_is_refused_for_its_token(env: Env) -> None:
+async def test_a_late_call_after_the_job_ended_is_refused_for_its_token(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
     """Once a job is resolved its jtis leave this replica's fast path; the job's own record
-    still says revoked, so the token is refused first, whatever the arguments say."""
+    still says revoked, so the token is refused first, whatever the arguments say. Nothing
+    is written for it: a leaked token's calls rewrote the ended job's row, one each."""
     s = env.service
     await approved(env)
     agent_token = s.token_for(await s.load("job-s1"), TokenKind.AGENT)
@@ -238,7 +244,15 @@ async def test_a_late_call_after_the_job_ended_is_refused_for_its_token(env: Env
     job = await s.load("job-s1")
     assert job.state == KILLED
     chain_before = len(await s.store.chain("job-s1"))
-    late = await env.gateway.call("job-s1", agent_token, catalog.WRITE_ROLE, {"junk": True})
-    assert (late.allowed, late.reason) == (False, "TOKEN_INVALID")
+    stored = await s.store.load_job("job-s1")
+    caplog.set_level(logging.INFO, logger="breakglass")
+    caplog.clear()
+    for _ in range(3):
+        late = await env.gateway.call("job-s1", agent_token, catalog.WRITE_ROLE, {"junk": True})
+        assert (late.allowed, late.reason) == (False, "TOKEN_INVALID")
     assert env.tenant.roles == set()
     assert len(await s.store.chain("job-s1")) == chain_before  # a closed chain takes nothing
+    assert await s.store.load_job("job-s1") == stored  # nor does the job
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("breakglass")]
+    refused = f"refused {catalog.WRITE_ROLE} on job-s1: TOKEN_REVOKED"
+    assert lines == [f"{refused} (not receipted: ALREADY_RESOLVED)"] * 3  # one line each
