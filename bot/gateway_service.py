@@ -89,27 +89,12 @@ class ToolGateway:
             return GatewayOutcome(False, "refused", "", reason="JOB_UNKNOWN")
         args = arguments if isinstance(arguments, Mapping) else {}
         call = ToolCall(tool_name if isinstance(tool_name, str) else "", args)
-        receipt_id = new_receipt_id("tr", job_id)
         started = self.service.clock()
         try:
             allowed = await self._decide(job, call, token, arguments)
         except GatewayRefusal as refusal:
-            command = recorded_call(
-                call, receipt_id=receipt_id, latency_ms=0, refusal=refusal, token=token
-            )
-            unchained = await self._record(job_id, command)
-            log.info(
-                "refused %s on %s: %s%s",
-                call.tool_name[:80],
-                job_id,
-                refusal.reason,
-                f" (not receipted: {unchained})" if unchained else "",
-                extra={"job_id": job_id, "reason": refusal.reason},
-            )
-            metrics.REFUSALS.labels(refusal.reason).inc()
-            return GatewayOutcome(
-                False, "refused", receipt_id, reason=public_reason(refusal.reason)
-            )
+            return await self._refused(job_id, call, token, refusal)
+        receipt_id = new_receipt_id("tr", job_id)
         if is_planned_write(job, call.tool_name, allowed.spec.role):
             # Durably "in flight" before it leaves: a crash before its receipt cannot hide it.
             marked = await self.service.command(job_id, WriteSending())
@@ -121,6 +106,38 @@ class ToolGateway:
                     job_id, call, allowed, receipt_id, result, t0, started
                 )
         return await self._execute(job_id, call, allowed, receipt_id, started)
+
+    async def refuse(
+        self, job_id: str, token: object, tool_name: object, arguments: object, detail: str
+    ) -> GatewayOutcome:
+        """Refuse and receipt, undecided, a call its transport could not read (a malformed
+        MCP request): it is in the chain and the log like any refused call, never run."""
+        try:
+            await self.service.peek(job_id)
+        except JobNotFound:
+            return GatewayOutcome(False, "refused", "", reason="JOB_UNKNOWN")
+        args = arguments if isinstance(arguments, Mapping) else {}
+        call = ToolCall(tool_name if isinstance(tool_name, str) else "", args)
+        return await self._refused(job_id, call, token, GatewayRefusal("CALL_MALFORMED", detail))
+
+    async def _refused(
+        self, job_id: str, call: ToolCall, token: object, refusal: GatewayRefusal
+    ) -> GatewayOutcome:
+        receipt_id = new_receipt_id("tr", job_id)
+        command = recorded_call(
+            call, receipt_id=receipt_id, latency_ms=0, refusal=refusal, token=token
+        )
+        unchained = await self._record(job_id, command)
+        log.info(
+            "refused %s on %s: %s%s",
+            call.tool_name[:80],
+            job_id,
+            refusal.reason,
+            f" (not receipted: {unchained})" if unchained else "",
+            extra={"job_id": job_id, "reason": refusal.reason},
+        )
+        metrics.REFUSALS.labels(refusal.reason).inc()
+        return GatewayOutcome(False, "refused", receipt_id, reason=public_reason(refusal.reason))
 
     async def _decide(self, job: Job, call: ToolCall, token: object, raw_args: object) -> Allowed:
         if not isinstance(raw_args, Mapping):

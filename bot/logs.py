@@ -27,7 +27,7 @@ _SECRET_SUFFIXES = ("_secret", "_password", "_token", "_api_key", "_private_key"
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
 LEVELS["error"] = logging.ERROR
-QUIET = ("alembic", "aiohttp.access", "msal")
+QUIET = ("alembic", "aiohttp.access", "msal", "mcp")  # mcp: a line per MCP request
 _UNSAFE = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
 
 

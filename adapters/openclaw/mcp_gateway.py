@@ -7,8 +7,11 @@ anything by itself. ``tools/list`` shows exactly the job's WPC tools under their
 (adapters/openclaw/names.py); ``tools/call`` forwards in-process to the tool gateway with
 the job's current CST, so every call is checked, receipted and refused there exactly as
 for any other executor. A refusal comes back to the model as an error result
-``refused: <reason>``. Calls that race a halt still reach the gateway (the binding is
-dropped only after the process has exited), so the revoked token refuses them.
+``refused: <reason>``. A ``tools/call`` the SDK refuses as malformed (arguments that are
+not an object, a name that is not a string) goes to the gateway too, which refuses and
+receipts it; every other request the SDK refuses is one log line. Calls that race a halt
+still reach the gateway (the binding is dropped only after the process has exited), so
+the revoked token refuses them.
 """
 
 from __future__ import annotations
@@ -25,8 +28,10 @@ from typing import Any, Protocol
 
 import mcp.types as types
 import uvicorn
-from mcp.server.context import ServerRequestContext
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.lowlevel import Server
+from mcp.shared.exceptions import MCPError
+from pydantic import ValidationError
 
 from adapters.openclaw.names import SERVER_NAME, catalog_name, mcp_name
 from engine import catalog
@@ -53,6 +58,10 @@ class ToolCaller(Protocol):
 
     async def call(
         self, job_id: str, token: object, tool_name: object, arguments: object
+    ) -> CallOutcome: ...
+
+    async def refuse(
+        self, job_id: str, token: object, tool_name: object, arguments: object, detail: str
     ) -> CallOutcome: ...
 
 
@@ -131,13 +140,38 @@ class McpGateway:
         self._server = self._task = self._socket = None
 
     def _mcp_server(self) -> Server[Any]:
-        return Server(
+        server: Server[Any] = Server(
             SERVER_NAME,
             version="1",
             instructions="Break-glass tools; every call is checked against a signed policy.",
             on_list_tools=self._list_tools,
             on_call_tool=self._call_tool,
         )
+        server.middleware.append(self._refused_by_sdk)
+        return server
+
+    async def _refused_by_sdk(
+        self, ctx: ServerRequestContext[Any, Any], call_next: CallNext
+    ) -> HandlerResult:
+        """Requests the SDK refuses before our handlers run, and only those (our handlers
+        answer with results, never these errors): the SDK answers the caller itself."""
+        try:
+            return await call_next(ctx)
+        except (MCPError, ValidationError) as exc:
+            code = exc.error.code if isinstance(exc, MCPError) else types.INVALID_PARAMS
+            binding = self._binding(ctx)
+            where = f"job {binding.job_id}" if binding is not None else "no bound job"
+            if ctx.method == "tools/call" and code == types.INVALID_PARAMS and binding:
+                # A malformed call is still a call: refused and receipted by the gateway.
+                params = ctx.params if isinstance(ctx.params, Mapping) else {}
+                name = params.get("name")
+                tool = catalog_name(name) if isinstance(name, str) else name
+                detail = "the MCP SDK refused its params as invalid"
+                await self.caller.refuse(
+                    binding.job_id, binding.token, tool, params.get("arguments"), detail
+                )
+            log.warning("MCP %s refused (%s) on %s", ctx.method[:40], code, where)
+            raise
 
     def _binding(self, ctx: ServerRequestContext[Any, Any]) -> Binding | None:
         request = ctx.request

@@ -20,6 +20,7 @@ from adapters.openclaw.mcp_gateway import McpGateway
 from adapters.openclaw.names import MCP_NAMES, check_table, mcp_name
 from engine import catalog
 from engine.job import KILLED
+from engine.receipts import content_hash
 from engine.tools import ToolRole
 from engine.wpc import Policy
 from tests.integration.agent.conftest import AgentEnv, Options, approve, build
@@ -135,3 +136,32 @@ async def test_after_a_refresh_calls_carry_the_new_token(served: Served) -> None
     assert served.env.tenant.calls == []
     (receipt,) = await tool_receipts(served.env, "job-a1")
     assert receipt["result_status"] == "error"
+
+
+async def test_a_malformed_call_is_refused_receipted_and_never_run(
+    served: Served, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The SDK refuses these before our handler runs; the gateway still receipts each as a
+    refused call, and never runs one: the last is the planned write with a bad ``_meta``."""
+    write = mcp_name(catalog.WRITE_ROLE)
+    malformed: list[dict[str, Any]] = [
+        {"name": write, "arguments": ["not", "an", "object"]},
+        {"name": 5, "arguments": {}},
+        {"name": write, "arguments": served.args(), "_meta": 5},
+    ]
+    headers = {"Authorization": f"Bearer {served.secret}", "Accept": "application/json"}
+    async with httpx2.AsyncClient(headers=headers) as http:
+        for n, params in enumerate(malformed):
+            body = {"jsonrpc": "2.0", "id": n, "method": "tools/call", "params": params}
+            answer = (await http.post(served.gateway.url, json=body)).json()
+            assert answer["error"]["code"] == types.INVALID_PARAMS, answer
+    assert served.env.tenant.calls == []  # nothing ran
+    refused = content_hash({"refused": "CALL_MALFORMED"})
+    receipts = await tool_receipts(served.env, "job-a1")
+    assert [(r["tool_name"], r["result_hash_b64u"]) for r in receipts] == [
+        (catalog.WRITE_ROLE, refused),
+        ("(none)", refused),
+        (catalog.WRITE_ROLE, refused),
+    ]
+    warned = [r.getMessage() for r in caplog.records if r.name == "breakglass.openclaw.mcp"]
+    assert warned == ["MCP tools/call refused (-32602) on job job-a1"] * 3
