@@ -113,6 +113,8 @@ async def exclude_group(ctx: ToolContext, args: Mapping[str, Any]) -> ToolResult
 async def restore_policy(ctx: ToolContext, args: Mapping[str, Any]) -> ToolResult:
     policy_id, group_id = args["policy_id"], args["group_id"]
     original = await _load_original(ctx, args)
+    if original is None:
+        return await _never_changed(ctx, args)
     async with ctx.exclusive(policy_id):  # read and write as one: see KeyedLocks
         read = await fresh_policy(ctx, policy_id, lambda: get_policy(ctx, policy_id))
         current = read.policy
@@ -134,6 +136,8 @@ async def read_policy(ctx: ToolContext, args: Mapping[str, Any]) -> ToolResult:
     policy_id, group_id = args["policy_id"], args["group_id"]
     if args["expect"] == "restored":
         original = await _load_original(ctx, args)
+        if original is None:
+            return await _never_changed(ctx, args)
         body, _ = await _effective_state(ctx, args, original, None)
         return ToolResult("success", body | {"expect": "restored"})
     after, reads = await ctx.poll(
@@ -228,11 +232,31 @@ async def _patch_users(
     await write_on(ctx, base, args["job_id"], write)
 
 
-async def _load_original(ctx: ToolContext, args: Mapping[str, Any]) -> Doc:
+async def _load_original(ctx: ToolContext, args: Mapping[str, Any]) -> Doc | None:
+    """The policy as the job's first write found it; None when the job never wrote it."""
     snap = await ctx.snapshots.load_snapshot(snapshot_key(args["job_id"], args["policy_id"]))
-    if snap is None or not isinstance(snap.get("policy"), Mapping):
-        raise InputError("no Conditional Access snapshot exists for this job and policy")
+    if snap is None:
+        return None
+    if not isinstance(snap.get("policy"), Mapping):
+        raise InputError("the Conditional Access snapshot of this job and policy is damaged")
     return dict(snap["policy"])
+
+
+async def _never_changed(ctx: ToolContext, args: Mapping[str, Any]) -> ToolResult:
+    """No snapshot: the job never changed the policy (its write takes the snapshot first,
+    under the policy's lock, and sends nothing without it; a write cancelled by a Kill
+    before that is one). Nothing of ours to undo, whoever else excludes the group."""
+    policy = await get_policy(ctx, args["policy_id"])
+    body = {
+        "verified": True,
+        "restored": True,
+        "never_changed": True,
+        "ours_seen": True,  # as when excluded before the job: there is no write to wait for
+        "policy_id": args["policy_id"],
+        "group_id": args["group_id"],
+        "exclude_groups": excluded_groups(policy),
+    }
+    return ToolResult("success", body)
 
 
 def _snapshot(ctx: ToolContext, args: Mapping[str, Any], policy: Doc) -> Doc:

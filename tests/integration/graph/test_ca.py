@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from adapters.graph import GraphTools
+from adapters.graph.ca import snapshot_key
 from adapters.graph.simulated import Fault, ManualClock, SimulatedTenant
 from engine import catalog
 from engine.errors import GraphError, InputError
@@ -149,12 +150,30 @@ async def test_lost_patch_is_read_back_not_resent(sim: SimulatedTenant, tools: G
     assert patches(sim) == [0]
 
 
-async def test_restore_without_snapshot_is_refused_and_changes_nothing(
+async def test_restore_of_a_job_that_never_wrote_changes_nothing_and_says_so(
     sim: SimulatedTenant, tools: GraphTools
 ) -> None:
+    # No snapshot: the job's write never reached its PATCH (it takes the snapshot first),
+    # say a Kill cancelled it. Nothing of the job's to undo, whoever excludes the group.
+    users = policy(sim)["conditions"]["users"]
+    users["excludeGroups"] = [*users["excludeGroups"], EXCLUSION_GROUP]  # someone else's
+    sim.edit_policy(MFA_POLICY, {"conditions": {"users": users}})
+    before = sim.state()
+    for tool, extra in ((catalog.RESTORE_CA, {}), (catalog.READ_CA, {"expect": "restored"})):
+        result = await tools.call(tool, ca_args(job="never-wrote") | extra)
+        assert has(result.body, verified=True, never_changed=True, ours_seen=True)
+        assert EXCLUSION_GROUP in result.body["exclude_groups"]  # someone else's: kept
+    assert sim.state() == before
+    assert patches(sim) == []
+
+
+async def test_a_damaged_snapshot_is_refused_and_changes_nothing(
+    sim: SimulatedTenant, tools: GraphTools, snapshots: MemorySnapshots
+) -> None:
+    await snapshots.save_snapshot(snapshot_key("damaged", MFA_POLICY), {"policy": "?"})
     before = sim.state()
     with pytest.raises(InputError, match="snapshot"):
-        await tools.call(catalog.RESTORE_CA, ca_args(job="never-ran"))
+        await tools.call(catalog.RESTORE_CA, ca_args(job="damaged"))
     assert sim.state() == before
     assert patches(sim) == []
 

@@ -378,6 +378,67 @@ async def test_an_agent_that_cannot_be_stopped_does_not_hold_the_rollback(
 
 
 @dataclass
+class HeldWrite:
+    """The real adapter, but the planned CA write waits before its first request until the
+    Kill cancels it: the Kill that lands between the last approval and the write reaching
+    the tenant (a black-box run: the job ended `failed`, escalating an exclusion that had
+    never been made, while the verifier called its rollback verified)."""
+
+    tools: Any
+    entered: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def call(self, tool_name: str, arguments: Mapping[str, Any]) -> ToolResult:
+        if tool_name == catalog.EXCLUDE_GROUP:
+            self.entered.set()
+            await asyncio.Event().wait()  # cancelled by the Kill's settle
+        result: ToolResult = await self.tools.call(tool_name, arguments)
+        return result
+
+    async def find_marked_grants(self) -> list[Any]:
+        found: list[Any] = await self.tools.find_marked_grants()
+        return found
+
+
+async def test_a_kill_before_the_ca_write_reaches_the_tenant_ends_killed_with_nothing_left(
+    sim_env: SimEnv, caplog: pytest.LogCaptureFixture
+) -> None:
+    s = sim_env.service
+    s.tools = held = HeldWrite(s.tools)
+    policy = POLICY["id"]
+    out = await s.request(
+        alices_request(sim_env, "ca-exclusion", {"policy_id": policy, "group_id": GROUP})
+    )
+    assert out.ok, out
+    for who in ("bob", "carol"):
+        approval = Approve(s.actor(f"console:{who}"), out.result["plan_hash"])
+        assert (await s.command("job-input", approval)).ok
+    await asyncio.wait_for(held.entered.wait(), timeout=60)  # the write is on its way
+    killed_at = sim_env.clock.now()
+    assert (await s.command("job-input", Kill(s.actor("console:erin")))).ok
+    await sim_env.settle()
+    # No write to wait for: the rollback does not sit out the replication settle time.
+    assert sim_env.clock.now() - killed_at < s.rules.replication_settle / 2
+
+    job = await s.load("job-input")
+    assert (job.state, job.rollback_verified, job.still_privileged) == (KILLED, True, ())
+    assert not [r for r in caplog.records if "ESCALATION" in r.getMessage()]
+    patched = [e for e in sim_env.sim.requests_log if e.method == "PATCH"]
+    assert patched == []  # the tenant was never changed, and nothing was "restored"
+    assert (
+        GROUP not in sim_env.sim.directory.policies[policy]["conditions"]["users"]["excludeGroups"]
+    )
+    calls = [(r["tool_name"], r["result_status"]) for r in await tool_receipts(sim_env)]
+    assert calls[:3] == [
+        (catalog.EXCLUDE_GROUP, "error"),  # cancelled, receipted
+        (catalog.RESTORE_CA, "success"),  # nothing of ours to undo
+        (catalog.READ_CA, "success"),
+    ]
+    bundle, _ = await s.bundle(job)
+    report = verify_bundle(bundle, trust_for(s.keys))
+    assert report.valid, report.reasons
+
+
+@dataclass
 class MalformedRemoval:
     """A tenant adapter with a bug: its role removal answers a body that is not JSON (the
     receipt cannot be written), at every attempt. Everything else is the real adapter."""
