@@ -89,7 +89,8 @@ def _mount_console(app: web.Application, parts: Assembly) -> None:
         # The settings refuse this already; the console itself never trusts that they did.
         raise ConfigError("the console binds to loopback unless service.allow_remote_console")
     console = ConsoleChannel(parts.names)
-    console.mount(app, ConsoleRoom(parts).handlers())
+    any_host = not is_loopback_host(settings.internal_host)  # allow_remote_console
+    console.mount(app, ConsoleRoom(parts).handlers(), any_host=any_host)
     parts.service.notifier.register(console)
 
 

@@ -1,7 +1,11 @@
 """Console channel: keeps a feed of what each job showed, and serves the page and its API.
 
 The page names who is acting (``as``); that is only acceptable because the console binds
-to loopback and runs only against the simulated tenant (see the threat model).
+to loopback and runs only against the simulated tenant (see the threat model). Binding to
+loopback does not keep a browser's other pages out, so every route also checks (``guard``):
+the ``Host`` is a loopback name (a DNS-rebinding page names its own), and a POST is JSON
+from the console's own origin (a cross-site form or ``no-cors`` fetch cannot send JSON, and
+says where it comes from). Every answer forbids framing (clickjacking of Approve or Kill).
 """
 
 from __future__ import annotations
@@ -36,6 +40,9 @@ from engine.ports import ChatEvent
 log = logging.getLogger("breakglass.console")
 MAX_BODY = 16 * 1024
 FEED_SIZE = 500
+LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
+SAME_ORIGIN = frozenset({"same-origin", "none"})  # Sec-Fetch-Site of the console's own page
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 Json = dict[str, Any]
 T = TypeVar("T")
@@ -104,22 +111,31 @@ class ConsoleChannel:
             return None
         return plain.render(moments.announcement(said)) if said is not None else None
 
-    def mount(self, app: web.Application, handlers: ConsoleHandlers) -> None:
+    def mount(
+        self, app: web.Application, handlers: ConsoleHandlers, *, any_host: bool = False
+    ) -> None:
+        """Serve the page and its API on ``app``. ``any_host``: a console the operator let
+        off loopback (``service.allow_remote_console``) is reached by names of its own."""
         self.handlers = handlers
-        app.router.add_get("/", self._page)
-        app.router.add_get("/console/api/jobs", self._jobs)
-        app.router.add_get("/console/api/feed", self._feed)
-        app.router.add_get("/console/api/identities", self._identities)
-        app.router.add_get("/console/api/trust", self._trust)
-        app.router.add_get("/console/api/examples", self._examples)
-        app.router.add_get("/console/api/jobs/{job_id}/bundle", self._bundle)
-        app.router.add_get("/console/api/jobs/{job_id}/report", self._report)
-        app.router.add_post("/console/api/request", self._request)
-        app.router.add_post("/console/api/act", self._act)
+        hosts = None if any_host else LOOPBACK_NAMES
+        routes: list[tuple[str, str, Handler]] = [
+            ("GET", "/", self._page),
+            ("GET", "/console/api/jobs", self._jobs),
+            ("GET", "/console/api/feed", self._feed),
+            ("GET", "/console/api/identities", self._identities),
+            ("GET", "/console/api/trust", self._trust),
+            ("GET", "/console/api/examples", self._examples),
+            ("GET", "/console/api/jobs/{job_id}/bundle", self._bundle),
+            ("GET", "/console/api/jobs/{job_id}/report", self._report),
+            ("POST", "/console/api/request", self._request),
+            ("POST", "/console/api/act", self._act),
+        ]
+        for method, path, handler in routes:
+            app.router.add_route(method, path, guard(handler, hosts))
 
     async def _page(self, _request: web.Request) -> web.Response:
         page = resources.files("adapters.console").joinpath("page.html").read_text("utf-8")
-        return web.Response(text=page, content_type="text/html")
+        return web.Response(text=page, content_type="text/html", headers=PAGE_HEADERS)
 
     def _h(self) -> ConsoleHandlers:
         assert self.handlers is not None
@@ -189,9 +205,59 @@ class ConsoleChannel:
         return _answer(outcome)
 
 
+def guard(handler: Handler, hosts: frozenset[str] | None) -> Handler:
+    """``handler`` behind the console's checks (see the module's text); a refusal is a 403
+    (421 for a foreign host) with a reason, logged once, and reaches no handler."""
+
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        refusal = _refusal(request, hosts)
+        if refusal is not None:
+            status, reason = refusal
+            log.warning("console request refused: %s %s: %s", request.method, request.path, reason)
+            body = {"ok": False, "reason": reason, "detail": "not from the console's own page"}
+            response: web.StreamResponse = web.json_response(body, status=status)
+        else:
+            response = await handler(request)
+        for name, value in NO_FRAMING.items():
+            response.headers.setdefault(name, value)
+        return response
+
+    return guarded
+
+
+def _refusal(request: web.Request, hosts: frozenset[str] | None) -> tuple[int, str] | None:
+    if hosts is not None and (request.url.host or "").lower() not in hosts:
+        return 421, "HOST_NOT_CONSOLE"
+    if request.method != "POST":
+        return None
+    if request.content_type != "application/json":
+        return 415, "JSON_ONLY"
+    origin = request.headers.get("Origin")
+    if origin is not None and origin != f"{request.scheme}://{request.host}":
+        return 403, "CROSS_ORIGIN"
+    if request.headers.get("Sec-Fetch-Site", "same-origin") not in SAME_ORIGIN:
+        return 403, "CROSS_ORIGIN"
+    return None
+
+
+NO_FRAMING = {
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+}
+PAGE_HEADERS = {
+    # The page's own inline script and style, and requests to its own origin only.
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+        "connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; "
+        "frame-ancestors 'none'"
+    ),
+    "Referrer-Policy": "no-referrer",
+}
 REPORT_HEADERS = {
     # The report has no script and loads nothing: say so to the browser too.
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+    ),
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }

@@ -12,7 +12,7 @@ import aiohttp
 from tests.integration.console.conftest import Console, fast_runtime, post, role_request
 from tests.support.waiting import settle
 
-CSP = "default-src 'none'; style-src 'unsafe-inline'"
+CSP = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
 
 
 class _Ids(HTMLParser):
