@@ -28,14 +28,15 @@ _MENTION = re.compile(r"(?<![\w.+-])@(?=\w)")
 _FULLWIDTH_AT = "\uff20"  # looks like "@", pings nobody
 
 
-def reveal_hidden(text: str) -> str:
-    """Replace each run of an invisible or control character by a visible marker."""
+def reveal_hidden(text: str, keep: str = "\n\t") -> str:
+    """Replace each run of an invisible or control character by a visible marker (except
+    those in ``keep``: pass ``""`` for a value that must stay on one line)."""
     out: list[str] = []
     i = 0
     while i < len(text):
         ch = text[i]
         j = i + 1
-        if ch in "\n\t" or unicodedata.category(ch) not in _HIDDEN_CATEGORIES:
+        if ch in keep or unicodedata.category(ch) not in _HIDDEN_CATEGORIES:
             out.append(ch)
         else:
             while j < len(text) and text[j] == ch:

@@ -279,14 +279,15 @@ async def _of_ended(
     fetch: Callable[[str], Awaitable[T | None]],
     answer: Callable[[T], web.Response],
 ) -> web.Response:
-    """The ``what`` of an ended job; 404 for an unknown job or one still open."""
+    """The ``what`` of an ended job; 404 for an unknown job, 409 for one still open."""
     job_id = request.match_info["job_id"]
     try:
         found = await fetch(job_id)
     except JobNotFound:
         return _not_found(job_id)
     if found is None:
-        return web.json_response({"error": f"no {what} yet: the job has not ended"}, status=404)
+        detail = f"no {what} yet: the job has not ended"
+        return web.json_response({"ok": False, "reason": "JOB_OPEN", "detail": detail}, status=409)
     return answer(found)
 
 

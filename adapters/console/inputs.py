@@ -7,6 +7,7 @@ learns what to fix and nothing is guessed on its behalf.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,10 @@ REQUEST_FIELDS = frozenset(
     {"as", "template", "principal", "resource", "minutes", "justification", "ticket"}
 )
 ACT_FIELDS = frozenset({"as", "verb", "job_id", "plan_hash"})
+# Who acts: a console identity as the page lists them. Anything else (markup, newlines, a
+# name of another platform) is refused here: a Kill needs no directory match, and its
+# "by" goes into the signed record as given.
+IDENTITY = re.compile(r"console:[A-Za-z0-9._@-]{1,64}")
 
 
 class FieldError(InputError):
@@ -73,7 +78,7 @@ def _minutes(body: Mapping[str, Any]) -> int:
 def parse_request(body: object) -> tuple[str, RequestValues]:
     """(who acts, what they asked for) from a request form, or ``FieldError``."""
     form = _object(body, REQUEST_FIELDS)
-    identity = _text(form, "as")
+    identity = _identity(form)
     template = _text(form, "template")
     if template not in {t.value for t in Template}:
         raise FieldError("template", f"must be one of {', '.join(t.value for t in Template)}")
@@ -94,7 +99,14 @@ def parse_act(body: object) -> ActInput:
     plan = form.get("plan_hash")
     if plan is not None and not isinstance(plan, str):
         raise FieldError("plan_hash", "must be a string")
-    return ActInput(_text(form, "as"), _text(form, "verb"), _text(form, "job_id"), plan or None)
+    return ActInput(_identity(form), _text(form, "verb"), _text(form, "job_id"), plan or None)
+
+
+def _identity(body: Mapping[str, Any]) -> str:
+    identity = _text(body, "as")
+    if not IDENTITY.fullmatch(identity):
+        raise FieldError("as", "must be a console identity, like console:alice")
+    return identity
 
 
 def parse_after(raw: str | None) -> int:

@@ -18,7 +18,9 @@ def render(report: Report, bundle: Mapping[str, Any]) -> str:
 
     ``bundle`` is read only for a valid core-profile bundle (then its contents are signed).
     """
-    summary = report.summary
+    # Bundle text is anyone's: each value stays on its line (a newline in a name forged a
+    # line of the report) and an escape sequence never reaches the terminal.
+    summary = _one_line(report.summary)
     lines = [f"profile     {report.profile}"]
     if not summary and report.valid:
         lines += _core(bundle.get("payload", {}))
@@ -31,10 +33,20 @@ def render(report: Report, bundle: Mapping[str, Any]) -> str:
         lines += _ending(summary)
     if report.reasons:
         lines.append("problems")
-        lines += [f"  {reason}" for reason in report.reasons]
+        lines += [f"  {_one_line(reason)}" for reason in report.reasons]
     lines.append(verdict(report))
-    # Bundle text is anyone's: an escape sequence in it must not reach the terminal.
     return reveal_hidden("\n".join(lines))
+
+
+def _one_line(value: Any) -> Any:
+    """``value`` with every string in it on one line, its hidden characters marked."""
+    if isinstance(value, str):
+        return reveal_hidden(value, keep="")
+    if isinstance(value, Mapping):
+        return {k: _one_line(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_one_line(v) for v in value]
+    return value
 
 
 def verdict(report: Report) -> str:
@@ -43,10 +55,10 @@ def verdict(report: Report) -> str:
 
 def _core(payload: Mapping[str, Any]) -> list[str]:
     events = payload.get("event_chain", [])
-    runs = sorted({str(e.get("run_id")) for e in events})
+    runs = sorted({_one_line(str(e.get("run_id"))) for e in events})
     return [
-        f"bundle      {payload.get('bundle_id')}",
-        f"agent       {payload.get('agent_did')}",
+        f"bundle      {_one_line(str(payload.get('bundle_id')))}",
+        f"agent       {_one_line(str(payload.get('agent_did')))}",
         f"runs        {', '.join(runs) or 'none'}",
         f"events      {len(events)}",
         f"tool calls  {len(payload.get('tool_receipts', []))}",

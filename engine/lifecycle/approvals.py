@@ -99,6 +99,14 @@ def start(command: Request, ctx: Ctx) -> Transition:
         )
     except TemplateError as exc:
         raise refuse("NOT_ELIGIBLE", str(exc)) from exc
+    approvers = sorted(ctx.rules.approvers - {requester, grantee(request)})
+    needed = int(plan.payload["metadata"]["breakglass"]["approvals"]["min_approvers"])
+    if len(approvers) < needed:  # nobody could ever approve it: say so before asking anyone
+        raise refuse(
+            "TOO_FEW_APPROVERS",
+            f"{needed} approvers are needed and only {len(approvers)} of the approver group "
+            "may approve this (not the requester, not the person the role is for)",
+        )
     # Last: a target outside the limits or a malformed one is refused for that, whoever
     # holds it (the refusal names the holding job, which the requester may not know of).
     holder = holder_of(grant_key(command.template, command.targets), ctx.held, command.job_id)
@@ -124,7 +132,6 @@ def start(command: Request, ctx: Ctx) -> Transition:
     )
     ledger = Ledger(job, ctx.now)
     ledger.add(chain.REQUEST, plan.plan_hash, None)
-    approvers = sorted(ctx.rules.approvers - {requester})
     effects = [
         Effect(ASK_APPROVERS, {"principals": approvers, "revision": 0}),
         Effect(UPDATE_CARDS),
@@ -167,10 +174,21 @@ def _open_plan(job: Job) -> Plan:
     raise refuse("NOT_AWAITING_APPROVAL", f"the job is {job.state}")
 
 
+def grantee(request: Mapping[str, Any]) -> str | None:
+    """Who would hold the role, for a role requested for someone else (or for oneself: then
+    the requester rule already applies). The person who gains the privilege is no second
+    pair of eyes on it, so two people other than the requester and the grantee approve."""
+    targets = request.get("targets")
+    found = targets.get("principal_id") if isinstance(targets, Mapping) else None
+    return found if isinstance(found, str) else None
+
+
 def _check_approver(job: Job, actor: Actor, ctx: Ctx) -> str:
     principal = require_principal(actor)
     if principal == job.requester.principal:
         raise refuse("SELF_APPROVAL", "the requester cannot approve their own request")
+    if principal == grantee(job.request):
+        raise refuse("GRANTEE_APPROVAL", "you would receive this role: others must approve it")
     if principal not in ctx.rules.approvers:
         raise refuse("NOT_AN_APPROVER", "you are not in the approver group")
     return principal
@@ -425,7 +443,7 @@ def extend(job: Job, command: Extend, ctx: Ctx) -> Transition:
     proposed = (*job.policies, sign_wpc(plan.payload, ctx.keys.publisher, ctx.now))
     ledger = Ledger(job.but(extension=plan, policies=proposed), ctx.now)
     ledger.add(chain.EXTENSION_REQUEST, plan.plan_hash, None)
-    approvers = sorted(ctx.rules.approvers - {principal})
+    approvers = sorted(ctx.rules.approvers - {principal, grantee(job.request)})
     effects = [
         Effect(ASK_APPROVERS, {"principals": approvers, "revision": plan.revision}),
         Effect(UPDATE_CARDS),

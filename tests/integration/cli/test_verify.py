@@ -13,7 +13,7 @@ import pytest
 from bot.commands.base import MAX_BUNDLE_BYTES
 from tests.corpus.generate import HERE as CORPUS
 from tests.corpus.generate import agent_sim, resign
-from tests.integration.cli.conftest import Cli, assert_one_line_error, write
+from tests.integration.cli.conftest import Cli, Result, assert_one_line_error, write
 from tests.support.shared import require_shared
 
 EXPECTED: dict[str, str] = json.loads((CORPUS / "expected.json").read_text())
@@ -197,15 +197,29 @@ def test_a_json_object_that_is_no_bundle_is_invalid_not_unusable(cli: Cli, tmp_p
     assert (result.code, result.last_line) == (1, "INVALID: MALFORMED_ENVELOPE")
 
 
-def test_escape_sequences_in_bundle_text_never_reach_the_terminal(cli: Cli, tmp_path: Path) -> None:
+def hostile_report(cli: Cli, tmp_path: Path, approver: str, *flags: str) -> Result:
+    """``verify`` of a bundle whose approvals name ``approver`` (re-signed by nobody: the
+    bundle is invalid, and still summarised)."""
     sim = agent_sim()
     bundle = copy.deepcopy(sim.bundle())
     for approval in bundle["payload"]["human_approval_receipts"]:
-        approval["approver_subject"] = "x\x1b]0;PWNED\x07\x1b[2Jy\u009b31m"
+        approval["approver_subject"] = approver
     hostile = write(tmp_path / "hostile.json", json.dumps(resign(bundle, sim.keys.agent)))
-    result = cli("verify", str(hostile), "--trust", TRUST)
-    assert result.code == 1  # approvals are re-signed by nobody: invalid, still summarised
+    result = cli("verify", str(hostile), "--trust", TRUST, *flags)
+    assert result.code == 1
+    return result
+
+
+def test_escape_sequences_in_bundle_text_never_reach_the_terminal(cli: Cli, tmp_path: Path) -> None:
+    result = hostile_report(cli, tmp_path, "x\x1b]0;PWNED\x07\x1b[2Jy\u009b31m")
     assert "x[U+001B]]0;PWNED[U+0007][U+001B][2Jy[U+009B]31m" in result.out
     assert not any(c in result.out for c in "\x1b\x07\u009b")
-    as_json = cli("verify", str(hostile), "--trust", TRUST, "--json")
+    as_json = hostile_report(cli, tmp_path, "x\x1b]0;PWNED\x07", "--json")
     assert as_json.out.isascii()
+
+
+def test_a_newline_in_bundle_text_forges_no_line_of_the_report(cli: Cli, tmp_path: Path) -> None:
+    # A black-box run killed a job "as" a name holding a newline and a line of its own.
+    result = hostile_report(cli, tmp_path, "bob\nFORGED    line\r\tVALID")
+    assert "bob[U+000A]FORGED    line[U+000D][U+0009]VALID" in result.out
+    assert not any(line.startswith("FORGED") for line in result.out.splitlines())

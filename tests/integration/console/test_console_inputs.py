@@ -23,6 +23,8 @@ BAD_FIELDS = [
     ("principal", 7),
     ("template", "nope"),
     ("as", None),
+    ("as", "<img src=x onerror=alert(1)>\n#999 forged line"),
+    ("as", "slack:UBOB"),
     ("colour", "red"),
 ]
 
@@ -38,6 +40,19 @@ async def test_a_wrongly_typed_request_field_is_named_and_creates_nothing(
     assert (answer["reason"], answer["field"]) == ("INVALID_INPUT", field)
     assert field in answer["detail"]
     assert await runtime.service.store.list_jobs() == []
+
+
+async def test_a_kill_as_a_made_up_identity_is_refused_before_the_job(console: Console) -> None:
+    # A Kill needs no directory match, and its "by" is signed as given: a black-box run
+    # killed a job "as" markup with a newline and a forged line of the verifier's report.
+    session, url, runtime = console
+    _, made = await post(session, f"{url}/console/api/request", role_request())
+    before = await runtime.service.store.load_job(made["job_id"])
+    hostile = "<img src=x>\n#999 forged line"
+    kill = {"as": hostile, "verb": "kill", "job_id": made["job_id"]}
+    status, answer = await post(session, f"{url}/console/api/act", kill)
+    assert (status, answer["reason"], answer["field"]) == (400, "INVALID_INPUT", "as")
+    assert await runtime.service.store.load_job(made["job_id"]) == before
 
 
 async def test_a_body_that_is_not_an_object_is_400(console: Console) -> None:

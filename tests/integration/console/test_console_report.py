@@ -65,11 +65,12 @@ async def test_an_ended_job_links_its_report_verdict_first(console: Console) -> 
 async def test_open_and_unknown_jobs_have_no_report(console: Console) -> None:
     session, url, _ = console
     _, created = await post(session, f"{url}/console/api/request", role_request())
-    for job_id, reason in ((created["job_id"], None), ("bg-0000000000", "JOB_NOT_FOUND")):
+    answers = ((created["job_id"], 409, "JOB_OPEN"), ("bg-0000000000", 404, "JOB_NOT_FOUND"))
+    for job_id, status, reason in answers:
         async with session.get(f"{url}/console/api/jobs/{job_id}/report") as response:
-            assert response.status == 404
+            assert response.status == status
             body = await response.json()
-            assert body.get("reason") == reason
+            assert (body["ok"], body["reason"]) == (False, reason)
 
 
 async def test_the_public_report_route_serves_ended_jobs_only_with_a_public_url(

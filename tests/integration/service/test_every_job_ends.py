@@ -378,25 +378,34 @@ async def test_an_agent_that_cannot_be_stopped_does_not_hold_the_rollback(
 
 
 @dataclass
-class HeldWrite:
-    """The real adapter, but the planned CA write waits before its first request until the
-    Kill cancels it: the Kill that lands between the last approval and the write reaching
-    the tenant (a black-box run: the job ended `failed`, escalating an exclusion that had
-    never been made, while the verifier called its rollback verified)."""
+class RealTools:
+    """The real adapter; a subclass changes one tool's behaviour."""
 
     tools: Any
-    entered: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def call(self, tool_name: str, arguments: Mapping[str, Any]) -> ToolResult:
-        if tool_name == catalog.EXCLUDE_GROUP:
-            self.entered.set()
-            await asyncio.Event().wait()  # cancelled by the Kill's settle
         result: ToolResult = await self.tools.call(tool_name, arguments)
         return result
 
     async def find_marked_grants(self) -> list[Any]:
         found: list[Any] = await self.tools.find_marked_grants()
         return found
+
+
+@dataclass
+class HeldWrite(RealTools):
+    """The planned CA write waits before its first request until the Kill cancels it: the
+    Kill that lands between the last approval and the write reaching the tenant (a
+    black-box run: the job ended `failed`, escalating an exclusion that had never been
+    made, while the verifier called its rollback verified)."""
+
+    entered: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def call(self, tool_name: str, arguments: Mapping[str, Any]) -> ToolResult:
+        if tool_name == catalog.EXCLUDE_GROUP:
+            self.entered.set()
+            await asyncio.Event().wait()  # cancelled by the Kill's settle
+        return await super().call(tool_name, arguments)
 
 
 async def test_a_kill_before_the_ca_write_reaches_the_tenant_ends_killed_with_nothing_left(
@@ -439,21 +448,14 @@ async def test_a_kill_before_the_ca_write_reaches_the_tenant_ends_killed_with_no
 
 
 @dataclass
-class MalformedRemoval:
+class MalformedRemoval(RealTools):
     """A tenant adapter with a bug: its role removal answers a body that is not JSON (the
     receipt cannot be written), at every attempt. Everything else is the real adapter."""
-
-    tools: Any
 
     async def call(self, tool_name: str, arguments: Mapping[str, Any]) -> ToolResult:
         if tool_name == catalog.REMOVE_ROLE:
             return ToolResult("success", {"removed_at": object()})
-        result: ToolResult = await self.tools.call(tool_name, arguments)
-        return result
-
-    async def find_marked_grants(self) -> list[Any]:
-        found: list[Any] = await self.tools.find_marked_grants()
-        return found
+        return await super().call(tool_name, arguments)
 
 
 async def test_a_rollback_runner_that_keeps_crashing_ends_the_job_failed_within_its_budget(

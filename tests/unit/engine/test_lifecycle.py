@@ -29,7 +29,16 @@ from engine.lifecycle import (
     refusal_note,
 )
 from engine.verify import verify_bundle
-from tests.support.engine_sim import ALICE, BOB, CAROL, DAVE, WRITE_ROLE, JobSim, trust_for
+from tests.support.engine_sim import (
+    ALICE,
+    BOB,
+    CAROL,
+    DAVE,
+    ROLE_TARGETS,
+    WRITE_ROLE,
+    JobSim,
+    trust_for,
+)
 
 
 def kinds(transition: object) -> list[str]:
@@ -113,6 +122,29 @@ def test_second_approval_activates_issues_the_token_and_starts_the_executor() ->
 def test_approvals_by_the_wrong_people_are_refused(actor: Actor, reason: str) -> None:
     sim = pending()
     assert refused(sim, Approve(actor, sim.job.plan.plan_hash)) == reason  # type: ignore[union-attr]
+
+
+def test_the_person_who_would_hold_the_role_cannot_approve_it() -> None:
+    # Requested for someone else: a black-box run saw the grantee's approval counted.
+    sim = JobSim()
+    asked = sim.request(targets=ROLE_TARGETS | {"principal_id": BOB.principal})
+    (ask,) = [e for e in asked.effects if e.kind == ASK_APPROVERS]
+    assert ask.detail["principals"] == [CAROL.principal, DAVE.principal]  # not Bob, nor Alice
+    assert sim.job is not None
+    plan = sim.job.plan.plan_hash
+    assert refused(sim, Approve(BOB, plan)) == "GRANTEE_APPROVAL"
+    sim.do(Approve(CAROL, plan))
+    sim.do(Approve(DAVE, plan))  # two people other than the requester and the grantee
+    assert sim.job.state == states.ACTIVE
+
+
+def test_a_request_too_few_people_may_approve_is_refused_before_anyone_is_asked() -> None:
+    sim = JobSim()
+    sim.rules = replace(sim.rules, approvers=frozenset({"u-bob", "u-carol"}))
+    with pytest.raises(CommandRefused) as err:  # Bob would hold it: only Carol may approve
+        sim.request(targets=ROLE_TARGETS | {"principal_id": BOB.principal})
+    assert err.value.reason == "TOO_FEW_APPROVERS"
+    assert sim.job is None  # nothing made, nobody asked
 
 
 def test_same_person_twice_also_through_a_second_chat_identity() -> None:
