@@ -11,8 +11,10 @@ about the window.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -36,20 +38,26 @@ from bot.clock import ScaledClock
 from bot.demo_options import (
     GLOBAL_ADMIN,
     STEP_UP_CONFIG,
+    TRUST_NAME,
     DemoError,
     DemoOptions,
     Result,
+    check_bundle_out,
     default_scale,
+    own_trust_path,
     stepped_up,
 )
 from engine import activity
 from engine.canonical import jcs
+from engine.errors import InputError
 from engine.stepup import STEP_UP_REQUIRED
 from engine.verify import Trust, verify_bundle
 
 
 class Demo:
     def __init__(self, options: DemoOptions) -> None:
+        if options.bundle_out is not None:
+            check_bundle_out(options.bundle_out)  # now, not after the whole run
         self.options = options
         self.home = options.home or Path(tempfile.mkdtemp(prefix="breakglass-demo-"))
         self.home.mkdir(parents=True, exist_ok=True)
@@ -355,10 +363,10 @@ class Demo:
         bundle = await self._get(http, f"/console/api/jobs/{job['job_id']}/bundle")
         trust = await self._get(http, "/console/api/trust")
         path = self.options.bundle_out or (self.home / f"{job['job_id']}.bundle.json")
-        trust_path = path.parent / "trust.json"  # beside the bundle, wherever it is written
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(jcs(bundle))
-        trust_path.write_bytes(jcs(trust))
+        trust_path = write_outputs(path, jcs(bundle), jcs(trust))
+        if trust_path.name != TRUST_NAME:
+            self.say(f"another {TRUST_NAME} is beside the bundle: kept; trust file {trust_path}")
         report = verify_bundle(bundle, Trust.from_json(trust))
         result.bundle_path, result.bundle_valid = str(path), report.valid
         result.trust_path, result.home = str(trust_path), str(self.home)
@@ -378,3 +386,41 @@ class Demo:
         )
         self.say(f"verify it yourself: {text.verify_command(path, trust_path)}")
         self.say(f"still privileged in the tenant: {result.still_privileged or 'nothing'}")
+
+
+def write_outputs(bundle_path: Path, bundle: bytes, trust: bytes) -> Path:
+    """Write the bundle and, beside it, the trust file; return the trust file's path.
+
+    That is ``trust.json`` unless a different ``trust.json`` is already there (another
+    run's, someone's own): it is kept, and this one goes to ``<bundle stem>.trust.json``.
+    """
+    trust_path = bundle_path.parent / TRUST_NAME
+    if _holds_other_than(trust_path, trust):
+        trust_path = own_trust_path(bundle_path)
+    _write_replacing(bundle_path, bundle)
+    _write_replacing(trust_path, trust)
+    return trust_path
+
+
+def _holds_other_than(path: Path, data: bytes) -> bool:
+    """Is something other than a regular file with exactly ``data`` at ``path``?"""
+    try:
+        if not path.is_symlink() and path.is_file():
+            return path.read_bytes() != data
+    except OSError:
+        return True
+    return os.path.lexists(path)
+
+
+def _write_replacing(path: Path, data: bytes) -> None:
+    """Write beside ``path``, then rename over it: never half a file at ``path``."""
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    try:
+        temporary.write_bytes(data)
+        os.replace(temporary, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        if isinstance(exc, OSError):
+            raise InputError(f"cannot write {path}: {exc.strerror or type(exc).__name__}") from None
+        raise

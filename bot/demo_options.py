@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from engine.errors import BreakGlassError
+from engine.errors import BreakGlassError, InputError
 
 SCENARIOS = ("normal", "kill", "early-kill", "injected", "crash", "denied")
 EXPECTED = {
@@ -41,6 +43,9 @@ ca-exclusion = {{ ca_policies = ["*"], groups = ["*"], step_up = "required" }}
 authentication_context = "c1"
 max_age_seconds = 600
 """
+
+
+TRUST_NAME = "trust.json"  # the trust file's name beside the bundle, when free or the same
 
 
 class DemoError(BreakGlassError):
@@ -116,3 +121,39 @@ def stepped_up(bundle: Mapping[str, Any]) -> int:
     """How many approvals in the bundle carry a fresh sign-in's evidence."""
     approvals = bundle.get("payload", {}).get("human_approval_receipts", [])
     return sum(1 for a in approvals if "step_up" in (a.get("binding") or {}))
+
+
+def own_trust_path(bundle: Path) -> Path:
+    """Where the trust file goes when another ``trust.json`` is already beside the bundle."""
+    return bundle.with_name(f"{bundle.stem}.trust.json")
+
+
+def check_bundle_out(bundle: Path) -> None:
+    """Refuse, before the run, an output the demo could not write at its end or would
+    destroy: the trust file's own name, a directory, a symlink or other special file."""
+    if bundle.name == TRUST_NAME:
+        raise InputError(
+            f"--bundle-out {bundle}: the trust file is written as {TRUST_NAME} beside the "
+            "bundle; give the bundle another name"
+        )
+    for path in (bundle, own_trust_path(bundle)):
+        _refuse_special(path)
+
+
+def require_folder(bundle: Path) -> None:
+    """The bundle's folder must be there: a mistyped path creates no folders."""
+    if not bundle.parent.is_dir():
+        raise InputError(f"--bundle-out {bundle}: no folder {bundle.parent}")
+
+
+def _refuse_special(path: Path) -> None:
+    try:
+        mode = os.lstat(path).st_mode  # lstat: a symlink counts as special
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise InputError(f"--bundle-out: cannot use {path}: {exc.strerror}") from None
+    if stat.S_ISDIR(mode):
+        raise InputError(f"--bundle-out {path} is a directory; name a file in it")
+    if not stat.S_ISREG(mode):
+        raise InputError(f"--bundle-out: {path} exists and is not a regular file")

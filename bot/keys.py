@@ -3,8 +3,10 @@ trust file verifiers take."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import secrets
 import stat
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,11 @@ TRUST_FIELDS = {
     "agent_dids": "agent",
     "gateway_receipt_signer_dids": "gateway",
 }
+
+
+# What to do with a key file that holds no key: nothing was signed with it, unless a job
+# started before it was damaged.
+_IF_UNUSED = "; if no job depends on it, delete it and run `breakglass keys init`"
 
 
 def key_dir(home: Path) -> Path:
@@ -54,7 +61,7 @@ def init_keys(home: Path) -> tuple[Keys, frozenset[str]]:
 
 def _present_keys(home: Path) -> set[str]:
     """The roles whose key file is there, each loaded and checked (ConfigError if bad)."""
-    _check_dirs(home)
+    check_dirs(home)
     present = set()
     for role in ROLES:
         path = key_path(home, role)
@@ -64,25 +71,51 @@ def _present_keys(home: Path) -> set[str]:
     return present
 
 
-def _check_dirs(home: Path) -> None:
-    """The home and its keys directory are directories, or not there (yet)."""
+def check_dirs(home: Path) -> None:
+    """The home and its keys directory are directories, or not there (yet); otherwise (a
+    file there, or a path under a file) a ConfigError naming the path and why."""
     if existing_dir(home, "the home"):
         existing_dir(key_dir(home), "the keys directory")
 
 
 def _write_key(path: Path, role: str, signer: Signer) -> None:
+    """Write the whole key beside ``path``, then link it into place: a failed write (a full
+    disk) leaves no key file, never an empty one, and an existing key is never replaced."""
     body = json.dumps({"role": role, "did": signer.did, "seed_b64u": b64u_encode(signer.seed)})
-    # O_EXCL + 0600 at creation: the secret is never readable by others, not even briefly.
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(body + "\n")
+        _write_private(temporary, (body + "\n").encode())
+        os.link(temporary, path)  # unlike os.replace, refuses (EEXIST) a key made meanwhile
+        _sync_dir(path.parent)
     except OSError as exc:
         raise ConfigError(f"cannot write key file {path}: {os_reason(exc)}") from None
+    finally:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """``data`` in a new file, durably; O_EXCL + 0600 at creation: the secret is never
+    readable by others, not even briefly."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _sync_dir(folder: Path) -> None:
+    """Make the new name durable too (a crash must not lose a key already handed out)."""
+    with contextlib.suppress(OSError):  # best effort: not every system syncs a folder
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def load_keys(home: Path) -> Keys:
-    _check_dirs(home)
+    check_dirs(home)
     signers = {role: _load_key(key_path(home, role), role) for role in ROLES}
     return Keys(**signers)
 
@@ -99,8 +132,18 @@ def _load_key(path: Path, role: str) -> Signer:
         raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read key file {path}: {os_reason(exc)}") from None
+    if not raw.strip():
+        raise ConfigError(
+            f"key file {path} is empty, not a breakglass key (a write that never finished)"
+            f"{_IF_UNUSED}"
+        )
     try:
         doc = strict_loads(raw)
+    except (InputError, ValueError) as exc:
+        raise ConfigError(
+            f"key file {path} is not a breakglass key (truncated, or not JSON){_IF_UNUSED}"
+        ) from exc
+    try:
         signer = Signer.from_seed(b64u_decode(doc["seed_b64u"]))
     except (InputError, KeyError, TypeError, ValueError) as exc:
         raise ConfigError(f"key file {path} is not a breakglass key") from exc

@@ -17,7 +17,7 @@ from adapters.store import SqlStore
 from bot import keys
 from bot.home import Home
 from engine.canonical import strict_loads
-from engine.errors import InputError
+from engine.errors import ConfigError, InputError, StoreError, describe
 from engine.lifecycle import Keys
 from engine.verify import Trust
 
@@ -125,13 +125,19 @@ def load_trust(name: str | None, ctx: Context) -> Trust:
 
 @asynccontextmanager
 async def open_store(ctx: Context, *, create: bool = True) -> AsyncIterator[SqlStore]:
-    """The store; ``create=False`` for a read-only question: no home or SQLite file is made."""
+    """The store; ``create=False`` for a read-only question: no home or SQLite file is made.
+
+    A store that fails (not a database, unreachable, a full disk) is an unusable environment,
+    a ConfigError (exit 2), never a command's "no" (exit 1)."""
     if create:
         ctx.home.ensure_root()
     else:
         ctx.home.require_database()
-    store = await SqlStore.open(ctx.home.database_url)
     try:
-        yield store
-    finally:
-        await store.close()
+        store = await SqlStore.open(ctx.home.database_url)
+        try:
+            yield store
+        finally:
+            await store.close()
+    except StoreError as err:
+        raise ConfigError(f"cannot use the store: {describe(err)}") from err

@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from bot import preflight
+from bot import keys, preflight
 from bot.commands.base import EXIT_OK, EXIT_UNUSABLE, Command, Context, Group
 from bot.config import Settings, check_settings
 
@@ -33,6 +33,8 @@ async def check(args: argparse.Namespace, _ctx: Context) -> int:
     path = Path(args.config) if args.config else None
     settings, problems = check_settings(os.environ, path)
     if settings is not None:
+        # A home that cannot be a directory stops every command the same way, at once.
+        keys.check_dirs(settings.home)
         problems += preflight.key_problems(settings)
         problems += await preflight.store_problems(settings)
         if args.online:

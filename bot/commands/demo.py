@@ -16,6 +16,7 @@ from bot.demo_options import (
     SCALE,
     SCENARIOS,
     DemoOptions,
+    require_folder,
 )
 
 
@@ -26,7 +27,12 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
         default="normal",
         help="normal (window expires), kill, early-kill, injected, crash, denied",
     )
-    parser.add_argument("--bundle-out", metavar="PATH", help="write the proof bundle here")
+    parser.add_argument(
+        "--bundle-out",
+        metavar="PATH",
+        help="write the proof bundle here (in an existing folder), with trust.json beside it "
+        "(<name>.trust.json when another trust.json is there)",
+    )
     json_flag(parser, "the result")
     parser.add_argument(
         "--minutes", type=int, default=MINUTES, help="window length in (fast) minutes, 5 or more"
@@ -53,11 +59,14 @@ OPENCLAW_STEP_SECONDS = 480.0
 
 
 async def run(args: argparse.Namespace, ctx: Context) -> int:
+    bundle_out = Path(args.bundle_out) if args.bundle_out else None
+    if bundle_out is not None:
+        require_folder(bundle_out)
     options = DemoOptions(
         scenario=args.scenario,
         minutes=args.minutes,
         scale=args.speed,
-        bundle_out=Path(args.bundle_out) if args.bundle_out else None,
+        bundle_out=bundle_out,
         json_output=args.json,
         executor=args.executor,
         timeout=OPENCLAW_STEP_SECONDS if args.executor == "openclaw" else 90.0,

@@ -4,7 +4,8 @@
 secret? The secret is read from stdin or ``--secret-file``, never from the command line
 (argv is visible to every user of the machine and lands in shell history). Exit 0 when it
 was not in any call and every call's bytes were checked; 1 when it was seen, or when some
-call's bytes are gone (past retention) so nobody can say.
+call's bytes are gone (past retention) so nobody can say; 2 when there is no answer to give
+(no such job, an unreadable secret, a store that cannot be opened or read).
 
 ``evidence token BUNDLE``: each CST of the bundle with the job and WPC hash it is bound to,
 and whether the bundle proves it. Exit 0 when every token (or the one given) is proven.
@@ -181,7 +182,7 @@ COMMANDS = (
     Command(
         ("evidence", "secret"),
         "did the model see a secret? (secret on stdin or --secret-file; exit 0 no, 1 yes or "
-        "unknown)",
+        "unknown, 2 unusable input or store)",
         secret,
         _secret_arguments,
     ),

@@ -6,7 +6,8 @@ leak nothing when opened); all bundle text is escaped. The verdict comes first; 
 the bundle's signatures and hashes held, the timeline, the policy in plain words, the
 approvals, every tool and model call, and the rollback and verification reads. Exit codes
 are those of ``verify``: 0 valid, 1 invalid (the page is still written), 2 unusable input.
-``-o -`` writes the page to stdout; ``-o`` naming the bundle or the trust file is refused.
+``-o -`` writes the page to stdout; ``-o`` naming the bundle or the trust file, or anything
+there that is not a regular file (a FIFO, a symlink, a device, a directory), is refused.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import asyncio
 import contextlib
 import os
 import secrets
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -78,6 +80,7 @@ def _details(summary: Mapping[str, Any], payload: Mapping[str, Any]) -> list[str
 
 async def run(args: argparse.Namespace, ctx: Context) -> int:
     _refuse_overwriting_inputs(args)
+    _refuse_special_output(args.output)
     bundle, trust = read_bundle(args, ctx)
     result = verify_bundle(bundle, trust, profile=args.profile)
     page = render(result, bundle)
@@ -101,6 +104,19 @@ def _refuse_overwriting_inputs(args: argparse.Namespace) -> None:
     for name in (args.bundle, args.trust):
         if name is not None and name != STDIN and _same_file(args.output, name):
             raise InputError(f"-o {args.output} is an input file ({name}); name another file")
+
+
+def _refuse_special_output(output: str) -> None:
+    """The page replaces ``output`` by a rename, which would turn a FIFO, a symlink or a
+    device node into a regular file: only a regular file (or nothing) may be there."""
+    if output == STDIN:
+        return
+    try:
+        mode = os.lstat(output).st_mode  # lstat: a symlink is not followed, and not regular
+    except OSError:
+        return  # nothing there, or an unusable folder: the write says why
+    if not stat.S_ISREG(mode):
+        raise InputError(f"-o {output} exists and is not a regular file; name another file")
 
 
 def _same_file(a: str, b: str) -> bool:
@@ -135,7 +151,8 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
         "--output",
         required=True,
         metavar="FILE",
-        help="where to write the HTML page (- for stdout); never the bundle or trust file",
+        help="where to write the HTML page (- for stdout); a new or regular file, never the "
+        "bundle or trust file",
     )
     profile_argument(parser)
 

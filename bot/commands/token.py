@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import re
 import secrets
-import sys
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
@@ -22,6 +21,7 @@ from bot.commands.base import (
     Context,
     Group,
     open_store,
+    read_bytes,
     read_object,
 )
 from engine.cst import (
@@ -69,8 +69,14 @@ async def issue(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _token_text(value: str) -> str:
-    text = sys.stdin.read(MAX_TOKEN_BYTES + 1) if value == STDIN else value
-    return text.strip()
+    """The token from argv, or from stdin read as bytes: text that is not UTF-8 is refused
+    as it is by every command that reads a file."""
+    if value != STDIN:
+        return value.strip()
+    try:
+        return read_bytes(STDIN, MAX_TOKEN_BYTES).decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise InputError("the token on stdin is not UTF-8 text") from None
 
 
 async def _revoked_jtis(store: RevocationStore, token: str, issuer_did: str) -> set[str]:
