@@ -42,7 +42,17 @@ from bot.service import Outcome
 from engine.errors import JobNotFound
 from engine.grants import TARGET_BUSY
 from engine.job import OPEN, Actor, Job
-from engine.lifecycle import Approve, Command, Deny, Done, Extend, Kill, Request, Withdraw
+from engine.lifecycle import (
+    Approve,
+    Command,
+    Deny,
+    Done,
+    Extend,
+    Kill,
+    Request,
+    Withdraw,
+    grantee,
+)
 from engine.targets import REASONS as TARGET_REASONS
 from tests.integration.invariant import inputs
 from tests.integration.invariant.checks import (
@@ -59,6 +69,7 @@ from tests.integration.invariant.world import APPROVERS, PEOPLE, World
 T = TypeVar("T")
 # Refusals a request meets before the grant is looked at: who asks, and resolving its targets.
 BEFORE_BUSY = frozenset({"IDENTITY_UNRESOLVED", *TARGET_REASONS})
+TOO_FEW_APPROVERS = "TOO_FEW_APPROVERS"  # then who may approve it (ADR 0018), then the grant
 HANG_GUARD_SECONDS = 120.0  # real time one step may take before it is reported as a hang
 FINAL_ROUNDS = 72  # ticks, five virtual minutes apart, for every job to end (6 hours)
 CHANNEL = {"platform": "console", "conversation": "incident-law"}
@@ -181,11 +192,16 @@ class FirstLaw(RuleBasedStateMachine):
         new_id, outcome = await self._ask(form, identity)
         if job.state in OPEN:
             assert new_id is None, f"{new_id} was opened on the grant {job_id} holds"
-            assert outcome.reason in BEFORE_BUSY | {TARGET_BUSY}, outcome
-            # The tenant may fail the resolution (faults, outages); nothing else comes first.
-            if self._actor(identity).principal is not None and outcome.reason not in TARGET_REASONS:
-                assert outcome.reason == TARGET_BUSY, outcome
-                assert _holder_named(outcome) == job_id, outcome.detail
+            assert outcome.reason in BEFORE_BUSY | {TARGET_BUSY, TOO_FEW_APPROVERS}, outcome
+            # The tenant may fail the resolution (faults, outages); who may approve is the
+            # request's own (ADR 0018); nothing else comes first.
+            requester = self._actor(identity).principal
+            if requester is not None and outcome.reason not in TARGET_REASONS:
+                if len(APPROVERS - {requester, grantee(job.request)}) < 2:
+                    assert outcome.reason == TOO_FEW_APPROVERS, outcome
+                else:
+                    assert outcome.reason == TARGET_BUSY, outcome
+                    assert _holder_named(outcome) == job_id, outcome.detail
         return new_id
 
     @rule(pick=PICK, identity=inputs.actors, stale=st.booleans())
@@ -361,11 +377,9 @@ def _open_plan(job: Job) -> str:
 
 
 def _approvers_for(job: Job) -> list[str]:
-    """Console identities of approvers other than the requester."""
-    names = sorted(
-        n for n, pid in PEOPLE.items() if pid in APPROVERS and pid != job.requester.principal
-    )
-    return [f"console:{n}" for n in names]
+    """Console identities of approvers other than the requester and the grantee."""
+    others = APPROVERS - {job.requester.principal, grantee(job.request)}
+    return [f"console:{n}" for n, pid in sorted(PEOPLE.items()) if pid in others]
 
 
 COMMON = settings(

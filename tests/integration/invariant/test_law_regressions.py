@@ -296,3 +296,17 @@ def test_a_one_minute_exclusion_through_a_half_hour_outage_keeps_its_bundle_veri
             lambda law: law.tenant_down(minutes=30),
         ]
     )
+
+
+def test_a_second_request_two_cannot_approve_is_refused_for_that_before_the_grant() -> None:
+    """Soak failure (after ADR 0018): a role for Dave, approved; then Bob asks for the same
+    role. Of the approvers Bob, Carol and Dave, only Carol may approve that: the request is
+    refused TOO_FEW_APPROVERS, which comes before the grant is looked at (the model expected
+    TARGET_BUSY)."""
+    replay(
+        [
+            lambda law: law.request_and_approve(form=OTHER_ROLE),  # Dave's
+            went_live("job-1"),
+            lambda law: law.request_same_grant(identity="console:bob", pick=at(law, "job-1")),
+        ]
+    )
