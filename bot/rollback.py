@@ -265,7 +265,12 @@ class _Run:
         until = parse_iso(self.job.ended_at or self.job.created_at)
         until += self.service.rules.replication_settle
         if not self.seen_ours and self.read_at < until:
-            log.info("rollback of %s waits for replication to show its write", self.job.job_id)
+            job_id = self.job.job_id
+            log.info(
+                "rollback of %s waits for replication to show its write",
+                job_id,
+                extra={"job_id": job_id},
+            )
         for _ in range(MAX_SETTLE_ROUNDS):
             if self.seen_ours or self.read_at >= until:
                 return True

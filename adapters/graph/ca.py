@@ -86,7 +86,7 @@ async def exclude_group(ctx: ToolContext, args: Mapping[str, Any]) -> ToolResult
     async with ctx.exclusive(policy_id):  # read and write as one: see KeyedLocks
         read = await fresh_policy(ctx, policy_id, lambda: get_policy(ctx, policy_id))
         if not read.fresh:
-            raise stale(policy_id)  # its snapshot and its write would both be out of date
+            raise stale(policy_id, args["job_id"])  # its snapshot and write would be stale
         policy = read.policy
         saved = await ctx.snapshots.save_snapshot(
             snapshot_key(args["job_id"], policy_id), _snapshot(ctx, args, policy)

@@ -16,6 +16,7 @@ A version whose claims are all void or expired can be claimed again, in the next
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from adapters.graph.client import WRITES, Writes
 from adapters.graph.context import ToolContext
 from adapters.graph.failures import ResponseLost
 from engine.errors import GraphError
@@ -69,16 +71,18 @@ async def fresh_policy(
     return PolicyRead(policy_id, policy, not live, f"{key}:{free}")
 
 
-def stale(policy_id: str) -> GraphError:
+def stale(policy_id: str, job_id: str) -> GraphError:
     """The refusal to write on a claimed version, said at WARNING: after a writer died
     between its claim and its answer it lasts until the claim expires, and the policy keeps
     meanwhile what that write may have changed."""
     log.warning(
-        "Conditional Access policy %s not written: the version read is claimed by a write "
-        "that may have landed (a Graph replica behind, or a writer that stopped before its "
-        "answer); tried again until the claim settles, at most %d s",
+        "Conditional Access policy %s not written for %s: the version read is claimed by a "
+        "write that may have landed (a Graph replica behind, or a writer that stopped before "
+        "its answer); tried again until the claim settles, at most %d s",
         policy_id,
+        job_id,
         CLAIM_HOLD.total_seconds(),
+        extra={"job_id": job_id},
     )
     return GraphError(
         STALE,
@@ -92,17 +96,31 @@ async def write_on(
     ctx: ToolContext, base: PolicyRead, job_id: str, write: Callable[[], Awaitable[None]]
 ) -> None:
     """Claim ``base`` (the read ``write`` was computed from), then write; a definite refusal
-    voids the claim (the write did not land), a lost answer or a crash keeps it."""
+    voids the claim (the write did not land), and so does a cancel (a Kill) that came before
+    the write left for the tenant (in the pacer's wait, say). A lost answer, a cancel after
+    it left, or a crash keeps it."""
     mine = {"job_id": job_id, "writer": uuid.uuid4().hex, "at": iso_ms(ctx.now())}
     if not base.fresh or await ctx.snapshots.save_snapshot(base.slot, mine) != mine:
-        raise stale(base.policy_id)  # written on meanwhile (another replica)
+        raise stale(base.policy_id, job_id)  # written on meanwhile (another replica)
+    writes = Writes()
+    current = WRITES.set(writes)
     try:
         await write()
     except ResponseLost:
         raise
     except GraphError:
-        await ctx.snapshots.save_snapshot(f"{base.slot}:void", {"writer": mine["writer"]})
+        await _void(ctx, base, mine)
         raise
+    except asyncio.CancelledError:
+        if not writes.left:  # held 5 minutes, it blocked every CA write on the policy
+            await _void(ctx, base, mine)
+        raise
+    finally:
+        WRITES.reset(current)
+
+
+async def _void(ctx: ToolContext, base: PolicyRead, mine: Doc) -> None:
+    await ctx.snapshots.save_snapshot(f"{base.slot}:void", {"writer": mine["writer"]})
 
 
 async def _claims(ctx: ToolContext, key: str) -> tuple[bool, int]:

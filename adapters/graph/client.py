@@ -25,6 +25,7 @@ import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -48,6 +49,17 @@ REPORTS_PREFIX = "/auditLogs/"
 _MAX_PAGES = 100
 # Failures that happen before a byte of the request left: resending cannot duplicate it.
 _NOT_SENT = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
+
+
+@dataclass
+class Writes:
+    """Whether a write (any request but a GET) was handed to a connection while this was
+    the task's current ``WRITES``: until then, a cancelled caller knows nothing left."""
+
+    left: bool = False
+
+
+WRITES: ContextVar[Writes | None] = ContextVar("graph_writes", default=None)
 
 
 @dataclass(frozen=True)
@@ -217,6 +229,8 @@ class GraphClient:
             "Accept": "application/json",
             "client-request-id": request.correlation,
         }
+        if request.method != "GET" and (writes := WRITES.get()) is not None:
+            writes.left = True  # after every wait: from here on it may reach the tenant
         async with self._open().request(
             request.method, request.url, params=request.params, json=request.body, headers=headers
         ) as resp:

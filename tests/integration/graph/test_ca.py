@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from dataclasses import replace
 from datetime import timedelta
@@ -11,6 +12,7 @@ import pytest
 
 from adapters.graph import GraphTools
 from adapters.graph.ca import snapshot_key
+from adapters.graph.client import GraphClient
 from adapters.graph.simulated import Fault, ManualClock, SimulatedTenant
 from engine import catalog
 from engine.errors import GraphError, InputError
@@ -213,3 +215,46 @@ async def test_unpaced_client_is_throttled_without_retry_after_and_recovers(
             EXCLUSION_GROUP
             in sim.directory.policies[MFA_POLICY]["conditions"]["users"]["excludeGroups"]
         )
+
+
+RESPONDERS = "92834d79-48cc-5a9e-9744-15121128f4a9"
+
+
+class HeldPacer:
+    """The client's sleeps: while ``hold`` is set, a paced request waits until cancelled;
+    then each waits as asked (so the tenant's own rate limit is kept)."""
+
+    def __init__(self) -> None:
+        self.hold = True
+        self.waiting = asyncio.Event()
+
+    async def sleep(self, seconds: float) -> None:
+        if seconds > 0 and self.hold:
+            self.waiting.set()
+            await asyncio.Event().wait()
+        await asyncio.sleep(seconds)
+
+
+async def test_a_write_cancelled_before_it_left_frees_its_claim_at_once(
+    sim: SimulatedTenant, snapshots: MemorySnapshots, clock: ManualClock
+) -> None:
+    """A Kill during the pacer's wait cancelled a claimed write that never left: its claim
+    was held 5 minutes, and every CA write on the policy was refused meanwhile (a black-box
+    run: another job's exclusion outlived its window by 5 minutes, a new one was never
+    granted). A claim stays only for a write that may have reached the tenant."""
+    pacer = HeldPacer()
+    config = config_for(sim)
+    client = GraphClient(config, sleep=pacer.sleep, monotonic=lambda: 0.0)  # each CA call waits
+    async with GraphTools(config, snapshots, client=client, clock=clock.now) as tools:
+        killed = asyncio.ensure_future(tools.call(catalog.EXCLUDE_GROUP, ca_args(job="killed")))
+        await asyncio.wait_for(pacer.waiting.wait(), timeout=30)  # its PATCH waits to be paced
+        killed.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await killed
+        pacer.hold = False
+        result = await tools.call(catalog.EXCLUDE_GROUP, ca_args(job="next", group=RESPONDERS))
+    assert has(result.body, verified=True)
+    assert patches(sim) == [204]  # the next job's write only
+    excluded = policy(sim)["conditions"]["users"]["excludeGroups"]
+    assert RESPONDERS in excluded
+    assert EXCLUSION_GROUP not in excluded
