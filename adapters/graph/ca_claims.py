@@ -113,7 +113,9 @@ async def write_on(
         raise
     except asyncio.CancelledError:
         if not writes.left:  # held 5 minutes, it blocked every CA write on the policy
-            await _void(ctx, base, mine)
+            # Shielded: a Kill stops the agent's calls more than once, and a second cancel
+            # would otherwise take back the void before the store has it.
+            await asyncio.shield(_void(ctx, base, mine))
         raise
     finally:
         WRITES.reset(current)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -235,19 +236,31 @@ class HeldPacer:
         await asyncio.sleep(seconds)
 
 
+class StoreAfterAHop(MemorySnapshots):
+    """Saves that take a turn of the event loop, as the SQL store's thread does."""
+
+    async def save_snapshot(self, key: str, snapshot: Mapping[str, Any]) -> Mapping[str, Any]:
+        await asyncio.sleep(0)
+        return await super().save_snapshot(key, snapshot)
+
+
 async def test_a_write_cancelled_before_it_left_frees_its_claim_at_once(
-    sim: SimulatedTenant, snapshots: MemorySnapshots, clock: ManualClock
+    sim: SimulatedTenant, clock: ManualClock
 ) -> None:
     """A Kill during the pacer's wait cancelled a claimed write that never left: its claim
     was held 5 minutes, and every CA write on the policy was refused meanwhile (a black-box
     run: another job's exclusion outlived its window by 5 minutes, a new one was never
-    granted). A claim stays only for a write that may have reached the tenant."""
+    granted). A claim stays only for a write that may have reached the tenant. A Kill
+    cancels the agent's calls twice (the executor's halt, then the rollback's): the second
+    cancel must not take the void back."""
     pacer = HeldPacer()
     config = config_for(sim)
     client = GraphClient(config, sleep=pacer.sleep, monotonic=lambda: 0.0)  # each CA call waits
-    async with GraphTools(config, snapshots, client=client, clock=clock.now) as tools:
+    async with GraphTools(config, StoreAfterAHop(), client=client, clock=clock.now) as tools:
         killed = asyncio.ensure_future(tools.call(catalog.EXCLUDE_GROUP, ca_args(job="killed")))
         await asyncio.wait_for(pacer.waiting.wait(), timeout=30)  # its PATCH waits to be paced
+        killed.cancel()
+        await asyncio.sleep(0)  # it handles the first cancel: the void is on its way
         killed.cancel()
         with pytest.raises(asyncio.CancelledError):
             await killed
