@@ -58,15 +58,20 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
 OPENCLAW_STEP_SECONDS = 480.0
 
 
+def _bundle_out(given: str | None) -> Path | None:
+    """Where the bundle goes, in a folder that is there (a mistyped path makes none)."""
+    if not given:
+        return None
+    require_folder(Path(given))
+    return Path(given)
+
+
 async def run(args: argparse.Namespace, ctx: Context) -> int:
-    bundle_out = Path(args.bundle_out) if args.bundle_out else None
-    if bundle_out is not None:
-        require_folder(bundle_out)
     options = DemoOptions(
         scenario=args.scenario,
         minutes=args.minutes,
         scale=args.speed,
-        bundle_out=bundle_out,
+        bundle_out=_bundle_out(args.bundle_out),
         json_output=args.json,
         executor=args.executor,
         timeout=OPENCLAW_STEP_SECONDS if args.executor == "openclaw" else 90.0,
