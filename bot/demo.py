@@ -11,10 +11,8 @@ about the window.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -47,9 +45,9 @@ from bot.demo_options import (
     own_trust_path,
     stepped_up,
 )
+from bot.files import cannot_write, write_replacing
 from engine import activity
 from engine.canonical import jcs
-from engine.errors import InputError
 from engine.stepup import STEP_UP_REQUIRED
 from engine.verify import Trust, verify_bundle
 
@@ -397,8 +395,11 @@ def write_outputs(bundle_path: Path, bundle: bytes, trust: bytes) -> Path:
     trust_path = bundle_path.parent / TRUST_NAME
     if _holds_other_than(trust_path, trust):
         trust_path = own_trust_path(bundle_path)
-    _write_replacing(bundle_path, bundle)
-    _write_replacing(trust_path, trust)
+    for path, data in ((bundle_path, bundle), (trust_path, trust)):
+        try:
+            write_replacing(path, data)
+        except OSError as exc:
+            raise cannot_write(path, exc) from None
     return trust_path
 
 
@@ -410,17 +411,3 @@ def _holds_other_than(path: Path, data: bytes) -> bool:
     except OSError:
         return True
     return os.path.lexists(path)
-
-
-def _write_replacing(path: Path, data: bytes) -> None:
-    """Write beside ``path``, then rename over it: never half a file at ``path``."""
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    try:
-        temporary.write_bytes(data)
-        os.replace(temporary, path)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            temporary.unlink()
-        if isinstance(exc, OSError):
-            raise InputError(f"cannot write {path}: {exc.strerror or type(exc).__name__}") from None
-        raise

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
-import secrets
 import stat
 from collections.abc import Mapping
 from pathlib import Path
@@ -25,6 +23,7 @@ from typing import Any
 from bot.commands import html_sections as s
 from bot.commands.base import EXIT_FAILED, EXIT_OK, STDIN, Command, Context
 from bot.commands.verify import bundle_arguments, profile_argument, read_bundle
+from bot.files import cannot_write, write_replacing
 from engine.errors import InputError
 from engine.verify import Report, verify_bundle
 
@@ -88,11 +87,9 @@ async def run(args: argparse.Namespace, ctx: Context) -> int:
         print(page, end="")  # the page alone: the exit code carries the verdict
         return EXIT_OK if result.valid else EXIT_FAILED
     try:
-        await asyncio.to_thread(_write, Path(args.output), page)
+        await asyncio.to_thread(write_replacing, Path(args.output), page.encode("utf-8"))
     except OSError as exc:
-        raise InputError(
-            f"cannot write {args.output}: {exc.strerror or type(exc).__name__}"
-        ) from None
+        raise cannot_write(args.output, exc) from None
     print(f"{'VALID' if result.valid else 'INVALID'}: report written to {args.output}")
     return EXIT_OK if result.valid else EXIT_FAILED
 
@@ -125,23 +122,6 @@ def _same_file(a: str, b: str) -> bool:
         return os.path.samefile(a, b)
     except OSError:
         return os.path.realpath(a) == os.path.realpath(b)
-
-
-def _write(path: Path, page: str) -> None:
-    """Write beside ``path``, then rename over it: a failed write (disk full, a file size
-    limit) leaves the old file, never a truncated page."""
-    # Not with_name(): "." and "/" have no name, and must fail as OSErrors do.
-    temporary = path.parent / f".{path.name or 'report'}.{secrets.token_hex(6)}.tmp"
-    try:
-        # Mode 0o666 less the umask, as a plain open() would give the page.
-        handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with open(handle, "w", encoding="utf-8") as out:
-            out.write(page)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            temporary.unlink()
-        raise
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
