@@ -23,7 +23,7 @@ from cards.text import teams_markdown
 from cards.views import RequestFormView, RequestValues
 from engine.canonical import jcs
 from engine.job import ACTIVE, PENDING, Actor, Job, Plan
-from engine.lifecycle import grantee
+from engine.lifecycle import may_approve
 from engine.timeutil import parse_iso
 
 Json = dict[str, Any]
@@ -73,7 +73,7 @@ def eligible(job: Job, actor: Actor | None, scene: Scene) -> bool:
 
 
 def eligible_principals(job: Job, scene: Scene) -> frozenset[str]:
-    return scene.approvers - {job.requester.principal or "", grantee(job.request) or ""}
+    return frozenset(may_approve(scene.approvers, job.requester.principal, job.request))
 
 
 def approval_for(job: Job, viewer: Actor | None, scene: Scene) -> Json:

@@ -10,7 +10,7 @@ CommandRefused and changes nothing but the job's refusal log (see :func:`refusal
 The package holds the commands and effects (``commands``), the chain ledger (``ledger``),
 the transitions (``approvals``, ``ending``, ``calls``) and the router (``machine``)."""
 
-from engine.lifecycle.approvals import grantee, start
+from engine.lifecycle.approvals import may_approve, start
 from engine.lifecycle.commands import (
     ANNOUNCE,
     ASK_APPROVERS,
@@ -94,7 +94,7 @@ __all__ = [
     "Withdraw",
     "WriteSending",
     "apply",
-    "grantee",
+    "may_approve",
     "refusal_note",
     "start",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -99,7 +100,7 @@ def start(command: Request, ctx: Ctx) -> Transition:
         )
     except TemplateError as exc:
         raise refuse("NOT_ELIGIBLE", str(exc)) from exc
-    approvers = sorted(ctx.rules.approvers - {requester, grantee(request)})
+    approvers = sorted(may_approve(ctx.rules.approvers, requester, request))
     needed = int(plan.payload["metadata"]["breakglass"]["approvals"]["min_approvers"])
     if len(approvers) < needed:  # nobody could ever approve it: say so before asking anyone
         raise refuse(
@@ -181,6 +182,14 @@ def grantee(request: Mapping[str, Any]) -> str | None:
     targets = request.get("targets")
     found = targets.get("principal_id") if isinstance(targets, Mapping) else None
     return found if isinstance(found, str) else None
+
+
+def may_approve(
+    approvers: AbstractSet[str], requester: str | None, request: Mapping[str, Any]
+) -> AbstractSet[str]:
+    """Who of ``approvers`` may approve what ``requester`` asked: neither the requester nor
+    the grantee (``_check_approver`` refuses each with its own reason)."""
+    return approvers - {requester, grantee(request)}
 
 
 def _check_approver(job: Job, actor: Actor, ctx: Ctx) -> str:
@@ -443,7 +452,7 @@ def extend(job: Job, command: Extend, ctx: Ctx) -> Transition:
     proposed = (*job.policies, sign_wpc(plan.payload, ctx.keys.publisher, ctx.now))
     ledger = Ledger(job.but(extension=plan, policies=proposed), ctx.now)
     ledger.add(chain.EXTENSION_REQUEST, plan.plan_hash, None)
-    approvers = sorted(ctx.rules.approvers - {principal, grantee(job.request)})
+    approvers = sorted(may_approve(ctx.rules.approvers, principal, job.request))
     effects = [
         Effect(ASK_APPROVERS, {"principals": approvers, "revision": plan.revision}),
         Effect(UPDATE_CARDS),

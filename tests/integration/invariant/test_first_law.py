@@ -51,7 +51,7 @@ from engine.lifecycle import (
     Kill,
     Request,
     Withdraw,
-    grantee,
+    may_approve,
 )
 from engine.targets import REASONS as TARGET_REASONS
 from tests.integration.invariant import inputs
@@ -197,7 +197,7 @@ class FirstLaw(RuleBasedStateMachine):
             # request's own (ADR 0018); nothing else comes first.
             requester = self._actor(identity).principal
             if requester is not None and outcome.reason not in TARGET_REASONS:
-                if len(APPROVERS - {requester, grantee(job.request)}) < 2:
+                if len(may_approve(APPROVERS, requester, job.request)) < 2:
                     assert outcome.reason == TOO_FEW_APPROVERS, outcome
                 else:
                     assert outcome.reason == TARGET_BUSY, outcome
@@ -378,7 +378,7 @@ def _open_plan(job: Job) -> str:
 
 def _approvers_for(job: Job) -> list[str]:
     """Console identities of approvers other than the requester and the grantee."""
-    others = APPROVERS - {job.requester.principal, grantee(job.request)}
+    others = may_approve(APPROVERS, job.requester.principal, job.request)
     return [f"console:{n}" for n, pid in sorted(PEOPLE.items()) if pid in others]
 
 
