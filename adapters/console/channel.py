@@ -300,6 +300,7 @@ def _invalid(exc: BreakGlassError) -> web.Response:
     body: Json = {"ok": False, "reason": "INVALID_INPUT", "detail": describe(exc)}
     if isinstance(exc, FieldError):
         body["field"] = exc.field
+    log.info("console input refused: %s", body["detail"][:200])  # the formatter escapes it
     return web.json_response(body, status=400)
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 from urllib.parse import quote
 
@@ -42,10 +43,13 @@ async def test_a_wrongly_typed_request_field_is_named_and_creates_nothing(
     assert await runtime.service.store.list_jobs() == []
 
 
-async def test_a_kill_as_a_made_up_identity_is_refused_before_the_job(console: Console) -> None:
+async def test_a_kill_as_a_made_up_identity_is_refused_before_the_job(
+    console: Console, caplog: pytest.LogCaptureFixture
+) -> None:
     # A Kill needs no directory match, and its "by" is signed as given: a black-box run
     # killed a job "as" markup with a newline and a forged line of the verifier's report.
     session, url, runtime = console
+    caplog.set_level(logging.INFO, logger="breakglass.console")
     _, made = await post(session, f"{url}/console/api/request", role_request())
     before = await runtime.service.store.load_job(made["job_id"])
     hostile = "<img src=x>\n#999 forged line"
@@ -53,6 +57,8 @@ async def test_a_kill_as_a_made_up_identity_is_refused_before_the_job(console: C
     status, answer = await post(session, f"{url}/console/api/act", kill)
     assert (status, answer["reason"], answer["field"]) == (400, "INVALID_INPUT", "as")
     assert await runtime.service.store.load_job(made["job_id"]) == before
+    refused = [r.getMessage() for r in caplog.records if r.name == "breakglass.console"]
+    assert refused == [f"console input refused: {answer['detail']}"]
 
 
 async def test_a_body_that_is_not_an_object_is_400(console: Console) -> None:

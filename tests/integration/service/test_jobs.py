@@ -256,3 +256,20 @@ async def test_a_late_call_after_the_job_ended_is_refused_for_its_token(
     lines = [r.getMessage() for r in caplog.records if r.name.startswith("breakglass")]
     refused = f"refused {catalog.WRITE_ROLE} on job-s1: TOKEN_REVOKED"
     assert lines == [f"{refused} (not receipted: ALREADY_RESOLVED)"] * 3  # one line each
+
+
+async def test_a_request_too_few_may_approve_is_refused_recorded_and_stores_nothing(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Carol asks for Bob's role: of the approvers Bob, Carol and Dave only Dave may approve
+    it (ADR 0018), so nobody is asked and nothing is stored."""
+    s = env.service
+    caplog.set_level(logging.INFO, logger="breakglass")
+    targets = {**ROLE_TARGETS, "principal_id": "u-bob"}
+    asked = request("job-few", actor=s.actor("console:carol"), targets=targets)
+    out = await s.request(asked)
+    assert (out.ok, out.reason) == (False, "TOO_FEW_APPROVERS")
+    assert await s.store.list_jobs() == []
+    assert env.chat.events == []
+    lines = [r.getMessage() for r in caplog.records if r.name == "breakglass.service"]
+    assert lines == ["refused request by console:carol: TOO_FEW_APPROVERS"]
