@@ -56,10 +56,13 @@ def tool_scope(tool_name: str) -> str:
 
 
 def scope_for(policy: Policy, kind: str) -> list[str]:
+    """The rollback's token reads and undoes; the agent's writes and reads. The agent never
+    holds a rollback or containment tool: the engine runs those, and a hostile agent must
+    not sign the responder out mid-incident (revoking sessions is one)."""
     if kind == TokenKind.ROLLBACK:
         tools = policy.tools_with_role({ToolRole.READ, ToolRole.ROLLBACK})
         return sorted({tool_scope(t) for t in tools})
-    tools = policy.tools_with_role({ToolRole.WRITE, ToolRole.READ, ToolRole.ROLLBACK})
+    tools = policy.tools_with_role({ToolRole.WRITE, ToolRole.READ})
     return sorted({tool_scope(t) for t in tools} | {"model:invoke"})
 
 

@@ -108,6 +108,18 @@ def test_tool_in_the_catalog_but_outside_the_token_scope_is_refused() -> None:
     assert reason == "TOKEN_INSUFFICIENT_SCOPE"
 
 
+@pytest.mark.parametrize(
+    "step", [("rollback", "steps", "0"), ("rollback", "containment", "0"), ("activity",)]
+)
+def test_agent_token_may_not_roll_back_contain_or_read_activity(step: tuple[str, ...]) -> None:
+    # The engine runs these with its own token; the agent's could sign the responder out.
+    sim = active()
+    tool, arguments = sim.planned(*step)
+    refusal = refused(sim, tool, arguments)
+    assert refusal.reason == "TOKEN_INSUFFICIENT_SCOPE"
+    assert tool in refusal.detail
+
+
 def test_rollback_token_may_not_write() -> None:
     sim = active()
     sim.advance(minutes=31)
