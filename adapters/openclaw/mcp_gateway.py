@@ -9,7 +9,10 @@ the job's current CST, so every call is checked, receipted and refused there exa
 for any other executor. A refusal comes back to the model as an error result
 ``refused: <reason>``. A ``tools/call`` the SDK refuses as malformed (arguments that are
 not an object, a name that is not a string) goes to the gateway too, which refuses and
-receipts it; every other request the SDK refuses is one log line. Calls that race a halt
+receipts it; every other request the SDK refuses is one log line: a WARNING naming the
+JSON-RPC method when a handler's middleware saw it, else (the transport refused it: not
+JSON, a wrong Content-Type, Accept, Host, HTTP method or path) an INFO naming the HTTP
+status, method and path. Neither shows the body or the secret. Calls that race a halt
 still reach the gateway (the binding is dropped only after the process has exited), so
 the revoked token refuses them.
 """
@@ -32,12 +35,15 @@ from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.lowlevel import Server
 from mcp.shared.exceptions import MCPError
 from pydantic import ValidationError
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters.openclaw.names import SERVER_NAME, catalog_name, mcp_name
 from engine import catalog
 
 log = logging.getLogger("breakglass.openclaw.mcp")
 MCP_PATH = "/mcp"
+_LOGGED = "breakglass.refusal_logged"  # ASGI scope key: the middleware logged this request
 
 
 class CallOutcome(Protocol):
@@ -124,7 +130,11 @@ class McpGateway:
         # log_config=None: uvicorn's loggers propagate to our JSON handler (bot.logs) instead
         # of its own plain-text handlers
         config = uvicorn.Config(
-            app, log_level="warning", lifespan="on", access_log=False, log_config=None
+            self._logging_refusals(app),
+            log_level="warning",
+            lifespan="on",
+            access_log=False,
+            log_config=None,
         )
         self._server = _Server(config)
         self._task = asyncio.ensure_future(self._server.serve(sockets=[sock]))
@@ -171,12 +181,43 @@ class McpGateway:
                     binding.job_id, binding.token, tool, params.get("arguments"), detail
                 )
             log.warning("MCP %s refused (%s) on %s", ctx.method[:40], code, where)
+            scope = getattr(ctx.request, "scope", None)
+            if isinstance(scope, dict):  # its HTTP answer may be a 4xx: logged already
+                scope[_LOGGED] = True
             raise
 
+    def _logging_refusals(self, app: ASGIApp) -> ASGIApp:
+        """``app`` logging one INFO line per request it answers 4xx without the middleware
+        having logged it: what the SDK's transport refused before any handler ran."""
+
+        async def logged(scope: Scope, receive: Receive, send: Send) -> None:
+            async def watch(message: Message) -> None:
+                if message["type"] == "http.response.start" and not scope.get(_LOGGED):
+                    status = int(message["status"])
+                    if 400 <= status < 500:  # before it is sent: the caller sees it after
+                        self._log_refused(scope, status)
+                await send(message)
+
+            await app(scope, receive, watch if scope["type"] == "http" else send)
+
+        return logged
+
+    def _log_refused(self, scope: Scope, status: int) -> None:
+        binding = self._bound(Headers(scope=scope))
+        where = f"job {binding.job_id}" if binding is not None else "no bound job"
+        method, path = str(scope["method"])[:16], str(scope["path"])[:120]
+        extra = {"job_id": binding.job_id} if binding is not None else {}
+        log.info(
+            "MCP transport refused %s %s: HTTP %d on %s", method, path, status, where, extra=extra
+        )
+
     def _binding(self, ctx: ServerRequestContext[Any, Any]) -> Binding | None:
-        request = ctx.request
-        headers = getattr(request, "headers", None)
-        auth = str(headers.get("authorization", "")) if headers is not None else ""
+        headers = getattr(ctx.request, "headers", None)
+        return self._bound(headers) if headers is not None else None
+
+    def _bound(self, headers: Mapping[str, str]) -> Binding | None:
+        """The binding the request's bearer secret names, if any."""
+        auth = str(headers.get("authorization", ""))
         secret = auth[7:] if auth.startswith("Bearer ") else ""
         return self._bindings.get(secret) if secret else None
 

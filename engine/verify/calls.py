@@ -75,14 +75,26 @@ def check_rollback(ev: Evidence, calls: list[Call]) -> bool:
         (str(step["tool"]), content_hash(step["arguments"]))
         for step in ev.policy.terms["rollback"]["steps"]
     ]
-    done = [c for c in ok if (c.tool, c.args_hash) in steps and c.at >= writes[-1].at]
+    tried = [c for c in calls if (c.tool, c.args_hash) in steps and c.at >= writes[-1].at]
+    done = [c for c in tried if c.status == "success"]
     if not done:
-        ev.report.fail("BREAKGLASS_ROLLBACK_MISSING", "no receipted rollback after the write")
+        ev.report.fail("BREAKGLASS_ROLLBACK_MISSING", _not_rolled_back(len(tried)))
         return False
     verified = _read_after(ok, done[-1].at, ev.planned(("rollback", "verify")))
     if not verified:
         ev.report.fail("BREAKGLASS_VERIFICATION_MISSING", "no verified read after the rollback")
     return verified
+
+
+def _not_rolled_back(attempts: int) -> str:
+    """Whether the planned rollback was never tried or tried and never succeeded."""
+    if not attempts:
+        return "the write was not rolled back: no rollback attempt after the write"
+    plural = "" if attempts == 1 else "s"
+    return (
+        f"the write was not rolled back: {attempts} receipted rollback attempt{plural},"
+        " none succeeded"
+    )
 
 
 def _read_after(calls: list[Call], at: datetime, planned: tuple[str, str]) -> bool:

@@ -103,7 +103,7 @@ BREAKGLASS: dict[str, str] = {
         " not allow"
     ),
     "BREAKGLASS_REVOCATION_MISSING": "a token with no signed revocation record",
-    "BREAKGLASS_ROLLBACK_MISSING": "a successful write with no receipted rollback step after it",
+    "BREAKGLASS_ROLLBACK_MISSING": "a successful write with no successful rollback step after it",
     "BREAKGLASS_CONTAINMENT_MISSING": (
         "an end-of-window containment step (revoke the principal's sessions, remove a "
         "credential the window created) has no successful receipt after the removal"

@@ -4,6 +4,7 @@ tools and forwards every call to the tool gateway, which checks, receipts and re
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -16,10 +17,10 @@ import pytest
 from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
-from adapters.openclaw.mcp_gateway import McpGateway
+from adapters.openclaw.mcp_gateway import MCP_PATH, McpGateway
 from adapters.openclaw.names import MCP_NAMES, check_table, mcp_name
 from engine import catalog
-from engine.job import KILLED
+from engine.job import ACTIVE, KILLED
 from engine.receipts import content_hash
 from engine.tools import ToolRole
 from engine.wpc import Policy
@@ -143,6 +144,7 @@ async def test_a_malformed_call_is_refused_receipted_and_never_run(
 ) -> None:
     """The SDK refuses these before our handler runs; the gateway still receipts each as a
     refused call, and never runs one: the last is the planned write with a bad ``_meta``."""
+    caplog.set_level(logging.INFO, logger="breakglass.openclaw.mcp")  # and no other line
     write = mcp_name(catalog.WRITE_ROLE)
     malformed: list[dict[str, Any]] = [
         {"name": write, "arguments": ["not", "an", "object"]},
@@ -165,3 +167,92 @@ async def test_a_malformed_call_is_refused_receipted_and_never_run(
     ]
     warned = [r.getMessage() for r in caplog.records if r.name == "breakglass.openclaw.mcp"]
     assert warned == ["MCP tools/call refused (-32602) on job job-a1"] * 3
+
+
+def mcp_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "breakglass.openclaw.mcp"]
+
+
+LIST = b'{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}'
+JSON = {"Accept": "application/json", "Content-Type": "application/json"}
+# (HTTP method, path, headers, body, the status the SDK answers): each refused by the
+# transport before any handler of ours runs. Bodies carry a marker the log must not show.
+TRANSPORT_REFUSALS: list[tuple[str, str, dict[str, str], bytes, int]] = [
+    ("POST", MCP_PATH, JSON, b"not json body-marker", 400),
+    ("POST", MCP_PATH, JSON, b'{"body-marker": 1}', 400),  # JSON, not JSON-RPC
+    ("POST", MCP_PATH, JSON | {"Content-Type": "text/plain"}, LIST, 400),
+    ("POST", MCP_PATH, JSON | {"Accept": "text/html"}, LIST, 406),
+    ("PUT", MCP_PATH, JSON, LIST, 405),
+    ("DELETE", MCP_PATH, JSON, b"", 405),  # stateless: no session to end
+    ("GET", MCP_PATH, {"Accept": "application/json"}, b"", 406),  # a stream needs SSE
+    ("POST", "/elsewhere", JSON, LIST, 404),
+    ("POST", MCP_PATH, JSON | {"Host": "evil.example"}, LIST, 421),  # DNS rebinding
+    ("POST", MCP_PATH, JSON | {"MCP-Protocol-Version": "2099-01-01"}, LIST, 400),
+]
+
+
+@pytest.mark.parametrize("secret", ["bound", "guessed", ""])
+async def test_each_transport_refusal_is_one_info_line_and_changes_nothing(
+    served: Served, caplog: pytest.LogCaptureFixture, secret: str
+) -> None:
+    caplog.set_level(logging.INFO, logger="breakglass.openclaw.mcp")
+    token = served.secret if secret == "bound" else secret
+    where = "job job-a1" if secret == "bound" else "no bound job"
+    before = len(await served.env.store.chain("job-a1"))
+    base = served.gateway.url.removesuffix(MCP_PATH)
+    auth = {"Authorization": f"Bearer {token}"} if token else {}
+    async with httpx2.AsyncClient() as http:
+        for method, path, headers, body, status in TRANSPORT_REFUSALS:
+            answer = await http.request(method, base + path, headers=auth | headers, content=body)
+            assert answer.status_code == status, (method, path, headers, answer.text)
+    expected = [
+        f"MCP transport refused {method} {path}: HTTP {status} on {where}"
+        for method, path, _headers, _body, status in TRANSPORT_REFUSALS
+    ]
+    lines = mcp_lines(caplog)
+    assert [r.getMessage() for r in lines] == expected
+    assert {r.levelno for r in lines} == {logging.INFO}
+    assert [getattr(r, "job_id", None) for r in lines] == [
+        "job-a1" if secret == "bound" else None
+    ] * len(expected)
+    logged = repr([vars(r) for r in lines])
+    assert "body-marker" not in logged
+    assert served.secret not in logged
+    assert not token or token not in logged
+    assert served.env.tenant.calls == []  # nothing ran
+    assert await tool_receipts(served.env, "job-a1") == []  # nothing receipted
+    assert len(await served.env.store.chain("job-a1")) == before
+    assert (await served.env.service.load("job-a1")).state == ACTIVE
+
+
+async def test_a_malformed_call_answered_4xx_is_receipted_and_logged_once(
+    served: Served, caplog: pytest.LogCaptureFixture
+) -> None:
+    """On the per-request (2026-07-28) protocol the SDK answers a call it refuses as
+    malformed with HTTP 400: the gateway receipts and logs it, the transport line does not
+    repeat it."""
+    caplog.set_level(logging.INFO, logger="breakglass.openclaw.mcp")
+    version = "2026-07-28"
+    meta = {
+        "io.modelcontextprotocol/protocolVersion": version,
+        "io.modelcontextprotocol/clientCapabilities": {},
+    }
+    write = mcp_name(catalog.WRITE_ROLE)
+    params = {"name": write, "arguments": ["not", "an", "object"], "_meta": meta}
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params}
+    headers = JSON | {
+        "Authorization": f"Bearer {served.secret}",
+        "MCP-Protocol-Version": version,
+        "Mcp-Method": "tools/call",
+        "Mcp-Name": write,
+    }
+    async with httpx2.AsyncClient(headers=headers) as http:
+        answer = await http.post(served.gateway.url, json=body)
+    assert answer.status_code == 400
+    assert answer.json()["error"]["code"] == types.INVALID_PARAMS
+    assert served.env.tenant.calls == []
+    (receipt,) = await tool_receipts(served.env, "job-a1")
+    refused = content_hash({"refused": "CALL_MALFORMED"})
+    assert (receipt["tool_name"], receipt["result_hash_b64u"]) == (catalog.WRITE_ROLE, refused)
+    lines = [(r.levelno, r.getMessage()) for r in mcp_lines(caplog)]
+    assert lines == [(logging.WARNING, "MCP tools/call refused (-32602) on job job-a1")]

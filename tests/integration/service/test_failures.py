@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from bot.commands.report import render
 from engine import catalog
 from engine.cst import TokenKind
 from engine.job import CLOSED, FAILED, KILLED, Job
@@ -194,9 +195,26 @@ async def test_d_a_spent_budget_fails_and_escalates_naming_the_grant_never_verif
     assert env.clock.now <= killed_at + BUDGET + timedelta(seconds=60)
     (escalation,) = [e for e in env.chat.events if e.kind == "escalate"]
     assert escalation.detail["still_privileged"] == list(job.still_privileged)
-    # The bundle tells the same story: the rollback never happened, nothing claims it did.
-    report = verify_bundle((await env.service.bundle(job))[0], trust_for(env.service.keys))
+    # The bundle tells the same story: the rollback never happened, nothing claims it did,
+    # and the report says it was tried (each attempt receipted), not that it never was.
+    removals = [
+        r["result_status"]
+        for r in await tool_receipts(env)
+        if r["tool_name"] == catalog.REMOVE_ROLE
+    ]
+    assert len(removals) == job.rollback_attempts > 1
+    assert set(removals) == {"error"}
+    bundle = (await env.service.bundle(job))[0]
+    report = verify_bundle(bundle, trust_for(env.service.keys))
     assert report.reason_codes == ["BREAKGLASS_ROLLBACK_MISSING"]
+    detail = (
+        "BREAKGLASS_ROLLBACK_MISSING: the write was not rolled back: "
+        f"{len(removals)} receipted rollback attempts, none succeeded"
+    )
+    assert report.reasons == [detail]
+    assert report.to_json()["reasons"] == [detail]
+    assert report.to_json()["valid"] is False
+    assert f"  {detail}" in render(report, bundle).splitlines()
     assert report.summary["rollback_verified"] is False
 
 
