@@ -13,6 +13,7 @@ from bot.job_commands import ServiceJobs
 from bot.job_report import job_report
 from bot.keys import trust_document
 from bot.stepup import with_step_up
+from cards.forms import duration_bounds
 from cards.job_views import action_summary, receipt_line
 from cards.views import RequestValues
 from cards.wording import named
@@ -47,7 +48,8 @@ class ConsoleRoom:
         return out
 
     def examples(self) -> dict[str, Any]:
-        """Example ids per template, what kind each seed id is (for the form's hint), names."""
+        """Example ids per template, what kind each seed id is (for the form's hint), names,
+        and each template's minutes."""
         seed = SIMULATED_SEED
         kinds = {"users": "user", "roles": "role", "groups": "group"}
         kinds["conditionalAccessPolicies"] = "policy"
@@ -64,6 +66,7 @@ class ConsoleRoom:
             },
             "kinds": {i["id"]: kind for key, kind in kinds.items() for i in seed.get(key, [])},
             "names": dict(self.parts.names),
+            "minutes": duration_bounds(self.parts.service.rules.max_minutes),
         }
 
     async def request(self, identity: str, values: RequestValues) -> dict[str, Any]:

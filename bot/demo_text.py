@@ -32,12 +32,13 @@ def stepped_up(who: str) -> str:
 
 
 def rollback_line(job: Mapping[str, Any]) -> str:
+    ended = f"job ended {job['state']} ({job['end_reason']})"
     verified = job.get("rollback_verified")
-    if verified is None and not job.get("write_done"):
-        shown = "nothing to roll back (no grant was made)"
-    else:
-        shown = "yes" if verified else "NO"
-    return f"job ended {job['state']} ({job['end_reason']}); rollback verified: {shown}"
+    # No rollback ran (None) and no write was sent: the job ended before its window (denied,
+    # withdrawn, expired, killed while pending). "Rollback verified" would claim a check.
+    if verified is None and not job.get("write_done") and not job.get("write_sent"):
+        return f"{ended}; nothing was written; no rollback needed"
+    return f"{ended}; rollback verified: {'yes' if verified else 'NO'}"
 
 
 def named(text: str, names: Mapping[str, str]) -> str:

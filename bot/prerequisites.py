@@ -2,6 +2,8 @@
 
 - Target limits by group (``principal_groups``): which of those groups the target principal
   is a member of, read from the tenant and passed as the request's ``memberships``.
+- An approval of a CA exclusion: is the approver a member of the group it would exclude
+  (``Approve.excluded_member``; the engine refuses a member, and an unread membership).
 - ``prerequisite = "pim_request"``: the id (the request's ``prerequisite["id"]``, else its
   ticket field) is read from the tenant and judged by ``engine.prerequisites``; what was
   checked rides on the command into the WPC.
@@ -14,9 +16,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 from engine.access import PREREQ_PIM, TemplateAccess
-from engine.errors import AdapterError, CommandRefused
+from engine.errors import AdapterError, CommandRefused, GraphError
 from engine.grants import ALREADY_GRANTED
-from engine.lifecycle import Request, Rules
+from engine.job import CA_EXCLUSION, Job
+from engine.lifecycle import Approve, Request, Rules
 from engine.lifecycle.gatekeeping import PREREQUISITE_MISSING
 from engine.prerequisites import PREREQUISITE_UNCHECKED, judge_pim_request
 from engine.targets import TENANT_UNAVAILABLE
@@ -50,6 +53,25 @@ async def refuse_if_granted(command: Request, tools: object) -> None:
         ) from err
     if held:
         raise CommandRefused(ALREADY_GRANTED, "the tenant holds this grant already; nothing to do")
+
+
+async def with_approver_membership(job: Job, command: Approve, tools: object) -> Approve:
+    """``command`` saying whether its approver is a member of the group ``job`` (a CA
+    exclusion) would exclude; unchanged for any other job, or without a reader (a tool port
+    with no directory). A tenant that cannot be asked leaves it unread (None)."""
+    reader = getattr(tools, "check_member_groups", None)
+    group = job.request.get("targets", {}).get("group_id")
+    principal = command.actor.principal
+    if job.request.get("template") != CA_EXCLUSION or reader is None or not principal:
+        return command  # an unresolved approver is refused by the engine anyway
+    found: list[str] | None
+    try:
+        found = await reader(principal, [group])
+    except GraphError as err:  # 404: no user of this tenant, so a member of none of its groups
+        found = [] if err.status == 404 else None
+    except AdapterError:
+        found = None
+    return replace(command, excluded_member=None if found is None else group in found)
 
 
 async def _with_memberships(command: Request, access: TemplateAccess, tools: object) -> Request:

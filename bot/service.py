@@ -25,7 +25,7 @@ from bot.job_update import job_update
 from bot.keyed_lock import KeyedLock
 from bot.leases import LEASE_TTL, Leases
 from bot.notifier import RECEIPTS_EVERY, Notifier, PacedChat
-from bot.prerequisites import preflight_access, refuse_if_granted
+from bot.prerequisites import preflight_access, refuse_if_granted, with_approver_membership
 from bot.rollback import RollbackRunner
 from bot.sweep import sweep
 from bot.tasks import TaskSet
@@ -163,6 +163,8 @@ class JobService:
         ``exchange`` (a model call's bodies) is stored in the same transaction."""
         if key and (cached := await self.store.idempotent_result(key)):
             return _replayed(cached)
+        if isinstance(command, lifecycle.Approve):  # read before the lock: it is the tenant
+            command = await with_approver_membership(await self.peek(job_id), command, self.tools)
         outcome = Outcome(False, job_id, reason="BUSY", detail="too many concurrent updates")
         events: list[ChatEvent] = []
         async with self._lock(job_id):

@@ -62,23 +62,50 @@ def template_minimum(template: Template) -> int:
     return TEMPLATES[template.value].min_minutes
 
 
+def template_maximum(template: Template, configured: int) -> int:
+    """The longest window the engine accepts for ``template``: the lower of the configured
+    maximum (``policy.max_minutes``) and the template's own, as engine.wpc.build_wpc takes it."""
+    return min(configured, TEMPLATES[template.value].max_minutes)
+
+
+def duration_bounds(configured: int) -> dict[str, dict[str, int]]:
+    """Each template's shortest and longest window the engine accepts, by template name
+    (for a form drawn outside these renderers: the console page)."""
+    return {
+        t.value: {"min": template_minimum(t), "max": template_maximum(t, configured)}
+        for t in Template
+    }
+
+
+def _chosen(view: RequestFormView) -> tuple[Template, ...]:
+    return (view.values.template,) if view.values else view.templates
+
+
+def max_minutes(view: RequestFormView) -> int:
+    """The duration input's maximum: the chosen template's, else the highest of those
+    offered (a choice the form cannot see yet must not be blocked)."""
+    return max(template_maximum(t, view.max_duration_minutes) for t in _chosen(view))
+
+
 def min_minutes(view: RequestFormView) -> int:
     """The duration input's minimum: the chosen template's, else the lowest of those offered
     (a choice the form cannot see yet must not be blocked); never above the maximum."""
-    chosen = (view.values.template,) if view.values else view.templates
-    return min(min(template_minimum(t) for t in chosen), view.max_duration_minutes)
+    return min(min(template_minimum(t) for t in _chosen(view)), max_minutes(view))
 
 
 def duration_label(view: RequestFormView) -> str:
-    """Says the minimum of each template whose minimum is above 1 (PIM's 5 minutes)."""
-    chosen = (view.values.template,) if view.values else view.templates
-    rules = [
-        f"{TEMPLATE_CHOICES[t].split(' (')[0]}: at least {template_minimum(t)}"
-        for t in chosen
-        if template_minimum(t) > 1
-    ]
-    top = f"at most {view.max_duration_minutes}"
-    return f"Duration (minutes; {'; '.join([*rules, top])})"
+    """Says the minimum of each template whose minimum is above 1 (PIM's 5 minutes), and the
+    maximum: one for all, or each template's when they differ."""
+    chosen = _chosen(view)
+    name = {t: TEMPLATE_CHOICES[t].split(" (")[0] for t in chosen}
+    least = {t: template_minimum(t) for t in chosen}
+    rules = [f"{name[t]}: at least {low}" for t, low in least.items() if low > 1]
+    tops = {t: template_maximum(t, view.max_duration_minutes) for t in chosen}
+    if len(set(tops.values())) == 1:
+        rules.append(f"at most {max_minutes(view)}")
+    else:
+        rules.extend(f"{name[t]}: at most {top}" for t, top in tops.items())
+    return f"Duration (minutes; {'; '.join(rules)})"
 
 
 def labels(template: Template | None) -> dict[Field, str]:

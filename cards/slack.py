@@ -209,13 +209,13 @@ def _template_input(view: RequestFormView, label: str) -> InputBlock:
 
 def _duration_input(view: RequestFormView, label: str) -> InputBlock:
     wanted = view.values.duration_minutes if view.values else 30
-    least = forms.min_minutes(view)
+    least, most = forms.min_minutes(view), forms.max_minutes(view)
     element = NumberInputElement(
         action_id=forms.Field.DURATION.value,
         is_decimal_allowed=False,
-        initial_value=str(max(min(wanted, view.max_duration_minutes), least)),
+        initial_value=str(max(min(wanted, most), least)),
         min_value=str(least),
-        max_value=str(view.max_duration_minutes),
+        max_value=str(most),
     )
     return InputBlock(block_id=forms.Field.DURATION.value, label=label, element=element)
 

@@ -249,16 +249,16 @@ def _template_input(view: RequestFormView, label: str) -> Json:
 
 def _duration_input(view: RequestFormView, label: str) -> Json:
     wanted = view.values.duration_minutes if view.values else 30
-    least = forms.min_minutes(view)
+    least, most = forms.min_minutes(view), forms.max_minutes(view)
     return {
         "type": "Input.Number",
         "id": forms.Field.DURATION.value,
         "label": label,
         "min": least,
-        "max": view.max_duration_minutes,
-        "value": max(min(wanted, view.max_duration_minutes), least),
+        "max": most,
+        "value": max(min(wanted, most), least),
         "isRequired": True,
-        "errorMessage": f"Enter {least} to {view.max_duration_minutes} minutes",
+        "errorMessage": f"Enter {least} to {most} minutes",
     }
 
 

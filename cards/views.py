@@ -115,6 +115,8 @@ class RequestFormView(_Checked):
     """The request form; ``values`` pre-fills it (for example after a refused submission)."""
 
     templates: tuple[Template, ...] = (Template.ENTRA_ROLE, Template.CA_EXCLUSION)
+    # The configured maximum (policy.max_minutes); a template's own may be lower and the
+    # form offers the lower one (forms.max_minutes), as the engine accepts.
     max_duration_minutes: int = 60
     values: RequestValues | None = None
     error: str | None = None

@@ -224,11 +224,14 @@ def stamp(when: datetime) -> str:
     return iso_ms(when)
 
 
+CA_EXCLUSION = "ca-exclusion"  # the template that excludes a group from a CA policy
+
+
 def describe_grant(job: Job) -> str:
     """The privilege a job grants, in plain words (for escalations and cards)."""
     targets = job.request.get("targets", {})
     tenant = targets.get("tenant_id", "?")
-    if job.request.get("template") == "ca-exclusion":
+    if job.request.get("template") == CA_EXCLUSION:
         return (
             f"group {targets.get('group_id')} excluded from Conditional Access policy "
             f"{targets.get('policy_id')} in tenant {tenant}"

@@ -186,6 +186,10 @@ class ConsoleChannel:
             raise  # the service's middleware answers 503 STORE_UNAVAILABLE (no paths)
         except BreakGlassError as exc:
             return _invalid(exc)
+        if not outcome.get("ok"):
+            # A refused request made no job: the id the service drew for it names nothing,
+            # and a page or script that saw it would follow a job that does not exist.
+            outcome = {k: outcome.get(k, "") for k in ("ok", "reason", "detail")}
         return _answer(outcome)
 
     async def _act(self, request: web.Request) -> web.Response:

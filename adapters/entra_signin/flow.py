@@ -34,6 +34,7 @@ from engine.chat_ports import JobCommands
 from engine.errors import CommandRefused
 from engine.job import Actor
 from engine.lifecycle import Approve, StepUpFailed
+from engine.lifecycle.approvals import check_plan
 from engine.outcome import Outcome
 from engine.ports import SignInStore
 from engine.stepup import STEP_UP_FAILED, STEP_UP_REPLAYED, required
@@ -160,8 +161,7 @@ class StepUpFlow:
             raise CommandRefused("STEP_UP_UNAVAILABLE", "the sign-in callback is not known yet")
         job = await self._jobs.peek(job_id)
         plan = job.extension if job.extension is not None else job.plan
-        if plan.plan_hash != plan_hash:
-            raise CommandRefused("OUTDATED_PLAN", "the plan is no longer the current one")
+        check_plan(job, plan, plan_hash, "the sign-in is for")
         terms = required(plan.payload)
         if terms is None:
             raise CommandRefused("STEP_UP_NOT_NEEDED", "this plan needs no step-up")

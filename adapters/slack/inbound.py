@@ -351,7 +351,7 @@ def _field_error(err: forms.RequestFormError, form: RequestFormView) -> dict[str
     message = str(err)
     block = _field_of(message)
     if block == forms.Field.DURATION.value:  # the bounds this form has, not the parser's
-        least, most = forms.min_minutes(form), form.max_duration_minutes
+        least, most = forms.min_minutes(form), forms.max_minutes(form)
         message = f"{block} must be a whole number from {least} to {most}"
     if block is not None:
         return {"response_action": "errors", "errors": {block: message[:150]}}

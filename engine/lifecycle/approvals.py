@@ -24,6 +24,7 @@ from engine.grants import (
 )
 from engine.job import (
     ACTIVE,
+    CA_EXCLUSION,
     DENIED,
     END_APPROVAL_REVOKED,
     PENDING,
@@ -71,6 +72,7 @@ from engine.receipts import (
     human_approval_payload,
 )
 from engine.stepup import check_evidence, required
+from engine.targets import TENANT_UNAVAILABLE
 from engine.timeutil import parse_iso
 from engine.wpc import PlanRequest, Policy, build_wpc, contain_terms, sign_wpc
 
@@ -175,6 +177,17 @@ def _open_plan(job: Job) -> Plan:
     raise refuse("NOT_AWAITING_APPROVAL", f"the job is {job.state}")
 
 
+def check_plan(job: Job, plan: Plan, given: str, what: str) -> None:
+    """Refuse an answer to another plan than ``plan``: OUTDATED_PLAN for one the job once
+    had (a stale card; every plan proposed is kept in ``job.policies``), PLAN_UNKNOWN for
+    one it never had, where "no longer current" would mislead."""
+    if given == plan.plan_hash:
+        return
+    if any(e["payload_hash_b64u"] == given for e in job.policies):
+        raise refuse("OUTDATED_PLAN", f"{what} a plan that is no longer the current one")
+    raise refuse("PLAN_UNKNOWN", f"{what} a plan this job never had")
+
+
 def grantee(request: Mapping[str, Any]) -> str | None:
     """Who would hold the role, for a role requested for someone else (or for oneself: then
     the requester rule already applies). The person who gains the privilege is no second
@@ -201,6 +214,20 @@ def _check_approver(job: Job, actor: Actor, ctx: Ctx) -> str:
     if principal not in ctx.rules.approvers:
         raise refuse("NOT_AN_APPROVER", "you are not in the approver group")
     return principal
+
+
+def _check_not_excluded(job: Job, command: Approve) -> None:
+    """A member of the group a CA exclusion excludes would be let through by it: like a
+    role's grantee, no second pair of eyes on it (ADR 0018)."""
+    if job.request.get("template") != CA_EXCLUSION:
+        return
+    if command.excluded_member is None:
+        raise refuse(TENANT_UNAVAILABLE, "your membership of the excluded group could not be read")
+    if command.excluded_member:
+        raise refuse(
+            "EXCLUDED_MEMBER_APPROVAL",
+            "you are a member of the group this would exclude: others must approve it",
+        )
 
 
 def _record_decision(
@@ -248,8 +275,8 @@ def approve(job: Job, command: Approve, ctx: Ctx) -> Transition:
     if job.state == PENDING and ctx.now >= parse_iso(job.expires_at):
         raise refuse("REQUEST_EXPIRED", "the request expired before it was approved")
     principal = _check_approver(job, command.actor, ctx)
-    if command.plan_hash != plan.plan_hash:
-        raise refuse("OUTDATED_PLAN", "you approved a plan that is no longer the current one")
+    _check_not_excluded(job, command)
+    check_plan(job, plan, command.plan_hash, "you approved")
     if principal in plan.approvers():
         raise refuse("DUPLICATE_APPROVER", "you have already approved this plan")
     _check_step_up(job, plan, command, principal, ctx)
@@ -304,8 +331,7 @@ def step_up_failed(job: Job, command: StepUpFailed, ctx: Ctx) -> Transition:
     """A refused sign-in: checked like a click (who, which plan), then always refused."""
     plan = _open_plan(job)
     require_principal(command.actor)
-    if command.plan_hash != plan.plan_hash:
-        raise refuse("OUTDATED_PLAN", "the sign-in was for a plan that is no longer current")
+    check_plan(job, plan, command.plan_hash, "the sign-in was for")
     raise refuse(command.reason, command.detail)
 
 
@@ -395,8 +421,7 @@ def deny(job: Job, command: Deny, ctx: Ctx) -> Transition:
     principal = require_principal(command.actor)
     if principal != job.requester.principal:
         _check_approver(job, command.actor, ctx)
-    if command.plan_hash != plan.plan_hash:
-        raise refuse("OUTDATED_PLAN", "you answered a plan that is no longer the current one")
+    check_plan(job, plan, command.plan_hash, "you answered")
     ledger = Ledger(job, ctx.now)
     updated = _record_decision(job, ledger, plan, command.actor, principal, "deny", ctx)
     if plan.revision > 0:  # an extension was refused: the window goes on as approved

@@ -104,6 +104,10 @@ class Approve(ActorCommand):
     plan_hash: str
     external_ref: str | None = None  # e.g. an Entra PIM request id or a change ticket
     step_up: StepUpEvidence | None = None  # a verified fresh sign-in, where the plan needs one
+    # Is the approver a member of the group a CA exclusion would exclude (read from the
+    # tenant by the caller)? Such an approver would benefit: refused. None: it could not be
+    # read, refused too (fail closed). Role jobs ignore it (their grantee rule applies).
+    excluded_member: bool | None = False
 
 
 @dataclass(frozen=True)

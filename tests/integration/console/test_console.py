@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 import aiohttp
+import pytest
 
 from bot.app import Runtime
 from engine import catalog
@@ -64,3 +68,29 @@ async def test_health_readiness_and_metrics_answer(
     async with session.get(f"{url}/metrics") as metrics:
         assert metrics.status == 200
         assert 'breakglass_jobs{state="pending_approval"} 0.0' in await metrics.text()
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"principal": "nobody@example.invalid"}, "TARGET_NOT_FOUND"),
+        ({"minutes": 120}, "NOT_ELIGIBLE"),  # above the template's 60-minute maximum
+    ],
+)
+async def test_a_refused_request_names_no_job_and_stores_nothing(
+    console: tuple[aiohttp.ClientSession, str, Runtime],
+    caplog: pytest.LogCaptureFixture,
+    change: dict[str, Any],
+    reason: str,
+) -> None:
+    # A black-box run saw a refused request answer with a fresh job_id, as if a job had
+    # been made: a page or a script would then follow a job that does not exist.
+    session, url, runtime = console
+    caplog.set_level(logging.INFO, logger="breakglass.service")
+    status, answer = await post(session, f"{url}/console/api/request", role_request() | change)
+    assert status == 409
+    assert answer == {"ok": False, "reason": reason, "detail": answer["detail"]}
+    assert answer["detail"]
+    assert await runtime.service.store.list_jobs() == []
+    logged = [r.getMessage() for r in caplog.records if r.name == "breakglass.service"]
+    assert logged == [f"refused request by console:alice: {reason}"]

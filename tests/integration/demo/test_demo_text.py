@@ -16,6 +16,8 @@ import pytest
 from bot.demo import Demo
 from bot.demo_options import DemoOptions
 from bot.demo_text import pressed, rollback_line, verify_command
+from engine.lifecycle import Kill
+from tests.support.engine_sim import DAVE, JobSim
 
 
 def test_a_refusal_says_why_and_has_no_dangling_arrow() -> None:
@@ -30,9 +32,17 @@ def test_a_refusal_says_why_and_has_no_dangling_arrow() -> None:
 
 def test_a_job_without_a_grant_has_nothing_to_roll_back() -> None:
     denied = {"state": "denied", "end_reason": "denied", "rollback_verified": None}
-    assert rollback_line(denied).endswith(
-        "rollback verified: nothing to roll back (no grant was made)"
+    assert rollback_line(denied) == (
+        "job ended denied (denied); nothing was written; no rollback needed"
     )
+    # A black-box run: a job killed while pending was summed up "rollback verified: ...",
+    # though no rollback ran and nothing had been written.
+    sim = JobSim()
+    sim.request()
+    killed_pending = sim.do(Kill(DAVE)).job.to_json()
+    line = rollback_line(killed_pending)
+    assert line == "job ended killed (kill); nothing was written; no rollback needed"
+    assert "rollback verified" not in line
     killed = {
         "state": "killed",
         "end_reason": "kill",
@@ -58,7 +68,7 @@ async def test_denied_demo_prints_what_happened_and_saves_trust_beside_the_bundl
     assert result.ok, result.to_json()
     assert not [line for line in shown if line.rstrip().endswith("→")]
     assert any("refused SELF_APPROVAL (the requester cannot approve" in line for line in shown)
-    assert any(line.endswith("nothing to roll back (no grant was made)") for line in shown)
+    assert any(line.endswith("nothing was written; no rollback needed") for line in shown)
     assert "rollback verified: None" not in "\n".join(shown)
     (closing,) = [line for line in shown if "run_end" in line]
     assert closing.startswith("  receipt #002 ")

@@ -164,22 +164,22 @@ async def test_double_click_counts_once(env: Env) -> None:
     assert (await env.service.load(job.job_id)).state == "pending_approval"
 
 
-async def test_outdated_plan_and_foreign_buttons_are_refused(
+async def test_an_unknown_plan_and_foreign_buttons_are_refused(
     env: Env, caplog: pytest.LogCaptureFixture
 ) -> None:
     job = await steps.request_job(env)
     before = await chain_of(env, job)
     prompt = steps.dm_of(env, BOB)
-    stale = f"approve|{job.job_id}|{'A' * 42}E"  # a well-formed hash of another plan
+    stale = f"approve|{job.job_id}|{'A' * 42}E"  # a well-formed hash the job never had
     await env.sender.click(BOB, f"D{BOB}", prompt, "breakglass.approve", value=stale)
     await env.settle()
     await env.sender.click(BOB, f"D{BOB}", prompt, "breakglass.approve", value="kill|x|y")
     await env.settle()
     after = await env.service.load(job.job_id)
-    assert [r["reason"] for r in after.refusals] == ["OUTDATED_PLAN"]
+    assert [r["reason"] for r in after.refusals] == ["PLAN_UNKNOWN"]
     assert await chain_of(env, job) == before
     replies = steps.ephemerals(env, BOB)
-    assert "OUTDATED_PLAN" in replies[0]
+    assert "PLAN_UNKNOWN" in replies[0]
     assert "not one breakglass knows" in replies[1]
     assert refused(caplog, "breakglass.slack", "refused click by UBOB")
 

@@ -159,10 +159,12 @@ class GraphEnv:
 
 
 @contextlib.asynccontextmanager
-async def graph_env(tmp_path: Path, template: dict[str, Any]) -> AsyncIterator[GraphEnv]:
-    """``GraphEnv`` whose entra-role template has the access rules ``template``."""
+async def graph_env(
+    tmp_path: Path, template: dict[str, Any], name: str = "entra-role"
+) -> AsyncIterator[GraphEnv]:
+    """``GraphEnv`` whose template ``name`` has the access rules ``template``."""
     clock = ManualClock(T0)
-    access = access_from_config({"entra-role": template}, {})
+    access = access_from_config({name: template}, {})
     store = await SqlStore.open(sqlite_url(tmp_path))
     async with SimulatedTenant(clock=clock) as tenant:
         tools = GraphTools(config_for(tenant), MemorySnapshots(), clock=clock.now)

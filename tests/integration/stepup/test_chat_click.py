@@ -51,11 +51,11 @@ async def test_a_click_alone_changes_nothing(stepup: StepUpEnv) -> None:
     assert after.state == states.PENDING
 
 
-async def test_a_click_on_an_outdated_plan_reaches_the_engine(stepup: StepUpEnv) -> None:
+async def test_a_click_on_a_plan_the_job_never_had_reaches_the_engine(stepup: StepUpEnv) -> None:
     job = await stepup.request()
     action = CardAction(Verb.APPROVE, job.job_id, "A" * 43)
     outcome = await chat_actions.act(jobs_for(stepup), action, stepup.actor("bob"))
-    assert outcome.reason == "OUTDATED_PLAN"
+    assert outcome.reason == "PLAN_UNKNOWN"
 
 
 async def test_plans_without_step_up_approve_at_once(stepup: StepUpEnv) -> None:

@@ -4,14 +4,26 @@ anyone is asked, and nothing is planned."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from adapters.graph.simulated.faults import Fault
+from bot.service import JobService
+from engine.job import PENDING
+from engine.lifecycle import Approve, Request
 from engine.limits import TARGET_NOT_ALLOWED
-from tests.integration.graph.support import BOB, DAVE, USER_ADMIN
-from tests.integration.stepup.conftest import GraphEnv, graph_env
+from tests.integration.graph.support import (
+    BOB,
+    DAVE,
+    EXCLUSION_GROUP,
+    MFA_POLICY,
+    TENANT,
+    USER_ADMIN,
+)
+from tests.integration.stepup.conftest import CAROL, GraphEnv, graph_env
 
 RESPONDERS = "92834d79-48cc-5a9e-9744-15121128f4a9"  # "Incident responders" in the seed
 
@@ -40,3 +52,59 @@ async def test_someone_outside_the_group_is_refused_before_anyone_is_asked(env: 
     assert (outcome.ok, outcome.reason) == (False, TARGET_NOT_ALLOWED)
     assert "members of" in outcome.detail
     assert await env.service.open_jobs() == []
+
+
+CA_TEMPLATE = {"ca_policies": [MFA_POLICY], "groups": [EXCLUSION_GROUP], "step_up": "off"}
+
+
+async def ca_requested(service: JobService) -> str:
+    """Alice asks that the exclusion group skip the MFA policy (job ``j-ca``): its plan."""
+    targets = {"tenant_id": TENANT, "policy_id": MFA_POLICY, "group_id": EXCLUSION_GROUP}
+    asked = Request(
+        job_id="j-ca",
+        actor=service.actor("console:alice"),
+        template="ca-exclusion",
+        targets=targets,
+        minutes=30,
+        justification="INC-9 MFA provider down",
+        ticket="INC-9",
+    )
+    assert (await service.request(asked)).ok
+    return (await service.load("j-ca")).plan.plan_hash
+
+
+async def test_a_member_of_the_group_a_ca_exclusion_excludes_may_not_approve_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Bob is in the group the exclusion would let through: his approval is refused (read
+    live from the tenant), recorded on the job and logged; the job waits for others."""
+    async with graph_env(tmp_path, CA_TEMPLATE, "ca-exclusion") as env:
+        env.tenant.add_member(EXCLUSION_GROUP, BOB)
+        service = env.service
+        plan = await ca_requested(service)
+        tenant_before = env.tenant.state()
+        caplog.set_level(logging.INFO, logger="breakglass")
+        out = await service.command("j-ca", Approve(service.actor("console:bob"), plan))
+        assert (out.ok, out.reason) == (False, "EXCLUDED_MEMBER_APPROVAL")
+        job = await service.load("j-ca")
+        assert (job.state, list(job.plan.approvers())) == (PENDING, [])
+        assert job.refusals[-1]["reason"] == "EXCLUDED_MEMBER_APPROVAL"
+        assert "refused Approve on j-ca: EXCLUDED_MEMBER_APPROVAL" in caplog.messages
+        assert env.tenant.state() == tenant_before
+        # Carol is not a member: her approval counts.
+        assert (await service.command("j-ca", Approve(service.actor("console:carol"), plan))).ok
+        assert list((await service.load("j-ca")).plan.approvers()) == [CAROL]
+
+
+async def test_an_approvers_membership_the_tenant_cannot_tell_refuses_the_approval(
+    tmp_path: Path,
+) -> None:
+    async with graph_env(tmp_path, CA_TEMPLATE, "ca-exclusion") as env:
+        service = env.service
+        plan = await ca_requested(service)
+        env.tenant.add_fault(Fault("unavailable", path="/checkMemberGroups", times=50))
+        out = await service.command("j-ca", Approve(service.actor("console:bob"), plan))
+        assert (out.ok, out.reason) == (False, "TENANT_UNAVAILABLE")
+        job = await service.load("j-ca")
+        assert (job.state, list(job.plan.approvers())) == (PENDING, [])
+        assert job.refusals[-1]["reason"] == "TENANT_UNAVAILABLE"

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from yarl import URL
 
 from engine import job as states
+from engine.errors import CommandRefused
 from engine.lifecycle import Approve
 from engine.stepup import (
     STEP_UP_CONTEXT_MISSING,
@@ -132,3 +134,16 @@ async def test_a_code_for_another_sign_in_is_refused(stepup: StepUpEnv) -> None:
     assert status == 403
     assert "code exchange" in page
     await assert_refused_and_recorded(stepup, job.job_id, [], STEP_UP_FAILED)
+
+
+async def test_a_sign_in_for_a_plan_the_job_never_had_is_not_begun(stepup: StepUpEnv) -> None:
+    # "No longer current" would send the approver looking for a newer card that is not there.
+    job = await stepup.request()
+    with pytest.raises(CommandRefused) as err:
+        await stepup.flow.begin(job.job_id, "A" * 43, stepup.actor("bob"))
+    assert (err.value.reason, err.value.detail) == (
+        "PLAN_UNKNOWN",
+        "the sign-in is for a plan this job never had",
+    )
+    assert await stepup.service.load(job.job_id) == job  # nothing changed
+    assert stepup.tenant.sign_in_log == []  # and nobody was sent to sign in

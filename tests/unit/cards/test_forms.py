@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -9,8 +10,12 @@ import pytest
 from cards import forms, slack, teams
 from cards.forms import RequestFormError, request_from_slack, request_from_teams
 from cards.views import RequestFormView, RequestValues, Template
+from engine.errors import TemplateError
+from engine.wpc import TEMPLATES, PlanRequest, build_wpc
+from tests.support.engine_sim import ROLE_TARGETS
 from tests.unit.cards import samples
 
+ISSUER = "did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK"
 VALUES = RequestValues(Template.CA_EXCLUSION, "grp-1", "pol-1", 45, "INC-9 lockout", "INC-9")
 
 
@@ -174,3 +179,40 @@ def test_a_form_before_the_template_is_chosen_names_the_role_minimum() -> None:
     teams_input, _ = duration_inputs(RequestFormView(values=ca))
     assert (teams_input["min"], teams_input["value"]) == (1, 2)
     assert "at least" not in teams_input["label"]
+
+
+@pytest.mark.parametrize("configured", [30, 240])
+def test_the_duration_maximum_is_what_the_engine_accepts(configured: int) -> None:
+    # A black-box run: a form offered more minutes than the template allows (120 of 60),
+    # and the user learned it only from the refusal after submitting.
+    engine_limit = min(configured, TEMPLATES["entra-role"].max_minutes)
+    role = RequestValues(Template.ENTRA_ROLE, "u", "r", 300, "why")
+    for view in (
+        RequestFormView(max_duration_minutes=configured),
+        RequestFormView(max_duration_minutes=configured, values=role),
+    ):
+        teams_input, slack_input = duration_inputs(view)
+        assert teams_input["max"] == engine_limit
+        assert teams_input["errorMessage"].endswith(f"to {engine_limit} minutes")
+        assert slack_input["element"]["max_value"] == str(engine_limit)
+        for label in (teams_input["label"], slack_input["label"]["text"]):
+            assert label.endswith(f"at most {engine_limit})")
+    assert teams_input["value"] == engine_limit  # 300 was typed: lowered to what is allowed
+    # The top the form offers is accepted by the engine, one more is not.
+    request = PlanRequest("entra-role", ROLE_TARGETS, engine_limit, "u-alice", "why", "T-1", "bg-1")
+    build_wpc(request, ISSUER, max_minutes=configured)
+    with pytest.raises(TemplateError, match="maximum"):
+        build_wpc(replace(request, minutes=engine_limit + 1), ISSUER, max_minutes=configured)
+
+
+def test_templates_with_different_maxima_each_say_theirs(monkeypatch: pytest.MonkeyPatch) -> None:
+    shorter = replace(TEMPLATES["ca-exclusion"], max_minutes=20)
+    monkeypatch.setitem(TEMPLATES, "ca-exclusion", shorter)
+    teams_input, _ = duration_inputs(RequestFormView(max_duration_minutes=240))
+    assert teams_input["max"] == 60  # not chosen yet: a role's 60 must not be blocked
+    assert "Entra directory role: at most 60" in teams_input["label"]
+    assert "Conditional Access exclusion: at most 20" in teams_input["label"]
+    ca = RequestValues(Template.CA_EXCLUSION, "g", "p", 45, "why")
+    teams_input, _ = duration_inputs(RequestFormView(max_duration_minutes=240, values=ca))
+    assert (teams_input["max"], teams_input["value"]) == (20, 20)
+    assert forms.duration_bounds(240)["ca-exclusion"] == {"min": 1, "max": 20}

@@ -24,10 +24,12 @@ from engine.lifecycle import (
     Extend,
     Kill,
     RollbackFinished,
+    StepUpFailed,
     Tick,
     Withdraw,
     refusal_note,
 )
+from engine.stepup import STEP_UP_FAILED
 from engine.verify import verify_bundle
 from tests.support.engine_sim import (
     ALICE,
@@ -138,6 +140,28 @@ def test_the_person_who_would_hold_the_role_cannot_approve_it() -> None:
     assert sim.job.state == states.ACTIVE
 
 
+def test_a_member_of_the_group_a_ca_exclusion_excludes_cannot_approve_it() -> None:
+    # The exclusion would let its members through: a member's approval is no second pair of
+    # eyes. The caller reads the membership; one it could not read is refused too.
+    sim = JobSim()
+    targets = {"tenant_id": ROLE_TARGETS["tenant_id"], "policy_id": "p-mfa", "group_id": "g-bg"}
+    sim.request(template="ca-exclusion", targets=targets)
+    assert sim.job is not None
+    plan = sim.job.plan.plan_hash
+    assert refused(sim, Approve(BOB, plan, excluded_member=True)) == "EXCLUDED_MEMBER_APPROVAL"
+    assert refused(sim, Approve(BOB, plan, excluded_member=None)) == "TENANT_UNAVAILABLE"
+    sim.do(Approve(BOB, plan))
+    sim.do(Approve(CAROL, plan))
+    assert sim.job.state == states.ACTIVE
+
+
+def test_a_role_job_ignores_group_membership() -> None:
+    sim = pending()
+    assert sim.job is not None
+    sim.do(Approve(BOB, sim.job.plan.plan_hash, excluded_member=None))
+    assert list(sim.job.plan.approvers()) == [BOB.principal]
+
+
 def test_a_request_too_few_people_may_approve_is_refused_before_anyone_is_asked() -> None:
     sim = JobSim()
     sim.rules = replace(sim.rules, approvers=frozenset({"u-bob", "u-carol"}))
@@ -158,7 +182,7 @@ def test_same_person_twice_also_through_a_second_chat_identity() -> None:
 
 def test_outdated_plan_and_expired_request_are_refused() -> None:
     sim = pending()
-    assert refused(sim, Approve(BOB, "A" * 43)) == "OUTDATED_PLAN"
+    assert refused(sim, Approve(BOB, "A" * 43)) == "PLAN_UNKNOWN"
     sim.advance(minutes=61)
     assert refused(sim, Approve(BOB, sim.job.plan.plan_hash)) == "REQUEST_EXPIRED"  # type: ignore[union-attr]
     t = sim.do(Tick())
@@ -277,6 +301,29 @@ def test_failed_rollback_ends_failed_and_escalates() -> None:
     assert t.job.state == states.FAILED
     escalate = next(e for e in t.effects if e.kind == ESCALATE)
     assert escalate.detail["still_privileged"] == ["u-alice holds r-ga"]
+
+
+def test_a_plan_the_job_never_had_is_unknown_not_outdated() -> None:
+    # A black-box run answered a hash the job was never given and was told it approved "a
+    # plan that is no longer the current one": only a plan the job once had is outdated.
+    sim = active()
+    assert sim.job is not None
+    first = sim.job.plan.plan_hash
+    sim.do(Extend(ALICE, 15))  # the extension is now the plan to answer
+    never = "A" * 43
+    for plan, reason, said in (
+        (never, "PLAN_UNKNOWN", "a plan this job never had"),
+        (first, "OUTDATED_PLAN", "no longer the current one"),
+    ):
+        for command in (
+            Approve(BOB, plan),
+            Deny(BOB, plan),
+            StepUpFailed(BOB, plan, STEP_UP_FAILED),
+        ):
+            assert refused(sim, command) == reason  # nothing changed, and it can be recorded
+            with pytest.raises(CommandRefused) as err:
+                sim.do(command)
+            assert said in err.value.detail
 
 
 def test_extension_needs_two_fresh_approvals_and_a_new_token() -> None:
