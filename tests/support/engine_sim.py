@@ -63,7 +63,21 @@ def entra_role_request(
 ) -> Request:
     """A 30-minute request by ``actor`` that ``principal`` hold ``role`` in ``tenant_id``."""
     targets = {"tenant_id": tenant_id, "principal_id": principal, "role_definition_id": role}
-    args: dict[str, Any] = {"template": "entra-role", "targets": targets, "minutes": 30}
+    return _request(job_id, actor, "entra-role", targets, changes)
+
+
+def ca_exclusion_request(
+    job_id: str, actor: Actor, tenant_id: str, policy: str, group: str, **changes: Any
+) -> Request:
+    """A 30-minute request by ``actor`` that ``group`` skip CA ``policy`` in ``tenant_id``."""
+    targets = {"tenant_id": tenant_id, "policy_id": policy, "group_id": group}
+    return _request(job_id, actor, "ca-exclusion", targets, changes)
+
+
+def _request(
+    job_id: str, actor: Actor, template: str, targets: dict[str, str], changes: dict[str, Any]
+) -> Request:
+    args: dict[str, Any] = {"template": template, "targets": targets, "minutes": 30}
     return Request(job_id=job_id, actor=actor, **(args | changes))
 
 

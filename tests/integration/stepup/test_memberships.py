@@ -13,7 +13,7 @@ import pytest
 from adapters.graph.simulated.faults import Fault
 from bot.service import JobService
 from engine.job import PENDING
-from engine.lifecycle import Approve, Request
+from engine.lifecycle import Approve
 from engine.limits import TARGET_NOT_ALLOWED
 from tests.integration.graph.support import (
     BOB,
@@ -24,6 +24,7 @@ from tests.integration.graph.support import (
     USER_ADMIN,
 )
 from tests.integration.stepup.conftest import CAROL, GraphEnv, graph_env
+from tests.support.engine_sim import ca_exclusion_request
 
 RESPONDERS = "92834d79-48cc-5a9e-9744-15121128f4a9"  # "Incident responders" in the seed
 
@@ -59,15 +60,9 @@ CA_TEMPLATE = {"ca_policies": [MFA_POLICY], "groups": [EXCLUSION_GROUP], "step_u
 
 async def ca_requested(service: JobService) -> str:
     """Alice asks that the exclusion group skip the MFA policy (job ``j-ca``): its plan."""
-    targets = {"tenant_id": TENANT, "policy_id": MFA_POLICY, "group_id": EXCLUSION_GROUP}
-    asked = Request(
-        job_id="j-ca",
-        actor=service.actor("console:alice"),
-        template="ca-exclusion",
-        targets=targets,
-        minutes=30,
-        justification="INC-9 MFA provider down",
-        ticket="INC-9",
+    alice, why = service.actor("console:alice"), "INC-9 MFA provider down"
+    asked = ca_exclusion_request(
+        "j-ca", alice, TENANT, MFA_POLICY, EXCLUSION_GROUP, justification=why, ticket="INC-9"
     )
     assert (await service.request(asked)).ok
     return (await service.load("j-ca")).plan.plan_hash
