@@ -30,6 +30,7 @@ PAGE = "1000"  # the documented maximum page size
 MAX_PAGES = 10  # per log and principal: past 10,000 entries the read gives up (unavailable)
 MAX_MEMBERS = 10  # excluded group members whose sign-ins are read, one query each
 MAX_SPAN = timedelta(days=2)
+_USER = "#microsoft.graph.user"
 
 
 def _span(args: Mapping[str, Any]) -> tuple[datetime, datetime]:
@@ -86,13 +87,17 @@ async def read_activity(ctx: ToolContext, args: Mapping[str, Any]) -> ToolResult
 
 
 async def read_exclusion_activity(ctx: ToolContext, args: Mapping[str, Any]) -> ToolResult:
-    """The sign-ins of the excluded group's members over the span, counting those the
-    policy did not apply to (what the exclusion let through)."""
+    """The sign-ins of the excluded group's users (nested groups' included) over the span,
+    counting those the policy did not apply to (what the exclusion let through)."""
     since, until = _span(args)
     group, policy = str(args["group_id"]), str(args["policy_id"])
-    members = await ctx.client.get_all(f"/groups/{group}/members", {"$select": "id"})
+    # The exclusion lets through nested members too ("Policy is applied to nested users and
+    # groups"), and a group also holds groups and devices: every nested member, users only.
+    members = await ctx.client.get_all(f"/groups/{group}/transitiveMembers", {"$select": "id"})
     # Only GUIDs go into a filter: an id from the wire never shapes the query.
-    ids = sorted({str(m["id"]) for m in members if is_guid(m.get("id"))})
+    ids = sorted(
+        {str(m["id"]) for m in members if m.get("@odata.type") == _USER and is_guid(m.get("id"))}
+    )
     entries: list[Any] = []
     for member in ids[:MAX_MEMBERS]:
         entries += await _sign_ins(ctx, member, since, until)

@@ -5,7 +5,9 @@
 result carries the keyId, the hint and a hash of the secret, so receipts, cards and logs
 never hold it. ``POST /applications/{id}/removePassword`` with ``{"keyId"}`` removes it;
 an unknown keyId is an error (400 in practice, see docs/graph.md), so a resend after a lost
-answer reads the application before calling a missing key a failure.
+answer reads the application before calling a missing key a failure. After a lost answer to
+``addPassword`` the application is read until the password shows (bounded by
+``readback_attempts``: replicas lag) before anything is sent again.
 """
 
 from __future__ import annotations
@@ -63,8 +65,14 @@ async def add_password(ctx: ToolContext, args: Mapping[str, Any]) -> ToolResult:
     async def send() -> Doc:
         return dict((await ctx.client.post(_path(args, "/addPassword"), _add_body(name))).body)
 
-    async def read_back() -> Doc | None:  # a lost answer: ours landed if its name is there
+    async def named() -> Doc | None:
         return next((p for p in await _passwords(ctx, args) if p.get("displayName") == name), None)
+
+    async def read_back() -> Doc | None:  # a lost answer: ours landed if its name is there
+        # Patiently: a replica may not show it yet, and a resend would leave a second password
+        # (valid for years, in no result, so never removed) if the first one had landed.
+        found, _ = await ctx.poll(named, lambda cred: cred is not None)
+        return found
 
     cred, recovered = await ctx.write_once(send, read_back)
     if not is_guid(cred.get("keyId")):

@@ -28,6 +28,7 @@ from adapters.graph.simulated.directory import Directory, Doc
 from adapters.graph.simulated.errors import SimError
 from adapters.graph.simulated.http_common import GRAPH_PREFIX, core_of, entity, json_body
 from adapters.graph.simulated.http_graph import not_found
+from adapters.graph.simulated.odata import check_parameters
 
 _GUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 _CREDENTIAL_KEYS = {"displayName", "startDateTime", "endDateTime"}
@@ -93,6 +94,8 @@ async def remove_password(request: web.Request) -> web.Response:
     core = core_of(request)
     _app(core.directory, request.match_info["id"])
     body = await json_body(request)
+    if isinstance(body, dict):
+        check_parameters(body, ("keyId",), "removePassword")
     key_id = body.get("keyId") if isinstance(body, dict) else None
     if not isinstance(key_id, str) or not _GUID.fullmatch(key_id):
         raise SimError(400, "Request_BadRequest", "keyId must be a GUID.")

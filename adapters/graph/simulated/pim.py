@@ -24,6 +24,7 @@ from typing import Any
 from adapters.graph.simulated.clock import iso, parse_iso
 from adapters.graph.simulated.directory import Assignment, Directory, RoleDefinition
 from adapters.graph.simulated.errors import SimError
+from adapters.graph.simulated.odata import check_nested, check_properties
 
 Doc = dict[str, Any]
 MIN_ACTIVE = timedelta(minutes=5)
@@ -31,6 +32,33 @@ MIN_ACTIVE = timedelta(minutes=5)
 PROTECTED_ROLES = frozenset(
     {"62e90394-69f5-4237-9190-012177145e10", "e8611ab8-c189-46e8-94e1-60213ab1f814"}
 )
+# The properties of unifiedRoleAssignmentScheduleRequest and its complex types (not open
+# types): "unifiedRoleAssignmentScheduleRequest resource type", "requestSchedule resource
+# type", "expirationPattern resource type", "ticketInfo resource type".
+REQUEST_PROPERTIES = frozenset(
+    {
+        "action",
+        "appScopeId",
+        "approvalId",
+        "completedDateTime",
+        "createdBy",
+        "createdDateTime",
+        "customData",
+        "directoryScopeId",
+        "id",
+        "isValidationOnly",
+        "justification",
+        "principalId",
+        "roleDefinitionId",
+        "scheduleInfo",
+        "status",
+        "targetScheduleId",
+        "ticketInfo",
+    }
+)
+SCHEDULE_PROPERTIES = frozenset({"startDateTime", "expiration", "recurrence"})
+EXPIRATION_PROPERTIES = frozenset({"type", "endDateTime", "duration"})
+TICKET_PROPERTIES = frozenset({"ticketNumber", "ticketSystem"})
 _DURATION = re.compile(r"P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?")
 
 
@@ -47,6 +75,7 @@ def submit(directory: Directory, body: Any, now: datetime, *, strict: bool = Fal
     """Process one request; returns the stored request object or raises ``SimError``."""
     if not isinstance(body, dict):
         raise SimError(400, "BadRequest", "The request body must be a JSON object.")
+    _check_shape(body)
     action = body.get("action")
     principal_id, role = _target(directory, body)
     scope = body.get("directoryScopeId")
@@ -65,6 +94,16 @@ def submit(directory: Directory, body: Any, now: datetime, *, strict: bool = Fal
         existing.removed_at = now
         return _record(directory, body, existing, "Revoked", now)
     raise SimError(400, "BadRequest", "action must be adminAssign or adminRemove here.")
+
+
+def _check_shape(body: Mapping[str, Any]) -> None:
+    """Every property defined by its type, as Graph reads a request body."""
+    check_properties(body, REQUEST_PROPERTIES, "unifiedRoleAssignmentScheduleRequest")
+    check_nested(body, "scheduleInfo", SCHEDULE_PROPERTIES, "requestSchedule")
+    schedule = body.get("scheduleInfo")
+    if isinstance(schedule, Mapping):
+        check_nested(schedule, "expiration", EXPIRATION_PROPERTIES, "expirationPattern")
+    check_nested(body, "ticketInfo", TICKET_PROPERTIES, "ticketInfo")
 
 
 def _target(directory: Directory, body: Mapping[str, Any]) -> tuple[str, RoleDefinition]:

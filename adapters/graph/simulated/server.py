@@ -205,9 +205,18 @@ class SimulatedTenant:
         with self.core.write() as directory:
             return pim.inject(directory, principal_id, role_id, minutes, self.clock.now())
 
-    def add_member(self, group_id: str, user_id: str) -> None:
-        """Make ``user_id`` a member of ``group_id`` (for target limits by group)."""
-        self.memberships.members.setdefault(group_id, set()).add(user_id)
+    def add_member(self, group_id: str, member_id: str, kind: str | None = None) -> None:
+        """Make ``member_id`` a direct member of ``group_id``: a user, or a group of the
+        directory (nesting: its members become transitive members of ``group_id``), or,
+        with ``kind``, a ``device``, ``servicePrincipal`` or ``orgContact``."""
+        if kind is None:
+            if member_id in self.directory.groups:
+                kind = "group"
+            elif member_id in self.directory.users:
+                kind = "user"
+            else:
+                raise ValueError("member_id names no user or group here: give its kind")
+        self.memberships.add(group_id, member_id, kind)
 
     def file_pim_request(self, principal_id: str, role_id: str, status: str) -> str:
         """A PIM activation request someone filed (``PendingApproval``, ``Denied``,

@@ -21,6 +21,8 @@ GLOBAL_ADMIN = "62e90394-69f5-4237-9190-012177145e10"  # max 60 minutes in the s
 USER_ADMIN = "fe930be7-5e62-47db-91af-98c3a49a38b1"  # max 240 minutes
 EXCLUSION_GROUP = "f2709144-020b-50f3-a776-bce8de0efbbd"
 EMERGENCY_GROUP = "c0303331-a0d1-5475-b417-c216eaee68e3"  # already excluded from MFA_POLICY
+RESPONDERS = "92834d79-48cc-5a9e-9744-15121128f4a9"  # "Incident responders": no policy names it
+DEVICE = "5f0c3a52-7d1e-4b8a-9e64-2c1d0b7f8a13"  # a device: groups hold devices too
 MFA_POLICY = "75400886-ec78-56f5-84ed-13ceef2cf5f7"
 LEGACY_POLICY = "3f818883-ec6b-5f79-8c24-a12d93a4d1cb"
 

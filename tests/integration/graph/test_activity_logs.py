@@ -25,9 +25,11 @@ from tests.integration.graph.support import (
     ALICE,
     BOB,
     DAVE,
+    DEVICE,
     EMERGENCY_GROUP,
     ERIN,
     MFA_POLICY,
+    RESPONDERS,
     TENANT,
     MemorySnapshots,
 )
@@ -205,6 +207,31 @@ async def test_exclusion_activity_counts_the_sign_ins_the_exclusion_let_through(
     line = activity.sentence(activity.read_record("tr_1", result.body), "Dave")
     assert line is not None
     assert "let through 2 sign-in(s) of 1 user(s)" in line
+
+
+async def test_exclusion_activity_counts_the_members_of_nested_groups(
+    tenant: SimulatedTenant, clock: ManualClock, paced_tools: GraphTools
+) -> None:
+    # A CA exclusion of a group excludes its nested members too ("Conditional Access: Users,
+    # groups, and workload identities": "Policy is applied to nested users and groups"), and
+    # a group holds devices and groups as well as users ("List group transitive members").
+    tenant.add_member(EMERGENCY_GROUP, DAVE)
+    tenant.add_member(EMERGENCY_GROUP, RESPONDERS)
+    tenant.add_member(RESPONDERS, ALICE)
+    tenant.add_member(EMERGENCY_GROUP, DEVICE, kind="device")
+    args = read_args(clock, policy_id=MFA_POLICY, group_id=EMERGENCY_GROUP)
+    clock.advance(60)
+    tenant.sign_in(DAVE)
+    nested = tenant.sign_in(ALICE)
+    tenant.sign_in(ERIN)  # not a member: the exclusion did nothing for her
+    applied = {p["id"]: p["result"] for p in nested["appliedConditionalAccessPolicies"]}
+    assert applied[MFA_POLICY] == "notApplied"  # the tenant excluded Alice through nesting
+    result = await paced_tools.call(catalog.READ_EXCLUSION_ACTIVITY, args)
+    assert result.ok, result.body
+    sign_ins = result.body["sign_ins"]
+    assert (sign_ins["count"], sign_ins["let_through"], sign_ins["users"]) == (2, 2, 2)
+    queried = [e.query for e in tenant.requests_log if e.path == SIGN_INS]
+    assert not [q for q in queried if RESPONDERS in q or DEVICE in q]  # users only
 
 
 async def test_a_span_that_runs_backwards_is_refused_before_anything_is_sent(

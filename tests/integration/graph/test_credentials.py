@@ -109,6 +109,22 @@ async def test_lost_answer_to_add_is_recovered_without_a_second_password(
     assert [p["keyId"] for p in passwords(sim)] == [added.body["key_id"]]
 
 
+async def test_lost_answer_to_add_behind_replication_lag_makes_no_second_password(
+    sim: SimulatedTenant, tools: GraphTools
+) -> None:
+    # Entra is eventually consistent: "a successful write ... does not guarantee that an
+    # immediate read will reflect that change" (docs/graph.md). A read-back that gives up
+    # after one stale read resends, and the first password (valid for two years, named for
+    # the job but never in its result) is never removed.
+    sim.set_replication_lag(reads=2)
+    sim.add_fault(Fault("drop", method="POST", path="addPassword"))
+    added = await tools.call(catalog.ADD_APP_PASSWORD, add_args())
+    assert added.ok
+    assert [p["keyId"] for p in passwords(sim)] == [added.body["key_id"]]
+    assert added.body["recovered"] is True
+    assert [e.status for e in sim.requests_log if "addPassword" in e.path] == [0]  # sent once
+
+
 async def _token(sim: SimulatedTenant) -> str:
     form = {
         "grant_type": "client_credentials",

@@ -23,7 +23,9 @@ from tests.integration.graph.conftest import FAST, config_for
 from tests.integration.graph.support import (
     DAVE,
     ERIN,
+    EXCLUSION_GROUP,
     GLOBAL_ADMIN,
+    MFA_POLICY,
     USER_ADMIN,
     MemorySnapshots,
     ca_args,
@@ -35,6 +37,7 @@ from tests.integration.graph.support import (
 )
 
 REQUESTS = "/roleManagement/directory/roleAssignmentScheduleRequests"
+CA_POLICIES = "/identity/conditionalAccess/policies"
 
 
 def admin_remove(principal: str, role: str) -> dict[str, str]:
@@ -207,3 +210,86 @@ async def test_ca_throttling_without_retry_after_is_backed_off(
     assert result.body["verified"] is True
     assert throttled  # the tenant said 429, without Retry-After ...
     assert any(w >= 0.25 for w in waits)  # ... and the client backed off by itself
+
+
+def raw_assign(**extra: object) -> dict[str, object]:
+    """A valid ``adminAssign`` body, sent past our tool, with ``extra`` merged in."""
+    body: dict[str, object] = {
+        "action": "adminAssign",
+        "principalId": DAVE,
+        "roleDefinitionId": USER_ADMIN,
+        "directoryScopeId": "/",
+        "justification": "raw request, past our own argument check",
+        "scheduleInfo": {"expiration": {"type": "afterDuration", "duration": "PT30M"}},
+    }
+    return body | extra
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "unknown"),
+    [
+        pytest.param(
+            REQUESTS, raw_assign(justificaton="typo"), "justificaton", id="misspelt-property"
+        ),
+        pytest.param(
+            REQUESTS,
+            raw_assign(scheduleInfo={"expiration": {"type": "afterDuration", "minutes": 30}}),
+            "minutes",
+            id="nested-unknown-property",
+        ),
+        pytest.param(
+            REQUESTS,
+            raw_assign(ticketInfo={"ticketNumber": "INC-42", "url": "https://x.test/42"}),
+            "url",
+            id="ticket-extra-property",
+        ),
+        pytest.param(
+            f"{CA_POLICIES}/{MFA_POLICY}",
+            {"conditions": {"users": {"excludeGroup": [EXCLUSION_GROUP]}}},
+            "excludeGroup",
+            id="ca-users-singular",
+        ),
+        pytest.param(
+            f"{CA_POLICIES}/{MFA_POLICY}",
+            {"condition": {"users": {"excludeGroups": [EXCLUSION_GROUP]}}},
+            "condition",
+            id="ca-top-level-typo",
+        ),
+        pytest.param(
+            f"{CA_POLICIES}/{MFA_POLICY}",
+            {"conditions": {"user": {"excludeGroups": [EXCLUSION_GROUP]}}},
+            "user",
+            id="ca-condition-typo",
+        ),
+        pytest.param(
+            f"/users/{DAVE}/checkMemberGroups", {"groups": []}, "groups", id="action-parameter"
+        ),
+    ],
+)
+async def test_a_property_the_type_does_not_define_is_refused_not_ignored(
+    sim: SimulatedTenant, tools: GraphTools, path: str, body: dict[str, object], unknown: str
+) -> None:
+    # Graph's types are not open: "The property 'x' does not exist on type ..." (400). A
+    # tenant that ignored it would let a misspelt justification, ticket or exclusion pass
+    # here and fail (or mean something else) against Entra.
+    before = sim.state()
+    send = tools.client.patch if path.startswith(CA_POLICIES) else tools.client.post
+    with pytest.raises(GraphError) as caught:
+        await send(path, body)
+    assert (caught.value.status, caught.value.code) == (400, "BadRequest")
+    assert f"'{unknown}'" in caught.value.message  # the answer names what it refused
+    assert sim.state() == before  # nothing granted, the policy untouched
+
+
+async def test_our_own_bodies_use_only_defined_properties(
+    sim: SimulatedTenant, tools: GraphTools, clock: ManualClock
+) -> None:
+    # Every write our tools send passes the same check: assign (with ticket and schedule),
+    # the CA exclusion and its restore (the whole users condition as read), removal.
+    assert (await tools.call(catalog.WRITE_ROLE, write_args())).ok
+    assert (await tools.call(catalog.EXCLUDE_GROUP, ca_args())).ok
+    assert (await tools.call(catalog.RESTORE_CA, ca_args())).ok
+    clock.advance(timedelta(minutes=5))
+    assert (await tools.call(catalog.REMOVE_ROLE, remove_args())).ok
+    refused = [e for e in sim.requests_log if e.method != "GET" and e.status >= 400]
+    assert refused == []
