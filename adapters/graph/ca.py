@@ -20,7 +20,7 @@ from typing import Any, Protocol, runtime_checkable
 from adapters.graph.ca_claims import PolicyRead, fresh_policy, stale, write_on
 from adapters.graph.context import ToolContext
 from engine.catalog import RESTORE_CA
-from engine.errors import InputError
+from engine.errors import GraphError, InputError
 from engine.ports import MarkedGrant
 from engine.tools import ToolResult
 
@@ -111,10 +111,19 @@ async def exclude_group(ctx: ToolContext, args: Mapping[str, Any]) -> ToolResult
 
 
 async def restore_policy(ctx: ToolContext, args: Mapping[str, Any]) -> ToolResult:
-    policy_id, group_id = args["policy_id"], args["group_id"]
     original = await _load_original(ctx, args)
-    if original is None:
-        return await _never_changed(ctx, args)
+    try:
+        if original is None:
+            return await _never_changed(ctx, args)
+        return await _restore(ctx, args, original)
+    except GraphError as err:
+        if err.status != 404:  # 404: it existed when planned, so someone deleted it
+            raise
+        return _deleted(args)
+
+
+async def _restore(ctx: ToolContext, args: Mapping[str, Any], original: Doc) -> ToolResult:
+    policy_id, group_id = args["policy_id"], args["group_id"]
     async with ctx.exclusive(policy_id):  # read and write as one: see KeyedLocks
         read = await fresh_policy(ctx, policy_id, lambda: get_policy(ctx, policy_id))
         current = read.policy
@@ -136,9 +145,14 @@ async def read_policy(ctx: ToolContext, args: Mapping[str, Any]) -> ToolResult:
     policy_id, group_id = args["policy_id"], args["group_id"]
     if args["expect"] == "restored":
         original = await _load_original(ctx, args)
-        if original is None:
-            return await _never_changed(ctx, args)
-        body, _ = await _effective_state(ctx, args, original, None)
+        try:
+            if original is None:
+                return await _never_changed(ctx, args)
+            body, _ = await _effective_state(ctx, args, original, None)
+        except GraphError as err:
+            if err.status != 404:  # as in restore_policy
+                raise
+            return _deleted(args)
         return ToolResult("success", body | {"expect": "restored"})
     after, reads = await ctx.poll(
         lambda: get_policy(ctx, policy_id), lambda p: group_id in excluded_groups(p)
@@ -255,6 +269,22 @@ async def _never_changed(ctx: ToolContext, args: Mapping[str, Any]) -> ToolResul
         "policy_id": args["policy_id"],
         "group_id": args["group_id"],
         "exclude_groups": excluded_groups(policy),
+    }
+    return ToolResult("success", body)
+
+
+def _deleted(args: Mapping[str, Any]) -> ToolResult:
+    """The policy is gone: our exclusion went with it, and there is nothing to restore or to
+    wait for (a deleted policy does not come back from a lagging replica)."""
+    body = {
+        "verified": True,
+        "restored": True,
+        "policy_deleted": True,
+        "drift": ["policy deleted"],
+        "ours_seen": True,
+        "policy_id": args["policy_id"],
+        "group_id": args["group_id"],
+        "exclude_groups": [],
     }
     return ToolResult("success", body)
 

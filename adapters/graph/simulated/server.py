@@ -268,6 +268,13 @@ class SimulatedTenant:
             policies.merge(policy, change)
             policy["modifiedDateTime"] = iso(self.clock.now())
 
+    def delete_policy(self, policy_id: str) -> None:
+        """Another administrator deletes a CA policy ("Delete conditionalAccessPolicy":
+        204; the policy is gone, not soft-deleted, and later reads answer 404)."""
+        with self.core.write() as directory:
+            policies.policy_or_404(directory, policy_id)
+            del directory.policies[policy_id]
+
     @property
     def strict(self) -> bool:
         return self.core.strict
