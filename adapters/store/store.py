@@ -14,6 +14,7 @@ without a hop.
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -190,9 +191,12 @@ class SqlStore:
         # its parameters stay in the chained exception for the service log.
         orig = getattr(exc, "orig", None) or exc
         first = (str(orig).strip().splitlines() or [""])[0]
-        text = f"{fn.__name__} on {self._safe_url} failed: {type(orig).__name__}: {first}"
         password = self._engine.url.password  # belt and braces: drivers should not echo it
-        return text.replace(password, "***") if password else text
+        if password and _shows(first, str(password)):
+            # Withheld whole: masking each occurrence mangled the text around a short
+            # password (every "p" of it for "p"), and showed where the password was.
+            first = "(the driver's message is withheld: it contains the password)"
+        return f"{fn.__name__} on {self._safe_url} failed: {type(orig).__name__}: {first}"
 
     # policies
     async def put_policy(self, policy_hash_b64u: str, envelope: JsonDoc) -> bool:
@@ -356,3 +360,8 @@ class SqlStore:
 
     async def purge_keys(self, before: datetime) -> int:
         return await self._run(leases.purge_keys, before)
+
+
+def _shows(text: str, secret: str) -> bool:
+    """Does ``text`` hold ``secret`` as a token of its own (not inside a longer word)?"""
+    return re.search(rf"(?<![A-Za-z0-9]){re.escape(secret)}(?![A-Za-z0-9])", text) is not None

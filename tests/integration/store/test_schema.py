@@ -143,6 +143,23 @@ async def test_unreachable_postgres_is_a_store_error_without_password() -> None:
     assert PASSWORD not in chain_text(caught.value)
 
 
+async def test_a_short_password_leaves_the_drivers_message_readable() -> None:
+    # Masking every occurrence of the password "p" printed "***ort 1 failed".
+    with pytest.raises(StoreError) as caught:
+        await SqlStore.open("postgresql+psycopg://u:p@127.0.0.1:1/test?connect_timeout=2")
+    assert 'connection to server at "127.0.0.1", port 1 failed' in str(caught.value)
+    assert "***ort" not in str(caught.value)
+
+
+async def test_a_driver_message_that_shows_the_password_is_withheld() -> None:
+    # libpq quotes a bad option value, here spelt like the password.
+    url = f"postgresql+psycopg://postgres:{PASSWORD}@127.0.0.1:5432/test?sslmode={PASSWORD}"
+    with pytest.raises(StoreError) as caught:
+        await SqlStore.open(url)
+    assert PASSWORD not in str(caught.value)
+    assert "the driver's message is withheld: it contains the password" in str(caught.value)
+
+
 async def test_unreachable_sqlite_is_a_store_error(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="unable to open"):
         await SqlStore.open(sqlite_url(tmp_path / "no" / "such" / "dir"))
