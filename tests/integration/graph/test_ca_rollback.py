@@ -166,6 +166,7 @@ async def test_a_job_whose_policy_was_deleted_mid_window_ends_closed_and_verifie
 ) -> None:
     """End to end through the gateway and the rollback: closed, nothing escalated, the
     bundle verifies and its receipt says the policy was deleted."""
+
     async def sleep(seconds: float) -> None:  # waits (chat pacing) pass in the clock's time
         clock.advance(max(seconds, 0.0))
         await asyncio.sleep(0)
