@@ -3,11 +3,19 @@ validated by the SDK when it is turned into JSON.
 
 Every ``mrkdwn`` text is escaped (``cards.text.slack_mrkdwn``) and marked ``verbatim`` so Slack
 neither links URLs nor parses mentions in it; headers and buttons carry only our own words.
+
+Besides each block's own limits, Slack refuses a message whose blocks hold too much text in
+all (``msg_blocks_too_long``): a limit it does not document, reported refused at 11,341
+characters and taken at 9,597 (docs/slack.md §5). So a message keeps its blocks' text within
+:data:`BLOCKS_TEXT_BUDGET`: free text (list items, notes, a justification) is cut first, in
+the steps of :data:`ROOMS`, and names, ids and hashes only when that is not enough; every cut
+ends in an ellipsis, and the audit log keeps everything.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from slack_sdk.models.blocks import (
@@ -47,6 +55,7 @@ HEADER_LIMIT = 150
 BUTTON_LIMIT = 75
 CONFIRM_LIMIT = 300
 TEXT_LIMIT = 300  # the notification text: our words and ids only
+BLOCKS_TEXT_BUDGET = 9_000  # characters of text in all of a message's blocks (see above)
 LINK_ACTION = "open_link"  # a link button's click: Slack opens the URL, we only acknowledge
 
 _ICONS = {Tone.DANGER: ":rotating_light: ", Tone.WARNING: ":warning: ", Tone.GOOD: ""}
@@ -57,13 +66,33 @@ class MessageTooLarge(TooLarge):
     """A rendered Slack message is above a Block Kit limit."""
 
 
+@dataclass(frozen=True)
+class Room:
+    """The most characters one piece of a card's text may take once escaped."""
+
+    free: int  # free text: a list item, a note, a multi-line fact (a justification, an error)
+    fact: int  # a fact's value (names with ids, hashes), a banner
+
+
+# Tried in turn until the message's blocks fit BLOCKS_TEXT_BUDGET: free text goes first.
+ROOMS = (
+    Room(SECTION_LIMIT, SECTION_LIMIT),  # as the section limit allows: most messages
+    Room(1000, SECTION_LIMIT),
+    Room(400, SECTION_LIMIT),
+    Room(150, SECTION_LIMIT),
+    Room(150, 600),
+    Room(100, 300),
+    Room(60, 160),
+)
+
+
 def _mrkdwn(text: str) -> MarkdownTextObject:
     return MarkdownTextObject(text=text, verbatim=True)
 
 
-def _fact_line(fact: layout.Fact) -> str:
+def _fact_line(fact: layout.Fact, room: Room) -> str:
     label = f"*{slack_mrkdwn(fact.label, 80)}:*"
-    limit = SECTION_LIMIT - len(label) - 1
+    limit = min(SECTION_LIMIT - len(label) - 1, room.free if fact.multiline else room.fact)
     if fact.mono:
         return f"{label} {slack_code(fact.value, limit)}"
     glue = "\n" if fact.multiline else " "
@@ -82,30 +111,33 @@ def _sections(lines: list[str]) -> Iterator[SectionBlock]:
         yield SectionBlock(text=_mrkdwn(chunk))
 
 
-def _banner(part: Banner) -> list[Block]:
+def _banner(part: Banner, room: Room = ROOMS[0]) -> list[Block]:
     icon = _ICONS.get(part.tone, "")
-    return [SectionBlock(text=_mrkdwn(f"{icon}*{slack_mrkdwn(part.text, 2900)}*"))]
+    text = slack_mrkdwn(part.text, min(2900, room.fact))
+    return [SectionBlock(text=_mrkdwn(f"{icon}*{text}*"))]
 
 
-def _bullets(part: Bullets) -> list[Block]:
+def _bullets(part: Bullets, room: Room) -> list[Block]:
     icon = _ICONS.get(part.tone, "")
     title = f"{icon}*{slack_mrkdwn(part.title, 200)}*"
-    return [*_sections([title, *(f"• {slack_mrkdwn(i, 2900)}" for i in part.items)])]
+    limit = min(2900, room.free)
+    return [*_sections([title, *(f"• {slack_mrkdwn(i, limit)}" for i in part.items)])]
 
 
-def _note(part: Note) -> list[Block]:
-    text = slack_code(part.text, SECTION_LIMIT) if part.mono else slack_mrkdwn(part.text, 3000)
+def _note(part: Note, room: Room) -> list[Block]:
+    limit = min(SECTION_LIMIT, room.free)
+    text = slack_code(part.text, limit) if part.mono else slack_mrkdwn(part.text, limit)
     return [ContextBlock(elements=[_mrkdwn(text)])]
 
 
-def _part(part: Part) -> list[Block]:
+def _part(part: Part, room: Room) -> list[Block]:
     if isinstance(part, Banner):
-        return _banner(part)
+        return _banner(part, room)
     if isinstance(part, Facts):
-        return [*_sections([_fact_line(f) for f in part.items])]
+        return [*_sections([_fact_line(f, room) for f in part.items])]
     if isinstance(part, Bullets):
-        return _bullets(part)
-    return _note(part)
+        return _bullets(part, room)
+    return _note(part, room)
 
 
 def _button(button: Button) -> ButtonElement:
@@ -136,27 +168,51 @@ def _link(link: Link) -> ButtonElement:
     )
 
 
-def blocks_of(card: Card) -> list[Block]:
-    """The Block Kit blocks of a neutral card (not yet validated)."""
+def blocks_of(card: Card, room: Room = ROOMS[0]) -> list[Block]:
+    """The Block Kit blocks of a neutral card (not yet validated), each text within ``room``."""
     blocks: list[Block] = []
     if card.title:
         title = truncate(card.title, HEADER_LIMIT)
         blocks.append(HeaderBlock(text=PlainTextObject(text=title, emoji=False)))
     for part in card.parts:
-        blocks.extend(_part(part))
+        blocks.extend(_part(part, room))
     if card.buttons or card.links:
         elements = [*(_button(b) for b in card.buttons), *(_link(k) for k in card.links)]
         blocks.append(ActionsBlock(elements=elements))
     return blocks
 
 
+def text_size(node: object) -> int:
+    """Characters of text in ``node``: every ``text`` string at any depth, as Slack adds
+    them up for ``msg_blocks_too_long``."""
+    if isinstance(node, Mapping):
+        return sum(
+            len(value) if key == "text" and isinstance(value, str) else text_size(value)
+            for key, value in node.items()
+        )
+    if isinstance(node, list):
+        return sum(text_size(item) for item in node)
+    return 0
+
+
 def render(card: Card) -> Json:
-    """A ``chat.postMessage`` / ``chat.update`` body: ``text`` and validated ``blocks``."""
-    blocks = blocks_of(card)
-    if len(blocks) > MAX_BLOCKS:
-        raise MessageTooLarge(f"{len(blocks)} blocks, above {MAX_BLOCKS}")
+    """A ``chat.postMessage`` / ``chat.update`` body: ``text`` and validated ``blocks``, at
+    most :data:`MAX_BLOCKS` blocks holding at most :data:`BLOCKS_TEXT_BUDGET` characters of
+    text (the first of :data:`ROOMS` that fits)."""
     text = slack_mrkdwn(clean_line(card.summary, TEXT_LIMIT), TEXT_LIMIT)
-    return {"text": text, "blocks": [block.to_dict() for block in blocks]}
+    size, count = 0, 0
+    for room in ROOMS:
+        blocks = blocks_of(card, room)
+        count = len(blocks)
+        if count > MAX_BLOCKS:
+            continue
+        drawn = [block.to_dict() for block in blocks]
+        size = text_size(drawn)
+        if size <= BLOCKS_TEXT_BUDGET:
+            return {"text": text, "blocks": drawn}
+    if count > MAX_BLOCKS:
+        raise MessageTooLarge(f"{count} blocks, above {MAX_BLOCKS}")
+    raise MessageTooLarge(f"{size} characters of text in blocks, above {BLOCKS_TEXT_BUDGET}")
 
 
 # --- the moments ----------------------------------------------------------------------------

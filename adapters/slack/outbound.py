@@ -34,7 +34,13 @@ from adapters.slack.texts import (
     text_message,
     warning_text,
 )
-from adapters.slack.web import FILES_REFUSED, SlackApi, SlackDeliveryError
+from adapters.slack.web import (
+    EDIT_CLOSED,
+    FILES_REFUSED,
+    MESSAGE_GONE,
+    SlackApi,
+    SlackDeliveryError,
+)
 from cards import job_views as views
 from cards import slack as render
 from cards.moments import VERIFY_COMMAND as VERIFY
@@ -140,10 +146,53 @@ class SlackChat:
         if found is None:
             return await self._card(d)
         message = self._status_message(d)
-        if found.extra.get("digest") != (new := digest(message)):
+        if found.extra.get("frozen") or found.extra.get("digest") == (new := digest(message)):
+            return found
+        try:
             await self.api.update(found.channel, found.ts, message)
-            await d.refs.put(kinds.STATUS, found.channel, found.ts, digest=new)
+        except SlackDeliveryError as exc:
+            if exc.code in MESSAGE_GONE:  # deleted: without a card, no countdown, no Kill
+                return await self._card_again(d, found, message, exc)
+            if exc.code in EDIT_CLOSED:
+                return await self._card_frozen(d, found, exc)
+            raise
+        await d.refs.put(kinds.STATUS, found.channel, found.ts, digest=new)
         return found
+
+    async def _card_again(
+        self, d: Delivery, gone: Posted, message: Json, exc: SlackDeliveryError
+    ) -> Posted:
+        """The card was deleted: post it again; the thread goes on under the new card."""
+        log.warning(
+            "job %s: its status card %s in %s is gone (Slack %s answered %s); posted again",
+            d.job.job_id,
+            gone.ts,
+            gone.channel,
+            exc.method,
+            exc.code,
+        )
+        return await self._post(d, kinds.STATUS, gone.channel, message)
+
+    async def _card_frozen(self, d: Delivery, card: Posted, exc: SlackDeliveryError) -> Posted:
+        """The workspace no longer lets the bot edit the card: leave it, and say so once in
+        its thread (its countdown stops there; the thread still tells how the job ends)."""
+        log.warning(
+            "job %s: its status card %s in %s can no longer be updated (Slack %s answered "
+            "%s: the workspace's message editing setting); its thread carries on",
+            d.job.job_id,
+            card.ts,
+            card.channel,
+            exc.method,
+            exc.code,
+        )
+        await d.refs.put(kinds.STATUS, card.channel, card.ts, **_kept(card), frozen=True)
+        text = (
+            ":warning: This card can no longer be updated (Slack: "
+            f"{inert(exc.code)}), so its countdown stops here. What happens to job "
+            f"{inert(d.job.job_id)} is told in this thread; `/breakglass status` shows it now."
+        )
+        await self._thread_post(d, kinds.CARD_FROZEN, text_message(text))
+        return card
 
     async def _thread_post(self, d: Delivery, kind: str, message: Mapping[str, Any]) -> None:
         """Post ``message`` in the card's thread once (``kind`` remembers that it went out)."""
@@ -303,7 +352,22 @@ class SlackChat:
         new = digest(message)
         if still_open and found.extra.get("digest") == new:
             return
-        await self.api.update(found.channel, found.ts, message)
+        try:
+            await self.api.update(found.channel, found.ts, message)
+        except SlackDeliveryError as exc:
+            if exc.code not in MESSAGE_GONE | EDIT_CLOSED:
+                raise
+            # Deleted or frozen: this DM is left as it is (the card and thread tell the rest).
+            log.warning(
+                "job %s: the approval prompt %s in %s is not updated (Slack %s answered %s)",
+                d.job.job_id,
+                found.ts,
+                found.channel,
+                exc.method,
+                exc.code,
+            )
+            await d.refs.put(kind, found.channel, found.ts, **{**_kept(found), "closed": True})
+            return
         extra = {"revision": revision, "digest": new, "closed": not still_open}
         await d.refs.put(kind, found.channel, found.ts, **extra)
 
@@ -381,6 +445,11 @@ def awaiting(job: Job, revision: int) -> bool:
     if revision == 0:
         return job.state == PENDING
     return job.state == ACTIVE and job.extension is not None and job.extension.revision == revision
+
+
+def _kept(posted: Posted) -> dict[str, Any]:
+    """What a ref records about a post besides where it is (to write it again, amended)."""
+    return {k: v for k, v in posted.extra.items() if k not in ("channel", "ts")}
 
 
 def _posted(body: Mapping[str, Any], channel: str) -> Posted:

@@ -8,6 +8,7 @@ went out and updates what it must update in place:
 * ``unreachable:<user id>:<revision>``  the approver Slack cannot reach (given up), and where
                               the requester was told
 * ``notice:card``             where the requester was told the card could not be posted
+* ``notice:frozen``           where the thread was told the card can no longer be updated
 * ``receipt:<seq>``           one receipts message in the thread, from record ``seq`` on;
                               ``seqs`` lists every record it shows (absent: just ``seq``)
 * ``announce:<event>:<when>`` a failure or delayed-removal announcement in the thread
@@ -30,6 +31,7 @@ FINISH_KILL = "finish:kill"
 FINISH_AUDIT = "finish:audit"
 FINISH_BUNDLE = "finish:bundle"
 CARD_REFUSED = "notice:card"
+CARD_FROZEN = "notice:frozen"  # where the thread was told the card can no longer be updated
 
 
 def approval_kind(user_id: str) -> str:

@@ -40,6 +40,11 @@ RECIPIENT_GONE = frozenset(
         "messages_tab_disabled",
     }
 )
+# chat.update of a message that is gone (deleted by someone with the right, or by the
+# workspace's retention policy): no retry brings it back, so the card is posted again.
+MESSAGE_GONE = frozenset({"message_not_found", "cant_update_message"})
+# chat.update refused by the workspace's message editing setting: the message stays as it is.
+EDIT_CLOSED = frozenset({"edit_window_closed"})
 # The bot token itself is refused: nothing works until an operator replaces it.
 AUTH_FAILED = frozenset(
     {"invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive"}

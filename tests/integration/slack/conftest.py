@@ -45,6 +45,10 @@ from tests.support.engine_sim import T0, fixed_keys
 from tests.support.waiting import settle
 
 APPROVERS = {BOB: "u-bob", CAROL: "u-carol", DAVE: "u-dave"}
+# Slack's answers to a message or view it will not take as sent: never our code's to earn.
+MALFORMED = frozenset(
+    {"invalid_blocks", "msg_blocks_too_long", "invalid_arguments", "view_too_large", "no_text"}
+)
 
 
 async def no_sleep(_seconds: float) -> None:
@@ -138,6 +142,7 @@ async def env(
             )
             executor = RunbookExecutor(ToolGateway(service))
             service.executor = executor
+            fake.clock = lambda: clock.now().timestamp()  # trigger ids expire on this clock
             config = slack_config(fake, sim.tenant_id, **slack_overrides)
             slack = SlackAdapter(config, chat_ports(service))
             service.notifier.register(slack)
@@ -149,7 +154,8 @@ async def env(
             await site.start()
             host, port = runner.addresses[0][:2]
             async with aiohttp.ClientSession() as session:
-                sender = SlackSender(session, f"http://{host}:{port}/slack/events")
+                url = f"http://{host}:{port}/slack/events"
+                sender = SlackSender(session, url, on_trigger=fake.issue_trigger)
                 environment = Env(fake, sim, clock, store, service, executor, slack, sender)
                 yield environment
                 await environment.settle()
@@ -158,5 +164,8 @@ async def env(
             # (apps.connections.open is Socket Mode's, under the app-level token.)
             allowed = set(METHOD_SCOPES) | {"apps.connections.open"}
             assert {c.method for c in fake.calls} <= allowed
+            # ... and sent nothing Slack refuses as malformed or too long, or cuts short.
+            assert not [r for r in fake.refusals if r[1] in MALFORMED], fake.refusals
+            assert not fake.warnings
             await runner.cleanup()
             await store.close()

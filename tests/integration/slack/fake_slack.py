@@ -7,6 +7,14 @@ posted (``chat.update`` of an unknown ts is ``message_not_found``) and which fil
 uploaded (the files v2 flow: ``files.getUploadURLExternal`` → POST the bytes to the upload
 URL → ``files.completeUploadExternal``). Faults on demand: 429 ``ratelimited`` with
 ``Retry-After``, slow answers, files refused, and the whole service down (its port closed).
+
+As strict as Slack where Slack refuses (docs/slack.md §5): every message's blocks and every
+modal are checked against the Block Kit limits (``block_kit``), answered ``invalid_blocks``
+(with Slack's ``errors`` list) or ``invalid_arguments``; blocks whose text adds up beyond what
+Slack takes are ``msg_blocks_too_long``; a ``text`` above 40,000 characters is cut, with the
+``message_truncated`` warning. A ``trigger_id`` opens one modal, only within 3 seconds of the
+interaction that carried it (the sender issues them: ``issue_trigger``), on ``clock``. A
+message can be deleted as an admin or a retention policy would (``delete_message``).
 """
 
 from __future__ import annotations
@@ -14,11 +22,20 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+
+from tests.integration.slack.block_kit import (
+    BLOCKS_TEXT_LIMIT,
+    MESSAGE_TEXT_LIMIT,
+    VIEW_BYTES,
+    block_problems,
+    blocks_text,
+    view_problems,
+)
 
 Json = dict[str, Any]
 _JSON_FIELDS = ("blocks", "view", "files", "attachments")
@@ -62,6 +79,17 @@ class FakeSlack:
     socket_out: asyncio.Queue[Json] = field(default_factory=asyncio.Queue)
     socket_in: list[Json] = field(default_factory=list)
     team_id: str = "T0FAKE"
+    # Seconds on the test's clock (the env sets its manual clock): trigger ids expire on it.
+    clock: Callable[[], float] = field(default=lambda: 0.0)
+    triggers: dict[str, float] = field(default_factory=dict)  # issued trigger id → when
+    exchanged: set[str] = field(default_factory=set)  # trigger ids a modal was opened with
+    deleted: set[tuple[str, str]] = field(default_factory=set)  # (channel, ts) deleted
+    # The workspace's message editing setting: seconds after posting that an edit is taken
+    # (chat.update answers ``edit_window_closed`` after); None, Slack's default, is any time.
+    edit_window: float | None = None
+    posted_at: dict[tuple[str, str], float] = field(default_factory=dict)
+    refusals: list[tuple[str, str]] = field(default_factory=list)  # (method, error) answered
+    warnings: list[tuple[str, str]] = field(default_factory=list)  # (method, warning) answered
     _ts: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     _runner: web.AppRunner | None = None
     _site: web.TCPSite | None = None
@@ -133,6 +161,23 @@ class FakeSlack:
     def rate_limit(self, method: str, times: int = 1, retry_after: int = 1) -> None:
         self.limits[method] = RateLimit(times, retry_after)
 
+    def issue_trigger(self, trigger_id: str) -> None:
+        """Slack sent ``trigger_id`` in an interaction now (SlackSender calls this)."""
+        self.triggers[trigger_id] = self.clock()
+
+    def delete_message(self, channel: str, ts: str) -> None:
+        """The message is deleted (by an admin, or a retention policy). One with replies
+        stays as a tombstone its thread hangs on; one without is gone, and so is its thread."""
+        key = (channel, ts)
+        replies = any(
+            m.get("thread_ts") == ts for (ch, _), m in self.messages.items() if ch == channel
+        )
+        self.deleted.add(key)
+        if replies:
+            self.messages[key] = {"type": "message", "subtype": "tombstone", "ts": ts, "text": ""}
+        else:
+            self.messages.pop(key, None)
+
     def hold(self, method: str) -> asyncio.Event:
         """Calls of ``method`` wait (Slack being slow) until the returned event is set."""
         self.held[method] = asyncio.Event()
@@ -161,6 +206,10 @@ class FakeSlack:
         if handler is None:
             return _error("unknown_method")
         body: Json = handler(params)
+        if body.get("ok") is False:
+            self.refusals.append((method, str(body.get("error"))))
+        for warning in body.get("response_metadata", {}).get("warnings", ()):
+            self.warnings.append((method, str(warning)))
         return web.json_response(body)
 
     async def _upload(self, request: web.Request) -> web.Response:
@@ -211,24 +260,35 @@ class FakeSlack:
         channel = str(p.get("channel", ""))
         if channel not in self.channels:
             return {"ok": False, "error": "channel_not_found"}
-        if not p.get("text") and not p.get("blocks"):
-            return {"ok": False, "error": "no_text"}
+        refused = _refusal(p)
+        if refused is not None:
+            return refused
         thread = p.get("thread_ts")
         if thread is not None and (channel, thread) not in self.messages:
             return {"ok": False, "error": "thread_not_found"}
         ts = self._next_ts()
-        message = {"type": "message", "text": p.get("text", ""), "ts": ts, "bot_id": "BBOT"}
+        text, warned = _truncated(p)
+        message = {"type": "message", "text": text, "ts": ts, "bot_id": "BBOT"}
         message |= {k: p[k] for k in ("blocks", "thread_ts") if k in p}
         self.messages[(channel, ts)] = message
-        return {"ok": True, "channel": channel, "ts": ts, "message": message}
+        self.posted_at[(channel, ts)] = self.clock()
+        return {"ok": True, "channel": channel, "ts": ts, "message": message} | warned
 
     def _chat_update(self, p: Json) -> Json:
         key = (str(p.get("channel", "")), str(p.get("ts", "")))
         if key[0] not in self.channels:
             return {"ok": False, "error": "channel_not_found"}
-        if key not in self.messages:
+        if key not in self.messages or key in self.deleted:
             return {"ok": False, "error": "message_not_found"}
-        message = self.messages[key] | {k: p[k] for k in ("text", "blocks") if k in p}
+        window = self.edit_window
+        if window is not None and self.clock() - self.posted_at.get(key, 0.0) > window:
+            return {"ok": False, "error": "edit_window_closed"}
+        refused = _refusal(p)
+        if refused is not None:
+            return refused
+        text, warned = _truncated(p)
+        message = self.messages[key] | {k: p[k] for k in ("blocks",) if k in p}
+        message |= {"text": text} if "text" in p else {}
         self.messages[key] = message
         return {
             "ok": True,
@@ -236,22 +296,35 @@ class FakeSlack:
             "ts": key[1],
             "text": message["text"],
             "message": message,
-        }
+        } | warned
 
     def _chat_postEphemeral(self, p: Json) -> Json:
         if str(p.get("channel", "")) not in self.channels:
             return {"ok": False, "error": "channel_not_found"}
         if not p.get("user"):
             return {"ok": False, "error": "user_not_in_channel"}
-        return {"ok": True, "message_ts": self._next_ts()}
+        refused = _refusal(p)
+        if refused is not None:
+            return refused
+        return {"ok": True, "message_ts": self._next_ts()} | _truncated(p)[1]
 
     def _views_open(self, p: Json) -> Json:
-        if not p.get("trigger_id"):
-            return {"ok": False, "error": "invalid_trigger_id"}
         view = p.get("view")
-        if not isinstance(view, Mapping) or view.get("type") != "modal":
-            return {"ok": False, "error": "invalid_arguments"}
-        opened = dict(view) | {"id": f"V{next(self._ts):08d}", "hash": "h1"}
+        problems = view_problems(view)
+        if problems:
+            return _invalid("invalid_arguments", problems, listed=False)
+        if len(json.dumps(view).encode()) > VIEW_BYTES:
+            return {"ok": False, "error": "view_too_large"}
+        trigger = str(p.get("trigger_id") or "")
+        issued = self.triggers.get(trigger)
+        if issued is None:
+            return {"ok": False, "error": "invalid_trigger_id"}
+        if trigger in self.exchanged:
+            return {"ok": False, "error": "exchanged_trigger_id"}
+        if self.clock() - issued > TRIGGER_SECONDS:
+            return {"ok": False, "error": "expired_trigger_id"}
+        self.exchanged.add(trigger)
+        opened = dict(view or {}) | {"id": f"V{next(self._ts):08d}", "hash": "h1"}
         return {"ok": True, "view": opened}
 
     def _views_update(self, p: Json) -> Json:
@@ -285,6 +358,46 @@ class FakeSlack:
 
 def _error(code: str) -> web.Response:
     return web.json_response({"ok": False, "error": code})
+
+
+TRIGGER_SECONDS = 3.0  # "pass a valid trigger_id within 3 seconds of receiving it"
+
+
+def _invalid(code: str, problems: list[str], listed: bool = True) -> Json:
+    """Slack's refusal of malformed blocks or views: the code, each problem as a
+    ``response_metadata`` message, and (for blocks) the ``errors`` list."""
+    body: Json = {"ok": False, "error": code}
+    if listed:
+        body["errors"] = problems
+    return body | {"response_metadata": {"messages": [f"[ERROR] {m}" for m in problems]}}
+
+
+def _refusal(p: Json) -> Json | None:
+    """Why Slack refuses this message body (None: it takes it)."""
+    blocks = p.get("blocks")
+    if not p.get("text") and not blocks:
+        return {"ok": False, "error": "no_text"}
+    if blocks is None:
+        return None
+    problems = block_problems(blocks)
+    if problems:
+        return _invalid("invalid_blocks", problems)
+    if blocks_text(blocks) > BLOCKS_TEXT_LIMIT:
+        return {"ok": False, "error": "msg_blocks_too_long"}
+    return None
+
+
+def _truncated(p: Json) -> tuple[str, Json]:
+    """The ``text`` as Slack keeps it, and the warning it answers when it cut it."""
+    text = str(p.get("text") or "")
+    if len(text) <= MESSAGE_TEXT_LIMIT:
+        return text, {}
+    said = (
+        "[WARN] Your message was truncated but still posted. The `text` field accepts up to "
+        "40,000 characters."
+    )
+    warned = {"response_metadata": {"warnings": ["message_truncated"], "messages": [said]}}
+    return text[:MESSAGE_TEXT_LIMIT], warned
 
 
 async def _params(request: web.Request) -> Json:

@@ -11,12 +11,14 @@ import hmac
 import itertools
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
+
+from tests.integration.slack.block_kit import view_problems
 
 Json = dict[str, Any]
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -62,9 +64,15 @@ class SlackSender:
     url: str
     secret: str = SECRET
     _ids: Any = field(default_factory=lambda: itertools.count(1))
+    # Told of every trigger id this sender hands out (the fake Slack's ``issue_trigger``):
+    # Slack accepts a trigger only for the 3 seconds after the interaction that carried it.
+    on_trigger: Callable[[str], None] | None = None
 
     def _id(self, prefix: str) -> str:
-        return f"{prefix}{next(self._ids):06d}"
+        made = f"{prefix}{next(self._ids):06d}"
+        if prefix == "trig." and self.on_trigger is not None:
+            self.on_trigger(made)
+        return made
 
     async def send(
         self, body: bytes, content_type: str, headers: Mapping[str, str] | None = None
@@ -120,8 +128,17 @@ class SlackSender:
         }
 
     async def submit(self, user: str, view: Json, values: Json) -> Answer:
-        """A view_submission of ``view`` (as views.open showed it) with ``values`` typed in."""
-        return await self.send_payload(self.submit_payload(user, view, values))
+        """A view_submission of ``view`` (as views.open showed it) with ``values`` typed in.
+
+        A view the bot answers with (``response_action`` ``update`` or ``push``) must be one
+        Slack shows: Slack checks it as it checks views.open, and shows the person an error
+        instead of a view it refuses."""
+        answer = await self.send_payload(self.submit_payload(user, view, values))
+        doc = answer.json() if answer.status == 200 and answer.body.startswith(b"{") else {}
+        if doc.get("response_action") in ("update", "push"):
+            problems = view_problems(doc.get("view"))
+            assert not problems, f"Slack would refuse the answered view: {problems}"
+        return answer
 
     def submit_payload(self, user: str, view: Json, values: Json) -> Json:
         submitted = dict(view) | {"state": {"values": values}}
