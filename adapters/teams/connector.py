@@ -5,12 +5,19 @@ After a failure the connector fails fast for ``RetryPolicy.cooldown`` seconds: e
 the outbox instead of each one waiting for a Teams that is down, so a job's effects (and
 with them its rollback) are never held up by chat. ``probe=True`` tries anyway (the outbox
 drain uses it to find out whether Teams is back).
+
+A refusal is not an outage: Teams answered, and said no to this one request (400, 403, 404,
+413, with a documented code such as ``MessageSizeTooBig``, see docs/teams.md §8). It raises
+:class:`TeamsRefused` and starts no cooldown, so one message Teams will never take does not
+hold up every other job's.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -25,6 +32,36 @@ from adapters.teams.retry import RetryPolicy, with_retries
 from engine.errors import ChatError
 
 log = logging.getLogger("breakglass.teams.connector")
+# The 4xx answers of "Status codes from bot conversational APIs" that Teams says not to retry:
+# they refuse this request (or this bot in this conversation), Teams itself is up.
+REFUSED_STATUSES = frozenset({400, 403, 404, 413})
+ACTIVITY_NOT_FOUND = "ActivityNotFoundInConversation"
+_CODE = re.compile(r"[A-Za-z][A-Za-z ]{0,63}")
+
+
+class TeamsRefused(ChatError):
+    """Teams refused this request (``status``, with its documented ``code`` when it gave one).
+
+    ``gone``: the message named (replied to or updated) is no longer in the conversation (404
+    ``ActivityNotFoundInConversation``: deleted); ``final``: this message will never be
+    taken as it is (400, 413, or gone); else (403) the bot may not post in the conversation
+    now, and may be let in again.
+    """
+
+    def __init__(self, status: int, code: str) -> None:
+        said = f"HTTP {status} {code}".rstrip()
+        super().__init__(f"Teams refused it: {said}")
+        self.status = status
+        self.code = code
+
+    @property
+    def gone(self) -> bool:
+        return self.status == 404 and self.code == ACTIVITY_NOT_FOUND
+
+    @property
+    def final(self) -> bool:
+        return self.status in (400, 413) or self.gone
+
 
 Operation = Callable[[ConnectorClientBase, str], Awaitable[Any]]
 
@@ -130,6 +167,10 @@ class Connector:
         try:
             result = await self._continue(reference, activity, op, identity)
         except Exception as exc:
+            refused = refusal(exc)
+            if refused is not None:  # Teams is up and answered: no cooldown for the others
+                _log_refusal(refused)
+                raise refused from exc
             self._down_until = self.clock() + self.policy.cooldown
             _log_failure(exc)
             raise ChatError(f"Teams delivery failed: {_describe(exc)}") from exc
@@ -163,7 +204,36 @@ class Connector:
         return outcome[0]
 
 
-CREDENTIAL_STATUSES = frozenset({401, 403})
+CREDENTIAL_STATUSES = frozenset({401})
+
+
+def refusal(exc: BaseException) -> TeamsRefused | None:
+    """``exc`` as Teams' refusal of the request, or None (an outage, a timeout, a 5xx...)."""
+    if isinstance(exc, aiohttp.ClientResponseError) and exc.status in REFUSED_STATUSES:
+        return TeamsRefused(exc.status, error_code(exc.message))
+    return None
+
+
+def error_code(body: str) -> str:
+    """The documented code of a Bot Connector error body (``{"error": {"code": ...}}``), or
+    '' for anything else. Only the code: the message may repeat what was sent."""
+    try:
+        error = json.loads(body).get("error")
+        code = error.get("code") if isinstance(error, dict) else None
+    except (ValueError, AttributeError):
+        return ""
+    return code if isinstance(code, str) and _CODE.fullmatch(code) else ""
+
+
+def _log_refusal(refused: TeamsRefused) -> None:
+    """A 403 shuts the bot out of a conversation (removed from the team, blocked, disabled by
+    an admin): an operator must act. The rest concern one message: the caller says which."""
+    if refused.status == 403:
+        log.error(
+            "Teams shut the bot out of this conversation (%s): removed from the team, blocked "
+            "or disabled by an admin? Its posts wait in the outbox",
+            str(refused).removeprefix("Teams refused it: "),
+        )
 
 
 def _log_failure(exc: BaseException) -> None:

@@ -7,7 +7,10 @@ Where each message went is kept as a message ref (conversation reference + activ
 a re-delivered event updates what exists instead of posting it twice.
 
 ``deliver`` raises ``ChatError`` when Teams did not take something; the job service then keeps
-the event in the outbox, and :meth:`TeamsChat.deliver_queued` tries again later.
+the event in the outbox, and :meth:`TeamsChat.deliver_queued` tries again later. What Teams
+refuses for good is not kept (docs/teams.md §8): a message it holds no more (deleted in
+Teams) is posted again, and a message it will never take (too large, malformed) is left
+out with one WARNING while the rest of the event goes out.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import Any
 
 from adapters.retry import Backoff, outbox_delay
 from adapters.teams import render
-from adapters.teams.connector import Connector, reference_from
+from adapters.teams.connector import Connector, TeamsRefused, reference_from
 from adapters.teams.people import People
 from cards import teams
 from cards.job_views import (
@@ -91,30 +94,71 @@ class Thread:
         return activity_id
 
     async def reply(self, card: render.Json | None = None, text: str = "") -> str:
+        """Post in the status card's thread. Teams answers 404 ActivityNotFoundInConversation
+        to a reply to a status card deleted there: it is posted again, the reply under it."""
+        try:
+            return await self._reply(card, text)
+        except TeamsRefused as exc:
+            if not exc.gone:
+                raise
+            self.lost(STATUS, exc)
+            return await self._reply(card, text)
+
+    async def _reply(self, card: render.Json | None, text: str) -> str:
         parent = await self.status_id()
         message = render.card_message(card) if card is not None else render.text_message(text)
         reference = reference_from(self._reference_doc())
         return await self.chat.connector.reply(reference, parent, message, probe=self.probe)
 
+    def lost(self, kind: str, exc: TeamsRefused) -> None:
+        """The message ``kind`` is gone from Teams: forget it, so it is posted anew."""
+        log.warning(
+            "teams: %s message of job %s is gone from Teams (%s); posting it again",
+            kind,
+            self.job.job_id,
+            str(exc).removeprefix("Teams refused it: "),
+        )
+        self.refs.pop(kind, None)
+
     async def keep(self, kind: str, card: render.Json, **extra: Any) -> None:
-        """Show ``card`` as the message ``kind``: updated in place if posted, else a reply."""
+        """Show ``card`` as the message ``kind``: updated in place if posted, else a reply.
+
+        A card Teams will never take is left out (one WARNING); the caller goes on."""
         known = self.refs.get(kind)
         fingerprint = render.digest(card)
         wanted = {"digest": fingerprint, **extra}
         if known is not None and all(known.get(k) == v for k, v in wanted.items()):
             return
-        doc: dict[str, Any]
-        if known is None:
-            activity_id = await self.reply(card)
-            doc = {"reference": dict(self._reference_doc()), "activity_id": activity_id}
-        else:
+        try:
+            doc = await self._show(kind, known, card)
+        except TeamsRefused as exc:
+            if not exc.final:
+                raise
+            self.chat.left_out(self.job.job_id, kind, exc)
+            return
+        await self.put(kind, doc | wanted)
+
+    async def _show(
+        self, kind: str, known: dict[str, Any] | None, card: render.Json
+    ) -> dict[str, Any]:
+        if known is not None:
             doc = dict(known)
             reference = reference_from(doc.get("reference") or self._reference_doc())
             message = render.card_message(card)
-            await self.chat.connector.update(
-                reference, str(doc["activity_id"]), message, probe=self.probe
-            )
-        await self.put(kind, doc | wanted)
+            try:
+                await self.chat.connector.update(
+                    reference, str(doc["activity_id"]), message, probe=self.probe
+                )
+                return doc
+            except TeamsRefused as exc:
+                if not exc.gone:
+                    raise
+                self.lost(kind, exc)
+        if kind == STATUS:  # the thread's first message: posted on its own, not as a reply
+            await self.status_id()
+            return dict(self.refs[STATUS])
+        activity_id = await self.reply(card)
+        return {"reference": dict(self._reference_doc()), "activity_id": activity_id}
 
 
 # --- what each event shows --------------------------------------------------------------------
@@ -236,19 +280,44 @@ class TeamsChat:
         async with self._locks.setdefault(job.job_id, asyncio.Lock()):
             stored = await self.ports.store.message_refs(job.job_id, PLATFORM)
             refs = {ref.kind: dict(ref.ref) for ref in stored}
-            await handler(Thread(self, job, self.scene(event.now), probe, refs), event)
+            try:
+                await handler(Thread(self, job, self.scene(event.now), probe, refs), event)
+            except TeamsRefused as exc:
+                if not exc.final:  # the bot is shut out of the conversation: try later
+                    raise
+                self.left_out(job.job_id, event.kind, exc)  # would be refused again
+
+    def left_out(self, job_id: str, what: str, exc: TeamsRefused) -> None:
+        """One WARNING for a message Teams will never take as it is; it is not retried."""
+        log.warning(
+            "teams: %s of job %s left out: %s (not retried; the job goes on)",
+            what,
+            job_id,
+            exc,
+        )
 
     async def deliver_queued(self, now: datetime) -> int:
         """Deliver what Teams missed, oldest first; returns how many events went out.
 
         The first event probes Teams; if it still fails, everything due waits for the next
-        call (with backoff), in order.
+        call (with backoff), in order. A refusal is not an outage: only that job's events
+        wait (in order), the other jobs' go out.
         """
         items = await self.ports.store.due(PLATFORM, now, lease_until=now + OUTBOX_LEASE)
         sent = 0
+        stalled: set[str] = set()  # jobs Teams refused this round: their later events wait
         for position, item in enumerate(items):
+            later = now + outbox_delay(OUTBOX_BACKOFF, item.attempts)
+            if item.job_id in stalled:
+                await self.ports.store.postpone(item.item_id, later)
+                continue
             try:
                 await self._redeliver(item, now)
+            except TeamsRefused as exc:
+                log.warning("queued Teams event of job %s still refused (%s)", item.job_id, exc)
+                stalled.add(item.job_id)
+                await self.ports.store.postpone(item.item_id, later)
+                continue
             except ChatError as exc:
                 log.info("Teams still unreachable (%s); %d events wait", exc, len(items) - sent)
                 for waiting in items[position:]:

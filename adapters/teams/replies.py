@@ -23,7 +23,7 @@ from microsoft_agents.activity import Activity, ConversationReference
 from microsoft_agents.hosting.core import ClaimsIdentity
 
 from adapters.teams import render
-from adapters.teams.connector import Connector
+from adapters.teams.connector import Connector, TeamsRefused
 from adapters.teams.turns import Background, Reply
 from engine.errors import ChatError
 
@@ -63,6 +63,8 @@ class TypedReplies:
             try:
                 await self._post(answer, probe=False)
             except ChatError as exc:
+                if _refused_for_good(exc):
+                    continue  # Teams will never take it: the next one goes on
                 log.warning("teams: reply not delivered (%s); it waits", exc)
                 self.waiting.extend(answers[position:])
                 return
@@ -79,6 +81,9 @@ class TypedReplies:
             try:
                 await self._post(answer, probe=True)
             except ChatError as exc:
+                if _refused_for_good(exc):
+                    self.waiting.popleft()
+                    continue
                 log.info("teams: replies still wait (%s): %d", exc, len(self.waiting))
                 break
             self.waiting.popleft()
@@ -95,3 +100,11 @@ class TypedReplies:
             await self.connector.send(
                 answer.reference, message, probe=probe, identity=answer.identity
             )
+
+
+def _refused_for_good(exc: ChatError) -> bool:
+    """A reply Teams will never take (its message deleted, too large): one WARNING, dropped."""
+    if isinstance(exc, TeamsRefused) and exc.final:
+        log.warning("teams: reply dropped: %s (not retried)", exc)
+        return True
+    return False

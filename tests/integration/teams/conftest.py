@@ -71,6 +71,10 @@ FAST = RetryPolicy(
     request_timeout=5.0,
     cooldown=0.0,
 )
+# The production bounds (attempts, backoff, Retry-After honoured up to 8 s, 15 s a call),
+# waited out on the fake connector's clock: a throttled call waits what Teams asked for, and
+# no real time passes. No fail-fast cooldown: that runs on the machine's clock.
+IN_FAKE_TIME = RetryPolicy(request_timeout=5.0, cooldown=0.0)
 
 
 def teams_config(openid: FakeOpenId, **changes: Any) -> TeamsConfig:
@@ -112,9 +116,12 @@ class TeamsEnv:
 
     def activity(self, kind: str, person: Person | None, **fields: Any) -> dict[str, Any]:
         conversation = fields.pop("conversation", THREAD)
+        activity_id = fields.pop("id", f"1700{uuid.uuid4().int % 10**9:09d}")
+        if kind == "message":  # a person's message: the conversation holds it from now on
+            self.connector.heard(conversation, activity_id)
         activity: dict[str, Any] = {
             "type": kind,
-            "id": fields.pop("id", f"1700{uuid.uuid4().int % 10**9:09d}"),
+            "id": activity_id,
             "channelId": "msteams",
             "serviceUrl": fields.pop("service_url", self.connector.url),
             "recipient": {"id": f"28:{APP_ID}", "name": "Breakglass"},
@@ -234,7 +241,8 @@ async def teams(
             names={DAVE: "Dave Operator", USER_ADMIN: "User Administrator"},
             target_tenant_id=sim.tenant_id,
             connections=connections(),
-            retry=FAST,
+            retry=IN_FAKE_TIME,
+            sleep=connector.clock.sleep,
         )
         service.notifier.register(bot)
         app = web.Application()

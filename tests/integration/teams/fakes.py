@@ -1,9 +1,12 @@
 """Loopback fakes of what Teams talks to: the Bot Framework OpenID metadata and signing keys,
-and the Bot Connector service (the activities' ``serviceUrl``) that records every call."""
+and the Bot Connector service (the activities' ``serviceUrl``), which records every call and
+refuses what the real one is documented to refuse (docs/teams.md §8)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import math
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -122,26 +125,114 @@ class Call:
         parts = self.path.rstrip("/").split("/activities")
         return parts[1].strip("/") if len(parts) > 1 else ""
 
+    @property
+    def size(self) -> int:
+        """The payload as Teams counts it for its message size limit: UTF-16 bytes."""
+        return utf16_size(self.body)
+
+
+def utf16_size(body: Any) -> int:
+    """Bytes Teams counts: "the entire message payload encoded as UTF-16" (Format your bot
+    messages), here the JSON text as sent with non-ASCII characters unescaped."""
+    return len(json.dumps(body, ensure_ascii=False).encode("utf-16-le"))
+
+
+# Documented limits of the Bot Connector service for Teams (docs/teams.md §8 cites them).
+MAX_MESSAGE_BYTES = 100 * 1024  # "Format your bot messages": 100 KB, UTF-16, whole payload
+RECOMMENDED_MESSAGE_BYTES = 80 * 1024  # the same page: keep a message within 80 KB
+# "Optimize your bot with rate limiting in Teams", per bot per thread, "Send to conversation":
+# (seconds, most operations in any window of that length).
+THREAD_LIMITS: tuple[tuple[float, int], ...] = ((1.0, 7), (2.0, 8), (30.0, 60), (3600.0, 1800))
+# "Status codes from bot conversational APIs" (Build conversational capability): the error
+# code each refusal carries in {"error": {"code": ..., "message": ...}}.
+ERROR_CODES = {
+    400: ("BadArgument", "Bad argument."),
+    401: ("Unauthorized", "Unauthorized."),
+    403: ("BotNotInConversationRoster", "The bot isn't part of the conversation roster."),
+    404: ("ActivityNotFoundInConversation", "Conversation not found."),
+    412: ("PreconditionFailed", "Precondition failed, please try again."),
+    413: ("MessageSizeTooBig", "Message size too large."),
+    429: ("Throttled", "Too many requests."),
+    500: ("ServiceError", "Internal server error."),
+    502: ("ServiceError", "Service dependency issue."),
+    503: ("", "Service is unavailable."),
+    504: ("", "Gateway Timeout."),
+}
+
+
+def error_body(status: int, code: str | None = None) -> dict[str, Any]:
+    known, message = ERROR_CODES.get(status, ("", "Error."))
+    return {"error": {"code": known if code is None else code, "message": message}}
+
+
+def channel_of(conversation: str) -> str:
+    """The channel a conversation id names (a thread's ``;messageid=`` suffix dropped)."""
+    return conversation.split(";", 1)[0]
+
+
+class FakeClock:
+    """Seconds for the connector's rate windows. Moves only when the bot sleeps through it
+    (``sleep``) or a test says so (``advance``): no test depends on the machine's speed."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += max(seconds, 0.0)
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.advance(seconds)
+        await asyncio.sleep(0)
+
+
+@dataclass
+class Message:
+    """An activity the conversation holds: where it is and whether the bot sent it."""
+
+    channel: str
+    by_bot: bool
+
 
 @dataclass
 class FakeConnector:
-    """The Bot Connector REST API for one tenant: records calls, answers with new ids.
+    """The Bot Connector REST API for one tenant, as strict as its documentation.
 
-    ``faults`` are answered first, one per call (status, headers); ``stop()`` / ``restart()``
-    make it unreachable and bring it back on the same port.
+    It records every call it accepts and answers with new ids, and refuses what Teams refuses
+    (docs/teams.md §8): a call without a bearer token (401); a reply to, or an update of, an
+    activity the conversation does not hold (404 ``ActivityNotFoundInConversation``); a
+    payload above ``max_message_bytes`` in UTF-16 (413 ``MessageSizeTooBig``); and more
+    operations in one channel than the per bot per thread limits allow (429 ``Throttled``
+    with ``Retry-After``), counted on ``clock``. Refused calls are not recorded and do not
+    count against the limits.
+
+    ``faults`` are answered first, one per call (status, headers), with the documented error
+    body; ``stop()`` / ``restart()`` make it unreachable and bring it back on the same port.
     """
 
     calls: list[Call] = field(default_factory=list)
     faults: list[tuple[int, dict[str, str]]] = field(default_factory=list)
-    refused: int = 0  # calls answered with a fault
+    refused: int = 0  # calls answered with an injected fault
+    refusals: list[tuple[int, str]] = field(default_factory=list)  # what the rules refused
+    asked: list[int] = field(default_factory=list)  # the Retry-After of each 429, in seconds
     gate: asyncio.Event | None = None  # when set up, calls wait for it (a slow Teams)
+    clock: FakeClock = field(default_factory=FakeClock)
+    limits: tuple[tuple[float, int], ...] = THREAD_LIMITS
+    max_message_bytes: int = MAX_MESSAGE_BYTES
+    require_token: bool = True  # False: the Bot Framework Emulator, which takes anonymous calls
+    messages: dict[str, Message] = field(default_factory=dict)  # activity id -> where
     url: str = ""
     _port: int = 0
     _runner: web.AppRunner | None = None
     _next_id: int = 0
+    _sent: dict[str, list[float]] = field(default_factory=dict)  # channel -> accepted at
 
     async def start(self) -> None:
-        app = web.Application()
+        app = web.Application(client_max_size=4 * 1024 * 1024)
         app.router.add_route("*", "/v3/conversations/{tail:.*}", self._handle)
         self._runner, base = await serve(app, self._port)
         self._port = int(base.rsplit(":", 1)[1])
@@ -155,6 +246,27 @@ class FakeConnector:
     async def restart(self) -> None:
         await self.start()
 
+    # --- what people do in the channel --------------------------------------------------------
+
+    def heard(self, conversation: str, activity_id: str) -> None:
+        """A person's message is in the conversation (and the thread it answers)."""
+        channel = channel_of(conversation)
+        self.messages.setdefault(activity_id, Message(channel, by_bot=False))
+        _, _, root = conversation.partition(";messageid=")
+        if root:
+            self.messages.setdefault(root, Message(channel, by_bot=False))
+
+    def spend(self, conversation: str, count: int) -> None:
+        """The bot made ``count`` operations in the conversation's channel just now (other
+        jobs' posts): they count against the per bot per thread limits."""
+        self._sent.setdefault(channel_of(conversation), []).extend([self.clock()] * count)
+
+    def delete(self, activity_id: str) -> None:
+        """Someone (a team owner) deleted the message: Teams no longer holds it."""
+        self.messages.pop(activity_id, None)
+
+    # --- the REST API -------------------------------------------------------------------------
+
     async def _handle(self, request: web.Request) -> web.Response:
         body = await request.json() if request.can_read_body else {}
         if self.gate is not None:
@@ -162,14 +274,55 @@ class FakeConnector:
         if self.faults:
             status, headers = self.faults.pop(0)
             self.refused += 1
-            return web.json_response(
-                {"error": {"code": "Throttled"}}, status=status, headers=headers
-            )
-        self.calls.append(
-            Call(request.method, request.path, request.headers.get("Authorization", ""), body)
-        )
+            return web.json_response(error_body(status), status=status, headers=headers)
+        call = Call(request.method, request.path, request.headers.get("Authorization", ""), body)
+        conversation = request.match_info["tail"].split("/activities", 1)[0]
+        channel = channel_of(conversation)
+        refusal = self._refusal(call, channel)
+        if refusal is not None:
+            status, code, headers = refusal
+            self.refusals.append((status, code))
+            if "Retry-After" in headers:
+                self.asked.append(int(headers["Retry-After"]))
+            return web.json_response(error_body(status, code), status=status, headers=headers)
+        self.calls.append(call)
+        self._sent.setdefault(channel, []).append(self.clock())
         self._next_id += 1
-        return web.json_response({"id": f"msg-{self._next_id}"})
+        new_id = f"msg-{self._next_id}"
+        if call.method == "PUT":  # Update Activity answers with the id of the updated activity
+            return web.json_response({"id": call.target})
+        self.messages[new_id] = Message(channel, by_bot=True)
+        return web.json_response({"id": new_id})
+
+    def _refusal(self, call: Call, channel: str) -> tuple[int, str, dict[str, str]] | None:
+        token = call.authorization.removeprefix("Bearer ")
+        if self.require_token and (token == call.authorization or not token):
+            return 401, "Unauthorized", {}
+        if call.target:
+            held = self.messages.get(call.target)
+            if held is None or held.channel != channel:
+                return 404, "ActivityNotFoundInConversation", {}
+            if call.method == "PUT" and not held.by_bot:
+                return 403, "NotEnoughPermissions", {}
+        if call.size > self.max_message_bytes:
+            return 413, "MessageSizeTooBig", {}
+        wait = self._throttled(channel)
+        if wait is not None:
+            return 429, "Throttled", {"Retry-After": str(max(1, math.ceil(wait)))}
+        return None
+
+    def _throttled(self, channel: str) -> float | None:
+        """Seconds until one more operation in ``channel`` fits every window, or None."""
+        now = self.clock()
+        longest = max((window for window, _ in self.limits), default=0.0)
+        sent = [at for at in self._sent.get(channel, []) if at > now - longest]
+        self._sent[channel] = sent
+        waits = []
+        for window, most in self.limits:
+            inside = [at for at in sent if at > now - window]
+            if len(inside) >= most:
+                waits.append(inside[-most] + window - now)
+        return max(waits) if waits else None
 
     # what tests look at
 

@@ -90,6 +90,7 @@ async def test_development_switch_is_loud_and_explicit(
 ) -> None:
     config = teams_config(teams.openid, dev_disable_auth=True, app_password=None)
     bot = TeamsBot(config, chat_ports(teams.service), connections=connections())
+    teams.connector.require_token = False  # an emulator: the Bot Connector answers 401
     assert "INSECURE: Teams inbound authentication is DISABLED" in caplog.text
     app = web.Application()
     bot.mount(app)

@@ -15,7 +15,14 @@ from engine.job import CLOSED
 from engine.ports import ChatEvent
 from engine.verify import verify_bundle
 from tests.integration.teams import flow
-from tests.integration.teams.conftest import ALICE, BOB, FAST, USER_ADMIN, TeamsEnv
+from tests.integration.teams.conftest import (
+    ALICE,
+    BOB,
+    FAST,
+    IN_FAKE_TIME,
+    USER_ADMIN,
+    TeamsEnv,
+)
 from tests.support.engine_sim import trust_for
 
 
@@ -28,7 +35,9 @@ class Pauses:
 
 
 def record_pauses(env: TeamsEnv) -> Pauses:
+    """The connector's waits, recorded instead of waited, under the FAST bounds."""
     pauses = Pauses()
+    env.bot.connector.policy = FAST
     env.bot.connector.sleep = pauses
     env.bot.sleep = pauses
     return pauses
@@ -117,7 +126,7 @@ async def test_after_a_failure_deliveries_fail_fast_until_the_outbox_probe_succe
     teams: TeamsEnv,
 ) -> None:
     job, _ = await flow.requested(teams)
-    teams.bot.connector.policy = replace(FAST, cooldown=3600.0)
+    teams.bot.connector.policy = replace(IN_FAKE_TIME, cooldown=3600.0)
     teams.connector.faults = [(503, {})]
     teams.advance(minutes=61)  # the pending request expires: finish, update cards
     await teams.service.tick()
