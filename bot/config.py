@@ -29,6 +29,7 @@ from bot.config_parts import Parts, build_parts
 from engine.access import AccessRules, access_from_config
 from engine.errors import ConfigError, ConfigProblems
 from engine.identity import Directory
+from engine.wpc import TEMPLATES
 
 SIMULATED = "simulated"
 GRAPH = "graph"
@@ -144,6 +145,7 @@ def check_settings(
         access = access_from_config(model.templates, _step_up(model))
     except ConfigProblems as exc:
         problems += exc.problems
+    problems += _no_template_table(model)
     if problems:
         return None, problems
     return _settings(model, parts, access), []
@@ -242,6 +244,18 @@ def _settings(model: SettingsModel, parts: Parts, access: AccessRules | None) ->
         step_up=_step_up(model),
         step_up_client_secret=_reveal(model.step_up.client_secret),
     )
+
+
+def _no_template_table(model: SettingsModel) -> list[str]:
+    """``[step_up]`` without any ``[templates.<name>]``: the engine then refuses every
+    request ("template ... is not enabled here"; engine.access), so it is a problem."""
+    if not _step_up(model) or model.templates:
+        return []
+    return [
+        "step_up: with [step_up] set, each template that may be requested needs its "
+        f"[templates.<name>] table ({', '.join(TEMPLATES)}); there is none, so every request "
+        "would be refused (docs/stepup.md)"
+    ]
 
 
 def _step_up(model: SettingsModel) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 Minutes = Annotated[int, Field(strict=True)]
 Principals = str | list[str]
 LOG_LEVELS = ("debug", "info", "warning", "error")
+SCALE_MIN, SCALE_MAX = 1, 600  # [clock] scale (the demo's --speed)
 
 
 class Section(BaseModel):
@@ -89,7 +90,8 @@ class ModelSection(Section):
 
 
 class ClockSection(Section):
-    scale: float = Field(default=1.0, ge=1, le=600)  # demo only: how fast the service's clock runs
+    # demo only: how fast the service's clock runs
+    scale: float = Field(default=1.0, ge=SCALE_MIN, le=SCALE_MAX)
     anchor: str = ""  # demo only: the instant both demo processes count from
     test_file: str = ""  # tests only: the service reads the time from this file
 

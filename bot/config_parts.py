@@ -21,7 +21,7 @@ from adapters.loopback import check_base_url
 from adapters.slack import SlackConfig
 from adapters.teams import TeamsConfig
 from bot.config_env import variable_of
-from bot.config_model import Principals, SettingsModel
+from bot.config_model import SECRET_PATHS, Principals, SettingsModel
 from engine.errors import ConfigError
 from engine.identity import Directory
 
@@ -84,7 +84,9 @@ def _approver_reach(
 
 
 class _Namer:
-    """``tenant.tenant_id (BREAKGLASS_TENANT_ID)``, or just the variable when it set it."""
+    """``tenant.tenant_id (or BREAKGLASS_TENANT_ID)``, or just the variable when it set it;
+    a secret only by its variable (``BREAKGLASS_SLACK_BOT_TOKEN (or _FILE)``): the file may
+    not hold one."""
 
     def __init__(self, origins: Origins) -> None:
         self.origins = origins
@@ -94,6 +96,8 @@ class _Namer:
             return self.origins[place]
         variable = variable_of(place)
         path = ".".join(place)
+        if variable and place in SECRET_PATHS:
+            return f"{variable} (or _FILE)"
         return f"{path} (or {variable})" if variable else path
 
 

@@ -36,11 +36,13 @@ from bot.clock import ScaledClock
 from bot.demo_options import (
     GLOBAL_ADMIN,
     STEP_UP_CONFIG,
+    TEMPLATE,
     TRUST_NAME,
     DemoError,
     DemoOptions,
     Result,
     check_bundle_out,
+    check_options,
     default_scale,
     own_trust_path,
     stepped_up,
@@ -54,6 +56,7 @@ from engine.verify import Trust, verify_bundle
 
 class Demo:
     def __init__(self, options: DemoOptions) -> None:
+        check_options(options)  # now, before the tenant, the service or the home is made
         if options.bundle_out is not None:
             check_bundle_out(options.bundle_out)  # now, not after the whole run
         self.options = options
@@ -68,6 +71,11 @@ class Demo:
         self.seen_receipts = 0
         self.names: dict[str, str] = {}  # ids to display names, as the console shows them
         self.sim: SimulatedTenant  # set in run(), before the service starts
+
+    def patience(self) -> float:
+        """How long, in real seconds, one step may take before the demo gives up: the
+        guard, plus the whole window at this speed (its end comes no sooner)."""
+        return self.options.timeout + self.options.minutes * 60 / self.scale
 
     def say(self, text: str) -> None:
         if not self.options.json_output:
@@ -196,7 +204,7 @@ class Demo:
     async def _until(
         self, http: aiohttp.ClientSession, job_id: str, done: Any, label: str
     ) -> dict[str, Any]:
-        deadline = time.monotonic() + self.options.timeout
+        deadline = time.monotonic() + self.patience()
         last_progress = 0.0
         while True:
             job = await self._job(http, job_id)
@@ -235,7 +243,7 @@ class Demo:
         self.names = (await self._get(http, "/console/api/examples"))["names"]
         request = {
             "as": "console:alice",
-            "template": "entra-role",
+            "template": TEMPLATE,
             "principal": ids["alice"],
             "resource": GLOBAL_ADMIN,
             "minutes": self.options.minutes,
@@ -259,14 +267,14 @@ class Demo:
             await self._act(http, "carol", "approve", job_id, plan)
             if self._crashing("after_approval"):
                 await self._crash_and_restart(sim)
-            await self._until(
+            granted = await self._until(
                 http,
                 job_id,
                 lambda j: j["write_done"] or j["resolved"],
                 "the grant",
             )
             self.say(f"tenant now: {self._grants(sim) or 'no grant'}")
-            self._use_the_grant(sim, ids)
+            self._use_the_grant(sim, ids, granted)
             await self._scenario(http, sim, job_id)
             if self.options.scenario == "early-kill":
                 await self._delayed_removal(http, job_id, result)
@@ -307,7 +315,7 @@ class Demo:
         """Killed inside PIM's first five minutes: the tenant refuses the removal, so the
         service contains the principal (revokes their sessions) and tells the channel when
         it will remove the role. Wait for that announcement on the console's feed."""
-        deadline = time.monotonic() + self.options.timeout
+        deadline = time.monotonic() + self.patience()
         while True:
             for post in await self._get(http, "/console/api/feed"):
                 detail = post["detail"]
@@ -323,8 +331,14 @@ class Demo:
                 return  # ended without a delay (ok says so), or the end wait times out
             await asyncio.sleep(0.1)
 
-    def _use_the_grant(self, sim: SimulatedTenant, ids: Mapping[str, str]) -> None:
-        """Alice, now an admin, does the work (the tenant's logs record it: issue 17 §5)."""
+    def _use_the_grant(
+        self, sim: SimulatedTenant, ids: Mapping[str, str], job: Mapping[str, Any]
+    ) -> None:
+        """Alice, now an admin, does the work (the tenant's logs record it: issue 17 §5);
+        nothing when the job ended before its write (an executor that never wrote)."""
+        if not job["write_done"]:
+            self.say(text.NO_GRANT)
+            return
         for user in ("dave", "erin"):
             sim.act(ids["alice"], "Admin reset MFA", [ids[user]])
         for _ in range(3):
@@ -358,6 +372,7 @@ class Demo:
         result.outcome = job["state"]
         result.window_end, result.ended_at = job.get("window_end"), job.get("ended_at")
         result.rollback_verified = bool(job["rollback_verified"])
+        result.granted = bool(job["write_done"])
         bundle = await self._get(http, f"/console/api/jobs/{job['job_id']}/bundle")
         trust = await self._get(http, "/console/api/trust")
         path = self.options.bundle_out or (self.home / f"{job['job_id']}.bundle.json")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import stat
 from collections.abc import Mapping
@@ -9,7 +10,10 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from adapters.openclaw import install as openclaw_install
+from bot.config_model import SCALE_MAX, SCALE_MIN, PolicySection
 from engine.errors import BreakGlassError, InputError
+from engine.wpc import TEMPLATES
 
 SCENARIOS = ("normal", "kill", "early-kill", "injected", "crash", "denied")
 EXPECTED = {
@@ -31,6 +35,7 @@ CRASH_SCALE = 6.0
 # come within the window's first minute (at 4x, 25 s is already two minutes: refused).
 OPENCLAW_SCALE = 1.0
 EXECUTORS = ("runbook", "agent", "openclaw")
+TEMPLATE = "entra-role"  # what every scenario requests: Global Administrator for alice
 GLOBAL_ADMIN = "62e90394-69f5-4237-9190-012177145e10"
 # Approvers sign in again at the simulated tenant ("complete MFA") before an approval counts,
 # so the demo's bundles carry step-up evidence. Global Administrator is listed on purpose: the
@@ -87,6 +92,7 @@ class Result:
     home: str = ""
     trust_path: str = ""
     stepped_up: int = 0  # approvals in the bundle that carry step-up evidence
+    granted: bool = False  # the job wrote its grant (every scenario but denied must)
 
     @property
     def ok(self) -> bool:
@@ -96,8 +102,12 @@ class Result:
             self.contained and self.removal_not_before
         )
         stepped_up = self.outcome == "denied" or self.stepped_up >= 2
+        # A run that never granted anything shows nothing (an executor that failed to start
+        # still ended its window "closed", verified, and said DEMO OK).
+        granted = self.outcome == "denied" or self.granted
         return (
             self.outcome == expected
+            and granted
             and self.bundle_valid
             and verified
             and contained
@@ -109,6 +119,40 @@ class Result:
         """Every field but ``_UNSHOWN``, then the verdict."""
         shown = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _UNSHOWN}
         return shown | {"ok": self.ok}
+
+
+def minutes_range() -> tuple[int, int]:
+    """The windows the service accepts for the demo's request: the template's minimum, and
+    the lower of its maximum and the default ``policy.max_minutes`` (the demo sets none)."""
+    template = TEMPLATES[TEMPLATE]
+    return template.min_minutes, min(template.max_minutes, PolicySection().max_minutes)
+
+
+def check_options(options: DemoOptions) -> None:
+    """Refuse, before anything starts, what the run would fail on only later: a speed the
+    service's clock refuses (said only in its log), a window the request is refused for, an
+    OpenClaw that is not installed (the service would run the window with no agent)."""
+    if options.scenario not in SCENARIOS:
+        raise InputError(f"--scenario {options.scenario}: one of {', '.join(SCENARIOS)}")
+    if options.executor not in ("", *EXECUTORS):
+        raise InputError(f"--executor {options.executor}: one of {', '.join(EXECUTORS)}")
+    if options.crash_at not in CRASH_POINTS:
+        raise InputError(f"crash point {options.crash_at}: one of {', '.join(CRASH_POINTS)}")
+    speed = options.scale
+    # The service's clock.scale (bot.config_model): out of it the service would not start.
+    if speed is not None and not (math.isfinite(speed) and SCALE_MIN <= speed <= SCALE_MAX):
+        raise InputError(f"--speed {speed:g}: must be from {SCALE_MIN} to {SCALE_MAX}")
+    least, most = minutes_range()
+    if not least <= options.minutes <= most:
+        template = TEMPLATES[TEMPLATE]
+        why = f" ({template.min_reason})" if options.minutes < least and template.min_reason else ""
+        raise InputError(
+            f"--minutes {options.minutes}: an {TEMPLATE} window is {least} to {most} minutes{why}"
+        )
+    if options.executor == "openclaw":
+        # Where the demo's service will look (bot.openclaw_executor): a ConfigError naming
+        # the missing part and `make openclaw`.
+        openclaw_install.find_installation(openclaw_install.DEFAULT_ROOT)
 
 
 def default_scale(options: DemoOptions) -> float:

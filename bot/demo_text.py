@@ -69,13 +69,22 @@ def gateway_refusals(log_path: Path, job_id: str) -> list[str]:
 
 
 def injected_line(reasons: list[str], job: Mapping[str, Any]) -> str:
-    """The injected scenario's refused call: what the agent tried, why it was refused."""
-    why = ", ".join(reasons) or "(reason in service.log)"
+    """The injected scenario's refused call: what the agent tried, why it was refused; with
+    no refusal in the log (an agent that never ran), no such story."""
+    ended = f"job {job['state']} ({job['end_reason']})"
+    if not reasons:
+        return (
+            f"no refused call of the injected agent (the write for {INJECTED_PRINCIPAL}) "
+            f"is in service.log → {ended}"
+        )
     return (
         f"the injected agent also asked to write the role for {INJECTED_PRINCIPAL} "
-        f"(outside the approved plan): gateway refused {why} → job {job['state']} "
-        f"({job['end_reason']})"
+        f"(outside the approved plan): gateway refused {', '.join(reasons)} → {ended}"
     )
+
+
+# The job ended before its write: the executor never wrote the grant (its reason is logged).
+NO_GRANT = "the grant was never written (the reason is in service.log): alice has none to use"
 
 
 REFUSED_WRITE = "write_role_assignment [error]"

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from bot.commands.base import EXIT_FAILED, EXIT_OK, Command, Context, json_flag
+from bot.config_model import SCALE_MAX, SCALE_MIN
 from bot.demo import Demo
 from bot.demo_options import (
     CRASH_SCALE,
@@ -16,6 +17,7 @@ from bot.demo_options import (
     SCALE,
     SCENARIOS,
     DemoOptions,
+    minutes_range,
     require_folder,
 )
 
@@ -34,15 +36,19 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
         "(<name>.trust.json when another trust.json is there)",
     )
     json_flag(parser, "the result")
+    least, most = minutes_range()
     parser.add_argument(
-        "--minutes", type=int, default=MINUTES, help="window length in (fast) minutes, 5 or more"
+        "--minutes",
+        type=int,
+        default=MINUTES,
+        help=f"window length in (fast) minutes, {least}-{most} (Entra PIM's shortest is {least})",
     )
     parser.add_argument(
         "--speed",
         type=float,
         default=None,
-        help=f"how much faster time runs (1-600; default {SCALE:g}, {CRASH_SCALE:g} for crash, "
-        f"{OPENCLAW_SCALE:g} with openclaw)",
+        help=f"how much faster time runs ({SCALE_MIN}-{SCALE_MAX}; default {SCALE:g}, "
+        f"{CRASH_SCALE:g} for crash, {OPENCLAW_SCALE:g} with openclaw)",
     )
     parser.add_argument(
         "--executor",

@@ -7,6 +7,7 @@ import io
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -45,6 +46,33 @@ def test_config_check_refuses_a_home_that_is_a_file(
     check = cli("config", "check")
     assert_one_line_error(check, 2)
     assert f"the home {blocker} is not a directory" in check.err
+
+
+def test_config_check_names_step_up_without_a_template_table(keyed: Cli, home: Path) -> None:
+    # Every request would be refused "template entra-role is not enabled here".
+    (home / "breakglass.toml").write_text('[step_up]\nauthentication_context = "c1"\n')
+    check = keyed("config", "check")
+    assert check.code == 2, check
+    assert check.out == ""
+    assert check.err.splitlines() == [
+        "breakglass: step_up: with [step_up] set, each template that may be requested needs "
+        "its [templates.<name>] table (entra-role, ca-exclusion); there is none, so every "
+        "request would be refused (docs/stepup.md)",
+        "breakglass: 1 problem(s) found",
+    ]
+
+
+def test_serve_refuses_step_up_without_a_template_table_at_start(
+    keyed: Cli, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def started(*_args: object) -> NoReturn:
+        raise AssertionError("serve started with a configuration that refuses every request")
+
+    monkeypatch.setattr("bot.commands.serve.Runtime", started)
+    (home / "breakglass.toml").write_text('[step_up]\nauthentication_context = "c1"\n')
+    result = keyed("serve", "--port", "0")
+    assert_one_line_error(result, 2)
+    assert "[templates.<name>] table" in result.err
 
 
 # ------------------------------------------------------------------ an unusable store

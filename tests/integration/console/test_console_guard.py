@@ -29,6 +29,10 @@ def refusals(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.name == "breakglass.console"]
 
 
+def levels(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.levelname for r in caplog.records if r.name == "breakglass.console"]
+
+
 @pytest.mark.parametrize(
     ("headers", "status", "reason"),
     [
@@ -47,10 +51,12 @@ async def test_a_request_from_another_page_creates_nothing(
     reason: str,
 ) -> None:
     _, _, runtime = console
+    caplog.set_level(logging.INFO, logger="breakglass.console")
     answer = await raw_post(console, "/console/api/request", role_request(), headers)
     assert answer == (status, {"ok": False, "reason": reason, "detail": answer[1]["detail"]})
     assert await runtime.service.store.list_jobs() == []
     assert refusals(caplog) == [f"console request refused: POST /console/api/request: {reason}"]
+    assert levels(caplog) == ["WARNING"]  # another page (or host) acting: not a typo
 
 
 async def test_an_approval_from_another_origin_is_not_counted(
@@ -82,11 +88,12 @@ async def test_a_rebound_host_name_reads_nothing(
     console: Console, caplog: pytest.LogCaptureFixture, path: str
 ) -> None:
     session, url, _ = console
-    caplog.set_level(logging.WARNING, logger="breakglass.console")
+    caplog.set_level(logging.INFO, logger="breakglass.console")
     async with session.get(f"{url}{path}", headers={"Host": "attacker.example:80"}) as response:
         assert response.status == 421
         assert (await response.json())["reason"] == "HOST_NOT_CONSOLE"
     assert refusals(caplog) == [f"console request refused: GET {path}: HOST_NOT_CONSOLE"]
+    assert levels(caplog) == ["WARNING"]
 
 
 async def test_no_page_may_frame_the_console(console: Console) -> None:

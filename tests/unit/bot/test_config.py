@@ -141,6 +141,44 @@ def test_config_check_lists_every_problem_of_the_access_rules(tmp_path: Path) ->
     ]
 
 
+STEP_UP_ONLY = '[step_up]\nauthentication_context = "c1"\nmax_age_seconds = 300\n'
+NO_TEMPLATE_TABLE = (
+    "step_up: with [step_up] set, each template that may be requested needs its "
+    "[templates.<name>] table (entra-role, ca-exclusion); there is none, so every request "
+    "would be refused (docs/stepup.md)"
+)
+
+
+def test_step_up_without_a_template_table_is_a_problem(tmp_path: Path) -> None:
+    """The engine refuses a template without a table once any access table exists: with
+    [step_up] alone every request is refused ("not enabled here"), so say so at the start."""
+    path = tmp_path / "breakglass.toml"
+    path.write_text(STEP_UP_ONLY)
+    settings, problems = check_settings({"BREAKGLASS_HOME": str(tmp_path)}, path)
+    assert (settings, problems) == (None, [NO_TEMPLATE_TABLE])
+    with pytest.raises(ConfigError, match=r"each template that may be requested"):
+        load_settings({"BREAKGLASS_HOME": str(tmp_path)}, path)  # what serve starts with
+
+
+@pytest.mark.parametrize(
+    ("text", "environ"),
+    [
+        (STEP_UP_ONLY + '[templates.entra-role]\nroles = ["*"]\nprincipals = ["*"]\n', {}),
+        ("[step_up]\n", {}),  # an empty table turns nothing on
+        ("", {"BREAKGLASS_STEPUP_CLIENT_SECRET": "s"}),  # nor does the secret alone
+    ],
+    ids=["with a template table", "empty step_up", "secret only"],
+)
+def test_step_up_with_a_template_table_or_off_is_no_problem(
+    tmp_path: Path, text: str, environ: dict[str, str]
+) -> None:
+    path = tmp_path / "breakglass.toml"
+    path.write_text(text)
+    settings, problems = check_settings({"BREAKGLASS_HOME": str(tmp_path), **environ}, path)
+    assert problems == []
+    assert settings is not None
+
+
 def test_graph_mode_without_a_credential_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="BREAKGLASS_GRAPH_CLIENT_SECRET"):
         load_settings({"BREAKGLASS_HOME": str(tmp_path)}, REPO / "breakglass.example.toml")

@@ -147,6 +147,32 @@ def test_a_secret_written_into_the_file_is_refused_with_its_path(tmp_path: Path)
     assert not any("oops" in p for p in problems)
 
 
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        (
+            '[slack]\nincident_channels = ["C1"]\n',
+            "slack: Slack is half-configured: BREAKGLASS_SLACK_BOT_TOKEN (or _FILE) and "
+            "BREAKGLASS_SLACK_SIGNING_SECRET (or _FILE) not set",
+        ),
+        (
+            '[teams]\napp_id = "a"\ntenant_id = "t"\n',
+            "teams: Teams is half-configured: BREAKGLASS_TEAMS_APP_PASSWORD (or _FILE) or "
+            "teams.cert_path (or BREAKGLASS_TEAMS_CERT_PATH) not set",
+        ),
+    ],
+)
+def test_a_missing_secret_is_named_by_its_variable_only(
+    tmp_path: Path, text: str, problem: str
+) -> None:
+    """A secret written into the file is refused, so naming its TOML key sends people there."""
+    path = tmp_path / "breakglass.toml"
+    path.write_text(text)
+    settings, problems = check_settings(env(tmp_path), path)
+    assert settings is None
+    assert problems == [problem]
+
+
 def test_cleartext_model_upstream_only_on_loopback(tmp_path: Path) -> None:
     path = tmp_path / "breakglass.toml"
     path.write_text('[model]\nmode = "openai"\nbase_url = "http://models.example/v1"\n')
