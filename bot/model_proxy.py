@@ -30,7 +30,8 @@ from typing import Any
 from aiohttp import web
 
 from adapters.llm import Delivery, HttpUpstream, InProcess, ModelUpstream, format_comment
-from adapters.llm.usage import usage_in, usage_of
+from adapters.llm.sse import ends_event, json_value, summarize
+from adapters.llm.usage import reported
 from bot.proxy_admission import Admission, Admitted, Route
 from bot.redaction import Redaction
 from bot.scripted_model import SCRIPTED_PROVIDER, ScriptedModel
@@ -58,6 +59,22 @@ RECEIPT_MEMBER = "_receipt_envelope"
 # set lookup; the store (another replica's revocation when NOTIFY is not heard) is a query.
 REVOCATION_POLL_SECONDS = 0.1
 STORE_POLLS = 10
+# An upstream's headers the caller gets too: how long to wait before trying again (OpenAI's
+# SDKs honour retry-after-ms, then Retry-After, and x-should-retry), the rate-limit state,
+# and the upstream's request id. Nothing else of the upstream's is passed on.
+PASSED_HEADERS = (
+    "retry-after",
+    "retry-after-ms",
+    "x-should-retry",
+    "x-ratelimit-limit-requests",
+    "x-ratelimit-limit-tokens",
+    "x-ratelimit-remaining-requests",
+    "x-ratelimit-remaining-tokens",
+    "x-ratelimit-reset-requests",
+    "x-ratelimit-reset-tokens",
+    "x-request-id",
+)
+PASSED_HEADER_CHARS = 200  # longer values are not passed on
 
 
 @dataclass(frozen=True)
@@ -117,19 +134,18 @@ class _Exchange:
     delivery: Delivery = field(default_factory=Delivery)  # sent: the upstream may have it
     revoked: bool = False  # cut because its token was revoked meanwhile
     status: int = 0  # 0: no answer
+    content_type: str = ""  # the upstream's Content-Type
+    headers: dict[str, str] = field(default_factory=dict)  # the upstream's, passed on
     stream: web.StreamResponse | None = None
     received: bytearray = field(default_factory=bytearray)
+    passed_on: int = 0  # a stream: how many of the received bytes the caller was sent
     complete: bool = False
     client_gone: bool = False
     latency_ms: int = 0
     answer: object = None  # a JSON answer, parsed once for its usage and for the reply
-
-
-def _json_body(body: bytes) -> object:
-    try:
-        return json.loads(body)
-    except ValueError:
-        return None
+    finished: bool = False  # a stream: ended by data: [DONE] (the documented end)
+    stream_error: bool = False  # a stream: carried an error event
+    usage_reported: bool = False  # the upstream reported its token counts
 
 
 class ModelProxy:
@@ -231,9 +247,15 @@ class ModelProxy:
     async def _relay(self, request: web.Request, call: Admitted, ex: _Exchange) -> None:
         async with call.route.upstream.send(call.body, ex.delivery) as reply:
             ex.status = reply.status
+            ex.headers = _passed(reply.headers)
+            ex.content_type = reply.headers.get("Content-Type") or reply.content_type
             if reply.is_stream:
                 ex.stream = web.StreamResponse(
-                    headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+                    headers={
+                        **ex.headers,
+                        "Content-Type": "text/event-stream",
+                        "Cache-Control": "no-cache",
+                    }
                 )
                 ex.stream.headers[RECEIPT_HEADER] = call.receipt_id
                 await ex.stream.prepare(request)
@@ -244,6 +266,7 @@ class ModelProxy:
                         raise ModelError("the upstream answer is above the size limit")
                     if ex.stream is not None:
                         await ex.stream.write(chunk)  # passed on as it arrives
+                        ex.passed_on = len(ex.received)
             ex.complete = True
 
     async def _respond(
@@ -255,15 +278,22 @@ class ModelProxy:
     ) -> web.StreamResponse:
         if ex.stream is not None:
             if not ex.client_gone:
-                await ex.stream.write(format_comment("receipt " + jcs(envelope).decode()))
+                # The receipt is an event of its own: after an upstream's last event that
+                # lacked its blank line, or a line cut off, it would join that event.
+                tail = bytes(ex.received[max(0, ex.passed_on - 4) : ex.passed_on])
+                separator = b"" if ends_event(tail) else b"\n\n"
+                comment = format_comment("receipt " + jcs(envelope).decode())
+                await ex.stream.write(separator + comment)
                 await ex.stream.write_eof()
             return ex.stream
         if not ex.complete:
             return _error(502, "UPSTREAM_BROKE_OFF", "the model upstream broke off")
         body = bytes(ex.received)
         answer = ex.answer
-        headers = {RECEIPT_HEADER: call.receipt_id}
-        if not isinstance(answer, dict):
+        headers = {**ex.headers, RECEIPT_HEADER: call.receipt_id}
+        if not isinstance(answer, dict):  # passed on as it came (an HTML error page, say)
+            if ex.content_type:
+                headers["Content-Type"] = ex.content_type
             return web.Response(body=body, status=ex.status, headers=headers)
         spliced = with_member(body, answer, RECEIPT_MEMBER, envelope)
         if spliced is not None:
@@ -284,10 +314,14 @@ class ModelProxy:
     async def _receipt(self, call: Admitted, ex: _Exchange) -> Mapping[str, Any] | None:
         response = bytes(ex.received)
         if ex.stream is None:
-            ex.answer = _json_body(response)
-            tokens_in, tokens_out = usage_in([ex.answer])
+            ex.answer = json_value(response)
+            counts = reported([ex.answer])
         else:
-            tokens_in, tokens_out = usage_of(response, True)
+            summary = summarize(response)
+            ex.finished, ex.stream_error = summary.done, summary.error
+            counts = reported(summary.answers)
+        ex.usage_reported = counts is not None
+        tokens_in, tokens_out = counts or (0, 0)
         payload = gateway_receipt_payload(
             receipt_id=call.receipt_id,
             gateway_id=self.config.gateway_id,
@@ -355,13 +389,35 @@ def _provider(config: UpstreamConfig | None) -> str:
 
 
 def _metadata(call: Admitted, ex: _Exchange) -> dict[str, Any]:
+    """``complete``: the whole answer passed; for a stream, up to its ``data: [DONE]`` and
+    without an error event (a stream cut or failed mid-answer is not complete however its
+    connection ended). ``usage_reported``: false when the token counts (0) are not the
+    upstream's but its silence (a stream not asked for usage, or cut before it)."""
     redaction: Redaction = call.redaction
-    return {
+    complete = ex.complete
+    if ex.stream is not None:
+        complete = complete and ex.finished and not ex.stream_error
+    metadata = {
         "stream": call.stream,
-        "complete": ex.complete,
+        "complete": complete,
         "upstream_status": ex.status,
+        "usage_reported": ex.usage_reported,
         **redaction.metadata(),
     }
+    if ex.stream_error:
+        metadata["stream_error"] = True
+    return metadata
+
+
+def _passed(headers: Mapping[str, str]) -> dict[str, str]:
+    """The upstream's headers the caller gets too (``PASSED_HEADERS``), one line each."""
+    lowered = {name.lower(): value for name, value in headers.items()}
+    passed = {}
+    for name in PASSED_HEADERS:
+        value = lowered.get(name)
+        if value is not None and len(value) <= PASSED_HEADER_CHARS and value.isprintable():
+            passed[name] = value
+    return passed
 
 
 def with_member(body: bytes, parsed: dict[str, Any], name: str, value: object) -> bytes | None:

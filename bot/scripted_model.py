@@ -9,6 +9,16 @@ with SSE chunks in OpenAI's delta format, tool-call deltas included.
 ``injected=True`` plays a prompt-injected model: right after the planned write it also
 calls the write tool for :data:`INJECTED_PRINCIPAL`, which the gateway must refuse.
 
+As strict as the real thing where docs/model.md cites it: it refuses, with OpenAI's error
+object (``message``, ``type``, ``param``, ``code``), a body that is not a JSON object,
+``stream_options`` without ``stream: true``, a prompt above its context window
+(``context_length_exceeded``) and, when it has an ``api_key``, a call without it
+(``invalid_api_key``, 401). Tests can make it answer the next calls with any documented
+refusal (:class:`Canned`: 429 with ``Retry-After``, 500, 503, a non-JSON page...) and frame
+its streams in any valid way (:class:`StreamShape`: keep-alive comments, CRLF or CR line
+ends, ``data:`` without a space, multi-line data, an error event mid-stream, no
+``[DONE]``, a connection that drops). By default it answers as OpenAI frames a stream.
+
 Usable in-process (it is a ``ModelUpstream``) and over HTTP (:meth:`ScriptedModel.app`).
 It records what it received, so tests can check what reached the upstream.
 """
@@ -20,15 +30,16 @@ import json
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from contextlib import aclosing, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
-from adapters.llm import UpstreamReply, format_event
+from adapters.llm import UpstreamReply
 from adapters.llm.sse import DONE
 from bot.agent_prompt import find_plan
 from engine.encoding import sha256_b64u
+from engine.errors import ModelError
 
 log = logging.getLogger("breakglass.scripted_model")
 SCRIPTED_MODEL_ID = "breakglass-scripted-sim"
@@ -36,12 +47,124 @@ SCRIPTED_PROVIDER = "breakglass-sim"
 FINGERPRINT = "simulated:breakglass-scripted-sim"
 INJECTED_PRINCIPAL = "u-mallory-injected"
 CHUNK_CHARS = 24  # tool arguments and text are streamed in pieces this long
+CONTEXT_TOKENS = 128_000  # the simulated context window (prompt tokens, estimated)
+
+
+@dataclass(frozen=True)
+class Canned:
+    """An answer given as it is (status, body, content type, headers): a documented refusal
+    or any other shape a test needs from an upstream."""
+
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+def openai_error(
+    status: int,
+    message: str,
+    kind: str,
+    code: str | None = None,
+    param: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Canned:
+    """An error answer as OpenAI sends one: ``{"error": {message, type, param, code}}``."""
+    error = {"message": message, "type": kind, "param": param, "code": code}
+    return Canned(status, json.dumps({"error": error}).encode(), headers=dict(headers or {}))
+
+
+def rate_limited(retry_after_seconds: int = 1, retry_after_ms: int | None = None) -> Canned:
+    """429 ``rate_limit_exceeded`` with ``Retry-After`` (seconds), optionally
+    ``retry-after-ms``, and the ``x-ratelimit-*`` headers."""
+    headers = {
+        "Retry-After": str(retry_after_seconds),
+        "x-ratelimit-limit-requests": "60",
+        "x-ratelimit-remaining-requests": "0",
+        "x-ratelimit-reset-requests": f"{retry_after_seconds}s",
+        "x-request-id": "req_sim_rate_limited",
+    }
+    if retry_after_ms is not None:
+        headers["retry-after-ms"] = str(retry_after_ms)
+    message = f"Rate limit reached for requests. Please try again in {retry_after_seconds}s."
+    return openai_error(429, message, "requests", "rate_limit_exceeded", headers=headers)
+
+
+def context_length_exceeded(limit: int, tokens: int) -> Canned:
+    message = (
+        f"This model's maximum context length is {limit} tokens. However, your messages "
+        f"resulted in {tokens} tokens. Please reduce the length of the messages."
+    )
+    return openai_error(
+        400, message, "invalid_request_error", "context_length_exceeded", "messages"
+    )
+
+
+def invalid_api_key() -> Canned:
+    message = "Incorrect API key provided. You can find your API key in your account settings."
+    return openai_error(401, message, "invalid_request_error", "invalid_api_key")
+
+
+def server_error() -> Canned:
+    message = "The server had an error while processing your request. Sorry about that!"
+    return openai_error(500, message, "server_error")
+
+
+def overloaded(retry_after_seconds: int = 2) -> Canned:
+    message = "The engine is currently overloaded, please try again later."
+    headers = {"Retry-After": str(retry_after_seconds)}
+    return openai_error(503, message, "server_error", headers=headers)
+
+
+@dataclass(frozen=True)
+class StreamShape:
+    """How the scripted model frames a stream. Every shape is valid Server-Sent Events
+    (WHATWG HTML, "Parsing an event stream") as OpenAI-compatible upstreams send them; the
+    default is OpenAI's own framing."""
+
+    newline: str = "\n"  # "\r\n" and "\r" end lines as well
+    space: bool = True  # "data: {...}"; False: "data:{...}"
+    multiline: bool = False  # each event's JSON indented, one data line per line
+    keepalive: str = ""  # a comment sent before each event ("OPENROUTER PROCESSING")
+    error: Mapping[str, Any] | None = None  # after the first delta: {"error": ...}, then the end
+    error_event: bool = False  # the error event named "error" (event: error)
+    done: bool = True  # the stream ends with data: [DONE]
+    last_blank_line: bool = True  # the last event ends with its blank line
+    break_after: int | None = None  # the connection drops after this many chunks
+    break_mid_event: bool = False  # ... and half of the next one (a line cut off)
+
+    def __post_init__(self) -> None:
+        if self.newline not in ("\n", "\r\n", "\r"):
+            raise ValueError("an SSE line ends in LF, CRLF or CR")
+
+    def event(self, data: str, name: str = "") -> str:
+        field_sep = ": " if self.space else ":"
+        lines = [f"event{field_sep}{name}"] if name else []
+        lines += [f"data{field_sep}{line}" for line in data.split("\n")]
+        return "".join(line + self.newline for line in lines)
+
+    def frame(self, events: Sequence[tuple[str, str]]) -> list[bytes]:
+        """``(event name, data)`` pairs as the stream's chunks, one event each."""
+        chunks = []
+        for index, (name, data) in enumerate(events):
+            last = index == len(events) - 1
+            text = f": {self.keepalive}{self.newline * 2}" if self.keepalive else ""
+            text += self.event(data, name)
+            if not last or self.last_blank_line:
+                text += self.newline
+            chunks.append(text.encode())
+        return chunks
+
+    def json(self, value: Any) -> str:
+        if self.multiline:
+            return json.dumps(value, indent=1, ensure_ascii=False)
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 @dataclass(frozen=True)
 class Received:
     body: bytes
-    authorization: str | None  # None in-process
+    authorization: str | None  # None in-process; "" over HTTP without the header
 
 
 @dataclass(frozen=True)
@@ -100,9 +223,19 @@ def next_turn(request: Mapping[str, Any], injected: bool = False) -> Turn:
 
 
 class ScriptedModel:
-    def __init__(self, *, injected: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        injected: bool = False,
+        api_key: str | None = None,
+        context_tokens: int = CONTEXT_TOKENS,
+    ) -> None:
         self.injected = injected
+        self.api_key = api_key  # when set, a call over HTTP must present it (Bearer or Key)
+        self.context_tokens = context_tokens
         self.hold: asyncio.Event | None = None  # when set up, streams pause after one chunk
+        self.canned: list[Canned] = []  # the next calls get these, in order, as they are
+        self.shape = StreamShape()  # how streams are framed
         self.received: list[Received] = []
         self.streams_started = 0
         self.streams_finished = 0
@@ -113,27 +246,50 @@ class ScriptedModel:
 
     def reply(self, body: bytes, authorization: str | None = None) -> UpstreamReply:
         self.received.append(Received(body, authorization))
-        try:
-            request = json.loads(body)
-            if not isinstance(request, dict):
-                raise ValueError("not an object")
-        except ValueError:
-            error = {"error": {"message": "body is not a JSON object", "code": "bad_request"}}
-            return UpstreamReply(400, "application/json", _once(json.dumps(error).encode()))
+        request = self._admitted(body, authorization)
+        if isinstance(request, Canned):
+            return _canned(request)
         turn = next_turn(request, self.injected)
         usage = _usage(body, turn)
         log.info("simulated model answers (%s)", "tool call" if turn.is_call else "text")
         if request.get("stream") is True:
             include = (request.get("stream_options") or {}).get("include_usage") is True
-            chunks = _stream_chunks(_chunk_id(body), turn, usage if include else None)
+            chunks = _stream_chunks(_chunk_id(body), turn, usage if include else None, self.shape)
             return UpstreamReply(200, "text/event-stream", self._stream(chunks))
         completion = _completion(_chunk_id(body), turn, usage)
         return UpstreamReply(200, "application/json", _once(json.dumps(completion).encode()))
+
+    def _admitted(self, body: bytes, authorization: str | None) -> dict[str, Any] | Canned:
+        """The request the script answers, or the answer it gets instead: a canned one, or
+        OpenAI's refusal."""
+        if self.canned:
+            return self.canned.pop(0)
+        keys = (f"Bearer {self.api_key}", f"Key {self.api_key}")
+        if self.api_key is not None and authorization is not None and authorization not in keys:
+            return invalid_api_key()
+        try:
+            request = json.loads(body)
+        except (ValueError, RecursionError):
+            request = None
+        if not isinstance(request, dict):
+            message = "We could not parse the JSON body of your request."
+            return openai_error(400, message, "invalid_request_error")
+        if "stream_options" in request and request.get("stream") is not True:
+            message = "The 'stream_options' parameter is only allowed when 'stream' is enabled."
+            return openai_error(400, message, "invalid_request_error", None, "stream_options")
+        tokens = len(body) // 4  # as _usage counts them
+        if tokens > self.context_tokens:
+            return context_length_exceeded(self.context_tokens, tokens)
+        return request
 
     async def _stream(self, chunks: list[bytes]) -> AsyncGenerator[bytes, None]:
         self.streams_started += 1
         try:
             for index, chunk in enumerate(chunks):
+                if index == self.shape.break_after:
+                    if self.shape.break_mid_event:
+                        yield chunk[: len(chunk) // 2]
+                    raise ModelError("simulated: the upstream broke off")
                 yield chunk
                 if index == 0 and self.hold is not None:
                     await self.hold.wait()
@@ -161,21 +317,33 @@ class ScriptedModel:
         return app
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        reply = self.reply(await request.read(), request.headers.get("Authorization"))
+        # Over HTTP a call without the key presents "" (in-process: None, nothing to check).
+        authorization = request.headers.get("Authorization", "")
+        reply = self.reply(await request.read(), authorization)
+        headers = {**reply.headers, "Content-Type": reply.content_type}
         if not reply.is_stream:
             body = b"".join([chunk async for chunk in reply.chunks])
-            return web.Response(body=body, status=reply.status, content_type=reply.content_type)
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+            return web.Response(body=body, status=reply.status, headers=headers)
+        response = web.StreamResponse(headers=headers)
         await response.prepare(request)
         async with aclosing(reply.chunks) as chunks:
-            async for chunk in chunks:
-                await response.write(chunk)
+            try:
+                async for chunk in chunks:
+                    await response.write(chunk)
+            except ModelError:  # the connection drops: no end of the chunked body
+                assert request.transport is not None
+                request.transport.close()
+                return response
         await response.write_eof()
         return response
 
 
 async def _once(data: bytes) -> AsyncGenerator[bytes, None]:
     yield data
+
+
+def _canned(answer: Canned) -> UpstreamReply:
+    return UpstreamReply(answer.status, answer.content_type, _once(answer.body), answer.headers)
 
 
 def _chunk_id(body: bytes) -> str:
@@ -242,8 +410,14 @@ def _deltas(turn: Turn) -> list[dict[str, Any]]:
     return [first, *rest]
 
 
-def _stream_chunks(chunk_id: str, turn: Turn, usage: Mapping[str, int] | None) -> list[bytes]:
+def _stream_chunks(
+    chunk_id: str, turn: Turn, usage: Mapping[str, int] | None, shape: StreamShape
+) -> list[bytes]:
+    """The stream's chunks. Asked for usage (``stream_options.include_usage``), every chunk
+    has ``usage: null`` but one more, before ``[DONE]``, with the counts and no choices."""
     base = _envelope(chunk_id, "chat.completion.chunk")
+    if usage is not None:
+        base["usage"] = None
     events = [
         base | {"choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
         for delta in _deltas(turn)
@@ -252,4 +426,9 @@ def _stream_chunks(chunk_id: str, turn: Turn, usage: Mapping[str, int] | None) -
     events.append(base | {"choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
     if usage is not None:
         events.append(base | {"choices": [], "usage": dict(usage)})
-    return [*map(format_event, events), format_event(DONE)]
+    framed = [("", shape.json(event)) for event in events]
+    if shape.error is not None:  # the answer fails after its first delta; the stream ends
+        framed = [framed[0], ("error" if shape.error_event else "", shape.json(shape.error))]
+    elif shape.done:
+        framed.append(("", DONE))
+    return shape.frame(framed)

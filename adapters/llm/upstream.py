@@ -8,9 +8,9 @@ receipted, whether or not an answer comes.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Protocol
 
@@ -23,11 +23,13 @@ CONNECT_TIMEOUT_SECONDS = 10.0
 
 @dataclass(frozen=True)
 class UpstreamReply:
-    """An upstream's answer: status, content type, and its body as chunks as they arrive."""
+    """An upstream's answer: status, content type, its body as chunks as they arrive, and
+    its headers (``Retry-After`` and the rate-limit headers among them)."""
 
     status: int
     content_type: str
     chunks: AsyncGenerator[bytes, None]
+    headers: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def is_stream(self) -> bool:
@@ -109,13 +111,21 @@ class HttpUpstream:
             trace.on_request_chunk_sent.append(_body_sent)
             self._session = aiohttp.ClientSession(timeout=self._timeout, trace_configs=[trace])
         try:
+            # A redirect is an answer: following it would send the body (and the receipt's
+            # provider would not be where it went) to a host nobody configured.
             response = await self._session.post(
-                self._url, data=body, headers=self._headers(), trace_request_ctx=delivery
+                self._url,
+                data=body,
+                headers=self._headers(),
+                trace_request_ctx=delivery,
+                allow_redirects=False,
             )
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise ModelError(_failure(exc)) from exc
         try:
-            yield UpstreamReply(response.status, response.content_type, _chunks(response))
+            yield UpstreamReply(
+                response.status, response.content_type, _chunks(response), response.headers
+            )
         finally:
             if response.content.at_eof():
                 response.release()  # keep the connection for the next call

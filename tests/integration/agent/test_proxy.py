@@ -76,6 +76,7 @@ async def test_json_answer_carries_the_chained_receipt(
         "stream": False,
         "complete": True,
         "upstream_status": 200,
+        "usage_reported": True,
         "redactions": 0,
         "redaction_hashes": [],
     }
