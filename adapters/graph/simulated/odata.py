@@ -52,27 +52,32 @@ def _split(text: str) -> list[str]:
 
 def check_properties(body: Mapping[str, Any], known: Collection[str], type_name: str) -> None:
     """400 for the first property of ``body`` that ``type_name`` does not define."""
-    unknown = _unknown(body, known)
-    if unknown is not None:
-        raise SimError(
-            400,
-            "BadRequest",
-            f"The property '{unknown}' does not exist on type 'microsoft.graph.{type_name}'."
-            " Make sure to only use property names that are defined by the type or mark"
-            " the type as open type.",
-        )
+    _refuse_unknown(
+        body,
+        known,
+        "The property '{}' does not exist on type 'microsoft.graph."
+        + type_name
+        + "'. Make sure to only use property names that are defined by the type or mark"
+        " the type as open type.",
+    )
 
 
 def check_parameters(body: Mapping[str, Any], known: Collection[str], operation: str) -> None:
     """400 for the first parameter of an action's body that the action does not take."""
+    _refuse_unknown(
+        body,
+        known,
+        "The parameter '{}' in the request payload is not a valid parameter for the operation '"
+        + operation
+        + "'.",
+    )
+
+
+def _refuse_unknown(body: Mapping[str, Any], known: Collection[str], message: str) -> None:
+    """400 ``message`` (its ``{}`` the name) for the first name of ``body`` not ``known``."""
     unknown = _unknown(body, known)
     if unknown is not None:
-        raise SimError(
-            400,
-            "BadRequest",
-            f"The parameter '{unknown}' in the request payload is not a valid parameter"
-            f" for the operation '{operation}'.",
-        )
+        raise SimError(400, "BadRequest", message.replace("{}", unknown, 1))
 
 
 def _unknown(body: Mapping[str, Any], known: Collection[str]) -> str | None:
