@@ -95,12 +95,7 @@ def json_value(text: str | bytes) -> Any:
 
 def data_events(stream: bytes) -> Iterator[Any]:
     """The JSON values of a stream's dispatched data events (``[DONE]`` and junk skipped)."""
-    for event in events(stream):
-        if event.data.strip() == DONE:
-            continue
-        value = json_value(event.data)
-        if value is not None:
-            yield value
+    return iter(summarize(stream).answers)
 
 
 @dataclass(frozen=True)

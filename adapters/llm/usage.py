@@ -40,12 +40,8 @@ def reported(answers: Sequence[Any]) -> tuple[int, int] | None:
     return None
 
 
-def usage_in(answers: Sequence[Any]) -> tuple[int, int]:
-    """As ``reported``, 0 and 0 when nothing was reported."""
-    return reported(answers) or (0, 0)
-
-
 def usage_of(body: bytes, stream: bool) -> tuple[int, int]:
-    """(input tokens, output tokens) of a complete answer or of a stream's events."""
+    """(input tokens, output tokens) of a complete answer or of a stream's events; 0 and 0
+    when nothing was reported."""
     answers: list[Any] = list(data_events(body)) if stream else [json_value(body)]
-    return usage_in(answers)
+    return reported(answers) or (0, 0)
