@@ -12,6 +12,8 @@ from typing import Any
 
 from adapters.openclaw import install as openclaw_install
 from bot.config_model import SCALE_MAX, SCALE_MIN, PolicySection
+from cards.forms import template_maximum, template_minimum
+from cards.views import Template
 from engine.errors import BreakGlassError, InputError
 from engine.wpc import TEMPLATES
 
@@ -124,8 +126,8 @@ class Result:
 def minutes_range() -> tuple[int, int]:
     """The windows the service accepts for the demo's request: the template's minimum, and
     the lower of its maximum and the default ``policy.max_minutes`` (the demo sets none)."""
-    template = TEMPLATES[TEMPLATE]
-    return template.min_minutes, min(template.max_minutes, PolicySection().max_minutes)
+    template = Template(TEMPLATE)
+    return template_minimum(template), template_maximum(template, PolicySection().max_minutes)
 
 
 def check_options(options: DemoOptions) -> None:
