@@ -17,7 +17,7 @@ between the two.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 MESSAGE_BLOCKS = 50  # "up to 50 blocks in each message"
@@ -29,6 +29,7 @@ MESSAGE_TEXT_LIMIT = 40_000  # the ``text`` field is truncated beyond (message_t
 VIEW_BYTES = 250_000  # views.open: view_too_large "greater than 250kb"
 
 Json = Mapping[str, Any]
+Check = Callable[[object, str], Iterator[str]]  # a part's problems, given it and where it is
 
 
 def _at(where: str) -> str:
@@ -181,22 +182,22 @@ def _header(block: Json, where: str) -> Iterator[str]:
     yield from _text(block.get("text"), where + "/text", 150, plain=True)
 
 
-def _context(block: Json, where: str) -> Iterator[str]:
+def _elements(block: Json, where: str, most: int, each: Check) -> Iterator[str]:
+    """A block's ``elements``: 1 to ``most`` of them, each checked by ``each``."""
     elements = block.get("elements")
-    if not isinstance(elements, list) or not 1 <= len(elements) <= 10:
-        yield "must provide between 1 and 10 elements" + _at(where + "/elements")
+    if not isinstance(elements, list) or not 1 <= len(elements) <= most:
+        yield f"must provide between 1 and {most} elements" + _at(where + "/elements")
         return
     for i, el in enumerate(elements):
-        yield from _text(el, f"{where}/elements/{i}")
+        yield from each(el, f"{where}/elements/{i}")
+
+
+def _context(block: Json, where: str) -> Iterator[str]:
+    yield from _elements(block, where, 10, _text)
 
 
 def _actions(block: Json, where: str) -> Iterator[str]:
-    elements = block.get("elements")
-    if not isinstance(elements, list) or not 1 <= len(elements) <= 25:
-        yield "must provide between 1 and 25 elements" + _at(where + "/elements")
-        return
-    for i, el in enumerate(elements):
-        yield from _element(el, f"{where}/elements/{i}", _ACTION_ELEMENTS)
+    yield from _elements(block, where, 25, lambda el, at: _element(el, at, _ACTION_ELEMENTS))
 
 
 def _input(block: Json, where: str) -> Iterator[str]:
