@@ -2,6 +2,8 @@
 
 - Target limits by group (``principal_groups``): which of those groups the target principal
   is a member of, read from the tenant and passed as the request's ``memberships``.
+- A request for a CA exclusion: which approvers are members of the group it would exclude
+  (``Request.excluded_approvers``; they are neither asked nor counted).
 - An approval of a CA exclusion: is the approver a member of the group it would exclude
   (``Approve.excluded_member``; the engine refuses a member, and an unread membership).
 - ``prerequisite = "pim_request"``: the id (the request's ``prerequisite["id"]``, else its
@@ -53,6 +55,29 @@ async def refuse_if_granted(command: Request, tools: object) -> None:
         ) from err
     if held:
         raise CommandRefused(ALREADY_GRANTED, "the tenant holds this grant already; nothing to do")
+
+
+async def with_excluded_approvers(command: Request, rules: Rules, tools: object) -> Request:
+    """``command`` naming the approvers who are members of the group it (a CA exclusion)
+    would exclude: each of their approvals would be refused, so the engine counts the rest
+    before anyone is asked. Unchanged for any other template, or without a reader. A tenant
+    that cannot tell refuses the request (fail closed); the approval reads it again."""
+    reader = getattr(tools, "check_member_groups", None)
+    group = command.targets.get("group_id")
+    if command.template != CA_EXCLUSION or reader is None or not group:
+        return command
+    members: set[str] = set()
+    for principal in sorted(rules.approvers - {command.actor.principal}):
+        try:
+            found = await reader(principal, [group])
+        except AdapterError as err:
+            if isinstance(err, GraphError) and err.status == 404:
+                continue  # no user of this tenant: a member of none of its groups
+            detail = "whether the approvers are members of the group could not be read"
+            raise CommandRefused(TENANT_UNAVAILABLE, detail) from err
+        if group in found:
+            members.add(principal)
+    return replace(command, excluded_approvers=frozenset(members))
 
 
 async def with_approver_membership(job: Job, command: Approve, tools: object) -> Approve:

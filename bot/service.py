@@ -25,7 +25,12 @@ from bot.job_update import job_update
 from bot.keyed_lock import KeyedLock
 from bot.leases import LEASE_TTL, Leases
 from bot.notifier import RECEIPTS_EVERY, Notifier, PacedChat
-from bot.prerequisites import preflight_access, refuse_if_granted, with_approver_membership
+from bot.prerequisites import (
+    preflight_access,
+    refuse_if_granted,
+    with_approver_membership,
+    with_excluded_approvers,
+)
 from bot.rollback import RollbackRunner
 from bot.sweep import sweep
 from bot.tasks import TaskSet
@@ -110,6 +115,7 @@ class JobService:
         try:
             command = await self._resolved(command)
             command = await preflight_access(command, self.rules, self.tools)  # issue 17
+            command = await with_excluded_approvers(command, self.rules, self.tools)
         except CommandRefused as err:  # before anyone is asked: nothing stored, nobody told
             return _refused_request(command, err)
         # One request per grant at a time here: two at once would both find it free.

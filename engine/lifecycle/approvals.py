@@ -102,13 +102,16 @@ def start(command: Request, ctx: Ctx) -> Transition:
         )
     except TemplateError as exc:
         raise refuse("NOT_ELIGIBLE", str(exc)) from exc
-    approvers = sorted(may_approve(ctx.rules.approvers, requester, request))
+    approvers = sorted(
+        may_approve(ctx.rules.approvers, requester, request) - command.excluded_approvers
+    )
     needed = int(plan.payload["metadata"]["breakglass"]["approvals"]["min_approvers"])
     if len(approvers) < needed:  # nobody could ever approve it: say so before asking anyone
         raise refuse(
             "TOO_FEW_APPROVERS",
             f"{needed} approvers are needed and only {len(approvers)} of the approver group "
-            "may approve this (not the requester, not the person the role is for)",
+            "may approve this (not the requester, not the person the role is for, not a "
+            "member of the group it excludes)",
         )
     # Last: a target outside the limits or a malformed one is refused for that, whoever
     # holds it (the refusal names the holding job, which the requester may not know of).

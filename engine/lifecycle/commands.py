@@ -89,6 +89,9 @@ class Request:
     # The external approval the template requires: {"id": ..., "verified": bool, and what
     # the caller checked live (status, principal, role)}; None when none was given.
     prerequisite: Mapping[str, Any] | None = None
+    # Approvers the tenant says are members of the group a CA exclusion would exclude (read
+    # by the caller): they may never approve it, so they count for nobody before it is asked.
+    excluded_approvers: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

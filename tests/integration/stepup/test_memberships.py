@@ -71,12 +71,13 @@ async def ca_requested(service: JobService) -> str:
 async def test_a_member_of_the_group_a_ca_exclusion_excludes_may_not_approve_it(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Bob is in the group the exclusion would let through: his approval is refused (read
-    live from the tenant), recorded on the job and logged; the job waits for others."""
+    """Bob joined the group the exclusion would let through after the request: his approval
+    is refused (read live from the tenant), recorded on the job and logged; the job waits
+    for others."""
     async with graph_env(tmp_path, CA_TEMPLATE, "ca-exclusion") as env:
-        env.tenant.add_member(EXCLUSION_GROUP, BOB)
         service = env.service
         plan = await ca_requested(service)
+        env.tenant.add_member(EXCLUSION_GROUP, BOB)
         tenant_before = env.tenant.state()
         caplog.set_level(logging.INFO, logger="breakglass")
         out = await service.command("j-ca", Approve(service.actor("console:bob"), plan))
@@ -103,3 +104,37 @@ async def test_an_approvers_membership_the_tenant_cannot_tell_refuses_the_approv
         job = await service.load("j-ca")
         assert (job.state, list(job.plan.approvers())) == (PENDING, [])
         assert job.refusals[-1]["reason"] == "TENANT_UNAVAILABLE"
+
+
+async def test_a_ca_exclusion_only_members_could_approve_is_refused_before_anyone_is_asked(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Bob is in the group and Carol alone may not approve: the request is refused at once
+    (it used to wait, asking Bob, whose every click was refused, until it expired)."""
+    async with graph_env(tmp_path, CA_TEMPLATE, "ca-exclusion") as env:
+        env.tenant.add_member(EXCLUSION_GROUP, BOB)
+        tenant_before = env.tenant.state()
+        caplog.set_level(logging.INFO, logger="breakglass")
+        alice = env.service.actor("console:alice")
+        asked = ca_exclusion_request(
+            "j-ca", alice, TENANT, MFA_POLICY, EXCLUSION_GROUP, justification="INC-9", ticket="I"
+        )
+        out = await env.service.request(asked)
+        assert (out.ok, out.reason) == (False, "TOO_FEW_APPROVERS")
+        assert "member of the group it excludes" in out.detail
+        assert "refused request by console:alice: TOO_FEW_APPROVERS" in caplog.messages
+        assert await env.service.open_jobs() == []
+        assert env.tenant.state() == tenant_before
+
+
+async def test_a_ca_exclusion_whose_approvers_cannot_be_read_is_refused(tmp_path: Path) -> None:
+    async with graph_env(tmp_path, CA_TEMPLATE, "ca-exclusion") as env:
+        env.tenant.add_fault(Fault("unavailable", path="/checkMemberGroups", times=50))
+        alice = env.service.actor("console:alice")
+        asked = ca_exclusion_request(
+            "j-ca", alice, TENANT, MFA_POLICY, EXCLUSION_GROUP, justification="INC-9", ticket="I"
+        )
+        out = await env.service.request(asked)
+        assert (out.ok, out.reason) == (False, "TENANT_UNAVAILABLE")
+        assert "approvers are members" in out.detail
+        assert await env.service.open_jobs() == []

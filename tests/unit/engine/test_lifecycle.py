@@ -155,6 +155,28 @@ def test_a_member_of_the_group_a_ca_exclusion_excludes_cannot_approve_it() -> No
     assert sim.job.state == states.ACTIVE
 
 
+def test_members_of_the_group_a_ca_exclusion_excludes_are_not_asked_nor_counted() -> None:
+    # Issue: with too few non-members in the approver group, the request used to wait for
+    # approvals that every member's click refused, until it expired.
+    targets = {"tenant_id": ROLE_TARGETS["tenant_id"], "policy_id": "p-mfa", "group_id": "g-bg"}
+    sim = JobSim()
+    asked = sim.request(
+        template="ca-exclusion", targets=targets, excluded_approvers=frozenset({BOB.principal})
+    )
+    (ask,) = [e for e in asked.effects if e.kind == ASK_APPROVERS]
+    assert ask.detail["principals"] == [CAROL.principal, DAVE.principal]
+    sim = JobSim()
+    with pytest.raises(CommandRefused) as err:  # Bob and Carol are members: Dave alone
+        sim.request(
+            template="ca-exclusion",
+            targets=targets,
+            excluded_approvers=frozenset({BOB.principal, CAROL.principal}),
+        )
+    assert err.value.reason == "TOO_FEW_APPROVERS"
+    assert "member of the group it excludes" in err.value.detail
+    assert sim.job is None  # nothing made, nobody asked
+
+
 def test_a_role_job_ignores_group_membership() -> None:
     sim = pending()
     assert sim.job is not None
