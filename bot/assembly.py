@@ -19,7 +19,7 @@ from adapters.graph.simulated.directory import default_seed
 from adapters.store import SqlStore, sqlite_url
 from adapters.teams import TeamsConfig
 from bot.agent_executor import AgentConfig, AgentExecutor
-from bot.clock import FileClock, ScaledClock, system_clock
+from bot.clock import FileClock, ScaledClock, SteadyClock
 from bot.config import Settings
 from bot.config_parts import simulated_people
 from bot.executor import RunbookExecutor
@@ -70,7 +70,7 @@ def make_clock(settings: Settings) -> Clock:
             raise ConfigError(f"{CLOCK_FILE_VAR} is for tests against the simulated tenant only")
         return FileClock(Path(clock_file))
     if settings.clock_scale == 1.0:
-        return system_clock
+        return SteadyClock()
     anchor = parse_iso(settings.clock_anchor) if settings.clock_anchor else datetime.now(UTC)
     return ScaledClock(anchor, settings.clock_scale)
 

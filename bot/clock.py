@@ -6,6 +6,7 @@ depend on the machine's speed use a :class:`FileClock`, which only the test move
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -13,6 +14,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from engine.timeutil import parse_iso
+
+log = logging.getLogger("breakglass.clock")
 
 FILE_POLL_SECONDS = 0.05  # how often a FileClock sleeper looks whether the test moved time
 
@@ -81,3 +84,45 @@ def sleep_for(clock: Callable[[], datetime]) -> Callable[[float], Awaitable[None
 
 def system_clock() -> datetime:
     return datetime.now(UTC)
+
+
+STEP_BACK_NOTICED = timedelta(seconds=1)  # less is jitter, not a step
+
+
+class SteadyClock:
+    """The system clock, but never behind what this process has counted since it last
+    looked. A step back of the system clock (NTP correcting a clock that ran fast, a virtual
+    machine restored from a snapshot) would stretch every open window by the step, and a CA
+    exclusion ends only when we end it: the tenant sets it no expiry. A step forward is
+    taken as it comes (windows end early: the safe side). Counting rests on the monotonic
+    clock, which the system clock's steps do not move."""
+
+    def __init__(
+        self,
+        wall: Callable[[], datetime] = system_clock,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._wall = wall
+        self._monotonic = monotonic
+        self._last = wall()
+        self._last_counted = monotonic()
+        self._behind = timedelta(0)  # how far the system clock is behind, as last logged
+
+    def __call__(self) -> datetime:
+        wall, counted = self._wall(), self._monotonic()
+        due = self._last + timedelta(seconds=counted - self._last_counted)
+        now = max(wall, due)
+        self._notice(due - wall)
+        self._last, self._last_counted = now, counted
+        return now
+
+    def _notice(self, behind: timedelta) -> None:
+        """One ERROR per step back, not one per reading."""
+        if behind > self._behind + STEP_BACK_NOTICED:
+            log.error(
+                "the system clock stepped back %d s; this process keeps counting time from "
+                "where it was, so windows end on time. Fix the host's clock (NTP): a restart "
+                "now would take the wrong time",
+                round(behind.total_seconds()),
+            )
+        self._behind = max(behind, timedelta(0))

@@ -4,6 +4,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -66,10 +67,15 @@ Wrap = Callable[[MemoryTenant, Clock], ToolPort]
 
 
 async def memory_service(
-    home: Path, rules: Rules, tools: Wrap | None = None, **service: Any
+    home: Path,
+    rules: Rules,
+    tools: Wrap | None = None,
+    clock_of: Callable[[Clock], Callable[[], datetime]] | None = None,
+    **service: Any,
 ) -> tuple[JobService, MemoryTenant, Clock]:
     """A job service on SQLite under ``home`` over a memory tenant, on a manual clock;
-    ``tools`` wraps the memory tenant (a fake of the outside system's misbehaviour)."""
+    ``tools`` wraps the memory tenant (a fake of the outside system's misbehaviour);
+    ``clock_of`` makes the service's clock of the manual one (the sleep moves the latter)."""
     store = await SqlStore.open(sqlite_url(home))
     clock = Clock(T0)
     tenant = MemoryTenant()
@@ -78,7 +84,7 @@ async def memory_service(
         keys=fixed_keys(),
         rules=rules,
         tools=tools(tenant, clock) if tools else tenant,
-        clock=clock,
+        clock=clock_of(clock) if clock_of else clock,
         directory=DIRECTORY,
         sleep=sleeper(clock),
         **service,

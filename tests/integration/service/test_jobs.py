@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from datetime import timedelta
+from pathlib import Path
 from typing import Any, Literal
 
 import pytest
 
 from adapters import chat_actions
+from bot.clock import SteadyClock
 from bot.job_commands import chat_ports
 from cards.actions import CardAction, Verb
 from engine import catalog
@@ -17,8 +20,9 @@ from engine.cst import TokenKind
 from engine.job import ACTIVE, CLOSED, FAILED, KILLED, PENDING, Job
 from engine.lifecycle import Approve, Kill, Request
 from engine.verify import verify_bundle
-from tests.integration.service.conftest import Env
-from tests.support.engine_sim import ROLE_TARGETS, console_request, trust_for
+from tests.integration.service.conftest import Env, opened_env
+from tests.support.engine_sim import ROLE_TARGETS, T0, console_request, trust_for
+from tests.support.fakes import Clock
 
 HANG_GUARD_SECONDS = 120.0
 
@@ -273,3 +277,26 @@ async def test_a_request_too_few_may_approve_is_refused_recorded_and_stores_noth
     assert env.chat.events == []
     lines = [r.getMessage() for r in caplog.records if r.name == "breakglass.service"]
     assert lines == ["refused request by console:carol: TOO_FEW_APPROVERS"]
+
+
+async def test_a_step_back_of_the_system_clock_does_not_stretch_a_window(tmp_path: Path) -> None:
+    """Ten minutes into a 30-minute window, NTP steps the host's clock back an hour: the
+    window still ends 30 minutes after it began (the service counts on), not 90."""
+    step = timedelta(0)
+
+    def steady(true: Clock) -> SteadyClock:  # the manual clock is true time
+        return SteadyClock(lambda: true() - step, lambda: (true() - T0).total_seconds())
+
+    async with opened_env(tmp_path, clock_of=steady) as env:
+        await approved(env)
+        env.clock.advance(minutes=10)
+        step = timedelta(hours=1)
+        await env.service.tick()
+        env.clock.advance(minutes=21)
+        await env.service.tick()
+        await env.settle()
+        job = await env.service.load("job-s1")
+        assert job.state == CLOSED, job
+        assert env.tenant.roles == set()
+        bundle, _ = await env.service.bundle(job)
+        assert verify_bundle(bundle, trust_for(env.service.keys)).valid
