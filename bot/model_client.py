@@ -1,19 +1,27 @@
 """The agent's chat completions client: OpenAI-style tool calling over HTTP to the model
-proxy, with the job's CST in ``X-CST``. Streams are read event by event as they arrive."""
+proxy, with the job's CST in ``X-CST``.
+
+A stream is read whole, by the SSE rules of :mod:`adapters.llm.sse` (the ones the proxy
+receipts it by), and is an answer only when ``data: [DONE]`` closed it and it carried no error
+event: a stream cut off or failed mid-answer raises ModelError, so the executor never acts
+on part of an answer (a tool call whose arguments were cut, say)."""
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 
+from adapters.llm.sse import comments, summarize
 from bot.model_proxy import CST_HEADER
 from engine.errors import ModelError
 
-RECEIPT_COMMENT = ": receipt "
+RECEIPT_COMMENT = "receipt "  # the proxy's last comment: ": receipt <json>"
+_ERROR_CODE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -107,7 +115,8 @@ class ProxyClient:
     async def chat(
         self, token: str, messages: Sequence[Mapping[str, Any]], tools: Sequence[Any]
     ) -> ModelReply:
-        """One model turn. Raises ModelError when the proxy refuses or the call fails."""
+        """One model turn. Raises ModelError when the proxy refuses, the call fails, or a
+        stream ends without ``data: [DONE]`` or carries an error event."""
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
         headers = {CST_HEADER: token}
@@ -149,12 +158,35 @@ async def _code(response: aiohttp.ClientResponse) -> str:
 
 
 async def _read_stream(response: aiohttp.ClientResponse) -> ModelReply:
+    received = await response.read()
+    summary = summarize(received)
+    if summary.error:
+        raise ModelError(f"the model stream failed mid-answer{_error_code(summary.answers)}")
+    if not summary.done:
+        raise ModelError("the model stream ended without data: [DONE]: the answer was cut off")
     accumulator = _Accumulator()
-    receipt: Any = None
-    async for raw in response.content:  # one line at a time, as it arrives
-        line = raw.decode("utf-8").rstrip("\r\n")
-        if line.startswith(RECEIPT_COMMENT):
-            receipt = json.loads(line[len(RECEIPT_COMMENT) :])
-        elif line.startswith("data:") and line[5:].strip() != "[DONE]":
-            accumulator.add(json.loads(line[5:]))
-    return _reply(accumulator.message(), receipt)
+    for chunk in summary.answers:
+        if not isinstance(chunk, Mapping):
+            raise ModelError("a stream event is not a chat completion chunk")
+        accumulator.add(chunk)
+    return _reply(accumulator.message(), _receipt(received))
+
+
+def _error_code(answers: Sequence[Any]) -> str:
+    """' (<code>)' of the stream's error object, for the log; never its message, which may
+    quote what was sent (a key, say)."""
+    for answer in answers:
+        error = answer.get("error") if isinstance(answer, Mapping) else None
+        if not isinstance(error, Mapping):
+            continue
+        code = error.get("code") or error.get("type")
+        if isinstance(code, str) and _ERROR_CODE.fullmatch(code):
+            return f" ({code})"
+    return ""
+
+
+def _receipt(received: bytes) -> Any:
+    """The proxy's receipt: the last ``receipt`` comment (written after every upstream byte,
+    so an upstream's comment of that name comes before it)."""
+    found = [c[len(RECEIPT_COMMENT) :] for c in comments(received) if c.startswith(RECEIPT_COMMENT)]
+    return json.loads(found[-1]) if found else None

@@ -55,12 +55,24 @@ def events(stream: bytes) -> Iterator[Event]:
     return iter(_parse(stream)[0])
 
 
-def _parse(stream: bytes) -> tuple[list[Event], Event | None]:
-    """The dispatched events, and the one the stream ended in before its blank line (which
-    a client discards; None when there is none)."""
+def comments(stream: bytes) -> list[str]:
+    """The text of a stream's comment lines (one space after the colon removed), in order;
+    a line cut off is none."""
+    return [line[1:].removeprefix(" ") for line in _lines(stream) if line.startswith(":")]
+
+
+def _lines(stream: bytes) -> list[str]:
+    """The stream's whole lines, by the spec's line ends."""
     text = stream.decode("utf-8", "replace").removeprefix(_BOM)
     lines = _LINE_END.split(text)
     lines.pop()  # what followed the last line end: a line cut off, never interpreted
+    return lines
+
+
+def _parse(stream: bytes) -> tuple[list[Event], Event | None]:
+    """The dispatched events, and the one the stream ended in before its blank line (which
+    a client discards; None when there is none)."""
+    lines = _lines(stream)
     dispatched: list[Event] = []
     data: list[str] = []
     kind, has_data = "", False

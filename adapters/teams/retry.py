@@ -1,10 +1,10 @@
-"""Retrying Bot Connector calls: 429 / 412 / 502 / 504 and refused connections, bounded.
+"""Retrying Bot Connector calls: 429 / 412 / 502 / 503 / 504 and refused connections, bounded.
 
 Teams throttles bots per conversation and answers 429 (sometimes with ``Retry-After``); 412,
-502 and 504 are the other answers Microsoft asks bots to retry with backoff. Anything else
-fails at once (the waiting is ``adapters.retry``'s). Every attempt has its own timeout, and
-all waits together stay within ``total_budget``, so a slow Teams cannot hold a job's effects
-for long.
+502, 503 and 504 are the other answers Microsoft asks bots to retry with exponential backoff
+("Status codes from bot conversational APIs", docs/teams.md §8). Anything else fails at once
+(the waiting is ``adapters.retry``'s). Every attempt has its own timeout, and all waits
+together stay within ``total_budget``, so a slow Teams cannot hold a job's effects for long.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from adapters.retry import Backoff, retry_after_of, retry_call
 from engine.errors import ConfigError
 
 T = TypeVar("T")
-RETRY_STATUSES = frozenset({412, 429, 502, 504})
+RETRY_STATUSES = frozenset({412, 429, 502, 503, 504})
 
 
 @dataclass(frozen=True)

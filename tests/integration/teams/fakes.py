@@ -211,7 +211,8 @@ class FakeConnector:
     count against the limits.
 
     ``faults`` are answered first, one per call (status, headers), with the documented error
-    body; ``stop()`` / ``restart()`` make it unreachable and bring it back on the same port.
+    body (``unavailable()`` queues an outage of so many calls); ``stop()`` / ``restart()``
+    make it unreachable and bring it back on the same port.
     """
 
     calls: list[Call] = field(default_factory=list)
@@ -260,6 +261,13 @@ class FakeConnector:
         """The bot made ``count`` operations in the conversation's channel just now (other
         jobs' posts): they count against the per bot per thread limits."""
         self._sent.setdefault(channel_of(conversation), []).extend([self.clock()] * count)
+
+    def unavailable(self, calls: int, status: int = 503, retry_after: str | None = None) -> None:
+        """Teams is down for the next ``calls`` calls: each is answered ``status`` (503 "Service
+        is unavailable"; 502 and 504 are the other transient answers) with the documented
+        body, and ``Retry-After`` when given. Refused calls are not recorded."""
+        headers = {"Retry-After": retry_after} if retry_after is not None else {}
+        self.faults.extend([(status, headers)] * calls)
 
     def delete(self, activity_id: str) -> None:
         """Someone (a team owner) deleted the message: Teams no longer holds it."""

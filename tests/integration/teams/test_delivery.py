@@ -48,7 +48,7 @@ async def queued(env: TeamsEnv) -> int:
     return len(await env.store.due("teams", later))
 
 
-@pytest.mark.parametrize("status", [429, 412, 502, 504])
+@pytest.mark.parametrize("status", [429, 412, 502, 503, 504])
 async def test_throttled_or_failing_connector_is_retried_with_backoff(
     teams: TeamsEnv, status: int
 ) -> None:
@@ -127,11 +127,11 @@ async def test_after_a_failure_deliveries_fail_fast_until_the_outbox_probe_succe
 ) -> None:
     job, _ = await flow.requested(teams)
     teams.bot.connector.policy = replace(IN_FAKE_TIME, cooldown=3600.0)
-    teams.connector.faults = [(503, {})]
+    teams.connector.unavailable(IN_FAKE_TIME.attempts)  # longer than one call's retries
     teams.advance(minutes=61)  # the pending request expires: finish, update cards
     await teams.service.tick()
     await teams.settle()
-    assert teams.connector.refused == 1  # one failure, then no more attempts
+    assert teams.connector.refused == IN_FAKE_TIME.attempts  # one failed call, then no more
     calls = len(teams.connector.calls)
     waiting = await queued(teams)
     assert waiting >= 2

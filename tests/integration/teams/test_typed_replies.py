@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 
 from engine.job import KILLED
-from tests.integration.teams.conftest import MALLORY, TeamsEnv
+from tests.integration.teams.conftest import IN_FAKE_TIME, MALLORY, TeamsEnv
 from tests.integration.teams.flow import requested
 
 
@@ -61,12 +61,12 @@ async def test_reply_goes_in_the_thread_of_the_typed_message(teams: TeamsEnv) ->
 
 
 async def test_a_reply_teams_refused_goes_out_with_the_outbox_drain(teams: TeamsEnv) -> None:
-    teams.connector.faults = [(503, {})]  # not retried: the reply fails at once
+    teams.connector.unavailable(IN_FAKE_TIME.attempts)  # down longer than the reply's retries
     status, _ = await teams.post(teams.message(MALLORY, "request"))
     await teams.settle()
     assert status == 202
     assert teams.connector.calls == []
-    assert teams.connector.refused == 1
+    assert teams.connector.refused == IN_FAKE_TIME.attempts
     assert await teams.bot.deliver_queued(teams.clock.now()) == 1
     form = teams.connector.calls[-1].card
     assert form is not None

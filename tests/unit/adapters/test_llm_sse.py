@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from adapters.llm.sse import Event, data_events, ends_event, events, summarize
+from adapters.llm.sse import Event, comments, data_events, ends_event, events, summarize
 from adapters.llm.usage import MAX_COUNT, reported, usage_of
 
 USAGE = {"prompt_tokens": 11, "completion_tokens": 3, "total_tokens": 14}
@@ -99,6 +99,13 @@ def test_done_is_the_documented_end() -> None:
 def test_an_error_event_mid_stream_is_seen(error: bytes) -> None:
     summary = summarize(sse(chunk(), done=False) + error)
     assert (summary.done, summary.error) == (False, True)
+
+
+def test_comment_lines_are_read_by_the_same_line_ends() -> None:
+    # The proxy's receipt is such a comment, after an upstream that ended its lines in CR.
+    stream = b"\xef\xbb\xbf: keep-alive\r\r" + sse(chunk(), nl="\r") + b':receipt {"a":1}\n\n: cut'
+    assert comments(stream) == ["keep-alive", 'receipt {"a":1}']  # a line cut off is none
+    assert comments(b"data: :x\n\n") == []
 
 
 def test_where_an_event_ends() -> None:

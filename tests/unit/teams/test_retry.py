@@ -19,12 +19,12 @@ def http_error(status: int, retry_after: str | None = None) -> aiohttp.ClientRes
     return aiohttp.ClientResponseError(info, (), status=status, headers=CIMultiDictProxy(headers))
 
 
-@pytest.mark.parametrize("status", [412, 429, 502, 504])
-def test_teams_throttling_and_gateway_errors_are_retried(status: int) -> None:
+@pytest.mark.parametrize("status", [412, 429, 502, 503, 504])
+def test_teams_throttling_and_transient_server_errors_are_retried(status: int) -> None:
     assert retryable(http_error(status))
 
 
-@pytest.mark.parametrize("status", [400, 401, 403, 404, 413, 500, 503])
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 413, 500])
 def test_other_answers_are_not(status: int) -> None:
     assert not retryable(http_error(status))
 
