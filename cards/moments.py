@@ -48,6 +48,7 @@ _BUTTONS = {
     Verb.KILL: ("Kill now", ButtonStyle.DANGER),
     Verb.DONE: ("Done: end early", ButtonStyle.DEFAULT),
     Verb.EXTEND: ("Extend (needs 2 new approvals)", ButtonStyle.DEFAULT),
+    Verb.REFRESH: ("Show my options", ButtonStyle.DEFAULT),  # Teams: a client's own variant
 }
 
 

@@ -198,9 +198,11 @@ _READ_ONLY_NOTE += "neither the requester, are needed."
 
 
 def approval_card(view: ApprovalView, *, for_approver: bool, viewer_approved: bool = False) -> Json:
-    """The approval prompt; buttons only in the approver variant, both carry the refresh."""
+    """The approval prompt; buttons only in the approver variant, both carry the refresh.
+    The read-only variant offers anyone their own ("Show my options": approvers whose client
+    missed the refresh), drawn with the card so that its size counts when it is shrunk."""
     if not for_approver:
-        verbs: tuple[Verb, ...] = ()
+        verbs: tuple[Verb, ...] = (Verb.REFRESH,)
         note = _READ_ONLY_NOTE
     elif viewer_approved:
         verbs, note = (Verb.WITHDRAW,), "You approved this request."

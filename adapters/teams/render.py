@@ -16,7 +16,6 @@ from typing import Any
 from microsoft_agents.activity import Activity, ActivityTypes, Attachment
 
 from cards import teams
-from cards.actions import CardAction, Verb
 from cards.job_views import approval_result_view, approval_view, open_plan, status_view
 from cards.layout import Card, Note
 from cards.text import teams_markdown
@@ -86,11 +85,7 @@ def approval_for(job: Job, viewer: Actor | None, scene: Scene) -> Json:
     if viewer is not None and eligible(job, viewer, scene):
         approved = viewer.principal in plan.approvers()
         return teams.approval_card(view, for_approver=True, viewer_approved=approved)
-    card = teams.approval_card(view, for_approver=False)
-    # Anyone may ask for their own variant: approvers whose client missed the refresh.
-    refresh = CardAction(Verb.REFRESH, job.job_id, plan.plan_hash)
-    card["actions"] = [teams.execute("Show my options", refresh)]
-    return teams.check_size(card)
+    return teams.approval_card(view, for_approver=False)
 
 
 def approval_shared(job: Job, revision: int, scene: Scene) -> Json:
