@@ -12,6 +12,12 @@ the window are removed by the steps their writes derived, then the principal's s
 sessions are revoked where the template says so. A budget spent ends the job ``failed``
 with an escalation naming what is still privileged or was not contained.
 
+A principal deleted during the window keeps its role in deleted items, and a restore brings
+it back until the grant's own schedule ends (docs/graph.md): no removal can run meanwhile.
+The runner then waits for that end within the budget, trying the removal now and then (a
+restore makes it possible again), or, when the end lies beyond the budget, stops at once and
+ends the job ``failed`` naming the dormant role: retrying cannot help.
+
 Entra is eventually consistent: a read may miss a write that landed. So after a write that
 may have reached the tenant, "nothing to undo" is believed only once a removal has seen the
 job's own grant (and removed it), or absence still holds when read the settle time
@@ -46,6 +52,7 @@ MAX_ATTEMPTS_PER_STEP = 64  # a backstop for a clock that never moves
 SETTLE_RECHECK_SECONDS = 30.0  # removal and read again this often while replication settles
 MAX_SETTLE_ROUNDS = 16  # 300 s of settle at 30 s a round is 10; a backstop for a stuck clock
 REMOVAL_NOT_YET_ALLOWED = "REMOVAL_NOT_YET_ALLOWED"
+PRINCIPAL_DELETED = "PRINCIPAL_DELETED"
 NEVER = datetime.min.replace(tzinfo=UTC)
 
 
@@ -139,7 +146,7 @@ async def run_rollback(service: JobService, job_id: str) -> None:
     run = _Run(service, job, _deadline(service, job))
     verified = await run.undo_and_verify()
     left = await run.contain_at_end()
-    still = (() if verified else (describe_grant(run.job),)) + left
+    still = (() if verified else (run.describe_grant(),)) + left
     if still:
         log.error(
             "ESCALATION job %s: rollback not verified or not contained; still: %s",
@@ -227,10 +234,21 @@ class _Run:
     seen_ours: bool = False  # a removal saw the job's own grant in the tenant
     undone: bool = False  # the last round of rollback steps all succeeded
     read_at: datetime = NEVER  # when the last read began
+    deleted: str | None = None  # the principal was deleted: until when its role may return
 
     @property
     def terms(self) -> Any:
         return self.job.plan.payload["metadata"]["breakglass"]
+
+    def describe_grant(self) -> str:
+        """What the window may have left privileged, with why when its principal is gone."""
+        grant = describe_grant(self.job)
+        if self.deleted is None:
+            return grant
+        return (
+            f"{grant}: the principal was deleted during the window and no removal can run; "
+            f"restoring it from deleted items before {self.deleted} brings the role back"
+        )
 
     async def undo_and_verify(self) -> bool:
         job, terms = self.job, self.terms
@@ -312,6 +330,8 @@ class _Run:
             # A removal says whether the tenant showed it this job's grant: then the job's
             # write is visible, and what later reads say about it can be believed.
             self.seen_ours |= removal and _saw_ours(outcome)
+            if removal:
+                self.deleted = None  # until this removal says so again (a restore, say)
             if outcome.allowed and outcome.status == "success":
                 return True
             if outcome.allowed and outcome.result.get("sent") is False:
@@ -331,6 +351,10 @@ class _Run:
                 if not await self.wait_for_removal(not_before):
                     return False
                 continue
+            if outcome.result.get("error") == PRINCIPAL_DELETED:
+                if not await self.wait_while_deleted(outcome.result.get("lapses_at")):
+                    return False
+                continue
             if not await self.pause(BACKOFF_SECONDS[min(tries, len(BACKOFF_SECONDS) - 1)]):
                 return False
         return False
@@ -348,6 +372,26 @@ class _Run:
             return False
         await self.service.sleep(max((not_before - self.service.clock()).total_seconds(), 0.0))
         return True
+
+    async def wait_while_deleted(self, lapses_at: object) -> bool:
+        """The principal is deleted and its role would come back with a restore until
+        ``lapses_at``: wait for that (trying again now and then: a restore makes the
+        removal possible) if the budget allows; else False at once."""
+        self.deleted = str(lapses_at or "its grant's end (unknown)")
+        try:
+            lapses = parse_iso(lapses_at)
+        except InputError:
+            lapses = None
+        if lapses is None or lapses > self.deadline:
+            log.error(
+                "the principal of %s was deleted; its role may return until %s, after the "
+                "rollback budget",
+                self.job.job_id,
+                self.deleted,
+            )
+            return False
+        wait = (lapses - self.service.clock()).total_seconds()
+        return await self.pause(min(max(wait, BACKOFF_SECONDS[0]), SETTLE_RECHECK_SECONDS))
 
     async def contain(self) -> tuple[str, ...]:
         """The WPC's containment steps (e.g. revoke the principal's sessions), each tried

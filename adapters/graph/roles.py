@@ -6,10 +6,15 @@ the schedule it created; a rollback never removes an assignment this job did not
 Verification means "exactly our principal gained exactly this role, nothing else changed": the
 role's holders are read before the write (kept as evidence under ``holders_key``) and compared
 with the holders at each verification read; any other difference is flagged, never verified.
+
+A principal deleted during the window keeps its roles in deleted items and gets them back if
+it is restored (docs/graph.md): no request removes them meanwhile, and absence from the lists
+proves nothing until the grant's own schedule has ended (``PRINCIPAL_DELETED``).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -32,6 +37,9 @@ LIVE_STATES = frozenset(
 MIN_ACTIVE_BEFORE_REMOVAL = timedelta(minutes=5)
 TOO_EARLY = "ActiveDurationTooShort"
 REMOVAL_NOT_YET_ALLOWED = "REMOVAL_NOT_YET_ALLOWED"
+PRINCIPAL_DELETED = "PRINCIPAL_DELETED"
+CLOCK_SKEW = timedelta(seconds=60)  # tolerated difference between Entra's clock and ours
+_DURATION = re.compile(r"P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?")
 
 Doc = dict[str, Any]
 _ISO = "%Y-%m-%dT%H:%M:%SZ"
@@ -155,13 +163,19 @@ async def read_role_assignment(ctx: ToolContext, args: Mapping[str, Any]) -> Too
         lambda: active_instances(ctx, principal, role), lambda xs: bool(xs) == want_present
     )
     after, granted = await holders(ctx, role)
-    before, breakglass_before = await _holders_before(ctx, principal, role)
+    newest = await _newest_marked(ctx, principal, role)
+    before, breakglass_before = await _holders_before(ctx, principal, role, newest)
     explained = {*breakglass_before, *granted}
     changes = _other_changes(principal, before, after, explained)
     # Without a baseline, "present" cannot be shown to be our change alone.
     baseline_ok = before is not None or not want_present
+    # Nothing listed is no proof of absence while a restore would bring the role back.
+    deletion = {} if found or want_present else await _deletion(ctx, principal, newest)
     body = {
-        "verified": bool(found) == want_present and baseline_ok and not any(changes.values()),
+        "verified": bool(found) == want_present
+        and baseline_ok
+        and not any(changes.values())
+        and deletion.get("lapsed", True),
         "expect": args["expect"],
         "present": bool(found),
         "principal_id": principal,
@@ -171,6 +185,7 @@ async def read_role_assignment(ctx: ToolContext, args: Mapping[str, Any]) -> Too
         **changes,
         "assignments": [_instance_view(i) for i in found],
         "reads": reads,
+        **deletion,
     }
     return ToolResult("success", body)
 
@@ -190,18 +205,24 @@ def _other_changes(
     }
 
 
-async def _holders_before(
-    ctx: ToolContext, principal: str, role: str
-) -> tuple[list[str] | None, list[str]]:
-    """The baseline saved by the newest breakglass write for this principal and role: its
-    holders (None: no baseline), and which of them breakglass jobs granted."""
+async def _newest_marked(ctx: ToolContext, principal: str, role: str) -> Doc | None:
+    """The newest breakglass ``adminAssign`` request for this principal and role."""
     found = await ctx.client.get_all(REQUESTS, pair_filter(principal, role))
     ours = [r for r in found if r.get("action") == "adminAssign"]
     ours.sort(key=lambda r: str(r.get("createdDateTime") or ""))  # Graph promises no order
-    jobs = [marked_job(r.get("justification")) for r in ours if marked_job(r.get("justification"))]
-    if not jobs:
+    marked = [r for r in ours if marked_job(r.get("justification"))]
+    return marked[-1] if marked else None
+
+
+async def _holders_before(
+    ctx: ToolContext, principal: str, role: str, newest: Doc | None
+) -> tuple[list[str] | None, list[str]]:
+    """The baseline saved by the newest breakglass write (``newest``) for this principal and
+    role: its holders (None: no baseline), and which of them breakglass jobs granted."""
+    if newest is None:
         return None, []
-    snap = await ctx.snapshots.load_snapshot(holders_key(str(jobs[-1]), principal, role)) or {}
+    job_id = str(marked_job(newest.get("justification")))
+    snap = await ctx.snapshots.load_snapshot(holders_key(job_id, principal, role)) or {}
     saved, granted = snap.get("holders_before"), snap.get("breakglass_holders_before")
     if not isinstance(saved, list):
         return None, []
@@ -225,9 +246,16 @@ async def remove_role_assignment(ctx: ToolContext, args: Mapping[str, Any]) -> T
     try:
         already_gone = await _send_remove(ctx, args)
     except GraphError as err:
-        if err.code != TOO_EARLY:
+        if err.code == TOO_EARLY:
+            return ToolResult("error", _not_yet(ctx, active))
+        # Graph documents no answer for a deleted principal: whatever refusal, read the user.
+        deletion = await _deletion(ctx, principal, ours) if err.status in (400, 404) else {}
+        if not deletion:
             raise
-        return ToolResult("error", _not_yet(ctx, active))
+        return _while_deleted(deletion)
+    # "Does not exist" may only mean that the principal, and its roles with it, are deleted.
+    if already_gone and (deletion := await _deletion(ctx, principal, ours)):
+        return _while_deleted(deletion)
     remaining, reads = await ctx.poll(lambda: active_instances(ctx, principal, role), _empty)
     body = _removal(already_gone=already_gone, still_held=bool(remaining), seen=seen)
     return ToolResult("success" if not remaining else "error", body | {"reads": reads})
@@ -249,6 +277,56 @@ async def marked_role_grants(ctx: ToolContext) -> list[MarkedGrant]:
             if request is not None:
                 grants.append(_marked(ctx, request))
     return grants
+
+
+async def _deletion(ctx: ToolContext, principal: str, request: Doc | None) -> Doc:
+    """{} while the principal is a user of the tenant. Else it was deleted, and a restore
+    would bring back the role that ``request`` (the breakglass grant) gave, until that
+    grant's schedule ends: ``lapsed`` once it has, or when there is no grant."""
+    try:
+        await ctx.client.get(f"/users/{principal}")
+        return {}
+    except GraphError as err:
+        if err.status != 404:
+            raise
+    end = _schedule_end(request) if request is not None else None
+    lapses = end + CLOCK_SKEW if end is not None else None
+    lapsed = request is None or (lapses is not None and ctx.now() >= lapses)
+    when = lapses.strftime(_ISO) if lapses is not None else None
+    return {"principal_deleted": True, "lapses_at": when, "lapsed": lapsed}
+
+
+def _while_deleted(deletion: Doc) -> ToolResult:
+    """No request can remove a deleted principal's role. Once the grant has lapsed nothing
+    can come back, and the removal is done; before, it is not (``lapses_at``: when)."""
+    body = {"removed": False, "ours_seen": True, **deletion}
+    if deletion["lapsed"]:
+        return ToolResult("success", body | {"already_gone": True, "verified": True})
+    return ToolResult("error", body | {"error": PRINCIPAL_DELETED, "verified": False})
+
+
+def _schedule_end(request: Mapping[str, Any]) -> datetime | None:
+    """When the request's assignment expires: its end, or its start plus its duration, the
+    start no earlier than the request's creation (Entra moves a past start to now)."""
+    info = request.get("scheduleInfo")
+    expiration = info.get("expiration") if isinstance(info, Mapping) else None
+    if not isinstance(info, Mapping) or not isinstance(expiration, Mapping):
+        return None
+    end = _parse_time(expiration.get("endDateTime"))
+    if end is not None:
+        return end
+    duration = _parse_duration(expiration.get("duration"))
+    starts = [_parse_time(info.get("startDateTime")), _parse_time(request.get("createdDateTime"))]
+    known = [s for s in starts if s is not None]
+    return max(known) + duration if duration is not None and known else None
+
+
+def _parse_duration(text: object) -> timedelta | None:
+    match = _DURATION.fullmatch(text) if isinstance(text, str) else None
+    if match is None or not any(match.groups()):
+        return None
+    days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
 
 
 def _not_yet(ctx: ToolContext, active: list[Doc]) -> Doc:

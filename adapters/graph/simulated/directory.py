@@ -90,6 +90,8 @@ class Directory:
     revocations: list[Doc] = field(default_factory=list)  # revokeSignInSessions, in order
     # App registrations by object id; their passwordCredentials never keep secretText
     applications: dict[str, Doc] = field(default_factory=dict)
+    # Soft-deleted users (Graph's deleted items), by object id, with their deletedDateTime
+    deleted_users: dict[str, Doc] = field(default_factory=dict)
 
     def user(self, key: str) -> Doc | None:
         """A user by object id or by userPrincipalName (case-insensitive, as Graph matches)."""
@@ -108,6 +110,11 @@ class Directory:
 
     def active_assignments(self, now: datetime) -> list[Assignment]:
         return [a for a in self.assignments if a.active(now)]
+
+    def listed_assignments(self, now: datetime) -> list[Assignment]:
+        """The active assignments Graph lists: a deleted user's are kept (a restore brings
+        them back) but not listed (see ``deletions``)."""
+        return [a for a in self.active_assignments(now) if a.principal_id not in self.deleted_users]
 
     def active_for(
         self, principal_id: str, role_id: str, scope: str, now: datetime
@@ -131,6 +138,7 @@ class Directory:
             "tenantId": self.tenant_id,
             "now": iso(now),
             "users": list(self.users.values()),
+            "deletedUsers": list(self.deleted_users.values()),
             "roles": [r.view() | {"maxMinutes": r.max_minutes} for r in self.roles.values()],
             "groups": list(self.groups.values()),
             "policies": list(self.policies.values()),

@@ -13,6 +13,9 @@ POST     /_sim/faults             add a fault: ``{"kind", "method"?, "path"?, "t
 DELETE   /_sim/faults             remove all faults
 PUT      /_sim/replication        ``{"reads": n, "seconds": s}``: replication lag
 PATCH    /_sim/policies/{id}      another administrator edits a CA policy (Graph PATCH rules)
+DELETE   /_sim/users/{id}         another administrator deletes a user (to deleted items)
+POST     /_sim/deletedItems/{id}/restore
+                                  ... and restores it from there (``deletions``)
 GET      /_sim/requests           log of received requests: method, path, status
 POST     /_sim/activity           a user did something: ``{"user", "activity", "targets"}``
                                   (an audit entry initiated by that user)
@@ -27,7 +30,7 @@ from typing import Any
 
 from aiohttp import web
 
-from adapters.graph.simulated import auditlog, pim, policies
+from adapters.graph.simulated import auditlog, deletions, pim, policies
 from adapters.graph.simulated.clock import ManualClock, iso
 from adapters.graph.simulated.errors import SimError
 from adapters.graph.simulated.faults import Fault
@@ -109,6 +112,20 @@ async def edit_policy(request: web.Request) -> web.Response:
     return web.json_response(policy)
 
 
+async def delete_user(request: web.Request) -> web.Response:
+    core = core_of(request)
+    with core.write() as directory:
+        deletions.delete_user(directory, request.match_info["id"], core.now())
+    return web.Response(status=204)
+
+
+async def restore_user(request: web.Request) -> web.Response:
+    core = core_of(request)
+    with core.write() as directory:
+        user = deletions.restore_user(directory, request.match_info["id"], core.now())
+    return web.json_response(user)
+
+
 async def request_log(request: web.Request) -> web.Response:
     return web.json_response({"value": [asdict(e) for e in core_of(request).log]})
 
@@ -149,6 +166,8 @@ def add_routes(app: web.Application) -> None:
     add("DELETE", "/_sim/faults", clear_faults)
     add("PUT", "/_sim/replication", set_replication)
     add("PATCH", "/_sim/policies/{id}", edit_policy)
+    add("DELETE", "/_sim/users/{id}", delete_user)
+    add("POST", "/_sim/deletedItems/{id}/restore", restore_user)
     add("GET", "/_sim/requests", request_log)
     add("POST", "/_sim/activity", user_activity)
     add("POST", "/_sim/signins", user_sign_in)

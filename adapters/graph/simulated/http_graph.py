@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from adapters.graph.simulated import pim, policies
+from adapters.graph.simulated import deletions, pim, policies
 from adapters.graph.simulated.auditlog import app_initiator, target
 from adapters.graph.simulated.clock import iso
 from adapters.graph.simulated.core import SimCore
@@ -112,7 +112,7 @@ async def list_instances(request: web.Request) -> web.Response:
     wanted = parse_filter(
         request.query.get("$filter"), ("principalId", "roleDefinitionId", "directoryScopeId")
     )
-    views = [a.instance_view() for a in core.read_view().active_assignments(core.now())]
+    views = [a.instance_view() for a in core.read_view().listed_assignments(core.now())]
     items = [i for i in views if all(i.get(k) == v for k, v in wanted.items())]
     return collection(request, INSTANCES_CTX, items)
 
@@ -199,6 +199,12 @@ async def get_user(request: web.Request) -> web.Response:
     return entity(request, "users/$entity", user)
 
 
+async def get_deleted_item(request: web.Request) -> web.Response:
+    core = core_of(request)
+    user = deletions.deleted_user(core.read_view(), request.match_info["id"], core.now())
+    return entity(request, "directoryObjects/$entity", user)
+
+
 async def revoke_sessions(request: web.Request) -> web.Response:
     core = core_of(request)
     key = request.match_info["id"]
@@ -236,3 +242,4 @@ def add_routes(app: web.Application) -> None:
     add("PATCH", f"{CA}/policies/{{id}}", patch_policy)
     add("GET", f"{GRAPH_PREFIX}/users/{{id}}", get_user)
     add("POST", f"{GRAPH_PREFIX}/users/{{id}}/revokeSignInSessions", revoke_sessions)
+    add("GET", f"{GRAPH_PREFIX}/directory/deletedItems/{{id}}", get_deleted_item)

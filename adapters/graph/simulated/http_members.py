@@ -10,6 +10,7 @@ checkMemberGroups"), at most 20 group ids per call; and a Conditional Access pol
 to, and excludes, nested members ("Conditional Access: Users, groups, and workload
 identities": "Policy is applied to nested users and groups"). A client that reads only the
 direct members, or takes every member for a user, is wrong here as it would be in Entra.
+A deleted user is left out of the lists until it is restored (``deletions``).
 
 Members are set through the control surface (``SimulatedTenant.add_member``) and kept in
 memory only (not in the persisted directory).
@@ -118,8 +119,8 @@ async def transitive_members(request: web.Request) -> web.Response:
     if group not in directory.groups:
         raise SimError(404, "Request_ResourceNotFound", f"Resource '{group[:64]}' does not exist.")
     memberships = request.app[MEMBERSHIPS]
-    users = directory.users
-    items = [memberships.view(m, users) for m in sorted(memberships.transitive(group))]
+    users, found = directory.users, memberships.transitive(group) - set(directory.deleted_users)
+    items = [memberships.view(m, users) for m in sorted(found)]
     return collection(request, "directoryObjects", items)
 
 
@@ -128,8 +129,8 @@ async def list_members(request: web.Request) -> web.Response:
     if group_id not in core.read_view().groups:
         raise SimError(404, "Request_ResourceNotFound", "The group does not exist.")
     memberships = request.app[MEMBERSHIPS]
-    direct = sorted(memberships.members.get(group_id, set()))
-    items = [memberships.view(m, core.directory.users) for m in direct]
+    direct = memberships.members.get(group_id, set()) - set(core.directory.deleted_users)
+    items = [memberships.view(m, core.directory.users) for m in sorted(direct)]
     return collection(request, "directoryObjects", items)
 
 

@@ -28,6 +28,7 @@ def dump(directory: Directory) -> Doc:
         "tenantId": directory.tenant_id,
         "appId": directory.app_id,
         "users": list(directory.users.values()),
+        "deletedUsers": list(directory.deleted_users.values()),
         "roles": [_role(r) for r in directory.roles.values()],
         "groups": list(directory.groups.values()),
         "policies": list(directory.policies.values()),
@@ -59,6 +60,7 @@ def _directory(doc: Doc) -> Directory:
         requests=list(doc["requests"]),
         revocations=list(doc.get("revocations", [])),
         applications={a["id"]: a for a in doc.get("applications", [])},
+        deleted_users={u["id"]: u for u in doc.get("deletedUsers", [])},
     )
 
 

@@ -156,7 +156,7 @@ def _check_removable(directory: Directory, assignment: Assignment, now: datetime
     if assignment.role_id in PROTECTED_ROLES:
         holders = {
             a.principal_id
-            for a in directory.active_assignments(now)
+            for a in directory.listed_assignments(now)  # a deleted holder administers nothing
             if a.role_id == assignment.role_id
         }
         if holders <= {assignment.principal_id}:

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import hashes
 
 from adapters.graph.simulated import (
     auditlog,
+    deletions,
     http_apps,
     http_auditlogs,
     http_control,
@@ -274,6 +275,18 @@ class SimulatedTenant:
         with self.core.write() as directory:
             policies.policy_or_404(directory, policy_id)
             del directory.policies[policy_id]
+
+    def delete_user(self, user_id: str) -> None:
+        """Another administrator deletes a user ("Delete a user": 204): it moves to deleted
+        items with its role assignments, which stop being listed (see ``deletions``)."""
+        with self.core.write() as directory:
+            deletions.delete_user(directory, user_id, self.clock.now())
+
+    def restore_user(self, user_id: str) -> dict[str, Any]:
+        """Another administrator restores a deleted user ("Restore deleted item"): its role
+        assignments that have not expired are back, and so is the privilege they give."""
+        with self.core.write() as directory:
+            return deletions.restore_user(directory, user_id, self.clock.now())
 
     @property
     def strict(self) -> bool:
