@@ -31,6 +31,7 @@ EXPECTED_VERBS: dict[str, list[Verb]] = {
     "approval_approver": [V.APPROVE, V.DENY],
     "approval_simulated_ca": [V.APPROVE, V.DENY],
     "approval_withdraw": [V.WITHDRAW],
+    "approval_read_only": [V.REFRESH],  # "Show my options"
     "status_active": [V.KILL, V.DONE, V.EXTEND],
     "status_simulated": [V.KILL, V.DONE, V.EXTEND],
 }
