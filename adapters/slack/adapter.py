@@ -49,7 +49,7 @@ class SlackAdapter:
     ) -> None:
         self.config = config
         self.ports = ports
-        self.api = SlackApi(make_client(config, config.bot_token), config)
+        self.api = SlackApi(make_client(config, config.bot_token), config, clock=ports.clock)
         self.chat = SlackChat(self.api, ports.store, ports.records, config, names or {})
         self.chat.public_url = public_url  # the audit summary links the report there
         self.tasks: set[asyncio.Task[Any]] = set()

@@ -9,6 +9,10 @@ outbox repeats nothing and a failure raises ``ChatError`` (the service queues th
 Slack has no idempotent post: when the answer to a chat.postMessage is lost, the retry posts
 again, and the copy left behind keeps buttons that a press on it cannot use (the binding
 check refuses a click on a message the bot did not record). docs/slack.md says so.
+
+The posts of an event in the job's channel (``_in_channel``) are kept apart from its DMs: a
+channel that refuses the bot (archived, the bot removed) is said once, stops the channel's
+part only, and is tried again later (``adapters.slack.refusal``), never queued for ever.
 """
 
 from __future__ import annotations
@@ -23,8 +27,9 @@ from datetime import datetime
 from typing import Any
 
 from adapters.slack import refs as kinds
-from adapters.slack.config import CHANNEL_ID, SlackConfig
+from adapters.slack.config import SlackConfig
 from adapters.slack.refs import Posted, Refs
+from adapters.slack.refusal import Refusal, requester_text, what_to_do
 from adapters.slack.texts import (
     escalation_text,
     inert,
@@ -52,6 +57,11 @@ from engine.timeutil import parse_iso
 
 log = logging.getLogger("breakglass.slack")
 Json = dict[str, Any]
+Part = Callable[["Delivery"], Awaitable[object]]
+# Events shown only in the job's channel (the card and its thread); "update_cards" is the card
+# there and the approvers' DMs, "ask_approvers" the DMs, "escalate" the channel or else the
+# requester's DM.
+CHANNEL_KINDS = frozenset({"receipts", "countdown_notice", "finish", "announce"})
 
 
 @dataclass(frozen=True)
@@ -103,7 +113,7 @@ class SlackChat:
             await self._dispatch(Delivery(job, event, channel, refs))
 
     async def _dispatch(self, d: Delivery) -> None:
-        handlers: dict[str, Callable[[Delivery], Awaitable[None]]] = {
+        handlers: dict[str, Part] = {
             "receipts": self._receipts,
             "ask_approvers": self._ask,
             "update_cards": self._update_cards,
@@ -113,8 +123,73 @@ class SlackChat:
             "announce": self._announce,  # decisions show on the cards; failures and delays here
         }
         handler = handlers.get(d.event.kind)
-        if handler is not None:
+        if handler is None:
+            return
+        if d.event.kind in CHANNEL_KINDS:
+            await self._in_channel(d, handler)
+        else:
             await handler(d)
+
+    # ------------------------------------------------------------- the job's channel
+
+    async def _in_channel(self, d: Delivery, part: Part) -> bool:
+        """Run ``part`` (posts in the job's channel) unless the channel refuses the bot.
+
+        A refusal is said once (an ERROR naming the job, the channel and what to do, and a
+        word to the requester) and is not raised: the event's other posts go on, and nothing
+        is queued. The channel is tried again at the job's first event from the refusal's
+        ``retry_at`` on. True when ``part`` ran to its end."""
+        refusal = Refusal.of(d.refs.get(kinds.CHANNEL_REFUSAL))
+        if refusal is not None and not refusal.due(d.now):
+            log.debug(
+                "job %s: %s refuses the bot (%s); not tried", d.job.job_id, d.channel, refusal.code
+            )
+            return False
+        try:
+            await part(d)
+        except SlackDeliveryError as exc:
+            if not exc.channel_refused:
+                raise
+            await self._channel_refused(d, exc, refusal)
+            return False
+        if refusal is not None:
+            log.info(
+                "job %s: %s takes the bot's posts again (refused with %s since %s)",
+                d.job.job_id,
+                d.channel,
+                refusal.code,
+                refusal.since.isoformat(),
+            )
+            await d.refs.put(kinds.CHANNEL_REFUSAL, d.channel, "", refused=False)
+        return True
+
+    async def _channel_refused(
+        self, d: Delivery, exc: SlackDeliveryError, before: Refusal | None
+    ) -> None:
+        """Record the refusal; the first of a run is an ERROR and a word to the requester."""
+        now = d.now
+        after = (
+            Refusal.first(exc.code, exc.method, now)
+            if before is None
+            else before.again(exc.code, exc.method, now)
+        )
+        await d.refs.put(kinds.CHANNEL_REFUSAL, d.channel, "", **after.as_ref())
+        if before is not None:
+            log.debug("job %s: %s still refuses the bot (%s)", d.job.job_id, d.channel, exc.code)
+            return
+        log.error(
+            "job %s: Slack refuses the bot's posts in %s (%s answered %s): %s",
+            d.job.job_id,
+            d.channel,
+            exc.method,
+            exc.code,
+            what_to_do(exc.code, d.channel),
+        )
+        text = requester_text(d.job.job_id, d.channel, exc.code)
+        try:
+            await self._tell_requester(d, kinds.CARD_REFUSED, text)
+        except SlackDeliveryError as told:  # said in the log; the requester is not told
+            log.warning("job %s: could not tell the requester either (%s)", d.job.job_id, told)
 
     # ------------------------------------------------------------------ status card
 
@@ -122,16 +197,11 @@ class SlackChat:
         return render.moment.status(views.status_view(d.job, self.names, d.now), d.now)
 
     async def _card(self, d: Delivery) -> Posted:
-        """The status card, posted now if it is not there yet (its buttons added if not yet)."""
+        """The status card, posted now if it is not there yet."""
         found = d.refs.get(kinds.STATUS)
         if found is not None:
             return found
-        try:
-            return await self._post(d, kinds.STATUS, d.channel, self._status_message(d))
-        except SlackDeliveryError as exc:
-            if exc.recipient_gone:
-                await self._card_refused(d, exc)
-            raise
+        return await self._post(d, kinds.STATUS, d.channel, self._status_message(d))
 
     async def _post(
         self, d: Delivery, kind: str, channel: str, message: Json, **extra: Any
@@ -288,12 +358,13 @@ class SlackChat:
         await self._tell(d, kind, text)
 
     async def _tell(self, d: Delivery, kind: str, text: str) -> None:
-        """Say ``text`` once in the card's thread, or to the requester when there is no card."""
-        try:
+        """Say ``text`` once in the card's thread, or to the requester when the channel
+        refuses the bot."""
+
+        async def in_thread(d: Delivery) -> None:
             await self._thread_post(d, kind, text_message(text))
-        except SlackDeliveryError as exc:
-            if not exc.recipient_gone:
-                raise
+
+        if not await self._in_channel(d, in_thread):
             await self._tell_requester(d, kind, text)
 
     async def _tell_requester(self, d: Delivery, kind: str, text: str) -> None:
@@ -306,39 +377,14 @@ class SlackChat:
             answer = await self.api.ephemeral(d.channel, user, text)
             where, ts = d.channel, str(answer.get("message_ts", ""))
         except SlackDeliveryError as exc:
-            if not exc.recipient_gone:
+            if not (exc.recipient_gone or exc.channel_refused):
                 raise
             where = await self.api.open_dm(user)
             ts = _posted(await self.api.post(where, text_message(text)), where).ts
         await d.refs.put(kind, where, ts)
 
-    async def _card_refused(self, d: Delivery, exc: SlackDeliveryError) -> None:
-        """The bot may not post in the job's channel: tell the operator and the requester."""
-        if d.refs.has(kinds.CARD_REFUSED):
-            return
-        log.error(
-            "job %s: the status card cannot be posted in %s (Slack %s answered %s): invite the "
-            "bot to %s (/invite @breakglass there); the outbox posts the card once it is in",
-            d.job.job_id,
-            d.channel,
-            exc.method,
-            exc.code,
-            d.channel,
-        )
-        where = f"<#{d.channel}>" if CHANNEL_ID.fullmatch(d.channel) else inert(d.channel)
-        text = (
-            f":warning: The status card of break-glass job {inert(d.job.job_id)} could not be "
-            f"posted in {where} ({inert(exc.code)}): the bot is not a member there. Ask "
-            "someone to `/invite @breakglass` in that channel; approvals go on in the "
-            "approvers' DMs."
-        )
-        try:
-            await self._tell_requester(d, kinds.CARD_REFUSED, text)
-        except SlackDeliveryError as told:  # the card's failure is what the outbox retries
-            log.warning("job %s: could not tell the requester either (%s)", d.job.job_id, told)
-
     async def _update_cards(self, d: Delivery) -> None:
-        await self._update_status(d)
+        await self._in_channel(d, self._update_status)
         for kind in d.refs.kinds("approval:"):
             await self._update_dm(d, kind)
 
@@ -431,12 +477,21 @@ class SlackChat:
         await d.refs.put(kinds.FINISH_BUNDLE, card.channel, card.ts, file_id=file_id)
 
     async def _escalate(self, d: Delivery) -> None:
+        """Say loudly in the channel what is still privileged; when the channel refuses the
+        bot, tell the requester in a DM instead (it must reach someone)."""
+        if not await self._in_channel(d, self._escalate_in_channel):
+            await self._tell_requester(d, kinds.ESCALATE_DM, self._escalation(d)["text"])
+
+    def _escalation(self, d: Delivery) -> Json:
+        still = [str(s) for s in d.event.detail.get("still_privileged", ())]
+        return text_message(escalation_text(d.job.job_id, still or list(d.job.still_privileged)))
+
+    async def _escalate_in_channel(self, d: Delivery) -> None:
         if d.refs.has(kinds.ESCALATE):
             return
-        still = [str(s) for s in d.event.detail.get("still_privileged", ())]
         card = await self._card(d)
-        message = text_message(escalation_text(d.job.job_id, still or list(d.job.still_privileged)))
-        body = await self.api.post(card.channel, {**message, "reply_broadcast": True}, card.ts)
+        message = {**self._escalation(d), "reply_broadcast": True}
+        body = await self.api.post(card.channel, message, card.ts)
         await d.refs.put(kinds.ESCALATE, card.channel, _posted(body, card.channel).ts)
 
 

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from adapters.retry import Backoff, outbox_delay
+from adapters.slack.web import SlackDeliveryError
 from engine.chat_ports import ChatPorts
 from engine.errors import BreakGlassError, JobNotFound, describe
 from engine.ports import ChainRecord, ChatEvent, ChatPort, OutboxItem
@@ -45,34 +46,44 @@ async def drain(ports: ChatPorts, port: ChatPort, now: datetime) -> int:
     """Deliver every due item (oldest first); returns how many went out.
 
     After a failure the job's later items wait as long, so a thread never shows them out of
-    order and Slack's ``Retry-After`` holds for all of them.
+    order and Slack's ``Retry-After`` holds for all of them. When Slack refuses the bot token
+    itself, every item waits: one call a round finds out whether it works again.
     """
     delivered = 0
     stalled: dict[str, datetime] = {}  # job id → when its items are tried again
+    halted: datetime | None = None  # the token is refused: when every item is tried again
     for item in await ports.store.due(PLATFORM, now, BATCH, lease_until=now + LEASE):
-        if item.job_id in stalled:
-            await ports.store.postpone(item.item_id, stalled[item.job_id])
+        wait = halted or stalled.get(item.job_id)
+        if wait is not None:
+            await ports.store.postpone(item.item_id, wait)
             continue
-        retry_at = await _deliver_one(ports, port, item, now)
-        if retry_at is None:
+        failed = await _deliver_one(ports, port, item, now)
+        if failed is None:
             delivered += 1
-        else:
-            stalled[item.job_id] = retry_at
+            continue
+        retry_at, token_refused = failed
+        stalled[item.job_id] = retry_at
+        if token_refused:
+            halted = retry_at
     return delivered
 
 
 async def _deliver_one(
     ports: ChatPorts, port: ChatPort, item: OutboxItem, now: datetime
-) -> datetime | None:
-    """Deliver one item; None when done (or dropped), else when to try again."""
+) -> tuple[datetime, bool] | None:
+    """Deliver one item; None when done (or dropped), else when to try again and whether the
+    bot token was refused."""
     try:
         await port.deliver(await rebuild(ports, item, now))
     except JobNotFound:
         log.warning("outbox item %s names unknown job %s; dropped", item.item_id, item.job_id)
     except Exception as exc:  # any failure: keep the item, try again later
         retry_at = now + outbox_delay(BACKOFF, item.attempts, getattr(exc, "retry_after", None))
+        token_refused = isinstance(exc, SlackDeliveryError) and exc.auth_failed
         quiet = isinstance(exc, BreakGlassError)
-        log.warning(
+        log.log(
+            # A refused token was said once, at ERROR, with what to do (``web.SlackApi``).
+            logging.DEBUG if token_refused else logging.WARNING,
             "outbox item %s of %s not delivered (%s); again at %s",
             item.item_id,
             item.job_id,
@@ -81,6 +92,6 @@ async def _deliver_one(
             exc_info=not quiet,
         )
         await ports.store.postpone(item.item_id, retry_at)
-        return retry_at
+        return retry_at, token_refused
     await ports.store.delivered(item.item_id)
     return None

@@ -7,12 +7,15 @@ went out and updates what it must update in place:
 * ``approval:<user id>``      the approval prompt in an approver's DM
 * ``unreachable:<user id>:<revision>``  the approver Slack cannot reach (given up), and where
                               the requester was told
-* ``notice:card``             where the requester was told the card could not be posted
+* ``notice:card``             where the requester was told the job's channel refused the bot
+* ``refusal:channel``         whether the job's channel refuses the bot, since when, and when
+                              to try again (``adapters.slack.refusal``; its ts is empty)
 * ``notice:frozen``           where the thread was told the card can no longer be updated
 * ``receipt:<seq>``           one receipts message in the thread, from record ``seq`` on;
                               ``seqs`` lists every record it shows (absent: just ``seq``)
 * ``announce:<event>:<when>`` a failure or delayed-removal announcement in the thread
 * ``warning``, ``finish:kill``, ``finish:audit``, ``finish:bundle``, ``escalate``
+* ``escalate:requester``      where the requester was told of an escalation the channel refused
 """
 
 from __future__ import annotations
@@ -27,10 +30,12 @@ PLATFORM = "slack"
 STATUS = "status"
 WARNING = "warning"
 ESCALATE = "escalate"
+ESCALATE_DM = "escalate:requester"  # where the requester was told, the channel refusing
 FINISH_KILL = "finish:kill"
 FINISH_AUDIT = "finish:audit"
 FINISH_BUNDLE = "finish:bundle"
-CARD_REFUSED = "notice:card"
+CARD_REFUSED = "notice:card"  # where the requester was told the channel refused the bot
+CHANNEL_REFUSAL = "refusal:channel"
 CARD_FROZEN = "notice:frozen"  # where the thread was told the card can no longer be updated
 
 

@@ -2,7 +2,11 @@
 
 A 429 is retried in place (``adapters.retry``) when Slack asks for a short wait;
 a longer wait is not sat out here (a job's lock is held while its cards are delivered): the
-call fails with ``retry_after`` set and the outbox tries again after that time.
+call fails with ``retry_after`` set and the outbox tries again after that time. Until then
+no call of that method (of ``chat.postMessage``: in that channel, its limit is per channel)
+goes to Slack: each fails at once with what is left of the wait, so neither another job's
+delivery nor the outbox's next round asks again before Slack said it may. A 503 with a
+``Retry-After`` is honoured the same way, but never waited out in place.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -25,7 +29,10 @@ from engine.errors import ChatError
 
 log = logging.getLogger("breakglass.slack")
 RATE_LIMIT_RETRIES = 2
+# Statuses whose ``Retry-After`` we honour (RFC 9110 §10.2.3: 503 and 429 carry it).
+WAIT_STATUSES = frozenset({429, 503})
 Json = dict[str, Any]
+Clock = Callable[[], datetime]
 # Slack's answers that no retry will change for this recipient (a deactivated or unknown
 # user, a DM the bot may not open, a channel it is not in): give up on them, say so.
 RECIPIENT_GONE = frozenset(
@@ -48,6 +55,19 @@ EDIT_CLOSED = frozenset({"edit_window_closed"})
 # The bot token itself is refused: nothing works until an operator replaces it.
 AUTH_FAILED = frozenset(
     {"invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive"}
+)
+# The job's channel refuses the bot (archived, the bot removed, deleted): no retry changes
+# that soon; chat.update says ``is_inactive`` ("a frozen, archived or deleted channel"),
+# files.completeUploadExternal ``invalid_channel`` or ``posting_to_channel_denied``.
+CHANNEL_REFUSED = frozenset(
+    {
+        "is_archived",
+        "is_inactive",
+        "channel_not_found",
+        "not_in_channel",
+        "invalid_channel",
+        "posting_to_channel_denied",
+    }
 )
 # Slack's answers when a workspace forbids files or the token lacks the scope: post inline.
 FILES_REFUSED = frozenset(
@@ -82,20 +102,44 @@ class SlackDeliveryError(ChatError):
     def recipient_gone(self) -> bool:
         return self.code in RECIPIENT_GONE
 
+    @property
+    def channel_refused(self) -> bool:
+        return self.code in CHANNEL_REFUSED
 
-def _asked(exc: BaseException) -> float | None:
-    """Seconds a 429 asked us to wait (delta or HTTP-date), or None for any other failure."""
-    if not isinstance(exc, SlackApiError) or exc.response.status_code != 429:
-        return None
-    return retry_after_of(exc.response.headers, datetime.now(UTC))
+    @property
+    def auth_failed(self) -> bool:
+        return self.code in AUTH_FAILED
 
 
-def _mapped(method: str, exc: SlackApiError) -> SlackDeliveryError:
-    """Slack's error code (or the HTTP status when the body was not Slack's JSON)."""
+def _status(exc: SlackApiError) -> int:
+    """The HTTP status of a refused call. slack_sdk's ``response`` is its own answer, or the
+    raw aiohttp one when a body labelled JSON was not (an error page from a proxy)."""
     answer = exc.response
-    data = answer.data if isinstance(answer.data, dict) else {}
-    code = str(data.get("error") or f"http_{answer.status_code}")[:80]
-    return SlackDeliveryError(method, code, _asked(exc))
+    status = getattr(answer, "status_code", None)
+    if status is None:
+        status = getattr(answer, "status", 0)
+    return status if isinstance(status, int) else 0
+
+
+def _asked(exc: BaseException, now: datetime) -> float | None:
+    """Seconds a 429 or 503 asked us to wait (delta or HTTP-date), else None."""
+    if not isinstance(exc, SlackApiError) or _status(exc) not in WAIT_STATUSES:
+        return None
+    return retry_after_of(getattr(exc.response, "headers", None), now)
+
+
+def _mapped(method: str, exc: SlackApiError, now: datetime) -> SlackDeliveryError:
+    """Slack's error code (or the HTTP status when the body was not Slack's JSON)."""
+    data = getattr(exc.response, "data", None)
+    error = data.get("error") if isinstance(data, dict) else None
+    code = str(error or f"http_{_status(exc)}")[:80]
+    return SlackDeliveryError(method, code, _asked(exc, now))
+
+
+def _limit_key(method: str, channel: str | None) -> tuple[str, str]:
+    """What one ``Retry-After`` holds back: chat.postMessage per channel ("one message per
+    second per channel", the rate limits page), any other method whole."""
+    return (method, channel or "") if method == "chat.postMessage" else (method, "")
 
 
 def make_client(config: SlackConfig, token: str | None) -> AsyncWebClient:
@@ -112,31 +156,64 @@ class SlackApi:
     """The few Web API methods breakglass uses (and the scopes they need, see the manifest)."""
 
     def __init__(
-        self, client: AsyncWebClient, config: SlackConfig, sleep: Sleep = asyncio.sleep
+        self,
+        client: AsyncWebClient,
+        config: SlackConfig,
+        sleep: Sleep = asyncio.sleep,
+        clock: Clock = lambda: datetime.now(UTC),
     ) -> None:
         self.client = client
         self.sleep = sleep
+        self.clock = clock  # the service's: Retry-After holds until then on its time
         self.max_retry_after = config.max_retry_after
         # A 429 is waited out in place only when Slack asks for a short wait.
         self.backoff = Backoff(base_delay=0.0, max_delay=0.0, attempts=RATE_LIMIT_RETRIES + 1)
         # One call's time: the request, plus the short 429 waits it may take.
         self.per_call = config.timeout + RATE_LIMIT_RETRIES * (config.max_retry_after + 1.0)
         self.auth_failing = False  # said loudly once; said again only after a call worked
+        self.held_until: dict[tuple[str, str], datetime] = {}  # by _limit_key
+
+    def _asked(self, exc: BaseException) -> float | None:
+        return _asked(exc, self.clock())
 
     def _short_wait(self, exc: BaseException) -> bool:
-        asked = _asked(exc)
-        return asked is not None and asked <= self.max_retry_after
+        asked = self._asked(exc)
+        limited = isinstance(exc, SlackApiError) and _status(exc) == 429
+        return limited and asked is not None and asked <= self.max_retry_after
+
+    def _hold(self, key: tuple[str, str]) -> None:
+        """Refuse at once a call Slack asked us not to make yet (its Retry-After)."""
+        until = self.held_until.get(key)
+        if until is None:
+            return
+        left = (until - self.clock()).total_seconds()
+        if left <= 0:
+            del self.held_until[key]
+            return
+        raise SlackDeliveryError(key[0], "ratelimited", left)
 
     async def _call(
-        self, method: str, call: Callable[[], Awaitable[AsyncSlackResponse]], calls: int = 1
+        self,
+        method: str,
+        call: Callable[[], Awaitable[AsyncSlackResponse]],
+        calls: int = 1,
+        channel: str | None = None,
     ) -> Json:
+        key = _limit_key(method, channel)
+        self._hold(key)
         try:
             async with asyncio.timeout(self.per_call * calls):
                 response = await retry_call(
-                    call, self.backoff, retryable=self._short_wait, asked=_asked, sleep=self.sleep
+                    call,
+                    self.backoff,
+                    retryable=self._short_wait,
+                    asked=self._asked,
+                    sleep=self.sleep,
                 )
         except SlackApiError as exc:
-            error = _mapped(method, exc)
+            error = _mapped(method, exc, self.clock())
+            if error.retry_after:
+                self.held_until[key] = self.clock() + timedelta(seconds=error.retry_after)
             self._note_auth(error)
             raise error from exc
         except (SlackClientError, aiohttp.ClientError, TimeoutError, ValueError) as exc:
@@ -146,7 +223,7 @@ class SlackApi:
 
     def _note_auth(self, error: SlackDeliveryError) -> None:
         """A refused token is the operator's to fix: say it once, loudly, not per delivery."""
-        if error.code not in AUTH_FAILED or self.auth_failing:
+        if not error.auth_failed or self.auth_failing:
             return
         self.auth_failing = True
         log.error(
@@ -168,7 +245,7 @@ class SlackApi:
             unfurl_media=False,
             **dict(message),
         )
-        return await self._call("chat.postMessage", call)
+        return await self._call("chat.postMessage", call, channel=channel)
 
     async def update(self, channel: str, ts: str, message: Mapping[str, Any]) -> Json:
         call = partial(self.client.chat_update, channel=channel, ts=ts, **dict(message))

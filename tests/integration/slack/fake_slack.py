@@ -5,8 +5,13 @@ the methods breakglass uses, checks the bearer token, and knows which channels e
 incident channels it is given and the DMs ``conversations.open`` made), which messages were
 posted (``chat.update`` of an unknown ts is ``message_not_found``) and which files were
 uploaded (the files v2 flow: ``files.getUploadURLExternal`` → POST the bytes to the upload
-URL → ``files.completeUploadExternal``). Faults on demand: 429 ``ratelimited`` with
-``Retry-After``, slow answers, files refused, and the whole service down (its port closed).
+URL → ``files.completeUploadExternal``). Faults on demand (docs/slack.md §5): any documented
+error a set number of times (``fail``: 429 ``ratelimited`` with ``Retry-After``, 5xx
+``service_unavailable``, ``fatal_error``/``internal_error`` after the call took effect or
+before, ``request_timeout``, an error page that is not Slack's JSON), optionally in one channel
+only (``chat.postMessage``'s limit is per channel); a channel archived or left by the bot
+(``archive``, ``remove_bot``); the bot token revoked or its account deactivated
+(``refuse_token``); slow answers, files refused, and the whole service down (its port closed).
 
 As strict as Slack where Slack refuses (docs/slack.md §5): every message's blocks and every
 modal are checked against the Block Kit limits (``block_kit``), answered ``invalid_blocks``
@@ -60,9 +65,39 @@ class Upload:
 
 
 @dataclass
-class RateLimit:
-    times: int
-    retry_after: int
+class Fault:
+    """What a method answers instead, ``times`` more times: Slack's ``error`` with ``status``
+    (an empty ``error``: an HTML error page, as a proxy or Slack's edge sends), a
+    ``Retry-After`` when set; in ``channel`` only when set. ``taken``: the call took effect
+    first ("It's possible some aspect of the operation succeeded before the error was
+    raised", ``fatal_error`` and ``internal_error`` on every method page)."""
+
+    error: str
+    times: int = 1
+    status: int = 200
+    retry_after: int | None = None
+    channel: str | None = None
+    taken: bool = False
+    page_type: str = "text/html"  # of the error page; "application/json": mislabelled
+
+    def applies(self, params: Json) -> bool:
+        wanted = self.channel is None or self.channel in _channels_of(params)
+        return self.times > 0 and wanted
+
+    def answer(self) -> web.Response:
+        self.times -= 1
+        headers = {} if self.retry_after is None else {"Retry-After": str(self.retry_after)}
+        if not self.error:
+            page = f"<html><body><h1>{self.status}</h1></body></html>"
+            return web.Response(
+                status=self.status, text=page, content_type=self.page_type, headers=headers
+            )
+        body = {"ok": False, "error": self.error}
+        return web.json_response(body, status=self.status, headers=headers)
+
+
+def _channels_of(params: Json) -> set[str]:
+    return {str(params[k]) for k in ("channel", "channel_id") if params.get(k)}
 
 
 @dataclass
@@ -72,7 +107,11 @@ class FakeSlack:
     calls: list[Call] = field(default_factory=list)
     messages: dict[tuple[str, str], Json] = field(default_factory=dict)
     uploads: dict[str, Upload] = field(default_factory=dict)
-    limits: dict[str, RateLimit] = field(default_factory=dict)
+    faults: dict[str, list[Fault]] = field(default_factory=dict)  # method → its faults
+    archived: set[str] = field(default_factory=set)  # channels an admin archived
+    left: set[str] = field(default_factory=set)  # channels the bot was removed from
+    # Every call with the bot token answers this (the token revoked, its user deactivated).
+    token_refused: str | None = None
     files_allowed: bool = True
     held: dict[str, asyncio.Event] = field(default_factory=dict)
     app_token: str = "xapp-test-only-not-a-real-token"
@@ -153,13 +192,63 @@ class FakeSlack:
             out.append(p)
         return out
 
+    def thread(self, channel: str, ts: str) -> list[str]:
+        """The texts of the replies Slack holds in the thread of ``ts``, oldest first (``posts``
+        lists the calls, refused ones too)."""
+        return [
+            str(m.get("text", ""))
+            for (ch, _), m in self.messages.items()
+            if ch == channel and m.get("thread_ts") == ts
+        ]
+
     def texts(self) -> str:
         """Everything the bot sent to people, as one string (for inertness checks)."""
         methods = ("chat.postMessage", "chat.update", "chat.postEphemeral")
         return "\n".join(json.dumps(c.params) for c in self.calls if c.method in methods)
 
-    def rate_limit(self, method: str, times: int = 1, retry_after: int = 1) -> None:
-        self.limits[method] = RateLimit(times, retry_after)
+    def rate_limit(
+        self, method: str, times: int = 1, retry_after: int = 1, channel: str | None = None
+    ) -> None:
+        """429 ``ratelimited`` with ``Retry-After`` (rate limits page: "a HTTP 429 Too Many
+        Requests error ... and a Retry-After header")."""
+        self.fail(
+            method, "ratelimited", times, status=429, retry_after=retry_after, channel=channel
+        )
+
+    def fail(
+        self,
+        method: str,
+        error: str,
+        times: int = 1,
+        *,
+        status: int = 200,
+        retry_after: int | None = None,
+        channel: str | None = None,
+        taken: bool = False,
+        page_type: str = "text/html",
+    ) -> None:
+        """``method`` answers ``error`` the next ``times`` times (see ``Fault``); faults
+        given for one method answer in the order given."""
+        fault = Fault(error, times, status, retry_after, channel, taken, page_type)
+        self.faults.setdefault(method, []).append(fault)
+
+    def archive(self, channel: str) -> None:
+        """An admin archived ``channel``: posts answer ``is_archived``, updates ``is_inactive``
+        ("The message cannot be edited within a frozen, archived or deleted channel")."""
+        self.archived.add(channel)
+
+    def remove_bot(self, channel: str) -> None:
+        """Someone removed the bot from ``channel``: posts answer ``not_in_channel``."""
+        self.left.add(channel)
+
+    def invite_bot(self, channel: str) -> None:
+        self.left.discard(channel)
+        self.channels.add(channel)
+
+    def refuse_token(self, error: str | None) -> None:
+        """Every call with the bot token answers ``error`` (``token_revoked``,
+        ``account_inactive``, ``invalid_auth``); None: the token works again."""
+        self.token_refused = error
 
     def issue_trigger(self, trigger_id: str) -> None:
         """Slack sent ``trigger_id`` in an interaction now (SlackSender calls this)."""
@@ -192,25 +281,39 @@ class FakeSlack:
         self.calls.append(Call(method, params, token))
         if method in self.held:
             await self.held[method].wait()
-        limit = self.limits.get(method)
-        if limit is not None and limit.times > 0:
-            limit.times -= 1
-            headers = {"Retry-After": str(limit.retry_after)}
-            return web.json_response(
-                {"ok": False, "error": "ratelimited"}, status=429, headers=headers
-            )
+        fault = next((f for f in self.faults.get(method, ()) if f.applies(params)), None)
+        if fault is not None and not fault.taken:
+            return self._fault(method, fault)
         wanted = self.app_token if method == "apps.connections.open" else self.token
         if token != wanted:
             return _error("invalid_auth" if token else "not_authed")
+        if self.token_refused is not None and method != "apps.connections.open":
+            return _error(self.token_refused)
         handler = getattr(self, "_" + method.replace(".", "_"), None)
         if handler is None:
             return _error("unknown_method")
         body: Json = handler(params)
+        if fault is not None:  # it took effect; the caller hears only the error
+            return self._fault(method, fault)
         if body.get("ok") is False:
             self.refusals.append((method, str(body.get("error"))))
         for warning in body.get("response_metadata", {}).get("warnings", ()):
             self.warnings.append((method, str(warning)))
         return web.json_response(body)
+
+    def _fault(self, method: str, fault: Fault) -> web.Response:
+        self.refusals.append((method, fault.error or f"http_{fault.status}"))
+        return fault.answer()
+
+    def _refused_channel(self, channel: str, archived: str, left: str) -> Json | None:
+        """Slack's answer for a channel the bot cannot use, by what happened to it."""
+        if channel not in self.channels:
+            return {"ok": False, "error": "channel_not_found"}
+        if channel in self.archived:
+            return {"ok": False, "error": archived}
+        if channel in self.left:
+            return {"ok": False, "error": left}
+        return None
 
     async def _upload(self, request: web.Request) -> web.Response:
         upload = self.uploads.get(request.match_info["file_id"])
@@ -258,9 +361,7 @@ class FakeSlack:
 
     def _chat_postMessage(self, p: Json) -> Json:
         channel = str(p.get("channel", ""))
-        if channel not in self.channels:
-            return {"ok": False, "error": "channel_not_found"}
-        refused = _refusal(p)
+        refused = self._refused_channel(channel, "is_archived", "not_in_channel") or _refusal(p)
         if refused is not None:
             return refused
         thread = p.get("thread_ts")
@@ -276,8 +377,10 @@ class FakeSlack:
 
     def _chat_update(self, p: Json) -> Json:
         key = (str(p.get("channel", "")), str(p.get("ts", "")))
-        if key[0] not in self.channels:
-            return {"ok": False, "error": "channel_not_found"}
+        # What chat.update answers for a channel the bot left is not documented.
+        gone = self._refused_channel(key[0], "is_inactive", "channel_not_found")
+        if gone is not None:
+            return gone
         if key not in self.messages or key in self.deleted:
             return {"ok": False, "error": "message_not_found"}
         window = self.edit_window
@@ -299,8 +402,9 @@ class FakeSlack:
         } | warned
 
     def _chat_postEphemeral(self, p: Json) -> Json:
-        if str(p.get("channel", "")) not in self.channels:
-            return {"ok": False, "error": "channel_not_found"}
+        gone = self._refused_channel(str(p.get("channel", "")), "is_archived", "not_in_channel")
+        if gone is not None:
+            return gone
         if not p.get("user"):
             return {"ok": False, "error": "user_not_in_channel"}
         refused = _refusal(p)
@@ -342,6 +446,12 @@ class FakeSlack:
         return {"ok": True, "upload_url": f"{self.base}/upload/{file_id}", "file_id": file_id}
 
     def _files_completeUploadExternal(self, p: Json) -> Json:
+        channel = p.get("channel_id")
+        if channel is not None and channel not in self.channels:
+            return {"ok": False, "error": "invalid_channel"}  # "Channel could not be found"
+        if channel in self.archived | self.left:
+            # Which of its two channel errors it answers here is not documented.
+            return {"ok": False, "error": "posting_to_channel_denied"}
         done = []
         for item in p.get("files") or []:
             upload = self.uploads.get(str(item.get("id")))

@@ -22,9 +22,9 @@ REQUEST = {
 OTHER_GRANT = {"principal": ALICE_OID}
 
 
-async def open_form(env: Env, user: str = ALICE) -> Json:
-    """``/breakglass request``: the modal as views.open showed it."""
-    response = await env.sender.command(user, "request")
+async def open_form(env: Env, user: str = ALICE, channel: str = INCIDENT) -> Json:
+    """``/breakglass request`` in ``channel``: the modal as views.open showed it."""
+    response = await env.sender.command(user, "request", channel)
     assert response.status == 200
     await env.settle()
     call = env.fake.of("views.open")[-1]
@@ -32,15 +32,17 @@ async def open_form(env: Env, user: str = ALICE) -> Json:
     return view | {"id": f"V{len(env.fake.of('views.open')):08d}", "hash": "h1"}
 
 
-async def submit(env: Env, user: str = ALICE, **typed: str) -> tuple[int, bytes]:
-    view = await open_form(env, user)
+async def submit(
+    env: Env, user: str = ALICE, channel: str = INCIDENT, **typed: str
+) -> tuple[int, bytes]:
+    view = await open_form(env, user, channel)
     answer = await env.sender.submit(user, view, form_values(**(REQUEST | typed)))
     await env.settle()
     return answer.status, answer.body
 
 
-async def request_job(env: Env, user: str = ALICE, **typed: str) -> Job:
-    status, _ = await submit(env, user, **typed)
+async def request_job(env: Env, user: str = ALICE, channel: str = INCIDENT, **typed: str) -> Job:
+    status, _ = await submit(env, user, channel, **typed)
     assert status == 200
     return (await env.jobs())[-1]
 

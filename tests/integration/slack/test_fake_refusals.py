@@ -1,6 +1,8 @@
 """The fake Slack refuses what Slack documents it refuses (docs/slack.md §5), in Slack's
 shapes, as slack_sdk's real client sees them: Block Kit limits, the text a message's blocks
-may hold in all, a cut ``text``, modal limits, trigger ids, deleted and frozen messages."""
+may hold in all, a cut ``text``, modal limits, trigger ids, deleted and frozen messages, an
+archived channel or one the bot left, a refused token, and the transient answers (429 with
+``Retry-After``, 5xx, ``fatal_error``, ``request_timeout``) on demand."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from tests.integration.slack.block_kit import BLOCKS_TEXT_LIMIT, MESSAGE_TEXT_LIMIT
 from tests.integration.slack.fake_slack import FakeSlack
-from tests.integration.slack.support import INCIDENT, TOKEN
+from tests.integration.slack.support import INCIDENT, OTHER_CHANNEL, TOKEN
 
 Json = dict[str, Any]
 
@@ -202,3 +204,96 @@ async def test_the_workspace_edit_window_closes_updates(
     data = await refused(client.chat_update(channel=INCIDENT, ts=posted["ts"], text="2"))
     assert data["error"] == "edit_window_closed"
     assert fake.refusals[-1] == ("chat.update", "edit_window_closed")
+
+
+async def test_an_archived_channel_refuses_posts_updates_ephemerals_and_files(
+    client: AsyncWebClient, fake: FakeSlack
+) -> None:
+    card = await client.chat_postMessage(channel=INCIDENT, text="card")
+    fake.archive(INCIDENT)
+    post = client.chat_postMessage(channel=INCIDENT, text="r", thread_ts=card["ts"])
+    assert (await refused(post))["error"] == "is_archived"
+    update = client.chat_update(channel=INCIDENT, ts=card["ts"], text="new")
+    assert (await refused(update))["error"] == "is_inactive"  # "frozen, archived or deleted"
+    ephemeral = client.chat_postEphemeral(channel=INCIDENT, user="U1", text="t")
+    assert (await refused(ephemeral))["error"] == "is_archived"
+    upload = client.files_upload_v2(channel=INCIDENT, content=b"{}", filename="b.json")
+    assert (await refused(upload))["error"] == "posting_to_channel_denied"
+    assert fake.messages[(INCIDENT, card["ts"])]["text"] == "card"  # left as it was
+
+
+async def test_a_channel_the_bot_was_removed_from_refuses_it_until_invited(
+    client: AsyncWebClient, fake: FakeSlack
+) -> None:
+    card = await client.chat_postMessage(channel=INCIDENT, text="card")
+    fake.remove_bot(INCIDENT)
+    post = client.chat_postMessage(channel=INCIDENT, text="r")
+    assert (await refused(post))["error"] == "not_in_channel"
+    ephemeral = client.chat_postEphemeral(channel=INCIDENT, user="U1", text="t")
+    assert (await refused(ephemeral))["error"] == "not_in_channel"
+    update = client.chat_update(channel=INCIDENT, ts=card["ts"], text="new")
+    assert (await refused(update))["error"] == "channel_not_found"
+    fake.invite_bot(INCIDENT)
+    assert (await client.chat_update(channel=INCIDENT, ts=card["ts"], text="new"))["ok"]
+
+
+@pytest.mark.parametrize("code", ["token_revoked", "account_inactive", "invalid_auth"])
+async def test_a_refused_token_refuses_every_method_until_it_works_again(
+    client: AsyncWebClient, fake: FakeSlack, code: str
+) -> None:
+    fake.refuse_token(code)
+    for call in (
+        client.chat_postMessage(channel=INCIDENT, text="t"),
+        client.conversations_open(users="U1"),
+        client.chat_postEphemeral(channel=INCIDENT, user="U1", text="t"),
+    ):
+        assert (await refused(call))["error"] == code
+    fake.refuse_token(None)
+    assert (await client.chat_postMessage(channel=INCIDENT, text="t"))["ok"]
+
+
+async def test_a_rate_limit_is_a_429_with_retry_after_in_its_channel_only(
+    client: AsyncWebClient, fake: FakeSlack
+) -> None:
+    fake.channels.add(OTHER_CHANNEL)
+    fake.rate_limit("chat.postMessage", times=2, retry_after=30, channel=INCIDENT)
+    assert (await client.chat_postMessage(channel=OTHER_CHANNEL, text="t"))["ok"]
+    with pytest.raises(SlackApiError) as caught:
+        await client.chat_postMessage(channel=INCIDENT, text="t")
+    answer = caught.value.response
+    assert (answer.status_code, answer["error"]) == (429, "ratelimited")
+    assert answer.headers["Retry-After"] == "30"
+    assert (await refused(client.chat_postMessage(channel=INCIDENT, text="t")))["ok"] is False
+    assert (await client.chat_postMessage(channel=INCIDENT, text="t"))["ok"]  # used up
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "taken"),
+    [
+        ("service_unavailable", 503, False),
+        ("internal_error", 200, True),
+        ("fatal_error", 200, True),
+        ("request_timeout", 200, False),
+    ],
+)
+async def test_a_transient_answer_takes_effect_only_when_asked(
+    client: AsyncWebClient, fake: FakeSlack, error: str, status: int, taken: bool
+) -> None:
+    fake.fail("chat.postMessage", error, status=status, taken=taken)
+    with pytest.raises(SlackApiError) as caught:
+        await client.chat_postMessage(channel=INCIDENT, text="maybe")
+    assert (caught.value.response.status_code, caught.value.response["error"]) == (status, error)
+    posted = [m for m in fake.messages.values() if m["text"] == "maybe"]
+    assert len(posted) == (1 if taken else 0)
+    assert fake.refusals == [("chat.postMessage", error)]
+
+
+@pytest.mark.parametrize("page_type", ["text/html", "application/json"])
+async def test_an_error_page_that_is_not_slacks_json(
+    client: AsyncWebClient, fake: FakeSlack, page_type: str
+) -> None:
+    fake.fail("chat.postMessage", "", status=502, page_type=page_type)
+    with pytest.raises(SlackApiError):
+        await client.chat_postMessage(channel=INCIDENT, text="t")
+    assert not fake.messages
+    assert fake.refusals == [("chat.postMessage", "http_502")]

@@ -139,17 +139,17 @@ async def test_files_not_allowed_bundle_goes_inline_or_as_a_note(env: Env) -> No
     assert await queued(env) == 0
 
 
-async def test_bot_not_in_channel_is_queued_and_logged(
+async def test_bot_not_in_channel_is_logged_not_queued_and_the_card_follows_the_invite(
     env: Env, caplog: pytest.LogCaptureFixture
 ) -> None:
     env.fake.channels.discard(INCIDENT)
     job = await request_job(env)
     assert (await env.service.load(job.job_id)).state == "pending_approval"
-    assert await queued(env) > 0
-    assert any("channel_not_found" in r.getMessage() or r.exc_info for r in caplog.records)
+    assert await queued(env) == 0  # nothing waits in the outbox ahead of other jobs
+    assert any("channel_not_found" in r.getMessage() for r in caplog.records)
     env.fake.channels.add(INCIDENT)
     env.advance(minutes=1)
-    assert await env.slack.deliver_queued(env.clock.now()) > 0
+    await approve(env, BOB)  # the job's next event tries the channel again
     assert json.dumps(status_card(env)["blocks"])
 
 
