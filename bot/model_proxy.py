@@ -9,7 +9,12 @@ hashes. The signed receipt comes back as ``_receipt_envelope`` in a JSON answer 
 trailing ``: receipt <json>`` comment line after a stream's last event.
 
 A call counts as forwarded once its bytes may have reached the upstream (``Delivery``), so a
-call with no answer (a read timeout, a client that hung up) is receipted too. A token revoked
+call with no answer (a read timeout, a client that hung up) is receipted too.
+
+Calls in flight are bounded per job and in all (``CallSlots``): a call over a bound is
+refused at once (429, ``TOO_MANY_CALLS``, ``Retry-After``) before its body is read, and
+nothing is sent upstream. The upstream keys are withheld from every answer the proxy holds
+whole (:mod:`adapters.llm.withhold`) before it is hashed, kept or passed on. A token revoked
 while the upstream answers cuts the call within ``REVOCATION_POLL_SECONDS`` (the store is
 asked every ``STORE_POLLS`` polls): it is receipted as incomplete, and the client gets a
 refusal, or a stream that ends.
@@ -21,17 +26,19 @@ import asyncio
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from adapters.llm import Delivery, HttpUpstream, InProcess, ModelUpstream, format_comment
 from adapters.llm.sse import ends_event, json_value, summarize
 from adapters.llm.usage import reported
+from adapters.llm.withhold import REFUSED_STATUSES, withhold
 from bot.proxy_admission import Admission, Admitted, Route
 from bot.redaction import Redaction
 from bot.scripted_model import SCRIPTED_PROVIDER, ScriptedModel
@@ -75,6 +82,9 @@ PASSED_HEADERS = (
     "x-request-id",
 )
 PASSED_HEADER_CHARS = 200  # longer values are not passed on
+# A call refused for too many in flight may come back after this long: the calls ahead of
+# it are model turns, seconds each.
+BUSY_RETRY_AFTER_SECONDS = 1
 
 
 @dataclass(frozen=True)
@@ -119,12 +129,53 @@ class ProxyConfig:
     gateway_id: str = "breakglass-model-proxy"
     max_request_bytes: int = 1024 * 1024
     max_response_bytes: int = 8 * 1024 * 1024
+    # Calls in flight (each may buffer both limits above): for one job, and in all.
+    max_calls_per_job: int = 4
+    max_calls: int = 16
 
     def __post_init__(self) -> None:
         if any(not isinstance(s, str) or not s for s in self.redact):
             raise ConfigError("redaction secrets must be non-empty strings")
         if self.retention <= timedelta(0):
             raise ConfigError("exchange retention must be positive")
+        if self.max_calls_per_job < 1 or self.max_calls < 1:
+            raise ConfigError("the proxy's bounds on calls in flight must be at least 1")
+
+    def keys(self) -> tuple[str, ...]:
+        """The upstream keys the proxy presents (withheld from every answer)."""
+        upstreams = (self.upstream, self.openrouter)
+        return tuple(u.api_key for u in upstreams if u is not None and u.api_key)
+
+
+class CallSlots:
+    """Model calls in flight, per job and in all. A call over either bound is refused at
+    once, never queued: a waiting call would hold its connection and buffers all the same."""
+
+    def __init__(self, per_job: int, total: int) -> None:
+        self.per_job = per_job
+        self.total = total
+        self._jobs: Counter[str] = Counter()
+        self._taken = 0
+
+    def take(self, job_id: str) -> str:
+        """Takes a slot for a call of ``job_id`` and returns "" (give it back when the
+        call ends); or takes none and names the bound the call is over: "job" or "proxy"."""
+        if self._jobs[job_id] >= self.per_job:
+            return "job"
+        if self._taken >= self.total:
+            return "proxy"
+        self._jobs[job_id] += 1
+        self._taken += 1
+        return ""
+
+    def give_back(self, job_id: str) -> None:
+        self._taken -= 1
+        self._jobs[job_id] -= 1
+        if self._jobs[job_id] <= 0:
+            del self._jobs[job_id]
+
+    def in_flight(self, job_id: str | None = None) -> int:
+        return self._taken if job_id is None else self._jobs[job_id]
 
 
 @dataclass
@@ -146,6 +197,7 @@ class _Exchange:
     finished: bool = False  # a stream: ended by data: [DONE] (the documented end)
     stream_error: bool = False  # a stream: carried an error event
     usage_reported: bool = False  # the upstream reported its token counts
+    withheld: bool = False  # bytes of the answer were withheld (our upstream key)
 
 
 class ModelProxy:
@@ -162,6 +214,8 @@ class ModelProxy:
                 self._upstream(config.openrouter, None), config.openrouter.provider, ""
             )
         self.admission = Admission(service, config.redact, config.max_request_bytes, routes)
+        self.slots = CallSlots(config.max_calls_per_job, config.max_calls)
+        self._keys = config.keys()
         self._pending: set[asyncio.Task[Any]] = set()
 
     def _upstream(
@@ -177,11 +231,22 @@ class ModelProxy:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         try:
-            token = request.headers.get(CST_HEADER, "")
-            call = await self.admission.admit(token, request.content.iter_any())
+            caller = await self.admission.authenticate(request.headers.get(CST_HEADER, ""))
         except BreakGlassError as err:
             return _refusal(err)
-        return await self._forward(request, call)
+        job_id = caller.job.job_id
+        bound = self.slots.take(job_id)  # before the body is read: nothing buffered yet
+        if bound:
+            limit = self.config.max_calls_per_job if bound == "job" else self.config.max_calls
+            return _busy(job_id, bound, limit)
+        try:
+            try:
+                call = await self.admission.admit_caller(caller, request.content.iter_any())
+            except BreakGlassError as err:
+                return _refusal(err)
+            return await self._forward(request, call)
+        finally:
+            self.slots.give_back(job_id)
 
     async def _forward(self, request: web.Request, call: Admitted) -> web.StreamResponse:
         ex = _Exchange()
@@ -305,11 +370,30 @@ class ModelProxy:
     # ---------------------------------------------------------------- receipting
 
     async def _settle(self, call: Admitted, ex: _Exchange) -> Mapping[str, Any] | None:
-        """Store and receipt the exchange; a cancelled caller does not cancel the receipt."""
+        """Store and receipt the exchange; a cancelled caller does not cancel the receipt.
+        An answer held whole has our upstream keys withheld first, so what is hashed, kept
+        and passed on never holds them."""
+        self._withhold(call, ex)
         task = asyncio.ensure_future(self._receipt(call, ex))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
         return await asyncio.shield(task)
+
+    def _withhold(self, call: Admitted, ex: _Exchange) -> None:
+        if ex.stream is not None or not self._keys:  # a stream passed on as it arrived
+            return
+        withheld = withhold(ex.received, ex.status, self._keys)
+        if withheld is None:
+            return
+        ex.received, ex.withheld = bytearray(withheld), True
+        if ex.status in REFUSED_STATUSES:  # its message is not logged: it may quote the key
+            log.warning(
+                "the model upstream refused a call of %s (%d; its message withheld): check "
+                "the proxy's credentials for %s",
+                call.job_id,
+                ex.status,
+                call.route.provider,
+            )
 
     async def _receipt(self, call: Admitted, ex: _Exchange) -> Mapping[str, Any] | None:
         response = bytes(ex.received)
@@ -406,6 +490,8 @@ def _metadata(call: Admitted, ex: _Exchange) -> dict[str, Any]:
     }
     if ex.stream_error:
         metadata["stream_error"] = True
+    if ex.withheld:  # the response hash is of the bytes passed on, not those received
+        metadata["key_withheld"] = True
     return metadata
 
 
@@ -442,6 +528,18 @@ def _ms_since(t0: float) -> int:
 def _error(status: int, code: str, message: str) -> web.Response:
     body = {"error": {"message": message, "type": "breakglass_refusal", "code": code}}
     return web.json_response(body, status=status)
+
+
+def _busy(job_id: str, bound: str, limit: int) -> web.Response:
+    """Too many calls in flight: refused at once, nothing read or forwarded."""
+    log.info(
+        "model call refused: TOO_MANY_CALLS (%s: %d in flight for the %s)", job_id, limit, bound
+    )
+    where = "for this job" if bound == "job" else "through this proxy"
+    message = f"too many model calls in flight {where} (at most {limit}); retry when one ends"
+    response = _error(429, "TOO_MANY_CALLS", message)
+    response.headers[hdrs.RETRY_AFTER] = str(BUSY_RETRY_AFTER_SECONDS)
+    return response
 
 
 def _refusal(err: BreakGlassError) -> web.Response:

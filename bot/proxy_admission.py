@@ -90,7 +90,11 @@ class Admission:
         self._signed = functools.lru_cache(maxsize=SIGNED_TOKENS_KEPT)(_signed_claims)
 
     async def admit(self, token: str, body: AsyncIterable[bytes]) -> Admitted:
-        caller = await self.authenticate(token)
+        return await self.admit_caller(await self.authenticate(token), body)
+
+    async def admit_caller(self, caller: Caller, body: AsyncIterable[bytes]) -> Admitted:
+        """Steps (4) to (8) for a caller ``authenticate`` admitted: the body is read only
+        now, so the proxy can bound the calls in flight before any of it is buffered."""
         request = parse_request(await read_capped(body, self.max_request_bytes, "request body"))
         route = self.route(str(request["model"]))
         decision = caller.policy.allows_model(route.provider, route.model)

@@ -13,7 +13,8 @@ As strict as the real thing where docs/model.md cites it: it refuses, with OpenA
 object (``message``, ``type``, ``param``, ``code``), a body that is not a JSON object,
 ``stream_options`` without ``stream: true``, a prompt above its context window
 (``context_length_exceeded``) and, when it has an ``api_key``, a call without it
-(``invalid_api_key``, 401). Tests can make it answer the next calls with any documented
+(``invalid_api_key``, 401, quoting the key it was given as OpenAI does). Tests can hold
+its calls (:class:`Gate`) and make it answer the next calls with any documented
 refusal (:class:`Canned`: 429 with ``Retry-After``, 500, 503, a non-JSON page...) and frame
 its streams in any valid way (:class:`StreamShape`: keep-alive comments, CRLF or CR line
 ends, ``data:`` without a space, multi-line data, an error event mid-stream, no
@@ -48,6 +49,7 @@ FINGERPRINT = "simulated:breakglass-scripted-sim"
 INJECTED_PRINCIPAL = "u-mallory-injected"
 CHUNK_CHARS = 24  # tool arguments and text are streamed in pieces this long
 CONTEXT_TOKENS = 128_000  # the simulated context window (prompt tokens, estimated)
+QUOTED_START, QUOTED_END = 8, 4  # what OpenAI's 401 shows of a key it refused
 
 
 @dataclass(frozen=True)
@@ -100,9 +102,24 @@ def context_length_exceeded(limit: int, tokens: int) -> Canned:
     )
 
 
-def invalid_api_key() -> Canned:
-    message = "Incorrect API key provided. You can find your API key in your account settings."
+def invalid_api_key(presented: str = "") -> Canned:
+    """401 ``invalid_api_key``. Given the key presented, the message quotes it as OpenAI's
+    does: its first eight and last four characters with a ``*`` for each one between (a key
+    of twelve characters or fewer, whole)."""
+    quoted = f": {masked_key(presented)}" if presented else ""
+    message = (
+        f"Incorrect API key provided{quoted}. You can find your API key at "
+        "https://platform.openai.com/account/api-keys."
+    )
     return openai_error(401, message, "invalid_request_error", "invalid_api_key")
+
+
+def masked_key(key: str) -> str:
+    """A key as OpenAI's 401 quotes it (``sk-abcde*****...wxyz``)."""
+    if len(key) <= QUOTED_START + QUOTED_END:
+        return key
+    hidden = len(key) - QUOTED_START - QUOTED_END
+    return key[:QUOTED_START] + "*" * hidden + key[-QUOTED_END:]
 
 
 def server_error() -> Canned:
@@ -159,6 +176,45 @@ class StreamShape:
         if self.multiline:
             return json.dumps(value, indent=1, ensure_ascii=False)
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+class Gate:
+    """Holds each call the scripted model receives until the test lets it go, so a test
+    can keep calls in flight for as long as it needs (no timing involved)."""
+
+    def __init__(self) -> None:
+        self.held: list[asyncio.Event] = []  # the calls waiting, in order of arrival
+        self.opened = False  # calls arriving now pass at once
+        self._arrived = asyncio.Condition()
+
+    async def wait(self) -> None:
+        if self.opened:
+            return
+        go = asyncio.Event()
+        async with self._arrived:
+            self.held.append(go)
+            self._arrived.notify_all()
+        try:
+            await go.wait()
+        finally:  # a call cut while held (its caller hung up) is no longer held
+            if go in self.held:
+                self.held.remove(go)
+
+    async def holding(self, count: int) -> None:
+        """Returns once ``count`` calls are held."""
+        async with self._arrived:
+            await self._arrived.wait_for(lambda: len(self.held) >= count)
+
+    def release(self, count: int = 1) -> None:
+        """Lets the first ``count`` held calls go."""
+        for go in self.held[:count]:
+            go.set()
+        del self.held[:count]
+
+    def open(self) -> None:
+        """Lets every held call go, and every later one pass."""
+        self.opened = True
+        self.release(len(self.held))
 
 
 @dataclass(frozen=True)
@@ -234,6 +290,7 @@ class ScriptedModel:
         self.api_key = api_key  # when set, a call over HTTP must present it (Bearer or Key)
         self.context_tokens = context_tokens
         self.hold: asyncio.Event | None = None  # when set up, streams pause after one chunk
+        self.gate: Gate | None = None  # when set up, each call waits there before its answer
         self.canned: list[Canned] = []  # the next calls get these, in order, as they are
         self.shape = StreamShape()  # how streams are framed
         self.received: list[Received] = []
@@ -266,7 +323,7 @@ class ScriptedModel:
             return self.canned.pop(0)
         keys = (f"Bearer {self.api_key}", f"Key {self.api_key}")
         if self.api_key is not None and authorization is not None and authorization not in keys:
-            return invalid_api_key()
+            return invalid_api_key(authorization.partition(" ")[2])  # quoting what it was given
         try:
             request = json.loads(body)
         except (ValueError, RecursionError):
@@ -302,6 +359,8 @@ class ScriptedModel:
 
     @asynccontextmanager
     async def send(self, body: bytes) -> AsyncIterator[UpstreamReply]:
+        if self.gate is not None:
+            await self.gate.wait()
         reply = self.reply(body)
         async with aclosing(reply.chunks):
             yield reply
@@ -319,7 +378,10 @@ class ScriptedModel:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         # Over HTTP a call without the key presents "" (in-process: None, nothing to check).
         authorization = request.headers.get("Authorization", "")
-        reply = self.reply(await request.read(), authorization)
+        sent = await request.read()
+        if self.gate is not None:
+            await self.gate.wait()
+        reply = self.reply(sent, authorization)
         headers = {**reply.headers, "Content-Type": reply.content_type}
         if not reply.is_stream:
             body = b"".join([chunk async for chunk in reply.chunks])
