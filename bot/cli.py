@@ -18,7 +18,7 @@ from typing import NoReturn
 from bot.commands import COMMANDS, GROUPS, Command, Context, Group
 from bot.commands.base import EXIT_FAILED, EXIT_UNUSABLE
 from bot.home import Home
-from engine.errors import BreakGlassError, ConfigError, InputError, describe
+from engine.errors import BreakGlassError, ConfigError, InputError, StoreError, describe
 
 PROG = "breakglass"
 EXIT_INTERRUPTED = 130
@@ -80,6 +80,9 @@ def run(command: Command, args: argparse.Namespace, ctx: Context) -> int:
     except (InputError, ConfigError) as err:
         _say(describe(err))
         return EXIT_UNUSABLE
+    except StoreError as err:  # an operator at the host: the store's own line says why
+        _say(_one_line(str(err)))
+        return EXIT_FAILED
     except BreakGlassError as err:
         _say(describe(err))
         return EXIT_FAILED

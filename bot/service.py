@@ -34,6 +34,7 @@ from bot.prerequisites import (
 from bot.rollback import RollbackRunner
 from bot.sweep import sweep
 from bot.tasks import TaskSet
+from bot.unrecorded import UnrecordedEnds
 from engine import grants, lifecycle
 from engine.cst import TokenKind, sign_token
 from engine.errors import (
@@ -41,10 +42,11 @@ from engine.errors import (
     CommandRefused,
     ConcurrentUpdate,
     JobNotFound,
+    StoreError,
 )
 from engine.identity import Directory
 from engine.job import ACTIVE, OPEN, ROLLING_BACK, Actor, Job
-from engine.lifecycle import Command, Ctx, Keys, Rules
+from engine.lifecycle import Command, Ctx, Keys, Rules, Transition
 from engine.outcome import Outcome
 from engine.ports import ChatEvent, ExecutorPort, JobUpdate, ModelExchange, Store, ToolPort
 from engine.targets import TENANT_UNAVAILABLE, TargetRejected, TargetResolver
@@ -94,6 +96,7 @@ class JobService:
         self.chat = PacedChat(self.notifier, clock, self.sleep, self.tasks, receipts_every)
         self.effects = Effects(self, bundle_dir)
         self.rollbacks = RollbackRunner(self)
+        self.unrecorded = UnrecordedEnds(self)
         self.leases = Leases(store, clock, replica_id, lease_ttl)  # the jobs this replica runs
         self.deployment = deployment  # the sweep leaves grants other deployments marked
         self._locks: dict[str, asyncio.Lock] = {}
@@ -173,15 +176,21 @@ class JobService:
             command = await with_approver_membership(await self.peek(job_id), command, self.tools)
         outcome = Outcome(False, job_id, reason="BUSY", detail="too many concurrent updates")
         events: list[ChatEvent] = []
-        async with self._lock(job_id):
-            for _ in range(MAX_CAS_ATTEMPTS):
-                try:
-                    outcome, events = await self._attempt(job_id, command, key, exchange)
-                    break
-                except ConcurrentUpdate:
-                    self._cache.pop(job_id, None)
-                    if key and (cached := await self.store.idempotent_result(key)):
-                        return _replayed(cached)
+        try:
+            async with self._lock(job_id):
+                for _ in range(MAX_CAS_ATTEMPTS):
+                    try:
+                        outcome, events = await self._attempt(job_id, command, key, exchange)
+                        break
+                    except ConcurrentUpdate:
+                        self._cache.pop(job_id, None)
+                        if key and (cached := await self.store.idempotent_result(key)):
+                            return _replayed(cached)
+        except StoreError as refused:  # a window's end is not held back for its record
+            told = await self.unrecorded.end(job_id, command, refused)
+            if told is None:
+                raise
+            raise told from refused
         await self._forget_if_resolved(job_id)
         self._tell(job_id, events)
         return outcome
@@ -201,6 +210,7 @@ class JobService:
             return
         job = cached[1]
         del self._cache[job_id]
+        self.unrecorded.forget(job_id)
         lock = self._locks.get(job_id)
         if lock is not None and not lock.locked():
             del self._locks[job_id]
@@ -295,14 +305,24 @@ class JobService:
     async def tick(self) -> None:
         """Advance the clock of every open job this replica runs, or that no live replica
         runs any more (its lease expired: taken over). Writes only what is due."""
-        await self.leases.keep_all()
+        refused: StoreError | None = None
+        try:
+            await self.leases.keep_all()
+        except StoreError as err:  # held here still: nobody can take them while it refuses
+            refused = err
+        await self.unrecorded.record_pending()
         metrics.LEASES_HELD.set(len(self.leases))
         jobs = await self.open_jobs()
         self.chat.forget_ended({job.job_id for job in jobs})  # some may have ended elsewhere
         holders = await self.store.lease_holders(self.clock()) if jobs else {}
         for job in jobs:
             if holders.get(job.job_id, self.leases.owner) == self.leases.owner:
-                await self._tick_job(job)
+                try:
+                    await self._tick_job(job)
+                except StoreError as err:  # the other jobs are still ticked
+                    refused = refused or err
+        if refused is not None:
+            raise refused  # the timer says it once a while
 
     async def _tick_job(self, job: Job) -> None:
         job_id = job.job_id
@@ -313,16 +333,28 @@ class JobService:
             if not await self.leases.take(job_id):
                 return
             await self._run_active(job)  # a dead replica's job (or one started elsewhere)
-        if self._due(job) and await self.leases.keep(job_id):
+        if self._due(job) and await self._keep_lease(job_id):
             await self.command(job_id, lifecycle.Tick())
+
+    async def _keep_lease(self, job_id: str) -> bool:
+        try:
+            return await self.leases.keep(job_id)
+        except StoreError:  # nobody can take it from us while the store refuses writes
+            if job_id in self.leases:
+                return True
+            raise
 
     def _due(self, job: Job) -> bool:
         """Would a tick change the job now? (The pure transition says; nothing is written.)"""
+        transition = self.would(job, lifecycle.Tick())
+        return transition is not None and not transition.result.get("idle")
+
+    def would(self, job: Job, command: Command) -> Transition | None:
+        """What ``command`` would do to ``job`` now; None when it is refused (pure)."""
         try:
-            transition = lifecycle.apply(job, lifecycle.Tick(), self._ctx())
+            return lifecycle.apply(job, command, self._ctx())
         except CommandRefused:
-            return False
-        return not transition.result.get("idle")
+            return None
 
     async def _run_active(self, job: Job) -> None:
         """Make an active job whole on this replica: its policy published, its executor

@@ -27,6 +27,7 @@ them into the single line a person sees in chat or on the command line.
     │   ├── ModelError             the model upstream failed
     │   ├── RegistryError          the WPC registry refused or failed (``code``, ``status``)
     │   └── StoreError             the database failed
+    │       └── EndUnrecorded      a window ended here that the store could not record yet
     └── ConfigError                configuration is missing or wrong
         └── ConfigProblems         several at once (``problems``, one line each)
 """
@@ -163,6 +164,17 @@ class StoreError(AdapterError):
     """The database failed."""
 
 
+class EndUnrecorded(StoreError):
+    """The store refused the write that ends a window, and the window was ended here all the
+    same (``bot.unrecorded``): the command is recorded once the store takes writes again."""
+
+
+STORE_UNAVAILABLE_TEXT = (
+    "The store cannot record this right now, so it is not done; try again in a minute "
+    "(the service log says why)."
+)
+
+
 class ConfigError(BreakGlassError):
     """Configuration is missing or wrong."""
 
@@ -179,6 +191,8 @@ def describe(err: BaseException) -> str:
     """The one line a person sees for ``err``: never a traceback, never a secret."""
     if isinstance(err, InvalidToken):
         return "The scoped token was refused."
+    if isinstance(err, StoreError) and not isinstance(err, EndUnrecorded):
+        return STORE_UNAVAILABLE_TEXT  # its own text names the database: for the log only
     if isinstance(err, BreakGlassError):
         text = str(err) or type(err).__name__
         return text.splitlines()[0][:500]

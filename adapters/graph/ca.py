@@ -135,7 +135,7 @@ async def _restore(ctx: ToolContext, args: Mapping[str, Any], original: Doc) -> 
         if ours and seen:  # a stale read is refused there (a replica behind our removal)
             target = copy.deepcopy(expected)
             await _patch_users(
-                ctx, read, args, target, lambda p: group_id not in excluded_groups(p)
+                ctx, read, args, target, lambda p: group_id not in excluded_groups(p), True
             )
     body, settled = await _effective_state(ctx, args, original, expected)
     return ToolResult("success" if settled else "error", body | {"ours_seen": seen})
@@ -226,9 +226,11 @@ async def _patch_users(
     args: Mapping[str, Any],
     users: Doc,
     settled: Callable[[Doc], bool],
+    removal: bool = False,
 ) -> None:
     """PATCH the whole ``users`` condition computed from ``base`` (claimed first, see
-    ``ca_claims``); after a lost answer, read back before resending."""
+    ``ca_claims``; a ``removal`` goes unclaimed when the store refuses the claim); after a
+    lost answer, read back before resending."""
     policy_id = args["policy_id"]
     path = f"{POLICIES}/{policy_id}"
 
@@ -243,7 +245,7 @@ async def _patch_users(
     async def write() -> None:
         await ctx.write_once(send, read_back)
 
-    await write_on(ctx, base, args["job_id"], write)
+    await write_on(ctx, base, args["job_id"], write, removal=removal)
 
 
 async def _load_original(ctx: ToolContext, args: Mapping[str, Any]) -> Doc | None:

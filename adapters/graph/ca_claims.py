@@ -29,7 +29,7 @@ from typing import Any
 from adapters.graph.client import WRITES, Writes
 from adapters.graph.context import ToolContext
 from adapters.graph.failures import ResponseLost
-from engine.errors import GraphError
+from engine.errors import GraphError, StoreError
 from engine.timeutil import iso_ms, parse_iso
 
 log = logging.getLogger(__name__)
@@ -93,14 +93,41 @@ def stale(policy_id: str, job_id: str) -> GraphError:
 
 
 async def write_on(
-    ctx: ToolContext, base: PolicyRead, job_id: str, write: Callable[[], Awaitable[None]]
+    ctx: ToolContext,
+    base: PolicyRead,
+    job_id: str,
+    write: Callable[[], Awaitable[None]],
+    *,
+    removal: bool = False,
 ) -> None:
     """Claim ``base`` (the read ``write`` was computed from), then write; a definite refusal
     voids the claim (the write did not land), and so does a cancel (a Kill) that came before
     the write left for the tenant (in the pacer's wait, say). A lost answer, a cancel after
-    it left, or a crash keeps it."""
+    it left, or a crash keeps it.
+
+    A ``removal`` (the restore) whose claim the store refuses (a full disk) is written
+    unclaimed: an exclusion must not outlive its window because our disk is full, and the
+    claim only guards against a lost update, which the restore's read-back then reports as
+    drift (ADR 0014)."""
     mine = {"job_id": job_id, "writer": uuid.uuid4().hex, "at": iso_ms(ctx.now())}
-    if not base.fresh or await ctx.snapshots.save_snapshot(base.slot, mine) != mine:
+    if not base.fresh:
+        raise stale(base.policy_id, job_id)
+    try:
+        claimed = await ctx.snapshots.save_snapshot(base.slot, mine) == mine
+    except StoreError as err:
+        if not removal:
+            raise
+        log.warning(
+            "Conditional Access policy %s restored for %s unclaimed: the store refuses the "
+            "claim (%s)",
+            base.policy_id,
+            job_id,
+            str(err)[:200],
+            extra={"job_id": job_id},
+        )
+        await write()
+        return
+    if not claimed:
         raise stale(base.policy_id, job_id)  # written on meanwhile (another replica)
     writes = Writes()
     current = WRITES.set(writes)

@@ -31,7 +31,14 @@ from cards.actions import Verb as CardVerb
 from cards.views import RequestFormView, RequestValues
 from engine import lifecycle
 from engine.chat_ports import ChatPorts
-from engine.errors import BreakGlassError, CommandRefused, JobNotFound, StrictJsonError, describe
+from engine.errors import (
+    BreakGlassError,
+    CommandRefused,
+    JobNotFound,
+    StoreError,
+    StrictJsonError,
+    describe,
+)
 from engine.identity import Directory
 from engine.job import Actor
 from engine.outcome import Outcome
@@ -221,6 +228,10 @@ class Inbound:
             outcome = await chat_actions.act(self.jobs, action, actor)
         except JobNotFound:
             await self.tell(channel, user, f"No job {commands.echo(action.job_id)}.")
+            return None
+        except StoreError as err:  # the store's own text, with its database, is logged
+            log.warning("%s on %s by %s not recorded: %s", action.verb, action.job_id, user, err)
+            await self.tell(channel, user, describe(err))
             return None
         url = sign_in_target(outcome)
         if url is not None:

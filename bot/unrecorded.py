@@ -1,0 +1,128 @@
+"""A window's end the store refuses to record (its disk is full, say) is not held back for
+its record (docs/notes/store-full.md).
+
+The end of a window is a store write, and halting the agent and the rollback are effects
+after it (ADR 0004): while the store refuses writes, the privilege would outlive its window
+by the whole outage (a CA exclusion has no end in the tenant but ours). So when the write
+of a transition that ends the window is refused, this process at once:
+
+- stops the agent: its token is refused here (the in-process revoked set), its calls in
+  flight are cancelled and its executor is halted;
+- runs the WPC's removal and end-of-window steps straight through the tool port, as the
+  reconciliation sweep does: unreceipted, and said in one ERROR naming what is done and
+  what is still privileged;
+- keeps the person's command (a Kill, a Done) to record it first once the store takes
+  writes again, so it is not lost. The ordinary end then follows: recorded, rolled back
+  (its removal finds nothing left), signed and verified.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from engine import lifecycle
+from engine.containment import describe_left, end_steps
+from engine.cst import TokenKind
+from engine.errors import AdapterError, EndUnrecorded, StoreError
+from engine.job import Job, describe_grant
+from engine.lifecycle import Command
+from engine.lifecycle.commands import ActorCommand
+
+if TYPE_CHECKING:
+    from bot.service import JobService
+
+log = logging.getLogger("breakglass.service")
+UNRECORDED_TEXT = (
+    "The store cannot record this right now, but the window is ended all the same: the agent "
+    "is stopped and the removal has run. It is recorded once the store takes writes again."
+)
+
+
+def ends_window(job: Job, command: Command, service: JobService) -> bool:
+    """Would ``command`` end ``job``'s window now (its transition starts a rollback)?"""
+    transition = service.would(job, command)
+    effects = transition.effects if transition is not None else ()
+    return any(effect.kind == lifecycle.RUN_ROLLBACK for effect in effects)
+
+
+class UnrecordedEnds:
+    """The ends this process carried out while the store refused to record them."""
+
+    def __init__(self, service: JobService) -> None:
+        self.service = service
+        self._pending: dict[str, Command] = {}  # a person's command, recorded when it can be
+        self._done: set[str] = set()  # jobs whose steps all ran: not run again
+
+    async def end(self, job_id: str, command: Command, refused: StoreError) -> EndUnrecorded | None:
+        """``command``'s write was refused: if it ends the window, end it here, and say
+        what was done (for its caller); None when it does not end the window."""
+        service = self.service
+        job = await service.peek(job_id)
+        if not ends_window(job, command, service):
+            return None
+        if isinstance(command, ActorCommand):
+            self._pending.setdefault(job_id, command)
+        self._stop_agent(job)
+        if job_id in self._done:
+            return EndUnrecorded(UNRECORDED_TEXT)
+        left = await self._run_steps(job)
+        if not left:
+            self._done.add(job_id)
+        log.error(
+            "ESCALATION job %s: its window ended (%s) but the store refuses writes (%s); "
+            "the agent is stopped, %s. It is recorded once the store takes writes again",
+            job_id,
+            type(command).__name__,
+            str(refused)[:200],
+            "the removal and end steps ran unrecorded" if not left else f"still: {'; '.join(left)}",
+            extra={"job_id": job_id},
+        )
+        still = f" Still: {'; '.join(left)}." if left else ""
+        return EndUnrecorded(UNRECORDED_TEXT + still)
+
+    async def record_pending(self) -> None:
+        """Record the commands kept while the store refused them (first, at each tick)."""
+        for job_id, command in list(self._pending.items()):
+            try:
+                await self.service.command(job_id, command)
+            except StoreError:
+                continue  # still refused: kept for the next tick
+            del self._pending[job_id]
+            self._done.discard(job_id)
+
+    def forget(self, job_id: str) -> None:
+        """The job's end is recorded: nothing of it is kept here any more."""
+        if job_id not in self._pending:
+            self._done.discard(job_id)
+
+    def _stop_agent(self, job: Job) -> None:
+        service = self.service
+        token = job.token(TokenKind.AGENT)
+        if token is not None:
+            service.revoked.add(token.jti)
+        if service.gateway is not None:
+            service.gateway.stop_calls(job.job_id)
+        if service.executor is not None:
+            service.tasks.spawn(service.executor.halt(job.job_id), f"halt:{job.job_id}")
+
+    async def _run_steps(self, job: Job) -> list[str]:
+        """The WPC's removal, then every end-of-window step; what did not succeed."""
+        terms = job.plan.payload["metadata"]["breakglass"]
+        left = []
+        for step in terms["rollback"]["steps"]:
+            if not await self._call(job, step):
+                left.append(describe_grant(job))
+        for step in end_steps(terms, job.derived_rollback):
+            if not await self._call(job, step):
+                left.append(describe_left(step))
+        return left
+
+    async def _call(self, job: Job, step: Mapping[str, Any]) -> bool:
+        try:
+            result = await self.service.tools.call(str(step["tool"]), dict(step["arguments"]))
+        except AdapterError as err:
+            log.warning("%s for %s failed: %s", step["tool"], job.job_id, err)
+            return False
+        return result.ok

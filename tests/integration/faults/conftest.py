@@ -1,0 +1,184 @@
+"""A whole service whose store's disk can fill up: SQLite or PostgreSQL under a full disk
+(``disk.py``), the real Graph adapter against the strict simulated tenant on loopback, the
+runbook executor, a recording chat, and one manual clock for the service and the tenant
+that the service's own waits advance (nothing here waits on wall-clock time)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters.graph import GraphTools
+from adapters.graph.simulated import ManualClock, SimulatedTenant
+from adapters.store import SqlStore, sqlite_url
+from bot.app import SIMULATED_SEED, default_directory, seed_people
+from bot.executor import RunbookExecutor
+from bot.gateway_service import ToolGateway
+from bot.service import JobService
+from bot.timers import Faults
+from engine.access import access_from_config
+from engine.lifecycle import Approve, Request, Rules
+from engine.tools import ToolResult
+from tests.integration.faults.disk import FullDisk, PostgresDisk, SqliteDisk
+from tests.integration.graph.conftest import config_for
+from tests.integration.store.conftest import pg_reachable, pg_url
+from tests.support.engine_sim import fixed_keys
+from tests.support.fakes import RecordingChat
+
+__all__ = ["pg_reachable", "pg_url"]
+
+PEOPLE = seed_people()
+TENANT = SIMULATED_SEED["tenantId"]
+ROLE = SIMULATED_SEED["roles"][0]["id"]
+GROUP = SIMULATED_SEED["groups"][0]["id"]
+POLICY = SIMULATED_SEED["conditionalAccessPolicies"][0]["id"]
+APP = "4f6c1c1e-7a51-5c57-9d43-2b2cf0d8a9e1"  # "Payroll sync" in the seed
+JOB = "job-full"
+TARGETS: dict[str, dict[str, str]] = {
+    "entra-role": {"principal_id": PEOPLE["dave"], "role_definition_id": ROLE},
+    "ca-exclusion": {"policy_id": POLICY, "group_id": GROUP},
+}
+
+
+@dataclass
+class Tripwire:
+    """The real Graph adapter; ``before`` runs once, just before the first call of ``tool``
+    is sent (the disk fills at that very moment). Every call is counted."""
+
+    tools: GraphTools
+    tool: str = ""
+    before: Callable[[], Awaitable[None]] | None = None
+    sent: list[str] = field(default_factory=list)
+
+    async def call(self, tool_name: str, arguments: Mapping[str, Any]) -> ToolResult:
+        if tool_name == self.tool and self.before is not None:
+            before, self.before = self.before, None
+            await before()
+        self.sent.append(tool_name)
+        result: ToolResult = await self.tools.call(tool_name, arguments)
+        return result
+
+    async def find_marked_grants(self) -> list[Any]:
+        found: list[Any] = await self.tools.find_marked_grants()
+        return found
+
+
+@dataclass
+class FullEnv:
+    service: JobService
+    gateway: ToolGateway
+    executor: RunbookExecutor
+    tools: Tripwire
+    chat: RecordingChat
+    clock: ManualClock
+    sim: SimulatedTenant
+    disk: FullDisk
+    timer: Faults = field(default_factory=lambda: Faults("tick"))
+
+    async def settle(self) -> None:
+        await self.executor.wait_idle()
+        await self.service.tasks.settle()
+
+    async def tick(self) -> None:
+        """One round of the service's tick timer, as ``bot.timers._every`` runs it (a failed
+        round is logged by ``Faults`` and tried again at the next), then its work settles."""
+        try:
+            await self.service.tick()
+        except Exception as exc:
+            self.timer.failed(exc)
+        else:
+            self.timer.succeeded()
+        await self.settle()
+
+
+APPROVERS = frozenset({PEOPLE["bob"], PEOPLE["carol"]})
+
+
+def rotating_rules() -> Rules:
+    """The agent of Dave's role job may add application passwords (the end removes them)."""
+    table = {
+        "rotate_credentials": ["application_password"],
+        "principals": [PEOPLE["dave"]],
+        "roles": [ROLE],
+        "step_up": "off",
+    }
+    access = access_from_config({"entra-role": table}, {})
+    return Rules(approvers=APPROVERS, simulated=True, access=access)
+
+
+def advancing(clock: ManualClock) -> Callable[[float], Awaitable[None]]:
+    async def sleep(seconds: float) -> None:
+        clock.advance(max(seconds, 0.0))
+        await asyncio.sleep(0)
+
+    return sleep
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return sqlite_url(tmp_path)
+    value = request.getfixturevalue("pg_url")
+    assert isinstance(value, str)
+    return value
+
+
+@pytest.fixture
+async def full(tmp_path: Path, store_url: str) -> AsyncIterator[FullEnv]:
+    """The service on a store whose disk the test fills (``full.disk``) and frees."""
+    clock = ManualClock()
+    async with SimulatedTenant(clock=clock, ca_interval=0.02, strict=True) as sim:
+        store = await SqlStore.open(store_url)
+        sqlite = store_url.startswith("sqlite")
+        disk: FullDisk = SqliteDisk(store) if sqlite else PostgresDisk(store_url)
+        graph = GraphTools(config_for(sim), snapshots=store, clock=clock.now)
+        tools = Tripwire(graph)
+        service = JobService(
+            store=store,
+            keys=fixed_keys(),
+            rules=Rules(approvers=APPROVERS, simulated=True),
+            tools=tools,
+            clock=clock.now,
+            directory=default_directory(),
+            sleep=advancing(clock),
+            bundle_dir=tmp_path / "bundles",
+        )
+        gateway = ToolGateway(service)
+        executor = RunbookExecutor(gateway)
+        service.executor = executor
+        chat = RecordingChat()
+        service.notifier.register(chat)
+        environment = FullEnv(service, gateway, executor, tools, chat, clock, sim, disk)
+        try:
+            yield environment
+        finally:
+            await disk.free()
+            await service.close()
+            await graph.close()
+            await store.close()
+
+
+async def active_job(env: FullEnv, template: str) -> None:
+    """Alice's request, Bob's and Carol's approvals, and the write and its read done."""
+    s = env.service
+    request = Request(
+        job_id=JOB,
+        actor=s.actor("console:alice"),
+        template=template,
+        targets={"tenant_id": TENANT, **TARGETS[template]},
+        minutes=30,
+        justification="INC-9: the disk may fill up",
+        ticket="INC-9",
+        channel={"platform": "console", "conversation": "incident-9"},
+    )
+    out = await s.request(request)
+    assert out.ok, out
+    for who in ("bob", "carol"):
+        approval = Approve(s.actor(f"console:{who}"), out.result["plan_hash"])
+        assert (await s.command(JOB, approval)).ok
+    await env.settle()
