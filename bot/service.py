@@ -25,6 +25,7 @@ from bot.job_update import job_update
 from bot.keyed_lock import KeyedLock
 from bot.leases import LEASE_TTL, Leases
 from bot.notifier import RECEIPTS_EVERY, Notifier, PacedChat
+from bot.outcomes import outcome_of, refused_request
 from bot.prerequisites import (
     preflight_access,
     refuse_if_granted,
@@ -114,13 +115,13 @@ class JobService:
 
     async def request(self, command: lifecycle.Request, key: str | None = None) -> Outcome:
         if key and (cached := await self.store.idempotent_result(key)):
-            return _replayed(cached)
+            return Outcome.replayed_from(cached)
         try:
             command = await self._resolved(command)
             command = await preflight_access(command, self.rules, self.tools)  # issue 17
             command = await with_excluded_approvers(command, self.rules, self.tools)
         except CommandRefused as err:  # before anyone is asked: nothing stored, nobody told
-            return _refused_request(command, err)
+            return refused_request(command, err)
         # One request per grant at a time here: two at once would both find it free.
         async with self._requests.hold(grants.grant_key(command.template, command.targets) or ""):
             return await self._create(command, key)
@@ -130,7 +131,7 @@ class JobService:
             transition = lifecycle.start(command, self._ctx(await self._held()))
             await refuse_if_granted(command, self.tools)  # no job holds it: does the tenant?
         except CommandRefused as err:
-            return _refused_request(command, err)
+            return refused_request(command, err)
         outcome = Outcome(True, command.job_id, transition.result)
         update = job_update(None, 0, transition, key, outcome.to_json())
         try:
@@ -139,7 +140,7 @@ class JobService:
         except ConcurrentUpdate:
             cached = await self.store.idempotent_result(key) if key else None
             if cached:
-                return _replayed(cached)
+                return Outcome.replayed_from(cached)
             return Outcome(False, command.job_id, reason="DUPLICATE_JOB")
         self._tell(command.job_id, await self.effects.perform(None, transition))
         return outcome
@@ -171,7 +172,7 @@ class JobService:
         """Apply ``command``; a re-delivered ``key`` returns the first result and does nothing.
         ``exchange`` (a model call's bodies) is stored in the same transaction."""
         if key and (cached := await self.store.idempotent_result(key)):
-            return _replayed(cached)
+            return Outcome.replayed_from(cached)
         if isinstance(command, lifecycle.Approve):  # read before the lock: it is the tenant
             command = await with_approver_membership(await self.peek(job_id), command, self.tools)
         outcome = Outcome(False, job_id, reason="BUSY", detail="too many concurrent updates")
@@ -185,7 +186,7 @@ class JobService:
                     except ConcurrentUpdate:
                         self._cache.pop(job_id, None)
                         if key and (cached := await self.store.idempotent_result(key)):
-                            return _replayed(cached)
+                            return Outcome.replayed_from(cached)
         except StoreError as refused:  # a window's end is not held back for its record
             told = await self.unrecorded.end(job_id, command, refused)
             if told is None:
@@ -242,7 +243,7 @@ class JobService:
             # is past its call limit): its caller logs it. Noting it would rewrite the job,
             # an ended one too, at each call of a looping agent or a leaked token.
             return Outcome(False, job_id, reason=err.reason, detail=err.detail), []
-        outcome = _outcome(job_id, transition.result)
+        outcome = outcome_of(job_id, transition.result)
         update = job_update(job, version, transition, key, outcome.to_json())
         if exchange is not None:
             update = replace(update, exchanges=(exchange,))
@@ -442,35 +443,3 @@ class JobService:
 
     def _lock(self, job_id: str) -> asyncio.Lock:
         return self._locks.setdefault(job_id, asyncio.Lock())
-
-
-def _refused_request(command: lifecycle.Request, err: CommandRefused) -> Outcome:
-    log.info(
-        "refused request by %s: %s",
-        command.actor.chat_identity,
-        err.reason,
-        extra={"job_id": command.job_id, "reason": err.reason},
-    )
-    return Outcome(False, command.job_id, reason=err.reason, detail=err.detail)
-
-
-def _outcome(job_id: str, result: Mapping[str, Any]) -> Outcome:
-    """A transition that ends the job by a rule instead of doing what was asked (the last
-    approval of a grant another job holds) answers as a refusal, with what it did."""
-    refused = result.get("refused")
-    if refused is None:
-        return Outcome(True, job_id, result)
-    log.info("%s on %s: %s", refused, job_id, result.get("detail", ""))
-    metrics.COMMAND_REFUSALS.labels(str(refused)).inc()
-    return Outcome(False, job_id, result, reason=str(refused), detail=str(result.get("detail")))
-
-
-def _replayed(cached: Mapping[str, Any]) -> Outcome:
-    return Outcome(
-        ok=bool(cached.get("ok", True)),
-        job_id=str(cached.get("job_id", "")),
-        result=cached.get("result", {}),
-        reason=str(cached.get("reason", "")),
-        detail=str(cached.get("detail", "")),
-        replayed=True,
-    )

@@ -26,3 +26,15 @@ class Outcome:
             "reason": self.reason,
             "detail": self.detail,
         }
+
+    @classmethod
+    def replayed_from(cls, cached: Mapping[str, Any]) -> Outcome:
+        """The answer kept for an idempotency key (:meth:`to_json`), given again."""
+        return cls(
+            ok=bool(cached.get("ok", True)),
+            job_id=str(cached.get("job_id", "")),
+            result=cached.get("result", {}),
+            reason=str(cached.get("reason", "")),
+            detail=str(cached.get("detail", "")),
+            replayed=True,
+        )
