@@ -26,13 +26,14 @@ from engine.errors import (
     GatewayRefusal,
     InputError,
     JobNotFound,
+    StoreError,
     VerificationError,
 )
 from engine.gateway import Allowed, GatewayView, ToolCall, decide, recorded_call
 from engine.job import Job
 from engine.lifecycle import ToolCallRecorded, WriteSending
 from engine.lifecycle.calls import is_planned_write
-from engine.tools import ToolResult
+from engine.tools import ToolResult, ToolRole
 from engine.wpc import Policy
 
 log = logging.getLogger("breakglass.gateway")
@@ -66,9 +67,10 @@ class ToolGateway:
         self._policies = PinnedPolicies()
         self._tools: dict[str, set[asyncio.Task[ToolResult]]] = {}  # tool runs in flight
         self._calls: dict[str, set[asyncio.Task[GatewayOutcome]]] = {}  # run + receipt
-        # Credential writes allowed but not yet receipted, per job: two concurrent writes
-        # must not both pass the limit on a job that has recorded neither yet.
-        self._credential_writes: dict[str, int] = {}
+        # Credential writes allowed but not yet receipted, per job, by receipt id: two
+        # concurrent writes must not both pass the limit on a job that has recorded neither
+        # yet (nor count twice once their in-flight mark is in the job as well).
+        self._credential_writes: dict[str, set[str]] = {}
 
     def _policy(self, job: Job) -> Policy:
         try:
@@ -90,22 +92,43 @@ class ToolGateway:
         args = arguments if isinstance(arguments, Mapping) else {}
         call = ToolCall(tool_name if isinstance(tool_name, str) else "", args)
         started = self.service.clock()
+        receipt_id = new_receipt_id("tr", job_id)
         try:
-            allowed = await self._decide(job, call, token, arguments)
+            allowed = await self._decide(job, call, token, arguments, receipt_id)
         except GatewayRefusal as refusal:
             return await self._refused(job_id, call, token, refusal)
-        receipt_id = new_receipt_id("tr", job_id)
-        if is_planned_write(job, call.tool_name, allowed.spec.role):
-            # Durably "in flight" before it leaves: a crash before its receipt cannot hide it.
-            marked = await self.service.command(job_id, WriteSending())
-            if not marked.ok:  # the job ended since the decision (or stayed busy): not sent
-                body = {"error": "WRITE_NOT_SENT", "reason": marked.reason, "sent": False}
+        sending = _in_flight_mark(job, call, allowed, receipt_id)
+        if sending is not None:
+            # Durably "in flight" before it leaves: a crash, or a store that refuses its
+            # receipt, cannot hide it. Not recorded, not sent.
+            unsent = await self._mark(job_id, call, sending)
+            if unsent is not None:
                 t0 = time.perf_counter()
-                result = ToolResult("error", body)
+                result = ToolResult("error", unsent)
                 return await self._record_allowed(
                     job_id, call, allowed, receipt_id, result, t0, started
                 )
         return await self._execute(job_id, call, allowed, receipt_id, started)
+
+    async def _mark(
+        self, job_id: str, call: ToolCall, sending: WriteSending
+    ) -> dict[str, Any] | None:
+        """Record ``sending``; None when it is recorded, else the error result of a write
+        that is not sent (the job ended since the decision, or the store refused)."""
+        try:
+            marked = await self.service.command(job_id, sending)
+        except StoreError as exc:  # its text names the database: the log only
+            log.error(
+                "%s on %s not sent: the store refused to record it in flight (%s)",
+                call.tool_name[:80],
+                job_id,
+                str(exc)[:200],
+                extra={"job_id": job_id},
+            )
+            return {"error": "STORE_UNAVAILABLE", "sent": False}
+        if not marked.ok:  # the job ended since the decision (or stayed busy): not sent
+            return {"error": "WRITE_NOT_SENT", "reason": marked.reason, "sent": False}
+        return None
 
     async def refuse(
         self, job_id: str, token: object, tool_name: object, arguments: object, detail: str
@@ -139,36 +162,39 @@ class ToolGateway:
         metrics.REFUSALS.labels(refusal.reason).inc()
         return GatewayOutcome(False, "refused", receipt_id, reason=public_reason(refusal.reason))
 
-    async def _decide(self, job: Job, call: ToolCall, token: object, raw_args: object) -> Allowed:
+    async def _decide(
+        self, job: Job, call: ToolCall, token: object, raw_args: object, receipt_id: str
+    ) -> Allowed:
         if not isinstance(raw_args, Mapping):
             raise GatewayRefusal("ARGUMENTS_INVALID", "arguments are not an object")
-        pending = self._credential_writes.get(job.job_id, 0)
+        # Created, or allowed and not yet settled: in flight here, or in doubt in the job.
+        pending = self._credential_writes.get(job.job_id, set())
+        in_doubt = pending | {str(m.get("receipt_id")) for m in job.credentials_in_flight}
         view = GatewayView(
             job_id=job.job_id,
             policy=self._policy(job),
             trusted_issuers={self.service.keys.issuer.did},
             is_revoked=partial(self.service.knows_revoked, job),
-            credentials_added=len(job.derived_rollback) + pending,
+            credentials_added=len(job.derived_rollback) + len(in_doubt),
             tool_receipts=job.tool_receipts,
         )
         allowed = decide(call, token, view, self.service.clock())
         credential = allowed.spec.name in CREDENTIAL_WRITES
         if credential:  # counted from the decision on, with no await in between
-            self._credential_writes[job.job_id] = pending + 1
+            self._credential_writes.setdefault(job.job_id, set()).add(receipt_id)
         # The durable view too: a jti revoked by another replica or by the CLI.
         if await self.service.store.is_revoked(allowed.token.jti):
             if credential:
-                self._credential_written(job.job_id)
+                self._credential_written(job.job_id, receipt_id)
             raise GatewayRefusal("TOKEN_REVOKED", allowed.token.jti)
         return allowed
 
-    def _credential_written(self, job_id: str) -> None:
+    def _credential_written(self, job_id: str, receipt_id: str) -> None:
         """A credential write allowed earlier is receipted (or was never sent): the job's
-        own derived records count it from now on."""
-        left = self._credential_writes.get(job_id, 0) - 1
-        if left > 0:
-            self._credential_writes[job_id] = left
-        else:
+        own records (derived, or in doubt) count it from now on."""
+        pending = self._credential_writes.get(job_id, set())
+        pending.discard(receipt_id)
+        if not pending:
             self._credential_writes.pop(job_id, None)
 
     async def _execute(
@@ -217,11 +243,17 @@ class ToolGateway:
             result=result,
             started_at=started,
         )
+        credential = allowed.spec.name in CREDENTIAL_WRITES
         try:
             unchained = await self._record(job_id, command)
+        except StoreError as exc:
+            if not _said_unrecorded(job_id, call, allowed, result, exc):
+                raise
+            # The caller gets the tool's answer (what happened), with no receipt id.
+            return GatewayOutcome(True, command.status, "", result=result.body)
         finally:
-            if allowed.spec.name in CREDENTIAL_WRITES:
-                self._credential_written(job_id)
+            if credential:
+                self._credential_written(job_id, receipt_id)
         if unchained:  # the job ended between the decision and the receipt
             log.warning(
                 "receipt for %s on %s not chained: %s", call.tool_name[:80], job_id, unchained
@@ -260,6 +292,53 @@ class ToolGateway:
         calls = list(self._calls.get(job_id, ()))
         if calls:
             await asyncio.gather(*calls, return_exceptions=True)
+
+
+def _in_flight_mark(
+    job: Job, call: ToolCall, allowed: Allowed, receipt_id: str
+) -> WriteSending | None:
+    """The mark an agent's write needs before it leaves: the planned write's (it may have
+    landed from then on), a credential write's (a credential may exist from then on, which
+    only its receipt derives a removal for); None for reads and the rollback's calls."""
+    if is_planned_write(job, call.tool_name, allowed.spec.role):
+        return WriteSending()
+    if allowed.spec.name in CREDENTIAL_WRITES:
+        return WriteSending(allowed.spec.name, receipt_id, dict(call.arguments))
+    return None
+
+
+def _said_unrecorded(
+    job_id: str, call: ToolCall, allowed: Allowed, result: ToolResult, refused: StoreError
+) -> bool:
+    """The store refused the receipt of an agent's write: log it, if its in-flight mark
+    stands for it (True). A credential write that was sent is an ERROR naming what it
+    created, known only here (the key id; never the secret, which no tool result holds):
+    its mark stays in the job, and the end removes what it may have created (ADR 0020). A
+    write not sent changed nothing."""
+    sent = result.body.get("sent") is not False
+    if allowed.spec.name in CREDENTIAL_WRITES and sent:
+        log.error(
+            "credential write %s on %s was sent but the store refused its receipt (%s): "
+            "application %s, key id %s; it stays in flight in the job: the window's end "
+            "removes every password the job marked there, or names it",
+            call.tool_name[:80],
+            job_id,
+            str(refused)[:200],
+            str(call.arguments.get("application_id", "?"))[:64],
+            str(result.body.get("key_id") or "none returned")[:64],
+            extra={"job_id": job_id, "escalation": True},
+        )
+        return True
+    if allowed.spec.role == ToolRole.WRITE and not sent:
+        log.warning(
+            "%s on %s was not sent; the store refused its receipt too (%s)",
+            call.tool_name[:80],
+            job_id,
+            type(refused).__name__,
+            extra={"job_id": job_id},
+        )
+        return True
+    return False
 
 
 def _settled(allowed: Allowed) -> bool:

@@ -9,7 +9,10 @@ with the WPC's containment steps, tells the channel when removal becomes possibl
 the service's clock and removes then, all inside the job. After the removal, every window
 end contains what the window touched (``engine.containment``): credentials created during
 the window are removed by the steps their writes derived, then the principal's sign-in
-sessions are revoked where the template says so. A budget spent ends the job ``failed``
+sessions are revoked where the template says so. A credential write sent without a receipt
+that says what it created (a crash, a store refusing it) derives no removal: every password
+the job marked on its application is removed instead, and what that cannot settle ends the
+job ``failed`` naming the application (ADR 0020). A budget spent ends the job ``failed``
 with an escalation naming what is still privileged or was not contained.
 
 A principal deleted during the window keeps its role in deleted items, and a restore brings
@@ -34,9 +37,15 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from bot.activity_read import read_activity
-from engine.containment import derived_steps, describe_left, end_steps
+from engine.containment import (
+    derived_steps,
+    describe_left,
+    end_steps,
+    is_unrecorded_step,
+    unrecorded_left,
+)
 from engine.cst import TokenKind
-from engine.errors import InputError
+from engine.errors import AdapterError, InputError
 from engine.job import ROLLING_BACK, Job, describe_grant
 from engine.lifecycle import RemovalDelayed, RenewRollback, RollbackFinished
 from engine.timeutil import epoch, parse_iso
@@ -104,6 +113,15 @@ class RollbackRunner:
             log.warning("rollback runner for %s failed again (%s)", job_id, error)
             return
         self._failing[job_id] = error
+        if isinstance(exc, AdapterError):  # an outside fault (a store outage): no traceback
+            log.error(
+                "rollback runner for %s failed (%s); the next tick retries until its budget "
+                "is spent",
+                job_id,
+                error,
+                extra={"job_id": job_id},
+            )
+            return
         log.exception(
             "rollback runner for %s crashed; the next tick retries until its budget is spent",
             job_id,
@@ -217,7 +235,8 @@ def may_remain(job: Job) -> tuple[str, ...]:
     )
     granted = (describe_grant(job),) if job.may_have_written else ()
     steps = [*derived_steps(job.derived_rollback), *planned]
-    return granted + tuple(describe_left(step) for step in steps)
+    left = granted + tuple(describe_left(step) for step in steps)
+    return left + unrecorded_left(job.credentials_in_flight)
 
 
 @dataclass
@@ -410,14 +429,55 @@ class _Run:
         # No write left our hands and nothing had to be removed: the window granted nothing,
         # so the planned steps have nothing to contain (what the window created still goes).
         granted = self.job.may_have_written or self.attempts > 0
-        for step in end_steps(self.terms, self.job.derived_rollback):
+        marks = self.job.credentials_in_flight
+        for step in end_steps(self.terms, self.job.derived_rollback, marks):
+            if is_unrecorded_step(step["tool"], step["arguments"]):
+                await self.until_swept(step)  # what stays in doubt is named below
+                continue
             planned = step not in derived  # a derived step names what the tenant created
             if planned and not granted:
                 continue
             if not await self.until_done(step) and not (planned and self._names_nothing()):
                 log.error("containment step %s for %s did not run", step["tool"], self.job.job_id)
                 left.append(describe_left(step))
-        return tuple(left)
+        return (*left, *self.unrecorded())
+
+    async def until_swept(self, step: Mapping[str, Any]) -> None:
+        """Remove every password the job marked on the step's application, again until the
+        job no longer holds a credential write in doubt there (its receipt found as many as
+        were in doubt, or began once replication had time to show them: the engine judges,
+        ``engine.containment.after_sweep``), or the budget is spent."""
+        job_id, where = self.job.job_id, step["arguments"]
+        settle_at = parse_iso(self.job.ended_at or self.job.created_at)
+        settle_at += self.service.rules.replication_settle
+        for _ in range(MAX_SETTLE_ROUNDS):
+            if not await self.until_done(step):
+                return
+            self.job = await self.service.load(job_id)
+            if not any(_on(where, mark) for mark in self.job.credentials_in_flight):
+                return
+            log.info(
+                "removal of %s's unrecorded passwords waits for replication",
+                job_id,
+                extra={"job_id": job_id},
+            )
+            wait = (settle_at - self.service.clock()).total_seconds()
+            if not await self.pause(min(max(wait, 0.0), SETTLE_RECHECK_SECONDS)):
+                return
+
+    def unrecorded(self) -> tuple[str, ...]:
+        """Credential writes that left the gateway and whose receipt never said what they
+        created (a crash, or a store that refused it), and whose application the removal of
+        every password the job marked could not settle: named (ADR 0020)."""
+        left = unrecorded_left(self.job.credentials_in_flight)
+        if left:
+            log.error(
+                "job %s: credential writes sent and never recorded may have left: %s",
+                self.job.job_id,
+                "; ".join(left),
+                extra={"job_id": self.job.job_id},
+            )
+        return left
 
     def _names_nothing(self) -> bool:
         """The last step's arguments were refused before sending (a principal given as
@@ -453,6 +513,11 @@ class _Run:
         await self.service.command(self.job.job_id, RenewRollback())
         self.job = await self.service.load(self.job.job_id)
         return self.service.token_for(self.job, TokenKind.ROLLBACK)
+
+
+def _on(arguments: Mapping[str, Any], mark: Mapping[str, Any]) -> bool:
+    """Does a credential write in doubt name the application a step names?"""
+    return all(mark.get(k) == arguments.get(k) for k in ("tenant_id", "application_id"))
 
 
 def _saw_ours(outcome: GatewayOutcome | None) -> bool:

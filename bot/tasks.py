@@ -9,6 +9,8 @@ import logging
 from collections.abc import Coroutine, Iterator
 from typing import Any, TypeVar
 
+from engine.errors import AdapterError
+
 log = logging.getLogger("breakglass.tasks")
 T = TypeVar("T")
 
@@ -29,8 +31,11 @@ class TaskSet:
 
     def _done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("background task %s failed", task.get_name(), exc_info=task.exception())
+        exc = None if task.cancelled() else task.exception()
+        if isinstance(exc, AdapterError):  # an outside fault (a store outage): no traceback
+            log.error("background task %s failed: %s: %s", task.get_name(), type(exc).__name__, exc)
+        elif exc is not None:
+            log.error("background task %s failed", task.get_name(), exc_info=exc)
 
     def __iter__(self) -> Iterator[asyncio.Task[Any]]:
         return iter(list(self._tasks))

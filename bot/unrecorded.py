@@ -114,7 +114,7 @@ class UnrecordedEnds:
         for step in terms["rollback"]["steps"]:
             if not await self._call(job, step):
                 left.append(describe_grant(job))
-        for step in end_steps(terms, job.derived_rollback):
+        for step in end_steps(terms, job.derived_rollback, job.credentials_in_flight):
             if not await self._call(job, step):
                 left.append(describe_left(step))
         return left

@@ -39,6 +39,9 @@ AGENT_CALL_LIMIT = 600
 # The write that creates each rotatable credential kind, and the step that removes one.
 _ROTATION_TOOLS = {APPLICATION_PASSWORD: (catalog.ADD_APP_PASSWORD, catalog.REMOVE_APP_PASSWORD)}
 CREDENTIAL_WRITES = frozenset(create for create, _ in _ROTATION_TOOLS.values())
+# The ``key_id`` of a removal of every password the job's marker names on one application
+# (what a credential write in doubt may have created: its key id was never recorded).
+EVERY_MARKED_KEY = "*"
 
 
 @dataclass(frozen=True)
@@ -140,6 +143,89 @@ def derived_steps(derived: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return [step for step in steps if step is not None]
 
 
+def credential_mark(
+    receipt_id: str, tool_name: str, arguments: Mapping[str, Any]
+) -> dict[str, str] | None:
+    """What the job keeps, before it leaves the gateway, of a credential write (None for any
+    other call): the receipt id its receipt will carry and where it may create a credential.
+    From then until that receipt settles it (``settles_mark``), a credential no derived step
+    removes may exist: the end names it (``describe_unrecorded``). Does NOT mean the planned
+    write may have landed."""
+    if tool_name not in CREDENTIAL_WRITES or not receipt_id:
+        return None
+    keep = ("tenant_id", "application_id", "job_id")
+    kept = {name: str(arguments[name]) for name in keep if name in arguments}
+    return {"receipt_id": receipt_id, "tool": tool_name, **kept}
+
+
+def settles_mark(status: str, result: Mapping[str, Any], derived: bool) -> bool:
+    """Does a credential write's receipt say what became of it? A success that derived its
+    removal does, and so does any answer of the tool (an error after the adapter's own
+    read-back, a refusal before sending); a call cancelled before its answer came does not
+    (its request may have reached the tenant): it stays in doubt, like a lost receipt."""
+    if status == "success":
+        return derived
+    return result.get("cancelled") is not True
+
+
+def unrecorded_steps(marks: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One removal of every password the job marked, per application a credential write in
+    doubt names, in order (``EVERY_MARKED_KEY``)."""
+    steps: dict[tuple[str, str], dict[str, Any]] = {}
+    for mark in marks:
+        keep = ("tenant_id", "application_id", "job_id")
+        arguments = {name: str(mark[name]) for name in keep if name in mark}
+        where = (arguments.get("tenant_id", ""), arguments.get("application_id", ""))
+        arguments["key_id"] = EVERY_MARKED_KEY
+        steps.setdefault(where, {"tool": catalog.REMOVE_APP_PASSWORD, "arguments": arguments})
+    return list(steps.values())
+
+
+def is_unrecorded_step(tool_name: str, arguments: Mapping[str, Any]) -> bool:
+    """Is this the removal of every password the job marked on an application?"""
+    return tool_name == catalog.REMOVE_APP_PASSWORD and arguments.get("key_id") == EVERY_MARKED_KEY
+
+
+def after_sweep(
+    marks: Sequence[Mapping[str, Any]],
+    derived: Sequence[Mapping[str, Any]],
+    arguments: Mapping[str, Any],
+    result: Mapping[str, Any],
+    settled: bool,
+) -> tuple[Mapping[str, Any], ...]:
+    """The credential writes still in doubt after a successful removal of every password
+    the job marked on one application (``arguments``). That application's are settled when
+    the removal found at least as many such passwords, besides those the receipted writes
+    created, as writes in doubt there, or when it began once replication had time to show
+    them (``settled``: ADR 0013's rule). Does NOT check the result against the tenant."""
+
+    def here(mark: Mapping[str, Any]) -> bool:
+        return all(mark.get(k) == arguments.get(k) for k in ("tenant_id", "application_id"))
+
+    doubtful = [mark for mark in marks if here(mark)]
+    recorded = {str(record.get("result", {}).get("key_id")) for record in derived}
+    found = {str(key) for key in result.get("removed_key_ids", ()) or ()} - recorded
+    if not doubtful or (len(found) < len(doubtful) and not settled):
+        return tuple(marks)
+    return tuple(mark for mark in marks if not here(mark))
+
+
+def describe_unrecorded(mark: Mapping[str, Any]) -> str:
+    """What a credential write in doubt may have left, in plain words (for the escalation):
+    the same for every write in doubt on one application, and for its removal step."""
+    job = mark.get("job_id", "?")
+    return (
+        f"application {mark.get('application_id')} may still hold a password job {job} "
+        f"created and never recorded (its display name is marked 'breakglass job={job}'), "
+        f"in tenant {mark.get('tenant_id', '?')}"
+    )
+
+
+def unrecorded_left(marks: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
+    """``describe_unrecorded`` of every credential write still in doubt, in order."""
+    return tuple(dict.fromkeys(describe_unrecorded(mark) for mark in marks))
+
+
 def max_extensions(terms: Mapping[str, Any], default: int) -> int:
     """How many extension requests a job under these WPC terms may make."""
     rotating = terms.get("contain", {}).get("rotate_credentials")
@@ -150,6 +236,8 @@ def describe_left(step: Mapping[str, Any]) -> str:
     """What is still there when a containment step did not run, in plain words."""
     args = step.get("arguments", {})
     tenant = args.get("tenant_id", "?")
+    if is_unrecorded_step(str(step.get("tool")), args):
+        return describe_unrecorded(args)
     if step.get("tool") == catalog.REMOVE_APP_PASSWORD:
         return (
             f"application {args.get('application_id')} still holds password keyId "
@@ -162,9 +250,15 @@ def describe_left(step: Mapping[str, Any]) -> str:
     return f"sign-in sessions of {whose} not revoked in tenant {tenant}"
 
 
-def end_steps(terms: Mapping[str, Any], derived: Sequence[Mapping[str, Any]]) -> list[Any]:
+def end_steps(
+    terms: Mapping[str, Any],
+    derived: Sequence[Mapping[str, Any]],
+    unrecorded: Sequence[Mapping[str, Any]] = (),
+) -> list[Any]:
     """Every containment step the end of this window runs after the removal, in order: the
-    derived credential removals, then the planned ``at_end`` steps (sessions last, so a
-    session refreshed with a removed credential is cut too)."""
+    derived credential removals, the removals of what credential writes in doubt
+    (``unrecorded``, the job's ``credentials_in_flight``) may have created, then the planned
+    ``at_end`` steps (sessions last, so a session refreshed with a removed credential is
+    cut too)."""
     planned = terms.get("rollback", {}).get("at_end", [])
-    return [*derived_steps(derived), *planned]
+    return [*derived_steps(derived), *unrecorded_steps(unrecorded), *planned]

@@ -134,6 +134,10 @@ class Job:
     model_spans: Mapping[str, str] = field(default_factory=dict)
     # Rollback steps derived from writes during the window (engine.containment.derived_record)
     derived_rollback: tuple[Mapping[str, Any], ...] = ()
+    # Credential writes let out of the gateway whose receipt has not said what became of them
+    # (engine.containment.credential_mark): each may have created a credential that no
+    # derived step removes, so the end names it. In the job only, never in the bundle.
+    credentials_in_flight: tuple[Mapping[str, str], ...] = ()
 
     @property
     def resolved(self) -> bool:
@@ -164,6 +168,10 @@ class Job:
         ]
         for name in ("policies", "still_privileged", "refusals", "derived_rollback"):
             out[name] = list(out[name])
+        if self.credentials_in_flight:
+            out["credentials_in_flight"] = list(self.credentials_in_flight)
+        else:  # absent, not empty: a replica of the release before can still read the job
+            del out["credentials_in_flight"]
         return out
 
     @classmethod
@@ -178,6 +186,7 @@ class Job:
             data["refusals"] = tuple(data.get("refusals", ()))
             data["policies"] = tuple(data.get("policies", ()))
             data["derived_rollback"] = tuple(data.get("derived_rollback", ()))
+            data["credentials_in_flight"] = tuple(data.get("credentials_in_flight", ()))
             return cls(**data)
         except (KeyError, TypeError) as exc:
             raise StoreError(f"stored job is not readable: {exc}") from exc

@@ -8,6 +8,12 @@ an unknown keyId is an error (400 in practice, see docs/graph.md), so a resend a
 answer reads the application before calling a missing key a failure. After a lost answer to
 ``addPassword`` the application is read until the password shows (bounded by
 ``readback_attempts``: replicas lag) before anything is sent again.
+
+A removal whose ``key_id`` is ``EVERY_MARKED_KEY`` removes every password of the application
+whose display name ends with this job's marker (the one ``addPassword`` gave it): what a
+credential write whose result was never recorded may have created (ADR 0020). It names the
+key ids it found; whether that proves nothing else is there is the engine's to judge
+(replicas lag).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from typing import Any
 
 from adapters.graph.arguments import is_guid, job_marker
 from adapters.graph.context import ToolContext
+from engine.containment import EVERY_MARKED_KEY
 from engine.errors import GraphError, InputError
 from engine.tools import ToolResult
 
@@ -83,15 +90,11 @@ async def add_password(ctx: ToolContext, args: Mapping[str, Any]) -> ToolResult:
 
 async def remove_password(ctx: ToolContext, args: Mapping[str, Any]) -> ToolResult:
     key_id = str(args["key_id"])
+    if key_id == EVERY_MARKED_KEY:
+        return await _remove_marked(ctx, args)
     if not is_guid(key_id):
         raise InputError("argument key_id must be a GUID")
-    try:
-        await ctx.client.post(_path(args, "/removePassword"), {"keyId": key_id}, idempotent=True)
-        already = False
-    except GraphError as err:
-        if err.status not in (400, 404) or err.code == "Request_ResourceNotFound":
-            raise  # not an unknown key (an unknown application is a failure to report)
-        already = True  # an earlier send may have removed it: the read below decides
+    already = await _send_removal(ctx, args, key_id)
     left, reads = await ctx.poll(
         lambda: _passwords(ctx, args), lambda xs: all(p.get("keyId") != key_id for p in xs)
     )
@@ -104,3 +107,40 @@ async def remove_password(ctx: ToolContext, args: Mapping[str, Any]) -> ToolResu
         "reads": reads,
     }
     return ToolResult("success" if gone else "error", body)
+
+
+async def _send_removal(ctx: ToolContext, args: Mapping[str, Any], key_id: str) -> bool:
+    """Ask Graph to remove one password; True when it says there is no such key."""
+    try:
+        await ctx.client.post(_path(args, "/removePassword"), {"keyId": key_id}, idempotent=True)
+    except GraphError as err:
+        if err.status not in (400, 404) or err.code == "Request_ResourceNotFound":
+            raise  # not an unknown key (an unknown application is a failure to report)
+        return True  # an earlier send may have removed it: the read after decides
+    return False
+
+
+async def _remove_marked(ctx: ToolContext, args: Mapping[str, Any]) -> ToolResult:
+    """Remove every password of the application this job's marker names, then read until
+    none is left. Only a name that ends with the exact marker counts: a name the agent chose
+    cannot make another job's password, or one we did not create, look like this job's."""
+    marker = job_marker(str(args["job_id"]), ctx.deployment)
+
+    def ours(found: list[Doc]) -> list[str]:
+        named = [p for p in found if str(p.get("displayName") or "").endswith(marker)]
+        return [str(p.get("keyId")) for p in named if is_guid(p.get("keyId"))]
+
+    found = ours(await _passwords(ctx, args))
+    for key_id in found:
+        await _send_removal(ctx, args, key_id)
+    left, reads = await ctx.poll(lambda: _passwords(ctx, args), lambda xs: not ours(xs))
+    remaining = ours(left)
+    body = {
+        "application_id": args["application_id"],
+        "key_id": EVERY_MARKED_KEY,
+        "removed_key_ids": found,
+        "remaining_key_ids": remaining,
+        "removed": not remaining,
+        "reads": reads + 1,
+    }
+    return ToolResult("error" if remaining else "success", body)

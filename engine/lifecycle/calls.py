@@ -8,7 +8,15 @@ from typing import Any
 
 from engine import chain
 from engine.bundle import executor_stop_record
-from engine.containment import AGENT_CALL_LIMIT, derived_record
+from engine.containment import (
+    AGENT_CALL_LIMIT,
+    MAX_DERIVED_CREDENTIALS,
+    after_sweep,
+    credential_mark,
+    derived_record,
+    is_unrecorded_step,
+    settles_mark,
+)
 from engine.job import (
     ACTIVE,
     END_UNEXPECTED_TARGET,
@@ -68,9 +76,8 @@ def tool_call(job: Job, command: ToolCallRecorded, ctx: Ctx) -> Transition:
     derived = command.status == "success" and derived_record(
         command.receipt_id, command.tool_name, command.arguments, command.result
     )
-    if derived:  # a credential the window created: the end removes it (engine.containment)
-        changes["derived_rollback"] = (*job.derived_rollback, derived)
-    elif is_planned_write(job, command.tool_name, command.role):
+    changes |= _credentials(job, command, derived or None, ctx)
+    if not derived and is_planned_write(job, command.tool_name, command.role):
         changes["write_done"] = job.write_done or command.status == "success"
         # Only a write refused before it left us (bad arguments) is known not to have landed.
         changes["write_sent"] = job.write_sent or command.result.get("sent") is not False
@@ -87,14 +94,80 @@ def tool_call(job: Job, command: ToolCallRecorded, ctx: Ctx) -> Transition:
     )
 
 
-def write_sending(job: Job, _command: WriteSending, ctx: Ctx) -> Transition:
-    """Mark the job's write as in flight (no chain event: its receipt follows). Only an
-    active job may send it; a job that ended meanwhile sends nothing."""
+def write_sending(job: Job, command: WriteSending, ctx: Ctx) -> Transition:
+    """Mark a write as in flight (no chain event: its receipt follows): the planned write,
+    or a credential write (see :class:`WriteSending`). Only an active job may send it; a job
+    that ended meanwhile sends nothing. A credential write is refused past the job's limit,
+    counting those in doubt (durable, so calls through several replicas count too)."""
     if job.state != ACTIVE:
         raise refuse("NOT_ACTIVE", f"the job is {job.state}")
     ledger = Ledger(job, ctx.now)
-    ledger.job = job.but(write_in_flight=True)
+    if not command.tool or is_planned_write(job, command.tool, "write"):
+        ledger.job = job.but(write_in_flight=True)
+    else:
+        ledger.job = job.but(credentials_in_flight=_marked(job, command))
     return ledger.finish()
+
+
+def _marked(job: Job, command: WriteSending) -> tuple[Mapping[str, str], ...]:
+    """The job's credential writes in doubt, with this one (once: a repeat changes nothing)."""
+    mark = credential_mark(command.receipt_id, command.tool, command.arguments)
+    if mark is None:
+        raise refuse("NOT_A_CREDENTIAL_WRITE", f"{command.tool[:80]} with no receipt id")
+    marks = job.credentials_in_flight
+    if any(m.get("receipt_id") == command.receipt_id for m in marks):
+        return marks
+    if len(job.derived_rollback) + len(marks) >= MAX_DERIVED_CREDENTIALS:
+        raise refuse("CREDENTIAL_LIMIT", f"at most {MAX_DERIVED_CREDENTIALS} credentials per job")
+    return (*marks, mark)
+
+
+def _credentials(
+    job: Job, command: ToolCallRecorded, derived: Mapping[str, Any] | None, ctx: Ctx
+) -> dict[str, Any]:
+    """What a receipt changes of the job's credentials: a credential the window created
+    derives its removal (``engine.containment``); a credential write's own receipt, or the
+    rollback's removal of every password the job marked, may settle writes in doubt."""
+    changes: dict[str, Any] = {}
+    if derived is not None:
+        changes["derived_rollback"] = (*job.derived_rollback, derived)
+    marks = job.credentials_in_flight
+    if _settles(job, command, derived is not None):  # what became of the write is known
+        kept = (mark for mark in marks if mark.get("receipt_id") != command.receipt_id)
+        changes["credentials_in_flight"] = tuple(kept)
+    elif _swept(job, command):  # what the writes in doubt may have created is removed
+        settled = _replication_settled(job, command, ctx)
+        args, result = command.arguments, command.result
+        swept = after_sweep(marks, job.derived_rollback, args, result, settled)
+        changes["credentials_in_flight"] = swept
+    return changes
+
+
+def _swept(job: Job, command: ToolCallRecorded) -> bool:
+    """Is this the rollback's successful removal of every password the job marked on an
+    application (``engine.containment.unrecorded_steps``), with writes in doubt left?"""
+    return (
+        bool(job.credentials_in_flight)
+        and command.role == "rollback"
+        and command.status == "success"
+        and is_unrecorded_step(command.tool_name, command.arguments)
+    )
+
+
+def _replication_settled(job: Job, command: ToolCallRecorded, ctx: Ctx) -> bool:
+    """Did the call begin at least the settle time after the window's end (ADR 0013)? Every
+    write of the job was sent before that end, so a read then would show what landed."""
+    if job.ended_at is None:
+        return False
+    began = command.started_at or ctx.now
+    return began >= parse_iso(job.ended_at) + ctx.rules.replication_settle
+
+
+def _settles(job: Job, command: ToolCallRecorded, derived: bool) -> bool:
+    """Is this the receipt of a credential write in doubt, and does it say what became of
+    it (``engine.containment.settles_mark``)?"""
+    marked = any(m.get("receipt_id") == command.receipt_id for m in job.credentials_in_flight)
+    return marked and settles_mark(command.status, command.result, derived)
 
 
 def _token_with_scope(job: Job, scope_hash: str | None) -> Token | None:

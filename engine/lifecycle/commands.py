@@ -156,9 +156,19 @@ class Tick:
 
 @dataclass(frozen=True)
 class WriteSending:
-    """The planned write is about to leave the gateway: from now on it may have landed.
-    Recorded before it is sent, so a crash between sending and receipting it cannot leave a
-    job that looks as if it never wrote (its rollback would then trust one read)."""
+    """A write is about to leave the gateway. Recorded before it is sent, so a crash (or a
+    store that refuses its receipt) between sending and receipting it cannot leave a job
+    that does not know what it may have written.
+
+    Without ``tool`` (or naming the planned write's): the planned write may have landed from
+    now on (its rollback will not trust one read). Naming a credential write
+    (``engine.containment.CREDENTIAL_WRITES``), with the ``receipt_id`` its receipt will
+    carry and its ``arguments``: a credential no derived step removes may exist from now on,
+    until that receipt settles it; this says nothing of the planned write."""
+
+    tool: str = ""
+    receipt_id: str = ""
+    arguments: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

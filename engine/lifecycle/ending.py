@@ -10,6 +10,7 @@ from typing import Any
 
 from engine import chain
 from engine.bundle import terminal_record
+from engine.containment import unrecorded_left
 from engine.cst import TokenKind
 from engine.job import (
     ACTIVE,
@@ -172,8 +173,12 @@ def rollback_finished(job: Job, command: RollbackFinished, ctx: Ctx) -> Transiti
     for token in job.tokens:
         if token.revoked_at is None:
             revoke(ledger, token, "rollback_finished", ctx)
-    rolled_back = command.verified and not command.still_privileged
-    still = tuple(command.still_privileged) or (() if rolled_back else (describe_grant(job),))
+    # A credential write still in doubt is named whatever the rollback reported: nothing
+    # removes what no receipt recorded, so such a job never ends as if nothing were left.
+    named = tuple(command.still_privileged)
+    named += tuple(d for d in unrecorded_left(job.credentials_in_flight) if d not in named)
+    rolled_back = command.verified and not named
+    still = named or (() if rolled_back else (describe_grant(job),))
     # Verification is part of the policy: a write never read back is a failed job (§5).
     verified = rolled_back and (not job.write_done or job.verified_after_write is True)
     ledger.job = ledger.job.but(

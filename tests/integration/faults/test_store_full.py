@@ -58,10 +58,6 @@ CONTAINMENT_CUT = (
     "one receipt that cannot be written ends the runner (bot/rollback.py:94): the read and "
     "the end's containment (session revocation) wait for the disk, however long"
 )
-TRACEBACKS = (
-    "every retry's failed tool task logs a traceback (bot/tasks.py:33) besides the runner's "
-    "own (bot/rollback.py:107): the one-traceback-per-job-and-error rule is lost"
-)
 KILL_NOT_STOPPING = (
     "Kill is a store write (bot/service.py:239); halting the agent and revoking its token "
     "are effects after that commit, so while it is refused the agent's token still passes "
@@ -303,7 +299,6 @@ async def test_a_rollback_whose_receipts_are_refused_still_contains_the_window(
     assert CONTAIN[template] in full.tools.sent, "sessions won in the window still valid"
 
 
-@xfail(TRACEBACKS)
 @pytest.mark.parametrize("template", TEMPLATES)
 async def test_a_store_outage_during_a_rollback_logs_at_most_one_traceback(
     full: FullEnv, template: str, caplog: pytest.LogCaptureFixture
