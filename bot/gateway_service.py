@@ -150,7 +150,10 @@ class ToolGateway:
         command = recorded_call(
             call, receipt_id=receipt_id, latency_ms=0, refusal=refusal, token=token
         )
-        unchained = await self._record(job_id, command)
+        try:
+            unchained = await self._record(job_id, command)
+        except StoreError:  # refused all the same (a full disk must not let a call through)
+            unchained = "the store refuses writes"
         log.info(
             "refused %s on %s: %s%s",
             call.tool_name[:80],

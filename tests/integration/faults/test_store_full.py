@@ -58,17 +58,6 @@ CONTAINMENT_CUT = (
     "one receipt that cannot be written ends the runner (bot/rollback.py:94): the read and "
     "the end's containment (session revocation) wait for the disk, however long"
 )
-KILL_NOT_STOPPING = (
-    "Kill is a store write (bot/service.py:239); halting the agent and revoking its token "
-    "are effects after that commit, so while it is refused the agent's token still passes "
-    "the gateway and its calls reach the tenant"
-)
-CREDENTIAL_UNRECORDED = (
-    "only the planned write is marked in flight first (bot/gateway_service.py:98): a "
-    "credential write is sent while the store refuses, its receipt (which derives its "
-    "removal) is lost, and the job later ends closed with nothing named while the "
-    "password stays on the application"
-)
 
 
 class Precondition(Exception):
@@ -324,7 +313,6 @@ async def kill_refused(full: FullEnv) -> None:
         await s.command(JOB, Kill(s.actor("console:erin")))
 
 
-@xfail(KILL_NOT_STOPPING)
 async def test_a_kill_the_store_refuses_still_stops_the_agent(full: FullEnv) -> None:
     await kill_refused(full)
     s = full.service
