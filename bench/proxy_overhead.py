@@ -29,7 +29,8 @@ from aiohttp import web
 from adapters.store import SqlStore, sqlite_url
 from bench.fixtures import CommitFloor
 from bot.loopback import Served, serve
-from bot.model_proxy import CST_HEADER, ModelProxy, ProxyConfig, UpstreamConfig, add_proxy_routes
+from bot.model_proxy import CST_HEADER, ModelProxy, add_proxy_routes
+from bot.proxy_config import ProxyConfig, UpstreamConfig
 from bot.scripted_model import SCRIPTED_MODEL_ID, SCRIPTED_PROVIDER, ScriptedModel
 from bot.service import JobService
 from engine.cst import TokenKind

@@ -26,8 +26,9 @@ from bot.executor import RunbookExecutor
 from bot.gateway_service import ToolGateway
 from bot.keys import init_keys, load_keys
 from bot.lifecycle_log import LoggingPacedChat
-from bot.model_proxy import ModelProxy, ProxyConfig, UpstreamConfig
+from bot.model_proxy import ModelProxy
 from bot.openclaw_executor import OpenClawConfig, OpenClawExecutor
+from bot.proxy_config import ProxyConfig, UpstreamConfig
 from bot.scripted_model import SCRIPTED_MODEL_ID, SCRIPTED_PROVIDER, ScriptedModel
 from bot.service import JobService
 from bot.shared_keys import check_shared_keys

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from bot.scripted_model import INJECTED_PRINCIPAL
+from bot.scripted_turns import INJECTED_PRINCIPAL
 
 
 def pressed(who: str, verb: str, out: Mapping[str, Any]) -> str:

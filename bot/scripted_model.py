@@ -22,6 +22,10 @@ ends, ``data:`` without a space, multi-line data, an error event mid-stream, no
 
 Usable in-process (it is a ``ModelUpstream``) and over HTTP (:meth:`ScriptedModel.app`).
 It records what it received, so tests can check what reached the upstream.
+
+This module answers a call (the script's turn as OpenAI's completion or stream). The script
+and ``INJECTED_PRINCIPAL`` are in :mod:`bot.scripted_turns`, ``Canned`` and the refusals in
+:mod:`bot.scripted_refusals`, ``Gate`` and ``StreamShape`` in :mod:`bot.scripted_controls`.
 """
 
 from __future__ import annotations
@@ -29,16 +33,23 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import aclosing, asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
 from adapters.llm import UpstreamReply
 from adapters.llm.sse import DONE
-from bot.agent_prompt import find_plan
+from bot.scripted_controls import Gate, StreamShape
+from bot.scripted_refusals import (
+    Canned,
+    context_length_exceeded,
+    invalid_api_key,
+    openai_error,
+)
+from bot.scripted_turns import Turn, next_turn
 from engine.encoding import sha256_b64u
 from engine.errors import ModelError
 
@@ -46,236 +57,14 @@ log = logging.getLogger("breakglass.scripted_model")
 SCRIPTED_MODEL_ID = "breakglass-scripted-sim"
 SCRIPTED_PROVIDER = "breakglass-sim"
 FINGERPRINT = "simulated:breakglass-scripted-sim"
-INJECTED_PRINCIPAL = "u-mallory-injected"
 CHUNK_CHARS = 24  # tool arguments and text are streamed in pieces this long
 CONTEXT_TOKENS = 128_000  # the simulated context window (prompt tokens, estimated)
-QUOTED_START, QUOTED_END = 8, 4  # what OpenAI's 401 shows of a key it refused
-
-
-@dataclass(frozen=True)
-class Canned:
-    """An answer given as it is (status, body, content type, headers): a documented refusal
-    or any other shape a test needs from an upstream."""
-
-    status: int
-    body: bytes
-    content_type: str = "application/json"
-    headers: Mapping[str, str] = field(default_factory=dict)
-
-
-def openai_error(
-    status: int,
-    message: str,
-    kind: str,
-    code: str | None = None,
-    param: str | None = None,
-    headers: Mapping[str, str] | None = None,
-) -> Canned:
-    """An error answer as OpenAI sends one: ``{"error": {message, type, param, code}}``."""
-    error = {"message": message, "type": kind, "param": param, "code": code}
-    return Canned(status, json.dumps({"error": error}).encode(), headers=dict(headers or {}))
-
-
-def rate_limited(retry_after_seconds: int = 1, retry_after_ms: int | None = None) -> Canned:
-    """429 ``rate_limit_exceeded`` with ``Retry-After`` (seconds), optionally
-    ``retry-after-ms``, and the ``x-ratelimit-*`` headers."""
-    headers = {
-        "Retry-After": str(retry_after_seconds),
-        "x-ratelimit-limit-requests": "60",
-        "x-ratelimit-remaining-requests": "0",
-        "x-ratelimit-reset-requests": f"{retry_after_seconds}s",
-        "x-request-id": "req_sim_rate_limited",
-    }
-    if retry_after_ms is not None:
-        headers["retry-after-ms"] = str(retry_after_ms)
-    message = f"Rate limit reached for requests. Please try again in {retry_after_seconds}s."
-    return openai_error(429, message, "requests", "rate_limit_exceeded", headers=headers)
-
-
-def context_length_exceeded(limit: int, tokens: int) -> Canned:
-    message = (
-        f"This model's maximum context length is {limit} tokens. However, your messages "
-        f"resulted in {tokens} tokens. Please reduce the length of the messages."
-    )
-    return openai_error(
-        400, message, "invalid_request_error", "context_length_exceeded", "messages"
-    )
-
-
-def invalid_api_key(presented: str = "") -> Canned:
-    """401 ``invalid_api_key``. Given the key presented, the message quotes it as OpenAI's
-    does: its first eight and last four characters with a ``*`` for each one between (a key
-    of twelve characters or fewer, whole)."""
-    quoted = f": {masked_key(presented)}" if presented else ""
-    message = (
-        f"Incorrect API key provided{quoted}. You can find your API key at "
-        "https://platform.openai.com/account/api-keys."
-    )
-    return openai_error(401, message, "invalid_request_error", "invalid_api_key")
-
-
-def masked_key(key: str) -> str:
-    """A key as OpenAI's 401 quotes it (``sk-abcde*****...wxyz``)."""
-    if len(key) <= QUOTED_START + QUOTED_END:
-        return key
-    hidden = len(key) - QUOTED_START - QUOTED_END
-    return key[:QUOTED_START] + "*" * hidden + key[-QUOTED_END:]
-
-
-def server_error() -> Canned:
-    message = "The server had an error while processing your request. Sorry about that!"
-    return openai_error(500, message, "server_error")
-
-
-def overloaded(retry_after_seconds: int = 2) -> Canned:
-    message = "The engine is currently overloaded, please try again later."
-    headers = {"Retry-After": str(retry_after_seconds)}
-    return openai_error(503, message, "server_error", headers=headers)
-
-
-@dataclass(frozen=True)
-class StreamShape:
-    """How the scripted model frames a stream. Every shape is valid Server-Sent Events
-    (WHATWG HTML, "Parsing an event stream") as OpenAI-compatible upstreams send them; the
-    default is OpenAI's own framing."""
-
-    newline: str = "\n"  # "\r\n" and "\r" end lines as well
-    space: bool = True  # "data: {...}"; False: "data:{...}"
-    multiline: bool = False  # each event's JSON indented, one data line per line
-    keepalive: str = ""  # a comment sent before each event ("OPENROUTER PROCESSING")
-    error: Mapping[str, Any] | None = None  # after the first delta: {"error": ...}, then the end
-    error_event: bool = False  # the error event named "error" (event: error)
-    done: bool = True  # the stream ends with data: [DONE]
-    last_blank_line: bool = True  # the last event ends with its blank line
-    break_after: int | None = None  # the connection drops after this many chunks
-    break_mid_event: bool = False  # ... and half of the next one (a line cut off)
-
-    def __post_init__(self) -> None:
-        if self.newline not in ("\n", "\r\n", "\r"):
-            raise ValueError("an SSE line ends in LF, CRLF or CR")
-
-    def event(self, data: str, name: str = "") -> str:
-        field_sep = ": " if self.space else ":"
-        lines = [f"event{field_sep}{name}"] if name else []
-        lines += [f"data{field_sep}{line}" for line in data.split("\n")]
-        return "".join(line + self.newline for line in lines)
-
-    def frame(self, events: Sequence[tuple[str, str]]) -> list[bytes]:
-        """``(event name, data)`` pairs as the stream's chunks, one event each."""
-        chunks = []
-        for index, (name, data) in enumerate(events):
-            last = index == len(events) - 1
-            text = f": {self.keepalive}{self.newline * 2}" if self.keepalive else ""
-            text += self.event(data, name)
-            if not last or self.last_blank_line:
-                text += self.newline
-            chunks.append(text.encode())
-        return chunks
-
-    def json(self, value: Any) -> str:
-        if self.multiline:
-            return json.dumps(value, indent=1, ensure_ascii=False)
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
-class Gate:
-    """Holds each call the scripted model receives until the test lets it go, so a test
-    can keep calls in flight for as long as it needs (no timing involved)."""
-
-    def __init__(self) -> None:
-        self.held: list[asyncio.Event] = []  # the calls waiting, in order of arrival
-        self.opened = False  # calls arriving now pass at once
-        self._arrived = asyncio.Condition()
-
-    async def wait(self) -> None:
-        if self.opened:
-            return
-        go = asyncio.Event()
-        async with self._arrived:
-            self.held.append(go)
-            self._arrived.notify_all()
-        try:
-            await go.wait()
-        finally:  # a call cut while held (its caller hung up) is no longer held
-            if go in self.held:
-                self.held.remove(go)
-
-    async def holding(self, count: int) -> None:
-        """Returns once ``count`` calls are held."""
-        async with self._arrived:
-            await self._arrived.wait_for(lambda: len(self.held) >= count)
-
-    def release(self, count: int = 1) -> None:
-        """Lets the first ``count`` held calls go."""
-        for go in self.held[:count]:
-            go.set()
-        del self.held[:count]
-
-    def open(self) -> None:
-        """Lets every held call go, and every later one pass."""
-        self.opened = True
-        self.release(len(self.held))
 
 
 @dataclass(frozen=True)
 class Received:
     body: bytes
     authorization: str | None  # None in-process; "" over HTTP without the header
-
-
-@dataclass(frozen=True)
-class Turn:
-    """The script's next answer: a text, or one tool call (name and JSON arguments)."""
-
-    text: str = ""
-    call_id: str = ""
-    tool: str = ""
-    arguments: str = ""
-
-    @property
-    def is_call(self) -> bool:
-        return bool(self.tool)
-
-
-def _text(message: Mapping[str, Any]) -> str:
-    content = message.get("content")
-    if isinstance(content, list):  # OpenAI content parts
-        return "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
-    return content if isinstance(content, str) else ""
-
-
-def _script(messages: Sequence[Mapping[str, Any]], injected: bool) -> list[dict[str, Any]]:
-    users = [_text(m) for m in messages if m.get("role") == "user"]
-    steps = next((p for p in map(find_plan, reversed(users)) if p is not None), [])
-    if injected and steps:
-        rogue = dict(steps[0]["arguments"])
-        for target in ("principal_id", "group_id", "tenant_id"):
-            if target in rogue:
-                rogue[target] = INJECTED_PRINCIPAL
-                break
-        steps = [steps[0], {"tool": steps[0]["tool"], "arguments": rogue}, *steps[1:]]
-    return steps
-
-
-def next_turn(request: Mapping[str, Any], injected: bool = False) -> Turn:
-    """What the script says next, from the plan block, the tools offered and the history."""
-    messages = [m for m in request.get("messages", []) if isinstance(m, dict)]
-    offered = {
-        t.get("function", {}).get("name") for t in request.get("tools") or [] if isinstance(t, dict)
-    }
-    steps = _script(messages, injected)
-    done = sum(1 for m in messages if m.get("role") == "assistant" and m.get("tool_calls"))
-    if not steps:
-        return Turn(text="Simulated model: the objective has no breakglass-plan block.")
-    if done < len(steps):
-        step = steps[done]
-        if step["tool"] not in offered:
-            return Turn(text=f"Simulated model: {step['tool']} is not offered; stopping.")
-        arguments = json.dumps(step["arguments"], sort_keys=True, separators=(",", ":"))
-        return Turn(call_id=f"call_sim_{done}", tool=step["tool"], arguments=arguments)
-    results = [_text(m) for m in messages if m.get("role") == "tool"]
-    refused = sum(1 for r in results if r.startswith("refused:"))
-    return Turn(text=f"Simulated model: plan done; {len(results)} tool results, {refused} refused.")
 
 
 class ScriptedModel:

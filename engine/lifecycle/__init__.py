@@ -8,9 +8,9 @@ that did not happen and nothing happens unwitnessed. A refused command raises
 CommandRefused and changes nothing but the job's refusal log (see :func:`refusal_note`).
 
 The package holds the commands and effects (``commands``), the chain ledger (``ledger``),
-the transitions (``approvals``, ``ending``, ``calls``) and the router (``machine``)."""
+the transitions (``proposals``, ``approvals``, ``ending``, ``calls``) and the router
+(``machine``)."""
 
-from engine.lifecycle.approvals import may_approve, start
 from engine.lifecycle.commands import (
     ANNOUNCE,
     ASK_APPROVERS,
@@ -53,6 +53,7 @@ from engine.lifecycle.commands import (
     refusal_note,
 )
 from engine.lifecycle.machine import apply
+from engine.lifecycle.proposals import may_approve, start
 
 __all__ = [
     "ANNOUNCE",

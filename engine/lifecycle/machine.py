@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from engine.job import Job
-from engine.lifecycle.approvals import approve, deny, extend, step_up_failed, withdraw
+from engine.lifecycle.approvals import approve, deny, step_up_failed, withdraw
 from engine.lifecycle.calls import executor_stopped, model_call, tool_call, write_sending
 from engine.lifecycle.commands import (
     Approve,
@@ -39,6 +39,7 @@ from engine.lifecycle.ending import (
     rollback_finished,
     tick,
 )
+from engine.lifecycle.proposals import extend
 
 Handler = Callable[[Job, Any, Ctx], Transition]
 

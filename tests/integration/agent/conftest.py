@@ -15,7 +15,8 @@ from adapters.store import SqlStore
 from bot.agent_executor import AgentConfig, AgentExecutor
 from bot.gateway_service import ToolGateway
 from bot.loopback import Served, serve
-from bot.model_proxy import ModelProxy, ProxyConfig, UpstreamConfig, add_proxy_routes
+from bot.model_proxy import ModelProxy, add_proxy_routes
+from bot.proxy_config import ProxyConfig, UpstreamConfig
 from bot.scripted_model import SCRIPTED_MODEL_ID, SCRIPTED_PROVIDER, ScriptedModel
 from bot.service import JobService
 from engine.cst import TokenKind

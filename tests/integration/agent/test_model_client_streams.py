@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from bot.model_client import ModelReply, ProxyClient
-from bot.scripted_model import SCRIPTED_MODEL_ID, StreamShape
+from bot.scripted_controls import StreamShape
+from bot.scripted_model import SCRIPTED_MODEL_ID
 from engine import catalog
 from engine.errors import ModelError
 from engine.job import CLOSED

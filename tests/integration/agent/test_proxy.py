@@ -15,7 +15,8 @@ import pytest
 from aiohttp import web
 
 from bot.loopback import serve
-from bot.model_proxy import CST_HEADER, RECEIPT_HEADER, UpstreamConfig, fal_openrouter
+from bot.model_proxy import CST_HEADER, RECEIPT_HEADER
+from bot.proxy_config import UpstreamConfig, fal_openrouter
 from bot.redaction import placeholder, secret_hash
 from bot.scripted_model import SCRIPTED_MODEL_ID, SCRIPTED_PROVIDER, ScriptedModel
 from engine.cst import TokenKind

@@ -18,7 +18,8 @@ import pytest
 from aiohttp import web
 
 from bot.loopback import serve
-from bot.model_proxy import CST_HEADER, UpstreamConfig
+from bot.model_proxy import CST_HEADER
+from bot.proxy_config import UpstreamConfig
 from bot.scripted_model import SCRIPTED_PROVIDER
 from engine.cst import TokenKind
 from engine.errors import InvalidToken

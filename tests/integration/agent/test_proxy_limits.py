@@ -14,8 +14,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot.model_proxy import CST_HEADER, RECEIPT_HEADER, ProxyConfig
-from bot.scripted_model import Gate
+from bot.model_proxy import CST_HEADER, RECEIPT_HEADER
+from bot.proxy_config import ProxyConfig
+from bot.scripted_controls import Gate
 from engine.cst import TokenKind
 from engine.errors import ConfigError
 from tests.integration.agent.conftest import AgentEnv, MakeEnv, approve

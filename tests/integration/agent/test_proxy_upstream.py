@@ -21,11 +21,12 @@ from aiohttp import web
 from adapters.llm.sse import events
 from bot.loopback import serve
 from bot.model_client import ProxyClient
-from bot.model_proxy import CST_HEADER, RECEIPT_HEADER, UpstreamConfig
-from bot.scripted_model import (
-    SCRIPTED_PROVIDER,
+from bot.model_proxy import CST_HEADER, RECEIPT_HEADER
+from bot.proxy_config import UpstreamConfig
+from bot.scripted_controls import StreamShape
+from bot.scripted_model import SCRIPTED_PROVIDER
+from bot.scripted_refusals import (
     Canned,
-    StreamShape,
     context_length_exceeded,
     invalid_api_key,
     overloaded,

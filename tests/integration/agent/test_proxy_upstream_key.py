@@ -15,15 +15,10 @@ import pytest
 
 from adapters.llm.withhold import CREDENTIALS_REFUSED
 from bot.loopback import serve
-from bot.model_proxy import CST_HEADER, UpstreamConfig
-from bot.scripted_model import (
-    SCRIPTED_PROVIDER,
-    Canned,
-    ScriptedModel,
-    invalid_api_key,
-    masked_key,
-    openai_error,
-)
+from bot.model_proxy import CST_HEADER
+from bot.proxy_config import UpstreamConfig
+from bot.scripted_model import SCRIPTED_PROVIDER, ScriptedModel
+from bot.scripted_refusals import Canned, invalid_api_key, masked_key, openai_error
 from engine.lifecycle import Kill
 from tests.integration.agent.conftest import AgentEnv, MakeEnv, approve
 from tests.integration.agent.receipts import model_receipts
@@ -52,11 +47,17 @@ async def upstream() -> AsyncIterator[ScriptedModel]:
     await site.close()
 
 
-async def keyed_env(make_env: MakeEnv, upstream: ScriptedModel, **options: Any) -> AgentEnv:
+async def approved_env(
+    make_env: MakeEnv, upstream: ScriptedModel, caplog: pytest.LogCaptureFixture, **options: Any
+) -> AgentEnv:
+    """Every logger at DEBUG; the proxy presents our key to ``upstream``; the job approved."""
+    caplog.set_level(logging.DEBUG)
     url = upstream.url  # type: ignore[attr-defined]
-    return await make_env(
+    env = await make_env(
         proxy={"upstream": UpstreamConfig(SCRIPTED_PROVIDER, url, api_key=KEY)}, **options
     )
+    await approve(env)
+    return env
 
 
 async def call(
@@ -87,9 +88,7 @@ async def test_the_upstreams_401_quoting_our_key_reaches_the_agent_without_it(
     caplog: pytest.LogCaptureFixture,
     stream: bool,
 ) -> None:
-    caplog.set_level(logging.DEBUG)
-    env = await keyed_env(make_env, upstream, agent=False)
-    await approve(env)
+    env = await approved_env(make_env, upstream, caplog, agent=False)
     status, body = await call(http, env, chat(stream=stream))
     assert upstream.received[-1].authorization == f"Bearer {KEY}"  # it got our key ...
     assert shown(invalid_api_key(KEY).body) == PARTS[1:]  # ... and quotes its ends, so:
@@ -126,9 +125,7 @@ async def test_any_error_answer_loses_our_key_and_its_ends_but_keeps_its_status(
     caplog: pytest.LogCaptureFixture,
     answer: Canned,
 ) -> None:
-    caplog.set_level(logging.DEBUG)
-    env = await keyed_env(make_env, upstream, agent=False)
-    await approve(env)
+    env = await approved_env(make_env, upstream, caplog, agent=False)
     upstream.canned.append(answer)
     status, body = await call(http, env, chat())
     assert status == answer.status
@@ -154,9 +151,7 @@ async def test_the_agent_refused_by_the_upstream_learns_nothing_of_the_key(
 ) -> None:
     """The whole job: the agent's call is refused upstream, the agent stops (it logs the
     answer's status and code), the job is killed and rolled back; nothing shows the key."""
-    caplog.set_level(logging.DEBUG)
-    env = await keyed_env(make_env, upstream)
-    await approve(env)
+    env = await approved_env(make_env, upstream, caplog)
     await env.settle()
     assert "the proxy answered 401 invalid_api_key" in caplog.text  # the agent's own log
     assert (await env.service.command("job-a1", Kill(env.service.actor("console:dave")))).ok

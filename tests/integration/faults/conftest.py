@@ -15,18 +15,19 @@ import pytest
 
 from adapters.graph import GraphTools
 from adapters.graph.simulated import ManualClock, SimulatedTenant
-from adapters.store import SqlStore, sqlite_url
+from adapters.store import SqlStore
 from bot.app import SIMULATED_SEED, default_directory, seed_people
 from bot.executor import RunbookExecutor
 from bot.gateway_service import ToolGateway
 from bot.service import JobService
 from bot.timers import Faults
 from engine.access import access_from_config
+from engine.job import RESOLVED, Job
 from engine.lifecycle import Approve, Request, Rules
 from engine.tools import ToolResult
 from tests.integration.faults.disk import FullDisk, PostgresDisk, SqliteDisk
 from tests.integration.graph.conftest import config_for
-from tests.integration.store.conftest import pg_reachable, pg_url
+from tests.integration.store.conftest import BACKENDS, pg_reachable, pg_url, url_of
 from tests.support.engine_sim import fixed_keys
 from tests.support.fakes import RecordingChat
 
@@ -39,6 +40,7 @@ GROUP = SIMULATED_SEED["groups"][0]["id"]
 POLICY = SIMULATED_SEED["conditionalAccessPolicies"][0]["id"]
 APP = "4f6c1c1e-7a51-5c57-9d43-2b2cf0d8a9e1"  # "Payroll sync" in the seed
 JOB = "job-full"
+TICK_SECONDS = 30.0  # the service ticks often; every 30 s of the clock is plenty here
 TARGETS: dict[str, dict[str, str]] = {
     "entra-role": {"principal_id": PEOPLE["dave"], "role_definition_id": ROLE},
     "ca-exclusion": {"policy_id": POLICY, "group_id": GROUP},
@@ -119,13 +121,9 @@ def advancing(clock: ManualClock) -> Callable[[float], Awaitable[None]]:
     return sleep
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=BACKENDS)
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return sqlite_url(tmp_path)
-    value = request.getfixturevalue("pg_url")
-    assert isinstance(value, str)
-    return value
+    return url_of(request, tmp_path)
 
 
 @pytest.fixture
@@ -182,3 +180,19 @@ async def active_job(env: FullEnv, template: str) -> None:
         approval = Approve(s.actor(f"console:{who}"), out.result["plan_hash"])
         assert (await s.command(JOB, approval)).ok
     await env.settle()
+
+
+async def until_ended(env: FullEnv, rounds: int = 60) -> Job:
+    """Tick until the job has ended (bounded: a job stuck for ever fails here)."""
+    for _ in range(rounds):
+        await env.tick()
+        job = await env.service.load(JOB)
+        if job.state in RESOLVED:
+            return job
+        env.clock.advance(TICK_SECONDS)
+    raise AssertionError(f"job still {job.state} after {rounds} ticks")
+
+
+def passwords(env: FullEnv) -> list[dict[str, Any]]:
+    """The passwords the tenant holds for the application (``APP``)."""
+    return list(env.sim.directory.applications[APP].get("passwordCredentials", []))

@@ -35,7 +35,9 @@ from tests.integration.faults.conftest import (
     FullEnv,
     Tripwire,
     active_job,
+    passwords,
     rotating_rules,
+    until_ended,
 )
 from tests.support.engine_sim import trust_for
 
@@ -43,7 +45,6 @@ ADD = catalog.ADD_APP_PASSWORD
 REMOVE = catalog.REMOVE_APP_PASSWORD
 ARGS = {"tenant_id": TENANT, "application_id": APP, "job_id": JOB}
 SWEEP = {**ARGS, "key_id": EVERY_MARKED_KEY}  # the removal of every password the job marked
-TICK_SECONDS = 30.0
 POSTGRES_ONLY = pytest.mark.parametrize(
     "store_url",
     # SQLite: the in-flight mark is a small change of the job document, and the pages the
@@ -53,10 +54,6 @@ POSTGRES_ONLY = pytest.mark.parametrize(
 )
 
 
-def passwords(env: FullEnv) -> list[dict[str, Any]]:
-    return list(env.sim.directory.applications[APP].get("passwordCredentials", []))
-
-
 async def rotating_job(env: FullEnv) -> str:
     """An active role job whose agent may add application passwords; its agent token."""
     env.service.rules = rotating_rules()
@@ -64,19 +61,13 @@ async def rotating_job(env: FullEnv) -> str:
     return env.service.token_for(await env.service.load(JOB), TokenKind.AGENT)
 
 
-async def until_ended(env: FullEnv, rounds: int = 60) -> Job:
+async def ended_after_the_window(env: FullEnv) -> Job:
     """The window's end, then tick until the job has ended (bounded)."""
     end = (await env.service.load(JOB)).window_end_at()
     assert end is not None
     if env.clock.now() < end:
         env.clock.advance(end - env.clock.now())
-    for _ in range(rounds):
-        await env.tick()
-        job = await env.service.load(JOB)
-        if job.state in RESOLVED:
-            return job
-        env.clock.advance(TICK_SECONDS)
-    raise AssertionError(f"job still {job.state} after {rounds} ticks")
+    return await until_ended(env)
 
 
 async def receipts(env: FullEnv) -> list[Mapping[str, Any]]:
@@ -142,7 +133,7 @@ async def test_a_credential_write_whose_in_flight_mark_is_refused_is_not_sent(
     assert logged(caplog, logging.ERROR, JOB, ADD, "not sent")
 
     await full.disk.free()
-    job = await until_ended(full)
+    job = await ended_after_the_window(full)
     assert (job.state, job.still_privileged) == (CLOSED, ())
     await assert_valid_bundle(full, job)
 
@@ -174,7 +165,7 @@ async def test_a_credential_sent_whose_receipt_is_refused_is_removed_at_the_end(
     assert not [r for r in caplog.records if "secret" in r.getMessage().lower()]
 
     await full.disk.free()
-    job = await until_ended(full)
+    job = await ended_after_the_window(full)
 
     assert (job.state, job.still_privileged) == (CLOSED, ())
     assert passwords(full) == [], "a password the window created outlived the job"
@@ -210,7 +201,7 @@ async def test_a_credential_the_process_died_sending_is_removed_once_replication
     await crash_after_sending(full, lag_seconds=150.0)  # within the settle time (180 s)
     assert len(passwords(full)) == 1  # the primary has it; reads show it 140 s after the end
 
-    job = await until_ended(full)
+    job = await ended_after_the_window(full)
 
     assert (job.state, job.still_privileged) == (CLOSED, ())
     full.sim.set_replication_lag()
@@ -229,7 +220,7 @@ async def test_a_credential_in_doubt_the_tenant_will_not_remove_ends_the_job_fai
     key_id = await crash_after_sending(full)
     full.sim.add_fault(Fault("unavailable", "POST", "removePassword", times=10**6))
 
-    job = await until_ended(full)
+    job = await ended_after_the_window(full)
 
     assert job.state == FAILED
     [named] = [line for line in job.still_privileged if APP in line]

@@ -23,7 +23,7 @@ import pytest
 from engine import catalog, chain
 from engine.cst import TokenKind
 from engine.errors import StoreError, describe
-from engine.job import CLOSED, END_KILL, KILLED, RESOLVED, Job, describe_grant
+from engine.job import CLOSED, END_KILL, KILLED, describe_grant
 from engine.lifecycle import Kill
 from engine.receipts import TOOL_RECEIPT
 from engine.timeutil import parse_iso
@@ -36,16 +36,18 @@ from tests.integration.faults.conftest import (
     POLICY,
     ROLE,
     TENANT,
+    TICK_SECONDS,
     FullEnv,
     active_job,
+    passwords,
     rotating_rules,
+    until_ended,
 )
 from tests.support.engine_sim import trust_for
 
 TEMPLATES = ["entra-role", "ca-exclusion"]
 REMOVAL = {"entra-role": catalog.REMOVE_ROLE, "ca-exclusion": catalog.RESTORE_CA}
 CONTAIN = {"entra-role": catalog.REVOKE_SESSIONS, "ca-exclusion": catalog.REVOKE_GROUP_SESSIONS}
-TICK_SECONDS = 30.0  # the service ticks often; every 30 s of the clock is plenty here
 OUTAGE = timedelta(minutes=20)  # longer than the rollback budget (8) and its token (10)
 ON_TIME = timedelta(minutes=2)  # "at the window's end", with room for retries
 
@@ -96,17 +98,6 @@ async def ticks(env: FullEnv, span: timedelta) -> None:
     for _ in range(rounds):
         await env.tick()
         env.clock.advance(TICK_SECONDS)
-
-
-async def until_ended(env: FullEnv, rounds: int = 60) -> Job:
-    """Tick until the job has ended (bounded: a job stuck for ever fails here)."""
-    for _ in range(rounds):
-        await env.tick()
-        job = await env.service.load(JOB)
-        if job.state in RESOLVED:
-            return job
-        env.clock.advance(TICK_SECONDS)
-    raise AssertionError(f"job still {job.state} after {rounds} ticks")
 
 
 async def tool_receipts(env: FullEnv, after: int = 0) -> list[tuple[str, str]]:
@@ -364,10 +355,6 @@ async def test_a_kill_the_store_refuses_leaves_no_half_written_record(full: Full
 
 
 # ------------------------------------------------------------- what the agent does
-
-
-def passwords(full: FullEnv) -> list[dict[str, Any]]:
-    return list(full.sim.directory.applications[APP].get("passwordCredentials", []))
 
 
 async def test_a_credential_the_store_cannot_record_is_never_left_behind(

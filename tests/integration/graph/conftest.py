@@ -6,6 +6,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from adapters.graph import GraphConfig, GraphTools, RetryPolicy
@@ -31,6 +32,13 @@ FAST = RetryPolicy(
     readback_interval=0.01,
     write_attempts=3,
 )
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    """A plain HTTP client, for a test that speaks to the simulated tenant itself."""
+    async with aiohttp.ClientSession() as session:
+        yield session
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ RESPONDERS = "92834d79-48cc-5a9e-9744-15121128f4a9"  # "Incident responders": no
 DEVICE = "5f0c3a52-7d1e-4b8a-9e64-2c1d0b7f8a13"  # a device: groups hold devices too
 MFA_POLICY = "75400886-ec78-56f5-84ed-13ceef2cf5f7"
 LEGACY_POLICY = "3f818883-ec6b-5f79-8c24-a12d93a4d1cb"
+REQUESTS = "roleAssignmentScheduleRequests"  # a role's writes and removals are POSTs here
 
 
 class MemorySnapshots:
@@ -88,6 +89,11 @@ def holders(sim: SimulatedTenant, role: str) -> set[str]:
 
 def posts(sim: SimulatedTenant, fragment: str) -> int:
     return sum(1 for e in sim.requests_log if e.method == "POST" and fragment in e.path)
+
+
+def statuses(sim: SimulatedTenant, method: str, fragment: str) -> list[int]:
+    """The status of each ``method`` request whose path holds ``fragment``, in order."""
+    return [e.status for e in sim.requests_log if e.method == method and fragment in e.path]
 
 
 def state_without_log(sim: SimulatedTenant) -> dict[str, Any]:

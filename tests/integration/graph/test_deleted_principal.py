@@ -10,7 +10,6 @@ spent (tests/integration/graph/test_deleted_principal_job.py runs whole jobs).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from tests.integration.graph.support import (
     ERIN,
     EXCLUSION_GROUP,
     GLOBAL_ADMIN,
+    REQUESTS,
     TENANT,
     USER_ADMIN,
     MemorySnapshots,
@@ -37,20 +37,9 @@ from tests.integration.graph.support import (
     holders,
     read_args,
     remove_args,
+    statuses,
     write_args,
 )
-
-REQUESTS = "roleAssignmentScheduleRequests"
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-def removal_statuses(sim: SimulatedTenant) -> list[int]:
-    return [e.status for e in sim.requests_log if e.method == "POST" and REQUESTS in e.path][1:]
 
 
 def stamp(moment: datetime) -> str:
@@ -85,7 +74,7 @@ async def test_no_removal_runs_while_the_principal_is_deleted_and_the_result_say
         verified=False,
         ours_seen=True,
     )
-    assert removal_statuses(sim) == [400]  # Graph refused the adminRemove
+    assert statuses(sim, "POST", REQUESTS)[1:] == [400]  # after the write: adminRemove refused
     assert holders(sim, USER_ADMIN) == {DAVE}  # kept in deleted items, with its schedule
     absent = await tools.call(catalog.READ_ROLE, read_args("absent"))
     # Nothing is listed, yet a restore would bring it back: not verified.

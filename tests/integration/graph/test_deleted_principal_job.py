@@ -31,12 +31,11 @@ from engine.timeutil import parse_iso
 from engine.tools import ToolResult
 from engine.verify import verify_bundle
 from tests.integration.graph.conftest import simulated_service
-from tests.integration.graph.support import DAVE, USER_ADMIN, has, holders
+from tests.integration.graph.support import DAVE, REQUESTS, USER_ADMIN, has, holders
 from tests.integration.graph.test_gateway_boundary import active_job
 from tests.support.engine_sim import trust_for
 from tests.support.waiting import settle
 
-REQUESTS = "roleAssignmentScheduleRequests"
 # What the verifier may say about a failed job's bundle (tests/integration/invariant).
 FAILURE_CODES = {"BREAKGLASS_ROLLBACK_MISSING", "BREAKGLASS_VERIFICATION_MISSING"}
 

@@ -21,17 +21,18 @@ from engine.errors import GraphError
 from tests.integration.graph.conftest import FAST, config_for
 from tests.integration.graph.support import (
     DAVE,
+    REQUESTS,
     USER_ADMIN,
     MemorySnapshots,
     has,
     holders,
     read_args,
     remove_args,
+    statuses,
     write_args,
 )
 from tests.support.virtual_time import SteppedSeconds
 
-REQUESTS = "roleAssignmentScheduleRequests"
 INSTANCES = "roleAssignmentScheduleInstances"
 
 
@@ -52,10 +53,6 @@ def sleeps() -> Sleeps:
 @pytest.fixture
 def sleep(sleeps: Sleeps) -> Sleeps:
     return sleeps
-
-
-def statuses(sim: SimulatedTenant, method: str, fragment: str) -> list[int]:
-    return [e.status for e in sim.requests_log if e.method == method and fragment in e.path]
 
 
 async def write_once_despite(

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
 import aiohttp
-import pytest
 
 from adapters.graph import GraphTools
 from adapters.graph.simulated import SIM_HEADER, SimulatedTenant
@@ -24,12 +22,6 @@ from tests.integration.graph.support import (
 )
 
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 async def token_for(sim: SimulatedTenant, http: aiohttp.ClientSession, **form: str) -> Any:

@@ -18,7 +18,7 @@ from adapters.llm import format_event
 from adapters.llm.sse import DONE
 from adapters.openclaw.names import openclaw_name
 from bot.loopback import serve
-from bot.model_proxy import UpstreamConfig
+from bot.proxy_config import UpstreamConfig
 from bot.scripted_model import SCRIPTED_MODEL_ID, SCRIPTED_PROVIDER
 from engine import catalog
 from tests.integration.agent.conftest import approve

@@ -14,7 +14,7 @@ import pytest
 
 from adapters.openclaw.names import openclaw_name
 from bot.openclaw_executor import OpenClawExecutor
-from bot.scripted_model import INJECTED_PRINCIPAL
+from bot.scripted_turns import INJECTED_PRINCIPAL
 from engine import catalog
 from engine.job import ACTIVE, CLOSED, KILLED
 from engine.lifecycle import Kill

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from adapters.graph.simulated import ManualClock, SimulatedTenant
 from adapters.store import SqlStore, sqlite_url
 from bot.executor import RunbookExecutor
 from bot.gateway_service import ToolGateway
@@ -17,6 +18,8 @@ from bot.service import JobService
 from engine.identity import Directory
 from engine.lifecycle import Rules
 from engine.ports import ToolPort
+from tests.integration.graph.conftest import simulated_service
+from tests.integration.service.simulated import RECEIPTS_EVERY, SimEnv, advancing
 from tests.support.engine_sim import T0, fixed_keys
 from tests.support.fakes import Clock, MemoryTenant, RecordingChat
 from tests.support.waiting import settle
@@ -125,3 +128,27 @@ async def opened_env(tmp_path: Path, **options: Any) -> AsyncIterator[Env]:
 async def env(tmp_path: Path) -> AsyncIterator[Env]:
     async with opened_env(tmp_path) as environment:
         yield environment
+
+
+@pytest.fixture
+async def sim_env(tmp_path: Path) -> AsyncIterator[SimEnv]:
+    """The job service over the strict simulated tenant (``simulated.py``)."""
+    clock = ManualClock()
+    async with SimulatedTenant(clock=clock, ca_interval=0.02, strict=True) as sim:
+        service, tools = await simulated_service(
+            tmp_path,
+            sim,
+            clock,
+            sleep=advancing(clock),
+            bundle_dir=tmp_path / "bundles",
+            receipts_every=RECEIPTS_EVERY,
+        )
+        executor = RunbookExecutor(ToolGateway(service))
+        service.executor = executor
+        chat = RecordingChat()
+        service.notifier.register(chat)
+        env = SimEnv(service, executor, chat, clock, sim)
+        yield env
+        await env.settle()
+        await tools.close()
+        await service.store.close()

@@ -21,17 +21,14 @@ from engine.cst import TokenKind
 from engine.job import KILLED, Job
 from engine.lifecycle import Kill
 from engine.verify import verify_bundle
-from tests.integration.service.test_every_job_ends import (
+from tests.integration.service.simulated import (
     IDS,
     ROLE,
     SimEnv,
     approved_job,
-    sim_env,
     tool_receipts,
 )
 from tests.support.engine_sim import trust_for
-
-__all__ = ["sim_env"]  # the fixture, shared with the first-law tests
 
 
 async def elevate_dave_and_end(env: SimEnv, during: Any = None) -> Job:

@@ -42,6 +42,14 @@ async def approved(env: Env, job_id: str = "job-s1") -> str:
     return plan
 
 
+async def ticked(env: Env, minutes: float) -> Job:
+    """``minutes`` on, the service's tick and its work settled: job ``job-s1`` as it is then."""
+    env.clock.advance(minutes=minutes)
+    await env.service.tick()
+    await env.settle()
+    return await env.service.load("job-s1")
+
+
 def role() -> tuple[str, str, str]:
     return (
         ROLE_TARGETS["tenant_id"],
@@ -57,10 +65,7 @@ async def test_whole_job_grants_then_rolls_back_at_window_end(env: Env) -> None:
     assert job.state == ACTIVE
     assert job.write_done
     assert job.verified_after_write
-    env.clock.advance(minutes=31)
-    await env.service.tick()
-    await env.settle()
-    job = await env.service.load("job-s1")
+    job = await ticked(env, minutes=31)
     assert job.state == CLOSED, job
     assert env.tenant.roles == set()
     assert job.rollback_verified is True
@@ -206,10 +211,7 @@ async def test_rollback_that_keeps_failing_ends_failed_and_escalates(env: Env) -
 async def test_chat_down_does_not_stop_the_job_and_posts_wait_in_the_outbox(env: Env) -> None:
     env.chat.down = True
     await approved(env)
-    env.clock.advance(minutes=31)
-    await env.service.tick()
-    await env.settle()
-    assert (await env.service.load("job-s1")).state == CLOSED
+    assert (await ticked(env, minutes=31)).state == CLOSED
     assert env.tenant.roles == set()
     queued = await env.store.due("console", env.clock.now)
     assert queued
@@ -242,10 +244,7 @@ async def test_a_late_call_after_the_job_ended_is_refused_for_its_token(
     await approved(env)
     agent_token = s.token_for(await s.load("job-s1"), TokenKind.AGENT)
     assert (await s.command("job-s1", Kill(s.actor("console:dave")))).ok
-    env.clock.advance(minutes=6)  # PIM allows the removal; the rollback finishes
-    await env.service.tick()
-    await env.settle()
-    job = await s.load("job-s1")
+    job = await ticked(env, minutes=6)  # PIM allows the removal; the rollback finishes
     assert job.state == KILLED
     chain_before = len(await s.store.chain("job-s1"))
     stored = await s.store.load_job("job-s1")
@@ -292,10 +291,7 @@ async def test_a_step_back_of_the_system_clock_does_not_stretch_a_window(tmp_pat
         env.clock.advance(minutes=10)
         step = timedelta(hours=1)
         await env.service.tick()
-        env.clock.advance(minutes=21)
-        await env.service.tick()
-        await env.settle()
-        job = await env.service.load("job-s1")
+        job = await ticked(env, minutes=21)
         assert job.state == CLOSED, job
         assert env.tenant.roles == set()
         bundle, _ = await env.service.bundle(job)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from adapters.slack import refs as kinds
 from engine.job import Job
 from tests.integration.graph.support import ALICE as ALICE_OID
 from tests.integration.graph.support import DAVE as DAVE_OID
@@ -84,6 +85,18 @@ async def click(env: Env, user: str, channel: str, message: Json, action: str) -
 async def approve(env: Env, user: str, on_dm_of: str | None = None) -> None:
     owner = on_dm_of or user
     await click(env, user, f"D{owner}", dm_of(env, owner), "approve")
+
+
+async def ref_of(env: Env, job_id: str, kind: str) -> Json:
+    """Where the job's one message of ``kind`` is (its ``channel`` and ``ts``), as stored."""
+    (ref,) = [r.ref for r in await env.store.message_refs(job_id, kinds.PLATFORM) if r.kind == kind]
+    return dict(ref)
+
+
+async def approve_job(env: Env, job_id: str, user: str) -> None:
+    """``user`` presses Approve on the prompt of job ``job_id`` in their DM."""
+    ref = await ref_of(env, job_id, kinds.approval_kind(user))
+    await click(env, user, ref["channel"], posted(env, ref["channel"], ref["ts"]), "approve")
 
 
 def ephemerals(env: Env, user: str) -> list[str]:

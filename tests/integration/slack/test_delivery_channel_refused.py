@@ -23,7 +23,7 @@ from engine.verify import verify_bundle
 from tests.integration.graph.support import DAVE as DAVE_OID
 from tests.integration.graph.support import USER_ADMIN, holders
 from tests.integration.slack.conftest import Env
-from tests.integration.slack.steps import OTHER_GRANT, dm_of, posted, request_job
+from tests.integration.slack.steps import OTHER_GRANT, approve_job, dm_of, ref_of, request_job
 from tests.integration.slack.support import (
     ALICE,
     BOB,
@@ -49,20 +49,6 @@ def warnings_and_errors(caplog: pytest.LogCaptureFixture) -> list[logging.LogRec
         for r in caplog.records
         if r.levelno >= logging.WARNING and r.name.startswith("breakglass")
     ]
-
-
-async def ref_of(env: Env, job_id: str, kind: str) -> dict[str, Any]:
-    (ref,) = [r.ref for r in await env.store.message_refs(job_id, kinds.PLATFORM) if r.kind == kind]
-    return dict(ref)
-
-
-async def approve_job(env: Env, job_id: str, user: str) -> None:
-    """``user`` presses Approve on the prompt of job ``job_id`` in their DM."""
-    ref = await ref_of(env, job_id, kinds.approval_kind(user))
-    prompt = posted(env, ref["channel"], ref["ts"])
-    answer = await env.sender.click(user, ref["channel"], prompt, "breakglass.approve")
-    assert answer.status == 200
-    await env.settle()
 
 
 async def active_job(env: Env, channel: str = INCIDENT, **typed: str) -> str:

@@ -15,25 +15,12 @@ from adapters.slack import refs as kinds
 from engine.job import ACTIVE, CLOSED
 from tests.integration.graph.support import USER_ADMIN, holders
 from tests.integration.slack.conftest import Env
-from tests.integration.slack.steps import OTHER_GRANT, posted, request_job
+from tests.integration.slack.steps import OTHER_GRANT, approve_job, ref_of, request_job
 from tests.integration.slack.support import BOB, CAROL, SECRET, TOKEN
 from tests.support.receipts import shown_seqs
 
 TOKEN_LINE = "the bot token is invalid or revoked"
 FAR = timedelta(days=1)
-
-
-async def ref_of(env: Env, job_id: str, kind: str) -> dict[str, str]:
-    (ref,) = [r.ref for r in await env.store.message_refs(job_id, kinds.PLATFORM) if r.kind == kind]
-    return {k: str(v) for k, v in ref.items()}
-
-
-async def approve_job(env: Env, job_id: str, user: str) -> None:
-    ref = await ref_of(env, job_id, kinds.approval_kind(user))
-    prompt = posted(env, ref["channel"], ref["ts"])
-    answer = await env.sender.click(user, ref["channel"], prompt, "breakglass.approve")
-    assert answer.status == 200
-    await env.settle()
 
 
 @pytest.mark.parametrize("code", ["token_revoked", "account_inactive", "invalid_auth"])

@@ -15,6 +15,7 @@ from bot.service import JobService
 from engine.job import PENDING
 from engine.lifecycle import Approve
 from engine.limits import TARGET_NOT_ALLOWED
+from engine.outcome import Outcome
 from tests.integration.graph.support import (
     BOB,
     DAVE,
@@ -58,13 +59,18 @@ async def test_someone_outside_the_group_is_refused_before_anyone_is_asked(env: 
 CA_TEMPLATE = {"ca_policies": [MFA_POLICY], "groups": [EXCLUSION_GROUP], "step_up": "off"}
 
 
-async def ca_requested(service: JobService) -> str:
-    """Alice asks that the exclusion group skip the MFA policy (job ``j-ca``): its plan."""
+async def ca_request(service: JobService) -> Outcome:
+    """Alice asks that the exclusion group skip the MFA policy (job ``j-ca``)."""
     alice, why = service.actor("console:alice"), "INC-9 MFA provider down"
     asked = ca_exclusion_request(
         "j-ca", alice, TENANT, MFA_POLICY, EXCLUSION_GROUP, justification=why, ticket="INC-9"
     )
-    assert (await service.request(asked)).ok
+    return await service.request(asked)
+
+
+async def ca_requested(service: JobService) -> str:
+    """Alice's request (``ca_request``), admitted: its plan."""
+    assert (await ca_request(service)).ok
     return (await service.load("j-ca")).plan.plan_hash
 
 
@@ -115,11 +121,7 @@ async def test_a_ca_exclusion_only_members_could_approve_is_refused_before_anyon
         env.tenant.add_member(EXCLUSION_GROUP, BOB)
         tenant_before = env.tenant.state()
         caplog.set_level(logging.INFO, logger="breakglass")
-        alice = env.service.actor("console:alice")
-        asked = ca_exclusion_request(
-            "j-ca", alice, TENANT, MFA_POLICY, EXCLUSION_GROUP, justification="INC-9", ticket="I"
-        )
-        out = await env.service.request(asked)
+        out = await ca_request(env.service)
         assert (out.ok, out.reason) == (False, "TOO_FEW_APPROVERS")
         assert "member of the group it excludes" in out.detail
         assert "refused request by console:alice: TOO_FEW_APPROVERS" in caplog.messages
@@ -130,11 +132,7 @@ async def test_a_ca_exclusion_only_members_could_approve_is_refused_before_anyon
 async def test_a_ca_exclusion_whose_approvers_cannot_be_read_is_refused(tmp_path: Path) -> None:
     async with graph_env(tmp_path, CA_TEMPLATE, "ca-exclusion") as env:
         env.tenant.add_fault(Fault("unavailable", path="/checkMemberGroups", times=50))
-        alice = env.service.actor("console:alice")
-        asked = ca_exclusion_request(
-            "j-ca", alice, TENANT, MFA_POLICY, EXCLUSION_GROUP, justification="INC-9", ticket="I"
-        )
-        out = await env.service.request(asked)
+        out = await ca_request(env.service)
         assert (out.ok, out.reason) == (False, "TENANT_UNAVAILABLE")
         assert "approvers are members" in out.detail
         assert await env.service.open_jobs() == []

@@ -74,13 +74,23 @@ def pg_url(pg_reachable: None) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+# The backends a store URL fixture is parametrized over (``url_of`` builds the URL).
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+def url_of(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of a store on the backend ``request.param`` names: a SQLite file in
+    ``tmp_path``, or the test's own PostgreSQL schema (the ``pg_url`` fixture)."""
     if request.param == "sqlite":
         return sqlite_url(tmp_path)
     value = request.getfixturevalue("pg_url")
     assert isinstance(value, str)
     return value
+
+
+@pytest.fixture(params=BACKENDS)
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return url_of(request, tmp_path)
 
 
 @pytest.fixture

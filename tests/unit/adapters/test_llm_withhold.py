@@ -8,7 +8,7 @@ import json
 import pytest
 
 from adapters.llm.withhold import CREDENTIALS_REFUSED, MIN_SHOWN, withhold
-from bot.scripted_model import invalid_api_key, masked_key, openai_error
+from bot.scripted_refusals import invalid_api_key, masked_key, openai_error
 
 KEY = "sk-Zq7XmLp9RtV4nZc8WfYh3JkDs6GaE1uTo5iNr0qPeUyB"
 OTHER = "fal-2f9c1e7a:0b44d1c8a9e35f6d"

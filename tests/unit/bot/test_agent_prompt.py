@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from bot.agent_prompt import alias, find_plan, offer_for, opening_messages, render_plan
-from bot.scripted_model import INJECTED_PRINCIPAL, next_turn
+from bot.scripted_turns import INJECTED_PRINCIPAL, next_turn
 from engine import catalog
 from engine.errors import ConfigError
 from engine.wpc import Policy

@@ -17,7 +17,15 @@ from engine.containment import EVERY_MARKED_KEY, describe_unrecorded, unrecorded
 from engine.cst import TokenKind
 from engine.errors import CommandRefused
 from engine.job import CLOSED, FAILED, Job
-from engine.lifecycle import Kill, RollbackFinished, Rules, Tick, ToolCallRecorded, WriteSending
+from engine.lifecycle import (
+    Command,
+    Kill,
+    RollbackFinished,
+    Rules,
+    Tick,
+    ToolCallRecorded,
+    WriteSending,
+)
 from engine.verify import verify_bundle
 from tests.support.engine_sim import BOB, ROLE_TARGETS, TENANT, JobSim, trust_for
 
@@ -83,6 +91,15 @@ def in_doubt(job: Job | None) -> list[str]:
     return [str(mark["receipt_id"]) for mark in job.credentials_in_flight]
 
 
+def assert_refused(sim: JobSim, command: Command, reason: str) -> None:
+    """The command is refused for ``reason`` and the job stays as it was."""
+    before = sim.job
+    with pytest.raises(CommandRefused) as refused:
+        sim.do(command)
+    assert refused.value.reason == reason
+    assert sim.job == before
+
+
 def test_a_credential_write_is_marked_before_it_leaves_and_not_as_the_planned_write() -> None:
     sim = rotating()
     t = sim.do(sending(sim, "tr_a"))
@@ -118,21 +135,12 @@ def test_a_write_cancelled_before_its_answer_stays_in_doubt() -> None:
 
 def test_only_a_credential_write_with_its_receipt_id_is_marked_and_only_while_active() -> None:
     sim = rotating()
-    before = sim.job
-    for command in (
-        WriteSending(catalog.READ_ROLE, "tr_a", dict(ROLE_TARGETS)),
-        WriteSending(catalog.ADD_APP_PASSWORD, "", add_args(sim)),
-    ):
-        with pytest.raises(CommandRefused) as refused:
-            sim.do(command)
-        assert refused.value.reason == "NOT_A_CREDENTIAL_WRITE"
-    assert sim.job == before
+    not_credential = WriteSending(catalog.READ_ROLE, "tr_a", dict(ROLE_TARGETS))
+    assert_refused(sim, not_credential, "NOT_A_CREDENTIAL_WRITE")
+    no_receipt_id = WriteSending(catalog.ADD_APP_PASSWORD, "", add_args(sim))
+    assert_refused(sim, no_receipt_id, "NOT_A_CREDENTIAL_WRITE")
     sim.do(Kill(BOB))
-    ended = sim.job
-    with pytest.raises(CommandRefused) as refused:
-        sim.do(sending(sim, "tr_b"))
-    assert refused.value.reason == "NOT_ACTIVE"
-    assert sim.job == ended
+    assert_refused(sim, sending(sim, "tr_b"), "NOT_ACTIVE")
 
 
 def test_writes_in_doubt_count_against_the_credential_limit() -> None:
@@ -141,11 +149,7 @@ def test_writes_in_doubt_count_against_the_credential_limit() -> None:
     sim.do(sending(sim, "tr_a"))
     sim.do(receipt(sim, "tr_a", created(), "success"))
     sim.do(sending(sim, "tr_b"))
-    before = sim.job
-    with pytest.raises(CommandRefused) as refused:
-        sim.do(sending(sim, "tr_c"))
-    assert refused.value.reason == "CREDENTIAL_LIMIT"
-    assert sim.job == before
+    assert_refused(sim, sending(sim, "tr_c"), "CREDENTIAL_LIMIT")
 
 
 def ended_with_write_in_doubt() -> JobSim:
