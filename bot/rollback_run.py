@@ -16,6 +16,7 @@ from engine.containment import (
     describe_left,
     end_steps,
     is_unrecorded_step,
+    on_application,
     unrecorded_left,
 )
 from engine.cst import TokenKind
@@ -103,8 +104,7 @@ class RollbackRun:
         ``replication_settle`` after the window's end (False when the budget ends first)."""
         if not verified or not self.job.may_have_written:
             return verified
-        until = parse_iso(self.job.ended_at or self.job.created_at)
-        until += self.service.rules.replication_settle
+        until = self.job.replication_settled_at(self.service.rules.replication_settle)
         if not self.seen_ours and self.read_at < until:
             job_id = self.job.job_id
             log.info(
@@ -252,13 +252,12 @@ class RollbackRun:
         were in doubt, or began once replication had time to show them: the engine judges,
         ``engine.containment.after_sweep``), or the budget is spent."""
         job_id, where = self.job.job_id, step["arguments"]
-        settle_at = parse_iso(self.job.ended_at or self.job.created_at)
-        settle_at += self.service.rules.replication_settle
+        settle_at = self.job.replication_settled_at(self.service.rules.replication_settle)
         for _ in range(MAX_SETTLE_ROUNDS):
             if not await self.until_done(step):
                 return
             self.job = await self.service.load(job_id)
-            if not any(_on(where, mark) for mark in self.job.credentials_in_flight):
+            if not any(on_application(mark, where) for mark in self.job.credentials_in_flight):
                 return
             log.info(
                 "removal of %s's unrecorded passwords waits for replication",
@@ -317,11 +316,6 @@ class RollbackRun:
         await self.service.command(self.job.job_id, RenewRollback())
         self.job = await self.service.load(self.job.job_id)
         return self.service.token_for(self.job, TokenKind.ROLLBACK)
-
-
-def _on(arguments: Mapping[str, Any], mark: Mapping[str, Any]) -> bool:
-    """Does a credential write in doubt name the application a step names?"""
-    return all(mark.get(k) == arguments.get(k) for k in ("tenant_id", "application_id"))
 
 
 def _saw_ours(outcome: GatewayOutcome | None) -> bool:

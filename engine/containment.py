@@ -42,6 +42,8 @@ CREDENTIAL_WRITES = frozenset(create for create, _ in _ROTATION_TOOLS.values())
 # The ``key_id`` of a removal of every password the job's marker names on one application
 # (what a credential write in doubt may have created: its key id was never recorded).
 EVERY_MARKED_KEY = "*"
+# What a credential write's mark keeps of its arguments: where it may create a credential.
+_MARKED_WHERE = ("tenant_id", "application_id", "job_id")
 
 
 @dataclass(frozen=True)
@@ -153,9 +155,16 @@ def credential_mark(
     write may have landed."""
     if tool_name not in CREDENTIAL_WRITES or not receipt_id:
         return None
-    keep = ("tenant_id", "application_id", "job_id")
-    kept = {name: str(arguments[name]) for name in keep if name in arguments}
-    return {"receipt_id": receipt_id, "tool": tool_name, **kept}
+    return {"receipt_id": receipt_id, "tool": tool_name, **_where(arguments)}
+
+
+def _where(arguments: Mapping[str, Any]) -> dict[str, str]:
+    return {name: str(arguments[name]) for name in _MARKED_WHERE if name in arguments}
+
+
+def on_application(mark: Mapping[str, Any], arguments: Mapping[str, Any]) -> bool:
+    """Does a credential write in doubt (``mark``) name the application ``arguments`` name?"""
+    return all(mark.get(k) == arguments.get(k) for k in ("tenant_id", "application_id"))
 
 
 def settles_mark(status: str, result: Mapping[str, Any], derived: bool) -> bool:
@@ -173,8 +182,7 @@ def unrecorded_steps(marks: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]
     doubt names, in order (``EVERY_MARKED_KEY``)."""
     steps: dict[tuple[str, str], dict[str, Any]] = {}
     for mark in marks:
-        keep = ("tenant_id", "application_id", "job_id")
-        arguments = {name: str(mark[name]) for name in keep if name in mark}
+        arguments = _where(mark)
         where = (arguments.get("tenant_id", ""), arguments.get("application_id", ""))
         arguments["key_id"] = EVERY_MARKED_KEY
         steps.setdefault(where, {"tool": catalog.REMOVE_APP_PASSWORD, "arguments": arguments})
@@ -198,16 +206,12 @@ def after_sweep(
     the removal found at least as many such passwords, besides those the receipted writes
     created, as writes in doubt there, or when it began once replication had time to show
     them (``settled``: ADR 0013's rule). Does NOT check the result against the tenant."""
-
-    def here(mark: Mapping[str, Any]) -> bool:
-        return all(mark.get(k) == arguments.get(k) for k in ("tenant_id", "application_id"))
-
-    doubtful = [mark for mark in marks if here(mark)]
+    doubtful = [mark for mark in marks if on_application(mark, arguments)]
     recorded = {str(record.get("result", {}).get("key_id")) for record in derived}
     found = {str(key) for key in result.get("removed_key_ids", ()) or ()} - recorded
     if not doubtful or (len(found) < len(doubtful) and not settled):
         return tuple(marks)
-    return tuple(mark for mark in marks if not here(mark))
+    return tuple(mark for mark in marks if not on_application(mark, arguments))
 
 
 def describe_unrecorded(mark: Mapping[str, Any]) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from engine.errors import StoreError
@@ -155,6 +155,11 @@ class Job:
 
     def window_end_at(self) -> datetime | None:
         return parse_iso(self.window_end) if self.window_end else None
+
+    def replication_settled_at(self, settle: timedelta) -> datetime:
+        """When a read shows whatever the job wrote: ``settle`` after its end (its creation
+        while it has not ended). Every write of the job was sent before its end (ADR 0013)."""
+        return parse_iso(self.ended_at or self.created_at) + settle
 
     def to_json(self) -> dict[str, Any]:
         """The job as JSON values. Shallow: inner documents (payloads, claims) are shared,

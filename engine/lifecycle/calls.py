@@ -160,7 +160,7 @@ def _replication_settled(job: Job, command: ToolCallRecorded, ctx: Ctx) -> bool:
     if job.ended_at is None:
         return False
     began = command.started_at or ctx.now
-    return began >= parse_iso(job.ended_at) + ctx.rules.replication_settle
+    return began >= job.replication_settled_at(ctx.rules.replication_settle)
 
 
 def _settles(job: Job, command: ToolCallRecorded, derived: bool) -> bool:
