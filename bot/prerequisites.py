@@ -16,6 +16,7 @@ Anything that keeps a needed read from happening refuses the request (fail close
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from engine.access import PREREQ_PIM, TemplateAccess
 from engine.errors import AdapterError, CommandRefused, GraphError
@@ -68,14 +69,11 @@ async def with_excluded_approvers(command: Request, rules: Rules, tools: object)
         return command
     members: set[str] = set()
     for principal in sorted(rules.approvers - {command.actor.principal}):
-        try:
-            found = await reader(principal, [group])
-        except AdapterError as err:
-            if isinstance(err, GraphError) and err.status == 404:
-                continue  # no user of this tenant: a member of none of its groups
+        member = await _member_of(reader, principal, group)
+        if member is None:
             detail = "whether the approvers are members of the group could not be read"
-            raise CommandRefused(TENANT_UNAVAILABLE, detail) from err
-        if group in found:
+            raise CommandRefused(TENANT_UNAVAILABLE, detail)
+        if member:
             members.add(principal)
     return replace(command, excluded_approvers=frozenset(members))
 
@@ -89,14 +87,18 @@ async def with_approver_membership(job: Job, command: Approve, tools: object) ->
     principal = command.actor.principal
     if job.request.get("template") != CA_EXCLUSION or reader is None or not principal:
         return command  # an unresolved approver is refused by the engine anyway
-    found: list[str] | None
+    return replace(command, excluded_member=await _member_of(reader, principal, group))
+
+
+async def _member_of(reader: Any, principal: str, group: str) -> bool | None:
+    """Is ``principal`` a (transitive) member of ``group``; None when the tenant cannot
+    tell. A 404 is no user of this tenant, so a member of none of its groups."""
     try:
-        found = await reader(principal, [group])
-    except GraphError as err:  # 404: no user of this tenant, so a member of none of its groups
-        found = [] if err.status == 404 else None
+        return group in await reader(principal, [group])
+    except GraphError as err:
+        return False if err.status == 404 else None
     except AdapterError:
-        found = None
-    return replace(command, excluded_member=None if found is None else group in found)
+        return None
 
 
 async def _with_memberships(command: Request, access: TemplateAccess, tools: object) -> Request:

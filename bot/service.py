@@ -411,6 +411,10 @@ class JobService:
         if job_id not in self._cache or jti in self.revoked:
             return
         metrics.REVOCATION_NOTICES.inc()
+        self.refuse_here(job_id, jti)
+
+    def refuse_here(self, job_id: str, jti: str) -> None:
+        """Refuse ``jti`` in this process at once and stop the job's agent calls in flight."""
         self.revoked.add(jti)
         if self.gateway is not None:
             self.gateway.stop_calls(job_id)

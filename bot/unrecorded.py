@@ -101,9 +101,7 @@ class UnrecordedEnds:
         service = self.service
         token = job.token(TokenKind.AGENT)
         if token is not None:
-            service.revoked.add(token.jti)
-        if service.gateway is not None:
-            service.gateway.stop_calls(job.job_id)
+            service.refuse_here(job.job_id, token.jti)
         if service.executor is not None:
             service.tasks.spawn(service.executor.halt(job.job_id), f"halt:{job.job_id}")
 
