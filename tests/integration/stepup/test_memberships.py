@@ -129,10 +129,16 @@ async def test_a_ca_exclusion_only_members_could_approve_is_refused_before_anyon
         assert env.tenant.state() == tenant_before
 
 
-async def test_a_ca_exclusion_whose_approvers_cannot_be_read_is_refused(tmp_path: Path) -> None:
+async def test_a_ca_exclusion_whose_approvers_cannot_be_read_is_refused(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     async with graph_env(tmp_path, CA_TEMPLATE, "ca-exclusion") as env:
         env.tenant.add_fault(Fault("unavailable", path="/checkMemberGroups", times=50))
+        tenant_before = env.tenant.state()
+        caplog.set_level(logging.INFO, logger="breakglass")
         out = await ca_request(env.service)
         assert (out.ok, out.reason) == (False, "TENANT_UNAVAILABLE")
         assert "approvers are members" in out.detail
+        assert "refused request by console:alice: TENANT_UNAVAILABLE" in caplog.messages
         assert await env.service.open_jobs() == []
+        assert env.tenant.state() == tenant_before
