@@ -16,6 +16,7 @@ from functools import partial
 from typing import Any
 
 from bot import metrics
+from bot.held_records import HeldRecords
 from bot.ids import receipt_id as new_receipt_id
 from bot.pinned_policies import PinnedPolicies
 from bot.service import JobService
@@ -71,6 +72,7 @@ class ToolGateway:
         # concurrent writes must not both pass the limit on a job that has recorded neither
         # yet (nor count twice once their in-flight mark is in the job as well).
         self._credential_writes: dict[str, set[str]] = {}
+        self.held = HeldRecords(service)  # the rollback's receipts the store refused
 
     def _policy(self, job: Job) -> Policy:
         try:
@@ -247,9 +249,16 @@ class ToolGateway:
             started_at=started,
         )
         credential = allowed.spec.name in CREDENTIAL_WRITES
+        rollback = allowed.token.kind == TokenKind.ROLLBACK
         try:
+            if rollback and self.held.holds(job_id):  # behind the receipts held before it
+                self.held.hold_receipt(job_id, command, None)
+                return GatewayOutcome(True, command.status, receipt_id, result=result.body)
             unchained = await self._record(job_id, command)
         except StoreError as exc:
+            if rollback:  # what the rollback did is known: it goes on (bot.held_records)
+                self.held.hold_receipt(job_id, command, exc)
+                return GatewayOutcome(True, command.status, receipt_id, result=result.body)
             if not _said_unrecorded(job_id, call, allowed, result, exc):
                 raise
             # The caller gets the tool's answer (what happened), with no receipt id.

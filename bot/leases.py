@@ -112,11 +112,18 @@ class Leases:
                 self._held[job_id] = until
 
     async def keep(self, job_id: str) -> bool:
-        """True while this replica holds the lease; writes only past its half-life."""
+        """True while this replica holds the lease; writes only past its half-life. Held
+        here and the store refuses the renewal (a full disk): still ours, as nobody can
+        take it while the store refuses writes (docs/notes/store-full.md)."""
         until = self._held.get(job_id)
         if until is not None and not self._due(until, self.clock()):
             return True
-        return await self.take(job_id)
+        try:
+            return await self.take(job_id)
+        except StoreError:
+            if job_id in self._held:
+                return True
+            raise
 
     async def keep_all(self) -> None:
         """Renew every lease we hold that is past its half-life, all in one write (a tick

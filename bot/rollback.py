@@ -42,7 +42,7 @@ from engine.containment import (
     end_steps,
     unrecorded_left,
 )
-from engine.errors import AdapterError
+from engine.errors import AdapterError, StoreError
 from engine.job import ROLLING_BACK, Job, describe_grant
 from engine.lifecycle import RollbackFinished
 from engine.timeutil import parse_iso
@@ -120,6 +120,9 @@ class RollbackRunner:
             job = await self.service.load(job_id)
             if job.state != ROLLING_BACK or self.service.clock() < _deadline(self.service, job):
                 return
+            gateway = self.service.gateway
+            if gateway is not None and gateway.held.verdict_held(job_id):
+                return  # the rollback has run: its own verdict waits for the store
             still = may_remain(job)
             log.error(
                 "ESCALATION job %s: its rollback kept failing until its budget was spent "
@@ -137,9 +140,16 @@ class RollbackRunner:
 
 
 async def run_rollback(service: JobService, job_id: str) -> None:
-    """Halt the agent, undo (or find nothing to undo), verify, report as a command."""
+    """Halt the agent, undo (or find nothing to undo), verify, report as a command. What an
+    earlier round could not record (a full disk) is recorded first: a round whose verdict
+    was held ends with it, sending nothing again (``bot.held_records``)."""
     job = await service.load(job_id)
+    held = service.gateway.held if service.gateway is not None else None
     if job.state != ROLLING_BACK:
+        if held is not None:
+            held.forget(job_id)
+        return
+    if held is not None and await held.flush(job_id):
         return
     await _halt(service, job_id)
     if service.gateway is not None:
@@ -159,13 +169,18 @@ async def run_rollback(service: JobService, job_id: str) -> None:
     # What the privilege was used for (issue 17 §5): bounded, never blocks the end. Only
     # when a rollback step had to run: else nothing was ever granted.
     used = await read_activity(run.job, service.clock(), run.call) if run.attempts else None
-    outcome = await service.command(
-        job_id,
-        RollbackFinished(
-            verified=verified, still_privileged=still, attempts=run.attempts, activity=used
-        ),
-        key=_finish_key(job),
+    verdict = RollbackFinished(
+        verified=verified, still_privileged=still, attempts=run.attempts, activity=used
     )
+    try:
+        if held is not None:
+            await held.flush(job_id)  # the receipts before the verdict that closes the chain
+        outcome = await service.command(job_id, verdict, key=_finish_key(job))
+    except StoreError:
+        if held is None:
+            raise
+        held.hold_verdict(job_id, verdict, _finish_key(job))
+        raise
     if not outcome.ok:
         log.warning(
             "rollback result for %s not applied: %s",

@@ -20,7 +20,7 @@ from engine.containment import (
     unrecorded_left,
 )
 from engine.cst import TokenKind
-from engine.errors import InputError
+from engine.errors import InputError, StoreError
 from engine.job import Job, describe_grant
 from engine.lifecycle import RemovalDelayed, RenewRollback
 from engine.timeutil import epoch, parse_iso
@@ -189,7 +189,10 @@ class RollbackRun:
         if self.announced != not_before:
             self.announced = not_before
             delayed = RemovalDelayed(not_before=not_before, contained=self.contained)
-            await self.service.command(self.job.job_id, delayed)
+            try:
+                await self.service.command(self.job.job_id, delayed)
+            except StoreError:  # a notice: the wait and the removal must not depend on it
+                log.warning("the delayed removal of %s could not be recorded", self.job.job_id)
         if not_before > self.deadline:
             log.error("removal for %s not allowed before the rollback budget ends", self.job.job_id)
             return False

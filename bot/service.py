@@ -334,16 +334,8 @@ class JobService:
             if not await self.leases.take(job_id):
                 return
             await self._run_active(job)  # a dead replica's job (or one started elsewhere)
-        if self._due(job) and await self._keep_lease(job_id):
+        if self._due(job) and await self.leases.keep(job_id):
             await self.command(job_id, lifecycle.Tick())
-
-    async def _keep_lease(self, job_id: str) -> bool:
-        try:
-            return await self.leases.keep(job_id)
-        except StoreError:  # nobody can take it from us while the store refuses writes
-            if job_id in self.leases:
-                return True
-            raise
 
     def _due(self, job: Job) -> bool:
         """Would a tick change the job now? (The pure transition says; nothing is written.)"""

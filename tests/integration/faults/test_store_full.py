@@ -245,7 +245,6 @@ async def test_a_ca_exclusion_whose_claim_was_refused_ends_once_the_store_has_ro
     await assert_ended_whole(full, "ca-exclusion")
 
 
-@xfail(RECEIPTS_LOST)
 @pytest.mark.parametrize("template", TEMPLATES)
 async def test_every_call_a_rollback_sent_onto_a_full_store_is_receipted_in_the_end(
     full: FullEnv, template: str
@@ -261,7 +260,6 @@ async def test_every_call_a_rollback_sent_onto_a_full_store_is_receipted_in_the_
     assert receipted == sent, f"sent to the tenant, never receipted: {sent - receipted}"
 
 
-@xfail(CONTAINMENT_CUT)
 @pytest.mark.parametrize("template", TEMPLATES)
 @pytest.mark.parametrize(
     "store_url",
@@ -277,6 +275,43 @@ async def test_a_rollback_whose_receipts_are_refused_still_contains_the_window(
     await rollback_cut_off(full, template)
     await ticks(full, ON_TIME)
     assert CONTAIN[template] in full.tools.sent, "sessions won in the window still valid"
+
+
+@pytest.mark.parametrize("template", TEMPLATES)
+async def test_a_rollback_whose_records_were_refused_is_recorded_not_run_again(
+    full: FullEnv, template: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    await rollback_cut_off(full, template)
+    await ticks(full, timedelta(minutes=10))  # past the budget (8): the run is over
+    sent = list(full.tools.sent)
+    given(errors_naming(caplog, "held in memory"), "the rollback's receipts were held")
+    await ticks(full, timedelta(minutes=10))
+    assert full.tools.sent == sent, "the rollback sent more while its records waited"
+
+    await full.disk.free()
+    await until_ended(full)
+
+    assert full.tools.sent == sent, "the rollback ran again once the store took writes"
+    await assert_ended_whole(full, template)
+
+
+@pytest.mark.parametrize(
+    "store_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+async def test_a_lease_held_here_is_kept_while_the_store_refuses_its_renewal(
+    full: FullEnv,
+) -> None:
+    leases = full.service.leases
+    given(await leases.take(JOB), "the lease is ours")
+    await full.disk.fill()
+    full.clock.advance(leases.ttl)  # past its half-life: keeping it is a write
+
+    assert await leases.keep(JOB), "a rollback would stop: its lease looked lost"
+    with pytest.raises(StoreError):  # one not held here is not taken on trust
+        await leases.keep("job-elsewhere")
+    await full.disk.free()
+    assert await leases.keep(JOB)
+    assert (await full.service.store.lease_holders(full.clock.now()))[JOB] == leases.owner
 
 
 @pytest.mark.parametrize("template", TEMPLATES)
