@@ -5,6 +5,7 @@ should be told, returned as chat events for after the job's lock is released."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
@@ -22,6 +23,8 @@ from engine.timeutil import parse_iso
 
 if TYPE_CHECKING:
     from bot.service import JobService
+
+log = logging.getLogger("breakglass.service")
 
 CHAT_EFFECTS = {
     lifecycle.ASK_APPROVERS,
@@ -86,9 +89,23 @@ class Effects:
         return bundle_for_job(job, records, keys, parse_iso(job.ended_at or job.created_at))
 
     async def write_bundle(self, job: Job) -> dict[str, Any]:
+        """The job's bundle, its files written too. Files that cannot be written (a full or
+        read-only disk) are an ERROR, not the end's: the job has ended, its record is in the
+        store, and people must still be told (the console serves the bundle from the store)."""
         bundle, pulse = await self.bundle(job)
         if self.bundle_dir is not None:  # disk writes off the event loop
-            await asyncio.to_thread(_write_files, self.bundle_dir, job.job_id, bundle, pulse)
+            try:
+                await asyncio.to_thread(_write_files, self.bundle_dir, job.job_id, bundle, pulse)
+            except OSError as exc:
+                log.error(
+                    "bundle files of %s not written to %s (%s); the bundle is in the store: "
+                    "GET /console/api/jobs/%s/bundle",
+                    job.job_id,
+                    self.bundle_dir,
+                    f"{type(exc).__name__}: {exc.strerror or exc}",
+                    job.job_id,
+                    extra={"job_id": job.job_id},
+                )
         return bundle
 
 
