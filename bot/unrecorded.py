@@ -54,6 +54,7 @@ class UnrecordedEnds:
         self.service = service
         self._pending: dict[str, Command] = {}  # a person's command, recorded when it can be
         self._done: set[str] = set()  # jobs whose steps all ran: not run again
+        self._said: dict[str, tuple[str, ...]] = {}  # what the last ERROR said was left
 
     async def end(self, job_id: str, command: Command, refused: StoreError) -> EndUnrecorded | None:
         """``command``'s write was refused: if it ends the window, end it here, and say
@@ -70,15 +71,9 @@ class UnrecordedEnds:
         left = await self._run_steps(job)
         if not left:
             self._done.add(job_id)
-        log.error(
-            "ESCALATION job %s: its window ended (%s) but the store refuses writes (%s); "
-            "the agent is stopped, %s. It is recorded once the store takes writes again",
-            job_id,
-            type(command).__name__,
-            str(refused)[:200],
-            "the removal and end steps ran unrecorded" if not left else f"still: {'; '.join(left)}",
-            extra={"job_id": job_id},
-        )
+        if self._said.get(job_id) != tuple(left):  # once per change, not at every tick
+            self._said[job_id] = tuple(left)
+            _escalate(job_id, command, refused, left)
         still = f" Still: {'; '.join(left)}." if left else ""
         return EndUnrecorded(UNRECORDED_TEXT + still)
 
@@ -96,6 +91,7 @@ class UnrecordedEnds:
         """The job's end is recorded: nothing of it is kept here any more."""
         if job_id not in self._pending:
             self._done.discard(job_id)
+            self._said.pop(job_id, None)
 
     def _stop_agent(self, job: Job) -> None:
         service = self.service
@@ -124,3 +120,15 @@ class UnrecordedEnds:
             log.warning("%s for %s failed: %s", step["tool"], job.job_id, err)
             return False
         return result.ok
+
+
+def _escalate(job_id: str, command: Command, refused: StoreError, left: list[str]) -> None:
+    log.error(
+        "ESCALATION job %s: its window ended (%s) but the store refuses writes (%s); "
+        "the agent is stopped, %s. It is recorded once the store takes writes again",
+        job_id,
+        type(command).__name__,
+        str(refused)[:200],
+        "the removal and end steps ran unrecorded" if not left else f"still: {'; '.join(left)}",
+        extra={"job_id": job_id},
+    )

@@ -149,7 +149,20 @@ async def write_on(
 
 
 async def _void(ctx: ToolContext, base: PolicyRead, mine: Doc) -> None:
-    await ctx.snapshots.save_snapshot(f"{base.slot}:void", {"writer": mine["writer"]})
+    """The write did not land: its claim no longer holds the version. A void the store
+    refuses (a full disk) is kept in this process, so its next write (a restore retried at
+    the window's end) is not held back until the claim expires; other replicas wait that
+    long, as for a writer that died."""
+    try:
+        await ctx.snapshots.save_snapshot(f"{base.slot}:void", {"writer": mine["writer"]})
+    except StoreError as err:
+        ctx.voided.add(base.slot)
+        log.warning(
+            "the claim on Conditional Access policy %s is void (its write did not land) but "
+            "the store refuses to record that (%s); voided in this process only",
+            base.policy_id,
+            str(err)[:200],
+        )
 
 
 async def _claims(ctx: ToolContext, key: str) -> tuple[bool, int]:
@@ -157,7 +170,12 @@ async def _claims(ctx: ToolContext, key: str) -> tuple[bool, int]:
     slot = 0
     while (claim := await ctx.snapshots.load_snapshot(f"{key}:{slot}")) is not None:
         expired = ctx.now() >= parse_iso(claim["at"]) + CLAIM_HOLD
-        if not expired and await ctx.snapshots.load_snapshot(f"{key}:{slot}:void") is None:
+        voided = f"{key}:{slot}" in ctx.voided
+        if (
+            not expired
+            and not voided
+            and await ctx.snapshots.load_snapshot(f"{key}:{slot}:void") is None
+        ):
             return True, slot
         slot += 1
     return False, slot

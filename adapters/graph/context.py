@@ -44,6 +44,8 @@ class ToolContext:
     sleep: Callable[[float], Awaitable[None]]
     deployment: str = ""  # marks what we create (see arguments.job_marker)
     exclusive: KeyedLocks = field(default_factory=KeyedLocks)  # one writer per policy
+    # CA claims voided here whose void marker the store refused (adapters.graph.ca_claims)
+    voided: set[str] = field(default_factory=set)
 
     def marked_grant(
         self,
