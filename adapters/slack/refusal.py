@@ -20,6 +20,7 @@ from adapters.slack.config import CHANNEL_ID
 from adapters.slack.outbox import BACKOFF  # 5 s, 10 s, 20 s … capped at 10 min
 from adapters.slack.refs import Posted
 from adapters.slack.texts import inert
+from adapters.slack.web import POSTING_RULES
 from engine.timeutil import parse_iso
 
 ARCHIVED = frozenset({"is_archived", "is_inactive", "posting_to_channel_denied"})
@@ -83,6 +84,12 @@ def archived(code: str) -> bool:
 
 def what_to_do(code: str, channel: str) -> str:
     """The operator's part of the log line: what makes the channel take posts again."""
+    if code in POSTING_RULES:
+        return (
+            f"a posting rule of the workspace or of {channel} refuses the bot: an admin must "
+            f"allow the bot to post in {channel}; the job's card and thread carry on at its "
+            "next event after that"
+        )
     if archived(code):
         return (
             f"{channel} is archived: the job's card and thread there stop (approvals go on in "
@@ -101,6 +108,12 @@ def requester_text(job_id: str, channel: str, code: str) -> str:
         f":warning: The status card and thread of break-glass job {inert(job_id)} could not "
         f"be posted in {where} ({inert(code)}): "
     )
+    if code in POSTING_RULES:
+        return head + (
+            "a posting rule of the workspace or the channel refuses the bot. Ask an admin to "
+            "allow the bot to post there; the job goes on, and approvals go on in the "
+            "approvers' DMs."
+        )
     if archived(code):
         return head + (
             "the channel is archived. The job goes on and ends as planned; approvals go on in "

@@ -56,19 +56,31 @@ EDIT_CLOSED = frozenset({"edit_window_closed"})
 AUTH_FAILED = frozenset(
     {"invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive"}
 )
-# The job's channel refuses the bot (archived, the bot removed, deleted): no retry changes
-# that soon; chat.update says ``is_inactive`` ("a frozen, archived or deleted channel"),
-# files.completeUploadExternal ``invalid_channel`` or ``posting_to_channel_denied``.
-CHANNEL_REFUSED = frozenset(
+# A posting rule of the workspace or the channel refuses the bot (chat.postMessage's table:
+# "A workspace preference prevents the authenticated user from posting", a read-only,
+# thread-only or non-threadable channel; "Administrators have suspended the ability to post
+# a message"). On files.completeUploadExternal ``restricted_action`` means files are refused
+# instead (FILES_REFUSED), which the bundle's upload checks first.
+POSTING_RULES = frozenset(
     {
-        "is_archived",
-        "is_inactive",
-        "channel_not_found",
-        "not_in_channel",
-        "invalid_channel",
-        "posting_to_channel_denied",
+        "restricted_action",
+        "restricted_action_read_only_channel",
+        "restricted_action_thread_only_channel",
+        "restricted_action_non_threadable_channel",
+        "ekm_access_denied",
     }
 )
+# The job's channel refuses the bot (archived, the bot removed, deleted, a posting rule): no
+# retry changes that soon; chat.update says ``is_inactive`` ("a frozen, archived or deleted
+# channel"), files.completeUploadExternal ``invalid_channel`` or ``posting_to_channel_denied``.
+CHANNEL_REFUSED = POSTING_RULES | {
+    "is_archived",
+    "is_inactive",
+    "channel_not_found",
+    "not_in_channel",
+    "invalid_channel",
+    "posting_to_channel_denied",
+}
 # Slack's answers when a workspace forbids files or the token lacks the scope: post inline.
 FILES_REFUSED = frozenset(
     {"missing_scope", "not_allowed_token_type", "restricted_action", "file_uploads_disabled"}

@@ -46,6 +46,7 @@ class Workspace:
     uploads: dict[str, Upload] = field(default_factory=dict)
     archived: set[str] = field(default_factory=set)  # channels an admin archived
     left: set[str] = field(default_factory=set)  # channels the bot was removed from
+    restricted: dict[str, str] = field(default_factory=dict)  # channel → its posting rule
     files_allowed: bool = True
     team_id: str = "T0FAKE"
     # Seconds on the test's clock (the env sets its manual clock): trigger ids expire on it.
@@ -74,6 +75,30 @@ class Workspace:
     def remove_bot(self, channel: str) -> None:
         """Someone removed the bot from ``channel``: posts answer ``not_in_channel``."""
         self.left.add(channel)
+
+    def restrict(self, channel: str, code: str = "restricted_action_read_only_channel") -> None:
+        """A posting rule refuses the bot in ``channel``, answered as chat.postMessage's table
+        says: a read-only channel (or ``restricted_action``, a workspace preference, or
+        ``ekm_access_denied``) every post, a thread-only one top-level posts, a
+        non-threadable one thread replies. Ephemerals are refused alike (undocumented: the
+        strict choice); chat.update of the bot's own card is taken (chat.update lists none
+        of these answers)."""
+        self.restricted[channel] = code
+
+    def unrestrict(self, channel: str) -> None:
+        self.restricted.pop(channel, None)
+
+    def _restricted(self, channel: str, p: Json) -> Json | None:
+        code = self.restricted.get(channel)
+        reply = p.get("thread_ts") is not None
+        if code is None:
+            return None
+        if (code, reply) in (
+            ("restricted_action_thread_only_channel", True),
+            ("restricted_action_non_threadable_channel", False),
+        ):
+            return None
+        return {"ok": False, "error": code}
 
     def invite_bot(self, channel: str) -> None:
         self.left.discard(channel)
@@ -127,7 +152,11 @@ class Workspace:
 
     def _chat_postMessage(self, p: Json) -> Json:
         channel = str(p.get("channel", ""))
-        refused = self._refused_channel(channel, "is_archived", "not_in_channel") or refusal(p)
+        refused = (
+            self._refused_channel(channel, "is_archived", "not_in_channel")
+            or self._restricted(channel, p)
+            or refusal(p)
+        )
         if refused is not None:
             return refused
         thread = p.get("thread_ts")
@@ -168,7 +197,9 @@ class Workspace:
         } | warned
 
     def _chat_postEphemeral(self, p: Json) -> Json:
-        gone = self._refused_channel(str(p.get("channel", "")), "is_archived", "not_in_channel")
+        channel = str(p.get("channel", ""))
+        gone = self._refused_channel(channel, "is_archived", "not_in_channel")
+        gone = gone or self._restricted(channel, {})
         if gone is not None:
             return gone
         if not p.get("user"):

@@ -194,3 +194,29 @@ async def test_a_refusing_channel_holds_back_no_other_channel_and_ends_with_its_
     env.advance(hours=1)
     assert await env.slack.deliver_queued(env.clock.now()) == 0
     assert len(env.fake.calls) == calls
+
+
+@pytest.mark.parametrize(
+    "rule",
+    ["restricted_action_read_only_channel", "restricted_action", "ekm_access_denied"],
+)
+async def test_a_channel_whose_posting_rules_refuse_the_bot_is_said_once_and_the_job_ends(
+    env: Env, caplog: pytest.LogCaptureFixture, rule: str
+) -> None:
+    job_id = await active_job(env)
+    env.fake.restrict(INCIDENT, rule)  # an admin makes the channel read-only mid-window
+    await run_to_window_end(env)
+
+    job = await env.service.load(job_id)
+    assert (job.state, job.still_privileged) == (CLOSED, ())
+    assert holders(env.sim, USER_ADMIN) == set()
+    (line,) = warnings_and_errors(caplog)
+    assert line.levelno == logging.ERROR
+    assert job_id in line.getMessage()
+    assert rule in line.getMessage()
+    assert "allow the bot to post" in line.getMessage()
+    assert not line.exc_info
+    told = [str(p.get("text")) for p in env.fake.posts(f"D{ALICE}")]
+    assert len(told) == 1
+    assert "posting rule" in told[0]
+    assert await queued(env) == 0  # nothing waits to be retried for ever
