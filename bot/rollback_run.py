@@ -23,6 +23,7 @@ from engine.cst import TokenKind
 from engine.errors import InputError, StoreError
 from engine.job import Job, describe_grant
 from engine.lifecycle import RemovalDelayed, RenewRollback
+from engine.lifecycle.commands import DELAYED_DELETED
 from engine.timeutil import epoch, parse_iso
 
 if TYPE_CHECKING:
@@ -59,6 +60,7 @@ class RollbackRun:
     undone: bool = False  # the last round of rollback steps all succeeded
     read_at: datetime = NEVER  # when the last read began
     deleted: str | None = None  # the principal was deleted: until when its role may return
+    told_deleted: datetime | None = None  # the lapses_at of a deleted principal already told
 
     @property
     def terms(self) -> Any:
@@ -201,8 +203,9 @@ class RollbackRun:
 
     async def wait_while_deleted(self, lapses_at: object) -> bool:
         """The principal is deleted and its role would come back with a restore until
-        ``lapses_at``: wait for that (trying again now and then: a restore makes the
-        removal possible) if the budget allows; else False at once."""
+        ``lapses_at``: tell the channel (once per ``lapses_at``) and wait for that (trying
+        again now and then: a restore makes the removal possible) if the budget allows; else
+        False at once, and the job's ``failed`` end names the dormant role."""
         self.deleted = str(lapses_at or "its grant's end (unknown)")
         try:
             lapses = parse_iso(lapses_at)
@@ -216,6 +219,13 @@ class RollbackRun:
                 self.deleted,
             )
             return False
+        if self.told_deleted != lapses:  # once per lapses_at: the wait may take many rounds
+            self.told_deleted = lapses
+            said = RemovalDelayed(not_before=lapses, reason=DELAYED_DELETED)
+            try:
+                await self.service.command(self.job.job_id, said)
+            except StoreError:  # a notice: the wait and the removal must not depend on it
+                log.warning("the deleted principal of %s could not be told", self.job.job_id)
         wait = (lapses - self.service.clock()).total_seconds()
         return await self.pause(min(max(wait, BACKOFF_SECONDS[0]), SETTLE_RECHECK_SECONDS))
 

@@ -16,6 +16,7 @@ from engine import activity, chain
 from engine.errors import InputError
 from engine.job import ACTIVE, Job, Plan
 from engine.lifecycle import END_EXECUTOR_FAILED, END_WRITE_FAILED
+from engine.lifecycle.commands import DELAY_REASONS, DELAYED_DELETED
 from engine.ports import ChainRecord
 from engine.timeutil import parse_iso
 
@@ -275,14 +276,15 @@ def announcement_view(
 ) -> views.RemovalDelayedView | views.EndedEarlyView | None:
     """The view of an ANNOUNCE effect that has a card of its own (None: the others)."""
     event = detail.get("event")
-    if event == "removal_delayed":
+    if event in DELAY_REASONS:
         try:
             not_before = parse_iso(detail.get("not_before"))
         except InputError:
             return None
         contained = tuple(str(tool) for tool in detail.get("contained") or ())
+        deleted = event == DELAYED_DELETED
         return views.RemovalDelayedView(
-            job.job_id, action_summary(job, names), not_before, contained
+            job.job_id, action_summary(job, names), not_before, contained, deleted
         )
     if event in (END_WRITE_FAILED, END_EXECUTOR_FAILED):
         said = str(detail.get("detail", ""))
@@ -291,5 +293,6 @@ def announcement_view(
 
 
 def announcement_key(detail: Mapping[str, Any]) -> str:
-    """Names one announcement, so a re-delivered event posts nothing twice."""
+    """Names one announcement, so a re-delivered event posts nothing twice (the event tells
+    a delayed removal from a deleted principal's wait for the same moment)."""
     return f"announce:{detail.get('event', '')}:{detail.get('not_before', '')}"

@@ -203,9 +203,14 @@ def receipts(views: Sequence[ReceiptLineView]) -> Card:
 
 
 def removal_delayed(view: RemovalDelayedView) -> Card:
-    """The tenant refuses the removal for now: what contained the grant, and when it goes."""
-    title = "Removal delayed by the tenant: access contained meanwhile"
-    tone = Tone.WARNING if view.contained else Tone.DANGER
+    """The tenant refuses the removal for now: what contained the grant, and when it goes
+    (or, its principal deleted, until when a restore would bring the grant back)."""
+    if view.deleted:
+        title = "Principal deleted during the window: the rollback waits"
+        tone = Tone.WARNING  # a deleted account cannot sign in; a restore is what to watch
+    else:
+        title = "Removal delayed by the tenant: access contained meanwhile"
+        tone = Tone.WARNING if view.contained else Tone.DANGER
     parts = (
         *_simulated(view.action),
         Banner(w.removal_delayed_line(view), tone),

@@ -266,12 +266,15 @@ class AuditSummaryView(_Checked):
 @dataclass(frozen=True)
 class RemovalDelayedView(_Checked):
     """The tenant refuses the removal until ``not_before``; ``contained`` names the kill steps
-    (tools) that already stopped the grant's use meanwhile."""
+    (tools) that already stopped the grant's use meanwhile. ``deleted``: the principal was
+    deleted during the window; its grant stays dormant in deleted items, a restore before
+    ``not_before`` brings it back, and removal is tried until then."""
 
     job_id: str
     action: ActionSummary
     not_before: datetime
     contained: tuple[str, ...] = ()
+    deleted: bool = False
 
     _must_be_aware = ("not_before",)
 

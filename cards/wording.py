@@ -132,12 +132,20 @@ def end_reason(reason: str) -> str:
 
 
 def removal_delayed_line(view: RemovalDelayedView) -> str:
-    """What contained the grant, when the removal may run, and that it will run then."""
+    """What contained the grant, when the removal may run, and that it will run then; for a
+    principal deleted during the window, that a restore brings the grant back until then."""
     action = view.action
     if action.template is Template.ENTRA_ROLE:
         what = f"the role {named(action.resource)}"
     else:
         what = f"the exclusion of {named(action.subject)} from {named(action.resource)}"
+    if view.deleted:
+        who = named(action.subject)
+        return (
+            f"{who} was deleted during the window: {what} stays dormant in deleted items, "
+            f"and restoring {who} before {at_minute(view.not_before)} brings it back; "
+            "removal will be tried until then."
+        )
     when = f"{what} can be removed from {at_minute(view.not_before)}; removal will run then."
     return f"{_contained(view)}; {when}"
 

@@ -223,13 +223,22 @@ class ExecutorFailed:
     detail: str = ""
 
 
+DELAYED_EARLY = "removal_delayed"  # the tenant refuses an early removal until not_before
+DELAYED_DELETED = "principal_deleted"  # deleted: a restore brings the role back until not_before
+DELAY_REASONS = frozenset({DELAYED_EARLY, DELAYED_DELETED})
+
+
 @dataclass(frozen=True)
 class RemovalDelayed:
     """The tenant refuses the removal until ``not_before``; the rollback has contained the
-    principal meanwhile (``contained``: the containment tools that succeeded)."""
+    principal meanwhile (``contained``: the containment tools that succeeded). ``reason``
+    (one of DELAY_REASONS, the channel's event): an early removal, or a principal deleted
+    during the window, whose role stays dormant in deleted items (a restore brings it back)
+    until its grant ends at ``not_before``; removal is tried until then."""
 
     not_before: datetime
     contained: tuple[str, ...] = ()
+    reason: str = DELAYED_EARLY
 
 
 @dataclass(frozen=True)

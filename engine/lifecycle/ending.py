@@ -30,6 +30,7 @@ from engine.job import (
 )
 from engine.lifecycle.commands import (
     ANNOUNCE,
+    DELAY_REASONS,
     ESCALATE,
     EXECUTOR_FAILURES,
     FINISH,
@@ -154,12 +155,15 @@ def executor_failed(job: Job, command: ExecutorFailed, ctx: Ctx) -> Transition:
 
 
 def removal_delayed(job: Job, command: RemovalDelayed, ctx: Ctx) -> Transition:
-    """The tenant refuses the removal until ``not_before``: tell the channel when it will
-    happen and what contained the principal meanwhile. The rollback goes on waiting."""
+    """The tenant refuses the removal until ``not_before`` (early, or its principal was
+    deleted: ``command.reason`` is the event): tell the channel when it will happen and what
+    contained the principal meanwhile. The rollback goes on waiting. No chain record."""
     if job.state != ROLLING_BACK:
         raise refuse("NOT_ROLLING_BACK", f"the job is {job.state}")
+    if command.reason not in DELAY_REASONS:
+        raise refuse("INVALID_REASON", f"not a delayed removal: {command.reason[:40]}")
     when = stamp(command.not_before)
-    detail = {"event": "removal_delayed", "not_before": when, "contained": list(command.contained)}
+    detail = {"event": command.reason, "not_before": when, "contained": list(command.contained)}
     effects = [Effect(ANNOUNCE, detail), Effect(UPDATE_CARDS)]
     return Ledger(job, ctx.now).finish(effects, {"state": ROLLING_BACK, "not_before": when})
 

@@ -24,8 +24,11 @@ from adapters.graph.simulated import ManualClock, SimulatedTenant
 from bot.gateway_service import ToolGateway
 from bot.service import JobService
 from engine import catalog
+from engine.errors import StoreError
 from engine.job import CLOSED, FAILED, Job
-from engine.lifecycle import Done
+from engine.lifecycle import Command, Done, RemovalDelayed
+from engine.outcome import Outcome
+from engine.ports import ChatEvent
 from engine.receipts import content_hash
 from engine.timeutil import parse_iso
 from engine.tools import ToolResult
@@ -34,6 +37,7 @@ from tests.integration.graph.conftest import simulated_service
 from tests.integration.graph.support import DAVE, REQUESTS, USER_ADMIN, has, holders
 from tests.integration.graph.test_gateway_boundary import active_job
 from tests.support.engine_sim import trust_for
+from tests.support.fakes import RecordingChat
 from tests.support.waiting import settle
 
 # What the verifier may say about a failed job's bundle (tests/integration/invariant).
@@ -103,6 +107,24 @@ def answers(wired: tuple[JobService, Answers]) -> Answers:
     return wired[1]
 
 
+@pytest.fixture
+def chat(service: JobService) -> RecordingChat:
+    """The channel: what the service told it, in order."""
+    recording = RecordingChat()
+    service.notifier.register(recording)
+    return recording
+
+
+def told_deleted(chat: RecordingChat) -> list[ChatEvent]:
+    """The announcements that the job's principal was deleted, each checked to come before
+    the job's end."""
+    kinds = chat.kinds()
+    assert kinds.count("finish") == 1
+    said = [e for e in chat.events if e.detail.get("event") == "principal_deleted"]
+    assert all(chat.events.index(e) < kinds.index("finish") for e in said)
+    return said
+
+
 def refused_removals(sim: SimulatedTenant) -> int:
     posts = [e for e in sim.requests_log if e.method == "POST" and REQUESTS in e.path]
     return sum(1 for e in posts if e.status == 400)
@@ -156,7 +178,11 @@ def report(service: JobService, bundle: dict[str, Any]) -> Any:
 
 
 async def test_deleted_near_the_window_s_end_the_job_waits_for_the_grant_to_lapse_and_closes(
-    service: JobService, sim: SimulatedTenant, clock: ManualClock, answers: Answers
+    service: JobService,
+    sim: SimulatedTenant,
+    clock: ManualClock,
+    answers: Answers,
+    chat: RecordingChat,
 ) -> None:
     job = await deleted_mid_window(service, sim, clock, minutes_in=28)
 
@@ -164,8 +190,14 @@ async def test_deleted_near_the_window_s_end_the_job_waits_for_the_grant_to_laps
     assert report(service, (await service.bundle(job))[0]).valid
     # The receipts say what happened: no removal could run while a restore would have
     # brought the role back; once the grant had lapsed there was nothing left to remove.
-    first, *_, last = await receipted(service, job, answers, catalog.REMOVE_ROLE)
+    first, *middle, last = await receipted(service, job, answers, catalog.REMOVE_ROLE)
     assert has(first, error=PRINCIPAL_DELETED, lapsed=False, removed=False)
+    # The channel was told why the rollback waits, and until when a restore brings the role
+    # back: once, though the rollback waited and tried again several times.
+    assert middle
+    (told,) = told_deleted(chat)
+    assert parse_iso(told.detail["not_before"]) == parse_iso(first["lapses_at"])
+    assert told.detail["contained"] == []
     assert has(last, principal_deleted=True, lapsed=True, removed=False, verified=True)
     assert parse_iso(last["lapses_at"]) <= clock.now()
     (revoked,) = await receipted(service, job, answers, catalog.REVOKE_SESSIONS)
@@ -176,11 +208,16 @@ async def test_deleted_near_the_window_s_end_the_job_waits_for_the_grant_to_laps
 
 
 async def test_deleted_early_the_job_fails_at_once_naming_the_dormant_role(
-    service: JobService, sim: SimulatedTenant, clock: ManualClock, answers: Answers
+    service: JobService,
+    sim: SimulatedTenant,
+    clock: ManualClock,
+    answers: Answers,
+    chat: RecordingChat,
 ) -> None:
     job = await deleted_mid_window(service, sim, clock, minutes_in=6)
 
     assert job.state == FAILED
+    assert told_deleted(chat) == []  # no wait: the failed end names the dormant role
     (still,) = job.still_privileged
     assert still.startswith(f"principal {DAVE} holds role {USER_ADMIN}")
     assert "deleted during the window" in still
@@ -204,13 +241,19 @@ async def test_deleted_early_the_job_fails_at_once_naming_the_dormant_role(
 
 
 async def test_restored_while_the_job_waits_the_role_is_removed_and_the_job_closes(
-    service: JobService, sim: SimulatedTenant, clock: ManualClock, waits: Waits, answers: Answers
+    service: JobService,
+    sim: SimulatedTenant,
+    clock: ManualClock,
+    waits: Waits,
+    answers: Answers,
+    chat: RecordingChat,
 ) -> None:
     waits.then = lambda: sim.restore_user(DAVE)  # at the rollback's first wait
 
     job = await deleted_mid_window(service, sim, clock, minutes_in=28)
 
     assert (job.state, job.still_privileged, job.rollback_verified) == (CLOSED, (), True)
+    assert len(told_deleted(chat)) == 1
     assert report(service, (await service.bundle(job))[0]).valid
     first, last = await receipted(service, job, answers, catalog.REMOVE_ROLE)
     assert has(first, error=PRINCIPAL_DELETED)
@@ -218,3 +261,31 @@ async def test_restored_while_the_job_waits_the_role_is_removed_and_the_job_clos
     assert "principal_deleted" not in last
     assert [r["userId"] for r in sim.directory.revocations] == [DAVE]  # he is back: revoked
     assert holders(sim, USER_ADMIN) == set()
+
+
+async def test_a_store_that_refuses_the_notice_does_not_stop_the_wait(
+    service: JobService,
+    sim: SimulatedTenant,
+    clock: ManualClock,
+    answers: Answers,
+    chat: RecordingChat,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    command = service.command
+    refused: list[RemovalDelayed] = []
+
+    async def refusing(job_id: str, said: Command, *args: Any, **kw: Any) -> Outcome:
+        if isinstance(said, RemovalDelayed):
+            refused.append(said)
+            raise StoreError("the store refuses the notice")
+        return await command(job_id, said, *args, **kw)
+
+    monkeypatch.setattr(service, "command", refusing)
+
+    job = await deleted_mid_window(service, sim, clock, minutes_in=28)
+
+    assert (job.state, job.still_privileged, job.rollback_verified) == (CLOSED, (), True)
+    assert [r.reason for r in refused] == ["principal_deleted"]  # tried once, not each round
+    assert told_deleted(chat) == []
+    *_, last = await receipted(service, job, answers, catalog.REMOVE_ROLE)
+    assert has(last, principal_deleted=True, lapsed=True, verified=True)

@@ -6,8 +6,9 @@ import json
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from cards import moments, plain, wording
+from cards import job_views, moments, plain, slack, teams, wording
 from cards.views import RemovalDelayedView
+from tests.support.engine_sim import JobSim
 from tests.unit.cards import samples as s
 
 ALICE = "Alice Example (id 0b1c2d3e-aaaa-4bbb-8ccc-111111111111)"
@@ -51,6 +52,43 @@ def test_the_removal_time_is_never_shown_earlier_than_allowed() -> None:
         "7a8b9c0d-0000-4e1f-8a2b-666666666666) can be removed from 17:30 UTC; "
         "removal will run then."
     )
+
+
+def test_a_deleted_principal_is_named_with_the_dormant_role_and_the_restore_deadline() -> None:
+    deleted = replace(s.removal_delayed(()), deleted=True)  # lapses 17:35:20, shown 17:36
+    line = wording.removal_delayed_line(deleted)
+    assert line == (
+        f"{ALICE} was deleted during the window: the role {ROLE} stays dormant in deleted "
+        f"items, and restoring {ALICE} before 17:36 UTC brings it back; removal will be "
+        "tried until then."
+    )
+    title = "Principal deleted during the window: the rollback waits"
+    for card in (teams.moment.announcement(deleted), slack.moment.announcement(deleted)):
+        text = json.dumps(card, ensure_ascii=False)
+        assert line in text
+        assert title in text
+        assert "Removal delayed by the tenant" not in text
+        assert "NOT revoked" not in text
+    console = plain.render(moments.announcement(deleted))
+    assert line in console
+    assert title in console
+
+
+def test_a_deleted_principal_s_wait_is_its_own_announcement() -> None:
+    sim = JobSim()
+    sim.request()
+    assert sim.job is not None
+    when = s.T0.isoformat()
+    early = {"event": "removal_delayed", "not_before": when, "contained": []}
+    gone = {"event": "principal_deleted", "not_before": when, "contained": []}
+    said = job_views.announcement_view(sim.job, {}, gone)
+    assert isinstance(said, RemovalDelayedView)
+    assert (said.not_before, said.contained, said.deleted) == (s.T0, (), True)
+    delayed = job_views.announcement_view(sim.job, {}, early)
+    assert isinstance(delayed, RemovalDelayedView)
+    assert not delayed.deleted
+    # A re-delivery posts nothing twice (one key each), and neither hides the other.
+    assert job_views.announcement_key(gone) != job_views.announcement_key(early)
 
 
 def test_a_failed_write_and_a_failed_executor_say_why_and_what_happens_next() -> None:

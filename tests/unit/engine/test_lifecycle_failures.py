@@ -98,6 +98,14 @@ def test_a_delayed_removal_is_announced_while_rolling_back_only() -> None:
     (said,) = [e for e in t.effects if e.kind == ANNOUNCE]
     assert parse_iso(said.detail["not_before"]) == when
     assert said.detail["contained"] == ["revoke_sign_in_sessions"]
+    deleted = sim.do(RemovalDelayed(when, reason="principal_deleted"))
+    (said,) = [e for e in deleted.effects if e.kind == ANNOUNCE]
+    assert (said.detail["event"], deleted.records) == ("principal_deleted", ())
+    before = sim.job
+    with pytest.raises(CommandRefused) as err:
+        sim.do(RemovalDelayed(when, reason="anything else"))
+    assert err.value.reason == "INVALID_REASON"
+    assert sim.job == before
 
 
 @pytest.mark.parametrize(
