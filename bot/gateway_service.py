@@ -99,6 +99,16 @@ class ToolGateway:
             allowed = await self._decide(job, call, token, arguments, receipt_id)
         except GatewayRefusal as refusal:
             return await self._refused(job_id, call, token, refusal)
+        except StoreError as exc:  # whether its token is revoked is unknown: not sent
+            log.warning(
+                "%s on %s refused: the store could not say whether its token is revoked (%s)",
+                call.tool_name[:80],
+                job_id,
+                str(exc)[:200],
+                extra={"job_id": job_id},
+            )
+            unknown = GatewayRefusal("STORE_UNAVAILABLE", "the revocation check failed")
+            return await self._refused(job_id, call, token, unknown)
         sending = _in_flight_mark(job, call, allowed, receipt_id)
         if sending is not None:
             # Durably "in flight" before it leaves: a crash, or a store that refuses its
@@ -188,10 +198,13 @@ class ToolGateway:
         if credential:  # counted from the decision on, with no await in between
             self._credential_writes.setdefault(job.job_id, set()).add(receipt_id)
         # The durable view too: a jti revoked by another replica or by the CLI.
-        if await self.service.store.is_revoked(allowed.token.jti):
+        try:
+            if await self.service.store.is_revoked(allowed.token.jti):
+                raise GatewayRefusal("TOKEN_REVOKED", allowed.token.jti)
+        except (GatewayRefusal, StoreError):  # not sent: no longer counted in flight
             if credential:
                 self._credential_written(job.job_id, receipt_id)
-            raise GatewayRefusal("TOKEN_REVOKED", allowed.token.jti)
+            raise
         return allowed
 
     def _credential_written(self, job_id: str, receipt_id: str) -> None:

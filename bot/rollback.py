@@ -123,6 +123,8 @@ class RollbackRunner:
             gateway = self.service.gateway
             if gateway is not None and gateway.held.verdict_held(job_id):
                 return  # the rollback has run: its own verdict waits for the store
+            if gateway is not None:
+                await gateway.held.flush(job_id)  # what the calls did, before the verdict
             still = may_remain(job)
             log.error(
                 "ESCALATION job %s: its rollback kept failing until its budget was spent "

@@ -37,6 +37,7 @@ SETTLE_RECHECK_SECONDS = 30.0  # removal and read again this often while replica
 MAX_SETTLE_ROUNDS = 16  # 300 s of settle at 30 s a round is 10; a backstop for a stuck clock
 REMOVAL_NOT_YET_ALLOWED = "REMOVAL_NOT_YET_ALLOWED"
 PRINCIPAL_DELETED = "PRINCIPAL_DELETED"
+STORE_UNAVAILABLE = "STORE_UNAVAILABLE"  # the gateway could not ask the store: not sent
 NEVER = datetime.min.replace(tzinfo=UTC)
 RENEW_MARGIN_SECONDS = 60
 
@@ -161,7 +162,9 @@ class RollbackRun:
                 return True
             if outcome.allowed and outcome.result.get("sent") is False:
                 return False  # the adapter refused its arguments: retrying cannot help
-            if not outcome.allowed:
+            # STORE_UNAVAILABLE: the gateway could not ask the store; tried again like a
+            # passing failure of the tenant.
+            if not outcome.allowed and outcome.reason != STORE_UNAVAILABLE:
                 log.error(
                     "rollback step %s for %s refused: %s",
                     step["tool"],

@@ -32,6 +32,7 @@ from bot.prerequisites import (
     with_approver_membership,
     with_excluded_approvers,
 )
+from bot.revocation_listener import RevocationListener
 from bot.rollback import RollbackRunner
 from bot.sweep import sweep
 from bot.tasks import TaskSet
@@ -102,8 +103,8 @@ class JobService:
         self.deployment = deployment  # the sweep leaves grants other deployments marked
         self._locks: dict[str, asyncio.Lock] = {}
         self._requests = KeyedLock()  # per grant
-        self._listener: asyncio.Task[None] | None = None
-        self.listening = asyncio.Event()  # set once other replicas' revocations are heard
+        self.revocations = RevocationListener(self)
+        self.listening = self.revocations.ready  # set once other replicas' are heard
         # Jobs as this process last wrote or read them: saves a read per command. A stale
         # entry (another replica wrote) only costs one lost compare-and-set and a reload.
         self._cache: dict[str, tuple[int, Job]] = {}
@@ -392,18 +393,14 @@ class JobService:
 
     def listen(self) -> None:
         """Hear the revocations other replicas commit (PostgreSQL LISTEN), until close()."""
-        if self._listener is None:
-            watch = self.store.watch_revocations(self._heard_revocation, self.listening.set)
-            self._listener = asyncio.ensure_future(watch)
+        self.revocations.start()
 
-    def _heard_revocation(self, job_id: str, jti: str) -> None:
-        """Another replica revoked ``jti``: refuse it here at once and stop the job's
-        in-flight agent calls (the store check would refuse the next call anyway). Only
-        for jobs this process knows: an ended job's jtis are not kept."""
-        if job_id not in self._cache or jti in self.revoked:
-            return
-        metrics.REVOCATION_NOTICES.inc()
-        self.refuse_here(job_id, jti)
+    def holds(self, job_id: str) -> bool:
+        """Does this process hold ``job_id`` (as it last wrote or read it)?"""
+        return job_id in self._cache
+
+    def held_jobs(self) -> list[Job]:
+        return [job for _, job in list(self._cache.values())]
 
     def refuse_here(self, job_id: str, jti: str) -> None:
         """Refuse ``jti`` in this process at once and stop the job's agent calls in flight."""
@@ -413,10 +410,7 @@ class JobService:
 
     async def close(self) -> None:
         """Shutdown: cancel and await every background task (in-flight calls are receipted)."""
-        if self._listener is not None:
-            self._listener.cancel()
-            await asyncio.gather(self._listener, return_exceptions=True)
-            self._listener = None
+        await self.revocations.stop()
         await self.tasks.cancel()
         await self.leases.release_all()  # a drained replica's jobs move at the next tick
 

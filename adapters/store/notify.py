@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 
 import psycopg
@@ -44,13 +45,19 @@ async def listen(
     url: URL, schema: str, on_revoked: OnRevoked, on_ready: Callable[[], None] | None = None
 ) -> None:
     """Call ``on_revoked`` for every revocation any replica commits in ``schema``, until
-    cancelled; reconnects after a lost connection (the store check covers the gap)."""
+    cancelled; reconnects after a lost connection (the store check covers the gap), and
+    calls ``on_ready`` each time it listens (again: what was announced meanwhile is lost)."""
+    lost_at: float | None = None
     while True:
         try:
             async with await psycopg.AsyncConnection.connect(
                 conninfo(url), autocommit=True
             ) as conn:
                 await conn.execute(f"LISTEN {CHANNEL}")
+                if lost_at is not None:
+                    away = time.monotonic() - lost_at
+                    log.info("revocation listener listening again after %.1f s", away)
+                    lost_at = None
                 if on_ready is not None:
                     on_ready()
                 async for note in conn.notifies():
@@ -59,5 +66,7 @@ async def listen(
                         job_id, _, jti = rest.partition(" ")
                         on_revoked(job_id, jti)
         except psycopg.Error as exc:
-            log.warning("revocation listener lost its connection: %s", type(exc).__name__)
+            if lost_at is None:  # once per loss, not at every try to reconnect
+                lost_at = time.monotonic()
+                log.warning("revocation listener lost its connection: %s", type(exc).__name__)
             await asyncio.sleep(RECONNECT_SECONDS)

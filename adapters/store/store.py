@@ -14,6 +14,7 @@ without a hop.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import threading
 from collections.abc import Callable, Collection, Mapping
@@ -23,7 +24,7 @@ from types import TracebackType
 from typing import Concatenate, ParamSpec, Self, TypeVar
 
 from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from adapters.store import (
     claims,
@@ -56,6 +57,7 @@ from engine.ports import (
 
 P = ParamSpec("P")
 T = TypeVar("T")
+log = logging.getLogger("breakglass.store")
 Clock = Callable[[], datetime]
 
 
@@ -161,23 +163,49 @@ class SqlStore:
     def _tx(
         self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
     ) -> T:
-        try:
+        def once() -> T:
             if not self._keep_connection:
-                with self._engine.begin() as conn:
-                    return fn(conn, *args, **kwargs)
+                with self._engine.begin() as conn:  # commits on leaving: not retried
+                    return _unless_lost(fn, conn, *args, **kwargs)
             if self._kept is None:
                 self._kept = self._engine.connect()
             with self._kept.begin():  # invalidated by an error: it reconnects at next use
-                return fn(self._kept, *args, **kwargs)
-        except SQLAlchemyError as exc:
-            raise StoreError(self._describe(fn, exc)) from exc
+                return _unless_lost(fn, self._kept, *args, **kwargs)
+
+        return self._again_if_lost(fn, once, again=True)
 
     def _autocommit(
         self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
     ) -> T:
-        try:
+        def once() -> T:
             with self._engine.connect() as conn:
-                return fn(conn.execution_options(isolation_level="AUTOCOMMIT"), *args, **kwargs)
+                auto = conn.execution_options(isolation_level="AUTOCOMMIT")
+                return _unless_lost(fn, auto, *args, **kwargs)
+
+        # Every statement run alone is a read, but for the replay record: an INSERT whose
+        # answer a lost connection may have taken after it committed is never run twice.
+        return self._again_if_lost(fn, once, again=fn is not records.claim_key)
+
+    def _again_if_lost(self, fn: Callable[..., object], once: Callable[[], T], again: bool) -> T:
+        """``once()``; when it met a dead connection before its commit (a failover, an
+        admin's ``pg_terminate_backend``, a proxy dropping it), once more on a fresh one
+        (SQLAlchemy's optimistic disconnect handling: the pool is already invalidated).
+        The server aborted the first: nothing of it was done. Errors are StoreErrors."""
+        try:
+            try:
+                return once()
+            except _LostBeforeCommit as lost:
+                if not again:
+                    raise
+                log.info(
+                    "%s on %s met a lost connection (%s); run again on a new one",
+                    fn.__name__,
+                    self._safe_url,
+                    type(lost.error.orig).__name__,
+                )
+                return once()
+        except _LostBeforeCommit as lost:
+            raise StoreError(self._describe(fn, lost.error)) from lost.error
         except SQLAlchemyError as exc:
             raise StoreError(self._describe(fn, exc)) from exc
 
@@ -360,6 +388,27 @@ class SqlStore:
 
     async def purge_keys(self, before: datetime) -> int:
         return await self._run(leases.purge_keys, before)
+
+
+class _LostBeforeCommit(Exception):
+    """A statement met a dead connection, before its transaction's commit."""
+
+    def __init__(self, error: DBAPIError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _unless_lost(
+    fn: Callable[Concatenate[Connection, P], T], conn: Connection, *args: P.args, **kwargs: P.kwargs
+) -> T:
+    """``fn(conn, ...)``; a disconnect it meets is a ``_LostBeforeCommit`` (SQLAlchemy marks
+    it ``connection_invalidated``)."""
+    try:
+        return fn(conn, *args, **kwargs)
+    except DBAPIError as exc:
+        if exc.connection_invalidated:
+            raise _LostBeforeCommit(exc) from exc
+        raise
 
 
 def _shows(text: str, secret: str) -> bool:

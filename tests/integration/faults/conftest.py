@@ -27,6 +27,7 @@ from engine.lifecycle import Approve, Request, Rules
 from engine.tools import ToolResult
 from tests.integration.faults.disk import FullDisk, PostgresDisk, SqliteDisk
 from tests.integration.graph.conftest import config_for
+from tests.integration.replicas.conftest import pg_schema_url, time  # noqa: F401 (replicas)
 from tests.integration.store.conftest import BACKENDS, pg_reachable, pg_url, url_of
 from tests.support.engine_sim import fixed_keys
 from tests.support.fakes import RecordingChat
