@@ -72,11 +72,12 @@ class HeldRecords:
         )
 
     def forget(self, job_id: str) -> None:
-        """The job ended elsewhere (another replica): what is held cannot be chained."""
+        """Another replica took the job over (or ended it): what is held here cannot be
+        chained; that replica's own calls are."""
         held = self._jobs.pop(job_id, None)
         if held is not None and held.receipts:
             log.warning(
-                "%d held receipts of %s dropped: the job ended elsewhere",
+                "%d held receipts of %s dropped: another replica took the job over",
                 len(held.receipts),
                 job_id,
                 extra={"job_id": job_id},

@@ -84,6 +84,8 @@ class RollbackRunner:
             await run_rollback(self.service, job_id)
         except LeaseLost:
             log.warning("rollback of %s left to the replica now holding its lease", job_id)
+            if self.service.gateway is not None:  # it runs the steps again, receipted
+                self.service.gateway.held.forget(job_id)
         except Exception as exc:  # the store or the process failed us: the next tick retries
             self._crashed(job_id, exc)
             await self._end_if_spent(job_id)
