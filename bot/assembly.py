@@ -24,6 +24,7 @@ from bot.config import Settings
 from bot.config_parts import simulated_people
 from bot.executor import RunbookExecutor
 from bot.gateway_service import ToolGateway
+from bot.kept_commands import spool_in
 from bot.keys import init_keys, load_keys
 from bot.lifecycle_log import LoggingPacedChat
 from bot.model_proxy import ModelProxy
@@ -141,6 +142,7 @@ async def assemble(settings: Settings, clock: Clock) -> Assembly:
         clock=clock,
         directory=directory,
         bundle_dir=settings.home / "bundles",
+        kept_commands=spool_in(settings.home, settings.replica_id),
         replica_id=settings.replica_id or None,
         deployment=settings.deployment or None,
         resolver=tools,  # preflight: targets resolved against the tenant before approval

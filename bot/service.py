@@ -80,6 +80,7 @@ class JobService:
         replica_id: str | None = None,
         lease_ttl: timedelta = LEASE_TTL,
         deployment: str | None = None,
+        kept_commands: Path | None = None,  # a person's unrecorded end, kept on disk (ADR 0021)
     ) -> None:
         self.store = store
         self.keys = keys
@@ -98,7 +99,7 @@ class JobService:
         self.chat = PacedChat(self.notifier, clock, self.sleep, self.tasks, receipts_every)
         self.effects = Effects(self, bundle_dir)
         self.rollbacks = RollbackRunner(self)
-        self.unrecorded = UnrecordedEnds(self)
+        self.unrecorded = UnrecordedEnds(self, kept_commands)
         self.leases = Leases(store, clock, replica_id, lease_ttl)  # the jobs this replica runs
         self.deployment = deployment  # the sweep leaves grants other deployments marked
         self._locks: dict[str, asyncio.Lock] = {}
@@ -353,6 +354,9 @@ class JobService:
     async def _run_active(self, job: Job) -> None:
         """Make an active job whole on this replica: its policy published, its executor
         running until the window ends (the executor finds what is already done)."""
+        if self.unrecorded.holds(job.job_id):  # a person ended it, unrecorded (ADR 0021)
+            self.unrecorded.stop_agent(job)
+            return
         if job.policy_envelope is not None:
             await self.store.put_policy(job.plan.plan_hash, job.policy_envelope)
         end = job.window_end_at()

@@ -13,19 +13,23 @@ of a transition that ends the window is refused, this process at once:
   what is still privileged;
 - keeps the person's command (a Kill, a Done) to record it first once the store takes
   writes again, so it is not lost. The ordinary end then follows: recorded, rolled back
-  (its removal finds nothing left), signed and verified.
+  (its removal finds nothing left), signed and verified. The command is kept on this
+  replica's disk too (``bot.kept_commands``): a process that starts after one died during
+  the outage records it first as well, and does not start the job's agent again.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bot.kept_commands import KeptCommands
 from engine import lifecycle
 from engine.containment import describe_left, end_steps
 from engine.cst import TokenKind
-from engine.errors import AdapterError, EndUnrecorded, StoreError
+from engine.errors import AdapterError, EndUnrecorded, JobNotFound, StoreError
 from engine.job import Job, describe_grant
 from engine.lifecycle import Command
 from engine.lifecycle.commands import ActorCommand
@@ -50,9 +54,11 @@ def ends_window(job: Job, command: Command, service: JobService) -> bool:
 class UnrecordedEnds:
     """The ends this process carried out while the store refused to record them."""
 
-    def __init__(self, service: JobService) -> None:
+    def __init__(self, service: JobService, spool: Path | None = None) -> None:
         self.service = service
-        self._pending: dict[str, Command] = {}  # a person's command, recorded when it can be
+        self.kept = KeptCommands(spool)  # the person's commands, on this replica's disk
+        # A person's command, recorded when it can be (a dead predecessor's first).
+        self._pending: dict[str, Command] = dict(self.kept.load())
         self._done: set[str] = set()  # jobs whose steps all ran: not run again
         self._said: dict[str, tuple[str, ...]] = {}  # what the last ERROR said was left
 
@@ -63,9 +69,10 @@ class UnrecordedEnds:
         job = await service.peek(job_id)
         if not ends_window(job, command, service):
             return None
-        if isinstance(command, ActorCommand):
-            self._pending.setdefault(job_id, command)
-        self._stop_agent(job)
+        if isinstance(command, ActorCommand) and job_id not in self._pending:
+            self._pending[job_id] = command
+            self.kept.save(self._pending)
+        self.stop_agent(job)
         if job_id in self._done:
             return EndUnrecorded(UNRECORDED_TEXT)
         left = await self._run_steps(job)
@@ -82,10 +89,24 @@ class UnrecordedEnds:
         for job_id, command in list(self._pending.items()):
             try:
                 await self.service.command(job_id, command)
-            except StoreError:
-                continue  # still refused: kept for the next tick
+            except JobNotFound:
+                log.error(
+                    "kept %s for job %s dropped: the store has no such job",
+                    type(command).__name__,
+                    job_id,
+                    extra={"job_id": job_id},
+                )
+            except StoreError:  # still refused (``end`` ran again): kept for the next tick
+                continue
             del self._pending[job_id]
             self._done.discard(job_id)
+            self.kept.save(self._pending)
+
+    def holds(self, job_id: str) -> bool:
+        """Is a person's end of ``job_id`` kept here (by this process or a dead predecessor),
+        not yet recorded? Its window is over, whatever the stored job says: its agent is
+        not started again (``JobService._run_active``)."""
+        return job_id in self._pending
 
     def forget(self, job_id: str) -> None:
         """The job's end is recorded: nothing of it is kept here any more."""
@@ -93,7 +114,8 @@ class UnrecordedEnds:
             self._done.discard(job_id)
             self._said.pop(job_id, None)
 
-    def _stop_agent(self, job: Job) -> None:
+    def stop_agent(self, job: Job) -> None:
+        """Refuse the job's agent token in this process, cancel its calls, halt it."""
         service = self.service
         token = job.token(TokenKind.AGENT)
         if token is not None:

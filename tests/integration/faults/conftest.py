@@ -6,6 +6,7 @@ that the service's own waits advance (nothing here waits on wall-clock time)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from adapters.store import SqlStore
 from bot.app import SIMULATED_SEED, default_directory, seed_people
 from bot.executor import RunbookExecutor
 from bot.gateway_service import ToolGateway
+from bot.kept_commands import spool_in
 from bot.service import JobService
 from bot.timers import Faults
 from engine.access import access_from_config
@@ -82,6 +84,8 @@ class FullEnv:
     sim: SimulatedTenant
     disk: FullDisk
     timer: Faults = field(default_factory=lambda: Faults("tick"))
+    store_url: str = ""
+    home: Path = Path()  # the service's home: its bundles and its kept commands
 
     async def settle(self) -> None:
         await self.executor.wait_idle()
@@ -136,30 +140,71 @@ async def full(tmp_path: Path, store_url: str) -> AsyncIterator[FullEnv]:
         sqlite = store_url.startswith("sqlite")
         disk: FullDisk = SqliteDisk(store) if sqlite else PostgresDisk(store_url)
         graph = GraphTools(config_for(sim), snapshots=store, clock=clock.now)
-        tools = Tripwire(graph)
-        service = JobService(
-            store=store,
-            keys=fixed_keys(),
-            rules=Rules(approvers=APPROVERS, simulated=True),
-            tools=tools,
-            clock=clock.now,
-            directory=default_directory(),
-            sleep=advancing(clock),
-            bundle_dir=tmp_path / "bundles",
-        )
-        gateway = ToolGateway(service)
-        executor = RunbookExecutor(gateway)
-        service.executor = executor
-        chat = RecordingChat()
-        service.notifier.register(chat)
-        environment = FullEnv(service, gateway, executor, tools, chat, clock, sim, disk)
+        environment = _started(store, Tripwire(graph), clock, sim, disk, store_url, tmp_path)
         try:
             yield environment
         finally:
             await disk.free()
-            await service.close()
+            await environment.service.close()
             await graph.close()
             await store.close()
+
+
+def _started(
+    store: SqlStore,
+    tools: Tripwire,
+    clock: ManualClock,
+    sim: SimulatedTenant,
+    disk: FullDisk,
+    store_url: str,
+    home: Path,
+) -> FullEnv:
+    """The service, its gateway, its runbook executor and a recording chat, as a process
+    starts them (the production assembly's home layout: ``bot/assembly.py``)."""
+    service = JobService(
+        store=store,
+        keys=fixed_keys(),
+        rules=Rules(approvers=APPROVERS, simulated=True),
+        tools=tools,
+        clock=clock.now,
+        directory=default_directory(),
+        sleep=advancing(clock),
+        bundle_dir=home / "bundles",
+        kept_commands=spool_in(home),
+    )
+    gateway = ToolGateway(service)
+    executor = RunbookExecutor(gateway)
+    service.executor = executor
+    chat = RecordingChat()
+    service.notifier.register(chat)
+    return FullEnv(
+        service, gateway, executor, tools, chat, clock, sim, disk, store_url=store_url, home=home
+    )
+
+
+async def die(env: FullEnv) -> None:
+    """The service's process dies: its tasks and its listener end with it, and nothing is
+    released or recorded on the way (its leases stay in the store until they expire or its
+    successor adopts them). What it held in memory is gone with the object."""
+    await env.service.revocations.stop()
+    await env.service.tasks.cancel()
+
+
+@contextlib.asynccontextmanager
+async def started_again(env: FullEnv) -> AsyncIterator[FullEnv]:
+    """A new process of the same replica after ``die``: a new store connection on the same
+    URL, the same keys, tenant and home, a new adapter (its calls counted apart), a new
+    chat. Its ``resume`` is the caller's, as the app's start is."""
+    store = await SqlStore.open(env.store_url)
+    graph = GraphTools(config_for(env.sim), snapshots=store, clock=env.clock.now)
+    tools = Tripwire(graph)
+    again = _started(store, tools, env.clock, env.sim, env.disk, env.store_url, env.home)
+    try:
+        yield again
+    finally:
+        await again.service.close()
+        await graph.close()
+        await store.close()
 
 
 async def active_job(env: FullEnv, template: str) -> None:
