@@ -389,10 +389,13 @@ class JobService:
     def knows_revoked(self, job: Job, jti: str) -> bool:
         """Revoked as this process knows it (the gateway's and the model proxy's fast path):
         by this process or a replica heard through NOTIFY, or recorded on the job itself (a
-        resolved job's jtis leave ``revoked`` when it is evicted; its record still says so).
-        The store, asked apart, is the authority."""
+        resolved job's jtis leave ``revoked`` when it is evicted; its record still says so),
+        or the agent's of a window a person ended here unrecorded (ADR 0021: kept on disk, so
+        from this process's start). The store, asked apart, is the authority."""
+        ended = self.unrecorded.holds(job.job_id)
         return jti in self.revoked or any(
-            t.jti == jti and t.revoked_at is not None for t in job.tokens
+            t.jti == jti and (t.revoked_at is not None or (ended and t.kind == TokenKind.AGENT))
+            for t in job.tokens
         )
 
     def listen(self) -> None:

@@ -23,6 +23,7 @@ import pytest
 
 from bot.kept_commands import KeptCommands, spool_in
 from engine import catalog
+from engine.cst import TokenKind
 from engine.job import ACTIVE, END_KILL, KILLED
 from engine.lifecycle import Kill
 from tests.integration.faults.conftest import (
@@ -40,6 +41,7 @@ from tests.integration.faults.test_store_full import (
     holds,
     kill_refused,
     ticks,
+    tool_receipts,
 )
 
 
@@ -112,3 +114,24 @@ async def test_a_kept_kill_of_a_job_the_store_does_not_know_is_dropped_not_retri
         assert len(dropped) == 1, dropped
         assert spool(again).load() == {}
         assert (await again.service.load(JOB)).state == ACTIVE  # its own job goes on
+
+
+async def test_the_agent_of_a_kept_kill_is_refused_by_the_next_process_before_it_resumes(
+    full: FullEnv,
+) -> None:
+    """The next process takes calls as soon as it listens, before ``resume`` reaches the job:
+    a token of the killed window must be refused then too (an agent outside may hold it)."""
+    await kill_refused(full)
+    job = await full.service.load(JOB)
+    token = full.service.token_for(job, TokenKind.AGENT)
+    read = job.plan.payload["metadata"]["breakglass"]["verify_action"]
+    await die(full)
+    await full.disk.free()
+    async with started_again(full) as again:
+        sent, chained = len(again.tools.sent), len(await again.service.store.chain(JOB))
+
+        outcome = await again.gateway.call(JOB, token, read["tool"], read["arguments"])
+
+        assert (outcome.allowed, outcome.reason) == (False, "TOKEN_INVALID")
+        assert again.tools.sent[sent:] == []  # nothing reached the tenant
+        assert await tool_receipts(again, chained) == [(read["tool"], "error")]  # recorded
