@@ -24,10 +24,8 @@ from adapters.graph.simulated import ManualClock, SimulatedTenant
 from bot.gateway_service import ToolGateway
 from bot.service import JobService
 from engine import catalog
-from engine.errors import StoreError
 from engine.job import CLOSED, FAILED, Job
-from engine.lifecycle import Command, Done, RemovalDelayed
-from engine.outcome import Outcome
+from engine.lifecycle import Done
 from engine.ports import ChatEvent
 from engine.receipts import content_hash
 from engine.timeutil import parse_iso
@@ -261,31 +259,3 @@ async def test_restored_while_the_job_waits_the_role_is_removed_and_the_job_clos
     assert "principal_deleted" not in last
     assert [r["userId"] for r in sim.directory.revocations] == [DAVE]  # he is back: revoked
     assert holders(sim, USER_ADMIN) == set()
-
-
-async def test_a_store_that_refuses_the_notice_does_not_stop_the_wait(
-    service: JobService,
-    sim: SimulatedTenant,
-    clock: ManualClock,
-    answers: Answers,
-    chat: RecordingChat,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    command = service.command
-    refused: list[RemovalDelayed] = []
-
-    async def refusing(job_id: str, said: Command, *args: Any, **kw: Any) -> Outcome:
-        if isinstance(said, RemovalDelayed):
-            refused.append(said)
-            raise StoreError("the store refuses the notice")
-        return await command(job_id, said, *args, **kw)
-
-    monkeypatch.setattr(service, "command", refusing)
-
-    job = await deleted_mid_window(service, sim, clock, minutes_in=28)
-
-    assert (job.state, job.still_privileged, job.rollback_verified) == (CLOSED, (), True)
-    assert [r.reason for r in refused] == ["principal_deleted"]  # tried once, not each round
-    assert told_deleted(chat) == []
-    *_, last = await receipted(service, job, answers, catalog.REMOVE_ROLE)
-    assert has(last, principal_deleted=True, lapsed=True, verified=True)
