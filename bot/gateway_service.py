@@ -264,14 +264,11 @@ class ToolGateway:
         credential = allowed.spec.name in CREDENTIAL_WRITES
         rollback = allowed.token.kind == TokenKind.ROLLBACK
         try:
-            if rollback and self.held.holds(job_id):  # behind the receipts held before it
-                self.held.hold_receipt(job_id, command, None)
-                return GatewayOutcome(True, command.status, receipt_id, result=result.body)
-            unchained = await self._record(job_id, command)
+            if rollback:  # what the rollback did is known: held if refused (bot.held_records)
+                unchained = await self.held.chain(job_id, command)
+            else:
+                unchained = await self._record(job_id, command)
         except StoreError as exc:
-            if rollback:  # what the rollback did is known: it goes on (bot.held_records)
-                self.held.hold_receipt(job_id, command, exc)
-                return GatewayOutcome(True, command.status, receipt_id, result=result.body)
             if not _said_unrecorded(job_id, call, allowed, result, exc):
                 raise
             # The caller gets the tool's answer (what happened), with no receipt id.

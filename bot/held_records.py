@@ -39,27 +39,29 @@ class HeldRecords:
         self.service = service
         self._jobs: dict[str, _Held] = {}
 
-    def holds(self, job_id: str) -> bool:
-        """Does ``job_id`` have records waiting (a later receipt must wait behind them)?"""
-        return job_id in self._jobs
-
     def verdict_held(self, job_id: str) -> bool:
         held = self._jobs.get(job_id)
         return held is not None and held.verdict is not None
 
-    def hold_receipt(
-        self, job_id: str, command: ToolCallRecorded, refused: StoreError | None
-    ) -> None:
-        """Keep ``command``: ``refused`` by the store, or None when it waits behind others."""
+    async def chain(self, job_id: str, receipt: ToolCallRecorded) -> str:
+        """Chain a rollback call's ``receipt``, or hold it: behind the receipts held before
+        it, or refused by the store. The reason it was not chained ("" when it was, or is
+        held: it will be)."""
         if job_id not in self._jobs:
-            log.error(
-                "receipts of %s's rollback are held in memory: the store refuses writes "
-                "(%s); the rollback goes on and they are chained once it takes them",
-                job_id,
-                type(refused).__name__,
-                extra={"job_id": job_id},
-            )
-        self._jobs.setdefault(job_id, _Held()).receipts.append(command)
+            try:
+                outcome = await self.service.command(job_id, receipt)
+            except StoreError as refused:
+                log.error(
+                    "receipts of %s's rollback are held in memory: the store refuses writes "
+                    "(%s); the rollback goes on and they are chained once it takes them",
+                    job_id,
+                    type(refused).__name__,
+                    extra={"job_id": job_id},
+                )
+            else:
+                return "" if outcome.ok else outcome.reason
+        self._jobs.setdefault(job_id, _Held()).receipts.append(receipt)
+        return ""
 
     def hold_verdict(self, job_id: str, verdict: RollbackFinished, key: str) -> None:
         self._jobs.setdefault(job_id, _Held()).verdict = (verdict, key)

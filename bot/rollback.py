@@ -48,6 +48,7 @@ from engine.lifecycle import RollbackFinished
 from engine.timeutil import parse_iso
 
 if TYPE_CHECKING:
+    from bot.held_records import HeldRecords
     from bot.service import JobService
 
 log = logging.getLogger("breakglass.rollback")
@@ -84,8 +85,8 @@ class RollbackRunner:
             await run_rollback(self.service, job_id)
         except LeaseLost:
             log.warning("rollback of %s left to the replica now holding its lease", job_id)
-            if self.service.gateway is not None:  # it runs the steps again, receipted
-                self.service.gateway.held.forget(job_id)
+            if (held := held_records(self.service)) is not None:
+                held.forget(job_id)  # it runs the steps again, receipted
         except Exception as exc:  # the store or the process failed us: the next tick retries
             self._crashed(job_id, exc)
             await self._end_if_spent(job_id)
@@ -122,11 +123,10 @@ class RollbackRunner:
             job = await self.service.load(job_id)
             if job.state != ROLLING_BACK or self.service.clock() < _deadline(self.service, job):
                 return
-            gateway = self.service.gateway
-            if gateway is not None and gateway.held.verdict_held(job_id):
-                return  # the rollback has run: its own verdict waits for the store
-            if gateway is not None:
-                await gateway.held.flush(job_id)  # what the calls did, before the verdict
+            if (held := held_records(self.service)) is not None:
+                if held.verdict_held(job_id):
+                    return  # the rollback has run: its own verdict waits for the store
+                await held.flush(job_id)  # what the calls did, before the verdict
             still = may_remain(job)
             log.error(
                 "ESCALATION job %s: its rollback kept failing until its budget was spent "
@@ -148,7 +148,7 @@ async def run_rollback(service: JobService, job_id: str) -> None:
     earlier round could not record (a full disk) is recorded first: a round whose verdict
     was held ends with it, sending nothing again (``bot.held_records``)."""
     job = await service.load(job_id)
-    held = service.gateway.held if service.gateway is not None else None
+    held = held_records(service)
     if job.state != ROLLING_BACK:
         if held is not None:
             held.forget(job_id)
@@ -217,6 +217,11 @@ async def _halt(service: JobService, job_id: str) -> None:
             type(exc).__name__,
             extra={"job_id": job_id},
         )
+
+
+def held_records(service: JobService) -> HeldRecords | None:
+    """The rollback's receipts and verdicts its gateway holds while the store refuses them."""
+    return service.gateway.held if service.gateway is not None else None
 
 
 def _deadline(service: JobService, job: Job) -> datetime:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -54,14 +54,13 @@ class RollbackRun:
     job: Job
     deadline: datetime
     attempts: int = 0  # calls of the rollback steps proper
-    announced: datetime | None = None  # the not_before already told to the channel
+    told: dict[str, datetime] = field(default_factory=dict)  # reason → not_before said
     contained: tuple[str, ...] | None = None  # containment done (the tools that succeeded)
     last: GatewayOutcome | None = None  # the latest call's outcome
     seen_ours: bool = False  # a removal saw the job's own grant in the tenant
     undone: bool = False  # the last round of rollback steps all succeeded
     read_at: datetime = NEVER  # when the last read began
     deleted: str | None = None  # the principal was deleted: until when its role may return
-    told_deleted: datetime | None = None  # the lapses_at of a deleted principal already told
 
     @property
     def terms(self) -> Any:
@@ -191,13 +190,7 @@ class RollbackRun:
         """Contain first, tell the channel, wait until ``not_before`` (if the budget allows)."""
         if self.contained is None:
             self.contained = await self.contain()
-        if self.announced != not_before:
-            self.announced = not_before
-            delayed = RemovalDelayed(not_before=not_before, contained=self.contained)
-            try:
-                await self.service.command(self.job.job_id, delayed)
-            except StoreError:  # a notice: the wait and the removal must not depend on it
-                log.warning("the delayed removal of %s could not be recorded", self.job.job_id)
+        await self.tell(RemovalDelayed(not_before=not_before, contained=self.contained))
         if not_before > self.deadline:
             log.error("removal for %s not allowed before the rollback budget ends", self.job.job_id)
             return False
@@ -222,15 +215,24 @@ class RollbackRun:
                 self.deleted,
             )
             return False
-        if self.told_deleted != lapses:  # once per lapses_at: the wait may take many rounds
-            self.told_deleted = lapses
-            said = RemovalDelayed(not_before=lapses, reason=DELAYED_DELETED)
-            try:
-                await self.service.command(self.job.job_id, said)
-            except StoreError:  # a notice: the wait and the removal must not depend on it
-                log.warning("the deleted principal of %s could not be told", self.job.job_id)
+        await self.tell(RemovalDelayed(not_before=lapses, reason=DELAYED_DELETED))
         wait = (lapses - self.service.clock()).total_seconds()
         return await self.pause(min(max(wait, BACKOFF_SECONDS[0]), SETTLE_RECHECK_SECONDS))
+
+    async def tell(self, delayed: RemovalDelayed) -> None:
+        """Tell the channel why the removal waits, once per reason and time (the wait may
+        take many rounds). A notice: the wait and the removal must not depend on it."""
+        if self.told.get(delayed.reason) == delayed.not_before:
+            return
+        self.told[delayed.reason] = delayed.not_before
+        try:
+            await self.service.command(self.job.job_id, delayed)
+        except StoreError:
+            log.warning(
+                "the channel could not be told why the removal of %s waits (%s)",
+                self.job.job_id,
+                delayed.reason,
+            )
 
     async def contain(self) -> tuple[str, ...]:
         """The WPC's containment steps (e.g. revoke the principal's sessions), each tried
