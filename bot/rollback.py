@@ -80,8 +80,8 @@ class RollbackRunner:
 
     async def _guarded(self, job_id: str) -> None:
         try:
-            if not await self.service.leases.keep(job_id):
-                return  # another live replica runs this rollback
+            if not await self._leased(job_id):
+                return
             await run_rollback(self.service, job_id)
         except LeaseLost:
             log.warning("rollback of %s left to the replica now holding its lease", job_id)
@@ -92,6 +92,17 @@ class RollbackRunner:
             await self._end_if_spent(job_id)
         else:
             self._failing.pop(job_id, None)
+
+    async def _leased(self, job_id: str) -> bool:
+        """Does this replica run the rollback now? Not when another live replica holds its
+        lease. Nor when nobody can take the lease, as the store refuses writes: then its
+        removal runs here all the same, unrecorded (ADR 0021), so a replica that died during
+        the outage does not leave the privilege in place until the disk has room."""
+        try:
+            return await self.service.leases.keep(job_id)
+        except StoreError as refused:
+            await self.service.unrecorded.rollback_unleased(job_id, refused)
+            return False
 
     def _crashed(self, job_id: str, exc: Exception) -> None:
         """The traceback once per job and error; the same error again is one line."""

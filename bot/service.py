@@ -333,7 +333,13 @@ class JobService:
             self.rollbacks.spawn(job_id)  # the runner takes the lease, or leaves it be
             return
         if job.state == ACTIVE and job_id not in self.leases:
-            if not await self.leases.take(job_id):
+            try:
+                if not await self.leases.take(job_id):
+                    return
+            except StoreError:  # nobody can take it: a due end is not held back for it
+                if not self._due(job):
+                    raise
+                await self.command(job_id, lifecycle.Tick())  # refused: ended unrecorded
                 return
             await self._run_active(job)  # a dead replica's job (or one started elsewhere)
         if self._due(job) and await self.leases.keep(job_id):
@@ -367,17 +373,17 @@ class JobService:
         """After a (re)start: make every open job whole again, then tick once. Jobs another
         live replica runs are left to it (the tick takes them over if it dies)."""
         self.listen()
-        await self.leases.adopt()  # what this replica ran before a crash is its own at once
-        holders = await self.store.lease_holders(self.clock())
-        for job in await self.open_jobs():
-            for token in job.tokens:
-                if token.revoked_at is not None:
-                    self.revoked.add(token.jti)
-            if holders.get(job.job_id, self.leases.owner) != self.leases.owner:
-                continue
-            if job.state == ACTIVE and await self.leases.take(job.job_id):
-                await self._run_active(job)
-        await self.tick()
+        try:  # writes: a store that refuses them (a full disk) must not stop the start
+            await self.leases.adopt()  # what this replica ran before a crash is its own at once
+            holders = await self.store.lease_holders(self.clock())
+            for job in await self.open_jobs():
+                self.revoked.update(t.jti for t in job.tokens if t.revoked_at is not None)
+                mine = holders.get(job.job_id, self.leases.owner) == self.leases.owner
+                if mine and job.state == ACTIVE and await self.leases.take(job.job_id):
+                    await self._run_active(job)
+            await self.tick()
+        except StoreError as refused:  # the timers go on; each tick tries again
+            log.warning("started with open jobs not yet made whole: %s", str(refused)[:300])
 
     async def sweep(self) -> list[str]:
         """Reconciliation (see :mod:`bot.sweep`), then housekeeping; returns what was removed."""

@@ -72,17 +72,28 @@ class UnrecordedEnds:
         if isinstance(command, ActorCommand) and job_id not in self._pending:
             self._pending[job_id] = command
             self.kept.save(self._pending)
-        self.stop_agent(job)
-        if job_id in self._done:
-            return EndUnrecorded(UNRECORDED_TEXT)
-        left = await self._run_steps(job)
-        if not left:
-            self._done.add(job_id)
-        if self._said.get(job_id) != tuple(left):  # once per change, not at every tick
-            self._said[job_id] = tuple(left)
-            _escalate(job_id, command, refused, left)
+        left = await self._contain(job, type(command).__name__, refused)
         still = f" Still: {'; '.join(left)}." if left else ""
         return EndUnrecorded(UNRECORDED_TEXT + still)
+
+    async def rollback_unleased(self, job_id: str, refused: StoreError) -> None:
+        """A recorded rollback whose lease no replica can take while the store refuses
+        writes (the replica that ran it died, say): its steps run here as an unrecorded
+        end's, and the rollback itself runs, receipted, once the store takes writes."""
+        await self._contain(await self.service.peek(job_id), "rollback taken over", refused)
+
+    async def _contain(self, job: Job, cause: str, refused: StoreError) -> list[str]:
+        """Stop the agent, run the removal and end steps once; what is still privileged."""
+        self.stop_agent(job)
+        if job.job_id in self._done:
+            return []
+        left = await self._run_steps(job)
+        if not left:
+            self._done.add(job.job_id)
+        if self._said.get(job.job_id) != tuple(left):  # once per change, not at every tick
+            self._said[job.job_id] = tuple(left)
+            _escalate(job.job_id, cause, refused, left)
+        return left
 
     async def record_pending(self) -> None:
         """Record the commands kept while the store refused them (first, at each tick)."""
@@ -144,12 +155,12 @@ class UnrecordedEnds:
         return result.ok
 
 
-def _escalate(job_id: str, command: Command, refused: StoreError, left: list[str]) -> None:
+def _escalate(job_id: str, cause: str, refused: StoreError, left: list[str]) -> None:
     log.error(
         "ESCALATION job %s: its window ended (%s) but the store refuses writes (%s); "
         "the agent is stopped, %s. It is recorded once the store takes writes again",
         job_id,
-        type(command).__name__,
+        cause,
         str(refused)[:200],
         "the removal and end steps ran unrecorded" if not left else f"still: {'; '.join(left)}",
         extra={"job_id": job_id},

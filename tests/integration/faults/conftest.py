@@ -193,12 +193,14 @@ async def die(env: FullEnv) -> None:
 @contextlib.asynccontextmanager
 async def started_again(env: FullEnv) -> AsyncIterator[FullEnv]:
     """A new process of the same replica after ``die``: a new store connection on the same
-    URL, the same keys, tenant and home, a new adapter (its calls counted apart), a new
-    chat. Its ``resume`` is the caller's, as the app's start is."""
+    URL, the same keys, tenant, disk and home, a new adapter (its calls counted apart), a
+    new chat. Its ``resume`` is the caller's, as the app's start is."""
     store = await SqlStore.open(env.store_url)
     graph = GraphTools(config_for(env.sim), snapshots=store, clock=env.clock.now)
     tools = Tripwire(graph)
-    again = _started(store, tools, env.clock, env.sim, env.disk, env.store_url, env.home)
+    # A SQLite disk fills for one connection (disk.py): the new process's is its own.
+    disk = SqliteDisk(store) if env.store_url.startswith("sqlite") else env.disk
+    again = _started(store, tools, env.clock, env.sim, disk, env.store_url, env.home)
     try:
         yield again
     finally:
