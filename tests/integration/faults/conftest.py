@@ -158,6 +158,7 @@ def _started(
     disk: FullDisk,
     store_url: str,
     home: Path,
+    replica_id: str | None = None,
 ) -> FullEnv:
     """The service, its gateway, its runbook executor and a recording chat, as a process
     starts them (the production assembly's home layout: ``bot/assembly.py``)."""
@@ -171,6 +172,7 @@ def _started(
         sleep=advancing(clock),
         bundle_dir=home / "bundles",
         kept_commands=spool_in(home),
+        replica_id=replica_id,
     )
     gateway = ToolGateway(service)
     executor = RunbookExecutor(gateway)
@@ -191,16 +193,17 @@ async def die(env: FullEnv) -> None:
 
 
 @contextlib.asynccontextmanager
-async def started_again(env: FullEnv) -> AsyncIterator[FullEnv]:
-    """A new process of the same replica after ``die``: a new store connection on the same
-    URL, the same keys, tenant, disk and home, a new adapter (its calls counted apart), a
-    new chat. Its ``resume`` is the caller's, as the app's start is."""
+async def started_again(env: FullEnv, replica_id: str | None = None) -> AsyncIterator[FullEnv]:
+    """A new process of the same replica after ``die`` (or, given ``replica_id``, another
+    replica beside it): a new store connection on the same URL, the same keys, tenant, disk
+    and home, a new adapter (its calls counted apart), a new chat. Its ``resume`` is the
+    caller's, as the app's start is."""
     store = await SqlStore.open(env.store_url)
     graph = GraphTools(config_for(env.sim), snapshots=store, clock=env.clock.now)
     tools = Tripwire(graph)
     # A SQLite disk fills for one connection (disk.py): the new process's is its own.
     disk = SqliteDisk(store) if env.store_url.startswith("sqlite") else env.disk
-    again = _started(store, tools, env.clock, env.sim, disk, env.store_url, env.home)
+    again = _started(store, tools, env.clock, env.sim, disk, env.store_url, env.home, replica_id)
     try:
         yield again
     finally:

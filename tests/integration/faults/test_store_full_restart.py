@@ -14,10 +14,12 @@ from datetime import timedelta
 
 import pytest
 
-from engine.job import ACTIVE, KILLED, ROLLING_BACK
+from engine import chain
+from engine.job import ACTIVE, KILLED, RESOLVED, ROLLING_BACK
 from engine.lifecycle import Kill
 from tests.integration.faults.conftest import (
     JOB,
+    TICK_SECONDS,
     FullEnv,
     active_job,
     die,
@@ -88,3 +90,50 @@ async def test_a_process_started_on_a_full_disk_runs_the_rollback_it_took_over(
         job = await until_ended(again)
         assert job.state == KILLED
         await assert_ended_whole(again, "entra-role", KILLED)
+
+
+@pytest.mark.parametrize("template", TEMPLATES)
+@pytest.mark.parametrize(
+    "store_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+async def test_two_replicas_that_both_end_a_window_unrecorded_leave_one_whole_record(
+    full: FullEnv, template: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """While the store refuses writes, replica B cannot tell whether A, whose lease has
+    expired in the store, is dead or only unable to renew: both run the end's steps. That
+    must cost no more than a second ESCALATION line: the grant goes, and once the disk has
+    room the job ends once, its chain without a doubled record, its bundle verified.
+    PostgreSQL only: a full SQLite file still takes a lease rewritten in place, so A keeps
+    renewing it and B never runs the steps."""
+    await active_job(full, template)
+    await full.tick()  # A takes the job's lease
+    async with started_again(full, replica_id="replica-b") as b:
+        await b.service.resume()  # A's lease is live: B leaves the job to A
+        given(REMOVAL[template] not in b.tools.sent, "B left the job to A")
+        for replica in (full, b):
+            await replica.disk.fill()  # one disk for PostgreSQL; each connection's for SQLite
+        await window_end(full)
+
+        for _ in range(int(ON_TIME.total_seconds() // TICK_SECONDS)):
+            await full.tick()
+            await b.tick()
+            full.clock.advance(TICK_SECONDS)
+
+        assert not holds(full, template), "the grant outlived its window"
+        given(REMOVAL[template] in b.tools.sent, "B ran the end's steps as well as A")
+        assert len(errors_naming(caplog, "ESCALATION job " + JOB)) == 2, "one per replica"
+
+        for replica in (full, b):
+            await replica.disk.free()
+        for _ in range(60):
+            await full.tick()
+            await b.tick()
+            if (await full.service.load(JOB)).state in RESOLVED:
+                break
+            full.clock.advance(TICK_SECONDS)
+        await assert_ended_whole(full, template)
+        records = await full.service.store.chain(JOB)
+        ids = [r.envelope["payload"].get("receipt_id") for r in records if r.envelope]
+        ids = [i for i in ids if i is not None]
+        assert len(ids) == len(set(ids)), "a record chained twice"
+        assert [r.event["event_type"] for r in records].count(chain.RUN_END) == 1
