@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bot import metrics
+from bot import metrics, ticks
 from bot.clock import sleep_for
 from bot.effects import Effects
 from bot.job_update import job_update
@@ -47,10 +47,18 @@ from engine.errors import (
     StoreError,
 )
 from engine.identity import Directory
-from engine.job import ACTIVE, OPEN, ROLLING_BACK, Actor, Job
+from engine.job import OPEN, Actor, Job
 from engine.lifecycle import Command, Ctx, Keys, Rules, Transition
 from engine.outcome import Outcome
-from engine.ports import ChatEvent, ExecutorPort, JobUpdate, ModelExchange, Store, ToolPort
+from engine.ports import (
+    ChatEvent,
+    ExecutorPort,
+    JobUpdate,
+    JsonDoc,
+    ModelExchange,
+    Store,
+    ToolPort,
+)
 from engine.targets import TENANT_UNAVAILABLE, TargetRejected, TargetResolver
 
 if TYPE_CHECKING:
@@ -173,7 +181,7 @@ class JobService:
     ) -> Outcome:
         """Apply ``command``; a re-delivered ``key`` returns the first result and does nothing.
         ``exchange`` (a model call's bodies) is stored in the same transaction."""
-        if key and (cached := await self.store.idempotent_result(key)):
+        if key and (cached := await self._replayed(key)):
             return Outcome.replayed_from(cached)
         if isinstance(command, lifecycle.Approve):  # read before the lock: it is the tenant
             command = await with_approver_membership(await self.peek(job_id), command, self.tools)
@@ -197,6 +205,15 @@ class JobService:
         await self._forget_if_resolved(job_id)
         self._tell(job_id, events)
         return outcome
+
+    async def _replayed(self, key: str) -> JsonDoc | None:
+        """The first result of a re-delivered command. None when the store cannot say (it
+        does not answer): the command goes on, and its own write (which holds the key)
+        decides; a Kill is not held back for a lookup (ADR 0024)."""
+        try:
+            return await self.store.idempotent_result(key)
+        except StoreError:
+            return None
 
     def _tell(self, job_id: str, events: list[ChatEvent]) -> None:
         """People are told beside the job, never in its way: chat is slow and may be down,
@@ -306,49 +323,12 @@ class JobService:
     # -------------------------------------------------------------------- timers
 
     async def tick(self) -> None:
-        """Advance the clock of every open job this replica runs, or that no live replica
-        runs any more (its lease expired: taken over). Writes only what is due."""
-        refused: StoreError | None = None
-        try:
-            await self.leases.keep_all()
-        except StoreError as err:  # held here still: nobody can take them while it refuses
-            refused = err
-        await self.unrecorded.record_pending()
-        metrics.LEASES_HELD.set(len(self.leases))
-        jobs = await self.open_jobs()
-        self.chat.forget_ended({job.job_id for job in jobs})  # some may have ended elsewhere
-        holders = await self.store.lease_holders(self.clock()) if jobs else {}
-        for job in jobs:
-            if holders.get(job.job_id, self.leases.owner) == self.leases.owner:
-                try:
-                    await self._tick_job(job)
-                except StoreError as err:  # the other jobs are still ticked
-                    refused = refused or err
-        if refused is not None:
-            raise refused  # the timer says it once a while
+        """Advance the clock of every open job this replica runs (``bot.ticks``)."""
+        await ticks.tick(self)
 
-    async def _tick_job(self, job: Job) -> None:
-        job_id = job.job_id
-        if job.state == ROLLING_BACK:
-            self.rollbacks.spawn(job_id)  # the runner takes the lease, or leaves it be
-            return
-        if job.state == ACTIVE and job_id not in self.leases:
-            try:
-                if not await self.leases.take(job_id):
-                    return
-            except StoreError:  # nobody can take it: a due end is not held back for it
-                if not self._due(job):
-                    raise
-                await self.command(job_id, lifecycle.Tick())  # refused: ended unrecorded
-                return
-            await self._run_active(job)  # a dead replica's job (or one started elsewhere)
-        if self._due(job) and await self.leases.keep(job_id):
-            await self.command(job_id, lifecycle.Tick())
-
-    def _due(self, job: Job) -> bool:
-        """Would a tick change the job now? (The pure transition says; nothing is written.)"""
-        transition = self.would(job, lifecycle.Tick())
-        return transition is not None and not transition.result.get("idle")
+    async def resume(self) -> None:
+        """After a (re)start: make every open job whole again, then tick (``bot.ticks``)."""
+        await ticks.resume(self)
 
     def would(self, job: Job, command: Command) -> Transition | None:
         """What ``command`` would do to ``job`` now; None when it is refused (pure)."""
@@ -356,34 +336,6 @@ class JobService:
             return lifecycle.apply(job, command, self._ctx())
         except CommandRefused:
             return None
-
-    async def _run_active(self, job: Job) -> None:
-        """Make an active job whole on this replica: its policy published, its executor
-        running until the window ends (the executor finds what is already done)."""
-        if self.unrecorded.holds(job.job_id):  # a person ended it, unrecorded (ADR 0021)
-            self.unrecorded.stop_agent(job)
-            return
-        if job.policy_envelope is not None:
-            await self.store.put_policy(job.plan.plan_hash, job.policy_envelope)
-        end = job.window_end_at()
-        if end is not None and self.clock() < end and self.executor is not None:
-            await self.executor.start(job.to_json(), self.token_for(job, TokenKind.AGENT))
-
-    async def resume(self) -> None:
-        """After a (re)start: make every open job whole again, then tick once. Jobs another
-        live replica runs are left to it (the tick takes them over if it dies)."""
-        self.listen()
-        try:  # writes: a store that refuses them (a full disk) must not stop the start
-            await self.leases.adopt()  # what this replica ran before a crash is its own at once
-            holders = await self.store.lease_holders(self.clock())
-            for job in await self.open_jobs():
-                self.revoked.update(t.jti for t in job.tokens if t.revoked_at is not None)
-                mine = holders.get(job.job_id, self.leases.owner) == self.leases.owner
-                if mine and job.state == ACTIVE and await self.leases.take(job.job_id):
-                    await self._run_active(job)
-            await self.tick()
-        except StoreError as refused:  # the timers go on; each tick tries again
-            log.warning("started with open jobs not yet made whole: %s", str(refused)[:300])
 
     async def sweep(self) -> list[str]:
         """Reconciliation (see :mod:`bot.sweep`), then housekeeping; returns what was removed."""

@@ -116,7 +116,7 @@ class UnrecordedEnds:
     def holds(self, job_id: str) -> bool:
         """Is a person's end of ``job_id`` kept here (by this process or a dead predecessor),
         not yet recorded? Its window is over, whatever the stored job says: its agent is
-        not started again (``JobService._run_active``)."""
+        not started again (``bot.ticks.run_active``)."""
         return job_id in self._pending
 
     def forget(self, job_id: str) -> None:

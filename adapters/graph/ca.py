@@ -88,8 +88,9 @@ async def exclude_group(ctx: ToolContext, args: Mapping[str, Any]) -> ToolResult
         if not read.fresh:
             raise stale(policy_id, args["job_id"])  # its snapshot and write would be stale
         policy = read.policy
-        saved = await ctx.snapshots.save_snapshot(
-            snapshot_key(args["job_id"], policy_id), _snapshot(ctx, args, policy)
+        key = snapshot_key(args["job_id"], policy_id)
+        saved = ctx.originals.keep(
+            key, await ctx.snapshots.save_snapshot(key, _snapshot(ctx, args, policy))
         )
         if group_id not in excluded_groups(policy):
             users = users_of(policy)
@@ -125,7 +126,7 @@ async def restore_policy(ctx: ToolContext, args: Mapping[str, Any]) -> ToolResul
 async def _restore(ctx: ToolContext, args: Mapping[str, Any], original: Doc) -> ToolResult:
     policy_id, group_id = args["policy_id"], args["group_id"]
     async with ctx.exclusive(policy_id):  # read and write as one: see KeyedLocks
-        read = await fresh_policy(ctx, policy_id, lambda: get_policy(ctx, policy_id))
+        read = await fresh_policy(ctx, policy_id, lambda: get_policy(ctx, policy_id), removal=True)
         current = read.policy
         ours = group_id not in excluded_groups(original)
         expected = without_group(current, group_id) if ours else users_of(current)
@@ -249,10 +250,15 @@ async def _patch_users(
 
 
 async def _load_original(ctx: ToolContext, args: Mapping[str, Any]) -> Doc | None:
-    """The policy as the job's first write found it; None when the job never wrote it."""
-    snap = await ctx.snapshots.load_snapshot(snapshot_key(args["job_id"], args["policy_id"]))
+    """The policy as the job's first write found it; None when the job never wrote it. Kept
+    in the process as well (it never changes): a restore needs no store that answers."""
+    key = snapshot_key(args["job_id"], args["policy_id"])
+    snap = ctx.originals.get(key)
+    if snap is None:
+        snap = await ctx.snapshots.load_snapshot(key)
     if snap is None:
         return None
+    ctx.originals.keep(key, snap)
     if not isinstance(snap.get("policy"), Mapping):
         raise InputError("the Conditional Access snapshot of this job and policy is damaged")
     return dict(snap["policy"])

@@ -56,16 +56,26 @@ class PolicyRead:
 
 
 async def fresh_policy(
-    ctx: ToolContext, policy_id: str, read: Callable[[], Awaitable[Doc]]
+    ctx: ToolContext,
+    policy_id: str,
+    read: Callable[[], Awaitable[Doc]],
+    *,
+    removal: bool = False,
 ) -> PolicyRead:
     """Read until the policy shows a version no write of ours was based on yet (bounded);
-    the last read."""
+    the last read. A ``removal`` whose claims the store cannot read (it does not answer)
+    takes the read as fresh: its write then goes unclaimed (``write_on``, ADR 0024)."""
     for attempt in range(ctx.retry.readback_attempts):
         if attempt:
             await ctx.sleep(ctx.retry.readback_interval)
         policy = await read()
         key = claim_key(policy_id, policy)
-        live, free = await _claims(ctx, key)
+        try:
+            live, free = await _claims(ctx, key)
+        except StoreError:
+            if not removal:
+                raise
+            live, free = False, 0
         if not live:
             break
     return PolicyRead(policy_id, policy, not live, f"{key}:{free}")

@@ -18,7 +18,7 @@ from typing import TypeVar
 from adapters.graph.client import GraphClient
 from adapters.graph.config import RetryPolicy
 from adapters.graph.failures import ResponseLost
-from engine.ports import MarkedGrant, SnapshotStore
+from engine.ports import JsonDoc, MarkedGrant, SnapshotStore
 
 T = TypeVar("T")
 
@@ -35,6 +35,23 @@ class KeyedLocks:
         return self._locks.setdefault(key, asyncio.Lock())
 
 
+class Originals:
+    """Write-once documents kept in memory, the oldest dropped past ``limit``."""
+
+    def __init__(self, limit: int = 1024) -> None:
+        self.limit = limit
+        self._kept: dict[str, JsonDoc] = {}
+
+    def get(self, key: str) -> JsonDoc | None:
+        return self._kept.get(key)
+
+    def keep(self, key: str, document: JsonDoc) -> JsonDoc:
+        self._kept[key] = document
+        while len(self._kept) > self.limit:
+            del self._kept[next(iter(self._kept))]
+        return document
+
+
 @dataclass(frozen=True)
 class ToolContext:
     client: GraphClient
@@ -46,6 +63,9 @@ class ToolContext:
     exclusive: KeyedLocks = field(default_factory=KeyedLocks)  # one writer per policy
     # CA claims voided here whose void marker the store refused (adapters.graph.ca_claims)
     voided: set[str] = field(default_factory=set)
+    # CA snapshots saved or read here (write-once, so never stale): a restore while the
+    # store does not answer still knows whether the exclusion was ours (adapters.graph.ca)
+    originals: Originals = field(default_factory=Originals)
 
     def marked_grant(
         self,

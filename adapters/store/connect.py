@@ -151,11 +151,28 @@ def _sqlite_begin(dbapi_conn: PoolProxiedConnection) -> None:
         cursor.close()
 
 
+def pg_connect_args(url: URL) -> dict[str, int]:
+    """libpq settings of every connection to PostgreSQL, but those the URL's query sets.
+
+    A server that vanished without a reset (a failover to another host, a dropped network
+    path) otherwise holds a connection's statement until TCP gives up, some 15 minutes on
+    Linux: its thread and connection stay taken while callers time out (``answers``). So
+    TCP is asked to give up after 30 s of unanswered data, and to probe an idle connection
+    (a statement waiting on the server) after 10 s (libpq's ``tcp_user_timeout`` and
+    ``keepalives*`` parameters)."""
+    wanted = {
+        "connect_timeout": PG_CONNECT_TIMEOUT_S,
+        "keepalives": 1,
+        "keepalives_idle": 10,
+        "keepalives_interval": 5,
+        "keepalives_count": 3,
+        "tcp_user_timeout": 30_000,  # milliseconds
+    }
+    return {k: v for k, v in wanted.items() if k not in url.query}
+
+
 def _pg_engine(url: URL) -> Engine:
-    # A connect_timeout in the URL's query wins over ours.
-    connect_args = {"connect_timeout": PG_CONNECT_TIMEOUT_S}
-    if "connect_timeout" in url.query:
-        connect_args = {}
+    connect_args = pg_connect_args(url)
     engine = create_engine(url, connect_args=connect_args, pool_size=PG_POOL_SIZE, max_overflow=0)
     _ping_when_idle(engine)  # replicas outlive database restarts
     return engine

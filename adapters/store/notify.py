@@ -15,7 +15,10 @@ import time
 from collections.abc import Callable
 
 import psycopg
+from psycopg.conninfo import make_conninfo
 from sqlalchemy import URL, Connection, text
+
+from adapters.store.connect import pg_connect_args
 
 log = logging.getLogger("breakglass.store")
 CHANNEL = "breakglass_revocations"
@@ -51,7 +54,7 @@ async def listen(
     while True:
         try:
             async with await psycopg.AsyncConnection.connect(
-                conninfo(url), autocommit=True
+                make_conninfo(conninfo(url), **pg_connect_args(url)), autocommit=True
             ) as conn:
                 await conn.execute(f"LISTEN {CHANNEL}")
                 if lost_at is not None:

@@ -18,7 +18,7 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Collection, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Concatenate, ParamSpec, Self, TypeVar
@@ -39,6 +39,7 @@ from adapters.store import (
     records,
     sign_ins,
 )
+from adapters.store.answers import ANSWER_SECONDS, Answers
 from adapters.store.connect import Connected, connect
 from adapters.store.reader import PointReader
 from engine.errors import StoreError
@@ -72,7 +73,9 @@ class SqlStore:
     engine decides on is passed in by the engine.
     """
 
-    def __init__(self, connected: Connected, clock: Clock = utc_now) -> None:
+    def __init__(
+        self, connected: Connected, clock: Clock = utc_now, answer_seconds: float = ANSWER_SECONDS
+    ) -> None:
         self._engine: Engine = connected.engine
         self._executor: ThreadPoolExecutor = connected.executor
         self._safe_url = connected.safe_url
@@ -84,13 +87,18 @@ class SqlStore:
         self._busy = 0  # transactions submitted and not yet ended (ended on their thread)
         self._busy_lock = threading.Lock()
         self._parts = parts.PartCache()  # job documents' write-once members (WPCs)
+        self._answers = Answers(answer_seconds)  # how long a caller waits for the database
 
     @classmethod
-    async def open(cls, url: str, *, clock: Clock = utc_now) -> Self:
-        """Connect to ``url`` and migrate the schema to head (a no-op when already there)."""
-        store = cls(connect(url), clock)
+    async def open(
+        cls, url: str, *, clock: Clock = utc_now, answer_seconds: float = ANSWER_SECONDS
+    ) -> Self:
+        """Connect to ``url`` and migrate the schema to head (a no-op when already there).
+        A caller waits ``answer_seconds`` at most for the database (``answers``); the
+        migration here as long as it takes."""
+        store = cls(connect(url), clock, answer_seconds)
         try:
-            await store._run(migrate.upgrade)
+            await asyncio.wrap_future(store._executor.submit(store._tx, migrate.upgrade))
             if store._engine.dialect.name == "sqlite" and store._engine.url.database:
                 store._reader = PointReader(store._engine.url.database)
         except BaseException:
@@ -128,7 +136,7 @@ class SqlStore:
     async def _run(
         self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
     ) -> T:
-        return await self._submit(lambda: self._tx(fn, *args, **kwargs))
+        return await self._submit(fn.__name__, lambda: self._tx(fn, *args, **kwargs))
 
     async def _run_alone(
         self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
@@ -140,11 +148,14 @@ class SqlStore:
         for these on every request."""
         if self._keep_connection:  # SQLite: no round trips to save
             return await self._run(fn, *args, **kwargs)
-        return await self._submit(lambda: self._autocommit(fn, *args, **kwargs))
+        return await self._submit(fn.__name__, lambda: self._autocommit(fn, *args, **kwargs))
 
-    async def _submit(self, work: Callable[[], T]) -> T:
+    async def _submit(self, what: str, work: Callable[[], T]) -> T:
         if self._closed:
             raise StoreError("the store is closed")
+        return await self._answers.call(lambda: self._counted(work), f"{what} on {self._safe_url}")
+
+    def _counted(self, work: Callable[[], T]) -> Future[T]:
         self._count(1)
         try:
             job = self._executor.submit(work)
@@ -154,7 +165,7 @@ class SqlStore:
         # Ended, failed or cancelled before it ran: the thread's own callback says so, so
         # a caller that went away still counts until its transaction is over.
         job.add_done_callback(lambda _job: self._count(-1))
-        return await asyncio.wrap_future(job)
+        return job
 
     def _count(self, change: int) -> None:
         with self._busy_lock:

@@ -17,6 +17,7 @@ import pytest
 from adapters.graph import GraphTools
 from adapters.graph.simulated import ManualClock, SimulatedTenant
 from adapters.store import SqlStore
+from adapters.store.answers import ANSWER_SECONDS
 from bot.app import SIMULATED_SEED, default_directory, seed_people
 from bot.executor import RunbookExecutor
 from bot.gateway_service import ToolGateway
@@ -86,6 +87,7 @@ class FullEnv:
     timer: Faults = field(default_factory=lambda: Faults("tick"))
     store_url: str = ""
     home: Path = Path()  # the service's home: its bundles and its kept commands
+    answer_seconds: float = ANSWER_SECONDS  # how long the store waits for the database
 
     async def settle(self) -> None:
         await self.executor.wait_idle()
@@ -132,15 +134,22 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-async def full(tmp_path: Path, store_url: str) -> AsyncIterator[FullEnv]:
+def answer_seconds() -> float:
+    """How long the store's callers wait for the database (a test may parametrize it)."""
+    return ANSWER_SECONDS
+
+
+@pytest.fixture
+async def full(tmp_path: Path, store_url: str, answer_seconds: float) -> AsyncIterator[FullEnv]:
     """The service on a store whose disk the test fills (``full.disk``) and frees."""
     clock = ManualClock()
     async with SimulatedTenant(clock=clock, ca_interval=0.02, strict=True) as sim:
-        store = await SqlStore.open(store_url)
+        store = await SqlStore.open(store_url, answer_seconds=answer_seconds)
         sqlite = store_url.startswith("sqlite")
         disk: FullDisk = SqliteDisk(store) if sqlite else PostgresDisk(store_url)
         graph = GraphTools(config_for(sim), snapshots=store, clock=clock.now)
         environment = _started(store, Tripwire(graph), clock, sim, disk, store_url, tmp_path)
+        environment.answer_seconds = answer_seconds
         try:
             yield environment
         finally:
@@ -198,12 +207,13 @@ async def started_again(env: FullEnv, replica_id: str | None = None) -> AsyncIte
     replica beside it): a new store connection on the same URL, the same keys, tenant, disk
     and home, a new adapter (its calls counted apart), a new chat. Its ``resume`` is the
     caller's, as the app's start is."""
-    store = await SqlStore.open(env.store_url)
+    store = await SqlStore.open(env.store_url, answer_seconds=env.answer_seconds)
     graph = GraphTools(config_for(env.sim), snapshots=store, clock=env.clock.now)
     tools = Tripwire(graph)
     # A SQLite disk fills for one connection (disk.py): the new process's is its own.
     disk = SqliteDisk(store) if env.store_url.startswith("sqlite") else env.disk
     again = _started(store, tools, env.clock, env.sim, disk, env.store_url, env.home, replica_id)
+    again.answer_seconds = env.answer_seconds
     try:
         yield again
     finally:

@@ -73,3 +73,28 @@ async def test_a_connection_used_just_before_is_replaced_for_a_read_not_for_a_lo
         await store.claim_key("k-2", {"n": 2}, T0)
     assert "claim_key" in str(failed.value)  # names what failed, no traceback
     assert await store.claim_key("k-2", {"n": 2}, T0)  # it never ran: recorded now
+
+
+def _dsn_of(url: str) -> dict[str, str]:
+    """The libpq parameters a store connection to ``url`` was made with."""
+    connected = connect.connect(url)
+    try:
+        with connected.engine.connect() as conn:
+            dsn = conn.connection.driver_connection.info.dsn  # type: ignore[union-attr]
+    finally:
+        connected.engine.dispose()
+        connected.executor.shutdown()
+    return dict(part.split("=", 1) for part in dsn.split())
+
+
+def test_a_server_gone_without_a_reset_is_given_up_on_by_tcp(pg_url: str) -> None:
+    """A failover to another host leaves our statements waiting on a peer that is gone:
+    TCP gives up after 30 s of unanswered data and probes a connection quiet for 10 s
+    (Linux alone would wait some 15 minutes). A URL's own setting wins."""
+    made = _dsn_of(pg_url)
+    assert (made["tcp_user_timeout"], made["keepalives"], made["keepalives_idle"]) == (
+        "30000",
+        "1",
+        "10",
+    )
+    assert _dsn_of(f"{pg_url}&keepalives_idle=7")["keepalives_idle"] == "7"
