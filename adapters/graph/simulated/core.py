@@ -37,11 +37,16 @@ class LogEntry:
 
 @dataclass
 class AppCredentials:
-    """The simulated app registration: a client secret and/or certificates (by SHA-1)."""
+    """The simulated app registration: a client secret and/or certificates (by SHA-1); when
+    the secret expires (its ``endDateTime``), whether the service principal is enabled, and
+    which Graph permissions an administrator removed (``permissions``)."""
 
     client_id: str
     client_secret: str | None = field(default=None, repr=False)
     certificates: dict[str, Any] = field(default_factory=dict)  # thumbprint hex -> public key
+    secret_expires: datetime | None = None
+    enabled: bool = True
+    removed_permissions: set[str] = field(default_factory=set)
 
     def secret_matches(self, given: str) -> bool:
         if self.client_secret is None:
@@ -85,6 +90,7 @@ class SimCore:
         on_change: Callable[[Directory], None] | None = None,
         rate_clock: Callable[[], float] = time.monotonic,
         reports_rate: tuple[int, float] = (5, 10.0),
+        token_lifetime: timedelta = TOKEN_LIFETIME,
     ) -> None:
         self.replication = Replication(directory)
         self.clock = clock
@@ -97,7 +103,9 @@ class SimCore:
         self.activity = ActivityLog()  # the directory audit and sign-in logs
         self.page_size = 100
         self.log: list[LogEntry] = []
-        self._tokens: dict[str, datetime] = {}
+        self.token_lifetime = token_lifetime
+        # each token: when it expires, and the permissions it lacks (removed when issued)
+        self._tokens: dict[str, tuple[datetime, frozenset[str]]] = {}
 
     @property
     def directory(self) -> Directory:
@@ -123,16 +131,19 @@ class SimCore:
 
     def issue_token(self) -> tuple[str, int]:
         token = secrets.token_urlsafe(32)
-        self._tokens[token] = self.now() + TOKEN_LIFETIME
-        return token, int(TOKEN_LIFETIME.total_seconds())
+        lacking = frozenset(self.credentials.removed_permissions)
+        self._tokens[token] = (self.now() + self.token_lifetime, lacking)
+        return token, int(self.token_lifetime.total_seconds())
 
-    def check_bearer(self, header: str | None) -> None:
+    def check_bearer(self, header: str | None) -> frozenset[str]:
+        """The permissions the token lacks; 401 when it is unknown or expired."""
         scheme, _, token = (header or "").partition(" ")
-        expires = self._tokens.get(token) if scheme.lower() == "bearer" else None
-        if expires is None:
+        issued = self._tokens.get(token) if scheme.lower() == "bearer" else None
+        if issued is None:
             raise _unauthorized("Access token validation failure. Invalid audience.")
-        if self.now() >= expires:
+        if self.now() >= issued[0]:
             raise _unauthorized("Lifetime validation failed, the token is expired.")
+        return issued[1]
 
 
 def _unauthorized(message: str) -> SimError:

@@ -6,6 +6,10 @@ A ``Fault`` matches requests by method and path substring and fires ``times`` ti
 * ``unavailable``: 503; nothing applied.
 * ``gateway_timeout``: 504; applied first when ``apply`` is true (the ambiguous case).
 * ``drop``: the connection is closed without an answer; applied first when ``apply``.
+
+The token endpoint takes only ``drop`` faults whose ``path`` names it (``/oauth2/v2.0/token``):
+a fault meant for Graph (whose path may be empty, matching every Graph request) never fires
+there.
 """
 
 from __future__ import annotations
@@ -44,12 +48,22 @@ class FaultPlan:
     def clear(self) -> None:
         self.faults.clear()
 
+    def take_named(self, kind: str, method: str, path: str) -> Fault | None:
+        """As ``take``, for a fault of ``kind`` whose non-empty path names this request."""
+        for fault in self.faults:
+            if fault.kind == kind and fault.path and fault.matches(method, path):
+                return self._used(fault)
+        return None
+
+    def _used(self, fault: Fault) -> Fault:
+        fault.times -= 1
+        if fault.times == 0:
+            self.faults.remove(fault)
+        return fault
+
     def take(self, method: str, path: str) -> Fault | None:
         """The first matching fault, with one of its uses consumed."""
         for fault in self.faults:
             if fault.matches(method, path):
-                fault.times -= 1
-                if fault.times == 0:
-                    self.faults.remove(fault)
-                return fault
+                return self._used(fault)
         return None

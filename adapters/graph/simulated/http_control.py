@@ -20,6 +20,9 @@ GET      /_sim/requests           log of received requests: method, path, status
 POST     /_sim/activity           a user did something: ``{"user", "activity", "targets"}``
                                   (an audit entry initiated by that user)
 POST     /_sim/signins            a user signs in: ``{"user", "app"?, "errorCode"?}``
+PATCH    /_sim/app                an administrator changes the app: ``{"enabled"?: bool,
+                                  "secretExpired"?: true, "removePermissions"?: [...],
+                                  "restorePermissions"?: [...]}`` (see ``permissions``)
 =======  =======================  ==========================================================
 """
 
@@ -30,7 +33,7 @@ from typing import Any
 
 from aiohttp import web
 
-from adapters.graph.simulated import auditlog, deletions, pim, policies
+from adapters.graph.simulated import auditlog, deletions, permissions, pim, policies
 from adapters.graph.simulated.clock import ManualClock, iso
 from adapters.graph.simulated.errors import SimError
 from adapters.graph.simulated.faults import Fault
@@ -149,6 +152,25 @@ async def user_sign_in(request: web.Request) -> web.Response:
     return web.json_response(entry, status=201)
 
 
+async def change_app(request: web.Request) -> web.Response:
+    core, body = core_of(request), await _object(request)
+    app = core.credentials
+    try:
+        removed = [permissions.known(str(n)) for n in body.get("removePermissions", [])]
+        restored = [permissions.known(str(n)) for n in body.get("restorePermissions", [])]
+    except (TypeError, ValueError) as exc:
+        raise SimError(400, "BadRequest", str(exc)) from exc
+    if isinstance(body.get("enabled"), bool):
+        app.enabled = body["enabled"]
+    if body.get("secretExpired") is True:
+        app.secret_expires = core.now()
+    app.removed_permissions.update(removed)
+    app.removed_permissions.difference_update(restored)
+    expires = iso(app.secret_expires) if app.secret_expires is not None else None
+    state = {"enabled": app.enabled, "secretExpires": expires}
+    return web.json_response(state | {"removedPermissions": sorted(app.removed_permissions)})
+
+
 async def _object(request: web.Request) -> dict[str, Any]:
     body = await json_body(request)
     if not isinstance(body, dict):
@@ -171,3 +193,4 @@ def add_routes(app: web.Application) -> None:
     add("GET", "/_sim/requests", request_log)
     add("POST", "/_sim/activity", user_activity)
     add("POST", "/_sim/signins", user_sign_in)
+    add("PATCH", "/_sim/app", change_app)

@@ -1,7 +1,8 @@
 """The simulated Microsoft Graph endpoints (``/v1.0/...``).
 
-Before any handler runs, ``graph_gate`` checks the bearer token (401), applies the
-Conditional Access rate limit (429 without Retry-After) and fires injected faults.
+Before any handler runs, ``graph_gate`` checks the bearer token (401) and the permissions it
+carries (403, ``permissions``), applies the Conditional Access rate limit (429 without
+Retry-After) and fires injected faults.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from adapters.graph.simulated import deletions, pim, policies
+from adapters.graph.simulated import deletions, permissions, pim, policies
 from adapters.graph.simulated.auditlog import app_initiator, target
 from adapters.graph.simulated.clock import iso
 from adapters.graph.simulated.core import SimCore
@@ -40,7 +41,8 @@ async def graph_gate(request: web.Request, handler: Handler) -> web.StreamRespon
     if not request.path.startswith(GRAPH_PREFIX + "/"):
         return await handler(request)
     core = core_of(request)
-    core.check_bearer(request.headers.get("Authorization"))
+    lacking = core.check_bearer(request.headers.get("Authorization"))
+    permissions.check(lacking, request.method, request.path)
     if request.path.startswith(CA + "/"):
         core.ca_gate.admit()
     fault = core.faults.take(request.method, request.path)

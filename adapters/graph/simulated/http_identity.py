@@ -5,6 +5,11 @@
 thumbprint, audience, issuer and expiry). Tokens are opaque and expire on the sim clock.
 Endpoints in the discovery document are https, as MSAL requires; the breakglass client reroutes
 them to this loopback server.
+
+What an administrator can do to the app is refused here as Entra does (docs/graph.md, "the
+app refused"): a disabled service principal (AADSTS7000112), an expired secret
+(AADSTS7000222), a deleted or replaced one (AADSTS7000215); a ``drop`` fault naming this
+endpoint closes the connection without an answer (the endpoint unreachable).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from aiohttp import web
 from adapters.graph.simulated import http_signin
 from adapters.graph.simulated.core import SimCore
 from adapters.graph.simulated.errors import TokenError
-from adapters.graph.simulated.http_common import core_of
+from adapters.graph.simulated.http_common import DROPPED, core_of
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 GRAPH_DEFAULT_SCOPE = "https://graph.microsoft.com/.default"
@@ -66,6 +71,11 @@ async def openid_configuration(request: web.Request) -> web.Response:
 
 async def token(request: web.Request) -> web.Response:
     _check_tenant(request)
+    if core_of(request).faults.take_named("drop", request.method, request.path) is not None:
+        request[DROPPED] = True  # unreachable: the connection closes without an answer
+        if request.transport is not None:
+            request.transport.close()
+        return web.Response(status=204)
     form = await request.post()
     fields = {k: v for k, v in form.items() if isinstance(v, str)}
     if fields.get("grant_type") == "authorization_code":  # step-up sign-in (http_signin)
@@ -104,9 +114,21 @@ async def _code_token(request: web.Request, fields: dict[str, str]) -> web.Respo
 
 
 def _authenticate_client(request: web.Request, core: SimCore, fields: dict[str, str]) -> None:
+    app = core.credentials
+    if not app.enabled:  # Entra's status for it is not documented: 400, as unauthorized_client
+        raise TokenError(
+            400, "unauthorized_client", 7000112, f"Application '{app.client_id}' is disabled."
+        )
     if "client_secret" in fields:
-        if not core.credentials.secret_matches(fields["client_secret"]):
+        if not app.secret_matches(fields["client_secret"]):
             raise TokenError(401, "invalid_client", 7000215, "Invalid client secret provided.")
+        if app.secret_expires is not None and core.now() >= app.secret_expires:
+            raise TokenError(
+                401,
+                "invalid_client",
+                7000222,
+                f"The provided client secret keys for app '{app.client_id}' are expired.",
+            )
         return
     if fields.get("client_assertion_type") == ASSERTION_TYPE and "client_assertion" in fields:
         audience = f"{_authority(request)}/oauth2/v2.0/token"

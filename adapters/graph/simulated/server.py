@@ -6,7 +6,7 @@ import secrets
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +24,13 @@ from adapters.graph.simulated import (
     http_identity,
     http_members,
     http_signin,
+    permissions,
     persist,
     pim,
     policies,
 )
 from adapters.graph.simulated.clock import Clock, ManualClock, SystemClock, iso
-from adapters.graph.simulated.core import AppCredentials, LogEntry, SimCore
+from adapters.graph.simulated.core import TOKEN_LIFETIME, AppCredentials, LogEntry, SimCore
 from adapters.graph.simulated.directory import Assignment, Directory, default_seed, load_directory
 from adapters.graph.simulated.faults import Fault
 from adapters.graph.simulated.http_common import CORE, stamp
@@ -53,6 +54,8 @@ class SimulatedTenant:
     atomically after every change), so a restarted tenant resumes its state.
     ``rate_clock``: the monotonic clock of the CA rate gate (see ``core.RateGate``) and of
     the reporting API's gate, ``reports_rate`` (requests, seconds): 5 per 10 s like Graph.
+    ``token_lifetime``: of the access tokens issued (Entra: 60 to 90 minutes by default, 10
+    minutes at least under a token lifetime policy).
     """
 
     def __init__(
@@ -66,6 +69,7 @@ class SimulatedTenant:
         state_path: Path | str | None = None,
         rate_clock: Callable[[], float] = time.monotonic,
         reports_rate: tuple[int, float] = (5, 10.0),
+        token_lifetime: timedelta = TOKEN_LIFETIME,
     ) -> None:
         self.clock: Clock = clock or SystemClock()
         self.state_path = Path(state_path) if state_path is not None else None
@@ -82,6 +86,7 @@ class SimulatedTenant:
             on_change=on_change,
             rate_clock=rate_clock,
             reports_rate=reports_rate,
+            token_lifetime=token_lifetime,
         )
         self.signin = http_signin.SignInService()
         self.memberships = http_members.Memberships()
@@ -200,6 +205,33 @@ class SimulatedTenant:
         thumbprint = cert.fingerprint(hashes.SHA1()).hex().upper()  # noqa: S303
         self.core.credentials.certificates[thumbprint] = cert.public_key()
         return thumbprint
+
+    # what an administrator does to the app itself (docs/graph.md, "the app refused")
+
+    def expire_secret(self, at: datetime | None = None) -> None:
+        """The client secret expires ``at`` (now by default): AADSTS7000222 from then on."""
+        self.core.credentials.secret_expires = at or self.clock.now()
+
+    def replace_secret(self, secret: str | None = None) -> str:
+        """The secret is deleted and a new one added (returned): the old one is AADSTS7000215."""
+        self.client_secret = secret or secrets.token_urlsafe(24)
+        self.core.credentials.client_secret = self.client_secret
+        self.core.credentials.secret_expires = None
+        return self.client_secret
+
+    def set_app_enabled(self, enabled: bool) -> None:
+        """Disable (or enable again) the app's service principal: no new token while it is
+        disabled (AADSTS7000112); tokens already issued stay valid until they expire."""
+        self.core.credentials.enabled = enabled
+
+    def remove_permission(self, name: str) -> None:
+        """An administrator removes a Graph application permission (``permissions.MODELLED``):
+        tokens issued from now on lack it, and Graph answers 403 where it is needed."""
+        self.core.credentials.removed_permissions.add(permissions.known(name))
+
+    def restore_permission(self, name: str) -> None:
+        """... and grants it again: tokens issued from now on have it."""
+        self.core.credentials.removed_permissions.discard(permissions.known(name))
 
     def grant(self, principal_id: str, role_id: str, minutes: int | None = None) -> dict[str, Any]:
         """Another administrator assigns ``role_id`` to ``principal_id`` (outside breakglass)."""
