@@ -174,14 +174,22 @@ async def marked_ca_grants(ctx: ToolContext) -> list[MarkedGrant]:
     if not isinstance(ctx.snapshots, SnapshotIndex):
         return []
     grants = []
+    current: dict[str, Doc] = {}  # each policy read once a sweep: CA requests are paced
     for key in await ctx.snapshots.snapshot_keys("ca:"):
         snap = await ctx.snapshots.load_snapshot(key)
         if snap is None or not {"job_id", "policy_id", "group_id", "policy"} <= set(snap):
             continue
-        group_id = snap["group_id"]
+        group_id, policy_id = snap["group_id"], snap["policy_id"]
         if group_id in excluded_groups(snap["policy"]):
             continue  # excluded before the job: not ours to undo
-        if group_id in excluded_groups(await get_policy(ctx, snap["policy_id"])):
+        if policy_id not in current:
+            try:
+                current[policy_id] = await get_policy(ctx, policy_id)
+            except GraphError as err:
+                if err.status != 404:
+                    raise
+                current[policy_id] = {}  # deleted: our exclusion went with it
+        if group_id in excluded_groups(current[policy_id]):
             grants.append(_marked(ctx, snap))
     return grants
 

@@ -60,6 +60,12 @@ def save_snapshot(conn: Connection, key: str, snapshot: JsonDoc, now: datetime) 
     return stored
 
 
+def snapshot_keys(conn: Connection, prefix: str) -> list[str]:
+    """The keys that start with ``prefix``, in order (a prefix of our own: no wildcards)."""
+    query = select(SNAPSHOTS.c.key).where(SNAPSHOTS.c.key.startswith(prefix, autoescape=True))
+    return list(conn.scalars(query.order_by(SNAPSHOTS.c.key)))
+
+
 def load_snapshot(conn: Connection, key: str) -> JsonDoc | None:
     text = conn.scalar(select(SNAPSHOTS.c.snapshot).where(SNAPSHOTS.c.key == key))
     return None if text is None else codec.doc(text)

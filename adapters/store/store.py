@@ -347,6 +347,10 @@ class SqlStore:
     async def load_snapshot(self, key: str) -> JsonDoc | None:
         return await self._run(records.load_snapshot, key)
 
+    async def snapshot_keys(self, prefix: str) -> list[str]:
+        """So the sweep finds the CA exclusions we made (``adapters.graph.ca.SnapshotIndex``)."""
+        return await self._run(records.snapshot_keys, prefix)
+
     # model exchanges
     async def put_exchange(self, exchange: ModelExchange) -> None:
         await self._run(exchanges.put, exchange)

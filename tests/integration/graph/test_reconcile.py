@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 from adapters.graph import GraphTools
 from adapters.graph.simulated import ManualClock, SimulatedTenant
+from adapters.store import SqlStore
+from adapters.store.connect import sqlite_url
 from engine import catalog
 from tests.integration.graph.conftest import config_for
 from tests.integration.graph.support import (
@@ -80,3 +83,34 @@ async def test_marked_grants_follow_paging(sim: SimulatedTenant, tools: GraphToo
     found = await tools.find_marked_grants()
     assert [g.job_id for g in found] == ["job-p"]
     assert any("skiptoken" in e.query for e in sim.requests_log)
+
+
+async def test_the_service_store_lists_the_exclusions_we_made(
+    sim: SimulatedTenant, clock: ManualClock, tmp_path: Path
+) -> None:
+    """The service hands its SqlStore to the adapter: the sweep must find through it what a
+    failed rollback left (a CA exclusion has no end in the tenant but ours)."""
+    store = await SqlStore.open(sqlite_url(tmp_path))
+    async with store, GraphTools(config_for(sim), store, clock=clock.now) as tools:
+        await tools.call(catalog.EXCLUDE_GROUP, ca_args(job="job-c"))
+        await tools.call(catalog.WRITE_ROLE, write_args(job="job-r"))
+        found = sorted(await tools.find_marked_grants(), key=lambda g: g.job_id)
+        assert [g.job_id for g in found] == ["job-c", "job-r"]
+        assert await store.snapshot_keys("ca:job-c:") == [f"ca:job-c:{MFA_POLICY}"]
+        assert await store.snapshot_keys("ca:job_") == []  # a prefix, not a pattern
+
+
+async def test_a_deleted_policy_does_not_stop_the_sweep_and_each_policy_is_read_once(
+    sim: SimulatedTenant, tools: GraphTools
+) -> None:
+    await tools.call(catalog.EXCLUDE_GROUP, ca_args(job="job-a"))
+    other = next(p for p in sim.directory.policies if p != MFA_POLICY)
+    await tools.call(catalog.EXCLUDE_GROUP, ca_args(job="job-b", policy=other))
+    sim.delete_policy(other)  # our exclusion went with it
+    reads = len(sim.requests_log)
+
+    found = await tools.find_marked_grants()
+
+    assert [g.job_id for g in found] == ["job-a"]
+    policy_reads = [r for r in sim.requests_log[reads:] if "/conditionalAccess/" in r.path]
+    assert len(policy_reads) == 2, policy_reads  # one per policy with a snapshot

@@ -317,13 +317,6 @@ async def test_the_sweep_removes_a_role_a_failed_rollback_left_once_the_secret_i
     assert not tenant_holds(h, "entra-role")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="the sweep never finds a CA exclusion in the service: find_marked_grants lists "
-    "them only from a SnapshotIndex (adapters/graph/ca.py:174), and SqlStore, the service's "
-    "snapshot store (bot/assembly.py:224), has no snapshot_keys",
-)
 async def test_the_sweep_removes_an_exclusion_a_failed_rollback_left_once_the_secret_is_replaced(
     h: Harness,
 ) -> None:
