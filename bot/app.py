@@ -86,6 +86,7 @@ class Runtime:
             await _maybe(chat, "start_socket_mode")
         parts.service.executor = parts.executor(self.internal_url)
         await parts.service.resume()  # before any timer: open jobs are made whole first
+        await self.readiness.probe()  # a full disk stops no start, but it is not ready
         self._timers.every(s.tick_seconds, self._tick)
         self._timers.every(s.sweep_seconds, self._sweep)
         self._timers.every(OUTBOX_SECONDS, self._drain_outbox)

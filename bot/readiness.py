@@ -3,7 +3,10 @@
 A full disk (or a database refusing writes) shows first as a failed write: a tick that could
 not save, a request whose handler hit the store. Any such failure turns readiness off; while
 it is off, each ``/readyz`` tries one small real write (a unique idempotency key, so only
-outages leave rows behind) and turns ready again when it lands. Every store failure a handler
+outages and starts leave rows behind; the sweep purges them) and turns ready again when it
+lands. A start tries one too: a process started on a full disk is not ready from the first
+``/readyz``, though its resume logged the refusal and went on, and its ticks may write nothing
+(the leases of the process it replaced not yet run out). Every store failure a handler
 meets becomes a 503 ``STORE_UNAVAILABLE`` that names neither the database nor its path.
 """
 
@@ -66,6 +69,11 @@ class Readiness:
             }
         open_jobs = sum(n for state, n in counts.items() if state in OPEN)
         return {"ready": True, "open_jobs": open_jobs}
+
+    async def probe(self) -> None:
+        """At start: does the store accept a write? Not ready until it does."""
+        if not await self._probe_write():
+            self.store_failed()
 
     async def _probe_write(self) -> bool:
         try:

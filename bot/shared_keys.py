@@ -20,7 +20,9 @@ RECORD = "deployment:keys"
 async def check_shared_keys(store: SnapshotStore, keys: Keys) -> None:
     """Record this replica's public keys, or refuse them when another replica's are recorded."""
     ours = trust_document(keys)
-    recorded = await store.save_snapshot(RECORD, ours)
+    # Read first: a restart writes nothing here, so a store refusing writes (a full disk)
+    # does not stop the start that must end its open jobs' windows (DESIGN §10).
+    recorded = await store.load_snapshot(RECORD) or await store.save_snapshot(RECORD, ours)
     if recorded == ours:
         return
     differing = [
