@@ -174,18 +174,24 @@ async def run_rollback(service: JobService, job_id: str) -> None:
     verified = await run.undo_and_verify()
     left = await run.contain_at_end()
     still = (() if verified else (run.describe_grant(),)) + left
+    refused = run.refusal(verified) if still else None
     if still:
         log.error(
-            "ESCALATION job %s: rollback not verified or not contained; still: %s",
+            "ESCALATION job %s: rollback not verified or not contained; still: %s%s",
             job_id,
             "; ".join(still),
+            f"; last refusal: {refused}" if refused else "",
             extra={"job_id": job_id, "escalation": True},
         )
     # What the privilege was used for (issue 17 §5): bounded, never blocks the end. Only
     # when a rollback step had to run: else nothing was ever granted.
     used = await read_activity(run.job, service.clock(), run.call) if run.attempts else None
     verdict = RollbackFinished(
-        verified=verified, still_privileged=still, attempts=run.attempts, activity=used
+        verified=verified,
+        still_privileged=still,
+        attempts=run.attempts,
+        activity=used,
+        refused=refused or "",
     )
     try:
         if held is not None:

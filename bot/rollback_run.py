@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from adapters.graph.refusals import describe_gateway_refusal, describe_refusal
 from engine.containment import (
     derived_steps,
     describe_left,
@@ -57,6 +58,10 @@ class RollbackRun:
     told: dict[str, datetime] = field(default_factory=dict)  # reason → not_before said
     contained: tuple[str, ...] | None = None  # containment done (the tools that succeeded)
     last: GatewayOutcome | None = None  # the latest call's outcome
+    # Why the tenant last refused the undo (its steps or their read) and the end's
+    # containment: what an escalation says beside what is left (``refusal``).
+    undo_refused: str | None = None
+    end_refused: str | None = None
     seen_ours: bool = False  # a removal saw the job's own grant in the tenant
     undone: bool = False  # the last round of rollback steps all succeeded
     read_at: datetime = NEVER  # when the last read began
@@ -96,9 +101,13 @@ class RollbackRun:
     async def undo_then_read(self) -> bool:
         """The rollback steps, then the planned read: is the grant gone? (``self.undone``:
         did every step succeed; ``self.read_at``: when the read began.)"""
+        self.undo_refused = None  # a refusal of an earlier round says nothing of this one
         self.undone = await self.steps()
         self.read_at = self.service.clock()
-        return await self.until_done(self.terms["rollback"]["verify"])
+        read = await self.until_done(self.terms["rollback"]["verify"])
+        if not read:
+            self.undo_refused = self.refused() or self.undo_refused
+        return read
 
     async def settled(self, verified: bool) -> bool:
         """Absence read too soon after a write that may have landed proves nothing: remove
@@ -127,7 +136,9 @@ class RollbackRun:
     async def steps(self) -> bool:
         undone = True
         for step in self.terms["rollback"]["steps"]:
-            undone = await self.until_done(step, removal=True) and undone
+            if not await self.until_done(step, removal=True):
+                undone = False
+                self.undo_refused = self.refused() or self.undo_refused
         return undone
 
     async def nothing_granted(self) -> bool:
@@ -262,6 +273,7 @@ class RollbackRun:
             if not await self.until_done(step) and not (planned and self._names_nothing()):
                 log.error("containment step %s for %s did not run", step["tool"], self.job.job_id)
                 left.append(describe_left(step))
+                self.end_refused = self.refused() or self.end_refused
         return (*left, *self.unrecorded())
 
     async def until_swept(self, step: Mapping[str, Any]) -> None:
@@ -299,6 +311,20 @@ class RollbackRun:
                 extra={"job_id": self.job.job_id},
             )
         return left
+
+    def refusal(self, verified: bool) -> str | None:
+        """Why what is left is left, as the tenant last said it: the undo's refusal when the
+        grant is named, else the end's containment's (None when neither was refused)."""
+        return (None if verified else self.undo_refused) or self.end_refused
+
+    def refused(self) -> str | None:
+        """The last call's refusal (code, AADSTS number, hint), if it was one."""
+        last = self.last
+        if last is None:
+            return None
+        if not last.allowed:
+            return describe_gateway_refusal(last.reason)
+        return describe_refusal(last.result) if last.status != "success" else None
 
     def _names_nothing(self) -> bool:
         """The last step's arguments were refused before sending (a principal given as

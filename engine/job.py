@@ -138,6 +138,10 @@ class Job:
     # (engine.containment.credential_mark): each may have created a credential that no
     # derived step removes, so the end names it. In the job only, never in the bundle.
     credentials_in_flight: tuple[Mapping[str, str], ...] = ()
+    # When the tenant ends the planned write's grant by itself, at the latest (a PIM
+    # schedule's end, UTC to the second), as the write's result said (``GRANT_ENDS_AT``);
+    # None when no write said so, or one may have landed whose end is unknown.
+    grant_ends_at: str | None = None
 
     @property
     def resolved(self) -> bool:
@@ -177,6 +181,8 @@ class Job:
             out["credentials_in_flight"] = list(self.credentials_in_flight)
         else:  # absent, not empty: a replica of the release before can still read the job
             del out["credentials_in_flight"]
+        if self.grant_ends_at is None:  # absent likewise
+            del out["grant_ends_at"]
         return out
 
     @classmethod
@@ -198,7 +204,7 @@ class Job:
 
     def but(self, **changes: Any) -> Job:
         """A copy with ``changes``. Not ``dataclasses.replace``, which re-runs ``__init__``
-        over all 34 fields (every transition calls this, some twice): a job has no
+        over all 37 fields (every transition calls this, some twice): a job has no
         ``__post_init__`` and no ``init=False`` field, so a copy of its fields is the same."""
         unknown = changes.keys() - _JOB_FIELDS
         if unknown:
@@ -242,7 +248,8 @@ CA_EXCLUSION = "ca-exclusion"  # the template that excludes a group from a CA po
 
 
 def describe_grant(job: Job) -> str:
-    """The privilege a job grants, in plain words (for escalations and cards)."""
+    """The privilege a job grants, in plain words (for escalations and cards); for a role,
+    until when the tenant's own schedule keeps it at the latest, when the write said."""
     targets = job.request.get("targets", {})
     tenant = targets.get("tenant_id", "?")
     if job.request.get("template") == CA_EXCLUSION:
@@ -250,7 +257,11 @@ def describe_grant(job: Job) -> str:
             f"group {targets.get('group_id')} excluded from Conditional Access policy "
             f"{targets.get('policy_id')} in tenant {tenant}"
         )
-    return (
+    held = (
         f"principal {targets.get('principal_id')} holds role "
         f"{targets.get('role_definition_id')} in tenant {tenant}"
     )
+    # A write in flight may have set a later end than the one recorded: then none is said.
+    if job.grant_ends_at is None or job.write_in_flight:
+        return held
+    return f"{held} until {job.grant_ends_at} at the latest (its PIM schedule ends it)"

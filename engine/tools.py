@@ -51,11 +51,17 @@ class ToolSpec:
         return [(kind, arguments.get(arg)) for arg, kind in self.targets.items()]
 
 
+# A write whose grant the tenant ends by itself (a PIM schedule) says when in its body: RFC
+# 3339 UTC, at the latest. The job keeps it (``Job.grant_ends_at``) to say it when it escalates.
+GRANT_ENDS_AT = "grant_ends_at"
+
+
 @dataclass(frozen=True)
 class ToolResult:
     """What a tool returned: ``status`` success/error and a JSON body (hashed into receipts).
 
-    Verification reads put ``verified: bool`` in ``body``.
+    Verification reads put ``verified: bool`` in ``body``; a write whose grant ends by
+    itself, ``GRANT_ENDS_AT``.
     """
 
     status: str

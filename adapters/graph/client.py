@@ -14,6 +14,9 @@ Rules, in order of importance:
    the same way, in a bucket of their own.
 4. Paging links are followed only under the configured Graph base URL, so the bearer token
    is never sent to another host.
+5. A request refused at the door for its token is resent once with a newer one: 401
+   ``InvalidAuthenticationToken`` (the token), 403 ``Authorization_RequestDenied`` (a
+   permission the token was issued without; not when it is under ``auth.FRESH_S`` old).
 """
 
 from __future__ import annotations
@@ -95,9 +98,10 @@ class GraphClient:
         monotonic: Callable[[], float] = time.monotonic,  # what the pacers and budget measure
         pacing: PacingSlots | None = None,
         pacing_clock: Callable[[], datetime] = wall_clock,
+        clock: Callable[[], datetime] = wall_clock,  # how old a token is (auth.FRESH_S)
     ) -> None:
         self.config = config
-        self._tokens = tokens or TokenSource(config)
+        self._tokens = tokens or TokenSource(config, clock=clock)
         self._sleep = sleep
         self._rand = rand
         self._monotonic = monotonic
@@ -210,14 +214,25 @@ class GraphClient:
         raise RetryLater(error, asked)
 
     async def _send(self, request: _Request) -> tuple[int, str, Mapping[str, str]]:
+        """One request, resent at most once with a newer token (rule 5)."""
         token = await self._tokens.token()
         answer = await self._request(request, token)
-        if answer[0] == 401 and _code_of(answer[1]) == "InvalidAuthenticationToken":
+        code = _code_of(answer[1]) if answer[0] in (401, 403) else None
+        if answer[0] == 401 and code == "InvalidAuthenticationToken":
             # Refused at the door, so nothing was applied: renew the token and send once more.
             await self._tokens.forget(token)
-            token = await self._tokens.token()
-            answer = await self._request(request, token)
-        return answer
+            renewed: str | None = await self._tokens.token()
+        elif answer[0] == 403 and code == "Authorization_RequestDenied":
+            # Denied before anything was done (Graph authorizes a request before it runs it),
+            # so a resend cannot apply anything twice. A token keeps the permissions of its
+            # issue: one restored since reaches us with a newer token only.
+            renewed = await self._tokens.renewed_after_denial(token)
+            if renewed is not None:
+                what = (request.method, request.path, code)
+                log.info("graph %s %s: 403 %s, resending once with a newer token", *what)
+        else:
+            return answer
+        return answer if renewed is None else await self._request(request, renewed)
 
     async def _request(self, request: _Request, token: str) -> tuple[int, str, Mapping[str, str]]:
         if request.path.startswith(CA_PREFIX):

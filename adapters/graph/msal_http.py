@@ -8,6 +8,10 @@ tenant), MSAL is given ``https://<host:port>/<tenant>`` and this client sends th
 Requests to any host other than the authority are refused: MSAL never needs one (instance and
 region discovery are off), and the client secret must not travel anywhere else.
 
+MSAL's result for a refused token request is the answer's JSON body, without its HTTP status:
+``status_of`` finds it again by the body's ``trace_id`` (Entra puts one in every error
+answer), for the last ``STATUSES_KEPT`` refusals; also when MSAL replays a refusal it cached.
+
 MSAL's interface (``msal/oauth2cli/http.py``): ``get(url, params=, headers=, **kw)`` and
 ``post(url, params=, data=, headers=, **kw)``; ``data`` is a dict (form-encode it) or a string;
 responses expose ``status_code``, ``text``, ``headers`` and ``raise_for_status()``.
@@ -16,6 +20,7 @@ responses expose ``status_code``, ``text``, ``headers`` and ``raise_for_status()
 from __future__ import annotations
 
 import json
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
@@ -23,6 +28,8 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from adapters.loopback import is_loopback_http
+
+STATUSES_KEPT = 64
 
 
 class AuthorityHTTPError(OSError):
@@ -56,6 +63,8 @@ class MsalHttpClient:
         # Loopback must never go through a proxy taken from the environment.
         handlers = [urllib.request.ProxyHandler({})] if is_loopback_http(authority_base_url) else []
         self._opener = urllib.request.build_opener(*handlers)
+        self._statuses: dict[str, int] = {}  # trace_id of a refusal -> its HTTP status
+        self._lock = threading.Lock()  # MSAL calls from worker threads
 
     @property
     def msal_authority_host(self) -> str:
@@ -80,6 +89,26 @@ class MsalHttpClient:
 
     def close(self) -> None:
         """Nothing to release: each call opens and closes its own connection."""
+
+    def status_of(self, result: Any) -> int | None:
+        """The HTTP status of the refusal MSAL returned as ``result`` (None: not seen)."""
+        trace = result.get("trace_id") if isinstance(result, dict) else None
+        with self._lock:
+            return self._statuses.get(trace) if isinstance(trace, str) else None
+
+    def _note(self, response: MsalResponse) -> MsalResponse:
+        if response.status_code >= 400:
+            try:
+                body = response.json()
+            except ValueError:
+                return response
+            trace = body.get("trace_id") if isinstance(body, dict) else None
+            if isinstance(trace, str):
+                with self._lock:
+                    self._statuses[trace] = response.status_code
+                    while len(self._statuses) > STATUSES_KEPT:
+                        del self._statuses[next(iter(self._statuses))]  # the oldest
+        return response
 
     def route(self, url: str, params: Mapping[str, Any] | None = None) -> str:
         """The URL actually requested for MSAL's ``url``; refuses any other host."""
@@ -108,7 +137,8 @@ class MsalHttpClient:
                 return MsalResponse(resp.status, _text(resp.read()), dict(resp.headers.items()))
         except urllib.error.HTTPError as err:
             with err:
-                return MsalResponse(err.code, _text(err.read()), dict(err.headers.items()))
+                answer = MsalResponse(err.code, _text(err.read()), dict(err.headers.items()))
+            return self._note(answer)
 
 
 def _text(raw: bytes) -> str:

@@ -69,7 +69,7 @@ class GraphTools:
         pacing: PacingSlots | None = None,
     ) -> None:
         self.config = config
-        self.client = client or GraphClient(config, sleep=sleep, pacing=pacing)
+        self.client = client or GraphClient(config, sleep=sleep, pacing=pacing, clock=clock)
         self._ctx = ToolContext(
             self.client, config.tenant_id, snapshots, clock, sleep, config.deployment
         )

@@ -65,7 +65,9 @@ class JobEnd(ChannelPosts):
 
     def _escalation(self, d: Delivery) -> Json:
         still = [str(s) for s in d.event.detail.get("still_privileged", ())]
-        return text_message(escalation_text(d.job.job_id, still or list(d.job.still_privileged)))
+        refused = str(d.event.detail.get("refused") or "")
+        text = escalation_text(d.job.job_id, still or list(d.job.still_privileged), refused)
+        return text_message(text)
 
     async def _escalate_in_channel(self, d: Delivery) -> None:
         if d.refs.has(kinds.ESCALATE):

@@ -43,11 +43,13 @@ def warning_text(job: Job, minutes: int) -> str:
     )
 
 
-def escalation_text(job_id: str, still: Sequence[str]) -> str:
+def escalation_text(job_id: str, still: Sequence[str], refused: str = "") -> str:
+    """``refused``: why the tenant last refused the rollback (code, AADSTS number, hint)."""
     items = "\n".join(f"• {inert(s, 500)}" for s in still) or "• (see the audit log)"
+    why = f"\nThe tenant's last refusal: {inert(refused)}" if refused else ""
     return (
         f"<!here> :rotating_light: *ROLLBACK FAILED: access is STILL granted* "
-        f"(job {inert(job_id)}). Remove it by hand now:\n{items}"
+        f"(job {inert(job_id)}). Remove it by hand now:\n{items}{why}"
     )
 
 

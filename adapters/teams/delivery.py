@@ -35,6 +35,7 @@ from cards.job_views import (
     kill_result_view,
     receipt_line,
 )
+from cards.text import clean_line, teams_markdown
 from engine import lifecycle
 from engine.chat_ports import ChatPorts
 from engine.errors import ChatError, JobNotFound
@@ -234,6 +235,9 @@ async def _escalate(thread: Thread, event: ChatEvent) -> None:
         f"ESCALATION: job {thread.job.job_id} could not verify its rollback. "
         f"Still privileged: {describe_grant(thread.job)}. Remove this access by hand now."
     )
+    refused = str(event.detail.get("refused") or "")
+    if refused:  # why the tenant last refused the rollback: a code, a number, a hint
+        text += f" The tenant's last refusal: {teams_markdown(clean_line(refused, 300), 400)}"
     await thread.reply(text=text)
 
 

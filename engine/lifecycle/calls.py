@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 from engine import chain
@@ -17,6 +18,7 @@ from engine.containment import (
     is_unrecorded_step,
     settles_mark,
 )
+from engine.errors import InputError
 from engine.job import (
     ACTIVE,
     END_UNEXPECTED_TARGET,
@@ -43,6 +45,7 @@ from engine.receipts import (
     tool_receipt_payload,
 )
 from engine.timeutil import parse_iso
+from engine.tools import GRANT_ENDS_AT
 
 
 def tool_call(job: Job, command: ToolCallRecorded, ctx: Ctx) -> Transition:
@@ -82,6 +85,7 @@ def tool_call(job: Job, command: ToolCallRecorded, ctx: Ctx) -> Transition:
         # Only a write refused before it left us (bad arguments) is known not to have landed.
         changes["write_sent"] = job.write_sent or command.result.get("sent") is not False
         changes["write_in_flight"] = False  # its receipt is in
+        changes["grant_ends_at"] = _grant_ends_at(job, command)
     # A cancelled or failed read learned nothing: it never overwrites what one did learn.
     learned = command.verified is not None and job.write_done
     if learned and _is_planned_read(job, command, "verify_action"):
@@ -92,6 +96,26 @@ def tool_call(job: Job, command: ToolCallRecorded, ctx: Ctx) -> Transition:
     return ledger.finish(
         [Effect(UPDATE_CARDS)], {"state": ledger.job.state, "receipt_id": command.receipt_id}
     )
+
+
+def _grant_ends_at(job: Job, command: ToolCallRecorded) -> str | None:
+    """When the tenant ends the planned writes' grants by itself at the latest: what a
+    successful write's result says (the later of it and an earlier write's). Unknown (None)
+    once a write that may have landed said nothing, so nothing is claimed of its grant."""
+    if command.result.get("sent") is False:
+        return job.grant_ends_at  # it never left us
+    said = command.result.get(GRANT_ENDS_AT) if command.status == "success" else None
+    try:
+        end = parse_iso(said)
+    except InputError:
+        return None
+    if end.microsecond:  # at the latest: to the second, rounded up
+        end = end.replace(microsecond=0) + timedelta(seconds=1)
+    ends_at = end.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if not job.write_sent:
+        return ends_at
+    earlier = job.grant_ends_at
+    return max(earlier, ends_at) if earlier is not None else None
 
 
 def write_sending(job: Job, command: WriteSending, ctx: Ctx) -> Transition:

@@ -207,6 +207,9 @@ class RollbackFinished:
     still_privileged: tuple[str, ...] = ()
     attempts: int = 1
     activity: Mapping[str, Any] | None = None  # the activity read's record (engine.activity)
+    # Why the tenant last refused what is left (code, AADSTS number, hint; no free text):
+    # told with the escalation, not kept in the job nor its bundle.
+    refused: str = ""
 
 
 END_WRITE_FAILED = "write_failed"  # the planned write was refused, failed or raised
@@ -311,7 +314,7 @@ NOTICE = "countdown_notice"  # detail: minutes_left, warning
 FINISH = "finish"  # build the bundle, post kill result and audit summary
 
 
-ESCALATE = "escalate"  # detail: still_privileged
+ESCALATE = "escalate"  # detail: still_privileged (and refused, unverified when known)
 
 
 @dataclass(frozen=True)

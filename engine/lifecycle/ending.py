@@ -194,11 +194,19 @@ def rollback_finished(job: Job, command: RollbackFinished, ctx: Ctx) -> Transiti
     outcome = FAILED
     if verified:
         outcome = KILLED if job.end_reason in KILL_REASONS else CLOSED
-    return close(ledger, outcome, job.end_reason or "", job.ended_by, ctx)
+    refused = command.refused[:MAX_REFUSED]  # said only if the job fails
+    return close(ledger, outcome, job.end_reason or "", job.ended_by, ctx, refused)
 
 
-def close(ledger: Ledger, outcome: str, reason: str, by: str | None, ctx: Ctx) -> Transition:
-    """Resolve the job: revoke any live token, append the signed terminal record."""
+MAX_REFUSED = 300  # the refusal told with an escalation: a code, a number and a hint
+
+
+def close(
+    ledger: Ledger, outcome: str, reason: str, by: str | None, ctx: Ctx, refused: str = ""
+) -> Transition:
+    """Resolve the job: revoke any live token, append the signed terminal record. A
+    ``failed`` job escalates, saying what is still privileged and, when the tenant refused
+    the rollback, why (``refused``: told, not recorded)."""
     for token in ledger.job.tokens:
         if token.revoked_at is None:
             revoke(ledger, token, reason or outcome, ctx)
@@ -223,5 +231,7 @@ def close(ledger: Ledger, outcome: str, reason: str, by: str | None, ctx: Ctx) -
         escalation: dict[str, Any] = {"still_privileged": list(ledger.job.still_privileged)}
         if ledger.job.write_done and ledger.job.verified_after_write is not True:
             escalation["unverified"] = "the read that must follow the write"
+        if refused:
+            escalation["refused"] = refused
         effects.append(Effect(ESCALATE, escalation))
     return ledger.finish(effects, {"state": outcome})

@@ -10,6 +10,7 @@ from adapters.graph import GraphTools
 from adapters.graph.simulated import ManualClock, SimulatedTenant
 from engine import catalog
 from engine.errors import GraphError, InputError
+from engine.tools import GRANT_ENDS_AT
 from tests.integration.graph.support import (
     ALICE,
     DAVE,
@@ -55,12 +56,15 @@ async def test_grant_verify_rollback_verify(sim: SimulatedTenant, tools: GraphTo
 async def test_request_carries_marker_ticket_and_pim_expiry(
     sim: SimulatedTenant, tools: GraphTools, clock: ManualClock
 ) -> None:
-    await tools.call(catalog.WRITE_ROLE, write_args(minutes=45, job="job-77"))
+    granted = await tools.call(catalog.WRITE_ROLE, write_args(minutes=45, job="job-77"))
     (request,) = sim.directory.requests
     assert request["justification"] == "[breakglass job=job-77] INC-42: restore mail flow"
     assert request["ticketInfo"] == {"ticketNumber": "INC-42", "ticketSystem": "breakglass"}
     (grant,) = [g for g in sim.active_grants() if g.principal_id == DAVE]
     assert grant.end == clock.now() + timedelta(minutes=45)
+    # The write says when PIM ends it, to the second: the job names it in an escalation.
+    assert grant.end is not None
+    assert granted.body[GRANT_ENDS_AT] == grant.end.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 async def test_pim_expiry_removes_the_grant_by_itself(

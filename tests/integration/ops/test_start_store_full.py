@@ -105,6 +105,16 @@ async def excluded(http: aiohttp.ClientSession, simulator: str) -> bool:
     return GROUP in policy["conditions"]["users"]["excludeGroups"]
 
 
+async def assert_live_not_ready_and_still_excluded(
+    http: aiohttp.ClientSession, public: str, simulator: str
+) -> None:
+    """A start on the full disk: alive, not ready, and the window not yet over."""
+    assert await get(http, f"{public}/healthz") == (200, {"ok": True})
+    status, body = await get(http, f"{public}/readyz")
+    assert (status, body.get("error")) == (503, STORE_UNAVAILABLE), body
+    assert await excluded(http, simulator)
+
+
 def simulator_of(text: str) -> str:
     found = SIMULATOR.search(text)
     assert found is not None, text
@@ -141,10 +151,7 @@ async def test_a_start_on_a_full_disk_is_live_not_ready_and_ends_the_window_on_t
         assert second.readiness is not None
         simulator, internal = simulator_of(second.describe()), second.internal_url
         async with aiohttp.ClientSession() as http:
-            assert await get(http, f"{second.url}/healthz") == (200, {"ok": True})
-            status, body = await get(http, f"{second.url}/readyz")
-            assert (status, body.get("error")) == (503, STORE_UNAVAILABLE), body
-            assert await excluded(http, simulator)
+            await assert_live_not_ready_and_still_excluded(http, second.url, simulator)
 
             await to_window_end(http, internal, job_id, clock)
             with pytest.raises(StoreError):  # the tick timer's round, as the app runs it
@@ -229,10 +236,7 @@ async def test_serve_restarted_after_a_crash_on_a_full_disk_ends_the_window_on_t
         public, internal = state["public_url"], state["internal_url"]
         simulator = simulator_of(log.read_text())
         async with aiohttp.ClientSession() as http:
-            assert await get(http, f"{public}/healthz") == (200, {"ok": True})
-            status, body = await get(http, f"{public}/readyz")
-            assert (status, body.get("error")) == (503, STORE_UNAVAILABLE), body
-            assert await excluded(http, simulator)
+            await assert_live_not_ready_and_still_excluded(http, public, simulator)
 
             await to_window_end(http, internal, job_id, clock)
 

@@ -142,19 +142,11 @@ async def test_a_window_ending_after_the_app_was_refused_ends_failed_naming_the_
     assert refused  # every refusal receipted
     await assert_ended_failed_naming(h, job, caplog.records, [*secrets, h.sim.client_secret])
     # A role's PIM schedule ended it by itself at the window's end, while the job names it
-    # as held (see the xfail below); nothing ends an exclusion but its removal.
+    # as held until that end at the latest (below); nothing ends an exclusion but its removal.
     assert tenant_holds(h, template) == (template == "ca-exclusion")
     await assert_nothing_retried_after(h)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="the ESCALATION line names the grant but never why the tenant refused: "
-    "bot/rollback.py:179 logs `still` only (RollbackRun.last, bot/rollback_run.py:59, holds "
-    "the refusal); the chat's escalate detail has still_privileged only "
-    "(engine/lifecycle/ending.py:223)",
-)
 @pytest.mark.parametrize("refusal", REFUSALS, ids=ids)
 @pytest.mark.parametrize("template", TEMPLATES)
 async def test_the_escalation_names_why_the_tenant_refused_the_app(
@@ -165,15 +157,10 @@ async def test_the_escalation_names_why_the_tenant_refused_the_app(
     lines = escalations(caplog.records)
     given(len(lines) == 1 and describe_grant(job) in lines[0], f"one escalation names it: {lines}")
     assert refusal.reason in lines[0], lines[0]
+    (told,) = [e.detail for e in h.env.chat.events if e.kind == "escalate"]
+    assert refusal.reason in told.get("refused", ""), told  # the channel is told why too
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="a role's escalation says the principal `holds role` with no end, though PIM ends "
-    "the grant at its schedule's end (here at the window's end, before the rollback gave up): "
-    "engine/job.py:254 (describe_grant) knows no schedule end; bot/rollback.py:179",
-)
 async def test_an_escalated_role_says_when_its_pim_schedule_ends_it(
     h: Harness, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -279,13 +266,6 @@ async def test_a_secret_replaced_during_the_rollback_and_a_restart_end_it_verifi
     assert report.valid, report.reasons
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="the client renews its token only on 401 (adapters/graph/client.py:215) and keeps "
-    "one for half its lifetime (adapters/graph/auth.py:52): a 403 Authorization_RequestDenied "
-    "is retried with the token that lacks the permission until the budget ends",
-)
 @pytest.mark.parametrize("template", TEMPLATES)
 async def test_a_permission_restored_during_the_rollback_is_used_before_its_budget_ends(
     h: Harness, template: str
@@ -307,10 +287,7 @@ async def test_the_sweep_removes_a_role_a_failed_rollback_left_once_the_secret_i
     h: Harness,
 ) -> None:
     job = await role_refused_while_pim_delays(h)
-    given(job.state == FAILED and tenant_holds(h, "entra-role"), "failed, the role still held")
-    h.sim.replace_secret()
-    await h.restart()
-    removed = await h.service.sweep()
+    removed = await swept_once_the_secret_is_replaced(h, job, "entra-role")
     assert removed == [
         f"directory role {ROLE} assigned to {IDS['dave']} by breakglass job job-input"
     ]
@@ -321,10 +298,7 @@ async def test_the_sweep_removes_an_exclusion_a_failed_rollback_left_once_the_se
     h: Harness,
 ) -> None:
     job = await refused_before_the_end(h, "ca-exclusion", BY_NAME["secret expired"])
-    given(job.state == FAILED and tenant_holds(h, "ca-exclusion"), "failed, the exclusion left")
-    h.sim.replace_secret()
-    await h.restart()
-    removed = await h.service.sweep()
+    removed = await swept_once_the_secret_is_replaced(h, job, "ca-exclusion")
     assert len(removed) == 1, removed
     assert not tenant_holds(h, "ca-exclusion")
 
@@ -350,6 +324,15 @@ async def test_what_the_sweep_removes_is_told_in_the_channel_that_saw_the_escala
 
 
 # ---------------------------------------------------------------------------- helpers
+
+
+async def swept_once_the_secret_is_replaced(h: Harness, job: Job, template: str) -> list[str]:
+    """``job`` failed with its grant held; an administrator replaces the app's secret and
+    the process restarts: what its reconciliation sweep removes."""
+    given(job.state == FAILED and tenant_holds(h, template), "failed, the grant still held")
+    h.sim.replace_secret()
+    await h.restart()
+    return await h.service.sweep()
 
 
 def token_expiry(h: Harness) -> tuple[datetime, datetime]:

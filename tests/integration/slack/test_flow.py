@@ -258,6 +258,8 @@ async def test_failed_rollback_escalates_loudly(env: Env) -> None:
     assert loud["text"].startswith("<!here> :rotating_light:")
     assert "STILL granted" in loud["text"]
     assert DAVE_OID in loud["text"]
+    # ... and why: what the tenant last answered the removal (Graph's code and status).
+    assert "The tenant's last refusal: ServiceUnavailable (Graph 503)" in loud["text"]
     assert any("ROLLBACK FAILED" in t for t in thread_texts(env))
 
 

@@ -152,6 +152,9 @@ async def test_a_failed_rollback_is_escalated_loudly_in_the_thread(teams: TeamsE
     escalations = [c for c in teams.connector.calls if "ESCALATION" in str(c.body.get("text"))]
     assert len(escalations) == 1
     assert DAVE in str(escalations[0].body["text"])
+    # ... and why: what the tenant last answered the removal (Graph's code and status;
+    # markdown-escaped, as the text is Teams markdown).
+    assert "last refusal: ServiceUnavailable \\(Graph 503\\)" in str(escalations[0].body["text"])
     assert escalations[0].target == status_id
 
 
