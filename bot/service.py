@@ -34,7 +34,7 @@ from bot.prerequisites import (
 )
 from bot.revocation_listener import RevocationListener
 from bot.rollback import RollbackRunner
-from bot.sweep import sweep
+from bot.sweep import sweep, swept_notice
 from bot.tasks import TaskSet
 from bot.unrecorded import UnrecordedEnds
 from engine import grants, lifecycle
@@ -57,6 +57,7 @@ from engine.ports import (
     JsonDoc,
     ModelExchange,
     Store,
+    StoredJob,
     ToolPort,
 )
 from engine.targets import TENANT_UNAVAILABLE, TargetRejected, TargetResolver
@@ -339,10 +340,14 @@ class JobService:
 
     async def sweep(self) -> list[str]:
         """Reconciliation (see :mod:`bot.sweep`), then housekeeping; returns what was removed."""
-        removed = await sweep(self.store, self.tools, self.leases, self.deployment)
+        removed = await sweep(self.store, self.tools, self.leases, self.deployment, self._swept)
         await self.store.purge_keys(self.clock() - KEY_WINDOW)
         await self.store.purge_sign_ins(self.clock() - SIGN_IN_WINDOW)
         return removed
+
+    def _swept(self, job: StoredJob, grant: str) -> None:
+        """Tell the job's channel what the sweep removed: chat only, its chain is closed."""
+        self._tell(job.job_id, [swept_notice(job, grant, self.clock())])
 
     def knows_revoked(self, job: Job, jti: str) -> bool:
         """Revoked as this process knows it (the gateway's and the model proxy's fast path):

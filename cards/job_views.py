@@ -26,6 +26,9 @@ _ROLLBACK_WORDS = {
     "breakglass.microsoft_graph.restore_ca_policy": "Remove this job's group exclusion from "
     "the Conditional Access policy (changes by others are kept and reported as drift)",
 }
+# An ANNOUNCE no transition makes: the reconciliation sweep (bot.sweep) removed what a
+# resolved job left behind (detail: grant, at). Told in chat only; the job's chain is closed.
+SWEPT = "swept"
 _VERIFY_WORDS = {
     "absent": "Check that the principal no longer holds the role",
     "restored": "Check that the group is no longer excluded from the policy",
@@ -273,9 +276,16 @@ def _elevated(job: Job, names: Mapping[str, str]) -> str:
 
 def announcement_view(
     job: Job, names: Mapping[str, str], detail: Mapping[str, Any]
-) -> views.RemovalDelayedView | views.EndedEarlyView | None:
+) -> views.Announcement | None:
     """The view of an ANNOUNCE effect that has a card of its own (None: the others)."""
     event = detail.get("event")
+    if event == SWEPT:
+        try:
+            at = parse_iso(detail.get("at"))
+        except InputError:
+            return None
+        grant = str(detail.get("grant", ""))
+        return views.SweptView(job.job_id, action_summary(job, names), grant, at)
     if event in DELAY_REASONS:
         try:
             not_before = parse_iso(detail.get("not_before"))
@@ -295,4 +305,5 @@ def announcement_view(
 def announcement_key(detail: Mapping[str, Any]) -> str:
     """Names one announcement, so a re-delivered event posts nothing twice (the event tells
     a delayed removal from a deleted principal's wait for the same moment)."""
-    return f"announce:{detail.get('event', '')}:{detail.get('not_before', '')}"
+    when = detail.get("not_before") or detail.get("at") or ""  # "at": a sweep's removal
+    return f"announce:{detail.get('event', '')}:{when}"

@@ -27,6 +27,7 @@ from cards.layout import (
 from cards.text import clean_line
 from cards.views import (
     ActionSummary,
+    Announcement,
     ApprovalResultView,
     ApprovalView,
     AuditSummaryView,
@@ -38,6 +39,7 @@ from cards.views import (
     RollbackStep,
     StatusView,
     StepOutcome,
+    SweptView,
 )
 from engine.job import PENDING, ROLLING_BACK
 
@@ -236,9 +238,22 @@ def ended_early(view: EndedEarlyView) -> Card:
     return Card(f"{title} (job {view.job_id})", parts, title)
 
 
-def announcement(view: RemovalDelayedView | EndedEarlyView) -> Card:
+def swept(view: SweptView) -> Card:
+    """The reconciliation sweep removed what the (resolved) job left behind."""
+    title = "Reconciliation removed what the job left behind"
+    parts = (
+        *_simulated(view.action),
+        Banner(w.swept_line(view), Tone.GOOD),
+        Facts((*w.action_facts(view.action)[1:], Fact("Job", w.item(view.job_id), mono=True))),
+    )
+    return Card(f"{title} (job {view.job_id})", parts, title)
+
+
+def announcement(view: Announcement) -> Card:
     if isinstance(view, RemovalDelayedView):
         return removal_delayed(view)
+    if isinstance(view, SweptView):
+        return swept(view)
     return ended_early(view)
 
 
@@ -350,7 +365,7 @@ class Drawn(Generic[Out]):
     def status(self, view: StatusView, now: datetime) -> Out:
         return self._render(status(view, now))
 
-    def announcement(self, view: RemovalDelayedView | EndedEarlyView) -> Out:
+    def announcement(self, view: Announcement) -> Out:
         return self._render(announcement(view))
 
     def kill_result(self, view: KillResultView) -> Out:

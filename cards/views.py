@@ -289,4 +289,17 @@ class EndedEarlyView:
     detail: str = ""  # the error as the executor saw it: tenant text, shown inert
 
 
-Announcement = RemovalDelayedView | EndedEarlyView
+@dataclass(frozen=True)
+class SweptView(_Checked):
+    """The reconciliation sweep removed ``grant`` (its description), which the resolved job
+    left behind: told to the channel that saw the job's escalation (chat only)."""
+
+    job_id: str
+    action: ActionSummary
+    grant: str
+    at: datetime
+
+    _must_be_aware = ("at",)
+
+
+Announcement = RemovalDelayedView | EndedEarlyView | SweptView

@@ -11,7 +11,14 @@ from datetime import UTC, datetime, timedelta
 
 from cards.layout import Fact
 from cards.text import clean_block, clean_line, truncate
-from cards.views import ActionSummary, Approval, Named, RemovalDelayedView, Template
+from cards.views import (
+    ActionSummary,
+    Approval,
+    Named,
+    RemovalDelayedView,
+    SweptView,
+    Template,
+)
 from engine.catalog import REVOKE_SESSIONS
 
 NAME_LIMIT = 120
@@ -148,6 +155,15 @@ def removal_delayed_line(view: RemovalDelayedView) -> str:
         )
     when = f"{what} can be removed from {at_minute(view.not_before)}; removal will run then."
     return f"{_contained(view)}; {when}"
+
+
+def swept_line(view: SweptView) -> str:
+    """What the sweep removed, and what it did not do (it revokes no sign-in session)."""
+    return (
+        f"The reconciliation sweep removed {item(view.grant)}, which job {item(view.job_id)} "
+        f"left behind, at {at(view.at)}: that grant is no longer held. The sweep revokes no "
+        "sign-in sessions."
+    )
 
 
 def _contained(view: RemovalDelayedView) -> str:

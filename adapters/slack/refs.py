@@ -13,7 +13,8 @@ went out and updates what it must update in place:
 * ``notice:frozen``           where the thread was told the card can no longer be updated
 * ``receipt:<seq>``           one receipts message in the thread, from record ``seq`` on;
                               ``seqs`` lists every record it shows (absent: just ``seq``)
-* ``announce:<event>:<when>`` a failure or delayed-removal announcement in the thread
+* ``announce:<event>:<when>`` a failure, delayed-removal or swept-grant announcement in the
+                              thread
 * ``warning``, ``finish:kill``, ``finish:audit``, ``finish:bundle``, ``escalate``
 * ``escalate:requester``      where the requester was told of an escalation the channel refused
 """

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from cards import job_views, moments, plain, slack, teams, wording
-from cards.views import RemovalDelayedView
+from cards.views import RemovalDelayedView, SweptView
 from tests.support.engine_sim import JobSim
 from tests.unit.cards import samples as s
 
@@ -104,3 +104,27 @@ def test_the_kill_result_names_the_new_end_reasons() -> None:
     for reason in ("write_failed", "executor_failed"):
         card = moments.kill_result(replace(s.kill_result(), trigger=reason, by=None))
         assert f"Ended: {wording.END_REASONS[reason]} at" in plain.render(card)
+
+
+def test_what_the_sweep_removed_is_said_the_same_on_every_platform() -> None:
+    sim = JobSim()
+    sim.request()
+    assert sim.job is not None
+    grant = "directory role R assigned to P by breakglass job " + sim.job.job_id
+    detail = {"event": job_views.SWEPT, "grant": grant, "at": s.T0.isoformat()}
+    said = job_views.announcement_view(sim.job, {}, detail)
+    assert isinstance(said, SweptView)
+    assert (said.grant, said.at) == (grant, s.T0)
+    line = wording.swept_line(said)
+    assert line == (
+        f"The reconciliation sweep removed {grant}, which job {sim.job.job_id} left behind, "
+        "at 2025-11-25 17:30 UTC: that grant is no longer held. The sweep revokes no sign-in "
+        "sessions."
+    )
+    for card in (teams.moment.announcement(said), slack.moment.announcement(said)):
+        assert line in json.dumps(card, ensure_ascii=False)
+    assert line in plain.render(moments.announcement(said))
+    # One post per removal: a later removal of the same job is not taken for a re-delivery.
+    later = {**detail, "at": (s.T0 + timedelta(minutes=5)).isoformat()}
+    assert job_views.announcement_key(detail) != job_views.announcement_key(later)
+    assert job_views.announcement_view(sim.job, {}, {**detail, "at": "never"}) is None
