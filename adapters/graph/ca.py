@@ -264,9 +264,9 @@ async def _load_original(ctx: ToolContext, args: Mapping[str, Any]) -> Doc | Non
     snap = ctx.originals.get(key)
     if snap is None:
         snap = await ctx.snapshots.load_snapshot(key)
-    if snap is None:
-        return None
-    ctx.originals.keep(key, snap)
+        if snap is None:
+            return None
+        ctx.originals.keep(key, snap)
     if not isinstance(snap.get("policy"), Mapping):
         raise InputError("the Conditional Access snapshot of this job and policy is damaged")
     return dict(snap["policy"])

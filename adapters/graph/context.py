@@ -15,12 +15,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
 
+from adapters.bounded import Bounded
 from adapters.graph.client import GraphClient
 from adapters.graph.config import RetryPolicy
 from adapters.graph.failures import ResponseLost
 from engine.ports import JsonDoc, MarkedGrant, SnapshotStore
 
 T = TypeVar("T")
+ORIGINALS_KEPT = 1024  # CA snapshots kept in memory (a few KB each)
 
 
 class KeyedLocks:
@@ -33,23 +35,6 @@ class KeyedLocks:
 
     def __call__(self, key: str) -> asyncio.Lock:
         return self._locks.setdefault(key, asyncio.Lock())
-
-
-class Originals:
-    """Write-once documents kept in memory, the oldest dropped past ``limit``."""
-
-    def __init__(self, limit: int = 1024) -> None:
-        self.limit = limit
-        self._kept: dict[str, JsonDoc] = {}
-
-    def get(self, key: str) -> JsonDoc | None:
-        return self._kept.get(key)
-
-    def keep(self, key: str, document: JsonDoc) -> JsonDoc:
-        self._kept[key] = document
-        while len(self._kept) > self.limit:
-            del self._kept[next(iter(self._kept))]
-        return document
 
 
 @dataclass(frozen=True)
@@ -65,7 +50,7 @@ class ToolContext:
     voided: set[str] = field(default_factory=set)
     # CA snapshots saved or read here (write-once, so never stale): a restore while the
     # store does not answer still knows whether the exclusion was ours (adapters.graph.ca)
-    originals: Originals = field(default_factory=Originals)
+    originals: Bounded[str, JsonDoc] = field(default_factory=lambda: Bounded(ORIGINALS_KEPT))
 
     def marked_grant(
         self,

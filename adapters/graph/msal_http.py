@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
+from adapters.bounded import Bounded
 from adapters.loopback import is_loopback_http
 
 STATUSES_KEPT = 64
@@ -63,7 +64,7 @@ class MsalHttpClient:
         # Loopback must never go through a proxy taken from the environment.
         handlers = [urllib.request.ProxyHandler({})] if is_loopback_http(authority_base_url) else []
         self._opener = urllib.request.build_opener(*handlers)
-        self._statuses: dict[str, int] = {}  # trace_id of a refusal -> its HTTP status
+        self._statuses: Bounded[str, int] = Bounded(STATUSES_KEPT)  # refusal trace_id: status
         self._lock = threading.Lock()  # MSAL calls from worker threads
 
     @property
@@ -105,9 +106,7 @@ class MsalHttpClient:
             trace = body.get("trace_id") if isinstance(body, dict) else None
             if isinstance(trace, str):
                 with self._lock:
-                    self._statuses[trace] = response.status_code
-                    while len(self._statuses) > STATUSES_KEPT:
-                        del self._statuses[next(iter(self._statuses))]  # the oldest
+                    self._statuses.keep(trace, response.status_code)
         return response
 
     def route(self, url: str, params: Mapping[str, Any] | None = None) -> str:
