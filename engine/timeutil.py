@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
 from engine.errors import InputError
@@ -14,6 +14,16 @@ def iso_ms(when: datetime) -> str:
         raise ValueError("naive datetime")
     utc = when.astimezone(UTC)
     return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def iso_seconds_up(when: datetime) -> str:
+    """RFC 3339 UTC to the second, rounded up: "at the latest" for an end in the tenant."""
+    if when.tzinfo is None:
+        raise ValueError("naive datetime")
+    utc = when.astimezone(UTC)
+    if utc.microsecond:
+        utc = utc.replace(microsecond=0) + timedelta(seconds=1)
+    return utc.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_iso(text: object) -> datetime:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from adapters.graph.arguments import job_marker, marked_deployment, marked_job
@@ -24,6 +24,7 @@ from adapters.graph.context import ToolContext
 from engine.catalog import REMOVE_ROLE
 from engine.errors import GraphError
 from engine.ports import MarkedGrant
+from engine.timeutil import iso_seconds_up
 from engine.tools import GRANT_ENDS_AT, ToolResult
 
 REQUESTS = "/roleManagement/directory/roleAssignmentScheduleRequests"
@@ -406,16 +407,8 @@ def _assigned(request: Mapping[str, Any], recovered: bool) -> Doc:
         "target_schedule_id": request.get("targetScheduleId"),
         "schedule": request.get("scheduleInfo"),
         "recovered_by_read_back": recovered,
-        GRANT_ENDS_AT: _at_the_latest(end) if end is not None else None,
+        GRANT_ENDS_AT: iso_seconds_up(end) if end is not None else None,
     }
-
-
-def _at_the_latest(end: datetime) -> str:
-    """``end`` in UTC to the second, rounded up."""
-    end = end.astimezone(UTC)
-    if end.microsecond:
-        end = end.replace(microsecond=0) + timedelta(seconds=1)
-    return end.strftime(_ISO)
 
 
 def _removal(*, already_gone: bool, still_held: bool, seen: bool) -> Doc:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import timedelta
 from typing import Any
 
 from engine import chain
@@ -44,7 +43,7 @@ from engine.receipts import (
     span_id_for,
     tool_receipt_payload,
 )
-from engine.timeutil import parse_iso
+from engine.timeutil import iso_seconds_up, parse_iso
 from engine.tools import GRANT_ENDS_AT
 
 
@@ -109,9 +108,7 @@ def _grant_ends_at(job: Job, command: ToolCallRecorded) -> str | None:
         end = parse_iso(said)
     except InputError:
         return None
-    if end.microsecond:  # at the latest: to the second, rounded up
-        end = end.replace(microsecond=0) + timedelta(seconds=1)
-    ends_at = end.strftime("%Y-%m-%dT%H:%M:%SZ")
+    ends_at = iso_seconds_up(end)
     if not job.write_sent:
         return ends_at
     earlier = job.grant_ends_at
